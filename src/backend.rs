@@ -1,0 +1,181 @@
+//! The one seam through which the store's immutable files (packs, snapshot
+//! records, config) are written, read, listed and deleted.
+//!
+//! Today it is a local directory; an object store can later implement the
+//! same few operations. Everything here is whole-file: a file appears
+//! complete under its final name or not at all, and is never changed after.
+//! Locks, the catalog and `tmp/` are local and do not go through this seam.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+/// An I/O failure on a store file, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct BackendError {
+    /// The file or directory involved.
+    pub path: PathBuf,
+    /// What the OS said.
+    #[source]
+    pub source: io::Error,
+}
+
+impl BackendError {
+    /// Whether the file was not there.
+    pub fn is_not_found(&self) -> bool {
+        self.source.kind() == io::ErrorKind::NotFound
+    }
+}
+
+type Result<T> = std::result::Result<T, BackendError>;
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> BackendError + '_ {
+    move |source| BackendError {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A store's object files on the local file system.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Backend {
+    /// The files under `root`; temporary files are staged in `root/tmp`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+            tmp: root.join("tmp"),
+        }
+    }
+
+    /// The full path of a store-relative key such as `snapshots/ID.json`.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    /// A new temporary file in `tmp/`, removed when dropped unless published.
+    pub fn temp_file(&self) -> Result<NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix("cairn-")
+            .suffix(".tmp")
+            .tempfile_in(&self.tmp)
+            .map_err(at(&self.tmp))
+    }
+
+    /// Makes a fully written temporary file visible under `key`, durably:
+    /// fsync the file, rename it into place, fsync the directory. A crash at
+    /// any point leaves either no file under `key` or the complete one.
+    pub fn publish(&self, file: NamedTempFile, key: &str) -> Result<()> {
+        let dest = self.path(key);
+        file.as_file().sync_all().map_err(at(file.path()))?;
+        let dir = dest.parent().unwrap_or(&self.root).to_owned();
+        self.ensure_dir(&dir)?;
+        file.persist(&dest).map_err(|e| BackendError {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        sync_dir(&dir)
+    }
+
+    /// Writes `bytes` durably as `key` (through a temporary file).
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let mut file = self.temp_file()?;
+        file.write_all(bytes).map_err(at(file.path()))?;
+        self.publish(file, key)
+    }
+
+    /// The whole content of `key`.
+    pub fn read(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path(key);
+        fs::read(&path).map_err(at(&path))
+    }
+
+    /// `len` bytes of `key` from `offset`; a short file is an error.
+    pub fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let path = self.path(key);
+        let file = File::open(&path).map_err(at(&path))?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset).map_err(at(&path))?;
+        Ok(buf)
+    }
+
+    /// The last `len` bytes of `key` and the file's size, in one open.
+    pub fn read_tail(&self, key: &str, len: u64) -> Result<(Vec<u8>, u64)> {
+        let path = self.path(key);
+        let mut file = File::open(&path).map_err(at(&path))?;
+        let size = file.metadata().map_err(at(&path))?.len();
+        let start = size.saturating_sub(len);
+        file.seek(SeekFrom::Start(start)).map_err(at(&path))?;
+        let mut buf = Vec::with_capacity((size - start) as usize);
+        file.read_to_end(&mut buf).map_err(at(&path))?;
+        Ok((buf, size))
+    }
+
+    /// The size of `key` in bytes.
+    pub fn size(&self, key: &str) -> Result<u64> {
+        let path = self.path(key);
+        Ok(fs::metadata(&path).map_err(at(&path))?.len())
+    }
+
+    /// The file names directly in directory `dir` (a key prefix such as
+    /// `snapshots`), sorted. A listing that fails is an error, never an
+    /// empty list: callers delete things based on what is absent.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let path = self.path(dir);
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&path).map_err(at(&path))? {
+            let entry = entry.map_err(at(&path))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes `key` durably.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        fs::remove_file(&path).map_err(at(&path))?;
+        sync_dir(path.parent().unwrap_or(&self.root))
+    }
+
+    fn ensure_dir(&self, dir: &Path) -> Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fs::create_dir_all(dir).map_err(at(dir))?;
+        sync_dir(dir.parent().unwrap_or(&self.root))
+    }
+}
+
+/// fsync a directory so that a rename or a new entry in it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(at(dir))
+}
+
+impl Backend {
+    /// Writes `bytes` durably as `key`, failing with `AlreadyExists` if `key`
+    /// is already there (never replaces it).
+    pub fn create_new(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let dest = self.path(key);
+        let mut file = self.temp_file()?;
+        file.write_all(bytes).map_err(at(file.path()))?;
+        file.as_file().sync_all().map_err(at(file.path()))?;
+        file.persist_noclobber(&dest).map_err(|e| BackendError {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        sync_dir(dest.parent().unwrap_or(&self.root))
+    }
+}

@@ -1,0 +1,304 @@
+//! The snapshot pipeline: sources -> walk -> chunks -> packs -> catalog ->
+//! snapshot record.
+//!
+//! [`prepare`] checks everything that can be checked without the store
+//! (sources exist, patterns compile), so a bad command line writes nothing.
+//! [`run`] then walks, stores, and commits the record last: a snapshot is
+//! visible only when every blob it references is durable.
+
+pub mod change;
+pub mod excludes;
+pub mod pipeline;
+pub mod report;
+pub mod sources;
+pub mod walk;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::chunker;
+use crate::id::TreeId;
+use crate::pack::BlobKind;
+use crate::rawname::RawName;
+use crate::snapshot::select::{self, Filter, SelectError, SnapshotRef};
+use crate::snapshot::{self, RECORD_VERSION, Snapshot, SnapshotRecord, Summary};
+use crate::store::{Store, StoreError};
+use crate::tree::{ChangeKey, Content, Entry, Meta, Tree};
+use crate::when::SnapshotTime;
+
+use excludes::Excludes;
+use crate::progress::Progress;
+use report::{Reporter, Warning};
+use sources::Sources;
+use walk::Walker;
+
+/// Why a snapshot could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// A source path is missing or unusable (checked before anything is written).
+    #[error("source {}: {source}", path.display())]
+    Source {
+        /// The path as given.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// An `--exclude` pattern does not compile.
+    #[error("bad --exclude pattern {pattern:?}: {cause}")]
+    Exclude {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        cause: String,
+    },
+    /// `--stdin-name` is not a plain file name.
+    #[error("--stdin-name {0:?} must be a plain file name (no '/', not '.' or '..')")]
+    StdinName(String),
+    /// Standard input failed while being read.
+    #[error("reading standard input: {0}")]
+    Stdin(io::Error),
+    /// The parent snapshot given does not resolve.
+    #[error("--parent: {0}")]
+    Parent(SelectError),
+    /// A compressor could not be created or failed.
+    #[error("compression failed: {0}")]
+    Compress(io::Error),
+    /// A pipeline thread stopped without saying why.
+    #[error("the capture pipeline stopped unexpectedly")]
+    PipelineStopped,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What to capture.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Files and directories.
+    Paths(Sources),
+    /// Standard input, stored as the file `/NAME`.
+    Stdin {
+        /// The file name.
+        name: RawName,
+    },
+}
+
+/// Which snapshot to compare against.
+#[derive(Debug, Clone)]
+pub enum ParentChoice {
+    /// The newest snapshot with the same host and paths.
+    Auto,
+    /// This one.
+    Given(SnapshotRef),
+    /// None: read every file (`--force`).
+    None,
+}
+
+/// How to take a snapshot, apart from what to capture.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// Host recorded.
+    pub host: String,
+    /// Tags recorded.
+    pub tags: Vec<String>,
+    /// Time recorded (now if `None`).
+    pub time: Option<SnapshotTime>,
+    /// `--exclude` patterns (already checked to compile).
+    pub excludes: Vec<String>,
+    /// Parent selection.
+    pub parent: ParentChoice,
+}
+
+/// A checked snapshot request.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What to capture.
+    pub input: Input,
+    /// How.
+    pub options: CaptureOptions,
+}
+
+/// Checks a snapshot request without touching any store.
+pub fn prepare(
+    paths: &[PathBuf],
+    stdin_name: Option<&str>,
+    mut options: CaptureOptions,
+) -> Result<Plan, CaptureError> {
+    Excludes::new(&options.excludes, None)?;
+    let input = match stdin_name {
+        Some(name) => {
+            let raw = RawName::from_bytes(name.as_bytes().to_vec());
+            if !raw.is_valid_entry_name() {
+                return Err(CaptureError::StdinName(name.to_owned()));
+            }
+            Input::Stdin { name: raw }
+        }
+        None => Input::Paths(Sources::resolve(paths)?),
+    };
+    options.tags.sort();
+    options.tags.dedup();
+    Ok(Plan { input, options })
+}
+
+/// The host name recorded by default.
+pub fn default_host() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Takes a snapshot. Per-file problems are reported to `reporter` and
+/// counted in the summary (`summary.errors`); the snapshot is committed anyway.
+pub fn run(
+    store: &Store,
+    plan: &Plan,
+    reporter: &dyn Reporter,
+    progress: &Progress,
+) -> Result<Snapshot, CaptureError> {
+    let started = Instant::now();
+    let time = plan.options.time.unwrap_or_else(SnapshotTime::now);
+    let excludes = Excludes::new(&plan.options.excludes, Some(store.root()))?;
+    let paths = recorded_paths(&plan.input);
+    let parent = choose_parent(store, plan, &paths)?;
+    let parent_root = parent
+        .as_ref()
+        .filter(|_| matches!(plan.input, Input::Paths(_)))
+        .and_then(|p| load_parent_root(store, p, reporter));
+
+    let ((tree, walked), sink, written) = pipeline::run(store, progress, |sink| {
+        let mut walker = Walker {
+            store,
+            sink,
+            excludes: &excludes,
+            reporter,
+            progress,
+            chunker: store.config().chunker,
+            summary: Summary::default(),
+        };
+        let tree = match &plan.input {
+            Input::Paths(sources) => {
+                walker.capture_layout(Path::new("/"), &sources.layout(), parent_root.as_ref())?
+            }
+            Input::Stdin { name } => capture_stdin(&mut walker, name, time)?,
+        };
+        Ok((tree, walker.summary))
+    })?;
+
+    let summary = Summary {
+        data_blobs_new: sink.data_new,
+        data_blobs_reused: sink.data_reused,
+        tree_blobs_new: sink.tree_new,
+        tree_blobs_reused: sink.tree_reused,
+        bytes_added: written.bytes_stored,
+        bytes_added_raw: written.bytes_raw,
+        packs_written: written.packs,
+        duration_secs: started.elapsed().as_secs_f64(),
+        ..walked
+    };
+    let record = SnapshotRecord {
+        version: RECORD_VERSION,
+        time,
+        host: plan.options.host.clone(),
+        paths,
+        tags: plan.options.tags.clone(),
+        tree,
+        parent: parent.map(|p| p.id),
+        program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        summary,
+    };
+    Ok(snapshot::commit(store.backend(), record)?)
+}
+
+fn recorded_paths(input: &Input) -> Vec<RawName> {
+    match input {
+        Input::Paths(sources) => sources.recorded(),
+        Input::Stdin { name } => {
+            let mut path = b"/".to_vec();
+            path.extend_from_slice(name.as_bytes());
+            vec![RawName::from_bytes(path)]
+        }
+    }
+}
+
+fn choose_parent(
+    store: &Store,
+    plan: &Plan,
+    paths: &[RawName],
+) -> Result<Option<Snapshot>, CaptureError> {
+    let list = store.snapshots()?.snapshots;
+    let found = match &plan.options.parent {
+        ParentChoice::None => None,
+        ParentChoice::Given(reference) => Some(
+            select::resolve(&list, reference, &Filter::default())
+                .map_err(CaptureError::Parent)?
+                .clone(),
+        ),
+        ParentChoice::Auto => list
+            .iter()
+            .rev()
+            .find(|s| s.record.host == plan.options.host && s.record.paths == paths)
+            .cloned(),
+    };
+    Ok(found)
+}
+
+fn load_parent_root(store: &Store, parent: &Snapshot, reporter: &dyn Reporter) -> Option<Tree> {
+    match store.load_tree(&parent.record.tree) {
+        Ok(tree) => Some(tree),
+        Err(e) => {
+            reporter.warn(&Warning::Note {
+                message: format!(
+                    "parent snapshot {} unreadable, every file is read again: {e}",
+                    parent.id.short()
+                ),
+            });
+            None
+        }
+    }
+}
+
+/// Stores standard input as the single file `/NAME`, owned by the running
+/// user, mode 0600 (a dump may hold secrets), stamped with the snapshot time.
+fn capture_stdin(
+    walker: &mut Walker<'_, '_>,
+    name: &RawName,
+    time: SnapshotTime,
+) -> Result<TreeId, CaptureError> {
+    let mut chunks = Vec::new();
+    let mut size = 0u64;
+    for chunk in chunker::chunks(io::stdin().lock(), &walker.chunker) {
+        let data = chunk.map_err(CaptureError::Stdin)?;
+        size += data.len() as u64;
+        Progress::add(&walker.progress.bytes, data.len() as u64);
+        chunks.push(walker.sink.put(BlobKind::Data, data)?);
+    }
+    walker.summary.files = 1;
+    walker.summary.files_new = 1;
+    walker.summary.total_bytes = size;
+    walker.summary.bytes_read = size;
+    let entry = Entry {
+        name: name.clone(),
+        meta: Meta {
+            mode: 0o600,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            size,
+            mtime: crate::tree::Timespec {
+                sec: time.timestamp.as_second(),
+                nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
+            },
+        },
+        content: Content::File {
+            chunks,
+            change: ChangeKey {
+                inode: 0,
+                ctime: None,
+            },
+        },
+    };
+    let bytes = Tree::new(vec![entry]).encode();
+    Ok(walker.sink.put(BlobKind::Tree, bytes)?.as_tree())
+}

@@ -1,0 +1,263 @@
+//! The blob pipeline of a capture:
+//!
+//! ```text
+//! walker thread: read, chunk, hash, dedup ──jobs──▶ N compressors ──blobs──▶ pack writer
+//! ```
+//! The walker hashes each chunk and asks the catalog (and its own set of
+//! blobs sent this run) whether the store already has it; only new blobs are
+//! sent on. Compressors run on every core and re-check each compressed blob
+//! by decompressing it. One writer fills packs sequentially, publishes each
+//! sealed pack durably, then records its blobs in one catalog transaction.
+//! Channels are bounded, so memory stays at a few dozen chunks whatever the
+//! size of the data. On failure no pack is sealed after the error and the
+//! temporary files are removed.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use super::CaptureError;
+use crate::progress::Progress;
+use crate::backend::Backend;
+use crate::catalog::Catalog;
+use crate::compress::{self, Compression, Compressor, Encoded};
+use crate::id::BlobId;
+use crate::pack::writer::PublishedPack;
+use crate::pack::{BlobKind, PackError, PackWriter};
+use crate::store::{Store, StoreError};
+
+/// A new blob on its way to a compressor.
+struct Job {
+    kind: BlobKind,
+    id: BlobId,
+    data: Vec<u8>,
+}
+
+/// A compressed, verified blob on its way to the pack writer.
+struct Ready {
+    kind: BlobKind,
+    id: BlobId,
+    raw_len: u32,
+    encoded: Encoded,
+}
+
+/// Blob counts from the walker's side.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SinkStats {
+    /// Data blobs sent to be stored.
+    pub data_new: u64,
+    /// Data blobs the store already had.
+    pub data_reused: u64,
+    /// Tree blobs sent to be stored.
+    pub tree_new: u64,
+    /// Tree blobs the store already had.
+    pub tree_reused: u64,
+}
+
+/// What the pack writer stored.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriterStats {
+    /// Packs published.
+    pub packs: u64,
+    /// Bytes in those packs' blobs (after compression).
+    pub bytes_stored: u64,
+    /// Raw bytes of those blobs.
+    pub bytes_raw: u64,
+}
+
+/// The walker's handle: hands blobs to the pipeline, skipping known ones.
+pub struct BlobSink<'a> {
+    jobs: Sender<Job>,
+    catalog: &'a Catalog,
+    sent: HashSet<BlobId>,
+    /// Counts so far.
+    pub stats: SinkStats,
+}
+
+impl BlobSink<'_> {
+    /// Stores `data` as a blob of `kind` unless the store already has it;
+    /// returns its id either way.
+    pub fn put(&mut self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId, CaptureError> {
+        let id = BlobId::of(&data);
+        let known = self.sent.contains(&id) || self.catalog.contains(&id).map_err(StoreError::from)?;
+        let (new, reused) = match kind {
+            BlobKind::Data => (&mut self.stats.data_new, &mut self.stats.data_reused),
+            BlobKind::Tree => (&mut self.stats.tree_new, &mut self.stats.tree_reused),
+        };
+        if known {
+            *reused += 1;
+            return Ok(id);
+        }
+        *new += 1;
+        self.sent.insert(id);
+        self.jobs
+            .send(Job { kind, id, data })
+            .map_err(|_| CaptureError::PipelineStopped)?;
+        Ok(id)
+    }
+}
+
+/// Runs `walk` with a sink feeding compressors and a pack writer, then waits
+/// for every blob to be durable and cataloged. If `walk` fails, nothing more
+/// is sealed and its error is returned.
+pub fn run<T>(
+    store: &Store,
+    progress: &Progress,
+    walk: impl FnOnce(&mut BlobSink<'_>) -> Result<T, CaptureError>,
+) -> Result<(T, SinkStats, WriterStats), CaptureError> {
+    let workers = thread::available_parallelism().map_or(2, |n| n.get());
+    let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+    let (ready_tx, ready_rx) = bounded::<Result<Ready, CaptureError>>(workers * 2);
+    let abort = Arc::new(AtomicBool::new(false));
+    let level = store.config().compression.level;
+    let out = PackOutput {
+        backend: store.backend().clone(),
+        catalog: store.catalog_path(),
+        target: store.config().pack.target_size,
+    };
+
+    thread::scope(|scope| {
+        let writer = scope.spawn(|| write_packs(&out, ready_rx, &abort, progress));
+        let compressors: Vec<_> = (0..workers)
+            .map(|_| {
+                let (rx, tx) = (job_rx.clone(), ready_tx.clone());
+                scope.spawn(move || compress_jobs(level, rx, tx))
+            })
+            .collect();
+        drop((job_rx, ready_tx));
+
+        let mut sink = BlobSink {
+            jobs: job_tx,
+            catalog: store.catalog(),
+            sent: HashSet::new(),
+            stats: SinkStats::default(),
+        };
+        let walked = walk(&mut sink);
+        let stats = sink.stats;
+        if walked.is_err() {
+            abort.store(true, Ordering::SeqCst);
+        }
+        drop(sink);
+        for c in compressors {
+            let _ = c.join();
+        }
+        let written = writer.join().unwrap_or(Err(CaptureError::PipelineStopped));
+        // A pipeline failure explains a walker's "pipeline stopped", so it wins.
+        match (walked, written) {
+            (Err(CaptureError::PipelineStopped), Err(e)) => Err(e),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(t), Ok(w)) => Ok((t, stats, w)),
+        }
+    })
+}
+
+fn compress_jobs(level: i32, jobs: Receiver<Job>, ready: Sender<Result<Ready, CaptureError>>) {
+    let mut compressor = match Compressor::new(level) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(CaptureError::Compress(e)));
+            return;
+        }
+    };
+    for job in jobs {
+        let result = compress_one(&mut compressor, job);
+        let failed = result.is_err();
+        if ready.send(result).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Compresses one blob and proves the result decodes back to it: a
+/// compressor fault is caught here, before the blob can reach a pack.
+fn compress_one(compressor: &mut Compressor, job: Job) -> Result<Ready, CaptureError> {
+    let raw_len = job.data.len() as u32;
+    let encoded = compressor.encode(job.data).map_err(CaptureError::Compress)?;
+    if encoded.compression == Compression::Zstd {
+        let fault = |detail: String| {
+            CaptureError::Store(StoreError::Pack(PackError::CompressorFault {
+                blob: job.id,
+                detail,
+            }))
+        };
+        let back = compress::decode(encoded.compression, &encoded.bytes, raw_len as usize)
+            .map_err(|e| fault(e.to_string()))?;
+        if BlobId::of(&back) != job.id {
+            return Err(fault("hash differs".into()));
+        }
+    }
+    Ok(Ready {
+        kind: job.kind,
+        id: job.id,
+        raw_len,
+        encoded,
+    })
+}
+
+/// Where the pack writer puts packs (what it needs of the store: the
+/// store itself holds this thread's catalog connection and stays behind).
+struct PackOutput {
+    backend: Backend,
+    catalog: PathBuf,
+    target: u64,
+}
+
+/// The single pack writer: one open pack per blob kind.
+fn write_packs(
+    out: &PackOutput,
+    ready: Receiver<Result<Ready, CaptureError>>,
+    abort: &AtomicBool,
+    progress: &Progress,
+) -> Result<WriterStats, CaptureError> {
+    let mut catalog = Catalog::open(&out.catalog).map_err(StoreError::from)?;
+    let mut open: [Option<PackWriter>; 2] = [None, None];
+    let mut stats = WriterStats::default();
+    for blob in ready {
+        if abort.load(Ordering::SeqCst) {
+            return Ok(stats);
+        }
+        let blob = blob?;
+        let slot = &mut open[blob.kind as usize];
+        if slot.is_none() {
+            *slot = Some(PackWriter::create(&out.backend, blob.kind).map_err(StoreError::from)?);
+        }
+        let Some(pack) = slot.as_mut() else { continue };
+        pack.add(blob.id, blob.raw_len, &blob.encoded)
+            .map_err(StoreError::from)?;
+        stats.bytes_raw += u64::from(blob.raw_len);
+        Progress::add(&progress.stored, blob.encoded.bytes.len() as u64);
+        if pack.data_len() >= out.target
+            && let Some(full) = slot.take()
+        {
+            finish_pack(&out.backend, &mut catalog, full, &mut stats)?;
+        }
+    }
+    if abort.load(Ordering::SeqCst) {
+        return Ok(stats);
+    }
+    for pack in open.into_iter().flatten() {
+        finish_pack(&out.backend, &mut catalog, pack, &mut stats)?;
+    }
+    Ok(stats)
+}
+
+fn finish_pack(
+    backend: &Backend,
+    catalog: &mut Catalog,
+    pack: PackWriter,
+    stats: &mut WriterStats,
+) -> Result<PublishedPack, CaptureError> {
+    let published = pack
+        .seal()
+        .and_then(|sealed| sealed.publish(backend))
+        .map_err(StoreError::from)?;
+    catalog.record_pack(&published).map_err(StoreError::from)?;
+    crate::crash::point("pack-cataloged");
+    stats.packs += 1;
+    stats.bytes_stored += published.entries.iter().map(|e| u64::from(e.stored_len)).sum::<u64>();
+    Ok(published)
+}

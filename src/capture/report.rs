@@ -1,0 +1,59 @@
+//! What a running capture tells its caller as it goes: warnings.
+
+use std::path::{Path, PathBuf};
+
+/// Something the user should hear about that does not stop the snapshot.
+#[derive(Debug, Clone)]
+pub enum Warning {
+    /// A file or directory could not be read and is not in the snapshot.
+    LeftOut {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        cause: String,
+    },
+    /// A fifo, socket or device file, which cairn does not store.
+    Skipped {
+        /// The path.
+        path: PathBuf,
+        /// What kind of file it is.
+        kind: &'static str,
+    },
+    /// Informational: something cairn decided on the user's behalf.
+    Note {
+        /// The message.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LeftOut { path, cause } => {
+                write!(f, "{}: {cause}; left out of the snapshot", path.display())
+            }
+            Self::Skipped { path, kind } => write!(f, "{}: skipped {kind}", path.display()),
+            Self::Note { message } => f.write_str(message),
+        }
+    }
+}
+
+/// Receives warnings while a capture runs.
+pub trait Reporter: Sync {
+    /// Called once per warning, as it happens.
+    fn warn(&self, warning: &Warning);
+}
+
+/// A reporter that drops everything (for library callers and tests).
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn warn(&self, _: &Warning) {}
+}
+
+pub(crate) fn left_out(path: &Path, cause: impl std::fmt::Display) -> Warning {
+    Warning::LeftOut {
+        path: path.to_owned(),
+        cause: cause.to_string(),
+    }
+}

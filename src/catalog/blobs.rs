@@ -1,0 +1,121 @@
+//! The blob index: which pack holds each blob, and where in it.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Catalog, CatalogError};
+use crate::compress::Compression;
+use crate::id::{BlobId, PackId};
+use crate::pack::writer::PublishedPack;
+use crate::pack::{BlobKind, BlobLocation};
+
+impl Catalog {
+    /// Where `id` is stored, if the catalog knows it.
+    pub fn locate(&self, id: &BlobId) -> Result<Option<BlobLocation>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT p.id, b.kind, b.offset, b.stored_len, b.raw_len, b.compression
+                 FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.id = ?1",
+            )
+            .map_err(self.err())?;
+        let row = stmt
+            .query_row([&id.as_bytes()[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u8>(5)?,
+                ))
+            })
+            .optional()
+            .map_err(self.err())?;
+        let Some((pack, kind, offset, stored_len, raw_len, compression)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(BlobLocation {
+            offset: u64::try_from(offset).map_err(|_| self.corrupt("negative offset"))?,
+            pack: PackId::from_slice(&pack).ok_or_else(|| self.corrupt("pack id length"))?,
+            kind: BlobKind::from_code(kind).ok_or_else(|| self.corrupt("blob kind"))?,
+            stored_len,
+            raw_len,
+            compression: Compression::from_code(compression)
+                .ok_or_else(|| self.corrupt("compression code"))?,
+        }))
+    }
+
+    /// Whether the catalog knows `id` (and so its pack is durable).
+    pub fn contains(&self, id: &BlobId) -> Result<bool, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")
+            .map_err(self.err())?;
+        stmt.exists([&id.as_bytes()[..]]).map_err(self.err())
+    }
+
+    /// Records a durable pack and all its blobs in one transaction. A blob
+    /// already recorded elsewhere keeps its first location (two concurrent
+    /// snapshots may both store it; the spare copy is dead space for prune).
+    pub fn record_pack(&mut self, pack: &PublishedPack) -> Result<(), CatalogError> {
+        let err = super::sqlite(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs (id, kind, size, blob_count) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                &pack.id.as_bytes()[..],
+                pack.kind.code(),
+                pack.size as i64,
+                pack.entries.len() as i64
+            ],
+        )
+        .map_err(&err)?;
+        let rowid: i64 = tx
+            .query_row(
+                "SELECT rowid FROM packs WHERE id = ?1",
+                [&pack.id.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .map_err(&err)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(&err)?;
+            for e in &pack.entries {
+                insert
+                    .execute(params![
+                        &e.id.as_bytes()[..],
+                        rowid,
+                        e.kind.code(),
+                        e.offset as i64,
+                        e.stored_len,
+                        e.raw_len,
+                        e.compression.code()
+                    ])
+                    .map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+
+    /// Whether the catalog already lists pack `id`.
+    pub fn has_pack(&self, id: &PackId) -> Result<bool, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM packs WHERE id = ?1")
+            .map_err(self.err())?;
+        stmt.exists([&id.as_bytes()[..]]).map_err(self.err())
+    }
+
+    /// Numbers of packs and blobs recorded.
+    pub fn counts(&self) -> Result<(u64, u64), CatalogError> {
+        let count = |sql: &str| -> Result<u64, CatalogError> {
+            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0)).map_err(self.err())?;
+            Ok(n.max(0) as u64)
+        };
+        Ok((count("SELECT count(*) FROM packs")?, count("SELECT count(*) FROM blobs")?))
+    }
+}

@@ -1,0 +1,110 @@
+//! `catalog.db`: a SQLite index of where every blob lives and a cache of the
+//! snapshot records.
+//!
+//! The catalog is never the only copy of anything: it can always be rebuilt
+//! from the pack headers and `snapshots/` (see [`rebuild`]). A blob is
+//! recorded only after its pack is durable in `packs/`, so "in the catalog"
+//! implies "safe to reference". WAL mode and a busy timeout let concurrent
+//! snapshots record their packs one short transaction at a time.
+
+mod blobs;
+pub mod rebuild;
+mod schema;
+mod snapshots;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// How long a writer waits for another process's catalog transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A catalog failure, naming the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// SQLite reported an error.
+    #[error("catalog {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The schema was written by a newer cairn.
+    #[error("catalog {} has schema version {found}, newer than this cairn knows ({known}); use a newer cairn", path.display())]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this code knows.
+        known: i64,
+    },
+    /// A row holds a value no writer produces.
+    #[error("catalog {}: corrupt row: {what}", path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// An open connection to `catalog.db`. One per thread: connections are not shared.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, CatalogError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite(path))?;
+        let mut catalog = Self {
+            conn,
+            path: path.to_owned(),
+        };
+        catalog.configure()?;
+        schema::migrate(&mut catalog)?;
+        Ok(catalog)
+    }
+
+    fn configure(&self) -> Result<(), CatalogError> {
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(sqlite(&self.path))?;
+        // FULL: a committed pack record survives power loss, so a durable
+        // snapshot never references blobs the catalog has forgotten.
+        self.conn
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(sqlite(&self.path))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
+        sqlite(&self.path)
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> CatalogError {
+        CatalogError::Corrupt {
+            path: self.path.clone(),
+            what: what.into(),
+        }
+    }
+}
+
+fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
+    move |source| CatalogError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,61 @@
+//! Rebuilding the blob index from the packs' own headers.
+//!
+//! Used when `catalog.db` is missing. Packs whose header cannot be read are
+//! skipped and reported: their blobs are unreachable until repaired, and the
+//! snapshots that need them will say so on restore.
+
+use super::Catalog;
+use crate::backend::Backend;
+use crate::id::PackId;
+use crate::pack::{self, PackError, writer::PublishedPack};
+use crate::store::StoreError;
+
+/// What a rebuild found.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    /// Packs recorded.
+    pub packs: u64,
+    /// Blobs recorded (including duplicates across packs, counted once per pack).
+    pub blobs: u64,
+    /// Packs left out, with the reason.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Records every readable pack under `packs/` that the catalog lacks.
+pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, StoreError> {
+    let mut report = RebuildReport::default();
+    for dir in backend.list("packs")? {
+        for name in backend.list(&format!("packs/{dir}"))? {
+            let key = format!("packs/{dir}/{name}");
+            let Some(id) = pack_id_of(&name) else {
+                report.unreadable.push((key, "not a pack file name".into()));
+                continue;
+            };
+            if catalog.has_pack(&id)? {
+                continue;
+            }
+            match pack::reader::read_header(backend, &id) {
+                Ok((entries, size)) => {
+                    let kind = entries.first().map_or(pack::BlobKind::Data, |e| e.kind);
+                    report.packs += 1;
+                    report.blobs += entries.len() as u64;
+                    catalog.record_pack(&PublishedPack {
+                        id,
+                        kind,
+                        entries,
+                        size,
+                    })?;
+                }
+                Err(e @ (PackError::Format { .. } | PackError::Io(_))) => {
+                    report.unreadable.push((key, e.to_string()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn pack_id_of(name: &str) -> Option<PackId> {
+    name.strip_suffix(".pack")?.parse().ok()
+}

@@ -1,0 +1,56 @@
+//! The catalog schema and its migrations, keyed by `PRAGMA user_version`.
+//! Past migrations are never edited; a new version appends a step.
+
+use super::{Catalog, CatalogError};
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE IF NOT EXISTS packs (
+    rowid      INTEGER PRIMARY KEY,
+    id         BLOB NOT NULL UNIQUE,
+    kind       INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    blob_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    id          BLOB PRIMARY KEY,
+    pack        INTEGER NOT NULL REFERENCES packs(rowid),
+    kind        INTEGER NOT NULL,
+    offset      INTEGER NOT NULL,
+    stored_len  INTEGER NOT NULL,
+    raw_len     INTEGER NOT NULL,
+    compression INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    id     BLOB PRIMARY KEY,
+    record BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Brings the schema to [`SCHEMA_VERSION`] inside one immediate transaction,
+/// so two processes opening a new catalog at once do not race.
+pub fn migrate(catalog: &mut Catalog) -> Result<(), CatalogError> {
+    let path = catalog.path.clone();
+    let err = super::sqlite(&path);
+    let conn = &mut catalog.conn;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(&err)?;
+    if version > SCHEMA_VERSION {
+        return Err(CatalogError::NewerSchema {
+            path: catalog.path.clone(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        tx.execute_batch(V1).map_err(&err)?;
+        tx.pragma_update(None, "user_version", 1).map_err(&err)?;
+    }
+    tx.commit().map_err(&err)
+}

@@ -1,0 +1,170 @@
+//! Where files are cut into blobs: FastCDC 2020 content-defined chunking.
+//!
+//! Boundaries depend only on the bytes and the parameters stored in the
+//! store's config, so an insertion in the middle of a file moves only the
+//! chunks around it and identical content yields identical blobs. A file
+//! smaller than `min_size` is one chunk; an empty file has none.
+
+use std::io::{self, Read};
+
+use fastcdc::v2020::{self, StreamCDC};
+use serde::{Deserialize, Serialize};
+
+/// Chunk size bounds, as recorded in `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    /// No chunk is smaller, except the last of a file.
+    pub min_size: u32,
+    /// The size chunks cluster around.
+    pub avg_size: u32,
+    /// No chunk is larger.
+    pub max_size: u32,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        Self {
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl ChunkerParams {
+    /// Checks the bounds FastCDC accepts (it panics outside them), so that a
+    /// config edited by hand is refused with a message instead.
+    pub fn validate(&self) -> Result<(), String> {
+        let (min, avg, max) = (
+            self.min_size as usize,
+            self.avg_size as usize,
+            self.max_size as usize,
+        );
+        let checks = [
+            (
+                (v2020::MINIMUM_MIN..=v2020::MINIMUM_MAX).contains(&min),
+                "min_size",
+            ),
+            (
+                (v2020::AVERAGE_MIN..=v2020::AVERAGE_MAX).contains(&avg),
+                "avg_size",
+            ),
+            (
+                (v2020::MAXIMUM_MIN..=v2020::MAXIMUM_MAX).contains(&max),
+                "max_size",
+            ),
+        ];
+        if let Some((_, field)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(format!("chunker {field} is outside what FastCDC accepts"));
+        }
+        if min % 2 != 0 || avg % 2 != 0 || max % 2 != 0 {
+            return Err("chunker sizes must be even".into());
+        }
+        if !(min <= avg && avg <= max) {
+            return Err("chunker sizes must satisfy min <= avg <= max".into());
+        }
+        Ok(())
+    }
+}
+
+/// Streams `reader` as chunks, holding at most `max_size` bytes of it at once.
+/// `params` must have passed [`ChunkerParams::validate`].
+pub fn chunks<R: Read>(
+    reader: R,
+    params: &ChunkerParams,
+) -> impl Iterator<Item = io::Result<Vec<u8>>> {
+    StreamCDC::new(
+        reader,
+        params.min_size as usize,
+        params.avg_size as usize,
+        params.max_size as usize,
+    )
+    .map(|chunk| chunk.map(|c| c.data).map_err(io::Error::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seeded_bytes(len: usize, mut seed: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn cut_points(data: &[u8], params: &ChunkerParams) -> Vec<usize> {
+        chunks(data, params)
+            .map(|c| c.unwrap().len())
+            .scan(0, |end, len| {
+                *end += len;
+                Some(*end)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_params_are_valid() {
+        ChunkerParams::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_params_are_refused_not_panicked_on() {
+        let mut p = ChunkerParams::default();
+        p.min_size = 10;
+        assert!(p.validate().is_err());
+        let mut p = ChunkerParams::default();
+        p.avg_size = p.max_size * 2;
+        assert!(p.validate().is_err());
+        let mut p = ChunkerParams::default();
+        p.max_size += 1;
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn empty_input_has_no_chunks_and_small_input_is_one() {
+        let p = ChunkerParams::default();
+        assert_eq!(chunks(&b""[..], &p).count(), 0);
+        let small = vec![7u8; 1000];
+        let got: Vec<_> = chunks(&small[..], &p).map(|c| c.unwrap()).collect();
+        assert_eq!(got, vec![small]);
+    }
+
+    // The cut points of a seeded 8 MiB input are part of the store format:
+    // if this changes, existing stores stop deduplicating against new data.
+    #[test]
+    fn cut_points_of_a_seeded_8_mib_input_are_stable() {
+        let data = seeded_bytes(8 << 20, 0x9E37_79B9_7F4A_7C15);
+        let got = cut_points(&data, &ChunkerParams::default());
+        assert_eq!(
+            got,
+            vec![1_040_333, 2_474_732, 3_526_740, 4_082_364, 5_128_939, 6_764_923, 8_388_608]
+        );
+    }
+
+    #[test]
+    fn an_edit_in_the_middle_moves_only_nearby_chunks() {
+        let p = ChunkerParams::default();
+        let mut data = seeded_bytes(16 << 20, 42);
+        let before: Vec<_> = chunks(&data[..], &p).map(|c| c.unwrap()).collect();
+        data[8 << 20] ^= 0xff;
+        let after: Vec<_> = chunks(&data[..], &p).map(|c| c.unwrap()).collect();
+        let new = after.iter().filter(|c| !before.contains(c)).count();
+        assert!(new <= 2, "{new} new chunks for a one-byte edit");
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_concatenate_back_to_the_input(data in proptest::collection::vec(any::<u8>(), 0..300_000)) {
+            let p = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 };
+            let pieces: Vec<Vec<u8>> = chunks(&data[..], &p).map(|c| c.unwrap()).collect();
+            prop_assert!(pieces.iter().all(|c| c.len() <= 16384 && !c.is_empty()));
+            prop_assert_eq!(pieces.concat(), data);
+        }
+    }
+}

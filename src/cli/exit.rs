@@ -1,0 +1,38 @@
+//! Exit codes, decided in one place. Documented in the README.
+
+use std::process::ExitCode;
+
+/// How `cairn` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Ok = 0,
+    /// Something failed; the message says what.
+    Error = 1,
+    /// The command line was wrong (clap exits with this code itself).
+    #[allow(dead_code)]
+    Usage = 2,
+    /// A snapshot was committed, but some files were left out.
+    Partial = 3,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}
+
+/// An error and its causes on one line, without repeating a cause that the
+/// message above it already quotes.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}

@@ -1,0 +1,64 @@
+//! `cairn init`: create a store.
+
+use clap::Args;
+
+use cairn::compress::CompressionConfig;
+use cairn::store::config::{DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE};
+use cairn::store::{InitOptions, LockMode, PackConfig, Store};
+
+use super::exit::Exit;
+use super::output::{human_bytes, parse_size};
+use super::{Ctx, print_json};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// zstd compression level for new blobs (1-22)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    compression: i32,
+    /// Size at which packs are closed, e.g. 16MiB (1MiB-1GiB)
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = pack_size)]
+    pack_size: u64,
+}
+
+fn pack_size(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    if (MIN_PACK_SIZE..=MAX_PACK_SIZE).contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!("pack size must be between {} and {}", human_bytes(MIN_PACK_SIZE), human_bytes(MAX_PACK_SIZE)))
+    }
+}
+
+pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
+    let store = init_store(ctx, args.compression, args.pack_size)?;
+    let config = store.config();
+    if ctx.json {
+        print_json(&serde_json::json!({
+            "store": store.root(),
+            "id": config.id,
+            "version": config.version,
+        }))?;
+    } else if !ctx.quiet {
+        println!("created cairn store {} at {}", &config.id[..8], store.root().display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// Creates a store at the context's path with the given settings.
+pub fn init_store(ctx: &Ctx, level: i32, pack_size: u64) -> anyhow::Result<Store> {
+    let options = InitOptions {
+        compression: CompressionConfig {
+            level,
+            ..CompressionConfig::default()
+        },
+        pack: PackConfig {
+            target_size: pack_size,
+        },
+    };
+    Ok(Store::init(&ctx.store, &options, ctx.open_options(LockMode::Shared))?)
+}
+
+/// Creates the default store with default settings.
+pub fn init_default(ctx: &Ctx) -> anyhow::Result<Store> {
+    init_store(ctx, CompressionConfig::default().level, DEFAULT_PACK_SIZE)
+}

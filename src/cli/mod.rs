@@ -1,0 +1,137 @@
+//! The command line: argument definitions and dispatch. Each command's file
+//! parses nothing itself and touches no store file directly: it calls the
+//! library and renders what comes back.
+
+pub mod exit;
+mod init;
+mod output;
+mod restore;
+mod snapshot;
+mod snapshots;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use cairn::store::{LockMode, OpenOptions, Store};
+use exit::Exit;
+
+/// cairn: snapshots of files, directories and SQLite databases in a
+/// deduplicated, compressed local store.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes, before or after the command name.
+#[derive(Debug, Args)]
+struct Global {
+    /// The store directory [default: $XDG_DATA_HOME/cairn or ~/.local/share/cairn]
+    #[arg(long, global = true, env = "CAIRN_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print only warnings and errors
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Wait this long for a store locked by another cairn process (e.g. 30s, 5m)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = cairn::when::parse_duration)]
+    lock_wait: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new store
+    Init(init::InitArgs),
+    /// Take a snapshot of files and directories (or standard input)
+    Snapshot(snapshot::SnapshotArgs),
+    /// List snapshots
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Restore a snapshot into a directory
+    Restore(restore::RestoreArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let ctx = Ctx::new(cli.global)?;
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Snapshot(args) => snapshot::run(&ctx, args),
+        Command::Snapshots(args) => snapshots::run(&ctx, args),
+        Command::Restore(args) => restore::run(&ctx, args),
+    }
+}
+
+/// What every command needs from the global options.
+struct Ctx {
+    store: PathBuf,
+    store_is_default: bool,
+    json: bool,
+    quiet: bool,
+    lock_wait: Duration,
+}
+
+impl Ctx {
+    fn new(global: Global) -> anyhow::Result<Self> {
+        let (store, store_is_default) = match global.store {
+            Some(path) => (path, false),
+            None => (default_store()?, true),
+        };
+        Ok(Self {
+            store,
+            store_is_default,
+            json: global.json,
+            quiet: global.quiet,
+            lock_wait: global.lock_wait.unwrap_or(Duration::ZERO),
+        })
+    }
+
+    fn open(&self, lock: LockMode) -> anyhow::Result<Store> {
+        let store = Store::open(&self.store, self.open_options(lock))?;
+        self.print_notices(&store);
+        Ok(store)
+    }
+
+    fn open_options(&self, lock: LockMode) -> OpenOptions {
+        OpenOptions {
+            lock,
+            lock_wait: self.lock_wait,
+        }
+    }
+
+    fn print_notices(&self, store: &Store) {
+        for notice in store.notices() {
+            eprintln!("cairn: {notice}");
+        }
+    }
+
+    /// Progress bars only for people: not with --quiet or --json.
+    fn wants_progress(&self) -> bool {
+        !self.quiet && !self.json
+    }
+}
+
+/// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`.
+fn default_store() -> anyhow::Result<PathBuf> {
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(data).join("cairn"));
+    }
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        bail!("no store given: pass --store DIR or set CAIRN_STORE (HOME is not set)");
+    };
+    Ok(PathBuf::from(home).join(".local/share/cairn"))
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("encoding JSON output")?;
+    println!("{text}");
+    Ok(())
+}

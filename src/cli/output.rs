@@ -1,0 +1,129 @@
+//! Rendering helpers shared by the commands: sizes, tables, the progress
+//! bar and the warning printer.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+
+use cairn::capture::report::{Reporter, Warning};
+use cairn::progress::Progress;
+
+/// `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    HumanBytes(n).to_string()
+}
+
+/// Parses `16MiB`, `16M`, `512KiB`, `1G` or a plain number of bytes
+/// (suffixes are binary: K = KiB).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: use e.g. 16MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{text:?} has an unknown unit: use K, M or G")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Prints a table with left-aligned columns separated by two spaces.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// Runs `work` while a spinner on stderr shows `render(progress)`, if
+/// `enabled` and stderr is a terminal. The bar is handed to `work` so that
+/// messages can be printed without tearing it.
+pub fn with_progress<T>(
+    progress: &Progress,
+    enabled: bool,
+    render: impl Fn(&Progress) -> String + Sync,
+    work: impl FnOnce(Option<&ProgressBar>) -> T,
+) -> T {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return work(None);
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                bar.set_message(render(progress));
+                bar.tick();
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let out = work(Some(&bar));
+        done.store(true, Ordering::Relaxed);
+        bar.finish_and_clear();
+        out
+    })
+}
+
+/// Prints capture warnings on stderr as they happen.
+pub struct StderrReporter<'a> {
+    /// Hide notes (warnings are always shown).
+    pub quiet: bool,
+    /// The progress bar to print around, if any.
+    pub bar: Option<&'a ProgressBar>,
+}
+
+impl Reporter for StderrReporter<'_> {
+    fn warn(&self, warning: &Warning) {
+        let line = match warning {
+            Warning::Note { .. } if self.quiet => return,
+            Warning::Note { .. } => format!("cairn: note: {warning}"),
+            _ => format!("cairn: warning: {warning}"),
+        };
+        match self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("1 G").unwrap(), 1 << 30);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! `cairn snapshot`: the nightly job.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use cairn::capture::{self, CaptureOptions, ParentChoice, Plan};
+use cairn::progress::Progress;
+use cairn::snapshot::select::SnapshotRef;
+use cairn::snapshot::{Snapshot, SnapshotRecord};
+use cairn::store::{LockMode, Store};
+use cairn::when;
+
+use super::exit::Exit;
+use super::output::{StderrReporter, human_bytes, with_progress};
+use super::{Ctx, init, print_json};
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Files and directories to capture
+    #[arg(value_name = "PATH", required_unless_present = "stdin", conflicts_with = "stdin")]
+    paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Host name to record [default: this machine's]
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// Record this time instead of now (RFC 3339, "2026-02-15 14:30" or 2026-02-15)
+    #[arg(long, value_name = "WHEN")]
+    time: Option<String>,
+    /// Leave out paths matching this glob (repeatable); without '/' it matches names
+    #[arg(long = "exclude", value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Compare against this snapshot instead of the newest with the same host and paths
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "force")]
+    parent: Option<SnapshotRef>,
+    /// Read every file, trusting no parent snapshot
+    #[arg(long)]
+    force: bool,
+    /// Store standard input as one file
+    #[arg(long)]
+    stdin: bool,
+    /// File name for --stdin (the snapshot holds /NAME)
+    #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin")]
+    stdin_name: String,
+}
+
+pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
+    let plan = plan(&args)?;
+    let store = open_or_create(ctx)?;
+    let progress = Progress::default();
+    let snapshot = with_progress(&progress, ctx.wants_progress(), render_progress, |bar| {
+        let reporter = StderrReporter {
+            quiet: ctx.quiet,
+            bar,
+        };
+        capture::run(&store, &plan, &reporter, &progress)
+    })?;
+    report(ctx, &snapshot)?;
+    Ok(if snapshot.record.summary.errors > 0 {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    })
+}
+
+/// Everything checked before the store is opened (or created).
+fn plan(args: &SnapshotArgs) -> anyhow::Result<Plan> {
+    let time = match &args.time {
+        Some(text) => Some(
+            when::parse_instant(text, &jiff::tz::TimeZone::system())
+                .map_err(anyhow::Error::msg)
+                .context("--time")?,
+        ),
+        None => None,
+    };
+    let parent = match (&args.parent, args.force) {
+        (_, true) => ParentChoice::None,
+        (Some(r), false) => ParentChoice::Given(r.clone()),
+        (None, false) => ParentChoice::Auto,
+    };
+    let options = CaptureOptions {
+        host: args.host.clone().unwrap_or_else(capture::default_host),
+        tags: args.tags.clone(),
+        time,
+        excludes: args.excludes.clone(),
+        parent,
+    };
+    let stdin_name = args.stdin.then_some(args.stdin_name.as_str());
+    Ok(capture::prepare(&args.paths, stdin_name, options)?)
+}
+
+/// Opens the store; the default store is created on first use.
+fn open_or_create(ctx: &Ctx) -> anyhow::Result<Store> {
+    if ctx.store_is_default && !Store::exists(&ctx.store) {
+        let store = init::init_default(ctx)?;
+        eprintln!("cairn: created a new store at {}", ctx.store.display());
+        return Ok(store);
+    }
+    ctx.open(LockMode::Shared)
+}
+
+fn render_progress(p: &Progress) -> String {
+    let (files, bytes, stored) = p.read();
+    format!(
+        "{files} files, {} read, {} added",
+        human_bytes(bytes),
+        human_bytes(stored)
+    )
+}
+
+/// A snapshot as `--json` shows it: the id, then every record field.
+#[derive(Serialize)]
+pub struct SnapshotJson<'a> {
+    pub id: String,
+    #[serde(flatten)]
+    pub record: &'a SnapshotRecord,
+}
+
+impl<'a> From<&'a Snapshot> for SnapshotJson<'a> {
+    fn from(s: &'a Snapshot) -> Self {
+        Self {
+            id: s.id.to_hex(),
+            record: &s.record,
+        }
+    }
+}
+
+fn report(ctx: &Ctx, snapshot: &Snapshot) -> anyhow::Result<()> {
+    if ctx.json {
+        return print_json(&SnapshotJson::from(snapshot));
+    }
+    if ctx.quiet {
+        return Ok(());
+    }
+    let s = &snapshot.record.summary;
+    println!("snapshot {} saved", snapshot.id.short());
+    println!(
+        "  files: {} new, {} changed, {} unchanged ({} in all, {} dirs, {} symlinks)",
+        s.files_new, s.files_changed, s.files_unchanged, s.files, s.dirs, s.symlinks
+    );
+    println!(
+        "  data:  {} read, {} added to the store ({} new chunks, {} reused)",
+        human_bytes(s.bytes_read),
+        human_bytes(s.bytes_added),
+        s.data_blobs_new,
+        s.data_blobs_reused
+    );
+    if s.errors > 0 || s.skipped > 0 {
+        println!("  left out: {} (errors), skipped: {} (special files)", s.errors, s.skipped);
+    }
+    println!("  took {:.1}s", s.duration_secs);
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `cairn snapshots`: list what the store holds.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use cairn::capture::sources::absolute;
+use cairn::rawname::RawName;
+use cairn::snapshot::select::Filter;
+use cairn::store::LockMode;
+
+use super::exit::Exit;
+use super::output::{human_bytes, print_table};
+use super::snapshot::SnapshotJson;
+use super::{Ctx, print_json};
+
+/// Snapshot filters shared by the commands that choose snapshots.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only snapshots of this host
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// Only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Only snapshots that include this source path (repeatable)
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+impl FilterArgs {
+    pub fn to_filter(&self) -> anyhow::Result<Filter> {
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| Ok(RawName::from_path(&absolute(p)?)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(Filter {
+            host: self.host.clone(),
+            tags: self.tags.clone(),
+            paths,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
+    let filter = args.filter.to_filter()?;
+    let store = ctx.open(LockMode::Shared)?;
+    let list = store.snapshots()?;
+    for (key, cause) in &list.unreadable {
+        eprintln!("cairn: warning: {key}: {cause}; not listed");
+    }
+    let shown: Vec<_> = list.snapshots.iter().filter(|s| filter.matches(s)).collect();
+    if ctx.json {
+        let items: Vec<SnapshotJson> = shown.iter().map(|s| SnapshotJson::from(*s)).collect();
+        return print_json(&items).map(|()| Exit::Ok);
+    }
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|s| {
+            let r = &s.record;
+            vec![
+                s.id.short(),
+                r.time.display_local(),
+                r.host.clone(),
+                r.tags.join(","),
+                r.paths.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                human_bytes(r.summary.total_bytes),
+            ]
+        })
+        .collect();
+    if !ctx.quiet {
+        print_table(&["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"], &rows);
+        println!("{} snapshot(s)", rows.len());
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,23 @@
+//! cairn: a content-addressed snapshot store for files, directories and
+//! SQLite databases.
+//!
+//! Data flows one way: sources -> [`capture`] -> [`chunker`] -> hash and
+//! [`compress`] -> [`pack`] writer -> [`catalog`] -> [`snapshot`] record.
+//! Restore is the mirror: snapshot -> [`tree`]s -> catalog -> pack reader ->
+//! files ([`restore`]). The on-disk format is specified in `store-format/`.
+
+pub mod backend;
+pub mod capture;
+pub mod catalog;
+pub mod chunker;
+pub mod compress;
+pub mod crash;
+pub mod id;
+pub mod pack;
+pub mod progress;
+pub mod rawname;
+pub mod restore;
+pub mod snapshot;
+pub mod store;
+pub mod tree;
+pub mod when;

@@ -1,0 +1,19 @@
+//! The `cairn` command: parses arguments, runs the library, renders the
+//! result and turns it into an exit code (see `cli::exit`).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(exit) => exit.code(),
+        Err(e) => {
+            eprintln!("cairn: error: {}", cli::exit::describe(&e));
+            cli::exit::Exit::Error.code()
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Pack files: many compressed blobs in one immutable, self-describing file.
+//!
+//! `format` is the pure byte codec, `writer` fills, seals and publishes a
+//! pack, `reader` reads a header or one blob back and verifies it. Nothing
+//! outside this module writes under `packs/`.
+
+pub mod format;
+pub mod reader;
+pub mod writer;
+
+use crate::backend::BackendError;
+use crate::compress::{Compression, DecodeError};
+use crate::id::{BlobId, PackId};
+
+pub use format::{BlobKind, PackEntry};
+pub use writer::{PackWriter, SealedPack};
+
+/// The store key of a pack: `packs/XX/ID.pack`, XX the first two hex digits.
+pub fn key(id: &PackId) -> String {
+    let hex = id.to_hex();
+    format!("packs/{}/{hex}.pack", &hex[..2])
+}
+
+/// Where a blob lives: everything needed to read it with one ranged read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// The pack holding it.
+    pub pack: PackId,
+    /// Data or tree.
+    pub kind: BlobKind,
+    /// Start of the stored bytes in the pack.
+    pub offset: u64,
+    /// Stored (compressed) length.
+    pub stored_len: u32,
+    /// Length after decoding.
+    pub raw_len: u32,
+    /// How it is stored.
+    pub compression: Compression,
+}
+
+impl BlobLocation {
+    /// The location of `entry` in `pack`.
+    pub fn in_pack(pack: PackId, entry: &PackEntry) -> Self {
+        Self {
+            pack,
+            kind: entry.kind,
+            offset: entry.offset,
+            stored_len: entry.stored_len,
+            raw_len: entry.raw_len,
+            compression: entry.compression,
+        }
+    }
+}
+
+/// Failures reading or writing packs.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// The file system failed.
+    #[error(transparent)]
+    Io(#[from] BackendError),
+    /// The pack's header or trailer is malformed.
+    #[error("pack {pack}: {source}")]
+    Format {
+        /// The pack.
+        pack: PackId,
+        /// What is wrong.
+        #[source]
+        source: format::FormatError,
+    },
+    /// A blob's bytes do not decode.
+    #[error("blob {blob} in pack {pack}: {source}")]
+    Decode {
+        /// The blob.
+        blob: BlobId,
+        /// Its pack.
+        pack: PackId,
+        /// What the decoder said.
+        #[source]
+        source: DecodeError,
+    },
+    /// A blob's bytes decode, but not to the content its id names.
+    #[error("blob {blob} in pack {pack}: content does not match its id (hash {actual})")]
+    HashMismatch {
+        /// The blob, as recorded.
+        blob: BlobId,
+        /// Its pack.
+        pack: PackId,
+        /// The hash of what was read.
+        actual: BlobId,
+    },
+    /// Compression produced bytes that do not decompress to the input: a
+    /// compressor fault caught before the pack was sealed.
+    #[error("blob {blob}: compressed bytes do not decode back to the original ({detail})")]
+    CompressorFault {
+        /// The blob being written.
+        blob: BlobId,
+        /// What the check found.
+        detail: String,
+    },
+    /// The writer failed earlier and refuses further work.
+    #[error("pack writer stopped after an earlier error")]
+    Poisoned,
+}

@@ -1,0 +1,152 @@
+//! Filling, sealing and publishing one pack.
+//!
+//! A pack is written sequentially into a temporary file under `tmp/` and
+//! hashed as it goes. Sealing appends header and trailer; publishing fsyncs,
+//! renames it into `packs/` and fsyncs the directory. Only a published pack
+//! may be recorded in the catalog. After any I/O error the writer refuses
+//! further work, and dropping an unsealed or unpublished pack deletes its
+//! temporary file, so a failure never leaves a half pack visible.
+
+use std::io::{BufWriter, Write};
+
+use tempfile::NamedTempFile;
+
+use super::format::{self, BlobKind, PackEntry};
+use super::{PackError, key};
+use crate::backend::{Backend, BackendError};
+use crate::compress::Encoded;
+use crate::crash;
+use crate::id::{BlobId, PackId};
+
+/// A pack being filled.
+#[must_use = "unsealed packs are deleted on drop"]
+pub struct PackWriter {
+    out: BufWriter<NamedTempFile>,
+    hasher: blake3::Hasher,
+    entries: Vec<PackEntry>,
+    len: u64,
+    kind: BlobKind,
+    failed: bool,
+}
+
+impl PackWriter {
+    /// Starts an empty pack for blobs of `kind` in the store's `tmp/`.
+    pub fn create(backend: &Backend, kind: BlobKind) -> Result<Self, PackError> {
+        Ok(Self {
+            out: BufWriter::with_capacity(1 << 20, backend.temp_file()?),
+            hasher: blake3::Hasher::new(),
+            entries: Vec::new(),
+            len: 0,
+            kind,
+            failed: false,
+        })
+    }
+
+    /// Appends one blob.
+    pub fn add(&mut self, id: BlobId, raw_len: u32, blob: &Encoded) -> Result<(), PackError> {
+        if self.failed {
+            return Err(PackError::Poisoned);
+        }
+        let stored_len = blob.bytes.len() as u32;
+        self.write(&blob.bytes)?;
+        self.entries.push(PackEntry {
+            kind: self.kind,
+            id,
+            offset: self.len,
+            stored_len,
+            raw_len,
+            compression: blob.compression,
+        });
+        self.len += u64::from(stored_len);
+        Ok(())
+    }
+
+    /// Bytes of blob data written so far.
+    pub fn data_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes header and trailer and flushes: the pack is complete but still
+    /// a temporary file.
+    pub fn seal(mut self) -> Result<SealedPack, PackError> {
+        if self.failed {
+            return Err(PackError::Poisoned);
+        }
+        let tail = format::encode_tail(&self.entries);
+        self.write(&tail)?;
+        let size = self.len + tail.len() as u64;
+        let file = self.out.into_inner().map_err(|e| {
+            let (source, out) = e.into_parts();
+            BackendError {
+                path: out.get_ref().path().to_owned(),
+                source,
+            }
+        })?;
+        Ok(SealedPack {
+            id: self.hasher.finalize().into(),
+            kind: self.kind,
+            entries: self.entries,
+            size,
+            file,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), PackError> {
+        self.hasher.update(bytes);
+        self.out.write_all(bytes).map_err(|source| {
+            self.failed = true;
+            PackError::Io(BackendError {
+                path: self.out.get_ref().path().to_owned(),
+                source,
+            })
+        })
+    }
+}
+
+/// A complete pack in `tmp/`, not yet visible in `packs/`.
+#[must_use = "unpublished packs are deleted on drop"]
+pub struct SealedPack {
+    /// BLAKE3 of the whole file.
+    pub id: PackId,
+    /// Kind of every blob in it.
+    pub kind: BlobKind,
+    /// Its header.
+    pub entries: Vec<PackEntry>,
+    /// File size in bytes.
+    pub size: u64,
+    file: NamedTempFile,
+}
+
+impl SealedPack {
+    /// Makes the pack durable and visible under `packs/`. After this returns
+    /// the catalog may record its blobs.
+    pub fn publish(self, backend: &Backend) -> Result<PublishedPack, PackError> {
+        crash::point("pack-written");
+        backend.publish(self.file, &key(&self.id))?;
+        crash::point("pack-published");
+        Ok(PublishedPack {
+            id: self.id,
+            kind: self.kind,
+            entries: self.entries,
+            size: self.size,
+        })
+    }
+}
+
+/// A durable pack: what the catalog records.
+#[derive(Debug, Clone)]
+pub struct PublishedPack {
+    /// BLAKE3 of the whole file.
+    pub id: PackId,
+    /// Kind of every blob in it.
+    pub kind: BlobKind,
+    /// Its header.
+    pub entries: Vec<PackEntry>,
+    /// File size in bytes.
+    pub size: u64,
+}

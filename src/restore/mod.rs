@@ -1,0 +1,78 @@
+//! Restoring a snapshot into a directory: plan, then execute.
+//!
+//! [`plan`] walks the snapshot's trees, maps every entry to its place under
+//! the target (the target joined with its absolute path), looks up every
+//! blob, and lists what already exists there. Nothing is written unless the
+//! plan is free of conflicts or `overwrite` was asked for. [`execute`]
+//! creates directories, writes files in parallel (each to a temporary name,
+//! verified blob by blob, then renamed into place), creates symlinks, and
+//! finally sets directory metadata deepest first.
+
+mod plan;
+mod write;
+
+use std::path::PathBuf;
+
+pub use plan::{Conflict, RestorePlan, plan};
+pub use write::{RestoreOutcome, execute};
+
+use crate::store::StoreError;
+
+/// What a restore is asked to do.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Directory to restore into; created if missing.
+    pub target: PathBuf,
+    /// Replace existing files instead of refusing.
+    pub overwrite: bool,
+}
+
+/// Why a restore could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Files exist where the snapshot has entries.
+    #[error("{} path(s) to restore already exist in the target; nothing was written (use --overwrite to replace them):\n{}", conflicts.len(), list(conflicts))]
+    Conflicts {
+        /// What is in the way.
+        conflicts: Vec<Conflict>,
+    },
+    /// Directories exist where the snapshot has files; never replaced.
+    #[error("{} path(s) to restore are directories in the target, which cairn never replaces; nothing was written:\n{}", blockers.len(), list(blockers))]
+    Blocked {
+        /// What is in the way.
+        blockers: Vec<Conflict>,
+    },
+    /// Creating the target or a directory failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<crate::catalog::CatalogError> for RestoreError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// How many conflicting paths an error message lists before summarising.
+const LISTED: usize = 20;
+
+fn list(conflicts: &[Conflict]) -> String {
+    let mut lines: Vec<String> = conflicts
+        .iter()
+        .take(LISTED)
+        .map(|c| format!("  {} ({})", c.path.display(), c.existing))
+        .collect();
+    if conflicts.len() > LISTED {
+        lines.push(format!("  ... and {} more", conflicts.len() - LISTED));
+    }
+    lines.join("\n")
+}

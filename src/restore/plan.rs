@@ -1,0 +1,152 @@
+//! Planning a restore: the list of directories, files and links to create,
+//! where every blob is, and what already exists in the way.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use super::{RestoreError, RestoreOptions};
+use crate::id::BlobId;
+use crate::pack::BlobLocation;
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+use crate::tree::{Content, Entry};
+
+/// Something already at a path the restore would write.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    /// The path in the target.
+    pub path: PathBuf,
+    /// What is there ("file", "symlink", "directory", ...).
+    pub existing: &'static str,
+}
+
+/// One thing to create, at its full path under the target.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Destination.
+    pub path: PathBuf,
+    /// What to put there.
+    pub entry: Entry,
+}
+
+/// Everything a restore will do, computed before anything is written.
+#[derive(Debug)]
+pub struct RestorePlan {
+    /// The target directory.
+    pub target: PathBuf,
+    /// Directories, parents before children.
+    pub dirs: Vec<Item>,
+    /// Regular files.
+    pub files: Vec<Item>,
+    /// Symbolic links.
+    pub symlinks: Vec<Item>,
+    /// Existing paths that `--overwrite` would replace.
+    pub conflicts: Vec<Conflict>,
+    /// Existing directories where a file or link goes (never replaced).
+    pub blockers: Vec<Conflict>,
+    /// Where each needed blob is; a blob absent here is missing from the store.
+    pub locations: HashMap<BlobId, BlobLocation>,
+    /// Sum of file sizes.
+    pub bytes: u64,
+}
+
+/// Plans the restore of `snapshot` into `options.target`.
+pub fn plan(
+    store: &Store,
+    snapshot: &Snapshot,
+    options: &RestoreOptions,
+) -> Result<RestorePlan, RestoreError> {
+    let mut plan = RestorePlan {
+        target: options.target.clone(),
+        dirs: Vec::new(),
+        files: Vec::new(),
+        symlinks: Vec::new(),
+        conflicts: Vec::new(),
+        blockers: Vec::new(),
+        locations: HashMap::new(),
+        bytes: 0,
+    };
+    let root = store.load_tree(&snapshot.record.tree)?;
+    let mut stack = vec![(options.target.clone(), root)];
+    while let Some((dir, tree)) = stack.pop() {
+        for entry in tree.entries {
+            let path = dir.join(entry.name.as_path());
+            if let Some(sub) = entry.subtree() {
+                stack.push((path.clone(), store.load_tree(&sub)?));
+            }
+            plan.add(store, Item { path, entry })?;
+        }
+    }
+    // The stack visits depth-first but not in order; parents must come first.
+    plan.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(plan)
+}
+
+impl RestorePlan {
+    fn add(&mut self, store: &Store, item: Item) -> Result<(), RestoreError> {
+        self.check_existing(&item)?;
+        match &item.entry.content {
+            Content::Dir { .. } => self.dirs.push(item),
+            Content::Symlink { .. } => self.symlinks.push(item),
+            Content::File { chunks, .. } => {
+                for id in chunks {
+                    if !self.locations.contains_key(id)
+                        && let Some(at) = store.catalog().locate(id)?
+                    {
+                        self.locations.insert(*id, at);
+                    }
+                }
+                self.bytes += item.entry.meta.size;
+                self.files.push(item);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what is already at the item's path. Existing directories are
+    /// fine for directories (restore merges into them).
+    fn check_existing(&mut self, item: &Item) -> Result<(), RestoreError> {
+        let meta = match fs::symlink_metadata(&item.path) {
+            Ok(meta) => meta,
+            // Missing, or below something that is not a directory (itself a conflict).
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                return Ok(());
+            }
+            Err(source) => {
+                return Err(RestoreError::Io {
+                    path: item.path.clone(),
+                    source,
+                });
+            }
+        };
+        let is_dir_entry = matches!(item.entry.content, Content::Dir { .. });
+        let conflict = |existing| Conflict {
+            path: item.path.clone(),
+            existing,
+        };
+        match (meta.is_dir(), is_dir_entry) {
+            (true, true) => {}
+            (true, false) => self.blockers.push(conflict("directory")),
+            (false, _) => self.conflicts.push(conflict(describe(&meta))),
+        }
+        Ok(())
+    }
+
+    /// Number of files and links to write.
+    pub fn item_count(&self) -> usize {
+        self.files.len() + self.symlinks.len() + self.dirs.len()
+    }
+}
+
+fn describe(meta: &fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_file() {
+        "file"
+    } else {
+        "special file"
+    }
+}

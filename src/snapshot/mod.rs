@@ -1,0 +1,201 @@
+//! Snapshot records: `snapshots/ID.json`, one immutable file per snapshot,
+//! written last so that a snapshot is visible only once everything it
+//! references is durable. The id is the BLAKE3 of the file's bytes.
+
+pub mod select;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::catalog::Catalog;
+use crate::crash;
+use crate::id::{SnapshotId, TreeId};
+use crate::rawname::RawName;
+use crate::store::StoreError;
+use crate::when::SnapshotTime;
+
+/// The record format this code writes.
+pub const RECORD_VERSION: u32 = 1;
+
+/// At most this many left-out paths are listed in a summary (all are counted).
+pub const MAX_LISTED_LEFT_OUT: usize = 1000;
+
+/// What a snapshot holds and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// Record format version.
+    pub version: u32,
+    /// When it was taken (or the `--time` given).
+    pub time: SnapshotTime,
+    /// Host it was taken on.
+    pub host: String,
+    /// Absolute source paths, sorted.
+    pub paths: Vec<RawName>,
+    /// User tags, sorted.
+    pub tags: Vec<String>,
+    /// The root tree: the file system root, holding each source path.
+    pub tree: TreeId,
+    /// The snapshot used for change detection, if any.
+    pub parent: Option<SnapshotId>,
+    /// The program that wrote it, e.g. `cairn 0.1.0`.
+    pub program: String,
+    /// Counts and sizes.
+    pub summary: Summary,
+}
+
+/// Counts and sizes of one snapshot run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    /// Regular files in the snapshot.
+    pub files: u64,
+    /// Directories in the snapshot (intermediate ones of the source paths included).
+    pub dirs: u64,
+    /// Symbolic links in the snapshot.
+    pub symlinks: u64,
+    /// Sum of the sizes of all files in the snapshot.
+    pub total_bytes: u64,
+    /// Files with no counterpart in the parent.
+    pub files_new: u64,
+    /// Files read again because they differ from the parent.
+    pub files_changed: u64,
+    /// Files taken from the parent without being read.
+    pub files_unchanged: u64,
+    /// Bytes of file content read.
+    pub bytes_read: u64,
+    /// Data chunks read that the store did not have.
+    pub data_blobs_new: u64,
+    /// Data chunks read that the store already had.
+    pub data_blobs_reused: u64,
+    /// Trees the store did not have.
+    pub tree_blobs_new: u64,
+    /// Trees the store already had.
+    pub tree_blobs_reused: u64,
+    /// Bytes added to packs (after compression).
+    pub bytes_added: u64,
+    /// Raw bytes of the blobs added.
+    pub bytes_added_raw: u64,
+    /// Packs written.
+    pub packs_written: u64,
+    /// Special files (fifos, sockets, devices) skipped.
+    pub skipped: u64,
+    /// Files or directories left out because of an error.
+    pub errors: u64,
+    /// Paths left out (the first [`MAX_LISTED_LEFT_OUT`]).
+    pub left_out: Vec<RawName>,
+    /// Wall time of the run in seconds.
+    pub duration_secs: f64,
+}
+
+/// A record with its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// BLAKE3 of the record file.
+    pub id: SnapshotId,
+    /// The record.
+    pub record: SnapshotRecord,
+}
+
+/// Why a record file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The bytes do not hash to the id in the file name.
+    #[error("content does not match its id (hash {0})")]
+    IdMismatch(SnapshotId),
+    /// Not the JSON of a record.
+    #[error("does not decode: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A record version this code cannot read.
+    #[error("record version {0} is not supported by this cairn")]
+    UnsupportedVersion(u32),
+}
+
+impl SnapshotRecord {
+    /// The canonical bytes of the record file.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// Decodes a record file and checks it against the id it is stored under.
+pub fn decode(id: &SnapshotId, bytes: &[u8]) -> Result<Snapshot, RecordError> {
+    let actual = SnapshotId::of(bytes);
+    if actual != *id {
+        return Err(RecordError::IdMismatch(actual));
+    }
+    let record: SnapshotRecord = serde_json::from_slice(bytes)?;
+    if record.version != RECORD_VERSION {
+        return Err(RecordError::UnsupportedVersion(record.version));
+    }
+    Ok(Snapshot { id: *id, record })
+}
+
+/// The store key of a record.
+pub fn key(id: &SnapshotId) -> String {
+    format!("snapshots/{id}.json")
+}
+
+/// Writes a record durably; from the moment this returns, the snapshot is
+/// visible. Everything it references must already be durable and cataloged.
+pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, StoreError> {
+    use std::io::Write;
+    let bytes = record.encode();
+    let id = SnapshotId::of(&bytes);
+    let mut file = backend.temp_file()?;
+    file.write_all(&bytes).map_err(|source| StoreError::Io {
+        path: file.path().to_owned(),
+        source,
+    })?;
+    crash::point("snapshot-record-written");
+    backend.publish(file, &key(&id))?;
+    crash::point("snapshot-committed");
+    Ok(Snapshot { id, record })
+}
+
+/// All snapshots, oldest first, plus the record files that could not be read.
+#[derive(Debug, Default)]
+pub struct SnapshotList {
+    /// Readable snapshots, sorted by time then id.
+    pub snapshots: Vec<Snapshot>,
+    /// Record files that are damaged: (key, cause).
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Lists `snapshots/`, reading only records the catalog has not cached.
+pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreError> {
+    let mut cached = catalog.cached_snapshots()?;
+    let mut out = SnapshotList::default();
+    for name in backend.list("snapshots")? {
+        let Some(id) = name
+            .strip_suffix(".json")
+            .and_then(|h| h.parse::<SnapshotId>().ok())
+        else {
+            continue;
+        };
+        let (bytes, fresh) = match cached.remove(&id) {
+            Some(bytes) => (bytes, false),
+            None => match backend.read(&key(&id)) {
+                Ok(bytes) => (bytes, true),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        match decode(&id, &bytes) {
+            Ok(snapshot) => {
+                if fresh {
+                    catalog.cache_snapshot(&id, &bytes)?;
+                }
+                out.snapshots.push(snapshot);
+            }
+            Err(e) => out.unreadable.push((key(&id), e.to_string())),
+        }
+    }
+    for gone in cached.keys() {
+        catalog.uncache_snapshot(gone)?;
+    }
+    out.snapshots
+        .sort_by(|a, b| (a.record.time, a.id).cmp(&(b.record.time, b.id)));
+    Ok(out)
+}

@@ -1,0 +1,136 @@
+//! Choosing snapshots: by reference (`latest`, an id, a unique prefix) and
+//! by filters (host, tags, paths).
+
+use std::str::FromStr;
+
+use super::Snapshot;
+use crate::id::{SnapshotId, is_hex_prefix};
+use crate::rawname::RawName;
+
+/// Shortest id prefix accepted.
+pub const MIN_PREFIX: usize = 4;
+
+/// How the user names a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotRef {
+    /// The newest snapshot (among those the filters keep).
+    Latest,
+    /// A full id.
+    Id(SnapshotId),
+    /// A unique prefix of an id.
+    Prefix(String),
+}
+
+impl FromStr for SnapshotRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "latest" {
+            return Ok(Self::Latest);
+        }
+        let lower = text.to_ascii_lowercase();
+        if !is_hex_prefix(&lower) || lower.len() > 64 {
+            return Err(format!(
+                "{text:?} is not a snapshot: give an id, a prefix of at least {MIN_PREFIX} hex digits, or `latest`"
+            ));
+        }
+        if lower.len() < MIN_PREFIX {
+            return Err(format!(
+                "snapshot prefix {text:?} is too short: give at least {MIN_PREFIX} hex digits"
+            ));
+        }
+        Ok(match lower.parse::<SnapshotId>() {
+            Ok(id) => Self::Id(id),
+            Err(_) => Self::Prefix(lower),
+        })
+    }
+}
+
+/// Which snapshots a command considers.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this host.
+    pub host: Option<String>,
+    /// Only snapshots carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Only snapshots whose source paths include every one of these.
+    pub paths: Vec<RawName>,
+}
+
+impl Filter {
+    /// Whether `s` passes every filter.
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        let r = &s.record;
+        self.host.as_ref().is_none_or(|h| &r.host == h)
+            && self.tags.iter().all(|t| r.tags.contains(t))
+            && self.paths.iter().all(|p| r.paths.contains(p))
+    }
+}
+
+/// Why a reference names no single snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// The store (or the filtered set) is empty.
+    #[error("there are no snapshots{0}")]
+    Empty(&'static str),
+    /// No id matches.
+    #[error("no snapshot {0}")]
+    NotFound(String),
+    /// Several ids share the prefix.
+    #[error("snapshot prefix {prefix} is ambiguous: it matches {}", candidates.join(", "))]
+    Ambiguous {
+        /// The prefix given.
+        prefix: String,
+        /// Matching ids.
+        candidates: Vec<String>,
+    },
+}
+
+/// Resolves `reference` among `snapshots` (sorted oldest first).
+pub fn resolve<'a>(
+    snapshots: &'a [Snapshot],
+    reference: &SnapshotRef,
+    filter: &Filter,
+) -> Result<&'a Snapshot, SelectError> {
+    let mut kept = snapshots.iter().filter(|s| filter.matches(s));
+    match reference {
+        SnapshotRef::Latest => kept.next_back().ok_or(SelectError::Empty(
+            if snapshots.is_empty() { "" } else { " matching the filters" },
+        )),
+        SnapshotRef::Id(id) => kept
+            .find(|s| s.id == *id)
+            .ok_or_else(|| SelectError::NotFound(id.to_string())),
+        SnapshotRef::Prefix(prefix) => {
+            let found: Vec<&Snapshot> = kept.filter(|s| s.id.to_hex().starts_with(prefix)).collect();
+            match found.as_slice() {
+                [one] => Ok(one),
+                [] => Err(SelectError::NotFound(prefix.clone())),
+                many => Err(SelectError::Ambiguous {
+                    prefix: prefix.clone(),
+                    candidates: many.iter().map(|s| s.id.to_hex()).collect(),
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_latest_ids_and_prefixes() {
+        assert_eq!("latest".parse::<SnapshotRef>().unwrap(), SnapshotRef::Latest);
+        assert_eq!(
+            "ABCD".parse::<SnapshotRef>().unwrap(),
+            SnapshotRef::Prefix("abcd".into())
+        );
+        let id = SnapshotId::of(b"x");
+        assert_eq!(
+            id.to_hex().parse::<SnapshotRef>().unwrap(),
+            SnapshotRef::Id(id)
+        );
+        assert!("abc".parse::<SnapshotRef>().unwrap_err().contains("too short"));
+        assert!("xyz1".parse::<SnapshotRef>().is_err());
+    }
+}

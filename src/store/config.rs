@@ -1,0 +1,157 @@
+//! `config.json`: the store's format version and the parameters that shape
+//! what is written (chunker, compression, pack size). Written once by
+//! `init`, never changed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunker::ChunkerParams;
+use crate::compress::CompressionConfig;
+
+/// The store format this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Default size at which a pack is closed.
+pub const DEFAULT_PACK_SIZE: u64 = 16 << 20;
+/// Smallest pack size `init` accepts.
+pub const MIN_PACK_SIZE: u64 = 1 << 20;
+/// Largest pack size `init` accepts.
+pub const MAX_PACK_SIZE: u64 = 1 << 30;
+
+/// The parsed `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Store format version; readers refuse versions they do not know.
+    pub version: u32,
+    /// Random id of this store (64 hex digits).
+    pub id: String,
+    /// When the store was created (RFC 3339).
+    pub created: String,
+    /// FastCDC bounds.
+    pub chunker: ChunkerParams,
+    /// Per-blob compression.
+    pub compression: CompressionConfig,
+    /// Pack sizing.
+    pub pack: PackConfig,
+}
+
+/// Pack sizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackConfig {
+    /// A pack is sealed once its blob data reaches this many bytes.
+    pub target_size: u64,
+}
+
+/// Why a config is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, or missing fields.
+    #[error("config.json is corrupt: {0}")]
+    Corrupt(String),
+    /// A format version this code does not know.
+    #[error(
+        "store format version {0} is not supported by this cairn (it reads version {FORMAT_VERSION}); use a newer cairn"
+    )]
+    UnsupportedVersion(u64),
+}
+
+impl Config {
+    /// A new config with a fresh random id.
+    pub fn new(
+        id: String,
+        created: String,
+        compression: CompressionConfig,
+        pack: PackConfig,
+    ) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            id,
+            created,
+            chunker: ChunkerParams::default(),
+            compression,
+            pack,
+        }
+    }
+
+    /// Parses and validates `config.json`. The version is checked before
+    /// anything else, so a newer store is reported as newer, not as corrupt.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ConfigError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u64,
+        }
+        let corrupt = |e: serde_json::Error| ConfigError::Corrupt(e.to_string());
+        let v: VersionOnly = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if v.version != u64::from(FORMAT_VERSION) {
+            return Err(ConfigError::UnsupportedVersion(v.version));
+        }
+        let config: Config = serde_json::from_slice(bytes).map_err(corrupt)?;
+        config.validate().map_err(ConfigError::Corrupt)?;
+        Ok(config)
+    }
+
+    /// The bytes written to `config.json`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Checks every parameter against what the code can honour.
+    pub fn validate(&self) -> Result<(), String> {
+        self.chunker.validate()?;
+        self.compression.validate()?;
+        if !(MIN_PACK_SIZE..=MAX_PACK_SIZE).contains(&self.pack.target_size) {
+            return Err(format!(
+                "pack target_size {} is outside {MIN_PACK_SIZE}..={MAX_PACK_SIZE}",
+                self.pack.target_size
+            ));
+        }
+        if self.id.len() != 64 || !crate::id::is_hex_prefix(&self.id) {
+            return Err("store id is not 64 hex digits".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new(
+            "ab".repeat(32),
+            "2026-01-01T00:00:00Z".into(),
+            CompressionConfig::default(),
+            PackConfig {
+                target_size: DEFAULT_PACK_SIZE,
+            },
+        )
+    }
+
+    #[test]
+    fn config_round_trips() {
+        let c = config();
+        assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_newer_version_is_reported_as_such_even_if_the_rest_differs() {
+        let err = Config::decode(br#"{"version": 2, "something": "new"}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::UnsupportedVersion(2)));
+        assert!(err.to_string().contains("version 2"));
+    }
+
+    #[test]
+    fn garbage_and_bad_parameters_are_corrupt() {
+        assert!(matches!(
+            Config::decode(b"{not json"),
+            Err(ConfigError::Corrupt(_))
+        ));
+        let mut c = config();
+        c.compression.level = 99;
+        assert!(matches!(
+            Config::decode(&c.encode()),
+            Err(ConfigError::Corrupt(_))
+        ));
+    }
+}

@@ -1,0 +1,337 @@
+//! Opening and creating stores: config, directory layout, locks, and the
+//! read paths every command shares (blobs, trees, snapshot lists).
+//!
+//! Layout: `config.json`, `packs/XX/ID.pack`, `snapshots/ID.json`,
+//! `catalog.db`, `locks/`, `tmp/`. Opening never writes anything until the
+//! config has been read and its version accepted.
+
+pub mod config;
+pub mod lock;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::backend::{Backend, BackendError};
+use crate::catalog::{self, Catalog, CatalogError};
+use crate::compress::CompressionConfig;
+use crate::id::{BlobId, TreeId};
+use crate::pack::{self, PackError};
+use crate::snapshot::{self, SnapshotList};
+use crate::tree::{Tree, TreeError};
+use crate::when::SnapshotTime;
+
+pub use config::{Config, ConfigError, PackConfig};
+pub use lock::{LockMode, StoreLock};
+
+/// Directories every store has.
+const SUBDIRS: [&str; 4] = ["packs", "snapshots", "locks", "tmp"];
+const CONFIG: &str = "config.json";
+const CATALOG: &str = "catalog.db";
+
+/// Failures opening, creating or reading a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory does not exist.
+    #[error("no store at {}: create one with `cairn init`", path.display())]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The directory exists but holds no cairn store.
+    #[error("{} is not a cairn store (it has no config.json)", path.display())]
+    NotAStore {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `config.json` is unreadable or unsupported.
+    #[error("{}: {source}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: ConfigError,
+    },
+    /// `init` on an existing store.
+    #[error("a cairn store already exists at {}", path.display())]
+    Exists {
+        /// The store.
+        path: PathBuf,
+    },
+    /// `init` on a directory with other content.
+    #[error("{} is not empty and is not a cairn store; refusing to create a store there", path.display())]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Another process holds the lock.
+    #[error("{}", locked_message(path, *wanted, *waited))]
+    Locked {
+        /// The store.
+        path: PathBuf,
+        /// The lock this process asked for.
+        wanted: LockMode,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// A local file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A store file operation failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A pack is unreadable or a blob in it is damaged.
+    #[error(transparent)]
+    Pack(#[from] PackError),
+    /// A snapshot references a blob the catalog does not know.
+    #[error("blob {0} is missing from the store (not in any cataloged pack)")]
+    BlobMissing(BlobId),
+    /// A tree blob does not decode.
+    #[error("tree {id}: {source}")]
+    Tree {
+        /// The tree.
+        id: TreeId,
+        /// What is wrong.
+        #[source]
+        source: TreeError,
+    },
+}
+
+fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
+    let holder = match wanted {
+        LockMode::Shared => "another cairn process holds it exclusively (a prune or repair is running)",
+        LockMode::Exclusive => "another cairn process is using it",
+    };
+    let after = if waited.is_zero() {
+        "; pass --lock-wait DURATION to wait for it".to_owned()
+    } else {
+        format!("; gave up after waiting {}s", waited.as_secs_f64())
+    };
+    format!("store {} is locked: {holder}{after}", path.display())
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// Shared for captures and reads, exclusive for rewrites.
+    pub lock: LockMode,
+    /// How long to wait for a conflicting lock.
+    pub lock_wait: Duration,
+}
+
+/// Parameters of a new store.
+#[derive(Debug, Clone, Copy)]
+pub struct InitOptions {
+    /// zstd settings.
+    pub compression: CompressionConfig,
+    /// Pack size.
+    pub pack: PackConfig,
+}
+
+/// An open store, holding its lock for as long as it lives.
+pub struct Store {
+    root: PathBuf,
+    backend: Backend,
+    config: Config,
+    catalog: Catalog,
+    notices: Vec<String>,
+    _lock: StoreLock,
+}
+
+impl Store {
+    /// Whether `root` holds a store (has a `config.json`).
+    pub fn exists(root: &Path) -> bool {
+        root.join(CONFIG).is_file()
+    }
+
+    /// Creates a store at `root` (an absent or empty directory), then opens it.
+    pub fn init(root: &Path, init: &InitOptions, open: OpenOptions) -> Result<Self, StoreError> {
+        if Self::exists(root) {
+            return Err(StoreError::Exists {
+                path: root.to_owned(),
+            });
+        }
+        if !is_empty_or_absent(root)? {
+            return Err(StoreError::NotEmpty {
+                path: root.to_owned(),
+            });
+        }
+        for dir in SUBDIRS {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(|source| StoreError::Io { path, source })?;
+        }
+        let config = Config::new(
+            random_id()?,
+            SnapshotTime::now().to_string(),
+            init.compression,
+            init.pack,
+        );
+        config.validate().map_err(|e| StoreError::Config {
+            path: root.join(CONFIG),
+            source: ConfigError::Corrupt(e),
+        })?;
+        // The config goes last and never replaces one: a concurrent init of
+        // the same directory loses cleanly with `Exists`.
+        Backend::new(root)
+            .create_new(CONFIG, &config.encode())
+            .map_err(|e| {
+                if e.source.kind() == io::ErrorKind::AlreadyExists {
+                    StoreError::Exists {
+                        path: root.to_owned(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        Self::open(root, open)
+    }
+
+    /// Opens an existing store: reads and checks its config, takes the
+    /// lock, opens the catalog (rebuilding it from the packs if it is gone).
+    pub fn open(root: &Path, options: OpenOptions) -> Result<Self, StoreError> {
+        let config = read_config(root)?;
+        let lock = lock::acquire(root, options.lock, options.lock_wait)?;
+        let backend = Backend::new(root);
+        for dir in SUBDIRS {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(|source| StoreError::Io { path, source })?;
+        }
+        let (catalog, notices) = open_catalog(root, &backend)?;
+        Ok(Self {
+            root: root.to_owned(),
+            backend,
+            config,
+            catalog,
+            notices,
+            _lock: lock,
+        })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The store's parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The seam to the store's files.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// This thread's catalog connection.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Path of `catalog.db`, for threads that need their own connection.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.root.join(CATALOG)
+    }
+
+    /// Things the user should hear about that happened while opening
+    /// (a rebuilt catalog, say).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Reads a blob and verifies it against its id.
+    pub fn load_blob(&self, id: &BlobId) -> Result<Vec<u8>, StoreError> {
+        let at = self
+            .catalog
+            .locate(id)?
+            .ok_or(StoreError::BlobMissing(*id))?;
+        Ok(pack::reader::read_blob(&self.backend, id, &at)?)
+    }
+
+    /// Reads and decodes a tree.
+    pub fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
+        let bytes = self.load_blob(&id.as_blob())?;
+        Tree::decode(&bytes).map_err(|source| StoreError::Tree { id: *id, source })
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<SnapshotList, StoreError> {
+        snapshot::list(&self.backend, &self.catalog)
+    }
+}
+
+fn read_config(root: &Path) -> Result<Config, StoreError> {
+    if !root.exists() {
+        return Err(StoreError::Missing {
+            path: root.to_owned(),
+        });
+    }
+    let path = root.join(CONFIG);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::NotAStore {
+                path: root.to_owned(),
+            });
+        }
+        Err(source) => return Err(StoreError::Io { path, source }),
+    };
+    Config::decode(&bytes).map_err(|source| StoreError::Config { path, source })
+}
+
+fn open_catalog(root: &Path, backend: &Backend) -> Result<(Catalog, Vec<String>), StoreError> {
+    let path = root.join(CATALOG);
+    let missing = !path.exists();
+    let mut catalog = Catalog::open(&path)?;
+    let mut notices = Vec::new();
+    if missing {
+        let report = catalog::rebuild::rebuild(&mut catalog, backend)?;
+        if report.packs > 0 || !report.unreadable.is_empty() {
+            notices.push(format!(
+                "catalog.db was missing: rebuilt it from {} packs ({} blobs)",
+                report.packs, report.blobs
+            ));
+        }
+        for (key, cause) in report.unreadable {
+            notices.push(format!("pack {key} left out of the rebuilt catalog: {cause}"));
+        }
+    }
+    Ok((catalog, notices))
+}
+
+fn is_empty_or_absent(root: &Path) -> Result<bool, StoreError> {
+    let io = |source| StoreError::Io {
+        path: root.to_owned(),
+        source,
+    };
+    match fs::read_dir(root) {
+        Ok(mut entries) => match entries.next() {
+            None => Ok(true),
+            Some(entry) => {
+                entry.map_err(io)?;
+                Ok(false)
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn random_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Io {
+        path: PathBuf::from("/dev/urandom"),
+        source: io::Error::other(e.to_string()),
+    })?;
+    Ok(hex::encode(bytes))
+}

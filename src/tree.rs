@@ -1,0 +1,376 @@
+//! Tree objects: one per directory, encoded as deterministic JSON.
+//!
+//! A tree lists a directory's entries sorted by name bytes, each with its
+//! metadata and content reference (chunk ids for a file, a subtree id for a
+//! directory, the target for a symlink). The same listing always encodes to
+//! the same bytes, so an unchanged directory has the same tree id in the next
+//! snapshot and costs nothing. Decoding checks what restore relies on: names
+//! are single path components, unique and sorted.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{BlobId, TreeId};
+use crate::rawname::RawName;
+
+/// A point in time with nanoseconds, as the file system reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timespec {
+    /// Seconds since the Unix epoch (negative before 1970).
+    pub sec: i64,
+    /// Nanoseconds, below 1e9.
+    pub nsec: u32,
+}
+
+/// Metadata recorded for every entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (file content; link target length for a symlink; 0 for a directory).
+    pub size: u64,
+    /// Modification time.
+    pub mtime: Timespec,
+}
+
+/// What an entry is, with its content reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// A regular file.
+    File {
+        /// Its content, in order.
+        chunks: Vec<BlobId>,
+        /// What the next snapshot compares to decide whether to read it again.
+        change: ChangeKey,
+    },
+    /// A directory.
+    Dir {
+        /// Its listing.
+        tree: TreeId,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Where it points, byte for byte.
+        target: RawName,
+    },
+}
+
+/// The inode and ctime of a file when it was captured. With size and mtime
+/// they decide whether the next snapshot may reuse the chunk list without
+/// reading the file. `ctime` is absent when the file was modified so close
+/// to its capture that a later change could go unseen (the racy-timestamp
+/// case); such a file is always read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeKey {
+    /// Inode number.
+    pub inode: u64,
+    /// Status change time, if it can be trusted.
+    pub ctime: Option<Timespec>,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "EntryRepr", into = "EntryRepr")]
+pub struct Entry {
+    /// The name, a single path component.
+    pub name: RawName,
+    /// Metadata.
+    pub meta: Meta,
+    /// Kind and content.
+    pub content: Content,
+}
+
+impl Entry {
+    /// The file's chunks, if it is a file.
+    pub fn chunks(&self) -> Option<&[BlobId]> {
+        match &self.content {
+            Content::File { chunks, .. } => Some(chunks),
+            _ => None,
+        }
+    }
+
+    /// The subtree, if it is a directory.
+    pub fn subtree(&self) -> Option<TreeId> {
+        match &self.content {
+            Content::Dir { tree } => Some(*tree),
+            _ => None,
+        }
+    }
+
+    /// "file", "dir" or "symlink".
+    pub fn kind_name(&self) -> &'static str {
+        match self.content {
+            Content::File { .. } => "file",
+            Content::Dir { .. } => "dir",
+            Content::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+/// A directory listing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Tree {
+    /// Entries, sorted by name bytes.
+    pub entries: Vec<Entry>,
+}
+
+/// Why bytes are not a valid tree.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    /// Not the JSON of a tree.
+    #[error("tree does not decode: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A name that is not one path component.
+    #[error("tree entry name {0:?} is not a valid file name")]
+    BadName(RawName),
+    /// Names out of order or repeated.
+    #[error("tree entries are not sorted and unique at {0:?}")]
+    Unsorted(RawName),
+}
+
+impl Tree {
+    /// A tree of `entries` in canonical (name byte) order.
+    pub fn new(mut entries: Vec<Entry>) -> Self {
+        entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Self { entries }
+    }
+
+    /// The canonical bytes of this tree. Entries must be sorted (as
+    /// [`Tree::new`] makes them); the id of a tree is the BLAKE3 of these bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain structs and vectors to a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes and validates tree bytes read from the store.
+    pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
+        let tree: Tree = serde_json::from_slice(bytes)?;
+        for pair in tree.entries.windows(2) {
+            if pair[0].name.as_bytes().cmp(pair[1].name.as_bytes()) != Ordering::Less {
+                return Err(TreeError::Unsorted(pair[1].name.clone()));
+            }
+        }
+        if let Some(bad) = tree.entries.iter().find(|e| !e.name.is_valid_entry_name()) {
+            return Err(TreeError::BadName(bad.name.clone()));
+        }
+        Ok(tree)
+    }
+
+    /// The entry called `name`, if any (binary search: entries are sorted).
+    pub fn find(&self, name: &[u8]) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.name.as_bytes().cmp(name))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+}
+
+/// The JSON shape of an entry: flat, with only the fields its type uses.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryRepr {
+    name: RawName,
+    #[serde(rename = "type")]
+    kind: KindRepr,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: Timespec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inode: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ctime: Option<Timespec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chunks: Option<Vec<BlobId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tree: Option<TreeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<RawName>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum KindRepr {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl From<Entry> for EntryRepr {
+    fn from(e: Entry) -> Self {
+        let mut repr = EntryRepr {
+            name: e.name,
+            kind: KindRepr::File,
+            mode: e.meta.mode,
+            uid: e.meta.uid,
+            gid: e.meta.gid,
+            size: e.meta.size,
+            mtime: e.meta.mtime,
+            inode: None,
+            ctime: None,
+            chunks: None,
+            tree: None,
+            target: None,
+        };
+        match e.content {
+            Content::File { chunks, change } => {
+                repr.chunks = Some(chunks);
+                repr.inode = Some(change.inode);
+                repr.ctime = change.ctime;
+            }
+            Content::Dir { tree } => {
+                repr.kind = KindRepr::Dir;
+                repr.tree = Some(tree);
+            }
+            Content::Symlink { target } => {
+                repr.kind = KindRepr::Symlink;
+                repr.target = Some(target);
+            }
+        }
+        repr
+    }
+}
+
+impl TryFrom<EntryRepr> for Entry {
+    type Error = String;
+
+    fn try_from(r: EntryRepr) -> Result<Self, String> {
+        for t in [Some(r.mtime), r.ctime].into_iter().flatten() {
+            if t.nsec >= 1_000_000_000 {
+                return Err(format!("entry {:?}: nanoseconds {} out of range", r.name, t.nsec));
+            }
+        }
+        let missing = |field: &str| format!("entry {:?}: missing {field}", r.name);
+        let content = match r.kind {
+            KindRepr::File => Content::File {
+                chunks: r.chunks.ok_or_else(|| missing("chunks"))?,
+                change: ChangeKey {
+                    inode: r.inode.ok_or_else(|| missing("inode"))?,
+                    ctime: r.ctime,
+                },
+            },
+            KindRepr::Dir => Content::Dir {
+                tree: r.tree.ok_or_else(|| missing("tree"))?,
+            },
+            KindRepr::Symlink => Content::Symlink {
+                target: r.target.ok_or_else(|| missing("target"))?,
+            },
+        };
+        Ok(Entry {
+            name: r.name,
+            meta: Meta {
+                mode: r.mode,
+                uid: r.uid,
+                gid: r.gid,
+                size: r.size,
+                mtime: r.mtime,
+            },
+            content,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta {
+        Meta {
+            mode: 0o644,
+            uid: 1000,
+            gid: 100,
+            size: 3,
+            mtime: Timespec {
+                sec: 1_700_000_000,
+                nsec: 5,
+            },
+        }
+    }
+
+    fn file(name: &[u8]) -> Entry {
+        Entry {
+            name: RawName::from_bytes(name.to_vec()),
+            meta: meta(),
+            content: Content::File {
+                chunks: vec![BlobId::of(b"abc")],
+                change: ChangeKey {
+                    inode: 7,
+                    ctime: Some(Timespec { sec: 1, nsec: 2 }),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn the_same_entries_in_any_order_encode_to_the_same_bytes() {
+        let a = Tree::new(vec![file(b"b"), file(b"a"), file(b"\xff")]);
+        let b = Tree::new(vec![file(b"\xff"), file(b"a"), file(b"b")]);
+        assert_eq!(a.encode(), b.encode());
+        assert_eq!(Tree::decode(&a.encode()).unwrap(), a);
+    }
+
+    #[test]
+    fn golden_file_entry_encoding() {
+        let tree = Tree::new(vec![file(b"a")]);
+        let want = concat!(
+            r#"{"entries":[{"name":"a","type":"file","mode":420,"uid":1000,"gid":100,"size":3,"#,
+            r#""mtime":{"sec":1700000000,"nsec":5},"inode":7,"ctime":{"sec":1,"nsec":2},"#,
+            r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"]}]}"#
+        );
+        assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+    }
+
+    #[test]
+    fn all_kinds_round_trip() {
+        let dir = Entry {
+            name: RawName::from_bytes(b"d".to_vec()),
+            meta: meta(),
+            content: Content::Dir {
+                tree: TreeId::of(b"t"),
+            },
+        };
+        let link = Entry {
+            name: RawName::from_bytes(b"l".to_vec()),
+            meta: meta(),
+            content: Content::Symlink {
+                target: RawName::from_bytes(b"../\xfe".to_vec()),
+            },
+        };
+        let tree = Tree::new(vec![link, dir, file(b"f")]);
+        assert_eq!(Tree::decode(&tree.encode()).unwrap(), tree);
+        assert_eq!(tree.find(b"f").unwrap().kind_name(), "file");
+        assert!(tree.find(b"x").is_none());
+    }
+
+    #[test]
+    fn unsorted_duplicate_and_path_like_names_are_refused() {
+        let dup = Tree {
+            entries: vec![file(b"a"), file(b"a")],
+        };
+        assert!(matches!(Tree::decode(&dup.encode()), Err(TreeError::Unsorted(_))));
+        let unsorted = Tree {
+            entries: vec![file(b"b"), file(b"a")],
+        };
+        assert!(Tree::decode(&unsorted.encode()).is_err());
+        for bad in [&b".."[..], b"a/b", b""] {
+            let t = Tree {
+                entries: vec![file(bad)],
+            };
+            assert!(matches!(Tree::decode(&t.encode()), Err(TreeError::BadName(_))));
+        }
+    }
+
+    #[test]
+    fn a_file_without_chunks_or_a_dir_without_tree_is_refused() {
+        let json = br#"{"entries":[{"name":"a","type":"dir","mode":0,"uid":0,"gid":0,"size":0,"mtime":{"sec":0,"nsec":0}}]}"#;
+        assert!(Tree::decode(json).is_err());
+        let json = br#"{"entries":[{"name":"a","type":"file","mode":0,"uid":0,"gid":0,"size":0,"mtime":{"sec":0,"nsec":0},"inode":1}]}"#;
+        assert!(Tree::decode(json).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Points in time: how snapshot times are recorded and how the user names
+//! them on the command line.
+//!
+//! A snapshot time is an instant plus the UTC offset that was local when it
+//! was taken, written as RFC 3339 (`2026-02-15T02:00:00.5+01:00`). User input
+//! is read in the local time zone unless it carries an offset.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::civil::{Date, DateTime};
+use jiff::fmt::temporal::Pieces;
+use jiff::tz::{Offset, TimeZone};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An instant with the offset it is displayed in.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotTime {
+    /// The instant.
+    pub timestamp: Timestamp,
+    /// The UTC offset it was recorded with.
+    pub offset: Offset,
+}
+
+impl SnapshotTime {
+    /// Now, with the local offset.
+    pub fn now() -> Self {
+        Self::local(Timestamp::now())
+    }
+
+    /// `timestamp` with the offset the local time zone has at that instant.
+    pub fn local(timestamp: Timestamp) -> Self {
+        Self {
+            timestamp,
+            offset: TimeZone::system().to_offset(timestamp),
+        }
+    }
+
+    /// Shown in the local time zone, to the second, for tables.
+    pub fn display_local(&self) -> String {
+        self.timestamp
+            .to_zoned_datetime(TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+}
+
+impl PartialEq for SnapshotTime {
+    fn eq(&self, other: &Self) -> bool {
+        self.timestamp == other.timestamp
+    }
+}
+impl Eq for SnapshotTime {}
+impl PartialOrd for SnapshotTime {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SnapshotTime {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.timestamp.cmp(&other.timestamp)
+    }
+}
+
+impl fmt::Display for SnapshotTime {
+    /// RFC 3339 with the recorded offset.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.timestamp.display_with_offset(self.offset))
+    }
+}
+
+impl FromStr for SnapshotTime {
+    type Err = String;
+
+    /// Parses RFC 3339 with an offset (or `Z`), keeping the offset.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = |e: jiff::Error| format!("{text:?} is not an RFC 3339 time: {e}");
+        let timestamp = Timestamp::from_str(text).map_err(bad)?;
+        let offset = Pieces::parse(text)
+            .map_err(bad)?
+            .to_numeric_offset()
+            .unwrap_or(Offset::UTC);
+        Ok(Self { timestamp, offset })
+    }
+}
+
+impl Serialize for SnapshotTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a user-given time for `snapshot --time`: RFC 3339 with offset,
+/// `YYYY-MM-DD HH:MM[:SS]` or `YYYY-MM-DDTHH:MM[:SS]` in `tz`, or a bare
+/// date `YYYY-MM-DD` / `YYYYMMDD` meaning its first instant in `tz`.
+pub fn parse_instant(text: &str, tz: &TimeZone) -> Result<SnapshotTime, String> {
+    let text = text.trim();
+    if let Ok(t) = text.parse::<SnapshotTime>() {
+        return Ok(t);
+    }
+    let civil = parse_civil(text).ok_or_else(|| {
+        format!(
+            "{text:?} is not a time: use RFC 3339 (2026-02-15T02:00:00+01:00), \
+             \"2026-02-15 14:30\" or a date (2026-02-15)"
+        )
+    })?;
+    let zoned = civil
+        .to_zoned_datetime(tz.clone())
+        .map_err(|e| format!("{text:?} does not exist in the local time zone: {e}"))?;
+    Ok(SnapshotTime {
+        timestamp: zoned.timestamp(),
+        offset: zoned.offset(),
+    })
+}
+
+fn parse_civil(text: &str) -> Option<DateTime> {
+    if let Ok(dt) = DateTime::from_str(&text.replacen(' ', "T", 1)) {
+        return Some(dt);
+    }
+    if let Ok(date) = Date::from_str(text) {
+        return Some(date.to_datetime(jiff::civil::Time::midnight()));
+    }
+    compact_date(text).map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+}
+
+/// `20260215`, the form dated backup files use.
+fn compact_date(text: &str) -> Option<Date> {
+    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year = text[0..4].parse().ok()?;
+    let month = text[4..6].parse().ok()?;
+    let day = text[6..8].parse().ok()?;
+    Date::new(year, month, day).ok()
+}
+
+/// Parses a duration such as `30s`, `5m`, `1h30m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let signed = match text.parse::<u64>() {
+        Ok(secs) => SignedDuration::from_secs(secs as i64),
+        Err(_) => SignedDuration::from_str(text)
+            .map_err(|_| format!("{text:?} is not a duration: use e.g. 30s, 5m or 1h"))?,
+    };
+    std::time::Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tz() -> TimeZone {
+        TimeZone::fixed(jiff::tz::offset(1))
+    }
+
+    #[test]
+    fn rfc3339_keeps_its_offset_through_display() {
+        let t: SnapshotTime = "2026-02-15T02:00:00.5+01:00".parse().unwrap();
+        assert_eq!(t.to_string(), "2026-02-15T02:00:00.5+01:00");
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<SnapshotTime>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn civil_forms_are_read_in_the_given_zone() {
+        let want: SnapshotTime = "2026-02-15T14:30:00+01:00".parse().unwrap();
+        assert_eq!(parse_instant("2026-02-15 14:30", &tz()).unwrap(), want);
+        assert_eq!(parse_instant("2026-02-15T14:30:00", &tz()).unwrap(), want);
+        let midnight: SnapshotTime = "2026-02-15T00:00:00+01:00".parse().unwrap();
+        assert_eq!(parse_instant("2026-02-15", &tz()).unwrap(), midnight);
+        assert_eq!(parse_instant("20260215", &tz()).unwrap(), midnight);
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_the_accepted_forms() {
+        let err = parse_instant("last tuesday", &tz()).unwrap_err();
+        assert!(err.contains("RFC 3339"), "{err}");
+        assert!(parse_instant("20261345", &tz()).is_err());
+    }
+
+    #[test]
+    fn durations_take_units_or_seconds() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert!(parse_duration("soon").is_err());
+    }
+}
