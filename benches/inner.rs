@@ -1,2 +1,183 @@
-//! Placeholder, filled in below.
-fn main() {}
+//! Inner loops of a snapshot, measured with criterion:
+//! `cargo bench --bench inner`. Ratios between these numbers, taken in one
+//! run, say where the time of a capture goes; see benches/README.md.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+
+use cairn::backend::Backend;
+use cairn::catalog::Catalog;
+use cairn::chunker::{self, ChunkerParams};
+use cairn::compress::{self, Compressor};
+use cairn::id::BlobId;
+use cairn::pack::writer::PublishedPack;
+use cairn::pack::{BlobKind, PackEntry, PackWriter};
+use cairn::rawname::RawName;
+use cairn::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+/// Half random, half text-like: roughly what a mixed tree compresses like.
+fn mixed_data(len: usize) -> Vec<u8> {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let words = b"the quick brown fox jumps over the lazy dog cairn snapshot pack ";
+    (0..len)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if (i / 65536) % 2 == 0 {
+                (seed >> 32) as u8
+            } else {
+                words[(seed % words.len() as u64) as usize]
+            }
+        })
+        .collect()
+}
+
+fn chunking_and_hashing(c: &mut Criterion) {
+    let data = mixed_data(32 << 20);
+    let mut g = c.benchmark_group("chunk+hash");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    g.bench_function("fastcdc 256K/1M/4M", |b| {
+        b.iter(|| {
+            chunker::chunks(&data[..], u64::MAX, &ChunkerParams::default())
+                .map(|c| c.unwrap().len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("blake3", |b| b.iter(|| blake3::hash(black_box(&data))));
+    g.finish();
+}
+
+fn compression(c: &mut Criterion) {
+    let chunk = mixed_data(1 << 20);
+    let text = &chunk[65536..131072].repeat(16);
+    let mut g = c.benchmark_group("zstd 1 MiB");
+    g.throughput(Throughput::Bytes(1 << 20));
+    for level in [1, 3] {
+        let mut comp = Compressor::new(level).unwrap();
+        g.bench_with_input(BenchmarkId::new("compress mixed", level), &chunk, |b, d| {
+            b.iter(|| comp.encode(d.clone()).unwrap())
+        });
+        g.bench_with_input(BenchmarkId::new("compress text", level), text, |b, d| {
+            b.iter(|| comp.encode(d.clone()).unwrap())
+        });
+    }
+    let mut comp = Compressor::new(3).unwrap();
+    let enc = comp.encode(text.clone()).unwrap();
+    // The check every compressed blob gets before it is written.
+    g.bench_function("verify (decompress + blake3) text", |b| {
+        b.iter(|| {
+            let raw = compress::decode(enc.compression, &enc.bytes, text.len()).unwrap();
+            BlobId::of(&raw)
+        })
+    });
+    g.finish();
+}
+
+fn pack_writing(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    let backend = Backend::new(dir.path());
+    let blob = Compressor::new(3)
+        .unwrap()
+        .encode(mixed_data(1 << 20))
+        .unwrap();
+    let mut g = c.benchmark_group("pack");
+    g.throughput(Throughput::Bytes(16 * blob.bytes.len() as u64));
+    g.sample_size(10);
+    g.bench_function("write+seal+publish 16 blobs", |b| {
+        b.iter(|| {
+            let mut w = PackWriter::create(&backend, BlobKind::Data).unwrap();
+            for i in 0..16u32 {
+                w.add(BlobId::of(&i.to_le_bytes()), 1 << 20, &blob).unwrap();
+            }
+            w.seal().unwrap().publish(&backend).unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn catalog_lookups(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+    let per_pack = 1000u32;
+    for p in 0..50u32 {
+        let entries = (0..per_pack)
+            .map(|i| PackEntry {
+                kind: BlobKind::Data,
+                id: BlobId::of(&(p * per_pack + i).to_le_bytes()),
+                offset: u64::from(i) * 100,
+                stored_len: 100,
+                raw_len: 200,
+                compression: cairn::compress::Compression::Zstd,
+            })
+            .collect();
+        catalog
+            .record_pack(&PublishedPack {
+                id: cairn::id::PackId::of(&p.to_le_bytes()),
+                kind: BlobKind::Data,
+                entries,
+                size: 0,
+            })
+            .unwrap();
+    }
+    let known = BlobId::of(&1234u32.to_le_bytes());
+    let unknown = BlobId::of(b"not there");
+    let mut g = c.benchmark_group("catalog 50k blobs");
+    g.bench_function("contains known", |b| {
+        b.iter(|| catalog.contains(&known).unwrap())
+    });
+    g.bench_function("contains unknown", |b| {
+        b.iter(|| catalog.contains(&unknown).unwrap())
+    });
+    g.bench_function("locate known", |b| {
+        b.iter(|| catalog.locate(&known).unwrap())
+    });
+    g.finish();
+}
+
+fn trees(c: &mut Criterion) {
+    let entries: Vec<Entry> = (0..1000u32)
+        .map(|i| Entry {
+            name: RawName::from_bytes(format!("file-{i:05}.txt").into_bytes()),
+            meta: Meta {
+                mode: 0o644,
+                uid: 1000,
+                gid: 1000,
+                size: u64::from(i) * 17,
+                mtime: Timespec {
+                    sec: 1_700_000_000 + i64::from(i),
+                    nsec: i * 7,
+                },
+            },
+            content: Content::File {
+                chunks: vec![BlobId::of(&i.to_le_bytes())],
+                change: ChangeKey {
+                    inode: u64::from(i),
+                    ctime: Some(Timespec { sec: 1, nsec: 1 }),
+                },
+            },
+        })
+        .collect();
+    let tree = Tree::new(entries);
+    let bytes = tree.encode();
+    let mut g = c.benchmark_group("tree 1000 entries");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("encode", |b| b.iter(|| tree.encode()));
+    g.bench_function("decode", |b| {
+        b.iter(|| Tree::decode(black_box(&bytes)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    chunking_and_hashing,
+    compression,
+    pack_writing,
+    catalog_lookups,
+    trees
+);
+criterion_main!(benches);

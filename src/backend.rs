@@ -159,9 +159,7 @@ impl Backend {
 
 /// fsync a directory so that a rename or a new entry in it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(at(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
 
 impl Backend {

@@ -67,12 +67,38 @@ impl ChunkerParams {
     }
 }
 
+/// A stream of chunks, each an owned buffer.
+pub type Chunks<'r> = Box<dyn Iterator<Item = io::Result<Vec<u8>>> + 'r>;
+
 /// Streams `reader` as chunks, holding at most `max_size` bytes of it at once.
 /// `params` must have passed [`ChunkerParams::validate`].
-pub fn chunks<R: Read>(
-    reader: R,
+///
+/// `size_hint` is the expected length (a file's size; `u64::MAX` if unknown).
+/// Input of at most `min_size` bytes is always one chunk, so a small file is
+/// read straight into a buffer of its size instead of through FastCDC's
+/// `max_size` window; if it turns out longer than `min_size` (it grew), the
+/// bytes read so far are fed to FastCDC first, so cut points never depend on
+/// the hint.
+pub fn chunks<'r, R: Read + 'r>(
+    mut reader: R,
+    size_hint: u64,
     params: &ChunkerParams,
-) -> impl Iterator<Item = io::Result<Vec<u8>>> {
+) -> Chunks<'r> {
+    let min = u64::from(params.min_size);
+    if size_hint > min {
+        return Box::new(stream(reader, *params));
+    }
+    let mut head = Vec::with_capacity(size_hint as usize);
+    match (&mut reader).take(min + 1).read_to_end(&mut head) {
+        Err(e) => Box::new(std::iter::once(Err(e))),
+        Ok(_) if head.len() as u64 <= min => {
+            Box::new((!head.is_empty()).then_some(Ok(head)).into_iter())
+        }
+        Ok(_) => Box::new(stream(io::Cursor::new(head).chain(reader), *params)),
+    }
+}
+
+fn stream<R: Read>(reader: R, params: ChunkerParams) -> impl Iterator<Item = io::Result<Vec<u8>>> {
     StreamCDC::new(
         reader,
         params.min_size as usize,
@@ -99,7 +125,7 @@ mod tests {
     }
 
     fn cut_points(data: &[u8], params: &ChunkerParams) -> Vec<usize> {
-        chunks(data, params)
+        chunks(data, u64::MAX, params)
             .map(|c| c.unwrap().len())
             .scan(0, |end, len| {
                 *end += len;
@@ -129,10 +155,12 @@ mod tests {
     #[test]
     fn empty_input_has_no_chunks_and_small_input_is_one() {
         let p = ChunkerParams::default();
-        assert_eq!(chunks(&b""[..], &p).count(), 0);
-        let small = vec![7u8; 1000];
-        let got: Vec<_> = chunks(&small[..], &p).map(|c| c.unwrap()).collect();
-        assert_eq!(got, vec![small]);
+        for hint in [0, 1000, u64::MAX] {
+            assert_eq!(chunks(&b""[..], hint, &p).count(), 0);
+            let small = vec![7u8; 1000];
+            let got: Vec<_> = chunks(&small[..], hint, &p).map(|c| c.unwrap()).collect();
+            assert_eq!(got, vec![small]);
+        }
     }
 
     // The cut points of a seeded 8 MiB input are part of the store format:
@@ -143,7 +171,9 @@ mod tests {
         let got = cut_points(&data, &ChunkerParams::default());
         assert_eq!(
             got,
-            vec![1_040_333, 2_474_732, 3_526_740, 4_082_364, 5_128_939, 6_764_923, 8_388_608]
+            vec![
+                1_040_333, 2_474_732, 3_526_740, 4_082_364, 5_128_939, 6_764_923, 8_388_608
+            ]
         );
     }
 
@@ -151,9 +181,13 @@ mod tests {
     fn an_edit_in_the_middle_moves_only_nearby_chunks() {
         let p = ChunkerParams::default();
         let mut data = seeded_bytes(16 << 20, 42);
-        let before: Vec<_> = chunks(&data[..], &p).map(|c| c.unwrap()).collect();
+        let before: Vec<_> = chunks(&data[..], u64::MAX, &p)
+            .map(|c| c.unwrap())
+            .collect();
         data[8 << 20] ^= 0xff;
-        let after: Vec<_> = chunks(&data[..], &p).map(|c| c.unwrap()).collect();
+        let after: Vec<_> = chunks(&data[..], u64::MAX, &p)
+            .map(|c| c.unwrap())
+            .collect();
         let new = after.iter().filter(|c| !before.contains(c)).count();
         assert!(new <= 2, "{new} new chunks for a one-byte edit");
     }
@@ -162,9 +196,19 @@ mod tests {
         #[test]
         fn chunks_concatenate_back_to_the_input(data in proptest::collection::vec(any::<u8>(), 0..300_000)) {
             let p = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 };
-            let pieces: Vec<Vec<u8>> = chunks(&data[..], &p).map(|c| c.unwrap()).collect();
+            let pieces: Vec<Vec<u8>> = chunks(&data[..], u64::MAX, &p).map(|c| c.unwrap()).collect();
             prop_assert!(pieces.iter().all(|c| c.len() <= 16384 && !c.is_empty()));
             prop_assert_eq!(pieces.concat(), data);
+        }
+
+        // A wrong size hint (a file that grew or shrank) never changes the cuts.
+        #[test]
+        fn the_size_hint_never_changes_cut_points(len in 0usize..6000, hint in 0u64..3000) {
+            let p = ChunkerParams { min_size: 1024, avg_size: 2048, max_size: 4096 };
+            let data: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+            let hinted: Vec<Vec<u8>> = chunks(&data[..], hint, &p).map(|c| c.unwrap()).collect();
+            let plain: Vec<Vec<u8>> = chunks(&data[..], u64::MAX, &p).map(|c| c.unwrap()).collect();
+            prop_assert_eq!(hinted, plain);
         }
     }
 }

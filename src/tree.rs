@@ -243,7 +243,10 @@ impl TryFrom<EntryRepr> for Entry {
     fn try_from(r: EntryRepr) -> Result<Self, String> {
         for t in [Some(r.mtime), r.ctime].into_iter().flatten() {
             if t.nsec >= 1_000_000_000 {
-                return Err(format!("entry {:?}: nanoseconds {} out of range", r.name, t.nsec));
+                return Err(format!(
+                    "entry {:?}: nanoseconds {} out of range",
+                    r.name, t.nsec
+                ));
             }
         }
         let missing = |field: &str| format!("entry {:?}: missing {field}", r.name);
@@ -353,7 +356,10 @@ mod tests {
         let dup = Tree {
             entries: vec![file(b"a"), file(b"a")],
         };
-        assert!(matches!(Tree::decode(&dup.encode()), Err(TreeError::Unsorted(_))));
+        assert!(matches!(
+            Tree::decode(&dup.encode()),
+            Err(TreeError::Unsorted(_))
+        ));
         let unsorted = Tree {
             entries: vec![file(b"b"), file(b"a")],
         };
@@ -362,7 +368,10 @@ mod tests {
             let t = Tree {
                 entries: vec![file(bad)],
             };
-            assert!(matches!(Tree::decode(&t.encode()), Err(TreeError::BadName(_))));
+            assert!(matches!(
+                Tree::decode(&t.encode()),
+                Err(TreeError::BadName(_))
+            ));
         }
     }
 

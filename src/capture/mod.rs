@@ -27,8 +27,8 @@ use crate::store::{Store, StoreError};
 use crate::tree::{ChangeKey, Content, Entry, Meta, Tree};
 use crate::when::SnapshotTime;
 
-use excludes::Excludes;
 use crate::progress::Progress;
+use excludes::Excludes;
 use report::{Reporter, Warning};
 use sources::Sources;
 use walk::Walker;
@@ -269,7 +269,7 @@ fn capture_stdin(
 ) -> Result<TreeId, CaptureError> {
     let mut chunks = Vec::new();
     let mut size = 0u64;
-    for chunk in chunker::chunks(io::stdin().lock(), &walker.chunker) {
+    for chunk in chunker::chunks(io::stdin().lock(), u64::MAX, &walker.chunker) {
         let data = chunk.map_err(CaptureError::Stdin)?;
         size += data.len() as u64;
         Progress::add(&walker.progress.bytes, data.len() as u64);

@@ -21,13 +21,13 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::CaptureError;
-use crate::progress::Progress;
 use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::compress::{self, Compression, Compressor, Encoded};
 use crate::id::BlobId;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{BlobKind, PackError, PackWriter};
+use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 
 /// A new blob on its way to a compressor.
@@ -83,7 +83,8 @@ impl BlobSink<'_> {
     /// returns its id either way.
     pub fn put(&mut self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId, CaptureError> {
         let id = BlobId::of(&data);
-        let known = self.sent.contains(&id) || self.catalog.contains(&id).map_err(StoreError::from)?;
+        let known =
+            self.sent.contains(&id) || self.catalog.contains(&id).map_err(StoreError::from)?;
         let (new, reused) = match kind {
             BlobKind::Data => (&mut self.stats.data_new, &mut self.stats.data_reused),
             BlobKind::Tree => (&mut self.stats.tree_new, &mut self.stats.tree_reused),
@@ -176,7 +177,9 @@ fn compress_jobs(level: i32, jobs: Receiver<Job>, ready: Sender<Result<Ready, Ca
 /// compressor fault is caught here, before the blob can reach a pack.
 fn compress_one(compressor: &mut Compressor, job: Job) -> Result<Ready, CaptureError> {
     let raw_len = job.data.len() as u32;
-    let encoded = compressor.encode(job.data).map_err(CaptureError::Compress)?;
+    let encoded = compressor
+        .encode(job.data)
+        .map_err(CaptureError::Compress)?;
     if encoded.compression == Compression::Zstd {
         let fault = |detail: String| {
             CaptureError::Store(StoreError::Pack(PackError::CompressorFault {
@@ -258,6 +261,10 @@ fn finish_pack(
     catalog.record_pack(&published).map_err(StoreError::from)?;
     crate::crash::point("pack-cataloged");
     stats.packs += 1;
-    stats.bytes_stored += published.entries.iter().map(|e| u64::from(e.stored_len)).sum::<u64>();
+    stats.bytes_stored += published
+        .entries
+        .iter()
+        .map(|e| u64::from(e.stored_len))
+        .sum::<u64>();
     Ok(published)
 }

@@ -104,7 +104,10 @@ mod tests {
 
     #[test]
     fn absolute_resolves_dots_lexically() {
-        assert_eq!(absolute(Path::new("/a/./b/../c")).unwrap(), Path::new("/a/c"));
+        assert_eq!(
+            absolute(Path::new("/a/./b/../c")).unwrap(),
+            Path::new("/a/c")
+        );
         assert_eq!(absolute(Path::new("/..")).unwrap(), Path::new("/"));
     }
 

@@ -19,11 +19,11 @@ use super::change;
 use super::excludes::Excludes;
 use super::pipeline::BlobSink;
 use super::report::{self, Reporter, Warning};
-use crate::progress::Progress;
 use super::sources::{SourceNode, sort_names};
 use crate::chunker::{self, ChunkerParams};
 use crate::id::{BlobId, TreeId};
 use crate::pack::BlobKind;
+use crate::progress::Progress;
 use crate::rawname::RawName;
 use crate::snapshot::{MAX_LISTED_LEFT_OUT, Summary};
 use crate::store::Store;
@@ -205,7 +205,7 @@ impl Walker<'_, '_> {
         let mut chunks: Vec<BlobId> = Vec::new();
         let mut size = 0u64;
         let params = self.chunker;
-        for chunk in chunker::chunks(&file, &params) {
+        for chunk in chunker::chunks(&file, before.len(), &params) {
             let data = match chunk {
                 Ok(data) => data,
                 Err(e) => {
@@ -267,7 +267,9 @@ impl Walker<'_, '_> {
             Ok(tree) => Some(tree),
             Err(e) => {
                 self.reporter.warn(&Warning::Note {
-                    message: format!("parent tree {id} unreadable, files below it are read again: {e}"),
+                    message: format!(
+                        "parent tree {id} unreadable, files below it are read again: {e}"
+                    ),
                 });
                 None
             }

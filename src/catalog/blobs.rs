@@ -113,9 +113,15 @@ impl Catalog {
     /// Numbers of packs and blobs recorded.
     pub fn counts(&self) -> Result<(u64, u64), CatalogError> {
         let count = |sql: &str| -> Result<u64, CatalogError> {
-            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0)).map_err(self.err())?;
+            let n: i64 = self
+                .conn
+                .query_row(sql, [], |r| r.get(0))
+                .map_err(self.err())?;
             Ok(n.max(0) as u64)
         };
-        Ok((count("SELECT count(*) FROM packs")?, count("SELECT count(*) FROM blobs")?))
+        Ok((
+            count("SELECT count(*) FROM packs")?,
+            count("SELECT count(*) FROM blobs")?,
+        ))
     }
 }

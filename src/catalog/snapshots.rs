@@ -15,12 +15,15 @@ impl Catalog {
             .prepare_cached("SELECT id, record FROM snapshots")
             .map_err(self.err())?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
             .map_err(self.err())?;
         let mut out = HashMap::new();
         for row in rows {
             let (id, record) = row.map_err(self.err())?;
-            let id = SnapshotId::from_slice(&id).ok_or_else(|| self.corrupt("snapshot id length"))?;
+            let id =
+                SnapshotId::from_slice(&id).ok_or_else(|| self.corrupt("snapshot id length"))?;
             out.insert(id, record);
         }
         Ok(out)

@@ -4,7 +4,7 @@ use clap::Args;
 
 use cairn::compress::CompressionConfig;
 use cairn::store::config::{DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE};
-use cairn::store::{InitOptions, LockMode, PackConfig, Store};
+use cairn::store::{InitOptions, LockMode, PackConfig, Store, StoreError};
 
 use super::exit::Exit;
 use super::output::{human_bytes, parse_size};
@@ -25,7 +25,11 @@ fn pack_size(text: &str) -> Result<u64, String> {
     if (MIN_PACK_SIZE..=MAX_PACK_SIZE).contains(&size) {
         Ok(size)
     } else {
-        Err(format!("pack size must be between {} and {}", human_bytes(MIN_PACK_SIZE), human_bytes(MAX_PACK_SIZE)))
+        Err(format!(
+            "pack size must be between {} and {}",
+            human_bytes(MIN_PACK_SIZE),
+            human_bytes(MAX_PACK_SIZE)
+        ))
     }
 }
 
@@ -39,13 +43,17 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
             "version": config.version,
         }))?;
     } else if !ctx.quiet {
-        println!("created cairn store {} at {}", &config.id[..8], store.root().display());
+        println!(
+            "created cairn store {} at {}",
+            &config.id[..8],
+            store.root().display()
+        );
     }
     Ok(Exit::Ok)
 }
 
 /// Creates a store at the context's path with the given settings.
-pub fn init_store(ctx: &Ctx, level: i32, pack_size: u64) -> anyhow::Result<Store> {
+pub fn init_store(ctx: &Ctx, level: i32, pack_size: u64) -> Result<Store, StoreError> {
     let options = InitOptions {
         compression: CompressionConfig {
             level,
@@ -55,10 +63,14 @@ pub fn init_store(ctx: &Ctx, level: i32, pack_size: u64) -> anyhow::Result<Store
             target_size: pack_size,
         },
     };
-    Ok(Store::init(&ctx.store, &options, ctx.open_options(LockMode::Shared))?)
+    Ok(Store::init(
+        &ctx.store,
+        &options,
+        ctx.open_options(LockMode::Shared),
+    )?)
 }
 
 /// Creates the default store with default settings.
-pub fn init_default(ctx: &Ctx) -> anyhow::Result<Store> {
+pub fn init_default(ctx: &Ctx) -> Result<Store, StoreError> {
     init_store(ctx, CompressionConfig::default().level, DEFAULT_PACK_SIZE)
 }

@@ -47,7 +47,11 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         ctx.wants_progress(),
         |p| {
             let (files, bytes, _) = p.read();
-            format!("{files} files, {} of {}", human_bytes(bytes), human_bytes(total))
+            format!(
+                "{files} files, {} of {}",
+                human_bytes(bytes),
+                human_bytes(total)
+            )
         },
         |_| restore::execute(&store, plan, &options, &progress),
     )?;

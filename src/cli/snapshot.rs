@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
@@ -10,8 +9,8 @@ use cairn::capture::{self, CaptureOptions, ParentChoice, Plan};
 use cairn::progress::Progress;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotRecord};
-use cairn::store::{LockMode, Store};
-use cairn::when;
+use cairn::store::{LockMode, Store, StoreError};
+use cairn::when::{self, SnapshotTime};
 
 use super::exit::Exit;
 use super::output::{StderrReporter, human_bytes, with_progress};
@@ -20,7 +19,11 @@ use super::{Ctx, init, print_json};
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Files and directories to capture
-    #[arg(value_name = "PATH", required_unless_present = "stdin", conflicts_with = "stdin")]
+    #[arg(
+        value_name = "PATH",
+        required_unless_present = "stdin",
+        conflicts_with = "stdin"
+    )]
     paths: Vec<PathBuf>,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
@@ -29,8 +32,8 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "NAME")]
     host: Option<String>,
     /// Record this time instead of now (RFC 3339, "2026-02-15 14:30" or 2026-02-15)
-    #[arg(long, value_name = "WHEN")]
-    time: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = local_instant)]
+    time: Option<SnapshotTime>,
     /// Leave out paths matching this glob (repeatable); without '/' it matches names
     #[arg(long = "exclude", value_name = "GLOB")]
     excludes: Vec<String>,
@@ -69,14 +72,6 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
 
 /// Everything checked before the store is opened (or created).
 fn plan(args: &SnapshotArgs) -> anyhow::Result<Plan> {
-    let time = match &args.time {
-        Some(text) => Some(
-            when::parse_instant(text, &jiff::tz::TimeZone::system())
-                .map_err(anyhow::Error::msg)
-                .context("--time")?,
-        ),
-        None => None,
-    };
     let parent = match (&args.parent, args.force) {
         (_, true) => ParentChoice::None,
         (Some(r), false) => ParentChoice::Given(r.clone()),
@@ -85,7 +80,7 @@ fn plan(args: &SnapshotArgs) -> anyhow::Result<Plan> {
     let options = CaptureOptions {
         host: args.host.clone().unwrap_or_else(capture::default_host),
         tags: args.tags.clone(),
-        time,
+        time: args.time,
         excludes: args.excludes.clone(),
         parent,
     };
@@ -93,12 +88,22 @@ fn plan(args: &SnapshotArgs) -> anyhow::Result<Plan> {
     Ok(capture::prepare(&args.paths, stdin_name, options)?)
 }
 
-/// Opens the store; the default store is created on first use.
+fn local_instant(text: &str) -> Result<SnapshotTime, String> {
+    when::parse_instant(text, &jiff::tz::TimeZone::system())
+}
+
+/// Opens the store; the default store is created on first use. Of two first
+/// runs racing to create it, one creates it and the other opens it.
 fn open_or_create(ctx: &Ctx) -> anyhow::Result<Store> {
     if ctx.store_is_default && !Store::exists(&ctx.store) {
-        let store = init::init_default(ctx)?;
-        eprintln!("cairn: created a new store at {}", ctx.store.display());
-        return Ok(store);
+        match init::init_default(ctx) {
+            Ok(store) => {
+                eprintln!("cairn: created a new store at {}", ctx.store.display());
+                return Ok(store);
+            }
+            Err(StoreError::Exists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     ctx.open(LockMode::Shared)
 }
@@ -150,7 +155,10 @@ fn report(ctx: &Ctx, snapshot: &Snapshot) -> anyhow::Result<()> {
         s.data_blobs_reused
     );
     if s.errors > 0 || s.skipped > 0 {
-        println!("  left out: {} (errors), skipped: {} (special files)", s.errors, s.skipped);
+        println!(
+            "  left out: {} (errors), skipped: {} (special files)",
+            s.errors, s.skipped
+        );
     }
     println!("  took {:.1}s", s.duration_secs);
     Ok(())

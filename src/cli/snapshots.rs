@@ -56,7 +56,11 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
     for (key, cause) in &list.unreadable {
         eprintln!("cairn: warning: {key}: {cause}; not listed");
     }
-    let shown: Vec<_> = list.snapshots.iter().filter(|s| filter.matches(s)).collect();
+    let shown: Vec<_> = list
+        .snapshots
+        .iter()
+        .filter(|s| filter.matches(s))
+        .collect();
     if ctx.json {
         let items: Vec<SnapshotJson> = shown.iter().map(|s| SnapshotJson::from(*s)).collect();
         return print_json(&items).map(|()| Exit::Ok);
@@ -70,7 +74,11 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
                 r.time.display_local(),
                 r.host.clone(),
                 r.tags.join(","),
-                r.paths.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                r.paths
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 human_bytes(r.summary.total_bytes),
             ]
         })

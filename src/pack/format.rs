@@ -211,8 +211,8 @@ pub fn decode_header(
 
 fn decode_entry(raw: &[u8]) -> Result<PackEntry, String> {
     let kind = BlobKind::from_code(raw[0]).ok_or_else(|| format!("unknown kind {}", raw[0]))?;
-    let compression = Compression::from_code(raw[1])
-        .ok_or_else(|| format!("unknown compression {}", raw[1]))?;
+    let compression =
+        Compression::from_code(raw[1]).ok_or_else(|| format!("unknown compression {}", raw[1]))?;
     if raw[2..4] != [0, 0] {
         return Err("reserved bytes are not zero".into());
     }

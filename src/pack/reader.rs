@@ -33,11 +33,7 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
 }
 
 /// Reads one blob, decodes it and checks that its BLAKE3 is `id`.
-pub fn read_blob(
-    backend: &Backend,
-    id: &BlobId,
-    at: &BlobLocation,
-) -> Result<Vec<u8>, PackError> {
+pub fn read_blob(backend: &Backend, id: &BlobId, at: &BlobLocation) -> Result<Vec<u8>, PackError> {
     let stored = backend.read_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
     decode_blob(id, at, &stored)
 }

@@ -111,7 +111,12 @@ impl RestorePlan {
         let meta = match fs::symlink_metadata(&item.path) {
             Ok(meta) => meta,
             // Missing, or below something that is not a directory (itself a conflict).
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(());
             }
             Err(source) => {

@@ -168,7 +168,11 @@ fn restore_symlink(item: &Item, as_owner: bool) -> io::Result<()> {
         .prefix(TEMP_PREFIX)
         .make_in(dir, |p| std::os::unix::fs::symlink(target.as_path(), p))?;
     if as_owner {
-        lchown(tmp.path(), Some(item.entry.meta.uid), Some(item.entry.meta.gid))?;
+        lchown(
+            tmp.path(),
+            Some(item.entry.meta.uid),
+            Some(item.entry.meta.gid),
+        )?;
     }
     let t = file_time(item.entry.meta.mtime);
     filetime::set_symlink_file_times(tmp.path(), t, t)?;
@@ -177,7 +181,9 @@ fn restore_symlink(item: &Item, as_owner: bool) -> io::Result<()> {
 }
 
 fn temp_beside(path: &Path) -> io::Result<NamedTempFile> {
-    Builder::new().prefix(TEMP_PREFIX).tempfile_in(parent_of(path))
+    Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(parent_of(path))
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -212,5 +218,7 @@ fn system_time(t: Timespec) -> SystemTime {
     } else {
         UNIX_EPOCH.checked_sub(Duration::from_secs(t.sec.unsigned_abs()))
     };
-    moved.and_then(|s| s.checked_add(nanos)).unwrap_or(UNIX_EPOCH)
+    moved
+        .and_then(|s| s.checked_add(nanos))
+        .unwrap_or(UNIX_EPOCH)
 }

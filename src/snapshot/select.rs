@@ -94,14 +94,20 @@ pub fn resolve<'a>(
 ) -> Result<&'a Snapshot, SelectError> {
     let mut kept = snapshots.iter().filter(|s| filter.matches(s));
     match reference {
-        SnapshotRef::Latest => kept.next_back().ok_or(SelectError::Empty(
-            if snapshots.is_empty() { "" } else { " matching the filters" },
-        )),
+        SnapshotRef::Latest => {
+            kept.next_back()
+                .ok_or(SelectError::Empty(if snapshots.is_empty() {
+                    ""
+                } else {
+                    " matching the filters"
+                }))
+        }
         SnapshotRef::Id(id) => kept
             .find(|s| s.id == *id)
             .ok_or_else(|| SelectError::NotFound(id.to_string())),
         SnapshotRef::Prefix(prefix) => {
-            let found: Vec<&Snapshot> = kept.filter(|s| s.id.to_hex().starts_with(prefix)).collect();
+            let found: Vec<&Snapshot> =
+                kept.filter(|s| s.id.to_hex().starts_with(prefix)).collect();
             match found.as_slice() {
                 [one] => Ok(one),
                 [] => Err(SelectError::NotFound(prefix.clone())),
@@ -120,7 +126,10 @@ mod tests {
 
     #[test]
     fn references_parse_latest_ids_and_prefixes() {
-        assert_eq!("latest".parse::<SnapshotRef>().unwrap(), SnapshotRef::Latest);
+        assert_eq!(
+            "latest".parse::<SnapshotRef>().unwrap(),
+            SnapshotRef::Latest
+        );
         assert_eq!(
             "ABCD".parse::<SnapshotRef>().unwrap(),
             SnapshotRef::Prefix("abcd".into())
@@ -130,7 +139,12 @@ mod tests {
             id.to_hex().parse::<SnapshotRef>().unwrap(),
             SnapshotRef::Id(id)
         );
-        assert!("abc".parse::<SnapshotRef>().unwrap_err().contains("too short"));
+        assert!(
+            "abc"
+                .parse::<SnapshotRef>()
+                .unwrap_err()
+                .contains("too short")
+        );
         assert!("xyz1".parse::<SnapshotRef>().is_err());
     }
 }

@@ -110,7 +110,9 @@ pub enum StoreError {
 
 fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
     let holder = match wanted {
-        LockMode::Shared => "another cairn process holds it exclusively (a prune or repair is running)",
+        LockMode::Shared => {
+            "another cairn process holds it exclusively (a prune or repair is running)"
+        }
         LockMode::Exclusive => "another cairn process is using it",
     };
     let after = if waited.is_zero() {
@@ -201,12 +203,13 @@ impl Store {
     /// lock, opens the catalog (rebuilding it from the packs if it is gone).
     pub fn open(root: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         let config = read_config(root)?;
-        let lock = lock::acquire(root, options.lock, options.lock_wait)?;
-        let backend = Backend::new(root);
+        // A store copied by a tool that drops empty directories still opens.
         for dir in SUBDIRS {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(|source| StoreError::Io { path, source })?;
         }
+        let lock = lock::acquire(root, options.lock, options.lock_wait)?;
+        let backend = Backend::new(root);
         let (catalog, notices) = open_catalog(root, &backend)?;
         Ok(Self {
             root: root.to_owned(),
@@ -303,7 +306,9 @@ fn open_catalog(root: &Path, backend: &Backend) -> Result<(Catalog, Vec<String>)
             ));
         }
         for (key, cause) in report.unreadable {
-            notices.push(format!("pack {key} left out of the rebuilt catalog: {cause}"));
+            notices.push(format!(
+                "pack {key} left out of the rebuilt catalog: {cause}"
+            ));
         }
     }
     Ok((catalog, notices))
