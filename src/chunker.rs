@@ -141,15 +141,20 @@ mod tests {
 
     #[test]
     fn bad_params_are_refused_not_panicked_on() {
-        let mut p = ChunkerParams::default();
-        p.min_size = 10;
-        assert!(p.validate().is_err());
-        let mut p = ChunkerParams::default();
-        p.avg_size = p.max_size * 2;
-        assert!(p.validate().is_err());
-        let mut p = ChunkerParams::default();
-        p.max_size += 1;
-        assert!(p.validate().is_err());
+        let d = ChunkerParams::default();
+        for bad in [
+            ChunkerParams { min_size: 10, ..d },
+            ChunkerParams {
+                avg_size: d.max_size * 2,
+                ..d
+            },
+            ChunkerParams {
+                max_size: d.max_size + 1,
+                ..d
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -63,11 +63,7 @@ pub fn init_store(ctx: &Ctx, level: i32, pack_size: u64) -> Result<Store, StoreE
             target_size: pack_size,
         },
     };
-    Ok(Store::init(
-        &ctx.store,
-        &options,
-        ctx.open_options(LockMode::Shared),
-    )?)
+    Store::init(&ctx.store, &options, ctx.open_options(LockMode::Shared))
 }
 
 /// Creates the default store with default settings.

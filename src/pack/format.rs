@@ -156,7 +156,7 @@ pub fn decode_trailer(tail: &[u8], file_len: u64) -> Result<Trailer, FormatError
     }
     let header_len = u32_at(t, 0);
     let fits = u64::from(header_len) + TRAILER_LEN as u64 <= file_len;
-    if !fits || header_len as usize % ENTRY_LEN != 0 {
+    if !fits || !(header_len as usize).is_multiple_of(ENTRY_LEN) {
         return Err(FormatError::HeaderLength {
             header_len,
             file_len,

@@ -195,7 +195,6 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreE
     for gone in cached.keys() {
         catalog.uncache_snapshot(gone)?;
     }
-    out.snapshots
-        .sort_by(|a, b| (a.record.time, a.id).cmp(&(b.record.time, b.id)));
+    out.snapshots.sort_by_key(|s| (s.record.time, s.id));
     Ok(out)
 }
