@@ -1,0 +1,586 @@
+//! The integration test harness: a temporary directory with a store path,
+//! the real `cairn` binary run against it, tree builders, a fast seeded data
+//! generator and a recursive tree comparison.
+//!
+//! Every test crate includes this module but uses only part of it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process;
+use std::time::Duration;
+
+use filetime::FileTime;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long to wait after writing files so that cairn trusts their
+/// timestamps (see `src/capture/change.rs`: files changed within ~1 s of
+/// their read are read again by the next snapshot).
+pub const SETTLE: Duration = Duration::from_millis(1200);
+
+/// Waits until files written so far are no longer "racy" for cairn.
+pub fn settle() {
+    std::thread::sleep(SETTLE);
+}
+
+/// One test's world: a temporary directory holding a store path (not
+/// created until `init`), a fake `$HOME` and whatever the test builds.
+pub struct TestEnv {
+    dir: TempDir,
+    /// The temporary directory (canonical, so it is a real absolute path).
+    pub root: PathBuf,
+    /// The store given to every `cairn` command as `--store`.
+    pub store: PathBuf,
+    /// `$HOME` for the commands (exists, empty).
+    pub home: PathBuf,
+}
+
+impl TestEnv {
+    /// A fresh environment without a store.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-test-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let home = root.join("home");
+        fs::create_dir(&home).unwrap();
+        Self {
+            store: root.join("store"),
+            root,
+            home,
+            dir,
+        }
+    }
+
+    /// A fresh environment with an initialised store.
+    pub fn with_store() -> Self {
+        let t = Self::new();
+        t.cairn(["init"]).assert().success();
+        t
+    }
+
+    /// `root/rel`.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The binary with the harness environment but no `--store`.
+    pub fn command_without_store<I, S>(&self, args: I) -> process::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = process::Command::new(assert_cmd::cargo::cargo_bin("cairn"));
+        self.set_env(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
+    /// The binary with `--store <store>` and the harness environment, as a
+    /// plain `std::process::Command` (for `spawn`).
+    pub fn command<I, S>(&self, args: I) -> process::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = process::Command::new(assert_cmd::cargo::cargo_bin("cairn"));
+        self.set_env(&mut cmd);
+        cmd.arg("--store").arg(&self.store).args(args);
+        cmd
+    }
+
+    /// `cairn --store <store> ARGS` ready to assert on.
+    pub fn cairn<I, S>(&self, args: I) -> assert_cmd::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        assert_cmd::Command::from_std(self.command(args))
+    }
+
+    /// `cairn ARGS` without `--store` (the default store or `CAIRN_STORE`).
+    pub fn cairn_without_store<I, S>(&self, args: I) -> assert_cmd::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        assert_cmd::Command::from_std(self.command_without_store(args))
+    }
+
+    /// `cairn --store <store> ARGS` run as user nobody (uid/gid 65534)
+    /// through `setpriv`; for tests that need permissions to bite as root.
+    pub fn cairn_as_nobody<I, S>(&self, args: I) -> assert_cmd::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = process::Command::new("setpriv");
+        self.set_env(&mut cmd);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        cmd.arg(assert_cmd::cargo::cargo_bin("cairn"));
+        cmd.arg("--store").arg(&self.store).args(args);
+        assert_cmd::Command::from_std(cmd)
+    }
+
+    fn set_env(&self, cmd: &mut process::Command) {
+        cmd.current_dir(&self.root)
+            .env("TZ", "UTC")
+            .env("HOME", &self.home)
+            .env_remove("CAIRN_STORE")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("CAIRN_CRASH_AT");
+    }
+
+    /// `snapshot --json EXTRA... PATHS...`, asserting exit 0; the parsed record.
+    pub fn snapshot<P: AsRef<OsStr>>(&self, paths: &[P], extra: &[&str]) -> Value {
+        let out = self
+            .cairn(["--json", "snapshot"])
+            .args(extra)
+            .args(paths)
+            .assert()
+            .success();
+        parse_json(&out.get_output().stdout)
+    }
+
+    /// `snapshots --json EXTRA...`: every listed snapshot.
+    pub fn snapshots(&self, extra: &[&str]) -> Vec<Value> {
+        let out = self
+            .cairn(["--json", "snapshots"])
+            .args(extra)
+            .assert()
+            .success();
+        match parse_json(&out.get_output().stdout) {
+            Value::Array(items) => items,
+            other => panic!("snapshots --json is not an array: {other}"),
+        }
+    }
+
+    /// Restores `snapshot` into a new directory under the root and returns it.
+    pub fn restore(&self, snapshot: &str) -> PathBuf {
+        let target = self.fresh_dir("restore");
+        self.cairn(["restore", snapshot, "--target"])
+            .arg(&target)
+            .assert()
+            .success();
+        target
+    }
+
+    /// A path under the root that does not exist yet, named after `stem`.
+    pub fn fresh_dir(&self, stem: &str) -> PathBuf {
+        (0..)
+            .map(|n| self.root.join(format!("{stem}-{n}")))
+            .find(|p| fs::symlink_metadata(p).is_err())
+            .unwrap()
+    }
+
+    /// Total size of the files under `<store>/packs`.
+    pub fn packs_size(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            fs::read_dir(dir)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let meta = e.metadata().unwrap();
+                    if meta.is_dir() {
+                        walk(&e.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        }
+        walk(&self.store.join("packs"))
+    }
+}
+
+impl Drop for TestEnv {
+    /// Makes every directory writable again so that the temporary
+    /// directory can be removed even when a test made some read-only.
+    fn drop(&mut self) {
+        fn unlock(dir: &Path) {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+            if let Ok(entries) = fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        unlock(&e.path());
+                    }
+                }
+            }
+        }
+        unlock(&self.root);
+    }
+}
+
+/// Parses JSON output, showing it on failure.
+pub fn parse_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "output is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
+}
+
+/// The `id` of a snapshot as `--json` shows it.
+pub fn id(snapshot: &Value) -> &str {
+    snapshot["id"].as_str().unwrap()
+}
+
+/// An unsigned summary field of a snapshot as `--json` shows it.
+pub fn summary(snapshot: &Value, field: &str) -> u64 {
+    snapshot["summary"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("summary has no {field}: {snapshot}"))
+}
+
+/// Where `source` (absolute) lands when restored into `target`.
+pub fn restored(target: &Path, source: &Path) -> PathBuf {
+    target.join(source.strip_prefix("/").unwrap())
+}
+
+/// stderr as text.
+pub fn stderr_of(out: &process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether this process runs as root (permission bits do not stop it).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+// ---------------------------------------------------------------------------
+// Data
+
+/// A seeded xorshift64* generator: deterministic, and fast even unoptimised
+/// because it produces eight bytes per step.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value, 0 included).
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        let mut words = buf.chunks_exact_mut(8);
+        for w in &mut words {
+            w.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = words.into_remainder();
+        let last = self.next_u64().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
+    }
+}
+
+/// `len` random bytes from `seed`.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    Rng::new(seed).fill(&mut buf);
+    buf
+}
+
+/// Writes a file of `len` random bytes from `seed`, streaming.
+pub fn write_random_file(path: &Path, seed: u64, len: u64) {
+    let mut rng = Rng::new(seed);
+    let mut out = io::BufWriter::new(File::create(path).unwrap());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        out.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    out.into_inner().unwrap().sync_all().ok();
+}
+
+// ---------------------------------------------------------------------------
+// Building trees
+
+/// Creates `path` with `bytes`, creating parent directories.
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+/// Sets the permission bits of `path` (follows symlinks).
+pub fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Sets the mtime of `path` to `sec`.`nsec` (not following a symlink).
+pub fn set_mtime(path: &Path, sec: i64, nsec: u32) {
+    let t = FileTime::from_unix_time(sec, nsec);
+    filetime::set_symlink_file_times(path, t, t).unwrap();
+}
+
+/// The mtime of `path` (not following a symlink) as (sec, nsec).
+pub fn mtime_of(path: &Path) -> (i64, u32) {
+    let m = fs::symlink_metadata(path).unwrap();
+    (m.mtime(), m.mtime_nsec() as u32)
+}
+
+/// Removes the file `path` and puts its directory's mtime back, so that a
+/// tree can be compared with a restore that lacks the file.
+pub fn remove_keeping_dir_mtime(path: &Path) {
+    let dir = path.parent().unwrap();
+    let (sec, nsec) = mtime_of(dir);
+    fs::remove_file(path).unwrap();
+    set_mtime(dir, sec, nsec);
+}
+
+/// A symlink at `path` pointing to the raw bytes `target`.
+pub fn make_symlink(target: impl AsRef<OsStr>, path: &Path) {
+    symlink(target.as_ref(), path).unwrap();
+}
+
+/// A path component from raw bytes (possibly invalid UTF-8).
+pub fn raw(bytes: &[u8]) -> OsString {
+    OsStr::from_bytes(bytes).to_owned()
+}
+
+/// A small tree of a few files and directories with content from `seed`,
+/// under `dir` (created).
+pub fn small_tree(dir: &Path, seed: u64) {
+    write_file(&dir.join("a.txt"), format!("a {seed}\n").as_bytes());
+    write_file(&dir.join("sub/b.bin"), &random_bytes(seed, 70_000));
+    write_file(&dir.join("sub/deeper/c"), b"");
+    fs::create_dir_all(dir.join("empty")).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Comparing trees
+
+/// Asserts that `b` is an exact copy of `a`: same entries and kinds, same
+/// file bytes, permission bits, owners, mtimes to the nanosecond (files,
+/// directories, symlinks) and symlink targets byte for byte. Never follows
+/// symlinks, except at `a` and `b` themselves.
+pub fn assert_trees_equal(a: &Path, b: &Path) {
+    let mut diffs = Vec::new();
+    let meta_a = fs::metadata(a).unwrap();
+    let meta_b = fs::metadata(b).unwrap();
+    compare(a, b, &meta_a, &meta_b, &mut diffs);
+    if !diffs.is_empty() {
+        let shown: Vec<_> = diffs.iter().take(30).collect();
+        panic!(
+            "{} differs from {} in {} way(s):\n  {}",
+            b.display(),
+            a.display(),
+            diffs.len(),
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
+}
+
+fn compare(a: &Path, b: &Path, ma: &fs::Metadata, mb: &fs::Metadata, diffs: &mut Vec<String>) {
+    let at = || format!("{:?}", b);
+    let (ka, kb) = (kind(ma), kind(mb));
+    if ka != kb {
+        diffs.push(format!("{}: is a {kb}, want a {ka}", at()));
+        return;
+    }
+    if ka != "symlink" && ma.mode() & 0o7777 != mb.mode() & 0o7777 {
+        diffs.push(format!(
+            "{}: mode {:o}, want {:o}",
+            at(),
+            mb.mode() & 0o7777,
+            ma.mode() & 0o7777
+        ));
+    }
+    if (ma.uid(), ma.gid()) != (mb.uid(), mb.gid()) {
+        diffs.push(format!(
+            "{}: owner {}:{}, want {}:{}",
+            at(),
+            mb.uid(),
+            mb.gid(),
+            ma.uid(),
+            ma.gid()
+        ));
+    }
+    let (ta, tb) = ((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()));
+    if ta != tb {
+        diffs.push(format!("{}: mtime {tb:?}, want {ta:?}", at()));
+    }
+    match ka {
+        "file" => {
+            if ma.len() != mb.len() {
+                diffs.push(format!("{}: size {}, want {}", at(), mb.len(), ma.len()));
+            } else if !same_bytes(a, b) {
+                diffs.push(format!("{}: content differs", at()));
+            }
+        }
+        "symlink" => {
+            let (la, lb) = (fs::read_link(a).unwrap(), fs::read_link(b).unwrap());
+            if la.as_os_str().as_bytes() != lb.as_os_str().as_bytes() {
+                diffs.push(format!("{}: points to {lb:?}, want {la:?}", at()));
+            }
+        }
+        "dir" => compare_dirs(a, b, diffs),
+        _ => {}
+    }
+}
+
+fn compare_dirs(a: &Path, b: &Path, diffs: &mut Vec<String>) {
+    let (na, nb) = (names(a), names(b));
+    for name in nb.iter().filter(|n| !na.contains(n)) {
+        diffs.push(format!("{:?}: unexpected entry", b.join(name)));
+    }
+    for name in &na {
+        let (ca, cb) = (a.join(name), b.join(name));
+        let ma = fs::symlink_metadata(&ca).unwrap();
+        match fs::symlink_metadata(&cb) {
+            Ok(mb) => compare(&ca, &cb, &ma, &mb, diffs),
+            Err(e) => diffs.push(format!("{cb:?}: missing ({e})")),
+        }
+    }
+}
+
+/// What a tree holds, counted as a snapshot summary counts it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Regular files.
+    pub files: u64,
+    /// Directories, `dir` itself included.
+    pub dirs: u64,
+    /// Symbolic links.
+    pub symlinks: u64,
+    /// Sum of file sizes.
+    pub bytes: u64,
+}
+
+/// Counts the entries of the tree at `dir` (not following symlinks).
+pub fn count_tree(dir: &Path) -> Counts {
+    fn walk(dir: &Path, c: &mut Counts) {
+        c.dirs += 1;
+        for name in names(dir) {
+            let path = dir.join(name);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            match kind(&meta) {
+                "dir" => walk(&path, c),
+                "file" => {
+                    c.files += 1;
+                    c.bytes += meta.len();
+                }
+                "symlink" => c.symlinks += 1,
+                _ => {}
+            }
+        }
+    }
+    let mut c = Counts::default();
+    walk(dir, &mut c);
+    c
+}
+
+/// The entry names of `dir`, sorted by bytes.
+pub fn names(dir: &Path) -> Vec<OsString> {
+    let mut names: Vec<OsString> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+    names
+}
+
+fn kind(meta: &fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_dir() {
+        "dir"
+    } else if t.is_file() {
+        "file"
+    } else {
+        "special file"
+    }
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let (mut fa, mut fb) = (File::open(a).unwrap(), File::open(b).unwrap());
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = read_full(&mut fa, &mut ba);
+        let m = read_full(&mut fb, &mut bb);
+        if n != m || ba[..n] != bb[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]).unwrap() {
+            0 => break,
+            k => n += k,
+        }
+    }
+    n
+}
+
+/// `dir` and every path under it (relative, sorted) with its kind, size,
+/// mode, mtime and, for files, a content hash: to prove a directory was
+/// left untouched.
+pub fn listing(dir: &Path) -> Vec<(PathBuf, String)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for name in names(dir) {
+            let path = dir.join(&name);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let content = if meta.is_file() {
+                blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string()
+            } else {
+                String::new()
+            };
+            let desc = format!(
+                "{} {} {:o} {}.{} {content}",
+                kind(&meta),
+                meta.len(),
+                meta.mode() & 0o7777,
+                meta.mtime(),
+                meta.mtime_nsec()
+            );
+            out.push((path.strip_prefix(base).unwrap().to_owned(), desc));
+            if meta.is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let meta = fs::symlink_metadata(dir).unwrap();
+    let mut out = vec![(
+        PathBuf::from("."),
+        format!(
+            "{} {:o} {}.{}",
+            kind(&meta),
+            meta.mode() & 0o7777,
+            meta.mtime(),
+            meta.mtime_nsec()
+        ),
+    )];
+    walk(dir, dir, &mut out);
+    out
+}

@@ -1,0 +1,126 @@
+//! Deduplication and change detection: unchanged files are not read,
+//! changed files cost only their changed chunks, equal content is stored
+//! once, and a change hidden behind an unchanged size and mtime is caught.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+use common::*;
+
+#[test]
+fn a_second_snapshot_of_an_unchanged_tree_reads_nothing_and_adds_no_data() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    write_random_file(&src.join("big"), 2, 3 << 20);
+    settle();
+
+    let first = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&first, "files_new"), summary(&first, "files"));
+    let second = t.snapshot(&[&src], &[]);
+
+    assert_eq!(second["parent"], first["id"]);
+    assert_eq!(summary(&second, "bytes_read"), 0, "{second}");
+    assert_eq!(summary(&second, "data_blobs_new"), 0, "{second}");
+    assert_eq!(
+        summary(&second, "files_unchanged"),
+        summary(&second, "files"),
+        "{second}"
+    );
+    assert_eq!(summary(&second, "files"), 4);
+    assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
+}
+
+#[test]
+fn one_changed_byte_in_a_large_file_adds_at_most_two_chunks() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    let file = src.join("disk.img");
+    write_random_file(&file, 3, 64 << 20);
+
+    let first = t.snapshot(&[&src], &[]);
+    let chunks = summary(&first, "data_blobs_new");
+    assert!(chunks >= 16, "64 MiB in chunks of ~1 MiB: {first}");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    let mut byte = [0u8];
+    f.read_exact_at(&mut byte, 32 << 20).unwrap();
+    f.write_all_at(&[!byte[0]], 32 << 20).unwrap();
+    drop(f);
+
+    let second = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&second, "files_changed"), 1, "{second}");
+    let new = summary(&second, "data_blobs_new");
+    assert!((1..=2).contains(&new), "{new} new chunks: {second}");
+    assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
+}
+
+#[test]
+fn the_same_content_under_several_names_is_stored_once() {
+    let size = 6 << 20;
+    let alone = TestEnv::with_store();
+    let single = alone.path("single");
+    fs::create_dir(&single).unwrap();
+    write_random_file(&single.join("only"), 4, size);
+    let chunks = summary(&alone.snapshot(&[&single], &[]), "data_blobs_new");
+    assert!(chunks >= 3, "{chunks}");
+
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(src.join("left")).unwrap();
+    fs::create_dir_all(src.join("right/deeper")).unwrap();
+    write_random_file(&src.join("left/one"), 4, size);
+    fs::copy(src.join("left/one"), src.join("left/two")).unwrap();
+    fs::copy(src.join("left/one"), src.join("right/deeper/three")).unwrap();
+
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&snap, "data_blobs_new"), chunks, "{snap}");
+    assert_eq!(summary(&snap, "data_blobs_reused"), 2 * chunks, "{snap}");
+    let stored = t.packs_size();
+    assert!(
+        stored > size && stored < size + size / 20,
+        "packs hold {stored} bytes for one copy of {size}"
+    );
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+#[test]
+fn a_rewrite_that_keeps_size_and_mtime_is_still_detected() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    let (in_place, replaced) = (src.join("in-place"), src.join("replaced"));
+    write_file(&in_place, &random_bytes(7, 100_000));
+    write_file(&replaced, &random_bytes(8, 100_000));
+    write_file(&src.join("untouched"), b"same");
+    settle();
+    let first = t.snapshot(&[&src], &[]);
+    let before = [&in_place, &replaced].map(|p| fs::metadata(p).unwrap());
+
+    fs::write(&in_place, random_bytes(9, 100_000)).unwrap();
+    let tmp = src.join(".tmp");
+    fs::write(&tmp, random_bytes(10, 100_000)).unwrap();
+    fs::rename(&tmp, &replaced).unwrap();
+    for (path, meta) in [&in_place, &replaced].iter().zip(&before) {
+        set_mtime(path, meta.mtime(), meta.mtime_nsec() as u32);
+        let now = fs::metadata(path).unwrap();
+        assert_eq!(
+            (now.len(), now.mtime(), now.mtime_nsec()),
+            (meta.len(), meta.mtime(), meta.mtime_nsec())
+        );
+    }
+
+    let second = t.snapshot(&[&src], &[]);
+    assert_eq!(second["parent"], first["id"]);
+    assert_eq!(summary(&second, "files_changed"), 2, "{second}");
+    assert_eq!(summary(&second, "files_unchanged"), 1, "{second}");
+    assert_eq!(summary(&second, "bytes_read"), 200_000, "{second}");
+    assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
+}

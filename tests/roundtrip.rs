@@ -1,0 +1,231 @@
+//! Snapshot, restore into a fresh directory, compare: every kind of entry,
+//! name, mode and time the file system can hold comes back exactly.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, chown, lchown};
+use std::path::Path;
+
+use common::*;
+
+/// Far past, pre-1970, far future and nanosecond times (sec, nsec).
+const NANOS: (i64, u32) = (1_700_000_000, 123_456_789);
+const Y1971: (i64, u32) = (31_536_000 + 17, 999_999_999);
+const PRE_EPOCH: (i64, u32) = (-86_400 * 365 * 3 - 7, 250_000_001);
+const Y2100: (i64, u32) = (4_102_444_800 + 59, 1);
+
+/// Builds the awkward tree under `src`.
+fn build_awkward_tree(src: &Path) {
+    fs::create_dir_all(src.join("empty dir")).unwrap();
+    write_file(&src.join("nested/a/b/c/deep.txt"), b"deep\n");
+    fs::create_dir_all(src.join("nested/a/empty")).unwrap();
+    write_file(&src.join("empty file"), b"");
+    write_random_file(&src.join("big.bin"), 1, 10 << 20);
+    // Around the smallest chunk (256 KiB), where small files take a shortcut.
+    for (i, len) in [(256 << 10) - 1, 256 << 10, (256 << 10) + 1]
+        .into_iter()
+        .enumerate()
+    {
+        write_file(
+            &src.join(format!("min-chunk {len}")),
+            &random_bytes(20 + i as u64, len),
+        );
+    }
+    write_file(&src.join("zeros.img"), &vec![0; 9 << 20]);
+    write_file(
+        &src.join("text.log"),
+        &b"a line of log text\n".repeat(100_000),
+    );
+
+    write_file(&src.join("name with  spaces .txt"), b"spaces");
+    write_file(&src.join("new\nline"), b"newline");
+    write_file(&src.join(raw(b"caf\xe9")), b"latin-1 name");
+    write_file(&src.join(raw(b"dir \xff\xfe")).join("inner"), b"inside");
+
+    make_symlink("nested/a/b/c/deep.txt", &src.join("link relative"));
+    make_symlink("does/not/exist", &src.join("link dangling"));
+    make_symlink("/usr/share/absolute/target", &src.join("link absolute"));
+    make_symlink(raw(b"odd \xe9\ntarget"), &src.join("link raw bytes"));
+
+    for (name, mode) in [("mode751", 0o751), ("mode600", 0o600), ("setuid", 0o4755)] {
+        write_file(&src.join(name), name.as_bytes());
+        chmod(&src.join(name), mode);
+    }
+    write_file(&src.join("setgid dir/f"), b"g");
+    chmod(&src.join("setgid dir"), 0o2775);
+    write_file(&src.join("sticky dir/t"), b"t");
+    chmod(&src.join("sticky dir"), 0o1777);
+    write_file(&src.join("n".repeat(255)), b"longest name");
+    if is_root() {
+        write_file(&src.join("owned by others"), b"theirs");
+        chown(src.join("owned by others"), Some(1234), Some(5678)).unwrap();
+        make_symlink("owned by others", &src.join("link owned by others"));
+        lchown(src.join("link owned by others"), Some(4321), Some(8765)).unwrap();
+    }
+    write_file(&src.join("read-only dir/one"), b"1");
+    write_file(&src.join("read-only dir/two"), b"2");
+    fs::create_dir(src.join("read-only dir/sub")).unwrap();
+
+    set_mtime(&src.join("big.bin"), NANOS.0, NANOS.1);
+    set_mtime(&src.join("empty file"), Y1971.0, Y1971.1);
+    set_mtime(&src.join("mode600"), PRE_EPOCH.0, PRE_EPOCH.1);
+    set_mtime(&src.join("setuid"), Y2100.0, Y2100.1);
+    set_mtime(&src.join("link relative"), NANOS.0, 7);
+    set_mtime(&src.join("nested/a/b/c"), PRE_EPOCH.0, 3);
+    set_mtime(&src.join("nested/a/b"), Y2100.0, 0);
+    set_mtime(&src.join("read-only dir"), Y1971.0, 42);
+    set_mtime(&src.join("empty dir"), NANOS.0, 999_999_999);
+    chmod(&src.join("read-only dir"), 0o555);
+    chmod(src, 0o750);
+    set_mtime(src, Y1971.0, 1);
+}
+
+#[test]
+fn an_awkward_tree_restores_exactly() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    build_awkward_tree(&src);
+
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&snap, "errors"), 0, "{snap}");
+    assert!(
+        summary(&snap, "data_blobs_new") >= 3,
+        "10 MiB spans chunks: {snap}"
+    );
+    let want = count_tree(&src);
+    let ancestors = src.ancestors().count() as u64 - 2;
+    let got = Counts {
+        files: summary(&snap, "files"),
+        dirs: summary(&snap, "dirs"),
+        symlinks: summary(&snap, "symlinks"),
+        bytes: summary(&snap, "total_bytes"),
+    };
+    assert_eq!(
+        got,
+        Counts {
+            dirs: want.dirs + ancestors,
+            ..want
+        },
+        "{snap}"
+    );
+
+    let target = t.fresh_dir("target");
+    let out = t
+        .cairn(["--json", "restore", id(&snap), "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    let outcome = parse_json(&out.get_output().stdout);
+    assert_eq!(outcome["files"], want.files);
+    assert_eq!(outcome["symlinks"], want.symlinks);
+    assert_eq!(outcome["dirs"], want.dirs + ancestors);
+    assert_eq!(outcome["bytes"], want.bytes);
+    assert_eq!(outcome["failed"], serde_json::json!([]));
+    assert_trees_equal(&src, &restored(&target, &src));
+    let ro = restored(&target, &src).join("read-only dir");
+    assert_eq!(
+        fs::metadata(ro).unwrap().permissions().mode() & 0o7777,
+        0o555
+    );
+}
+
+#[test]
+fn several_sources_restore_at_their_absolute_places() {
+    let t = TestEnv::with_store();
+    let (one, two) = (t.path("one"), t.path("x/y/two"));
+    small_tree(&one, 1);
+    small_tree(&two, 2);
+
+    let snap = t.snapshot(&[&two, &one], &[]);
+    let paths: Vec<&str> = snap["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(paths, [one.to_str().unwrap(), two.to_str().unwrap()]);
+
+    let target = t.restore(id(&snap));
+    assert_trees_equal(&one, &restored(&target, &one));
+    assert_trees_equal(&two, &restored(&target, &two));
+    assert!(!restored(&target, &t.path("x/y")).join("other").exists());
+}
+
+#[test]
+fn a_single_file_source_restores_as_that_file() {
+    let t = TestEnv::with_store();
+    let file = t.path("dir/report.csv");
+    write_file(&file, &random_bytes(5, 300_000));
+    chmod(&file, 0o640);
+    set_mtime(&file, NANOS.0, NANOS.1);
+    write_file(&t.path("dir/not-this-one"), b"x");
+
+    let snap = t.snapshot(&[&file], &[]);
+    assert_eq!(summary(&snap, "files"), 1);
+    let target = t.restore(id(&snap));
+
+    let back = restored(&target, &file);
+    assert_eq!(fs::read(&back).unwrap(), fs::read(&file).unwrap());
+    let (want, got) = (fs::metadata(&file).unwrap(), fs::metadata(&back).unwrap());
+    assert_eq!(got.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(got.modified().unwrap(), want.modified().unwrap());
+    assert_eq!(names(back.parent().unwrap()), [raw(b"report.csv")]);
+}
+
+#[test]
+fn standard_input_restores_as_the_named_file() {
+    let t = TestEnv::with_store();
+    let dump = random_bytes(6, 1_500_000);
+
+    let out = t
+        .cairn(["--json", "snapshot", "--stdin", "--stdin-name", "dump.sql"])
+        .write_stdin(dump.clone())
+        .assert()
+        .success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(snap["paths"], serde_json::json!(["/dump.sql"]));
+    assert_eq!(summary(&snap, "total_bytes"), dump.len() as u64);
+
+    let target = t.restore(id(&snap));
+    assert_eq!(names(&target), [raw(b"dump.sql")]);
+    let back = target.join("dump.sql");
+    assert_eq!(fs::read(&back).unwrap(), dump);
+    assert_eq!(
+        fs::metadata(&back).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+}
+
+#[test]
+fn empty_standard_input_restores_as_an_empty_file() {
+    let t = TestEnv::with_store();
+    let out = t
+        .cairn(["--json", "snapshot", "--stdin"])
+        .write_stdin("")
+        .assert()
+        .success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(snap["paths"], serde_json::json!(["/stdin"]));
+    let target = t.restore(id(&snap));
+    assert_eq!(fs::read(target.join("stdin")).unwrap(), b"");
+}
+
+#[test]
+fn a_source_that_is_a_symlink_to_a_directory_is_captured_as_the_directory() {
+    let t = TestEnv::with_store();
+    let real = t.path("real");
+    small_tree(&real, 3);
+    let link = t.path("link");
+    make_symlink(&real, &link);
+
+    let snap = t.snapshot(&[&link], &[]);
+    assert_eq!(summary(&snap, "symlinks"), 0);
+    let target = t.restore(id(&snap));
+
+    let back = restored(&target, &link);
+    assert!(fs::symlink_metadata(&back).unwrap().is_dir());
+    assert_trees_equal(&real, &back);
+    assert!(!restored(&target, &real).exists());
+}
