@@ -4,8 +4,8 @@
 #   benches/foundation.sh [WORKDIR]     (default WORKDIR: /tmp/cairn-bench)
 #
 # Datasets, built deterministically without network:
-#   mixed  ~1 GiB of real files copied from /usr (binaries, libraries, text),
-#          chosen by sorted path so every run on a machine gets the same set
+#   mixed  ~1 GiB of real files copied from /usr (executables, libraries,
+#          text and data), chosen by sorted path: the same set every run
 #   small  100,000 small files (1-4 KiB of text each) in 1,000 directories
 # Steps timed with /usr/bin/time -v (wall, CPU, peak RSS): first snapshot and
 # no-change re-snapshot of each dataset, and a restore of `mixed`. Caches are
@@ -20,12 +20,24 @@ cargo build --release --quiet
 cairn="$here/target/release/cairn"
 
 make_mixed() {
-  local dest=$work/mixed
+  local dest=$work/mixed list=$work/mixed.list
   [ -d "$dest" ] && return
   mkdir -p "$dest"
-  find /usr/lib /usr/share /usr/bin -type f -size +0 -printf '%p\t%s\n' 2>/dev/null | LC_ALL=C sort \
-    | awk -F'\t' -v limit=$((1024 * 1024 * 1024)) '{ if (total + $2 > limit) exit; total += $2; print $1 }' \
-    | tar -cf - --files-from=- 2>/dev/null | tar -xf - -C "$dest"
+  : >"$list"
+  # 200 MiB of executables, 300 MiB of shared data (text, docs, icons),
+  # 524 MiB of libraries; each set by sorted path, so it is the same every run.
+  pick /usr/bin 200 >>"$list"
+  pick /usr/share 300 >>"$list"
+  pick /usr/lib 524 >>"$list"
+  tar -cf - --files-from="$list" 2>/dev/null | tar -xf - -C "$dest"
+}
+
+pick() { # dir, MiB: regular files under dir, in path order, up to MiB in all
+  # awk stops reading at the limit, so find may die of SIGPIPE: expected.
+  { find "$1" -type f -size +0 -printf '%p\t%s\n' 2>/dev/null || true; } \
+    | LC_ALL=C sort \
+    | awk -F'\t' -v limit=$(($2 * 1024 * 1024)) '{ if (total + $2 > limit) exit; total += $2; print $1 }' \
+    || true
 }
 
 make_small() {

@@ -143,8 +143,8 @@ impl Tree {
     /// The canonical bytes of this tree. Entries must be sorted (as
     /// [`Tree::new`] makes them); the id of a tree is the BLAKE3 of these bytes.
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising plain structs and vectors to a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_vec(self)
+            .expect("a tree is plain structs with string keys: encoding cannot fail")
     }
 
     /// Decodes and validates tree bytes read from the store.

@@ -113,7 +113,8 @@ pub enum RecordError {
 impl SnapshotRecord {
     /// The canonical bytes of the record file.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut bytes = serde_json::to_vec_pretty(self)
+            .expect("a record is plain structs with string keys: encoding cannot fail");
         bytes.push(b'\n');
         bytes
     }

@@ -91,7 +91,8 @@ impl Config {
 
     /// The bytes written to `config.json`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut bytes = serde_json::to_vec_pretty(self)
+            .expect("a config is plain structs with string keys: encoding cannot fail");
         bytes.push(b'\n');
         bytes
     }
