@@ -2,39 +2,22 @@
 //! without reading it, and whether a file just read may be trusted by the
 //! next snapshot's comparison.
 
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::handle::FileStat;
 use crate::tree::{ChangeKey, Content, Entry, Timespec};
 
-/// The modification time of `meta`.
-pub fn mtime(meta: &Metadata) -> Timespec {
-    Timespec {
-        sec: meta.mtime(),
-        nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
-    }
-}
-
-/// The status change time of `meta`.
-pub fn ctime(meta: &Metadata) -> Timespec {
-    Timespec {
-        sec: meta.ctime(),
-        nsec: meta.ctime_nsec().clamp(0, 999_999_999) as u32,
-    }
-}
-
-/// Whether the file described by `meta` is the one `parent` recorded, unchanged:
-/// same size, mtime, ctime and inode. A parent entry without a trusted ctime
-/// never matches.
-pub fn unchanged(parent: &Entry, meta: &Metadata) -> bool {
+/// Whether the file described by `stat` is the one `parent` recorded,
+/// unchanged: same size, mtime, ctime and inode. A parent entry without a
+/// trusted ctime never matches.
+pub fn unchanged(parent: &Entry, stat: &FileStat) -> bool {
     let Content::File { change, .. } = &parent.content else {
         return false;
     };
-    parent.meta.size == meta.len()
-        && parent.meta.mtime == mtime(meta)
-        && change.inode == meta.ino()
-        && change.ctime == Some(ctime(meta))
+    parent.meta.size == stat.size
+        && parent.meta.mtime == stat.mtime
+        && change.inode == stat.ino
+        && change.ctime == Some(stat.ctime)
 }
 
 /// The change key to record for a file whose content was read starting at
@@ -45,11 +28,10 @@ pub fn unchanged(parent: &Entry, meta: &Metadata) -> bool {
 /// read that a later write could land with the same timestamps (the racy
 /// timestamp problem, as in git's index). The window covers coarse kernel
 /// clocks and, for file systems with whole-second timestamps, a second more.
-pub fn key_after_read(before: &Metadata, after: &Metadata, read_start: SystemTime) -> ChangeKey {
-    let stable = before.len() == after.len()
-        && mtime(before) == mtime(after)
-        && ctime(before) == ctime(after);
-    let newest = mtime(before).max(ctime(before));
+pub fn key_after_read(before: &FileStat, after: &FileStat, read_start: SystemTime) -> ChangeKey {
+    let stable =
+        before.size == after.size && before.mtime == after.mtime && before.ctime == after.ctime;
+    let newest = before.mtime.max(before.ctime);
     let window = if newest.nsec == 0 {
         Duration::from_secs(2)
     } else {
@@ -59,15 +41,15 @@ pub fn key_after_read(before: &Metadata, after: &Metadata, read_start: SystemTim
         .checked_sub(window)
         .is_some_and(|limit| newest < as_timespec(limit));
     ChangeKey {
-        inode: before.ino(),
-        ctime: (stable && settled).then(|| ctime(before)),
+        inode: before.ino,
+        ctime: (stable && settled).then_some(before.ctime),
     }
 }
 
 fn as_timespec(t: SystemTime) -> Timespec {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => Timespec {
-            sec: d.as_secs() as i64,
+            sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             nsec: d.subsec_nanos(),
         },
         Err(_) => Timespec { sec: 0, nsec: 0 },
@@ -77,6 +59,7 @@ fn as_timespec(t: SystemTime) -> Timespec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::handle::stat_path;
     use std::fs;
 
     #[test]
@@ -84,8 +67,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         fs::write(&path, b"x").unwrap();
-        let meta = fs::metadata(&path).unwrap();
-        let key = key_after_read(&meta, &meta, SystemTime::now());
+        let stat = stat_path(&path).unwrap();
+        let key = key_after_read(&stat, &stat, SystemTime::now());
         assert_eq!(key.ctime, None);
     }
 
@@ -94,9 +77,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         fs::write(&path, b"x").unwrap();
-        let meta = fs::metadata(&path).unwrap();
+        let stat = stat_path(&path).unwrap();
         let later = SystemTime::now() + Duration::from_secs(5);
-        let key = key_after_read(&meta, &meta, later);
-        assert_eq!(key.ctime, Some(ctime(&meta)));
+        let key = key_after_read(&stat, &stat, later);
+        assert_eq!(key.ctime, Some(stat.ctime));
+    }
+
+    #[test]
+    fn a_file_that_changed_during_its_read_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").unwrap();
+        let before = stat_path(&path).unwrap();
+        let mut after = before.clone();
+        after.size += 1;
+        let later = SystemTime::now() + Duration::from_secs(5);
+        assert_eq!(key_after_read(&before, &after, later).ctime, None);
     }
 }

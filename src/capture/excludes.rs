@@ -6,13 +6,13 @@
 //! `**` crossing it. An excluded directory is not descended into.
 
 use std::ffi::OsStr;
-use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::CaptureError;
+use super::handle::FileStat;
 
 /// Compiled exclusions.
 #[derive(Debug)]
@@ -63,8 +63,8 @@ impl Excludes {
     }
 
     /// Whether a directory is the store itself.
-    pub fn is_store(&self, meta: &Metadata) -> bool {
-        self.store == Some((meta.dev(), meta.ino()))
+    pub fn is_store(&self, stat: &FileStat) -> bool {
+        self.store == Some((stat.dev, stat.ino))
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod change;
 pub mod excludes;
+pub mod handle;
 pub mod pipeline;
 pub mod report;
 pub mod sources;
@@ -65,9 +66,19 @@ pub enum CaptureError {
     /// A compressor could not be created or failed.
     #[error("compression failed: {0}")]
     Compress(io::Error),
-    /// A pipeline thread stopped without saying why.
-    #[error("the capture pipeline stopped unexpectedly")]
+    /// A pipeline thread stopped; the error that stopped it is reported instead when known.
+    #[error("the capture pipeline stopped unexpectedly; nothing was committed")]
     PipelineStopped,
+    /// Fewer blobs reached packs than were sent (a worker thread died).
+    #[error(
+        "{sent} new blobs were sent to be stored but {written} were written; nothing was committed"
+    )]
+    BlobsLost {
+        /// Blobs the walker sent.
+        sent: u64,
+        /// Blobs the pack writer received.
+        written: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

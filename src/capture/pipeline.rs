@@ -67,6 +67,8 @@ pub struct WriterStats {
     pub bytes_stored: u64,
     /// Raw bytes of those blobs.
     pub bytes_raw: u64,
+    /// Blobs written.
+    pub blobs: u64,
 }
 
 /// The walker's handle: hands blobs to the pipeline, skipping known ones.
@@ -79,12 +81,16 @@ pub struct BlobSink<'a> {
 }
 
 impl BlobSink<'_> {
+    /// Whether the store has blob `id`, or this run has already sent it.
+    pub fn contains(&self, id: &BlobId) -> Result<bool, CaptureError> {
+        Ok(self.sent.contains(id) || self.catalog.contains(id).map_err(StoreError::from)?)
+    }
+
     /// Stores `data` as a blob of `kind` unless the store already has it;
     /// returns its id either way.
     pub fn put(&mut self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId, CaptureError> {
         let id = BlobId::of(&data);
-        let known =
-            self.sent.contains(&id) || self.catalog.contains(&id).map_err(StoreError::from)?;
+        let known = self.contains(&id)?;
         let (new, reused) = match kind {
             BlobKind::Data => (&mut self.stats.data_new, &mut self.stats.data_reused),
             BlobKind::Tree => (&mut self.stats.tree_new, &mut self.stats.tree_reused),
@@ -143,16 +149,24 @@ pub fn run<T>(
             abort.store(true, Ordering::SeqCst);
         }
         drop(sink);
-        for c in compressors {
-            let _ = c.join();
-        }
+        // A thread that died without reporting (a panic) may have dropped a
+        // blob the trees already reference: never let that reach a commit.
+        let crashed = compressors.into_iter().any(|c| c.join().is_err());
         let written = writer.join().unwrap_or(Err(CaptureError::PipelineStopped));
         // A pipeline failure explains a walker's "pipeline stopped", so it wins.
-        match (walked, written) {
-            (Err(CaptureError::PipelineStopped), Err(e)) => Err(e),
-            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-            (Ok(t), Ok(w)) => Ok((t, stats, w)),
+        let (t, w) = match (walked, written) {
+            (Err(CaptureError::PipelineStopped), Err(e)) => return Err(e),
+            (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+            (Ok(t), Ok(w)) => (t, w),
+        };
+        let sent = stats.data_new + stats.tree_new;
+        if crashed || w.blobs != sent {
+            return Err(CaptureError::BlobsLost {
+                sent,
+                written: w.blobs,
+            });
         }
+        Ok((t, stats, w))
     })
 }
 
@@ -232,6 +246,7 @@ fn write_packs(
         pack.add(blob.id, blob.raw_len, &blob.encoded)
             .map_err(StoreError::from)?;
         stats.bytes_raw += u64::from(blob.raw_len);
+        stats.blobs += 1;
         Progress::add(&progress.stored, blob.encoded.bytes.len() as u64);
         if pack.data_len() >= out.target
             && let Some(full) = slot.take()

@@ -2,32 +2,38 @@
 //!
 //! Each directory is listed in name-byte order and compared entry by entry
 //! with the same directory in the parent snapshot, so an unchanged file is
-//! taken over without being read. Per-item failures (a file that vanished,
-//! an unreadable directory) are reported and left out; only store and
-//! pipeline failures stop the walk.
+//! taken over without being read (provided the store still holds all of its
+//! chunks). Entries are reached through directory handles (see `handle`),
+//! so nothing swapped in during the walk is followed. Per-item failures (a
+//! file that vanished, an unreadable directory) are reported and left out;
+//! only store and pipeline failures stop the walk.
 
-use std::ffi::OsString;
-use std::fs::{self, File, Metadata};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::CaptureError;
 use super::change;
 use super::excludes::Excludes;
+use super::handle::{self, DirHandle, FileStat, Kind};
 use super::pipeline::BlobSink;
 use super::report::{self, Reporter, Warning};
-use super::sources::{SourceNode, sort_names};
+use super::sources::SourceNode;
 use crate::chunker::{self, ChunkerParams};
 use crate::id::{BlobId, TreeId};
 use crate::pack::BlobKind;
+use crate::pack::format::MAX_RAW_LEN;
 use crate::progress::Progress;
 use crate::rawname::RawName;
 use crate::snapshot::{MAX_LISTED_LEFT_OUT, Summary};
 use crate::store::Store;
 use crate::tree::{Content, Entry, Meta, Tree};
+
+/// The first bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
 
 /// State of one walk.
 pub struct Walker<'a, 'p> {
@@ -47,8 +53,11 @@ pub struct Walker<'a, 'p> {
     pub summary: Summary,
 }
 
+type Captured = Result<Option<Entry>, CaptureError>;
+
 impl Walker<'_, '_> {
-    /// Captures the source layout under `/`; returns the root tree.
+    /// Captures the source layout under `/` (the directories leading to the
+    /// sources, then the sources); returns the root tree.
     pub fn capture_layout(
         &mut self,
         path: &Path,
@@ -56,9 +65,13 @@ impl Walker<'_, '_> {
         parent: Option<&Tree>,
     ) -> Result<TreeId, CaptureError> {
         if node.is_source {
-            // Only when `/` itself is the source; if it cannot be listed the
-            // snapshot holds an empty root.
-            return match self.capture_dir(path, parent)? {
+            // Only when `/` itself is the source.
+            let root = handle::stat_path(path).and_then(|s| DirHandle::open_path(path, &s));
+            let tree = match root {
+                Ok(dir) => self.capture_dir(path, &dir, parent)?,
+                Err(e) => self.left_out(path, e),
+            };
+            return match tree {
                 Some(tree) => Ok(tree),
                 None => self.put_tree(Vec::new()),
             };
@@ -67,76 +80,108 @@ impl Walker<'_, '_> {
         for (name, child) in &node.children {
             let child_path = path.join(name);
             let before = parent.and_then(|t| t.find(name.as_bytes()));
-            // Source paths and the directories above them are followed if
-            // they are symlinks: the user named them, so capture what they show.
-            let meta = match fs::metadata(&child_path) {
-                Ok(meta) => meta,
+            // Paths the user named, and the directories above them, are
+            // followed if they are symlinks: capture what the user pointed at.
+            let stat = match handle::stat_path(&child_path) {
+                Ok(stat) => stat,
                 Err(e) => {
-                    self.left_out(&child_path, e);
+                    self.left_out::<()>(&child_path, e);
                     continue;
                 }
             };
             let entry = if child.is_source {
-                self.capture_entry(&child_path, name, meta, before)?
+                self.capture_source(&child_path, name, stat, before)?
             } else {
                 let sub = self.parent_subtree(before);
                 let tree = self.capture_layout(&child_path, child, sub.as_ref())?;
                 self.summary.dirs += 1;
-                Some(dir_entry(name, &meta, tree))
+                Some(dir_entry(name, &stat, tree))
             };
             entries.extend(entry);
         }
         self.put_tree(entries)
     }
 
-    /// Captures one directory entry whose metadata is `meta`.
-    fn capture_entry(
+    /// A path the user named, already `stat`ed through any symlink.
+    fn capture_source(
         &mut self,
         path: &Path,
-        name: &OsString,
-        meta: Metadata,
+        name: &OsStr,
+        stat: FileStat,
         before: Option<&Entry>,
-    ) -> Result<Option<Entry>, CaptureError> {
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            if self.excludes.is_store(&meta) {
-                self.reporter.warn(&Warning::Note {
-                    message: format!("{}: the store itself is not captured", path.display()),
-                });
-                return Ok(None);
-            }
-            let sub = self.parent_subtree(before);
-            let Some(tree) = self.capture_dir(path, sub.as_ref())? else {
-                return Ok(None);
-            };
-            self.summary.dirs += 1;
-            Ok(Some(dir_entry(name, &meta, tree)))
-        } else if kind.is_file() {
-            self.capture_file(path, name, meta, before)
-        } else if kind.is_symlink() {
-            Ok(self.capture_symlink(path, name, &meta))
-        } else {
-            self.summary.skipped += 1;
-            self.reporter.warn(&Warning::Skipped {
-                path: path.to_owned(),
-                kind: special_kind(&meta),
-            });
-            Ok(None)
+    ) -> Captured {
+        match stat.kind {
+            Kind::Dir => self.capture_subdir(path, name, &stat, before, || {
+                DirHandle::open_path(path, &stat)
+            }),
+            Kind::File => self.capture_file(path, name, &stat, before, || {
+                handle::open_file_path(path, &stat)
+            }),
+            Kind::Special(kind) => Ok(self.skip(path, kind)),
+            Kind::Symlink => Ok(self.left_out(path, io::Error::other("symlink loop"))),
         }
+    }
+
+    /// An entry of an open directory.
+    fn capture_child(
+        &mut self,
+        dir: &DirHandle,
+        path: &Path,
+        name: &OsStr,
+        before: Option<&Entry>,
+    ) -> Captured {
+        let stat = match dir.lstat(name) {
+            Ok(stat) => stat,
+            Err(e) => return Ok(self.left_out(path, e)),
+        };
+        match stat.kind {
+            Kind::Dir => {
+                self.capture_subdir(path, name, &stat, before, || dir.open_dir(name, &stat))
+            }
+            Kind::File => {
+                self.capture_file(path, name, &stat, before, || dir.open_file(name, &stat))
+            }
+            Kind::Symlink => Ok(self.capture_symlink(dir, path, name, &stat)),
+            Kind::Special(kind) => Ok(self.skip(path, kind)),
+        }
+    }
+
+    fn capture_subdir(
+        &mut self,
+        path: &Path,
+        name: &OsStr,
+        stat: &FileStat,
+        before: Option<&Entry>,
+        open: impl FnOnce() -> io::Result<DirHandle>,
+    ) -> Captured {
+        if self.excludes.is_store(stat) {
+            self.reporter.warn(&Warning::Note {
+                message: format!("{}: the store itself is not captured", path.display()),
+            });
+            return Ok(None);
+        }
+        let dir = match open() {
+            Ok(dir) => dir,
+            Err(e) => return Ok(self.left_out(path, e)),
+        };
+        let sub = self.parent_subtree(before);
+        let Some(tree) = self.capture_dir(path, &dir, sub.as_ref())? else {
+            return Ok(None);
+        };
+        self.summary.dirs += 1;
+        Ok(Some(dir_entry(name, stat, tree)))
     }
 
     /// Captures a directory's content; `None` if it cannot be listed.
     fn capture_dir(
         &mut self,
         path: &Path,
+        dir: &DirHandle,
         parent: Option<&Tree>,
     ) -> Result<Option<TreeId>, CaptureError> {
-        let names = match list_sorted(path) {
+        let names = match dir.names() {
             Ok(names) => names,
-            Err(e) => {
-                self.left_out(path, e);
-                return Ok(None);
-            }
+            Err(e) => return Ok(self.left_out(path, e)),
         };
         let mut entries = Vec::with_capacity(names.len());
         for name in names {
@@ -144,42 +189,41 @@ impl Walker<'_, '_> {
             if self.excludes.matches(&child, &name) {
                 continue;
             }
-            let meta = match fs::symlink_metadata(&child) {
-                Ok(meta) => meta,
-                Err(e) => {
-                    self.left_out(&child, e);
-                    continue;
-                }
-            };
             let before = parent.and_then(|t| t.find(name.as_bytes()));
-            entries.extend(self.capture_entry(&child, &name, meta, before)?);
+            entries.extend(self.capture_child(dir, &child, &name, before)?);
         }
-        self.put_tree(entries).map(Some)
+        let bytes = Tree::new(entries).encode();
+        if bytes.len() > MAX_RAW_LEN as usize {
+            let why = format!(
+                "directory listing of {} bytes exceeds the {MAX_RAW_LEN}-byte tree limit",
+                bytes.len()
+            );
+            return Ok(self.left_out(path, io::Error::other(why)));
+        }
+        Ok(Some(self.sink.put(BlobKind::Tree, bytes)?.as_tree()))
     }
 
     /// Captures a regular file: from the parent if unchanged, else by reading it.
     fn capture_file(
         &mut self,
         path: &Path,
-        name: &OsString,
-        meta: Metadata,
+        name: &OsStr,
+        stat: &FileStat,
         before: Option<&Entry>,
-    ) -> Result<Option<Entry>, CaptureError> {
+        open: impl FnOnce() -> io::Result<(File, FileStat)>,
+    ) -> Captured {
         Progress::add(&self.progress.files, 1);
-        if let Some(prev) = before.filter(|p| change::unchanged(p, &meta))
-            && let Content::File { chunks, change } = &prev.content
+        if let Some(prev) = before
+            && let Some(content) = self.reusable(prev, stat)?
         {
             self.summary.files_unchanged += 1;
             return Ok(Some(self.count_file(Entry {
                 name: RawName::from_os(name),
-                meta: entry_meta(&meta, meta.len()),
-                content: Content::File {
-                    chunks: chunks.clone(),
-                    change: change.clone(),
-                },
+                meta: entry_meta(stat, stat.size),
+                content,
             })));
         }
-        let Some(entry) = self.read_file(path, name)? else {
+        let Some(entry) = self.read_file(path, name, open)? else {
             return Ok(None);
         };
         if before.is_some() {
@@ -190,35 +234,51 @@ impl Walker<'_, '_> {
         Ok(Some(self.count_file(entry)))
     }
 
-    /// Reads, chunks and stores a file. The metadata recorded is the one of
-    /// the file actually opened, taken before reading.
-    fn read_file(&mut self, path: &Path, name: &OsString) -> Result<Option<Entry>, CaptureError> {
-        let read_start = SystemTime::now();
-        let opened = File::open(path).and_then(|f| f.metadata().map(|m| (f, m)));
-        let (file, before) = match opened {
-            Ok(x) => x,
-            Err(e) => {
-                self.left_out(path, e);
+    /// The parent's content of a file that has not changed since, if the
+    /// store still holds every chunk of it (a chunk lost to damage must be
+    /// read again from the source, not carried into this snapshot).
+    fn reusable(&self, prev: &Entry, stat: &FileStat) -> Result<Option<Content>, CaptureError> {
+        if !change::unchanged(prev, stat) {
+            return Ok(None);
+        }
+        for id in prev.chunks().unwrap_or_default() {
+            if !self.sink.contains(id)? {
                 return Ok(None);
             }
+        }
+        Ok(Some(prev.content.clone()))
+    }
+
+    /// Reads, chunks and stores a file. The metadata recorded is the one of
+    /// the file actually opened, taken before reading.
+    fn read_file(
+        &mut self,
+        path: &Path,
+        name: &OsStr,
+        open: impl FnOnce() -> io::Result<(File, FileStat)>,
+    ) -> Captured {
+        let read_start = SystemTime::now();
+        let (file, before) = match open() {
+            Ok(opened) => opened,
+            Err(e) => return Ok(self.left_out(path, e)),
         };
         let mut chunks: Vec<BlobId> = Vec::new();
         let mut size = 0u64;
         let params = self.chunker;
-        for chunk in chunker::chunks(&file, before.len(), &params) {
+        for chunk in chunker::chunks(&file, before.size, &params) {
             let data = match chunk {
                 Ok(data) => data,
-                Err(e) => {
-                    self.left_out(path, e);
-                    return Ok(None);
-                }
+                Err(e) => return Ok(self.left_out(path, e)),
             };
+            if size == 0 && data.starts_with(SQLITE_HEADER) {
+                self.warn_sqlite(path);
+            }
             size += data.len() as u64;
             Progress::add(&self.progress.bytes, data.len() as u64);
             chunks.push(self.sink.put(BlobKind::Data, data)?);
         }
         self.summary.bytes_read += size;
-        let after = file.metadata().unwrap_or_else(|_| before.clone());
+        let after = handle::fstat(&file).unwrap_or_else(|_| before.clone());
         Ok(Some(Entry {
             name: RawName::from_os(name),
             meta: entry_meta(&before, size),
@@ -229,22 +289,25 @@ impl Walker<'_, '_> {
         }))
     }
 
-    fn capture_symlink(&mut self, path: &Path, name: &OsString, meta: &Metadata) -> Option<Entry> {
-        match fs::read_link(path) {
+    fn capture_symlink(
+        &mut self,
+        dir: &DirHandle,
+        path: &Path,
+        name: &OsStr,
+        stat: &FileStat,
+    ) -> Option<Entry> {
+        match dir.read_link(name) {
             Ok(target) => {
                 self.summary.symlinks += 1;
                 Some(Entry {
                     name: RawName::from_os(name),
-                    meta: entry_meta(meta, target.as_os_str().len() as u64),
+                    meta: entry_meta(stat, target.len() as u64),
                     content: Content::Symlink {
-                        target: RawName::from_path(&target),
+                        target: RawName::from_bytes(target),
                     },
                 })
             }
-            Err(e) => {
-                self.left_out(path, e);
-                None
-            }
+            Err(e) => self.left_out(path, e),
         }
     }
 
@@ -276,52 +339,49 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn left_out(&mut self, path: &Path, cause: io::Error) {
+    fn skip<T>(&mut self, path: &Path, kind: &'static str) -> Option<T> {
+        self.summary.skipped += 1;
+        self.reporter.warn(&Warning::Skipped {
+            path: path.to_owned(),
+            kind,
+        });
+        None
+    }
+
+    /// Records that `path` is left out of the snapshot because of `cause`.
+    fn left_out<T>(&mut self, path: &Path, cause: io::Error) -> Option<T> {
         self.summary.errors += 1;
         if self.summary.left_out.len() < MAX_LISTED_LEFT_OUT {
             self.summary.left_out.push(RawName::from_path(path));
         }
         self.reporter.warn(&report::left_out(path, cause));
+        None
+    }
+
+    fn warn_sqlite(&self, path: &Path) {
+        self.reporter.warn(&Warning::Note {
+            message: format!(
+                "{}: a SQLite database, stored as a plain file; a copy taken while it is being written may be inconsistent",
+                path.display()
+            ),
+        });
     }
 }
 
-fn list_sorted(path: &Path) -> io::Result<Vec<OsString>> {
-    let mut names = fs::read_dir(path)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
-    sort_names(&mut names);
-    Ok(names)
-}
-
-fn entry_meta(meta: &Metadata, size: u64) -> Meta {
+fn entry_meta(stat: &FileStat, size: u64) -> Meta {
     Meta {
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
+        mode: stat.mode,
+        uid: stat.uid,
+        gid: stat.gid,
         size,
-        mtime: change::mtime(meta),
+        mtime: stat.mtime,
     }
 }
 
-fn dir_entry(name: &OsString, meta: &Metadata, tree: TreeId) -> Entry {
+fn dir_entry(name: &OsStr, stat: &FileStat, tree: TreeId) -> Entry {
     Entry {
         name: RawName::from_os(name),
-        meta: entry_meta(meta, 0),
+        meta: entry_meta(stat, 0),
         content: Content::Dir { tree },
-    }
-}
-
-fn special_kind(meta: &Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_fifo() {
-        "fifo"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_block_device() {
-        "block device"
-    } else if t.is_char_device() {
-        "character device"
-    } else {
-        "special file"
     }
 }
