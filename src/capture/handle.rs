@@ -244,7 +244,7 @@ mod tests {
         fs::remove_file(dir.path().join("f")).unwrap();
         rustix::fs::mknodat(
             CWD,
-            &dir.path().join("f"),
+            dir.path().join("f"),
             FileType::Fifo,
             Mode::RUSR | Mode::WUSR,
             0,
