@@ -92,10 +92,24 @@ impl Backend {
         self.publish(file, key)
     }
 
-    /// The whole content of `key`.
-    pub fn read(&self, key: &str) -> Result<Vec<u8>> {
+    /// The whole content of `key`, which must not exceed `max` bytes (small
+    /// metadata files: a huge one is damage, not something to load).
+    pub fn read(&self, key: &str, max: u64) -> Result<Vec<u8>> {
         let path = self.path(key);
-        fs::read(&path).map_err(at(&path))
+        let file = File::open(&path).map_err(at(&path))?;
+        let mut bytes = Vec::new();
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(at(&path))?;
+        if bytes.len() as u64 > max {
+            return Err(BackendError {
+                path,
+                source: io::Error::other(format!(
+                    "larger than the {max} bytes such a file may have"
+                )),
+            });
+        }
+        Ok(bytes)
     }
 
     /// `len` bytes of `key` from `offset`; a short file is an error.

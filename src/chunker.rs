@@ -41,27 +41,26 @@ impl ChunkerParams {
             self.max_size as usize,
         );
         let checks = [
-            (
-                (v2020::MINIMUM_MIN..=v2020::MINIMUM_MAX).contains(&min),
-                "min_size",
-            ),
-            (
-                (v2020::AVERAGE_MIN..=v2020::AVERAGE_MAX).contains(&avg),
-                "avg_size",
-            ),
-            (
-                (v2020::MAXIMUM_MIN..=v2020::MAXIMUM_MAX).contains(&max),
-                "max_size",
-            ),
+            ("min_size", min, v2020::MINIMUM_MIN..=v2020::MINIMUM_MAX),
+            ("avg_size", avg, v2020::AVERAGE_MIN..=v2020::AVERAGE_MAX),
+            ("max_size", max, v2020::MAXIMUM_MIN..=v2020::MAXIMUM_MAX),
         ];
-        if let Some((_, field)) = checks.iter().find(|(ok, _)| !ok) {
-            return Err(format!("chunker {field} is outside what FastCDC accepts"));
+        for (field, value, range) in checks {
+            if !range.contains(&value) {
+                return Err(format!(
+                    "chunker {field} {value} is outside {}..={}",
+                    range.start(),
+                    range.end()
+                ));
+            }
         }
         if min % 2 != 0 || avg % 2 != 0 || max % 2 != 0 {
-            return Err("chunker sizes must be even".into());
+            return Err(format!("chunker sizes {min}/{avg}/{max} must be even"));
         }
         if !(min <= avg && avg <= max) {
-            return Err("chunker sizes must satisfy min <= avg <= max".into());
+            return Err(format!(
+                "chunker sizes {min}/{avg}/{max} must satisfy min <= avg <= max"
+            ));
         }
         Ok(())
     }

@@ -138,6 +138,19 @@ pub enum DecodeError {
 /// output arrives, so a forged raw length cannot make us allocate gigabytes.
 const MAX_PREALLOC: usize = 16 << 20;
 
+/// Like [`decode`], taking the stored bytes by value so that an uncompressed
+/// blob is returned without a copy.
+pub fn decode_owned(
+    compression: Compression,
+    stored: Vec<u8>,
+    raw_len: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    match compression {
+        Compression::None if stored.len() == raw_len => Ok(stored),
+        _ => decode(compression, &stored, raw_len),
+    }
+}
+
 /// Decodes stored bytes into exactly `raw_len` bytes.
 pub fn decode(
     compression: Compression,

@@ -147,7 +147,9 @@ fn compact_date(text: &str) -> Option<Date> {
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let signed = match text.parse::<u64>() {
-        Ok(secs) => SignedDuration::from_secs(secs as i64),
+        Ok(secs) => SignedDuration::from_secs(
+            i64::try_from(secs).map_err(|_| format!("{text:?} is too long a duration"))?,
+        ),
         Err(_) => SignedDuration::from_str(text)
             .map_err(|_| format!("{text:?} is not a duration: use e.g. 30s, 5m or 1h"))?,
     };

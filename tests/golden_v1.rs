@@ -179,7 +179,7 @@ fn every_v1_pack_re_encodes_to_its_own_header_and_trailer_bytes() {
         for e in &entries {
             let stored = &bytes[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
             let at = BlobLocation::in_pack(PackId::of(&bytes), e);
-            let raw = reader::decode_blob(&e.id, &at, stored).unwrap();
+            let raw = reader::decode_blob(&e.id, &at, stored.to_vec()).unwrap();
             assert_eq!(BlobId::of(&raw), e.id);
             if e.kind == BlobKind::Tree {
                 let tree = Tree::decode(&raw).unwrap();

@@ -22,7 +22,7 @@ use crate::chunker;
 use crate::id::TreeId;
 use crate::pack::BlobKind;
 use crate::rawname::RawName;
-use crate::snapshot::select::{self, Filter, SelectError, SnapshotRef};
+use crate::snapshot::select::{Filter, SelectError, SnapshotRef};
 use crate::snapshot::{self, RECORD_VERSION, Snapshot, SnapshotRecord, Summary};
 use crate::store::{Store, StoreError};
 use crate::tree::{ChangeKey, Content, Entry, Meta, Tree};
@@ -239,15 +239,16 @@ fn choose_parent(
     plan: &Plan,
     paths: &[RawName],
 ) -> Result<Option<Snapshot>, CaptureError> {
-    let list = store.snapshots()?.snapshots;
+    let list = store.snapshots()?;
     let found = match &plan.options.parent {
         ParentChoice::None => None,
         ParentChoice::Given(reference) => Some(
-            select::resolve(&list, reference, &Filter::default())
+            list.resolve(reference, &Filter::default())
                 .map_err(CaptureError::Parent)?
                 .clone(),
         ),
         ParentChoice::Auto => list
+            .snapshots
             .iter()
             .rev()
             .find(|s| s.record.host == plan.options.host && s.record.paths == paths)

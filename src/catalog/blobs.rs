@@ -5,6 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{Catalog, CatalogError};
 use crate::compress::Compression;
 use crate::id::{BlobId, PackId};
+use crate::pack::format::MAX_RAW_LEN;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{BlobKind, BlobLocation};
 
@@ -34,14 +35,21 @@ impl Catalog {
         let Some((pack, kind, offset, stored_len, raw_len, compression)) = row else {
             return Ok(None);
         };
+        let bad = |what: &str| self.corrupt(format!("blob {id}: {what}"));
+        let compression =
+            Compression::from_code(compression).ok_or_else(|| bad("compression code"))?;
+        // The same limits a pack header must meet: a bad row must not make a
+        // reader allocate or read beyond them.
+        if raw_len > MAX_RAW_LEN || (compression == Compression::None && stored_len != raw_len) {
+            return Err(bad("impossible lengths"));
+        }
         Ok(Some(BlobLocation {
-            offset: u64::try_from(offset).map_err(|_| self.corrupt("negative offset"))?,
-            pack: PackId::from_slice(&pack).ok_or_else(|| self.corrupt("pack id length"))?,
-            kind: BlobKind::from_code(kind).ok_or_else(|| self.corrupt("blob kind"))?,
+            pack: PackId::from_slice(&pack).ok_or_else(|| bad("pack id length"))?,
+            kind: BlobKind::from_code(kind).ok_or_else(|| bad("kind"))?,
+            offset: u64::try_from(offset).map_err(|_| bad("negative offset"))?,
             stored_len,
             raw_len,
-            compression: Compression::from_code(compression)
-                .ok_or_else(|| self.corrupt("compression code"))?,
+            compression,
         }))
     }
 

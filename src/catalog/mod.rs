@@ -15,7 +15,7 @@ mod snapshots;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// How long a writer waits for another process's catalog transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -88,6 +88,31 @@ impl Catalog {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether every pack in the store was recorded when the catalog was
+    /// created. A catalog that is new, was emptied, or whose rebuild was cut
+    /// short is incomplete, and [`rebuild`] must run before it is trusted.
+    pub fn is_complete(&self) -> Result<bool, CatalogError> {
+        let value: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'complete'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())?;
+        Ok(value.as_deref() == Some("yes"))
+    }
+
+    /// Records that a rebuild from the pack headers has finished.
+    pub fn mark_complete(&self) -> Result<(), CatalogError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', 'yes')",
+                [],
+            )
+            .map_err(self.err())?;
+        Ok(())
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {

@@ -1,8 +1,11 @@
 //! Rebuilding the blob index from the packs' own headers.
 //!
-//! Used when `catalog.db` is missing. Packs whose header cannot be read are
-//! skipped and reported: their blobs are unreachable until repaired, and the
-//! snapshots that need them will say so on restore.
+//! Runs whenever the catalog is not marked complete: it is new (deleted, or
+//! never built), or an earlier rebuild was interrupted. Every step is
+//! idempotent (packs already recorded are skipped), so a rebuild cut short
+//! is finished by the next one and two processes may rebuild at once.
+//! Packs whose header cannot be read are skipped and reported: their blobs
+//! stay unreachable until repaired, and snapshots that need them say so.
 
 use super::Catalog;
 use crate::backend::Backend;
@@ -25,7 +28,23 @@ pub struct RebuildReport {
 pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, StoreError> {
     let mut report = RebuildReport::default();
     for dir in backend.list("packs")? {
-        for name in backend.list(&format!("packs/{dir}"))? {
+        let is_pack_dir = dir.len() == 2 && crate::id::is_hex_prefix(&dir);
+        let names = match is_pack_dir.then(|| backend.list(&format!("packs/{dir}"))) {
+            Some(Ok(names)) => names,
+            Some(Err(e)) => {
+                report
+                    .unreadable
+                    .push((format!("packs/{dir}"), e.source.to_string()));
+                continue;
+            }
+            None => {
+                report
+                    .unreadable
+                    .push((format!("packs/{dir}"), "not a pack directory".into()));
+                continue;
+            }
+        };
+        for name in names {
             let key = format!("packs/{dir}/{name}");
             let Some(id) = pack_id_of(&name) else {
                 report.unreadable.push((key, "not a pack file name".into()));
@@ -53,6 +72,7 @@ pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport
             }
         }
     }
+    catalog.mark_complete()?;
     Ok(report)
 }
 

@@ -27,6 +27,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
     id     BLOB PRIMARY KEY,
     record BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+-- A new catalog knows no packs yet: it is complete only once a rebuild from
+-- the pack headers has finished (see Catalog::mark_complete).
+INSERT OR IGNORE INTO meta (key, value) VALUES ('complete', 'no');
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`] inside one immediate transaction,

@@ -29,21 +29,28 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Caches a record read from `snapshots/`.
-    pub fn cache_snapshot(&self, id: &SnapshotId, record: &[u8]) -> Result<(), CatalogError> {
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO snapshots (id, record) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(rusqlite::params![&id.as_bytes()[..], record]))
-            .map_err(self.err())?;
-        Ok(())
-    }
-
-    /// Drops cached records whose files are gone.
-    pub fn uncache_snapshot(&self, id: &SnapshotId) -> Result<(), CatalogError> {
-        self.conn
-            .prepare_cached("DELETE FROM snapshots WHERE id = ?1")
-            .and_then(|mut s| s.execute([&id.as_bytes()[..]]))
-            .map_err(self.err())?;
-        Ok(())
+    /// Brings the cache in line with a listing of `snapshots/`: adds the
+    /// records read fresh and drops those whose files are gone, in one
+    /// transaction (one fsync, however many records changed).
+    pub fn update_snapshot_cache(
+        &self,
+        fresh: &[(SnapshotId, Vec<u8>)],
+        gone: &[SnapshotId],
+    ) -> Result<(), CatalogError> {
+        if fresh.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        for (id, record) in fresh {
+            tx.prepare_cached("INSERT OR REPLACE INTO snapshots (id, record) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(rusqlite::params![&id.as_bytes()[..], record]))
+                .map_err(self.err())?;
+        }
+        for id in gone {
+            tx.prepare_cached("DELETE FROM snapshots WHERE id = ?1")
+                .and_then(|mut s| s.execute([&id.as_bytes()[..]]))
+                .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
     }
 }

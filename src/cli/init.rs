@@ -3,6 +3,7 @@
 use clap::Args;
 
 use cairn::compress::CompressionConfig;
+use cairn::rawname::RawName;
 use cairn::store::config::{DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use cairn::store::{InitOptions, LockMode, PackConfig, Store, StoreError};
 
@@ -38,7 +39,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
     let config = store.config();
     if ctx.json {
         print_json(&serde_json::json!({
-            "store": store.root(),
+            "store": RawName::from_path(store.root()),
             "id": config.id,
             "version": config.version,
         }))?;

@@ -112,6 +112,18 @@ impl Ctx {
         }
     }
 
+    /// Every snapshot, after warning about each record that cannot be read
+    /// (such a record is invisible to `latest` and to listings).
+    fn snapshot_list(&self, store: &Store) -> anyhow::Result<cairn::snapshot::SnapshotList> {
+        let list = store.snapshots()?;
+        for (key, cause) in &list.unreadable {
+            eprintln!(
+                "cairn: warning: {key} is damaged ({cause}); it is not listed and `latest` ignores it"
+            );
+        }
+        Ok(list)
+    }
+
     /// Progress bars only for people: not with --quiet or --json.
     fn wants_progress(&self) -> bool {
         !self.quiet && !self.json

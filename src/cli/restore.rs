@@ -6,8 +6,9 @@ use anyhow::bail;
 use clap::Args;
 
 use cairn::progress::Progress;
+use cairn::rawname::RawName;
 use cairn::restore::{self, RestoreOptions};
-use cairn::snapshot::select::{self, SnapshotRef};
+use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
 
 use super::exit::Exit;
@@ -33,8 +34,8 @@ pub struct RestoreArgs {
 pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     let filter = args.filter.to_filter()?;
     let store = ctx.open(LockMode::Shared)?;
-    let list = store.snapshots()?;
-    let snapshot = select::resolve(&list.snapshots, &args.snapshot, &filter)?;
+    let list = ctx.snapshot_list(&store)?;
+    let snapshot = list.resolve(&args.snapshot, &filter)?;
     let options = RestoreOptions {
         target: args.target,
         overwrite: args.overwrite,
@@ -59,11 +60,11 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         let failed: Vec<_> = outcome
             .failed
             .iter()
-            .map(|(p, e)| serde_json::json!({"path": p, "error": e}))
+            .map(|(p, e)| serde_json::json!({"path": RawName::from_path(p), "error": e}))
             .collect();
         print_json(&serde_json::json!({
             "snapshot": snapshot.id.to_hex(),
-            "target": options.target,
+            "target": RawName::from_path(&options.target),
             "files": outcome.files,
             "dirs": outcome.dirs,
             "symlinks": outcome.symlinks,

@@ -52,10 +52,7 @@ pub struct SnapshotsArgs {
 pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
     let filter = args.filter.to_filter()?;
     let store = ctx.open(LockMode::Shared)?;
-    let list = store.snapshots()?;
-    for (key, cause) in &list.unreadable {
-        eprintln!("cairn: warning: {key}: {cause}; not listed");
-    }
+    let list = ctx.snapshot_list(&store)?;
     let shown: Vec<_> = list
         .snapshots
         .iter()

@@ -97,6 +97,14 @@ pub enum FormatError {
         /// The pack file's size.
         file_len: u64,
     },
+    /// Fewer or more header bytes were given than the trailer announces.
+    #[error("header of {got} bytes where the trailer announces {expected}")]
+    HeaderSize {
+        /// Length from the trailer.
+        expected: u32,
+        /// Bytes given.
+        got: usize,
+    },
     /// The header bytes are not the ones the trailer hashed.
     #[error("header checksum mismatch")]
     HeaderChecksum,
@@ -179,9 +187,9 @@ pub fn decode_header(
     data_len: u64,
 ) -> Result<Vec<PackEntry>, FormatError> {
     if header.len() != trailer.header_len as usize {
-        return Err(FormatError::HeaderLength {
-            header_len: trailer.header_len,
-            file_len: header.len() as u64,
+        return Err(FormatError::HeaderSize {
+            expected: trailer.header_len,
+            got: header.len(),
         });
     }
     if *blake3::hash(header).as_bytes() != trailer.header_hash {

@@ -7,9 +7,10 @@ use crate::backend::Backend;
 use crate::compress;
 use crate::id::{BlobId, PackId};
 
-/// How much of a pack's end one read fetches: enough for the trailer and
-/// the header of a typical pack, so most headers cost a single read.
-const TAIL_READ: u64 = 64 * 1024;
+/// How much of a pack's end one read fetches: the trailer and the header of
+/// a data pack (16 MiB of ~1 MiB chunks: ~1 KiB of header), so most headers
+/// cost a single read; tree packs with long headers take a second one.
+const TAIL_READ: u64 = 16 * 1024;
 
 /// Reads and checks a pack's header; returns its entries and the file size.
 pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, u64), PackError> {
@@ -35,18 +36,19 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
 /// Reads one blob, decodes it and checks that its BLAKE3 is `id`.
 pub fn read_blob(backend: &Backend, id: &BlobId, at: &BlobLocation) -> Result<Vec<u8>, PackError> {
     let stored = backend.read_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
-    decode_blob(id, at, &stored)
+    decode_blob(id, at, stored)
 }
 
 /// Decodes stored bytes read from `at` and checks them against `id`.
-pub fn decode_blob(id: &BlobId, at: &BlobLocation, stored: &[u8]) -> Result<Vec<u8>, PackError> {
-    let raw = compress::decode(at.compression, stored, at.raw_len as usize).map_err(|source| {
-        PackError::Decode {
-            blob: *id,
-            pack: at.pack,
-            source,
-        }
-    })?;
+pub fn decode_blob(id: &BlobId, at: &BlobLocation, stored: Vec<u8>) -> Result<Vec<u8>, PackError> {
+    let raw =
+        compress::decode_owned(at.compression, stored, at.raw_len as usize).map_err(|source| {
+            PackError::Decode {
+                blob: *id,
+                pack: at.pack,
+                source,
+            }
+        })?;
     let actual = BlobId::of(&raw);
     if actual != *id {
         return Err(PackError::HashMismatch {

@@ -126,6 +126,13 @@ impl SealedPack {
     /// Makes the pack durable and visible under `packs/`. After this returns
     /// the catalog may record its blobs.
     pub fn publish(self, backend: &Backend) -> Result<PublishedPack, PackError> {
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(|source| BackendError {
+                path: self.file.path().to_owned(),
+                source,
+            })?;
         crash::point("pack-written");
         backend.publish(self.file, &key(&self.id))?;
         crash::point("pack-published");

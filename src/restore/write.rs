@@ -50,6 +50,8 @@ enum ItemError {
     Missing(BlobId),
     #[error("restored {got} bytes where the snapshot recorded {want}")]
     Size { got: u64, want: u64 },
+    #[error("a file appeared there during the restore; it was not replaced (use --overwrite)")]
+    AppearedMeanwhile,
 }
 
 const TEMP_PREFIX: &str = ".cairn-restore-";
@@ -87,7 +89,7 @@ pub fn execute(
         .files
         .par_iter()
         .map(|item| {
-            let r = restore_file(backend, &plan.locations, item, as_owner);
+            let r = restore_file(backend, &plan.locations, item, as_owner, options.overwrite);
             Progress::add(&progress.files, 1);
             Progress::add(&progress.bytes, item.entry.meta.size);
             (item, r)
@@ -103,7 +105,7 @@ pub fn execute(
         }
     }
     for item in &plan.symlinks {
-        match restore_symlink(item, as_owner) {
+        match restore_symlink(item, as_owner, options.overwrite) {
             Ok(()) => outcome.symlinks += 1,
             Err(e) => outcome.failed.push((item.path.clone(), e.to_string())),
         }
@@ -135,6 +137,7 @@ fn restore_file(
     locations: &HashMap<BlobId, BlobLocation>,
     item: &Item,
     as_owner: bool,
+    overwrite: bool,
 ) -> Result<(), ItemError> {
     let Content::File { chunks, .. } = &item.entry.content else {
         return Ok(());
@@ -155,11 +158,32 @@ fn restore_file(
         });
     }
     apply_file_meta(tmp.as_file(), meta, as_owner)?;
-    tmp.persist(&item.path).map_err(|e| e.error)?;
-    Ok(())
+    if overwrite && fs::symlink_metadata(&item.path).is_ok() {
+        // Replacing a file the user had: it must be the old one or the
+        // complete new one after a crash, never an empty one.
+        tmp.as_file().sync_all()?;
+    }
+    put_in_place(tmp, &item.path, overwrite)
 }
 
-fn restore_symlink(item: &Item, as_owner: bool) -> io::Result<()> {
+/// Renames a finished temporary file into place. Without `overwrite` it never
+/// replaces anything: a file that appeared since the plan was checked stays.
+fn put_in_place<F>(tmp: NamedTempFile<F>, path: &Path, overwrite: bool) -> Result<(), ItemError> {
+    let result = if overwrite {
+        tmp.persist(path).map(drop)
+    } else {
+        tmp.persist_noclobber(path).map(drop)
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+            Err(ItemError::AppearedMeanwhile)
+        }
+        Err(e) => Err(e.error.into()),
+    }
+}
+
+fn restore_symlink(item: &Item, as_owner: bool, overwrite: bool) -> Result<(), ItemError> {
     let Content::Symlink { target } = &item.entry.content else {
         return Ok(());
     };
@@ -176,8 +200,7 @@ fn restore_symlink(item: &Item, as_owner: bool) -> io::Result<()> {
     }
     let t = file_time(item.entry.meta.mtime);
     filetime::set_symlink_file_times(tmp.path(), t, t)?;
-    tmp.persist(&item.path).map_err(|e| e.error)?;
-    Ok(())
+    put_in_place(tmp, &item.path, overwrite)
 }
 
 fn temp_beside(path: &Path) -> io::Result<NamedTempFile> {

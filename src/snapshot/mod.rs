@@ -20,6 +20,10 @@ pub const RECORD_VERSION: u32 = 1;
 /// At most this many left-out paths are listed in a summary (all are counted).
 pub const MAX_LISTED_LEFT_OUT: usize = 1000;
 
+/// Largest record file a reader accepts (a record with 1000 left-out paths
+/// of 4 KiB each stays well below it).
+pub const MAX_RECORD_LEN: u64 = 16 << 20;
+
 /// What a snapshot holds and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
@@ -126,10 +130,17 @@ pub fn decode(id: &SnapshotId, bytes: &[u8]) -> Result<Snapshot, RecordError> {
     if actual != *id {
         return Err(RecordError::IdMismatch(actual));
     }
-    let record: SnapshotRecord = serde_json::from_slice(bytes)?;
-    if record.version != RECORD_VERSION {
-        return Err(RecordError::UnsupportedVersion(record.version));
+    // The version first: a newer record must be reported as newer, not as
+    // a record that fails to decode.
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: u32,
     }
+    let v: VersionOnly = serde_json::from_slice(bytes)?;
+    if v.version != RECORD_VERSION {
+        return Err(RecordError::UnsupportedVersion(v.version));
+    }
+    let record: SnapshotRecord = serde_json::from_slice(bytes)?;
     Ok(Snapshot { id: *id, record })
 }
 
@@ -164,10 +175,35 @@ pub struct SnapshotList {
     pub unreadable: Vec<(String, String)>,
 }
 
+impl SnapshotList {
+    /// Resolves `reference` among the readable snapshots; an id or prefix
+    /// that only a damaged record matches is reported as damaged, not as
+    /// absent.
+    pub fn resolve(
+        &self,
+        reference: &select::SnapshotRef,
+        filter: &select::Filter,
+    ) -> Result<&Snapshot, select::SelectError> {
+        let result = select::resolve(&self.snapshots, reference, filter);
+        if let Err(select::SelectError::NotFound(what)) = &result {
+            let prefix = format!("snapshots/{what}");
+            if let Some((key, cause)) = self.unreadable.iter().find(|(k, _)| k.starts_with(&prefix))
+            {
+                return Err(select::SelectError::Damaged {
+                    key: key.clone(),
+                    cause: cause.clone(),
+                });
+            }
+        }
+        result
+    }
+}
+
 /// Lists `snapshots/`, reading only records the catalog has not cached.
 pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreError> {
     let mut cached = catalog.cached_snapshots()?;
     let mut out = SnapshotList::default();
+    let mut fresh = Vec::new();
     for name in backend.list("snapshots")? {
         let Some(id) = name
             .strip_suffix(".json")
@@ -175,9 +211,9 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreE
         else {
             continue;
         };
-        let (bytes, fresh) = match cached.remove(&id) {
+        let (bytes, is_fresh) = match cached.remove(&id) {
             Some(bytes) => (bytes, false),
-            None => match backend.read(&key(&id)) {
+            None => match backend.read(&key(&id), MAX_RECORD_LEN) {
                 Ok(bytes) => (bytes, true),
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
@@ -185,17 +221,35 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreE
         };
         match decode(&id, &bytes) {
             Ok(snapshot) => {
-                if fresh {
-                    catalog.cache_snapshot(&id, &bytes)?;
+                if is_fresh {
+                    fresh.push((id, bytes));
                 }
                 out.snapshots.push(snapshot);
             }
             Err(e) => out.unreadable.push((key(&id), e.to_string())),
         }
     }
-    for gone in cached.keys() {
-        catalog.uncache_snapshot(gone)?;
-    }
+    let gone: Vec<SnapshotId> = cached.into_keys().collect();
+    catalog.update_snapshot_cache(&fresh, &gone)?;
     out.snapshots.sort_by_key(|s| (s.record.time, s.id));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_record_version_is_named_even_if_its_fields_changed() {
+        let bytes = br#"{"version": 2, "taken": "sometime", "roots": []}"#;
+        let err = decode(&SnapshotId::of(bytes), bytes).unwrap_err();
+        assert!(matches!(err, RecordError::UnsupportedVersion(2)), "{err}");
+    }
+
+    #[test]
+    fn a_record_that_does_not_hash_to_its_id_is_refused() {
+        let bytes = br#"{"version": 1}"#;
+        let err = decode(&SnapshotId::of(b"other"), bytes).unwrap_err();
+        assert!(matches!(err, RecordError::IdMismatch(_)), "{err}");
+    }
 }

@@ -76,6 +76,14 @@ pub enum SelectError {
     /// No id matches.
     #[error("no snapshot {0}")]
     NotFound(String),
+    /// The id names a record file that is damaged.
+    #[error("snapshot record {key} is damaged: {cause}")]
+    Damaged {
+        /// The record's store key.
+        key: String,
+        /// Why it does not read.
+        cause: String,
+    },
     /// Several ids share the prefix.
     #[error("snapshot prefix {prefix} is ambiguous: it matches {}", candidates.join(", "))]
     Ambiguous {

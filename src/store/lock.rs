@@ -41,7 +41,8 @@ pub fn acquire(root: &Path, mode: LockMode, wait: Duration) -> Result<StoreLock,
         .write(true)
         .open(&path)
         .map_err(io)?;
-    let deadline = Instant::now() + wait;
+    // A wait too long to represent is a wait without end.
+    let deadline = Instant::now().checked_add(wait);
     loop {
         let attempt = match mode {
             LockMode::Shared => file.try_lock_shared(),
@@ -50,7 +51,9 @@ pub fn acquire(root: &Path, mode: LockMode, wait: Duration) -> Result<StoreLock,
         match attempt {
             Ok(()) => return Ok(StoreLock { _file: file }),
             Err(TryLockError::Error(e)) => return Err(io(e)),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => thread::sleep(POLL),
+            Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
+                thread::sleep(POLL)
+            }
             Err(TryLockError::WouldBlock) => {
                 return Err(StoreError::Locked {
                     path: root.to_owned(),

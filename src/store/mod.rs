@@ -169,10 +169,8 @@ impl Store {
                 path: root.to_owned(),
             });
         }
-        for dir in SUBDIRS {
-            let path = root.join(dir);
-            fs::create_dir_all(&path).map_err(|source| StoreError::Io { path, source })?;
-        }
+        let created_root = !root.exists();
+        ensure_layout(root)?;
         let config = Config::new(
             random_id()?,
             SnapshotTime::now().to_string(),
@@ -185,29 +183,25 @@ impl Store {
         })?;
         // The config goes last and never replaces one: a concurrent init of
         // the same directory loses cleanly with `Exists`.
-        Backend::new(root)
-            .create_new(CONFIG, &config.encode())
-            .map_err(|e| {
-                if e.source.kind() == io::ErrorKind::AlreadyExists {
-                    StoreError::Exists {
-                        path: root.to_owned(),
-                    }
-                } else {
-                    e.into()
-                }
-            })?;
-        Self::open(root, open)
+        match Backend::new(root).create_new(CONFIG, &config.encode()) {
+            Ok(()) => Self::open(root, open),
+            Err(e) if e.source.kind() == io::ErrorKind::AlreadyExists => Err(StoreError::Exists {
+                path: root.to_owned(),
+            }),
+            Err(e) => {
+                // Leave the directory as it was, so that a retry is not
+                // refused as "not empty" (the layout is empty directories).
+                remove_layout(root, created_root);
+                Err(e.into())
+            }
+        }
     }
 
     /// Opens an existing store: reads and checks its config, takes the
     /// lock, opens the catalog (rebuilding it from the packs if it is gone).
     pub fn open(root: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         let config = read_config(root)?;
-        // A store copied by a tool that drops empty directories still opens.
-        for dir in SUBDIRS {
-            let path = root.join(dir);
-            fs::create_dir_all(&path).map_err(|source| StoreError::Io { path, source })?;
-        }
+        ensure_layout(root)?;
         let lock = lock::acquire(root, options.lock, options.lock_wait)?;
         let backend = Backend::new(root);
         let (catalog, notices) = open_catalog(root, &backend)?;
@@ -273,6 +267,9 @@ impl Store {
     }
 }
 
+/// Largest `config.json` a reader accepts.
+const MAX_CONFIG_LEN: u64 = 1 << 20;
+
 fn read_config(root: &Path) -> Result<Config, StoreError> {
     if !root.exists() {
         return Err(StoreError::Missing {
@@ -280,38 +277,68 @@ fn read_config(root: &Path) -> Result<Config, StoreError> {
         });
     }
     let path = root.join(CONFIG);
-    let bytes = match fs::read(&path) {
+    let bytes = match Backend::new(root).read(CONFIG, MAX_CONFIG_LEN) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             return Err(StoreError::NotAStore {
                 path: root.to_owned(),
             });
         }
-        Err(source) => return Err(StoreError::Io { path, source }),
+        Err(e) => return Err(e.into()),
     };
     Config::decode(&bytes).map_err(|source| StoreError::Config { path, source })
 }
 
 fn open_catalog(root: &Path, backend: &Backend) -> Result<(Catalog, Vec<String>), StoreError> {
-    let path = root.join(CATALOG);
-    let missing = !path.exists();
-    let mut catalog = Catalog::open(&path)?;
+    let mut catalog = Catalog::open(&root.join(CATALOG))?;
     let mut notices = Vec::new();
-    if missing {
+    if !catalog.is_complete()? {
         let report = catalog::rebuild::rebuild(&mut catalog, backend)?;
         if report.packs > 0 || !report.unreadable.is_empty() {
             notices.push(format!(
-                "catalog.db was missing: rebuilt it from {} packs ({} blobs)",
+                "catalog.db was missing or incomplete: rebuilt it from {} packs ({} blobs)",
                 report.packs, report.blobs
             ));
         }
         for (key, cause) in report.unreadable {
-            notices.push(format!(
-                "pack {key} left out of the rebuilt catalog: {cause}"
-            ));
+            notices.push(format!("{key} left out of the rebuilt catalog: {cause}"));
         }
     }
     Ok((catalog, notices))
+}
+
+/// Creates any missing store directory, including the 256 `packs/XX`, and
+/// fsyncs their parents. Always fsyncing (not only when this process created
+/// something) closes the window where another process created a directory
+/// and has not yet made its entry durable when we write into it. It also
+/// lets a store copied by a tool that drops empty directories open.
+fn ensure_layout(root: &Path) -> Result<(), StoreError> {
+    let io = |path: PathBuf| move |source| StoreError::Io { path, source };
+    let dirs = SUBDIRS
+        .iter()
+        .map(|d| root.join(d))
+        .chain((0..=255u8).map(|b| root.join("packs").join(hex::encode([b]))));
+    for dir in dirs {
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
+        }
+    }
+    crate::backend::sync_dir(&root.join("packs"))?;
+    crate::backend::sync_dir(root)?;
+    Ok(())
+}
+
+/// Best-effort removal of a layout `init` created (empty directories only).
+fn remove_layout(root: &Path, created_root: bool) {
+    for b in 0..=255u8 {
+        let _ = fs::remove_dir(root.join("packs").join(hex::encode([b])));
+    }
+    for dir in SUBDIRS {
+        let _ = fs::remove_dir(root.join(dir));
+    }
+    if created_root {
+        let _ = fs::remove_dir(root);
+    }
 }
 
 fn is_empty_or_absent(root: &Path) -> Result<bool, StoreError> {
