@@ -85,11 +85,16 @@ impl Backend {
         sync_dir(&dir)
     }
 
-    /// Writes `bytes` durably as `key` (through a temporary file).
-    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+    /// A temporary file in `tmp/` holding `bytes`, ready to publish.
+    pub fn write_temp(&self, bytes: &[u8]) -> Result<NamedTempFile> {
         let mut file = self.temp_file()?;
         file.write_all(bytes).map_err(at(file.path()))?;
-        self.publish(file, key)
+        Ok(file)
+    }
+
+    /// Writes `bytes` durably as `key` (through a temporary file).
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.publish(self.write_temp(bytes)?, key)
     }
 
     /// The whole content of `key`, which must not exceed `max` bytes (small
@@ -181,8 +186,7 @@ impl Backend {
     /// is already there (never replaces it).
     pub fn create_new(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.path(key);
-        let mut file = self.temp_file()?;
-        file.write_all(bytes).map_err(at(file.path()))?;
+        let file = self.write_temp(bytes)?;
         file.as_file().sync_all().map_err(at(file.path()))?;
         file.persist_noclobber(&dest).map_err(|e| BackendError {
             path: dest.clone(),

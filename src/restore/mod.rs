@@ -9,6 +9,7 @@
 //! finally sets directory metadata deepest first.
 
 mod plan;
+mod target;
 mod write;
 
 use std::path::PathBuf;
@@ -50,6 +51,15 @@ pub enum RestoreError {
         /// What the OS said.
         #[source]
         source: std::io::Error,
+    },
+    /// A directory of the snapshot cannot be read.
+    #[error("cannot read the listing of {}: {source}", path.display())]
+    Tree {
+        /// Where the directory would be restored.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<StoreError>,
     },
     /// The store failed.
     #[error(transparent)]

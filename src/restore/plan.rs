@@ -22,10 +22,12 @@ pub struct Conflict {
     pub existing: &'static str,
 }
 
-/// One thing to create, at its full path under the target.
+/// One thing to create.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// Destination.
+    /// Destination, relative to the target.
+    pub rel: PathBuf,
+    /// Destination as the user sees it (the target joined with `rel`).
     pub path: PathBuf,
     /// What to put there.
     pub entry: Entry,
@@ -69,18 +71,23 @@ pub fn plan(
         bytes: 0,
     };
     let root = store.load_tree(&snapshot.record.tree)?;
-    let mut stack = vec![(options.target.clone(), root)];
+    let mut stack = vec![(PathBuf::new(), root)];
     while let Some((dir, tree)) = stack.pop() {
         for entry in tree.entries {
-            let path = dir.join(entry.name.as_path());
+            let rel = dir.join(entry.name.as_path());
+            let path = options.target.join(&rel);
             if let Some(sub) = entry.subtree() {
-                stack.push((path.clone(), store.load_tree(&sub)?));
+                let tree = store.load_tree(&sub).map_err(|source| RestoreError::Tree {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?;
+                stack.push((rel.clone(), tree));
             }
-            plan.add(store, Item { path, entry })?;
+            plan.add(store, Item { rel, path, entry })?;
         }
     }
     // The stack visits depth-first but not in order; parents must come first.
-    plan.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    plan.dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(plan)
 }
 

@@ -152,14 +152,9 @@ pub fn key(id: &SnapshotId) -> String {
 /// Writes a record durably; from the moment this returns, the snapshot is
 /// visible. Everything it references must already be durable and cataloged.
 pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, StoreError> {
-    use std::io::Write;
     let bytes = record.encode();
     let id = SnapshotId::of(&bytes);
-    let mut file = backend.temp_file()?;
-    file.write_all(&bytes).map_err(|source| StoreError::Io {
-        path: file.path().to_owned(),
-        source,
-    })?;
+    let file = backend.write_temp(&bytes)?;
     crash::point("snapshot-record-written");
     backend.publish(file, &key(&id))?;
     crash::point("snapshot-committed");
