@@ -32,7 +32,7 @@ use crate::progress::Progress;
 use excludes::Excludes;
 use report::{Reporter, Warning};
 use sources::Sources;
-use walk::Walker;
+use walk::{ParentDir, Walker};
 
 /// Why a snapshot could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,7 @@ pub fn run(
         .and_then(|p| load_parent_root(store, p, reporter));
 
     let ((tree, walked), sink, written) = pipeline::run(store, progress, |sink| {
+        let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
         let mut walker = Walker {
             store,
             sink,
@@ -257,9 +258,14 @@ fn choose_parent(
     Ok(found)
 }
 
-fn load_parent_root(store: &Store, parent: &Snapshot, reporter: &dyn Reporter) -> Option<Tree> {
-    match store.load_tree(&parent.record.tree) {
-        Ok(tree) => Some(tree),
+fn load_parent_root(
+    store: &Store,
+    parent: &Snapshot,
+    reporter: &dyn Reporter,
+) -> Option<ParentDir> {
+    let id = parent.record.tree;
+    match store.load_tree(&id) {
+        Ok(tree) => Some(ParentDir { id, tree }),
         Err(e) => {
             reporter.warn(&Warning::Note {
                 message: format!(

@@ -35,6 +35,14 @@ use crate::tree::{Content, Entry, Meta, Tree};
 /// The first bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
 
+/// A directory as the parent snapshot recorded it.
+pub struct ParentDir {
+    /// Its tree id (known to be in the store: the tree was read from it).
+    pub id: TreeId,
+    /// Its listing.
+    pub tree: Tree,
+}
+
 /// State of one walk.
 pub struct Walker<'a, 'p> {
     /// The store, for reading parent trees.
@@ -62,7 +70,7 @@ impl Walker<'_, '_> {
         &mut self,
         path: &Path,
         node: &SourceNode,
-        parent: Option<&Tree>,
+        parent: Option<&ParentDir>,
     ) -> Result<TreeId, CaptureError> {
         if node.is_source {
             // Only when `/` itself is the source.
@@ -79,7 +87,7 @@ impl Walker<'_, '_> {
         let mut entries = Vec::with_capacity(node.children.len());
         for (name, child) in &node.children {
             let child_path = path.join(name);
-            let before = parent.and_then(|t| t.find(name.as_bytes()));
+            let before = parent.and_then(|p| p.tree.find(name.as_bytes()));
             // Paths the user named, and the directories above them, are
             // followed if they are symlinks: capture what the user pointed at.
             let stat = match handle::stat_path(&child_path) {
@@ -177,7 +185,7 @@ impl Walker<'_, '_> {
         &mut self,
         path: &Path,
         dir: &DirHandle,
-        parent: Option<&Tree>,
+        parent: Option<&ParentDir>,
     ) -> Result<Option<TreeId>, CaptureError> {
         let names = match dir.names() {
             Ok(names) => names,
@@ -189,8 +197,17 @@ impl Walker<'_, '_> {
             if self.excludes.matches(&child, &name) {
                 continue;
             }
-            let before = parent.and_then(|t| t.find(name.as_bytes()));
+            let before = parent.and_then(|p| p.tree.find(name.as_bytes()));
             entries.extend(self.capture_child(dir, &child, &name, before)?);
+        }
+        // An unchanged directory has exactly its parent's listing: its tree
+        // is already in the store (it was just read from there) and need not
+        // be encoded, hashed or looked up again.
+        if let Some(p) = parent
+            && p.tree.entries == entries
+        {
+            self.sink.stats.tree_reused += 1;
+            return Ok(Some(p.id));
         }
         let bytes = Tree::new(entries).encode();
         if bytes.len() > MAX_RAW_LEN as usize {
@@ -324,10 +341,10 @@ impl Walker<'_, '_> {
 
     /// The parent's listing of a directory, if it had one that still reads.
     /// A damaged parent tree only costs re-reading: it is reported, not fatal.
-    fn parent_subtree(&self, before: Option<&Entry>) -> Option<Tree> {
+    fn parent_subtree(&self, before: Option<&Entry>) -> Option<ParentDir> {
         let id = before?.subtree()?;
         match self.store.load_tree(&id) {
-            Ok(tree) => Some(tree),
+            Ok(tree) => Some(ParentDir { id, tree }),
             Err(e) => {
                 self.reporter.warn(&Warning::Note {
                     message: format!(
