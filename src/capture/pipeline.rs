@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use super::CaptureError;
 use crate::backend::Backend;
 use crate::catalog::Catalog;
-use crate::compress::{self, Compression, Compressor, Encoded};
+use crate::compress::{Compressor, EncodeError, Encoded};
 use crate::id::BlobId;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{BlobKind, PackError, PackWriter};
@@ -187,26 +187,19 @@ fn compress_jobs(level: i32, jobs: Receiver<Job>, ready: Sender<Result<Ready, Ca
     }
 }
 
-/// Compresses one blob and proves the result decodes back to it: a
-/// compressor fault is caught here, before the blob can reach a pack.
+/// Compresses one blob; the compressor proves the result decodes back to
+/// it, so a compressor fault stops the run before the blob reaches a pack.
 fn compress_one(compressor: &mut Compressor, job: Job) -> Result<Ready, CaptureError> {
     let raw_len = job.data.len() as u32;
-    let encoded = compressor
-        .encode(job.data)
-        .map_err(CaptureError::Compress)?;
-    if encoded.compression == Compression::Zstd {
-        let fault = |detail: String| {
+    let encoded = compressor.encode(job.data).map_err(|e| match e {
+        EncodeError::Zstd(e) => CaptureError::Compress(e),
+        EncodeError::RoundTrip(detail) => {
             CaptureError::Store(StoreError::Pack(PackError::CompressorFault {
                 blob: job.id,
                 detail,
             }))
-        };
-        let back = compress::decode(encoded.compression, &encoded.bytes, raw_len as usize)
-            .map_err(|e| fault(e.to_string()))?;
-        if BlobId::of(&back) != job.id {
-            return Err(fault("hash differs".into()));
         }
-    }
+    })?;
     Ok(Ready {
         kind: job.kind,
         id: job.id,
