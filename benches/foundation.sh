@@ -62,6 +62,7 @@ PY
 measure() { # name, command...
   local name=$1; shift
   local log=$work/time.log
+  sync # the previous step's dirty pages must not be written back inside this one
   /usr/bin/time -v "$@" >"$work/out.log" 2>"$log" || { cat "$work/out.log" "$log"; exit 1; }
   local wall cpu rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log")
@@ -78,6 +79,7 @@ small_count=$(find "$work/small" -type f | wc -l)
 
 store=$work/store
 rm -rf "$store" "$work/restore"
+sync
 result=$here/benches/results/$(date +%F)-$(hostname)-foundation.txt
 {
   echo "cairn foundation benchmark, $(date -Iseconds)"
