@@ -138,12 +138,6 @@ impl Backend {
         Ok((buf, size))
     }
 
-    /// The size of `key` in bytes.
-    pub fn size(&self, key: &str) -> Result<u64> {
-        let path = self.path(key);
-        Ok(fs::metadata(&path).map_err(at(&path))?.len())
-    }
-
     /// The file names directly in directory `dir` (a key prefix such as
     /// `snapshots`), sorted. A listing that fails is an error, never an
     /// empty list: callers delete things based on what is absent.

@@ -5,10 +5,10 @@
 //! the object `{"hex": "..."}` otherwise, so that ordinary names stay readable
 //! and no name is ever altered.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fmt;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -47,11 +47,6 @@ impl RawName {
     /// The bytes as a path, exactly.
     pub fn as_path(&self) -> &Path {
         Path::new(self.as_os_str())
-    }
-
-    /// An owned path with exactly these bytes.
-    pub fn to_path_buf(&self) -> PathBuf {
-        PathBuf::from(OsString::from_vec(self.0.clone()))
     }
 
     /// Whether this is a name a directory may hold: not empty, not `.` or

@@ -44,13 +44,6 @@ pub trait Reporter: Sync {
     fn warn(&self, warning: &Warning);
 }
 
-/// A reporter that drops everything (for library callers and tests).
-pub struct Silent;
-
-impl Reporter for Silent {
-    fn warn(&self, _: &Warning) {}
-}
-
 pub(crate) fn left_out(path: &Path, cause: impl std::fmt::Display) -> Warning {
     Warning::LeftOut {
         path: path.to_owned(),

@@ -117,19 +117,4 @@ impl Catalog {
             .map_err(self.err())?;
         stmt.exists([&id.as_bytes()[..]]).map_err(self.err())
     }
-
-    /// Numbers of packs and blobs recorded.
-    pub fn counts(&self) -> Result<(u64, u64), CatalogError> {
-        let count = |sql: &str| -> Result<u64, CatalogError> {
-            let n: i64 = self
-                .conn
-                .query_row(sql, [], |r| r.get(0))
-                .map_err(self.err())?;
-            Ok(n.max(0) as u64)
-        };
-        Ok((
-            count("SELECT count(*) FROM packs")?,
-            count("SELECT count(*) FROM blobs")?,
-        ))
-    }
 }

@@ -145,11 +145,6 @@ impl RestorePlan {
         }
         Ok(())
     }
-
-    /// Number of files and links to write.
-    pub fn item_count(&self) -> usize {
-        self.files.len() + self.symlinks.len() + self.dirs.len()
-    }
 }
 
 fn describe(meta: &fs::Metadata) -> &'static str {
