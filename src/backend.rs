@@ -74,8 +74,13 @@ impl Backend {
     /// fsync the file, rename it into place, fsync the directory. A crash at
     /// any point leaves either no file under `key` or the complete one.
     pub fn publish(&self, file: NamedTempFile, key: &str) -> Result<()> {
-        let dest = self.path(key);
         file.as_file().sync_all().map_err(at(file.path()))?;
+        self.publish_synced(file, key)
+    }
+
+    /// [`Backend::publish`] for a file the caller has already fsynced.
+    pub fn publish_synced(&self, file: NamedTempFile, key: &str) -> Result<()> {
+        let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
         self.ensure_dir(&dir)?;
         file.persist(&dest).map_err(|e| BackendError {

@@ -134,7 +134,7 @@ impl SealedPack {
                 source,
             })?;
         crash::point("pack-written");
-        backend.publish(self.file, &key(&self.id))?;
+        backend.publish_synced(self.file, &key(&self.id))?;
         crash::point("pack-published");
         Ok(PublishedPack {
             id: self.id,

@@ -10,7 +10,7 @@ use super::{RestoreError, RestoreOptions};
 use crate::id::BlobId;
 use crate::pack::BlobLocation;
 use crate::snapshot::Snapshot;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tree::{Content, Entry};
 
 /// Something already at a path the restore would write.
@@ -70,6 +70,8 @@ pub fn plan(
         locations: HashMap::new(),
         bytes: 0,
     };
+    // One read transaction for all the lookups below (see Catalog::read_snapshot).
+    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
     let root = store.load_tree(&snapshot.record.tree)?;
     let mut stack = vec![(PathBuf::new(), root)];
     while let Some((dir, tree)) = stack.pop() {
