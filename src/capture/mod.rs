@@ -18,14 +18,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::chunker;
-use crate::id::TreeId;
-use crate::pack::BlobKind;
 use crate::rawname::RawName;
 use crate::snapshot::select::{Filter, SelectError, SnapshotRef};
 use crate::snapshot::{self, RECORD_VERSION, Snapshot, SnapshotRecord, Summary};
 use crate::store::{Store, StoreError};
-use crate::tree::{ChangeKey, Content, Entry, Meta, Tree};
 use crate::when::SnapshotTime;
 
 use crate::progress::Progress;
@@ -63,6 +59,9 @@ pub enum CaptureError {
     /// The parent snapshot given does not resolve.
     #[error("--parent: {0}")]
     Parent(SelectError),
+    /// A directory listing too large to be one tree blob.
+    #[error("a directory listing of {0} bytes exceeds the tree size limit")]
+    TreeTooLarge(usize),
     /// A compressor could not be created or failed.
     #[error("compression failed: {0}")]
     Compress(io::Error),
@@ -194,7 +193,13 @@ pub fn run(
             Input::Paths(sources) => {
                 walker.capture_layout(Path::new("/"), &sources.layout(), parent_root.as_ref())?
             }
-            Input::Stdin { name } => capture_stdin(&mut walker, name, time)?,
+            Input::Stdin { name } => walker.capture_stdin(
+                name,
+                crate::tree::Timespec {
+                    sec: time.timestamp.as_second(),
+                    nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
+                },
+            )?,
         };
         Ok((tree, walker.summary))
     })?;
@@ -276,47 +281,4 @@ fn load_parent_root(
             None
         }
     }
-}
-
-/// Stores standard input as the single file `/NAME`, owned by the running
-/// user, mode 0600 (a dump may hold secrets), stamped with the snapshot time.
-fn capture_stdin(
-    walker: &mut Walker<'_, '_>,
-    name: &RawName,
-    time: SnapshotTime,
-) -> Result<TreeId, CaptureError> {
-    let mut chunks = Vec::new();
-    let mut size = 0u64;
-    for chunk in chunker::chunks(io::stdin().lock(), u64::MAX, &walker.chunker) {
-        let data = chunk.map_err(CaptureError::Stdin)?;
-        size += data.len() as u64;
-        Progress::add(&walker.progress.bytes, data.len() as u64);
-        chunks.push(walker.sink.put(BlobKind::Data, data)?);
-    }
-    walker.summary.files = 1;
-    walker.summary.files_new = 1;
-    walker.summary.total_bytes = size;
-    walker.summary.bytes_read = size;
-    let entry = Entry {
-        name: name.clone(),
-        meta: Meta {
-            mode: 0o600,
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-            size,
-            mtime: crate::tree::Timespec {
-                sec: time.timestamp.as_second(),
-                nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
-            },
-        },
-        content: Content::File {
-            chunks,
-            change: ChangeKey {
-                inode: 0,
-                ctime: None,
-            },
-        },
-    };
-    let bytes = Tree::new(vec![entry]).encode();
-    Ok(walker.sink.put(BlobKind::Tree, bytes)?.as_tree())
 }

@@ -30,7 +30,7 @@ use crate::progress::Progress;
 use crate::rawname::RawName;
 use crate::snapshot::{MAX_LISTED_LEFT_OUT, Summary};
 use crate::store::Store;
-use crate::tree::{Content, Entry, Meta, Tree};
+use crate::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree};
 
 /// The first bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
@@ -209,15 +209,15 @@ impl Walker<'_, '_> {
             self.sink.stats.tree_reused += 1;
             return Ok(Some(p.id));
         }
-        let bytes = Tree::new(entries).encode();
-        if bytes.len() > MAX_RAW_LEN as usize {
-            let why = format!(
-                "directory listing of {} bytes exceeds the {MAX_RAW_LEN}-byte tree limit",
-                bytes.len()
-            );
-            return Ok(self.left_out(path, io::Error::other(why)));
+        match self.put_tree(entries) {
+            Err(CaptureError::TreeTooLarge(len)) => {
+                let why = format!(
+                    "directory listing of {len} bytes exceeds the {MAX_RAW_LEN}-byte tree limit"
+                );
+                Ok(self.left_out(path, io::Error::other(why)))
+            }
+            other => other.map(Some),
         }
-        Ok(Some(self.sink.put(BlobKind::Tree, bytes)?.as_tree()))
     }
 
     /// Captures a regular file: from the parent if unchanged, else by reading it.
@@ -279,22 +279,10 @@ impl Walker<'_, '_> {
             Ok(opened) => opened,
             Err(e) => return Ok(self.left_out(path, e)),
         };
-        let mut chunks: Vec<BlobId> = Vec::new();
-        let mut size = 0u64;
-        let params = self.chunker;
-        for chunk in chunker::chunks(&file, before.size, &params) {
-            let data = match chunk {
-                Ok(data) => data,
-                Err(e) => return Ok(self.left_out(path, e)),
-            };
-            if size == 0 && data.starts_with(SQLITE_HEADER) {
-                self.warn_sqlite(path);
-            }
-            size += data.len() as u64;
-            Progress::add(&self.progress.bytes, data.len() as u64);
-            chunks.push(self.sink.put(BlobKind::Data, data)?);
-        }
-        self.summary.bytes_read += size;
+        let (chunks, size) = match self.store_content(&file, before.size, path)? {
+            Ok(stored) => stored,
+            Err(e) => return Ok(self.left_out(path, e)),
+        };
         let after = handle::fstat(&file).unwrap_or_else(|_| before.clone());
         Ok(Some(Entry {
             name: RawName::from_os(name),
@@ -304,6 +292,68 @@ impl Walker<'_, '_> {
                 change: change::key_after_read(&before, &after, read_start),
             },
         }))
+    }
+
+    /// Chunks `reader` into the store. The outer error stops the walk (the
+    /// store failed); the inner one is the source's read error, which only
+    /// leaves this item out.
+    fn store_content(
+        &mut self,
+        reader: impl io::Read,
+        size_hint: u64,
+        path: &Path,
+    ) -> Result<io::Result<(Vec<BlobId>, u64)>, CaptureError> {
+        let mut chunks = Vec::new();
+        let mut size = 0u64;
+        let params = self.chunker;
+        for chunk in chunker::chunks(reader, size_hint, &params) {
+            let data = match chunk {
+                Ok(data) => data,
+                Err(e) => return Ok(Err(e)),
+            };
+            if size == 0 && data.starts_with(SQLITE_HEADER) {
+                self.warn_sqlite(path);
+            }
+            size += data.len() as u64;
+            Progress::add(&self.progress.bytes, data.len() as u64);
+            chunks.push(self.sink.put(BlobKind::Data, data)?);
+        }
+        self.summary.bytes_read += size;
+        Ok(Ok((chunks, size)))
+    }
+
+    /// Stores standard input as the single file `/NAME`, owned by the
+    /// running user, mode 0600 (a dump may hold secrets), stamped with the
+    /// snapshot time. A read error on stdin is fatal: the snapshot would
+    /// hold nothing else.
+    pub fn capture_stdin(
+        &mut self,
+        name: &RawName,
+        mtime: Timespec,
+    ) -> Result<TreeId, CaptureError> {
+        let path = Path::new("/").join(name.as_path());
+        let (chunks, size) = self
+            .store_content(io::stdin().lock(), u64::MAX, &path)?
+            .map_err(CaptureError::Stdin)?;
+        self.summary.files_new = 1;
+        let entry = self.count_file(Entry {
+            name: name.clone(),
+            meta: Meta {
+                mode: 0o600,
+                uid: rustix::process::geteuid().as_raw(),
+                gid: rustix::process::getegid().as_raw(),
+                size,
+                mtime,
+            },
+            content: Content::File {
+                chunks,
+                change: ChangeKey {
+                    inode: 0,
+                    ctime: None,
+                },
+            },
+        });
+        self.put_tree(vec![entry])
     }
 
     fn capture_symlink(
@@ -336,6 +386,9 @@ impl Walker<'_, '_> {
 
     fn put_tree(&mut self, entries: Vec<Entry>) -> Result<TreeId, CaptureError> {
         let bytes = Tree::new(entries).encode();
+        if bytes.len() > MAX_RAW_LEN as usize {
+            return Err(CaptureError::TreeTooLarge(bytes.len()));
+        }
         Ok(self.sink.put(BlobKind::Tree, bytes)?.as_tree())
     }
 
