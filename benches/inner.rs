@@ -163,6 +163,7 @@ fn trees(c: &mut Criterion) {
                     inode: u64::from(i),
                     ctime: Some(Timespec { sec: 1, nsec: 1 }),
                 },
+                database: None,
             },
         })
         .collect();

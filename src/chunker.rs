@@ -97,6 +97,29 @@ pub fn chunks<'r, R: Read + 'r>(
     }
 }
 
+/// Streams `reader` as runs of exactly `run_len` bytes (the last may be
+/// shorter). Database images are cut this way, at page boundaries, so a page
+/// changed in place invalidates only the run that holds it.
+pub fn fixed_runs<'r, R: Read + 'r>(mut reader: R, run_len: usize) -> Chunks<'r> {
+    let mut done = false;
+    Box::new(std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut run = Vec::with_capacity(run_len);
+        match (&mut reader).take(run_len as u64).read_to_end(&mut run) {
+            Err(e) => {
+                done = true;
+                Some(Err(e))
+            }
+            Ok(_) => {
+                done = run.len() < run_len;
+                (!run.is_empty()).then_some(Ok(run))
+            }
+        }
+    }))
+}
+
 fn stream<R: Read>(reader: R, params: ChunkerParams) -> impl Iterator<Item = io::Result<Vec<u8>>> {
     StreamCDC::new(
         reader,
@@ -131,6 +154,17 @@ mod tests {
                 Some(*end)
             })
             .collect()
+    }
+
+    #[test]
+    fn fixed_runs_cut_at_multiples_of_the_run_length() {
+        let data = seeded_bytes(10_000, 3);
+        let runs: Vec<Vec<u8>> = fixed_runs(&data[..], 4096).map(|r| r.unwrap()).collect();
+        let lens: Vec<usize> = runs.iter().map(Vec::len).collect();
+        assert_eq!(lens, [4096, 4096, 1808]);
+        assert_eq!(runs.concat(), data);
+        assert_eq!(fixed_runs(&data[..8192], 4096).count(), 2);
+        assert_eq!(fixed_runs(&b""[..], 4096).count(), 0);
     }
 
     #[test]

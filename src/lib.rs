@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod chunker;
 pub mod compress;
 pub mod crash;
+pub mod database;
 pub mod id;
 pub mod pack;
 pub mod progress;

@@ -47,6 +47,9 @@ pub enum Content {
         chunks: Vec<BlobId>,
         /// What the next snapshot compares to decide whether to read it again.
         change: ChangeKey,
+        /// Set when the file was captured as a SQLite database (a consistent
+        /// image taken with SQLite's backup API, cut into page runs).
+        database: Option<DatabaseInfo>,
     },
     /// A directory.
     Dir {
@@ -73,6 +76,38 @@ pub struct ChangeKey {
     pub ctime: Option<Timespec>,
 }
 
+/// How a file was captured as a SQLite database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseInfo {
+    /// The database's page size; its chunks are runs of whole pages.
+    pub page_size: u32,
+    /// When the image was taken (the read transaction it shows).
+    pub captured: Timespec,
+    /// Size of the database file itself at capture. The image (the entry's
+    /// size) can differ: it includes commits still in the `-wal`.
+    pub file_size: u64,
+    /// The `-wal` file as it was just before the capture, if there was one:
+    /// in WAL mode commits change only it, so the next snapshot must see it
+    /// unchanged too before it may reuse this image without capturing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<SideFileKey>,
+}
+
+/// Identity of a database's `-wal` file at capture time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideFileKey {
+    /// Inode number.
+    pub inode: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub mtime: Timespec,
+    /// Status change time.
+    pub ctime: Timespec,
+}
+
 /// One directory entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "EntryRepr", into = "EntryRepr")]
@@ -90,6 +125,14 @@ impl Entry {
     pub fn chunks(&self) -> Option<&[BlobId]> {
         match &self.content {
             Content::File { chunks, .. } => Some(chunks),
+            _ => None,
+        }
+    }
+
+    /// How the file was captured as a database, if it was.
+    pub fn database(&self) -> Option<&DatabaseInfo> {
+        match &self.content {
+            Content::File { database, .. } => database.as_ref(),
             _ => None,
         }
     }
@@ -180,6 +223,8 @@ struct EntryRepr {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chunks: Option<Vec<BlobId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    sqlite: Option<DatabaseInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     tree: Option<TreeId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<RawName>,
@@ -206,12 +251,18 @@ impl From<Entry> for EntryRepr {
             inode: None,
             ctime: None,
             chunks: None,
+            sqlite: None,
             tree: None,
             target: None,
         };
         match e.content {
-            Content::File { chunks, change } => {
+            Content::File {
+                chunks,
+                change,
+                database,
+            } => {
                 repr.chunks = Some(chunks);
+                repr.sqlite = database;
                 repr.inode = Some(change.inode);
                 repr.ctime = change.ctime;
             }
@@ -241,6 +292,17 @@ impl TryFrom<EntryRepr> for Entry {
             }
         }
         let missing = |field: &str| format!("entry {:?}: missing {field}", r.name);
+        if let Some(db) = &r.sqlite {
+            if !matches!(r.kind, KindRepr::File) {
+                return Err(format!("entry {:?}: sqlite info on a non-file", r.name));
+            }
+            if !crate::database::is_valid_page_size(db.page_size) {
+                return Err(format!(
+                    "entry {:?}: sqlite page size {} is not a power of two in 512..=65536",
+                    r.name, db.page_size
+                ));
+            }
+        }
         let content = match r.kind {
             KindRepr::File => Content::File {
                 chunks: r.chunks.ok_or_else(|| missing("chunks"))?,
@@ -248,6 +310,7 @@ impl TryFrom<EntryRepr> for Entry {
                     inode: r.inode.ok_or_else(|| missing("inode"))?,
                     ctime: r.ctime,
                 },
+                database: r.sqlite,
             },
             KindRepr::Dir => Content::Dir {
                 tree: r.tree.ok_or_else(|| missing("tree"))?,
@@ -297,6 +360,7 @@ mod tests {
                     inode: 7,
                     ctime: Some(Timespec { sec: 1, nsec: 2 }),
                 },
+                database: None,
             },
         }
     }
@@ -318,6 +382,36 @@ mod tests {
             r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"]}]}"#
         );
         assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+    }
+
+    #[test]
+    fn golden_database_entry_encoding() {
+        let mut entry = file(b"app.db");
+        if let Content::File { database, .. } = &mut entry.content {
+            *database = Some(DatabaseInfo {
+                page_size: 4096,
+                captured: Timespec { sec: 9, nsec: 1 },
+                file_size: 2,
+                wal: Some(SideFileKey {
+                    inode: 8,
+                    size: 32,
+                    mtime: Timespec { sec: 3, nsec: 4 },
+                    ctime: Timespec { sec: 5, nsec: 6 },
+                }),
+            });
+        }
+        let tree = Tree::new(vec![entry]);
+        let want = concat!(
+            r#"{"entries":[{"name":"app.db","type":"file","mode":420,"uid":1000,"gid":100,"size":3,"#,
+            r#""mtime":{"sec":1700000000,"nsec":5},"inode":7,"ctime":{"sec":1,"nsec":2},"#,
+            r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"],"#,
+            r#""sqlite":{"page_size":4096,"captured":{"sec":9,"nsec":1},"file_size":2,"#,
+            r#""wal":{"inode":8,"size":32,"mtime":{"sec":3,"nsec":4},"ctime":{"sec":5,"nsec":6}}}}]}"#
+        );
+        assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+        assert_eq!(Tree::decode(want.as_bytes()).unwrap(), tree);
+        let bad = want.replace("4096", "4000");
+        assert!(Tree::decode(bad.as_bytes()).is_err());
     }
 
     #[test]

@@ -267,6 +267,8 @@ fn init_refuses_out_of_range_settings_as_usage_errors() {
         ["init", "--compression", "23"],
         ["init", "--pack-size", "1K"],
         ["init", "--pack-size", "2GiB"],
+        ["init", "--sqlite-page-run", "256"],
+        ["init", "--sqlite-page-run", "2MiB"],
     ] {
         t.cairn(args).assert().code(2);
         assert!(!t.store.exists(), "{args:?} created the store");
@@ -283,6 +285,6 @@ fn init_refuses_out_of_range_settings_as_usage_errors() {
         .assert()
         .success();
     let init = parse_json(&out.get_output().stdout);
-    assert_eq!(init["version"], 1);
+    assert_eq!(init["version"], 2);
     assert_eq!(init["store"], json!(t.store));
 }

@@ -3,6 +3,7 @@
 //! back the same bytes, section by section.
 #![allow(clippy::unwrap_used)]
 
+use predicates::prelude::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -206,4 +207,39 @@ fn the_v1_config_is_read_and_kept_byte_for_byte() {
     assert_eq!(config.version, 1);
     assert_eq!(config.pack.target_size, 1 << 20);
     assert_eq!(config.encode(), bytes);
+}
+
+#[test]
+fn a_snapshot_into_a_v1_store_upgrades_it_to_v2_and_the_old_snapshots_still_restore() {
+    let (dir, store) = fixture_copy();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("new.txt"), b"written by v2").unwrap();
+    cairn(&store)
+        .arg("snapshot")
+        .arg(&src)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("from format version 1 to 2"));
+    let config =
+        cairn::store::Config::decode(&fs::read(store.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config.version, 2);
+    assert_eq!(config.sqlite(), cairn::store::SqliteConfig::default());
+    let target = dir.path().join("old");
+    cairn(&store)
+        .args(["restore", "812a85db", "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read(target.join(SOURCE).join("hello.txt")).unwrap(),
+        b"hello, cairn\n"
+    );
+    // A second write finds it current and says nothing about formats.
+    cairn(&store)
+        .arg("snapshot")
+        .arg(&src)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("format version").not());
 }

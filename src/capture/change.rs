@@ -11,10 +11,16 @@ use crate::tree::{ChangeKey, Content, Entry, Timespec};
 /// unchanged: same size, mtime, ctime and inode. A parent entry without a
 /// trusted ctime never matches.
 pub fn unchanged(parent: &Entry, stat: &FileStat) -> bool {
+    unchanged_at_size(parent, stat, parent.meta.size)
+}
+
+/// [`unchanged`] for an entry whose recorded file size is `size` (a
+/// database entry's size is its image's, not its file's).
+pub fn unchanged_at_size(parent: &Entry, stat: &FileStat, size: u64) -> bool {
     let Content::File { change, .. } = &parent.content else {
         return false;
     };
-    parent.meta.size == stat.size
+    size == stat.size
         && parent.meta.mtime == stat.mtime
         && change.inode == stat.ino
         && change.ctime == Some(stat.ctime)
@@ -31,22 +37,28 @@ pub fn unchanged(parent: &Entry, stat: &FileStat) -> bool {
 pub fn key_after_read(before: &FileStat, after: &FileStat, read_start: SystemTime) -> ChangeKey {
     let stable =
         before.size == after.size && before.mtime == after.mtime && before.ctime == after.ctime;
-    let newest = before.mtime.max(before.ctime);
-    let window = if newest.nsec == 0 {
-        Duration::from_secs(2)
-    } else {
-        Duration::from_secs(1)
-    };
-    let settled = read_start
-        .checked_sub(window)
-        .is_some_and(|limit| newest < as_timespec(limit));
+    let settled = settled(before.mtime.max(before.ctime), read_start);
     ChangeKey {
         inode: before.ino,
         ctime: (stable && settled).then_some(before.ctime),
     }
 }
 
-fn as_timespec(t: SystemTime) -> Timespec {
+/// Whether a file last changed at `newest` changed long enough before
+/// `read_start` that a later change cannot carry the same timestamps.
+pub fn settled(newest: Timespec, read_start: SystemTime) -> bool {
+    let window = if newest.nsec == 0 {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(1)
+    };
+    read_start
+        .checked_sub(window)
+        .is_some_and(|limit| newest < as_timespec(limit))
+}
+
+/// A system time as a [`Timespec`] (the epoch for times before it).
+pub fn as_timespec(t: SystemTime) -> Timespec {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => Timespec {
             sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

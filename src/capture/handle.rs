@@ -108,6 +108,15 @@ pub fn stat_path(path: &Path) -> io::Result<FileStat> {
     )?))
 }
 
+/// The metadata of `path` itself, not following a final symlink.
+pub fn lstat_path(path: &Path) -> io::Result<FileStat> {
+    Ok(FileStat::from_raw(&rustix::fs::statat(
+        CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?))
+}
+
 /// Opens a file the user named (a source given directly), following symlinks.
 pub fn open_file_path(path: &Path, seen: &FileStat) -> io::Result<(File, FileStat)> {
     let fd = rustix::fs::openat(CWD, path, file_flags(), Mode::empty())?;

@@ -7,6 +7,7 @@
 //! visible only when every blob it references is durable.
 
 pub mod change;
+pub mod database;
 pub mod excludes;
 pub mod handle;
 pub mod pipeline;
@@ -119,6 +120,8 @@ pub struct CaptureOptions {
     pub excludes: Vec<String>,
     /// Parent selection.
     pub parent: ParentChoice,
+    /// How SQLite databases are captured.
+    pub sqlite: database::SqliteOptions,
 }
 
 /// A checked snapshot request.
@@ -187,6 +190,9 @@ pub fn run(
             reporter,
             progress,
             chunker: store.config().chunker,
+            sqlite: plan.options.sqlite,
+            page_run: store.config().sqlite().page_run,
+            databases_seen: Vec::new(),
             summary: Summary::default(),
         };
         let tree = match &plan.input {

@@ -50,6 +50,8 @@ struct Ready {
 pub struct SinkStats {
     /// Data blobs sent to be stored.
     pub data_new: u64,
+    /// Raw bytes of those.
+    pub data_new_bytes: u64,
     /// Data blobs the store already had.
     pub data_reused: u64,
     /// Tree blobs sent to be stored.
@@ -100,6 +102,9 @@ impl BlobSink<'_> {
             return Ok(id);
         }
         *new += 1;
+        if kind == BlobKind::Data {
+            self.stats.data_new_bytes += data.len() as u64;
+        }
         self.sent.insert(id);
         self.jobs
             .send(Job { kind, id, data })

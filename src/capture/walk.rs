@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use super::CaptureError;
 use super::change;
+use super::database::{DbOutcome, Opened, SqliteOptions};
 use super::excludes::Excludes;
 use super::handle::{self, DirHandle, FileStat, Kind};
 use super::pipeline::BlobSink;
@@ -31,9 +32,6 @@ use crate::rawname::RawName;
 use crate::snapshot::{MAX_LISTED_LEFT_OUT, Summary};
 use crate::store::Store;
 use crate::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree};
-
-/// The first bytes of every SQLite database file.
-const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
 
 /// A directory as the parent snapshot recorded it.
 pub struct ParentDir {
@@ -57,6 +55,12 @@ pub struct Walker<'a, 'p> {
     pub progress: &'a Progress,
     /// Chunk bounds.
     pub chunker: ChunkerParams,
+    /// How databases are treated.
+    pub sqlite: SqliteOptions,
+    /// Preferred bytes per database chunk (the store's `sqlite.page_run`).
+    pub page_run: u32,
+    /// Databases met so far (their side files are not stored).
+    pub databases_seen: Vec<std::path::PathBuf>,
     /// Counts for the snapshot record.
     pub summary: Summary,
 }
@@ -122,7 +126,7 @@ impl Walker<'_, '_> {
             Kind::Dir => self.capture_subdir(path, name, &stat, before, || {
                 DirHandle::open_path(path, &stat)
             }),
-            Kind::File => self.capture_file(path, name, &stat, before, || {
+            Kind::File => self.capture_file(path, name, true, &stat, before, || {
                 handle::open_file_path(path, &stat)
             }),
             Kind::Special(kind) => Ok(self.skip(path, kind)),
@@ -146,9 +150,9 @@ impl Walker<'_, '_> {
             Kind::Dir => {
                 self.capture_subdir(path, name, &stat, before, || dir.open_dir(name, &stat))
             }
-            Kind::File => {
-                self.capture_file(path, name, &stat, before, || dir.open_file(name, &stat))
-            }
+            Kind::File => self.capture_file(path, name, false, &stat, before, || {
+                dir.open_file(name, &stat)
+            }),
             Kind::Symlink => Ok(self.capture_symlink(dir, path, name, &stat)),
             Kind::Special(kind) => Ok(self.skip(path, kind)),
         }
@@ -194,7 +198,8 @@ impl Walker<'_, '_> {
         let mut entries = Vec::with_capacity(names.len());
         for name in names {
             let child = path.join(&name);
-            if self.excludes.matches(&child, &name) {
+            if self.excludes.matches(&child, &name) || self.is_side_file_of_database(&child, &name)
+            {
                 continue;
             }
             let before = parent.and_then(|p| p.tree.find(name.as_bytes()));
@@ -220,27 +225,31 @@ impl Walker<'_, '_> {
         }
     }
 
-    /// Captures a regular file: from the parent if unchanged, else by reading it.
+    /// Captures a regular file: from the parent if unchanged, else by reading
+    /// it. `named`: the user gave this path (symlinks in it were followed).
     fn capture_file(
         &mut self,
         path: &Path,
         name: &OsStr,
+        named: bool,
         stat: &FileStat,
         before: Option<&Entry>,
         open: impl FnOnce() -> io::Result<(File, FileStat)>,
     ) -> Captured {
         Progress::add(&self.progress.files, 1);
         if let Some(prev) = before
-            && let Some(content) = self.reusable(prev, stat)?
+            && let Some(content) = self.reusable(path, prev, stat)?
         {
             self.summary.files_unchanged += 1;
-            return Ok(Some(self.count_file(Entry {
+            let entry = Entry {
                 name: RawName::from_os(name),
-                meta: entry_meta(stat, stat.size),
+                meta: entry_meta(stat, prev.meta.size),
                 content,
-            })));
+            };
+            self.note_unchanged_database(path, &entry);
+            return Ok(Some(self.count_file(entry)));
         }
-        let Some(entry) = self.read_file(path, name, open)? else {
+        let Some(entry) = self.read_file(path, name, named, open)? else {
             return Ok(None);
         };
         if before.is_some() {
@@ -254,8 +263,17 @@ impl Walker<'_, '_> {
     /// The parent's content of a file that has not changed since, if the
     /// store still holds every chunk of it (a chunk lost to damage must be
     /// read again from the source, not carried into this snapshot).
-    fn reusable(&self, prev: &Entry, stat: &FileStat) -> Result<Option<Content>, CaptureError> {
-        if !change::unchanged(prev, stat) {
+    fn reusable(
+        &self,
+        path: &Path,
+        prev: &Entry,
+        stat: &FileStat,
+    ) -> Result<Option<Content>, CaptureError> {
+        let unchanged = match prev.database() {
+            Some(_) => self.database_unchanged(path, prev, stat),
+            None => change::unchanged(prev, stat),
+        };
+        if !unchanged {
             return Ok(None);
         }
         for id in prev.chunks().unwrap_or_default() {
@@ -266,12 +284,14 @@ impl Walker<'_, '_> {
         Ok(Some(prev.content.clone()))
     }
 
-    /// Reads, chunks and stores a file. The metadata recorded is the one of
-    /// the file actually opened, taken before reading.
+    /// Reads, chunks and stores a file (a database through its own
+    /// capture). The metadata recorded is the one of the file actually
+    /// opened, taken before reading.
     fn read_file(
         &mut self,
         path: &Path,
         name: &OsStr,
+        named: bool,
         open: impl FnOnce() -> io::Result<(File, FileStat)>,
     ) -> Captured {
         let read_start = SystemTime::now();
@@ -279,7 +299,21 @@ impl Walker<'_, '_> {
             Ok(opened) => opened,
             Err(e) => return Ok(self.left_out(path, e)),
         };
-        let (chunks, size) = match self.store_content(&file, before.size, path)? {
+        if self.is_database(&file) {
+            let opened = Opened {
+                path,
+                name,
+                file: &file,
+                stat: &before,
+                named,
+            };
+            match self.capture_database(&opened)? {
+                DbOutcome::Captured(entry) => return Ok(Some(*entry)),
+                DbOutcome::LeftOut => return Ok(None),
+                DbOutcome::NotADatabase => {}
+            }
+        }
+        let (chunks, size) = match self.store_content(&file, before.size)? {
             Ok(stored) => stored,
             Err(e) => return Ok(self.left_out(path, e)),
         };
@@ -290,6 +324,7 @@ impl Walker<'_, '_> {
             content: Content::File {
                 chunks,
                 change: change::key_after_read(&before, &after, read_start),
+                database: None,
             },
         }))
     }
@@ -301,7 +336,6 @@ impl Walker<'_, '_> {
         &mut self,
         reader: impl io::Read,
         size_hint: u64,
-        path: &Path,
     ) -> Result<io::Result<(Vec<BlobId>, u64)>, CaptureError> {
         let mut chunks = Vec::new();
         let mut size = 0u64;
@@ -311,9 +345,6 @@ impl Walker<'_, '_> {
                 Ok(data) => data,
                 Err(e) => return Ok(Err(e)),
             };
-            if size == 0 && data.starts_with(SQLITE_HEADER) {
-                self.warn_sqlite(path);
-            }
             size += data.len() as u64;
             Progress::add(&self.progress.bytes, data.len() as u64);
             chunks.push(self.sink.put(BlobKind::Data, data)?);
@@ -331,9 +362,8 @@ impl Walker<'_, '_> {
         name: &RawName,
         mtime: Timespec,
     ) -> Result<TreeId, CaptureError> {
-        let path = Path::new("/").join(name.as_path());
         let (chunks, size) = self
-            .store_content(io::stdin().lock(), u64::MAX, &path)?
+            .store_content(io::stdin().lock(), u64::MAX)?
             .map_err(CaptureError::Stdin)?;
         self.summary.files_new = 1;
         let entry = self.count_file(Entry {
@@ -351,6 +381,7 @@ impl Walker<'_, '_> {
                     inode: 0,
                     ctime: None,
                 },
+                database: None,
             },
         });
         self.put_tree(vec![entry])
@@ -419,7 +450,7 @@ impl Walker<'_, '_> {
     }
 
     /// Records that `path` is left out of the snapshot because of `cause`.
-    fn left_out<T>(&mut self, path: &Path, cause: io::Error) -> Option<T> {
+    pub(super) fn left_out<T>(&mut self, path: &Path, cause: io::Error) -> Option<T> {
         self.summary.errors += 1;
         if self.summary.left_out.len() < MAX_LISTED_LEFT_OUT {
             self.summary.left_out.push(RawName::from_path(path));
@@ -427,18 +458,9 @@ impl Walker<'_, '_> {
         self.reporter.warn(&report::left_out(path, cause));
         None
     }
-
-    fn warn_sqlite(&self, path: &Path) {
-        self.reporter.warn(&Warning::Note {
-            message: format!(
-                "{}: a SQLite database, stored as a plain file; a copy taken while it is being written may be inconsistent",
-                path.display()
-            ),
-        });
-    }
 }
 
-fn entry_meta(stat: &FileStat, size: u64) -> Meta {
+pub(super) fn entry_meta(stat: &FileStat, size: u64) -> Meta {
     Meta {
         mode: stat.mode,
         uid: stat.uid,

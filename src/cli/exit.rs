@@ -12,8 +12,11 @@ pub enum Exit {
     /// The command line was wrong (clap exits with this code itself).
     #[allow(dead_code)]
     Usage = 2,
-    /// A snapshot was committed, but some files were left out.
+    /// A snapshot was committed, but some files were left out (or a
+    /// database could only be stored as plain bytes).
     Partial = 3,
+    /// Damage was found (a restored database failed its integrity check).
+    Damage = 4,
 }
 
 impl Exit {

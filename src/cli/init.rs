@@ -4,8 +4,10 @@ use clap::Args;
 
 use cairn::compress::CompressionConfig;
 use cairn::rawname::RawName;
-use cairn::store::config::{DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE};
-use cairn::store::{InitOptions, LockMode, PackConfig, Store, StoreError};
+use cairn::store::config::{
+    DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MAX_SQLITE_PAGE_RUN, MIN_PACK_SIZE, MIN_SQLITE_PAGE_RUN,
+};
+use cairn::store::{InitOptions, LockMode, PackConfig, SqliteConfig, Store, StoreError};
 
 use super::exit::Exit;
 use super::output::{human_bytes, parse_size};
@@ -19,6 +21,21 @@ pub struct InitArgs {
     /// Size at which packs are closed, e.g. 16MiB (1MiB-1GiB)
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = pack_size)]
     pack_size: u64,
+    /// Bytes per chunk of a SQLite database, in whole pages, e.g. 16KiB (512B-1MiB)
+    #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = page_run)]
+    sqlite_page_run: u32,
+}
+
+fn page_run(text: &str) -> Result<u32, String> {
+    let size = parse_size(text)?;
+    match u32::try_from(size) {
+        Ok(run) if (MIN_SQLITE_PAGE_RUN..=MAX_SQLITE_PAGE_RUN).contains(&run) => Ok(run),
+        _ => Err(format!(
+            "page run must be between {} and {}",
+            human_bytes(MIN_SQLITE_PAGE_RUN.into()),
+            human_bytes(MAX_SQLITE_PAGE_RUN.into())
+        )),
+    }
 }
 
 fn pack_size(text: &str) -> Result<u64, String> {
@@ -35,7 +52,10 @@ fn pack_size(text: &str) -> Result<u64, String> {
 }
 
 pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
-    let store = init_store(ctx, args.compression, args.pack_size)?;
+    let sqlite = SqliteConfig {
+        page_run: args.sqlite_page_run,
+    };
+    let store = init_store(ctx, args.compression, args.pack_size, sqlite)?;
     let config = store.config();
     if ctx.json {
         print_json(&serde_json::json!({
@@ -54,7 +74,12 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
 }
 
 /// Creates a store at the context's path with the given settings.
-pub fn init_store(ctx: &Ctx, level: i32, pack_size: u64) -> Result<Store, StoreError> {
+pub fn init_store(
+    ctx: &Ctx,
+    level: i32,
+    pack_size: u64,
+    sqlite: SqliteConfig,
+) -> Result<Store, StoreError> {
     let options = InitOptions {
         compression: CompressionConfig {
             level,
@@ -63,11 +88,17 @@ pub fn init_store(ctx: &Ctx, level: i32, pack_size: u64) -> Result<Store, StoreE
         pack: PackConfig {
             target_size: pack_size,
         },
+        sqlite,
     };
     Store::init(&ctx.store, &options, ctx.open_options(LockMode::Shared))
 }
 
 /// Creates the default store with default settings.
 pub fn init_default(ctx: &Ctx) -> Result<Store, StoreError> {
-    init_store(ctx, CompressionConfig::default().level, DEFAULT_PACK_SIZE)
+    init_store(
+        ctx,
+        CompressionConfig::default().level,
+        DEFAULT_PACK_SIZE,
+        SqliteConfig::default(),
+    )
 }

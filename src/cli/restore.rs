@@ -27,6 +27,9 @@ pub struct RestoreArgs {
     /// Replace files that already exist in the target
     #[arg(long)]
     overwrite: bool,
+    /// Run PRAGMA integrity_check on every restored SQLite database (exit 4 if one fails)
+    #[arg(long)]
+    check: bool,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -56,7 +59,24 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         },
         |_| restore::execute(&store, plan, &options, &progress),
     )?;
+    let checks = if args.check {
+        check_databases(&outcome.databases)
+    } else {
+        Vec::new()
+    };
     if ctx.json {
+        let checked: Vec<_> = checks
+            .iter()
+            .map(|(p, r)| {
+                let error = r.as_ref().err().map(ToString::to_string);
+                serde_json::json!({"path": RawName::from_path(p), "ok": error.is_none(), "error": error})
+            })
+            .collect();
+        let stale: Vec<_> = outcome
+            .stale_removed
+            .iter()
+            .map(|p| RawName::from_path(p))
+            .collect();
         let failed: Vec<_> = outcome
             .failed
             .iter()
@@ -70,6 +90,9 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             "symlinks": outcome.symlinks,
             "bytes": outcome.bytes,
             "failed": failed,
+            "databases": outcome.databases.len(),
+            "stale_side_files_removed": stale,
+            "checked": checked,
         }))?;
     } else if !ctx.quiet {
         println!(
@@ -81,6 +104,24 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             outcome.symlinks,
             human_bytes(outcome.bytes)
         );
+        for path in &outcome.stale_removed {
+            println!(
+                "  removed stale {} (from an older database)",
+                path.display()
+            );
+        }
+        for (path, result) in &checks {
+            if result.is_ok() {
+                println!("  integrity_check ok: {}", path.display());
+            }
+        }
+    }
+    let damaged: Vec<_> = checks
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    for e in &damaged {
+        eprintln!("cairn: DAMAGED: {e}");
     }
     if !outcome.failed.is_empty() {
         for (path, error) in &outcome.failed {
@@ -88,5 +129,23 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         }
         bail!("{} item(s) could not be restored", outcome.failed.len());
     }
+    if !damaged.is_empty() {
+        eprintln!(
+            "cairn: {} restored database(s) failed PRAGMA integrity_check",
+            damaged.len()
+        );
+        return Ok(Exit::Damage);
+    }
     Ok(Exit::Ok)
+}
+
+type CheckResult = Result<(), cairn::database::CheckError>;
+
+/// Checks each restored database, in parallel (each check reads the whole file).
+fn check_databases(paths: &[PathBuf]) -> Vec<(PathBuf, CheckResult)> {
+    use rayon::prelude::*;
+    paths
+        .par_iter()
+        .map(|p| (p.clone(), cairn::database::integrity_check(p)))
+        .collect()
 }

@@ -1,11 +1,14 @@
 //! `cairn snapshot`: the nightly job.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
 
+use cairn::capture::database::SqliteOptions;
 use cairn::capture::{self, CaptureOptions, ParentChoice, Plan};
+use cairn::database::SqliteMode;
 use cairn::progress::Progress;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotRecord};
@@ -49,11 +52,30 @@ pub struct SnapshotArgs {
     /// File name for --stdin (the snapshot holds /NAME)
     #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin")]
     stdin_name: String,
+    /// SQLite databases: capture a consistent image (auto) or store the file's bytes (raw)
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = SqliteArg::Auto)]
+    sqlite: SqliteArg,
+    /// How long to retry a busy or locked database before leaving it out
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = when::parse_duration)]
+    sqlite_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SqliteArg {
+    Auto,
+    Raw,
 }
 
 pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
     let plan = plan(&args)?;
-    let store = open_or_create(ctx)?;
+    let mut store = open_or_create(ctx)?;
+    if let Some(old) = store.upgrade_for_writing()? {
+        eprintln!(
+            "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
+            store.root().display(),
+            store.config().version
+        );
+    }
     let progress = Progress::default();
     let snapshot = with_progress(&progress, ctx.wants_progress(), render_progress, |bar| {
         let reporter = StderrReporter {
@@ -63,7 +85,8 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
         capture::run(&store, &plan, &reporter, &progress)
     })?;
     report(ctx, &snapshot)?;
-    Ok(if snapshot.record.summary.errors > 0 {
+    let summary = &snapshot.record.summary;
+    Ok(if summary.errors > 0 || summary.database_fallbacks > 0 {
         Exit::Partial
     } else {
         Exit::Ok
@@ -83,6 +106,13 @@ fn plan(args: &SnapshotArgs) -> anyhow::Result<Plan> {
         time: args.time,
         excludes: args.excludes.clone(),
         parent,
+        sqlite: SqliteOptions {
+            mode: match args.sqlite {
+                SqliteArg::Auto => SqliteMode::Auto,
+                SqliteArg::Raw => SqliteMode::Raw,
+            },
+            timeout: args.sqlite_timeout,
+        },
     };
     let stdin_name = args.stdin.then_some(args.stdin_name.as_str());
     Ok(capture::prepare(&args.paths, stdin_name, options)?)
@@ -154,6 +184,7 @@ fn report(ctx: &Ctx, snapshot: &Snapshot) -> anyhow::Result<()> {
         s.data_blobs_new,
         s.data_blobs_reused
     );
+    report_databases(s);
     if s.errors > 0 || s.skipped > 0 {
         println!(
             "  left out: {} (errors), skipped: {} (special files)",
@@ -162,4 +193,29 @@ fn report(ctx: &Ctx, snapshot: &Snapshot) -> anyhow::Result<()> {
     }
     println!("  took {:.1}s", s.duration_secs);
     Ok(())
+}
+
+fn report_databases(s: &cairn::snapshot::Summary) {
+    for db in &s.databases {
+        let path = db.path.as_path();
+        if db.unchanged {
+            println!("  database {}: unchanged", path.display());
+            continue;
+        }
+        println!(
+            "  database {}: {} captured in {:.1}s, {} of {} chunks new ({})",
+            path.display(),
+            human_bytes(db.size),
+            db.capture_secs,
+            db.chunks_new,
+            db.chunks,
+            human_bytes(db.bytes_new)
+        );
+    }
+    if s.database_fallbacks > 0 {
+        println!(
+            "  {} file(s) looked like databases but SQLite refused them: stored as plain bytes",
+            s.database_fallbacks
+        );
+    }
 }

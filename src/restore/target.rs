@@ -126,6 +126,27 @@ impl Slot {
         Ok(rustix::fs::mkdirat(&self.parent, &self.name, Mode::RWXU)?)
     }
 
+    /// Removes the files named like this place plus each of `suffixes`
+    /// (a database's `-wal`, `-shm`, `-journal`) if they are there; returns
+    /// the names removed. Anything there other than a file or symlink is an
+    /// error: it would still break the database.
+    pub fn remove_siblings(&self, suffixes: &[&str]) -> io::Result<Vec<OsString>> {
+        let mut removed = Vec::new();
+        for suffix in suffixes {
+            let mut name = self.name.clone();
+            name.push(suffix);
+            match rustix::fs::unlinkat(&self.parent, &name, AtFlags::empty()) {
+                Ok(()) => removed.push(name),
+                Err(Errno::NOENT) => {}
+                Err(e) => {
+                    let why = format!("cannot remove {}: {e}", Path::new(&name).display());
+                    return Err(io::Error::other(why));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// A new, empty, private temporary file beside this place.
     pub fn temp_file(&self) -> io::Result<Temp<'_>> {
         self.temp(|name| {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -15,6 +15,7 @@ use super::plan::{Item, RestorePlan};
 use super::target::{Slot, Target};
 use super::{RestoreError, RestoreOptions};
 use crate::backend::Backend;
+use crate::database;
 use crate::id::BlobId;
 use crate::pack::{self, BlobLocation, PackError};
 use crate::progress::Progress;
@@ -33,7 +34,11 @@ pub struct RestoreOutcome {
     /// Bytes of file content written.
     pub bytes: u64,
     /// Items that failed, with the reason; everything else was restored.
-    pub failed: Vec<(std::path::PathBuf, String)>,
+    pub failed: Vec<(PathBuf, String)>,
+    /// SQLite databases restored (captured as databases).
+    pub databases: Vec<PathBuf>,
+    /// Stale `-wal`, `-shm` and `-journal` files removed from beside them.
+    pub stale_removed: Vec<PathBuf>,
 }
 
 /// Why one item could not be restored.
@@ -109,9 +114,15 @@ pub fn execute(
         .collect();
     for (item, result) in file_results {
         match result {
-            Ok(()) => {
+            Ok(stale) => {
                 outcome.files += 1;
                 outcome.bytes += item.entry.meta.size;
+                if item.entry.database().is_some() {
+                    outcome.databases.push(item.path.clone());
+                }
+                outcome
+                    .stale_removed
+                    .extend(stale.into_iter().map(|name| item.path.with_file_name(name)));
             }
             Err(e) => outcome.failed.push((item.path.clone(), e.to_string())),
         }
@@ -132,9 +143,13 @@ pub fn execute(
     Ok(outcome)
 }
 
-fn restore_file(ctx: &Ctx<'_>, item: &Item) -> Result<(), ItemError> {
-    let Content::File { chunks, .. } = &item.entry.content else {
-        return Ok(());
+/// Restores one file; returns the stale database side files it removed.
+fn restore_file(ctx: &Ctx<'_>, item: &Item) -> Result<Vec<std::ffi::OsString>, ItemError> {
+    let Content::File {
+        chunks, database, ..
+    } = &item.entry.content
+    else {
+        return Ok(Vec::new());
     };
     let slot = ctx.target.slot(&item.rel)?;
     let mut tmp = slot.temp_file()?;
@@ -154,14 +169,24 @@ fn restore_file(ctx: &Ctx<'_>, item: &Item) -> Result<(), ItemError> {
         });
     }
     tmp.apply_meta(meta, ctx.as_owner)?;
-    if ctx.overwrite && slot.is_taken()? {
-        // Replacing a file the user had: after a crash the path must hold
-        // the old one or the complete new one, never an empty one.
-        if let Some(file) = tmp.file() {
-            file.sync_all()?;
-        }
+    // Replacing a file the user had: after a crash the path must hold the
+    // old one or the complete new one, never an empty one. A database is
+    // always synced: an application may open it as soon as it appears.
+    if (database.is_some() || (ctx.overwrite && slot.is_taken()?))
+        && let Some(file) = tmp.file()
+    {
+        file.sync_all()?;
     }
-    place(tmp, ctx.overwrite)
+    if database.is_none() {
+        place(tmp, ctx.overwrite)?;
+        return Ok(Vec::new());
+    }
+    // A stale -wal beside the restored image would be replayed into it by
+    // the next open and corrupt it: remove side files before the image
+    // appears (not after: by then an application may have opened it).
+    let stale = slot.remove_siblings(&database::SIDE_SUFFIXES)?;
+    place(tmp, ctx.overwrite)?;
+    Ok(stale)
 }
 
 fn restore_symlink(ctx: &Ctx<'_>, item: &Item) -> Result<(), ItemError> {

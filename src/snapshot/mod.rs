@@ -89,8 +89,41 @@ pub struct Summary {
     pub left_out: Vec<RawName>,
     /// Wall time of the run in seconds.
     pub duration_secs: f64,
+    /// SQLite databases in the snapshot (the first [`MAX_LISTED_LEFT_OUT`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<DatabaseSummary>,
+    /// Files that start like a SQLite database but that SQLite refused
+    /// (corrupt, encrypted): stored as plain bytes, with a warning.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub database_fallbacks: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One database of a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSummary {
+    /// Where it is.
+    pub path: RawName,
+    /// Bytes of the captured image.
+    pub size: u64,
+    /// Its page size.
+    pub page_size: u32,
+    /// Chunks (page runs) of the image.
+    pub chunks: u64,
+    /// Of those, chunks the store did not have.
+    pub chunks_new: u64,
+    /// Raw bytes of the new chunks (before compression).
+    pub bytes_new: u64,
+    /// Taken over from the parent snapshot: neither the file nor its `-wal`
+    /// changed, so it was not captured again.
+    pub unchanged: bool,
+    /// Seconds the capture took (image plus chunking).
+    pub capture_secs: f64,
+}
 /// A record with its id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {

@@ -1,14 +1,27 @@
 //! `config.json`: the store's format version and the parameters that shape
-//! what is written (chunker, compression, pack size). Written once by
-//! `init`, never changed.
+//! what is written (chunker, compression, pack size, database page runs).
+//! Written once by `init`; changed only by a format upgrade (`migrate`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::ChunkerParams;
 use crate::compress::CompressionConfig;
 
-/// The store format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The store format this code writes. Version 2 added SQLite database
+/// entries in trees (an old reader would call them corrupt) and the
+/// `sqlite` config section.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Store format versions this code reads.
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+
+/// Default bytes per database chunk: a run of whole pages (see
+/// store-format/config.md for the measurement behind it).
+pub const DEFAULT_SQLITE_PAGE_RUN: u32 = 16 << 10;
+/// Smallest database chunk `init` accepts.
+pub const MIN_SQLITE_PAGE_RUN: u32 = 512;
+/// Largest database chunk `init` accepts.
+pub const MAX_SQLITE_PAGE_RUN: u32 = 1 << 20;
 
 /// Default size at which a pack is closed.
 pub const DEFAULT_PACK_SIZE: u64 = 16 << 20;
@@ -32,8 +45,25 @@ pub struct Config {
     pub compression: CompressionConfig,
     /// Pack sizing.
     pub pack: PackConfig,
+    /// How databases are cut; absent in version 1 configs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteConfig>,
 }
 
+/// How database images are cut into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqliteConfig {
+    /// Preferred bytes per chunk, rounded down to whole pages (at least one).
+    pub page_run: u32,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            page_run: DEFAULT_SQLITE_PAGE_RUN,
+        }
+    }
+}
 /// Pack sizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackConfig {
@@ -49,7 +79,7 @@ pub enum ConfigError {
     Corrupt(String),
     /// A format version this code does not know.
     #[error(
-        "store format version {0} is not supported by this cairn (it reads version {FORMAT_VERSION}); use a newer cairn"
+        "store format version {0} is not supported by this cairn (it reads versions 1 to {FORMAT_VERSION}); use a newer cairn"
     )]
     UnsupportedVersion(u64),
 }
@@ -61,6 +91,7 @@ impl Config {
         created: String,
         compression: CompressionConfig,
         pack: PackConfig,
+        sqlite: SqliteConfig,
     ) -> Self {
         Self {
             version: FORMAT_VERSION,
@@ -69,7 +100,13 @@ impl Config {
             chunker: ChunkerParams::default(),
             compression,
             pack,
+            sqlite: Some(sqlite),
         }
+    }
+
+    /// How databases are cut (the default for a version 1 store).
+    pub fn sqlite(&self) -> SqliteConfig {
+        self.sqlite.unwrap_or_default()
     }
 
     /// Parses and validates `config.json`. The version is checked before
@@ -81,7 +118,7 @@ impl Config {
         }
         let corrupt = |e: serde_json::Error| ConfigError::Corrupt(e.to_string());
         let v: VersionOnly = serde_json::from_slice(bytes).map_err(corrupt)?;
-        if v.version != u64::from(FORMAT_VERSION) {
+        if !READABLE_VERSIONS.iter().any(|&r| u64::from(r) == v.version) {
             return Err(ConfigError::UnsupportedVersion(v.version));
         }
         let config: Config = serde_json::from_slice(bytes).map_err(corrupt)?;
@@ -107,6 +144,12 @@ impl Config {
                 self.pack.target_size
             ));
         }
+        let run = self.sqlite().page_run;
+        if !(MIN_SQLITE_PAGE_RUN..=MAX_SQLITE_PAGE_RUN).contains(&run) {
+            return Err(format!(
+                "sqlite page_run {run} is outside {MIN_SQLITE_PAGE_RUN}..={MAX_SQLITE_PAGE_RUN}"
+            ));
+        }
         if self.id.len() != 64 || !crate::id::is_hex_prefix(&self.id) {
             return Err("store id is not 64 hex digits".into());
         }
@@ -126,6 +169,7 @@ mod tests {
             PackConfig {
                 target_size: DEFAULT_PACK_SIZE,
             },
+            SqliteConfig::default(),
         )
     }
 
@@ -137,9 +181,9 @@ mod tests {
 
     #[test]
     fn a_newer_version_is_reported_as_such_even_if_the_rest_differs() {
-        let err = Config::decode(br#"{"version": 2, "something": "new"}"#).unwrap_err();
-        assert!(matches!(err, ConfigError::UnsupportedVersion(2)));
-        assert!(err.to_string().contains("version 2"));
+        let err = Config::decode(br#"{"version": 3, "something": "new"}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::UnsupportedVersion(3)));
+        assert!(err.to_string().contains("version 3"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod lock;
+pub mod migrate;
 
 use std::fs;
 use std::io;
@@ -22,7 +23,7 @@ use crate::snapshot::{self, SnapshotList};
 use crate::tree::{Tree, TreeError};
 use crate::when::SnapshotTime;
 
-pub use config::{Config, ConfigError, PackConfig};
+pub use config::{Config, ConfigError, PackConfig, SqliteConfig};
 pub use lock::{LockMode, StoreLock};
 
 /// Directories every store has.
@@ -139,6 +140,8 @@ pub struct InitOptions {
     pub compression: CompressionConfig,
     /// Pack size.
     pub pack: PackConfig,
+    /// Database chunking.
+    pub sqlite: SqliteConfig,
 }
 
 /// An open store, holding its lock for as long as it lives.
@@ -176,6 +179,7 @@ impl Store {
             SnapshotTime::now().to_string(),
             init.compression,
             init.pack,
+            init.sqlite,
         );
         config.validate().map_err(|e| StoreError::Config {
             path: root.join(CONFIG),
@@ -213,6 +217,19 @@ impl Store {
             notices,
             _lock: lock,
         })
+    }
+
+    /// Brings an older store's format up to the one this code writes,
+    /// before anything new is written to it; returns the version it had if
+    /// it was upgraded. Readers never call this, so a store on read-only
+    /// media still restores.
+    pub fn upgrade_for_writing(&mut self) -> Result<Option<u32>, StoreError> {
+        let Some(upgraded) = migrate::upgraded(&self.config) else {
+            return Ok(None);
+        };
+        self.backend.put(CONFIG, &upgraded.encode())?;
+        let old = std::mem::replace(&mut self.config, upgraded);
+        Ok(Some(old.version))
     }
 
     /// The store directory.

@@ -1,0 +1,263 @@
+//! The walk's handling of SQLite databases: a file that starts with the
+//! SQLite header is captured as a consistent image (see
+//! [`crate::database::image`]) cut into runs of whole pages, instead of
+//! being read as bytes.
+//!
+//! What must hold: a database is stored either as a consistent image or,
+//! when SQLite refuses the file, as its plain bytes with a warning; a busy
+//! database is left out, never copied raw. Its `-wal`, `-shm` and
+//! `-journal` files are not stored (their committed content is in the
+//! image). An unchanged database is taken over from the parent only when
+//! neither the file nor its `-wal` changed since its capture.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::CaptureError;
+use super::change;
+use super::handle::{self, FileStat, Kind};
+use super::report::Warning;
+use super::walk::{Walker, entry_meta};
+use crate::chunker;
+use crate::database::image::{self, Image, ImageError, ImageRequest};
+use crate::database::{self, SqliteMode};
+use crate::id::BlobId;
+use crate::pack::BlobKind;
+use crate::progress::Progress;
+use crate::rawname::RawName;
+use crate::snapshot::{DatabaseSummary, MAX_LISTED_LEFT_OUT};
+use crate::tree::{Content, DatabaseInfo, Entry, SideFileKey};
+
+/// How the capture treats databases.
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteOptions {
+    /// Detect and capture them, or store them raw.
+    pub mode: SqliteMode,
+    /// How long a busy database is retried.
+    pub timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            mode: SqliteMode::Auto,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A file being read, as the walk opened it.
+pub(super) struct Opened<'a> {
+    pub path: &'a Path,
+    pub name: &'a OsStr,
+    pub file: &'a File,
+    pub stat: &'a FileStat,
+    /// Whether the path was named by the user (symlinks in it are followed).
+    pub named: bool,
+}
+
+/// What became of a file that starts like a database.
+pub(super) enum DbOutcome {
+    /// Captured as a database.
+    Captured(Box<Entry>),
+    /// SQLite refused it: the caller stores its bytes.
+    NotADatabase,
+    /// Left out (already reported).
+    LeftOut,
+}
+
+impl Walker<'_, '_> {
+    /// Whether `file` should be captured as a database.
+    pub(super) fn is_database(&self, file: &File) -> bool {
+        if self.sqlite.mode == SqliteMode::Raw {
+            return false;
+        }
+        let mut header = [0u8; database::HEADER_LEN];
+        matches!(file.read_at(&mut header, 0), Ok(n) if database::looks_like_database(&header[..n]))
+    }
+
+    /// Captures an opened file that starts like a database.
+    pub(super) fn capture_database(
+        &mut self,
+        opened: &Opened<'_>,
+    ) -> Result<DbOutcome, CaptureError> {
+        let started = Instant::now();
+        let path = opened.path;
+        self.databases_seen.push(path.to_owned());
+        let wal = wal_key(path);
+        let read_start = SystemTime::now();
+        let request = ImageRequest {
+            path,
+            follow_symlink: opened.named,
+            expected_len: opened.stat.size + wal.as_ref().map_or(0, |w| w.size),
+            timeout: self.sqlite.timeout,
+        };
+        let image = match image::capture(self.store.backend(), &request) {
+            Ok(image) => image,
+            Err(ImageError::NotADatabase(why)) => return Ok(self.fall_back(path, &why)),
+            Err(e) => return Ok(self.db_left_out(path, e)),
+        };
+        if let Err(e) = same_file(path, opened) {
+            return Ok(self.db_left_out(path, e));
+        }
+        let before = self.sink.stats;
+        let chunks = match self.store_image(&image)? {
+            Ok(chunks) => chunks,
+            Err(e) => return Ok(self.db_left_out(path, e)),
+        };
+        let after = handle::fstat(opened.file).unwrap_or_else(|_| opened.stat.clone());
+        let mut change = change::key_after_read(opened.stat, &after, read_start);
+        if !wal_settled(wal.as_ref(), read_start) {
+            change.ctime = None;
+        }
+        self.note_database(DatabaseSummary {
+            path: RawName::from_path(path),
+            size: image.len,
+            page_size: image.page_size,
+            chunks: chunks.len() as u64,
+            chunks_new: self.sink.stats.data_new - before.data_new,
+            bytes_new: self.sink.stats.data_new_bytes - before.data_new_bytes,
+            unchanged: false,
+            capture_secs: started.elapsed().as_secs_f64(),
+        });
+        let info = DatabaseInfo {
+            page_size: image.page_size,
+            captured: change::as_timespec(read_start),
+            file_size: opened.stat.size,
+            wal,
+        };
+        Ok(DbOutcome::Captured(Box::new(Entry {
+            name: RawName::from_os(opened.name),
+            meta: entry_meta(opened.stat, image.len),
+            content: Content::File {
+                chunks,
+                change,
+                database: Some(info),
+            },
+        })))
+    }
+
+    /// Whether the parent's database entry still describes the file: the
+    /// file is unchanged and so is its `-wal` (commits in WAL mode touch
+    /// only the `-wal`).
+    pub(super) fn database_unchanged(&self, path: &Path, prev: &Entry, stat: &FileStat) -> bool {
+        let Some(info) = prev.database() else {
+            return false;
+        };
+        self.sqlite.mode == SqliteMode::Auto
+            && change::unchanged_at_size(prev, stat, info.file_size)
+            && wal_key(path) == info.wal
+    }
+
+    /// Counts a database taken over from the parent.
+    pub(super) fn note_unchanged_database(&mut self, path: &Path, entry: &Entry) {
+        let Some(info) = entry.database() else {
+            return;
+        };
+        self.databases_seen.push(path.to_owned());
+        self.note_database(DatabaseSummary {
+            path: RawName::from_path(path),
+            size: entry.meta.size,
+            page_size: info.page_size,
+            chunks: entry.chunks().map_or(0, |c| c.len() as u64),
+            unchanged: true,
+            ..DatabaseSummary::default()
+        });
+    }
+
+    /// Whether `path` is the `-wal`, `-shm` or `-journal` file of a
+    /// database this walk has captured (or tried to): not stored.
+    pub(super) fn is_side_file_of_database(&self, path: &Path, name: &OsStr) -> bool {
+        let Some(db) = database::database_of_side_file(name) else {
+            return false;
+        };
+        let db_path = path.with_file_name(db);
+        self.databases_seen.iter().rev().any(|p| *p == db_path)
+    }
+
+    /// Cuts the image into page runs and stores them. The outer error stops
+    /// the walk; the inner one (reading the image) leaves the file out.
+    fn store_image(&mut self, image: &Image) -> Result<io::Result<Vec<BlobId>>, CaptureError> {
+        let reader = match image.reader() {
+            Ok(reader) => reader,
+            Err(e) => return Ok(Err(e)),
+        };
+        let run = database::run_len(image.page_size, self.page_run);
+        let mut chunks = Vec::with_capacity((image.len as usize).div_ceil(run));
+        for chunk in chunker::fixed_runs(reader, run) {
+            let data = match chunk {
+                Ok(data) => data,
+                Err(e) => return Ok(Err(e)),
+            };
+            self.summary.bytes_read += data.len() as u64;
+            Progress::add(&self.progress.bytes, data.len() as u64);
+            chunks.push(self.sink.put(BlobKind::Data, data)?);
+        }
+        Ok(Ok(chunks))
+    }
+
+    fn note_database(&mut self, summary: DatabaseSummary) {
+        if self.summary.databases.len() < MAX_LISTED_LEFT_OUT {
+            self.summary.databases.push(summary);
+        }
+    }
+
+    fn fall_back(&mut self, path: &Path, why: &str) -> DbOutcome {
+        self.databases_seen.pop();
+        self.summary.database_fallbacks += 1;
+        self.reporter.warn(&Warning::Note {
+            message: format!(
+                "{}: starts like a SQLite database but SQLite refused it ({why}); stored as plain bytes, not as a consistent database image",
+                path.display()
+            ),
+        });
+        DbOutcome::NotADatabase
+    }
+
+    fn db_left_out(
+        &mut self,
+        path: &Path,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> DbOutcome {
+        let cause = io::Error::other(cause);
+        self.left_out::<()>(path, cause);
+        DbOutcome::LeftOut
+    }
+}
+
+/// The `-wal` file beside `path` as it is now, if it is a regular file.
+fn wal_key(path: &Path) -> Option<SideFileKey> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let stat = handle::lstat_path(Path::new(&wal)).ok()?;
+    (stat.kind == Kind::File).then_some(SideFileKey {
+        inode: stat.ino,
+        size: stat.size,
+        mtime: stat.mtime,
+        ctime: stat.ctime,
+    })
+}
+
+/// Whether the `-wal` was last changed long enough before the capture that
+/// a later change could not carry the same timestamps (see `change`).
+fn wal_settled(wal: Option<&SideFileKey>, read_start: SystemTime) -> bool {
+    wal.is_none_or(|w| change::settled(w.mtime.max(w.ctime), read_start))
+}
+
+/// Checks that the file SQLite read (by path) is the file the walk listed.
+fn same_file(path: &Path, opened: &Opened<'_>) -> Result<(), String> {
+    let now = if opened.named {
+        handle::stat_path(path)
+    } else {
+        handle::lstat_path(path)
+    };
+    match now {
+        Ok(now) if now.dev == opened.stat.dev && now.ino == opened.stat.ino => Ok(()),
+        Ok(_) => Err("replaced while it was being captured (not the file that was listed)".into()),
+        Err(e) => Err(format!("vanished while it was being captured: {e}")),
+    }
+}
