@@ -94,7 +94,9 @@ pub struct DatabaseInfo {
     pub wal: Option<SideFileKey>,
 }
 
-/// Identity of a database's `-wal` file at capture time.
+/// Identity of a database's `-wal` file at capture time. An empty `-wal`
+/// holds no commits and is recorded as none: SQLite itself creates one when
+/// it opens a WAL database, even read-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SideFileKey {
@@ -102,10 +104,9 @@ pub struct SideFileKey {
     pub inode: u64,
     /// Size in bytes.
     pub size: u64,
-    /// Modification time.
+    /// Modification time. (Not the ctime: SQLite, running as root, chowns
+    /// the `-wal` on every open, which changes its ctime but not its content.)
     pub mtime: Timespec,
-    /// Status change time.
-    pub ctime: Timespec,
 }
 
 /// One directory entry.
@@ -396,7 +397,6 @@ mod tests {
                     inode: 8,
                     size: 32,
                     mtime: Timespec { sec: 3, nsec: 4 },
-                    ctime: Timespec { sec: 5, nsec: 6 },
                 }),
             });
         }
@@ -406,7 +406,7 @@ mod tests {
             r#""mtime":{"sec":1700000000,"nsec":5},"inode":7,"ctime":{"sec":1,"nsec":2},"#,
             r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"],"#,
             r#""sqlite":{"page_size":4096,"captured":{"sec":9,"nsec":1},"file_size":2,"#,
-            r#""wal":{"inode":8,"size":32,"mtime":{"sec":3,"nsec":4},"ctime":{"sec":5,"nsec":6}}}}]}"#
+            r#""wal":{"inode":8,"size":32,"mtime":{"sec":3,"nsec":4}}}}]}"#
         );
         assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
         assert_eq!(Tree::decode(want.as_bytes()).unwrap(), tree);

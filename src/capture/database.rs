@@ -229,23 +229,24 @@ impl Walker<'_, '_> {
     }
 }
 
-/// The `-wal` file beside `path` as it is now, if it is a regular file.
+/// The `-wal` file beside `path` as it is now, if it is a regular file that
+/// holds anything. An empty one is as good as none (no commits are in it),
+/// and capturing creates one for a WAL database that had none.
 fn wal_key(path: &Path) -> Option<SideFileKey> {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     let stat = handle::lstat_path(Path::new(&wal)).ok()?;
-    (stat.kind == Kind::File).then_some(SideFileKey {
+    (stat.kind == Kind::File && stat.size > 0).then_some(SideFileKey {
         inode: stat.ino,
         size: stat.size,
         mtime: stat.mtime,
-        ctime: stat.ctime,
     })
 }
 
 /// Whether the `-wal` was last changed long enough before the capture that
 /// a later change could not carry the same timestamps (see `change`).
 fn wal_settled(wal: Option<&SideFileKey>, read_start: SystemTime) -> bool {
-    wal.is_none_or(|w| change::settled(w.mtime.max(w.ctime), read_start))
+    wal.is_none_or(|w| change::settled(w.mtime, read_start))
 }
 
 /// Checks that the file SQLite read (by path) is the file the walk listed.
