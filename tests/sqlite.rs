@@ -479,14 +479,18 @@ fn updating_one_percent_of_rows_stores_only_the_page_runs_they_touch() {
 /// explained: exit 3, a warning naming it, restored byte-identical.
 fn assert_stored_raw_after_refusal(t: &TestEnv, src: &Path, path: &Path) -> PathBuf {
     let bytes = fs::read(path).unwrap();
-    let out = snapshot_output(t, src, &[]);
+    // --quiet, as from cron: the warning must still be printed.
+    let out = snapshot_output(t, src, &["--quiet"]);
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     let line = err
         .lines()
         .find(|l| l.contains(path.to_str().unwrap()))
         .unwrap_or_else(|| panic!("no message about {path:?}:\n{err}"));
-    assert!(line.contains("SQLite refused it"), "{line}");
+    assert!(
+        line.contains("warning") && line.contains("SQLite refused it"),
+        "{line}"
+    );
     let snap = parse_json(&out.stdout);
     assert_eq!(summary(&snap, "database_fallbacks"), 1, "{snap}");
     assert_eq!(summary(&snap, "errors"), 0, "{snap}");

@@ -209,11 +209,9 @@ impl Walker<'_, '_> {
     fn fall_back(&mut self, path: &Path, why: &str) -> DbOutcome {
         self.databases_seen.pop();
         self.summary.database_fallbacks += 1;
-        self.reporter.warn(&Warning::Note {
-            message: format!(
-                "{}: starts like a SQLite database but SQLite refused it ({why}); stored as plain bytes, not as a consistent database image",
-                path.display()
-            ),
+        self.reporter.warn(&Warning::StoredRaw {
+            path: path.to_owned(),
+            cause: why.to_owned(),
         });
         DbOutcome::NotADatabase
     }

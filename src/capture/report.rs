@@ -19,6 +19,14 @@ pub enum Warning {
         /// What kind of file it is.
         kind: &'static str,
     },
+    /// A file that starts like a SQLite database but that SQLite refused:
+    /// stored as plain bytes, not as a consistent image.
+    StoredRaw {
+        /// The path.
+        path: PathBuf,
+        /// SQLite's reason.
+        cause: String,
+    },
     /// Informational: something cairn decided on the user's behalf.
     Note {
         /// The message.
@@ -33,6 +41,11 @@ impl std::fmt::Display for Warning {
                 write!(f, "{}: {cause}; left out of the snapshot", path.display())
             }
             Self::Skipped { path, kind } => write!(f, "{}: skipped {kind}", path.display()),
+            Self::StoredRaw { path, cause } => write!(
+                f,
+                "{}: starts like a SQLite database but SQLite refused it ({cause}); stored as plain bytes, not as a consistent database image",
+                path.display()
+            ),
             Self::Note { message } => f.write_str(message),
         }
     }
