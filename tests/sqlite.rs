@@ -436,24 +436,26 @@ fn updating_one_percent_of_rows_stores_only_the_page_runs_they_touch() {
     drop(conn);
     let second = t.snapshot(&[&src], &[]);
 
-    // The bound. A chunk is a run of 16 KiB of pages (the store default);
-    // a run is new if any of its rows changed. With rows_per_run rows in a
-    // run and 1% of rows changed independently, a run is touched with
-    // probability p = 1 - 0.99^rows_per_run. Rows here take ~266 bytes in a
-    // 4 KiB leaf (15 per page, 60 per run), so p ~ 0.45: scattered updates of
-    // 1% of small rows rewrite about half the runs, and dedup can save only
-    // the other half. rows_per_run is measured from the file (index pages
+    // The bound. A chunk is a run of whole pages of the store's default
+    // length (4 KiB: one page here); a run is new if any of its rows changed.
+    // With rows_per_run rows in a run and 1% of rows changed independently,
+    // a run is touched with probability p = 1 - 0.99^rows_per_run. Rows here
+    // take ~266 bytes in a 4 KiB leaf (~14 per run), so p ~ 0.13: dedup saves
+    // the other 87%. rows_per_run is measured from the file (index pages
     // included, which makes it slightly low), the factor 1.5 covers the
-    // variance of compression between runs, and 256 KiB covers page 1, the
-    // table's interior pages and the snapshot's trees.
-    let run_len = 16384 / page_size * page_size;
+    // variance of compression between runs, 40 bytes per chunk the new tree
+    // (a 64-hex-digit id per chunk, compressed), and 256 KiB page 1, the
+    // table's interior pages and the snapshot record.
+    let default_run = cairn::store::config::DEFAULT_SQLITE_PAGE_RUN as u64;
+    let run_len = (default_run / page_size).max(1) * page_size;
     let rows_per_run = DEDUP_ROWS as f64 * run_len as f64 / size as f64;
     let touched = 1.0 - 0.99f64.powf(rows_per_run);
     let (added_first, added_second) = (
         summary(&first, "bytes_added"),
         summary(&second, "bytes_added"),
     );
-    let bound = touched * added_first as f64 * 1.5 + (256 << 10) as f64;
+    let chunks = db_first["chunks"].as_u64().unwrap();
+    let bound = touched * added_first as f64 * 1.5 + (chunks * 40) as f64 + (256 << 10) as f64;
     eprintln!(
         "dedup: {rows_per_run:.1} rows per run, {:.1}% of runs expected touched; \
          added {added_first} then {added_second} bytes ({:.1}%), bound {bound:.0}",

@@ -21,8 +21,8 @@ pub struct InitArgs {
     /// Size at which packs are closed, e.g. 16MiB (1MiB-1GiB)
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = pack_size)]
     pack_size: u64,
-    /// Bytes per chunk of a SQLite database, in whole pages, e.g. 16KiB (512B-1MiB)
-    #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = page_run)]
+    /// Bytes per chunk of a SQLite database, in whole pages, e.g. 4KiB (512B-1MiB)
+    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = page_run)]
     sqlite_page_run: u32,
 }
 

@@ -167,6 +167,8 @@ mod tests {
     #[test]
     fn runs_are_whole_pages_and_at_least_one_page() {
         assert_eq!(run_len(4096, 16384), 16384);
+        assert_eq!(run_len(4096, 4096), 4096);
+        assert_eq!(run_len(1024, 4096), 4096);
         assert_eq!(run_len(4096, 10000), 8192);
         assert_eq!(run_len(65536, 4096), 65536);
     }
