@@ -7,6 +7,7 @@
 //! files ([`restore`]). The on-disk format is specified in `store-format/`.
 
 pub mod backend;
+pub mod browse;
 pub mod capture;
 pub mod catalog;
 pub mod chunker;

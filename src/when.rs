@@ -122,6 +122,73 @@ pub fn parse_instant(text: &str, tz: &TimeZone) -> Result<SnapshotTime, String> 
     })
 }
 
+/// Which end of a named day a bare date stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayEnd {
+    /// The day's first instant (`--after 2026-02-15` includes the 15th).
+    Start,
+    /// The day's last instant (`--at 2026-02-15`: as it was that evening).
+    End,
+}
+
+/// Parses a point in time the user names to select snapshots (`--at`,
+/// `--before`, `--after`): everything [`parse_instant`] takes, except that a
+/// bare date (`2026-02-15`, `20260215`, `today`, `yesterday`) stands for
+/// the `day_end` of that day, plus `now` and relative forms measured back
+/// from `now` in `tz` (`3 days ago`, `2h ago`, `1 week ago`).
+pub fn parse_point(
+    text: &str,
+    tz: &TimeZone,
+    now: Timestamp,
+    day_end: DayEnd,
+) -> Result<Timestamp, String> {
+    let text = text.trim();
+    let today = now.to_zoned_datetime(tz.clone());
+    let named_day = match text {
+        "now" => return Ok(now),
+        "today" => Some(today.date()),
+        "yesterday" => today.date().yesterday().ok(),
+        _ => bare_date(text),
+    };
+    if let Some(day) = named_day {
+        return day_bound(day, tz, day_end).map_err(|e| format!("{text:?}: {e}"));
+    }
+    if text.ends_with("ago") {
+        return relative(text, &today);
+    }
+    parse_instant(text, tz).map(|t| t.timestamp).map_err(|e| {
+        format!("{e}, 20260215, yesterday or a relative time such as \"3 days ago\" or \"2h ago\"")
+    })
+}
+
+/// `2026-02-15` or `20260215`, and nothing longer (jiff's `Date` parser
+/// also accepts a date with a time, which is not a bare date).
+fn bare_date(text: &str) -> Option<Date> {
+    match text.len() {
+        10 => Date::from_str(text).ok(),
+        _ => compact_date(text),
+    }
+}
+
+fn day_bound(day: Date, tz: &TimeZone, day_end: DayEnd) -> Result<Timestamp, jiff::Error> {
+    let start = day.to_zoned_datetime(tz.clone())?;
+    Ok(match day_end {
+        DayEnd::Start => start.start_of_day()?.timestamp(),
+        DayEnd::End => start.end_of_day()?.timestamp(),
+    })
+}
+
+/// `3 days ago`, `2h ago`: that long before `now`, counted in calendar
+/// units in the local zone (so "1 day ago" across a DST change is 23 or 25 h).
+fn relative(text: &str, now: &jiff::ZonedDateTime) -> Result<Timestamp, String> {
+    let span: jiff::Span = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a relative time such as \"3 days ago\": {e}"))?;
+    now.checked_add(span)
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("{text:?} is out of range: {e}"))
+}
+
 fn parse_civil(text: &str) -> Option<DateTime> {
     if let Ok(dt) = DateTime::from_str(&text.replacen(' ', "T", 1)) {
         return Some(dt);
@@ -187,6 +254,46 @@ mod tests {
         let err = parse_instant("last tuesday", &tz()).unwrap_err();
         assert!(err.contains("RFC 3339"), "{err}");
         assert!(parse_instant("20261345", &tz()).is_err());
+    }
+
+    fn at(text: &str, now: &str) -> String {
+        let now: Timestamp = now.parse().unwrap();
+        parse_point(text, &tz(), now, DayEnd::End)
+            .unwrap()
+            .display_with_offset(jiff::tz::offset(1))
+            .to_string()
+    }
+
+    #[test]
+    fn a_bare_date_for_selection_means_the_end_of_that_day_in_the_zone() {
+        let now = "2026-03-01T12:00:00Z";
+        assert_eq!(at("2026-02-15", now), "2026-02-15T23:59:59.999999999+01:00");
+        assert_eq!(at("20260215", now), "2026-02-15T23:59:59.999999999+01:00");
+        assert_eq!(at("yesterday", now), "2026-02-28T23:59:59.999999999+01:00");
+        assert_eq!(at("today", now), "2026-03-01T23:59:59.999999999+01:00");
+        let start = parse_point("2026-02-15", &tz(), now.parse().unwrap(), DayEnd::Start).unwrap();
+        assert_eq!(start.to_string(), "2026-02-14T23:00:00Z");
+    }
+
+    #[test]
+    fn exact_times_and_offsets_are_taken_as_given() {
+        let now = "2026-03-01T12:00:00Z";
+        assert_eq!(at("2026-02-15 14:30", now), "2026-02-15T14:30:00+01:00");
+        assert_eq!(
+            at("2026-02-15T02:00:00-05:00", now),
+            "2026-02-15T08:00:00+01:00"
+        );
+        assert_eq!(at("now", now), "2026-03-01T13:00:00+01:00");
+    }
+
+    #[test]
+    fn relative_forms_count_back_from_now() {
+        let now = "2026-03-01T12:00:00Z";
+        assert_eq!(at("3 days ago", now), "2026-02-26T13:00:00+01:00");
+        assert_eq!(at("2h ago", now), "2026-03-01T11:00:00+01:00");
+        assert_eq!(at("1 week ago", now), "2026-02-22T13:00:00+01:00");
+        let err = parse_point("next week", &tz(), now.parse().unwrap(), DayEnd::End).unwrap_err();
+        assert!(err.contains("3 days ago"), "{err}");
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! parses nothing itself and touches no store file directly: it calls the
 //! library and renders what comes back.
 
+mod cat;
+mod choose;
+mod diff;
 pub mod exit;
+mod find;
 mod init;
+mod ls;
 mod output;
 mod restore;
 mod snapshot;
@@ -54,8 +59,16 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// List snapshots
     Snapshots(snapshots::SnapshotsArgs),
-    /// Restore a snapshot into a directory
+    /// Restore a snapshot (or some of its paths) into a directory or a tar stream
     Restore(restore::RestoreArgs),
+    /// List a directory of a snapshot
+    Ls(ls::LsArgs),
+    /// Write a file of a snapshot to stdout
+    Cat(cat::CatArgs),
+    /// Show what changed between two snapshots
+    Diff(diff::DiffArgs),
+    /// Find the snapshots that hold paths matching a glob
+    Find(find::FindArgs),
 }
 
 /// Runs the parsed command line.
@@ -66,6 +79,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Snapshot(args) => snapshot::run(&ctx, args),
         Command::Snapshots(args) => snapshots::run(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
+        Command::Ls(args) => ls::run(&ctx, args),
+        Command::Cat(args) => cat::run(&ctx, args),
+        Command::Diff(args) => diff::run(&ctx, args),
+        Command::Find(args) => find::run(&ctx, args),
     }
 }
 

@@ -1,16 +1,18 @@
-//! `cairn restore`: put a snapshot back into a directory.
+//! `cairn restore`: put a snapshot (or some of its paths) back into a
+//! directory, or write it as a tar stream.
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
 
 use cairn::progress::Progress;
 use cairn::rawname::RawName;
-use cairn::restore::{self, RestoreOptions};
+use cairn::restore::{self, RestoreOptions, Selection};
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
 
+use super::choose::{self, AtArgs};
 use super::exit::Exit;
 use super::output::{human_bytes, with_progress};
 use super::snapshots::FilterArgs;
@@ -18,12 +20,28 @@ use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot: an id, a unique prefix of at least 4 hex digits, or `latest`
-    #[arg(value_name = "SNAPSHOT")]
-    snapshot: SnapshotRef,
+    /// Snapshot: an id, a unique prefix of at least 4 hex digits, `latest` or @WHEN (or use --at)
+    #[arg(value_name = "SNAPSHOT", value_parser = choose::snapshot_ref)]
+    snapshot: Option<SnapshotRef>,
+    #[command(flatten)]
+    at: AtArgs,
     /// Directory to restore into (each source path is recreated under it)
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "tar",
+        conflicts_with = "tar"
+    )]
+    target: Option<PathBuf>,
+    /// Write a tar stream to FILE (`-` for stdout) instead of restoring into a directory
+    #[arg(long, value_name = "FILE")]
+    tar: Option<PathBuf>,
+    /// Restore only this path of the snapshot and what is below it (repeatable)
+    #[arg(long = "include", value_name = "PATH")]
+    include: Vec<PathBuf>,
+    /// Drop this leading directory from restored paths: with /var/lib/app, /var/lib/app/app.db lands at TARGET/app.db
     #[arg(long, value_name = "DIR")]
-    target: PathBuf,
+    strip_prefix: Option<PathBuf>,
     /// Replace files that already exist in the target
     #[arg(long)]
     overwrite: bool,
@@ -36,14 +54,24 @@ pub struct RestoreArgs {
 
 pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     let filter = args.filter.to_filter()?;
+    let reference = choose::one(args.snapshot.clone(), args.at.at)?;
+    let selection = Selection {
+        include: args.include.clone(),
+        strip_prefix: args.strip_prefix.clone(),
+    };
     let store = ctx.open(LockMode::Shared)?;
     let list = ctx.snapshot_list(&store)?;
-    let snapshot = list.resolve(&args.snapshot, &filter)?;
-    let options = RestoreOptions {
-        target: args.target,
-        overwrite: args.overwrite,
+    let snapshot = list.resolve(&reference, &filter)?;
+    let Some(target) = args.target.clone() else {
+        let plan = restore::plan(&store, snapshot, &selection, None)?;
+        return write_tar(ctx, &store, snapshot, &plan, args.tar.as_deref());
     };
-    let plan = restore::plan(&store, snapshot, &options)?;
+    let options = RestoreOptions {
+        target,
+        overwrite: args.overwrite,
+        selection,
+    };
+    let plan = restore::plan(&store, snapshot, &options.selection, Some(&options.target))?;
     let total = plan.bytes;
     let progress = Progress::default();
     let outcome = with_progress(
@@ -135,6 +163,62 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             damaged.len()
         );
         return Ok(Exit::Damage);
+    }
+    Ok(Exit::Ok)
+}
+
+/// `--tar FILE` or `--tar -`.
+fn write_tar(
+    ctx: &Ctx,
+    store: &cairn::store::Store,
+    snapshot: &cairn::snapshot::Snapshot,
+    plan: &restore::RestorePlan,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Exit> {
+    let file = file.unwrap_or(std::path::Path::new("-"));
+    let to_stdout = file == std::path::Path::new("-");
+    let outcome = if to_stdout {
+        restore::tar::write(
+            store,
+            plan,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        )?
+    } else {
+        // Written under a temporary name beside it and linked into place
+        // only when complete: a failed run leaves no truncated archive.
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+        let tmp = tempfile::Builder::new()
+            .prefix(".cairn-tar-")
+            .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
+            .with_context(|| format!("creating a temporary file beside {}", file.display()))?;
+        let outcome = restore::tar::write(store, plan, std::io::BufWriter::new(tmp.as_file()))?;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", file.display()))?;
+        tmp.persist_noclobber(file)
+            .map_err(|e| e.error)
+            .with_context(|| format!("creating {} (it must not exist yet)", file.display()))?;
+        outcome
+    };
+    if ctx.json && !to_stdout {
+        print_json(&serde_json::json!({
+            "snapshot": snapshot.id.to_hex(),
+            "tar": RawName::from_path(file),
+            "files": outcome.files,
+            "dirs": outcome.dirs,
+            "symlinks": outcome.symlinks,
+            "bytes": outcome.bytes,
+        }))?;
+    } else if !ctx.quiet && !to_stdout {
+        println!(
+            "wrote snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
+            snapshot.id.short(),
+            file.display(),
+            outcome.files,
+            outcome.dirs,
+            outcome.symlinks,
+            human_bytes(outcome.bytes)
+        );
     }
     Ok(Exit::Ok)
 }

@@ -9,6 +9,7 @@ use cairn::rawname::RawName;
 use cairn::snapshot::select::Filter;
 use cairn::store::LockMode;
 
+use super::choose;
 use super::exit::Exit;
 use super::output::{human_bytes, print_table};
 use super::snapshot::SnapshotJson;
@@ -39,6 +40,8 @@ impl FilterArgs {
             host: self.host.clone(),
             tags: self.tags.clone(),
             paths,
+            before: None,
+            after: None,
         })
     }
 }
@@ -47,10 +50,20 @@ impl FilterArgs {
 pub struct SnapshotsArgs {
     #[command(flatten)]
     filter: FilterArgs,
+    /// Only snapshots taken at or before WHEN (a bare date: the end of that day)
+    #[arg(long, value_name = "WHEN", value_parser = choose::at_point)]
+    before: Option<jiff::Timestamp>,
+    /// Only snapshots taken at or after WHEN (a bare date: the start of that day)
+    #[arg(long, value_name = "WHEN", value_parser = choose::after_point)]
+    after: Option<jiff::Timestamp>,
 }
 
 pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
-    let filter = args.filter.to_filter()?;
+    let filter = Filter {
+        before: args.before,
+        after: args.after,
+        ..args.filter.to_filter()?
+    };
     let store = ctx.open(LockMode::Shared)?;
     let list = ctx.snapshot_list(&store)?;
     let shown: Vec<_> = list

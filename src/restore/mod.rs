@@ -9,12 +9,15 @@
 //! finally sets directory metadata deepest first.
 
 mod plan;
+mod select;
+pub mod tar;
 mod target;
 mod write;
 
 use std::path::PathBuf;
 
 pub use plan::{Conflict, RestorePlan, plan};
+pub use select::{Selection, Want};
 pub use write::{RestoreOutcome, execute};
 
 use crate::store::StoreError;
@@ -26,6 +29,8 @@ pub struct RestoreOptions {
     pub target: PathBuf,
     /// Replace existing files instead of refusing.
     pub overwrite: bool,
+    /// The part of the snapshot to restore.
+    pub selection: Selection,
 }
 
 /// Why a restore could not run.
@@ -61,6 +66,18 @@ pub enum RestoreError {
         #[source]
         source: Box<StoreError>,
     },
+    /// `--include` or `--strip-prefix` do not make sense.
+    #[error("{0}")]
+    Selection(String),
+    /// An included path is not in the snapshot.
+    #[error("{} is not in the snapshot", .0.display())]
+    NotInSnapshot(PathBuf),
+    /// Writing the tar stream failed.
+    #[error("writing the tar stream: {0}")]
+    Tar(#[source] std::io::Error),
+    /// A file's content could not be read for the tar stream.
+    #[error(transparent)]
+    Content(#[from] crate::browse::BrowseError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{RestoreError, RestoreOptions};
+use super::RestoreError;
+use super::select::{Selection, Want};
 use crate::id::BlobId;
 use crate::pack::BlobLocation;
 use crate::snapshot::Snapshot;
@@ -29,6 +30,8 @@ pub struct Item {
     pub rel: PathBuf,
     /// Destination as the user sees it (the target joined with `rel`).
     pub path: PathBuf,
+    /// Where it is in the snapshot.
+    pub source: PathBuf,
     /// What to put there.
     pub entry: Entry,
 }
@@ -54,14 +57,18 @@ pub struct RestorePlan {
     pub bytes: u64,
 }
 
-/// Plans the restore of `snapshot` into `options.target`.
+/// Plans the restore of the `selection` of `snapshot` into `target`
+/// (checking what is already there), or for a stream (`target` `None`:
+/// items are named by their relative path).
 pub fn plan(
     store: &Store,
     snapshot: &Snapshot,
-    options: &RestoreOptions,
+    selection: &Selection,
+    target: Option<&Path>,
 ) -> Result<RestorePlan, RestoreError> {
+    let selection = selection.normalized()?;
     let mut plan = RestorePlan {
-        target: options.target.clone(),
+        target: target.map(Path::to_owned).unwrap_or_default(),
         dirs: Vec::new(),
         files: Vec::new(),
         symlinks: Vec::new(),
@@ -72,21 +79,49 @@ pub fn plan(
     };
     // One read transaction for all the lookups below (see Catalog::read_snapshot).
     let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
+    let mut found = vec![false; selection.include.len()];
     let root = store.load_tree(&snapshot.record.tree)?;
-    let mut stack = vec![(PathBuf::new(), root)];
+    let mut stack = vec![(PathBuf::from("/"), root)];
     while let Some((dir, tree)) = stack.pop() {
         for entry in tree.entries {
-            let rel = dir.join(entry.name.as_path());
-            let path = options.target.join(&rel);
-            if let Some(sub) = entry.subtree() {
-                let tree = store.load_tree(&sub).map_err(|source| RestoreError::Tree {
-                    path: path.clone(),
-                    source: Box::new(source),
-                })?;
-                stack.push((rel.clone(), tree));
+            let source = dir.join(entry.name.as_path());
+            let want = selection.wants(&source);
+            if want == Want::Outside || (want == Want::Ancestor && entry.subtree().is_none()) {
+                continue;
             }
-            plan.add(store, Item { rel, path, entry })?;
+            for (seen, include) in found.iter_mut().zip(&selection.include) {
+                *seen |= *include == source;
+            }
+            if let Some(sub) = entry.subtree() {
+                let tree = store.load_tree(&sub).map_err(|e| RestoreError::Tree {
+                    path: source.clone(),
+                    source: Box::new(e),
+                })?;
+                stack.push((source.clone(), tree));
+            }
+            let Some(rel) = selection.destination(&source) else {
+                if entry.subtree().is_none() {
+                    return Err(RestoreError::Selection(format!(
+                        "{} is a file: --strip-prefix must be a directory above it",
+                        source.display()
+                    )));
+                }
+                continue;
+            };
+            let path = target.map_or_else(|| rel.clone(), |t| t.join(&rel));
+            let item = Item {
+                rel,
+                path,
+                source,
+                entry,
+            };
+            plan.add(store, item, target.is_some())?;
         }
+    }
+    // `/` has no entry of its own: it is always there.
+    let mut missing = selection.include.iter().zip(&found);
+    if let Some((path, _)) = missing.find(|(p, seen)| !**seen && *p != Path::new("/")) {
+        return Err(RestoreError::NotInSnapshot(path.clone()));
     }
     // The stack visits depth-first but not in order; parents must come first.
     plan.dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -94,8 +129,10 @@ pub fn plan(
 }
 
 impl RestorePlan {
-    fn add(&mut self, store: &Store, item: Item) -> Result<(), RestoreError> {
-        self.check_existing(&item)?;
+    fn add(&mut self, store: &Store, item: Item, check: bool) -> Result<(), RestoreError> {
+        if check {
+            self.check_existing(&item)?;
+        }
         match &item.entry.content {
             Content::Dir { .. } => self.dirs.push(item),
             Content::Symlink { .. } => self.symlinks.push(item),

@@ -1,7 +1,10 @@
-//! Choosing snapshots: by reference (`latest`, an id, a unique prefix) and
-//! by filters (host, tags, paths).
+//! Choosing snapshots: by reference (`latest`, an id, a unique prefix, the
+//! newest at or before a point in time) and by filters (host, tags, paths,
+//! time range).
 
 use std::str::FromStr;
+
+use jiff::Timestamp;
 
 use super::Snapshot;
 use crate::id::{SnapshotId, is_hex_prefix};
@@ -19,6 +22,8 @@ pub enum SnapshotRef {
     Id(SnapshotId),
     /// A unique prefix of an id.
     Prefix(String),
+    /// The newest snapshot taken at or before this instant (`--at`).
+    At(Timestamp),
 }
 
 impl FromStr for SnapshotRef {
@@ -55,15 +60,30 @@ pub struct Filter {
     pub tags: Vec<String>,
     /// Only snapshots whose source paths include every one of these.
     pub paths: Vec<RawName>,
+    /// Only snapshots taken at or before this instant.
+    pub before: Option<Timestamp>,
+    /// Only snapshots taken at or after this instant.
+    pub after: Option<Timestamp>,
 }
 
 impl Filter {
+    /// Whether this filter keeps everything.
+    pub fn is_empty(&self) -> bool {
+        self.host.is_none()
+            && self.tags.is_empty()
+            && self.paths.is_empty()
+            && self.before.is_none()
+            && self.after.is_none()
+    }
+
     /// Whether `s` passes every filter.
     pub fn matches(&self, s: &Snapshot) -> bool {
         let r = &s.record;
         self.host.as_ref().is_none_or(|h| &r.host == h)
             && self.tags.iter().all(|t| r.tags.contains(t))
             && self.paths.iter().all(|p| r.paths.contains(p))
+            && self.before.is_none_or(|t| r.time.timestamp <= t)
+            && self.after.is_none_or(|t| r.time.timestamp >= t)
     }
 }
 
@@ -84,6 +104,19 @@ pub enum SelectError {
         /// Why it does not read.
         cause: String,
     },
+    /// `--at` names a time before every (matching) snapshot.
+    #[error("no snapshot{filtered} was taken at or before {at}; {}", match oldest {
+        Some(o) => format!("the oldest is {o}"),
+        None => "there are none".to_owned(),
+    })]
+    NothingAt {
+        /// The time asked for, in local time.
+        at: String,
+        /// " matching the filters", or nothing.
+        filtered: &'static str,
+        /// The oldest snapshot that would match, as "ID taken TIME".
+        oldest: Option<String>,
+    },
     /// Several ids share the prefix.
     #[error("snapshot prefix {prefix} is ambiguous: it matches {}", candidates.join(", "))]
     Ambiguous {
@@ -101,14 +134,27 @@ pub fn resolve<'a>(
     filter: &Filter,
 ) -> Result<&'a Snapshot, SelectError> {
     let mut kept = snapshots.iter().filter(|s| filter.matches(s));
+    let filtered = if snapshots.is_empty() {
+        ""
+    } else {
+        " matching the filters"
+    };
     match reference {
-        SnapshotRef::Latest => {
-            kept.next_back()
-                .ok_or(SelectError::Empty(if snapshots.is_empty() {
+        SnapshotRef::Latest => kept.next_back().ok_or(SelectError::Empty(filtered)),
+        SnapshotRef::At(at) => {
+            let all: Vec<&Snapshot> = kept.collect();
+            let found = all.iter().rev().find(|s| s.record.time.timestamp <= *at);
+            found.copied().ok_or_else(|| SelectError::NothingAt {
+                at: crate::when::SnapshotTime::local(*at).display_local(),
+                filtered: if filter.is_empty() {
                     ""
                 } else {
                     " matching the filters"
-                }))
+                },
+                oldest: all
+                    .first()
+                    .map(|s| format!("{} taken {}", s.id.short(), s.record.time.display_local())),
+            })
         }
         SnapshotRef::Id(id) => kept
             .find(|s| s.id == *id)

@@ -1,0 +1,253 @@
+//! Looking around inside a snapshot: finding a path in its trees, walking a
+//! directory, reading a file's content, comparing two snapshots ([`diff`])
+//! and searching many ([`find`]).
+//!
+//! Everything here reads trees one directory at a time and hands entries
+//! to a callback as it goes, so a listing of a huge tree is never held in
+//! memory. Paths are the absolute paths the snapshot recorded; the root
+//! tree stands for `/`.
+
+pub mod diff;
+pub mod find;
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use crate::id::{BlobId, TreeId};
+use crate::pack::PackError;
+use crate::store::{Store, StoreError};
+use crate::tree::{Content, Entry};
+
+/// Why a path of a snapshot cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowseError {
+    /// Nothing at that path in the snapshot.
+    #[error("{} is not in the snapshot", path.display())]
+    NotFound {
+        /// The path asked for.
+        path: PathBuf,
+    },
+    /// A component of the path is not a directory in the snapshot.
+    #[error("{} is not a directory in the snapshot", path.display())]
+    NotADirectory {
+        /// The component that is not a directory.
+        path: PathBuf,
+    },
+    /// The path is not a regular file.
+    #[error("{} is not a file in the snapshot (it is a {kind})", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// `..` in a path: snapshots are browsed by their absolute paths.
+    #[error("{}: `..` is not allowed in a snapshot path", path.display())]
+    DotDot {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A blob the snapshot needs is missing from the catalog.
+    #[error("{}: blob {id} is missing from the store", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The blob.
+        id: crate::id::BlobId,
+    },
+    /// A blob failed to read or verify.
+    #[error("{}: {source}", path.display())]
+    Pack {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<PackError>,
+    },
+    /// The chunks do not add up to the recorded size.
+    #[error("{}: {got} bytes read where the snapshot recorded {want}", path.display())]
+    Size {
+        /// The file.
+        path: PathBuf,
+        /// Bytes read.
+        got: u64,
+        /// Bytes recorded.
+        want: u64,
+    },
+    /// Writing the output failed (e.g. a closed pipe).
+    #[error("writing output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The store failed (a tree that does not read, the catalog).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a path of a snapshot names.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// The root directory `/`, which has no entry of its own.
+    Root(TreeId),
+    /// Any other path.
+    Entry(Entry),
+}
+
+impl Node {
+    /// The directory's tree, if this is a directory.
+    pub fn tree(&self) -> Option<TreeId> {
+        match self {
+            Node::Root(id) => Some(*id),
+            Node::Entry(e) => e.subtree(),
+        }
+    }
+}
+
+/// What a walk does after visiting an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go into it, if it is a directory.
+    Descend,
+    /// Do not go into it.
+    Skip,
+}
+
+/// The kind of an entry, as listings name it.
+pub fn kind_name(entry: &Entry) -> &'static str {
+    match entry.content {
+        Content::File { .. } => "file",
+        Content::Dir { .. } => "dir",
+        Content::Symlink { .. } => "symlink",
+    }
+}
+
+/// The canonical absolute form of a snapshot path: `/` joined with its
+/// normal components (`.` and repeated slashes dropped, `..` refused).
+pub fn snapshot_path(path: &Path) -> Result<PathBuf, BrowseError> {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => out.push(name),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(BrowseError::DotDot {
+                    path: path.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Finds `path` (absolute, as in [`snapshot_path`]) in the tree `root`.
+pub fn lookup(store: &Store, root: &TreeId, path: &Path) -> Result<Node, BrowseError> {
+    let path = snapshot_path(path)?;
+    let mut node = Node::Root(*root);
+    let mut at = PathBuf::from("/");
+    for name in path.components().skip(1) {
+        let Some(tree) = node.tree() else {
+            return Err(BrowseError::NotADirectory { path: at });
+        };
+        at.push(name);
+        let listing = store.load_tree(&tree)?;
+        let entry = listing
+            .find(name.as_os_str().as_encoded_bytes())
+            .ok_or_else(|| BrowseError::NotFound { path: at.clone() })?;
+        node = Node::Entry(entry.clone());
+    }
+    Ok(node)
+}
+
+/// Visits every entry below the directory `tree` (whose path is `base`),
+/// depth first in name order, parents before their contents.
+pub fn walk(
+    store: &Store,
+    tree: &TreeId,
+    base: &Path,
+    visit: &mut dyn FnMut(&Path, &Entry) -> Result<Flow, BrowseError>,
+) -> Result<(), BrowseError> {
+    for entry in store.load_tree(tree)?.entries {
+        let path = base.join(entry.name.as_path());
+        let flow = visit(&path, &entry)?;
+        if flow == Flow::Descend
+            && let Some(sub) = entry.subtree()
+        {
+            walk(store, &sub, &path, visit)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the content of the file `entry` (at `path`) to `out`, chunk by
+/// chunk, each checked against its hash; fails if the total differs from
+/// the recorded size.
+pub fn write_content(
+    store: &Store,
+    path: &Path,
+    entry: &Entry,
+    out: &mut dyn Write,
+) -> Result<u64, BrowseError> {
+    let mut written = 0u64;
+    for id in file_chunks(path, entry)? {
+        let data = read_chunk(store, path, id)?;
+        out.write_all(&data).map_err(BrowseError::Output)?;
+        written += data.len() as u64;
+    }
+    check_size(path, entry, written)?;
+    Ok(written)
+}
+
+/// The chunks of a file entry; an error naming `path` for anything else.
+pub fn file_chunks<'e>(path: &Path, entry: &'e Entry) -> Result<&'e [BlobId], BrowseError> {
+    match &entry.content {
+        Content::File { chunks, .. } => Ok(chunks),
+        _ => Err(BrowseError::NotAFile {
+            path: path.to_owned(),
+            kind: kind_name(entry),
+        }),
+    }
+}
+
+/// One chunk of the file at `path`, read and checked against its id.
+pub fn read_chunk(store: &Store, path: &Path, id: &BlobId) -> Result<Vec<u8>, BrowseError> {
+    let at = store
+        .catalog()
+        .locate(id)
+        .map_err(StoreError::from)?
+        .ok_or_else(|| BrowseError::Missing {
+            path: path.to_owned(),
+            id: *id,
+        })?;
+    crate::pack::reader::read_blob(store.backend(), id, &at).map_err(|source| BrowseError::Pack {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Fails unless `read` bytes is the size the snapshot recorded.
+pub fn check_size(path: &Path, entry: &Entry, read: u64) -> Result<(), BrowseError> {
+    if read == entry.meta.size {
+        return Ok(());
+    }
+    Err(BrowseError::Size {
+        path: path.to_owned(),
+        got: read,
+        want: entry.meta.size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_paths_are_absolute_and_normal() {
+        assert_eq!(
+            snapshot_path(Path::new("var//lib/./app")).unwrap(),
+            Path::new("/var/lib/app")
+        );
+        assert_eq!(snapshot_path(Path::new("/")).unwrap(), Path::new("/"));
+        assert!(matches!(
+            snapshot_path(Path::new("/var/../etc")),
+            Err(BrowseError::DotDot { .. })
+        ));
+    }
+}

@@ -1,0 +1,132 @@
+//! Naming snapshots and points in time on the command line: `latest`, ids,
+//! prefixes, `--at WHEN` and `@WHEN`, and entries rendered for listings.
+
+use std::path::Path;
+
+use clap::Args;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use cairn::browse::kind_name;
+use cairn::rawname::RawName;
+use cairn::snapshot::select::SnapshotRef;
+use cairn::tree::{Entry, Timespec};
+use cairn::when::{self, DayEnd, SnapshotTime};
+
+/// `--at WHEN`, for commands that take one snapshot.
+#[derive(Debug, Args)]
+pub struct AtArgs {
+    /// Use the newest snapshot taken at or before WHEN: 2026-02-15 (the end of that day),
+    /// "2026-02-15 14:30", 20260215, yesterday, "3 days ago", "2h ago" or RFC 3339
+    #[arg(long, value_name = "WHEN", value_parser = at_point)]
+    pub at: Option<Timestamp>,
+}
+
+/// A point for `--at` and `--before`: a bare date is the end of that day.
+pub fn at_point(text: &str) -> Result<Timestamp, String> {
+    when::parse_point(text, &TimeZone::system(), Timestamp::now(), DayEnd::End)
+}
+
+/// A point for `--after`: a bare date is the start of that day.
+pub fn after_point(text: &str) -> Result<Timestamp, String> {
+    when::parse_point(text, &TimeZone::system(), Timestamp::now(), DayEnd::Start)
+}
+
+/// A snapshot reference: `latest`, an id or prefix, or `@WHEN`.
+pub fn snapshot_ref(text: &str) -> Result<SnapshotRef, String> {
+    match text.strip_prefix('@') {
+        Some(point) => at_point(point).map(SnapshotRef::At),
+        None => text.parse(),
+    }
+}
+
+/// The snapshot and path of `cairn ls|cat [SNAPSHOT] PATH`: with `--at`
+/// the first word is already the path.
+pub fn reference_and_path(
+    at: Option<Timestamp>,
+    first: Option<&str>,
+    second: Option<&Path>,
+) -> anyhow::Result<(SnapshotRef, Option<std::path::PathBuf>)> {
+    match (at, first, second) {
+        (Some(t), None, None) => Ok((SnapshotRef::At(t), None)),
+        (Some(t), Some(path), None) => Ok((SnapshotRef::At(t), Some(path.into()))),
+        (Some(_), Some(_), Some(_)) => {
+            anyhow::bail!("give either a SNAPSHOT or --at WHEN, not both")
+        }
+        (None, Some(reference), path) => Ok((
+            snapshot_ref(reference).map_err(anyhow::Error::msg)?,
+            path.map(Path::to_owned),
+        )),
+        _ => anyhow::bail!("name a snapshot (an id, a prefix, latest) or pass --at WHEN"),
+    }
+}
+
+/// The single snapshot of a command taking `SNAPSHOT` or `--at`.
+pub fn one(reference: Option<SnapshotRef>, at: Option<Timestamp>) -> anyhow::Result<SnapshotRef> {
+    match (reference, at) {
+        (Some(r), None) => Ok(r),
+        (None, Some(t)) => Ok(SnapshotRef::At(t)),
+        (Some(_), Some(_)) => anyhow::bail!("give either a SNAPSHOT or --at WHEN, not both"),
+        (None, None) => {
+            anyhow::bail!("name a snapshot (an id, a prefix, latest) or pass --at WHEN")
+        }
+    }
+}
+
+/// A file time in local time, RFC 3339 with nanoseconds.
+pub fn local_time(t: Timespec) -> String {
+    Timestamp::new(t.sec, i32::try_from(t.nsec).unwrap_or(0))
+        .map(|ts| SnapshotTime::local(ts).to_string())
+        .unwrap_or_else(|_| format!("{}.{:09}", t.sec, t.nsec))
+}
+
+/// A file time in local time to the second, for tables.
+pub fn local_time_short(t: Timespec) -> String {
+    Timestamp::new(t.sec, 0)
+        .map(|ts| SnapshotTime::local(ts).display_local())
+        .unwrap_or_else(|_| t.sec.to_string())
+}
+
+/// An entry as listings print it in JSON.
+pub fn entry_json(path: &Path, entry: &Entry) -> serde_json::Value {
+    let m = &entry.meta;
+    let mut value = serde_json::json!({
+        "path": RawName::from_path(path),
+        "type": kind_name(entry),
+        "mode": format!("{:04o}", m.mode),
+        "uid": m.uid,
+        "gid": m.gid,
+        "size": m.size,
+        "mtime": local_time(m.mtime),
+    });
+    if let cairn::tree::Content::Symlink { target } = &entry.content {
+        value["target"] = serde_json::json!(target);
+    }
+    if let Some(db) = entry.database() {
+        value["sqlite"] = serde_json::json!({"page_size": db.page_size});
+    }
+    value
+}
+
+/// `ls -l`-style mode: type letter and permission bits.
+pub fn mode_string(entry: &Entry) -> String {
+    let kind = match kind_name(entry) {
+        "dir" => 'd',
+        "symlink" => 'l',
+        _ => '-',
+    };
+    let m = entry.meta.mode;
+    let mut s = String::from(kind);
+    for (shift, special, set_char) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (m >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, m & special != 0) {
+            (true, true) => set_char,
+            (false, true) => set_char.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}

@@ -1,0 +1,60 @@
+//! `cairn find`: which snapshots hold a path matching a glob.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use clap::Args;
+
+use cairn::browse::find::Finder;
+use cairn::store::LockMode;
+
+use super::Ctx;
+use super::choose::{entry_json, local_time_short};
+use super::exit::Exit;
+use super::output::human_bytes;
+use super::snapshots::FilterArgs;
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// Glob matched against names (`*.db`), or against whole paths if it has a `/` (`/var/**/app.db`)
+    #[arg(value_name = "PATTERN")]
+    pattern: String,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
+    let mut finder = Finder::new(&args.pattern)?;
+    let filter = args.filter.to_filter()?;
+    let store = ctx.open(LockMode::Shared)?;
+    let list = ctx.snapshot_list(&store)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut matches = 0u64;
+    for snapshot in list.snapshots.iter().rev().filter(|s| filter.matches(s)) {
+        let hits = finder.search(&store, &snapshot.record.tree, Path::new("/"))?;
+        for hit in hits.iter() {
+            matches += 1;
+            if ctx.json {
+                let mut value = entry_json(&hit.path, &hit.entry);
+                value["snapshot"] = serde_json::json!(snapshot.id.to_hex());
+                value["time"] = serde_json::json!(snapshot.record.time.to_string());
+                writeln!(out, "{value}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{}  {}  {:>10}  {}  {}",
+                    snapshot.id.short(),
+                    snapshot.record.time.display_local(),
+                    human_bytes(hit.entry.meta.size),
+                    local_time_short(hit.entry.meta.mtime),
+                    hit.path.display()
+                )?;
+            }
+        }
+    }
+    if !ctx.json && !ctx.quiet {
+        writeln!(out, "{matches} match(es)")?;
+    }
+    out.flush()?;
+    Ok(Exit::Ok)
+}
