@@ -946,3 +946,120 @@ fn a_commit_that_touches_only_the_wal_is_captured_by_the_next_snapshot() {
     assert_eq!(notes(&open_restored(&back)), want);
     drop(conn);
 }
+
+// --- regressions from the review of the database capture -----------------------
+
+// Regression: a WAL database stored raw (by an older cairn, or --sqlite raw)
+// was reused raw by the next snapshot as long as its main file was
+// unchanged, though its commits sat in the -wal.
+#[test]
+fn a_database_stored_raw_before_is_captured_as_a_database_once_auto_is_on() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    let db = src.join("app.db");
+    let conn = open_wal_without_checkpoints(&db);
+    add_notes(&conn, 1, 10, "first");
+    settle();
+    let raw = t.snapshot(&[&src], &["--sqlite", "raw"]);
+    assert!(raw["summary"].get("databases").is_none(), "{raw}");
+    add_notes(&conn, 11, 10, "second");
+    let auto = t.snapshot(&[&src], &[]);
+    assert_eq!(only_database(&auto)["unchanged"], false, "{auto}");
+    let back = restored(&t.restore(id(&auto)), &src);
+    assert_eq!(names(&back), ["app.db"]);
+    let mut want = expected_notes(1, 10, "first");
+    want.extend(expected_notes(11, 10, "second"));
+    assert_eq!(notes(&open_restored(&back.join("app.db"))), want);
+    drop(conn);
+}
+
+// Regression: the -wal of a database named through a symlink was looked for
+// beside the symlink, so WAL-only commits went unseen.
+#[test]
+fn a_database_named_through_a_symlink_sees_its_wal_commits() {
+    let t = TestEnv::with_store();
+    let data = t.path("data");
+    fs::create_dir(&data).unwrap();
+    let real = data.join("app-2026.db");
+    let conn = open_wal_without_checkpoints(&real);
+    add_notes(&conn, 1, 10, "first");
+    let link = t.path("current.db");
+    make_symlink(&real, &link);
+    settle();
+    let first = t.snapshot(&[&link], &[]);
+    assert_eq!(only_database(&first)["unchanged"], false);
+    add_notes(&conn, 11, 10, "second");
+    settle();
+    let second = t.snapshot(&[&link], &[]);
+    assert_eq!(only_database(&second)["unchanged"], false, "{second}");
+    let back = t.restore(id(&second)).join(link.strip_prefix("/").unwrap());
+    assert_eq!(notes(&open_restored(&back)).len(), 20);
+    drop(conn);
+}
+
+// Regression: restore removed side files in the target even without
+// --overwrite, though it promises to touch nothing it was not asked to.
+#[test]
+fn restore_without_overwrite_refuses_to_remove_a_stale_wal() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    small_database(&src.join("app.db"), 10);
+    let snap = t.snapshot(&[&src], &[]);
+    let target = t.fresh_dir("target");
+    let dest = restored(&target, &src);
+    fs::create_dir_all(&dest).unwrap();
+    write_file(&dest.join("app.db-wal"), b"left by an older database");
+
+    let out = t
+        .cairn(["restore", id(&snap), "--target"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("app.db-wal") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(names(&dest), ["app.db-wal"], "something was written");
+}
+
+// Regression: a hot journal (a writer that died mid-transaction) was
+// reported as a failed write by cairn.
+#[test]
+fn a_database_with_a_hot_journal_is_left_out_with_advice() {
+    let t = TestEnv::with_store();
+    let live = t.path("live");
+    fs::create_dir(&live).unwrap();
+    let db = live.join("app.db");
+    small_database(&db, 10);
+    // A transaction large enough to spill pages into the file, left open;
+    // copying the pair then gives a database and journal no one holds a
+    // lock on: a hot journal, as after a crash.
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA cache_size = 1; BEGIN;").unwrap();
+    for i in 0..2000 {
+        conn.execute(
+            "INSERT INTO notes(note) VALUES (?1)",
+            [format!("pending {i:0200}")],
+        )
+        .unwrap();
+    }
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::copy(&db, src.join("app.db")).unwrap();
+    fs::copy(live.join("app.db-journal"), src.join("app.db-journal")).unwrap();
+    conn.execute_batch("ROLLBACK").unwrap();
+
+    let out = snapshot_output(&t, &src, &["--sqlite-timeout", "1s"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("hot journal") && err.contains("app.db"),
+        "{err}"
+    );
+    // Nothing was rolled back or otherwise written by cairn.
+    assert!(src.join("app.db-journal").exists());
+}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::CaptureError;
 use super::change;
-use super::handle::{self, FileStat, Kind};
+use super::handle::{self, DirHandle, FileStat, Kind};
 use super::report::Warning;
 use super::walk::{Walker, entry_meta};
 use crate::chunker;
@@ -169,14 +169,38 @@ impl Walker<'_, '_> {
         });
     }
 
-    /// Whether `path` is the `-wal`, `-shm` or `-journal` file of a
-    /// database this walk has captured (or tried to): not stored.
-    pub(super) fn is_side_file_of_database(&self, path: &Path, name: &OsStr) -> bool {
+    /// Whether `name` in `dir` (at `path`) is the `-wal`, `-shm` or
+    /// `-journal` file of a database this walk has captured (or tried to):
+    /// not stored. Only a regular file whose content looks like one counts;
+    /// anything else with such a name is captured like any file.
+    pub(super) fn is_side_file_of_database(
+        &self,
+        dir: &DirHandle,
+        path: &Path,
+        name: &OsStr,
+    ) -> bool {
         let Some(db) = database::database_of_side_file(name) else {
             return false;
         };
         let db_path = path.with_file_name(db);
-        self.databases_seen.iter().rev().any(|p| *p == db_path)
+        if !self.databases_seen.iter().rev().any(|p| *p == db_path) {
+            return false;
+        }
+        // A journal or -wal that vanished since the listing (a writer's
+        // transaction ended) was a side file: skip it without a warning.
+        let vanished = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        let stat = match dir.lstat(name) {
+            Ok(stat) if stat.kind == Kind::File => stat,
+            Ok(_) => return false,
+            Err(e) => return vanished(&e),
+        };
+        let file = match dir.open_file(name, &stat) {
+            Ok((file, _)) => file,
+            Err(e) => return vanished(&e),
+        };
+        let mut head = [0u8; 16];
+        let n = file.read_at(&mut head, 0).unwrap_or(0);
+        database::is_side_file_content(name, &head[..n])
     }
 
     /// Cuts the image into page runs and stores them. The outer error stops
@@ -227,13 +251,18 @@ impl Walker<'_, '_> {
     }
 }
 
-/// The `-wal` file beside `path` as it is now, if it is a regular file that
-/// holds anything. An empty one is as good as none (no commits are in it),
-/// and capturing creates one for a WAL database that had none.
-fn wal_key(path: &Path) -> Option<SideFileKey> {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let stat = handle::lstat_path(Path::new(&wal)).ok()?;
+/// The `-wal` file of the database at `path` as it is now, if it is a
+/// regular file that holds anything. An empty one is as good as none (no
+/// commits are in it), and capturing creates one for a WAL database that
+/// had none. SQLite keeps the `-wal` beside the real file when the
+/// database is named through a symlink, so that is where it is looked for.
+pub(super) fn wal_key(path: &Path) -> Option<SideFileKey> {
+    let real = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).ok()?,
+        _ => path.to_owned(),
+    };
+    let name = database::side_file_name(real.file_name()?, "-wal");
+    let stat = handle::lstat_path(&real.with_file_name(name)).ok()?;
     (stat.kind == Kind::File && stat.size > 0).then_some(SideFileKey {
         inode: stat.ino,
         size: stat.size,

@@ -79,6 +79,12 @@ pub enum CaptureError {
         /// Blobs the pack writer received.
         written: u64,
     },
+    /// The store has an older format; it must be upgraded before new
+    /// objects (database entries) are written to it.
+    #[error(
+        "store format version {0} must be upgraded before snapshots are written (Store::upgrade_for_writing)"
+    )]
+    NotUpgraded(u32),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -172,6 +178,10 @@ pub fn run(
     progress: &Progress,
 ) -> Result<Snapshot, CaptureError> {
     let started = Instant::now();
+    let version = store.config().version;
+    if version != crate::store::config::FORMAT_VERSION {
+        return Err(CaptureError::NotUpgraded(version));
+    }
     let time = plan.options.time.unwrap_or_else(SnapshotTime::now);
     let excludes = Excludes::new(&plan.options.excludes, Some(store.root()))?;
     let paths = recorded_paths(&plan.input);

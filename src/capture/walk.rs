@@ -24,6 +24,7 @@ use super::pipeline::BlobSink;
 use super::report::{self, Reporter, Warning};
 use super::sources::SourceNode;
 use crate::chunker::{self, ChunkerParams};
+use crate::database::SqliteMode;
 use crate::id::{BlobId, TreeId};
 use crate::pack::BlobKind;
 use crate::pack::format::MAX_RAW_LEN;
@@ -66,6 +67,15 @@ pub struct Walker<'a, 'p> {
 }
 
 type Captured = Result<Option<Entry>, CaptureError>;
+
+/// How the walk reached a file.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    /// The user named this path (symlinks in it were followed).
+    named: bool,
+    /// A `NAME-wal` file sits beside it.
+    wal_beside: bool,
+}
 
 impl Walker<'_, '_> {
     /// Captures the source layout under `/` (the directories leading to the
@@ -126,9 +136,15 @@ impl Walker<'_, '_> {
             Kind::Dir => self.capture_subdir(path, name, &stat, before, || {
                 DirHandle::open_path(path, &stat)
             }),
-            Kind::File => self.capture_file(path, name, true, &stat, before, || {
-                handle::open_file_path(path, &stat)
-            }),
+            Kind::File => {
+                let origin = Origin {
+                    named: true,
+                    wal_beside: super::database::wal_key(path).is_some(),
+                };
+                self.capture_file(path, name, origin, &stat, before, || {
+                    handle::open_file_path(path, &stat)
+                })
+            }
             Kind::Special(kind) => Ok(self.skip(path, kind)),
             Kind::Symlink => Ok(self.left_out(path, io::Error::other("symlink loop"))),
         }
@@ -141,6 +157,7 @@ impl Walker<'_, '_> {
         path: &Path,
         name: &OsStr,
         before: Option<&Entry>,
+        wal_beside: bool,
     ) -> Captured {
         let stat = match dir.lstat(name) {
             Ok(stat) => stat,
@@ -150,9 +167,15 @@ impl Walker<'_, '_> {
             Kind::Dir => {
                 self.capture_subdir(path, name, &stat, before, || dir.open_dir(name, &stat))
             }
-            Kind::File => self.capture_file(path, name, false, &stat, before, || {
-                dir.open_file(name, &stat)
-            }),
+            Kind::File => {
+                let origin = Origin {
+                    named: false,
+                    wal_beside,
+                };
+                self.capture_file(path, name, origin, &stat, before, || {
+                    dir.open_file(name, &stat)
+                })
+            }
             Kind::Symlink => Ok(self.capture_symlink(dir, path, name, &stat)),
             Kind::Special(kind) => Ok(self.skip(path, kind)),
         }
@@ -196,14 +219,17 @@ impl Walker<'_, '_> {
             Err(e) => return Ok(self.left_out(path, e)),
         };
         let mut entries = Vec::with_capacity(names.len());
-        for name in names {
-            let child = path.join(&name);
-            if self.excludes.matches(&child, &name) || self.is_side_file_of_database(&child, &name)
+        for name in &names {
+            let child = path.join(name);
+            if self.excludes.matches(&child, name)
+                || self.is_side_file_of_database(dir, &child, name)
             {
                 continue;
             }
             let before = parent.and_then(|p| p.tree.find(name.as_bytes()));
-            entries.extend(self.capture_child(dir, &child, &name, before)?);
+            let wal = crate::database::side_file_name(name, "-wal");
+            let wal_beside = names.binary_search(&wal).is_ok();
+            entries.extend(self.capture_child(dir, &child, name, before, wal_beside)?);
         }
         // An unchanged directory has exactly its parent's listing: its tree
         // is already in the store (it was just read from there) and need not
@@ -225,20 +251,19 @@ impl Walker<'_, '_> {
         }
     }
 
-    /// Captures a regular file: from the parent if unchanged, else by reading
-    /// it. `named`: the user gave this path (symlinks in it were followed).
+    /// Captures a regular file: from the parent if unchanged, else by reading it.
     fn capture_file(
         &mut self,
         path: &Path,
         name: &OsStr,
-        named: bool,
+        origin: Origin,
         stat: &FileStat,
         before: Option<&Entry>,
         open: impl FnOnce() -> io::Result<(File, FileStat)>,
     ) -> Captured {
         Progress::add(&self.progress.files, 1);
         if let Some(prev) = before
-            && let Some(content) = self.reusable(path, prev, stat)?
+            && let Some(content) = self.reusable(path, prev, stat, origin)?
         {
             self.summary.files_unchanged += 1;
             let entry = Entry {
@@ -249,7 +274,7 @@ impl Walker<'_, '_> {
             self.note_unchanged_database(path, &entry);
             return Ok(Some(self.count_file(entry)));
         }
-        let Some(entry) = self.read_file(path, name, named, open)? else {
+        let Some(entry) = self.read_file(path, name, origin.named, open)? else {
             return Ok(None);
         };
         if before.is_some() {
@@ -268,10 +293,17 @@ impl Walker<'_, '_> {
         path: &Path,
         prev: &Entry,
         stat: &FileStat,
+        origin: Origin,
     ) -> Result<Option<Content>, CaptureError> {
+        // A file stored as plain bytes (by an older cairn, or with --sqlite
+        // raw) that has a -wal beside it may be a WAL database whose
+        // commits never touch it: read it again, as a database now.
         let unchanged = match prev.database() {
             Some(_) => self.database_unchanged(path, prev, stat),
-            None => change::unchanged(prev, stat),
+            None => {
+                change::unchanged(prev, stat)
+                    && !(origin.wal_beside && self.sqlite.mode == SqliteMode::Auto)
+            }
         };
         if !unchanged {
             return Ok(None);

@@ -70,6 +70,13 @@ pub enum ImageError {
     /// Writers kept it busy or locked past the deadline.
     #[error("the database stayed busy or locked for {0:?} (--sqlite-timeout); not copied raw")]
     Busy(Duration),
+    /// A writer crashed mid-transaction and left a hot journal, which only
+    /// a read-write connection may roll back; cairn never writes to a
+    /// source database.
+    #[error(
+        "has a hot journal (a writer crashed mid-transaction); open it once with its application or `sqlite3` to roll it back, then snapshot again"
+    )]
+    HotJournal,
     /// The file went away before it could be opened.
     #[error("vanished before it could be captured")]
     Vanished,
@@ -165,15 +172,26 @@ fn finish(file: NamedTempFile) -> Result<Image, ImageError> {
     })
 }
 
+/// Lock conflicts that go away: busy, locked, and SQLite's WAL-index
+/// protocol race.
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::FileLockingProtocolFailed
+        )
     )
 }
 
 /// Sorts SQLite's refusals into what the caller does about them.
 fn classify(e: rusqlite::Error, path: &Path) -> ImageError {
+    if e.sqlite_error()
+        .is_some_and(|s| s.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
+    {
+        return ImageError::HotJournal;
+    }
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
             ImageError::NotADatabase(e.to_string())

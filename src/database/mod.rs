@@ -82,6 +82,31 @@ pub fn database_of_side_file(name: &OsStr) -> Option<&OsStr> {
     })
 }
 
+/// Whether `head` (the first bytes of the file called `name`) looks like
+/// what SQLite keeps in a side file of that suffix: empty, or a WAL header,
+/// a rollback journal header (or the zeroed one `journal_mode=PERSIST`
+/// leaves), or a WAL-index. A file that starts like a database never is.
+pub fn is_side_file_content(name: &OsStr, head: &[u8]) -> bool {
+    const WAL_MAGIC: [[u8; 4]; 2] = [[0x37, 0x7f, 0x06, 0x82], [0x37, 0x7f, 0x06, 0x83]];
+    const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    // The WAL-index header starts with its version, 3007000, in native order.
+    let shm_version = 3_007_000u32.to_ne_bytes();
+    if head.is_empty() {
+        return true;
+    }
+    if looks_like_database(head) {
+        return false;
+    }
+    let bytes = name.as_bytes();
+    if bytes.ends_with(b"-wal") {
+        WAL_MAGIC.iter().any(|m| head.starts_with(m))
+    } else if bytes.ends_with(b"-journal") {
+        head.starts_with(&JOURNAL_MAGIC) || head.iter().take(8).all(|&b| b == 0)
+    } else {
+        head.starts_with(&shm_version)
+    }
+}
+
 /// Why a database failed its check.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -186,6 +211,25 @@ mod tests {
         assert_eq!(database_of_side_file(OsStr::new("-wal")), None);
         assert_eq!(database_of_side_file(OsStr::new("app.db")), None);
         assert_eq!(side_file_name(OsStr::new("a"), "-shm"), OsStr::new("a-shm"));
+    }
+
+    #[test]
+    fn side_files_are_recognised_by_content_too() {
+        let wal = OsStr::new("a.db-wal");
+        assert!(is_side_file_content(wal, &[]));
+        assert!(is_side_file_content(wal, &[0x37, 0x7f, 0x06, 0x82, 0, 0]));
+        assert!(!is_side_file_content(wal, b"a log line\n"));
+        assert!(!is_side_file_content(wal, b"SQLite format 3\0"));
+        let journal = OsStr::new("a.db-journal");
+        assert!(is_side_file_content(journal, &[0; 16]));
+        assert!(is_side_file_content(
+            journal,
+            &[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]
+        ));
+        assert!(!is_side_file_content(journal, b"journal entry"));
+        let shm = OsStr::new("a.db-shm");
+        assert!(is_side_file_content(shm, &3_007_000u32.to_ne_bytes()));
+        assert!(!is_side_file_content(shm, b"text"));
     }
 
     #[test]

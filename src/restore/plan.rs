@@ -132,6 +132,7 @@ impl RestorePlan {
     fn add(&mut self, store: &Store, item: Item, check: bool) -> Result<(), RestoreError> {
         if check {
             self.check_existing(&item)?;
+            self.check_side_files(&item);
         }
         match &item.entry.content {
             Content::Dir { .. } => self.dirs.push(item),
@@ -183,6 +184,31 @@ impl RestorePlan {
             (false, _) => self.conflicts.push(conflict(describe(&meta))),
         }
         Ok(())
+    }
+}
+
+impl RestorePlan {
+    /// A database is restored without the `-wal`, `-shm` and `-journal`
+    /// files of whatever was there before (a stale `-wal` would corrupt
+    /// it): those are conflicts too, removed only with `--overwrite`.
+    fn check_side_files(&mut self, item: &Item) {
+        if item.entry.database().is_none() {
+            return;
+        }
+        let Some(name) = item.path.file_name() else {
+            return;
+        };
+        for suffix in crate::database::SIDE_SUFFIXES {
+            let side = item
+                .path
+                .with_file_name(crate::database::side_file_name(name, suffix));
+            if fs::symlink_metadata(&side).is_ok() {
+                self.conflicts.push(Conflict {
+                    path: side,
+                    existing: "side file of an older database",
+                });
+            }
+        }
     }
 }
 

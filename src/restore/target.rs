@@ -133,8 +133,7 @@ impl Slot {
     pub fn remove_siblings(&self, suffixes: &[&str]) -> io::Result<Vec<OsString>> {
         let mut removed = Vec::new();
         for suffix in suffixes {
-            let mut name = self.name.clone();
-            name.push(suffix);
+            let name = crate::database::side_file_name(&self.name, suffix);
             match rustix::fs::unlinkat(&self.parent, &name, AtFlags::empty()) {
                 Ok(()) => removed.push(name),
                 Err(Errno::NOENT) => {}
