@@ -41,21 +41,24 @@ pub struct Change<'e> {
     pub what: Vec<&'static str>,
 }
 
-/// Calls `emit` for every difference between `old` and `new` (both found at
-/// `path`), in path order.
+/// Calls `emit` for every difference between `old` and `new` (what each
+/// snapshot has at `path`, `None` if nothing), in path order.
 pub fn diff(
     store: &Store,
-    old: &Node,
-    new: &Node,
+    old: Option<&Node>,
+    new: Option<&Node>,
     path: &Path,
     emit: &mut dyn FnMut(&Change<'_>) -> Result<(), BrowseError>,
 ) -> Result<(), BrowseError> {
     match (old, new) {
-        (Node::Entry(a), Node::Entry(b)) => entries(store, path, a, b, emit),
-        _ => match (old.tree(), new.tree()) {
+        (Some(Node::Entry(a)), Some(Node::Entry(b))) => entries(store, path, a, b, emit),
+        (Some(Node::Entry(a)), None) => whole(store, ChangeKind::Removed, path, a, emit),
+        (None, Some(Node::Entry(b))) => whole(store, ChangeKind::Added, path, b, emit),
+        (Some(a), Some(b)) => match (a.tree(), b.tree()) {
             (Some(a), Some(b)) => trees(store, &a, &b, path, emit),
             _ => Ok(()),
         },
+        _ => Ok(()),
     }
 }
 

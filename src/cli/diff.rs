@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use cairn::browse::diff::{self, Change, ChangeKind};
-use cairn::browse::{self, BrowseError};
+use cairn::browse::{self, BrowseError, Node};
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
 
@@ -40,13 +40,22 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
         list.resolve(&args.b, &filter)?,
     );
     let path = browse::snapshot_path(args.path.as_deref().unwrap_or(Path::new("/")))?;
-    let old = browse::lookup(&store, &a.record.tree, &path)?;
-    let new = browse::lookup(&store, &b.record.tree, &path)?;
+    let old = lookup_if_there(&store, a, &path)?;
+    let new = lookup_if_there(&store, b, &path)?;
+    if old.is_none() && new.is_none() {
+        anyhow::bail!(
+            "{} is in neither snapshot ({} nor {})",
+            path.display(),
+            a.id.short(),
+            b.id.short()
+        );
+    }
+    let (old, new) = (old.as_ref(), new.as_ref());
     if ctx.json {
         // Grouped by kind, so held until the end: only the changes, never
         // the unchanged listing.
         let mut groups = [Vec::new(), Vec::new(), Vec::new()];
-        diff::diff(&store, &old, &new, &path, &mut |c| {
+        diff::diff(&store, old, new, &path, &mut |c| {
             let slot = match c.kind {
                 ChangeKind::Added => 0,
                 ChangeKind::Removed => 1,
@@ -67,7 +76,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut counts = [0u64; 3];
-    diff::diff(&store, &old, &new, &path, &mut |c| {
+    diff::diff(&store, old, new, &path, &mut |c| {
         let (mark, i) = match c.kind {
             ChangeKind::Added => ('+', 0),
             ChangeKind::Removed => ('-', 1),
@@ -89,6 +98,20 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     Ok(Exit::Ok)
+}
+
+/// What `snapshot` has at `path`; `None` if nothing (one side of a diff
+/// may well lack it).
+fn lookup_if_there(
+    store: &cairn::store::Store,
+    snapshot: &cairn::snapshot::Snapshot,
+    path: &Path,
+) -> Result<Option<Node>, BrowseError> {
+    match browse::lookup(store, &snapshot.record.tree, path) {
+        Ok(node) => Ok(Some(node)),
+        Err(BrowseError::NotFound { .. } | BrowseError::NotADirectory { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn describe(c: &Change<'_>) -> String {

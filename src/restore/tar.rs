@@ -102,7 +102,7 @@ fn header_for(meta: &Meta) -> Header {
 
 /// A PAX extended header for the next entry holding its exact mtime.
 fn append_mtime_record<W: Write>(tar: &mut Builder<W>, meta: &Meta) -> io::Result<()> {
-    let value = format!("{}.{:09}", meta.mtime.sec, meta.mtime.nsec);
+    let value = decimal_seconds(meta.mtime.sec, meta.mtime.nsec);
     let record = pax_record("mtime", &value);
     let mut header = Header::new_ustar();
     header.set_entry_type(EntryType::XHeader);
@@ -111,6 +111,15 @@ fn append_mtime_record<W: Write>(tar: &mut Builder<W>, meta: &Meta) -> io::Resul
     header.set_size(record.len() as u64);
     header.set_cksum();
     tar.append(&header, record.as_bytes())
+}
+
+/// `sec + nsec / 10^9` as a decimal, the way PAX times are written: before
+/// 1970 the whole value is negative (-1.25 is sec -2, nsec 750000000).
+fn decimal_seconds(sec: i64, nsec: u32) -> String {
+    let total = i128::from(sec) * 1_000_000_000 + i128::from(nsec);
+    let sign = if total < 0 { "-" } else { "" };
+    let abs = total.unsigned_abs();
+    format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000)
 }
 
 /// `"LEN key=value\n"`, where LEN counts the whole record, its own digits included.
@@ -189,6 +198,17 @@ fn content_error(e: io::Error, item: &Item) -> RestoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pax_times_before_1970_are_negative_decimals() {
+        assert_eq!(decimal_seconds(5, 1), "5.000000001");
+        assert_eq!(decimal_seconds(-2, 750_000_000), "-1.250000000");
+        assert_eq!(decimal_seconds(-1, 250_000_000), "-0.750000000");
+        assert_eq!(
+            decimal_seconds(-2_000_000_000, 250_000_001),
+            "-1999999999.749999999"
+        );
+    }
 
     #[test]
     fn pax_records_count_their_own_length() {
