@@ -3,7 +3,7 @@
 # store, and how long it takes, for cairn (one store per SQLite page-run
 # length) next to restic.
 #
-#   benches/sqlite.sh [SIZE_MB] [RUNS...]
+#   [CHURN=PCT] benches/sqlite.sh [SIZE_MB] [RUNS...]
 #       SIZE_MB  size of the generated database (default 500)
 #       RUNS     page-run lengths, one cairn store each, given to
 #                `cairn init --sqlite-page-run` (default 4KiB 8KiB 16KiB 32KiB 64KiB)
@@ -27,6 +27,8 @@
 # stdout and benches/results/DATE-HOST-sqlite.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# CHURN: percent of rows changed per night (default 1.5).
+churn=${CHURN:-1.5}
 size_mb=${1:-500}
 if [ $# -gt 0 ]; then shift; fi
 runs=("$@")
@@ -118,7 +120,7 @@ fi
 for ((night = 0; night <= nights; night++)); do
   if [ "$night" -gt 0 ]; then
     cp "$db" "$work/previous.db"
-    "$gen" night "$db" --night "$night" --seed "$seed" | tee -a "$work/generate.log"
+    "$gen" night "$db" --night "$night" --seed "$seed" --churn "$churn" | tee -a "$work/generate.log"
     changed=$(changed_pages "$work/previous.db" "$db")
     rm "$work/previous.db"
   else
@@ -141,7 +143,8 @@ for ((night = 0; night <= nights; night++)); do
   fi
 done
 
-result=$here/benches/results/$(date +%F)-$(hostname)-sqlite.txt
+suffix=$([ "$churn" = 1.5 ] && echo "" || echo "-churn$churn")
+result=$here/benches/results/$(date +%F)-$(hostname)-sqlite$suffix.txt
 {
   echo "cairn SQLite nightly benchmark, $(date -Iseconds)"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -218,7 +221,7 @@ PY
   echo "commands (W=$work; warm page cache; sync before each timed step):"
   echo "  benches/sqlite.sh $size_mb ${runs[*]}"
   echo "  target/release/examples/sqlite_gen create W/app.db --size-mb $size_mb --seed $seed"
-  echo "  target/release/examples/sqlite_gen night W/app.db --night K --seed $seed   # before the snapshots of night K = 1..$nights"
+  echo "  target/release/examples/sqlite_gen night W/app.db --night K --seed $seed --churn $churn   # before the snapshots of night K = 1..$nights"
   if [ "${stores[0]}" = default ]; then
     echo "  target/release/cairn --store W/cairn-default init   # this cairn had no --sqlite-page-run"
   else
