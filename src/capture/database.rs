@@ -86,36 +86,20 @@ impl Walker<'_, '_> {
         opened: &Opened<'_>,
     ) -> Result<DbOutcome, CaptureError> {
         let started = Instant::now();
-        let path = opened.path;
-        self.databases_seen.push(path.to_owned());
-        let wal = wal_key(path);
+        self.databases_seen.insert(opened.path.to_owned());
+        let wal = wal_key(opened.path);
         let read_start = SystemTime::now();
-        let request = ImageRequest {
-            path,
-            follow_symlink: opened.named,
-            expected_len: opened.stat.size + wal.as_ref().map_or(0, |w| w.size),
-            timeout: self.sqlite.timeout,
-        };
-        let image = match image::capture(self.store.backend(), &request) {
+        let image = match self.take_image(opened, wal.as_ref()) {
             Ok(image) => image,
-            Err(ImageError::NotADatabase(why)) => return Ok(self.fall_back(path, &why)),
-            Err(e) => return Ok(self.db_left_out(path, e)),
+            Err(outcome) => return Ok(outcome),
         };
-        if let Err(e) = same_file(path, opened) {
-            return Ok(self.db_left_out(path, e));
-        }
         let before = self.sink.stats;
         let chunks = match self.store_image(&image)? {
             Ok(chunks) => chunks,
-            Err(e) => return Ok(self.db_left_out(path, e)),
+            Err(e) => return Ok(self.db_left_out(opened.path, e)),
         };
-        let after = handle::fstat(opened.file).unwrap_or_else(|_| opened.stat.clone());
-        let mut change = change::key_after_read(opened.stat, &after, read_start);
-        if !wal_settled(wal.as_ref(), read_start) {
-            change.ctime = None;
-        }
         self.note_database(DatabaseSummary {
-            path: RawName::from_path(path),
+            path: RawName::from_path(opened.path),
             size: image.len,
             page_size: image.page_size,
             chunks: chunks.len() as u64,
@@ -124,21 +108,33 @@ impl Walker<'_, '_> {
             unchanged: false,
             capture_secs: started.elapsed().as_secs_f64(),
         });
-        let info = DatabaseInfo {
-            page_size: image.page_size,
-            captured: change::as_timespec(read_start),
-            file_size: opened.stat.size,
-            wal,
+        let entry = database_entry(opened, &image, chunks, wal, read_start);
+        Ok(DbOutcome::Captured(Box::new(entry)))
+    }
+
+    /// The consistent image of the opened database, checked to be of the
+    /// file the walk listed; else what became of it (already reported).
+    fn take_image(
+        &mut self,
+        opened: &Opened<'_>,
+        wal: Option<&SideFileKey>,
+    ) -> Result<Image, DbOutcome> {
+        let path = opened.path;
+        let request = ImageRequest {
+            path,
+            follow_symlink: opened.named,
+            expected_len: opened.stat.size + wal.map_or(0, |w| w.size),
+            timeout: self.sqlite.timeout,
         };
-        Ok(DbOutcome::Captured(Box::new(Entry {
-            name: RawName::from_os(opened.name),
-            meta: entry_meta(opened.stat, image.len),
-            content: Content::File {
-                chunks,
-                change,
-                database: Some(info),
-            },
-        })))
+        let image = match image::capture(self.store.backend(), &request) {
+            Ok(image) => image,
+            Err(ImageError::NotADatabase(why)) => return Err(self.fall_back(path, &why)),
+            Err(e) => return Err(self.db_left_out(path, e)),
+        };
+        match same_file(path, opened) {
+            Ok(()) => Ok(image),
+            Err(e) => Err(self.db_left_out(path, e)),
+        }
     }
 
     /// Whether the parent's database entry still describes the file: the
@@ -158,7 +154,7 @@ impl Walker<'_, '_> {
         let Some(info) = entry.database() else {
             return;
         };
-        self.databases_seen.push(path.to_owned());
+        self.databases_seen.insert(path.to_owned());
         self.note_database(DatabaseSummary {
             path: RawName::from_path(path),
             size: entry.meta.size,
@@ -183,7 +179,7 @@ impl Walker<'_, '_> {
             return false;
         };
         let db_path = path.with_file_name(db);
-        if !self.databases_seen.iter().rev().any(|p| *p == db_path) {
+        if !self.databases_seen.contains(&db_path) {
             return false;
         }
         // A journal or -wal that vanished since the listing (a writer's
@@ -231,7 +227,7 @@ impl Walker<'_, '_> {
     }
 
     fn fall_back(&mut self, path: &Path, why: &str) -> DbOutcome {
-        self.databases_seen.pop();
+        self.databases_seen.remove(path);
         self.summary.database_fallbacks += 1;
         self.reporter.warn(&Warning::StoredRaw {
             path: path.to_owned(),
@@ -248,6 +244,38 @@ impl Walker<'_, '_> {
         let cause = io::Error::other(cause);
         self.left_out::<()>(path, cause);
         DbOutcome::LeftOut
+    }
+}
+
+/// The tree entry of a captured database. Its change key is withheld (the
+/// next snapshot captures again) if the file changed during the capture or
+/// the file or its `-wal` changed too close to it (see `change`).
+fn database_entry(
+    opened: &Opened<'_>,
+    image: &Image,
+    chunks: Vec<BlobId>,
+    wal: Option<SideFileKey>,
+    read_start: SystemTime,
+) -> Entry {
+    let after = handle::fstat(opened.file).unwrap_or_else(|_| opened.stat.clone());
+    let mut change = change::key_after_read(opened.stat, &after, read_start);
+    if !wal_settled(wal.as_ref(), read_start) {
+        change.ctime = None;
+    }
+    let info = DatabaseInfo {
+        page_size: image.page_size,
+        captured: change::as_timespec(read_start),
+        file_size: opened.stat.size,
+        wal,
+    };
+    Entry {
+        name: RawName::from_os(opened.name),
+        meta: entry_meta(opened.stat, image.len),
+        content: Content::File {
+            chunks,
+            change,
+            database: Some(info),
+        },
     }
 }
 

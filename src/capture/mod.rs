@@ -202,7 +202,7 @@ pub fn run(
             chunker: store.config().chunker,
             sqlite: plan.options.sqlite,
             page_run: store.config().sqlite().page_run,
-            databases_seen: Vec::new(),
+            databases_seen: Default::default(),
             summary: Summary::default(),
         };
         let tree = match &plan.input {

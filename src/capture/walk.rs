@@ -61,7 +61,7 @@ pub struct Walker<'a, 'p> {
     /// Preferred bytes per database chunk (the store's `sqlite.page_run`).
     pub page_run: u32,
     /// Databases met so far (their side files are not stored).
-    pub databases_seen: Vec<std::path::PathBuf>,
+    pub databases_seen: std::collections::HashSet<std::path::PathBuf>,
     /// Counts for the snapshot record.
     pub summary: Summary,
 }

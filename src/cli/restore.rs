@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         |_| restore::execute(&store, plan, &options, &progress),
     )?;
     let checks = if args.check {
-        check_databases(&outcome.databases)
+        cairn::database::integrity_check_all(&outcome.databases)
     } else {
         Vec::new()
     };
@@ -221,15 +221,4 @@ fn write_tar(
         );
     }
     Ok(Exit::Ok)
-}
-
-type CheckResult = Result<(), cairn::database::CheckError>;
-
-/// Checks each restored database, in parallel (each check reads the whole file).
-fn check_databases(paths: &[PathBuf]) -> Vec<(PathBuf, CheckResult)> {
-    use rayon::prelude::*;
-    paths
-        .par_iter()
-        .map(|p| (p.clone(), cairn::database::integrity_check(p)))
-        .collect()
 }

@@ -12,7 +12,7 @@ pub mod image;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -154,6 +154,16 @@ pub fn integrity_check(path: &Path) -> Result<(), CheckError> {
             problems: lines,
         })
     }
+}
+
+/// [`integrity_check`] of each database, in parallel (each check reads
+/// its whole file), in the order given.
+pub fn integrity_check_all(paths: &[PathBuf]) -> Vec<(PathBuf, Result<(), CheckError>)> {
+    use rayon::prelude::*;
+    paths
+        .par_iter()
+        .map(|p| (p.clone(), integrity_check(p)))
+        .collect()
 }
 
 /// A `file:` URI for `path` with `immutable=1`. Every byte outside a small
