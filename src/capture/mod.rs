@@ -13,6 +13,7 @@ pub mod handle;
 pub mod pipeline;
 pub mod report;
 pub mod sources;
+mod stdin;
 pub mod walk;
 
 use std::io;

@@ -32,7 +32,7 @@ use crate::progress::Progress;
 use crate::rawname::RawName;
 use crate::snapshot::{MAX_LISTED_LEFT_OUT, Summary};
 use crate::store::Store;
-use crate::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree};
+use crate::tree::{Content, Entry, Meta, Tree};
 
 /// A directory as the parent snapshot recorded it.
 pub struct ParentDir {
@@ -364,7 +364,7 @@ impl Walker<'_, '_> {
     /// Chunks `reader` into the store. The outer error stops the walk (the
     /// store failed); the inner one is the source's read error, which only
     /// leaves this item out.
-    fn store_content(
+    pub(super) fn store_content(
         &mut self,
         reader: impl io::Read,
         size_hint: u64,
@@ -383,40 +383,6 @@ impl Walker<'_, '_> {
         }
         self.summary.bytes_read += size;
         Ok(Ok((chunks, size)))
-    }
-
-    /// Stores standard input as the single file `/NAME`, owned by the
-    /// running user, mode 0600 (a dump may hold secrets), stamped with the
-    /// snapshot time. A read error on stdin is fatal: the snapshot would
-    /// hold nothing else.
-    pub fn capture_stdin(
-        &mut self,
-        name: &RawName,
-        mtime: Timespec,
-    ) -> Result<TreeId, CaptureError> {
-        let (chunks, size) = self
-            .store_content(io::stdin().lock(), u64::MAX)?
-            .map_err(CaptureError::Stdin)?;
-        self.summary.files_new = 1;
-        let entry = self.count_file(Entry {
-            name: name.clone(),
-            meta: Meta {
-                mode: 0o600,
-                uid: rustix::process::geteuid().as_raw(),
-                gid: rustix::process::getegid().as_raw(),
-                size,
-                mtime,
-            },
-            content: Content::File {
-                chunks,
-                change: ChangeKey {
-                    inode: 0,
-                    ctime: None,
-                },
-                database: None,
-            },
-        });
-        self.put_tree(vec![entry])
     }
 
     fn capture_symlink(
@@ -441,13 +407,13 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn count_file(&mut self, entry: Entry) -> Entry {
+    pub(super) fn count_file(&mut self, entry: Entry) -> Entry {
         self.summary.files += 1;
         self.summary.total_bytes += entry.meta.size;
         entry
     }
 
-    fn put_tree(&mut self, entries: Vec<Entry>) -> Result<TreeId, CaptureError> {
+    pub(super) fn put_tree(&mut self, entries: Vec<Entry>) -> Result<TreeId, CaptureError> {
         let bytes = Tree::new(entries).encode();
         if bytes.len() > MAX_RAW_LEN as usize {
             return Err(CaptureError::TreeTooLarge(bytes.len()));
