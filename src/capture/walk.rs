@@ -219,6 +219,9 @@ impl Walker<'_, '_> {
             Err(e) => return Ok(self.left_out(path, e)),
         };
         let mut entries = Vec::with_capacity(names.len());
+        // Only a directory holding some `-wal` needs a lookup per file.
+        let any_wal = self.sqlite.mode == SqliteMode::Auto
+            && names.iter().any(|n| n.as_bytes().ends_with(b"-wal"));
         for name in &names {
             let child = path.join(name);
             if self.excludes.matches(&child, name)
@@ -227,8 +230,10 @@ impl Walker<'_, '_> {
                 continue;
             }
             let before = parent.and_then(|p| p.tree.find(name.as_bytes()));
-            let wal = crate::database::side_file_name(name, "-wal");
-            let wal_beside = names.binary_search(&wal).is_ok();
+            let wal_beside = any_wal
+                && names
+                    .binary_search(&crate::database::side_file_name(name, "-wal"))
+                    .is_ok();
             entries.extend(self.capture_child(dir, &child, name, before, wal_beside)?);
         }
         // An unchanged directory has exactly its parent's listing: its tree

@@ -1,17 +1,22 @@
 //! Naming snapshots and points in time on the command line: `latest`, ids,
 //! prefixes, `--at WHEN` and `@WHEN`, and entries rendered for listings.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use cairn::browse::kind_name;
+use cairn::browse::{self, kind_name};
 use cairn::rawname::RawName;
+use cairn::snapshot::Snapshot;
 use cairn::snapshot::select::SnapshotRef;
+use cairn::store::{LockMode, Store};
 use cairn::tree::{Entry, Timespec};
 use cairn::when::{self, DayEnd, SnapshotTime};
+
+use super::Ctx;
+use super::snapshots::FilterArgs;
 
 /// `--at WHEN`, for commands that take one snapshot.
 #[derive(Debug, Args)]
@@ -20,6 +25,46 @@ pub struct AtArgs {
     /// "2026-02-15 14:30", 20260215, yesterday, "3 days ago", "2h ago" or RFC 3339
     #[arg(long, value_name = "WHEN", value_parser = at_point)]
     pub at: Option<Timestamp>,
+}
+
+/// `[SNAPSHOT] [PATH] [--at WHEN]` plus filters: one path of one snapshot,
+/// for `ls` and `cat`.
+#[derive(Debug, Args)]
+pub struct SnapshotPathArgs {
+    /// Snapshot: an id, a unique prefix, `latest` or @WHEN (leave out with --at)
+    #[arg(value_name = "SNAPSHOT")]
+    snapshot: Option<String>,
+    /// Path in the snapshot, absolute as it was captured [default: /]
+    #[arg(value_name = "PATH")]
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    at: AtArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+impl SnapshotPathArgs {
+    /// Whether a path was given (with `--at`, the first word is the path).
+    pub fn has_path(&self) -> bool {
+        match self.at.at {
+            Some(_) => self.snapshot.is_some(),
+            None => self.path.is_some(),
+        }
+    }
+
+    /// Opens the store (shared lock) and resolves the snapshot and the
+    /// path's canonical form (`/` if none was given).
+    pub fn resolve(&self, ctx: &Ctx) -> anyhow::Result<(Store, Snapshot, PathBuf)> {
+        let (reference, path) =
+            reference_and_path(self.at.at, self.snapshot.as_deref(), self.path.as_deref())?;
+        let store = ctx.open(LockMode::Shared)?;
+        let snapshot = ctx
+            .snapshot_list(&store)?
+            .resolve(&reference, &self.filter.to_filter()?)?
+            .clone();
+        let path = browse::snapshot_path(path.as_deref().unwrap_or(Path::new("/")))?;
+        Ok((store, snapshot, path))
+    }
 }
 
 /// A point for `--at` and `--before`: a bare date is the end of that day.

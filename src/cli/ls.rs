@@ -1,46 +1,31 @@
 //! `cairn ls`: list a directory of a snapshot, like `ls -l`.
 
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 
 use cairn::browse::{self, BrowseError, Flow, Node};
-use cairn::store::LockMode;
 use cairn::tree::{Content, Entry};
 
 use super::Ctx;
-use super::choose::{self, AtArgs, entry_json, local_time_short, mode_string};
+use super::choose::{SnapshotPathArgs, entry_json, local_time_short, mode_string};
 use super::exit::Exit;
-use super::snapshots::FilterArgs;
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// Snapshot: an id, a unique prefix, `latest` or @WHEN (leave out with --at)
-    #[arg(value_name = "SNAPSHOT")]
-    snapshot: Option<String>,
-    /// Directory (or file) of the snapshot to list [default: /]
-    #[arg(value_name = "PATH")]
-    path: Option<PathBuf>,
     #[command(flatten)]
-    at: AtArgs,
+    target: SnapshotPathArgs,
     /// Show type, mode, owner, size and mtime
     #[arg(long, short = 'l')]
     long: bool,
     /// List everything below the directory
     #[arg(long, short = 'R')]
     recursive: bool,
-    #[command(flatten)]
-    filter: FilterArgs,
 }
 
 pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Exit> {
-    let (reference, path) =
-        choose::reference_and_path(args.at.at, args.snapshot.as_deref(), args.path.as_deref())?;
-    let store = ctx.open(LockMode::Shared)?;
-    let list = ctx.snapshot_list(&store)?;
-    let snapshot = list.resolve(&reference, &args.filter.to_filter()?)?;
-    let path = browse::snapshot_path(path.as_deref().unwrap_or(Path::new("/")))?;
+    let (store, snapshot, path) = args.target.resolve(ctx)?;
     let node = browse::lookup(&store, &snapshot.record.tree, &path)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut print = |p: &Path, e: &Entry| print_entry(&mut out, ctx.json, &args, p, e);
