@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Ok(exit) => exit.code(),
         Err(e) => {
             eprintln!("cairn: error: {}", cli::exit::describe(&e));
-            cli::exit::Exit::Error.code()
+            cli::exit::for_error(&e).code()
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::compress::Compression;
 use crate::id::{BlobId, PackId};
 use crate::pack::format::MAX_RAW_LEN;
 use crate::pack::writer::PublishedPack;
-use crate::pack::{BlobKind, BlobLocation};
+use crate::pack::{BlobKind, BlobLocation, PackEntry};
 
 impl Catalog {
     /// Where `id` is stored, if the catalog knows it.
@@ -68,23 +68,7 @@ impl Catalog {
     pub fn record_pack(&mut self, pack: &PublishedPack) -> Result<(), CatalogError> {
         let err = super::sqlite(&self.path);
         let tx = self.conn.transaction().map_err(&err)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO packs (id, kind, size, blob_count) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                &pack.id.as_bytes()[..],
-                pack.kind.code(),
-                pack.size as i64,
-                pack.entries.len() as i64
-            ],
-        )
-        .map_err(&err)?;
-        let rowid: i64 = tx
-            .query_row(
-                "SELECT rowid FROM packs WHERE id = ?1",
-                [&pack.id.as_bytes()[..]],
-                |r| r.get(0),
-            )
-            .map_err(&err)?;
+        let rowid = insert_pack_row(&tx, pack).map_err(&err)?;
         {
             let mut insert = tx
                 .prepare_cached(
@@ -93,17 +77,7 @@ impl Catalog {
                 )
                 .map_err(&err)?;
             for e in &pack.entries {
-                insert
-                    .execute(params![
-                        &e.id.as_bytes()[..],
-                        rowid,
-                        e.kind.code(),
-                        e.offset as i64,
-                        e.stored_len,
-                        e.raw_len,
-                        e.compression.code()
-                    ])
-                    .map_err(&err)?;
+                insert_entry(&mut insert, e, rowid).map_err(&err)?;
             }
         }
         tx.commit().map_err(&err)
@@ -117,4 +91,43 @@ impl Catalog {
             .map_err(self.err())?;
         stmt.exists([&id.as_bytes()[..]]).map_err(self.err())
     }
+}
+
+/// Inserts `pack`'s row (if new) and returns its row id.
+pub(super) fn insert_pack_row(
+    tx: &rusqlite::Transaction<'_>,
+    pack: &PublishedPack,
+) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT OR IGNORE INTO packs (id, kind, size, blob_count) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            &pack.id.as_bytes()[..],
+            pack.kind.code(),
+            pack.size as i64,
+            pack.entries.len() as i64
+        ],
+    )?;
+    tx.query_row(
+        "SELECT rowid FROM packs WHERE id = ?1",
+        [&pack.id.as_bytes()[..]],
+        |r| r.get(0),
+    )
+}
+
+/// Runs `stmt` (an insert of all seven blob columns) for `entry` in the
+/// pack with row id `pack`.
+pub(super) fn insert_entry(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    entry: &PackEntry,
+    pack: i64,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        &entry.id.as_bytes()[..],
+        pack,
+        entry.kind.code(),
+        entry.offset as i64,
+        entry.stored_len,
+        entry.raw_len,
+        entry.compression.code()
+    ])
 }

@@ -9,8 +9,8 @@ pub enum Exit {
     Ok = 0,
     /// Something failed; the message says what.
     Error = 1,
-    /// The command line was wrong (clap exits with this code itself).
-    #[allow(dead_code)]
+    /// The command line was wrong (clap exits with this code itself; an
+    /// empty retention policy also counts).
     Usage = 2,
     /// A snapshot was committed, but some files were left out (or a
     /// database could only be stored as plain bytes).
@@ -24,6 +24,15 @@ impl Exit {
     pub fn code(self) -> ExitCode {
         ExitCode::from(self as u8)
     }
+}
+
+/// The exit code for a failed command: usage errors the library detects
+/// (an empty retention policy) are 2, everything else 1.
+pub fn for_error(e: &anyhow::Error) -> Exit {
+    if e.downcast_ref::<cairn::retention::PolicyError>().is_some() {
+        return Exit::Usage;
+    }
+    Exit::Error
 }
 
 /// An error and its causes on one line, without repeating a cause that the

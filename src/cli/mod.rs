@@ -7,9 +7,13 @@ mod choose;
 mod diff;
 pub mod exit;
 mod find;
+mod forget;
 mod init;
 mod ls;
 mod output;
+mod policy;
+mod protect;
+mod prune;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -69,6 +73,16 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Find the snapshots that hold paths matching a glob
     Find(find::FindArgs),
+    /// Forget snapshots by retention policy (or by id), optionally pruning
+    Forget(forget::ForgetArgs),
+    /// Delete data no snapshot needs any more and repack mostly-empty packs
+    Prune(prune::PruneArgs),
+    /// Protect snapshots from forget and retention policies
+    Protect(protect::ProtectArgs),
+    /// Remove the protection of snapshots
+    Unprotect(protect::ProtectArgs),
+    /// Save, show or clear the store's retention policy
+    Policy(policy::PolicyCommand),
 }
 
 /// Runs the parsed command line.
@@ -83,6 +97,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Cat(args) => cat::run(&ctx, args),
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Find(args) => find::run(&ctx, args),
+        Command::Forget(args) => forget::run(&ctx, args),
+        Command::Prune(args) => prune::run(&ctx, args),
+        Command::Protect(args) => protect::run(&ctx, args, true),
+        Command::Unprotect(args) => protect::run(&ctx, args, false),
+        Command::Policy(args) => policy::run(&ctx, args),
     }
 }
 

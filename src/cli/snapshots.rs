@@ -71,15 +71,29 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
         .iter()
         .filter(|s| filter.matches(s))
         .collect();
+    let protected = cairn::snapshot::protect::protected(store.backend())?;
     if ctx.json {
-        let items: Vec<SnapshotJson> = shown.iter().map(|s| SnapshotJson::from(*s)).collect();
+        #[derive(serde::Serialize)]
+        struct Listed<'a> {
+            #[serde(flatten)]
+            snapshot: SnapshotJson<'a>,
+            protected: bool,
+        }
+        let items: Vec<Listed> = shown
+            .iter()
+            .map(|s| Listed {
+                snapshot: SnapshotJson::from(*s),
+                protected: protected.contains(&s.id),
+            })
+            .collect();
         return print_json(&items).map(|()| Exit::Ok);
     }
+    let any_protected = shown.iter().any(|s| protected.contains(&s.id));
     let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|s| {
             let r = &s.record;
-            vec![
+            let mut row = vec![
                 s.id.short(),
                 r.time.display_local(),
                 r.host.clone(),
@@ -90,11 +104,20 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 human_bytes(r.summary.total_bytes),
-            ]
+            ];
+            if any_protected {
+                let mark = if protected.contains(&s.id) { "yes" } else { "" };
+                row.push(mark.to_owned());
+            }
+            row
         })
         .collect();
     if !ctx.quiet {
-        print_table(&["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"], &rows);
+        let mut header = vec!["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"];
+        if any_protected {
+            header.push("PROTECTED");
+        }
+        print_table(&header, &rows);
         println!("{} snapshot(s)", rows.len());
     }
     Ok(Exit::Ok)

@@ -2,6 +2,8 @@
 //! written last so that a snapshot is visible only once everything it
 //! references is durable. The id is the BLAKE3 of the file's bytes.
 
+pub mod forget;
+pub mod protect;
 pub mod select;
 
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunker::ChunkerParams;
 use crate::compress::CompressionConfig;
+use crate::retention::SavedPolicy;
 
 /// The store format this code writes. Version 2 added SQLite database
 /// entries in trees (an old reader would call them corrupt) and the
@@ -51,6 +52,11 @@ pub struct Config {
     /// How databases are cut; absent in version 1 configs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqlite: Option<SqliteConfig>,
+    /// The retention policy saved with `cairn policy set`. Kept as raw JSON
+    /// and decoded only by `forget` and `policy show`, so that a policy
+    /// written by a newer cairn makes those refuse, not the store unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<serde_json::Value>,
 }
 
 /// How database images are cut into chunks.
@@ -104,6 +110,29 @@ impl Config {
             compression,
             pack,
             sqlite: Some(sqlite),
+            retention: None,
+        }
+    }
+
+    /// The saved retention policy, if any.
+    pub fn saved_policy(&self) -> Result<Option<SavedPolicy>, ConfigError> {
+        let Some(raw) = &self.retention else {
+            return Ok(None);
+        };
+        SavedPolicy::deserialize(raw).map(Some).map_err(|e| {
+            ConfigError::Corrupt(format!(
+                "the saved retention policy does not decode ({e}); it may come from a newer cairn"
+            ))
+        })
+    }
+
+    /// This config with `policy` saved (or the saved one removed).
+    pub fn with_policy(&self, policy: Option<&SavedPolicy>) -> Self {
+        Self {
+            retention: policy.map(|p| {
+                serde_json::to_value(p).expect("a policy is plain structs: encoding cannot fail")
+            }),
+            ..self.clone()
         }
     }
 

@@ -24,6 +24,14 @@ pub enum LockMode {
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
+    mode: LockMode,
+}
+
+impl StoreLock {
+    /// How the lock is held.
+    pub fn mode(&self) -> LockMode {
+        self.mode
+    }
 }
 
 const POLL: Duration = Duration::from_millis(50);
@@ -49,7 +57,7 @@ pub fn acquire(root: &Path, mode: LockMode, wait: Duration) -> Result<StoreLock,
             LockMode::Exclusive => file.try_lock(),
         };
         match attempt {
-            Ok(()) => return Ok(StoreLock { _file: file }),
+            Ok(()) => return Ok(StoreLock { _file: file, mode }),
             Err(TryLockError::Error(e)) => return Err(io(e)),
             Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                 thread::sleep(POLL)

@@ -27,7 +27,7 @@ pub use config::{Config, ConfigError, PackConfig, SqliteConfig};
 pub use lock::{LockMode, StoreLock};
 
 /// Directories every store has.
-const SUBDIRS: [&str; 4] = ["packs", "snapshots", "locks", "tmp"];
+const SUBDIRS: [&str; 5] = ["packs", "snapshots", "protected", "locks", "tmp"];
 const CONFIG: &str = "config.json";
 const CATALOG: &str = "catalog.db";
 
@@ -98,6 +98,12 @@ pub enum StoreError {
     /// A snapshot references a blob the catalog does not know.
     #[error("blob {0} is missing from the store (not in any cataloged pack)")]
     BlobMissing(BlobId),
+    /// An operation that needs the exclusive lock ran under a shared one.
+    #[error("{what} needs the store locked exclusively (a bug: the command opened it shared)")]
+    NotExclusive {
+        /// The operation.
+        what: &'static str,
+    },
     /// A tree blob does not decode.
     #[error("tree {id}: {source}")]
     Tree {
@@ -151,7 +157,7 @@ pub struct Store {
     config: Config,
     catalog: Catalog,
     notices: Vec<String>,
-    _lock: StoreLock,
+    lock: StoreLock,
 }
 
 impl Store {
@@ -215,7 +221,7 @@ impl Store {
             config,
             catalog,
             notices,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -230,6 +236,55 @@ impl Store {
         self.backend.put(CONFIG, &upgraded.encode())?;
         let old = std::mem::replace(&mut self.config, upgraded);
         Ok(Some(old.version))
+    }
+
+    /// Fails unless this process holds the store exclusively: for
+    /// operations that delete or rewrite what other commands read.
+    pub fn require_exclusive(&self, what: &'static str) -> Result<(), StoreError> {
+        match self.lock.mode() {
+            LockMode::Exclusive => Ok(()),
+            LockMode::Shared => Err(StoreError::NotExclusive { what }),
+        }
+    }
+
+    /// Replaces `config.json` with `config` (whole and atomic: readers see
+    /// the old file or the new one). Needs the exclusive lock.
+    pub fn rewrite_config(&mut self, config: Config) -> Result<(), StoreError> {
+        self.require_exclusive("rewriting config.json")?;
+        config.validate().map_err(|e| StoreError::Config {
+            path: self.root.join(CONFIG),
+            source: ConfigError::Corrupt(e),
+        })?;
+        self.backend.put(CONFIG, &config.encode())?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// Removes every file left in `tmp/` by interrupted runs; returns how
+    /// many files and bytes. Needs the exclusive lock: under a shared one,
+    /// another process may be writing there.
+    pub fn clear_tmp(&self) -> Result<(u64, u64), StoreError> {
+        self.require_exclusive("clearing tmp/")?;
+        let dir = self.root.join("tmp");
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io { path, source }
+        };
+        let (mut files, mut bytes) = (0, 0);
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let path = entry.path();
+            let meta = entry.metadata().map_err(io(&path))?;
+            if meta.is_dir() {
+                fs::remove_dir_all(&path).map_err(io(&path))?;
+            } else {
+                fs::remove_file(&path).map_err(io(&path))?;
+            }
+            files += 1;
+            bytes += meta.len();
+        }
+        crate::backend::sync_dir(&dir)?;
+        Ok((files, bytes))
     }
 
     /// The store directory.
@@ -250,6 +305,11 @@ impl Store {
     /// This thread's catalog connection.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// This thread's catalog connection, for transactions.
+    pub fn catalog_mut(&mut self) -> &mut Catalog {
+        &mut self.catalog
     }
 
     /// Path of `catalog.db`, for threads that need their own connection.

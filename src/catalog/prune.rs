@@ -1,0 +1,203 @@
+//! What prune asks of the catalog: every pack, a streaming scan of every
+//! blob row, the blobs of one pack, and the one transaction that moves
+//! blobs to their new packs and drops the packs being deleted.
+
+use rusqlite::params;
+
+use super::{Catalog, CatalogError};
+use crate::compress::Compression;
+use crate::id::{BlobId, PackId};
+use crate::pack::writer::PublishedPack;
+use crate::pack::{BlobKind, BlobLocation};
+
+/// One row of the `packs` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackRow {
+    /// SQLite row id, which blob rows refer to.
+    pub rowid: i64,
+    /// The pack's id.
+    pub id: PackId,
+    /// Data or tree.
+    pub kind: BlobKind,
+    /// File size in bytes.
+    pub size: u64,
+}
+
+/// One blob row, as much of it as sizing a pack's live part needs.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobRow {
+    /// The blob.
+    pub id: BlobId,
+    /// Row id of its pack.
+    pub pack: i64,
+    /// Bytes it occupies in the pack.
+    pub stored_len: u32,
+}
+
+impl Catalog {
+    /// Every recorded pack.
+    pub fn packs(&self) -> Result<Vec<PackRow>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rowid, id, kind, size FROM packs")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rowid, id, kind, size) = row.map_err(self.err())?;
+            let bad = |what: &str| self.corrupt(format!("pack row {rowid}: {what}"));
+            out.push(PackRow {
+                rowid,
+                id: PackId::from_slice(&id).ok_or_else(|| bad("id length"))?,
+                kind: BlobKind::from_code(kind).ok_or_else(|| bad("kind"))?,
+                size: u64::try_from(size).map_err(|_| bad("negative size"))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Calls `visit` for every blob row, streaming: the rows are never all
+    /// in memory at once.
+    pub fn scan_blobs(&self, mut visit: impl FnMut(BlobRow)) -> Result<(), CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, pack, stored_len FROM blobs")
+            .map_err(self.err())?;
+        let mut rows = stmt.query([]).map_err(self.err())?;
+        while let Some(row) = rows.next().map_err(self.err())? {
+            let id: Vec<u8> = row.get(0).map_err(self.err())?;
+            visit(BlobRow {
+                id: BlobId::from_slice(&id).ok_or_else(|| self.corrupt("blob id length"))?,
+                pack: row.get(1).map_err(self.err())?,
+                stored_len: row.get(2).map_err(self.err())?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds the index prune needs to find a pack's blobs without scanning
+    /// them all. Harmless to older readers (SQLite maintains it for every
+    /// writer), so it changes no schema version.
+    pub fn ensure_pack_index(&self) -> Result<(), CatalogError> {
+        self.conn
+            .execute_batch("CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack)")
+            .map_err(self.err())
+    }
+
+    /// The blobs recorded in `pack`, with their locations, in pack order.
+    pub fn blobs_in_pack(
+        &self,
+        pack: &PackRow,
+    ) -> Result<Vec<(BlobId, BlobLocation)>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, offset, stored_len, raw_len, compression
+                 FROM blobs WHERE pack = ?1 ORDER BY offset",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([pack.rowid], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u8>(5)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, offset, stored_len, raw_len, compression) = row.map_err(self.err())?;
+            let bad = |what: &str| self.corrupt(format!("blob in pack {}: {what}", pack.id));
+            let id = BlobId::from_slice(&id).ok_or_else(|| bad("id length"))?;
+            let location = BlobLocation {
+                pack: pack.id,
+                kind: BlobKind::from_code(kind).ok_or_else(|| bad("kind"))?,
+                offset: u64::try_from(offset).map_err(|_| bad("negative offset"))?,
+                stored_len,
+                raw_len,
+                compression: Compression::from_code(compression)
+                    .ok_or_else(|| bad("compression code"))?,
+            };
+            out.push((id, location));
+        }
+        Ok(out)
+    }
+
+    /// Prune's commit point, one transaction: records `new_packs`, moving
+    /// each of their blobs' rows to them, then drops `removed` packs and
+    /// every row still pointing into them. Before dropping a row it asks
+    /// `is_live`; if any is, the transaction is rolled back and the blob
+    /// returned: a live blob must never lose its only location.
+    pub fn commit_prune(
+        &mut self,
+        new_packs: &[PublishedPack],
+        removed: &[PackId],
+        is_live: impl Fn(&BlobId) -> bool,
+    ) -> Result<Result<(), BlobId>, CatalogError> {
+        let path = self.path.clone();
+        let err = super::sqlite(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        for pack in new_packs {
+            let rowid = super::blobs::insert_pack_row(&tx, pack).map_err(&err)?;
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(&err)?;
+            for e in &pack.entries {
+                super::blobs::insert_entry(&mut upsert, e, rowid).map_err(&err)?;
+            }
+        }
+        for pack in removed {
+            let rowid: Option<i64> = tx
+                .query_row(
+                    "SELECT rowid FROM packs WHERE id = ?1",
+                    [&pack.as_bytes()[..]],
+                    |r| r.get(0),
+                )
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+                .map_err(&err)?;
+            let Some(rowid) = rowid else { continue };
+            let doomed: Vec<Vec<u8>> = tx
+                .prepare_cached("SELECT id FROM blobs WHERE pack = ?1")
+                .and_then(|mut s| {
+                    s.query_map([rowid], |r| r.get(0))?
+                        .collect::<Result<_, _>>()
+                })
+                .map_err(&err)?;
+            for id in doomed {
+                let id = BlobId::from_slice(&id).ok_or_else(|| CatalogError::Corrupt {
+                    path: path.clone(),
+                    what: "blob id length".into(),
+                })?;
+                if is_live(&id) {
+                    return Ok(Err(id));
+                }
+            }
+            tx.execute("DELETE FROM blobs WHERE pack = ?1", params![rowid])
+                .map_err(&err)?;
+            tx.execute("DELETE FROM packs WHERE rowid = ?1", params![rowid])
+                .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        Ok(Ok(()))
+    }
+}

@@ -1,0 +1,218 @@
+//! `cairn forget`: remove snapshots by retention policy or by id, and
+//! optionally prune right after.
+
+use anyhow::bail;
+use clap::Args;
+use serde::Serialize;
+
+use cairn::id::SnapshotId;
+use cairn::retention::{self, Candidate, GroupDecision, GroupKey};
+use cairn::snapshot::SnapshotList;
+use cairn::snapshot::forget::forget;
+use cairn::snapshot::protect::protected;
+use cairn::snapshot::select::{SelectError, SnapshotRef};
+use cairn::store::{LockMode, Store};
+
+use super::exit::Exit;
+use super::output::print_table;
+use super::policy::{PolicyArgs, describe};
+use super::prune::{Outcome, PruneOptionArgs, prune_store};
+use super::snapshots::FilterArgs;
+use super::{Ctx, print_json};
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshots to forget (ids or unique prefixes); without them, the
+    /// policy decides
+    #[arg(value_name = "SNAPSHOT", conflicts_with = "PolicyArgs")]
+    snapshots: Vec<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Show what would be forgotten; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Then prune: delete the data only forgotten snapshots needed
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    prune_options: PruneOptionArgs,
+}
+
+/// `--json` output.
+#[derive(Serialize)]
+struct ForgetJson<'a> {
+    dry_run: bool,
+    policy: Option<String>,
+    groups: &'a [GroupDecision],
+    forgotten: Vec<SnapshotId>,
+    prune: Option<Outcome>,
+}
+
+pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Exit> {
+    let mut store = ctx.open(LockMode::Exclusive)?;
+    let list = ctx.snapshot_list(&store)?;
+    let (policy, groups, doomed) = if args.snapshots.is_empty() {
+        let (policy, groups) = decide(&store, &list, &args)?;
+        let doomed = forgotten_in(&groups);
+        (Some(policy), groups, doomed)
+    } else {
+        (None, Vec::new(), resolve_all(&list, &args.snapshots)?)
+    };
+    let talk = !ctx.json && !ctx.quiet;
+    if talk {
+        print_groups(&groups);
+    }
+    if !args.dry_run {
+        forget(&store, &doomed)?;
+    }
+    if talk {
+        print_outcome(
+            &doomed,
+            &groups,
+            args.dry_run,
+            policy.is_some() && !args.prune,
+        );
+    }
+    let prune = if args.prune {
+        Some(prune_store(
+            ctx,
+            &mut store,
+            &args.prune_options,
+            args.dry_run,
+        )?)
+    } else {
+        None
+    };
+    if ctx.json {
+        print_json(&ForgetJson {
+            dry_run: args.dry_run,
+            policy,
+            groups: &groups,
+            forgotten: doomed,
+            prune,
+        })?;
+    }
+    Ok(Exit::Ok)
+}
+
+/// Applies the given (or saved) policy to the snapshots the filters keep.
+fn decide(
+    store: &Store,
+    list: &SnapshotList,
+    args: &ForgetArgs,
+) -> anyhow::Result<(String, Vec<GroupDecision>)> {
+    let saved = args.policy.or_saved(store.config().saved_policy()?);
+    let protected = protected(store.backend())?;
+    let filter = args.filter.to_filter()?;
+    let candidates: Vec<Candidate> = list
+        .snapshots
+        .iter()
+        .filter(|s| filter.matches(s))
+        .map(|s| Candidate::of(s, protected.contains(&s.id)))
+        .collect();
+    let groups = retention::apply(&candidates, &saved.policy, saved.group_by)?;
+    Ok((describe(&saved), groups))
+}
+
+fn forgotten_in(groups: &[GroupDecision]) -> Vec<SnapshotId> {
+    groups
+        .iter()
+        .flat_map(|g| &g.snapshots)
+        .filter(|d| !d.keep)
+        .map(|d| d.id)
+        .collect()
+}
+
+/// Resolves explicit references; a damaged record may be named too (by id
+/// or unique prefix), so that it can be removed.
+fn resolve_all(list: &SnapshotList, references: &[String]) -> anyhow::Result<Vec<SnapshotId>> {
+    let filter = Default::default();
+    let mut ids = Vec::new();
+    for text in references {
+        let reference: SnapshotRef = text.parse().map_err(anyhow::Error::msg)?;
+        if reference == SnapshotRef::Latest {
+            bail!("refusing to forget `latest` by name: give its id");
+        }
+        let id = match list.resolve(&reference, &filter) {
+            Ok(snapshot) => snapshot.id,
+            Err(SelectError::Damaged { key, .. }) => damaged_id(&key)?,
+            Err(e) => return Err(e.into()),
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn damaged_id(key: &str) -> anyhow::Result<SnapshotId> {
+    let hex = key
+        .strip_prefix("snapshots/")
+        .and_then(|k| k.strip_suffix(".json"))
+        .unwrap_or(key);
+    Ok(hex.parse()?)
+}
+
+fn print_groups(groups: &[GroupDecision]) {
+    for g in groups {
+        let kept = g.snapshots.iter().filter(|d| d.keep).count();
+        println!(
+            "{}: keep {kept}, forget {}",
+            group_title(&g.group),
+            g.snapshots.len() - kept
+        );
+        let rows: Vec<Vec<String>> = g
+            .snapshots
+            .iter()
+            .map(|d| {
+                let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+                vec![
+                    d.id.short(),
+                    d.time.display_local(),
+                    if d.keep { "keep" } else { "forget" }.to_owned(),
+                    reasons.join(", "),
+                ]
+            })
+            .collect();
+        print_table(&["ID", "TIME", "ACTION", "REASONS"], &rows);
+        println!();
+    }
+}
+
+fn group_title(key: &GroupKey) -> String {
+    let mut parts = Vec::new();
+    if let Some(host) = &key.host {
+        parts.push(format!("host {host}"));
+    }
+    if let Some(paths) = &key.paths {
+        let paths: Vec<String> = paths.iter().map(ToString::to_string).collect();
+        parts.push(format!("paths {}", paths.join(", ")));
+    }
+    if let Some(tags) = &key.tags {
+        parts.push(format!("tags [{}]", tags.join(",")));
+    }
+    if parts.is_empty() {
+        return "all snapshots".into();
+    }
+    parts.join(", ")
+}
+
+fn print_outcome(doomed: &[SnapshotId], groups: &[GroupDecision], dry_run: bool, hint: bool) {
+    let kept: usize = groups
+        .iter()
+        .map(|g| g.snapshots.iter().filter(|d| d.keep).count())
+        .sum();
+    let verb = if dry_run { "would forget" } else { "forgot" };
+    if groups.is_empty() {
+        for id in doomed {
+            println!("{verb} snapshot {}", id.short());
+        }
+        return;
+    }
+    println!("{verb} {} snapshot(s), kept {kept}", doomed.len());
+    if hint && !dry_run && !doomed.is_empty() {
+        println!("run `cairn prune` (or `forget --prune`) to free their space");
+    }
+}

@@ -1,0 +1,151 @@
+//! `cairn prune`: delete the data no snapshot needs any more.
+
+use clap::Args;
+
+use cairn::progress::Progress;
+use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
+use cairn::store::{LockMode, Store};
+
+use super::exit::Exit;
+use super::output::{human_bytes, with_progress};
+use super::{Ctx, print_json};
+
+/// How prune repacks; shared with `forget --prune`.
+#[derive(Debug, Args)]
+pub struct PruneOptionArgs {
+    /// Repack the emptiest packs until at most PERCENT of the store's pack
+    /// bytes are unused (0 removes all unused space) [default: repack each
+    /// pack more than 20% unused]
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    max_unused: Option<f64>,
+}
+
+impl PruneOptionArgs {
+    fn options(&self) -> PruneOptions {
+        match self.max_unused {
+            Some(limit) => PruneOptions {
+                repack: RepackRule::StoreWide(limit),
+            },
+            None => PruneOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be deleted and repacked; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    options: PruneOptionArgs,
+}
+
+pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Exit> {
+    let mut store = ctx.open(LockMode::Exclusive)?;
+    let outcome = prune_store(ctx, &mut store, &args.options, args.dry_run)?;
+    if ctx.json {
+        print_json(&outcome)?;
+    }
+    Ok(Exit::Ok)
+}
+
+/// A dry run's plan or a real run's report.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// What a dry run found.
+    Planned(Plan),
+    /// What was done.
+    Done(Report),
+}
+
+/// Plans and (unless `dry_run`) carries out a prune, printing what it does
+/// unless --json or --quiet.
+pub fn prune_store(
+    ctx: &Ctx,
+    store: &mut Store,
+    options: &PruneOptionArgs,
+    dry_run: bool,
+) -> anyhow::Result<Outcome> {
+    let progress = Progress::default();
+    let plan = with_progress(
+        &progress,
+        ctx.wants_progress(),
+        |p| format!("marking: {} snapshots", p.read().0),
+        |_| prune::plan(store, options.options(), &progress),
+    )?;
+    let talk = !ctx.json && !ctx.quiet;
+    if talk {
+        print_plan(&plan, dry_run);
+    }
+    if dry_run {
+        return Ok(Outcome::Planned(plan));
+    }
+    let progress = Progress::default();
+    let report = with_progress(
+        &progress,
+        ctx.wants_progress() && !plan.choice.repack.is_empty(),
+        |p| format!("repacking: {} packs", p.read().0),
+        |_| prune::execute(store, plan, &progress),
+    )?;
+    if talk {
+        print_report(&report);
+    }
+    Ok(Outcome::Done(report))
+}
+
+fn print_plan(plan: &Plan, dry_run: bool) {
+    if let Some(earlier) = &plan.interrupted {
+        println!("finishing an interrupted prune ({earlier})");
+    }
+    let c = &plan.choice;
+    println!(
+        "{} snapshots keep {} blobs; {} blobs are unused ({:.1}s)",
+        plan.snapshots, c.blobs.live, c.blobs.dead, plan.mark_secs
+    );
+    println!(
+        "{} packs ({}), {} unused: delete {}, repack {}; {} unreferenced pack(s) left by interrupted runs",
+        plan.packs,
+        human_bytes(c.bytes_total),
+        human_bytes(c.bytes_unused),
+        c.delete.len(),
+        c.repack.len(),
+        plan.unreferenced.len()
+    );
+    for left in &plan.left_alone {
+        eprintln!("cairn: warning: {} left alone: {}", left.key, left.why);
+    }
+    if dry_run {
+        let verb = if plan.is_empty() {
+            "nothing to do"
+        } else {
+            "would free"
+        };
+        println!(
+            "dry run: {verb} about {}",
+            human_bytes(plan.bytes_to_free())
+        );
+    }
+}
+
+fn print_report(r: &Report) {
+    println!(
+        "deleted {} packs, wrote {} ({} blobs, {} repacked), freed {}, removed {} leftover temporary file(s); took {:.1}s",
+        r.packs_deleted,
+        r.packs_written,
+        r.blobs_repacked,
+        human_bytes(r.bytes_repacked),
+        human_bytes(r.bytes_freed),
+        r.tmp_files_removed,
+        r.duration_secs
+    );
+}
+
+/// `10`, `10%` or `2.5%`, between 0 and 100; returned as a fraction.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("{text:?} is not a percentage between 0 and 100")),
+    }
+}

@@ -1,0 +1,181 @@
+//! Sizing each pack's live part and choosing what to delete and repack.
+//!
+//! One streaming pass over the catalog's blob rows sums, per pack, the
+//! bytes of its live blobs; a pack's unused bytes are the rest of its file
+//! (dead blobs, spare copies of blobs stored twice, their header entries).
+//! Memory is one small record per pack, never per blob.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::mark::LiveSet;
+use crate::catalog::Catalog;
+use crate::catalog::prune::PackRow;
+use crate::id::PackId;
+use crate::pack::BlobKind;
+use crate::pack::format::{ENTRY_LEN, TRAILER_LEN};
+
+/// By default a pack is repacked once more than this fraction of it is unused.
+pub const DEFAULT_REPACK_UNUSED: f64 = 0.20;
+
+/// The live part of one pack.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    live_blobs: u64,
+    live_bytes: u64,
+}
+
+/// Blob counts from the catalog pass.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct BlobCounts {
+    /// Blob rows that live snapshots reach.
+    pub live: u64,
+    /// Blob rows nothing reaches any more.
+    pub dead: u64,
+}
+
+/// A pack prune will act on, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackChoice {
+    /// The pack.
+    pub id: PackId,
+    /// Its catalog row.
+    #[serde(skip)]
+    pub rowid: i64,
+    /// Data or tree.
+    #[serde(serialize_with = "kind_name")]
+    pub kind: BlobKind,
+    /// Its file size.
+    pub size: u64,
+    /// Bytes of live blobs in it (copied if it is repacked).
+    pub live_bytes: u64,
+    /// Why: "no live blob", "43% unused".
+    pub reason: String,
+}
+
+fn kind_name<S: serde::Serializer>(kind: &BlobKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match kind {
+        BlobKind::Data => "data",
+        BlobKind::Tree => "tree",
+    })
+}
+
+/// The packs chosen, plus the totals that explain the choice.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Choice {
+    /// Packs with no live blob: deleted.
+    pub delete: Vec<PackChoice>,
+    /// Packs with too much unused space: live blobs copied, then deleted.
+    pub repack: Vec<PackChoice>,
+    /// Blob rows counted.
+    pub blobs: BlobCounts,
+    /// Bytes in all cataloged packs.
+    pub bytes_total: u64,
+    /// Of those, bytes no live snapshot needs.
+    pub bytes_unused: u64,
+}
+
+/// How much unused space may stay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RepackRule {
+    /// Repack every pack whose unused fraction exceeds this.
+    PerPack(f64),
+    /// Repack the emptiest packs first until at most this fraction of the
+    /// store's pack bytes is unused (`--max-unused`).
+    StoreWide(f64),
+}
+
+/// Decides, for every cataloged pack, whether to keep, delete or repack it.
+pub fn choose(
+    catalog: &Catalog,
+    packs: &[PackRow],
+    live: &LiveSet,
+    rule: RepackRule,
+) -> Result<Choice, crate::catalog::CatalogError> {
+    let (usage, blobs) = measure(catalog, live)?;
+    let mut choice = Choice {
+        blobs,
+        ..Choice::default()
+    };
+    let mut partly_used = Vec::new();
+    for pack in packs {
+        let used = usage.get(&pack.rowid).copied().unwrap_or_default();
+        choice.bytes_total += pack.size;
+        if used.live_blobs == 0 {
+            choice.bytes_unused += pack.size;
+            choice
+                .delete
+                .push(pack_choice(pack, 0, "no live blob".into()));
+            continue;
+        }
+        let needed = used.live_bytes + used.live_blobs * ENTRY_LEN as u64 + TRAILER_LEN as u64;
+        let unused = pack.size.saturating_sub(needed);
+        choice.bytes_unused += unused;
+        if unused > 0 {
+            partly_used.push((pack, used.live_bytes, unused));
+        }
+    }
+    choose_repacks(&mut choice, partly_used, rule);
+    Ok(choice)
+}
+
+fn pack_choice(pack: &PackRow, live_bytes: u64, reason: String) -> PackChoice {
+    PackChoice {
+        id: pack.id,
+        rowid: pack.rowid,
+        kind: pack.kind,
+        size: pack.size,
+        live_bytes,
+        reason,
+    }
+}
+
+/// Applies `rule` to the packs that have some unused space.
+fn choose_repacks(choice: &mut Choice, mut partly: Vec<(&PackRow, u64, u64)>, rule: RepackRule) {
+    let fraction = |(pack, _, unused): &(&PackRow, u64, u64)| *unused as f64 / pack.size as f64;
+    // Emptiest first; by id among equals, so the choice is deterministic.
+    partly.sort_by(|a, b| {
+        fraction(b)
+            .total_cmp(&fraction(a))
+            .then(a.0.id.cmp(&b.0.id))
+    });
+    let deleted: u64 = choice.delete.iter().map(|p| p.size).sum();
+    let mut total = choice.bytes_total - deleted;
+    let mut unused = choice.bytes_unused - deleted;
+    for candidate in &partly {
+        let f = fraction(candidate);
+        let wanted = match rule {
+            RepackRule::PerPack(limit) => f > limit,
+            RepackRule::StoreWide(limit) => unused as f64 > limit * total as f64,
+        };
+        if !wanted {
+            continue;
+        }
+        let (pack, live_bytes, pack_unused) = *candidate;
+        total -= pack_unused;
+        unused -= pack_unused;
+        let reason = format!("{:.0}% unused", f * 100.0);
+        choice.repack.push(pack_choice(pack, live_bytes, reason));
+    }
+}
+
+/// Sums the live blobs of every pack in one pass over the blob rows.
+fn measure(
+    catalog: &Catalog,
+    live: &LiveSet,
+) -> Result<(HashMap<i64, Usage>, BlobCounts), crate::catalog::CatalogError> {
+    let mut usage: HashMap<i64, Usage> = HashMap::new();
+    let mut counts = BlobCounts::default();
+    catalog.scan_blobs(|row| {
+        if live.contains(&row.id) {
+            counts.live += 1;
+            let u = usage.entry(row.pack).or_default();
+            u.live_blobs += 1;
+            u.live_bytes += u64::from(row.stored_len);
+        } else {
+            counts.dead += 1;
+        }
+    })?;
+    Ok((usage, counts))
+}

@@ -1,0 +1,307 @@
+//! Retention: which snapshots a policy keeps, and why.
+//!
+//! A pure function of the snapshots, the policy and the grouping: it reads
+//! no clock and no store. The rules follow restic's `forget` exactly:
+//! snapshots are taken newest first; each `--keep-PERIOD N` keeps the
+//! newest snapshot of each of the N most recent buckets (local calendar
+//! hour, day, ISO week, month, year, or each snapshot for `last`) that
+//! hold one; `--keep-within D` keeps what is newer than D before the
+//! group's *newest snapshot* (not before now, so a month without backups
+//! forgets nothing extra); `--keep-within-PERIOD D` keeps one per bucket
+//! within D; `--keep-tag` keeps snapshots carrying the tags. "Local" is the
+//! UTC offset recorded with each snapshot, the wall clock it was taken by.
+//!
+//! Two deliberate additions: the newest snapshot of every group is always
+//! kept (reason `newest`), and protected snapshots are always kept (reason
+//! `protected`). A policy that names nothing is refused.
+
+mod policy;
+mod within;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::civil::DateTime;
+use serde::{Serialize, Serializer};
+
+pub use policy::{Count, GroupBy, Period, Policy, SavedPolicy};
+pub use within::Within;
+
+use crate::id::SnapshotId;
+use crate::rawname::RawName;
+use crate::snapshot::Snapshot;
+use crate::when::SnapshotTime;
+
+/// What retention needs to know about one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its id.
+    pub id: SnapshotId,
+    /// When it was taken, with the offset that was local then.
+    pub time: SnapshotTime,
+    /// Host recorded.
+    pub host: String,
+    /// Source paths, sorted.
+    pub paths: Vec<RawName>,
+    /// Tags, sorted.
+    pub tags: Vec<String>,
+    /// Protected with `cairn protect`: never forgotten.
+    pub protected: bool,
+}
+
+impl Candidate {
+    /// The candidate for a stored snapshot.
+    pub fn of(snapshot: &Snapshot, protected: bool) -> Self {
+        let r = &snapshot.record;
+        Self {
+            id: snapshot.id,
+            time: r.time,
+            host: r.host.clone(),
+            paths: r.paths.clone(),
+            tags: r.tags.clone(),
+            protected,
+        }
+    }
+}
+
+/// Why a snapshot is kept.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// The N-th bucket of a `--keep-PERIOD` rule.
+    Bucket(Period, u32),
+    /// `--keep-within`.
+    Within(Within),
+    /// `--keep-within-PERIOD`.
+    BucketWithin(Period, Within),
+    /// `--keep-tag` (the tag list it matched).
+    Tag(String),
+    /// The newest of its group, which is never forgotten.
+    Newest,
+    /// Protected with `cairn protect`.
+    Protected,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bucket(p, n) => write!(f, "{} #{n}", p.name()),
+            Self::Within(w) => write!(f, "within {w}"),
+            Self::BucketWithin(p, w) => write!(f, "{} within {w}", p.name()),
+            Self::Tag(tags) => write!(f, "tag {tags}"),
+            Self::Newest => f.write_str("newest"),
+            Self::Protected => f.write_str("protected"),
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The verdict on one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The snapshot.
+    pub id: SnapshotId,
+    /// When it was taken.
+    pub time: SnapshotTime,
+    /// Kept (true) or forgotten.
+    pub keep: bool,
+    /// Every rule that keeps it; empty when forgotten.
+    pub reasons: Vec<Reason>,
+}
+
+/// The fields a group shares (those not grouped by are `None`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GroupKey {
+    /// The host, when grouping by host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The paths, when grouping by paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<RawName>>,
+    /// The tags, when grouping by tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+impl GroupKey {
+    fn of(c: &Candidate, by: GroupBy) -> Self {
+        Self {
+            host: by.host.then(|| c.host.clone()),
+            paths: by.paths.then(|| c.paths.clone()),
+            tags: by.tags.then(|| c.tags.clone()),
+        }
+    }
+}
+
+/// One group's verdicts, newest snapshot first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupDecision {
+    /// What the group's snapshots share.
+    pub group: GroupKey,
+    /// Each snapshot, newest first.
+    pub snapshots: Vec<Decision>,
+}
+
+/// Why a policy cannot be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The policy keeps nothing by itself.
+    #[error(
+        "the retention policy is empty: give at least one --keep-* option (or save one with `cairn policy set`)"
+    )]
+    Empty,
+}
+
+/// Applies `policy` to `candidates`, grouped by `group_by`. The result does
+/// not depend on the order of `candidates`; groups come sorted by key.
+pub fn apply(
+    candidates: &[Candidate],
+    policy: &Policy,
+    group_by: GroupBy,
+) -> Result<Vec<GroupDecision>, PolicyError> {
+    if policy.is_empty() {
+        return Err(PolicyError::Empty);
+    }
+    let mut groups: BTreeMap<GroupKey, Vec<&Candidate>> = BTreeMap::new();
+    for c in candidates {
+        groups.entry(GroupKey::of(c, group_by)).or_default().push(c);
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(group, mut members)| {
+            // Newest first; equal times by id, so input order never matters.
+            members.sort_by_key(|c| std::cmp::Reverse((c.time, c.id)));
+            GroupDecision {
+                group,
+                snapshots: decide_group(&members, policy),
+            }
+        })
+        .collect())
+}
+
+/// A `--keep-PERIOD` rule's progress through a group.
+struct BucketRule {
+    period: Period,
+    left: Count,
+    used: u32,
+    last: Option<i64>,
+}
+
+/// A `--keep-within-PERIOD` rule's progress through a group.
+struct WithinRule {
+    period: Period,
+    within: Within,
+    last: Option<i64>,
+}
+
+/// Decides one group, given newest first.
+fn decide_group(members: &[&Candidate], policy: &Policy) -> Vec<Decision> {
+    let Some(newest) = members.first() else {
+        return Vec::new();
+    };
+    let mut buckets: Vec<BucketRule> = Period::ALL
+        .iter()
+        .filter_map(|&period| {
+            policy.count(period).map(|left| BucketRule {
+                period,
+                left,
+                used: 0,
+                last: None,
+            })
+        })
+        .collect();
+    let mut withins: Vec<WithinRule> = Period::ALL
+        .iter()
+        .filter_map(|&period| {
+            policy.within_period(period).map(|within| WithinRule {
+                period,
+                within,
+                last: None,
+            })
+        })
+        .collect();
+    let tag_sets: Vec<Vec<&str>> = policy.tag_sets().collect();
+    let is_within = |w: &Within, c: &Candidate| {
+        w.before(newest.time.timestamp, newest.time.offset)
+            .is_none_or(|start| c.time.timestamp > start)
+    };
+    members
+        .iter()
+        .enumerate()
+        .map(|(nr, c)| {
+            let mut reasons = Vec::new();
+            for set in &tag_sets {
+                if set.iter().all(|t| c.tags.iter().any(|have| have == t)) {
+                    reasons.push(Reason::Tag(set.join(",")));
+                }
+            }
+            if let Some(w) = &policy.within
+                && is_within(w, c)
+            {
+                reasons.push(Reason::Within(*w));
+            }
+            for rule in &mut buckets {
+                let has_room = rule.left != Count::Limited(0);
+                let bucket = bucket_of(rule.period, &c.time, nr);
+                if has_room && rule.last != Some(bucket) {
+                    rule.last = Some(bucket);
+                    rule.used += 1;
+                    if let Count::Limited(n) = &mut rule.left {
+                        *n -= 1;
+                    }
+                    reasons.push(Reason::Bucket(rule.period, rule.used));
+                }
+            }
+            for rule in &mut withins {
+                let bucket = bucket_of(rule.period, &c.time, nr);
+                if is_within(&rule.within, c) && rule.last != Some(bucket) {
+                    rule.last = Some(bucket);
+                    reasons.push(Reason::BucketWithin(rule.period, rule.within));
+                }
+            }
+            if nr == 0 && reasons.is_empty() {
+                reasons.push(Reason::Newest);
+            }
+            if c.protected {
+                reasons.push(Reason::Protected);
+            }
+            Decision {
+                id: c.id,
+                time: c.time,
+                keep: !reasons.is_empty(),
+                reasons,
+            }
+        })
+        .collect()
+}
+
+/// The bucket a snapshot falls into for `period`, on the wall clock of its
+/// recorded offset. `nr` (its position, newest first) is the bucket for
+/// `last`, so each snapshot is a bucket of its own.
+fn bucket_of(period: Period, time: &SnapshotTime, nr: usize) -> i64 {
+    let wall: DateTime = time.offset.to_datetime(time.timestamp);
+    let (y, m, d, h) = (
+        i64::from(wall.year()),
+        i64::from(wall.month()),
+        i64::from(wall.day()),
+        i64::from(wall.hour()),
+    );
+    match period {
+        Period::Last => nr as i64,
+        Period::Hourly => ((y * 100 + m) * 100 + d) * 100 + h,
+        Period::Daily => (y * 100 + m) * 100 + d,
+        Period::Weekly => {
+            let week = wall.date().iso_week_date();
+            i64::from(week.year()) * 100 + i64::from(week.week())
+        }
+        Period::Monthly => y * 100 + m,
+        Period::Yearly => y,
+    }
+}
+
+#[cfg(test)]
+mod tests;

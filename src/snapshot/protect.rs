@@ -1,0 +1,38 @@
+//! Protection: an empty file `protected/ID` marks snapshot ID as one that
+//! neither a retention policy nor `forget ID` may remove. A marker is
+//! separate from the record because records are immutable (their id is
+//! their hash).
+
+use std::collections::HashSet;
+
+use crate::backend::Backend;
+use crate::id::SnapshotId;
+use crate::store::StoreError;
+
+/// The store key of `id`'s marker.
+fn key(id: &SnapshotId) -> String {
+    format!("protected/{id}")
+}
+
+/// Every protected snapshot id. Names that are not ids are ignored.
+pub fn protected(backend: &Backend) -> Result<HashSet<SnapshotId>, StoreError> {
+    Ok(backend
+        .list("protected")?
+        .iter()
+        .filter_map(|name| name.parse().ok())
+        .collect())
+}
+
+/// Marks `id` protected (durably); protecting twice is harmless.
+pub fn protect(backend: &Backend, id: &SnapshotId) -> Result<(), StoreError> {
+    Ok(backend.put(&key(id), b"")?)
+}
+
+/// Removes `id`'s protection; returns whether it was protected.
+pub fn unprotect(backend: &Backend, id: &SnapshotId) -> Result<bool, StoreError> {
+    match backend.delete(&key(id)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
