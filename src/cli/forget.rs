@@ -81,6 +81,7 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Exit> {
             &mut store,
             &args.prune_options,
             args.dry_run,
+            &doomed,
         )?)
     } else {
         None

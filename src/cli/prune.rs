@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use cairn::id::SnapshotId;
 use cairn::progress::Progress;
 use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
 use cairn::store::{LockMode, Store};
@@ -21,12 +22,13 @@ pub struct PruneOptionArgs {
 }
 
 impl PruneOptionArgs {
-    fn options(&self) -> PruneOptions {
-        match self.max_unused {
-            Some(limit) => PruneOptions {
-                repack: RepackRule::StoreWide(limit),
-            },
-            None => PruneOptions::default(),
+    fn options(&self, assume_forgotten: &[SnapshotId]) -> PruneOptions {
+        let defaults = PruneOptions::default();
+        PruneOptions {
+            repack: self
+                .max_unused
+                .map_or(defaults.repack, RepackRule::StoreWide),
+            assume_forgotten: assume_forgotten.iter().copied().collect(),
         }
     }
 }
@@ -42,7 +44,7 @@ pub struct PruneArgs {
 
 pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Exit> {
     let mut store = ctx.open(LockMode::Exclusive)?;
-    let outcome = prune_store(ctx, &mut store, &args.options, args.dry_run)?;
+    let outcome = prune_store(ctx, &mut store, &args.options, args.dry_run, &[])?;
     if ctx.json {
         print_json(&outcome)?;
     }
@@ -60,19 +62,22 @@ pub enum Outcome {
 }
 
 /// Plans and (unless `dry_run`) carries out a prune, printing what it does
-/// unless --json or --quiet.
+/// unless --json or --quiet. A dry run plans as if `doomed` (snapshots a
+/// dry-run forget would remove) were gone.
 pub fn prune_store(
     ctx: &Ctx,
     store: &mut Store,
     options: &PruneOptionArgs,
     dry_run: bool,
+    doomed: &[SnapshotId],
 ) -> anyhow::Result<Outcome> {
     let progress = Progress::default();
+    let options = options.options(if dry_run { doomed } else { &[] });
     let plan = with_progress(
         &progress,
         ctx.wants_progress(),
         |p| format!("marking: {} snapshots", p.read().0),
-        |_| prune::plan(store, options.options(), &progress),
+        |_| prune::plan(store, &options, &progress),
     )?;
     let talk = !ctx.json && !ctx.quiet;
     if talk {

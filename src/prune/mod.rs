@@ -39,7 +39,7 @@ pub use mark::LiveSet;
 
 use crate::catalog::CatalogError;
 use crate::crash;
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, PackId, SnapshotId};
 use crate::pack::{self, PackError};
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
@@ -116,16 +116,20 @@ impl From<PackError> for PruneError {
 }
 
 /// How prune decides.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PruneOptions {
     /// When a partly used pack is repacked.
     pub repack: RepackRule,
+    /// Plan as if these snapshots were already forgotten: what
+    /// `forget --dry-run --prune` shows.
+    pub assume_forgotten: HashSet<SnapshotId>,
 }
 
 impl Default for PruneOptions {
     fn default() -> Self {
         Self {
             repack: RepackRule::PerPack(DEFAULT_REPACK_UNUSED),
+            assume_forgotten: HashSet::new(),
         }
     }
 }
@@ -221,16 +225,29 @@ pub struct Report {
 }
 
 /// Works out what to delete and repack. Reads only: a dry run stops here.
-pub fn plan(store: &Store, options: PruneOptions, progress: &Progress) -> Result<Plan, PruneError> {
+pub fn plan(
+    store: &Store,
+    options: &PruneOptions,
+    progress: &Progress,
+) -> Result<Plan, PruneError> {
     store.require_exclusive("prune")?;
     let interrupted = journal::read(store.backend())?.map(|j| match j {
         Ok(j) => format!("started {}", j.started),
         Err(e) => e,
     });
-    let list = store.snapshots()?;
-    if let Some((key, cause)) = list.unreadable.into_iter().next() {
+    let mut list = store.snapshots()?;
+    let gone = |key: &str| {
+        let id = key
+            .strip_prefix("snapshots/")
+            .and_then(|k| k.strip_suffix(".json"));
+        id.and_then(|h| h.parse().ok())
+            .is_some_and(|id| options.assume_forgotten.contains(&id))
+    };
+    if let Some((key, cause)) = list.unreadable.into_iter().find(|(key, _)| !gone(key)) {
         return Err(PruneError::DamagedRecord { key, cause });
     }
+    list.snapshots
+        .retain(|s| !options.assume_forgotten.contains(&s.id));
     let started = Instant::now();
     let live = mark::mark(store, &list.snapshots, progress)?;
     let mark_secs = started.elapsed().as_secs_f64();
