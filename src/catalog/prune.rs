@@ -65,6 +65,17 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Blobs in all recorded packs, from the pack rows (cheap: no blob scan).
+    pub fn blob_count(&self) -> Result<u64, CatalogError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT coalesce(sum(blob_count), 0) FROM packs", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.err())?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Calls `visit` for every blob row, streaming: the rows are never all
     /// in memory at once.
     pub fn scan_blobs(&self, mut visit: impl FnMut(BlobRow)) -> Result<(), CatalogError> {

@@ -91,7 +91,11 @@ pub fn mark(
     progress: &Progress,
 ) -> Result<LiveSet, PruneError> {
     let _read = store.catalog().read_snapshot()?;
+    // Sized once for every blob the store holds (live ones are fewer): a
+    // table that grows by doubling briefly holds both copies.
     let mut live = LiveSet::default();
+    live.blobs
+        .reserve(usize::try_from(store.catalog().blob_count()?).unwrap_or(0));
     let mut missing = Missing::default();
     for snapshot in snapshots {
         mark_tree(store, snapshot, &mut live, &mut missing)?;
