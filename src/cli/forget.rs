@@ -113,7 +113,12 @@ fn decide(
         .filter(|s| filter.matches(s))
         .map(|s| Candidate::of(s, protected.contains(&s.id)))
         .collect();
-    let groups = retention::apply(&candidates, &saved.policy, saved.group_by)?;
+    let groups = retention::apply(
+        &candidates,
+        &saved.policy,
+        saved.group_by,
+        &retention::Context::system(),
+    )?;
     Ok((describe(&saved), groups))
 }
 

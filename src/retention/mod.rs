@@ -7,9 +7,12 @@
 //! hour, day, ISO week, month, year, or each snapshot for `last`) that
 //! hold one; `--keep-within D` keeps what is newer than D before the
 //! group's *newest snapshot* (not before now, so a month without backups
-//! forgets nothing extra); `--keep-within-PERIOD D` keeps one per bucket
-//! within D; `--keep-tag` keeps snapshots carrying the tags. "Local" is the
-//! UTC offset recorded with each snapshot, the wall clock it was taken by.
+//! forgets nothing extra; a snapshot dated in the future does not count as
+//! the newest); `--keep-within-PERIOD D` keeps one per bucket within D;
+//! `--keep-tag` keeps snapshots carrying all the tags of a list (an empty
+//! tag: snapshots without tags). Buckets are on the wall clock of the UTC
+//! offset recorded with each snapshot, the one it was taken by. The version
+//! followed is restic 0.14, checked against its output (tests/retention.rs).
 //!
 //! Two deliberate additions: the newest snapshot of every group is always
 //! kept (reason `newest`), and protected snapshots are always kept (reason
@@ -21,7 +24,9 @@ mod within;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use jiff::Timestamp;
 use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
 use serde::{Serialize, Serializer};
 
 pub use policy::{Count, GroupBy, Period, Policy, SavedPolicy};
@@ -87,6 +92,7 @@ impl fmt::Display for Reason {
             Self::Bucket(p, n) => write!(f, "{} #{n}", p.name()),
             Self::Within(w) => write!(f, "within {w}"),
             Self::BucketWithin(p, w) => write!(f, "{} within {w}", p.name()),
+            Self::Tag(tags) if tags.split(',').all(str::is_empty) => f.write_str("untagged"),
             Self::Tag(tags) => write!(f, "tag {tags}"),
             Self::Newest => f.write_str("newest"),
             Self::Protected => f.write_str("protected"),
@@ -156,12 +162,33 @@ pub enum PolicyError {
     Empty,
 }
 
+/// Where and when a policy is applied: the only inputs besides the
+/// snapshots that can change its outcome.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Now: a snapshot dated after it does not anchor `--keep-within`.
+    pub now: Timestamp,
+    /// The local time zone, for counting `--keep-within` back by calendar.
+    pub zone: TimeZone,
+}
+
+impl Context {
+    /// The real clock and the system's time zone.
+    pub fn system() -> Self {
+        Self {
+            now: Timestamp::now(),
+            zone: TimeZone::system(),
+        }
+    }
+}
+
 /// Applies `policy` to `candidates`, grouped by `group_by`. The result does
 /// not depend on the order of `candidates`; groups come sorted by key.
 pub fn apply(
     candidates: &[Candidate],
     policy: &Policy,
     group_by: GroupBy,
+    context: &Context,
 ) -> Result<Vec<GroupDecision>, PolicyError> {
     if policy.is_empty() {
         return Err(PolicyError::Empty);
@@ -177,7 +204,7 @@ pub fn apply(
             members.sort_by_key(|c| std::cmp::Reverse((c.time, c.id)));
             GroupDecision {
                 group,
-                snapshots: decide_group(&members, policy),
+                snapshots: decide_group(&members, policy, context),
             }
         })
         .collect())
@@ -199,10 +226,13 @@ struct WithinRule {
 }
 
 /// Decides one group, given newest first.
-fn decide_group(members: &[&Candidate], policy: &Policy) -> Vec<Decision> {
-    let Some(newest) = members.first() else {
-        return Vec::new();
-    };
+fn decide_group(members: &[&Candidate], policy: &Policy, context: &Context) -> Vec<Decision> {
+    // restic's anchor for --keep-within: the newest snapshot not in the
+    // future; if all are, none (everything is within).
+    let anchor = members
+        .iter()
+        .find(|c| c.time.timestamp < context.now)
+        .map(|c| c.time);
     let mut buckets: Vec<BucketRule> = Period::ALL
         .iter()
         .filter_map(|&period| {
@@ -226,7 +256,8 @@ fn decide_group(members: &[&Candidate], policy: &Policy) -> Vec<Decision> {
         .collect();
     let tag_sets: Vec<Vec<&str>> = policy.tag_sets().collect();
     let is_within = |w: &Within, c: &Candidate| {
-        w.before(newest.time.timestamp, newest.time.offset)
+        anchor
+            .and_then(|a| w.before(a.timestamp, a.offset, &context.zone))
             .is_none_or(|start| c.time.timestamp > start)
     };
     members
@@ -235,7 +266,7 @@ fn decide_group(members: &[&Candidate], policy: &Policy) -> Vec<Decision> {
         .map(|(nr, c)| {
             let mut reasons = Vec::new();
             for set in &tag_sets {
-                if set.iter().all(|t| c.tags.iter().any(|have| have == t)) {
+                if has_tags(c, set) {
                     reasons.push(Reason::Tag(set.join(",")));
                 }
             }
@@ -277,6 +308,20 @@ fn decide_group(members: &[&Candidate], policy: &Policy) -> Vec<Decision> {
             }
         })
         .collect()
+}
+
+/// restic's `HasTags`: every tag of the list is carried, except that an
+/// empty tag met first matches a snapshot without tags.
+fn has_tags(c: &Candidate, list: &[&str]) -> bool {
+    for tag in list {
+        if tag.is_empty() && c.tags.is_empty() {
+            return true;
+        }
+        if !c.tags.iter().any(|have| have == tag) {
+            return false;
+        }
+    }
+    true
 }
 
 /// The bucket a snapshot falls into for `period`, on the wall clock of its

@@ -198,12 +198,13 @@ impl Policy {
             && self.tag_sets().next().is_none()
     }
 
-    /// The `--keep-tag` entries as tag lists, empty ones dropped.
+    /// The `--keep-tag` entries as tag lists, split at commas and trimmed,
+    /// as restic reads them: an empty tag (`--keep-tag ''`) matches
+    /// snapshots without tags.
     pub fn tag_sets(&self) -> impl Iterator<Item = Vec<&str>> {
         self.tags
             .iter()
-            .map(|t| t.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>())
-            .filter(|set| !set.is_empty())
+            .map(|t| t.split(',').map(str::trim).collect::<Vec<_>>())
     }
 }
 

@@ -1,5 +1,13 @@
 use super::*;
 
+/// A clock far after every test snapshot, in UTC.
+fn ctx() -> Context {
+    Context {
+        now: "2100-01-01T00:00:00Z".parse().unwrap(),
+        zone: TimeZone::UTC,
+    }
+}
+
 fn candidate(n: u8, time: &str) -> Candidate {
     Candidate {
         id: SnapshotId::from_bytes([n; 32]),
@@ -42,7 +50,7 @@ fn keep_daily_keeps_the_newest_snapshot_of_each_of_the_last_n_days() {
         daily: Some(Count::Limited(2)),
         ..Policy::default()
     };
-    let groups = apply(&snaps, &policy, GroupBy::default()).unwrap();
+    let groups = apply(&snaps, &policy, GroupBy::default(), &ctx()).unwrap();
     assert_eq!(
         kept(&groups),
         [
@@ -63,7 +71,7 @@ fn keep_within_counts_back_from_the_newest_snapshot_not_from_now() {
         within: Some("15d".parse().unwrap()),
         ..Policy::default()
     };
-    let groups = apply(&snaps, &policy, GroupBy::default()).unwrap();
+    let groups = apply(&snaps, &policy, GroupBy::default(), &ctx()).unwrap();
     assert_eq!(
         kept(&groups),
         [
@@ -85,7 +93,7 @@ fn the_newest_and_protected_snapshots_survive_a_policy_that_keeps_neither() {
         tags: vec!["keep".into()],
         ..Policy::default()
     };
-    let groups = apply(&snaps, &policy, GroupBy::default()).unwrap();
+    let groups = apply(&snaps, &policy, GroupBy::default(), &ctx()).unwrap();
     assert_eq!(
         kept(&groups),
         [
@@ -103,7 +111,7 @@ fn an_empty_policy_is_refused() {
         ..Policy::default()
     };
     assert_eq!(
-        apply(&snaps, &zero, GroupBy::default()),
+        apply(&snaps, &zero, GroupBy::default(), &ctx()),
         Err(PolicyError::Empty)
     );
 }
@@ -119,8 +127,8 @@ fn groups_split_by_host_and_paths_but_not_by_tags_by_default() {
         last: Some(Count::Limited(1)),
         ..Policy::default()
     };
-    let groups = apply(&snaps, &policy, GroupBy::default()).unwrap();
+    let groups = apply(&snaps, &policy, GroupBy::default(), &ctx()).unwrap();
     assert_eq!(groups.len(), 2);
     let everything: GroupBy = "".parse().unwrap();
-    assert_eq!(apply(&snaps, &policy, everything).unwrap().len(), 1);
+    assert_eq!(apply(&snaps, &policy, everything, &ctx()).unwrap().len(), 1);
 }

@@ -2,13 +2,16 @@
 //!
 //! They are calendar spans, not fixed lengths: "1m" back from March 31 lands
 //! on the day Go's `AddDate` would (restic's arithmetic, which cairn follows
-//! exactly), so `1y` always reaches the same date a year earlier.
+//! exactly), so `1y` always reaches the same date a year earlier. Like
+//! restic, the calendar is the local time zone's when the newest snapshot
+//! was taken in it (so counting back across a DST change keeps the wall
+//! clock), else the snapshot's own fixed offset.
 
 use std::fmt;
 use std::str::FromStr;
 
 use jiff::civil::{Date, DateTime};
-use jiff::tz::Offset;
+use jiff::tz::{Offset, TimeZone};
 use jiff::{SignedDuration, Span, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -37,13 +40,19 @@ impl Within {
         *self == Self::default()
     }
 
-    /// The instant this span before `newest`, as seen on the wall clock of
-    /// `offset`: years, months and days are calendar steps with overflow
-    /// carried forward (Feb 31 is Mar 3), hours are subtracted afterwards.
+    /// The instant this span before `newest` (recorded with `offset`):
+    /// years, months and days are calendar steps with overflow carried
+    /// forward (Feb 31 is Mar 3) on the wall clock of `zone` if `newest` was
+    /// taken in it, else of `offset`; hours are subtracted afterwards.
     /// `None` if that falls outside the representable dates, which means
     /// "before everything".
-    pub fn before(&self, newest: Timestamp, offset: Offset) -> Option<Timestamp> {
-        let wall = offset.to_datetime(newest);
+    pub fn before(&self, newest: Timestamp, offset: Offset, zone: &TimeZone) -> Option<Timestamp> {
+        let zone = if zone.to_offset(newest) == offset {
+            zone.clone()
+        } else {
+            TimeZone::fixed(offset)
+        };
+        let wall = zone.to_datetime(newest);
         let months = i64::from(wall.year()) * 12 + i64::from(wall.month() - 1)
             - i64::from(self.years) * 12
             - i64::from(self.months);
@@ -55,7 +64,7 @@ impl Within {
             .checked_add(Span::new().days(i64::from(wall.day()) - 1 - back_days))
             .ok()?;
         let local = DateTime::from_parts(day, wall.time());
-        let start = offset.to_timestamp(local).ok()?;
+        let start = zone.to_timestamp(local).ok()?;
         start
             .checked_sub(SignedDuration::from_hours(i64::from(self.hours)))
             .ok()
@@ -147,7 +156,7 @@ mod tests {
     fn back(within: &str, from: &str) -> String {
         let w: Within = within.parse().unwrap();
         let t: crate::when::SnapshotTime = from.parse().unwrap();
-        let start = w.before(t.timestamp, t.offset).unwrap();
+        let start = w.before(t.timestamp, t.offset, &TimeZone::UTC).unwrap();
         start.display_with_offset(t.offset).to_string()
     }
 
@@ -187,6 +196,18 @@ mod tests {
             back("1y", "2028-02-29T00:00:00+01:00"),
             "2027-03-01T00:00:00+01:00"
         );
+    }
+
+    #[test]
+    fn in_the_local_zone_months_back_keep_the_wall_clock_across_dst() {
+        let berlin = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let w: Within = "2m".parse().unwrap();
+        let t: crate::when::SnapshotTime = "2021-11-01T12:00:00+01:00".parse().unwrap();
+        let start = w.before(t.timestamp, t.offset, &berlin).unwrap();
+        assert_eq!(start.to_string(), "2021-09-01T10:00:00Z");
+        // Taken elsewhere: the snapshot's own offset.
+        let start = w.before(t.timestamp, t.offset, &TimeZone::UTC).unwrap();
+        assert_eq!(start.to_string(), "2021-09-01T11:00:00Z");
     }
 
     #[test]
