@@ -166,6 +166,22 @@ impl Backend {
         sync_dir(path.parent().unwrap_or(&self.root))
     }
 
+    /// Removes `key` durably and returns its size; `None` if it was
+    /// already gone.
+    pub fn delete_counted(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path(key);
+        let size = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(at(&path)(e)),
+        };
+        match self.delete(key) {
+            Ok(()) => Ok(Some(size)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn ensure_dir(&self, dir: &Path) -> Result<()> {
         if dir.is_dir() {
             return Ok(());

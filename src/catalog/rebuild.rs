@@ -9,7 +9,6 @@
 
 use super::Catalog;
 use crate::backend::Backend;
-use crate::id::PackId;
 use crate::pack::{self, PackError, writer::PublishedPack};
 use crate::store::StoreError;
 
@@ -24,58 +23,37 @@ pub struct RebuildReport {
     pub unreadable: Vec<(String, String)>,
 }
 
-/// Records every readable pack under `packs/` that the catalog lacks.
+/// Records every readable pack under `packs/` that the catalog lacks. A
+/// listing that fails stops the rebuild before the catalog is marked
+/// complete, so the next open tries again.
 pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, StoreError> {
-    let mut report = RebuildReport::default();
-    for dir in backend.list("packs")? {
-        let is_pack_dir = dir.len() == 2 && crate::id::is_hex_prefix(&dir);
-        let names = match is_pack_dir.then(|| backend.list(&format!("packs/{dir}"))) {
-            Some(Ok(names)) => names,
-            Some(Err(e)) => {
-                report
-                    .unreadable
-                    .push((format!("packs/{dir}"), e.source.to_string()));
-                continue;
+    let listing = pack::list::list(backend)?;
+    let mut report = RebuildReport {
+        unreadable: listing.strays,
+        ..RebuildReport::default()
+    };
+    for id in listing.packs {
+        if catalog.has_pack(&id)? {
+            continue;
+        }
+        match pack::reader::read_header(backend, &id) {
+            Ok((entries, size)) => {
+                let kind = entries.first().map_or(pack::BlobKind::Data, |e| e.kind);
+                report.packs += 1;
+                report.blobs += entries.len() as u64;
+                catalog.record_pack(&PublishedPack {
+                    id,
+                    kind,
+                    entries,
+                    size,
+                })?;
             }
-            None => {
-                report
-                    .unreadable
-                    .push((format!("packs/{dir}"), "not a pack directory".into()));
-                continue;
+            Err(e @ (PackError::Format { .. } | PackError::Io(_))) => {
+                report.unreadable.push((pack::key(&id), e.to_string()));
             }
-        };
-        for name in names {
-            let key = format!("packs/{dir}/{name}");
-            let Some(id) = pack_id_of(&name) else {
-                report.unreadable.push((key, "not a pack file name".into()));
-                continue;
-            };
-            if catalog.has_pack(&id)? {
-                continue;
-            }
-            match pack::reader::read_header(backend, &id) {
-                Ok((entries, size)) => {
-                    let kind = entries.first().map_or(pack::BlobKind::Data, |e| e.kind);
-                    report.packs += 1;
-                    report.blobs += entries.len() as u64;
-                    catalog.record_pack(&PublishedPack {
-                        id,
-                        kind,
-                        entries,
-                        size,
-                    })?;
-                }
-                Err(e @ (PackError::Format { .. } | PackError::Io(_))) => {
-                    report.unreadable.push((key, e.to_string()));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            Err(e) => return Err(e.into()),
         }
     }
     catalog.mark_complete()?;
     Ok(report)
-}
-
-fn pack_id_of(name: &str) -> Option<PackId> {
-    name.strip_suffix(".pack")?.parse().ok()
 }

@@ -5,6 +5,7 @@
 //! outside this module writes under `packs/`.
 
 pub mod format;
+pub mod list;
 pub mod reader;
 pub mod writer;
 

@@ -25,25 +25,25 @@
 //! record or a blob missing from the catalog stops it before it plans.
 
 mod choose;
+mod execute;
 pub mod journal;
 mod mark;
+mod plan;
 mod repack;
 
 use std::collections::HashSet;
-use std::time::Instant;
 
 use serde::Serialize;
 
 pub use choose::{BlobCounts, Choice, DEFAULT_REPACK_UNUSED, PackChoice, RepackRule};
+pub use execute::execute;
 pub use mark::LiveSet;
+pub use plan::plan;
 
 use crate::catalog::CatalogError;
-use crate::crash;
 use crate::id::{BlobId, PackId, SnapshotId};
-use crate::pack::{self, PackError};
-use crate::progress::Progress;
-use crate::store::{Store, StoreError};
-use crate::when::SnapshotTime;
+use crate::pack::PackError;
+use crate::store::StoreError;
 
 /// Why prune stopped. It stops before deleting anything in every case but
 /// a failed deletion, which leaves only unreferenced files behind.
@@ -86,6 +86,14 @@ pub enum PruneError {
         "internal check failed: live blob {0} would have lost its only location; nothing was deleted"
     )]
     WouldLoseLiveBlob(BlobId),
+    /// A pack about to be deleted is still named by the catalog (a bug
+    /// caught by the last check): it was left in place.
+    #[error("internal check failed: pack {0} is still in the catalog; it was not deleted")]
+    StillCataloged(PackId),
+    /// A plan made for a dry run (as if some snapshots were already
+    /// forgotten) was passed to `execute`.
+    #[error("a dry-run plan cannot be executed")]
+    Hypothetical,
     /// The store failed.
     #[error(transparent)]
     Store(Box<StoreError>),
@@ -166,6 +174,9 @@ pub struct Plan {
     /// The live blobs (not serialised).
     #[serde(skip)]
     live: LiveSet,
+    /// Made as if some snapshots were forgotten: for showing only.
+    #[serde(skip)]
+    hypothetical: bool,
 }
 
 /// A file in `packs/` prune does not touch.
@@ -190,6 +201,18 @@ impl Plan {
             .sum();
         let unreferenced: u64 = self.unreferenced.iter().map(|p| p.size).sum();
         deleted + repacked + unreferenced
+    }
+
+    /// Packs every deletion of the plan names: cataloged ones to delete or
+    /// repack, and unreferenced ones.
+    fn doomed(&self) -> impl Iterator<Item = PackId> + '_ {
+        let choice = &self.choice;
+        choice
+            .delete
+            .iter()
+            .chain(&choice.repack)
+            .map(|p| p.id)
+            .chain(self.unreferenced.iter().map(|p| p.id))
     }
 
     /// Whether there is nothing to do.
@@ -222,174 +245,4 @@ pub struct Report {
     pub tmp_bytes_removed: u64,
     /// Wall time, marking included.
     pub duration_secs: f64,
-}
-
-/// Works out what to delete and repack. Reads only: a dry run stops here.
-pub fn plan(
-    store: &Store,
-    options: &PruneOptions,
-    progress: &Progress,
-) -> Result<Plan, PruneError> {
-    store.require_exclusive("prune")?;
-    let interrupted = journal::read(store.backend())?.map(|j| match j {
-        Ok(j) => format!("started {}", j.started),
-        Err(e) => e,
-    });
-    let mut list = store.snapshots()?;
-    let gone = |key: &str| {
-        let id = key
-            .strip_prefix("snapshots/")
-            .and_then(|k| k.strip_suffix(".json"));
-        id.and_then(|h| h.parse().ok())
-            .is_some_and(|id| options.assume_forgotten.contains(&id))
-    };
-    if let Some((key, cause)) = list.unreadable.into_iter().find(|(key, _)| !gone(key)) {
-        return Err(PruneError::DamagedRecord { key, cause });
-    }
-    list.snapshots
-        .retain(|s| !options.assume_forgotten.contains(&s.id));
-    let started = Instant::now();
-    let live = mark::mark(store, &list.snapshots, progress)?;
-    let mark_secs = started.elapsed().as_secs_f64();
-    let packs = store.catalog().packs()?;
-    let choice = choose::choose(store.catalog(), &packs, &live, options.repack)?;
-    let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
-    let (unreferenced, left_alone) = unreferenced_packs(store, &cataloged)?;
-    Ok(Plan {
-        snapshots: list.snapshots.len() as u64,
-        packs: packs.len() as u64,
-        choice,
-        unreferenced,
-        left_alone,
-        interrupted,
-        mark_secs,
-        live,
-    })
-}
-
-/// Lists `packs/` for pack files the catalog does not name. Each one's
-/// header is read: a pack whose header decodes is debris of an interrupted
-/// run (complete, renamed into place, never cataloged) and is deleted; one
-/// whose header does not decode is damage, left for `verify` to report.
-fn unreferenced_packs(
-    store: &Store,
-    cataloged: &HashSet<PackId>,
-) -> Result<(Vec<UnreferencedPack>, Vec<LeftAlone>), PruneError> {
-    let backend = store.backend();
-    let mut unreferenced = Vec::new();
-    let mut left = Vec::new();
-    for dir in backend.list("packs")? {
-        if !(dir.len() == 2 && crate::id::is_hex_prefix(&dir)) {
-            left.push(LeftAlone {
-                key: format!("packs/{dir}"),
-                why: "not a pack directory".into(),
-            });
-            continue;
-        }
-        for name in backend.list(&format!("packs/{dir}"))? {
-            let key = format!("packs/{dir}/{name}");
-            let Some(id) = name
-                .strip_suffix(".pack")
-                .and_then(|h| h.parse::<PackId>().ok())
-            else {
-                left.push(LeftAlone {
-                    key,
-                    why: "not a pack file name".into(),
-                });
-                continue;
-            };
-            if cataloged.contains(&id) {
-                continue;
-            }
-            match pack::reader::read_header(backend, &id) {
-                Ok((_, size)) => unreferenced.push(UnreferencedPack { id, size }),
-                Err(PackError::Format { source, .. }) => left.push(LeftAlone {
-                    key,
-                    why: format!("not in the catalog and damaged: {source}"),
-                }),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok((unreferenced, left))
-}
-
-/// Carries out `plan`: journal, repack, commit, delete, clean `tmp/`.
-pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Report, PruneError> {
-    let started = Instant::now();
-    store.require_exclusive("prune")?;
-    journal::write(store.backend(), &journal_of(&plan))?;
-    crash::point("prune-planned");
-    store.catalog().ensure_pack_index()?;
-    let repacked = repack::repack(store, &plan.choice.repack, &plan.live, progress)?;
-    let removed: Vec<PackId> = plan
-        .choice
-        .delete
-        .iter()
-        .chain(&plan.choice.repack)
-        .map(|p| p.id)
-        .collect();
-    let live = &plan.live;
-    store
-        .catalog_mut()
-        .commit_prune(&repacked.packs, &removed, |id| live.contains(id))?
-        .map_err(PruneError::WouldLoseLiveBlob)?;
-    crash::point("prune-cataloged");
-    let doomed = removed
-        .iter()
-        .chain(plan.unreferenced.iter().map(|p| &p.id));
-    let mut packs_deleted = 0;
-    let mut bytes_deleted = 0;
-    for id in doomed {
-        bytes_deleted += delete_pack(store, id)?;
-        packs_deleted += 1;
-        crash::point("prune-pack-deleted");
-    }
-    let (tmp_files, tmp_bytes) = store.clear_tmp()?;
-    journal::remove(store.backend())?;
-    let written: u64 = repacked.packs.iter().map(|p| p.size).sum();
-    Ok(Report {
-        packs_deleted,
-        packs_written: repacked.packs.len() as u64,
-        blobs_repacked: repacked.blobs,
-        bytes_repacked: repacked.bytes,
-        bytes_freed: bytes_deleted.saturating_sub(written),
-        tmp_files_removed: tmp_files,
-        tmp_bytes_removed: tmp_bytes,
-        duration_secs: plan.mark_secs + started.elapsed().as_secs_f64(),
-        plan,
-    })
-}
-
-/// Deletes one pack file; returns its size (0 if it was already gone, as
-/// after a crash in an earlier prune's deletions).
-fn delete_pack(store: &Store, id: &PackId) -> Result<u64, PruneError> {
-    let key = pack::key(id);
-    let size = match std::fs::metadata(store.backend().path(&key)) {
-        Ok(meta) => meta.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: store.backend().path(&key),
-                source,
-            }
-            .into());
-        }
-    };
-    match store.backend().delete(&key) {
-        Ok(()) => Ok(size),
-        Err(e) if e.is_not_found() => Ok(0),
-        Err(e) => Err(StoreError::from(e).into()),
-    }
-}
-
-fn journal_of(plan: &Plan) -> journal::Journal {
-    let ids = |packs: &[PackChoice]| packs.iter().map(|p| p.id).collect();
-    journal::Journal {
-        version: 1,
-        started: SnapshotTime::now(),
-        delete: ids(&plan.choice.delete),
-        repack: ids(&plan.choice.repack),
-        unreferenced: plan.unreferenced.iter().map(|p| p.id).collect(),
-    }
 }

@@ -184,6 +184,14 @@ pub fn key(id: &SnapshotId) -> String {
     format!("snapshots/{id}.json")
 }
 
+/// The id in a record's store key (`snapshots/ID.json`).
+pub fn id_of_key(key: &str) -> Option<SnapshotId> {
+    key.strip_prefix("snapshots/")?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
+}
+
 /// Writes a record durably; from the moment this returns, the snapshot is
 /// visible. Everything it references must already be durable and cataloged.
 pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, StoreError> {

@@ -1,0 +1,44 @@
+//! Listing `packs/`: every pack file by id, and whatever else is there.
+//!
+//! A listing that fails is an error, never a short list: the catalog
+//! rebuild marks itself complete and prune deletes what it does not find
+//! named, so a directory that could not be read must stop both.
+
+use crate::backend::{Backend, BackendError};
+use crate::id::{PackId, is_hex_prefix};
+
+/// What `packs/` holds.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Pack files, by id.
+    pub packs: Vec<PackId>,
+    /// Files and directories that are not packs: (key, why).
+    pub strays: Vec<(String, String)>,
+}
+
+/// Lists every `packs/XX/ID.pack`.
+pub fn list(backend: &Backend) -> Result<Listing, BackendError> {
+    let mut out = Listing::default();
+    for dir in backend.list("packs")? {
+        if !(dir.len() == 2 && is_hex_prefix(&dir)) {
+            out.strays
+                .push((format!("packs/{dir}"), "not a pack directory".into()));
+            continue;
+        }
+        for name in backend.list(&format!("packs/{dir}"))? {
+            match id_of(&dir, &name) {
+                Some(id) => out.packs.push(id),
+                None => out
+                    .strays
+                    .push((format!("packs/{dir}/{name}"), "not a pack file name".into())),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The id of `packs/DIR/NAME`, if NAME is `ID.pack` and ID starts with DIR.
+fn id_of(dir: &str, name: &str) -> Option<PackId> {
+    let hex = name.strip_suffix(".pack")?;
+    hex.starts_with(dir).then(|| hex.parse().ok()).flatten()
+}

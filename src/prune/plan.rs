@@ -1,0 +1,93 @@
+//! Planning a prune: mark, size, choose, find unreferenced packs. Reads
+//! only (a dry run stops here); the plan carries the reason for each pack.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose, journal, mark};
+use crate::id::PackId;
+use crate::pack::{self, PackError};
+use crate::progress::Progress;
+use crate::snapshot::{self, Snapshot};
+use crate::store::Store;
+
+/// Works out what to delete and repack.
+pub fn plan(
+    store: &Store,
+    options: &PruneOptions,
+    progress: &Progress,
+) -> Result<Plan, PruneError> {
+    store.require_exclusive("prune")?;
+    let interrupted = journal::read(store.backend())?.map(|j| match j {
+        Ok(j) => format!("started {}", j.started),
+        Err(e) => e,
+    });
+    let snapshots = remaining_snapshots(store, options)?;
+    let started = Instant::now();
+    let live = mark::mark(store, &snapshots, progress)?;
+    let mark_secs = started.elapsed().as_secs_f64();
+    let packs = store.catalog().packs()?;
+    let choice = choose::choose(store.catalog(), &packs, &live, options.repack)?;
+    let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
+    let (unreferenced, left_alone) = unreferenced_packs(store, &cataloged)?;
+    Ok(Plan {
+        snapshots: snapshots.len() as u64,
+        packs: packs.len() as u64,
+        choice,
+        unreferenced,
+        left_alone,
+        interrupted,
+        mark_secs,
+        live,
+        hypothetical: !options.assume_forgotten.is_empty(),
+    })
+}
+
+/// The snapshots whose data stays: all of them but those assumed
+/// forgotten. A damaged record stops prune (what it needs is unknown)
+/// unless it is one of those.
+fn remaining_snapshots(store: &Store, options: &PruneOptions) -> Result<Vec<Snapshot>, PruneError> {
+    let list = store.snapshots()?;
+    let forgotten = |key: &str| {
+        snapshot::id_of_key(key).is_some_and(|id| options.assume_forgotten.contains(&id))
+    };
+    if let Some((key, cause)) = list.unreadable.into_iter().find(|(key, _)| !forgotten(key)) {
+        return Err(PruneError::DamagedRecord { key, cause });
+    }
+    let mut snapshots = list.snapshots;
+    snapshots.retain(|s| !options.assume_forgotten.contains(&s.id));
+    Ok(snapshots)
+}
+
+/// Finds pack files the catalog does not name. Each one's header is read:
+/// a pack whose header decodes is debris of an interrupted run (complete,
+/// renamed into place, never cataloged) and is deleted; one whose header
+/// does not decode is damage, left for `verify` to report.
+fn unreferenced_packs(
+    store: &Store,
+    cataloged: &HashSet<PackId>,
+) -> Result<(Vec<UnreferencedPack>, Vec<LeftAlone>), PruneError> {
+    let backend = store.backend();
+    let listing = pack::list::list(backend)?;
+    let mut left: Vec<LeftAlone> = listing
+        .strays
+        .into_iter()
+        .map(|(key, why)| LeftAlone { key, why })
+        .collect();
+    let mut unreferenced = Vec::new();
+    for id in listing
+        .packs
+        .into_iter()
+        .filter(|id| !cataloged.contains(id))
+    {
+        match pack::reader::read_header(backend, &id) {
+            Ok((_, size)) => unreferenced.push(UnreferencedPack { id, size }),
+            Err(PackError::Format { source, .. }) => left.push(LeftAlone {
+                key: pack::key(&id),
+                why: format!("not in the catalog and damaged: {source}"),
+            }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((unreferenced, left))
+}
