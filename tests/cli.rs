@@ -63,7 +63,10 @@ fn the_cairn_store_variable_selects_the_store() {
         .assert()
         .success();
     let snap = parse_json(&out.get_output().stdout);
-    assert_eq!(t.snapshots(&[]), [snap]);
+    // The listing adds whether each snapshot is protected.
+    let mut listed = snap.clone();
+    listed["protected"] = json!(false);
+    assert_eq!(t.snapshots(&[]), [listed]);
     assert!(names(&t.home).is_empty(), "the default store was used");
 }
 
@@ -155,7 +158,10 @@ fn snapshot_and_snapshots_json_carry_the_whole_record() {
     );
     assert_eq!(summary(&snap, "errors"), 0);
 
-    assert_eq!(t.snapshots(&[]), [snap]);
+    // The listing adds whether each snapshot is protected.
+    let mut listed = snap.clone();
+    listed["protected"] = json!(false);
+    assert_eq!(t.snapshots(&[]), [listed]);
 }
 
 /// Three snapshots of two sources by two hosts with several tags, oldest

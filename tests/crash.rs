@@ -61,20 +61,6 @@ impl Sources {
     }
 }
 
-/// `abort()` must not leave core files behind (core_pattern may be `core`).
-fn no_core_dumps() {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let old = getrlimit(Resource::Core);
-    setrlimit(
-        Resource::Core,
-        Rlimit {
-            current: Some(0),
-            maximum: old.maximum,
-        },
-    )
-    .unwrap();
-}
-
 /// A fresh store holding one complete snapshot of the small tree.
 fn store_with_a_snapshot(sources: &Sources) -> (TestEnv, String) {
     let t = TestEnv::with_store();

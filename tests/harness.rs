@@ -7,19 +7,8 @@ mod common;
 use std::fs;
 use std::panic;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 fn sample_tree(dir: &Path) {
     small_tree(dir, 1);

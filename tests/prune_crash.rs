@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,47 +16,6 @@ use common::*;
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
-
-/// `cp -a`: a copy with the same modes, owners and nanosecond mtimes.
-fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cp -a {from:?} {to:?}");
-}
-
-/// `abort()` must not leave core files behind (core_pattern may be `core`).
-fn no_core_dumps() {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let old = getrlimit(Resource::Core);
-    setrlimit(
-        Resource::Core,
-        Rlimit {
-            current: Some(0),
-            maximum: old.maximum,
-        },
-    )
-    .unwrap();
-}
-
-/// Total size of the files under `dir`.
-fn size_of(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let meta = e.metadata().unwrap();
-            if meta.is_dir() {
-                size_of(&e.path())
-            } else {
-                meta.len()
-            }
-        })
-        .sum()
-}
 
 fn u(v: &Value, field: &str) -> u64 {
     v[field]

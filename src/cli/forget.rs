@@ -10,7 +10,7 @@ use cairn::retention::{self, Candidate, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
 use cairn::snapshot::protect::protected;
-use cairn::snapshot::select::{SelectError, SnapshotRef};
+use cairn::snapshot::select::SnapshotRef;
 use cairn::store::{LockMode, Store};
 
 use super::exit::Exit;
@@ -134,31 +134,18 @@ fn forgotten_in(groups: &[GroupDecision]) -> Vec<SnapshotId> {
 /// Resolves explicit references; a damaged record may be named too (by id
 /// or unique prefix), so that it can be removed.
 fn resolve_all(list: &SnapshotList, references: &[String]) -> anyhow::Result<Vec<SnapshotId>> {
-    let filter = Default::default();
     let mut ids = Vec::new();
     for text in references {
         let reference: SnapshotRef = text.parse().map_err(anyhow::Error::msg)?;
         if reference == SnapshotRef::Latest {
             bail!("refusing to forget `latest` by name: give its id");
         }
-        let id = match list.resolve(&reference, &filter) {
-            Ok(snapshot) => snapshot.id,
-            Err(SelectError::Damaged { key, .. }) => damaged_id(&key)?,
-            Err(e) => return Err(e.into()),
-        };
+        let id = list.resolve_id(&reference)?;
         if !ids.contains(&id) {
             ids.push(id);
         }
     }
     Ok(ids)
-}
-
-fn damaged_id(key: &str) -> anyhow::Result<SnapshotId> {
-    let hex = key
-        .strip_prefix("snapshots/")
-        .and_then(|k| k.strip_suffix(".json"))
-        .unwrap_or(key);
-    Ok(hex.parse()?)
 }
 
 fn print_groups(groups: &[GroupDecision]) {

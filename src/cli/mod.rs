@@ -177,9 +177,15 @@ fn default_store() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/cairn"))
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Prints `value` as pretty JSON on stdout. A reader that went away
+/// (`cairn --json snapshots | head`) is not an error worth a panic.
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
     let text = serde_json::to_string_pretty(value).context("encoding JSON output")?;
-    println!("{text}");
-    Ok(())
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing JSON output")
+        }
+        _ => Ok(()),
+    }
 }

@@ -127,7 +127,9 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     let config = store.config().with_policy(Some(&saved));
     store.rewrite_config(config)?;
-    if !ctx.quiet {
+    if ctx.json {
+        print_json(&saved)?;
+    } else if !ctx.quiet {
         println!("saved retention policy: {}", describe(&saved));
     }
     Ok(Exit::Ok)
@@ -150,7 +152,9 @@ fn clear(ctx: &Ctx) -> anyhow::Result<Exit> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     let config = store.config().with_policy(None);
     store.rewrite_config(config)?;
-    if !ctx.quiet {
+    if ctx.json {
+        print_json(&None::<SavedPolicy>)?;
+    } else if !ctx.quiet {
         println!("removed the saved retention policy");
     }
     Ok(Exit::Ok)

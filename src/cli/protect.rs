@@ -7,8 +7,8 @@ use cairn::snapshot::protect;
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
 
-use super::Ctx;
 use super::exit::Exit;
+use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
@@ -17,25 +17,34 @@ pub struct ProtectArgs {
     snapshots: Vec<SnapshotRef>,
 }
 
-/// Protects (`on`) or unprotects the named snapshots.
+/// Protects (`on`) or unprotects the named snapshots. A damaged record can
+/// be unprotected (by id or prefix), so that it can then be forgotten.
 pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Exit> {
     // Shared: a forget holds the store exclusively, so it never runs between
     // this check and a protection it should see.
     let store = ctx.open(LockMode::Shared)?;
     let list = ctx.snapshot_list(&store)?;
+    let mut done = Vec::new();
     for reference in &args.snapshots {
-        let id = list.resolve(reference, &Filter::default())?.id;
-        let message = if on {
+        let (id, changed) = if on {
+            let id = list.resolve(reference, &Filter::default())?.id;
             protect::protect(store.backend(), &id)?;
-            "protected"
-        } else if protect::unprotect(store.backend(), &id)? {
-            "unprotected"
+            (id, true)
         } else {
-            "was not protected:"
+            let id = list.resolve_id(reference)?;
+            (id, protect::unprotect(store.backend(), &id)?)
         };
-        if !ctx.quiet {
-            println!("{message} snapshot {}", id.short());
+        if !ctx.json && !ctx.quiet {
+            match (on, changed) {
+                (true, _) => println!("protected snapshot {}", id.short()),
+                (false, true) => println!("unprotected snapshot {}", id.short()),
+                (false, false) => println!("snapshot {} was not protected", id.short()),
+            }
         }
+        done.push(serde_json::json!({"id": id, "protected": on, "changed": changed}));
+    }
+    if ctx.json {
+        print_json(&done)?;
     }
     Ok(Exit::Ok)
 }

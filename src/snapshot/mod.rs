@@ -237,6 +237,24 @@ impl SnapshotList {
     }
 }
 
+impl SnapshotList {
+    /// The id `reference` names, even if its record is damaged: for the
+    /// commands that must be able to remove a damaged record (`forget`,
+    /// `unprotect`).
+    pub fn resolve_id(
+        &self,
+        reference: &select::SnapshotRef,
+    ) -> Result<SnapshotId, select::SelectError> {
+        match self.resolve(reference, &select::Filter::default()) {
+            Ok(snapshot) => Ok(snapshot.id),
+            Err(select::SelectError::Damaged { key, cause }) => {
+                id_of_key(&key).ok_or(select::SelectError::Damaged { key, cause })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Lists `snapshots/`, reading only records the catalog has not cached.
 pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreError> {
     let mut cached = catalog.cached_snapshots()?;

@@ -181,21 +181,7 @@ impl TestEnv {
 
     /// Total size of the files under `<store>/packs`.
     pub fn packs_size(&self) -> u64 {
-        fn walk(dir: &Path) -> u64 {
-            fs::read_dir(dir)
-                .unwrap()
-                .map(|e| {
-                    let e = e.unwrap();
-                    let meta = e.metadata().unwrap();
-                    if meta.is_dir() {
-                        walk(&e.path())
-                    } else {
-                        meta.len()
-                    }
-                })
-                .sum()
-        }
-        walk(&self.store.join("packs"))
+        size_of(&self.store.join("packs"))
     }
 }
 
@@ -262,9 +248,14 @@ pub fn is_root() -> bool {
 pub struct Rng(u64);
 
 impl Rng {
-    /// A generator for `seed` (any value, 0 included).
+    /// A generator for `seed` (any value, 0 included). The seed is mixed
+    /// with splitmix64 first: every seed gives its own stream (before, seeds
+    /// 2n and 2n+1 gave the same bytes) and the xorshift state is never 0.
     pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Self((z ^ (z >> 31)) | 1)
     }
 
     /// The next 64 random bits.
@@ -583,4 +574,58 @@ pub fn listing(dir: &Path) -> Vec<(PathBuf, String)> {
     )];
     walk(dir, dir, &mut out);
     out
+}
+
+/// Total size of the files under `dir`.
+pub fn size_of(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                size_of(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+/// `cp -a`: a copy with the same modes, owners and nanosecond mtimes.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a {from:?} {to:?}");
+}
+
+/// `abort()` must not leave core files behind (core_pattern may be `core`).
+pub fn no_core_dumps() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let old = getrlimit(Resource::Core);
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: old.maximum,
+        },
+    )
+    .unwrap();
+}
+
+/// Runs `cmd`, which must fail with exit 1 within 3 s (a locked store is
+/// reported at once, not waited for); returns its stderr.
+pub fn fails_at_once(mut cmd: assert_cmd::Command) -> String {
+    let started = std::time::Instant::now();
+    let out = cmd.assert().code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    stderr_of(out.get_output())
 }

@@ -1,0 +1,1022 @@
+//! Prune: forgetting snapshots and pruning gives back the space only they
+//! used, repacks partly dead packs, removes what interrupted runs left, and
+//! never touches data a remaining snapshot needs; a dry run changes nothing;
+//! damaged records stop it; protection and saved policies are honoured.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+
+/// Under this size a random file is one chunk (the chunker's minimum is
+/// 256 KiB), so one file is one blob.
+const SMALL: u64 = 200_000;
+
+/// Runs `cairn --json ARGS`, asserting exit 0; the parsed output.
+fn json(t: &TestEnv, args: &[&str]) -> Value {
+    let out = t.cairn(["--json"]).args(args).assert().success();
+    parse_json(&out.get_output().stdout)
+}
+
+/// The ids of the pack files under `packs/`.
+fn pack_files(store: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for dir in fs::read_dir(store.join("packs")).unwrap() {
+        for file in fs::read_dir(dir.unwrap().path()).unwrap() {
+            let name = file.unwrap().file_name().into_string().unwrap();
+            out.insert(name.strip_suffix(".pack").unwrap().to_owned());
+        }
+    }
+    out
+}
+
+/// The size of pack `id`'s file.
+fn pack_size(store: &Path, id: &str) -> u64 {
+    fs::metadata(store.join(format!("packs/{}/{id}.pack", &id[..2])))
+        .unwrap()
+        .len()
+}
+
+/// Entries of `tmp/`.
+fn tmp_entries(store: &Path) -> Vec<PathBuf> {
+    fs::read_dir(store.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// The ids of the packs a plan or report lists under `field`.
+fn ids_in(plan: &Value, field: &str) -> BTreeSet<String> {
+    plan[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field} array in {plan}"))
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn u(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number {field} in {v}"))
+}
+
+/// The ids `snapshots --json` lists, oldest first.
+fn listed(t: &TestEnv) -> Vec<String> {
+    t.snapshots(&[]).iter().map(|s| id(s).to_owned()).collect()
+}
+
+/// Restores `snapshot` and compares it with `expected`, a copy of `source`
+/// as it was when the snapshot was taken.
+fn assert_restores(t: &TestEnv, snapshot: &str, source: &Path, expected: &Path) {
+    let target = t.restore(snapshot);
+    assert_trees_equal(expected, &restored(&target, source));
+    fs::remove_dir_all(target).unwrap();
+}
+
+/// Everything in the store but the lock file, the SQLite side files and the
+/// store directory's own mtime (which those side files change).
+fn store_state(store: &Path) -> Vec<(PathBuf, String)> {
+    listing(store)
+        .into_iter()
+        .filter(|(p, _)| {
+            let p = p.to_str().unwrap();
+            p != "." && !p.starts_with("locks") && !p.starts_with("catalog.db-")
+        })
+        .collect()
+}
+
+/// Asserts two `store_state`s are equal, showing only what differs.
+fn assert_same_state(before: &[(PathBuf, String)], after: &[(PathBuf, String)], what: &str) {
+    let (b, a): (BTreeSet<_>, BTreeSet<_>) = (before.iter().collect(), after.iter().collect());
+    let gone: Vec<_> = b.difference(&a).collect();
+    let new: Vec<_> = a.difference(&b).collect();
+    assert!(
+        gone.is_empty() && new.is_empty(),
+        "{what} changed the store:\n  before: {gone:?}\n  after: {new:?}"
+    );
+}
+
+/// Takes a snapshot of `src` at `time` and keeps a copy of `src` as it was.
+fn snapshot_and_copy(t: &TestEnv, src: &Path, time: &str, copy: &str) -> (String, PathBuf) {
+    let snap = t.snapshot(&[src], &["--time", time]);
+    let to = t.path(copy);
+    copy_tree(src, &to);
+    (id(&snap).to_owned(), to)
+}
+
+/// A directory of `count` one-blob files `f0..` with distinct content from
+/// `seed`. (Seeds are spaced by 2: the harness's `Rng::new` sets the low
+/// bit, so seeds 2n and 2n+1 give the same bytes.)
+fn small_files(dir: &Path, count: u64, seed: u64) {
+    fs::create_dir_all(dir).unwrap();
+    for i in 0..count {
+        write_random_file(&dir.join(format!("f{i}")), 2 * (seed + i), SMALL);
+    }
+}
+
+#[test]
+fn forget_and_prune_free_the_unique_data_of_forgotten_snapshots_and_keep_the_rest_exact() {
+    let t = TestEnv::new();
+    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("shared.bin"), 1, 3 * MIB);
+    let a_len = 2 * MIB;
+    let mut gens = Vec::new();
+    for k in 1..=4u64 {
+        if k > 1 {
+            fs::remove_file(src.join(format!("a{}", k - 1))).unwrap();
+        }
+        write_random_file(&src.join(format!("a{k}")), 10 + 2 * k, a_len);
+        if k == 2 {
+            // In a forgotten snapshot and in every kept one.
+            write_random_file(&src.join("b.bin"), 20, 3 * MIB / 2);
+        }
+        fs::write(src.join("note.txt"), format!("generation {k}\n")).unwrap();
+        let time = format!("2026-05-0{k}T03:00:00+02:00");
+        gens.push(snapshot_and_copy(&t, &src, &time, &format!("gen{k}")));
+    }
+    let before = t.packs_size();
+
+    let out = json(&t, &["forget", "--keep-last", "2", "--prune"]);
+    let forgotten: BTreeSet<&str> = out["forgotten"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        forgotten,
+        BTreeSet::from([gens[0].0.as_str(), gens[1].0.as_str()]),
+        "{out}"
+    );
+    assert_eq!(listed(&t), [gens[2].0.clone(), gens[3].0.clone()]);
+    let after = t.packs_size();
+    let report = &out["prune"];
+    assert_eq!(u(report, "bytes_freed"), before - after, "{report}");
+    assert!(u(report, "packs_deleted") > 0, "{report}");
+
+    // What the remaining snapshots do not need, measured before and after.
+    let plan = json(&t, &["prune", "--dry-run"]);
+    assert_eq!(u(&plan, "bytes_total"), after, "{plan}");
+    let unused_after = u(&plan, "bytes_unused");
+    let needed = after - unused_after;
+    let unique = 2 * a_len;
+    let not_needed_before = before - needed;
+    assert!(
+        (unique..=unique + 64 * 1024).contains(&not_needed_before),
+        "the forgotten snapshots' unique data is {unique} bytes, but {not_needed_before} bytes \
+         of the {before} before prune are not needed by the kept snapshots"
+    );
+    assert!(
+        unused_after as f64 <= 0.2 * after as f64,
+        "{unused_after} of {after} bytes still unused after prune: {plan}"
+    );
+    eprintln!("packs {before} -> {after} bytes, {unused_after} left unused; unique data {unique}");
+
+    // Shared blobs (shared.bin, b.bin of the forgotten generation 2) survive.
+    for (snapshot, copy) in &gens[2..] {
+        assert_restores(&t, snapshot, &src, copy);
+    }
+    t.cairn(["restore", &gens[0].0, "--target"])
+        .arg(t.fresh_dir("gone"))
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn a_pack_mostly_dead_after_forget_is_repacked_and_its_dead_blobs_space_is_freed() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 10, 100);
+    let (old, _) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    let data_pack: BTreeSet<String> = pack_files(&t.store);
+    for i in 1..=6 {
+        fs::remove_file(src.join(format!("f{i}"))).unwrap();
+    }
+    let (new, copy) = snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
+    let (data_pack, tree_pack): (Vec<String>, Vec<String>) = data_pack
+        .into_iter()
+        .partition(|p| pack_size(&t.store, p) > 10 * SMALL);
+    assert_eq!(
+        (data_pack.len(), tree_pack.len()),
+        (1, 1),
+        "the first snapshot should have written one data and one tree pack"
+    );
+    let data_pack = &data_pack[0];
+
+    t.cairn(["forget", &old]).assert().success();
+    let before = t.packs_size();
+    let report = json(&t, &["prune"]);
+    let after = t.packs_size();
+
+    let repack = report["repack"].as_array().unwrap();
+    assert_eq!(repack.len(), 1, "{report}");
+    assert_eq!(repack[0]["id"], data_pack.as_str(), "{report}");
+    assert_eq!(repack[0]["kind"], "data", "{report}");
+    assert_eq!(u(&repack[0], "live_bytes"), 4 * SMALL, "{report}");
+    assert_eq!(repack[0]["reason"], "60% unused", "{report}");
+    assert!(
+        ids_in(&report, "delete").contains(&tree_pack[0]),
+        "{report}"
+    );
+    assert_eq!(u(&report, "blobs_repacked"), 4, "{report}");
+    assert_eq!(u(&report, "packs_written"), 1, "{report}");
+    assert!(!pack_files(&t.store).contains(data_pack));
+    let freed = before - after;
+    assert!(
+        (6 * SMALL..6 * SMALL + 16 * 1024).contains(&freed),
+        "freed {freed}, the dead blobs were {}",
+        6 * SMALL
+    );
+    assert_eq!(u(&report, "bytes_freed"), freed, "{report}");
+
+    assert_restores(&t, &new, &src, &copy);
+    let again = json(&t, &["prune", "--dry-run"]);
+    assert_eq!(u(&again, "bytes_unused"), 0, "{again}");
+    assert!(ids_in(&again, "delete").is_empty(), "{again}");
+    assert!(ids_in(&again, "repack").is_empty(), "{again}");
+}
+
+#[test]
+fn max_unused_zero_repacks_what_the_default_threshold_leaves_and_removes_all_unused_space() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 10, 200);
+    let (old, _) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    fs::remove_file(src.join("f3")).unwrap();
+    let (new, copy) = snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &old]).assert().success();
+
+    // 10% of the data pack is dead: the default 20% rule keeps it.
+    let first = json(&t, &["prune"]);
+    assert!(ids_in(&first, "repack").is_empty(), "{first}");
+    let left = json(&t, &["prune", "--dry-run"]);
+    let unused = u(&left, "bytes_unused");
+    assert!(
+        (SMALL..SMALL + 1024).contains(&unused),
+        "one dead blob should be left unused: {left}"
+    );
+
+    let before = t.packs_size();
+    let report = json(&t, &["prune", "--max-unused", "0"]);
+    let repack = report["repack"].as_array().unwrap();
+    assert_eq!(repack.len(), 1, "{report}");
+    assert_eq!(repack[0]["kind"], "data", "{report}");
+    assert_eq!(repack[0]["reason"], "10% unused", "{report}");
+    assert_eq!(before - t.packs_size(), unused, "{report}");
+
+    let plan = json(&t, &["prune", "--max-unused", "0", "--dry-run"]);
+    assert_eq!(u(&plan, "bytes_unused"), 0, "{plan}");
+    assert!(ids_in(&plan, "repack").is_empty(), "{plan}");
+    assert!(ids_in(&plan, "delete").is_empty(), "{plan}");
+    assert_restores(&t, &new, &src, &copy);
+}
+
+#[test]
+fn a_dry_run_changes_no_store_file_and_its_json_plan_names_the_packs_to_delete_and_repack() {
+    no_core_dumps();
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 10, 300);
+    let packs0 = pack_files(&t.store);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    let s1_packs: BTreeSet<String> = &pack_files(&t.store) - &packs0;
+    for i in 0..6 {
+        fs::remove_file(src.join(format!("f{i}"))).unwrap();
+    }
+    let (s2, _) = snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
+    fs::write(src.join("note"), "3\n").unwrap();
+    let (s3, _) = snapshot_and_copy(&t, &src, "2026-01-03T00:00:00Z", "gen3");
+    // A snapshot of its own source, whose packs die with it.
+    let other = t.path("other");
+    small_files(&other, 3, 400);
+    let packs1 = pack_files(&t.store);
+    let (lone, _) = snapshot_and_copy(&t, &other, "2026-01-04T00:00:00Z", "other-copy");
+    let lone_packs: BTreeSet<String> = &pack_files(&t.store) - &packs1;
+    // An interrupted snapshot's pack, and a leftover temporary file.
+    let packs2 = pack_files(&t.store);
+    let crashing = t.path("crashing");
+    small_files(&crashing, 2, 500);
+    let crashed = t
+        .command(["snapshot"])
+        .arg(&crashing)
+        .env("CAIRN_CRASH_AT", "pack-published")
+        .output()
+        .unwrap();
+    assert!(stderr_of(&crashed).contains("crash point"), "{crashed:?}");
+    let stray: BTreeSet<String> = &pack_files(&t.store) - &packs2;
+    assert_eq!(stray.len(), 1);
+    fs::write(t.store.join("tmp/leftover.tmp"), b"half a pack").unwrap();
+    t.cairn(["forget", &s1, &lone]).assert().success();
+    t.snapshots(&[]);
+
+    let state = store_state(&t.store);
+    let snapshots = t.snapshots(&[]);
+    let plan = json(&t, &["prune", "--dry-run"]);
+    let forget = json(&t, &["forget", "--keep-last", "1", "--dry-run"]);
+    let forget_prune = json(&t, &["forget", "--keep-last", "1", "--prune", "--dry-run"]);
+    t.cairn(["prune", "--dry-run", "--max-unused", "0"])
+        .assert()
+        .success();
+    assert_same_state(&state, &store_state(&t.store), "a dry run");
+    assert_eq!(t.snapshots(&[]), snapshots);
+    assert_eq!(forget["dry_run"], true);
+    assert_eq!(forget["forgotten"], serde_json::json!([s2]), "{forget}");
+    assert_eq!(forget_prune["dry_run"], true);
+    assert!(forget_prune["prune"].is_object(), "{forget_prune}");
+
+    // The plan: s1's data pack (6 of 10 blobs dead) is repacked; its tree
+    // pack and everything of the forgotten lone snapshot is deleted; the
+    // crashed snapshot's pack is unreferenced.
+    let (s1_data, s1_tree): (Vec<String>, Vec<String>) = s1_packs
+        .into_iter()
+        .partition(|p| pack_size(&t.store, p) > 10 * SMALL);
+    assert_eq!(
+        ids_in(&plan, "repack"),
+        BTreeSet::from([s1_data[0].clone()])
+    );
+    let delete = ids_in(&plan, "delete");
+    assert!(delete.contains(&s1_tree[0]), "{plan}");
+    assert!(lone_packs.is_subset(&delete), "{plan}");
+    assert_eq!(ids_in(&plan, "unreferenced"), stray, "{plan}");
+    for entry in plan["delete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(plan["repack"].as_array().unwrap())
+    {
+        let id = entry["id"].as_str().unwrap();
+        assert_eq!(u(entry, "size"), pack_size(&t.store, id), "{entry}");
+        assert!(["data", "tree"].contains(&entry["kind"].as_str().unwrap()));
+        assert!(entry["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    }
+    assert_eq!(plan["repack"][0]["reason"], "60% unused", "{plan}");
+    assert_eq!(u(&plan, "snapshots"), 2, "{plan}");
+    assert!(plan["interrupted"].is_null(), "{plan}");
+
+    // The real run does what the plan said, and only that.
+    let all = pack_files(&t.store);
+    let report = json(&t, &["prune"]);
+    let doomed: BTreeSet<String> = &(&delete | &ids_in(&plan, "repack")) | &stray;
+    let gone: BTreeSet<String> = &all - &pack_files(&t.store);
+    assert_eq!(gone, doomed, "{report}");
+    assert!(tmp_entries(&t.store).is_empty());
+    assert_restores(&t, &s2, &src, &t.path("gen2"));
+    assert_restores(&t, &s3, &src, &t.path("gen3"));
+}
+
+#[test]
+fn packs_left_by_a_crashed_snapshot_and_files_in_tmp_are_removed_by_prune() {
+    no_core_dumps();
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    let (s1, copy) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    let packs0 = pack_files(&t.store);
+    let size0 = t.packs_size();
+
+    let big = t.path("big");
+    fs::create_dir(&big).unwrap();
+    write_random_file(&big.join("one"), 7, 2 * MIB);
+    let crashed = t
+        .command(["snapshot"])
+        .arg(&big)
+        .env("CAIRN_CRASH_AT", "pack-published")
+        .output()
+        .unwrap();
+    assert!(stderr_of(&crashed).contains("crash point"), "{crashed:?}");
+    let stray: BTreeSet<String> = &pack_files(&t.store) - &packs0;
+    assert!(!stray.is_empty());
+    write_random_file(&big.join("two"), 8, MIB);
+    let crashed = t
+        .command(["snapshot"])
+        .arg(&big)
+        .env("CAIRN_CRASH_AT", "pack-written")
+        .output()
+        .unwrap();
+    assert!(stderr_of(&crashed).contains("crash point"), "{crashed:?}");
+    fs::write(t.store.join("tmp/by-hand"), b"junk").unwrap();
+    let leftovers = tmp_entries(&t.store).len() as u64;
+    assert!(leftovers >= 2, "{:?}", tmp_entries(&t.store));
+    assert_eq!(listed(&t), std::slice::from_ref(&s1));
+
+    let report = json(&t, &["prune"]);
+    assert_eq!(ids_in(&report, "unreferenced"), stray, "{report}");
+    assert_eq!(u(&report, "packs_deleted"), stray.len() as u64, "{report}");
+    assert_eq!(u(&report, "tmp_files_removed"), leftovers, "{report}");
+    assert_eq!(pack_files(&t.store), packs0);
+    assert_eq!(t.packs_size(), size0);
+    assert!(tmp_entries(&t.store).is_empty());
+    assert_restores(&t, &s1, &src, &copy);
+    let next = t.snapshot(&[&big], &[]);
+    assert_restores(&t, id(&next), &big, &big);
+}
+
+#[test]
+fn a_damaged_snapshot_record_stops_prune_until_it_is_forgotten_by_id() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 1, 500);
+    write_random_file(&src.join("gone.bin"), 501, 600_000);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    fs::remove_file(src.join("gone.bin")).unwrap();
+    let (s2, copy) = snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &s1]).assert().success();
+    fs::write(src.join("note"), "3\n").unwrap();
+    // Damaged before any listing has cached it.
+    let (s3, _) = snapshot_and_copy(&t, &src, "2026-01-03T00:00:00Z", "gen3");
+    let record = t.store.join(format!("snapshots/{s3}.json"));
+    let mut bytes = fs::read(&record).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&record, bytes).unwrap();
+
+    let packs = listing(&t.store.join("packs"));
+    for args in [
+        &["prune"][..],
+        &["--json", "prune"],
+        &["prune", "--max-unused", "0"],
+    ] {
+        let out = t.cairn(args).assert().code(1);
+        let err = stderr_of(out.get_output());
+        assert!(
+            err.contains("damaged") && err.contains(&format!("snapshots/{s3}.json")),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(listing(&t.store.join("packs")), packs, "prune deleted data");
+
+    t.cairn(["forget", &s3]).assert().success();
+    assert!(!record.exists());
+    let before = t.packs_size();
+    let report = json(&t, &["prune"]);
+    assert!(u(&report, "packs_deleted") > 0, "{report}");
+    assert!(before - t.packs_size() >= 600_000, "{report}");
+    assert_eq!(listed(&t), std::slice::from_ref(&s2));
+    assert_restores(&t, &s2, &src, &copy);
+}
+
+#[test]
+fn a_protected_snapshot_is_kept_by_policies_and_refused_by_forget_until_unprotected() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 2);
+    let mut ids = Vec::new();
+    for day in 1..=3 {
+        fs::write(src.join("day"), format!("{day}\n")).unwrap();
+        let time = format!("2026-02-0{day}T12:00:00Z");
+        ids.push(id(&t.snapshot(&[&src], &["--time", &time])).to_owned());
+    }
+    t.cairn(["protect", &ids[0][..10]]).assert().success();
+    let flags: Vec<(String, bool)> = t
+        .snapshots(&[])
+        .iter()
+        .map(|s| (id(s).to_owned(), s["protected"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            (ids[0].clone(), true),
+            (ids[1].clone(), false),
+            (ids[2].clone(), false)
+        ]
+    );
+    let text = t.cairn(["snapshots"]).assert().success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
+    assert!(text.contains("PROTECTED"), "{text}");
+    let protected_line = text.lines().find(|l| l.starts_with(&ids[0][..8])).unwrap();
+    assert!(protected_line.trim_end().ends_with("yes"), "{text}");
+
+    let out = json(&t, &["forget", "--keep-last", "1"]);
+    let decisions = out["groups"][0]["snapshots"].as_array().unwrap();
+    let oldest = decisions
+        .iter()
+        .find(|d| d["id"] == ids[0].as_str())
+        .unwrap();
+    assert_eq!(oldest["keep"], true, "{out}");
+    assert_eq!(oldest["reasons"], serde_json::json!(["protected"]), "{out}");
+    assert_eq!(out["forgotten"], serde_json::json!([ids[1]]), "{out}");
+    assert_eq!(listed(&t), [ids[0].clone(), ids[2].clone()]);
+
+    for args in [
+        vec![ids[0].as_str()],
+        vec![ids[2].as_str(), ids[0].as_str()],
+    ] {
+        let out = t.cairn(["forget"]).args(&args).assert().code(1);
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("protected"), "{err}");
+        assert_eq!(listed(&t), [ids[0].clone(), ids[2].clone()], "{args:?}");
+    }
+    t.cairn(["prune"]).assert().success();
+    let target = t.restore(&ids[0]);
+    assert!(restored(&target, &src).join("sub/b.bin").is_file());
+
+    t.cairn(["unprotect", &ids[0]]).assert().success();
+    assert_eq!(t.snapshots(&[])[0]["protected"], false);
+    t.cairn(["forget", &ids[0]]).assert().success();
+    assert_eq!(listed(&t), [ids[2].clone()]);
+}
+
+#[test]
+fn a_saved_policy_is_shown_and_used_by_a_plain_forget_and_no_policy_at_all_is_refused() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 3);
+    // 2026-03-01 is a Sunday (ISO week 9); the 2nd-8th are week 10.
+    let mut gens = Vec::new();
+    for day in 1..=12u64 {
+        fs::write(src.join("day"), format!("{day}\n")).unwrap();
+        write_random_file(&src.join("daily.bin"), 600 + 2 * day, 50_000);
+        let time = format!("2026-03-{day:02}T02:00:00Z");
+        gens.push(snapshot_and_copy(&t, &src, &time, &format!("day{day}")));
+    }
+    for args in [
+        &["forget"][..],
+        &["forget", "--prune"],
+        &["forget", "--dry-run"],
+    ] {
+        let out = t.cairn(args).assert().code(2);
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("--keep"), "{args:?}: {err}");
+    }
+    t.cairn(["policy", "set"]).assert().code(2);
+    assert_eq!(listed(&t).len(), 12);
+    assert_eq!(json(&t, &["policy", "show"]), Value::Null);
+
+    t.cairn(["policy", "set", "--keep-daily", "7", "--keep-weekly", "3"])
+        .assert()
+        .success();
+    assert_eq!(
+        json(&t, &["policy", "show"]),
+        serde_json::json!({
+            "policy": {"keep_daily": 7, "keep_weekly": 3},
+            "group_by": "host,paths"
+        })
+    );
+    let text = t.cairn(["policy", "show"]).assert().success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
+    assert!(text.contains("--keep-daily 7 --keep-weekly 3"), "{text}");
+
+    let before = t.packs_size();
+    let out = json(&t, &["forget", "--prune"]);
+    assert_eq!(
+        out["policy"], "--keep-daily 7 --keep-weekly 3 --group-by host,paths",
+        "{out}"
+    );
+    let forgotten: Vec<&str> = out["forgotten"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let expected_forgotten: Vec<&str> = [5, 4, 3, 2]
+        .iter()
+        .map(|d| gens[d - 1].0.as_str())
+        .collect();
+    assert_eq!(forgotten, expected_forgotten, "{out}");
+    assert!(out["prune"].is_object(), "{out}");
+    assert!(t.packs_size() < before - 4 * 50_000);
+    let kept: Vec<String> = [1, 6, 7, 8, 9, 10, 11, 12]
+        .iter()
+        .map(|d| gens[d - 1].0.clone())
+        .collect();
+    assert_eq!(listed(&t), kept);
+    for day in [1, 6, 12] {
+        let (snapshot, copy) = &gens[day - 1];
+        assert_restores(&t, snapshot, &src, copy);
+    }
+
+    // Options given on the command line win over the saved policy.
+    let out = json(&t, &["forget", "--keep-last", "7", "--dry-run"]);
+    assert_eq!(
+        out["policy"], "--keep-last 7 --group-by host,paths",
+        "{out}"
+    );
+    assert_eq!(out["forgotten"], serde_json::json!([gens[0].0]), "{out}");
+
+    t.cairn(["policy", "clear"]).assert().success();
+    assert_eq!(json(&t, &["policy", "show"]), Value::Null);
+    let out = t.cairn(["forget"]).assert().code(2);
+    assert!(stderr_of(out.get_output()).contains("--keep"));
+    assert_eq!(listed(&t).len(), 8);
+}
+
+#[test]
+fn forget_dry_run_json_shows_each_group_with_every_snapshot_decision_and_changes_nothing() {
+    let t = TestEnv::with_store();
+    let (a, b) = (t.path("a"), t.path("b"));
+    small_tree(&a, 4);
+    small_tree(&b, 5);
+    let mut a_ids = Vec::new();
+    for day in 1..=3 {
+        fs::write(a.join("day"), format!("{day}\n")).unwrap();
+        let time = format!("2026-04-0{day}T06:00:00+02:00");
+        let mut extra = vec!["--time", &time];
+        if day == 1 {
+            extra.extend(["--tag", "monthly"]);
+        }
+        a_ids.push(id(&t.snapshot(&[&a], &extra)).to_owned());
+    }
+    let mut b_ids = Vec::new();
+    for day in 1..=2 {
+        fs::write(b.join("day"), format!("{day}\n")).unwrap();
+        let time = format!("2026-04-0{day}T07:00:00Z");
+        b_ids.push(id(&t.snapshot(&[&b], &["--time", &time])).to_owned());
+    }
+    // Listing caches the records in catalog.db: do it before comparing.
+    listed(&t);
+    let before = store_state(&t.store);
+
+    let out = json(
+        &t,
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--keep-tag",
+            "monthly",
+            "--dry-run",
+        ],
+    );
+    assert_same_state(&before, &store_state(&t.store), "forget --dry-run");
+    assert_eq!(listed(&t).len(), 5);
+    assert_eq!(out["dry_run"], true, "{out}");
+    assert!(out["prune"].is_null(), "{out}");
+    let groups = out["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{out}");
+    let mut all_forgotten = BTreeSet::new();
+    for g in groups {
+        let key = g["group"].as_object().unwrap();
+        assert!(key["host"].as_str().is_some_and(|h| !h.is_empty()), "{g}");
+        let paths = key["paths"].as_array().unwrap();
+        assert_eq!(paths.len(), 1, "{g}");
+        let (source, ids) = if paths[0] == a.to_str().unwrap() {
+            (&a, &a_ids)
+        } else {
+            (&b, &b_ids)
+        };
+        assert_eq!(paths[0], source.to_str().unwrap());
+        let decisions = g["snapshots"].as_array().unwrap();
+        let order: Vec<&str> = decisions
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+        assert_eq!(order, newest_first, "{g}");
+        for d in decisions {
+            let id = d["id"].as_str().unwrap();
+            assert_eq!(id.len(), 64);
+            assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
+            let time = d["time"].as_str().unwrap();
+            let listed_time = t
+                .snapshots(&[])
+                .into_iter()
+                .find(|s| s["id"] == id)
+                .unwrap()["time"]
+                .clone();
+            assert_eq!(listed_time, time, "{d}");
+            let reasons = d["reasons"].as_array().unwrap();
+            assert_eq!(d["keep"].as_bool().unwrap(), !reasons.is_empty(), "{d}");
+            if d["keep"] == false {
+                all_forgotten.insert(id.to_owned());
+            }
+        }
+        assert_eq!(
+            decisions[0]["reasons"],
+            serde_json::json!(["last #1"]),
+            "{g}"
+        );
+        if source == &a {
+            assert_eq!(decisions[1]["keep"], false, "{g}");
+            assert_eq!(
+                decisions[2]["reasons"],
+                serde_json::json!(["tag monthly"]),
+                "{g}"
+            );
+        } else {
+            assert_eq!(decisions[1]["keep"], false, "{g}");
+        }
+    }
+    let forgotten: BTreeSet<String> = out["forgotten"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(forgotten, all_forgotten);
+    assert_eq!(
+        forgotten,
+        BTreeSet::from([a_ids[1].clone(), b_ids[0].clone()])
+    );
+
+    // One group for everything; filters narrow the candidates.
+    let one = json(
+        &t,
+        &["forget", "--keep-last", "2", "--group-by", "", "--dry-run"],
+    );
+    assert_eq!(one["groups"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(one["groups"][0]["group"], serde_json::json!({}), "{one}");
+    assert_eq!(one["forgotten"].as_array().unwrap().len(), 3, "{one}");
+    let only_b = json(
+        &t,
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--path",
+            b.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(only_b["groups"].as_array().unwrap().len(), 1, "{only_b}");
+    assert_eq!(
+        only_b["forgotten"],
+        serde_json::json!([b_ids[0]]),
+        "{only_b}"
+    );
+    let tagged = json(
+        &t,
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--tag",
+            "monthly",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(tagged["forgotten"], serde_json::json!([]), "{tagged}");
+    let nobody = json(
+        &t,
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--host",
+            "no-such-host",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(nobody["groups"], serde_json::json!([]), "{nobody}");
+    assert_same_state(&before, &store_state(&t.store), "forget --dry-run");
+}
+
+#[test]
+fn forget_with_prune_and_dry_run_plans_the_prune_without_the_snapshots_it_would_forget() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 2, 700);
+    write_random_file(&src.join("only-in-the-first.bin"), 799, 500_000);
+    t.snapshot(&[&src], &["--time", "2026-06-01T00:00:00Z"]);
+    fs::remove_file(src.join("only-in-the-first.bin")).unwrap();
+    t.snapshot(&[&src], &["--time", "2026-06-02T00:00:00Z"]);
+
+    let dry = json(&t, &["forget", "--keep-last", "1", "--prune", "--dry-run"]);
+    assert_eq!(listed(&t).len(), 2);
+    let real = json(&t, &["forget", "--keep-last", "1", "--prune"]);
+    let (planned, done) = (&dry["prune"], &real["prune"]);
+    assert_eq!(
+        u(planned, "snapshots"),
+        1,
+        "the dry run's prune plan counts the snapshot it would forget as kept: {planned}"
+    );
+    assert_eq!(
+        ids_in(planned, "delete"),
+        ids_in(done, "delete"),
+        "{dry}\n{real}"
+    );
+    assert_eq!(
+        ids_in(planned, "repack"),
+        ids_in(done, "repack"),
+        "{dry}\n{real}"
+    );
+    assert_eq!(u(planned, "bytes_unused"), u(done, "bytes_unused"));
+}
+
+#[test]
+fn json_output_of_protect_unprotect_and_policy_changes_is_json_or_nothing() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 6);
+    let snap = t.snapshot(&[&src], &[]);
+    let commands: [&[&str]; 4] = [
+        &["protect", id(&snap)],
+        &["unprotect", id(&snap)],
+        &["policy", "set", "--keep-last", "3"],
+        &["policy", "clear"],
+    ];
+    for args in commands {
+        let out = t.cairn(["--json"]).args(args).assert().success();
+        let stdout = &out.get_output().stdout;
+        assert!(
+            stdout.is_empty() || serde_json::from_slice::<Value>(stdout).is_ok(),
+            "`cairn --json {}` printed neither JSON nor nothing: {:?}",
+            args.join(" "),
+            String::from_utf8_lossy(stdout)
+        );
+    }
+}
+
+#[test]
+fn a_blob_revived_by_a_snapshot_between_forget_and_prune_survives_the_prune() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 8);
+    let x = src.join("x.bin");
+    write_random_file(&x, 900, 500_000);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-07-01T00:00:00Z", "gen1");
+    fs::remove_file(&x).unwrap();
+    let (s2, copy2) = snapshot_and_copy(&t, &src, "2026-07-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &s1]).assert().success();
+    // x.bin's blob is dead now, but still in the catalog: a new snapshot
+    // of the same bytes reuses it.
+    write_random_file(&x, 900, 500_000);
+    let snap = t.snapshot(&[&src], &["--time", "2026-07-03T00:00:00Z"]);
+    assert_eq!(summary(&snap, "data_blobs_new"), 0, "{snap}");
+    assert!(summary(&snap, "data_blobs_reused") >= 1, "{snap}");
+    let copy3 = t.path("gen3");
+    copy_tree(&src, &copy3);
+
+    t.cairn(["prune", "--max-unused", "0"]).assert().success();
+    assert_restores(&t, &s2, &src, &copy2);
+    assert_restores(&t, id(&snap), &src, &copy3);
+}
+
+#[test]
+fn forgetting_every_snapshot_and_pruning_leaves_no_pack_and_the_store_still_works() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 9);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-08-01T00:00:00Z", "gen1");
+    fs::write(src.join("more"), "more\n").unwrap();
+    let (s2, _) = snapshot_and_copy(&t, &src, "2026-08-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &s1, &s2]).assert().success();
+    assert!(listed(&t).is_empty());
+    let report = json(&t, &["prune"]);
+    assert_eq!(t.packs_size(), 0, "{report}");
+    assert!(pack_files(&t.store).is_empty());
+    let snap = t.snapshot(&[&src], &[]);
+    assert_restores(&t, id(&snap), &src, &src);
+}
+
+#[test]
+fn a_damaged_live_blob_in_a_pack_to_repack_stops_prune_before_it_deletes_anything() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 10, 1100);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-09-01T00:00:00Z", "gen1");
+    let (data, _): (Vec<String>, Vec<String>) = pack_files(&t.store)
+        .into_iter()
+        .partition(|p| pack_size(&t.store, p) > 10 * SMALL);
+    for i in 1..=6 {
+        fs::remove_file(src.join(format!("f{i}"))).unwrap();
+    }
+    snapshot_and_copy(&t, &src, "2026-09-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &s1]).assert().success();
+    // Every blob is stored raw (random data), SMALL bytes each, back to
+    // back: flip one byte in the middle of each.
+    let path = t
+        .store
+        .join(format!("packs/{}/{}.pack", &data[0][..2], data[0]));
+    let mut bytes = fs::read(&path).unwrap();
+    for k in 0..10 {
+        bytes[(k * SMALL + SMALL / 2) as usize] ^= 0x40;
+    }
+    fs::write(&path, bytes).unwrap();
+
+    let before = pack_files(&t.store);
+    let out = t.cairn(["prune"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains(&data[0]), "{err}");
+    let after = pack_files(&t.store);
+    assert!(
+        before.is_subset(&after),
+        "prune deleted {:?} although it failed",
+        &before - &after
+    );
+    assert_eq!(
+        listing(&t.store.join("packs"))
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some())
+            .count(),
+        after.len()
+    );
+}
+
+#[test]
+fn files_in_packs_that_prune_cannot_read_as_packs_are_left_alone_and_reported() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 10);
+    let (s1, copy) = snapshot_and_copy(&t, &src, "2026-10-01T00:00:00Z", "gen1");
+    let junk_name = t.store.join("packs/ab/notes.txt");
+    let junk_pack = t.store.join(format!("packs/cd/cd{}.pack", "0".repeat(62)));
+    fs::write(&junk_name, b"an operator's note").unwrap();
+    fs::write(&junk_pack, b"not a pack at all, too short").unwrap();
+
+    let text = t.cairn(["prune"]).assert().success();
+    let err = stderr_of(text.get_output());
+    assert!(
+        err.contains("packs/ab/notes.txt left alone") && err.contains("cd0000"),
+        "{err}"
+    );
+    let out = t.cairn(["--json", "prune"]).assert().success();
+    let report = parse_json(&out.get_output().stdout);
+    let left: BTreeSet<&str> = report["left_alone"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap())
+        .collect();
+    let junk_pack_key = format!("packs/cd/cd{}.pack", "0".repeat(62));
+    assert_eq!(
+        left,
+        BTreeSet::from(["packs/ab/notes.txt", junk_pack_key.as_str()]),
+        "{report}"
+    );
+    assert!(junk_name.exists() && junk_pack.exists());
+    assert_restores(&t, &s1, &src, &copy);
+}
+
+#[test]
+fn forget_refuses_latest_by_name_unknown_ids_and_ids_mixed_with_a_policy() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 12);
+    let snap = t.snapshot(&[&src], &[]);
+    t.cairn(["forget", "latest"]).assert().code(1);
+    t.cairn(["forget", &"e".repeat(64)]).assert().code(1);
+    t.cairn(["forget", id(&snap), "--keep-last", "1"])
+        .assert()
+        .code(2);
+    t.cairn(["prune", "--max-unused", "101"]).assert().code(2);
+    assert_eq!(listed(&t), [id(&snap).to_owned()]);
+}
+
+#[test]
+fn a_protected_snapshot_whose_record_is_damaged_can_be_unprotected_and_forgotten_so_prune_runs() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 13);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-11-01T00:00:00Z", "gen1");
+    fs::write(src.join("more"), "more\n").unwrap();
+    let (s2, copy2) = snapshot_and_copy(&t, &src, "2026-11-02T00:00:00Z", "gen2");
+    t.cairn(["protect", &s1]).assert().success();
+    let record = t.store.join(format!("snapshots/{s1}.json"));
+    let mut bytes = fs::read(&record).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&record, bytes).unwrap();
+    // Lose the catalog (and its cached copy of the record): the damage shows.
+    for name in ["catalog.db", "catalog.db-wal", "catalog.db-shm"] {
+        let _ = fs::remove_file(t.store.join(name));
+    }
+    let out = t.cairn(["prune"]).assert().code(1);
+    assert!(stderr_of(out.get_output()).contains("damaged"));
+
+    // prune says: forget it explicitly. forget says: unprotect it first.
+    let out = t.cairn(["unprotect", &s1]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`cairn unprotect` of a damaged protected record fails, so neither forget nor prune \
+         can ever run again without editing the store by hand: {}",
+        stderr_of(&out)
+    );
+    t.cairn(["forget", &s1]).assert().success();
+    t.cairn(["prune"]).assert().success();
+    assert_restores(&t, &s2, &src, &copy2);
+}
+
+#[test]
+fn prune_works_on_a_store_whose_catalog_was_lost_and_rebuilt() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 10, 1200);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-12-01T00:00:00Z", "gen1");
+    for i in 0..7 {
+        fs::remove_file(src.join(format!("f{i}"))).unwrap();
+    }
+    let (s2, copy2) = snapshot_and_copy(&t, &src, "2026-12-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &s1]).assert().success();
+    for name in ["catalog.db", "catalog.db-wal", "catalog.db-shm"] {
+        let _ = fs::remove_file(t.store.join(name));
+    }
+    let before = t.packs_size();
+    let out = t.cairn(["--json", "prune"]).assert().success();
+    assert!(stderr_of(out.get_output()).contains("rebuilt"));
+    let freed = before - t.packs_size();
+    assert!(
+        (7 * SMALL..7 * SMALL + 16 * 1024).contains(&freed),
+        "freed {freed}"
+    );
+    assert_restores(&t, &s2, &src, &copy2);
+}
