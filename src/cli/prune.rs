@@ -79,6 +79,10 @@ pub fn prune_store(
         |p| format!("marking: {} snapshots", p.read().0),
         |_| prune::plan(store, &options, &progress),
     )?;
+    // Warnings go to stderr whatever the output mode.
+    for left in &plan.left_alone {
+        eprintln!("cairn: warning: {} left alone: {}", left.key, left.why);
+    }
     let talk = !ctx.json && !ctx.quiet;
     if talk {
         print_plan(&plan, dry_run);
@@ -117,19 +121,11 @@ fn print_plan(plan: &Plan, dry_run: bool) {
         c.repack.len(),
         plan.unreferenced.len()
     );
-    for left in &plan.left_alone {
-        eprintln!("cairn: warning: {} left alone: {}", left.key, left.why);
-    }
-    if dry_run {
-        let verb = if plan.is_empty() {
-            "nothing to do"
-        } else {
-            "would free"
-        };
-        println!(
-            "dry run: {verb} about {}",
-            human_bytes(plan.bytes_to_free())
-        );
+    if dry_run && plan.is_empty() {
+        println!("dry run: nothing to do");
+    } else if dry_run {
+        let bytes = human_bytes(plan.bytes_to_free());
+        println!("dry run: would free about {bytes}");
     }
 }
 
