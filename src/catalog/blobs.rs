@@ -9,6 +9,15 @@ use crate::pack::format::MAX_RAW_LEN;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{BlobKind, BlobLocation, PackEntry};
 
+/// The columns of a blob row that locate it, as read.
+pub(super) struct LocationRow {
+    pub kind: u8,
+    pub offset: i64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub compression: u8,
+}
+
 impl Catalog {
     /// Where `id` is stored, if the catalog knows it.
     pub fn locate(&self, id: &BlobId) -> Result<Option<BlobLocation>, CatalogError> {
@@ -35,22 +44,43 @@ impl Catalog {
         let Some((pack, kind, offset, stored_len, raw_len, compression)) = row else {
             return Ok(None);
         };
-        let bad = |what: &str| self.corrupt(format!("blob {id}: {what}"));
-        let compression =
-            Compression::from_code(compression).ok_or_else(|| bad("compression code"))?;
-        // The same limits a pack header must meet: a bad row must not make a
-        // reader allocate or read beyond them.
-        if raw_len > MAX_RAW_LEN || (compression == Compression::None && stored_len != raw_len) {
-            return Err(bad("impossible lengths"));
-        }
-        Ok(Some(BlobLocation {
-            pack: PackId::from_slice(&pack).ok_or_else(|| bad("pack id length"))?,
-            kind: BlobKind::from_code(kind).ok_or_else(|| bad("kind"))?,
-            offset: u64::try_from(offset).map_err(|_| bad("negative offset"))?,
+        let pack = PackId::from_slice(&pack)
+            .ok_or_else(|| self.corrupt(format!("blob {id}: pack id length")))?;
+        let row = LocationRow {
+            kind,
+            offset,
             stored_len,
             raw_len,
             compression,
-        }))
+        };
+        self.location(id, pack, row).map(Some)
+    }
+
+    /// Checks a blob row and turns it into a location. The limits are those
+    /// a pack header must meet: a bad row must not make a reader allocate or
+    /// read beyond them.
+    pub(super) fn location(
+        &self,
+        id: &BlobId,
+        pack: PackId,
+        row: LocationRow,
+    ) -> Result<BlobLocation, CatalogError> {
+        let bad = |what: &str| self.corrupt(format!("blob {id}: {what}"));
+        let compression =
+            Compression::from_code(row.compression).ok_or_else(|| bad("compression code"))?;
+        if row.raw_len > MAX_RAW_LEN
+            || (compression == Compression::None && row.stored_len != row.raw_len)
+        {
+            return Err(bad("impossible lengths"));
+        }
+        Ok(BlobLocation {
+            pack,
+            kind: BlobKind::from_code(row.kind).ok_or_else(|| bad("kind"))?,
+            offset: u64::try_from(row.offset).map_err(|_| bad("negative offset"))?,
+            stored_len: row.stored_len,
+            raw_len: row.raw_len,
+            compression,
+        })
     }
 
     /// Whether the catalog knows `id` (and so its pack is durable).

@@ -4,8 +4,8 @@
 
 use rusqlite::params;
 
+use super::blobs::LocationRow;
 use super::{Catalog, CatalogError};
-use crate::compress::Compression;
 use crate::id::{BlobId, PackId};
 use crate::pack::writer::PublishedPack;
 use crate::pack::{BlobKind, BlobLocation};
@@ -131,18 +131,16 @@ impl Catalog {
         let mut out = Vec::new();
         for row in rows {
             let (id, kind, offset, stored_len, raw_len, compression) = row.map_err(self.err())?;
-            let bad = |what: &str| self.corrupt(format!("blob in pack {}: {what}", pack.id));
-            let id = BlobId::from_slice(&id).ok_or_else(|| bad("id length"))?;
-            let location = BlobLocation {
-                pack: pack.id,
-                kind: BlobKind::from_code(kind).ok_or_else(|| bad("kind"))?,
-                offset: u64::try_from(offset).map_err(|_| bad("negative offset"))?,
+            let id = BlobId::from_slice(&id)
+                .ok_or_else(|| self.corrupt(format!("blob in pack {}: id length", pack.id)))?;
+            let row = LocationRow {
+                kind,
+                offset,
                 stored_len,
                 raw_len,
-                compression: Compression::from_code(compression)
-                    .ok_or_else(|| bad("compression code"))?,
+                compression,
             };
-            out.push((id, location));
+            out.push((id, self.location(&id, pack.id, row)?));
         }
         Ok(out)
     }

@@ -59,3 +59,29 @@ pub fn decode_blob(id: &BlobId, at: &BlobLocation, stored: Vec<u8>) -> Result<Ve
     }
     Ok(raw)
 }
+
+/// Checks stored bytes read from `at` against `id` without keeping the
+/// decoded blob: for copying blobs as stored (repacking) after proving them.
+pub fn check_stored(id: &BlobId, at: &BlobLocation, stored: &[u8]) -> Result<(), PackError> {
+    let actual = match at.compression {
+        compress::Compression::None if stored.len() == at.raw_len as usize => BlobId::of(stored),
+        _ => {
+            let raw = compress::decode(at.compression, stored, at.raw_len as usize).map_err(
+                |source| PackError::Decode {
+                    blob: *id,
+                    pack: at.pack,
+                    source,
+                },
+            )?;
+            BlobId::of(&raw)
+        }
+    };
+    if actual != *id {
+        return Err(PackError::HashMismatch {
+            blob: *id,
+            pack: at.pack,
+            actual,
+        });
+    }
+    Ok(())
+}

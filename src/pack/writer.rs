@@ -14,7 +14,7 @@ use tempfile::NamedTempFile;
 use super::format::{self, BlobKind, PackEntry};
 use super::{PackError, key};
 use crate::backend::{Backend, BackendError};
-use crate::compress::Encoded;
+use crate::compress::{Compression, Encoded};
 use crate::crash;
 use crate::id::{BlobId, PackId};
 
@@ -44,18 +44,30 @@ impl PackWriter {
 
     /// Appends one blob.
     pub fn add(&mut self, id: BlobId, raw_len: u32, blob: &Encoded) -> Result<(), PackError> {
+        self.add_stored(id, raw_len, blob.compression, &blob.bytes)
+    }
+
+    /// Appends one blob given as its stored bytes (already checked by the
+    /// caller: a repack copies bytes it has verified).
+    pub fn add_stored(
+        &mut self,
+        id: BlobId,
+        raw_len: u32,
+        compression: Compression,
+        stored: &[u8],
+    ) -> Result<(), PackError> {
         if self.failed {
             return Err(PackError::Poisoned);
         }
-        let stored_len = blob.bytes.len() as u32;
-        self.write(&blob.bytes)?;
+        let stored_len = stored.len() as u32;
+        self.write(stored)?;
         self.entries.push(PackEntry {
             kind: self.kind,
             id,
             offset: self.len,
             stored_len,
             raw_len,
-            compression: blob.compression,
+            compression,
         });
         self.len += u64::from(stored_len);
         Ok(())

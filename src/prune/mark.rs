@@ -84,7 +84,9 @@ impl LiveSet {
 /// Marks every blob reachable from `snapshots`. Every blob is checked to be
 /// in the catalog the first time it is reached: a snapshot that needs a
 /// blob the catalog lacks means the catalog or the store is damaged, and
-/// prune must not decide anything on that basis.
+/// prune must not decide anything on that basis. (A blob whose prefix
+/// collides with an earlier one is not checked; store-format/durability.md
+/// bounds what that can cost.)
 pub fn mark(
     store: &Store,
     snapshots: &[Snapshot],

@@ -11,7 +11,7 @@ use super::PruneError;
 use super::choose::PackChoice;
 use super::mark::LiveSet;
 use crate::catalog::prune::PackRow;
-use crate::compress::Encoded;
+use crate::compress::Compression;
 use crate::crash;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{self, BlobKind, PackWriter};
@@ -48,6 +48,10 @@ pub fn repack(
     Ok(out)
 }
 
+/// Largest span of a pack read in one go; packs are 16 MiB by default, and
+/// a larger span (a store with huge packs) is read blob by blob.
+const MAX_SPAN: u64 = 64 << 20;
+
 fn copy_live_blobs(
     store: &Store,
     choice: &PackChoice,
@@ -61,24 +65,43 @@ fn copy_live_blobs(
         kind: choice.kind,
         size: choice.size,
     };
+    let blobs: Vec<_> = store
+        .catalog()
+        .blobs_in_pack(&row)?
+        .into_iter()
+        .filter(|(id, _)| live.contains(id))
+        .collect();
+    let (Some((_, first)), Some((_, last))) = (blobs.first(), blobs.last()) else {
+        return Ok(());
+    };
+    let start = first.offset;
+    let end = last.offset + u64::from(last.stored_len);
     let key = pack::key(&choice.id);
-    for (id, at) in store.catalog().blobs_in_pack(&row)? {
-        if !live.contains(&id) {
-            continue;
-        }
-        let stored = store
-            .backend()
-            .read_range(&key, at.offset, at.stored_len as usize)
-            .map_err(pack::PackError::from)?;
-        // Decoding proves the stored bytes are the blob; the copy is then
-        // of the very bytes checked.
-        pack::reader::decode_blob(&id, &at, stored.clone())?;
-        let encoded = Encoded {
-            compression: at.compression,
-            bytes: stored,
+    let read = |offset: u64, len: u64| store.backend().read_range(&key, offset, len as usize);
+    // Blobs come in pack order: one sequential read covers them all.
+    let span = if end - start <= MAX_SPAN {
+        Some(read(start, end - start)?)
+    } else {
+        None
+    };
+    for (id, at) in &blobs {
+        let len = u64::from(at.stored_len);
+        let lo = (at.offset - start) as usize;
+        let in_span = span.as_ref().and_then(|s| s.get(lo..lo + len as usize));
+        let owned;
+        let stored = match in_span {
+            Some(bytes) => bytes,
+            // Not covered by the span (a row overlapping another): its own
+            // read, which fails cleanly if it lies outside the file.
+            None => {
+                owned = read(at.offset, len)?;
+                &owned[..]
+            }
         };
-        sink.add(id, at.raw_len, &encoded)?;
-        out.bytes += u64::from(at.stored_len);
+        // Proves the bytes are the blob before they are copied under its id.
+        pack::reader::check_stored(id, at, stored)?;
+        sink.add(*id, at.raw_len, at.compression, stored)?;
+        out.bytes += len;
         out.blobs += 1;
     }
     Ok(())
@@ -106,7 +129,8 @@ impl<'s> Sink<'s> {
         &mut self,
         id: crate::id::BlobId,
         raw_len: u32,
-        blob: &Encoded,
+        compression: Compression,
+        stored: &[u8],
     ) -> Result<(), PruneError> {
         let writer = match &mut self.writer {
             Some(w) => w,
@@ -114,7 +138,7 @@ impl<'s> Sink<'s> {
                 .writer
                 .insert(PackWriter::create(self.store.backend(), self.kind)?),
         };
-        writer.add(id, raw_len, blob)?;
+        writer.add_stored(id, raw_len, compression, stored)?;
         if writer.data_len() >= self.store.config().pack.target_size {
             self.seal()?;
         }

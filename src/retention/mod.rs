@@ -218,6 +218,22 @@ struct BucketRule {
     last: Option<i64>,
 }
 
+impl BucketRule {
+    /// Keeps `c` if it opens a new bucket while the rule has room.
+    fn visit(&mut self, c: &Candidate, nr: usize) -> Option<Reason> {
+        let bucket = bucket_of(self.period, &c.time, nr);
+        if self.left == Count::Limited(0) || self.last == Some(bucket) {
+            return None;
+        }
+        self.last = Some(bucket);
+        self.used += 1;
+        if let Count::Limited(n) = &mut self.left {
+            *n -= 1;
+        }
+        Some(Reason::Bucket(self.period, self.used))
+    }
+}
+
 /// A `--keep-within-PERIOD` rule's progress through a group.
 struct WithinRule {
     period: Period,
@@ -225,75 +241,97 @@ struct WithinRule {
     last: Option<i64>,
 }
 
+/// Every rule of a policy, with its state, for one group.
+struct Rules<'p> {
+    policy: &'p Policy,
+    buckets: Vec<BucketRule>,
+    withins: Vec<WithinRule>,
+    tag_sets: Vec<Vec<&'p str>>,
+    /// restic's anchor for `--keep-within`: the newest snapshot not in the
+    /// future; none if all are (then everything is within).
+    anchor: Option<SnapshotTime>,
+    zone: &'p TimeZone,
+}
+
+impl<'p> Rules<'p> {
+    fn new(policy: &'p Policy, members: &[&Candidate], context: &'p Context) -> Self {
+        let buckets = Period::ALL
+            .iter()
+            .filter_map(|&period| {
+                let left = policy.count(period)?;
+                Some(BucketRule {
+                    period,
+                    left,
+                    used: 0,
+                    last: None,
+                })
+            })
+            .collect();
+        let withins = Period::ALL
+            .iter()
+            .filter_map(|&period| {
+                let within = policy.within_period(period)?;
+                Some(WithinRule {
+                    period,
+                    within,
+                    last: None,
+                })
+            })
+            .collect();
+        let anchor = members
+            .iter()
+            .find(|c| c.time.timestamp < context.now)
+            .map(|c| c.time);
+        Self {
+            policy,
+            buckets,
+            withins,
+            tag_sets: policy.tag_sets().collect(),
+            anchor,
+            zone: &context.zone,
+        }
+    }
+
+    /// Whether `c` was taken within `w` before the anchor.
+    fn is_within(&self, w: &Within, c: &Candidate) -> bool {
+        self.anchor
+            .and_then(|a| w.before(a.timestamp, a.offset, self.zone))
+            .is_none_or(|start| c.time.timestamp > start)
+    }
+
+    /// Every reason the policy keeps `c`, the `nr`-th newest, in restic's
+    /// order: tags, within, buckets, buckets within.
+    fn reasons(&mut self, c: &Candidate, nr: usize) -> Vec<Reason> {
+        let mut reasons: Vec<Reason> = (self.tag_sets.iter())
+            .filter(|set| has_tags(c, set))
+            .map(|set| Reason::Tag(set.join(",")))
+            .collect();
+        if let Some(w) = self.policy.within
+            && self.is_within(&w, c)
+        {
+            reasons.push(Reason::Within(w));
+        }
+        reasons.extend(self.buckets.iter_mut().filter_map(|rule| rule.visit(c, nr)));
+        for i in 0..self.withins.len() {
+            let (period, within) = (self.withins[i].period, self.withins[i].within);
+            let bucket = bucket_of(period, &c.time, nr);
+            if self.is_within(&within, c) && self.withins[i].last != Some(bucket) {
+                self.withins[i].last = Some(bucket);
+                reasons.push(Reason::BucketWithin(period, within));
+            }
+        }
+        reasons
+    }
+}
+
 /// Decides one group, given newest first.
 fn decide_group(members: &[&Candidate], policy: &Policy, context: &Context) -> Vec<Decision> {
-    // restic's anchor for --keep-within: the newest snapshot not in the
-    // future; if all are, none (everything is within).
-    let anchor = members
-        .iter()
-        .find(|c| c.time.timestamp < context.now)
-        .map(|c| c.time);
-    let mut buckets: Vec<BucketRule> = Period::ALL
-        .iter()
-        .filter_map(|&period| {
-            policy.count(period).map(|left| BucketRule {
-                period,
-                left,
-                used: 0,
-                last: None,
-            })
-        })
-        .collect();
-    let mut withins: Vec<WithinRule> = Period::ALL
-        .iter()
-        .filter_map(|&period| {
-            policy.within_period(period).map(|within| WithinRule {
-                period,
-                within,
-                last: None,
-            })
-        })
-        .collect();
-    let tag_sets: Vec<Vec<&str>> = policy.tag_sets().collect();
-    let is_within = |w: &Within, c: &Candidate| {
-        anchor
-            .and_then(|a| w.before(a.timestamp, a.offset, &context.zone))
-            .is_none_or(|start| c.time.timestamp > start)
-    };
+    let mut rules = Rules::new(policy, members, context);
     members
         .iter()
         .enumerate()
         .map(|(nr, c)| {
-            let mut reasons = Vec::new();
-            for set in &tag_sets {
-                if has_tags(c, set) {
-                    reasons.push(Reason::Tag(set.join(",")));
-                }
-            }
-            if let Some(w) = &policy.within
-                && is_within(w, c)
-            {
-                reasons.push(Reason::Within(*w));
-            }
-            for rule in &mut buckets {
-                let has_room = rule.left != Count::Limited(0);
-                let bucket = bucket_of(rule.period, &c.time, nr);
-                if has_room && rule.last != Some(bucket) {
-                    rule.last = Some(bucket);
-                    rule.used += 1;
-                    if let Count::Limited(n) = &mut rule.left {
-                        *n -= 1;
-                    }
-                    reasons.push(Reason::Bucket(rule.period, rule.used));
-                }
-            }
-            for rule in &mut withins {
-                let bucket = bucket_of(rule.period, &c.time, nr);
-                if is_within(&rule.within, c) && rule.last != Some(bucket) {
-                    rule.last = Some(bucket);
-                    reasons.push(Reason::BucketWithin(rule.period, rule.within));
-                }
-            }
+            let mut reasons = rules.reasons(c, nr);
             if nr == 0 && reasons.is_empty() {
                 reasons.push(Reason::Newest);
             }
