@@ -205,6 +205,11 @@ impl Catalog {
                 .map_err(&err)?;
             tx.execute("DELETE FROM packs WHERE rowid = ?1", params![rowid])
                 .map_err(&err)?;
+            tx.execute(
+                "DELETE FROM verified WHERE pack = ?1",
+                [&pack.as_bytes()[..]],
+            )
+            .map_err(&err)?;
         }
         tx.commit().map_err(&err)?;
         Ok(Ok(()))

@@ -36,6 +36,17 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('complete', 'no');
 ";
 
+/// Tables added within schema 1: a reader that does not know them ignores
+/// them and a writer that does not know them cannot make them wrong (rows
+/// for packs that are gone mean nothing), so they need no new version.
+const ADDITIONS: &str = "
+-- The verification ledger: when each pack was last read whole and found good.
+CREATE TABLE IF NOT EXISTS verified (
+    pack BLOB PRIMARY KEY,
+    at   INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Brings the schema to [`SCHEMA_VERSION`] inside one immediate transaction,
 /// so two processes opening a new catalog at once do not race.
 pub fn migrate(catalog: &mut Catalog) -> Result<(), CatalogError> {
@@ -59,5 +70,6 @@ pub fn migrate(catalog: &mut Catalog) -> Result<(), CatalogError> {
         tx.execute_batch(V1).map_err(&err)?;
         tx.pragma_update(None, "user_version", 1).map_err(&err)?;
     }
+    tx.execute_batch(ADDITIONS).map_err(&err)?;
     tx.commit().map_err(&err)
 }

@@ -17,6 +17,7 @@ mod prune;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +84,8 @@ enum Command {
     Unprotect(protect::ProtectArgs),
     /// Save, show or clear the store's retention policy
     Policy(policy::PolicyCommand),
+    /// Check the store: structure, and with --read-data every byte; exit 4 on damage
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs the parsed command line.
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Protect(args) => protect::run(&ctx, args, true),
         Command::Unprotect(args) => protect::run(&ctx, args, false),
         Command::Policy(args) => policy::run(&ctx, args),
+        Command::Verify(args) => verify::run(&ctx, args),
     }
 }
 

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::mark::LiveSet;
 use crate::catalog::Catalog;
 use crate::catalog::prune::PackRow;
 use crate::id::PackId;
 use crate::pack::BlobKind;
 use crate::pack::format::{ENTRY_LEN, TRAILER_LEN};
+use crate::reach::LiveSet;
 
 /// By default a pack is repacked once more than this fraction of it is unused.
 pub const DEFAULT_REPACK_UNUSED: f64 = 0.20;

@@ -2,8 +2,8 @@
 //!
 //! Plan, then execute, under the exclusive lock:
 //!
-//! 1. **mark** ([`mark`]): walk every remaining snapshot's trees (each
-//!    subtree once) and remember which blobs they reach;
+//! 1. **mark** ([`crate::reach`]): walk every remaining snapshot's trees
+//!    (each subtree once) and remember which blobs they reach;
 //! 2. **choose** ([`choose`]): one pass over the catalog sizes each pack's
 //!    live part; packs with no live blob are deleted, packs with too much
 //!    unused space are repacked; packs in `packs/` that the catalog does not
@@ -27,7 +27,6 @@
 mod choose;
 mod execute;
 pub mod journal;
-mod mark;
 mod plan;
 mod repack;
 
@@ -37,7 +36,6 @@ use serde::Serialize;
 
 pub use choose::{BlobCounts, Choice, DEFAULT_REPACK_UNUSED, PackChoice, RepackRule};
 pub use execute::execute;
-pub use mark::LiveSet;
 pub use plan::plan;
 
 use crate::catalog::CatalogError;
@@ -173,7 +171,7 @@ pub struct Plan {
     pub mark_secs: f64,
     /// The live blobs (not serialised).
     #[serde(skip)]
-    live: LiveSet,
+    live: crate::reach::LiveSet,
     /// Made as if some snapshots were forgotten: for showing only.
     #[serde(skip)]
     hypothetical: bool,

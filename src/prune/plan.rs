@@ -4,10 +4,11 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose, journal, mark};
+use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose, journal};
 use crate::id::PackId;
 use crate::pack::{self, PackError};
 use crate::progress::Progress;
+use crate::reach::{self, LiveSet, Trouble};
 use crate::snapshot::{self, Snapshot};
 use crate::store::Store;
 
@@ -24,7 +25,7 @@ pub fn plan(
     });
     let snapshots = remaining_snapshots(store, options)?;
     let started = Instant::now();
-    let live = mark::mark(store, &snapshots, progress)?;
+    let live = mark(store, &snapshots, progress)?;
     let mark_secs = started.elapsed().as_secs_f64();
     let packs = store.catalog().packs()?;
     let choice = choose::choose(store.catalog(), &packs, &live, options.repack)?;
@@ -41,6 +42,31 @@ pub fn plan(
         live,
         hypothetical: !options.assume_forgotten.is_empty(),
     })
+}
+
+/// Marks what `snapshots` reach; any blob they need that the catalog lacks,
+/// or any tree that does not read, stops prune: it must not decide what is
+/// dead on the word of a damaged store.
+fn mark(store: &Store, snapshots: &[Snapshot], progress: &Progress) -> Result<LiveSet, PruneError> {
+    let reached = reach::reach(store, snapshots, progress)?;
+    let mut missing = reached.troubles.iter().filter_map(|(s, t)| match t {
+        Trouble::Missing(blob) => Some((s, blob)),
+        Trouble::BadTree(..) => None,
+    });
+    if let Some((snapshot, blob)) = missing.next() {
+        return Err(PruneError::MissingBlobs {
+            count: 1 + missing.count() as u64,
+            blob: *blob,
+            snapshot: snapshot.to_hex(),
+        });
+    }
+    if let Some((snapshot, Trouble::BadTree(_, source))) = reached.troubles.into_iter().next() {
+        return Err(PruneError::Unreadable {
+            snapshot: snapshot.to_hex(),
+            source: Box::new(source),
+        });
+    }
+    Ok(reached.live)
 }
 
 /// The snapshots whose data stays: all of them but those assumed

@@ -9,13 +9,13 @@
 
 use super::PruneError;
 use super::choose::PackChoice;
-use super::mark::LiveSet;
 use crate::catalog::prune::PackRow;
 use crate::compress::Compression;
 use crate::crash;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{self, BlobKind, PackWriter};
 use crate::progress::Progress;
+use crate::reach::LiveSet;
 use crate::store::Store;
 
 /// What repacking wrote.

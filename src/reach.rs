@@ -1,4 +1,5 @@
-//! Marking: which blobs the remaining snapshots reach.
+//! Reachability: which blobs a set of snapshots needs, for prune (what to
+//! keep) and verify (what must be intact).
 //!
 //! Memory is the constraint (a store of 10M blobs must not need gigabytes),
 //! so a live blob is remembered by the first 8 bytes of its id only: a
@@ -12,8 +13,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::PruneError;
-use crate::id::{BlobId, TreeId};
+use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
@@ -75,65 +75,70 @@ impl LiveSet {
         self.blobs.is_empty()
     }
 
+    /// Whether tree `id` was reached.
+    pub fn has_tree(&self, id: &TreeId) -> bool {
+        self.trees.contains(id)
+    }
+
+    /// Trees reached.
+    pub fn trees(&self) -> u64 {
+        self.trees.len() as u64
+    }
+
     /// Marks `id`; true if it was not marked before.
     fn insert(&mut self, id: &BlobId) -> bool {
         self.blobs.insert(prefix(id))
     }
 }
 
-/// Marks every blob reachable from `snapshots`. Every blob is checked to be
-/// in the catalog the first time it is reached: a snapshot that needs a
-/// blob the catalog lacks means the catalog or the store is damaged, and
-/// prune must not decide anything on that basis. (A blob whose prefix
-/// collides with an earlier one is not checked; store-format/durability.md
-/// bounds what that can cost.)
-pub fn mark(
+/// Something a snapshot needs that cannot be had.
+#[derive(Debug)]
+pub enum Trouble {
+    /// A blob (data or tree) the catalog does not know.
+    Missing(BlobId),
+    /// A tree that is cataloged but does not read or decode.
+    BadTree(TreeId, StoreError),
+}
+
+/// What [`reach`] found.
+#[derive(Debug, Default)]
+pub struct Reached {
+    /// Every blob reached.
+    pub live: LiveSet,
+    /// Each trouble, with the first snapshot found to need it.
+    pub troubles: Vec<(SnapshotId, Trouble)>,
+}
+
+/// Walks every tree of `snapshots` (each subtree once) and marks the blobs
+/// they reach. Every blob is checked to be in the catalog the first time it
+/// is reached (a blob whose prefix collides with an earlier one is not;
+/// store-format/durability.md bounds what that can cost). Troubles are
+/// collected, not fatal; only a failing catalog stops the walk.
+pub fn reach(
     store: &Store,
     snapshots: &[Snapshot],
     progress: &Progress,
-) -> Result<LiveSet, PruneError> {
+) -> Result<Reached, StoreError> {
     let _read = store.catalog().read_snapshot()?;
-    // Sized once for every blob the store holds (live ones are fewer): a
+    let mut reached = Reached::default();
+    // Sized once for every blob the store holds (reached ones are fewer): a
     // table that grows by doubling briefly holds both copies.
-    let mut live = LiveSet::default();
-    live.blobs
-        .reserve(usize::try_from(store.catalog().blob_count()?).unwrap_or(0));
-    let mut missing = Missing::default();
+    let capacity = usize::try_from(store.catalog().blob_count()?).unwrap_or(0);
+    reached.live.blobs.reserve(capacity);
     for snapshot in snapshots {
-        mark_tree(store, snapshot, &mut live, &mut missing)?;
+        walk_snapshot(store, snapshot, &mut reached)?;
         Progress::add(&progress.files, 1);
     }
-    match missing.first {
-        None => Ok(live),
-        Some((blob, snapshot)) => Err(PruneError::MissingBlobs {
-            count: missing.count,
-            blob,
-            snapshot,
-        }),
-    }
+    Ok(reached)
 }
 
-/// Blobs referenced but not cataloged.
-#[derive(Default)]
-struct Missing {
-    count: u64,
-    first: Option<(BlobId, String)>,
-}
-
-impl Missing {
-    fn note(&mut self, blob: BlobId, snapshot: &Snapshot) {
-        self.count += 1;
-        self.first
-            .get_or_insert_with(|| (blob, snapshot.id.to_hex()));
-    }
-}
-
-fn mark_tree(
+fn walk_snapshot(
     store: &Store,
     snapshot: &Snapshot,
-    live: &mut LiveSet,
-    missing: &mut Missing,
-) -> Result<(), PruneError> {
+    reached: &mut Reached,
+) -> Result<(), StoreError> {
+    let Reached { live, troubles } = reached;
+    let mut note = |t: Trouble| troubles.push((snapshot.id, t));
     let mut pending = vec![snapshot.record.tree];
     while let Some(tree_id) = pending.pop() {
         if !live.trees.insert(tree_id) {
@@ -143,21 +148,20 @@ fn mark_tree(
         let tree = match store.load_tree(&tree_id) {
             Ok(tree) => tree,
             Err(StoreError::BlobMissing(blob)) => {
-                missing.note(blob, snapshot);
+                note(Trouble::Missing(blob));
                 continue;
             }
-            Err(source) => {
-                return Err(PruneError::Unreadable {
-                    snapshot: snapshot.id.to_hex(),
-                    source: Box::new(source),
-                });
+            Err(e @ StoreError::Catalog(_)) => return Err(e),
+            Err(e) => {
+                note(Trouble::BadTree(tree_id, e));
+                continue;
             }
         };
         for entry in &tree.entries {
             pending.extend(entry.subtree());
             for chunk in entry.chunks().unwrap_or_default() {
                 if live.insert(chunk) && !store.catalog().contains(chunk)? {
-                    missing.note(*chunk, snapshot);
+                    note(Trouble::Missing(*chunk));
                 }
             }
         }

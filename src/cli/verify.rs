@@ -1,0 +1,212 @@
+//! `cairn verify`: check the store at the depth asked, report damage with
+//! the snapshots and paths it affects; exit 4 when damage was found.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use clap::Args;
+
+use cairn::progress::Progress;
+use cairn::snapshot::select::{Filter, SnapshotRef};
+use cairn::store::LockMode;
+use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions};
+
+use super::exit::Exit;
+use super::output::{human_bytes, with_progress};
+use super::{Ctx, choose, print_json};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Also read every pack: check each file's id and every blob's hash
+    #[arg(long)]
+    read_data: bool,
+    /// Read only part of the packs: N/M (the N-th of M fixed slices, e.g.
+    /// $(date +%d)/31) or P% (a random share)
+    #[arg(long, value_name = "N/M|P%", value_parser = parse_subset)]
+    read_data_subset: Option<ReadData>,
+    /// Read only packs not verified within DURATION (e.g. 30d); implies --read-data
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    max_age: Option<Duration>,
+    /// Stop starting new packs after DURATION of reading (e.g. 10m), least
+    /// recently verified first; implies --read-data
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    budget: Option<Duration>,
+    /// Also check every captured SQLite database with PRAGMA integrity_check
+    #[arg(long)]
+    sqlite: bool,
+    /// Only these snapshots and the data they need (repeatable; id, prefix, latest or @WHEN)
+    #[arg(long = "snapshot", value_name = "SNAPSHOT", value_parser = choose::snapshot_ref)]
+    snapshots: Vec<SnapshotRef>,
+}
+
+impl VerifyArgs {
+    fn read_data(&self) -> ReadData {
+        match self.read_data_subset {
+            Some(subset) => subset,
+            None if self.read_data || self.max_age.is_some() || self.budget.is_some() => {
+                ReadData::All
+            }
+            None => ReadData::Skip,
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
+    let store = ctx.open(LockMode::Shared)?;
+    let snapshots = if args.snapshots.is_empty() {
+        None
+    } else {
+        let list = ctx.snapshot_list(&store)?;
+        let ids: anyhow::Result<HashSet<_>> = args
+            .snapshots
+            .iter()
+            .map(|r| Ok(list.resolve(r, &Filter::default())?.id))
+            .collect();
+        Some(ids?)
+    };
+    let options = VerifyOptions {
+        data: DataOptions {
+            which: args.read_data(),
+            max_age: args.max_age,
+            budget: args.budget,
+            now: jiff::Timestamp::now().as_second(),
+        },
+        sqlite: args.sqlite,
+        snapshots,
+    };
+    let progress = Progress::default();
+    let report = with_progress(
+        &progress,
+        ctx.wants_progress(),
+        |p| {
+            let (n, bytes, _) = p.read();
+            format!(
+                "verifying: {n} snapshots/packs, {} read",
+                human_bytes(bytes)
+            )
+        },
+        |_| verify::verify(&store, &options, &progress),
+    )?;
+    if ctx.json {
+        print_json(&report)?;
+    } else {
+        print_report(&report, ctx.quiet);
+    }
+    Ok(if report.ok { Exit::Ok } else { Exit::Damage })
+}
+
+fn print_report(r: &Report, quiet: bool) {
+    for w in &r.warnings {
+        eprintln!("cairn: warning: {w}");
+    }
+    for d in &r.damage {
+        let lost = match d.blobs_lost {
+            0 => String::new(),
+            n => format!(" ({n} blob(s) lost)"),
+        };
+        println!("DAMAGED {} {}: {}{lost}", d.kind, d.key, d.cause);
+        for a in &d.affected {
+            let paths: Vec<String> = a.paths.iter().map(ToString::to_string).collect();
+            let more = match a.more_paths {
+                0 => String::new(),
+                n => format!(" (+{n} more)"),
+            };
+            println!(
+                "  snapshot {} ({}): {}{more}",
+                a.snapshot.short(),
+                a.time.display_local(),
+                paths.join(", ")
+            );
+        }
+    }
+    if quiet && r.ok {
+        return;
+    }
+    println!(
+        "checked {} snapshots, {} trees, {} blobs, {} packs",
+        r.snapshots, r.trees, r.blobs, r.packs
+    );
+    if r.packs_read > 0 || r.packs_left_unread > 0 {
+        let rate = r.bytes_read as f64 / r.read_secs.max(1e-9);
+        println!(
+            "read {} packs, {} in {:.1}s ({}/s){}",
+            r.packs_read,
+            human_bytes(r.bytes_read),
+            r.read_secs,
+            human_bytes(rate as u64),
+            match r.packs_left_unread {
+                0 => String::new(),
+                n => format!("; {n} left for another run (budget)"),
+            }
+        );
+    }
+    if r.databases_checked > 0 {
+        println!(
+            "checked {} database(s) with integrity_check",
+            r.databases_checked
+        );
+    }
+    let never = r.ledger.packs_never_verified;
+    match r.ledger.oldest_verification_age_secs {
+        Some(age) if never == 0 => {
+            let age = age_text(age);
+            println!("every pack verified; the oldest verification is {age} old")
+        }
+        Some(age) => {
+            let age = age_text(age);
+            println!(
+                "{never} pack(s) never read whole by verify; the oldest verification of the others is {age} old"
+            )
+        }
+        None => println!("{never} pack(s), none yet read whole by verify --read-data"),
+    }
+    if r.ok {
+        println!("ok: no damage found");
+    } else {
+        println!("DAMAGE FOUND: {} problem(s)", r.damage.len());
+    }
+}
+
+fn age_text(secs: u64) -> String {
+    match secs {
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// `N/M` or `P%`.
+fn parse_subset(text: &str) -> Result<ReadData, String> {
+    let bad =
+        || format!("{text:?} is not a subset: give N/M (1 <= N <= M) or a percentage like 10%");
+    if let Some(p) = text.strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| bad())?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(bad());
+        }
+        return Ok(ReadData::Fraction(p / 100.0));
+    }
+    let (n, m) = text.split_once('/').ok_or_else(bad)?;
+    let (n, m): (u32, u32) = (
+        n.trim().parse().map_err(|_| bad())?,
+        m.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || n > m {
+        return Err(bad());
+    }
+    Ok(ReadData::Slice { n, of: m })
+}
+
+/// `30d`, `2w`, or what `--lock-wait` takes (`10m`, `1h`, seconds).
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let unit = |suffix: char, secs: u64| {
+        t.strip_suffix(suffix)
+            .and_then(|n| n.parse::<u64>().ok())
+            .and_then(|n| n.checked_mul(secs))
+            .map(Duration::from_secs)
+    };
+    unit('d', 86_400)
+        .or_else(|| unit('w', 7 * 86_400))
+        .map_or_else(|| cairn::when::parse_duration(t), Ok)
+}

@@ -1,0 +1,200 @@
+//! `--read-data`: read packs whole, check each file's id (the BLAKE3 of
+//! its bytes) and every blob in it, in parallel on every core, and keep the
+//! ledger of when each pack was last found good.
+//!
+//! Which packs: all, a fixed slice `N/M` (by id, so the slices of a month
+//! of `$(date +%d)/31` cover every pack whatever packs come and go), or a
+//! random fraction; then, with `--max-age`, only those not found good more
+//! recently than that, least recently verified first, until `--budget`
+//! runs out.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::packs::Rows;
+use crate::backend::Backend;
+use crate::catalog::prune::PackRow;
+use crate::id::{BlobId, PackId};
+use crate::pack;
+use crate::progress::Progress;
+
+/// Which packs to read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReadData {
+    /// None (structure only).
+    Skip,
+    /// Every pack.
+    All,
+    /// The `n`-th (1-based) of `of` fixed slices.
+    Slice {
+        /// Which slice, 1..=of.
+        n: u32,
+        /// How many slices.
+        of: u32,
+    },
+    /// A random share of the packs, 0..=1.
+    Fraction(f64),
+}
+
+/// How much to read.
+#[derive(Debug, Clone, Copy)]
+pub struct DataOptions {
+    /// Which packs.
+    pub which: ReadData,
+    /// Skip packs found good within this long.
+    pub max_age: Option<Duration>,
+    /// Stop starting new packs after this long.
+    pub budget: Option<Duration>,
+    /// Now, in Unix seconds (for the ledger).
+    pub now: i64,
+}
+
+/// What reading one pack found.
+#[derive(Debug)]
+pub struct PackRead {
+    /// The pack.
+    pub pack: PackId,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Why the file as a whole is damaged (unreadable, wrong size, wrong id).
+    pub file_damage: Option<String>,
+    /// Blobs that do not check out, with the reason.
+    pub bad_blobs: Vec<(BlobId, String)>,
+    /// Blobs that check out.
+    pub good_blobs: Vec<BlobId>,
+}
+
+impl PackRead {
+    /// Whether the pack and all its blobs are good.
+    pub fn is_good(&self) -> bool {
+        self.file_damage.is_none() && self.bad_blobs.is_empty()
+    }
+}
+
+/// The packs to read, in order: least recently verified first.
+pub fn choose<'p>(
+    packs: &'p [(PackRow, Rows)],
+    ledger: &HashMap<PackId, i64>,
+    options: &DataOptions,
+) -> Vec<&'p (PackRow, Rows)> {
+    let fresh_since = options.max_age.map(|age| {
+        options
+            .now
+            .saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX))
+    });
+    let mut chosen: Vec<&(PackRow, Rows)> = packs
+        .iter()
+        .filter(|(p, _)| in_selection(&p.id, options.which))
+        .filter(|(p, _)| match (fresh_since, ledger.get(&p.id)) {
+            (Some(since), Some(&at)) => at < since,
+            _ => true,
+        })
+        .collect();
+    if let ReadData::Fraction(share) = options.which {
+        chosen = random_share(chosen, share);
+    }
+    chosen.sort_by_key(|(p, _)| (ledger.get(&p.id).copied().unwrap_or(i64::MIN), p.id));
+    chosen
+}
+
+/// Whether pack `id` is in the slice (fractions are drawn later).
+fn in_selection(id: &PackId, which: ReadData) -> bool {
+    match which {
+        ReadData::Skip => false,
+        ReadData::All | ReadData::Fraction(_) => true,
+        ReadData::Slice { n, of } => {
+            let b = id.as_bytes();
+            let prefix = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            let slice = (u128::from(prefix) * u128::from(of)) >> 64;
+            slice + 1 == u128::from(n)
+        }
+    }
+}
+
+/// A random `share` of `packs` (at least one if there are any and share > 0).
+fn random_share<T>(mut packs: Vec<T>, share: f64) -> Vec<T> {
+    let want = ((packs.len() as f64 * share).ceil() as usize).min(packs.len());
+    let mut seed = [0u8; 8];
+    // Without randomness a fixed order still reads a share; not worth failing.
+    let _ = getrandom::fill(&mut seed);
+    let mut state = u64::from_le_bytes(seed) | 1;
+    for i in (1..packs.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        packs.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    packs.truncate(want);
+    packs
+}
+
+/// Reads `chosen` in parallel; packs not started when the budget runs out
+/// are left for another night.
+pub fn read_packs(
+    backend: &Backend,
+    chosen: &[&(PackRow, Rows)],
+    budget: Option<Duration>,
+    progress: &Progress,
+) -> Vec<PackRead> {
+    let started = Instant::now();
+    let out_of_time = AtomicBool::new(false);
+    chosen
+        .par_iter()
+        .filter_map(|(pack, rows)| {
+            if budget.is_some_and(|b| started.elapsed() >= b) {
+                out_of_time.store(true, Ordering::Relaxed);
+            }
+            if out_of_time.load(Ordering::Relaxed) {
+                return None;
+            }
+            let read = read_pack(backend, pack, rows);
+            Progress::add(&progress.files, 1);
+            Progress::add(&progress.bytes, read.bytes);
+            Some(read)
+        })
+        .collect()
+}
+
+/// Reads one pack whole and checks it and each of `rows`.
+fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
+    let mut out = PackRead {
+        pack: pack.id,
+        bytes: 0,
+        file_damage: None,
+        bad_blobs: Vec::new(),
+        good_blobs: Vec::new(),
+    };
+    // A file larger than the catalog says is damage; never load more.
+    let bytes = match backend.read(&pack::key(&pack.id), pack.size) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            out.file_damage = Some(e.source.to_string());
+            out.bad_blobs = rows
+                .iter()
+                .map(|(id, _)| (*id, "pack unreadable".into()))
+                .collect();
+            return out;
+        }
+    };
+    out.bytes = bytes.len() as u64;
+    let actual = PackId::of(&bytes);
+    if actual != pack.id {
+        out.file_damage = Some(format!("content does not match its id (hash {actual})"));
+    }
+    for (id, at) in rows {
+        let start = at.offset as usize;
+        let stored = bytes.get(start..start.saturating_add(at.stored_len as usize));
+        let checked = match stored {
+            None => Err("lies beyond the end of the pack".to_owned()),
+            Some(stored) => pack::reader::check_stored(id, at, stored).map_err(|e| e.to_string()),
+        };
+        match checked {
+            Ok(()) => out.good_blobs.push(*id),
+            Err(why) => out.bad_blobs.push((*id, why)),
+        }
+    }
+    out
+}
