@@ -182,6 +182,16 @@ impl Backend {
         }
     }
 
+    /// Makes `to` a second name of the file `from` (a hard link: no bytes
+    /// are copied), durably. Fails if `to` exists.
+    pub fn link(&self, from: &str, to: &str) -> Result<()> {
+        let dest = self.path(to);
+        let dir = dest.parent().unwrap_or(&self.root).to_owned();
+        self.ensure_dir(&dir)?;
+        fs::hard_link(self.path(from), &dest).map_err(at(&dest))?;
+        sync_dir(&dir)
+    }
+
     fn ensure_dir(&self, dir: &Path) -> Result<()> {
         if dir.is_dir() {
             return Ok(());

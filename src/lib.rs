@@ -20,6 +20,7 @@ pub mod progress;
 pub mod prune;
 pub mod rawname;
 pub mod reach;
+pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;

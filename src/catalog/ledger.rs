@@ -30,16 +30,16 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Records that `packs` were read whole and found good at `at` (Unix
-    /// seconds), and drops the entries of `bad` ones, in one transaction.
+    /// Records that the `good` packs were read whole and found good at the
+    /// given times (Unix seconds), and drops the entries of `bad` ones, in
+    /// one transaction.
     pub fn record_verified(
         &self,
-        good: &[PackId],
+        good: &[(PackId, i64)],
         bad: &[PackId],
-        at: i64,
     ) -> Result<(), CatalogError> {
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;
-        for id in good {
+        for (id, at) in good {
             tx.prepare_cached("INSERT OR REPLACE INTO verified (pack, at) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute(rusqlite::params![&id.as_bytes()[..], at]))
                 .map_err(self.err())?;

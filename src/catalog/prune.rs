@@ -215,3 +215,27 @@ impl Catalog {
         Ok(Ok(()))
     }
 }
+
+impl Catalog {
+    /// Points the rows of `blobs` at their copies in `pack` (recording the
+    /// pack if it is new), in one transaction: `repair` uses an intact copy
+    /// found in another pack instead of a damaged one.
+    pub fn relocate(&mut self, pack: &PublishedPack, blobs: &[BlobId]) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let err = super::sqlite(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let rowid = super::blobs::insert_pack_row(&tx, pack).map_err(&err)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(&err)?;
+            for e in pack.entries.iter().filter(|e| blobs.contains(&e.id)) {
+                super::blobs::insert_entry(&mut upsert, e, rowid).map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+}

@@ -14,6 +14,7 @@ mod output;
 mod policy;
 mod protect;
 mod prune;
+mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -86,6 +87,8 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Check the store: structure, and with --read-data every byte; exit 4 on damage
     Verify(verify::VerifyArgs),
+    /// Rebuild the catalog, or salvage damaged snapshots into new records
+    Repair(repair::RepairCommand),
 }
 
 /// Runs the parsed command line.
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Unprotect(args) => protect::run(&ctx, args, false),
         Command::Policy(args) => policy::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
+        Command::Repair(args) => repair::run(&ctx, args),
     }
 }
 

@@ -54,6 +54,18 @@ pub struct PackChoice {
     pub reason: String,
 }
 
+impl PackChoice {
+    /// The catalog row it was chosen from.
+    pub fn row(&self) -> PackRow {
+        PackRow {
+            rowid: self.rowid,
+            id: self.id,
+            kind: self.kind,
+            size: self.size,
+        }
+    }
+}
+
 fn kind_name<S: serde::Serializer>(kind: &BlobKind, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(match kind {
         BlobKind::Data => "data",

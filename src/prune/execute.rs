@@ -10,7 +10,8 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{Plan, PruneError, Report, journal, repack};
+use super::{PackChoice, Plan, PruneError, Report, journal, repack};
+use crate::catalog::prune::PackRow;
 use crate::crash;
 use crate::id::PackId;
 use crate::pack;
@@ -28,7 +29,9 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
     journal::write(store.backend(), &journal_of(&plan))?;
     crash::point("prune-planned");
     store.catalog().ensure_pack_index()?;
-    let repacked = repack::repack(store, &plan.choice.repack, &plan.live, progress)?;
+    let chosen: Vec<PackRow> = plan.choice.repack.iter().map(PackChoice::row).collect();
+    let live = &plan.live;
+    let repacked = repack::repack(store, &chosen, &|id| live.contains(id), progress)?;
     let written: HashSet<PackId> = repacked.packs.iter().map(|p| p.id).collect();
     let doomed: Vec<PackId> = plan.doomed().filter(|id| !written.contains(id)).collect();
     let removed: Vec<PackId> = (plan.choice.delete.iter())
@@ -36,7 +39,6 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
         .map(|p| p.id)
         .filter(|id| !written.contains(id))
         .collect();
-    let live = &plan.live;
     store
         .catalog_mut()
         .commit_prune(&repacked.packs, &removed, |id| live.contains(id))?

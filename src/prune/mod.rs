@@ -28,7 +28,7 @@ mod choose;
 mod execute;
 pub mod journal;
 mod plan;
-mod repack;
+pub mod repack;
 
 use std::collections::HashSet;
 

@@ -8,14 +8,13 @@
 //! crash before it leaves them as unreferenced packs the next prune removes.
 
 use super::PruneError;
-use super::choose::PackChoice;
 use crate::catalog::prune::PackRow;
 use crate::compress::Compression;
 use crate::crash;
+use crate::id::BlobId;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{self, BlobKind, PackWriter};
 use crate::progress::Progress;
-use crate::reach::LiveSet;
 use crate::store::Store;
 
 /// What repacking wrote.
@@ -29,18 +28,20 @@ pub struct Repacked {
     pub blobs: u64,
 }
 
-/// Copies the live blobs of `chosen` into new packs, data and trees apart.
+/// Copies the blobs of `chosen` that `keep` wants into new packs, data and
+/// trees apart. Used by prune (keep what is live) and repair (keep what is
+/// intact).
 pub fn repack(
     store: &Store,
-    chosen: &[PackChoice],
-    live: &LiveSet,
+    chosen: &[PackRow],
+    keep: &dyn Fn(&BlobId) -> bool,
     progress: &Progress,
 ) -> Result<Repacked, PruneError> {
     let mut out = Repacked::default();
     for kind in [BlobKind::Data, BlobKind::Tree] {
         let mut sink = Sink::new(store, kind);
-        for choice in chosen.iter().filter(|c| c.kind == kind) {
-            copy_live_blobs(store, choice, live, &mut sink, &mut out)?;
+        for pack in chosen.iter().filter(|c| c.kind == kind) {
+            copy_blobs(store, pack, keep, &mut sink, &mut out)?;
             Progress::add(&progress.files, 1);
         }
         out.packs.extend(sink.finish()?);
@@ -52,31 +53,25 @@ pub fn repack(
 /// a larger span (a store with huge packs) is read blob by blob.
 const MAX_SPAN: u64 = 64 << 20;
 
-fn copy_live_blobs(
+fn copy_blobs(
     store: &Store,
-    choice: &PackChoice,
-    live: &LiveSet,
+    pack: &PackRow,
+    keep: &dyn Fn(&BlobId) -> bool,
     sink: &mut Sink<'_>,
     out: &mut Repacked,
 ) -> Result<(), PruneError> {
-    let row = PackRow {
-        rowid: choice.rowid,
-        id: choice.id,
-        kind: choice.kind,
-        size: choice.size,
-    };
     let blobs: Vec<_> = store
         .catalog()
-        .blobs_in_pack(&row)?
+        .blobs_in_pack(pack)?
         .into_iter()
-        .filter(|(id, _)| live.contains(id))
+        .filter(|(id, _)| keep(id))
         .collect();
     let (Some((_, first)), Some((_, last))) = (blobs.first(), blobs.last()) else {
         return Ok(());
     };
     let start = first.offset;
     let end = last.offset + u64::from(last.stored_len);
-    let key = pack::key(&choice.id);
+    let key = pack::key(&pack.id);
     let read = |offset: u64, len: u64| store.backend().read_range(&key, offset, len as usize);
     // Blobs come in pack order: one sequential read covers them all.
     let span = if end - start <= MAX_SPAN {
@@ -127,7 +122,7 @@ impl<'s> Sink<'s> {
 
     fn add(
         &mut self,
-        id: crate::id::BlobId,
+        id: BlobId,
         raw_len: u32,
         compression: Compression,
         stored: &[u8],

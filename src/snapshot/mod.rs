@@ -98,6 +98,16 @@ pub struct Summary {
     /// (corrupt, encrypted): stored as plain bytes, with a warning.
     #[serde(skip_serializing_if = "is_zero")]
     pub database_fallbacks: u64,
+    /// Written by `cairn repair snapshots`: the snapshot this one repairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired_from: Option<SnapshotId>,
+    /// Written by `cairn repair snapshots`: paths of the original left out
+    /// because their data is lost (the first [`MAX_LISTED_LEFT_OUT`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<RawName>,
+    /// How many paths were left out as lost (all, listed or not).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_count: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

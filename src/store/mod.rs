@@ -260,6 +260,36 @@ impl Store {
         Ok(())
     }
 
+    /// Rebuilds `catalog.db` from scratch from the pack headers (the
+    /// snapshot cache refills on the next listing), keeping the
+    /// verification ledger of packs that still exist. Needs the exclusive
+    /// lock. A crash half way leaves no catalog or an incomplete one, which
+    /// the next open rebuilds.
+    pub fn rebuild_catalog(&mut self) -> Result<catalog::rebuild::RebuildReport, StoreError> {
+        self.require_exclusive("rebuilding catalog.db")?;
+        // The ledger is history worth keeping; a catalog too damaged to
+        // give it up simply loses it.
+        let ledger = self.catalog.verified().unwrap_or_default();
+        self.catalog = Catalog::open(Path::new(":memory:"))?;
+        let path = self.catalog_path();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            match fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Io { path: file, source }),
+            }
+        }
+        let mut fresh = Catalog::open(&path)?;
+        let report = catalog::rebuild::rebuild(&mut fresh, &self.backend)?;
+        let kept: Vec<_> = (fresh.packs()?.into_iter())
+            .filter_map(|p| Some((p.id, *ledger.get(&p.id)?)))
+            .collect();
+        fresh.record_verified(&kept, &[])?;
+        self.catalog = fresh;
+        Ok(report)
+    }
+
     /// Removes every file left in `tmp/` by interrupted runs; returns how
     /// many files and bytes. Needs the exclusive lock: under a shared one,
     /// another process may be writing there.

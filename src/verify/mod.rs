@@ -132,6 +132,12 @@ pub struct Report {
     pub read_secs: f64,
     /// Wall time.
     pub duration_secs: f64,
+    /// Every blob found lost (for `repair`).
+    #[serde(skip)]
+    pub lost_blobs: HashSet<BlobId>,
+    /// Every pack found damaged or missing (for `repair`).
+    #[serde(skip)]
+    pub damaged_packs: Vec<PackId>,
 }
 
 /// Runs the checks `options` ask for.
@@ -184,6 +190,9 @@ pub fn verify(
             found.database(db);
         }
     }
+    report.lost_blobs = found.blobs.keys().copied().collect();
+    report.damaged_packs = found.packs.keys().copied().collect();
+    report.damaged_packs.sort();
     report.damage = found.finish(store, &chosen);
     report.ok = report.damage.is_empty();
     report.warnings = warnings(store)?;
@@ -209,6 +218,8 @@ impl Report {
             ledger: LedgerSummary::default(),
             read_secs: 0.0,
             duration_secs: 0.0,
+            lost_blobs: HashSet::new(),
+            damaged_packs: Vec::new(),
         }
     }
 }
@@ -228,19 +239,17 @@ fn read_data(
     let ledger = store.catalog().verified()?;
     let chosen = data::choose(checked, &ledger, &options.data);
     let read = data::read_packs(store.backend(), &chosen, options.data.budget, progress);
-    let good: Vec<PackId> = read
+    let good: Vec<(PackId, i64)> = read
         .iter()
         .filter(|r| r.is_good())
-        .map(|r| r.pack)
+        .map(|r| (r.pack, options.data.now))
         .collect();
     let bad: Vec<PackId> = read
         .iter()
         .filter(|r| !r.is_good())
         .map(|r| r.pack)
         .collect();
-    store
-        .catalog()
-        .record_verified(&good, &bad, options.data.now)?;
+    store.catalog().record_verified(&good, &bad)?;
     report.packs_read = read.len() as u64;
     report.packs_left_unread = (chosen.len() - read.len()) as u64;
     report.bytes_read = read.iter().map(|r| r.bytes).sum();

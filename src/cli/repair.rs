@@ -1,0 +1,124 @@
+//! `cairn repair catalog|snapshots`: rebuild the catalog, or salvage a
+//! damaged store into new snapshot records. Nothing is ever deleted:
+//! damaged packs go to `quarantine/`, original records stay.
+
+use clap::{Args, Subcommand};
+
+use cairn::progress::Progress;
+use cairn::repair::snapshots::{RepairReport, repair};
+use cairn::store::LockMode;
+
+use super::exit::Exit;
+use super::output::with_progress;
+use super::{Ctx, print_json};
+
+#[derive(Debug, Args)]
+pub struct RepairCommand {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// Rebuild catalog.db from the pack headers and snapshots/
+    Catalog,
+    /// Re-point, salvage and quarantine damaged data, and write new
+    /// snapshot records without what is lost (the originals are kept)
+    Snapshots {
+        /// Show what would be done; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
+    let mut store = ctx.open(LockMode::Exclusive)?;
+    match command.what {
+        What::Catalog => {
+            let report = store.rebuild_catalog()?;
+            for (key, cause) in &report.unreadable {
+                eprintln!("cairn: warning: {key} left out of the catalog: {cause}");
+            }
+            if ctx.json {
+                print_json(&serde_json::json!({
+                    "packs": report.packs,
+                    "blobs": report.blobs,
+                    "unreadable": report.unreadable,
+                }))?;
+            } else if !ctx.quiet {
+                println!(
+                    "rebuilt catalog.db from {} packs ({} blobs)",
+                    report.packs, report.blobs
+                );
+            }
+            Ok(Exit::Ok)
+        }
+        What::Snapshots { dry_run } => {
+            let progress = Progress::default();
+            let report = with_progress(
+                &progress,
+                ctx.wants_progress(),
+                |p| format!("checking: {} snapshots/packs", p.read().0),
+                |_| repair(&mut store, dry_run, &progress),
+            )?;
+            if ctx.json {
+                print_json(&report)?;
+            } else if !ctx.quiet {
+                print_report(&report);
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn print_report(r: &RepairReport) {
+    let would = if r.dry_run { "would " } else { "" };
+    if r.repointed > 0 {
+        println!(
+            "{would}re-point {} lost blob(s) to intact copies in other packs",
+            r.repointed
+        );
+    }
+    for id in &r.quarantined {
+        println!("{would}move damaged pack {} to quarantine/", id.short());
+    }
+    for id in &r.missing_packs {
+        println!("{would}drop missing pack {} from the catalog", id.short());
+    }
+    if r.salvaged_blobs > 0 {
+        println!(
+            "salvaged {} intact blob(s) from damaged packs",
+            r.salvaged_blobs
+        );
+    }
+    for s in &r.snapshots {
+        let paths: Vec<String> = s.lost.iter().map(ToString::to_string).collect();
+        match s.new {
+            Some(new) => println!(
+                "snapshot {} repaired as {}; left out {} path(s): {}",
+                s.original.short(),
+                new.short(),
+                s.lost_count,
+                paths.join(", ")
+            ),
+            None => println!(
+                "snapshot {} {would}lose {} path(s): {}",
+                s.original.short(),
+                s.lost_count,
+                paths.join(", ")
+            ),
+        }
+    }
+    for key in &r.damaged_records {
+        println!("{key} is damaged and cannot be repaired: forget it with `cairn forget ID`");
+    }
+    if r.snapshots.is_empty()
+        && r.quarantined.is_empty()
+        && r.missing_packs.is_empty()
+        && r.repointed == 0
+    {
+        println!("nothing to repair");
+    } else if !r.snapshots.is_empty() && !r.dry_run {
+        println!("the original snapshots are kept; forget them once the repaired ones suffice");
+    }
+}

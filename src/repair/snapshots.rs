@@ -1,0 +1,380 @@
+//! `repair snapshots`: salvage what is intact, re-point what has a good
+//! copy elsewhere, and write new snapshot records without what is lost.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::capture::CaptureError;
+use crate::capture::pipeline::{self, BlobSink};
+use crate::catalog::prune::PackRow;
+use crate::id::{BlobId, PackId, SnapshotId, TreeId};
+use crate::pack::writer::PublishedPack;
+use crate::pack::{self, BlobKind, BlobLocation, PackError};
+use crate::progress::Progress;
+use crate::prune::repack;
+use crate::rawname::RawName;
+use crate::snapshot::{self, MAX_LISTED_LEFT_OUT, Snapshot, SnapshotRecord};
+use crate::store::{Store, StoreError};
+use crate::tree::{Content, Tree};
+use crate::verify::{self, DataOptions, ReadData, VerifyOptions};
+
+/// Why a repair stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Salvaging or writing new trees failed.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Copying intact blobs out of a damaged pack failed.
+    #[error(transparent)]
+    Prune(#[from] crate::prune::PruneError),
+    /// The commit would have dropped a row of a blob that is not lost.
+    #[error(
+        "internal check failed: intact blob {0} would have lost its only location; nothing was changed"
+    )]
+    WouldLoseIntactBlob(BlobId),
+}
+
+impl From<crate::catalog::CatalogError> for RepairError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// One snapshot that needed lost data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repaired {
+    /// The original snapshot (kept).
+    pub original: SnapshotId,
+    /// The new record, without the lost paths (none in a dry run).
+    pub new: Option<SnapshotId>,
+    /// Paths left out (the first [`MAX_LISTED_LEFT_OUT`]).
+    pub lost: Vec<RawName>,
+    /// How many paths were left out.
+    pub lost_count: u64,
+}
+
+/// What a repair did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairReport {
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Lost blobs found intact in another pack and re-pointed.
+    pub repointed: u64,
+    /// Damaged packs moved to `quarantine/`.
+    pub quarantined: Vec<PackId>,
+    /// Damaged packs that were missing altogether (dropped from the catalog).
+    pub missing_packs: Vec<PackId>,
+    /// Intact blobs copied out of damaged packs.
+    pub salvaged_blobs: u64,
+    /// Snapshots given a new record.
+    pub snapshots: Vec<Repaired>,
+    /// Damaged snapshot records, which cannot be repaired (forget them).
+    pub damaged_records: Vec<String>,
+    /// Blobs still lost after re-pointing.
+    pub blobs_lost: u64,
+}
+
+/// Repairs what a full verify finds damaged.
+pub fn repair(
+    store: &mut Store,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<RepairReport, RepairError> {
+    store.require_exclusive("repair")?;
+    let found = full_verify(store, progress)?;
+    let mut report = RepairReport {
+        dry_run,
+        damaged_records: found
+            .damage
+            .iter()
+            .filter(|d| d.kind == verify::DamageKind::Record)
+            .map(|d| d.key.clone())
+            .collect(),
+        ..RepairReport::default()
+    };
+    let mut lost = found.lost_blobs.clone();
+    let copies = intact_copies(store, &lost, &found.damaged_packs)?;
+    report.repointed = copies.iter().map(|(_, b)| b.len()).sum::<usize>() as u64;
+    if !dry_run {
+        for (pack, blobs) in &copies {
+            store.catalog_mut().relocate(pack, blobs)?;
+        }
+    }
+    for (_, blobs) in &copies {
+        for b in blobs {
+            lost.remove(b);
+        }
+    }
+    report.blobs_lost = lost.len() as u64;
+    quarantine_packs(
+        store,
+        &found.damaged_packs,
+        &lost,
+        dry_run,
+        progress,
+        &mut report,
+    )?;
+    report.snapshots = rewrite_snapshots(store, &lost, dry_run, progress)?;
+    Ok(report)
+}
+
+fn full_verify(store: &Store, progress: &Progress) -> Result<verify::Report, StoreError> {
+    let options = VerifyOptions {
+        data: DataOptions {
+            which: ReadData::All,
+            max_age: None,
+            budget: None,
+            now: jiff::Timestamp::now().as_second(),
+        },
+        sqlite: false,
+        snapshots: None,
+    };
+    verify::verify(store, &options, progress)
+}
+
+/// For lost blobs, intact copies in packs other than the damaged ones
+/// (cataloged or not), each read and checked. Grouped by the pack holding
+/// them.
+fn intact_copies(
+    store: &Store,
+    lost: &HashSet<BlobId>,
+    damaged: &[PackId],
+) -> Result<Vec<(PublishedPack, Vec<BlobId>)>, StoreError> {
+    let mut out = Vec::new();
+    if lost.is_empty() {
+        return Ok(out);
+    }
+    let mut found: HashSet<BlobId> = HashSet::new();
+    let backend = store.backend();
+    for id in pack::list::list(backend)?.packs {
+        if damaged.contains(&id) {
+            continue;
+        }
+        let Ok((entries, size)) = pack::reader::read_header(backend, &id) else {
+            continue;
+        };
+        let mut here = Vec::new();
+        for e in &entries {
+            if !lost.contains(&e.id) || found.contains(&e.id) {
+                continue;
+            }
+            let at = BlobLocation::in_pack(id, e);
+            let intact = backend
+                .read_range(&pack::key(&id), at.offset, at.stored_len as usize)
+                .map_err(PackError::from)
+                .and_then(|stored| pack::reader::check_stored(&e.id, &at, &stored));
+            if intact.is_ok() {
+                found.insert(e.id);
+                here.push(e.id);
+            }
+        }
+        if !here.is_empty() {
+            let kind = entries.first().map_or(BlobKind::Data, |e| e.kind);
+            let pack = PublishedPack {
+                id,
+                kind,
+                entries,
+                size,
+            };
+            out.push((pack, here));
+        }
+    }
+    Ok(out)
+}
+
+/// Salvages the intact blobs of each damaged pack still present, links the
+/// pack into `quarantine/`, drops damaged packs from the catalog in one
+/// transaction, then removes their names from `packs/`.
+fn quarantine_packs(
+    store: &mut Store,
+    damaged: &[PackId],
+    lost: &HashSet<BlobId>,
+    dry_run: bool,
+    progress: &Progress,
+    report: &mut RepairReport,
+) -> Result<(), RepairError> {
+    let rows: HashMap<PackId, PackRow> = store
+        .catalog()
+        .packs()?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let backend = store.backend().clone();
+    let (present, missing): (Vec<PackId>, Vec<PackId>) = damaged
+        .iter()
+        .partition(|id| backend.path(&pack::key(id)).exists());
+    report.missing_packs = missing.clone();
+    report.quarantined = present.clone();
+    if dry_run {
+        return Ok(());
+    }
+    let salvage: Vec<PackRow> = present
+        .iter()
+        .filter_map(|id| rows.get(id).cloned())
+        .collect();
+    store.catalog().ensure_pack_index()?;
+    let copied = repack::repack(store, &salvage, &|id| !lost.contains(id), progress)?;
+    report.salvaged_blobs = copied.blobs;
+    for id in &present {
+        let key = pack::key(id);
+        match backend.link(&key, &quarantine_key(id)) {
+            Ok(()) => {}
+            // Already there: an earlier repair was interrupted after linking.
+            Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::from(e).into()),
+        }
+    }
+    let removed: Vec<PackId> = present.iter().chain(&missing).copied().collect();
+    store
+        .catalog_mut()
+        .commit_prune(&copied.packs, &removed, |id| !lost.contains(id))?
+        .map_err(RepairError::WouldLoseIntactBlob)?;
+    for id in &present {
+        backend.delete(&pack::key(id)).map_err(StoreError::from)?;
+    }
+    Ok(())
+}
+
+/// Where a damaged pack is kept.
+pub fn quarantine_key(id: &PackId) -> String {
+    format!("quarantine/{id}.pack")
+}
+
+/// Writes a new record for every snapshot that needs a lost blob.
+fn rewrite_snapshots(
+    store: &Store,
+    lost: &HashSet<BlobId>,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<Vec<Repaired>, RepairError> {
+    if lost.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = store.snapshots()?;
+    let (plans, _, _) = pipeline::run(store, progress, |sink| {
+        let mut pruner = Pruner {
+            store,
+            lost,
+            sink,
+            dry_run,
+            memo: HashMap::new(),
+        };
+        let mut plans = Vec::new();
+        for s in &list.snapshots {
+            let (root, lost_paths) = pruner.tree(&s.record.tree)?;
+            if !lost_paths.is_empty() {
+                plans.push((s.clone(), root, lost_paths));
+            }
+        }
+        Ok(plans)
+    })?;
+    let mut out = Vec::new();
+    for (original, root, lost_paths) in plans {
+        let lost_count = lost_paths.len() as u64;
+        let mut listed: Vec<RawName> = lost_paths
+            .iter()
+            .map(|p| RawName::from_path(&Path::new("/").join(p)))
+            .collect();
+        listed.truncate(MAX_LISTED_LEFT_OUT);
+        let new = match (dry_run, root) {
+            (false, Some(root)) => Some(commit_repaired(
+                store, &original, root, &listed, lost_count,
+            )?),
+            _ => None,
+        };
+        out.push(Repaired {
+            original: original.id,
+            new,
+            lost: listed,
+            lost_count,
+        });
+    }
+    Ok(out)
+}
+
+/// The new record: the original's, with the new root tree and the lost
+/// paths in its summary; `parent` names the original.
+fn commit_repaired(
+    store: &Store,
+    original: &Snapshot,
+    root: TreeId,
+    lost: &[RawName],
+    lost_count: u64,
+) -> Result<SnapshotId, StoreError> {
+    let mut record: SnapshotRecord = original.record.clone();
+    record.tree = root;
+    record.parent = Some(original.id);
+    record.program = format!("cairn {} (repair)", env!("CARGO_PKG_VERSION"));
+    record.summary.repaired_from = Some(original.id);
+    record.summary.lost = lost.to_vec();
+    record.summary.lost_count = lost_count;
+    Ok(snapshot::commit(store.backend(), record)?.id)
+}
+
+/// Rebuilds trees without what is lost, remembering each tree's outcome so
+/// a subtree shared by many snapshots is rebuilt once.
+struct Pruner<'a, 's> {
+    store: &'a Store,
+    lost: &'a HashSet<BlobId>,
+    sink: &'a mut BlobSink<'s>,
+    dry_run: bool,
+    memo: HashMap<TreeId, (Option<TreeId>, Vec<PathBuf>)>,
+}
+
+impl Pruner<'_, '_> {
+    /// The tree without lost entries (`None` if the tree itself is lost)
+    /// and the paths left out, relative to it.
+    fn tree(&mut self, id: &TreeId) -> Result<(Option<TreeId>, Vec<PathBuf>), CaptureError> {
+        if let Some(done) = self.memo.get(id) {
+            return Ok(done.clone());
+        }
+        let done = self.rebuild(id)?;
+        self.memo.insert(*id, done.clone());
+        Ok(done)
+    }
+
+    fn rebuild(&mut self, id: &TreeId) -> Result<(Option<TreeId>, Vec<PathBuf>), CaptureError> {
+        if self.lost.contains(&id.as_blob()) {
+            return Ok((None, vec![PathBuf::new()]));
+        }
+        let Ok(tree) = self.store.load_tree(id) else {
+            return Ok((None, vec![PathBuf::new()]));
+        };
+        let mut kept = Vec::new();
+        let mut gone = Vec::new();
+        for mut entry in tree.entries {
+            let name = entry.name.as_path().to_path_buf();
+            if let Content::Dir { tree: sub } = entry.content {
+                let (new, below) = self.tree(&sub)?;
+                gone.extend(below.iter().map(|p| name.join(p)));
+                match new {
+                    Some(new) => entry.content = Content::Dir { tree: new },
+                    None => continue,
+                }
+            } else if entry
+                .chunks()
+                .is_some_and(|c| c.iter().any(|b| self.lost.contains(b)))
+            {
+                gone.push(name);
+                continue;
+            }
+            kept.push(entry);
+        }
+        if gone.is_empty() {
+            return Ok((Some(*id), gone));
+        }
+        let tree = Tree::new(kept);
+        let bytes = tree.encode();
+        let new = if self.dry_run {
+            TreeId::of(&bytes)
+        } else {
+            self.sink.put(BlobKind::Tree, bytes)?.as_tree()
+        };
+        Ok((Some(new), gone))
+    }
+}
