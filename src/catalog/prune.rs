@@ -95,15 +95,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Adds the index prune needs to find a pack's blobs without scanning
-    /// them all. Harmless to older readers (SQLite maintains it for every
-    /// writer), so it changes no schema version.
-    pub fn ensure_pack_index(&self) -> Result<(), CatalogError> {
-        self.conn
-            .execute_batch("CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack)")
-            .map_err(self.err())
-    }
-
     /// The blobs recorded in `pack`, with their locations, in pack order.
     pub fn blobs_in_pack(
         &self,

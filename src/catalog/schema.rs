@@ -36,10 +36,13 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('complete', 'no');
 ";
 
-/// Tables added within schema 1: a reader that does not know them ignores
-/// them and a writer that does not know them cannot make them wrong (rows
-/// for packs that are gone mean nothing), so they need no new version.
+/// Tables and indexes added within schema 1: a reader that does not know
+/// them ignores them, SQLite maintains an index for every writer, and a
+/// writer that does not know the ledger cannot make it wrong (rows for
+/// packs that are gone mean nothing), so they need no new version.
 const ADDITIONS: &str = "
+-- Finding a pack's blobs (prune, verify, repair) without a full scan.
+CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack);
 -- The verification ledger: when each pack was last read whole and found good.
 CREATE TABLE IF NOT EXISTS verified (
     pack BLOB PRIMARY KEY,

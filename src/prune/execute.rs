@@ -28,7 +28,6 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
     }
     journal::write(store.backend(), &journal_of(&plan))?;
     crash::point("prune-planned");
-    store.catalog().ensure_pack_index()?;
     let chosen: Vec<PackRow> = plan.choice.repack.iter().map(PackChoice::row).collect();
     let live = &plan.live;
     let repacked = repack::repack(store, &chosen, &|id| live.contains(id), progress)?;

@@ -217,7 +217,6 @@ fn quarantine_packs(
         .iter()
         .filter_map(|id| rows.get(id).cloned())
         .collect();
-    store.catalog().ensure_pack_index()?;
     let copied = repack::repack(store, &salvage, &|id| !lost.contains(id), progress)?;
     report.salvaged_blobs = copied.blobs;
     for id in &present {
