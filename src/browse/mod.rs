@@ -234,6 +234,16 @@ pub fn check_size(path: &Path, entry: &Entry, read: u64) -> Result<(), BrowseErr
     })
 }
 
+/// `dir/below`, or `dir` itself when `below` is empty (the whole directory
+/// `dir`): joining an empty path would add a trailing slash.
+pub fn join_below(dir: &Path, below: &Path) -> PathBuf {
+    if below.as_os_str().is_empty() {
+        dir.to_path_buf()
+    } else {
+        dir.join(below)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::browse::join_below;
 use crate::capture::CaptureError;
 use crate::capture::pipeline::{self, BlobSink};
 use crate::catalog::prune::PackRow;
@@ -350,7 +351,7 @@ impl Pruner<'_, '_> {
             let name = entry.name.as_path().to_path_buf();
             if let Content::Dir { tree: sub } = entry.content {
                 let (new, below) = self.tree(&sub)?;
-                gone.extend(below.iter().map(|p| name.join(p)));
+                gone.extend(below.iter().map(|p| join_below(&name, p)));
                 match new {
                     Some(new) => entry.content = Content::Dir { tree: new },
                     None => continue,

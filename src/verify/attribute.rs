@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
+use crate::browse::join_below;
 use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::rawname::RawName;
 use crate::snapshot::Snapshot;
@@ -65,7 +66,7 @@ impl Walker<'_> {
             let name = entry.name.as_path();
             if let Some(sub) = entry.subtree() {
                 let below = self.hits(&sub);
-                out.extend(below.iter().map(|(p, d)| (name.join(p), *d)));
+                out.extend(below.iter().map(|(p, d)| (join_below(name, p), *d)));
             }
             let mut seen = HashSet::new();
             for chunk in entry.chunks().unwrap_or_default() {

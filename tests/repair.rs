@@ -1,0 +1,329 @@
+//! `cairn repair`: real damage, then a store that verifies clean once the
+//! damaged originals are forgotten, with every unaffected file restoring
+//! byte for byte and nothing deleted (damaged packs go to quarantine/).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cairn::catalog::Catalog;
+use cairn::id::BlobId;
+use common::*;
+use serde_json::Value;
+
+/// A store with two snapshots of `src`: `keep.bin` and `doomed.bin` (one
+/// chunk each, so a file is one blob) and a small tree; the second snapshot
+/// adds `late.bin`.
+struct World {
+    t: TestEnv,
+    src: PathBuf,
+    first: String,
+    second: String,
+}
+
+const SIZE: u64 = 150_000;
+
+impl World {
+    fn new() -> Self {
+        let t = TestEnv::with_store();
+        let src = t.path("src");
+        small_tree(&src.join("tree"), 4);
+        fs::create_dir_all(&src).unwrap();
+        write_random_file(&src.join("keep.bin"), 10, SIZE);
+        write_random_file(&src.join("doomed.bin"), 12, SIZE);
+        let first = id(&t.snapshot(&[&src], &["--time", "2026-03-01T02:00:00Z"])).to_owned();
+        write_random_file(&src.join("late.bin"), 14, SIZE);
+        let second = id(&t.snapshot(&[&src], &["--time", "2026-03-02T02:00:00Z"])).to_owned();
+        Self {
+            t,
+            src,
+            first,
+            second,
+        }
+    }
+
+    /// The pack file, offset and stored length of the blob of `file`.
+    fn location(&self, file: &str) -> (PathBuf, u64, u32) {
+        let blob = BlobId::of(&fs::read(self.src.join(file)).unwrap());
+        let catalog = Catalog::open(&self.t.store.join("catalog.db")).unwrap();
+        let at = catalog.locate(&blob).unwrap().unwrap();
+        let path = self.t.store.join(cairn::pack::key(&at.pack));
+        (path, at.offset, at.stored_len)
+    }
+
+    fn verify(&self, args: &[&str]) -> (i32, Value) {
+        let out = self
+            .t
+            .cairn(["--json", "verify"])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), parse_json(&out.stdout))
+    }
+
+    fn repair(&self, args: &[&str]) -> Value {
+        let out = self
+            .t
+            .cairn(["--json", "repair", "snapshots"])
+            .args(args)
+            .assert()
+            .success();
+        parse_json(&out.get_output().stdout)
+    }
+
+    /// Restores `snapshot` and checks every file but `lost` against the source.
+    fn assert_restores_all_but(&self, snapshot: &str, lost: &[&str]) {
+        let target = self.t.fresh_dir("restored");
+        self.t
+            .cairn(["restore", snapshot, "--target"])
+            .arg(&target)
+            .assert()
+            .success();
+        let restored = target.join(self.src.strip_prefix("/").unwrap());
+        assert_trees_equal(&self.src.join("tree"), &restored.join("tree"));
+        for file in ["keep.bin", "doomed.bin", "late.bin"] {
+            let there = restored.join(file);
+            if lost.contains(&file) {
+                assert!(!there.exists(), "{file} should be left out");
+            } else if there.exists() {
+                assert_eq!(
+                    fs::read(&there).unwrap(),
+                    fs::read(self.src.join(file)).unwrap(),
+                    "{file}"
+                );
+            }
+        }
+    }
+
+    fn forget_originals(&self) {
+        self.t
+            .cairn(["forget", &self.first, &self.second])
+            .assert()
+            .success();
+    }
+}
+
+fn flip(path: &Path, offset: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x5a;
+    fs::write(path, bytes).unwrap();
+}
+
+fn quarantined(store: &Path) -> Vec<String> {
+    match fs::read_dir(store.join("quarantine")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The repaired snapshot of `original` in a repair report.
+fn repaired_of(report: &Value, original: &str) -> String {
+    report["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["original"] == original)
+        .and_then(|s| s["new"].as_str())
+        .unwrap_or_else(|| panic!("{original} not repaired: {report}"))
+        .to_owned()
+}
+
+#[test]
+fn a_flipped_data_byte_is_quarantined_and_new_records_leave_only_that_file_out() {
+    let w = World::new();
+    let (pack, offset, _) = w.location("doomed.bin");
+    flip(&pack, offset + 100);
+    let (code, before) = w.verify(&["--read-data"]);
+    assert_eq!(code, 4, "{before}");
+
+    let dry = w.repair(&["--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert!(pack.exists(), "a dry run moves nothing");
+    assert!(quarantined(&w.t.store).is_empty());
+
+    let report = w.repair(&[]);
+    let name = pack.file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(quarantined(&w.t.store), [name], "{report}");
+    assert!(!pack.exists());
+    for original in [&w.first, &w.second] {
+        let new = repaired_of(&report, original);
+        w.assert_restores_all_but(&new, &["doomed.bin"]);
+        let listed: Vec<Value> = w.t.snapshots(&[]);
+        let record = listed.iter().find(|s| s["id"] == new.as_str()).unwrap();
+        assert_eq!(record["summary"]["repaired_from"], original.as_str());
+        let lost = record["summary"]["lost"].as_array().unwrap();
+        assert_eq!(lost.len(), 1, "{record}");
+        assert!(lost[0].as_str().unwrap().ends_with("/doomed.bin"));
+    }
+    // The originals still need the lost blob; once forgotten, all is clean.
+    assert_eq!(w.verify(&["--read-data"]).0, 4);
+    w.forget_originals();
+    let (code, after) = w.verify(&["--read-data"]);
+    assert_eq!(code, 0, "{after}");
+}
+
+#[test]
+fn a_deleted_pack_is_dropped_and_the_snapshots_are_repaired_around_it() {
+    let w = World::new();
+    let (pack, _, _) = w.location("doomed.bin");
+    fs::remove_file(&pack).unwrap();
+    assert_eq!(w.verify(&[]).0, 4);
+    let report = w.repair(&[]);
+    assert_eq!(
+        report["missing_packs"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    let new = repaired_of(&report, &w.second);
+    // Everything in the lost pack is gone; the rest restores exactly.
+    let target = w.t.fresh_dir("after-missing");
+    w.t.cairn(["restore", &new, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    w.forget_originals();
+    assert_eq!(w.verify(&["--read-data"]).0, 0);
+}
+
+#[test]
+fn a_lost_blob_with_an_intact_copy_elsewhere_is_repointed_and_nothing_is_lost() {
+    // A crashed snapshot of doomed.bin next to another file leaves a pack
+    // the catalog does not name, holding a good copy of doomed.bin's blob.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let other = t.path("other");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&other).unwrap();
+    write_random_file(&src.join("doomed.bin"), 12, SIZE);
+    write_random_file(&other.join("extra.bin"), 16, SIZE);
+    no_core_dumps();
+    let crashed = t
+        .command(["snapshot"])
+        .arg(&other)
+        .arg(&src)
+        .env("CAIRN_CRASH_AT", "pack-published")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    let w = World {
+        t,
+        src: src.clone(),
+        first: snap.clone(),
+        second: snap.clone(),
+    };
+    let (pack, offset, _) = w.location("doomed.bin");
+    flip(&pack, offset + 50);
+    assert_eq!(w.verify(&["--read-data"]).0, 4);
+    let report = w.repair(&[]);
+    assert_eq!(report["repointed"], 1, "{report}");
+    assert!(
+        report["snapshots"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert_eq!(w.verify(&["--read-data"]).0, 0);
+    let target = w.t.restore(&snap);
+    assert_eq!(
+        fs::read(
+            target
+                .join(src.strip_prefix("/").unwrap())
+                .join("doomed.bin")
+        )
+        .unwrap(),
+        fs::read(src.join("doomed.bin")).unwrap()
+    );
+}
+
+#[test]
+fn a_damaged_tree_loses_its_directory_and_nothing_else() {
+    let w = World::new();
+    // The tree of src/tree: find it through the catalog's tree rows.
+    let catalog = Catalog::open(&w.t.store.join("catalog.db")).unwrap();
+    let store = cairn::store::Store::open(
+        &w.t.store,
+        cairn::store::OpenOptions {
+            lock: cairn::store::LockMode::Shared,
+            lock_wait: std::time::Duration::ZERO,
+        },
+    )
+    .unwrap();
+    let list = store.snapshots().unwrap();
+    let first = list
+        .snapshots
+        .iter()
+        .find(|s| s.id.to_hex() == w.first)
+        .unwrap();
+    let mut tree = store.load_tree(&first.record.tree).unwrap();
+    for name in w.src.components().skip(1) {
+        let entry = tree
+            .find(name.as_os_str().as_encoded_bytes())
+            .unwrap()
+            .clone();
+        tree = store.load_tree(&entry.subtree().unwrap()).unwrap();
+    }
+    let dir = tree.find(b"tree").unwrap().subtree().unwrap();
+    drop(store);
+    let at = catalog.locate(&dir.as_blob()).unwrap().unwrap();
+    flip(&w.t.store.join(cairn::pack::key(&at.pack)), at.offset + 5);
+    drop(catalog);
+
+    let (code, found) = w.verify(&["--read-data"]);
+    assert_eq!(code, 4, "{found}");
+    let report = w.repair(&[]);
+    let new = repaired_of(&report, &w.first);
+    let lost = report["snapshots"][0]["lost"].as_array().unwrap().clone();
+    assert!(
+        lost.iter().any(|p| p.as_str().unwrap().ends_with("/tree")),
+        "{report}"
+    );
+    let target = w.t.fresh_dir("tree-lost");
+    w.t.cairn(["restore", &new, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    let restored = target.join(w.src.strip_prefix("/").unwrap());
+    assert!(!restored.join("tree").exists());
+    assert_eq!(
+        fs::read(restored.join("keep.bin")).unwrap(),
+        fs::read(w.src.join("keep.bin")).unwrap()
+    );
+    assert_eq!(
+        fs::read(restored.join("doomed.bin")).unwrap(),
+        fs::read(w.src.join("doomed.bin")).unwrap()
+    );
+}
+
+#[test]
+fn repair_catalog_rebuilds_it_and_every_snapshot_still_restores_exactly() {
+    let w = World::new();
+    w.t.cairn(["verify", "--read-data"]).assert().success();
+    let out =
+        w.t.cairn(["--json", "repair", "catalog"])
+            .assert()
+            .success();
+    let report = parse_json(&out.get_output().stdout);
+    assert!(report["packs"].as_u64().unwrap() >= 2, "{report}");
+    // The ledger survived: nothing needs reading again.
+    let (code, after) = w.verify(&["--max-age", "30d"]);
+    assert_eq!(code, 0, "{after}");
+    assert_eq!(after["packs_read"], 0, "{after}");
+    w.assert_restores_all_but(&w.second, &[]);
+    w.assert_restores_all_but(&w.first, &[]);
+}
+
+#[test]
+fn a_snapshot_taken_after_repair_stores_lost_data_again_and_heals_the_originals() {
+    let w = World::new();
+    let (pack, offset, _) = w.location("doomed.bin");
+    flip(&pack, offset + 7);
+    w.repair(&[]);
+    assert_eq!(w.verify(&[]).0, 4, "the originals still miss doomed.bin");
+    w.t.snapshot(&[&w.src], &[]);
+    let (code, report) = w.verify(&["--read-data"]);
+    assert_eq!(code, 0, "{report}");
+    w.assert_restores_all_but(&w.first, &[]);
+}
