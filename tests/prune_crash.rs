@@ -153,6 +153,14 @@ impl Scenario {
     fn assert_next_prune_finishes(&self, clean_size: u64, planned: bool, what: &str) {
         assert_eq!(self.journal().exists(), planned, "{what}: journal");
         self.assert_all_restore(&format!("{what}, before the next prune"));
+        // Leftovers are warnings, never damage: the interrupted store verifies clean.
+        let verify = self.t.cairn(["verify", "--read-data"]).output().unwrap();
+        assert!(
+            verify.status.success(),
+            "{what}: verify after the crash: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            stderr_of(&verify)
+        );
 
         let out = self.t.cairn(["--json", "prune"]).output().unwrap();
         assert!(
