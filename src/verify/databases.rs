@@ -2,7 +2,7 @@
 //! out to `tmp/` and must pass `PRAGMA integrity_check`. A database held by
 //! several snapshots unchanged (the same chunks) is checked once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -11,14 +11,13 @@ use crate::database;
 use crate::id::BlobId;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
+use crate::tree::Entry;
 
-/// A database that failed its check.
+/// A database image that failed its check, with every snapshot holding it.
 #[derive(Debug)]
 pub struct BadDatabase {
-    /// The snapshot it was found in first.
-    pub snapshot: Snapshot,
-    /// Its path there.
-    pub path: PathBuf,
+    /// Each snapshot that holds this image, and its path there.
+    pub holders: Vec<(Snapshot, PathBuf)>,
     /// What failed.
     pub cause: String,
 }
@@ -30,51 +29,73 @@ pub fn check_all(
     snapshots: &[Snapshot],
     damaged: &HashSet<BlobId>,
 ) -> Result<(u64, Vec<BadDatabase>), StoreError> {
-    let mut seen = HashSet::new();
+    // Image (its chunk list) -> index into `bad`, or None when it passed.
+    let mut results: HashMap<BlobId, Option<usize>> = HashMap::new();
     let mut checked = 0;
-    let mut bad = Vec::new();
+    let mut bad: Vec<BadDatabase> = Vec::new();
     for snapshot in snapshots {
-        let mut found = Vec::new();
-        let walked = browse::walk(
-            store,
-            &snapshot.record.tree,
-            Path::new("/"),
-            &mut |path, entry| {
-                if entry.database().is_some()
-                    && let Some(chunks) = entry.chunks()
-                    && !chunks.iter().any(|c| damaged.contains(c))
-                    && seen.insert(BlobId::of(
-                        &chunks
-                            .iter()
-                            .flat_map(|c| *c.as_bytes())
-                            .collect::<Vec<_>>(),
-                    ))
-                {
-                    found.push((path.to_owned(), entry.clone()));
+        for (path, entry) in databases_of(store, snapshot, damaged) {
+            let Some(chunks) = entry.chunks() else {
+                continue;
+            };
+            let image = BlobId::of(
+                &chunks
+                    .iter()
+                    .flat_map(|c| *c.as_bytes())
+                    .collect::<Vec<_>>(),
+            );
+            let result = match results.get(&image) {
+                Some(result) => *result,
+                None => {
+                    checked += 1;
+                    let result = check_one(store, &path, &entry).err().map(|cause| {
+                        bad.push(BadDatabase {
+                            holders: Vec::new(),
+                            cause,
+                        });
+                        bad.len() - 1
+                    });
+                    results.insert(image, result);
+                    result
                 }
-                Ok(Flow::Descend)
-            },
-        );
-        // Trees that do not read are reported by the structure check.
-        if walked.is_err() {
-            continue;
-        }
-        for (path, entry) in found {
-            checked += 1;
-            if let Err(cause) = check_one(store, &path, &entry) {
-                bad.push(BadDatabase {
-                    snapshot: snapshot.clone(),
-                    path,
-                    cause,
-                });
+            };
+            if let Some(i) = result {
+                bad[i].holders.push((snapshot.clone(), path));
             }
         }
     }
     Ok((checked, bad))
 }
 
+/// The databases of `snapshot` none of whose chunks is known damaged (those
+/// are reported already). A tree that does not read is reported by the
+/// structure check.
+fn databases_of(
+    store: &Store,
+    snapshot: &Snapshot,
+    damaged: &HashSet<BlobId>,
+) -> Vec<(PathBuf, Entry)> {
+    let mut found = Vec::new();
+    let _ = browse::walk(
+        store,
+        &snapshot.record.tree,
+        Path::new("/"),
+        &mut |path, entry| {
+            if entry.database().is_some()
+                && entry
+                    .chunks()
+                    .is_some_and(|c| !c.iter().any(|b| damaged.contains(b)))
+            {
+                found.push((path.to_owned(), entry.clone()));
+            }
+            Ok(Flow::Descend)
+        },
+    );
+    found
+}
+
 /// Writes one database image to a temporary file and checks it.
-fn check_one(store: &Store, path: &Path, entry: &crate::tree::Entry) -> Result<(), String> {
+fn check_one(store: &Store, path: &Path, entry: &Entry) -> Result<(), String> {
     let mut file = store.backend().temp_file().map_err(|e| e.to_string())?;
     browse::write_content(store, path, entry, file.as_file_mut()).map_err(|e| e.to_string())?;
     file.as_file_mut().flush().map_err(|e| e.to_string())?;

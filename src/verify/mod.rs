@@ -180,7 +180,11 @@ pub fn verify(
     let read = read_data(store, &checked, options, progress, &mut report)?;
     settle_suspects(&mut found, suspects, &read);
     for r in &read {
-        found.pack_read(r);
+        // Restricted to some snapshots, a pack whose blobs they need all
+        // check out is fine for them, whatever else is wrong with the file.
+        if restrict.is_none() || !r.bad_blobs.is_empty() {
+            found.pack_read(r);
+        }
     }
     if options.sqlite {
         let (n, bad) =
@@ -194,8 +198,19 @@ pub fn verify(
     report.damaged_packs = found.packs.keys().copied().collect();
     report.damaged_packs.sort();
     report.damage = found.finish(store, &chosen);
+    let (warnings, damaged_strays) = leftovers(store)?;
+    report.warnings = warnings;
+    for (id, cause) in damaged_strays {
+        report.damage.push(Damage {
+            kind: DamageKind::Pack,
+            key: crate::pack::key(&id),
+            cause,
+            blobs_lost: 0,
+            affected: Vec::new(),
+        });
+        report.damaged_packs.push(id);
+    }
     report.ok = report.damage.is_empty();
-    report.warnings = warnings(store)?;
     report.ledger = ledger_summary(store, options.data.now)?;
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
@@ -291,8 +306,11 @@ impl Found {
         self.damage.len() - 1
     }
 
+    /// Counts `blob` as lost with damage `index`, unless earlier damage
+    /// already accounts for it (it stays attributed there).
     fn lose(&mut self, blob: BlobId, index: usize) {
-        if self.blobs.insert(blob, index).is_none() {
+        if let std::collections::hash_map::Entry::Vacant(v) = self.blobs.entry(blob) {
+            v.insert(index);
             self.damage[index].blobs_lost += 1;
         }
     }
@@ -344,14 +362,19 @@ impl Found {
     }
 
     fn database(&mut self, db: databases::BadDatabase) {
-        let key = db.path.display().to_string();
+        let Some((_, first)) = db.holders.first() else {
+            return;
+        };
+        let key = first.display().to_string();
         let index = self.add(DamageKind::Database, key, db.cause);
-        self.damage[index].affected.push(Affected {
-            snapshot: db.snapshot.id,
-            time: db.snapshot.record.time,
-            paths: vec![crate::rawname::RawName::from_path(&db.path)],
-            more_paths: 0,
-        });
+        for (snapshot, path) in db.holders {
+            self.damage[index].affected.push(Affected {
+                snapshot: snapshot.id,
+                time: snapshot.record.time,
+                paths: vec![crate::rawname::RawName::from_path(&path)],
+                more_paths: 0,
+            });
+        }
     }
 
     /// Attributes lost blobs to snapshots and paths; records name themselves.
@@ -364,16 +387,25 @@ impl Found {
     }
 }
 
-/// Unreferenced packs, leftovers in `tmp/` and an unfinished prune.
-fn warnings(store: &Store) -> Result<Vec<String>, StoreError> {
+/// Warnings about unreferenced packs, leftovers in `tmp/` and an unfinished
+/// prune; and packs the catalog does not name whose header does not decode:
+/// those are damage (a crashed run only ever leaves complete packs), maybe
+/// holding blobs a rebuilt catalog could not list.
+fn leftovers(store: &Store) -> Result<(Vec<String>, Vec<(PackId, String)>), StoreError> {
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     let cataloged: HashSet<PackId> = store.catalog().packs()?.iter().map(|p| p.id).collect();
     let listing = crate::pack::list::list(store.backend())?;
-    let unreferenced = listing
-        .packs
-        .iter()
-        .filter(|id| !cataloged.contains(id))
-        .count();
+    let mut unreferenced = 0;
+    for id in listing.packs.iter().filter(|id| !cataloged.contains(id)) {
+        match crate::pack::reader::read_header(store.backend(), id) {
+            Ok(_) => unreferenced += 1,
+            Err(e) => damaged.push((
+                *id,
+                format!("not in the catalog and its header does not read: {e}"),
+            )),
+        }
+    }
     if unreferenced > 0 {
         out.push(format!(
             "{unreferenced} pack(s) in packs/ are not in the catalog (left by interrupted runs; `cairn prune` removes them)"
@@ -394,7 +426,7 @@ fn warnings(store: &Store) -> Result<Vec<String>, StoreError> {
             "an interrupted prune left its journal; the next `cairn prune` finishes it".into(),
         );
     }
-    Ok(out)
+    Ok((out, damaged))
 }
 
 /// The ledger as it stands after this run.

@@ -50,6 +50,10 @@ pub fn check(
         .into_iter()
         .filter(|(id, _)| live.is_none_or(|l| l.contains(id)))
         .collect();
+    if live.is_some() && rows.is_empty() {
+        // Restricted to snapshots that need nothing from this pack.
+        return Ok((rows, None));
+    }
     let all = || rows.iter().map(|(id, _)| *id).collect::<Vec<_>>();
     let (entries, size) = match pack::reader::read_header(store.backend(), &pack.id) {
         Ok(header) => header,
