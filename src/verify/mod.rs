@@ -22,6 +22,8 @@
 mod attribute;
 pub mod data;
 mod databases;
+mod found;
+mod leftovers;
 mod packs;
 mod records;
 
@@ -36,7 +38,7 @@ pub use data::{DataOptions, ReadData};
 use crate::catalog::prune::PackRow;
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::progress::Progress;
-use crate::reach::{self, Trouble};
+use crate::reach;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 
@@ -147,7 +149,7 @@ pub fn verify(
     progress: &Progress,
 ) -> Result<Report, StoreError> {
     let started = Instant::now();
-    let mut found = Found::default();
+    let mut found = found::Found::default();
     let list = records::read_all(store)?;
     for (key, cause) in list.unreadable {
         found.record(key, cause);
@@ -198,7 +200,7 @@ pub fn verify(
     report.damaged_packs = found.packs.keys().copied().collect();
     report.damaged_packs.sort();
     report.damage = found.finish(store, &chosen);
-    let (warnings, damaged_strays) = leftovers(store)?;
+    let (warnings, damaged_strays) = leftovers::leftovers(store)?;
     report.warnings = warnings;
     for (id, cause) in damaged_strays {
         report.damage.push(Damage {
@@ -211,7 +213,7 @@ pub fn verify(
         report.damaged_packs.push(id);
     }
     report.ok = report.damage.is_empty();
-    report.ledger = ledger_summary(store, options.data.now)?;
+    report.ledger = leftovers::ledger_summary(store, options.data.now)?;
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -274,7 +276,11 @@ fn read_data(
 
 /// Blobs a header disagreed about are lost unless reading them by the
 /// catalog's location proved them intact.
-fn settle_suspects(found: &mut Found, suspects: HashMap<BlobId, usize>, read: &[data::PackRead]) {
+fn settle_suspects(
+    found: &mut found::Found,
+    suspects: HashMap<BlobId, usize>,
+    read: &[data::PackRead],
+) {
     let proven: HashSet<BlobId> = read
         .iter()
         .flat_map(|r| r.good_blobs.iter().copied())
@@ -284,162 +290,4 @@ fn settle_suspects(found: &mut Found, suspects: HashMap<BlobId, usize>, read: &[
             found.lose(blob, index);
         }
     }
-}
-
-/// Damage found so far, and which damage each lost blob belongs to.
-#[derive(Default)]
-struct Found {
-    damage: Vec<Damage>,
-    blobs: HashMap<BlobId, usize>,
-    packs: HashMap<PackId, usize>,
-}
-
-impl Found {
-    fn add(&mut self, kind: DamageKind, key: String, cause: String) -> usize {
-        self.damage.push(Damage {
-            kind,
-            key,
-            cause,
-            blobs_lost: 0,
-            affected: Vec::new(),
-        });
-        self.damage.len() - 1
-    }
-
-    /// Counts `blob` as lost with damage `index`, unless earlier damage
-    /// already accounts for it (it stays attributed there).
-    fn lose(&mut self, blob: BlobId, index: usize) {
-        if let std::collections::hash_map::Entry::Vacant(v) = self.blobs.entry(blob) {
-            v.insert(index);
-            self.damage[index].blobs_lost += 1;
-        }
-    }
-
-    fn record(&mut self, key: String, cause: String) {
-        self.add(DamageKind::Record, key, cause);
-    }
-
-    fn trouble(&mut self, trouble: &Trouble) {
-        let (blob, cause) = match trouble {
-            Trouble::Missing(blob) => (*blob, "not in the catalog: no pack holds it".to_owned()),
-            Trouble::BadTree(tree, e) => (tree.as_blob(), format!("tree does not read: {e}")),
-        };
-        if !self.blobs.contains_key(&blob) {
-            let index = self.add(DamageKind::Blob, blob.to_hex(), cause);
-            self.lose(blob, index);
-        }
-    }
-
-    fn pack(&mut self, id: &PackId, cause: String, lost: &[BlobId]) -> usize {
-        let index = match self.packs.get(id) {
-            Some(&i) => i,
-            None => {
-                let i = self.add(DamageKind::Pack, crate::pack::key(id), cause);
-                self.packs.insert(*id, i);
-                i
-            }
-        };
-        for blob in lost {
-            self.lose(*blob, index);
-        }
-        index
-    }
-
-    fn pack_read(&mut self, read: &data::PackRead) {
-        if read.is_good() {
-            return;
-        }
-        let cause = read
-            .file_damage
-            .clone()
-            .unwrap_or_else(|| format!("{} blob(s) do not check out", read.bad_blobs.len()));
-        let lost: Vec<BlobId> = read.bad_blobs.iter().map(|(b, _)| *b).collect();
-        let index = self.pack(&read.pack, cause.clone(), &lost);
-        let known = &mut self.damage[index].cause;
-        if !known.contains(&cause) {
-            *known = format!("{known}; {cause}");
-        }
-    }
-
-    fn database(&mut self, db: databases::BadDatabase) {
-        let Some((_, first)) = db.holders.first() else {
-            return;
-        };
-        let key = first.display().to_string();
-        let index = self.add(DamageKind::Database, key, db.cause);
-        for (snapshot, path) in db.holders {
-            self.damage[index].affected.push(Affected {
-                snapshot: snapshot.id,
-                time: snapshot.record.time,
-                paths: vec![crate::rawname::RawName::from_path(&path)],
-                more_paths: 0,
-            });
-        }
-    }
-
-    /// Attributes lost blobs to snapshots and paths; records name themselves.
-    fn finish(mut self, store: &Store, snapshots: &[Snapshot]) -> Vec<Damage> {
-        let affected = attribute::attribute(store, snapshots, &self.blobs, self.damage.len());
-        for (damage, affected) in self.damage.iter_mut().zip(affected) {
-            damage.affected.extend(affected);
-        }
-        self.damage
-    }
-}
-
-/// Warnings about unreferenced packs, leftovers in `tmp/` and an unfinished
-/// prune; and packs the catalog does not name whose header does not decode:
-/// those are damage (a crashed run only ever leaves complete packs), maybe
-/// holding blobs a rebuilt catalog could not list.
-fn leftovers(store: &Store) -> Result<(Vec<String>, Vec<(PackId, String)>), StoreError> {
-    let mut out = Vec::new();
-    let mut damaged = Vec::new();
-    let cataloged: HashSet<PackId> = store.catalog().packs()?.iter().map(|p| p.id).collect();
-    let listing = crate::pack::list::list(store.backend())?;
-    let mut unreferenced = 0;
-    for id in listing.packs.iter().filter(|id| !cataloged.contains(id)) {
-        match crate::pack::reader::read_header(store.backend(), id) {
-            Ok(_) => unreferenced += 1,
-            Err(e) => damaged.push((
-                *id,
-                format!("not in the catalog and its header does not read: {e}"),
-            )),
-        }
-    }
-    if unreferenced > 0 {
-        out.push(format!(
-            "{unreferenced} pack(s) in packs/ are not in the catalog (left by interrupted runs; `cairn prune` removes them)"
-        ));
-    }
-    for (key, why) in listing.strays {
-        out.push(format!("{key}: {why}"));
-    }
-    let tmp = store.backend().list("tmp")?;
-    if !tmp.is_empty() {
-        out.push(format!(
-            "{} leftover file(s) in tmp/ (`cairn prune` removes them)",
-            tmp.len()
-        ));
-    }
-    if crate::prune::journal::read(store.backend())?.is_some() {
-        out.push(
-            "an interrupted prune left its journal; the next `cairn prune` finishes it".into(),
-        );
-    }
-    Ok((out, damaged))
-}
-
-/// The ledger as it stands after this run.
-fn ledger_summary(store: &Store, now: i64) -> Result<LedgerSummary, StoreError> {
-    let ledger = store.catalog().verified()?;
-    let mut summary = LedgerSummary::default();
-    let mut oldest: Option<i64> = None;
-    for pack in store.catalog().packs()? {
-        match ledger.get(&pack.id) {
-            Some(&at) => oldest = Some(oldest.map_or(at, |o| o.min(at))),
-            None => summary.packs_never_verified += 1,
-        }
-    }
-    summary.oldest_verification_age_secs = oldest.map(|at| u64::try_from(now - at).unwrap_or(0));
-    Ok(summary)
 }

@@ -1,0 +1,112 @@
+//! Damage as it is found, and which damage each lost blob belongs to (the
+//! first that found it), turned into the report's list once attributed.
+
+use std::collections::HashMap;
+
+use super::attribute::{self, Affected};
+use super::{Damage, DamageKind, data, databases};
+use crate::id::{BlobId, PackId};
+use crate::reach::Trouble;
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+
+/// Damage found so far, and which damage each lost blob belongs to.
+#[derive(Default)]
+pub(super) struct Found {
+    pub(super) damage: Vec<Damage>,
+    pub(super) blobs: HashMap<BlobId, usize>,
+    pub(super) packs: HashMap<PackId, usize>,
+}
+
+impl Found {
+    pub(super) fn add(&mut self, kind: DamageKind, key: String, cause: String) -> usize {
+        self.damage.push(Damage {
+            kind,
+            key,
+            cause,
+            blobs_lost: 0,
+            affected: Vec::new(),
+        });
+        self.damage.len() - 1
+    }
+
+    /// Counts `blob` as lost with damage `index`, unless earlier damage
+    /// already accounts for it (it stays attributed there).
+    pub(super) fn lose(&mut self, blob: BlobId, index: usize) {
+        if let std::collections::hash_map::Entry::Vacant(v) = self.blobs.entry(blob) {
+            v.insert(index);
+            self.damage[index].blobs_lost += 1;
+        }
+    }
+
+    pub(super) fn record(&mut self, key: String, cause: String) {
+        self.add(DamageKind::Record, key, cause);
+    }
+
+    pub(super) fn trouble(&mut self, trouble: &Trouble) {
+        let (blob, cause) = match trouble {
+            Trouble::Missing(blob) => (*blob, "not in the catalog: no pack holds it".to_owned()),
+            Trouble::BadTree(tree, e) => (tree.as_blob(), format!("tree does not read: {e}")),
+        };
+        if !self.blobs.contains_key(&blob) {
+            let index = self.add(DamageKind::Blob, blob.to_hex(), cause);
+            self.lose(blob, index);
+        }
+    }
+
+    pub(super) fn pack(&mut self, id: &PackId, cause: String, lost: &[BlobId]) -> usize {
+        let index = match self.packs.get(id) {
+            Some(&i) => i,
+            None => {
+                let i = self.add(DamageKind::Pack, crate::pack::key(id), cause);
+                self.packs.insert(*id, i);
+                i
+            }
+        };
+        for blob in lost {
+            self.lose(*blob, index);
+        }
+        index
+    }
+
+    pub(super) fn pack_read(&mut self, read: &data::PackRead) {
+        if read.is_good() {
+            return;
+        }
+        let cause = read
+            .file_damage
+            .clone()
+            .unwrap_or_else(|| format!("{} blob(s) do not check out", read.bad_blobs.len()));
+        let lost: Vec<BlobId> = read.bad_blobs.iter().map(|(b, _)| *b).collect();
+        let index = self.pack(&read.pack, cause.clone(), &lost);
+        let known = &mut self.damage[index].cause;
+        if !known.contains(&cause) {
+            *known = format!("{known}; {cause}");
+        }
+    }
+
+    pub(super) fn database(&mut self, db: databases::BadDatabase) {
+        let Some((_, first)) = db.holders.first() else {
+            return;
+        };
+        let key = first.display().to_string();
+        let index = self.add(DamageKind::Database, key, db.cause);
+        for (snapshot, path) in db.holders {
+            self.damage[index].affected.push(Affected {
+                snapshot: snapshot.id,
+                time: snapshot.record.time,
+                paths: vec![crate::rawname::RawName::from_path(&path)],
+                more_paths: 0,
+            });
+        }
+    }
+
+    /// Attributes lost blobs to snapshots and paths; records name themselves.
+    pub(super) fn finish(mut self, store: &Store, snapshots: &[Snapshot]) -> Vec<Damage> {
+        let affected = attribute::attribute(store, snapshots, &self.blobs, self.damage.len());
+        for (damage, affected) in self.damage.iter_mut().zip(affected) {
+            damage.affected.extend(affected);
+        }
+        self.damage
+    }
+}
