@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
-use zstd::zstd_safe::{DCtx, ResetDirective};
+use zstd::zstd_safe::{DCtx, DParameter, ResetDirective};
 
 /// How a blob's bytes are stored in a pack. The numeric values are on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,9 +193,14 @@ thread_local! {
     static DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
 
-/// Decodes one zstd blob, streaming, so that the output grows only as real
-/// output arrives and stops one byte past `raw_len`.
+/// Decodes one zstd blob, streaming, into at most `raw_len + 1` bytes:
+/// the output grows by at most [`MAX_PREALLOC`] at a time, never by
+/// doubling, and the frame may not declare a window larger than the blob
+/// needs (cairn's frames are single-segment: their window is their size),
+/// so hostile bytes cannot make the reader allocate much beyond `raw_len`.
 fn zstd_decode(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
+    let zstd_error =
+        |code| DecodeError::Zstd(io::Error::other(zstd::zstd_safe::get_error_name(code)));
     DCTX.with(|cell| {
         let mut slot = cell.borrow_mut();
         let ctx = match &mut *slot {
@@ -205,16 +210,37 @@ fn zstd_decode(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
             })?),
         };
         // A decode that failed half way leaves state behind: start clean.
-        ctx.reset(ResetDirective::SessionOnly).map_err(|code| {
-            DecodeError::Zstd(io::Error::other(zstd::zstd_safe::get_error_name(code)))
-        })?;
-        let mut out = Vec::with_capacity(raw_len.min(MAX_PREALLOC));
-        zstd::stream::read::Decoder::with_context(stored, ctx)
-            .take(raw_len as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(DecodeError::Zstd)?;
-        Ok(out)
+        ctx.reset(ResetDirective::SessionOnly).map_err(zstd_error)?;
+        ctx.set_parameter(DParameter::WindowLogMax(window_log_for(raw_len)))
+            .map_err(zstd_error)?;
+        let mut reader = zstd::stream::read::Decoder::with_context(stored, ctx);
+        read_at_most(&mut reader, raw_len + 1)
     })
+}
+
+/// The largest window log a frame of `raw_len` bytes may declare: enough
+/// for its size with one step of slack, at least zstd's minimum (10).
+fn window_log_for(raw_len: usize) -> u32 {
+    let bits = usize::BITS - raw_len.saturating_sub(1).leading_zeros();
+    (bits + 1).clamp(10, 31)
+}
+
+/// Reads up to `limit` bytes, growing the buffer linearly.
+fn read_at_most(reader: &mut impl Read, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() == limit {
+            return Ok(out);
+        }
+        let filled = out.len();
+        let step = (limit - filled).min(MAX_PREALLOC);
+        out.resize(filled + step, 0);
+        let n = reader.read(&mut out[filled..]).map_err(DecodeError::Zstd)?;
+        out.truncate(filled + n);
+        if n == 0 {
+            return Ok(out);
+        }
+    }
 }
 
 /// Decodes stored bytes into exactly `raw_len` bytes.
@@ -273,6 +299,23 @@ mod tests {
             decode(e.compression, &e.bytes, 10_001),
             Err(DecodeError::Length { .. })
         ));
+    }
+
+    #[test]
+    fn window_logs_cover_the_blob_with_one_step_of_slack() {
+        assert_eq!(window_log_for(0), 10);
+        assert_eq!(window_log_for(1024), 11);
+        assert_eq!(window_log_for(1025), 12);
+        assert_eq!(window_log_for(4 << 20), 23);
+        assert_eq!(window_log_for(1 << 30), 31);
+    }
+
+    #[test]
+    fn large_blobs_round_trip_through_the_linear_buffer() {
+        let mut c = Compressor::new(3).unwrap();
+        let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let e = c.encode(data.clone()).unwrap();
+        assert_eq!(decode(e.compression, &e.bytes, data.len()).unwrap(), data);
     }
 
     #[test]
