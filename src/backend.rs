@@ -131,6 +131,14 @@ impl Backend {
         Ok(buf)
     }
 
+    /// `key` opened for many ranged reads (restore reads runs of blobs from
+    /// the same few packs over and over).
+    pub fn open(&self, key: &str) -> Result<OpenFile> {
+        let path = self.path(key);
+        let file = File::open(&path).map_err(at(&path))?;
+        Ok(OpenFile { file, path })
+    }
+
     /// The last `len` bytes of `key` and the file's size, in one open.
     pub fn read_tail(&self, key: &str, len: u64) -> Result<(Vec<u8>, u64)> {
         let path = self.path(key);
@@ -198,6 +206,24 @@ impl Backend {
         }
         fs::create_dir_all(dir).map_err(at(dir))?;
         sync_dir(dir.parent().unwrap_or(&self.root))
+    }
+}
+
+/// A store file open for reading.
+#[derive(Debug)]
+pub struct OpenFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl OpenFile {
+    /// `len` bytes from `offset`; a short file is an error.
+    pub fn read_range(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(at(&self.path))?;
+        Ok(buf)
     }
 }
 

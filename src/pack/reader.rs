@@ -3,7 +3,7 @@
 
 use super::format::{self, PackEntry, TRAILER_LEN};
 use super::{BlobLocation, PackError, key};
-use crate::backend::Backend;
+use crate::backend::{Backend, OpenFile};
 use crate::compress;
 use crate::id::{BlobId, PackId};
 
@@ -84,4 +84,156 @@ pub fn check_stored(id: &BlobId, at: &BlobLocation, stored: &[u8]) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// Largest span of a pack read in one go when blobs lie back to back.
+pub const MAX_RUN: u64 = 4 << 20;
+
+/// Largest decoded size of one run: what it holds in memory at once.
+pub const MAX_RUN_RAW: u64 = 16 << 20;
+
+/// Splits `blobs` (in the order they are wanted) into runs that lie back to
+/// back in one pack, span at most [`MAX_RUN`] bytes and decode to at most
+/// [`MAX_RUN_RAW`] (a single larger blob is a run of its own), so that each
+/// run is one read: a database image cut into thousands of page runs is
+/// stored in order and comes back in a few large reads, not one per page.
+pub fn runs<'a>(blobs: &'a [(BlobId, &'a BlobLocation)]) -> Vec<&'a [(BlobId, &'a BlobLocation)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut raw = 0u64;
+    for (i, (_, at)) in blobs.iter().enumerate() {
+        let joins = i > start && {
+            let (_, first) = blobs[start];
+            let (_, prev) = blobs[i - 1];
+            let end = prev.offset + u64::from(prev.stored_len);
+            at.pack == first.pack
+                && at.offset == end
+                && end + u64::from(at.stored_len) - first.offset <= MAX_RUN
+                && raw + u64::from(at.raw_len) <= MAX_RUN_RAW
+        };
+        if i > start && !joins {
+            out.push(&blobs[start..i]);
+            start = i;
+            raw = 0;
+        }
+        raw += u64::from(at.raw_len);
+    }
+    if start < blobs.len() {
+        out.push(&blobs[start..]);
+    }
+    out
+}
+
+/// Pack files kept open across reads: a file's chunks alternate between a
+/// few packs (unchanged data in old packs, changes in new ones), and
+/// opening a pack per run cost as much as reading it.
+pub struct PackFiles<'b> {
+    backend: &'b Backend,
+    open: Vec<(PackId, OpenFile)>,
+}
+
+/// Packs kept open by one [`PackFiles`].
+const OPEN_PACKS: usize = 16;
+
+impl<'b> PackFiles<'b> {
+    /// None open yet.
+    pub fn new(backend: &'b Backend) -> Self {
+        Self {
+            backend,
+            open: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, pack: &PackId) -> Result<&OpenFile, PackError> {
+        let i = match self.open.iter().position(|(id, _)| id == pack) {
+            Some(i) => i,
+            None => {
+                if self.open.len() == OPEN_PACKS {
+                    self.open.remove(0);
+                }
+                self.open.push((*pack, self.backend.open(&key(pack))?));
+                self.open.len() - 1
+            }
+        };
+        Ok(&self.open[i].1)
+    }
+}
+
+/// Runs with fewer blobs than this are decoded on the calling thread:
+/// handing tiny runs to other threads costs more than it saves.
+const PARALLEL_RUN: usize = 16;
+
+/// Reads one run (see [`runs`]) with a single read and decodes each of its
+/// blobs, checked against its id; long runs are decoded in parallel.
+pub fn read_run(
+    files: &mut PackFiles<'_>,
+    run: &[(BlobId, &BlobLocation)],
+) -> Result<Vec<Vec<u8>>, PackError> {
+    use rayon::prelude::*;
+    let Some((_, first)) = run.first() else {
+        return Ok(Vec::new());
+    };
+    let len: u64 = run.iter().map(|(_, at)| u64::from(at.stored_len)).sum();
+    let bytes = files
+        .get(&first.pack)?
+        .read_range(first.offset, len as usize)?;
+    let mut slices = Vec::with_capacity(run.len());
+    let mut rest = &bytes[..];
+    for (id, at) in run {
+        let (stored, tail) = rest.split_at(at.stored_len as usize);
+        slices.push((id, *at, stored));
+        rest = tail;
+    }
+    let decode =
+        |(id, at, stored): &(&BlobId, &BlobLocation, &[u8])| decode_blob(id, at, stored.to_vec());
+    if slices.len() < PARALLEL_RUN {
+        slices.iter().map(decode).collect()
+    } else {
+        slices.par_iter().map(decode).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Compression;
+
+    fn at(pack: u8, offset: u64, len: u32) -> BlobLocation {
+        BlobLocation {
+            pack: PackId::from_bytes([pack; 32]),
+            kind: super::super::BlobKind::Data,
+            offset,
+            stored_len: len,
+            raw_len: len,
+            compression: Compression::None,
+        }
+    }
+
+    #[test]
+    fn runs_join_back_to_back_blobs_of_one_pack_only() {
+        let locs = [
+            at(1, 0, 10),
+            at(1, 10, 10),
+            at(1, 30, 5),
+            at(2, 35, 5),
+            at(2, 40, 5),
+        ];
+        let blobs: Vec<_> = locs.iter().map(|l| (BlobId::of(b"x"), l)).collect();
+        let lens: Vec<usize> = runs(&blobs).iter().map(|r| r.len()).collect();
+        assert_eq!(lens, [2, 1, 2]);
+        assert!(runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn runs_stop_at_the_size_limit() {
+        let big = (MAX_RUN / 2) as u32;
+        let locs = [
+            at(1, 0, big),
+            at(1, u64::from(big), big),
+            at(1, 2 * u64::from(big), big),
+        ];
+        let blobs: Vec<_> = locs.iter().map(|l| (BlobId::of(b"x"), l)).collect();
+        let lens: Vec<usize> = runs(&blobs).iter().map(|r| r.len()).collect();
+        assert_eq!(lens, [2, 1]);
+    }
 }

@@ -154,13 +154,21 @@ fn restore_file(ctx: &Ctx<'_>, item: &Item) -> Result<Vec<std::ffi::OsString>, I
     let slot = ctx.target.slot(&item.rel)?;
     let mut tmp = slot.temp_file()?;
     let file = tmp.file().ok_or_else(|| io::Error::other("not a file"))?;
+    let located = chunks
+        .iter()
+        .map(|id| Ok((*id, ctx.locations.get(id).ok_or(ItemError::Missing(*id))?)))
+        .collect::<Result<Vec<_>, ItemError>>()?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, file);
+    let mut packs = pack::reader::PackFiles::new(ctx.backend);
     let mut written = 0u64;
-    for id in chunks {
-        let at = ctx.locations.get(id).ok_or(ItemError::Missing(*id))?;
-        let data = pack::reader::read_blob(ctx.backend, id, at)?;
-        file.write_all(&data)?;
-        written += data.len() as u64;
+    for run in pack::reader::runs(&located) {
+        for data in pack::reader::read_run(&mut packs, run)? {
+            out.write_all(&data)?;
+            written += data.len() as u64;
+        }
     }
+    out.flush()?;
+    drop(out);
     let meta = &item.entry.meta;
     if written != meta.size {
         return Err(ItemError::Size {
