@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# cairn next to restic and borg, on the same data, in the same run.
+#
+#   benches/compare/run.sh [WORKDIR]     (default ${TMPDIR:-/tmp}/cairn-compare)
+#
+# Environment: DATASETS (default "src bulk small sqlite"), BULK_MB (1024),
+# SRC_MB (250), SMALL_FILES (100000), SQLITE_MB (300), NIGHTS (3), RUNS (2:
+# the whole comparison is run that many times on fresh data and stores, and
+# each cell of the table is the best run's; this machine is noisy, and the
+# first tool to allocate after a large write sometimes pays seconds of
+# reclaim).
+#
+# Datasets, generated deterministically without network:
+#   src     a source-tree-like corpus of text files from /usr (headers,
+#           Python, Perl, docs) by sorted path; each night ~2% of the files
+#           get a line inserted in the middle, a few are added, removed and
+#           renamed (benches/compare/edit_tree.py)
+#   bulk    mixed binaries and text from /usr/bin, /usr/share and /usr/lib
+#   small   SMALL_FILES small text files in directories of 100
+#   sqlite  the database of examples/sqlite_gen.rs, 1.5% of rows changed a
+#           night (the series of benches/sqlite.sh)
+# Steps for every tool: init, first snapshot, each nightly snapshot (src,
+# sqlite), a no-change snapshot, restore of the latest, a full read check
+# (cairn verify --read-data, restic check --read-data, borg check
+# --verify-data), forget keep-last 3 + prune (borg prune + compact). Each
+# step follows a `sync` and a read of the dataset and the tool's store (so
+# caches are warm for every tool alike) and is timed with /usr/bin/time:
+# wall, CPU, peak RSS; the store's size is taken after it. Ceilings on the same data: a
+# plain read, b3sum, `zstd -3 -T<cores>` of a tar stream, and for no-change
+# snapshots a `find -printf` walk.
+#
+# Needs restic and borg (apt-get install restic borgbackup), b3sum (cargo
+# install b3sum), zstd, python3, GNU tar and /usr/bin/time; it installs
+# nothing and stops if one is missing. restic encrypts (it cannot not);
+# borg runs unencrypted (--encryption none) with its default lz4; cairn has
+# no encryption. Results: stdout and benches/results/DATE-HOST-compare.txt.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+work=${1:-${TMPDIR:-/tmp}/cairn-compare}
+datasets=${DATASETS:-src bulk small sqlite}
+nights=${NIGHTS:-3}
+runs=${RUNS:-2}
+cores=$(nproc)
+for tool in restic borg b3sum zstd python3 tar; do
+  command -v "$tool" >/dev/null || {
+    echo "compare: needs $tool (restic, borg: apt-get install restic borgbackup; b3sum: cargo install b3sum)" >&2
+    exit 2
+  }
+done
+cd "$here"
+cargo build --locked --release --quiet
+cargo build --locked --release --quiet --example sqlite_gen
+cairn=$here/target/release/cairn
+gen=$here/target/release/examples/sqlite_gen
+rm -rf "$work"
+mkdir -p "$work"
+tsv=$work/measurements.tsv
+: >"$tsv"
+export RESTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_BASE_DIR=$work/borg-home
+export RESTIC_CACHE_DIR=$work/restic-cache
+
+pick() { # dir, MiB: regular files under dir, in path order, up to MiB in all
+  { find "$1" -type f -size +0 -printf '%p\t%s\n' 2>/dev/null || true; } \
+    | LC_ALL=C sort \
+    | awk -F'\t' -v limit=$(($2 * 1024 * 1024)) '{ if (total + $2 > limit) exit; total += $2; print $1 }' \
+    || true
+}
+
+copy_list() { # list file, destination
+  mkdir -p "$2"
+  tar -cf - --files-from="$1" 2>/dev/null | tar -xf - -C "$2"
+}
+
+make_data() { # dataset -> $work/data/<dataset>, fresh
+  local d=$work/data/$1
+  rm -rf "$d"
+  case $1 in
+    src)
+      local mb=${SRC_MB:-250}
+      { pick /usr/include $((mb * 2 / 5)); pick /usr/lib/python3 $((mb * 2 / 5)); pick /usr/share/perl $((mb / 5)); } \
+        | grep -v -e '\.pyc$' >"$work/src.list" || true
+      copy_list "$work/src.list" "$d"
+      ;;
+    bulk)
+      local mb=${BULK_MB:-1024}
+      { pick /usr/bin $((mb / 5)); pick /usr/share $((mb * 3 / 10)); pick /usr/lib $((mb / 2)); } >"$work/bulk.list"
+      copy_list "$work/bulk.list" "$d"
+      ;;
+    small)
+      python3 - "$d" "${SMALL_FILES:-100000}" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)
+words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+for i in range(n):
+    path = os.path.join(root, f"d{i // 100:04}")
+    os.makedirs(path, exist_ok=True)
+    size = rng.randint(1024, 4096)
+    with open(os.path.join(path, f"f{i % 100:03}.txt"), "w") as fh:
+        fh.write(" ".join(rng.choice(words) for _ in range(size // 5))[:size])
+PY
+      ;;
+    sqlite)
+      mkdir -p "$d"
+      "$gen" create "$d/app.db" --size-mb "${SQLITE_MB:-300}" --seed 1 >/dev/null
+      ;;
+  esac
+}
+
+night() { # dataset, night number: the scripted change of that night
+  case $1 in
+    src) python3 "$here/benches/compare/edit_tree.py" "$work/data/src" "$2" ;;
+    sqlite) "$gen" night "$work/data/sqlite/app.db" --night "$2" --seed 1 --churn 1.5 >/dev/null ;;
+  esac
+}
+
+store_of() { echo "$work/stores/$run/$1-$2"; }
+
+# Reads every file under the given paths, so that the next step starts
+# with them in the page cache whatever ran before (this machine's cache is
+# small: the tool that ran first otherwise had the data warm, the next one
+# read it from disk).
+warm() {
+  local dir
+  for dir in "$@"; do
+    [ -e "$dir" ] && find "$dir" -type f -print0 | xargs -0 -r cat >/dev/null
+  done
+  return 0
+}
+
+# tool, dataset, step, command...: runs it after a sync with the data and
+# the tool's store warm, appends a row.
+measure() {
+  local tool=$1 ds=$2 step=$3
+  shift 3
+  sync
+  warm "$work/data/$ds" "$(store_of "$tool" "$ds")"
+  if ! /usr/bin/time -o "$work/time.txt" -f '%e %U %S %M' "$@" >"$work/out.txt" 2>"$work/err.txt"; then
+    echo "compare: $tool $ds $step failed: $*" >&2
+    tail -5 "$work/err.txt" >&2
+    exit 1
+  fi
+  local wall user sys rss size=0
+  read -r wall user sys rss <"$work/time.txt"
+  [ -e "$(store_of "$tool" "$ds")" ] && size=$(du -sb "$(store_of "$tool" "$ds")" | cut -f1)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$ds" "$step" "$wall" "$user" "$sys" "$rss" "$size" "$run" >>"$tsv"
+  printf '%-7s %-7s %-10s %7.2fs  %5d MiB RSS  store %6d MiB\n' "$tool" "$ds" "$step" "$wall" $((rss / 1024)) $((size / 1048576))
+}
+
+# The steps, one function per tool; all take: dataset, step, path.
+cairn_do() {
+  local s
+  s=$(store_of cairn "$1")
+  case $2 in
+    init) measure cairn "$1" init "$cairn" --store "$s" init -q ;;
+    restore) rm -rf "$work/restore"; measure cairn "$1" restore "$cairn" --store "$s" restore latest --target "$work/restore" -q ;;
+    check) measure cairn "$1" check "$cairn" --store "$s" verify --read-data -q ;;
+    prune) measure cairn "$1" prune "$cairn" --store "$s" forget --keep-last 3 --prune -q ;;
+    *) measure cairn "$1" "$2" "$cairn" --store "$s" snapshot -q "$3" ;;
+  esac
+}
+restic_do() {
+  local s
+  s=$(store_of restic "$1")
+  case $2 in
+    init) measure restic "$1" init restic -r "$s" init -q ;;
+    restore) rm -rf "$work/restore"; measure restic "$1" restore restic -r "$s" restore latest --target "$work/restore" -q ;;
+    check) measure restic "$1" check restic -r "$s" check -q --read-data ;;
+    prune) measure restic "$1" prune restic -r "$s" forget -q --keep-last 3 --prune ;;
+    *) measure restic "$1" "$2" restic -r "$s" backup -q --host bench "$3" ;;
+  esac
+}
+borg_do() {
+  local s
+  s=$(store_of borg "$1")
+  case $2 in
+    init) measure borg "$1" init borg init -e none "$s" ;;
+    restore)
+      rm -rf "$work/restore"
+      mkdir -p "$work/restore"
+      local last
+      last=$(borg list --short --last 1 "$s")
+      (cd "$work/restore" && measure borg "$1" restore borg extract "$s::$last")
+      ;;
+    check) measure borg "$1" check borg check --verify-data "$s" ;;
+    prune) measure borg "$1" prune sh -c "borg prune --keep-last 3 '$s' && borg compact '$s'" ;;
+    *) measure borg "$1" "$2" borg create --compression lz4 "$s::$2" "$3" ;;
+  esac
+}
+
+ceilings() { # dataset, path
+  local p=$2
+  measure ceiling "$1" read sh -c "find '$p' -type f -print0 | xargs -0 cat >/dev/null"
+  measure ceiling "$1" b3sum sh -c "find '$p' -type f -print0 | xargs -0 b3sum >/dev/null"
+  measure ceiling "$1" zstd-3 sh -c "tar -cf - '$p' 2>/dev/null | zstd -q -3 -T$cores -c >/dev/null"
+  measure ceiling "$1" walk sh -c "find '$p' -printf '%p %s %T@ %C@ %i\n' >/dev/null"
+}
+
+for run in $(seq 1 "$runs"); do
+  echo "# run $run of $runs"
+  mkdir -p "$work/stores/$run"
+  for ds in $datasets; do
+    make_data "$ds"
+    path=$work/data/$ds
+    ceilings "$ds" "$path"
+    for tool in restic borg cairn; do
+      "${tool}_do" "$ds" init
+    done
+    for tool in restic borg cairn; do
+      "${tool}_do" "$ds" first "$path"
+    done
+    case $ds in
+      src | sqlite)
+        for n in $(seq 1 "$nights"); do
+          night "$ds" "$n"
+          for tool in restic borg cairn; do
+            "${tool}_do" "$ds" "night$n" "$path"
+          done
+        done
+        ;;
+    esac
+    for step in nochange restore check prune; do
+      for tool in restic borg cairn; do
+        "${tool}_do" "$ds" "$step" "$path"
+      done
+    done
+    rm -rf "$work/restore"
+  done
+  rm -rf "$work/stores/$run"
+done
+
+results=$here/benches/results/$(date +%Y-%m-%d)-$(hostname)-compare.txt
+{
+  echo "# cairn vs restic and borg, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $cores cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "# cairn $(git -C "$here" rev-parse --short HEAD) (release); $(restic version | head -1); $(borg --version); $(b3sum --version); $(zstd --version | head -1)"
+  echo "# commands: cairn snapshot / restore latest / verify --read-data / forget --keep-last 3 --prune;"
+  echo "#   restic backup / restore latest / check --read-data / forget --keep-last 3 --prune (encrypted, repository v2, compression auto);"
+  echo "#   borg create --compression lz4 / extract / check --verify-data / prune --keep-last 3 + compact (--encryption none)"
+  echo "# caches warm; every step after a sync; best of $runs runs; wall seconds; ratio = tool / restic in this run"
+  python3 "$here/benches/compare/table.py" "$tsv"
+} | tee "$results"

@@ -1,0 +1,62 @@
+"""Prints the comparison table of benches/compare/run.sh from its TSV.
+
+Rows: tool, dataset, step, wall, user, sys, peak RSS (KiB), store bytes,
+run. Each cell is taken from the run with the lowest wall time of that
+tool, dataset and step (store sizes are the same in every run).
+For each dataset and step: wall seconds of restic, borg and cairn with their
+ratio to restic; then CPU, peak RSS and store sizes; then the ceilings.
+"""
+import collections
+import sys
+
+rows = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    tool, ds, step, wall, user, sys_, rss, size = line.rstrip("\n").split("\t")[:8]
+    row = dict(
+        wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss) // 1024, size=int(size)
+    )
+    best = rows.get((tool, ds, step))
+    if best is None or row["wall"] < best["wall"]:
+        rows[(tool, ds, step)] = row
+
+TOOLS = ["restic", "borg", "cairn"]
+datasets = list(dict.fromkeys(ds for _, ds, _ in rows))
+
+
+def steps_of(ds):
+    return list(dict.fromkeys(s for t, d, s in rows if d == ds and t != "ceiling"))
+
+
+def cell(tool, ds, step, field, fmt):
+    r = rows.get((tool, ds, step))
+    base = rows.get(("restic", ds, step))
+    if not r:
+        return "-"
+    text = fmt(r[field])
+    if tool != "restic" and base and base[field]:
+        text += f" ({r[field] / base[field]:.2f}x)"
+    return text
+
+
+def table(title, ds, field, fmt, steps):
+    print(f"\n{ds}: {title}")
+    print(f"  {'step':<10}" + "".join(f"{t:>22}" for t in TOOLS))
+    for step in steps:
+        print(f"  {step:<10}" + "".join(f"{cell(t, ds, step, field, fmt):>22}" for t in TOOLS))
+
+
+for ds in datasets:
+    steps = [s for s in steps_of(ds) if s != "init"]
+    table("wall seconds (ratio to restic)", ds, "wall", lambda v: f"{v:.2f}", steps)
+    table("CPU seconds", ds, "cpu", lambda v: f"{v:.2f}", steps)
+    table("peak RSS MiB", ds, "rss", lambda v: f"{v}", steps)
+    table("store MiB after the step", ds, "size", lambda v: f"{v / 2**20:.1f}", steps)
+    c = {s: rows[("ceiling", ds, s)]["wall"] for t, d, s in rows if t == "ceiling" and d == ds}
+    first = rows.get(("restic", ds, "first"))
+    nochange = rows.get(("restic", ds, "nochange"))
+    parts = [f"{k} {v:.2f}s" for k, v in c.items()]
+    print(f"  ceilings: {', '.join(parts)}")
+    if first and "zstd-3" in c:
+        print(f"  zstd -3 ceiling / restic first snapshot: {c['zstd-3'] / first['wall']:.2f}x")
+    if nochange and "walk" in c:
+        print(f"  find walk / restic no-change snapshot: {c['walk'] / nochange['wall']:.2f}x")
