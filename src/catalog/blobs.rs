@@ -18,6 +18,23 @@ pub(super) struct LocationRow {
     pub compression: u8,
 }
 
+impl LocationRow {
+    /// Reads a query row shaped `ID, kind, offset, stored_len, raw_len,
+    /// compression` (ID being a pack or blob id, as bytes).
+    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, Self)> {
+        Ok((
+            r.get(0)?,
+            Self {
+                kind: r.get(1)?,
+                offset: r.get(2)?,
+                stored_len: r.get(3)?,
+                raw_len: r.get(4)?,
+                compression: r.get(5)?,
+            },
+        ))
+    }
+}
+
 impl Catalog {
     /// Where `id` is stored, if the catalog knows it.
     pub fn locate(&self, id: &BlobId) -> Result<Option<BlobLocation>, CatalogError> {
@@ -29,30 +46,14 @@ impl Catalog {
             )
             .map_err(self.err())?;
         let row = stmt
-            .query_row([&id.as_bytes()[..]], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u8>(5)?,
-                ))
-            })
+            .query_row([&id.as_bytes()[..]], LocationRow::read)
             .optional()
             .map_err(self.err())?;
-        let Some((pack, kind, offset, stored_len, raw_len, compression)) = row else {
+        let Some((pack, row)) = row else {
             return Ok(None);
         };
         let pack = PackId::from_slice(&pack)
             .ok_or_else(|| self.corrupt(format!("blob {id}: pack id length")))?;
-        let row = LocationRow {
-            kind,
-            offset,
-            stored_len,
-            raw_len,
-            compression,
-        };
         self.location(id, pack, row).map(Some)
     }
 
@@ -98,18 +99,7 @@ impl Catalog {
     pub fn record_pack(&mut self, pack: &PublishedPack) -> Result<(), CatalogError> {
         let err = super::sqlite(&self.path);
         let tx = self.conn.transaction().map_err(&err)?;
-        let rowid = insert_pack_row(&tx, pack).map_err(&err)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(&err)?;
-            for e in &pack.entries {
-                insert_entry(&mut insert, e, rowid).map_err(&err)?;
-            }
-        }
+        write_pack(&tx, pack, OnConflict::KeepFirst, |_| true).map_err(&err)?;
         tx.commit().map_err(&err)
     }
 
@@ -123,11 +113,48 @@ impl Catalog {
     }
 }
 
-/// Inserts `pack`'s row (if new) and returns its row id.
-pub(super) fn insert_pack_row(
+/// What to do with a blob row that already exists.
+#[derive(Clone, Copy)]
+pub(super) enum OnConflict {
+    /// Keep the first location (a capture: the spare copy is dead space).
+    KeepFirst,
+    /// Move the blob to this pack (prune and repair re-home blobs).
+    Move,
+}
+
+/// Records `pack` (its row, if new) and the rows of its entries `wanted`
+/// picks, inside the caller's transaction.
+pub(super) fn write_pack(
     tx: &rusqlite::Transaction<'_>,
     pack: &PublishedPack,
-) -> rusqlite::Result<i64> {
+    on_conflict: OnConflict,
+    wanted: impl Fn(&PackEntry) -> bool,
+) -> rusqlite::Result<()> {
+    let rowid = insert_pack_row(tx, pack)?;
+    let verb = match on_conflict {
+        OnConflict::KeepFirst => "INSERT OR IGNORE",
+        OnConflict::Move => "INSERT OR REPLACE",
+    };
+    let mut insert = tx.prepare_cached(&format!(
+        "{verb} INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?;
+    for e in pack.entries.iter().filter(|e| wanted(e)) {
+        insert.execute(params![
+            &e.id.as_bytes()[..],
+            rowid,
+            e.kind.code(),
+            e.offset as i64,
+            e.stored_len,
+            e.raw_len,
+            e.compression.code()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Inserts `pack`'s row (if new) and returns its row id.
+fn insert_pack_row(tx: &rusqlite::Transaction<'_>, pack: &PublishedPack) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT OR IGNORE INTO packs (id, kind, size, blob_count) VALUES (?1, ?2, ?3, ?4)",
         params![
@@ -142,22 +169,4 @@ pub(super) fn insert_pack_row(
         [&pack.id.as_bytes()[..]],
         |r| r.get(0),
     )
-}
-
-/// Runs `stmt` (an insert of all seven blob columns) for `entry` in the
-/// pack with row id `pack`.
-pub(super) fn insert_entry(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    entry: &PackEntry,
-    pack: i64,
-) -> rusqlite::Result<usize> {
-    stmt.execute(params![
-        &entry.id.as_bytes()[..],
-        pack,
-        entry.kind.code(),
-        entry.offset as i64,
-        entry.stored_len,
-        entry.raw_len,
-        entry.compression.code()
-    ])
 }

@@ -2,9 +2,11 @@
 //! blob row, the blobs of one pack, and the one transaction that moves
 //! blobs to their new packs and drops the packs being deleted.
 
-use rusqlite::params;
+use std::collections::HashSet;
 
-use super::blobs::LocationRow;
+use rusqlite::{OptionalExtension, params};
+
+use super::blobs::{LocationRow, OnConflict, write_pack};
 use super::{Catalog, CatalogError};
 use crate::id::{BlobId, PackId};
 use crate::pack::writer::PublishedPack;
@@ -108,29 +110,13 @@ impl Catalog {
             )
             .map_err(self.err())?;
         let rows = stmt
-            .query_map([pack.rowid], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u8>(5)?,
-                ))
-            })
+            .query_map([pack.rowid], LocationRow::read)
             .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, kind, offset, stored_len, raw_len, compression) = row.map_err(self.err())?;
+            let (id, row) = row.map_err(self.err())?;
             let id = BlobId::from_slice(&id)
                 .ok_or_else(|| self.corrupt(format!("blob in pack {}: id length", pack.id)))?;
-            let row = LocationRow {
-                kind,
-                offset,
-                stored_len,
-                raw_len,
-                compression,
-            };
             out.push((id, self.location(&id, pack.id, row)?));
         }
         Ok(out)
@@ -151,16 +137,7 @@ impl Catalog {
         let err = super::sqlite(&path);
         let tx = self.conn.transaction().map_err(&err)?;
         for pack in new_packs {
-            let rowid = super::blobs::insert_pack_row(&tx, pack).map_err(&err)?;
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(&err)?;
-            for e in &pack.entries {
-                super::blobs::insert_entry(&mut upsert, e, rowid).map_err(&err)?;
-            }
+            write_pack(&tx, pack, OnConflict::Move, |_| true).map_err(&err)?;
         }
         for pack in removed {
             let rowid: Option<i64> = tx
@@ -169,11 +146,7 @@ impl Catalog {
                     [&pack.as_bytes()[..]],
                     |r| r.get(0),
                 )
-                .map(Some)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                    e => Err(e),
-                })
+                .optional()
                 .map_err(&err)?;
             let Some(rowid) = rowid else { continue };
             let doomed: Vec<Vec<u8>> = tx
@@ -215,18 +188,8 @@ impl Catalog {
         let path = self.path.clone();
         let err = super::sqlite(&path);
         let tx = self.conn.transaction().map_err(&err)?;
-        let rowid = super::blobs::insert_pack_row(&tx, pack).map_err(&err)?;
-        {
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(&err)?;
-            for e in pack.entries.iter().filter(|e| blobs.contains(&e.id)) {
-                super::blobs::insert_entry(&mut upsert, e, rowid).map_err(&err)?;
-            }
-        }
+        let blobs: HashSet<&BlobId> = blobs.iter().collect();
+        write_pack(&tx, pack, OnConflict::Move, |e| blobs.contains(&e.id)).map_err(&err)?;
         tx.commit().map_err(&err)
     }
 }
