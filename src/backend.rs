@@ -174,6 +174,12 @@ impl Backend {
         sync_dir(path.parent().unwrap_or(&self.root))
     }
 
+    /// Whether `key` exists (a failure to tell counts as an error).
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        let path = self.path(key);
+        path.try_exists().map_err(at(&path))
+    }
+
     /// Removes `key` durably and returns its size; `None` if it was
     /// already gone.
     pub fn delete_counted(&self, key: &str) -> Result<Option<u64>> {

@@ -206,9 +206,12 @@ fn quarantine_packs(
         .map(|p| (p.id, p))
         .collect();
     let backend = store.backend().clone();
-    let (present, missing): (Vec<PackId>, Vec<PackId>) = damaged
-        .iter()
-        .partition(|id| backend.path(&pack::key(id)).exists());
+    let mut present = Vec::new();
+    let mut missing = Vec::new();
+    for id in damaged {
+        let there = backend.exists(&pack::key(id)).map_err(StoreError::from)?;
+        if there { &mut present } else { &mut missing }.push(*id);
+    }
     report.missing_packs = missing.clone();
     report.quarantined = present.clone();
     if dry_run {

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use super::LedgerSummary;
+use crate::catalog::prune::PackRow;
 use crate::id::PackId;
 use crate::store::{Store, StoreError};
 
@@ -14,10 +15,10 @@ pub(super) type Leftovers = (Vec<String>, Vec<(PackId, String)>);
 /// prune; and packs the catalog does not name whose header does not decode:
 /// those are damage (a crashed run only ever leaves complete packs), maybe
 /// holding blobs a rebuilt catalog could not list.
-pub(super) fn leftovers(store: &Store) -> Result<Leftovers, StoreError> {
+pub(super) fn leftovers(store: &Store, packs: &[PackRow]) -> Result<Leftovers, StoreError> {
     let mut out = Vec::new();
     let mut damaged = Vec::new();
-    let cataloged: HashSet<PackId> = store.catalog().packs()?.iter().map(|p| p.id).collect();
+    let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
     let listing = crate::pack::list::list(store.backend())?;
     let mut unreferenced = 0;
     for id in listing.packs.iter().filter(|id| !cataloged.contains(id)) {
@@ -52,12 +53,16 @@ pub(super) fn leftovers(store: &Store) -> Result<Leftovers, StoreError> {
     Ok((out, damaged))
 }
 
-/// The ledger as it stands after this run.
-pub(super) fn ledger_summary(store: &Store, now: i64) -> Result<LedgerSummary, StoreError> {
+/// The ledger of the cataloged `packs` as it stands after this run.
+pub(super) fn ledger_summary(
+    store: &Store,
+    packs: &[PackRow],
+    now: i64,
+) -> Result<LedgerSummary, StoreError> {
     let ledger = store.catalog().verified()?;
     let mut summary = LedgerSummary::default();
     let mut oldest: Option<i64> = None;
-    for pack in store.catalog().packs()? {
+    for pack in packs {
         match ledger.get(&pack.id) {
             Some(&at) => oldest = Some(oldest.map_or(at, |o| o.min(at))),
             None => summary.packs_never_verified += 1,

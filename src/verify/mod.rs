@@ -163,14 +163,15 @@ pub fn verify(
     let restrict = options.snapshots.is_some().then_some(&reached.live);
     let mut checked: Vec<(PackRow, packs::Rows)> = Vec::new();
     let mut suspects: HashMap<BlobId, usize> = HashMap::new();
-    for pack in store.catalog().packs()? {
-        let (rows, finding) = packs::check(store, &pack, restrict)?;
+    let cataloged = store.catalog().packs()?;
+    for pack in &cataloged {
+        let (rows, finding) = packs::check(store, pack, restrict)?;
         if let Some(f) = finding {
             let index = found.pack(&f.pack.id, f.cause, &f.lost);
             suspects.extend(f.suspect.iter().map(|b| (*b, index)));
         }
         if !rows.is_empty() || restrict.is_none() {
-            checked.push((pack, rows));
+            checked.push((pack.clone(), rows));
         }
     }
     // After the packs: a tree that does not read because its pack is
@@ -196,24 +197,17 @@ pub fn verify(
             found.database(db);
         }
     }
+    let (warnings, damaged_strays) = leftovers::leftovers(store, &cataloged)?;
+    report.warnings = warnings;
+    for (id, cause) in damaged_strays {
+        found.pack(&id, cause, &[]);
+    }
     report.lost_blobs = found.blobs.keys().copied().collect();
     report.damaged_packs = found.packs.keys().copied().collect();
     report.damaged_packs.sort();
     report.damage = found.finish(store, &chosen);
-    let (warnings, damaged_strays) = leftovers::leftovers(store)?;
-    report.warnings = warnings;
-    for (id, cause) in damaged_strays {
-        report.damage.push(Damage {
-            kind: DamageKind::Pack,
-            key: crate::pack::key(&id),
-            cause,
-            blobs_lost: 0,
-            affected: Vec::new(),
-        });
-        report.damaged_packs.push(id);
-    }
     report.ok = report.damage.is_empty();
-    report.ledger = leftovers::ledger_summary(store, options.data.now)?;
+    report.ledger = leftovers::ledger_summary(store, &cataloged, options.data.now)?;
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }
