@@ -16,8 +16,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/cairn-bench}
 mkdir -p "$work"
 cd "$here"
-cargo build --release --quiet
-cairn="$here/target/release/cairn"
+# shellcheck source=benches/lib.sh
+source "$here/benches/lib.sh"
+build_release "$here"
 
 make_mixed() {
   local dest=$work/mixed list=$work/mixed.list
@@ -26,18 +27,12 @@ make_mixed() {
   : >"$list"
   # 200 MiB of executables, 300 MiB of shared data (text, docs, icons),
   # 524 MiB of libraries; each set by sorted path, so it is the same every run.
-  pick /usr/bin 200 >>"$list"
-  pick /usr/share 300 >>"$list"
-  pick /usr/lib 524 >>"$list"
+  {
+    pick /usr/bin 200
+    pick /usr/share 300
+    pick /usr/lib 524
+  } >>"$list"
   tar -cf - --files-from="$list" 2>/dev/null | tar -xf - -C "$dest"
-}
-
-pick() { # dir, MiB: regular files under dir, in path order, up to MiB in all
-  # awk stops reading at the limit, so find may die of SIGPIPE: expected.
-  { find "$1" -type f -size +0 -printf '%p\t%s\n' 2>/dev/null || true; } \
-    | LC_ALL=C sort \
-    | awk -F'\t' -v limit=$(($2 * 1024 * 1024)) '{ if (total + $2 > limit) exit; total += $2; print $1 }' \
-    || true
 }
 
 make_small() {

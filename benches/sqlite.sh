@@ -41,10 +41,9 @@ seed=1
 work=${TMPDIR:-/tmp}/cairn-sqlite-bench
 
 cd "$here"
-cargo build --locked --release --quiet
-cargo build --locked --release --quiet --example sqlite_gen
-cairn=$here/target/release/cairn
-gen=$here/target/release/examples/sqlite_gen
+# shellcheck source=benches/lib.sh
+source "$here/benches/lib.sh"
+build_release "$here" gen
 
 rm -rf "$work"
 mkdir -p "$work"

@@ -22,17 +22,12 @@ for tool in b3sum zstd python3; do
   command -v "$tool" >/dev/null || { echo "verify.sh: needs $tool" >&2; exit 2; }
 done
 cd "$here"
-cargo build --locked --release --quiet
-cairn=$here/target/release/cairn
+# shellcheck source=benches/lib.sh
+source "$here/benches/lib.sh"
+build_release "$here"
 rm -rf "$work"
 mkdir -p "$work/data"
 
-pick() { # dir, MiB: regular files under dir, in path order, up to MiB in all
-  { find "$1" -type f -size +0 -printf '%p\t%s\n' 2>/dev/null || true; } \
-    | LC_ALL=C sort \
-    | awk -F'\t' -v limit=$(($2 * 1024 * 1024)) '{ if (total + $2 > limit) exit; total += $2; print $1 }' \
-    || true
-}
 { pick /usr/bin 200; pick /usr/share 300; pick /usr/lib 524; } >"$work/list"
 tar -cf - --files-from="$work/list" 2>/dev/null | tar -xf - -C "$work/data"
 

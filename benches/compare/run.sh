@@ -48,10 +48,9 @@ for tool in restic borg b3sum zstd python3 tar; do
   }
 done
 cd "$here"
-cargo build --locked --release --quiet
-cargo build --locked --release --quiet --example sqlite_gen
-cairn=$here/target/release/cairn
-gen=$here/target/release/examples/sqlite_gen
+# shellcheck source=benches/lib.sh
+source "$here/benches/lib.sh"
+build_release "$here" gen
 rm -rf "$work"
 mkdir -p "$work"
 tsv=$work/measurements.tsv
@@ -59,13 +58,6 @@ tsv=$work/measurements.tsv
 export RESTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_BASE_DIR=$work/borg-home
 export RESTIC_CACHE_DIR=$work/restic-cache
-
-pick() { # dir, MiB: regular files under dir, in path order, up to MiB in all
-  { find "$1" -type f -size +0 -printf '%p\t%s\n' 2>/dev/null || true; } \
-    | LC_ALL=C sort \
-    | awk -F'\t' -v limit=$(($2 * 1024 * 1024)) '{ if (total + $2 > limit) exit; total += $2; print $1 }' \
-    || true
-}
 
 copy_list() { # list file, destination
   mkdir -p "$2"
