@@ -237,6 +237,19 @@ impl Fixture {
         }
     }
 
+    /// After losing `media/m2.bin`'s pack: snapshot 0 restores whole, and
+    /// each of `later` restores everything but `media/m2.bin`.
+    fn assert_all_but_m2_restore(&self, store: &Path, later: &[usize]) {
+        self.assert_all_restore_from(store, &[0]);
+        for &k in later {
+            let mut paths = vec!["docs", "media/m1.bin"];
+            if k == 2 {
+                paths.push("notes");
+            }
+            self.assert_restores(store, k, &paths);
+        }
+    }
+
     /// `verify ARGS` that must fail to run (exit 1); its stderr.
     fn verify_fails(&self, store: &Path, args: &[&str]) -> String {
         let out = self
@@ -699,9 +712,7 @@ fn a_flipped_byte_in_a_pack_header_is_found_by_the_structure_check() {
     let m2: &[&str] = &["media/m2.bin"];
     assert_eq!(affected(d), f.expect(&[(1, m2), (2, m2)]));
 
-    f.assert_all_restore_from(&store, &[0]);
-    f.assert_restores(&store, 1, &["docs", "media/m1.bin"]);
-    f.assert_restores(&store, 2, &["docs", "media/m1.bin", "notes"]);
+    f.assert_all_but_m2_restore(&store, &[1, 2]);
 }
 
 #[test]
@@ -767,9 +778,7 @@ fn a_deleted_pack_is_named_with_the_paths_it_takes_down() {
         assert_eq!(affected(d), f.expect(&[(1, m2), (2, m2)]));
     }
 
-    f.assert_all_restore_from(&store, &[0]);
-    f.assert_restores(&store, 1, &["docs", "media/m1.bin"]);
-    f.assert_restores(&store, 2, &["docs", "media/m1.bin", "notes"]);
+    f.assert_all_but_m2_restore(&store, &[1, 2]);
 }
 
 #[test]
@@ -799,9 +808,7 @@ fn a_pack_replaced_by_another_pack_of_the_same_size_is_caught_by_its_header() {
     let d = data.find("pack", &pack_key(&p2));
     assert_eq!(affected(d), f.expect(&[(1, m2), (2, m2)]));
 
-    f.assert_all_restore_from(&store, &[0]);
-    f.assert_restores(&store, 1, &["docs", "media/m1.bin"]);
-    f.assert_restores(&store, 2, &["docs", "media/m1.bin", "notes"]);
+    f.assert_all_but_m2_restore(&store, &[1, 2]);
 }
 
 #[test]
@@ -830,8 +837,7 @@ fn a_pack_whose_header_does_not_decode_is_named_by_verify_after_a_catalog_rebuil
     let named = r.damage().iter().any(|d| d["key"] == key.as_str())
         || r.warnings().iter().any(|w| w.contains(&key));
     assert!(named, "{key} is not named in {:#}", r.report);
-    f.assert_all_restore_from(&store, &[0]);
-    f.assert_restores(&store, 2, &["docs", "media/m1.bin", "notes"]);
+    f.assert_all_but_m2_restore(&store, &[2]);
 }
 
 // --- damaged records ---------------------------------------------------------------------
@@ -977,8 +983,7 @@ fn a_pack_found_damaged_leaves_the_ledger_and_is_read_again_by_the_next_max_age_
     let d = again.find("pack", &pack_key(&pack));
     let m2: &[&str] = &["media/m2.bin"];
     assert_eq!(affected(d), f.expect(&[(1, m2), (2, m2)]));
-    f.assert_all_restore_from(&store, &[0]);
-    f.assert_restores(&store, 2, &["docs", "media/m1.bin", "notes"]);
+    f.assert_all_but_m2_restore(&store, &[2]);
 }
 
 // --- --snapshot ----------------------------------------------------------------------------
