@@ -112,14 +112,6 @@ fn snapshot_while_deleting(t: &TestEnv, src: &Path) -> Option<std::process::Outp
     Some(out)
 }
 
-fn has_temp_file(dir: &Path) -> bool {
-    fs::read_dir(dir)
-        .map(|mut it| {
-            it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp")))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn a_file_that_vanishes_during_the_walk_is_left_out_with_exit_3() {
     for attempt in 1..=3 {

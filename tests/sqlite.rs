@@ -637,14 +637,6 @@ fn snapshot_while_deleting_database(t: &TestEnv, src: &Path) -> Option<Output> {
     Some(out)
 }
 
-fn has_temp_file(dir: &Path) -> bool {
-    fs::read_dir(dir)
-        .map(|mut it| {
-            it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp")))
-        })
-        .unwrap_or(false)
-}
-
 // Not deterministic: the database must disappear while SQLite copies it
 // (~50 ms for 48 MiB). The image's temporary file appears in tmp/ only
 // after SQLite opened the database and before any pack is written, so

@@ -629,3 +629,12 @@ pub fn fails_at_once(mut cmd: assert_cmd::Command) -> String {
     );
     stderr_of(out.get_output())
 }
+
+/// Whether `dir` holds a cairn temporary file (`*.tmp`).
+pub fn has_temp_file(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .map(|mut it| {
+            it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp")))
+        })
+        .unwrap_or(false)
+}
