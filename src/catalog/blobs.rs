@@ -37,12 +37,18 @@ impl LocationRow {
 
 impl Catalog {
     /// Where `id` is stored, if the catalog knows it.
+    ///
+    /// The pack id comes from a correlated subquery, not a join: the bundled
+    /// SQLite (built with STAT4) re-prepares the join form on every step,
+    /// which made each lookup ~15 µs instead of ~1 µs (a restore of 100k
+    /// files spent a second parsing SQL).
     pub fn locate(&self, id: &BlobId) -> Result<Option<BlobLocation>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT p.id, b.kind, b.offset, b.stored_len, b.raw_len, b.compression
-                 FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.id = ?1",
+                "SELECT (SELECT id FROM packs WHERE rowid = b.pack),
+                        b.kind, b.offset, b.stored_len, b.raw_len, b.compression
+                 FROM blobs b WHERE b.id = ?1",
             )
             .map_err(self.err())?;
         let row = stmt
