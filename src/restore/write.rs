@@ -92,7 +92,7 @@ pub fn execute(
         target
             .slot(&dir.rel)
             .and_then(|slot| slot.make_dir(options.overwrite))
-            .map_err(io_at(&dir.path))?;
+            .map_err(io_at(&plan.path_of(dir)))?;
     }
     let ctx = Ctx {
         target: &target,
@@ -113,31 +113,32 @@ pub fn execute(
         })
         .collect();
     for (item, result) in file_results {
+        let path = plan.path_of(item);
         match result {
             Ok(stale) => {
                 outcome.files += 1;
                 outcome.bytes += item.entry.meta.size;
                 if item.entry.database().is_some() {
-                    outcome.databases.push(item.path.clone());
+                    outcome.databases.push(path.clone());
                 }
                 outcome
                     .stale_removed
-                    .extend(stale.into_iter().map(|name| item.path.with_file_name(name)));
+                    .extend(stale.into_iter().map(|name| path.with_file_name(name)));
             }
-            Err(e) => outcome.failed.push((item.path.clone(), e.to_string())),
+            Err(e) => outcome.failed.push((path, e.to_string())),
         }
     }
     for item in &plan.symlinks {
         match restore_symlink(&ctx, item) {
             Ok(()) => outcome.symlinks += 1,
-            Err(e) => outcome.failed.push((item.path.clone(), e.to_string())),
+            Err(e) => outcome.failed.push((plan.path_of(item), e.to_string())),
         }
     }
     // Deepest first, so setting a parent's mtime is the last touch it gets.
     for item in plan.dirs.iter().rev() {
         match target.apply_dir_meta(&item.rel, &item.entry.meta, ctx.as_owner) {
             Ok(()) => outcome.dirs += 1,
-            Err(e) => outcome.failed.push((item.path.clone(), e.to_string())),
+            Err(e) => outcome.failed.push((plan.path_of(item), e.to_string())),
         }
     }
     Ok(outcome)
@@ -159,14 +160,12 @@ fn restore_file(ctx: &Ctx<'_>, item: &Item) -> Result<Vec<std::ffi::OsString>, I
         .map(|id| Ok((*id, ctx.locations.get(id).ok_or(ItemError::Missing(*id))?)))
         .collect::<Result<Vec<_>, ItemError>>()?;
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
-    let mut packs = pack::reader::PackFiles::new(ctx.backend);
     let mut written = 0u64;
-    for run in pack::reader::runs(&located) {
-        for data in pack::reader::read_run(&mut packs, run)? {
-            out.write_all(&data)?;
-            written += data.len() as u64;
-        }
-    }
+    pack::reader::stream(ctx.backend, &located, |data| {
+        out.write_all(data)?;
+        written += data.len() as u64;
+        Ok::<_, ItemError>(())
+    })?;
     out.flush()?;
     drop(out);
     let meta = &item.entry.meta;
