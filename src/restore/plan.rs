@@ -26,10 +26,11 @@ pub struct Conflict {
 /// One thing to create.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// Destination, relative to the target.
+    /// Destination, relative to the target. (The path the user sees,
+    /// [`RestorePlan::path_of`], is not kept: a plan holds every file of
+    /// the snapshot, and a second path per file was a tenth of a 100k-file
+    /// restore's memory.)
     pub rel: PathBuf,
-    /// Destination as the user sees it (the target joined with `rel`).
-    pub path: PathBuf,
     /// Where it is in the snapshot.
     pub source: PathBuf,
     /// What to put there.
@@ -108,13 +109,7 @@ pub fn plan(
                 }
                 continue;
             };
-            let path = target.map_or_else(|| rel.clone(), |t| t.join(&rel));
-            let item = Item {
-                rel,
-                path,
-                source,
-                entry,
-            };
+            let item = Item { rel, source, entry };
             plan.add(store, item, target.is_some())?;
         }
     }
@@ -129,6 +124,12 @@ pub fn plan(
 }
 
 impl RestorePlan {
+    /// Where `item` goes as the user sees it: the target joined with its
+    /// relative path (just the relative path for a stream).
+    pub fn path_of(&self, item: &Item) -> PathBuf {
+        self.target.join(&item.rel)
+    }
+
     fn add(&mut self, store: &Store, item: Item, check: bool) -> Result<(), RestoreError> {
         if check {
             self.check_existing(&item)?;
@@ -155,7 +156,8 @@ impl RestorePlan {
     /// Records what is already at the item's path. Existing directories are
     /// fine for directories (restore merges into them).
     fn check_existing(&mut self, item: &Item) -> Result<(), RestoreError> {
-        let meta = match fs::symlink_metadata(&item.path) {
+        let path = self.path_of(item);
+        let meta = match fs::symlink_metadata(&path) {
             Ok(meta) => meta,
             // Missing, or below something that is not a directory (itself a conflict).
             Err(e)
@@ -168,14 +170,14 @@ impl RestorePlan {
             }
             Err(source) => {
                 return Err(RestoreError::Io {
-                    path: item.path.clone(),
+                    path: path.clone(),
                     source,
                 });
             }
         };
         let is_dir_entry = matches!(item.entry.content, Content::Dir { .. });
         let conflict = |existing| Conflict {
-            path: item.path.clone(),
+            path: path.clone(),
             existing,
         };
         match (meta.is_dir(), is_dir_entry) {
@@ -195,13 +197,12 @@ impl RestorePlan {
         if item.entry.database().is_none() {
             return;
         }
-        let Some(name) = item.path.file_name() else {
+        let path = self.path_of(item);
+        let Some(name) = path.file_name() else {
             return;
         };
         for suffix in crate::database::SIDE_SUFFIXES {
-            let side = item
-                .path
-                .with_file_name(crate::database::side_file_name(name, suffix));
+            let side = path.with_file_name(crate::database::side_file_name(name, suffix));
             if fs::symlink_metadata(&side).is_ok() {
                 self.conflicts.push(Conflict {
                     path: side,
