@@ -64,8 +64,9 @@ copy_list() { # list file, destination
   tar -cf - --files-from="$1" 2>/dev/null | tar -xf - -C "$2"
 }
 
-make_data() { # dataset -> $work/data/<dataset>, fresh
-  local d=$work/data/$1
+make_data() { # dataset -> its data_of directory, fresh
+  local d
+  d=$(data_of "$1")
   rm -rf "$d"
   case $1 in
     src)
@@ -102,12 +103,22 @@ PY
 
 night() { # dataset, night number: the scripted change of that night
   case $1 in
-    src) python3 "$here/benches/compare/edit_tree.py" "$work/data/src" "$2" ;;
-    sqlite) "$gen" night "$work/data/sqlite/app.db" --night "$2" --seed 1 --churn 1.5 >/dev/null ;;
+    src) python3 "$here/benches/compare/edit_tree.py" "$(data_of src)" "$2" ;;
+    sqlite) "$gen" night "$(data_of sqlite)/app.db" --night "$2" --seed 1 --churn 1.5 >/dev/null ;;
   esac
 }
 
 store_of() { echo "$work/stores/$run/$1-$2"; }
+
+# Datasets and restored trees are kept (one directory per run, dataset and
+# tool) until every step is done. This machine's root file system is ext4
+# without a journal: for 60-300 s after many files are deleted, creating a
+# file scans past every recently freed inode (recently_deleted() in
+# ext4's inode allocator), which made whichever tool restored right after
+# another's restore was deleted pay seconds of kernel time (perf: 50% of a
+# 100k-file restore in find_inode_bit). Nothing is deleted mid-run now.
+data_of() { echo "$work/data/$run/$1"; }
+restore_of() { echo "$work/restore/$run/$2-$1"; }
 
 # Reads every file under the given paths, so that the next step starts
 # with them in the page cache whatever ran before (this machine's cache is
@@ -127,7 +138,7 @@ measure() {
   local tool=$1 ds=$2 step=$3
   shift 3
   sync
-  warm "$work/data/$ds" "$(store_of "$tool" "$ds")"
+  warm "$(data_of "$ds")" "$(store_of "$tool" "$ds")"
   if ! /usr/bin/time -o "$work/time.txt" -f '%e %U %S %M' "$@" >"$work/out.txt" 2>"$work/err.txt"; then
     echo "compare: $tool $ds $step failed: $*" >&2
     tail -5 "$work/err.txt" >&2
@@ -146,7 +157,7 @@ cairn_do() {
   s=$(store_of cairn "$1")
   case $2 in
     init) measure cairn "$1" init "$cairn" --store "$s" init -q ;;
-    restore) rm -rf "$work/restore"; measure cairn "$1" restore "$cairn" --store "$s" restore latest --target "$work/restore" -q ;;
+    restore) measure cairn "$1" restore "$cairn" --store "$s" restore latest --target "$(restore_of cairn "$1")" -q ;;
     check) measure cairn "$1" check "$cairn" --store "$s" verify --read-data -q ;;
     prune) measure cairn "$1" prune "$cairn" --store "$s" forget --keep-last 3 --prune -q ;;
     *) measure cairn "$1" "$2" "$cairn" --store "$s" snapshot -q "$3" ;;
@@ -157,7 +168,7 @@ restic_do() {
   s=$(store_of restic "$1")
   case $2 in
     init) measure restic "$1" init restic -r "$s" init -q ;;
-    restore) rm -rf "$work/restore"; measure restic "$1" restore restic -r "$s" restore latest --target "$work/restore" -q ;;
+    restore) measure restic "$1" restore restic -r "$s" restore latest --target "$(restore_of restic "$1")" -q ;;
     check) measure restic "$1" check restic -r "$s" check -q --read-data ;;
     prune) measure restic "$1" prune restic -r "$s" forget -q --keep-last 3 --prune ;;
     *) measure restic "$1" "$2" restic -r "$s" backup -q --host bench "$3" ;;
@@ -169,11 +180,10 @@ borg_do() {
   case $2 in
     init) measure borg "$1" init borg init -e none "$s" ;;
     restore)
-      rm -rf "$work/restore"
-      mkdir -p "$work/restore"
+      mkdir -p "$(restore_of borg "$1")"
       local last
       last=$(borg list --short --last 1 "$s")
-      (cd "$work/restore" && measure borg "$1" restore borg extract "$s::$last")
+      (cd "$(restore_of borg "$1")" && measure borg "$1" restore borg extract "$s::$last")
       ;;
     check) measure borg "$1" check borg check --verify-data "$s" ;;
     prune) measure borg "$1" prune sh -c "borg prune --keep-last 3 '$s' && borg compact '$s'" ;;
@@ -194,7 +204,7 @@ for run in $(seq 1 "$runs"); do
   mkdir -p "$work/stores/$run"
   for ds in $datasets; do
     make_data "$ds"
-    path=$work/data/$ds
+    path=$(data_of "$ds")
     ceilings "$ds" "$path"
     for tool in restic borg cairn; do
       "${tool}_do" "$ds" init
@@ -217,10 +227,9 @@ for run in $(seq 1 "$runs"); do
         "${tool}_do" "$ds" "$step" "$path"
       done
     done
-    rm -rf "$work/restore"
   done
-  rm -rf "$work/stores/$run"
 done
+rm -rf "$work/stores" "$work/data" "$work/restore"
 
 results=$here/benches/results/$(date +%Y-%m-%d)-$(hostname)-compare.txt
 {
