@@ -211,11 +211,41 @@ fn zstd_decode(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
         };
         // A decode that failed half way leaves state behind: start clean.
         ctx.reset(ResetDirective::SessionOnly).map_err(zstd_error)?;
+        if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(stored)
+            && raw_len <= MAX_PREALLOC
+        {
+            return decode_in_one_go(ctx, stored, declared, raw_len);
+        }
         ctx.set_parameter(DParameter::WindowLogMax(window_log_for(raw_len)))
             .map_err(zstd_error)?;
         let mut reader = zstd::stream::read::Decoder::with_context(stored, ctx);
         read_at_most(&mut reader, raw_len + 1)
     })
+}
+
+/// Decodes a frame that declares its size (every frame cairn writes) in one
+/// call into a buffer of exactly `raw_len`, which zstd never writes beyond:
+/// no streaming window, no zeroing of the output first. Streaming through
+/// a zero-filled buffer was a fifth of the CPU time of a restore.
+fn decode_in_one_go(
+    ctx: &mut DCtx<'static>,
+    stored: &[u8],
+    declared: u64,
+    raw_len: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    if declared != raw_len as u64 {
+        return Err(DecodeError::Length {
+            want: raw_len,
+            got: declared.min(raw_len as u64 + 1) as usize,
+        });
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(raw_len)
+        .map_err(|e| DecodeError::Zstd(io::Error::other(e.to_string())))?;
+    ctx.decompress(&mut out, stored).map_err(|code| {
+        DecodeError::Zstd(io::Error::other(zstd::zstd_safe::get_error_name(code)))
+    })?;
+    Ok(out)
 }
 
 /// The largest window log a frame of `raw_len` bytes may declare: enough
@@ -284,6 +314,27 @@ mod tests {
         if e.compression == Compression::None {
             assert_eq!(e.bytes, random);
         }
+    }
+
+    #[test]
+    fn frames_without_a_declared_size_decode_by_streaming_with_the_same_checks() {
+        let data = vec![7u8; 50_000];
+        // A frame need not declare its size (cairn's always do); then the
+        // one-go path cannot be used.
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder.window_log(16).unwrap();
+        std::io::Write::write_all(&mut encoder, &data).unwrap();
+        let frame = encoder.finish().unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&frame).ok(),
+            Some(None)
+        );
+        assert_eq!(decode(Compression::Zstd, &frame, 50_000).unwrap(), data);
+        assert!(matches!(
+            decode(Compression::Zstd, &frame, 49_999),
+            Err(DecodeError::Length { .. })
+        ));
     }
 
     #[test]

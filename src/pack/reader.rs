@@ -41,14 +41,28 @@ pub fn read_blob(backend: &Backend, id: &BlobId, at: &BlobLocation) -> Result<Ve
 
 /// Decodes stored bytes read from `at` and checks them against `id`.
 pub fn decode_blob(id: &BlobId, at: &BlobLocation, stored: Vec<u8>) -> Result<Vec<u8>, PackError> {
-    let raw =
-        compress::decode_owned(at.compression, stored, at.raw_len as usize).map_err(|source| {
-            PackError::Decode {
-                blob: *id,
-                pack: at.pack,
-                source,
-            }
-        })?;
+    let raw = compress::decode_owned(at.compression, stored, at.raw_len as usize);
+    checked(id, at, raw)
+}
+
+/// [`decode_blob`] for stored bytes that are part of a larger read: a
+/// compressed blob is decoded straight from them, without a copy first.
+fn decode_slice(id: &BlobId, at: &BlobLocation, stored: &[u8]) -> Result<Vec<u8>, PackError> {
+    let raw = compress::decode(at.compression, stored, at.raw_len as usize);
+    checked(id, at, raw)
+}
+
+/// The decoded blob, if it decoded and its BLAKE3 is `id`.
+fn checked(
+    id: &BlobId,
+    at: &BlobLocation,
+    raw: Result<Vec<u8>, compress::DecodeError>,
+) -> Result<Vec<u8>, PackError> {
+    let raw = raw.map_err(|source| PackError::Decode {
+        blob: *id,
+        pack: at.pack,
+        source,
+    })?;
     let actual = BlobId::of(&raw);
     if actual != *id {
         return Err(PackError::HashMismatch {
@@ -184,8 +198,7 @@ pub fn read_run(
         slices.push((id, *at, stored));
         rest = tail;
     }
-    let decode =
-        |(id, at, stored): &(&BlobId, &BlobLocation, &[u8])| decode_blob(id, at, stored.to_vec());
+    let decode = |(id, at, stored): &(&BlobId, &BlobLocation, &[u8])| decode_slice(id, at, stored);
     if slices.len() < PARALLEL_RUN {
         slices.iter().map(decode).collect()
     } else {
