@@ -124,3 +124,31 @@ fn a_rewrite_that_keeps_size_and_mtime_is_still_detected() {
     assert_eq!(summary(&second, "bytes_read"), 200_000, "{second}");
     assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
 }
+
+#[test]
+fn a_chunk_whose_catalog_row_any_writer_deleted_is_stored_again() {
+    // SQLite counts deleted blob rows with a trigger, so even a writer that
+    // knows nothing of the count (an older cairn, the sqlite3 shell) makes
+    // the next snapshot look the parent's chunks up instead of trusting them.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let lost = random_bytes(3, 100_000);
+    write_file(&src.join("lost"), &lost);
+    write_file(&src.join("kept"), &random_bytes(4, 100_000));
+    settle();
+    t.snapshot(&[&src], &[]);
+    let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
+    let deleted = conn
+        .execute(
+            "DELETE FROM blobs WHERE id = ?1",
+            [&blake3::hash(&lost).as_bytes()[..]],
+        )
+        .unwrap();
+    assert_eq!(deleted, 1);
+    drop(conn);
+
+    let second = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&second, "data_blobs_new"), 1, "{second}");
+    assert_eq!(summary(&second, "bytes_read"), 100_000, "{second}");
+    assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
+}

@@ -192,9 +192,19 @@ pub fn run(
         .filter(|_| matches!(plan.input, Input::Paths(_)))
         .and_then(|p| load_parent_root(store, p, reporter));
 
+    // Whether the parent's unchanged files may be reused without looking up
+    // each of their chunks (see catalog::intact).
+    let parent_intact = match &parent_root {
+        Some(_) => parent
+            .as_ref()
+            .map_or(Ok(false), |p| store.catalog().is_intact(&p.id))
+            .map_err(StoreError::from)?,
+        None => false,
+    };
     let ((tree, walked), sink, written) = pipeline::run(store, progress, |sink| {
         let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
         let mut walker = Walker {
+            parent_intact,
             store,
             sink,
             excludes: &excludes,
@@ -243,7 +253,15 @@ pub fn run(
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
-    Ok(snapshot::commit(store.backend(), record)?)
+    let snapshot = snapshot::commit(store.backend(), record)?;
+    // Every blob it references is in the catalog now, and the shared lock
+    // keeps prune and repair out until this returns.
+    if let Err(e) = store.catalog().mark_intact(&snapshot.id) {
+        reporter.warn(&Warning::Note {
+            message: format!("the next snapshot will check every reused chunk: {e}"),
+        });
+    }
+    Ok(snapshot)
 }
 
 fn recorded_paths(input: &Input) -> Vec<RawName> {

@@ -64,6 +64,9 @@ pub struct Walker<'a, 'p> {
     pub databases_seen: std::collections::HashSet<std::path::PathBuf>,
     /// Counts for the snapshot record.
     pub summary: Summary,
+    /// The parent snapshot is intact (catalog::intact): its unchanged
+    /// files' chunks need not be looked up one by one.
+    pub parent_intact: bool,
 }
 
 type Captured = Result<Option<Entry>, CaptureError>;
@@ -313,9 +316,13 @@ impl Walker<'_, '_> {
         if !unchanged {
             return Ok(None);
         }
-        for id in prev.chunks().unwrap_or_default() {
-            if !self.sink.contains(id)? {
-                return Ok(None);
+        // A chunk the store lost (repair dropped it) must not be referenced
+        // again: the file is read anew instead, which heals the store.
+        if !self.parent_intact {
+            for id in prev.chunks().unwrap_or_default() {
+                if !self.sink.contains(id)? {
+                    return Ok(None);
+                }
             }
         }
         Ok(Some(prev.content.clone()))

@@ -8,6 +8,7 @@
 //! snapshots record their packs one short transaction at a time.
 
 mod blobs;
+mod intact;
 mod ledger;
 pub mod prune;
 pub mod rebuild;

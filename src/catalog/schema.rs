@@ -48,6 +48,19 @@ CREATE TABLE IF NOT EXISTS verified (
     pack BLOB PRIMARY KEY,
     at   INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- How many blob rows were ever deleted, counted by SQLite itself for every
+-- writer (one that does not know the count still fires the trigger)...
+INSERT OR IGNORE INTO meta (key, value) VALUES ('removals', '0');
+CREATE TRIGGER IF NOT EXISTS count_removals AFTER DELETE ON blobs BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'removals';
+END;
+-- ...and its value when each snapshot was committed with every blob it
+-- references in the catalog: while the count is unchanged, all of them
+-- still are (see Catalog::is_intact).
+CREATE TABLE IF NOT EXISTS intact (
+    snapshot BLOB PRIMARY KEY,
+    removals INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`] inside one immediate transaction,
