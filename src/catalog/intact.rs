@@ -39,7 +39,10 @@ impl Catalog {
                 "SELECT i.removals = CAST(m.value AS INTEGER)
                  FROM intact i, meta m WHERE i.snapshot = ?1 AND m.key = 'removals'",
             )
-            .and_then(|mut s| s.query_row([&snapshot.as_bytes()[..]], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row([&snapshot.as_bytes()[..]], |r| r.get(0))
+                    .optional()
+            })
             .map_err(self.err())?;
         Ok(same == Some(true))
     }
