@@ -9,6 +9,7 @@
 //! runs out.
 
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -158,7 +159,12 @@ pub fn read_packs(
         .collect()
 }
 
-/// Reads one pack whole and checks it and each of `rows`.
+/// Reads one pack from start to end and checks it and each of `rows`.
+///
+/// The pack is streamed, never held whole: its id is hashed as the bytes go
+/// by, and each blob is checked from a buffer of its own size. Holding whole
+/// packs cost a pack per core (16 MiB each by default, up to 1 GiB with
+/// `--pack-size`).
 fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
     let mut out = PackRead {
         pack: pack.id,
@@ -167,9 +173,8 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
         bad_blobs: Vec::new(),
         good_blobs: Vec::new(),
     };
-    // A file larger than the catalog says is damage; never load more.
-    let bytes = match backend.read(&pack::key(&pack.id), pack.size) {
-        Ok(bytes) => bytes,
+    let mut stream = match backend.open(&pack::key(&pack.id)) {
+        Ok(file) => PackStream::new(file.into_file()),
         Err(e) => {
             out.file_damage = Some(e.source.to_string());
             out.bad_blobs = rows
@@ -179,22 +184,131 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
             return out;
         }
     };
-    out.bytes = bytes.len() as u64;
-    let actual = PackId::of(&bytes);
-    if actual != pack.id {
-        out.file_damage = Some(format!("content does not match its id (hash {actual})"));
-    }
-    for (id, at) in rows {
-        let start = at.offset as usize;
-        let stored = bytes.get(start..start.saturating_add(at.stored_len as usize));
-        let checked = match stored {
-            None => Err("lies beyond the end of the pack".to_owned()),
-            Some(stored) => pack::reader::check_stored(id, at, stored).map_err(|e| e.to_string()),
-        };
+    let mut in_order: Vec<&(BlobId, _)> = rows.iter().collect();
+    in_order.sort_by_key(|(_, at)| at.offset);
+    let mut stored = Vec::new();
+    for (id, at) in in_order {
+        let checked = stream
+            .read_at(at.offset, at.stored_len as usize, &mut stored, pack.size)
+            .and_then(|()| pack::reader::check_stored(id, at, &stored).map_err(|e| e.to_string()));
         match checked {
             Ok(()) => out.good_blobs.push(*id),
             Err(why) => out.bad_blobs.push((*id, why)),
         }
     }
+    match stream.finish(pack.size) {
+        Ok((bytes, actual)) => {
+            out.bytes = bytes;
+            if actual != pack.id {
+                out.file_damage = Some(format!("content does not match its id (hash {actual})"));
+            }
+        }
+        Err(why) => out.file_damage = Some(why),
+    }
     out
+}
+
+/// A pack read once from start to end, hashed as it goes.
+struct PackStream {
+    reader: io::BufReader<std::fs::File>,
+    hasher: blake3::Hasher,
+    pos: u64,
+    /// Why the stream broke off, if it did: every later read fails with it.
+    broken: Option<String>,
+    /// It broke off at the end of the file: a short pack, whose hash then
+    /// tells it apart from the real one.
+    ended: bool,
+}
+
+impl PackStream {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            reader: io::BufReader::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            pos: 0,
+            broken: None,
+            ended: false,
+        }
+    }
+
+    /// Reads `len` bytes at `offset` into `buf`, passing over (and hashing)
+    /// what lies before. Rows come sorted by offset; one that overlaps the
+    /// previous (only a damaged catalog has those) or lies beyond `size`
+    /// (what the catalog says the file holds) is an error.
+    fn read_at(
+        &mut self,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+        size: u64,
+    ) -> Result<(), String> {
+        if offset < self.pos {
+            return Err("overlaps the blob before it in the pack".to_owned());
+        }
+        if offset.saturating_add(len as u64) > size {
+            return Err("lies beyond the end of the pack".to_owned());
+        }
+        self.pass(offset - self.pos)?;
+        buf.clear();
+        buf.resize(len, 0);
+        self.fill(buf)
+    }
+
+    /// Reads the rest, up to one byte past `size` (a longer file is
+    /// damage, never loaded); returns the bytes read and the file's hash.
+    fn finish(mut self, size: u64) -> Result<(u64, PackId), String> {
+        let want = (size + 1).saturating_sub(self.pos);
+        let mut rest = (&mut self.reader).take(want);
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let n = rest.read(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            self.hasher.update(&chunk[..n]);
+            self.pos += n as u64;
+        }
+        if let Some(why) = self.broken.filter(|_| !self.ended) {
+            return Err(why);
+        }
+        if self.pos > size {
+            return Err(format!("larger than the {size} bytes the catalog records"));
+        }
+        Ok((
+            self.pos,
+            PackId::from_bytes(*self.hasher.finalize().as_bytes()),
+        ))
+    }
+
+    fn pass(&mut self, mut len: u64) -> Result<(), String> {
+        let mut chunk = vec![0u8; len.min(1 << 16) as usize];
+        while len > 0 {
+            let n = len.min(chunk.len() as u64) as usize;
+            self.fill(&mut chunk[..n])?;
+            len -= n as u64;
+        }
+        Ok(())
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
+        match self.reader.read_exact(buf) {
+            Ok(()) => {
+                self.hasher.update(buf);
+                self.pos += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.ended = e.kind() == io::ErrorKind::UnexpectedEof;
+                let why = match self.ended {
+                    true => "lies beyond the end of the pack".to_owned(),
+                    false => e.to_string(),
+                };
+                self.broken = Some(why.clone());
+                Err(why)
+            }
+        }
+    }
 }
