@@ -214,9 +214,11 @@ const AHEAD_RAW: u64 = 8 << 20;
 /// Hands the decoded, checked content of `blobs` to `sink` in order, while
 /// the next batch of runs is read and decoded on all cores: restoring one
 /// large file (a database image broken into thousands of runs by the pages
-/// that changed) used to decode on one thread and write in between.
+/// that changed) used to decode on one thread and write in between. A batch
+/// of one run (every small file) is read through `files`, which the caller
+/// keeps open across files.
 pub fn stream<E: From<PackError> + Send>(
-    backend: &Backend,
+    files: &mut PackFiles<'_>,
     blobs: &[(BlobId, &BlobLocation)],
     mut sink: impl FnMut(&[u8]) -> Result<(), E> + Send,
 ) -> Result<(), E> {
@@ -224,12 +226,10 @@ pub fn stream<E: From<PackError> + Send>(
     let mut pending: Option<Decoded> = None;
     for batch in batches(&runs) {
         let next = match pending.take() {
-            None => decode_batch(backend, batch),
+            None => decode_batch(files, batch),
             Some(ready) => {
-                let (written, next) = rayon::join(
-                    || consume(ready, &mut sink),
-                    || decode_batch(backend, batch),
-                );
+                let (written, next) =
+                    rayon::join(|| consume(ready, &mut sink), || decode_batch(files, batch));
                 written?;
                 next
             }
@@ -265,11 +265,12 @@ fn batches<'r, 'a>(runs: &'r [Run<'a>]) -> Vec<&'r [Run<'a>]> {
     out
 }
 
-fn decode_batch(backend: &Backend, batch: &[Run<'_>]) -> Decoded {
+fn decode_batch(files: &mut PackFiles<'_>, batch: &[Run<'_>]) -> Decoded {
     use rayon::prelude::*;
     if let [run] = batch {
-        return Ok(vec![read_run(&mut PackFiles::new(backend), run)?]);
+        return Ok(vec![read_run(files, run)?]);
     }
+    let backend = files.backend;
     batch
         .par_iter()
         .map_init(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::plan::{Item, RestorePlan};
-use super::target::{Slot, Target};
+use super::target::{Parents, Slot, Target};
 use super::{RestoreError, RestoreOptions};
 use crate::backend::Backend;
 use crate::database;
@@ -105,12 +105,20 @@ pub fn execute(
     let file_results: Vec<_> = plan
         .files
         .par_iter()
-        .map(|item| {
-            let result = restore_file(&ctx, item);
-            Progress::add(&progress.files, 1);
-            Progress::add(&progress.bytes, item.entry.meta.size);
-            (item, result)
-        })
+        .map_init(
+            || {
+                (
+                    pack::reader::PackFiles::new(ctx.backend),
+                    Parents::default(),
+                )
+            },
+            |(packs, parents), item| {
+                let result = restore_file(&ctx, packs, parents, item);
+                Progress::add(&progress.files, 1);
+                Progress::add(&progress.bytes, item.entry.meta.size);
+                (item, result)
+            },
+        )
         .collect();
     for (item, result) in file_results {
         let path = plan.path_of(item);
@@ -144,15 +152,22 @@ pub fn execute(
     Ok(outcome)
 }
 
-/// Restores one file; returns the stale database side files it removed.
-fn restore_file(ctx: &Ctx<'_>, item: &Item) -> Result<Vec<std::ffi::OsString>, ItemError> {
+/// Restores one file, reading through `packs` and writing through
+/// `parents` (both kept open across the files of one thread); returns the
+/// stale database side files it removed.
+fn restore_file(
+    ctx: &Ctx<'_>,
+    packs: &mut pack::reader::PackFiles<'_>,
+    parents: &mut Parents,
+    item: &Item,
+) -> Result<Vec<std::ffi::OsString>, ItemError> {
     let Content::File {
         chunks, database, ..
     } = &item.entry.content
     else {
         return Ok(Vec::new());
     };
-    let slot = ctx.target.slot(&item.rel)?;
+    let slot = ctx.target.slot_via(parents, &item.rel)?;
     let mut tmp = slot.temp_file()?;
     let file = tmp.file().ok_or_else(|| io::Error::other("not a file"))?;
     let located = chunks
@@ -161,7 +176,7 @@ fn restore_file(ctx: &Ctx<'_>, item: &Item) -> Result<Vec<std::ffi::OsString>, I
         .collect::<Result<Vec<_>, ItemError>>()?;
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
     let mut written = 0u64;
-    pack::reader::stream(ctx.backend, &located, |data| {
+    pack::reader::stream(packs, &located, |data| {
         out.write_all(data)?;
         written += data.len() as u64;
         Ok::<_, ItemError>(())
