@@ -125,6 +125,21 @@ fn a_rewrite_that_keeps_size_and_mtime_is_still_detected() {
     assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
 }
 
+/// Deletes the catalog row of the blob holding `content` (one chunk), as
+/// a writer that ignores cairn's lock would.
+fn delete_blob_row(t: &TestEnv, content: &[u8]) {
+    let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    let deleted = conn
+        .execute(
+            "DELETE FROM blobs WHERE id = ?1",
+            [&blake3::hash(content).as_bytes()[..]],
+        )
+        .unwrap();
+    assert_eq!(deleted, 1);
+}
+
 #[test]
 fn a_chunk_whose_catalog_row_any_writer_deleted_is_stored_again() {
     // SQLite counts deleted blob rows with a trigger, so even a writer that
@@ -137,18 +152,54 @@ fn a_chunk_whose_catalog_row_any_writer_deleted_is_stored_again() {
     write_file(&src.join("kept"), &random_bytes(4, 100_000));
     settle();
     t.snapshot(&[&src], &[]);
-    let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
-    let deleted = conn
-        .execute(
-            "DELETE FROM blobs WHERE id = ?1",
-            [&blake3::hash(&lost).as_bytes()[..]],
-        )
-        .unwrap();
-    assert_eq!(deleted, 1);
-    drop(conn);
+    delete_blob_row(&t, &lost);
 
     let second = t.snapshot(&[&src], &[]);
     assert_eq!(summary(&second, "data_blobs_new"), 1, "{second}");
     assert_eq!(summary(&second, "bytes_read"), 100_000, "{second}");
     assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
+}
+
+#[test]
+fn a_row_deleted_while_a_snapshot_runs_is_caught_by_the_snapshot_after() {
+    // The deletion lands after the second snapshot reused the chunk, so that
+    // snapshot references it; it must not be trusted as intact, or the third
+    // would reuse the lost chunk too instead of storing it again.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let lost = random_bytes(5, 100_000);
+    write_file(&src.join("lost"), &lost);
+    settle();
+    t.snapshot(&[&src], &[]);
+    write_file(&src.join("new"), &random_bytes(6, 100_000));
+    settle();
+
+    // The second snapshot stalls once its one pack is cataloged, after the
+    // walk that reused `lost`.
+    let mut second = t
+        .command(["snapshot"])
+        .arg(&src)
+        .env("CAIRN_STALL_AT", "pack-cataloged:3")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let packs = |t: &TestEnv| -> i64 {
+        rusqlite::Connection::open(t.store.join("catalog.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM packs", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = packs(&t);
+    let started = std::time::Instant::now();
+    while packs(&t) == before {
+        assert!(started.elapsed().as_secs() < 30, "the pack never came");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    delete_blob_row(&t, &lost);
+    assert!(second.wait().unwrap().success());
+
+    let third = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&third, "data_blobs_new"), 1, "{third}");
+    assert_eq!(summary(&third, "bytes_read"), 100_000, "{third}");
+    assert_trees_equal(&src, &restored(&t.restore(id(&third)), &src));
 }

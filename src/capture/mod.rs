@@ -192,14 +192,16 @@ pub fn run(
         .filter(|_| matches!(plan.input, Input::Paths(_)))
         .and_then(|p| load_parent_root(store, p, reporter));
 
-    // Whether the parent's unchanged files may be reused without looking up
-    // each of their chunks (see catalog::intact).
-    let parent_intact = match &parent_root {
-        Some(_) => parent
-            .as_ref()
-            .map_or(Ok(false), |p| store.catalog().is_intact(&p.id))
-            .map_err(StoreError::from)?,
-        None => false,
+    // The removal count now, before anything is looked up: the parent's
+    // unchanged files are reused without looking up each chunk if it was
+    // intact at this count, and this snapshot is marked intact at it only
+    // if it has not moved by the end (see catalog::intact).
+    let removals = only_a_speed_up(reporter, store.catalog().removals()).flatten();
+    let parent_intact = match (&parent_root, &parent, removals) {
+        (Some(_), Some(p), Some(count)) => {
+            only_a_speed_up(reporter, store.catalog().is_intact(&p.id, count)).unwrap_or(false)
+        }
+        _ => false,
     };
     let ((tree, walked), sink, written) = pipeline::run(store, progress, |sink| {
         let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
@@ -256,12 +258,28 @@ pub fn run(
     let snapshot = snapshot::commit(store.backend(), record)?;
     // Every blob it references is in the catalog now, and the shared lock
     // keeps prune and repair out until this returns.
-    if let Err(e) = store.catalog().mark_intact(&snapshot.id) {
-        reporter.warn(&Warning::Note {
-            message: format!("the next snapshot will check every reused chunk: {e}"),
-        });
+    if let Some(count) = removals {
+        only_a_speed_up(reporter, store.catalog().mark_intact(&snapshot.id, count));
     }
     Ok(snapshot)
+}
+
+/// The result of a catalog access that only speeds the next snapshot up:
+/// a failure is a warning (the next snapshot checks every reused chunk),
+/// never the end of this one.
+fn only_a_speed_up<T>(
+    reporter: &dyn Reporter,
+    result: Result<T, crate::catalog::CatalogError>,
+) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(e) => {
+            reporter.warn(&Warning::Note {
+                message: format!("the next snapshot will check every reused chunk: {e}"),
+            });
+            None
+        }
+    }
 }
 
 fn recorded_paths(input: &Input) -> Vec<RawName> {

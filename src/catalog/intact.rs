@@ -15,35 +15,48 @@ use super::{Catalog, CatalogError};
 use crate::id::SnapshotId;
 
 impl Catalog {
+    /// How many blob rows were ever deleted (`None` if the catalog does not
+    /// count them, or the count is not a number).
+    pub fn removals(&self) -> Result<Option<u64>, CatalogError> {
+        use rusqlite::OptionalExtension;
+        let value: Option<String> = self
+            .conn
+            .prepare_cached("SELECT value FROM meta WHERE key = 'removals'")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        Ok(value.and_then(|v| v.parse().ok()))
+    }
+
     /// Records that `snapshot`, just committed, references only blobs the
-    /// catalog has, with the removal count as it is now (in one statement).
-    /// The caller must hold the store lock that keeps prune and repair out.
-    pub fn mark_intact(&self, snapshot: &SnapshotId) -> Result<(), CatalogError> {
+    /// catalog has, if the removal count is still `removals`: the count read
+    /// before the capture looked anything up. A deletion during the capture
+    /// (by anything that ignores the store lock) leaves it unmarked.
+    pub fn mark_intact(&self, snapshot: &SnapshotId, removals: u64) -> Result<(), CatalogError> {
+        let removals = i64::try_from(removals).map_err(|_| self.corrupt("removal count"))?;
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO intact (snapshot, removals)
-                 SELECT ?1, CAST(value AS INTEGER) FROM meta WHERE key = 'removals'",
+                 SELECT ?1, ?2 FROM meta
+                 WHERE key = 'removals' AND CAST(value AS INTEGER) = ?2",
             )
-            .and_then(|mut s| s.execute([&snapshot.as_bytes()[..]]))
+            .and_then(|mut s| s.execute(rusqlite::params![&snapshot.as_bytes()[..], removals]))
             .map_err(self.err())?;
         Ok(())
     }
 
-    /// Whether every blob `snapshot` references is still in the catalog
-    /// for certain: it was marked intact and no blob row was deleted since.
-    pub fn is_intact(&self, snapshot: &SnapshotId) -> Result<bool, CatalogError> {
+    /// Whether every blob `snapshot` references was in the catalog for
+    /// certain when the removal count was `removals`: it was marked intact
+    /// at that count.
+    pub fn is_intact(&self, snapshot: &SnapshotId, removals: u64) -> Result<bool, CatalogError> {
         use rusqlite::OptionalExtension;
-        let same: Option<bool> = self
+        let marked: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT i.removals = CAST(m.value AS INTEGER)
-                 FROM intact i, meta m WHERE i.snapshot = ?1 AND m.key = 'removals'",
-            )
+            .prepare_cached("SELECT removals FROM intact WHERE snapshot = ?1")
             .and_then(|mut s| {
                 s.query_row([&snapshot.as_bytes()[..]], |r| r.get(0))
                     .optional()
             })
             .map_err(self.err())?;
-        Ok(same == Some(true))
+        Ok(marked.is_some_and(|m| u64::try_from(m).ok() == Some(removals)))
     }
 }
