@@ -20,8 +20,9 @@ pub(super) struct LocationRow {
 
 impl LocationRow {
     /// Reads a query row shaped `ID, kind, offset, stored_len, raw_len,
-    /// compression` (ID being a pack or blob id, as bytes).
-    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, Self)> {
+    /// compression` (ID being a pack or blob id, as bytes; NULL when a
+    /// subquery found no pack row).
+    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Option<Vec<u8>>, Self)> {
         Ok((
             r.get(0)?,
             Self {
@@ -55,7 +56,9 @@ impl Catalog {
             .query_row([&id.as_bytes()[..]], LocationRow::read)
             .optional()
             .map_err(self.err())?;
-        let Some((pack, row)) = row else {
+        // No row, or a row whose pack is not in the catalog (a damaged
+        // catalog): the blob cannot be read, as the join form said.
+        let Some((Some(pack), row)) = row else {
             return Ok(None);
         };
         let pack = PackId::from_slice(&pack)

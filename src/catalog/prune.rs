@@ -115,7 +115,9 @@ impl Catalog {
         let mut out = Vec::new();
         for row in rows {
             let (id, row) = row.map_err(self.err())?;
-            let id = BlobId::from_slice(&id)
+            let id = id
+                .as_deref()
+                .and_then(BlobId::from_slice)
                 .ok_or_else(|| self.corrupt(format!("blob in pack {}: id length", pack.id)))?;
             out.push((id, self.location(&id, pack.id, row)?));
         }
