@@ -191,8 +191,8 @@ impl Slot {
         &self,
         create: impl Fn(&OsStr) -> rustix::io::Result<Option<File>>,
     ) -> io::Result<Temp<'_>> {
-        for _ in 0..16 {
-            let name = temp_name()?;
+        for attempt in 0..16 {
+            let name = temp_name(attempt > 0)?;
             match create(&name) {
                 Ok(file) => {
                     return Ok(Temp {
@@ -305,19 +305,29 @@ fn mtime_only(t: Timespec) -> Timestamps {
 }
 
 /// A temporary name no other restore picks: a random part drawn once per
-/// process and a counter (one random draw per file was a system call each).
-fn temp_name() -> io::Result<OsString> {
+/// process and a counter (one random draw per file was a system call
+/// each). Once the process's part has been seen in a directory, later
+/// names are predictable, so a name that turns out taken (`fresh`: someone
+/// may be squatting the next ones) is retried with a new random draw.
+fn temp_name(fresh: bool) -> io::Result<OsString> {
     static RANDOM: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let draw = || -> io::Result<String> {
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(hex::encode(bytes))
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    if fresh {
+        return Ok(OsString::from(format!("{TEMP_PREFIX}{}-{n}", draw()?)));
+    }
     let random = match RANDOM.get() {
         Some(random) => random,
         None => {
-            let mut bytes = [0u8; 6];
-            getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-            RANDOM.get_or_init(|| hex::encode(bytes))
+            let drawn = draw()?;
+            RANDOM.get_or_init(|| drawn)
         }
     };
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(OsString::from(format!("{TEMP_PREFIX}{random}-{n}")))
 }
 

@@ -87,6 +87,7 @@ pub fn execute(
         let path = path.to_owned();
         move |source| RestoreError::Io { path, source }
     };
+    allow_open_files();
     let target = Target::create(&plan.target).map_err(io_at(&plan.target))?;
     for dir in &plan.dirs {
         target
@@ -150,6 +151,25 @@ pub fn execute(
         }
     }
     Ok(outcome)
+}
+
+/// Raises the soft limit on open files towards the hard one: each restore
+/// thread keeps up to 16 packs and a directory open across files, and the
+/// usual soft limit of 1024 is within reach of 64 threads. If the limit
+/// cannot be raised the restore still runs; a file that then cannot be
+/// opened is reported like any other failure.
+fn allow_open_files() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let want = limit.maximum.map_or(1 << 16, |hard| hard.min(1 << 16));
+    if limit.current.is_some_and(|soft| soft < want) {
+        let raised = Rlimit {
+            current: Some(want),
+            maximum: limit.maximum,
+        };
+        // Not being allowed to is the case described above.
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
 }
 
 /// Restores one file, reading through `packs` and writing through
