@@ -254,6 +254,9 @@ impl PackStream {
         buf: &mut Vec<u8>,
         size: u64,
     ) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
         if offset < self.pos {
             return Err("overlaps the blob before it in the pack".to_owned());
         }
