@@ -221,11 +221,28 @@ struct PackStream {
     /// File offset of `block[used]`.
     pos: u64,
     /// Why the stream broke off, if it did: every later read fails with it.
-    broken: Option<String>,
-    /// It broke off at the end of the file: a short pack, whose hash then
-    /// tells it apart from the real one.
-    ended: bool,
+    broken: Option<Break>,
 }
+
+/// Why a pack's stream broke off.
+enum Break {
+    /// The file ended early: a short pack, whose hash then tells it apart
+    /// from the real one.
+    End,
+    /// Reading failed.
+    Io(String),
+}
+
+impl Break {
+    fn why(&self) -> String {
+        match self {
+            Self::End => BEYOND_THE_END.to_owned(),
+            Self::Io(why) => why.clone(),
+        }
+    }
+}
+
+const BEYOND_THE_END: &str = "lies beyond the end of the pack";
 
 /// Bytes read and hashed at a time.
 const BLOCK: usize = 1 << 20;
@@ -239,7 +256,6 @@ impl PackStream {
             used: 0,
             pos: 0,
             broken: None,
-            ended: false,
         }
     }
 
@@ -254,14 +270,14 @@ impl PackStream {
         buf: &mut Vec<u8>,
         size: u64,
     ) -> Result<(), String> {
-        if let Some(why) = &self.broken {
-            return Err(why.clone());
+        if let Some(broken) = &self.broken {
+            return Err(broken.why());
         }
         if offset < self.pos {
             return Err("overlaps the blob before it in the pack".to_owned());
         }
         if offset.saturating_add(len as u64) > size {
-            return Err("lies beyond the end of the pack".to_owned());
+            return Err(BEYOND_THE_END.to_owned());
         }
         self.take(offset - self.pos, None)?;
         buf.clear();
@@ -277,7 +293,7 @@ impl PackStream {
                 break;
             }
         }
-        if let Some(why) = self.broken.filter(|_| !self.ended) {
+        if let Some(Break::Io(why)) = self.broken {
             return Err(why);
         }
         if self.pos > size {
@@ -291,15 +307,10 @@ impl PackStream {
 
     /// Consumes `len` bytes, appending them to `out` if given.
     fn take(&mut self, mut len: u64, mut out: Option<&mut Vec<u8>>) -> Result<(), String> {
-        if let Some(why) = &self.broken {
-            return Err(why.clone());
-        }
         while len > 0 {
             if self.used == self.block.len() && !self.refill()? {
-                self.ended = true;
-                let why = "lies beyond the end of the pack".to_owned();
-                self.broken = Some(why.clone());
-                return Err(why);
+                self.broken = Some(Break::End);
+                return Err(BEYOND_THE_END.to_owned());
             }
             let n = (self.block.len() - self.used).min(usize::try_from(len).unwrap_or(usize::MAX));
             if let Some(out) = out.as_deref_mut() {
@@ -322,9 +333,8 @@ impl PackStream {
                 Err(e) => {
                     self.block.clear();
                     self.used = 0;
-                    let why = e.to_string();
-                    self.broken = Some(why.clone());
-                    return Err(why);
+                    self.broken = Some(Break::Io(e.to_string()));
+                    return Err(e.to_string());
                 }
             }
         };
