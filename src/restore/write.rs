@@ -122,19 +122,20 @@ pub fn execute(
         )
         .collect();
     for (item, result) in file_results {
-        let path = plan.path_of(item);
         match result {
             Ok(stale) => {
                 outcome.files += 1;
                 outcome.bytes += item.entry.meta.size;
+                // Only databases have paths to report: no join per file.
                 if item.entry.database().is_some() {
-                    outcome.databases.push(path.clone());
+                    let path = plan.path_of(item);
+                    outcome
+                        .stale_removed
+                        .extend(stale.into_iter().map(|name| path.with_file_name(name)));
+                    outcome.databases.push(path);
                 }
-                outcome
-                    .stale_removed
-                    .extend(stale.into_iter().map(|name| path.with_file_name(name)));
             }
-            Err(e) => outcome.failed.push((path, e.to_string())),
+            Err(e) => outcome.failed.push((plan.path_of(item), e.to_string())),
         }
     }
     for item in &plan.symlinks {
