@@ -107,8 +107,8 @@ impl Backend {
     pub fn read(&self, key: &str, max: u64) -> Result<Vec<u8>> {
         let path = self.path(key);
         let file = File::open(&path).map_err(at(&path))?;
-        // Sized from the file up front: growing by doubling left a 16 MiB
-        // pack in a 32 MiB buffer (verify holds one per core).
+        // Sized from the file up front (never past `max`), not grown by
+        // doubling to up to twice its size.
         let len = file.metadata().map_err(at(&path))?.len();
         let mut bytes = Vec::with_capacity(len.min(max) as usize + 1);
         file.take(max + 1)

@@ -6,10 +6,11 @@
 //! A snapshot is committed only once every blob it references is in the
 //! catalog, and only deleting rows of `blobs` can make that untrue. SQLite
 //! counts those deletions itself (the `count_removals` trigger in meta's
-//! `removals`, fired for every writer), so a snapshot recorded here with
-//! the count at its commit is intact for as long as the count has not
-//! moved. A catalog without the row (rebuilt, or written by an older
-//! cairn) only means the lookups are made.
+//! `removals`, fired for every writer). A capture reads the count before it
+//! looks anything up and records its snapshot here with it, only if the
+//! count has not moved by its commit; the snapshot is then intact for as
+//! long as the count stays there. A catalog without the row (rebuilt, or
+//! written by an older cairn) only means the lookups are made.
 
 use super::{Catalog, CatalogError};
 use crate::id::SnapshotId;
