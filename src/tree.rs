@@ -48,7 +48,7 @@ pub enum Content {
         /// What the next snapshot compares to decide whether to read it again.
         change: ChangeKey,
         /// Set when the file was captured as a SQLite database (a consistent
-        /// image taken with SQLite's backup API, cut into page runs).
+        /// image read in one read transaction, cut into page runs).
         database: Option<DatabaseInfo>,
     },
     /// A directory.

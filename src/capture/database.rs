@@ -22,8 +22,7 @@ use super::change;
 use super::handle::{self, DirHandle, FileStat, Kind};
 use super::report::Warning;
 use super::walk::{Walker, entry_meta};
-use crate::chunker;
-use crate::database::image::{self, Image, ImageError, ImageRequest};
+use crate::database::image::{self, Image, ImageError, ImageRequest, RunsStopped};
 use crate::database::{self, SqliteMode};
 use crate::id::BlobId;
 use crate::pack::BlobKind;
@@ -202,22 +201,19 @@ impl Walker<'_, '_> {
     /// Cuts the image into page runs and stores them. The outer error stops
     /// the walk; the inner one (reading the image) leaves the file out.
     fn store_image(&mut self, image: &Image) -> Result<io::Result<Vec<BlobId>>, CaptureError> {
-        let reader = match image.reader() {
-            Ok(reader) => reader,
-            Err(e) => return Ok(Err(e)),
-        };
         let run = database::run_len(image.page_size, self.page_run);
         let mut chunks = Vec::with_capacity((image.len as usize).div_ceil(run));
-        for chunk in chunker::fixed_runs(reader, run) {
-            let data = match chunk {
-                Ok(data) => data,
-                Err(e) => return Ok(Err(e)),
-            };
+        let stored = image.for_each_run(run, |data| {
             self.summary.bytes_read += data.len() as u64;
             Progress::add(&self.progress.bytes, data.len() as u64);
             chunks.push(self.sink.put(BlobKind::Data, data)?);
+            Ok(())
+        });
+        match stored {
+            Ok(()) => Ok(Ok(chunks)),
+            Err(RunsStopped::Read(e)) => Ok(Err(e)),
+            Err(RunsStopped::Sink(e)) => Err(e),
         }
-        Ok(Ok(chunks))
     }
 
     fn note_database(&mut self, summary: DatabaseSummary) {

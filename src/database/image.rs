@@ -1,18 +1,27 @@
 //! Consistent images of live databases.
 //!
-//! The database is opened read-only and copied with SQLite's online backup
-//! API in a single step: the whole copy happens inside one read transaction,
-//! so the image is exactly one committed state, including commits that
-//! still sit in the `-wal` file, while other processes keep writing. The
-//! image goes to a temporary file in the store's `tmp/`, which is removed
-//! when the [`Image`] is dropped, whatever happened.
+//! The database is opened read-only and everything cairn reads of it
+//! happens inside one read transaction, so the image is exactly one
+//! committed state, including commits that still sit in the `-wal` file,
+//! while other processes keep writing. Two ways, by journal mode:
+//!
+//! - **WAL databases are read in place**, page by page through SQLite's
+//!   `sqlite_dbpage` table, while the transaction stays open. Writers are
+//!   never blocked in WAL mode, so holding the transaction for the whole
+//!   capture costs them nothing; only checkpoints cannot pass it, so the
+//!   `-wal` may grow by what is written meanwhile. Nothing is copied: no
+//!   free space is needed and no byte is read twice.
+//! - **Other databases are copied** with SQLite's online backup API in a
+//!   single step into a temporary file in the store's `tmp/`, removed when
+//!   the [`Image`] is dropped, whatever happened. Their read lock blocks
+//!   writers, so it is held only for the copy, not for the compression.
+//!   A SQLite built without `sqlite_dbpage` copies WAL databases too.
 //!
 //! A busy or locked database is retried with backoff until a deadline and
 //! then given up on; it is never copied raw. A file that SQLite does not
 //! accept as a database is reported as such, so the caller can fall back to
 //! storing its bytes.
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -23,12 +32,16 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tempfile::NamedTempFile;
 
 use crate::backend::{Backend, BackendError};
+use crate::chunker;
 
 /// Room left free on the file system of `tmp/` beyond the image itself.
 const SPACE_MARGIN: u64 = 16 << 20;
 /// First wait after a busy attempt; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Every page of the main database as the open read transaction sees it,
+/// in order (`sqlite_dbpage` consumes the `ORDER BY`: no sort).
+const PAGES_SQL: &str = "SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno";
 
 /// What to capture and how patiently.
 #[derive(Debug, Clone)]
@@ -43,20 +56,99 @@ pub struct ImageRequest<'a> {
     pub timeout: Duration,
 }
 
-/// A captured image in `tmp/`, removed on drop.
+/// A consistent image of a database, ready to be read once.
 #[derive(Debug)]
 pub struct Image {
-    file: NamedTempFile,
+    source: Source,
     /// Its page size.
     pub page_size: u32,
     /// Its length in bytes (a whole number of pages).
     pub len: u64,
 }
 
+#[derive(Debug)]
+enum Source {
+    /// The database itself, with the read transaction open until drop.
+    InPlace(Connection),
+    /// A copy in `tmp/`, removed on drop.
+    Copy(NamedTempFile),
+}
+
+/// Why [`Image::for_each_run`] stopped early.
+#[derive(Debug)]
+pub enum RunsStopped<E> {
+    /// Reading the image failed: it is unusable.
+    Read(io::Error),
+    /// The caller's function failed.
+    Sink(E),
+}
+
 impl Image {
-    /// The image, opened for reading from the start.
-    pub fn reader(&self) -> io::Result<File> {
-        self.file.reopen()
+    /// Hands the image to `each` in order, in runs of `run` bytes (whole
+    /// pages when `run` is a multiple of the page size; the last run may be
+    /// shorter).
+    pub fn for_each_run<E>(
+        &self,
+        run: usize,
+        mut each: impl FnMut(Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), RunsStopped<E>> {
+        match &self.source {
+            Source::InPlace(conn) => self.read_in_place(conn, run, &mut each),
+            Source::Copy(file) => {
+                let reader = file.reopen().map_err(RunsStopped::Read)?;
+                for data in chunker::fixed_runs(reader, run) {
+                    each(data.map_err(RunsStopped::Read)?).map_err(RunsStopped::Sink)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads every page through `sqlite_dbpage` inside the transaction
+    /// [`begin_in_place`] opened, checking that they come numbered 1, 2, …
+    /// up to the page count read when it began, each of the page size.
+    fn read_in_place<E>(
+        &self,
+        conn: &Connection,
+        run: usize,
+        each: &mut impl FnMut(Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), RunsStopped<E>> {
+        let sqlite = |e: rusqlite::Error| RunsStopped::Read(io::Error::other(e));
+        let bad = |what: String| RunsStopped::Read(io::Error::other(what));
+        let mut stmt = conn.prepare(PAGES_SQL).map_err(sqlite)?;
+        let mut rows = stmt.query([]).map_err(sqlite)?;
+        let mut batch = Vec::with_capacity(run);
+        let mut read = 0u64;
+        while let Some(row) = rows.next().map_err(sqlite)? {
+            let pgno: i64 = row.get(0).map_err(sqlite)?;
+            let page = row
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(sqlite)?;
+            read += 1;
+            if u64::try_from(pgno).ok() != Some(read) || page.len() != self.page_size as usize {
+                return Err(bad(format!(
+                    "sqlite_dbpage gave page {pgno} of {} bytes where page {read} of {} was due",
+                    page.len(),
+                    self.page_size
+                )));
+            }
+            batch.extend_from_slice(page);
+            if batch.len() >= run {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(run));
+                each(full).map_err(RunsStopped::Sink)?;
+            }
+        }
+        let expected = self.len / u64::from(self.page_size);
+        if read != expected {
+            return Err(bad(format!(
+                "sqlite_dbpage gave {read} pages of the {expected} the database has"
+            )));
+        }
+        if !batch.is_empty() {
+            each(batch).map_err(RunsStopped::Sink)?;
+        }
+        Ok(())
     }
 }
 
@@ -104,14 +196,26 @@ pub enum ImageError {
     BadImage(String),
 }
 
-/// Takes a consistent image of the database at `request.path` into the
-/// store's `tmp/`.
+/// Takes a consistent image of the database at `request.path`: in place
+/// for a WAL database, else copied into the store's `tmp/`.
 pub fn capture(backend: &Backend, request: &ImageRequest<'_>) -> Result<Image, ImageError> {
-    check_free_space(&backend.path("tmp"), request.expected_len)?;
     let source = open_source(request)?;
+    let mut patience = Patience::new(request.timeout);
+    loop {
+        match begin_in_place(&source) {
+            Ok(Some((page_size, pages))) => return in_place(source, page_size, pages),
+            Ok(None) => break,
+            Err(e) => {
+                end_transaction(&source);
+                if !is_busy(&e) {
+                    return Err(classify(e, request.path));
+                }
+            }
+        }
+        patience.wait()?;
+    }
+    check_free_space(&backend.path("tmp"), request.expected_len)?;
     let file = backend.temp_file()?;
-    let deadline = Instant::now() + request.timeout;
-    let mut backoff = FIRST_BACKOFF;
     loop {
         match copy_once(&source, file.path()) {
             Ok(StepResult::Done) => return finish(file),
@@ -119,12 +223,78 @@ pub fn capture(backend: &Backend, request: &ImageRequest<'_>) -> Result<Image, I
             Err(e) if is_busy(&e) => {}
             Err(e) => return Err(classify(e, request.path)),
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(ImageError::Busy(request.timeout));
+        patience.wait()?;
+    }
+}
+
+/// The deadline and backoff of retries while the database is busy.
+struct Patience {
+    timeout: Duration,
+    deadline: Instant,
+    backoff: Duration,
+}
+
+impl Patience {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            deadline: Instant::now() + timeout,
+            backoff: FIRST_BACKOFF,
         }
-        thread::sleep(backoff.min(deadline - now));
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Sleeps before the next attempt, or gives up past the deadline.
+    fn wait(&mut self) -> Result<(), ImageError> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(ImageError::Busy(self.timeout));
+        }
+        thread::sleep(self.backoff.min(self.deadline - now));
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Ok(())
+    }
+}
+
+/// Opens a read transaction and, for a WAL database this SQLite can read
+/// page by page, leaves it open and returns the page size and count it
+/// sees. `None`, with no transaction left open, means: copy it instead.
+fn begin_in_place(source: &Connection) -> rusqlite::Result<Option<(u32, u64)>> {
+    source.execute_batch("BEGIN")?;
+    // The first read starts the read transaction: every later read sees
+    // the committed state this one saw.
+    let pages: i64 = source.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let mode: String = source.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") || source.prepare(PAGES_SQL).is_err() {
+        source.execute_batch("ROLLBACK")?;
+        return Ok(None);
+    }
+    let page_size: i64 = source.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let invalid = || rusqlite::Error::IntegralValueOutOfRange(0, page_size);
+    let page_size = u32::try_from(page_size).map_err(|_| invalid())?;
+    let pages =
+        u64::try_from(pages).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, pages))?;
+    Ok(Some((page_size, pages)))
+}
+
+fn in_place(source: Connection, page_size: u32, pages: u64) -> Result<Image, ImageError> {
+    if !super::is_valid_page_size(page_size) {
+        return Err(ImageError::BadImage(format!(
+            "SQLite reports a page size of {page_size}"
+        )));
+    }
+    Ok(Image {
+        source: Source::InPlace(source),
+        page_size,
+        len: pages * u64::from(page_size),
+    })
+}
+
+/// Ends a transaction an attempt left open, so the next can begin.
+fn end_transaction(source: &Connection) {
+    if !source.is_autocommit() {
+        // A failed rollback leaves the transaction open; the next BEGIN
+        // then fails and reports it.
+        let _ = source.execute_batch("ROLLBACK");
     }
 }
 
@@ -166,7 +336,7 @@ fn finish(file: NamedTempFile) -> Result<Image, ImageError> {
         )));
     }
     Ok(Image {
-        file,
+        source: Source::Copy(file),
         page_size,
         len,
     })

@@ -1,7 +1,7 @@
 //! SQLite databases as a kind of file cairn understands.
 //!
 //! A database is recognised by its 16-byte header, captured as one committed
-//! state through SQLite's online backup API (see [`image`]), cut into runs of
+//! state inside one read transaction (see [`image`]), cut into runs of
 //! whole pages, and on restore checked with `PRAGMA integrity_check`. What
 //! must always hold: a captured image is exactly one committed state of the
 //! database (never a torn copy of the file, never missing commits that sit
