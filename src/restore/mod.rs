@@ -8,6 +8,7 @@
 //! verified blob by blob, then renamed into place), creates symlinks, and
 //! finally sets directory metadata deepest first.
 
+mod early_sync;
 mod plan;
 mod select;
 pub mod tar;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::early_sync::EarlySync;
 use super::plan::{Item, RestorePlan};
 use super::target::{Parents, Slot, Target};
 use super::{RestoreError, RestoreOptions};
@@ -195,15 +196,26 @@ fn restore_file(
         .iter()
         .map(|id| Ok((*id, ctx.locations.get(id).ok_or(ItemError::Missing(*id))?)))
         .collect::<Result<Vec<_>, ItemError>>()?;
+    // A database is synced before it appears: start writing it back early.
+    let mut early = match database {
+        Some(_) => Some(EarlySync::new(file)?),
+        None => None,
+    };
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
     let mut written = 0u64;
     pack::reader::stream(packs, &located, |data| {
         out.write_all(data)?;
         written += data.len() as u64;
+        if let Some(early) = &mut early {
+            early.wrote(data.len() as u64)?;
+        }
         Ok::<_, ItemError>(())
     })?;
     out.flush()?;
     drop(out);
+    if let Some(early) = early {
+        early.finish()?;
+    }
     let meta = &item.entry.meta;
     if written != meta.size {
         return Err(ItemError::Size {
