@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     let list = ctx.snapshot_list(&store)?;
     let snapshot = list.resolve(&reference, &filter)?;
     let Some(target) = args.target.clone() else {
-        let plan = restore::plan(&store, snapshot, &selection, None)?;
+        let plan = restore::plan(&store, snapshot, &selection)?;
         return write_tar(ctx, &store, snapshot, &plan, args.tar.as_deref());
     };
     let options = RestoreOptions {
@@ -71,8 +71,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         overwrite: args.overwrite,
         selection,
     };
-    let plan = restore::plan(&store, snapshot, &options.selection, Some(&options.target))?;
-    let total = plan.bytes;
+    let survey = restore::survey(&store, snapshot, &options.selection, &options.target)?;
+    let total = survey.bytes;
     let progress = Progress::default();
     let outcome = with_progress(
         &progress,
@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
                 human_bytes(total)
             )
         },
-        |_| restore::execute(&store, plan, &options, &progress),
+        |_| restore::execute(&store, snapshot, survey, &options, &progress),
     )?;
     let checks = if args.check {
         cairn::database::integrity_check_all(&outcome.databases)

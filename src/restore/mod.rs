@@ -1,14 +1,17 @@
-//! Restoring a snapshot into a directory: plan, then execute.
+//! Restoring a snapshot into a directory: survey, then execute.
 //!
-//! [`plan`] walks the snapshot's trees, maps every entry to its place under
-//! the target (the target joined with its absolute path), looks up every
-//! blob, and lists what already exists there. Nothing is written unless the
-//! plan is free of conflicts or `overwrite` was asked for. [`execute`]
-//! creates directories, writes files in parallel (each to a temporary name,
-//! verified blob by blob, then renamed into place), creates symlinks, and
-//! finally sets directory metadata deepest first.
+//! [`survey`] walks the snapshot's trees, maps every entry to its place
+//! under the target (the target joined with its absolute path), and lists
+//! what already exists there. Nothing is written unless that is nothing or
+//! `overwrite` was asked for, and every tree read. [`execute`] walks again,
+//! creating directories as it meets them and handing files and symlinks in
+//! batches to all cores (each file written to a temporary name, verified
+//! blob by blob, then renamed into place), and finally sets directory
+//! metadata deepest first. A tar stream ([`tar`]) is sorted by path, so it
+//! is planned whole first ([`plan`]).
 
 mod early_sync;
+mod execute;
 mod plan;
 mod select;
 pub mod tar;
@@ -17,9 +20,10 @@ mod write;
 
 use std::path::PathBuf;
 
-pub use plan::{Conflict, RestorePlan, plan};
+pub use execute::execute;
+pub use plan::{Conflict, RestorePlan, Survey, plan, survey};
 pub use select::{Selection, Want};
-pub use write::{RestoreOutcome, execute};
+pub use write::RestoreOutcome;
 
 use crate::store::StoreError;
 

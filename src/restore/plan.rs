@@ -1,5 +1,7 @@
-//! Planning a restore: the list of directories, files and links to create,
-//! where every blob is, and what already exists in the way.
+//! Planning a restore: walking the selected part of a snapshot, and from
+//! that walk either the whole list of items with every blob located (a tar
+//! stream, sorted by path) or a survey of what is in the way (a restore
+//! into a directory, which then walks again and writes as it goes).
 
 use std::collections::HashMap;
 use std::fs;
@@ -26,10 +28,7 @@ pub struct Conflict {
 /// One thing to create.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// Destination, relative to the target. (The path the user sees,
-    /// [`RestorePlan::path_of`], is not kept: a plan holds every file of
-    /// the snapshot, and a second path per file was a tenth of a 100k-file
-    /// restore's memory.)
+    /// Destination, relative to the target.
     pub rel: PathBuf,
     /// Where it is in the snapshot.
     pub source: PathBuf,
@@ -37,55 +36,48 @@ pub struct Item {
     pub entry: Entry,
 }
 
-/// Everything a restore will do, computed before anything is written.
+/// Everything a tar stream of a restore holds, collected before anything is
+/// written (the stream is sorted by path).
 #[derive(Debug)]
 pub struct RestorePlan {
-    /// The target directory.
-    pub target: PathBuf,
     /// Directories, parents before children.
     pub dirs: Vec<Item>,
     /// Regular files.
     pub files: Vec<Item>,
     /// Symbolic links.
     pub symlinks: Vec<Item>,
-    /// Existing paths that `--overwrite` would replace.
-    pub conflicts: Vec<Conflict>,
-    /// Existing directories where a file or link goes (never replaced).
-    pub blockers: Vec<Conflict>,
     /// Where each needed blob is; a blob absent here is missing from the store.
     pub locations: HashMap<BlobId, BlobLocation>,
     /// Sum of file sizes.
     pub bytes: u64,
 }
 
-/// Plans the restore of the `selection` of `snapshot` into `target`
-/// (checking what is already there), or for a stream (`target` `None`:
-/// items are named by their relative path).
-pub fn plan(
+/// What a restore into a directory will meet, found by walking the whole
+/// selection once before anything is written: every tree is readable, every
+/// included path is there, and this is what is in the way. Nothing of the
+/// walk is kept beyond that, so it costs no memory per file.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// Existing paths that `--overwrite` would replace.
+    pub conflicts: Vec<Conflict>,
+    /// Existing directories where a file or link goes (never replaced).
+    pub blockers: Vec<Conflict>,
+    /// Files the selection holds.
+    pub files: u64,
+    /// Sum of their sizes.
+    pub bytes: u64,
+}
+
+/// Walks the `selection` of `snapshot` depth first and hands `visit` every
+/// entry in it with where it goes, each directory before its contents;
+/// then checks that every included path was met.
+pub(super) fn walk_selection(
     store: &Store,
     snapshot: &Snapshot,
     selection: &Selection,
-    target: Option<&Path>,
-) -> Result<RestorePlan, RestoreError> {
+    mut visit: impl FnMut(Item) -> Result<(), RestoreError>,
+) -> Result<(), RestoreError> {
     let selection = selection.normalized()?;
-    let mut plan = RestorePlan {
-        target: target.map(Path::to_owned).unwrap_or_default(),
-        dirs: Vec::new(),
-        files: Vec::new(),
-        symlinks: Vec::new(),
-        conflicts: Vec::new(),
-        blockers: Vec::new(),
-        locations: HashMap::new(),
-        bytes: 0,
-    };
-    // One read transaction for all the lookups below (see Catalog::read_snapshot).
-    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
-    // Into a missing or empty target nothing can be in the way: no entry
-    // needs looking at (one stat per file of a 100k-file restore).
-    let check = match target {
-        Some(dir) => holds_anything(dir)?,
-        None => false,
-    };
     let mut found = vec![false; selection.include.len()];
     let root = store.load_tree(&snapshot.record.tree)?;
     let mut stack = vec![(PathBuf::from("/"), root)];
@@ -115,8 +107,7 @@ pub fn plan(
                 }
                 continue;
             };
-            let item = Item { rel, source, entry };
-            plan.add(store, item, check)?;
+            visit(Item { rel, source, entry })?;
         }
     }
     // `/` has no entry of its own: it is always there.
@@ -124,46 +115,92 @@ pub fn plan(
     if let Some((path, _)) = missing.find(|(p, seen)| !**seen && *p != Path::new("/")) {
         return Err(RestoreError::NotInSnapshot(path.clone()));
     }
+    Ok(())
+}
+
+/// Plans a tar stream of the `selection` of `snapshot`: every item, with
+/// its blobs located (items are named by their relative path).
+pub fn plan(
+    store: &Store,
+    snapshot: &Snapshot,
+    selection: &Selection,
+) -> Result<RestorePlan, RestoreError> {
+    let mut plan = RestorePlan {
+        dirs: Vec::new(),
+        files: Vec::new(),
+        symlinks: Vec::new(),
+        locations: HashMap::new(),
+        bytes: 0,
+    };
+    // One read transaction for all the lookups below (see Catalog::read_snapshot).
+    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
+    walk_selection(store, snapshot, selection, |item| {
+        match &item.entry.content {
+            Content::Dir { .. } => plan.dirs.push(item),
+            Content::Symlink { .. } => plan.symlinks.push(item),
+            Content::File { chunks, .. } => {
+                locate_into(store, chunks, &mut plan.locations)?;
+                plan.bytes += item.entry.meta.size;
+                plan.files.push(item);
+            }
+        }
+        Ok(())
+    })?;
     // The stack visits depth-first but not in order; parents must come first.
     plan.dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(plan)
 }
 
-impl RestorePlan {
-    /// Where `item` goes as the user sees it: the target joined with its
-    /// relative path (just the relative path for a stream).
-    pub fn path_of(&self, item: &Item) -> PathBuf {
-        self.target.join(&item.rel)
-    }
-
-    fn add(&mut self, store: &Store, item: Item, check: bool) -> Result<(), RestoreError> {
-        if check {
-            self.check_existing(&item)?;
-            self.check_side_files(&item);
+/// Adds where each of `chunks` is to `locations` (a blob the catalog does
+/// not know is left out: it is missing from the store).
+pub(super) fn locate_into(
+    store: &Store,
+    chunks: &[BlobId],
+    locations: &mut HashMap<BlobId, BlobLocation>,
+) -> Result<(), RestoreError> {
+    for id in chunks {
+        if !locations.contains_key(id)
+            && let Some(at) = store.catalog().locate(id)?
+        {
+            locations.insert(*id, at);
         }
-        match &item.entry.content {
-            Content::Dir { .. } => self.dirs.push(item),
-            Content::Symlink { .. } => self.symlinks.push(item),
-            Content::File { chunks, .. } => {
-                for id in chunks {
-                    if !self.locations.contains_key(id)
-                        && let Some(at) = store.catalog().locate(id)?
-                    {
-                        self.locations.insert(*id, at);
-                    }
-                }
-                self.bytes += item.entry.meta.size;
-                self.files.push(item);
-            }
+    }
+    Ok(())
+}
+
+/// Surveys the restore of the `selection` of `snapshot` into `target`.
+pub fn survey(
+    store: &Store,
+    snapshot: &Snapshot,
+    selection: &Selection,
+    target: &Path,
+) -> Result<Survey, RestoreError> {
+    // Into a missing or empty target nothing can be in the way: no entry
+    // needs looking at (one stat per file of a 100k-file restore).
+    let check = holds_anything(target)?;
+    let mut survey = Survey::default();
+    // One read transaction for all the tree lookups (see Catalog::read_snapshot).
+    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
+    walk_selection(store, snapshot, selection, |item| {
+        let path = target.join(&item.rel);
+        if check {
+            survey.check_existing(&path, &item)?;
+            survey.check_side_files(&path, &item);
+        }
+        if matches!(item.entry.content, Content::File { .. }) {
+            survey.files += 1;
+            survey.bytes += item.entry.meta.size;
         }
         Ok(())
-    }
+    })?;
+    Ok(survey)
+}
 
-    /// Records what is already at the item's path. Existing directories are
-    /// fine for directories (restore merges into them).
-    fn check_existing(&mut self, item: &Item) -> Result<(), RestoreError> {
-        let path = self.path_of(item);
-        let meta = match fs::symlink_metadata(&path) {
+impl Survey {
+    /// Records what is already at `path`, where `item` goes. Existing
+    /// directories are fine for directories (restore merges into them).
+    fn check_existing(&mut self, path: &Path, item: &Item) -> Result<(), RestoreError> {
+        let meta = match fs::symlink_metadata(path) {
             Ok(meta) => meta,
             // Missing, or below something that is not a directory (itself a conflict).
             Err(e)
@@ -176,14 +213,14 @@ impl RestorePlan {
             }
             Err(source) => {
                 return Err(RestoreError::Io {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     source,
                 });
             }
         };
         let is_dir_entry = matches!(item.entry.content, Content::Dir { .. });
         let conflict = |existing| Conflict {
-            path: path.clone(),
+            path: path.to_owned(),
             existing,
         };
         match (meta.is_dir(), is_dir_entry) {
@@ -193,17 +230,14 @@ impl RestorePlan {
         }
         Ok(())
     }
-}
 
-impl RestorePlan {
     /// A database is restored without the `-wal`, `-shm` and `-journal`
     /// files of whatever was there before (a stale `-wal` would corrupt
     /// it): those are conflicts too, removed only with `--overwrite`.
-    fn check_side_files(&mut self, item: &Item) {
+    fn check_side_files(&mut self, path: &Path, item: &Item) {
         if item.entry.database().is_none() {
             return;
         }
-        let path = self.path_of(item);
         let Some(name) = path.file_name() else {
             return;
         };

@@ -1,9 +1,9 @@
-//! Executing a restore plan. Files are written to a temporary name in their
-//! destination directory, checked blob by blob and against the recorded
-//! size, given their metadata, and only then renamed into place: a file in
-//! the target is either the old one or the complete restored one. All of it
-//! goes through directory handles under the target (see `target`). A file
-//! that fails is reported and the others go on.
+//! Writing the items of a restore. Files are written to a temporary name in
+//! their destination directory, checked blob by blob and against the
+//! recorded size, given their metadata, and only then renamed into place: a
+//! file in the target is either the old one or the complete restored one.
+//! All of it goes through directory handles under the target (see
+//! `target`). A file that fails is reported and the others go on.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -12,15 +12,14 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::early_sync::EarlySync;
-use super::plan::{Item, RestorePlan};
+use super::execute::Batch;
+use super::plan::Item;
 use super::target::{Parents, Slot, Target};
-use super::{RestoreError, RestoreOptions};
 use crate::backend::Backend;
 use crate::database;
 use crate::id::BlobId;
 use crate::pack::{self, BlobLocation, PackError};
 use crate::progress::Progress;
-use crate::store::Store;
 use crate::tree::Content;
 
 /// What a restore did.
@@ -58,53 +57,24 @@ enum ItemError {
 }
 
 /// What every item's restore needs.
-struct Ctx<'a> {
-    target: &'a Target,
-    backend: &'a Backend,
-    locations: &'a HashMap<BlobId, BlobLocation>,
-    as_owner: bool,
-    overwrite: bool,
+pub(super) struct Ctx<'a> {
+    pub target: &'a Target,
+    /// The target as the user named it, for reporting paths.
+    pub target_path: &'a Path,
+    pub backend: &'a Backend,
+    pub as_owner: bool,
+    pub overwrite: bool,
 }
 
-/// Carries out `plan`, refusing (before writing anything) if something is in
-/// the way and `options.overwrite` is not set.
-pub fn execute(
-    store: &Store,
-    plan: RestorePlan,
-    options: &RestoreOptions,
+/// Writes the files of `batch` in parallel, then its symlinks, and adds
+/// what became of them to `outcome`.
+pub(super) fn write_batch(
+    ctx: &Ctx<'_>,
+    batch: &Batch,
     progress: &Progress,
-) -> Result<RestoreOutcome, RestoreError> {
-    if !plan.blockers.is_empty() {
-        return Err(RestoreError::Blocked {
-            blockers: plan.blockers,
-        });
-    }
-    if !plan.conflicts.is_empty() && !options.overwrite {
-        return Err(RestoreError::Conflicts {
-            conflicts: plan.conflicts,
-        });
-    }
-    let io_at = |path: &Path| {
-        let path = path.to_owned();
-        move |source| RestoreError::Io { path, source }
-    };
-    allow_open_files();
-    let target = Target::create(&plan.target).map_err(io_at(&plan.target))?;
-    for dir in &plan.dirs {
-        target
-            .slot(&dir.rel)
-            .and_then(|slot| slot.make_dir(options.overwrite))
-            .map_err(io_at(&plan.path_of(dir)))?;
-    }
-    let ctx = Ctx {
-        target: &target,
-        backend: store.backend(),
-        locations: &plan.locations,
-        as_owner: rustix::process::geteuid().is_root(),
-        overwrite: options.overwrite,
-    };
-    let mut outcome = RestoreOutcome::default();
-    let file_results: Vec<_> = plan
+    outcome: &mut RestoreOutcome,
+) {
+    let file_results: Vec<_> = batch
         .files
         .par_iter()
         .map_init(
@@ -115,13 +85,14 @@ pub fn execute(
                 )
             },
             |(packs, parents), item| {
-                let result = restore_file(&ctx, packs, parents, item);
+                let result = restore_file(ctx, &batch.locations, packs, parents, item);
                 Progress::add(&progress.files, 1);
                 Progress::add(&progress.bytes, item.entry.meta.size);
                 (item, result)
             },
         )
         .collect();
+    let path_of = |item: &Item| ctx.target_path.join(&item.rel);
     for (item, result) in file_results {
         match result {
             Ok(stale) => {
@@ -129,48 +100,21 @@ pub fn execute(
                 outcome.bytes += item.entry.meta.size;
                 // Only databases have paths to report: no join per file.
                 if item.entry.database().is_some() {
-                    let path = plan.path_of(item);
+                    let path = path_of(item);
                     outcome
                         .stale_removed
                         .extend(stale.into_iter().map(|name| path.with_file_name(name)));
                     outcome.databases.push(path);
                 }
             }
-            Err(e) => outcome.failed.push((plan.path_of(item), e.to_string())),
+            Err(e) => outcome.failed.push((path_of(item), e.to_string())),
         }
     }
-    for item in &plan.symlinks {
-        match restore_symlink(&ctx, item) {
+    for item in &batch.symlinks {
+        match restore_symlink(ctx, item) {
             Ok(()) => outcome.symlinks += 1,
-            Err(e) => outcome.failed.push((plan.path_of(item), e.to_string())),
+            Err(e) => outcome.failed.push((path_of(item), e.to_string())),
         }
-    }
-    // Deepest first, so setting a parent's mtime is the last touch it gets.
-    for item in plan.dirs.iter().rev() {
-        match target.apply_dir_meta(&item.rel, &item.entry.meta, ctx.as_owner) {
-            Ok(()) => outcome.dirs += 1,
-            Err(e) => outcome.failed.push((plan.path_of(item), e.to_string())),
-        }
-    }
-    Ok(outcome)
-}
-
-/// Raises the soft limit on open files towards the hard one: each restore
-/// thread keeps up to 16 packs and a directory open across files, and the
-/// usual soft limit of 1024 is within reach of 64 threads. If the limit
-/// cannot be raised the restore still runs; a file that then cannot be
-/// opened is reported like any other failure.
-fn allow_open_files() {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let want = limit.maximum.map_or(1 << 16, |hard| hard.min(1 << 16));
-    if limit.current.is_some_and(|soft| soft < want) {
-        let raised = Rlimit {
-            current: Some(want),
-            maximum: limit.maximum,
-        };
-        // Not being allowed to is the case described above.
-        let _ = setrlimit(Resource::Nofile, raised);
     }
 }
 
@@ -179,6 +123,7 @@ fn allow_open_files() {
 /// stale database side files it removed.
 fn restore_file(
     ctx: &Ctx<'_>,
+    locations: &HashMap<BlobId, BlobLocation>,
     packs: &mut pack::reader::PackFiles<'_>,
     parents: &mut Parents,
     item: &Item,
@@ -194,7 +139,7 @@ fn restore_file(
     let file = tmp.file().ok_or_else(|| io::Error::other("not a file"))?;
     let located = chunks
         .iter()
-        .map(|id| Ok((*id, ctx.locations.get(id).ok_or(ItemError::Missing(*id))?)))
+        .map(|id| Ok((*id, locations.get(id).ok_or(ItemError::Missing(*id))?)))
         .collect::<Result<Vec<_>, ItemError>>()?;
     // A database is synced before it appears: start writing it back early.
     let mut early = match database {
