@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::RestoreError;
 use super::select::{Selection, Want};
-use crate::id::BlobId;
+use crate::id::{BlobId, TreeId};
 use crate::pack::BlobLocation;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
@@ -79,9 +79,12 @@ pub(super) fn walk_selection(
 ) -> Result<(), RestoreError> {
     let selection = selection.normalized()?;
     let mut found = vec![false; selection.include.len()];
-    let root = store.load_tree(&snapshot.record.tree)?;
-    let mut stack = vec![(PathBuf::from("/"), root)];
-    while let Some((dir, tree)) = stack.pop() {
+    // Subtrees wait as ids and are read only when their turn comes: a
+    // directory of 3,000 subdirectories would otherwise hold all of them
+    // read at once (300k entries for 300k files).
+    let mut pending: Vec<(PathBuf, TreeId)> = Vec::new();
+    let mut next = Some((PathBuf::from("/"), store.load_tree(&snapshot.record.tree)?));
+    while let Some((dir, tree)) = next.take() {
         for entry in tree.entries {
             let source = dir.join(entry.name.as_path());
             let want = selection.wants(&source);
@@ -92,11 +95,7 @@ pub(super) fn walk_selection(
                 *seen |= *include == source;
             }
             if let Some(sub) = entry.subtree() {
-                let tree = store.load_tree(&sub).map_err(|e| RestoreError::Tree {
-                    path: source.clone(),
-                    source: Box::new(e),
-                })?;
-                stack.push((source.clone(), tree));
+                pending.push((source.clone(), sub));
             }
             let Some(rel) = selection.destination(&source) else {
                 if entry.subtree().is_none() {
@@ -108,6 +107,13 @@ pub(super) fn walk_selection(
                 continue;
             };
             visit(Item { rel, source, entry })?;
+        }
+        if let Some((path, id)) = pending.pop() {
+            let tree = store.load_tree(&id).map_err(|e| RestoreError::Tree {
+                path: path.clone(),
+                source: Box::new(e),
+            })?;
+            next = Some((path, tree));
         }
     }
     // `/` has no entry of its own: it is always there.
