@@ -63,8 +63,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     let list = ctx.snapshot_list(&store)?;
     let snapshot = list.resolve(&reference, &filter)?;
     let Some(target) = args.target.clone() else {
-        let plan = restore::plan(&store, snapshot, &selection)?;
-        return write_tar(ctx, &store, snapshot, &plan, args.tar.as_deref());
+        return write_tar(ctx, &store, snapshot, &selection, args.tar.as_deref());
     };
     let options = RestoreOptions {
         target,
@@ -172,7 +171,7 @@ fn write_tar(
     ctx: &Ctx,
     store: &cairn::store::Store,
     snapshot: &cairn::snapshot::Snapshot,
-    plan: &restore::RestorePlan,
+    selection: &Selection,
     file: Option<&std::path::Path>,
 ) -> anyhow::Result<Exit> {
     let file = file.unwrap_or(std::path::Path::new("-"));
@@ -180,7 +179,8 @@ fn write_tar(
     let outcome = if to_stdout {
         restore::tar::write(
             store,
-            plan,
+            snapshot,
+            selection,
             std::io::BufWriter::new(std::io::stdout().lock()),
         )?
     } else {
@@ -191,7 +191,12 @@ fn write_tar(
             .prefix(".cairn-tar-")
             .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
             .with_context(|| format!("creating a temporary file beside {}", file.display()))?;
-        let outcome = restore::tar::write(store, plan, std::io::BufWriter::new(tmp.as_file()))?;
+        let outcome = restore::tar::write(
+            store,
+            snapshot,
+            selection,
+            std::io::BufWriter::new(tmp.as_file()),
+        )?;
         tmp.as_file()
             .sync_all()
             .with_context(|| format!("writing {}", file.display()))?;

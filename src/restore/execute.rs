@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::Sender;
 
-use super::plan::{Item, Survey, locate_into, walk_selection};
+use super::plan::{Item, Survey, walk_selection};
 use super::target::Target;
 use super::write::{Ctx, RestoreOutcome, write_batch};
 use super::{RestoreError, RestoreOptions};
@@ -155,6 +155,23 @@ fn walk_into_batches(
     })?;
     if !batch.is_empty() {
         hand_over(batches, batch);
+    }
+    Ok(())
+}
+
+/// Adds where each of `chunks` is to `locations` (a blob the catalog does
+/// not know is left out: it is missing from the store).
+fn locate_into(
+    store: &Store,
+    chunks: &[BlobId],
+    locations: &mut HashMap<BlobId, BlobLocation>,
+) -> Result<(), RestoreError> {
+    for id in chunks {
+        if !locations.contains_key(id)
+            && let Some(at) = store.catalog().locate(id)?
+        {
+            locations.insert(*id, at);
+        }
     }
     Ok(())
 }

@@ -7,8 +7,8 @@
 //! creating directories as it meets them and handing files and symlinks in
 //! batches to all cores (each file written to a temporary name, verified
 //! blob by blob, then renamed into place), and finally sets directory
-//! metadata deepest first. A tar stream ([`tar`]) is sorted by path, so it
-//! is planned whole first ([`plan`]).
+//! metadata deepest first. A tar stream ([`tar`]) is written entry by entry
+//! in the same walk.
 
 mod early_sync;
 mod execute;
@@ -21,7 +21,7 @@ mod write;
 use std::path::PathBuf;
 
 pub use execute::execute;
-pub use plan::{Conflict, RestorePlan, Survey, plan, survey};
+pub use plan::{Conflict, Survey, survey};
 pub use select::{Selection, Want};
 pub use write::RestoreOutcome;
 

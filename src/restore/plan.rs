@@ -1,17 +1,13 @@
-//! Planning a restore: walking the selected part of a snapshot, and from
-//! that walk either the whole list of items with every blob located (a tar
-//! stream, sorted by path) or a survey of what is in the way (a restore
-//! into a directory, which then walks again and writes as it goes).
+//! Planning a restore: walking the selected part of a snapshot, and the
+//! survey of what is in the way that a restore into a directory makes
+//! before it walks again and writes as it goes.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::RestoreError;
 use super::select::{Selection, Want};
-use crate::id::{BlobId, TreeId};
-use crate::pack::BlobLocation;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 use crate::tree::{Content, Entry};
@@ -36,22 +32,6 @@ pub struct Item {
     pub entry: Entry,
 }
 
-/// Everything a tar stream of a restore holds, collected before anything is
-/// written (the stream is sorted by path).
-#[derive(Debug)]
-pub struct RestorePlan {
-    /// Directories, parents before children.
-    pub dirs: Vec<Item>,
-    /// Regular files.
-    pub files: Vec<Item>,
-    /// Symbolic links.
-    pub symlinks: Vec<Item>,
-    /// Where each needed blob is; a blob absent here is missing from the store.
-    pub locations: HashMap<BlobId, BlobLocation>,
-    /// Sum of file sizes.
-    pub bytes: u64,
-}
-
 /// What a restore into a directory will meet, found by walking the whole
 /// selection once before anything is written: every tree is readable, every
 /// included path is there, and this is what is in the way. Nothing of the
@@ -69,8 +49,8 @@ pub struct Survey {
 }
 
 /// Walks the `selection` of `snapshot` depth first and hands `visit` every
-/// entry in it with where it goes, each directory before its contents;
-/// then checks that every included path was met.
+/// entry in it with where it goes, each directory right before its
+/// contents; then checks that every included path was met.
 pub(super) fn walk_selection(
     store: &Store,
     snapshot: &Snapshot,
@@ -79,97 +59,51 @@ pub(super) fn walk_selection(
 ) -> Result<(), RestoreError> {
     let selection = selection.normalized()?;
     let mut found = vec![false; selection.include.len()];
-    // Subtrees wait as ids and are read only when their turn comes: a
-    // directory of 3,000 subdirectories would otherwise hold all of them
-    // read at once (300k entries for 300k files).
-    let mut pending: Vec<(PathBuf, TreeId)> = Vec::new();
-    let mut next = Some((PathBuf::from("/"), store.load_tree(&snapshot.record.tree)?));
-    while let Some((dir, tree)) = next.take() {
-        for entry in tree.entries {
-            let source = dir.join(entry.name.as_path());
-            let want = selection.wants(&source);
-            if want == Want::Outside || (want == Want::Ancestor && entry.subtree().is_none()) {
-                continue;
-            }
-            for (seen, include) in found.iter_mut().zip(&selection.include) {
-                *seen |= *include == source;
-            }
-            if let Some(sub) = entry.subtree() {
-                pending.push((source.clone(), sub));
-            }
-            let Some(rel) = selection.destination(&source) else {
-                if entry.subtree().is_none() {
-                    return Err(RestoreError::Selection(format!(
-                        "{} is a file: --strip-prefix must be a directory above it",
-                        source.display()
-                    )));
-                }
-                continue;
-            };
-            visit(Item { rel, source, entry })?;
+    // Depth first, each directory's contents right after it (tar extracts
+    // directory times correctly only so). Only the trees on the way down to
+    // the current entry are held, not every directory still to visit.
+    let root = store.load_tree(&snapshot.record.tree)?;
+    let mut stack = vec![(PathBuf::from("/"), root.entries.into_iter())];
+    while let Some((dir, entries)) = stack.last_mut() {
+        let Some(entry) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let source = dir.join(entry.name.as_path());
+        let want = selection.wants(&source);
+        if want == Want::Outside || (want == Want::Ancestor && entry.subtree().is_none()) {
+            continue;
         }
-        if let Some((path, id)) = pending.pop() {
-            let tree = store.load_tree(&id).map_err(|e| RestoreError::Tree {
-                path: path.clone(),
+        for (seen, include) in found.iter_mut().zip(&selection.include) {
+            *seen |= *include == source;
+        }
+        let subtree = entry.subtree();
+        match selection.destination(&source) {
+            Some(rel) => visit(Item {
+                rel,
+                source: source.clone(),
+                entry,
+            })?,
+            None if subtree.is_none() => {
+                return Err(RestoreError::Selection(format!(
+                    "{} is a file: --strip-prefix must be a directory above it",
+                    source.display()
+                )));
+            }
+            None => {}
+        }
+        if let Some(sub) = subtree {
+            let tree = store.load_tree(&sub).map_err(|e| RestoreError::Tree {
+                path: source.clone(),
                 source: Box::new(e),
             })?;
-            next = Some((path, tree));
+            stack.push((source, tree.entries.into_iter()));
         }
     }
     // `/` has no entry of its own: it is always there.
     let mut missing = selection.include.iter().zip(&found);
     if let Some((path, _)) = missing.find(|(p, seen)| !**seen && *p != Path::new("/")) {
         return Err(RestoreError::NotInSnapshot(path.clone()));
-    }
-    Ok(())
-}
-
-/// Plans a tar stream of the `selection` of `snapshot`: every item, with
-/// its blobs located (items are named by their relative path).
-pub fn plan(
-    store: &Store,
-    snapshot: &Snapshot,
-    selection: &Selection,
-) -> Result<RestorePlan, RestoreError> {
-    let mut plan = RestorePlan {
-        dirs: Vec::new(),
-        files: Vec::new(),
-        symlinks: Vec::new(),
-        locations: HashMap::new(),
-        bytes: 0,
-    };
-    // One read transaction for all the lookups below (see Catalog::read_snapshot).
-    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
-    walk_selection(store, snapshot, selection, |item| {
-        match &item.entry.content {
-            Content::Dir { .. } => plan.dirs.push(item),
-            Content::Symlink { .. } => plan.symlinks.push(item),
-            Content::File { chunks, .. } => {
-                locate_into(store, chunks, &mut plan.locations)?;
-                plan.bytes += item.entry.meta.size;
-                plan.files.push(item);
-            }
-        }
-        Ok(())
-    })?;
-    // The stack visits depth-first but not in order; parents must come first.
-    plan.dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(plan)
-}
-
-/// Adds where each of `chunks` is to `locations` (a blob the catalog does
-/// not know is left out: it is missing from the store).
-pub(super) fn locate_into(
-    store: &Store,
-    chunks: &[BlobId],
-    locations: &mut HashMap<BlobId, BlobLocation>,
-) -> Result<(), RestoreError> {
-    for id in chunks {
-        if !locations.contains_key(id)
-            && let Some(at) = store.catalog().locate(id)?
-        {
-            locations.insert(*id, at);
-        }
     }
     Ok(())
 }

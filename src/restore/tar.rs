@@ -1,7 +1,9 @@
-//! `restore --tar`: a restore plan written as a tar stream instead of into
-//! a directory.
+//! `restore --tar`: a restore written as a tar stream instead of into a
+//! directory.
 //!
-//! Entries come in path order (parents first), with mode, owner, mtime,
+//! Entries come in the order of the snapshot's walk (each directory before
+//! its contents, nothing held but the directories still to visit), with
+//! mode, owner, mtime,
 //! symlink targets and names byte for byte. Names and link targets longer
 //! than the 100 bytes of a tar header use GNU long-name entries; mtimes carry
 //! their nanoseconds in a PAX `mtime` record, so GNU tar extracts exactly
@@ -12,10 +14,11 @@ use std::io::{self, Read, Write};
 
 use tar::{Builder, EntryType, Header};
 
-use super::RestoreError;
-use super::plan::{Item, RestorePlan};
+use super::plan::{Item, walk_selection};
+use super::{RestoreError, Selection};
 use crate::browse::{BrowseError, check_size, file_chunks, read_chunk};
-use crate::store::Store;
+use crate::snapshot::Snapshot;
+use crate::store::{Store, StoreError};
 use crate::tree::{Content, Meta};
 
 /// What went into the stream.
@@ -31,24 +34,23 @@ pub struct TarOutcome {
     pub bytes: u64,
 }
 
-/// Writes `plan` (made without a target) as a tar stream to `out`.
+/// Writes the `selection` of `snapshot` as a tar stream to `out`, entry by
+/// entry as the walk meets them. The selection is walked once first, so an
+/// unreadable tree or a missing included path stops it before any byte.
 pub fn write(
     store: &Store,
-    plan: &RestorePlan,
+    snapshot: &Snapshot,
+    selection: &Selection,
     out: impl Write,
 ) -> Result<TarOutcome, RestoreError> {
-    let mut items: Vec<&Item> = plan
-        .dirs
-        .iter()
-        .chain(&plan.files)
-        .chain(&plan.symlinks)
-        .collect();
-    items.sort_by(|a, b| a.rel.cmp(&b.rel));
+    // One read transaction for all the lookups (see Catalog::read_snapshot).
+    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
+    walk_selection(store, snapshot, selection, |_| Ok(()))?;
     let mut tar = Builder::new(out);
     let mut outcome = TarOutcome::default();
-    for item in items {
-        append(store, &mut tar, item, &mut outcome)?;
-    }
+    walk_selection(store, snapshot, selection, |item| {
+        append(store, &mut tar, &item, &mut outcome)
+    })?;
     tar.into_inner()
         .and_then(|mut out| out.flush())
         .map_err(RestoreError::Tar)?;
