@@ -23,7 +23,7 @@ use crate::id::BlobId;
 use crate::pack::BlobLocation;
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::tree::{Content, Meta};
 
 /// A batch is handed over once it holds this many files and symlinks...
@@ -123,8 +123,6 @@ fn walk_into_batches(
     dirs: &mut Vec<DirToFinish>,
     batches: &Sender<Batch>,
 ) -> Result<(), RestoreError> {
-    // One read transaction for all the lookups (see Catalog::read_snapshot).
-    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
     let mut batch = Batch::default();
     walk_selection(store, snapshot, &options.selection, |item| {
         match &item.entry.content {

@@ -59,6 +59,9 @@ pub(super) fn walk_selection(
 ) -> Result<(), RestoreError> {
     let selection = selection.normalized()?;
     let mut found = vec![false; selection.include.len()];
+    // One read transaction for every lookup of the walk and of `visit`
+    // (see Catalog::read_snapshot).
+    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
     // Depth first, each directory's contents right after it (tar extracts
     // directory times correctly only so). Only the trees on the way down to
     // the current entry are held, not every directory still to visit.
@@ -119,11 +122,9 @@ pub fn survey(
     // needs looking at (one stat per file of a 100k-file restore).
     let check = holds_anything(target)?;
     let mut survey = Survey::default();
-    // One read transaction for all the tree lookups (see Catalog::read_snapshot).
-    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
     walk_selection(store, snapshot, selection, |item| {
-        let path = target.join(&item.rel);
         if check {
+            let path = target.join(&item.rel);
             survey.check_existing(&path, &item)?;
             survey.check_side_files(&path, &item);
         }

@@ -18,7 +18,7 @@ use super::plan::{Item, walk_selection};
 use super::{RestoreError, Selection};
 use crate::browse::{BrowseError, check_size, file_chunks, read_chunk};
 use crate::snapshot::Snapshot;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::tree::{Content, Meta};
 
 /// What went into the stream.
@@ -43,8 +43,6 @@ pub fn write(
     selection: &Selection,
     out: impl Write,
 ) -> Result<TarOutcome, RestoreError> {
-    // One read transaction for all the lookups (see Catalog::read_snapshot).
-    let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
     walk_selection(store, snapshot, selection, |_| Ok(()))?;
     let mut tar = Builder::new(out);
     let mut outcome = TarOutcome::default();
