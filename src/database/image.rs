@@ -115,7 +115,7 @@ impl Image {
     ) -> Result<(), RunsStopped<E>> {
         let sqlite = |e: rusqlite::Error| RunsStopped::Read(io::Error::other(e));
         let bad = |what: String| RunsStopped::Read(io::Error::other(what));
-        let mut stmt = conn.prepare(PAGES_SQL).map_err(sqlite)?;
+        let mut stmt = conn.prepare_cached(PAGES_SQL).map_err(sqlite)?;
         let mut rows = stmt.query([]).map_err(sqlite)?;
         let mut batch = Vec::with_capacity(run);
         let mut read = 0u64;
@@ -264,7 +264,9 @@ fn begin_in_place(source: &Connection) -> rusqlite::Result<Option<(u32, u64)>> {
     // the committed state this one saw.
     let pages: i64 = source.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     let mode: String = source.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") || source.prepare(PAGES_SQL).is_err() {
+    // Preparing it is the test that this SQLite has `sqlite_dbpage`; the
+    // statement is cached for the read.
+    if !mode.eq_ignore_ascii_case("wal") || source.prepare_cached(PAGES_SQL).is_err() {
         source.execute_batch("ROLLBACK")?;
         return Ok(None);
     }

@@ -80,14 +80,11 @@ pub(super) fn walk_selection(
         for (seen, include) in found.iter_mut().zip(&selection.include) {
             *seen |= *include == source;
         }
-        let subtree = entry.subtree();
+        // Only a directory's path is needed after the visit: no copy per file.
+        let below = entry.subtree().map(|sub| (sub, source.clone()));
         match selection.destination(&source) {
-            Some(rel) => visit(Item {
-                rel,
-                source: source.clone(),
-                entry,
-            })?,
-            None if subtree.is_none() => {
+            Some(rel) => visit(Item { rel, source, entry })?,
+            None if below.is_none() => {
                 return Err(RestoreError::Selection(format!(
                     "{} is a file: --strip-prefix must be a directory above it",
                     source.display()
@@ -95,12 +92,12 @@ pub(super) fn walk_selection(
             }
             None => {}
         }
-        if let Some(sub) = subtree {
+        if let Some((sub, path)) = below {
             let tree = store.load_tree(&sub).map_err(|e| RestoreError::Tree {
-                path: source.clone(),
+                path: path.clone(),
                 source: Box::new(e),
             })?;
-            stack.push((source, tree.entries.into_iter()));
+            stack.push((path, tree.entries.into_iter()));
         }
     }
     // `/` has no entry of its own: it is always there.
