@@ -24,16 +24,6 @@ use common::*;
 
 // --- helpers -----------------------------------------------------------------
 
-/// Opens (or creates) a database with a journal mode, checked.
-fn open_in_mode(db: &Path, journal_mode: &str) -> Connection {
-    let conn = Connection::open(db).unwrap();
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", journal_mode, |row| row.get(0))
-        .unwrap();
-    assert_eq!(mode, journal_mode.to_lowercase());
-    conn
-}
-
 /// A WAL-mode connection that never checkpoints: its commits stay in the
 /// `-wal` file (and the main file is untouched) for as long as it is open.
 fn open_wal_without_checkpoints(db: &Path) -> Connection {

@@ -12,7 +12,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 use rusqlite::Connection;
@@ -24,11 +24,7 @@ const ROWS: i64 = 6000;
 
 /// A database of `ROWS` rows tagged 0, in `journal_mode`, closed again.
 fn create_database(db: &Path, journal_mode: &str) {
-    let conn = Connection::open(db).unwrap();
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", journal_mode, |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, journal_mode.to_lowercase());
+    let conn = open_in_mode(db, journal_mode);
     conn.execute_batch(&format!(
         "CREATE TABLE t(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL, data BLOB NOT NULL);
          WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {ROWS})
@@ -42,6 +38,18 @@ fn impatient_writer(db: &Path) -> Connection {
     let conn = Connection::open(db).unwrap();
     conn.busy_timeout(std::time::Duration::ZERO).unwrap();
     conn
+}
+
+/// A test root with `src/app.db` created in `journal_mode`, and a snapshot
+/// of `src` stalled after its first pack (see below).
+fn stalled_snapshot_of_database(journal_mode: &str) -> (TestEnv, PathBuf, PathBuf, Child) {
+    let t = TestEnv::new();
+    let src = t.path("src");
+    std::fs::create_dir(&src).unwrap();
+    let db = src.join("app.db");
+    create_database(&db, journal_mode);
+    let child = snapshot_stalled_after_first_pack(&t, &src);
+    (t, src, db, child)
 }
 
 /// Starts `cairn snapshot SRC` in a store of 1 MiB packs and returns once
@@ -92,13 +100,7 @@ fn tag_counts(conn: &Connection) -> Vec<(i64, i64)> {
 
 #[test]
 fn a_wal_database_is_read_in_place_and_misses_commits_and_checkpoints_made_meanwhile() {
-    let t = TestEnv::new();
-    let src = t.path("src");
-    std::fs::create_dir(&src).unwrap();
-    let db = src.join("app.db");
-    create_database(&db, "WAL");
-
-    let child = snapshot_stalled_after_first_pack(&t, &src);
+    let (t, src, db, child) = stalled_snapshot_of_database("WAL");
     assert!(
         !has_temp_file(&t.store.join("tmp")),
         "a copy of the database is in tmp/"
@@ -132,13 +134,7 @@ fn a_wal_database_is_read_in_place_and_misses_commits_and_checkpoints_made_meanw
 
 #[test]
 fn a_rollback_journal_database_is_locked_only_while_it_is_copied() {
-    let t = TestEnv::new();
-    let src = t.path("src");
-    std::fs::create_dir(&src).unwrap();
-    let db = src.join("app.db");
-    create_database(&db, "DELETE");
-
-    let child = snapshot_stalled_after_first_pack(&t, &src);
+    let (t, _, db, child) = stalled_snapshot_of_database("DELETE");
     let writer = impatient_writer(&db);
     writer
         .execute("UPDATE t SET tag = 1 WHERE id % 2 = 0", [])

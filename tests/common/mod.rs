@@ -638,3 +638,16 @@ pub fn has_temp_file(dir: &Path) -> bool {
         })
         .unwrap_or(false)
 }
+
+// ---------------------------------------------------------------------------
+// SQLite
+
+/// Opens (or creates) a database with a journal mode, checked.
+pub fn open_in_mode(db: &Path, journal_mode: &str) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", journal_mode, |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, journal_mode.to_lowercase());
+    conn
+}
