@@ -8,6 +8,7 @@
 //! are single path components, unique and sorted.
 
 use std::cmp::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,35 @@ pub struct Timespec {
     pub sec: i64,
     /// Nanoseconds, below 1e9.
     pub nsec: u32,
+}
+
+impl Timespec {
+    /// A system time as a `Timespec` (the epoch for times before it).
+    pub fn of(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Self {
+                sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nsec: d.subsec_nanos(),
+            },
+            Err(_) => Self { sec: 0, nsec: 0 },
+        }
+    }
+
+    /// Whether a file last changed at `self` changed long enough before
+    /// `read_start` that a later change cannot carry the same timestamps
+    /// (the racy timestamp problem, as in git's index). The window covers
+    /// coarse kernel clocks and, for file systems with whole-second
+    /// timestamps, a second more.
+    pub fn settled_before(self, read_start: SystemTime) -> bool {
+        let window = if self.nsec == 0 {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(1)
+        };
+        read_start
+            .checked_sub(window)
+            .is_some_and(|limit| self < Self::of(limit))
+    }
 }
 
 /// Metadata recorded for every entry.

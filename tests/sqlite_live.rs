@@ -98,9 +98,26 @@ fn tag_counts(conn: &Connection) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// A connection that leaves commits in the `-wal` (no automatic
+/// checkpoints) and has just made one: the database is not quiet, so the
+/// capture goes through SQLite.
+fn wal_holder(db: &Path) -> Connection {
+    let conn = Connection::open(db).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute("UPDATE t SET tag = 0 WHERE id = 1", [])
+        .unwrap();
+    conn
+}
+
 #[test]
 fn a_wal_database_is_read_in_place_and_misses_commits_and_checkpoints_made_meanwhile() {
-    let (t, src, db, child) = stalled_snapshot_of_database("WAL");
+    let t = TestEnv::new();
+    let src = t.path("src");
+    std::fs::create_dir(&src).unwrap();
+    let db = src.join("app.db");
+    create_database(&db, "WAL");
+    let _holder = wal_holder(&db);
+    let child = snapshot_stalled_after_first_pack(&t, &src);
     assert!(
         !has_temp_file(&t.store.join("tmp")),
         "a copy of the database is in tmp/"
@@ -149,4 +166,29 @@ fn a_rollback_journal_database_is_locked_only_while_it_is_copied() {
         !has_temp_file(&t.store.join("tmp")),
         "the copy was left in tmp/"
     );
+}
+
+// A quiet database is read straight from the file (issue #14 item 13); a
+// writer that commits and checkpoints while it is read makes the capture
+// start again through SQLite, so the image is still one committed state.
+#[test]
+fn a_quiet_database_written_while_it_is_read_directly_is_captured_as_one_state() {
+    let t = TestEnv::new();
+    let src = t.path("src");
+    std::fs::create_dir(&src).unwrap();
+    let db = src.join("app.db");
+    create_database(&db, "WAL");
+    settle();
+    let child = snapshot_stalled_after_first_pack(&t, &src);
+    let writer = impatient_writer(&db);
+    writer.execute("UPDATE t SET tag = 1", []).unwrap();
+    writer
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let snap = parse_json(&out.stdout);
+
+    let back = restored_database(&t, id(&snap), &db);
+    assert_eq!(tag_counts(&back), [(1, ROWS)], "the image is not one state");
 }

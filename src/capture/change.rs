@@ -2,7 +2,7 @@
 //! without reading it, and whether a file just read may be trusted by the
 //! next snapshot's comparison.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::handle::FileStat;
 use crate::tree::{ChangeKey, Content, Entry, Timespec};
@@ -47,25 +47,12 @@ pub fn key_after_read(before: &FileStat, after: &FileStat, read_start: SystemTim
 /// Whether a file last changed at `newest` changed long enough before
 /// `read_start` that a later change cannot carry the same timestamps.
 pub fn settled(newest: Timespec, read_start: SystemTime) -> bool {
-    let window = if newest.nsec == 0 {
-        Duration::from_secs(2)
-    } else {
-        Duration::from_secs(1)
-    };
-    read_start
-        .checked_sub(window)
-        .is_some_and(|limit| newest < as_timespec(limit))
+    newest.settled_before(read_start)
 }
 
 /// A system time as a [`Timespec`] (the epoch for times before it).
 pub fn as_timespec(t: SystemTime) -> Timespec {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timespec {
-            sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            nsec: d.subsec_nanos(),
-        },
-        Err(_) => Timespec { sec: 0, nsec: 0 },
-    }
+    Timespec::of(t)
 }
 
 #[cfg(test)]
@@ -73,6 +60,7 @@ mod tests {
     use super::*;
     use crate::capture::handle::stat_path;
     use std::fs;
+    use std::time::Duration;
 
     #[test]
     fn a_file_modified_just_before_its_read_is_not_trusted() {

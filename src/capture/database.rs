@@ -55,8 +55,17 @@ pub(super) struct Opened<'a> {
     pub name: &'a OsStr,
     pub file: &'a File,
     pub stat: &'a FileStat,
-    /// Whether the path was named by the user (symlinks in it are followed).
-    pub named: bool,
+    /// The directory the walk found it in; `None` for a path the user
+    /// named (symlinks in it are followed).
+    pub dir: Option<&'a DirHandle>,
+}
+
+/// Why a taken image could not be stored.
+enum Unusable {
+    /// Reading it failed.
+    Read(io::Error),
+    /// It changed while it was read directly: take it again with SQLite.
+    Changed,
 }
 
 /// What became of a file that starts like a database.
@@ -88,14 +97,31 @@ impl Walker<'_, '_> {
         self.databases_seen.insert(opened.path.to_owned());
         let wal = wal_key(opened.path);
         let read_start = SystemTime::now();
-        let image = match self.take_image(opened, wal.as_ref()) {
-            Ok(image) => image,
-            Err(outcome) => return Ok(outcome),
+        // A named source's directory: where the real file (past symlinks) is.
+        let named_dir = match opened.dir {
+            Some(_) => None,
+            None => match DirHandle::containing(opened.path, opened.stat) {
+                Ok(found) => Some(found),
+                Err(e) => return Ok(self.db_left_out(opened.path, e)),
+            },
+        };
+        let (dir, name) = match (&named_dir, opened.dir) {
+            (Some((dir, name)), _) => (dir.as_fd(), name.as_os_str()),
+            (None, Some(dir)) => (dir.as_fd(), opened.name),
+            (None, None) => return Ok(DbOutcome::LeftOut),
+        };
+        let request = ImageRequest {
+            path: opened.path,
+            dir,
+            name,
+            file: opened.file,
+            expected_len: opened.stat.size + wal.as_ref().map_or(0, |w| w.size),
+            timeout: self.sqlite.timeout,
         };
         let before = self.sink.stats;
-        let chunks = match self.store_image(&image)? {
-            Ok(chunks) => chunks,
-            Err(e) => return Ok(self.db_left_out(opened.path, e)),
+        let (image, chunks) = match self.image_and_chunks(&request)? {
+            Ok(stored) => stored,
+            Err(outcome) => return Ok(outcome),
         };
         self.note_database(DatabaseSummary {
             path: RawName::from_path(opened.path),
@@ -111,28 +137,38 @@ impl Walker<'_, '_> {
         Ok(DbOutcome::Captured(Box::new(entry)))
     }
 
-    /// The consistent image of the opened database, checked to be of the
-    /// file the walk listed; else what became of it (already reported).
-    fn take_image(
+    /// Takes the database's image and stores it. A database written while
+    /// it was read directly is taken again through SQLite (its chunks
+    /// stored so far are simply not referenced). The error side is what
+    /// became of the file (already reported).
+    #[allow(clippy::type_complexity)]
+    fn image_and_chunks<'a>(
         &mut self,
-        opened: &Opened<'_>,
-        wal: Option<&SideFileKey>,
-    ) -> Result<Image, DbOutcome> {
-        let path = opened.path;
-        let request = ImageRequest {
-            path,
-            follow_symlink: opened.named,
-            expected_len: opened.stat.size + wal.map_or(0, |w| w.size),
-            timeout: self.sqlite.timeout,
-        };
-        let image = match image::capture(self.store.backend(), &request) {
+        request: &ImageRequest<'a>,
+    ) -> Result<Result<(Image<'a>, Vec<BlobId>), DbOutcome>, CaptureError> {
+        let path = request.path;
+        let mut image = match image::capture(self.store.backend(), request) {
             Ok(image) => image,
-            Err(ImageError::NotADatabase(why)) => return Err(self.fall_back(path, &why)),
-            Err(e) => return Err(self.db_left_out(path, e)),
+            Err(e) => return Ok(Err(self.image_failed(path, e))),
         };
-        match same_file(path, opened) {
-            Ok(()) => Ok(image),
-            Err(e) => Err(self.db_left_out(path, e)),
+        loop {
+            match self.store_image(&image)? {
+                Ok(chunks) => return Ok(Ok((image, chunks))),
+                Err(Unusable::Read(e)) => return Ok(Err(self.db_left_out(path, e))),
+                Err(Unusable::Changed) => {}
+            }
+            image = match image::capture_busy(self.store.backend(), request) {
+                Ok(image) => image,
+                Err(e) => return Ok(Err(self.image_failed(path, e))),
+            };
+        }
+    }
+
+    /// Reports why no image was taken.
+    fn image_failed(&mut self, path: &Path, e: ImageError) -> DbOutcome {
+        match e {
+            ImageError::NotADatabase(why) => self.fall_back(path, &why),
+            e => self.db_left_out(path, e),
         }
     }
 
@@ -199,20 +235,33 @@ impl Walker<'_, '_> {
     }
 
     /// Cuts the image into page runs and stores them. The outer error stops
-    /// the walk; the inner one (reading the image) leaves the file out.
-    fn store_image(&mut self, image: &Image) -> Result<io::Result<Vec<BlobId>>, CaptureError> {
+    /// the walk; the inner one says why the image could not be used.
+    fn store_image(
+        &mut self,
+        image: &Image<'_>,
+    ) -> Result<Result<Vec<BlobId>, Unusable>, CaptureError> {
         let run = database::run_len(image.page_size, self.page_run);
         let mut chunks = Vec::with_capacity((image.len as usize).div_ceil(run));
+        let mut failed = None;
         let stored = image.for_each_run(run, |data| {
             self.summary.bytes_read += data.len() as u64;
             Progress::add(&self.progress.bytes, data.len() as u64);
-            chunks.push(self.sink.put(BlobKind::Data, data)?);
-            Ok(())
+            match self.sink.put(BlobKind::Data, data) {
+                Ok(id) => {
+                    chunks.push(id);
+                    Ok(())
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Err(())
+                }
+            }
         });
         match stored {
             Ok(()) => Ok(Ok(chunks)),
-            Err(RunsStopped::Read(e)) => Ok(Err(e)),
-            Err(RunsStopped::Sink(e)) => Err(e),
+            Err(RunsStopped::Sink(())) => Err(failed.unwrap_or(CaptureError::PipelineStopped)),
+            Err(RunsStopped::Read(e)) => Ok(Err(Unusable::Read(e))),
+            Err(RunsStopped::Changed) => Ok(Err(Unusable::Changed)),
         }
     }
 
@@ -248,7 +297,7 @@ impl Walker<'_, '_> {
 /// the file or its `-wal` changed too close to it (see `change`).
 fn database_entry(
     opened: &Opened<'_>,
-    image: &Image,
+    image: &Image<'_>,
     chunks: Vec<BlobId>,
     wal: Option<SideFileKey>,
     read_start: SystemTime,
@@ -298,18 +347,4 @@ pub(super) fn wal_key(path: &Path) -> Option<SideFileKey> {
 /// a later change could not carry the same timestamps (see `change`).
 fn wal_settled(wal: Option<&SideFileKey>, read_start: SystemTime) -> bool {
     wal.is_none_or(|w| change::settled(w.mtime, read_start))
-}
-
-/// Checks that the file SQLite read (by path) is the file the walk listed.
-fn same_file(path: &Path, opened: &Opened<'_>) -> Result<(), String> {
-    let now = if opened.named {
-        handle::stat_path(path)
-    } else {
-        handle::lstat_path(path)
-    };
-    match now {
-        Ok(now) if now.dev == opened.stat.dev && now.ino == opened.stat.ino => Ok(()),
-        Ok(_) => Err("replaced while it was being captured (not the file that was listed)".into()),
-        Err(e) => Err(format!("vanished while it was being captured: {e}")),
-    }
 }

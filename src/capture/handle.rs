@@ -155,6 +155,28 @@ impl DirHandle {
         Self::checked(fd, seen)
     }
 
+    /// The directory that holds the file at `path` (a path the user named:
+    /// symlinks are followed to the real file), and the file's name in it,
+    /// checked to be the file `seen` describes.
+    pub fn containing(path: &Path, seen: &FileStat) -> io::Result<(Self, OsString)> {
+        let real = std::fs::canonicalize(path)?;
+        let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
+            return Err(io::Error::other("has no parent directory"));
+        };
+        let dir = Self::open_path(parent, &stat_path(parent)?)?;
+        let found = dir.lstat(name)?;
+        if found.kind != Kind::File || !found.same_object(seen) {
+            return Err(io::Error::other(REPLACED));
+        }
+        Ok((dir, name.to_owned()))
+    }
+
+    /// The directory's descriptor, for reading entries relative to it.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+
     fn checked(fd: OwnedFd, seen: &FileStat) -> io::Result<Self> {
         let stat = FileStat::from_raw(&rustix::fs::fstat(&fd)?);
         if !stat.same_object(seen) {

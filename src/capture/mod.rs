@@ -179,6 +179,10 @@ pub fn run(
     progress: &Progress,
 ) -> Result<Snapshot, CaptureError> {
     let started = Instant::now();
+    // Before the pipeline's threads start: it hooks SQLite's global system
+    // call table. A failure leaves databases that need SQLite out, each
+    // with the reason.
+    let _ = crate::database::pinned::install();
     let version = store.config().version;
     if version != crate::store::config::FORMAT_VERSION {
         return Err(CaptureError::NotUpgraded(version));

@@ -72,10 +72,11 @@ pub struct Walker<'a, 'p> {
 type Captured = Result<Option<Entry>, CaptureError>;
 
 /// How the walk reached a file.
-#[derive(Debug, Clone, Copy)]
-struct Origin {
-    /// The user named this path (symlinks in it were followed).
-    named: bool,
+#[derive(Clone, Copy)]
+struct Origin<'d> {
+    /// The directory it was found in; `None` if the user named this path
+    /// (symlinks in it were followed).
+    dir: Option<&'d DirHandle>,
     /// A `NAME-wal` file sits beside it.
     wal_beside: bool,
 }
@@ -141,7 +142,7 @@ impl Walker<'_, '_> {
             }),
             Kind::File => {
                 let origin = Origin {
-                    named: true,
+                    dir: None,
                     wal_beside: super::database::wal_key(path).is_some(),
                 };
                 self.capture_file(path, name, origin, &stat, before, || {
@@ -172,7 +173,7 @@ impl Walker<'_, '_> {
             }
             Kind::File => {
                 let origin = Origin {
-                    named: false,
+                    dir: Some(dir),
                     wal_beside,
                 };
                 self.capture_file(path, name, origin, &stat, before, || {
@@ -264,7 +265,7 @@ impl Walker<'_, '_> {
         &mut self,
         path: &Path,
         name: &OsStr,
-        origin: Origin,
+        origin: Origin<'_>,
         stat: &FileStat,
         before: Option<&Entry>,
         open: impl FnOnce() -> io::Result<(File, FileStat)>,
@@ -282,7 +283,7 @@ impl Walker<'_, '_> {
             self.note_unchanged_database(path, &entry);
             return Ok(Some(self.count_file(entry)));
         }
-        let Some(entry) = self.read_file(path, name, origin.named, open)? else {
+        let Some(entry) = self.read_file(path, name, origin.dir, open)? else {
             return Ok(None);
         };
         if before.is_some() {
@@ -301,7 +302,7 @@ impl Walker<'_, '_> {
         path: &Path,
         prev: &Entry,
         stat: &FileStat,
-        origin: Origin,
+        origin: Origin<'_>,
     ) -> Result<Option<Content>, CaptureError> {
         // A file stored as plain bytes (by an older cairn, or with --sqlite
         // raw) that has a -wal beside it may be a WAL database whose
@@ -335,7 +336,7 @@ impl Walker<'_, '_> {
         &mut self,
         path: &Path,
         name: &OsStr,
-        named: bool,
+        dir: Option<&DirHandle>,
         open: impl FnOnce() -> io::Result<(File, FileStat)>,
     ) -> Captured {
         let read_start = SystemTime::now();
@@ -349,7 +350,7 @@ impl Walker<'_, '_> {
                 name,
                 file: &file,
                 stat: &before,
-                named,
+                dir,
             };
             match self.capture_database(&opened)? {
                 DbOutcome::Captured(entry) => return Ok(Some(*entry)),

@@ -1,55 +1,60 @@
-//! Consistent images of live databases.
+//! Consistent images of live databases, read through what the walk opened.
 //!
-//! The database is opened read-only and everything cairn reads of it
-//! happens inside one read transaction, so the image is exactly one
-//! committed state, including commits that still sit in the `-wal` file,
-//! while other processes keep writing. Two ways, by journal mode:
+//! The image is exactly one committed state of the database, including
+//! commits that still sit in the `-wal` file, while other processes keep
+//! writing; and it is read from the very file the walk opened, through the
+//! directory the walk holds, never by a path another user can redirect.
+//! Nothing is ever created or changed beside a source database. Three ways,
+//! cheapest first:
 //!
-//! - **WAL databases are read in place**, page by page through SQLite's
-//!   `sqlite_dbpage` table, while the transaction stays open. Writers are
-//!   never blocked in WAL mode, so holding the transaction for the whole
-//!   capture costs them nothing; only checkpoints cannot pass it, so the
-//!   `-wal` may grow by what is written meanwhile. Nothing is copied: no
-//!   free space is needed and no byte is read twice.
-//! - **Other databases are copied** with SQLite's online backup API in a
-//!   single step into a temporary file in the store's `tmp/`, removed when
-//!   the [`Image`] is dropped, whatever happened. Their read lock blocks
-//!   writers, so it is held only for the copy, not for the compression.
-//!   A SQLite built without `sqlite_dbpage` copies WAL databases too.
+//! - **Directly** ([`super::direct`]): a database with no `-wal` frames and
+//!   no journal, not written for a while, is read from the walk's
+//!   descriptor without SQLite and checked unchanged afterwards. The
+//!   nightly common case, and the only way to read an idle WAL database
+//!   without creating its side files.
+//! - **Through SQLite** ([`super::live`]): in one read transaction, in
+//!   place for WAL databases, else copied into `tmp/` with the backup API.
+//! - **Through a copy** of the database and its `-wal` (see
+//!   [`super::side_copy`]), when SQLite could only read them by creating a
+//!   `-shm` where none can be created.
 //!
 //! A busy or locked database is retried with backoff until a deadline and
 //! then given up on; it is never copied raw. A file that SQLite does not
 //! accept as a database is reported as such, so the caller can fall back to
 //! storing its bytes.
 
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, ErrorCode, OpenFlags};
-use tempfile::NamedTempFile;
+use rusqlite::Connection;
+use tempfile::{NamedTempFile, TempDir};
 
+use super::direct::{self, Quiet, Quietness};
+use super::live::{self, LiveError};
+use super::pinned::Pin;
 use crate::backend::{Backend, BackendError};
 use crate::chunker;
 
-/// Room left free on the file system of `tmp/` beyond the image itself.
-const SPACE_MARGIN: u64 = 16 << 20;
 /// First wait after a busy attempt; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// Every page of the main database as the open read transaction sees it,
-/// in order (`sqlite_dbpage` consumes the `ORDER BY`: no sort).
-const PAGES_SQL: &str = "SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno";
 
-/// What to capture and how patiently.
-#[derive(Debug, Clone)]
+/// The database to capture, as the walk opened it, and how patiently.
+#[derive(Debug, Clone, Copy)]
 pub struct ImageRequest<'a> {
-    /// The database file.
+    /// Its path, for messages only: nothing is opened by it.
     pub path: &'a Path,
-    /// Follow a symlink in the last component (only for paths the user named).
-    pub follow_symlink: bool,
+    /// The directory holding it, as the walk opened (and checked) it.
+    pub dir: BorrowedFd<'a>,
+    /// Its name in `dir`.
+    pub name: &'a OsStr,
+    /// The database file, open.
+    pub file: &'a File,
     /// Size of the database file and its `-wal`, an upper bound of the image.
     pub expected_len: u64,
     /// How long to keep retrying while the database is busy or locked.
@@ -58,8 +63,8 @@ pub struct ImageRequest<'a> {
 
 /// A consistent image of a database, ready to be read once.
 #[derive(Debug)]
-pub struct Image {
-    source: Source,
+pub struct Image<'a> {
+    pub(super) source: Source<'a>,
     /// Its page size.
     pub page_size: u32,
     /// Its length in bytes (a whole number of pages).
@@ -67,9 +72,20 @@ pub struct Image {
 }
 
 #[derive(Debug)]
-enum Source {
-    /// The database itself, with the read transaction open until drop.
-    InPlace(Connection),
+pub(super) enum Source<'a> {
+    /// The file itself, quiet when checked; checked again after reading.
+    Direct {
+        request: ImageRequest<'a>,
+        quiet: Quiet,
+    },
+    /// Read in place inside the read transaction the connection holds
+    /// open until drop. The connection is dropped before its pin and its
+    /// private copy (field order).
+    InPlace {
+        conn: Connection,
+        _pin: Option<Pin>,
+        _dir: Option<TempDir>,
+    },
     /// A copy in `tmp/`, removed on drop.
     Copy(NamedTempFile),
 }
@@ -79,11 +95,15 @@ enum Source {
 pub enum RunsStopped<E> {
     /// Reading the image failed: it is unusable.
     Read(io::Error),
+    /// The database was written while it was read directly: what was
+    /// handed out is not one committed state. Capture it again with
+    /// [`capture_busy`].
+    Changed,
     /// The caller's function failed.
     Sink(E),
 }
 
-impl Image {
+impl Image<'_> {
     /// Hands the image to `each` in order, in runs of `run` bytes (whole
     /// pages when `run` is a multiple of the page size; the last run may be
     /// shorter).
@@ -93,7 +113,15 @@ impl Image {
         mut each: impl FnMut(Vec<u8>) -> Result<(), E>,
     ) -> Result<(), RunsStopped<E>> {
         match &self.source {
-            Source::InPlace(conn) => self.read_in_place(conn, run, &mut each),
+            Source::Direct { request, quiet } => {
+                direct::read_runs(request.file, quiet, run, each)?;
+                match direct::still_quiet(request.dir, request.name, request.file, quiet) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(RunsStopped::Changed),
+                    Err(e) => Err(RunsStopped::Read(e)),
+                }
+            }
+            Source::InPlace { conn, .. } => self.read_in_place(conn, run, &mut each),
             Source::Copy(file) => {
                 let reader = file.reopen().map_err(RunsStopped::Read)?;
                 for data in chunker::fixed_runs(reader, run) {
@@ -105,8 +133,8 @@ impl Image {
     }
 
     /// Reads every page through `sqlite_dbpage` inside the transaction
-    /// [`begin_in_place`] opened, checking that they come numbered 1, 2, …
-    /// up to the page count read when it began, each of the page size.
+    /// `live` opened, checking that they come numbered 1, 2, … up to the
+    /// page count read when it began, each of the page size.
     fn read_in_place<E>(
         &self,
         conn: &Connection,
@@ -115,7 +143,7 @@ impl Image {
     ) -> Result<(), RunsStopped<E>> {
         let sqlite = |e: rusqlite::Error| RunsStopped::Read(io::Error::other(e));
         let bad = |what: String| RunsStopped::Read(io::Error::other(what));
-        let mut stmt = conn.prepare_cached(PAGES_SQL).map_err(sqlite)?;
+        let mut stmt = conn.prepare_cached(live::PAGES_SQL).map_err(sqlite)?;
         let mut rows = stmt.query([]).map_err(sqlite)?;
         let mut batch = Vec::with_capacity(run);
         let mut read = 0u64;
@@ -172,6 +200,9 @@ pub enum ImageError {
     /// The file went away before it could be opened.
     #[error("vanished before it could be captured")]
     Vanished,
+    /// Another file took its name after the walk opened it.
+    #[error("replaced while it was being captured (not the file that was listed)")]
+    Replaced,
     /// The image would not fit in `tmp/`.
     #[error(
         "not enough free space in {} for a {need}-byte database image ({free} bytes free)",
@@ -185,6 +216,9 @@ pub enum ImageError {
         /// Bytes available.
         free: u64,
     },
+    /// Reading the file or its directory failed.
+    #[error("{0}")]
+    Read(io::Error),
     /// SQLite failed otherwise (permissions, I/O).
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -196,39 +230,67 @@ pub enum ImageError {
     BadImage(String),
 }
 
-/// Takes a consistent image of the database at `request.path`: in place
-/// for a WAL database, else copied into the store's `tmp/`.
-pub fn capture(backend: &Backend, request: &ImageRequest<'_>) -> Result<Image, ImageError> {
-    let source = open_source(request)?;
+/// Takes a consistent image of the database `request` names: directly if
+/// it is quiet, else through SQLite.
+pub fn capture<'a>(backend: &Backend, request: &ImageRequest<'a>) -> Result<Image<'a>, ImageError> {
     let mut patience = Patience::new(request.timeout);
     loop {
-        match begin_in_place(&source) {
-            Ok(Some((page_size, pages))) => return in_place(source, page_size, pages),
-            Ok(None) => break,
-            Err(e) => {
-                end_transaction(&source);
-                if !is_busy(&e) {
-                    return Err(classify(e, request.path));
-                }
-            }
-        }
-        patience.wait()?;
-    }
-    check_free_space(&backend.path("tmp"), request.expected_len)?;
-    let file = backend.temp_file()?;
-    loop {
-        match copy_once(&source, file.path()) {
-            Ok(StepResult::Done) => return finish(file),
-            Ok(_) => {}
-            Err(e) if is_busy(&e) => {}
-            Err(e) => return Err(classify(e, request.path)),
+        let quietness = direct::check(request.dir, request.name, request.file, SystemTime::now())
+            .map_err(ImageError::Read)?;
+        let unsettled_wal = match quietness {
+            Quietness::Quiet(quiet) => return Ok(direct_image(*request, quiet)),
+            Quietness::Unsettled { wal } => wal,
+            Quietness::NotQuiet => false,
+        };
+        if let Some(image) = through_sqlite(backend, request, &mut patience, unsettled_wal)? {
+            return Ok(image);
         }
         patience.wait()?;
     }
 }
 
+/// Takes an image through SQLite only: for a database that changed while
+/// it was read directly.
+pub fn capture_busy<'a>(
+    backend: &Backend,
+    request: &ImageRequest<'a>,
+) -> Result<Image<'a>, ImageError> {
+    let mut patience = Patience::new(request.timeout);
+    loop {
+        if let Some(image) = through_sqlite(backend, request, &mut patience, false)? {
+            return Ok(image);
+        }
+        patience.wait()?;
+    }
+}
+
+/// SQLite in place, else a copy with the `-wal`; `None` to try again
+/// later. An idle WAL database written moments ago has no side files that
+/// SQLite could use without creating them, so it only waits to settle.
+fn through_sqlite<'a>(
+    backend: &Backend,
+    request: &ImageRequest<'a>,
+    patience: &mut Patience,
+    unsettled_wal: bool,
+) -> Result<Option<Image<'a>>, ImageError> {
+    match live::capture(backend, request, patience) {
+        Ok(image) => Ok(Some(image)),
+        Err(LiveError::Other(e)) => Err(e),
+        Err(LiveError::SideFiles(_)) if unsettled_wal => Ok(None),
+        Err(LiveError::SideFiles(_)) => live::capture_copied(backend, request, patience),
+    }
+}
+
+fn direct_image(request: ImageRequest<'_>, quiet: Quiet) -> Image<'_> {
+    Image {
+        page_size: quiet.page_size,
+        len: quiet.len,
+        source: Source::Direct { request, quiet },
+    }
+}
+
 /// The deadline and backoff of retries while the database is busy.
-struct Patience {
+pub(super) struct Patience {
     timeout: Duration,
     deadline: Instant,
     backoff: Duration,
@@ -244,7 +306,7 @@ impl Patience {
     }
 
     /// Sleeps before the next attempt, or gives up past the deadline.
-    fn wait(&mut self) -> Result<(), ImageError> {
+    pub(super) fn wait(&mut self) -> Result<(), ImageError> {
         let now = Instant::now();
         if now >= self.deadline {
             return Err(ImageError::Busy(self.timeout));
@@ -253,139 +315,4 @@ impl Patience {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         Ok(())
     }
-}
-
-/// Opens a read transaction and, for a WAL database this SQLite can read
-/// page by page, leaves it open and returns the page size and count it
-/// sees. `None`, with no transaction left open, means: copy it instead.
-fn begin_in_place(source: &Connection) -> rusqlite::Result<Option<(u32, u64)>> {
-    source.execute_batch("BEGIN")?;
-    // The first read starts the read transaction: every later read sees
-    // the committed state this one saw.
-    let pages: i64 = source.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let mode: String = source.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    // Preparing it is the test that this SQLite has `sqlite_dbpage`; the
-    // statement is cached for the read.
-    if !mode.eq_ignore_ascii_case("wal") || source.prepare_cached(PAGES_SQL).is_err() {
-        source.execute_batch("ROLLBACK")?;
-        return Ok(None);
-    }
-    let page_size: i64 = source.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let invalid = || rusqlite::Error::IntegralValueOutOfRange(0, page_size);
-    let page_size = u32::try_from(page_size).map_err(|_| invalid())?;
-    let pages =
-        u64::try_from(pages).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, pages))?;
-    Ok(Some((page_size, pages)))
-}
-
-fn in_place(source: Connection, page_size: u32, pages: u64) -> Result<Image, ImageError> {
-    if !super::is_valid_page_size(page_size) {
-        return Err(ImageError::BadImage(format!(
-            "SQLite reports a page size of {page_size}"
-        )));
-    }
-    Ok(Image {
-        source: Source::InPlace(source),
-        page_size,
-        len: pages * u64::from(page_size),
-    })
-}
-
-/// Ends a transaction an attempt left open, so the next can begin.
-fn end_transaction(source: &Connection) {
-    if !source.is_autocommit() {
-        // A failed rollback leaves the transaction open; the next BEGIN
-        // then fails and reports it.
-        let _ = source.execute_batch("ROLLBACK");
-    }
-}
-
-/// Opens the source read-only: nothing cairn does may change a database.
-fn open_source(request: &ImageRequest<'_>) -> Result<Connection, ImageError> {
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if !request.follow_symlink {
-        flags |= OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    }
-    let conn =
-        Connection::open_with_flags(request.path, flags).map_err(|e| classify(e, request.path))?;
-    // Short waits inside SQLite; the deadline is kept by the loop above.
-    conn.busy_timeout(Duration::from_millis(50))?;
-    Ok(conn)
-}
-
-/// One attempt: the whole database in one backup step, that is in one read
-/// transaction of the source. `More` cannot happen with -1 but is retried
-/// like `Busy` rather than trusted.
-fn copy_once(source: &Connection, dest: &Path) -> rusqlite::Result<StepResult> {
-    let mut dest = Connection::open(dest)?;
-    // The image is a scratch file: no journal, no syncs.
-    dest.pragma_update(None, "journal_mode", "OFF")?;
-    dest.pragma_update(None, "synchronous", "OFF")?;
-    let backup = Backup::new(source, &mut dest)?;
-    backup.step(-1)
-}
-
-fn finish(file: NamedTempFile) -> Result<Image, ImageError> {
-    let bad = |what: String| ImageError::BadImage(what);
-    let mut header = [0u8; super::HEADER_LEN];
-    let mut reader = file.reopen().map_err(|e| bad(e.to_string()))?;
-    io::Read::read_exact(&mut reader, &mut header).map_err(|e| bad(e.to_string()))?;
-    let page_size = super::page_size(&header).ok_or_else(|| bad("no valid header".to_owned()))?;
-    let len = reader.metadata().map_err(|e| bad(e.to_string()))?.len();
-    if len % u64::from(page_size) != 0 {
-        return Err(bad(format!(
-            "{len} bytes is not a whole number of {page_size}-byte pages"
-        )));
-    }
-    Ok(Image {
-        source: Source::Copy(file),
-        page_size,
-        len,
-    })
-}
-
-/// Lock conflicts that go away: busy, locked, and SQLite's WAL-index
-/// protocol race.
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(
-            ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::FileLockingProtocolFailed
-        )
-    )
-}
-
-/// Sorts SQLite's refusals into what the caller does about them.
-fn classify(e: rusqlite::Error, path: &Path) -> ImageError {
-    if e.sqlite_error()
-        .is_some_and(|s| s.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
-    {
-        return ImageError::HotJournal;
-    }
-    match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-            ImageError::NotADatabase(e.to_string())
-        }
-        Some(ErrorCode::CannotOpen) if !path.exists() => ImageError::Vanished,
-        _ => ImageError::Sqlite(e),
-    }
-}
-
-fn check_free_space(dir: &Path, expected_len: u64) -> Result<(), ImageError> {
-    let Ok(stat) = rustix::fs::statvfs(dir) else {
-        // Not knowable here: the copy itself will report a full disk.
-        return Ok(());
-    };
-    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-    let need = expected_len.saturating_add(SPACE_MARGIN);
-    if free < need {
-        return Err(ImageError::NoSpace {
-            dir: dir.to_owned(),
-            need,
-            free,
-        });
-    }
-    Ok(())
 }

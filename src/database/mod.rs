@@ -1,14 +1,20 @@
 //! SQLite databases as a kind of file cairn understands.
 //!
 //! A database is recognised by its 16-byte header, captured as one committed
-//! state inside one read transaction (see [`image`]), cut into runs of
-//! whole pages, and on restore checked with `PRAGMA integrity_check`. What
+//! state (see [`image`]: read directly when quiet, else inside one SQLite
+//! read transaction, always through what the walk opened: [`pinned`]), cut
+//! into runs of whole pages, and on restore checked with
+//! `PRAGMA integrity_check`. What
 //! must always hold: a captured image is exactly one committed state of the
 //! database (never a torn copy of the file, never missing commits that sit
 //! in the `-wal` file), and a restored database never sits beside a stale
 //! `-wal`, `-shm` or `-journal` file of an older one.
 
+mod direct;
 pub mod image;
+mod live;
+pub mod pinned;
+mod side_copy;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;

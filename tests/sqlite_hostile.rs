@@ -1,0 +1,357 @@
+//! Database capture in a hostile or read-only world: a user who swaps a
+//! directory of root's nightly snapshot for a symlink to a secret, side
+//! files that must not be created or handed to other owners, and databases
+//! on read-only file systems and in directories the backup user cannot
+//! write. Regression tests of issue #14 items 1 and 13.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use common::*;
+use rusqlite::Connection;
+use rusqlite::config::DbConfig;
+
+const SECRET: &[u8] = b"TOP-SECRET-ROOT-ONLY";
+
+/// A rollback-journal database holding one row with `text`.
+fn database_with(path: &Path, mode: &str, text: &[u8]) -> Connection {
+    let conn = open_in_mode(path, mode);
+    conn.execute_batch("CREATE TABLE t(x BLOB)").unwrap();
+    conn.execute("INSERT INTO t VALUES (?1)", [text]).unwrap();
+    conn
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn any_file_holds(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            if let Some(found) = any_file_holds(&path, needle) {
+                return Some(found);
+            }
+        } else if meta.is_file() {
+            let bytes = fs::read(&path).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Swaps `a` and `b` (a directory and a symlink) until told to stop.
+fn swap_until_stopped(a: PathBuf, b: PathBuf, stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let mut swaps = 0;
+        while !stop.load(Ordering::Relaxed) {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &a,
+                rustix::fs::CWD,
+                &b,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .unwrap();
+            swaps += 1;
+        }
+        swaps
+    })
+}
+
+// Regression: #14 item 1. Root's snapshot walks a directory owned by a
+// user, who swaps a subdirectory for a symlink to a root-only directory in
+// a loop. Before the fix, SQLite opened each database again by its path
+// and read the root-only database through the swapped-in symlink, storing
+// it under the user's path, and created side files in the root-only
+// directory.
+#[test]
+fn a_directory_swapped_for_a_symlink_never_leaks_another_database() {
+    if !is_root() {
+        eprintln!("skipped: the leak needs root's privileges to show");
+        return;
+    }
+    let t = TestEnv::with_store();
+    let secret = t.path("secret");
+    let user = t.path("src/user");
+    fs::create_dir_all(&secret).unwrap();
+    fs::create_dir_all(user.join("d")).unwrap();
+    const DBS: usize = 24;
+    for i in 0..DBS {
+        // The user's databases: idle WAL, WAL with commits only in the
+        // -wal, and rollback journal, so that every capture path is tried.
+        let name = format!("db{i}.sqlite");
+        let mode = ["WAL", "WAL", "DELETE"][i % 3];
+        let conn = database_with(&user.join("d").join(&name), mode, b"user data");
+        if i % 3 == 1 {
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .unwrap();
+            conn.execute("INSERT INTO t VALUES ('more user data')", [])
+                .unwrap();
+        }
+        drop(conn);
+        drop(database_with(&secret.join(&name), "DELETE", SECRET));
+    }
+    chmod(&secret, 0o700);
+    let secret_before = names_in(&secret);
+    make_symlink(&secret, &user.join("link"));
+    settle();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = swap_until_stopped(user.join("d"), user.join("link"), stop.clone());
+    let mut captured = 0;
+    for round in 0..40 {
+        let out = t
+            .cairn(["--json", "snapshot", "--force"])
+            .arg(t.path("src"))
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "round {round}: {}",
+            stderr_of(&out)
+        );
+        let snap = parse_json(&out.stdout);
+        captured += snap["summary"]["databases"]
+            .as_array()
+            .map_or(0, |dbs| dbs.len());
+        let target = t.restore(id(&snap));
+        if let Some(leak) = any_file_holds(&target, SECRET) {
+            stop.store(true, Ordering::Relaxed);
+            panic!(
+                "round {round}: the secret database was stored as {}",
+                leak.display()
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 100, "the swapper ran only {swaps} times");
+    assert!(
+        captured > 0,
+        "no database was ever captured: the test proves nothing"
+    );
+    assert_eq!(
+        names_in(&secret),
+        secret_before,
+        "files were created in the root-only directory"
+    );
+}
+
+// Regression: #14 item 13. A WAL database that no connection has open has
+// no -wal or -shm file; reading it must not create them.
+#[test]
+fn capturing_an_idle_wal_database_leaves_no_side_files() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    drop(database_with(&src.join("app.db"), "WAL", b"idle"));
+    assert_eq!(names_in(&src), ["app.db"]);
+    settle();
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(names_in(&src), ["app.db"], "the capture left side files");
+    let target = t.restore(id(&snap));
+    let back = restored(&target, &src).join("app.db");
+    assert_eq!(
+        fs::read(&back).unwrap(),
+        fs::read(src.join("app.db")).unwrap()
+    );
+    // Unchanged, so the next snapshot takes it over without capturing.
+    settle();
+    let again = t.snapshot(&[&src], &[]);
+    assert_eq!(
+        again["summary"]["databases"][0]["unchanged"], true,
+        "{again}"
+    );
+}
+
+/// A tmpfs mounted at `dir`, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Self {
+        fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64M", "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs at {} failed", dir.display());
+        Self(dir.to_owned())
+    }
+
+    fn make_read_only(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remounting {} read-only failed", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A WAL database at `db` whose last 50 of 100 rows are committed only in
+/// its -wal (the connection is closed without a checkpoint).
+fn wal_with_uncheckpointed_rows(db: &Path) {
+    let conn = database_with(db, "WAL", b"row 0");
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    for i in 1..50 {
+        conn.execute("INSERT INTO t VALUES (?1)", [format!("row {i}")])
+            .unwrap();
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .unwrap();
+    for i in 50..100 {
+        conn.execute("INSERT INTO t VALUES (?1)", [format!("row {i}")])
+            .unwrap();
+    }
+    drop(conn);
+    let wal = fs::metadata(db.with_file_name("app.db-wal")).unwrap();
+    assert!(wal.len() > 0, "the -wal should hold the last commits");
+}
+
+fn rows_of_restored(target: &Path, src: &Path) -> i64 {
+    let db = restored(target, src).join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "ok"
+    );
+    conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn read_only_wal_case(keep_shm: bool) {
+    if !is_root() {
+        eprintln!("skipped: mounting a read-only file system needs root");
+        return;
+    }
+    let t = TestEnv::with_store();
+    let fs_dir = Tmpfs::mount(&t.path("ro"));
+    let src = t.path("ro/src");
+    fs::create_dir(&src).unwrap();
+    wal_with_uncheckpointed_rows(&src.join("app.db"));
+    if !keep_shm {
+        let _ = fs::remove_file(src.join("app.db-shm"));
+    }
+    let before = names_in(&src);
+    settle();
+    fs_dir.make_read_only();
+
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(snap["summary"]["errors"], 0, "{snap}");
+    assert_eq!(names_in(&src), before);
+    let target = t.restore(id(&snap));
+    assert_eq!(
+        rows_of_restored(&target, &src),
+        100,
+        "commits in the -wal were lost"
+    );
+}
+
+// Regression: #14 item 13. An LVM or ZFS snapshot mounted read-only is the
+// classic way to back up consistently; its WAL databases were all left out.
+#[test]
+fn a_wal_database_on_a_read_only_file_system_is_captured_with_its_wal() {
+    read_only_wal_case(true);
+}
+
+#[test]
+fn a_wal_database_without_its_shm_on_a_read_only_file_system_is_captured_with_its_wal() {
+    read_only_wal_case(false);
+}
+
+// Regression: #14 item 13. The backup user may read a database in a
+// directory it cannot write: no side file can be created there.
+#[test]
+fn a_database_in_a_directory_the_user_cannot_write_is_captured() {
+    if !is_root() {
+        eprintln!("skipped: needs root to set up files nobody cannot write");
+        return;
+    }
+    let t = TestEnv::new();
+    chmod(&t.root, 0o777);
+    t.cairn_as_nobody(["init"]).assert().success();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    drop(database_with(&src.join("idle.db"), "WAL", b"idle"));
+    wal_with_uncheckpointed_rows(&src.join("app.db"));
+    for name in names_in(&src) {
+        chmod(&src.join(name), 0o644);
+    }
+    chmod(&src, 0o755);
+    let before = names_in(&src);
+    settle();
+
+    let out = t
+        .cairn_as_nobody(["--json", "snapshot"])
+        .arg(&src)
+        .assert()
+        .success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(names_in(&src), before);
+    assert_eq!(snap["summary"]["databases"].as_array().unwrap().len(), 2);
+    let target = t.fresh_dir("restore");
+    t.cairn_as_nobody(["restore", id(&snap), "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_eq!(rows_of_restored(&target, &src), 100);
+}
+
+// Regression: #14 item 1. SQLite running as root hands side files it
+// opens to the database's owner; cairn must never change their owners.
+#[test]
+fn root_never_changes_the_owner_of_side_files() {
+    if !is_root() {
+        eprintln!("skipped: only root can change owners");
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    let db = src.join("app.db");
+    wal_with_uncheckpointed_rows(&db);
+    // The database belongs to nobody; its side files to root.
+    rustix::fs::chown(&db, Some(rustix::process::Uid::from_raw(65534)), None).unwrap();
+    let owners = |names: &[&str]| -> Vec<u32> {
+        names
+            .iter()
+            .map(|n| fs::metadata(src.join(n)).unwrap().uid())
+            .collect()
+    };
+    assert_eq!(owners(&["app.db-wal", "app.db-shm"]), [0, 0]);
+    settle();
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(owners(&["app.db-wal", "app.db-shm"]), [0, 0]);
+    let target = t.restore(id(&snap));
+    assert_eq!(rows_of_restored(&target, &src), 100);
+}
