@@ -1,6 +1,6 @@
 //! `cairn diff`: what changed between two snapshots.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -14,6 +14,7 @@ use super::choose::{entry_json, snapshot_ref};
 use super::exit::Exit;
 use super::output::human_bytes;
 use super::snapshots::FilterArgs;
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
@@ -51,6 +52,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
         );
     }
     let (old, new) = (old.as_ref(), new.as_ref());
+    let mut out = Out::streaming();
     if ctx.json {
         // Grouped by kind, so held until the end: only the changes, never
         // the unchanged listing.
@@ -65,16 +67,15 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
             Ok(())
         })?;
         let [added, removed, modified] = groups;
-        print_json(&serde_json::json!({
+        let json = serde_json::json!({
             "a": a.id.to_hex(),
             "b": b.id.to_hex(),
             "added": added,
             "removed": removed,
             "modified": modified,
-        }))?;
-        return Ok(Exit::Ok);
+        });
+        return out.report(Exit::Ok, None, |out| print_json(out, &json));
     }
-    let mut out = BufWriter::new(std::io::stdout().lock());
     let mut counts = [0u64; 3];
     diff::diff(&store, old, new, &path, &mut |c| {
         let (mark, i) = match c.kind {
@@ -96,7 +97,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
             b.id.short()
         )?;
     }
-    out.flush()?;
+    out.finish()?;
     Ok(Exit::Ok)
 }
 
