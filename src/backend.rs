@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use crate::rawname::escaped;
+
 /// An I/O failure on a store file, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}: {source}", escaped(path))]
 pub struct BackendError {
     /// The file or directory involved.
     pub path: PathBuf,

@@ -7,6 +7,7 @@ use clap::Args;
 
 use cairn::browse::diff::{self, Change, ChangeKind};
 use cairn::browse::{self, BrowseError, Node};
+use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
 
@@ -46,7 +47,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
     if old.is_none() && new.is_none() {
         anyhow::bail!(
             "{} is in neither snapshot ({} nor {})",
-            path.display(),
+            escaped(&path),
             a.id.short(),
             b.id.short()
         );
@@ -116,7 +117,7 @@ fn lookup_if_there(
 }
 
 fn describe(c: &Change<'_>) -> String {
-    let path = c.path.display();
+    let path = escaped(c.path);
     match (c.old, c.new) {
         (Some(old), Some(_)) if old.subtree().is_some() => {
             format!("{path}/ ({})", c.what.join(", "))

@@ -3,6 +3,8 @@
 use std::io;
 use std::process::ExitCode;
 
+use cairn::rawname::printable;
+
 use super::stdout::StdoutError;
 
 /// How `cairn` ends.
@@ -65,7 +67,8 @@ impl std::fmt::Display for Finished {
 /// committed: exit 1 promises that nothing was.
 pub fn ending(e: &anyhow::Error) -> (Exit, Option<String>) {
     let Some(cause) = e.chain().find_map(StdoutError::find) else {
-        return (for_error(e), Some(format!("error: {}", describe(e))));
+        let message = format!("error: {}", describe(e));
+        return (for_error(e), Some(printable(&message).into_owned()));
     };
     let finished = e.downcast_ref::<Finished>();
     if cause.kind() == io::ErrorKind::BrokenPipe {

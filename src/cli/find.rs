@@ -6,6 +6,7 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::browse::find::Finder;
+use cairn::rawname::escaped;
 use cairn::store::LockMode;
 
 use super::Ctx;
@@ -48,7 +49,7 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
                     snapshot.record.time.display_local(),
                     human_bytes(hit.entry.meta.size),
                     local_time_short(hit.entry.meta.mtime),
-                    hit.path.display()
+                    escaped(&hit.path)
                 )?;
             }
         }

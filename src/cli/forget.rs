@@ -8,6 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use cairn::id::SnapshotId;
+use cairn::rawname::escaped;
 use cairn::retention::{self, Candidate, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
@@ -200,14 +201,14 @@ fn print_groups(out: &mut Out, groups: &[GroupDecision]) -> io::Result<()> {
 fn group_title(key: &GroupKey) -> String {
     let mut parts = Vec::new();
     if let Some(host) = &key.host {
-        parts.push(format!("host {host}"));
+        parts.push(format!("host {}", escaped(host)));
     }
     if let Some(paths) = &key.paths {
         let paths: Vec<String> = paths.iter().map(ToString::to_string).collect();
         parts.push(format!("paths {}", paths.join(", ")));
     }
     if let Some(tags) = &key.tags {
-        parts.push(format!("tags [{}]", tags.join(",")));
+        parts.push(format!("tags [{}]", escaped(&tags.join(","))));
     }
     if parts.is_empty() {
         return "all snapshots".into();

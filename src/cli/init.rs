@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 
 use cairn::compress::CompressionConfig;
-use cairn::rawname::RawName;
+use cairn::rawname::{RawName, escaped};
 use cairn::store::config::{
     DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MAX_SQLITE_PAGE_RUN, MIN_PACK_SIZE, MIN_SQLITE_PAGE_RUN,
 };
@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
     let store = init_store(ctx, args.compression, args.pack_size, sqlite)?;
     let config = store.config();
     let short = config.id.get(..8).unwrap_or(&config.id);
-    let root = store.root().display();
+    let root = escaped(store.root());
     let committed = format!("store {short} at {root}");
     Out::deferring().report(Exit::Ok, Some(committed), |out| {
         if ctx.json {

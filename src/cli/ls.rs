@@ -6,6 +6,7 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::browse::{self, BrowseError, Flow, Node};
+use cairn::rawname::escaped;
 use cairn::tree::{Content, Entry};
 
 use super::Ctx;
@@ -54,9 +55,9 @@ fn print_entry(
     entry: &Entry,
 ) -> Result<(), BrowseError> {
     let shown = if args.recursive {
-        path.display().to_string()
+        escaped(path).to_string()
     } else {
-        entry.name.as_path().display().to_string()
+        entry.name.to_string()
     };
     let line = if json {
         entry_json(path, entry).to_string()
@@ -71,7 +72,7 @@ fn print_entry(
             local_time_short(m.mtime),
         );
         if let Content::Symlink { target } = &entry.content {
-            line.push_str(&format!(" -> {}", target.as_path().display()));
+            line.push_str(&format!(" -> {target}"));
         }
         line
     } else {

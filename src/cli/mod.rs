@@ -153,7 +153,7 @@ impl Ctx {
 
     fn print_notices(&self, store: &Store) {
         for notice in store.notices() {
-            eprintln!("cairn: {notice}");
+            eprintln!("cairn: {}", cairn::rawname::printable(&notice.to_string()));
         }
     }
 
@@ -162,9 +162,9 @@ impl Ctx {
     fn snapshot_list(&self, store: &Store) -> anyhow::Result<cairn::snapshot::SnapshotList> {
         let list = store.snapshots()?;
         for (key, cause) in &list.unreadable {
-            eprintln!(
-                "cairn: warning: {key} is damaged ({cause}); it is not listed and `latest` ignores it"
-            );
+            output::warn(format_args!(
+                "{key} is damaged ({cause}); it is not listed and `latest` ignores it"
+            ));
         }
         Ok(list)
     }

@@ -11,6 +11,7 @@ use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use cairn::capture::report::{Reporter, Warning};
 use cairn::id::SnapshotId;
 use cairn::progress::Progress;
+use cairn::rawname::printable;
 
 use super::stdout::Out;
 
@@ -102,6 +103,12 @@ pub fn with_progress<T>(
     })
 }
 
+/// Prints `cairn: warning: MESSAGE` on stderr, its control characters
+/// escaped (the message may quote a store's or SQLite's text).
+pub fn warn(message: impl std::fmt::Display) {
+    eprintln!("cairn: warning: {}", printable(&message.to_string()));
+}
+
 /// Prints capture warnings on stderr as they happen.
 pub struct StderrReporter<'a> {
     /// Hide notes (warnings are always shown).
@@ -117,6 +124,7 @@ impl Reporter for StderrReporter<'_> {
             Warning::Note { .. } => format!("cairn: note: {warning}"),
             _ => format!("cairn: warning: {warning}"),
         };
+        let line = printable(&line);
         match self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),

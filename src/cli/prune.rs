@@ -10,7 +10,7 @@ use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
 use cairn::store::{LockMode, Store};
 
 use super::exit::Exit;
-use super::output::{human_bytes, with_progress};
+use super::output::{human_bytes, warn, with_progress};
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -87,7 +87,7 @@ pub fn prune_store(
     )?;
     // Warnings go to stderr whatever the output mode.
     for left in &plan.left_alone {
-        eprintln!("cairn: warning: {} left alone: {}", left.key, left.why);
+        warn(format_args!("{} left alone: {}", left.key, left.why));
     }
     let talk = !ctx.json && !ctx.quiet;
     if talk {

@@ -11,7 +11,7 @@ use cairn::repair::snapshots::{RepairReport, repair};
 use cairn::store::LockMode;
 
 use super::exit::Exit;
-use super::output::{snapshots_named, with_progress};
+use super::output::{snapshots_named, warn, with_progress};
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
         What::Catalog => {
             let report = store.rebuild_catalog()?;
             for (key, cause) in &report.unreadable {
-                eprintln!("cairn: warning: {key} left out of the catalog: {cause}");
+                warn(format_args!("{key} left out of the catalog: {cause}"));
             }
             let committed = Some("the rebuilt catalog".to_owned());
             Out::deferring().report(Exit::Ok, committed, |out| {

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use cairn::progress::Progress;
-use cairn::rawname::RawName;
+use cairn::rawname::{RawName, escaped, printable};
 use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
 use cairn::snapshot::Snapshot;
 use cairn::snapshot::select::SnapshotRef;
@@ -115,11 +115,12 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         }
     });
     for e in &damaged {
-        eprintln!("cairn: DAMAGED: {e}");
+        eprintln!("cairn: DAMAGED: {}", printable(&e.to_string()));
     }
     if !outcome.failed.is_empty() {
         for (path, error) in &outcome.failed {
-            eprintln!("cairn: error: {}: {error}", path.display());
+            let line = format!("cairn: error: {}: {error}", escaped(path));
+            eprintln!("{}", printable(&line));
         }
         bail!("{} item(s) could not be restored", outcome.failed.len());
     }
@@ -186,7 +187,7 @@ fn print_restored(
         out,
         "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
         snapshot.id.short(),
-        options.target.display(),
+        escaped(&options.target),
         outcome.files,
         outcome.dirs,
         outcome.symlinks,
@@ -196,12 +197,12 @@ fn print_restored(
         writeln!(
             out,
             "  removed stale {} (from an older database)",
-            path.display()
+            escaped(path)
         )?;
     }
     for (path, result) in checks {
         if result.is_ok() {
-            writeln!(out, "  integrity_check ok: {}", path.display())?;
+            writeln!(out, "  integrity_check ok: {}", escaped(path))?;
         }
     }
     Ok(())
@@ -229,7 +230,7 @@ fn write_tar(
         let tmp = tempfile::Builder::new()
             .prefix(".cairn-tar-")
             .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
-            .with_context(|| format!("creating a temporary file beside {}", file.display()))?;
+            .with_context(|| format!("creating a temporary file beside {}", escaped(file)))?;
         let outcome = restore::tar::write(
             store,
             snapshot,
@@ -238,10 +239,10 @@ fn write_tar(
         )?;
         tmp.as_file()
             .sync_all()
-            .with_context(|| format!("writing {}", file.display()))?;
+            .with_context(|| format!("writing {}", escaped(file)))?;
         tmp.persist_noclobber(file)
             .map_err(|e| e.error)
-            .with_context(|| format!("creating {} (it must not exist yet)", file.display()))?;
+            .with_context(|| format!("creating {} (it must not exist yet)", escaped(file)))?;
         outcome
     };
     Out::streaming().report(Exit::Ok, None, |out| {
@@ -262,7 +263,7 @@ fn write_tar(
                 out,
                 "wrote snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
                 snapshot.id.short(),
-                file.display(),
+                escaped(file),
                 outcome.files,
                 outcome.dirs,
                 outcome.symlinks,

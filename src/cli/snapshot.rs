@@ -11,6 +11,7 @@ use cairn::capture::database::SqliteOptions;
 use cairn::capture::{self, CaptureOptions, ParentChoice, Plan};
 use cairn::database::SqliteMode;
 use cairn::progress::Progress;
+use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotRecord};
 use cairn::store::{LockMode, Store, StoreError};
@@ -74,7 +75,7 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
     if let Some(old) = store.upgrade_for_writing()? {
         eprintln!(
             "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
-            store.root().display(),
+            escaped(store.root()),
             store.config().version
         );
     }
@@ -131,7 +132,7 @@ fn open_or_create(ctx: &Ctx) -> anyhow::Result<Store> {
     if ctx.store_is_default && !Store::exists(&ctx.store) {
         match init::init_default(ctx) {
             Ok(store) => {
-                eprintln!("cairn: created a new store at {}", ctx.store.display());
+                eprintln!("cairn: created a new store at {}", escaped(&ctx.store));
                 return Ok(store);
             }
             Err(StoreError::Exists { .. }) => {}
@@ -202,15 +203,14 @@ fn report(out: &mut Out, ctx: &Ctx, snapshot: &Snapshot) -> io::Result<()> {
 
 fn report_databases(out: &mut Out, s: &cairn::snapshot::Summary) -> io::Result<()> {
     for db in &s.databases {
-        let path = db.path.as_path();
+        let path = &db.path;
         if db.unchanged {
-            writeln!(out, "  database {}: unchanged", path.display())?;
+            writeln!(out, "  database {path}: unchanged")?;
             continue;
         }
         writeln!(
             out,
-            "  database {}: {} captured in {:.1}s, {} of {} chunks new ({})",
-            path.display(),
+            "  database {path}: {} captured in {:.1}s, {} of {} chunks new ({})",
             human_bytes(db.size),
             db.capture_secs,
             db.chunks_new,

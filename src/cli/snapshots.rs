@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use cairn::capture::sources::absolute;
-use cairn::rawname::RawName;
+use cairn::rawname::{RawName, escaped};
 use cairn::snapshot::select::Filter;
 use cairn::store::LockMode;
 
@@ -99,8 +99,8 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
             let mut row = vec![
                 s.id.short(),
                 r.time.display_local(),
-                r.host.clone(),
-                r.tags.join(","),
+                escaped(&r.host).to_string(),
+                escaped(&r.tags.join(",")).to_string(),
                 r.paths
                     .iter()
                     .map(|p| p.to_string())

@@ -8,12 +8,13 @@ use std::time::Duration;
 use clap::Args;
 
 use cairn::progress::Progress;
+use cairn::rawname::{escaped, printable};
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
 use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions};
 
 use super::exit::Exit;
-use super::output::{human_bytes, with_progress};
+use super::output::{human_bytes, warn, with_progress};
 use super::stdout::Out;
 use super::{Ctx, choose, print_json};
 
@@ -91,7 +92,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
     )?;
     if !ctx.json {
         for w in &report.warnings {
-            eprintln!("cairn: warning: {w}");
+            warn(w);
         }
     }
     let exit = if report.ok { Exit::Ok } else { Exit::Damage };
@@ -107,7 +108,8 @@ fn print_report(out: &mut Out, r: &Report, quiet: bool) -> io::Result<()> {
             0 => String::new(),
             n => format!(" ({n} blob(s) lost)"),
         };
-        writeln!(out, "DAMAGED {} {}: {}{lost}", d.kind, d.key, d.cause)?;
+        let (key, cause) = (escaped(&d.key), printable(&d.cause));
+        writeln!(out, "DAMAGED {} {key}: {cause}{lost}", d.kind)?;
         for a in &d.affected {
             let paths: Vec<String> = a.paths.iter().map(ToString::to_string).collect();
             let more = match a.more_paths {

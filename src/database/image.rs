@@ -33,6 +33,7 @@ use tempfile::NamedTempFile;
 
 use crate::backend::{Backend, BackendError};
 use crate::chunker;
+use crate::rawname::escaped;
 
 /// Room left free on the file system of `tmp/` beyond the image itself.
 const SPACE_MARGIN: u64 = 16 << 20;
@@ -175,7 +176,7 @@ pub enum ImageError {
     /// The image would not fit in `tmp/`.
     #[error(
         "not enough free space in {} for a {need}-byte database image ({free} bytes free)",
-        dir.display()
+        escaped(dir)
     )]
     NoSpace {
         /// The store's `tmp/`.
