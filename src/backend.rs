@@ -8,14 +8,16 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use crate::rawname::escaped;
+
 /// An I/O failure on a store file, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}: {source}", escaped(path))]
 pub struct BackendError {
     /// The file or directory involved.
     pub path: PathBuf,
@@ -62,11 +64,23 @@ impl Backend {
     }
 
     /// A new temporary file in `tmp/`, removed when dropped unless published.
+    ///
+    /// Write to it through [`NamedTempFile::as_file_mut`] (or the `File` of
+    /// [`NamedTempFile::into_parts`]), never through its own `Write`: that
+    /// adds the path to every error, which the [`BackendError`] names again.
     pub fn temp_file(&self) -> Result<NamedTempFile> {
+        // `make_in` rather than `tempfile_in`, whose errors carry the path too.
         tempfile::Builder::new()
             .prefix("cairn-")
             .suffix(".tmp")
-            .tempfile_in(&self.tmp)
+            .make_in(&self.tmp, |path| {
+                File::options()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+            })
             .map_err(at(&self.tmp))
     }
 
@@ -93,7 +107,9 @@ impl Backend {
     /// A temporary file in `tmp/` holding `bytes`, ready to publish.
     pub fn write_temp(&self, bytes: &[u8]) -> Result<NamedTempFile> {
         let mut file = self.temp_file()?;
-        file.write_all(bytes).map_err(at(file.path()))?;
+        file.as_file_mut()
+            .write_all(bytes)
+            .map_err(at(file.path()))?;
         Ok(file)
     }
 

@@ -12,8 +12,11 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(exit) => exit.code(),
         Err(e) => {
-            eprintln!("cairn: error: {}", cli::exit::describe(&e));
-            cli::exit::for_error(&e).code()
+            let (exit, message) = cli::exit::ending(&e);
+            if let Some(message) = message {
+                eprintln!("cairn: {message}");
+            }
+            exit.code()
         }
     }
 }

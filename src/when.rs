@@ -104,22 +104,56 @@ impl<'de> Deserialize<'de> for SnapshotTime {
 /// date `YYYY-MM-DD` / `YYYYMMDD` meaning its first instant in `tz`.
 pub fn parse_instant(text: &str, tz: &TimeZone) -> Result<SnapshotTime, String> {
     let text = text.trim();
+    instant(text, tz).map_err(|bad| match bad {
+        Bad::Form => not_a_time(text),
+        Bad::Range => out_of_range(text),
+    })
+}
+
+fn not_a_time(text: &str) -> String {
+    format!(
+        "{text:?} is not a time: use RFC 3339 (2026-02-15T02:00:00+01:00), \
+         \"2026-02-15 14:30\" or a date (2026-02-15)"
+    )
+}
+
+/// Why a text is not an instant.
+enum Bad {
+    /// It has none of the accepted forms.
+    Form,
+    /// It has one, but names an instant outside [`Timestamp::MIN`,
+    /// `Timestamp::MAX`].
+    Range,
+}
+
+fn instant(text: &str, tz: &TimeZone) -> Result<SnapshotTime, Bad> {
     if let Ok(t) = text.parse::<SnapshotTime>() {
         return Ok(t);
     }
-    let civil = parse_civil(text).ok_or_else(|| {
-        format!(
-            "{text:?} is not a time: use RFC 3339 (2026-02-15T02:00:00+01:00), \
-             \"2026-02-15 14:30\" or a date (2026-02-15)"
-        )
-    })?;
+    // A well-formed time with an offset that did not parse is out of range;
+    // it must never be read again without its offset, as local time.
+    if Pieces::parse(text).is_ok_and(|p| p.to_numeric_offset().is_some()) {
+        return Err(Bad::Range);
+    }
+    let civil = parse_civil(text).ok_or(Bad::Form)?;
+    // The zone's gaps and folds are resolved (jiff's "compatible" rule), so
+    // the only failure left is the range.
     let zoned = civil
         .to_zoned_datetime(tz.clone())
-        .map_err(|e| format!("{text:?} does not exist in the local time zone: {e}"))?;
+        .map_err(|_| Bad::Range)?;
     Ok(SnapshotTime {
         timestamp: zoned.timestamp(),
         offset: zoned.offset(),
     })
+}
+
+/// The message for a time cairn cannot represent, naming the range it can.
+fn out_of_range(text: &str) -> String {
+    format!(
+        "{text:?} is out of range: times must lie between {} and {}",
+        Timestamp::MIN,
+        Timestamp::MAX
+    )
 }
 
 /// Which end of a named day a bare date stands for.
@@ -151,14 +185,19 @@ pub fn parse_point(
         _ => bare_date(text),
     };
     if let Some(day) = named_day {
-        return day_bound(day, tz, day_end).map_err(|e| format!("{text:?}: {e}"));
+        return day_bound(day, tz, day_end).map_err(|_| out_of_range(text));
     }
     if text.ends_with("ago") {
         return relative(text, &today);
     }
-    parse_instant(text, tz).map(|t| t.timestamp).map_err(|e| {
-        format!("{e}, 20260215, yesterday or a relative time such as \"3 days ago\" or \"2h ago\"")
-    })
+    match instant(text, tz) {
+        Ok(t) => Ok(t.timestamp),
+        Err(Bad::Range) => Err(out_of_range(text)),
+        Err(Bad::Form) => Err(format!(
+            "{}, 20260215, yesterday or a relative time such as \"3 days ago\" or \"2h ago\"",
+            not_a_time(text)
+        )),
+    }
 }
 
 /// `2026-02-15` or `20260215`, and nothing longer (jiff's `Date` parser
@@ -170,6 +209,7 @@ fn bare_date(text: &str) -> Option<Date> {
     }
 }
 
+/// The first or last instant of `day` in `tz`; fails only out of range.
 fn day_bound(day: Date, tz: &TimeZone, day_end: DayEnd) -> Result<Timestamp, jiff::Error> {
     let start = day.to_zoned_datetime(tz.clone())?;
     Ok(match day_end {
@@ -186,7 +226,7 @@ fn relative(text: &str, now: &jiff::ZonedDateTime) -> Result<Timestamp, String> 
         .map_err(|e| format!("{text:?} is not a relative time such as \"3 days ago\": {e}"))?;
     now.checked_add(span)
         .map(|z| z.timestamp())
-        .map_err(|e| format!("{text:?} is out of range: {e}"))
+        .map_err(|_| out_of_range(text))
 }
 
 fn parse_civil(text: &str) -> Option<DateTime> {
@@ -302,5 +342,46 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
         assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
         assert!(parse_duration("soon").is_err());
+    }
+
+    // Regression: #14 item 16
+    #[test]
+    fn times_past_the_supported_range_are_called_out_of_range_naming_the_range() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        let instants = [
+            "9999-12-31",
+            "99991231",
+            "9999-12-31 12:00",
+            "9999-12-31T10:00:00+01:00",
+        ];
+        for text in instants {
+            let err = parse_instant(text, &tz()).unwrap_err();
+            assert_out_of_range(text, &err);
+            let err = parse_point(text, &tz(), now, DayEnd::End).unwrap_err();
+            assert_out_of_range(text, &err);
+        }
+        for text in ["9999-12-31", "-009999-01-01", "19000 years ago"] {
+            let err = parse_point(text, &tz(), now, DayEnd::Start).unwrap_err();
+            assert_out_of_range(text, &err);
+        }
+    }
+
+    fn assert_out_of_range(text: &str, err: &str) {
+        assert!(err.contains("out of range"), "{text}: {err}");
+        assert!(
+            err.contains("-009999-01-02T01:59:59Z and 9999-12-30T22:00:00"),
+            "{text}: {err}"
+        );
+        assert!(!err.contains("does not exist"), "{text}: {err}");
+        assert!(!err.contains("yesterday"), "{text}: {err}");
+    }
+
+    // Regression: #14 item 16 (a time with an offset is never re-read
+    // without it, which silently moved it by the local offset)
+    #[test]
+    fn a_time_with_an_offset_past_the_range_is_not_read_as_local_time() {
+        let east = TimeZone::fixed(jiff::tz::offset(9));
+        let err = parse_instant("9999-12-30T23:00:00+00:00", &east).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
     }
 }

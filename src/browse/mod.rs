@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::id::{BlobId, TreeId};
 use crate::pack::PackError;
+use crate::rawname::escaped;
 use crate::store::{Store, StoreError};
 use crate::tree::{Content, Entry};
 
@@ -22,19 +23,19 @@ use crate::tree::{Content, Entry};
 #[derive(Debug, thiserror::Error)]
 pub enum BrowseError {
     /// Nothing at that path in the snapshot.
-    #[error("{} is not in the snapshot", path.display())]
+    #[error("{} is not in the snapshot", escaped(path))]
     NotFound {
         /// The path asked for.
         path: PathBuf,
     },
     /// A component of the path is not a directory in the snapshot.
-    #[error("{} is not a directory in the snapshot", path.display())]
+    #[error("{} is not a directory in the snapshot", escaped(path))]
     NotADirectory {
         /// The component that is not a directory.
         path: PathBuf,
     },
     /// The path is not a regular file.
-    #[error("{} is not a file in the snapshot (it is a {kind})", path.display())]
+    #[error("{} is not a file in the snapshot (it is a {kind})", escaped(path))]
     NotAFile {
         /// The path.
         path: PathBuf,
@@ -42,13 +43,13 @@ pub enum BrowseError {
         kind: &'static str,
     },
     /// `..` in a path: snapshots are browsed by their absolute paths.
-    #[error("{}: `..` is not allowed in a snapshot path", path.display())]
+    #[error("{}: `..` is not allowed in a snapshot path", escaped(path))]
     DotDot {
         /// The path.
         path: PathBuf,
     },
     /// A blob the snapshot needs is missing from the catalog.
-    #[error("{}: blob {id} is missing from the store", path.display())]
+    #[error("{}: blob {id} is missing from the store", escaped(path))]
     Missing {
         /// The file.
         path: PathBuf,
@@ -56,7 +57,7 @@ pub enum BrowseError {
         id: crate::id::BlobId,
     },
     /// A blob failed to read or verify.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", escaped(path))]
     Pack {
         /// The file.
         path: PathBuf,
@@ -65,7 +66,10 @@ pub enum BrowseError {
         source: Box<PackError>,
     },
     /// The chunks do not add up to the recorded size.
-    #[error("{}: {got} bytes read where the snapshot recorded {want}", path.display())]
+    #[error(
+        "{}: {got} bytes read where the snapshot recorded {want}",
+        escaped(path)
+    )]
     Size {
         /// The file.
         path: PathBuf,

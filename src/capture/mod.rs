@@ -27,6 +27,7 @@ use crate::store::{Store, StoreError};
 use crate::when::SnapshotTime;
 
 use crate::progress::Progress;
+use crate::rawname::escaped;
 use excludes::Excludes;
 use report::{Reporter, Warning};
 use sources::Sources;
@@ -36,7 +37,7 @@ use walk::{ParentDir, Walker};
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// A source path is missing or unusable (checked before anything is written).
-    #[error("source {}: {source}", path.display())]
+    #[error("source {}: {source}", escaped(path))]
     Source {
         /// The path as given.
         path: PathBuf,

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::rawname::escaped;
+
 /// Something the user should hear about that does not stop the snapshot.
 #[derive(Debug, Clone)]
 pub enum Warning {
@@ -38,13 +40,13 @@ impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::LeftOut { path, cause } => {
-                write!(f, "{}: {cause}; left out of the snapshot", path.display())
+                write!(f, "{}: {cause}; left out of the snapshot", escaped(path))
             }
-            Self::Skipped { path, kind } => write!(f, "{}: skipped {kind}", path.display()),
+            Self::Skipped { path, kind } => write!(f, "{}: skipped {kind}", escaped(path)),
             Self::StoredRaw { path, cause } => write!(
                 f,
                 "{}: starts like a SQLite database but SQLite refused it ({cause}); stored as plain bytes, not as a consistent database image",
-                path.display()
+                escaped(path)
             ),
             Self::Note { message } => f.write_str(message),
         }

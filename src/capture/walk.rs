@@ -29,7 +29,7 @@ use crate::id::{BlobId, TreeId};
 use crate::pack::BlobKind;
 use crate::pack::format::MAX_RAW_LEN;
 use crate::progress::Progress;
-use crate::rawname::RawName;
+use crate::rawname::{RawName, escaped};
 use crate::snapshot::{MAX_LISTED_LEFT_OUT, Summary};
 use crate::store::Store;
 use crate::tree::{Content, Entry, Meta, Tree};
@@ -195,7 +195,7 @@ impl Walker<'_, '_> {
     ) -> Captured {
         if self.excludes.is_store(stat) {
             self.reporter.warn(&Warning::Note {
-                message: format!("{}: the store itself is not captured", path.display()),
+                message: format!("{}: the store itself is not captured", escaped(path)),
             });
             return Ok(None);
         }

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::rawname::escaped;
+
 /// How long a writer waits for another process's catalog transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -27,7 +29,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// SQLite reported an error.
-    #[error("catalog {}: {source}", path.display())]
+    #[error("catalog {}: {source}", escaped(path))]
     Sqlite {
         /// The database file.
         path: PathBuf,
@@ -36,7 +38,10 @@ pub enum CatalogError {
         source: rusqlite::Error,
     },
     /// The schema was written by a newer cairn.
-    #[error("catalog {} has schema version {found}, newer than this cairn knows ({known}); use a newer cairn", path.display())]
+    #[error(
+        "catalog {} has schema version {found}, newer than this cairn knows ({known}); use a newer cairn",
+        escaped(path)
+    )]
     NewerSchema {
         /// The database file.
         path: PathBuf,
@@ -46,7 +51,7 @@ pub enum CatalogError {
         known: i64,
     },
     /// A row holds a value no writer produces.
-    #[error("catalog {}: corrupt row: {what}", path.display())]
+    #[error("catalog {}: corrupt row: {what}", escaped(path))]
     Corrupt {
         /// The database file.
         path: PathBuf,

@@ -1,7 +1,5 @@
 //! `cairn cat`: one file of a snapshot to stdout, streamed and verified.
 
-use std::io::{BufWriter, Write};
-
 use clap::Args;
 
 use cairn::browse::{self, BrowseError, Node};
@@ -9,6 +7,7 @@ use cairn::browse::{self, BrowseError, Node};
 use super::Ctx;
 use super::choose::SnapshotPathArgs;
 use super::exit::Exit;
+use super::stdout::Out;
 
 #[derive(Debug, Args)]
 pub struct CatArgs {
@@ -27,8 +26,8 @@ pub fn run(ctx: &Ctx, args: CatArgs) -> anyhow::Result<Exit> {
             return Err(BrowseError::NotAFile { path, kind: "dir" }.into());
         }
     };
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = Out::streaming();
     browse::write_content(&store, &path, &entry, &mut out)?;
-    out.flush()?;
+    out.finish()?;
     Ok(Exit::Ok)
 }

@@ -1,12 +1,13 @@
 //! `cairn diff`: what changed between two snapshots.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use cairn::browse::diff::{self, Change, ChangeKind};
 use cairn::browse::{self, BrowseError, Node};
+use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
 
@@ -14,6 +15,7 @@ use super::choose::{entry_json, snapshot_ref};
 use super::exit::Exit;
 use super::output::human_bytes;
 use super::snapshots::FilterArgs;
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
@@ -45,12 +47,13 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
     if old.is_none() && new.is_none() {
         anyhow::bail!(
             "{} is in neither snapshot ({} nor {})",
-            path.display(),
+            escaped(&path),
             a.id.short(),
             b.id.short()
         );
     }
     let (old, new) = (old.as_ref(), new.as_ref());
+    let mut out = Out::streaming();
     if ctx.json {
         // Grouped by kind, so held until the end: only the changes, never
         // the unchanged listing.
@@ -65,16 +68,15 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
             Ok(())
         })?;
         let [added, removed, modified] = groups;
-        print_json(&serde_json::json!({
+        let json = serde_json::json!({
             "a": a.id.to_hex(),
             "b": b.id.to_hex(),
             "added": added,
             "removed": removed,
             "modified": modified,
-        }))?;
-        return Ok(Exit::Ok);
+        });
+        return out.report(Exit::Ok, None, |out| print_json(out, &json));
     }
-    let mut out = BufWriter::new(std::io::stdout().lock());
     let mut counts = [0u64; 3];
     diff::diff(&store, old, new, &path, &mut |c| {
         let (mark, i) = match c.kind {
@@ -96,7 +98,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
             b.id.short()
         )?;
     }
-    out.flush()?;
+    out.finish()?;
     Ok(Exit::Ok)
 }
 
@@ -115,7 +117,7 @@ fn lookup_if_there(
 }
 
 fn describe(c: &Change<'_>) -> String {
-    let path = c.path.display();
+    let path = escaped(c.path);
     match (c.old, c.new) {
         (Some(old), Some(_)) if old.subtree().is_some() => {
             format!("{path}/ ({})", c.what.join(", "))

@@ -1,6 +1,11 @@
 //! Exit codes, decided in one place. Documented in the README.
 
+use std::io;
 use std::process::ExitCode;
+
+use cairn::rawname::printable;
+
+use super::stdout::StdoutError;
 
 /// How `cairn` ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +22,9 @@ pub enum Exit {
     Partial = 3,
     /// Damage was found (a restored database failed its integrity check).
     Damage = 4,
+    /// The work was done and committed, but its report could not be
+    /// written (stdout on a full disk, say); stderr names what was committed.
+    Unreported = 5,
 }
 
 impl Exit {
@@ -26,9 +34,62 @@ impl Exit {
     }
 }
 
+/// Attached (as context) to the failure of writing a command's report: the
+/// command's work was done and would have ended with `exit`; `committed`
+/// says what it committed, if anything (`snapshot 4acb031c`).
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code the command would have had.
+    pub exit: Exit,
+    /// What is committed whatever the output, for the message.
+    pub committed: Option<String>,
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.committed {
+            Some(what) => write!(
+                f,
+                "{what} was committed, but its report could not be written"
+            ),
+            None => f.write_str("the report could not be written"),
+        }
+    }
+}
+
+/// How a failed command ends: its exit code, and the message for stderr
+/// (after `cairn: `), if any.
+///
+/// A reader that went away (`cairn snapshots | head -1`) is a normal end:
+/// no message, and the exit code the command had when it was cut off (0
+/// while streaming; a finished command's own, e.g. 3 or 4). Any other
+/// failure to write stdout is an error (1), or 5 once something was
+/// committed: exit 1 promises that nothing was.
+pub fn ending(e: &anyhow::Error) -> (Exit, Option<String>) {
+    let Some(cause) = e.chain().find_map(StdoutError::find) else {
+        let message = format!("error: {}", describe(e));
+        return (for_error(e), Some(printable(&message).into_owned()));
+    };
+    let finished = e.downcast_ref::<Finished>();
+    if cause.kind() == io::ErrorKind::BrokenPipe {
+        return (finished.map_or(Exit::Ok, |f| f.exit), None);
+    }
+    match finished {
+        Some(
+            f @ Finished {
+                committed: Some(_), ..
+            },
+        ) => (Exit::Unreported, Some(format!("{f}: {cause}"))),
+        _ => (
+            Exit::Error,
+            Some(format!("error: cannot write to standard output: {cause}")),
+        ),
+    }
+}
+
 /// The exit code for a failed command: usage errors the library detects
 /// (an empty retention policy) are 2, everything else 1.
-pub fn for_error(e: &anyhow::Error) -> Exit {
+fn for_error(e: &anyhow::Error) -> Exit {
     if e.downcast_ref::<cairn::retention::PolicyError>().is_some() {
         return Exit::Usage;
     }
@@ -37,7 +98,7 @@ pub fn for_error(e: &anyhow::Error) -> Exit {
 
 /// An error and its causes on one line, without repeating a cause that the
 /// message above it already quotes.
-pub fn describe(e: &anyhow::Error) -> String {
+fn describe(e: &anyhow::Error) -> String {
     let mut out = e.to_string();
     for cause in e.chain().skip(1) {
         let text = cause.to_string();

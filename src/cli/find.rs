@@ -1,11 +1,12 @@
 //! `cairn find`: which snapshots hold a path matching a glob.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use clap::Args;
 
 use cairn::browse::find::Finder;
+use cairn::rawname::escaped;
 use cairn::store::LockMode;
 
 use super::Ctx;
@@ -13,6 +14,7 @@ use super::choose::{entry_json, local_time_short};
 use super::exit::Exit;
 use super::output::human_bytes;
 use super::snapshots::FilterArgs;
+use super::stdout::Out;
 
 #[derive(Debug, Args)]
 pub struct FindArgs {
@@ -28,7 +30,7 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
     let filter = args.filter.to_filter()?;
     let store = ctx.open(LockMode::Shared)?;
     let list = ctx.snapshot_list(&store)?;
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = Out::streaming();
     let mut matches = 0u64;
     for snapshot in list.snapshots.iter().rev().filter(|s| filter.matches(s)) {
         let hits = finder.search(&store, &snapshot.record.tree, Path::new("/"))?;
@@ -47,7 +49,7 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
                     snapshot.record.time.display_local(),
                     human_bytes(hit.entry.meta.size),
                     local_time_short(hit.entry.meta.mtime),
-                    hit.path.display()
+                    escaped(&hit.path)
                 )?;
             }
         }
@@ -55,6 +57,6 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
     if !ctx.json && !ctx.quiet {
         writeln!(out, "{matches} match(es)")?;
     }
-    out.flush()?;
+    out.finish()?;
     Ok(Exit::Ok)
 }

@@ -1,11 +1,14 @@
 //! `cairn forget`: remove snapshots by retention policy or by id, and
 //! optionally prune right after.
 
+use std::io::{self, Write};
+
 use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 
 use cairn::id::SnapshotId;
+use cairn::rawname::escaped;
 use cairn::retention::{self, Candidate, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
@@ -14,10 +17,11 @@ use cairn::snapshot::select::SnapshotRef;
 use cairn::store::{LockMode, Store};
 
 use super::exit::Exit;
-use super::output::print_table;
+use super::output::{print_table, snapshots_named};
 use super::policy::{PolicyArgs, describe};
 use super::prune::{Outcome, PruneOptionArgs, prune_store};
 use super::snapshots::FilterArgs;
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
@@ -61,41 +65,59 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Exit> {
         (None, Vec::new(), resolve_all(&list, &args.snapshots)?)
     };
     let talk = !ctx.json && !ctx.quiet;
+    let mut out = Out::deferring();
     if talk {
-        print_groups(&groups);
+        print_groups(&mut out, &groups)?;
     }
     if !args.dry_run {
         forget(&store, &doomed)?;
     }
     if talk {
-        print_outcome(
-            &doomed,
-            &groups,
-            args.dry_run,
-            policy.is_some() && !args.prune,
-        );
+        let hint = policy.is_some() && !args.prune;
+        print_outcome(&mut out, &doomed, &groups, args.dry_run, hint)?;
     }
     let prune = if args.prune {
+        let options = &args.prune_options;
         Some(prune_store(
             ctx,
+            &mut out,
             &mut store,
-            &args.prune_options,
+            options,
             args.dry_run,
             &doomed,
         )?)
     } else {
         None
     };
-    if ctx.json {
-        print_json(&ForgetJson {
-            dry_run: args.dry_run,
-            policy,
-            groups: &groups,
-            forgotten: doomed,
-            prune,
-        })?;
+    let committed = committed(&doomed, args.dry_run, args.prune);
+    out.report(Exit::Ok, committed, |out| {
+        if !ctx.json {
+            return Ok(());
+        }
+        print_json(
+            out,
+            &ForgetJson {
+                dry_run: args.dry_run,
+                policy,
+                groups: &groups,
+                forgotten: doomed,
+                prune,
+            },
+        )
+    })
+}
+
+/// What a forget committed, for the message when its report is lost.
+fn committed(doomed: &[SnapshotId], dry_run: bool, prune: bool) -> Option<String> {
+    match (dry_run, doomed.is_empty(), prune) {
+        (true, _, _) | (false, true, false) => None,
+        (false, true, true) => Some("the prune".to_owned()),
+        (false, false, false) => Some(format!("forgetting {}", snapshots_named(doomed))),
+        (false, false, true) => Some(format!(
+            "forgetting {} and the prune after it",
+            snapshots_named(doomed)
+        )),
     }
-    Ok(Exit::Ok)
 }
 
 /// Applies the given (or saved) policy to the snapshots the filters keep.
@@ -148,14 +170,15 @@ fn resolve_all(list: &SnapshotList, references: &[String]) -> anyhow::Result<Vec
     Ok(ids)
 }
 
-fn print_groups(groups: &[GroupDecision]) {
+fn print_groups(out: &mut Out, groups: &[GroupDecision]) -> io::Result<()> {
     for g in groups {
         let kept = g.snapshots.iter().filter(|d| d.keep).count();
-        println!(
+        writeln!(
+            out,
             "{}: keep {kept}, forget {}",
             group_title(&g.group),
             g.snapshots.len() - kept
-        );
+        )?;
         let rows: Vec<Vec<String>> = g
             .snapshots
             .iter()
@@ -169,22 +192,23 @@ fn print_groups(groups: &[GroupDecision]) {
                 ]
             })
             .collect();
-        print_table(&["ID", "TIME", "ACTION", "REASONS"], &rows);
-        println!();
+        print_table(out, &["ID", "TIME", "ACTION", "REASONS"], &rows)?;
+        writeln!(out)?;
     }
+    Ok(())
 }
 
 fn group_title(key: &GroupKey) -> String {
     let mut parts = Vec::new();
     if let Some(host) = &key.host {
-        parts.push(format!("host {host}"));
+        parts.push(format!("host {}", escaped(host)));
     }
     if let Some(paths) = &key.paths {
         let paths: Vec<String> = paths.iter().map(ToString::to_string).collect();
         parts.push(format!("paths {}", paths.join(", ")));
     }
     if let Some(tags) = &key.tags {
-        parts.push(format!("tags [{}]", tags.join(",")));
+        parts.push(format!("tags [{}]", escaped(&tags.join(","))));
     }
     if parts.is_empty() {
         return "all snapshots".into();
@@ -192,7 +216,13 @@ fn group_title(key: &GroupKey) -> String {
     parts.join(", ")
 }
 
-fn print_outcome(doomed: &[SnapshotId], groups: &[GroupDecision], dry_run: bool, hint: bool) {
+fn print_outcome(
+    out: &mut Out,
+    doomed: &[SnapshotId],
+    groups: &[GroupDecision],
+    dry_run: bool,
+    hint: bool,
+) -> io::Result<()> {
     let kept: usize = groups
         .iter()
         .map(|g| g.snapshots.iter().filter(|d| d.keep).count())
@@ -200,12 +230,16 @@ fn print_outcome(doomed: &[SnapshotId], groups: &[GroupDecision], dry_run: bool,
     let verb = if dry_run { "would forget" } else { "forgot" };
     if groups.is_empty() {
         for id in doomed {
-            println!("{verb} snapshot {}", id.short());
+            writeln!(out, "{verb} snapshot {}", id.short())?;
         }
-        return;
+        return Ok(());
     }
-    println!("{verb} {} snapshot(s), kept {kept}", doomed.len());
+    writeln!(out, "{verb} {} snapshot(s), kept {kept}", doomed.len())?;
     if hint && !dry_run && !doomed.is_empty() {
-        println!("run `cairn prune` (or `forget --prune`) to free their space");
+        writeln!(
+            out,
+            "run `cairn prune` (or `forget --prune`) to free their space"
+        )?;
     }
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! `cairn init`: create a store.
 
+use std::io::Write;
+
 use clap::Args;
 
 use cairn::compress::CompressionConfig;
-use cairn::rawname::RawName;
+use cairn::rawname::{RawName, escaped};
 use cairn::store::config::{
     DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MAX_SQLITE_PAGE_RUN, MIN_PACK_SIZE, MIN_SQLITE_PAGE_RUN,
 };
@@ -11,6 +13,7 @@ use cairn::store::{InitOptions, LockMode, PackConfig, SqliteConfig, Store, Store
 
 use super::exit::Exit;
 use super::output::{human_bytes, parse_size};
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
@@ -57,20 +60,23 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
     };
     let store = init_store(ctx, args.compression, args.pack_size, sqlite)?;
     let config = store.config();
-    if ctx.json {
-        print_json(&serde_json::json!({
-            "store": RawName::from_path(store.root()),
-            "id": config.id,
-            "version": config.version,
-        }))?;
-    } else if !ctx.quiet {
-        println!(
-            "created cairn store {} at {}",
-            &config.id[..8],
-            store.root().display()
-        );
-    }
-    Ok(Exit::Ok)
+    let short = config.id.get(..8).unwrap_or(&config.id);
+    let root = escaped(store.root());
+    let committed = format!("store {short} at {root}");
+    Out::deferring().report(Exit::Ok, Some(committed), |out| {
+        if ctx.json {
+            let json = serde_json::json!({
+                "store": RawName::from_path(store.root()),
+                "id": config.id,
+                "version": config.version,
+            });
+            print_json(out, &json)
+        } else if !ctx.quiet {
+            writeln!(out, "created cairn store {short} at {root}")
+        } else {
+            Ok(())
+        }
+    })
 }
 
 /// Creates a store at the context's path with the given settings.

@@ -1,16 +1,18 @@
 //! `cairn ls`: list a directory of a snapshot, like `ls -l`.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use clap::Args;
 
 use cairn::browse::{self, BrowseError, Flow, Node};
+use cairn::rawname::escaped;
 use cairn::tree::{Content, Entry};
 
 use super::Ctx;
 use super::choose::{SnapshotPathArgs, entry_json, local_time_short, mode_string};
 use super::exit::Exit;
+use super::stdout::Out;
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
@@ -27,7 +29,7 @@ pub struct LsArgs {
 pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Exit> {
     let (store, snapshot, path) = args.target.resolve(ctx)?;
     let node = browse::lookup(&store, &snapshot.record.tree, &path)?;
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = Out::streaming();
     let mut print = |p: &Path, e: &Entry| print_entry(&mut out, ctx.json, &args, p, e);
     match node {
         Node::Entry(entry) if entry.subtree().is_none() => print(&path, &entry)?,
@@ -41,7 +43,7 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Exit> {
             browse::walk(&store, &tree, &path, &mut |p, e| print(p, e).map(|()| flow))?;
         }
     }
-    out.flush()?;
+    out.finish()?;
     Ok(Exit::Ok)
 }
 
@@ -53,9 +55,9 @@ fn print_entry(
     entry: &Entry,
 ) -> Result<(), BrowseError> {
     let shown = if args.recursive {
-        path.display().to_string()
+        escaped(path).to_string()
     } else {
-        entry.name.as_path().display().to_string()
+        entry.name.to_string()
     };
     let line = if json {
         entry_json(path, entry).to_string()
@@ -70,7 +72,7 @@ fn print_entry(
             local_time_short(m.mtime),
         );
         if let Content::Symlink { target } = &entry.content {
-            line.push_str(&format!(" -> {}", target.as_path().display()));
+            line.push_str(&format!(" -> {target}"));
         }
         line
     } else {

@@ -18,12 +18,13 @@ mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod stdout;
 mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
 use cairn::store::{LockMode, OpenOptions, Store};
@@ -152,7 +153,7 @@ impl Ctx {
 
     fn print_notices(&self, store: &Store) {
         for notice in store.notices() {
-            eprintln!("cairn: {notice}");
+            eprintln!("cairn: {}", cairn::rawname::printable(&notice.to_string()));
         }
     }
 
@@ -161,9 +162,9 @@ impl Ctx {
     fn snapshot_list(&self, store: &Store) -> anyhow::Result<cairn::snapshot::SnapshotList> {
         let list = store.snapshots()?;
         for (key, cause) in &list.unreadable {
-            eprintln!(
-                "cairn: warning: {key} is damaged ({cause}); it is not listed and `latest` ignores it"
-            );
+            output::warn(format_args!(
+                "{key} is damaged ({cause}); it is not listed and `latest` ignores it"
+            ));
         }
         Ok(list)
     }
@@ -185,15 +186,9 @@ fn default_store() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/cairn"))
 }
 
-/// Prints `value` as pretty JSON on stdout. A reader that went away
-/// (`cairn --json snapshots | head`) is not an error worth a panic.
-fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+/// Prints `value` as pretty JSON.
+fn print_json<T: serde::Serialize>(out: &mut stdout::Out, value: &T) -> std::io::Result<()> {
     use std::io::Write;
-    let text = serde_json::to_string_pretty(value).context("encoding JSON output")?;
-    match writeln!(std::io::stdout().lock(), "{text}") {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing JSON output")
-        }
-        _ => Ok(()),
-    }
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    writeln!(out, "{text}")
 }

@@ -1,7 +1,7 @@
 //! Rendering helpers shared by the commands: sizes, tables, the progress
 //! bar and the warning printer.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -9,11 +9,24 @@ use std::time::Duration;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
 use cairn::capture::report::{Reporter, Warning};
+use cairn::id::SnapshotId;
 use cairn::progress::Progress;
+use cairn::rawname::printable;
+
+use super::stdout::Out;
 
 /// `1.5 GiB`.
 pub fn human_bytes(n: u64) -> String {
     HumanBytes(n).to_string()
+}
+
+/// `snapshot 4acb031c` or `snapshots 4acb031c, 9f3e0a1b`.
+pub fn snapshots_named(ids: &[SnapshotId]) -> String {
+    let shorts: Vec<String> = ids.iter().map(|id| id.short()).collect();
+    match shorts.len() {
+        1 => format!("snapshot {}", shorts[0]),
+        _ => format!("snapshots {}", shorts.join(", ")),
+    }
 }
 
 /// Parses `16MiB`, `16M`, `512KiB`, `1G` or a plain number of bytes
@@ -37,25 +50,24 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Prints a table with left-aligned columns separated by two spaces.
-pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub fn print_table(out: &mut Out, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let mut line = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        writeln!(out, "{}", padded.join("  ").trim_end())
     };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
-    }
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    line(&header)?;
+    rows.iter().try_for_each(|row| line(row))
 }
 
 /// Runs `work` while a spinner on stderr shows `render(progress)`, if
@@ -91,6 +103,12 @@ pub fn with_progress<T>(
     })
 }
 
+/// Prints `cairn: warning: MESSAGE` on stderr, its control characters
+/// escaped (the message may quote a store's or SQLite's text).
+pub fn warn(message: impl std::fmt::Display) {
+    eprintln!("cairn: warning: {}", printable(&message.to_string()));
+}
+
 /// Prints capture warnings on stderr as they happen.
 pub struct StderrReporter<'a> {
     /// Hide notes (warnings are always shown).
@@ -106,6 +124,7 @@ impl Reporter for StderrReporter<'_> {
             Warning::Note { .. } => format!("cairn: note: {warning}"),
             _ => format!("cairn: warning: {warning}"),
         };
+        let line = printable(&line);
         match self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),

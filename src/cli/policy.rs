@@ -1,12 +1,15 @@
 //! `cairn policy set|show|clear`: the retention policy saved in the store,
 //! and the `--keep-*` options `forget` and `policy set` share.
 
+use std::io::Write;
+
 use clap::{Args, Subcommand};
 
 use cairn::retention::{Count, GroupBy, Policy, SavedPolicy, Within};
 use cairn::store::LockMode;
 
 use super::exit::Exit;
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 /// The rules of a retention policy, as options.
@@ -127,37 +130,45 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     let config = store.config().with_policy(Some(&saved));
     store.rewrite_config(config)?;
-    if ctx.json {
-        print_json(&saved)?;
-    } else if !ctx.quiet {
-        println!("saved retention policy: {}", describe(&saved));
-    }
-    Ok(Exit::Ok)
+    let committed = format!("the retention policy {}", describe(&saved));
+    Out::deferring().report(Exit::Ok, Some(committed), |out| {
+        if ctx.json {
+            print_json(out, &saved)
+        } else if !ctx.quiet {
+            writeln!(out, "saved retention policy: {}", describe(&saved))
+        } else {
+            Ok(())
+        }
+    })
 }
 
 fn show(ctx: &Ctx) -> anyhow::Result<Exit> {
     let store = ctx.open(LockMode::Shared)?;
     let saved = store.config().saved_policy()?;
-    if ctx.json {
-        return print_json(&saved).map(|()| Exit::Ok);
-    }
-    match saved {
-        Some(saved) => println!("{}", describe(&saved)),
-        None => println!("no retention policy saved (set one with `cairn policy set --keep-...`)"),
-    }
-    Ok(Exit::Ok)
+    Out::streaming().report(Exit::Ok, None, |out| match (ctx.json, saved) {
+        (true, saved) => print_json(out, &saved),
+        (false, Some(saved)) => writeln!(out, "{}", describe(&saved)),
+        (false, None) => writeln!(
+            out,
+            "no retention policy saved (set one with `cairn policy set --keep-...`)"
+        ),
+    })
 }
 
 fn clear(ctx: &Ctx) -> anyhow::Result<Exit> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     let config = store.config().with_policy(None);
     store.rewrite_config(config)?;
-    if ctx.json {
-        print_json(&None::<SavedPolicy>)?;
-    } else if !ctx.quiet {
-        println!("removed the saved retention policy");
-    }
-    Ok(Exit::Ok)
+    let committed = "removing the retention policy".to_owned();
+    Out::deferring().report(Exit::Ok, Some(committed), |out| {
+        if ctx.json {
+            print_json(out, &None::<SavedPolicy>)
+        } else if !ctx.quiet {
+            writeln!(out, "removed the saved retention policy")
+        } else {
+            Ok(())
+        }
+    })
 }
 
 /// `--keep-daily 7 --keep-weekly 4 --group-by host,paths`.

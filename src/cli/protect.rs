@@ -1,6 +1,8 @@
 //! `cairn protect` / `cairn unprotect`: keep snapshots out of reach of
 //! retention policies and `forget ID`.
 
+use std::io::Write;
+
 use clap::Args;
 
 use cairn::snapshot::protect;
@@ -8,6 +10,8 @@ use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
 
 use super::exit::Exit;
+use super::output::snapshots_named;
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
@@ -24,7 +28,9 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Exit> {
     // this check and a protection it should see.
     let store = ctx.open(LockMode::Shared)?;
     let list = ctx.snapshot_list(&store)?;
+    let mut out = Out::deferring();
     let mut done = Vec::new();
+    let mut changed_ids = Vec::new();
     for reference in &args.snapshots {
         let (id, changed) = if on {
             let id = list.resolve(reference, &Filter::default())?.id;
@@ -36,15 +42,21 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Exit> {
         };
         if !ctx.json && !ctx.quiet {
             match (on, changed) {
-                (true, _) => println!("protected snapshot {}", id.short()),
-                (false, true) => println!("unprotected snapshot {}", id.short()),
-                (false, false) => println!("snapshot {} was not protected", id.short()),
+                (true, _) => writeln!(out, "protected snapshot {}", id.short())?,
+                (false, true) => writeln!(out, "unprotected snapshot {}", id.short())?,
+                (false, false) => writeln!(out, "snapshot {} was not protected", id.short())?,
             }
+        }
+        if changed {
+            changed_ids.push(id);
         }
         done.push(serde_json::json!({"id": id, "protected": on, "changed": changed}));
     }
-    if ctx.json {
-        print_json(&done)?;
-    }
-    Ok(Exit::Ok)
+    let verb = if on { "protecting" } else { "unprotecting" };
+    let committed =
+        (!changed_ids.is_empty()).then(|| format!("{verb} {}", snapshots_named(&changed_ids)));
+    out.report(Exit::Ok, committed, |out| match ctx.json {
+        true => print_json(out, &done),
+        false => Ok(()),
+    })
 }

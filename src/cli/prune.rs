@@ -1,5 +1,7 @@
 //! `cairn prune`: delete the data no snapshot needs any more.
 
+use std::io::{self, Write};
+
 use clap::Args;
 
 use cairn::id::SnapshotId;
@@ -8,7 +10,8 @@ use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
 use cairn::store::{LockMode, Store};
 
 use super::exit::Exit;
-use super::output::{human_bytes, with_progress};
+use super::output::{human_bytes, warn, with_progress};
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 /// How prune repacks; shared with `forget --prune`.
@@ -44,11 +47,13 @@ pub struct PruneArgs {
 
 pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Exit> {
     let mut store = ctx.open(LockMode::Exclusive)?;
-    let outcome = prune_store(ctx, &mut store, &args.options, args.dry_run, &[])?;
-    if ctx.json {
-        print_json(&outcome)?;
-    }
-    Ok(Exit::Ok)
+    let mut out = Out::deferring();
+    let outcome = prune_store(ctx, &mut out, &mut store, &args.options, args.dry_run, &[])?;
+    let committed = (!args.dry_run).then(|| "the prune".to_owned());
+    out.report(Exit::Ok, committed, |out| match ctx.json {
+        true => print_json(out, &outcome),
+        false => Ok(()),
+    })
 }
 
 /// A dry run's plan or a real run's report.
@@ -66,6 +71,7 @@ pub enum Outcome {
 /// dry-run forget would remove) were gone.
 pub fn prune_store(
     ctx: &Ctx,
+    out: &mut Out,
     store: &mut Store,
     options: &PruneOptionArgs,
     dry_run: bool,
@@ -81,11 +87,11 @@ pub fn prune_store(
     )?;
     // Warnings go to stderr whatever the output mode.
     for left in &plan.left_alone {
-        eprintln!("cairn: warning: {} left alone: {}", left.key, left.why);
+        warn(format_args!("{} left alone: {}", left.key, left.why));
     }
     let talk = !ctx.json && !ctx.quiet;
     if talk {
-        print_plan(&plan, dry_run);
+        print_plan(out, &plan, dry_run)?;
     }
     if dry_run {
         return Ok(Outcome::Planned(plan));
@@ -98,21 +104,23 @@ pub fn prune_store(
         |_| prune::execute(store, plan, &progress),
     )?;
     if talk {
-        print_report(&report);
+        print_report(out, &report)?;
     }
     Ok(Outcome::Done(report))
 }
 
-fn print_plan(plan: &Plan, dry_run: bool) {
+fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
     if let Some(earlier) = &plan.interrupted {
-        println!("finishing an interrupted prune ({earlier})");
+        writeln!(out, "finishing an interrupted prune ({earlier})")?;
     }
     let c = &plan.choice;
-    println!(
+    writeln!(
+        out,
         "{} snapshots keep {} blobs; {} blobs are unused ({:.1}s)",
         plan.snapshots, c.blobs.live, c.blobs.dead, plan.mark_secs
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{} packs ({}), {} unused: delete {}, repack {}; {} unreferenced pack(s) left by interrupted runs",
         plan.packs,
         human_bytes(c.bytes_total),
@@ -120,17 +128,19 @@ fn print_plan(plan: &Plan, dry_run: bool) {
         c.delete.len(),
         c.repack.len(),
         plan.unreferenced.len()
-    );
+    )?;
     if dry_run && plan.is_empty() {
-        println!("dry run: nothing to do");
+        writeln!(out, "dry run: nothing to do")?;
     } else if dry_run {
         let bytes = human_bytes(plan.bytes_to_free());
-        println!("dry run: would free about {bytes}");
+        writeln!(out, "dry run: would free about {bytes}")?;
     }
+    Ok(())
 }
 
-fn print_report(r: &Report) {
-    println!(
+fn print_report(out: &mut Out, r: &Report) -> io::Result<()> {
+    writeln!(
+        out,
         "deleted {} packs, wrote {} ({} blobs, {} repacked), freed {}, removed {} leftover temporary file(s); took {:.1}s",
         r.packs_deleted,
         r.packs_written,
@@ -139,7 +149,7 @@ fn print_report(r: &Report) {
         human_bytes(r.bytes_freed),
         r.tmp_files_removed,
         r.duration_secs
-    );
+    )
 }
 
 /// `10`, `10%` or `2.5%`, between 0 and 100; returned as a fraction.

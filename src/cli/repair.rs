@@ -2,6 +2,8 @@
 //! damaged store into new snapshot records. Nothing is ever deleted:
 //! damaged packs go to `quarantine/`, original records stay.
 
+use std::io::{self, Write};
+
 use clap::{Args, Subcommand};
 
 use cairn::progress::Progress;
@@ -9,7 +11,8 @@ use cairn::repair::snapshots::{RepairReport, repair};
 use cairn::store::LockMode;
 
 use super::exit::Exit;
-use super::output::with_progress;
+use super::output::{snapshots_named, warn, with_progress};
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
@@ -37,21 +40,27 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
         What::Catalog => {
             let report = store.rebuild_catalog()?;
             for (key, cause) in &report.unreadable {
-                eprintln!("cairn: warning: {key} left out of the catalog: {cause}");
+                warn(format_args!("{key} left out of the catalog: {cause}"));
             }
-            if ctx.json {
-                print_json(&serde_json::json!({
-                    "packs": report.packs,
-                    "blobs": report.blobs,
-                    "unreadable": report.unreadable,
-                }))?;
-            } else if !ctx.quiet {
-                println!(
-                    "rebuilt catalog.db from {} packs ({} blobs)",
-                    report.packs, report.blobs
-                );
-            }
-            Ok(Exit::Ok)
+            let committed = Some("the rebuilt catalog".to_owned());
+            Out::deferring().report(Exit::Ok, committed, |out| {
+                if ctx.json {
+                    let json = serde_json::json!({
+                        "packs": report.packs,
+                        "blobs": report.blobs,
+                        "unreadable": report.unreadable,
+                    });
+                    print_json(out, &json)
+                } else if !ctx.quiet {
+                    writeln!(
+                        out,
+                        "rebuilt catalog.db from {} packs ({} blobs)",
+                        report.packs, report.blobs
+                    )
+                } else {
+                    Ok(())
+                }
+            })
         }
         What::Snapshots { dry_run } => {
             let progress = Progress::default();
@@ -61,64 +70,101 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
                 |p| format!("checking: {} snapshots/packs", p.read().0),
                 |_| repair(&mut store, dry_run, &progress),
             )?;
-            if ctx.json {
-                print_json(&report)?;
-            } else if !ctx.quiet {
-                print_report(&report);
-            }
-            Ok(Exit::Ok)
+            Out::deferring().report(Exit::Ok, committed(&report), |out| {
+                if ctx.json {
+                    print_json(out, &report)
+                } else if !ctx.quiet {
+                    print_report(out, &report)
+                } else {
+                    Ok(())
+                }
+            })
         }
     }
 }
 
-fn print_report(r: &RepairReport) {
+/// What a repair committed, for the message when its report is lost.
+fn committed(r: &RepairReport) -> Option<String> {
+    let new: Vec<_> = r.snapshots.iter().filter_map(|s| s.new).collect();
+    if r.dry_run || (new.is_empty() && nothing_repaired(r)) {
+        return None;
+    }
+    Some(match new.is_empty() {
+        true => "the repair".to_owned(),
+        false => format!("the repair (new records: {})", snapshots_named(&new)),
+    })
+}
+
+fn nothing_repaired(r: &RepairReport) -> bool {
+    r.snapshots.is_empty()
+        && r.quarantined.is_empty()
+        && r.missing_packs.is_empty()
+        && r.repointed == 0
+}
+
+fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
     let would = if r.dry_run { "would " } else { "" };
     if r.repointed > 0 {
-        println!(
+        writeln!(
+            out,
             "{would}re-point {} lost blob(s) to intact copies in other packs",
             r.repointed
-        );
+        )?;
     }
     for id in &r.quarantined {
-        println!("{would}move damaged pack {} to quarantine/", id.short());
+        writeln!(
+            out,
+            "{would}move damaged pack {} to quarantine/",
+            id.short()
+        )?;
     }
     for id in &r.missing_packs {
-        println!("{would}drop missing pack {} from the catalog", id.short());
+        writeln!(
+            out,
+            "{would}drop missing pack {} from the catalog",
+            id.short()
+        )?;
     }
     if r.salvaged_blobs > 0 {
-        println!(
+        writeln!(
+            out,
             "salvaged {} intact blob(s) from damaged packs",
             r.salvaged_blobs
-        );
+        )?;
     }
     for s in &r.snapshots {
         let paths: Vec<String> = s.lost.iter().map(ToString::to_string).collect();
         match s.new {
-            Some(new) => println!(
+            Some(new) => writeln!(
+                out,
                 "snapshot {} repaired as {}; left out {} path(s): {}",
                 s.original.short(),
                 new.short(),
                 s.lost_count,
                 paths.join(", ")
-            ),
-            None => println!(
+            )?,
+            None => writeln!(
+                out,
                 "snapshot {} {would}lose {} path(s): {}",
                 s.original.short(),
                 s.lost_count,
                 paths.join(", ")
-            ),
+            )?,
         }
     }
     for key in &r.damaged_records {
-        println!("{key} is damaged and cannot be repaired: forget it with `cairn forget ID`");
+        writeln!(
+            out,
+            "{key} is damaged and cannot be repaired: forget it with `cairn forget ID`"
+        )?;
     }
-    if r.snapshots.is_empty()
-        && r.quarantined.is_empty()
-        && r.missing_packs.is_empty()
-        && r.repointed == 0
-    {
-        println!("nothing to repair");
+    if nothing_repaired(r) {
+        writeln!(out, "nothing to repair")?;
     } else if !r.snapshots.is_empty() && !r.dry_run {
-        println!("the original snapshots are kept; forget them once the repaired ones suffice");
+        writeln!(
+            out,
+            "the original snapshots are kept; forget them once the repaired ones suffice"
+        )?;
     }
+    Ok(())
 }

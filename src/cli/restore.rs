@@ -1,14 +1,16 @@
 //! `cairn restore`: put a snapshot (or some of its paths) back into a
 //! directory, or write it as a tar stream.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
 
 use cairn::progress::Progress;
-use cairn::rawname::RawName;
-use cairn::restore::{self, RestoreOptions, Selection};
+use cairn::rawname::{RawName, escaped, printable};
+use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
+use cairn::snapshot::Snapshot;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
 
@@ -16,6 +18,7 @@ use super::choose::{self, AtArgs};
 use super::exit::Exit;
 use super::output::{human_bytes, with_progress};
 use super::snapshots::FilterArgs;
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
@@ -91,25 +94,74 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     } else {
         Vec::new()
     };
-    if ctx.json {
-        let checked: Vec<_> = checks
-            .iter()
-            .map(|(p, r)| {
-                let error = r.as_ref().err().map(ToString::to_string);
-                serde_json::json!({"path": RawName::from_path(p), "ok": error.is_none(), "error": error})
-            })
-            .collect();
-        let stale: Vec<_> = outcome
-            .stale_removed
-            .iter()
-            .map(|p| RawName::from_path(p))
-            .collect();
-        let failed: Vec<_> = outcome
-            .failed
-            .iter()
-            .map(|(p, e)| serde_json::json!({"path": RawName::from_path(p), "error": e}))
-            .collect();
-        print_json(&serde_json::json!({
+    let damaged: Vec<_> = checks
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    let exit = if damaged.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Damage
+    };
+    // Printed before the failures are told on stderr, as it always was; a
+    // closed stdout does not hide them.
+    let printed = Out::streaming().report(exit, None, |out| {
+        if ctx.json {
+            print_restore_json(out, snapshot, &options, &outcome, &checks)
+        } else if !ctx.quiet {
+            print_restored(out, snapshot, &options, &outcome, &checks)
+        } else {
+            Ok(())
+        }
+    });
+    for e in &damaged {
+        eprintln!("cairn: DAMAGED: {}", printable(&e.to_string()));
+    }
+    if !outcome.failed.is_empty() {
+        for (path, error) in &outcome.failed {
+            let line = format!("cairn: error: {}: {error}", escaped(path));
+            eprintln!("{}", printable(&line));
+        }
+        bail!("{} item(s) could not be restored", outcome.failed.len());
+    }
+    if !damaged.is_empty() {
+        eprintln!(
+            "cairn: {} restored database(s) failed PRAGMA integrity_check",
+            damaged.len()
+        );
+    }
+    printed
+}
+
+type Checks = [(PathBuf, Result<(), cairn::database::CheckError>)];
+
+fn print_restore_json(
+    out: &mut Out,
+    snapshot: &Snapshot,
+    options: &RestoreOptions,
+    outcome: &RestoreOutcome,
+    checks: &Checks,
+) -> io::Result<()> {
+    let checked: Vec<_> = checks
+        .iter()
+        .map(|(p, r)| {
+            let error = r.as_ref().err().map(ToString::to_string);
+            serde_json::json!({"path": RawName::from_path(p), "ok": error.is_none(), "error": error})
+        })
+        .collect();
+    let stale: Vec<_> = outcome
+        .stale_removed
+        .iter()
+        .map(|p| RawName::from_path(p))
+        .collect();
+    let failed: Vec<_> = outcome
+        .failed
+        .iter()
+        .map(|(p, e)| serde_json::json!({"path": RawName::from_path(p), "error": e}))
+        .collect();
+    print_json(
+        out,
+        &serde_json::json!({
             "snapshot": snapshot.id.to_hex(),
             "target": RawName::from_path(&options.target),
             "files": outcome.files,
@@ -120,50 +172,40 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             "databases": outcome.databases.len(),
             "stale_side_files_removed": stale,
             "checked": checked,
-        }))?;
-    } else if !ctx.quiet {
-        println!(
-            "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
-            snapshot.id.short(),
-            options.target.display(),
-            outcome.files,
-            outcome.dirs,
-            outcome.symlinks,
-            human_bytes(outcome.bytes)
-        );
-        for path in &outcome.stale_removed {
-            println!(
-                "  removed stale {} (from an older database)",
-                path.display()
-            );
+        }),
+    )
+}
+
+fn print_restored(
+    out: &mut Out,
+    snapshot: &Snapshot,
+    options: &RestoreOptions,
+    outcome: &RestoreOutcome,
+    checks: &Checks,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
+        snapshot.id.short(),
+        escaped(&options.target),
+        outcome.files,
+        outcome.dirs,
+        outcome.symlinks,
+        human_bytes(outcome.bytes)
+    )?;
+    for path in &outcome.stale_removed {
+        writeln!(
+            out,
+            "  removed stale {} (from an older database)",
+            escaped(path)
+        )?;
+    }
+    for (path, result) in checks {
+        if result.is_ok() {
+            writeln!(out, "  integrity_check ok: {}", escaped(path))?;
         }
-        for (path, result) in &checks {
-            if result.is_ok() {
-                println!("  integrity_check ok: {}", path.display());
-            }
-        }
     }
-    let damaged: Vec<_> = checks
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().err())
-        .collect();
-    for e in &damaged {
-        eprintln!("cairn: DAMAGED: {e}");
-    }
-    if !outcome.failed.is_empty() {
-        for (path, error) in &outcome.failed {
-            eprintln!("cairn: error: {}: {error}", path.display());
-        }
-        bail!("{} item(s) could not be restored", outcome.failed.len());
-    }
-    if !damaged.is_empty() {
-        eprintln!(
-            "cairn: {} restored database(s) failed PRAGMA integrity_check",
-            damaged.len()
-        );
-        return Ok(Exit::Damage);
-    }
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 /// `--tar FILE` or `--tar -`.
@@ -175,22 +217,20 @@ fn write_tar(
     file: Option<&std::path::Path>,
 ) -> anyhow::Result<Exit> {
     let file = file.unwrap_or(std::path::Path::new("-"));
-    let to_stdout = file == std::path::Path::new("-");
-    let outcome = if to_stdout {
-        restore::tar::write(
-            store,
-            snapshot,
-            selection,
-            std::io::BufWriter::new(std::io::stdout().lock()),
-        )?
-    } else {
+    if file == std::path::Path::new("-") {
+        let mut out = Out::streaming();
+        restore::tar::write(store, snapshot, selection, &mut out)?;
+        out.finish()?;
+        return Ok(Exit::Ok);
+    }
+    let outcome = {
         // Written under a temporary name beside it and linked into place
         // only when complete: a failed run leaves no truncated archive.
         let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
         let tmp = tempfile::Builder::new()
             .prefix(".cairn-tar-")
             .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
-            .with_context(|| format!("creating a temporary file beside {}", file.display()))?;
+            .with_context(|| format!("creating a temporary file beside {}", escaped(file)))?;
         let outcome = restore::tar::write(
             store,
             snapshot,
@@ -199,31 +239,38 @@ fn write_tar(
         )?;
         tmp.as_file()
             .sync_all()
-            .with_context(|| format!("writing {}", file.display()))?;
+            .with_context(|| format!("writing {}", escaped(file)))?;
         tmp.persist_noclobber(file)
             .map_err(|e| e.error)
-            .with_context(|| format!("creating {} (it must not exist yet)", file.display()))?;
+            .with_context(|| format!("creating {} (it must not exist yet)", escaped(file)))?;
         outcome
     };
-    if ctx.json && !to_stdout {
-        print_json(&serde_json::json!({
-            "snapshot": snapshot.id.to_hex(),
-            "tar": RawName::from_path(file),
-            "files": outcome.files,
-            "dirs": outcome.dirs,
-            "symlinks": outcome.symlinks,
-            "bytes": outcome.bytes,
-        }))?;
-    } else if !ctx.quiet && !to_stdout {
-        println!(
-            "wrote snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
-            snapshot.id.short(),
-            file.display(),
-            outcome.files,
-            outcome.dirs,
-            outcome.symlinks,
-            human_bytes(outcome.bytes)
-        );
-    }
-    Ok(Exit::Ok)
+    Out::streaming().report(Exit::Ok, None, |out| {
+        if ctx.json {
+            print_json(
+                out,
+                &serde_json::json!({
+                    "snapshot": snapshot.id.to_hex(),
+                    "tar": RawName::from_path(file),
+                    "files": outcome.files,
+                    "dirs": outcome.dirs,
+                    "symlinks": outcome.symlinks,
+                    "bytes": outcome.bytes,
+                }),
+            )
+        } else if !ctx.quiet {
+            writeln!(
+                out,
+                "wrote snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
+                snapshot.id.short(),
+                escaped(file),
+                outcome.files,
+                outcome.dirs,
+                outcome.symlinks,
+                human_bytes(outcome.bytes)
+            )
+        } else {
+            Ok(())
+        }
+    })
 }

@@ -1,5 +1,6 @@
 //! `cairn snapshot`: the nightly job.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use cairn::capture::database::SqliteOptions;
 use cairn::capture::{self, CaptureOptions, ParentChoice, Plan};
 use cairn::database::SqliteMode;
 use cairn::progress::Progress;
+use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotRecord};
 use cairn::store::{LockMode, Store, StoreError};
@@ -17,6 +19,7 @@ use cairn::when::{self, SnapshotTime};
 
 use super::exit::Exit;
 use super::output::{StderrReporter, human_bytes, with_progress};
+use super::stdout::Out;
 use super::{Ctx, init, print_json};
 
 #[derive(Debug, Args)]
@@ -72,7 +75,7 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
     if let Some(old) = store.upgrade_for_writing()? {
         eprintln!(
             "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
-            store.root().display(),
+            escaped(store.root()),
             store.config().version
         );
     }
@@ -84,13 +87,14 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
         };
         capture::run(&store, &plan, &reporter, &progress)
     })?;
-    report(ctx, &snapshot)?;
     let summary = &snapshot.record.summary;
-    Ok(if summary.errors > 0 || summary.database_fallbacks > 0 {
+    let exit = if summary.errors > 0 || summary.database_fallbacks > 0 {
         Exit::Partial
     } else {
         Exit::Ok
-    })
+    };
+    let committed = format!("snapshot {}", snapshot.id.short());
+    Out::deferring().report(exit, Some(committed), |out| report(out, ctx, &snapshot))
 }
 
 /// Everything checked before the store is opened (or created).
@@ -128,7 +132,7 @@ fn open_or_create(ctx: &Ctx) -> anyhow::Result<Store> {
     if ctx.store_is_default && !Store::exists(&ctx.store) {
         match init::init_default(ctx) {
             Ok(store) => {
-                eprintln!("cairn: created a new store at {}", ctx.store.display());
+                eprintln!("cairn: created a new store at {}", escaped(&ctx.store));
                 return Ok(store);
             }
             Err(StoreError::Exists { .. }) => {}
@@ -164,58 +168,62 @@ impl<'a> From<&'a Snapshot> for SnapshotJson<'a> {
     }
 }
 
-fn report(ctx: &Ctx, snapshot: &Snapshot) -> anyhow::Result<()> {
+fn report(out: &mut Out, ctx: &Ctx, snapshot: &Snapshot) -> io::Result<()> {
     if ctx.json {
-        return print_json(&SnapshotJson::from(snapshot));
+        return print_json(out, &SnapshotJson::from(snapshot));
     }
     if ctx.quiet {
         return Ok(());
     }
     let s = &snapshot.record.summary;
-    println!("snapshot {} saved", snapshot.id.short());
-    println!(
+    writeln!(out, "snapshot {} saved", snapshot.id.short())?;
+    writeln!(
+        out,
         "  files: {} new, {} changed, {} unchanged ({} in all, {} dirs, {} symlinks)",
         s.files_new, s.files_changed, s.files_unchanged, s.files, s.dirs, s.symlinks
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  data:  {} read, {} added to the store ({} new chunks, {} reused)",
         human_bytes(s.bytes_read),
         human_bytes(s.bytes_added),
         s.data_blobs_new,
         s.data_blobs_reused
-    );
-    report_databases(s);
+    )?;
+    report_databases(out, s)?;
     if s.errors > 0 || s.skipped > 0 {
-        println!(
+        writeln!(
+            out,
             "  left out: {} (errors), skipped: {} (special files)",
             s.errors, s.skipped
-        );
+        )?;
     }
-    println!("  took {:.1}s", s.duration_secs);
-    Ok(())
+    writeln!(out, "  took {:.1}s", s.duration_secs)
 }
 
-fn report_databases(s: &cairn::snapshot::Summary) {
+fn report_databases(out: &mut Out, s: &cairn::snapshot::Summary) -> io::Result<()> {
     for db in &s.databases {
-        let path = db.path.as_path();
+        let path = &db.path;
         if db.unchanged {
-            println!("  database {}: unchanged", path.display());
+            writeln!(out, "  database {path}: unchanged")?;
             continue;
         }
-        println!(
-            "  database {}: {} captured in {:.1}s, {} of {} chunks new ({})",
-            path.display(),
+        writeln!(
+            out,
+            "  database {path}: {} captured in {:.1}s, {} of {} chunks new ({})",
             human_bytes(db.size),
             db.capture_secs,
             db.chunks_new,
             db.chunks,
             human_bytes(db.bytes_new)
-        );
+        )?;
     }
     if s.database_fallbacks > 0 {
-        println!(
+        writeln!(
+            out,
             "  {} file(s) looked like databases but SQLite refused them: stored as plain bytes",
             s.database_fallbacks
-        );
+        )?;
     }
+    Ok(())
 }

@@ -1,11 +1,12 @@
 //! `cairn snapshots`: list what the store holds.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use cairn::capture::sources::absolute;
-use cairn::rawname::RawName;
+use cairn::rawname::{RawName, escaped};
 use cairn::snapshot::select::Filter;
 use cairn::store::LockMode;
 
@@ -13,6 +14,7 @@ use super::choose;
 use super::exit::Exit;
 use super::output::{human_bytes, print_table};
 use super::snapshot::SnapshotJson;
+use super::stdout::Out;
 use super::{Ctx, print_json};
 
 /// Snapshot filters shared by the commands that choose snapshots.
@@ -72,6 +74,7 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
         .filter(|s| filter.matches(s))
         .collect();
     let protected = cairn::snapshot::protect::protected(store.backend())?;
+    let out = Out::streaming();
     if ctx.json {
         #[derive(serde::Serialize)]
         struct Listed<'a> {
@@ -86,7 +89,7 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
                 protected: protected.contains(&s.id),
             })
             .collect();
-        return print_json(&items).map(|()| Exit::Ok);
+        return out.report(Exit::Ok, None, |out| print_json(out, &items));
     }
     let any_protected = shown.iter().any(|s| protected.contains(&s.id));
     let rows: Vec<Vec<String>> = shown
@@ -96,8 +99,8 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
             let mut row = vec![
                 s.id.short(),
                 r.time.display_local(),
-                r.host.clone(),
-                r.tags.join(","),
+                escaped(&r.host).to_string(),
+                escaped(&r.tags.join(",")).to_string(),
                 r.paths
                     .iter()
                     .map(|p| p.to_string())
@@ -112,13 +115,15 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
             row
         })
         .collect();
-    if !ctx.quiet {
-        let mut header = vec!["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"];
-        if any_protected {
-            header.push("PROTECTED");
-        }
-        print_table(&header, &rows);
-        println!("{} snapshot(s)", rows.len());
+    if ctx.quiet {
+        return Ok(Exit::Ok);
     }
-    Ok(Exit::Ok)
+    let mut header = vec!["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"];
+    if any_protected {
+        header.push("PROTECTED");
+    }
+    out.report(Exit::Ok, None, |out| {
+        print_table(out, &header, &rows)?;
+        writeln!(out, "{} snapshot(s)", rows.len())
+    })
 }

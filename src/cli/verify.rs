@@ -2,17 +2,20 @@
 //! the snapshots and paths it affects; exit 4 when damage was found.
 
 use std::collections::HashSet;
+use std::io::{self, Write};
 use std::time::Duration;
 
 use clap::Args;
 
 use cairn::progress::Progress;
+use cairn::rawname::{escaped, printable};
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
 use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions};
 
 use super::exit::Exit;
-use super::output::{human_bytes, with_progress};
+use super::output::{human_bytes, warn, with_progress};
+use super::stdout::Out;
 use super::{Ctx, choose, print_json};
 
 #[derive(Debug, Args)]
@@ -87,48 +90,53 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
         },
         |_| verify::verify(&store, &options, &progress),
     )?;
-    if ctx.json {
-        print_json(&report)?;
-    } else {
-        print_report(&report, ctx.quiet);
+    if !ctx.json {
+        for w in &report.warnings {
+            warn(w);
+        }
     }
-    Ok(if report.ok { Exit::Ok } else { Exit::Damage })
+    let exit = if report.ok { Exit::Ok } else { Exit::Damage };
+    Out::streaming().report(exit, None, |out| match ctx.json {
+        true => print_json(out, &report),
+        false => print_report(out, &report, ctx.quiet),
+    })
 }
 
-fn print_report(r: &Report, quiet: bool) {
-    for w in &r.warnings {
-        eprintln!("cairn: warning: {w}");
-    }
+fn print_report(out: &mut Out, r: &Report, quiet: bool) -> io::Result<()> {
     for d in &r.damage {
         let lost = match d.blobs_lost {
             0 => String::new(),
             n => format!(" ({n} blob(s) lost)"),
         };
-        println!("DAMAGED {} {}: {}{lost}", d.kind, d.key, d.cause);
+        let (key, cause) = (escaped(&d.key), printable(&d.cause));
+        writeln!(out, "DAMAGED {} {key}: {cause}{lost}", d.kind)?;
         for a in &d.affected {
             let paths: Vec<String> = a.paths.iter().map(ToString::to_string).collect();
             let more = match a.more_paths {
                 0 => String::new(),
                 n => format!(" (+{n} more)"),
             };
-            println!(
+            writeln!(
+                out,
                 "  snapshot {} ({}): {}{more}",
                 a.snapshot.short(),
                 a.time.display_local(),
                 paths.join(", ")
-            );
+            )?;
         }
     }
     if quiet && r.ok {
-        return;
+        return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "checked {} snapshots, {} trees, {} blobs, {} packs",
         r.snapshots, r.trees, r.blobs, r.packs
-    );
+    )?;
     if r.packs_read > 0 || r.packs_left_unread > 0 {
         let rate = r.bytes_read as f64 / r.read_secs.max(1e-9);
-        println!(
+        writeln!(
+            out,
             "read {} packs, {} in {:.1}s ({}/s){}",
             r.packs_read,
             human_bytes(r.bytes_read),
@@ -138,33 +146,42 @@ fn print_report(r: &Report, quiet: bool) {
                 0 => String::new(),
                 n => format!("; {n} left for another run (budget)"),
             }
-        );
+        )?;
     }
     if r.databases_checked > 0 {
-        println!(
+        writeln!(
+            out,
             "checked {} database(s) with integrity_check",
             r.databases_checked
-        );
+        )?;
     }
     let never = r.ledger.packs_never_verified;
     match r.ledger.oldest_verification_age_secs {
         Some(age) if never == 0 => {
             let age = age_text(age);
-            println!("every pack verified; the oldest verification is {age} old")
+            writeln!(
+                out,
+                "every pack verified; the oldest verification is {age} old"
+            )?
         }
         Some(age) => {
             let age = age_text(age);
-            println!(
+            writeln!(
+                out,
                 "{never} pack(s) never read whole by verify; the oldest verification of the others is {age} old"
-            )
+            )?
         }
-        None => println!("{never} pack(s), none yet read whole by verify --read-data"),
+        None => writeln!(
+            out,
+            "{never} pack(s), none yet read whole by verify --read-data"
+        )?,
     }
     if r.ok {
-        println!("ok: no damage found");
+        writeln!(out, "ok: no damage found")?;
     } else {
-        println!("DAMAGE FOUND: {} problem(s)", r.damage.len());
+        writeln!(out, "DAMAGE FOUND: {} problem(s)", r.damage.len())?;
     }
+    Ok(())
 }
 
 fn age_text(secs: u64) -> String {

@@ -39,6 +39,7 @@ use super::live::{self, LiveError};
 use super::pinned::Pin;
 use crate::backend::{Backend, BackendError};
 use crate::chunker;
+use crate::rawname::escaped;
 
 /// First wait after a busy attempt; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
@@ -206,7 +207,7 @@ pub enum ImageError {
     /// The image would not fit in `tmp/`.
     #[error(
         "not enough free space in {} for a {need}-byte database image ({free} bytes free)",
-        dir.display()
+        escaped(dir)
     )]
     NoSpace {
         /// The store's `tmp/`.

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::rawname::escaped;
+
 /// The first bytes of every SQLite database file.
 pub const HEADER_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -117,7 +119,7 @@ pub fn is_side_file_content(name: &OsStr, head: &[u8]) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// SQLite could not open or read it.
-    #[error("{}: cannot be checked: {source}", path.display())]
+    #[error("{}: cannot be checked: {source}", escaped(path))]
     Sqlite {
         /// The database file.
         path: std::path::PathBuf,
@@ -126,7 +128,7 @@ pub enum CheckError {
         source: rusqlite::Error,
     },
     /// `PRAGMA integrity_check` reported problems.
-    #[error("{}: integrity_check failed: {}", path.display(), problems.join("; "))]
+    #[error("{}: integrity_check failed: {}", escaped(path), escaped(&problems.join("; ")))]
     Damaged {
         /// The database file.
         path: std::path::PathBuf,

@@ -7,9 +7,10 @@
 //! further work, and dropping an unsealed or unpublished pack deletes its
 //! temporary file, so a failure never leaves a half pack visible.
 
+use std::fs::File;
 use std::io::{BufWriter, Write};
 
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempPath};
 
 use super::format::{self, BlobKind, PackEntry};
 use super::{PackError, key};
@@ -21,7 +22,11 @@ use crate::id::{BlobId, PackId};
 /// A pack being filled.
 #[must_use = "unsealed packs are deleted on drop"]
 pub struct PackWriter {
-    out: BufWriter<NamedTempFile>,
+    /// The bare file, so that a write error is the OS's own and names the
+    /// path once (in a `BackendError`), not twice as `NamedTempFile` would.
+    out: BufWriter<File>,
+    /// Deletes the file when dropped, until the pack is published.
+    path: TempPath,
     hasher: blake3::Hasher,
     entries: Vec<PackEntry>,
     len: u64,
@@ -32,8 +37,10 @@ pub struct PackWriter {
 impl PackWriter {
     /// Starts an empty pack for blobs of `kind` in the store's `tmp/`.
     pub fn create(backend: &Backend, kind: BlobKind) -> Result<Self, PackError> {
+        let (file, path) = backend.temp_file()?.into_parts();
         Ok(Self {
-            out: BufWriter::with_capacity(1 << 20, backend.temp_file()?),
+            out: BufWriter::with_capacity(1 << 20, file),
+            path,
             hasher: blake3::Hasher::new(),
             entries: Vec::new(),
             len: 0,
@@ -92,19 +99,17 @@ impl PackWriter {
         let tail = format::encode_tail(&self.entries);
         self.write(&tail)?;
         let size = self.len + tail.len() as u64;
-        let file = self.out.into_inner().map_err(|e| {
-            let (source, out) = e.into_parts();
-            BackendError {
-                path: out.get_ref().path().to_owned(),
-                source,
-            }
+        let path = self.path;
+        let file = self.out.into_inner().map_err(|e| BackendError {
+            path: path.to_path_buf(),
+            source: e.into_error(),
         })?;
         Ok(SealedPack {
             id: self.hasher.finalize().into(),
             kind: self.kind,
             entries: self.entries,
             size,
-            file,
+            file: NamedTempFile::from_parts(file, path),
         })
     }
 
@@ -113,7 +118,7 @@ impl PackWriter {
         self.out.write_all(bytes).map_err(|source| {
             self.failed = true;
             PackError::Io(BackendError {
-                path: self.out.get_ref().path().to_owned(),
+                path: self.path.to_path_buf(),
                 source,
             })
         })

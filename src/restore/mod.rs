@@ -25,6 +25,7 @@ pub use plan::{Conflict, Survey, survey};
 pub use select::{Selection, Want};
 pub use write::RestoreOutcome;
 
+use crate::rawname::escaped;
 use crate::store::StoreError;
 
 /// What a restore is asked to do.
@@ -54,7 +55,7 @@ pub enum RestoreError {
         blockers: Vec<Conflict>,
     },
     /// Creating the target or a directory failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", escaped(path))]
     Io {
         /// The path.
         path: PathBuf,
@@ -63,7 +64,7 @@ pub enum RestoreError {
         source: std::io::Error,
     },
     /// A directory of the snapshot cannot be read.
-    #[error("cannot read the listing of {}: {source}", path.display())]
+    #[error("cannot read the listing of {}: {source}", escaped(path))]
     Tree {
         /// Where the directory would be restored.
         path: PathBuf,
@@ -75,7 +76,7 @@ pub enum RestoreError {
     #[error("{0}")]
     Selection(String),
     /// An included path is not in the snapshot.
-    #[error("{} is not in the snapshot", .0.display())]
+    #[error("{} is not in the snapshot", escaped(.0))]
     NotInSnapshot(PathBuf),
     /// Writing the tar stream failed.
     #[error("writing the tar stream: {0}")]
@@ -101,7 +102,7 @@ fn list(conflicts: &[Conflict]) -> String {
     let mut lines: Vec<String> = conflicts
         .iter()
         .take(LISTED)
-        .map(|c| format!("  {} ({})", c.path.display(), c.existing))
+        .map(|c| format!("  {} ({})", escaped(&c.path), c.existing))
         .collect();
     if conflicts.len() > LISTED {
         lines.push(format!("  ... and {} more", conflicts.len() - LISTED));

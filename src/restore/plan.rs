@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::RestoreError;
 use super::select::{Selection, Want};
+use crate::rawname::escaped;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 use crate::tree::{Content, Entry};
@@ -87,7 +88,7 @@ pub(super) fn walk_selection(
             None if below.is_none() => {
                 return Err(RestoreError::Selection(format!(
                     "{} is a file: --strip-prefix must be a directory above it",
-                    source.display()
+                    escaped(&source)
                 )));
             }
             None => {}

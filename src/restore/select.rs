@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::RestoreError;
 use crate::browse::snapshot_path;
+use crate::rawname::escaped;
 
 /// The part of a snapshot to restore.
 #[derive(Debug, Clone, Default)]
@@ -50,8 +51,8 @@ impl Selection {
             if let Some(outside) = include.iter().find(|p| !p.starts_with(prefix)) {
                 return Err(RestoreError::Selection(format!(
                     "--include {} is not below --strip-prefix {}",
-                    outside.display(),
-                    prefix.display()
+                    escaped(outside),
+                    escaped(prefix)
                 )));
             }
         }

@@ -17,6 +17,7 @@ use tar::{Builder, EntryType, Header};
 use super::plan::{Item, walk_selection};
 use super::{RestoreError, Selection};
 use crate::browse::{BrowseError, check_size, file_chunks, read_chunk};
+use crate::rawname::escaped;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::tree::{Content, Meta};
@@ -190,7 +191,7 @@ fn content_error(e: io::Error, item: &Item) -> RestoreError {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<BrowseError>())
     {
-        Some(_) => RestoreError::Selection(format!("{}: {e}", item.source.display())),
+        Some(_) => RestoreError::Selection(format!("{}: {e}", escaped(&item.source))),
         None => RestoreError::Tar(e),
     }
 }

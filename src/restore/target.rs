@@ -20,6 +20,7 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags, RenameFlags, ResolveFlags, Timestam
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
+use crate::rawname::escaped;
 use crate::tree::{Meta, Timespec};
 
 const TEMP_PREFIX: &str = ".cairn-restore-";
@@ -164,7 +165,7 @@ impl Slot {
                 Ok(()) => removed.push(name),
                 Err(Errno::NOENT) => {}
                 Err(e) => {
-                    let why = format!("cannot remove {}: {e}", Path::new(&name).display());
+                    let why = format!("cannot remove {}: {e}", escaped(&name));
                     return Err(io::Error::other(why));
                 }
             }

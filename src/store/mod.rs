@@ -19,6 +19,7 @@ use crate::catalog::{self, Catalog, CatalogError};
 use crate::compress::CompressionConfig;
 use crate::id::{BlobId, TreeId};
 use crate::pack::{self, PackError};
+use crate::rawname::escaped;
 use crate::snapshot::{self, SnapshotList};
 use crate::tree::{Tree, TreeError};
 use crate::when::SnapshotTime;
@@ -35,19 +36,19 @@ const CATALOG: &str = "catalog.db";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The directory does not exist.
-    #[error("no store at {}: create one with `cairn init`", path.display())]
+    #[error("no store at {}: create one with `cairn init`", escaped(path))]
     Missing {
         /// The path given.
         path: PathBuf,
     },
     /// The directory exists but holds no cairn store.
-    #[error("{} is not a cairn store (it has no config.json)", path.display())]
+    #[error("{} is not a cairn store (it has no config.json)", escaped(path))]
     NotAStore {
         /// The path given.
         path: PathBuf,
     },
     /// `config.json` is unreadable or unsupported.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", escaped(path))]
     Config {
         /// The config file.
         path: PathBuf,
@@ -56,13 +57,16 @@ pub enum StoreError {
         source: ConfigError,
     },
     /// `init` on an existing store.
-    #[error("a cairn store already exists at {}", path.display())]
+    #[error("a cairn store already exists at {}", escaped(path))]
     Exists {
         /// The store.
         path: PathBuf,
     },
     /// `init` on a directory with other content.
-    #[error("{} is not empty and is not a cairn store; refusing to create a store there", path.display())]
+    #[error(
+        "{} is not empty and is not a cairn store; refusing to create a store there",
+        escaped(path)
+    )]
     NotEmpty {
         /// The directory.
         path: PathBuf,
@@ -78,7 +82,7 @@ pub enum StoreError {
         waited: Duration,
     },
     /// A local file operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", escaped(path))]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -127,7 +131,7 @@ fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
     } else {
         format!("; gave up after waiting {}s", waited.as_secs_f64())
     };
-    format!("store {} is locked: {holder}{after}", path.display())
+    format!("store {} is locked: {holder}{after}", escaped(path))
 }
 
 /// How to open a store.
