@@ -392,6 +392,9 @@ impl Walker<'_, '_> {
             size += data.len() as u64;
             Progress::add(&self.progress.bytes, data.len() as u64);
             chunks.push(self.sink.put(BlobKind::Data, data)?);
+            if chunks.len() == 1 {
+                crate::crash::point("file-first-chunk");
+            }
         }
         self.summary.bytes_read += size;
         Ok(Ok((chunks, size)))
