@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -190,4 +190,102 @@ fn a_snapshot_whose_reused_data_was_removed_meanwhile_commits_nothing_and_says_s
         assert_trees_equal(&src, &restored(&t.restore(id(&third)), &src));
         t.cairn(["verify", "--read-data"]).assert().success();
     }
+}
+
+/// A sparse file of `len` bytes whose first 4 MiB are random.
+fn write_sparse_file(path: &Path, len: u64) {
+    write_random_file(path, 7, 4 << 20);
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+fn truncate(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+// Regression: #14 item 5
+#[test]
+fn a_file_truncated_during_each_of_two_reads_is_stored_as_read_with_a_warning_and_exit_3() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let big = src.join("big");
+    fs::create_dir(&src).unwrap();
+    write_sparse_file(&big, 200 << 20);
+    write_file(&src.join("calm"), b"calm\n");
+    settle();
+
+    let mut cmd = t.command(["--json", "snapshot"]);
+    cmd.arg(&src);
+    let mut run = Stalled::spawn(&t, cmd, "file-first-chunk");
+    // `big` sorts first: the first read of it stalls after one chunk and
+    // the file shrinks under it; so does the second read.
+    run.wait_for_stall();
+    truncate(&big, 20 << 20);
+    run.go_on();
+    run.wait_for_stall();
+    truncate(&big, 10 << 20);
+    let (status, stdout, stderr) = run.finish();
+
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let warning = format!(
+        "{}: changed while it was being read; stored as read, may be inconsistent",
+        big.display()
+    );
+    assert!(stderr.contains(&warning), "{stderr}");
+    let snap = parse_json(&stdout);
+    assert_eq!(summary(&snap, "files_inconsistent"), 1, "{snap}");
+    assert_eq!(
+        snap["summary"]["inconsistent"],
+        serde_json::json!([big.to_str().unwrap()])
+    );
+    assert_eq!(summary(&snap, "files"), 2, "{snap}");
+
+    // Its change key is not trusted: the next snapshot reads it again.
+    settle();
+    let next = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&next, "files_changed"), 1, "{next}");
+    assert_eq!(summary(&next, "files_unchanged"), 1, "{next}");
+    assert_eq!(summary(&next, "bytes_read"), 10 << 20, "{next}");
+    assert!(
+        next["summary"].get("files_inconsistent").is_none(),
+        "{next}"
+    );
+    assert_trees_equal(&src, &restored(&t.restore(id(&next)), &src));
+}
+
+// Regression: #14 item 5
+#[test]
+fn a_file_truncated_during_its_first_read_only_is_read_again_and_stored_whole() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let big = src.join("big");
+    fs::create_dir(&src).unwrap();
+    write_sparse_file(&big, 200 << 20);
+    settle();
+
+    let mut cmd = t.command(["--json", "snapshot"]);
+    cmd.arg(&src);
+    let mut run = Stalled::spawn(&t, cmd, "file-first-chunk");
+    run.wait_for_stall();
+    truncate(&big, 20 << 20);
+    let (status, stdout, stderr) = run.finish();
+
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("changed while"), "{stderr}");
+    let snap = parse_json(&stdout);
+    assert!(
+        snap["summary"].get("files_inconsistent").is_none(),
+        "{snap}"
+    );
+    assert_eq!(summary(&snap, "total_bytes"), 20 << 20, "{snap}");
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
 }

@@ -7,6 +7,7 @@
 //! visible only when every blob it references is durable.
 
 pub mod change;
+mod consistent;
 pub mod database;
 pub mod excludes;
 pub mod handle;

@@ -86,11 +86,13 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
     })?;
     report(ctx, &snapshot)?;
     let summary = &snapshot.record.summary;
-    Ok(if summary.errors > 0 || summary.database_fallbacks > 0 {
-        Exit::Partial
-    } else {
-        Exit::Ok
-    })
+    Ok(
+        if summary.errors > 0 || summary.database_fallbacks > 0 || summary.files_inconsistent > 0 {
+            Exit::Partial
+        } else {
+            Exit::Ok
+        },
+    )
 }
 
 /// Everything checked before the store is opened (or created).
@@ -189,6 +191,12 @@ fn report(ctx: &Ctx, snapshot: &Snapshot) -> anyhow::Result<()> {
         println!(
             "  left out: {} (errors), skipped: {} (special files)",
             s.errors, s.skipped
+        );
+    }
+    if s.files_inconsistent > 0 {
+        println!(
+            "  changed while read: {} file(s), stored as read (may be inconsistent)",
+            s.files_inconsistent
         );
     }
     println!("  took {:.1}s", s.duration_secs);
