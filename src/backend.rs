@@ -62,12 +62,36 @@ impl Backend {
     }
 
     /// A new temporary file in `tmp/`, removed when dropped unless published.
+    /// It is locked (`flock`, exclusive) while open, so that `verify` can
+    /// tell a file in flight from one an interrupted run left
+    /// ([`Backend::temp_state`]).
     pub fn temp_file(&self) -> Result<NamedTempFile> {
-        tempfile::Builder::new()
+        let file = tempfile::Builder::new()
             .prefix("cairn-")
             .suffix(".tmp")
             .tempfile_in(&self.tmp)
-            .map_err(at(&self.tmp))
+            .map_err(at(&self.tmp))?;
+        // Blocks only while a `temp_state` check holds it for an instant.
+        file.as_file().lock().map_err(at(file.path()))?;
+        Ok(file)
+    }
+
+    /// Whether the entry `name` of `tmp/` is being written by a live
+    /// process, was left behind, or is already gone. Never follows a
+    /// symlink nor waits on a fifo; an entry that cannot be opened counts
+    /// as left behind.
+    pub fn temp_state(&self, name: &str) -> TempState {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = match rustix::fs::open(self.tmp.join(name), flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return TempState::Gone,
+            Err(_) => return TempState::Left,
+        };
+        match file.try_lock_shared() {
+            Err(std::fs::TryLockError::WouldBlock) => TempState::InUse,
+            _ => TempState::Left,
+        }
     }
 
     /// Makes a fully written temporary file visible under `key`, durably:
@@ -216,6 +240,17 @@ impl Backend {
         fs::create_dir_all(dir).map_err(at(dir))?;
         sync_dir(dir.parent().unwrap_or(&self.root))
     }
+}
+
+/// What an entry of `tmp/` is ([`Backend::temp_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempState {
+    /// Locked by the process writing it.
+    InUse,
+    /// Nobody holds it: an interrupted run left it.
+    Left,
+    /// Removed since it was listed (a writer finished).
+    Gone,
 }
 
 /// A store file open for reading.

@@ -289,3 +289,54 @@ fn a_file_truncated_during_its_first_read_only_is_read_again_and_stored_whole() 
     assert_eq!(summary(&snap, "total_bytes"), 20 << 20, "{snap}");
     assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
 }
+
+// Regression: #14 item 16
+#[test]
+fn verify_beside_a_running_snapshot_does_not_call_its_files_left_by_interrupted_runs() {
+    let t = TestEnv::new();
+    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    let src = t.path("src");
+    small_tree(&src, 4);
+    settle();
+    t.snapshot(&[&src], &[]);
+    // `a/` comes first: its tree opens a tree pack (a temporary file in
+    // tmp/) before `b/big` fills and publishes a data pack.
+    write_file(&src.join("a/small"), b"small\n");
+    fs::create_dir(src.join("b")).unwrap();
+    write_random_file(&src.join("b/big"), 5, 3 << 20);
+    settle();
+
+    let mut cmd = t.command(["snapshot"]);
+    cmd.arg(&src);
+    let mut run = Stalled::spawn(&t, cmd, "pack-published");
+    run.wait_for_stall();
+    assert!(has_temp_file(&t.store.join("tmp")), "a pack is in flight");
+    let during = parse_json(
+        &t.cairn(["--json", "verify"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    );
+    let (status, _, stderr) = run.finish();
+    assert!(status.success(), "{stderr}");
+
+    let warnings = during["warnings"].to_string();
+    assert!(during["ok"].as_bool().unwrap(), "{during}");
+    assert!(!warnings.contains("interrupted"), "{warnings}");
+    assert!(!warnings.contains("tmp/"), "{warnings}");
+    assert!(
+        warnings
+            .contains("not referenced by any snapshot yet (a running snapshot may commit them)"),
+        "{warnings}"
+    );
+
+    let after = parse_json(
+        &t.cairn(["--json", "verify"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    );
+    assert_eq!(after["warnings"], serde_json::json!([]), "{after}");
+}

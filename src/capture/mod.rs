@@ -201,6 +201,9 @@ pub fn run(
     if version != crate::store::config::FORMAT_VERSION {
         return Err(CaptureError::NotUpgraded(version));
     }
+    // Until the record is committed, this run's packs and temporary files
+    // are in flight, not leftovers (store::writers).
+    let _writing = crate::store::writers::announce(store.root())?;
     let time = plan.options.time.unwrap_or_else(SnapshotTime::now);
     let excludes = Excludes::new(&plan.options.excludes, Some(store.root()))?;
     let paths = recorded_paths(&plan.input);
