@@ -184,7 +184,7 @@ fn a_row_deleted_while_a_snapshot_runs_fails_that_snapshot_and_the_next_stores_i
 
     // The second snapshot stalls once its one pack is cataloged, after the
     // walk that reused `lost`.
-    let mut second = t
+    let second = t
         .command(["snapshot"])
         .arg(&src)
         .env("CAIRN_STALL_AT", "pack-cataloged:3")
