@@ -80,7 +80,7 @@ fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, 
     let listing = crate::pack::list::list(store.backend())?;
     let mut found = PackLeftovers {
         unreferenced: 0,
-        writers: crate::store::writers::running(store.root())?,
+        writers: crate::store::writers::running(store.root()),
         strays: listing.strays,
         damaged: Vec::new(),
     };
