@@ -68,9 +68,12 @@ impl Backend {
     /// Write to it through [`NamedTempFile::as_file_mut`] (or the `File` of
     /// [`NamedTempFile::into_parts`]), never through its own `Write`: that
     /// adds the path to every error, which the [`BackendError`] names again.
+    /// It is locked (`flock`, exclusive) while open, so that `verify` can
+    /// tell a file in flight from one an interrupted run left
+    /// ([`Backend::temp_state`]).
     pub fn temp_file(&self) -> Result<NamedTempFile> {
         // `make_in` rather than `tempfile_in`, whose errors carry the path too.
-        tempfile::Builder::new()
+        let file = tempfile::Builder::new()
             .prefix("cairn-")
             .suffix(".tmp")
             .make_in(&self.tmp, |path| {
@@ -81,7 +84,30 @@ impl Backend {
                     .mode(0o600)
                     .open(path)
             })
-            .map_err(at(&self.tmp))
+            .map_err(at(&self.tmp))?;
+        // Blocks only while a `temp_state` check holds it for an instant.
+        // Advisory: if the file system refuses, verify only calls the file
+        // a leftover while it is written.
+        let _ = file.as_file().lock();
+        Ok(file)
+    }
+
+    /// Whether the entry `name` of `tmp/` is being written by a live
+    /// process, was left behind, or is already gone. Never follows a
+    /// symlink nor waits on a fifo; an entry that cannot be opened counts
+    /// as left behind.
+    pub fn temp_state(&self, name: &str) -> TempState {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = match rustix::fs::open(self.tmp.join(name), flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return TempState::Gone,
+            Err(_) => return TempState::Left,
+        };
+        match file.try_lock_shared() {
+            Err(std::fs::TryLockError::WouldBlock) => TempState::InUse,
+            _ => TempState::Left,
+        }
     }
 
     /// Makes a fully written temporary file visible under `key`, durably:
@@ -232,6 +258,17 @@ impl Backend {
         fs::create_dir_all(dir).map_err(at(dir))?;
         sync_dir(dir.parent().unwrap_or(&self.root))
     }
+}
+
+/// What an entry of `tmp/` is ([`Backend::temp_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempState {
+    /// Locked by the process writing it.
+    InUse,
+    /// Nobody holds it: an interrupted run left it.
+    Left,
+    /// Removed since it was listed (a writer finished).
+    Gone,
 }
 
 /// A store file open for reading.

@@ -13,9 +13,20 @@
 //! `CAIRN_STALL_AT=NAME:SECS` instead makes the process sleep SECS seconds
 //! at the first hit of the point, holding whatever locks it holds, so
 //! tests can run another command against a store in exactly that state.
+//! With `CAIRN_STALL_RELEASE=PATH` as well, it stalls at every hit of the
+//! point until PATH exists (and then removes it), at most SECS seconds each
+//! time: a test acts while the process waits, then lets it go on, without
+//! guessing how long its action takes.
+//!
+//! Capture points besides the commit steps: `capture-walked` (every blob of
+//! the run is published and cataloged, the record not yet checked or
+//! written) and `file-first-chunk` (the first chunk of a file's content was
+//! read, the rest not yet).
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 struct Target {
     name: String,
@@ -41,6 +52,13 @@ fn stall() -> Option<&'static Target> {
     STALL.get_or_init(|| parse("CAIRN_STALL_AT")).as_ref()
 }
 
+fn release() -> Option<&'static Path> {
+    static RELEASE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    RELEASE
+        .get_or_init(|| std::env::var_os("CAIRN_STALL_RELEASE").map(PathBuf::from))
+        .as_deref()
+}
+
 fn target() -> Option<&'static Target> {
     static TARGET: OnceLock<Option<Target>> = OnceLock::new();
     TARGET.get_or_init(|| parse("CAIRN_CRASH_AT")).as_ref()
@@ -58,9 +76,30 @@ pub fn point(name: &str) {
     }
     if let Some(s) = stall()
         && s.name == name
-        && s.hits.fetch_add(1, Ordering::SeqCst) == 0
     {
-        eprintln!("cairn: stall point {name} reached, sleeping {}s", s.nth);
-        std::thread::sleep(std::time::Duration::from_secs(s.nth as u64));
+        let first = s.hits.fetch_add(1, Ordering::SeqCst) == 0;
+        let limit = Duration::from_secs(s.nth as u64);
+        match release() {
+            Some(path) => stall_until(name, path, limit),
+            None if first => {
+                eprintln!("cairn: stall point {name} reached, sleeping {}s", s.nth);
+                std::thread::sleep(limit);
+            }
+            None => {}
+        }
     }
+}
+
+/// Waits until `path` exists (then removes it, ready for the next hit), or
+/// `limit` has passed.
+fn stall_until(name: &str, path: &Path, limit: Duration) {
+    eprintln!(
+        "cairn: stall point {name} reached, waiting for {}",
+        path.display()
+    );
+    let started = Instant::now();
+    while !path.exists() && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(path);
 }

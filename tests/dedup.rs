@@ -167,10 +167,12 @@ fn a_chunk_whose_catalog_row_any_writer_deleted_is_stored_again() {
 }
 
 #[test]
-fn a_row_deleted_while_a_snapshot_runs_is_caught_by_the_snapshot_after() {
+fn a_row_deleted_while_a_snapshot_runs_fails_that_snapshot_and_the_next_stores_it_again() {
     // The deletion lands after the second snapshot reused the chunk, so that
-    // snapshot references it; it must not be trusted as intact, or the third
-    // would reuse the lost chunk too instead of storing it again.
+    // snapshot's trees reference it. Regression: #14 item 3: it must not
+    // commit a record naming a chunk the store no longer has (it used to,
+    // and was only left unmarked as intact); and the third must store the
+    // lost chunk again instead of reusing it.
     let t = TestEnv::with_store();
     let src = t.path("src");
     let lost = random_bytes(5, 100_000);
@@ -182,11 +184,12 @@ fn a_row_deleted_while_a_snapshot_runs_is_caught_by_the_snapshot_after() {
 
     // The second snapshot stalls once its one pack is cataloged, after the
     // walk that reused `lost`.
-    let mut second = t
+    let second = t
         .command(["snapshot"])
         .arg(&src)
         .env("CAIRN_STALL_AT", "pack-cataloged:3")
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let packs = |t: &TestEnv| -> i64 {
@@ -202,7 +205,18 @@ fn a_row_deleted_while_a_snapshot_runs_is_caught_by_the_snapshot_after() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     delete_blob_row(&t, &lost);
-    assert!(second.wait().unwrap().success());
+    let out = second.wait_with_output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&blake3::hash(&lost).to_hex().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(t.snapshots(&[]).len(), 1, "nothing was committed");
 
-    assert_lost_file_stored_again(&t, &src);
+    // `new` was read again, its chunk kept from the failed run; `lost` stored.
+    let next = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&next, "data_blobs_new"), 1, "{next}");
+    assert_eq!(summary(&next, "bytes_read"), 200_000, "{next}");
+    assert_trees_equal(&src, &restored(&t.restore(id(&next)), &src));
 }

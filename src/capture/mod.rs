@@ -7,10 +7,12 @@
 //! visible only when every blob it references is durable.
 
 pub mod change;
+mod consistent;
 pub mod database;
 pub mod excludes;
 pub mod handle;
 pub mod pipeline;
+mod present;
 pub mod report;
 pub mod sources;
 mod stdin;
@@ -87,6 +89,22 @@ pub enum CaptureError {
         "store format version {0} must be upgraded before snapshots are written (Store::upgrade_for_writing)"
     )]
     NotUpgraded(u32),
+    /// A blob the new snapshot references was removed from the store
+    /// while the snapshot ran (by something that ignored the store lock).
+    #[error(
+        "blob {blob} of this snapshot was removed from the store while it ran ({why}): a concurrent prune or repair removed data this snapshot reused; nothing was committed (the next snapshot stores it again)"
+    )]
+    BlobGone {
+        /// The first missing blob found.
+        blob: crate::id::BlobId,
+        /// What is missing: its catalog row or its pack.
+        why: String,
+    },
+    /// Blobs kept being removed while the snapshot checked its own.
+    #[error(
+        "blobs were removed from the store throughout {0} checks of this snapshot's data (a concurrent prune or repair); nothing was committed"
+    )]
+    StoreChanging(usize),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -188,6 +206,9 @@ pub fn run(
     if version != crate::store::config::FORMAT_VERSION {
         return Err(CaptureError::NotUpgraded(version));
     }
+    // Until the record is committed, this run's packs and temporary files
+    // are in flight, not leftovers (store::writers).
+    let _writing = crate::store::writers::announce(store.root())?;
     let time = plan.options.time.unwrap_or_else(SnapshotTime::now);
     let excludes = Excludes::new(&plan.options.excludes, Some(store.root()))?;
     let paths = recorded_paths(&plan.input);
@@ -238,6 +259,7 @@ pub fn run(
         Ok((tree, walker.summary))
     })?;
 
+    crate::crash::point("capture-walked");
     let summary = Summary {
         data_blobs_new: sink.data_new,
         data_blobs_reused: sink.data_reused,
@@ -260,10 +282,11 @@ pub fn run(
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
+    let checked_at = present::ensure_present(store, tree, removals)?;
     let snapshot = snapshot::commit(store.backend(), record)?;
-    // Every blob it references is in the catalog now, and the shared lock
-    // keeps prune and repair out until this returns.
-    if let Some(count) = removals {
+    // Every blob it references was in the catalog at that count, and the
+    // shared lock keeps prune and repair out until this returns.
+    if let Some(count) = checked_at {
         only_a_speed_up(reporter, store.catalog().mark_intact(&snapshot.id, count));
     }
     Ok(snapshot)

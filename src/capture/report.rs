@@ -29,6 +29,12 @@ pub enum Warning {
         /// SQLite's reason.
         cause: String,
     },
+    /// A file that changed while it was read, twice: stored as read, which
+    /// may be no state the file ever had.
+    Inconsistent {
+        /// The path.
+        path: PathBuf,
+    },
     /// Informational: something cairn decided on the user's behalf.
     Note {
         /// The message.
@@ -46,6 +52,11 @@ impl std::fmt::Display for Warning {
             Self::StoredRaw { path, cause } => write!(
                 f,
                 "{}: starts like a SQLite database but SQLite refused it ({cause}); stored as plain bytes, not as a consistent database image",
+                escaped(path)
+            ),
+            Self::Inconsistent { path } => write!(
+                f,
+                "{}: changed while it was being read; stored as read, may be inconsistent",
                 escaped(path)
             ),
             Self::Note { message } => f.write_str(message),

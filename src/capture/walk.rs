@@ -330,8 +330,9 @@ impl Walker<'_, '_> {
     }
 
     /// Reads, chunks and stores a file (a database through its own
-    /// capture). The metadata recorded is the one of the file actually
-    /// opened, taken before reading.
+    /// capture; any other file again if it changed while read, see
+    /// `consistent`). The metadata recorded is the one of the file actually
+    /// opened, taken before the read that was kept.
     fn read_file(
         &mut self,
         path: &Path,
@@ -358,17 +359,16 @@ impl Walker<'_, '_> {
                 DbOutcome::NotADatabase => {}
             }
         }
-        let (chunks, size) = match self.store_content(&file, before.size)? {
-            Ok(stored) => stored,
+        let read = match self.read_consistently(path, &file, before, read_start)? {
+            Ok(read) => read,
             Err(e) => return Ok(self.left_out(path, e)),
         };
-        let after = handle::fstat(&file).unwrap_or_else(|_| before.clone());
         Ok(Some(Entry {
             name: RawName::from_os(name),
-            meta: entry_meta(&before, size),
+            meta: entry_meta(&read.stat, read.size),
             content: Content::File {
-                chunks,
-                change: change::key_after_read(&before, &after, read_start),
+                chunks: read.chunks,
+                change: read.change,
                 database: None,
             },
         }))
@@ -393,6 +393,9 @@ impl Walker<'_, '_> {
             size += data.len() as u64;
             Progress::add(&self.progress.bytes, data.len() as u64);
             chunks.push(self.sink.put(BlobKind::Data, data)?);
+            if chunks.len() == 1 {
+                crate::crash::point("file-first-chunk");
+            }
         }
         self.summary.bytes_read += size;
         Ok(Ok((chunks, size)))

@@ -88,7 +88,10 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
         capture::run(&store, &plan, &reporter, &progress)
     })?;
     let summary = &snapshot.record.summary;
-    let exit = if summary.errors > 0 || summary.database_fallbacks > 0 {
+    let exit = if summary.errors > 0
+        || summary.database_fallbacks > 0
+        || summary.files_inconsistent > 0
+    {
         Exit::Partial
     } else {
         Exit::Ok
@@ -196,6 +199,13 @@ fn report(out: &mut Out, ctx: &Ctx, snapshot: &Snapshot) -> io::Result<()> {
             out,
             "  left out: {} (errors), skipped: {} (special files)",
             s.errors, s.skipped
+        )?;
+    }
+    if s.files_inconsistent > 0 {
+        writeln!(
+            out,
+            "  changed while read: {} file(s), stored as read (may be inconsistent)",
+            s.files_inconsistent
         )?;
     }
     writeln!(out, "  took {:.1}s", s.duration_secs)

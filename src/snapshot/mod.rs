@@ -98,6 +98,13 @@ pub struct Summary {
     /// (corrupt, encrypted): stored as plain bytes, with a warning.
     #[serde(skip_serializing_if = "is_zero")]
     pub database_fallbacks: u64,
+    /// Files that changed while they were read, and again while they were
+    /// read a second time: stored as read, with a warning.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub files_inconsistent: u64,
+    /// Paths of those (the first [`MAX_LISTED_LEFT_OUT`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inconsistent: Vec<RawName>,
     /// Written by `cairn repair snapshots`: the snapshot this one repairs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repaired_from: Option<SnapshotId>,

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use super::LedgerSummary;
+use crate::backend::TempState;
 use crate::catalog::prune::PackRow;
 use crate::id::PackId;
 use crate::store::{Store, StoreError};
@@ -15,34 +16,23 @@ pub(super) type Leftovers = (Vec<String>, Vec<(PackId, String)>);
 /// prune; and packs the catalog does not name whose header does not decode:
 /// those are damage (a crashed run only ever leaves complete packs), maybe
 /// holding blobs a rebuilt catalog could not list.
+///
+/// Snapshots may run beside verify: their locked temporary files are not
+/// leftovers, and while one runs (store::writers) an uncataloged pack may
+/// be its own, about to be cataloged and committed.
 pub(super) fn leftovers(store: &Store, packs: &[PackRow]) -> Result<Leftovers, StoreError> {
     let mut out = Vec::new();
-    let mut damaged = Vec::new();
-    let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
-    let listing = crate::pack::list::list(store.backend())?;
-    let mut unreferenced = 0;
-    for id in listing.packs.iter().filter(|id| !cataloged.contains(id)) {
-        match crate::pack::reader::read_header(store.backend(), id) {
-            Ok(_) => unreferenced += 1,
-            Err(e) => damaged.push((
-                *id,
-                format!("not in the catalog and its header does not read: {e}"),
-            )),
-        }
+    let found = uncataloged_packs(store, packs)?;
+    if found.unreferenced > 0 {
+        out.push(found.warning());
     }
-    if unreferenced > 0 {
-        out.push(format!(
-            "{unreferenced} pack(s) in packs/ are not in the catalog (left by interrupted runs; `cairn prune` removes them)"
-        ));
-    }
-    for (key, why) in listing.strays {
+    for (key, why) in found.strays {
         out.push(format!("{key}: {why}"));
     }
-    let tmp = store.backend().list("tmp")?;
-    if !tmp.is_empty() {
+    let left = left_in_tmp(store)?;
+    if left > 0 {
         out.push(format!(
-            "{} leftover file(s) in tmp/ (`cairn prune` removes them)",
-            tmp.len()
+            "{left} file(s) in tmp/ left by interrupted runs (`cairn prune` removes them)"
         ));
     }
     if crate::prune::journal::read(store.backend())?.is_some() {
@@ -50,7 +40,73 @@ pub(super) fn leftovers(store: &Store, packs: &[PackRow]) -> Result<Leftovers, S
             "an interrupted prune left its journal; the next `cairn prune` finishes it".into(),
         );
     }
-    Ok((out, damaged))
+    Ok((out, found.damaged))
+}
+
+/// What `packs/` holds beyond the cataloged packs.
+struct PackLeftovers {
+    /// Complete packs no catalog row names.
+    unreferenced: usize,
+    /// Whether a capture was running when they were found.
+    writers: bool,
+    /// Entries that are not packs: (key, why).
+    strays: Vec<(String, String)>,
+    /// Packs no catalog row names whose header does not read.
+    damaged: Vec<(PackId, String)>,
+}
+
+impl PackLeftovers {
+    fn warning(&self) -> String {
+        let n = self.unreferenced;
+        if self.writers {
+            format!(
+                "{n} pack(s) in packs/ are not referenced by any snapshot yet (a running snapshot may commit them)"
+            )
+        } else {
+            format!(
+                "{n} pack(s) in packs/ are not in the catalog (left by interrupted runs; `cairn prune` removes them)"
+            )
+        }
+    }
+}
+
+/// The packs under `packs/` that no catalog row names. The listing comes
+/// first, then whether a capture runs, then the catalog again (`packs` was
+/// read when verify started): a pack a capture published before the
+/// listing is by then either named by the catalog or its capture still
+/// runs (or died, leaving it behind).
+fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, StoreError> {
+    let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
+    let listing = crate::pack::list::list(store.backend())?;
+    let mut found = PackLeftovers {
+        unreferenced: 0,
+        writers: crate::store::writers::running(store.root()),
+        strays: listing.strays,
+        damaged: Vec::new(),
+    };
+    for id in listing.packs.iter().filter(|id| !cataloged.contains(id)) {
+        if store.catalog().has_pack(id)? {
+            continue;
+        }
+        match crate::pack::reader::read_header(store.backend(), id) {
+            Ok(_) => found.unreferenced += 1,
+            Err(e) => found.damaged.push((
+                *id,
+                format!("not in the catalog and its header does not read: {e}"),
+            )),
+        }
+    }
+    Ok(found)
+}
+
+/// How many entries of `tmp/` no running process holds.
+fn left_in_tmp(store: &Store) -> Result<usize, StoreError> {
+    let backend = store.backend();
+    let names = backend.list("tmp")?;
+    Ok(names
+        .iter()
+        .filter(|name| backend.temp_state(name) == TempState::Left)
+        .count())
 }
 
 /// The ledger of the cataloged `packs` as it stands after this run.

@@ -1,0 +1,78 @@
+//! Whether some process may be adding to the store right now.
+//!
+//! A running snapshot keeps temporary files in `tmp/` and publishes packs
+//! that no snapshot references until it commits; a run that died leaves the
+//! same things behind. `verify` runs beside snapshots (all share the store
+//! lock) and must not call a running snapshot's files leftovers. So every
+//! capture holds `locks/writers.lock` shared from its start until it has
+//! committed: an exclusive attempt on that file fails exactly while some
+//! capture runs. (The store lock cannot tell: a process's own shared lock
+//! on it already refuses its exclusive attempt.) Each temporary file is
+//! locked by its writer while open, see `Backend::temp_file`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+/// A capture's mark, held until dropped (or until its process dies).
+#[derive(Debug)]
+pub struct WriterMark {
+    _file: File,
+}
+
+fn path(root: &Path) -> PathBuf {
+    root.join("locks").join("writers.lock")
+}
+
+/// Marks this process as adding to the store. Waits only while a
+/// [`running`] check holds the file for an instant.
+pub fn announce(root: &Path) -> Result<WriterMark, StoreError> {
+    let path = path(root);
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    file.lock_shared().map_err(io)?;
+    Ok(WriterMark { _file: file })
+}
+
+/// Whether some process holds its [`WriterMark`] on the store at `root`,
+/// or may (the file cannot be opened or locked: this only words warnings,
+/// so it never fails). Opens the file read-only, so it also answers on a
+/// store it cannot write.
+pub fn running(root: &Path) -> bool {
+    let file = match File::open(path(root)) {
+        Ok(file) => file,
+        // No capture ever ran on this store (or an older cairn's did).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return false,
+        Err(_) => return true,
+    };
+    file.try_lock().is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_is_seen_while_held_and_not_after() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("locks")).unwrap();
+        assert!(!running(dir.path()), "no file yet");
+        let mark = announce(dir.path()).unwrap();
+        assert!(running(dir.path()));
+        let second = announce(dir.path()).unwrap();
+        drop(mark);
+        assert!(running(dir.path()), "the second still runs");
+        drop(second);
+        assert!(!running(dir.path()));
+    }
+}
