@@ -6,10 +6,13 @@
 //! `overwrite` was asked for, and every tree read. [`execute`] walks again,
 //! creating directories as it meets them and handing files and symlinks in
 //! batches to all cores (each file written to a temporary name, verified
-//! blob by blob, then renamed into place), and finally sets directory
-//! metadata deepest first. A tar stream ([`tar`]) is written entry by entry
-//! in the same walk.
+//! blob by blob, then renamed into place), and sets each directory's
+//! metadata once everything in it is written (deepest first). Every entry
+//! is reached through its parent directory's open handle, never by path, so
+//! paths longer than PATH_MAX restore too. A tar stream ([`tar`]) is
+//! written entry by entry in the same walk.
 
+mod chain;
 mod early_sync;
 mod execute;
 mod plan;
