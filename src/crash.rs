@@ -13,6 +13,11 @@
 //! `CAIRN_STALL_AT=NAME:SECS` instead makes the process sleep SECS seconds
 //! at the first hit of the point, holding whatever locks it holds, so
 //! tests can run another command against a store in exactly that state.
+//! A stall ends early once SIGINT or SIGTERM asks the process to stop (see
+//! `interrupt`), so a test can interrupt a command at exactly that point.
+//!
+//! Points of a restore: `restore-file-started` (a file's temporary name
+//! created, nothing written yet).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,6 +66,14 @@ pub fn point(name: &str) {
         && s.hits.fetch_add(1, Ordering::SeqCst) == 0
     {
         eprintln!("cairn: stall point {name} reached, sleeping {}s", s.nth);
-        std::thread::sleep(std::time::Duration::from_secs(s.nth as u64));
+        sleep_unless_interrupted(std::time::Duration::from_secs(s.nth as u64));
+    }
+}
+
+/// Sleeps for `duration`, or until a signal asks the process to stop.
+fn sleep_unless_interrupted(duration: std::time::Duration) {
+    let until = std::time::Instant::now() + duration;
+    while std::time::Instant::now() < until && crate::interrupt::requested().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

@@ -1,6 +1,12 @@
 //! Exit codes, decided in one place. Documented in the README.
+//!
+//! A command stopped by a signal after cleaning up exits with 128 + the
+//! signal's number (`cairn::interrupt` exits with the same codes itself
+//! when nothing needs cleaning up).
 
 use std::process::ExitCode;
+
+use cairn::interrupt::Signal;
 
 /// How `cairn` ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +23,10 @@ pub enum Exit {
     Partial = 3,
     /// Damage was found (a restored database failed its integrity check).
     Damage = 4,
+    /// SIGINT stopped the command (128 + 2, as a shell reports it).
+    Interrupted = 130,
+    /// SIGTERM stopped the command (128 + 15).
+    Terminated = 143,
 }
 
 impl Exit {
@@ -31,6 +41,12 @@ impl Exit {
 pub fn for_error(e: &anyhow::Error) -> Exit {
     if e.downcast_ref::<cairn::retention::PolicyError>().is_some() {
         return Exit::Usage;
+    }
+    if let Some(cairn::restore::RestoreError::Interrupted { signal, .. }) = e.downcast_ref() {
+        return match signal.0 {
+            Signal::Interrupt => Exit::Interrupted,
+            Signal::Terminate => Exit::Terminated,
+        };
     }
     Exit::Error
 }

@@ -70,6 +70,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         overwrite: args.overwrite,
         selection,
     };
+    // A restore stopped by a signal removes the files it was writing.
+    cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
     let survey = restore::survey(&store, snapshot, &options.selection, &options.target)?;
     let total = survey.bytes;
     let progress = Progress::default();
@@ -119,6 +121,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             "failed": failed,
             "databases": outcome.databases.len(),
             "stale_side_files_removed": stale,
+            "leftovers_removed": outcome.leftovers_removed,
             "checked": checked,
         }))?;
     } else if !ctx.quiet {
@@ -131,6 +134,12 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             outcome.symlinks,
             human_bytes(outcome.bytes)
         );
+        if outcome.leftovers_removed > 0 {
+            println!(
+                "  removed {} temporary file(s) left by an interrupted restore",
+                outcome.leftovers_removed
+            );
+        }
         for path in &outcome.stale_removed {
             println!(
                 "  removed stale {} (from an older database)",

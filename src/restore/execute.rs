@@ -22,11 +22,13 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::Sender;
 
 use super::chain::Chain;
+use super::leftovers;
 use super::plan::{Item, Survey, walk_selection};
 use super::target::{self, DirFd, Slot};
 use super::write::{Ctx, RestoreOutcome, write_batch};
 use super::{RestoreError, RestoreOptions};
 use crate::id::BlobId;
+use crate::interrupt::{self, Interrupted};
 use crate::pack::BlobLocation;
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
@@ -110,6 +112,8 @@ pub fn execute(
             conflicts: survey.conflicts,
         });
     }
+    // From here on files are in flight: a signal only asks to stop.
+    let _cleanup = interrupt::Cleanup::start();
     allow_open_files();
     let root = target::create(&options.target).map_err(|source| RestoreError::Io {
         path: options.target.clone(),
@@ -121,12 +125,16 @@ pub fn execute(
         as_owner: rustix::process::geteuid().is_root(),
         overwrite: options.overwrite,
     };
-    let (walked, outcome) = std::thread::scope(|scope| {
+    let (walked, mut outcome) = std::thread::scope(|scope| {
         let (batches, ready) = crossbeam_channel::bounded::<Batch>(1);
         let writer = scope.spawn(|| {
             let mut outcome = RestoreOutcome::default();
+            // Once asked to stop, batches are only drained: the walk
+            // must never wait on a writer that has stopped.
             for batch in ready {
-                write_batch(&ctx, &batch, progress, &mut outcome);
+                if interrupt::requested().is_none() {
+                    write_batch(&ctx, &batch, progress, &mut outcome);
+                }
             }
             outcome
         });
@@ -137,24 +145,33 @@ pub fn execute(
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
-    walked?;
+    if let Some(signal) = interrupt::requested() {
+        return Err(RestoreError::interrupted(
+            Interrupted(signal),
+            &options.target,
+            outcome,
+        ));
+    }
+    outcome.leftovers_removed = walked?;
     Ok(outcome)
 }
 
 /// Walks the selection, creating each directory when it is met (before
 /// anything inside it is handed over) and sending the files and symlinks
 /// in batches, and each directory in the batch that is current when the
-/// walk leaves it.
+/// walk leaves it. Returns how many leftovers of interrupted restores it
+/// removed from the directories it met that existed already.
 fn walk_into_batches(
     store: &Store,
     snapshot: &Snapshot,
     options: &RestoreOptions,
     root: DirFd,
     batches: &Sender<Batch>,
-) -> Result<(), RestoreError> {
+) -> Result<u64, RestoreError> {
     let mut walk = Batcher {
         store,
         options,
+        leftovers_removed: leftovers::remove_leftovers(&root),
         chain: Chain::new(Some(root)),
         batch: Batch::default(),
     };
@@ -168,13 +185,14 @@ fn walk_into_batches(
     let Batcher {
         mut chain,
         mut batch,
+        leftovers_removed,
         ..
     } = walk;
     chain.leave_all(|fd, dir| finish_later(&mut batch, fd, dir));
     if !batch.is_empty() {
         hand_over(batches, batch);
     }
-    Ok(())
+    Ok(leftovers_removed)
 }
 
 /// The state of [`walk_into_batches`].
@@ -185,20 +203,29 @@ struct Batcher<'a> {
     chain: Chain<DirToFinish>,
     /// The batch being filled.
     batch: Batch,
+    /// Leftovers of interrupted restores removed so far.
+    leftovers_removed: u64,
 }
 
 impl Batcher<'_> {
     /// Creates `item` if it is a directory (and enters it), else adds it to
     /// the batch with its blobs located.
     fn add(&mut self, item: Item) -> Result<(), RestoreError> {
+        // The outcome so far is the writer's: `execute` puts it in.
+        interrupt::check().map_err(|stop| {
+            RestoreError::interrupted(stop, &self.options.target, RestoreOutcome::default())
+        })?;
         let parent = self
             .parent_of(&item.rel)
             .map_err(|e| self.io_error(&item.rel, e))?;
         let placed = Placed { item, parent };
         match &placed.item.entry.content {
             Content::Dir { .. } => {
-                let fd = enter_dir(&placed, self.options.overwrite)
+                let (fd, existed) = enter_dir(&placed, self.options.overwrite)
                     .map_err(|e| self.io_error(&placed.item.rel, e))?;
+                if existed {
+                    self.leftovers_removed += leftovers::remove_leftovers(&fd);
+                }
                 let item = placed.item;
                 let name = item.rel.file_name().unwrap_or_default().to_owned();
                 let dir = DirToFinish {
@@ -237,11 +264,12 @@ impl Batcher<'_> {
     }
 }
 
-/// Makes the directory of `placed` (see [`Slot::make_dir`]) and opens it.
-fn enter_dir(placed: &Placed, overwrite: bool) -> io::Result<DirFd> {
+/// Makes the directory of `placed` (see [`Slot::make_dir`]) and opens it;
+/// also says whether it existed already.
+fn enter_dir(placed: &Placed, overwrite: bool) -> io::Result<(DirFd, bool)> {
     let slot = placed.slot();
-    slot.make_dir(overwrite)?;
-    slot.open_dir()
+    let created = slot.make_dir(overwrite)?;
+    Ok((slot.open_dir()?, !created))
 }
 
 /// Has the writer finish directory `dir` after the current batch.

@@ -15,6 +15,7 @@
 mod chain;
 mod early_sync;
 mod execute;
+mod leftovers;
 mod plan;
 mod select;
 pub mod tar;
@@ -28,6 +29,7 @@ pub use plan::{Conflict, Survey, survey};
 pub use select::{Selection, Want};
 pub use write::RestoreOutcome;
 
+use crate::interrupt::Interrupted;
 use crate::store::StoreError;
 
 /// What a restore is asked to do.
@@ -89,6 +91,35 @@ pub enum RestoreError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A signal stopped the restore; the files being written were removed.
+    #[error(
+        "{signal}: the restore into {} is incomplete: {} files, {} symlinks and {} directories \
+         were restored before it stopped; the files being written were removed, and directories \
+         not finished keep mode 0700 until a restore into the same target completes",
+        target.display(), restored.files, restored.symlinks, restored.dirs
+    )]
+    Interrupted {
+        /// Which signal.
+        signal: Interrupted,
+        /// The target.
+        target: PathBuf,
+        /// What was restored until then.
+        restored: Box<RestoreOutcome>,
+    },
+}
+
+impl RestoreError {
+    fn interrupted(
+        signal: Interrupted,
+        target: &std::path::Path,
+        restored: RestoreOutcome,
+    ) -> Self {
+        Self::Interrupted {
+            signal,
+            target: target.to_owned(),
+            restored: Box::new(restored),
+        }
+    }
 }
 
 impl From<crate::catalog::CatalogError> for RestoreError {

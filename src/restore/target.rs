@@ -21,13 +21,16 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, Timestamps, UTIME_OMIT};
+use rustix::fs::{
+    AtFlags, CWD, FileType, FlockOperation, Mode, OFlags, RenameFlags, Timestamps, UTIME_OMIT,
+};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
 use crate::tree::{Meta, Timespec};
 
-const TEMP_PREFIX: &str = ".cairn-restore-";
+/// How every temporary name of a restore starts (see `leftovers`).
+pub(super) const TEMP_PREFIX: &str = ".cairn-restore-";
 
 /// An open directory of the target, shared by the entries written into it.
 pub type DirFd = Arc<OwnedFd>;
@@ -114,14 +117,16 @@ impl Slot {
     /// Makes this place a real directory: keeps an existing one, creates a
     /// missing one (0700 until its metadata is applied last), and replaces a
     /// file or symlink only if `replace` (the plan's conflict check allowed it).
-    pub fn make_dir(&self, replace: bool) -> io::Result<()> {
+    /// Returns whether it created one.
+    pub fn make_dir(&self, replace: bool) -> io::Result<bool> {
         match self.kind()? {
-            Some(FileType::Directory) => return Ok(()),
+            Some(FileType::Directory) => return Ok(false),
             Some(_) if replace => rustix::fs::unlinkat(&self.parent, &self.name, AtFlags::empty())?,
             Some(_) => return Err(io::Error::from(io::ErrorKind::AlreadyExists)),
             None => {}
         }
-        Ok(rustix::fs::mkdirat(&self.parent, &self.name, Mode::RWXU)?)
+        rustix::fs::mkdirat(&self.parent, &self.name, Mode::RWXU)?;
+        Ok(true)
     }
 
     /// Removes the files named like this place plus each of `suffixes`
@@ -144,13 +149,19 @@ impl Slot {
         Ok(removed)
     }
 
-    /// A new, empty, private temporary file beside this place.
+    /// A new, empty, private temporary file beside this place, locked
+    /// while it is written so that no other restore takes it for a
+    /// leftover (see `leftovers`).
     pub fn temp_file(&self) -> io::Result<Temp<'_>> {
         self.temp(|name| {
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            rustix::fs::openat(&self.parent, name, flags, Mode::RUSR | Mode::WUSR)
-                .map(|fd| Some(File::from(fd)))
+            let fd = rustix::fs::openat(&self.parent, name, flags, Mode::RUSR | Mode::WUSR)?;
+            match lock_new_temp(&fd)? {
+                true => Ok(Some(File::from(fd))),
+                // Another restore removed it as a leftover: take a new name.
+                false => Err(Errno::EXIST),
+            }
         })
     }
 
@@ -179,6 +190,17 @@ impl Slot {
             }
         }
         Err(io::Error::other("could not find a free temporary name"))
+    }
+}
+
+/// Locks a temporary file just created; `false` if another restore's
+/// leftover cleanup took the lock first, or took it and removed the file
+/// before this lock (it then has no name left).
+fn lock_new_temp(fd: &OwnedFd) -> rustix::io::Result<bool> {
+    match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(rustix::fs::fstat(fd)?.st_nlink > 0),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

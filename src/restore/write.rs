@@ -18,6 +18,7 @@ use super::target::{self, Slot};
 use crate::backend::Backend;
 use crate::database;
 use crate::id::BlobId;
+use crate::interrupt::{self, Interrupted};
 use crate::pack::{self, BlobLocation, PackError};
 use crate::progress::Progress;
 use crate::tree::Content;
@@ -39,6 +40,9 @@ pub struct RestoreOutcome {
     pub databases: Vec<PathBuf>,
     /// Stale `-wal`, `-shm` and `-journal` files removed from beside them.
     pub stale_removed: Vec<PathBuf>,
+    /// Temporary files that interrupted restores had left in the
+    /// directories restored into, removed (see `leftovers`).
+    pub leftovers_removed: u64,
 }
 
 /// Why one item could not be restored.
@@ -54,6 +58,10 @@ enum ItemError {
     Size { got: u64, want: u64 },
     #[error("something appeared there during the restore; it was not replaced (use --overwrite)")]
     AppearedMeanwhile,
+    /// A signal asked to stop: not a failure of the item (the restore as
+    /// a whole reports it).
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 /// What every item's restore needs.
@@ -102,14 +110,20 @@ pub(super) fn write_batch(
                     outcome.databases.push(path);
                 }
             }
+            Err(ItemError::Interrupted(_)) => {}
             Err(e) => outcome.failed.push((path_of(item), e.to_string())),
         }
     }
     for placed in &batch.symlinks {
         match restore_symlink(ctx, placed) {
             Ok(()) => outcome.symlinks += 1,
+            Err(ItemError::Interrupted(_)) => return,
             Err(e) => outcome.failed.push((path_of(&placed.item), e.to_string())),
         }
+    }
+    // What is not finished keeps its 0700 until a complete restore.
+    if interrupt::requested().is_some() {
+        return;
     }
     for (fd, dir) in &batch.finish {
         match target::set_dir_meta(fd, &dir.meta, ctx.as_owner) {
@@ -137,8 +151,10 @@ fn restore_file(
     else {
         return Ok(Vec::new());
     };
+    interrupt::check()?;
     let slot = placed.slot();
     let mut tmp = slot.temp_file()?;
+    crate::crash::point("restore-file-started");
     let file = tmp.file().ok_or_else(|| io::Error::other("not a file"))?;
     let located = chunks
         .iter()
@@ -151,7 +167,9 @@ fn restore_file(
     };
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
     let mut written = 0u64;
+    // Stopping between two chunks drops `tmp`, which removes the file.
     pack::reader::stream(packs, &located, |data| {
+        interrupt::check()?;
         out.write_all(data)?;
         written += data.len() as u64;
         if let Some(early) = &mut early {
@@ -197,6 +215,7 @@ fn restore_symlink(ctx: &Ctx<'_>, placed: &Placed) -> Result<(), ItemError> {
     let Content::Symlink { target } = &item.entry.content else {
         return Ok(());
     };
+    interrupt::check()?;
     let slot: Slot = placed.slot();
     let tmp = slot.temp_symlink(target.as_os_str())?;
     tmp.apply_meta(&item.entry.meta, ctx.as_owner)?;
