@@ -10,6 +10,7 @@ pub mod change;
 pub mod database;
 pub mod excludes;
 pub mod handle;
+mod listing;
 pub mod pipeline;
 pub mod report;
 pub mod sources;
