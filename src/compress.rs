@@ -135,6 +135,13 @@ impl Compressor {
                 bytes: raw,
             });
         }
+        if raw.len() > CHECK_WHOLE_MAX {
+            check_streaming(&packed, &raw)?;
+            return Ok(Encoded {
+                compression: Compression::Zstd,
+                bytes: packed,
+            });
+        }
         self.scratch.clear();
         self.scratch.reserve(raw.len());
         let got = self
@@ -152,6 +159,39 @@ impl Compressor {
             bytes: packed,
         })
     }
+}
+
+/// Blobs up to this size are checked by decoding them whole into a reused
+/// buffer; larger ones (the tree of a directory of 300k files is 77 MB)
+/// through a buffer of [`CHECK_STEP`] bytes, so the check never holds a
+/// second copy of a large blob.
+const CHECK_WHOLE_MAX: usize = 8 << 20;
+/// Bytes compared at a time by [`check_streaming`].
+const CHECK_STEP: usize = 1 << 20;
+
+/// Checks that `packed` decodes back to `raw`, a step at a time.
+fn check_streaming(packed: &[u8], raw: &[u8]) -> Result<(), EncodeError> {
+    let fault = |e: io::Error| EncodeError::RoundTrip(e.to_string());
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(packed).map_err(fault)?;
+    let mut step = vec![0u8; CHECK_STEP];
+    let mut at = 0;
+    loop {
+        let n = decoder.read(&mut step).map_err(fault)?;
+        if n == 0 {
+            break;
+        }
+        if raw.get(at..at + n) != Some(&step[..n]) {
+            return Err(EncodeError::RoundTrip(format!("they differ at byte {at}")));
+        }
+        at += n;
+    }
+    if at != raw.len() {
+        return Err(EncodeError::RoundTrip(format!(
+            "{at} bytes came back for {}",
+            raw.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Why stored bytes did not decode to `raw_len` bytes.
@@ -273,6 +313,28 @@ fn read_at_most(reader: &mut impl Read, limit: usize) -> Result<Vec<u8>, DecodeE
     }
 }
 
+/// A reader of the decoded bytes of a blob stored as `stored`, for blobs
+/// too large to decode whole beside what is made of them. A zstd frame may
+/// not declare a window larger than `raw_len` needs (as in [`decode`]);
+/// the caller counts the bytes and checks their hash.
+pub fn decoder(
+    compression: Compression,
+    stored: &[u8],
+    raw_len: usize,
+) -> Result<Box<dyn Read + '_>, DecodeError> {
+    match compression {
+        Compression::None => Ok(Box::new(stored)),
+        Compression::Zstd => {
+            let mut decoder =
+                zstd::stream::read::Decoder::with_buffer(stored).map_err(DecodeError::Zstd)?;
+            decoder
+                .window_log_max(window_log_for(raw_len))
+                .map_err(DecodeError::Zstd)?;
+            Ok(Box::new(decoder))
+        }
+    }
+}
+
 /// Decodes stored bytes into exactly `raw_len` bytes.
 pub fn decode(
     compression: Compression,
@@ -367,6 +429,21 @@ mod tests {
         let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
         let e = c.encode(data.clone()).unwrap();
         assert_eq!(decode(e.compression, &e.bytes, data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn the_streaming_check_of_large_blobs_catches_any_difference() {
+        let data: Vec<u8> = (0..(CHECK_WHOLE_MAX as u32 + 3))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let packed = zstd::bulk::compress(&data, 3).unwrap();
+        check_streaming(&packed, &data).unwrap();
+        let mut changed = data.clone();
+        changed[CHECK_WHOLE_MAX] ^= 1;
+        assert!(check_streaming(&packed, &changed).is_err());
+        assert!(check_streaming(&packed, &data[..data.len() - 1]).is_err());
+        let longer = [&data[..], b"x"].concat();
+        assert!(check_streaming(&packed, &longer).is_err());
     }
 
     #[test]

@@ -22,6 +22,11 @@
 //! the run is published and cataloged, the record not yet checked or
 //! written) and `file-first-chunk` (the first chunk of a file's content was
 //! read, the rest not yet).
+//! A stall ends early once SIGINT or SIGTERM asks the process to stop (see
+//! `interrupt`), so a test can interrupt a command at exactly that point.
+//!
+//! Points of a restore: `restore-file-started` (a file's temporary name
+//! created, nothing written yet).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -83,10 +88,18 @@ pub fn point(name: &str) {
             Some(path) => stall_until(name, path, limit),
             None if first => {
                 eprintln!("cairn: stall point {name} reached, sleeping {}s", s.nth);
-                std::thread::sleep(limit);
+                sleep_unless_interrupted(limit);
             }
             None => {}
         }
+    }
+}
+
+/// Sleeps for `duration`, or until a signal asks the process to stop.
+fn sleep_unless_interrupted(duration: Duration) {
+    let until = Instant::now() + duration;
+    while Instant::now() < until && crate::interrupt::requested().is_none() {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -98,7 +111,7 @@ fn stall_until(name: &str, path: &Path, limit: Duration) {
         path.display()
     );
     let started = Instant::now();
-    while !path.exists() && started.elapsed() < limit {
+    while !path.exists() && started.elapsed() < limit && crate::interrupt::requested().is_none() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = std::fs::remove_file(path);

@@ -15,6 +15,7 @@ pub mod compress;
 pub mod crash;
 pub mod database;
 pub mod id;
+pub mod interrupt;
 pub mod pack;
 pub mod progress;
 pub mod prune;

@@ -208,13 +208,28 @@ impl Tree {
     /// The canonical bytes of this tree. Entries must be sorted (as
     /// [`Tree::new`] makes them); the id of a tree is the BLAKE3 of these bytes.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self)
-            .expect("a tree is plain structs with string keys: encoding cannot fail")
+        let mut encoder = TreeEncoder::new();
+        for entry in &self.entries {
+            encoder.push(entry);
+        }
+        encoder.finish()
     }
 
     /// Decodes and validates tree bytes read from the store.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
-        let tree: Tree = serde_json::from_slice(bytes)?;
+        serde_json::from_slice::<Tree>(bytes)?.validated()
+    }
+
+    /// [`Tree::decode`] from a stream: a large tree is never held as bytes
+    /// beside its entries.
+    pub fn decode_from(reader: impl std::io::Read) -> Result<Self, TreeError> {
+        let reader = std::io::BufReader::with_capacity(1 << 16, reader);
+        serde_json::from_reader::<_, Tree>(reader)?.validated()
+    }
+
+    /// The tree if its entries are what restore relies on.
+    fn validated(self) -> Result<Self, TreeError> {
+        let tree = self;
         for pair in tree.entries.windows(2) {
             if pair[0].name.as_bytes().cmp(pair[1].name.as_bytes()) != Ordering::Less {
                 return Err(TreeError::Unsorted(pair[1].name.clone()));
@@ -232,6 +247,57 @@ impl Tree {
             .binary_search_by(|e| e.name.as_bytes().cmp(name))
             .ok()
             .map(|i| &self.entries[i])
+    }
+}
+
+/// The canonical bytes of a tree, encoded an entry at a time, so that a
+/// directory of many files is never held as entries and as bytes at once.
+/// The bytes are those serde gives for [`Tree`]: `{"entries":[` the entries
+/// joined by `,` then `]}`.
+pub struct TreeEncoder {
+    bytes: Vec<u8>,
+    empty: bool,
+}
+
+impl Default for TreeEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TreeEncoder {
+    /// An encoder of a tree with no entries yet.
+    pub fn new() -> Self {
+        Self {
+            bytes: br#"{"entries":["#.to_vec(),
+            empty: true,
+        }
+    }
+
+    /// Appends `entry`, which must sort after the entries before it.
+    pub fn push(&mut self, entry: &Entry) {
+        if !self.empty {
+            self.bytes.push(b',');
+        }
+        self.empty = false;
+        serde_json::to_writer(&mut self.bytes, entry)
+            .expect("an entry is plain structs with string keys: encoding cannot fail");
+    }
+
+    /// Bytes encoded so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether no entry was pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The tree's bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.bytes.extend_from_slice(b"]}");
+        self.bytes
     }
 }
 
@@ -442,6 +508,34 @@ mod tests {
         assert_eq!(Tree::decode(want.as_bytes()).unwrap(), tree);
         let bad = want.replace("4096", "4000");
         assert!(Tree::decode(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_entry_by_entry_encoding_is_serdes_encoding_of_the_tree() {
+        let link = Entry {
+            name: RawName::from_bytes(b"l\n\xfe".to_vec()),
+            meta: meta(),
+            content: Content::Symlink {
+                target: RawName::from_bytes(b"../x".to_vec()),
+            },
+        };
+        for entries in [vec![], vec![file(b"a")], vec![file(b"a"), link, file(b"z")]] {
+            let tree = Tree::new(entries);
+            assert_eq!(tree.encode(), serde_json::to_vec(&tree).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_streamed_tree_decodes_and_is_checked_as_one_in_memory() {
+        let tree = Tree::new(vec![file(b"b"), file(b"a")]);
+        let bytes = tree.encode();
+        assert_eq!(Tree::decode_from(&bytes[..]).unwrap(), tree);
+        let unsorted = Tree {
+            entries: vec![file(b"b"), file(b"a")],
+        };
+        assert!(Tree::decode_from(&unsorted.encode()[..]).is_err());
+        assert!(Tree::decode_from(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Tree::decode_from(&[&bytes[..], b"x"].concat()[..]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod consistent;
 pub mod database;
 pub mod excludes;
 pub mod handle;
+mod listing;
 pub mod pipeline;
 mod present;
 pub mod report;

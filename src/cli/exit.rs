@@ -1,8 +1,13 @@
 //! Exit codes, decided in one place. Documented in the README.
+//!
+//! A command stopped by a signal after cleaning up exits with 128 + the
+//! signal's number (`cairn::interrupt` exits with the same codes itself
+//! when nothing needs cleaning up).
 
 use std::io;
 use std::process::ExitCode;
 
+use cairn::interrupt::Signal;
 use cairn::rawname::printable;
 
 use super::stdout::StdoutError;
@@ -25,6 +30,10 @@ pub enum Exit {
     /// The work was done and committed, but its report could not be
     /// written (stdout on a full disk, say); stderr names what was committed.
     Unreported = 5,
+    /// SIGINT stopped the command (128 + 2, as a shell reports it).
+    Interrupted = 130,
+    /// SIGTERM stopped the command (128 + 15).
+    Terminated = 143,
 }
 
 impl Exit {
@@ -92,6 +101,12 @@ pub fn ending(e: &anyhow::Error) -> (Exit, Option<String>) {
 fn for_error(e: &anyhow::Error) -> Exit {
     if e.downcast_ref::<cairn::retention::PolicyError>().is_some() {
         return Exit::Usage;
+    }
+    if let Some(cairn::restore::RestoreError::Interrupted { signal, .. }) = e.downcast_ref() {
+        return match signal.0 {
+            Signal::Interrupt => Exit::Interrupted,
+            Signal::Terminate => Exit::Terminated,
+        };
     }
     Exit::Error
 }

@@ -73,6 +73,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         overwrite: args.overwrite,
         selection,
     };
+    // A restore stopped by a signal removes the files it was writing.
+    cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
     let survey = restore::survey(&store, snapshot, &options.selection, &options.target)?;
     let total = survey.bytes;
     let progress = Progress::default();
@@ -171,6 +173,7 @@ fn print_restore_json(
             "failed": failed,
             "databases": outcome.databases.len(),
             "stale_side_files_removed": stale,
+            "leftovers_removed": outcome.leftovers_removed,
             "checked": checked,
         }),
     )
@@ -193,6 +196,13 @@ fn print_restored(
         outcome.symlinks,
         human_bytes(outcome.bytes)
     )?;
+    if outcome.leftovers_removed > 0 {
+        writeln!(
+            out,
+            "  removed {} temporary file(s) left by an interrupted restore",
+            outcome.leftovers_removed
+        )?;
+    }
     for path in &outcome.stale_removed {
         writeln!(
             out,

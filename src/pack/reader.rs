@@ -1,6 +1,8 @@
 //! Reading packs back: a header (for catalog rebuilds and checks) or a single
 //! blob, always verified against its id before it is returned.
 
+use std::io::{self, Read};
+
 use super::format::{self, PackEntry, TRAILER_LEN};
 use super::{BlobLocation, PackError, key};
 use crate::backend::{Backend, OpenFile};
@@ -37,6 +39,80 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
 pub fn read_blob(backend: &Backend, id: &BlobId, at: &BlobLocation) -> Result<Vec<u8>, PackError> {
     let stored = backend.read_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
     decode_blob(id, at, stored)
+}
+
+/// Reads one blob and hands its decoded bytes to `consume` as a stream,
+/// without holding them whole (a large tree is decoded as it is read).
+/// The bytes are counted and hashed on the way; the outer result is `Err`
+/// if the blob does not decode to `raw_len` bytes whose BLAKE3 is `id`,
+/// whatever `consume` made of them (it must not act on them before this
+/// returns), else it is what `consume` returned.
+pub fn read_blob_streaming<T, E>(
+    backend: &Backend,
+    id: &BlobId,
+    at: &BlobLocation,
+    consume: impl FnOnce(&mut dyn io::Read) -> Result<T, E>,
+) -> Result<Result<T, E>, PackError> {
+    let stored = backend.read_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
+    let decode_error = |source| PackError::Decode {
+        blob: *id,
+        pack: at.pack,
+        source,
+    };
+    let raw_len = at.raw_len as usize;
+    let decoder = compress::decoder(at.compression, &stored, raw_len).map_err(decode_error)?;
+    // One byte more than recorded is enough to tell the length is wrong.
+    let mut hashing = Hashing::new(decoder.take(raw_len as u64 + 1));
+    let consumed = consume(&mut hashing);
+    let (got, actual) = hashing
+        .drain()
+        .map_err(|e| decode_error(compress::DecodeError::Zstd(e)))?;
+    if got != raw_len {
+        return Err(decode_error(compress::DecodeError::Length {
+            want: raw_len,
+            got,
+        }));
+    }
+    if actual != *id {
+        return Err(PackError::HashMismatch {
+            blob: *id,
+            pack: at.pack,
+            actual,
+        });
+    }
+    Ok(consumed)
+}
+
+/// A reader that hashes and counts what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    count: usize,
+}
+
+impl<R: io::Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: blake3::Hasher::new(),
+            count: 0,
+        }
+    }
+
+    /// Reads what is left; returns the byte count and the hash of all.
+    fn drain(mut self) -> io::Result<(usize, BlobId)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((self.count, BlobId::from(self.hasher.finalize())))
+    }
+}
+
+impl<R: io::Read> io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n;
+        Ok(n)
+    }
 }
 
 /// Decodes stored bytes read from `at` and checks them against `id`.
@@ -307,6 +383,43 @@ mod tests {
             stored_len: len,
             raw_len: len,
             compression: Compression::None,
+        }
+    }
+
+    #[test]
+    fn a_streamed_blob_is_checked_for_its_length_and_hash_whatever_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend::new(dir.path());
+        let raw: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
+        let packed = zstd::bulk::compress(&raw, 3).unwrap();
+        let pack = PackId::from_bytes([7; 32]);
+        let path = dir.path().join(key(&pack));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, [&b"pad"[..], &packed].concat()).unwrap();
+        let at = BlobLocation {
+            offset: 3,
+            stored_len: packed.len() as u32,
+            raw_len: raw.len() as u32,
+            compression: Compression::Zstd,
+            ..at(7, 0, 0)
+        };
+        let id = BlobId::of(&raw);
+        let first_ten = |r: &mut dyn io::Read| {
+            let mut head = vec![0u8; 10];
+            r.read_exact(&mut head).map(|()| head)
+        };
+        let head = read_blob_streaming(&backend, &id, &at, first_ten).unwrap();
+        assert_eq!(head.unwrap(), raw[..10]);
+        let other = BlobId::of(b"other");
+        let wrong = read_blob_streaming(&backend, &other, &at, first_ten);
+        assert!(matches!(wrong, Err(PackError::HashMismatch { .. })));
+        for raw_len in [raw.len() - 1, raw.len() + 1] {
+            let at = BlobLocation {
+                raw_len: raw_len as u32,
+                ..at
+            };
+            let wrong = read_blob_streaming(&backend, &id, &at, first_ten);
+            assert!(matches!(wrong, Err(PackError::Decode { .. })), "{raw_len}");
         }
     }
 

@@ -7,19 +7,28 @@
 //! creates the directories of the next and looks up its blobs, so the
 //! lookups and tree reads no longer come before the first byte is written.
 //! At most three batches exist at once, so memory no longer grows with the
-//! number of files in the snapshot; only directories are remembered (name
-//! and metadata), for their metadata is set last, deepest first.
+//! number of files in the snapshot. Directories are reached through the
+//! chain of open directory handles (see `chain`), never by path. Once the
+//! walk has left a directory, everything in it is in this batch or an
+//! earlier one, so the batch carries it too and the writer sets its
+//! metadata after the batch's files: deepest first, each directory's
+//! mtime being the last touch it gets.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::Sender;
 
+use super::chain::Chain;
+use super::leftovers;
 use super::plan::{Item, Survey, walk_selection};
-use super::target::Target;
+use super::target::{self, DirFd, Slot};
 use super::write::{Ctx, RestoreOutcome, write_batch};
 use super::{RestoreError, RestoreOptions};
 use crate::id::BlobId;
+use crate::interrupt::{self, Interrupted};
 use crate::pack::BlobLocation;
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
@@ -29,33 +38,58 @@ use crate::tree::{Content, Meta};
 /// A batch is handed over once it holds this many files and symlinks...
 const BATCH_ITEMS: usize = 4096;
 /// ...or this many chunks (large files: 64k chunks are 2 MiB of ids and
-/// locations).
+/// locations)...
 const BATCH_CHUNKS: usize = 1 << 16;
+/// ...or once this many directories were entered while it filled: each
+/// holds a handle open until its batch is written, and the three batches
+/// in flight must stay far below the usual limit of 1024 open files.
+const BATCH_DIRS: usize = 128;
 
-/// Files and symlinks to write together, with their blobs located.
+/// Files and symlinks to write together, with their blobs located, and
+/// the directories to finish after them.
 #[derive(Default)]
 pub(super) struct Batch {
-    pub files: Vec<Item>,
-    pub symlinks: Vec<Item>,
+    pub files: Vec<Placed>,
+    pub symlinks: Vec<Placed>,
     /// Where each blob of `files` is; one absent is missing from the store.
     pub locations: HashMap<BlobId, BlobLocation>,
+    /// Directories the walk has left, innermost first.
+    pub finish: Vec<(DirFd, DirToFinish)>,
     chunks: usize,
+    dirs_entered: usize,
 }
 
 impl Batch {
     fn is_full(&self) -> bool {
-        self.files.len() + self.symlinks.len() >= BATCH_ITEMS || self.chunks >= BATCH_CHUNKS
+        self.files.len() + self.symlinks.len() >= BATCH_ITEMS
+            || self.chunks >= BATCH_CHUNKS
+            || self.dirs_entered >= BATCH_DIRS
     }
 
     fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.symlinks.is_empty()
+        self.files.is_empty() && self.symlinks.is_empty() && self.finish.is_empty()
+    }
+}
+
+/// An item to write, with the open directory it goes into.
+pub(super) struct Placed {
+    pub item: Item,
+    pub parent: DirFd,
+}
+
+impl Placed {
+    /// Its place: the parent directory and the item's name.
+    pub fn slot(&self) -> Slot {
+        let name = self.item.rel.file_name().unwrap_or(OsStr::new(""));
+        Slot::new(DirFd::clone(&self.parent), name)
     }
 }
 
 /// A directory whose metadata is set once everything inside it is written.
-struct DirToFinish {
-    rel: PathBuf,
-    meta: Meta,
+pub(super) struct DirToFinish {
+    /// Where it is, relative to the target (for reporting only).
+    pub rel: PathBuf,
+    pub meta: Meta,
 }
 
 /// Restores the selection of `snapshot` into `options.target`, refusing
@@ -78,83 +112,171 @@ pub fn execute(
             conflicts: survey.conflicts,
         });
     }
+    // From here on files are in flight: a signal only asks to stop.
+    let _cleanup = interrupt::Cleanup::start();
     allow_open_files();
-    let target = Target::create(&options.target).map_err(|source| RestoreError::Io {
+    let root = target::create(&options.target).map_err(|source| RestoreError::Io {
         path: options.target.clone(),
         source,
     })?;
     let ctx = Ctx {
-        target: &target,
         target_path: &options.target,
         backend: store.backend(),
         as_owner: rustix::process::geteuid().is_root(),
         overwrite: options.overwrite,
     };
-    let mut dirs = Vec::new();
     let (walked, mut outcome) = std::thread::scope(|scope| {
         let (batches, ready) = crossbeam_channel::bounded::<Batch>(1);
         let writer = scope.spawn(|| {
             let mut outcome = RestoreOutcome::default();
+            // Once asked to stop, batches are only drained: the walk
+            // must never wait on a writer that has stopped.
             for batch in ready {
-                write_batch(&ctx, &batch, progress, &mut outcome);
+                if interrupt::requested().is_none() {
+                    write_batch(&ctx, &batch, progress, &mut outcome);
+                }
             }
             outcome
         });
-        let walked = walk_into_batches(store, snapshot, options, &target, &mut dirs, &batches);
+        let walked = walk_into_batches(store, snapshot, options, root, &batches);
         drop(batches);
         match writer.join() {
             Ok(outcome) => (walked, outcome),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
-    walked?;
-    finish_dirs(&target, &options.target, dirs, ctx.as_owner, &mut outcome);
+    if let Some(signal) = interrupt::requested() {
+        return Err(RestoreError::interrupted(
+            Interrupted(signal),
+            &options.target,
+            outcome,
+        ));
+    }
+    outcome.leftovers_removed = walked?;
     Ok(outcome)
 }
 
 /// Walks the selection, creating each directory when it is met (before
 /// anything inside it is handed over) and sending the files and symlinks
-/// in batches.
+/// in batches, and each directory in the batch that is current when the
+/// walk leaves it. Returns how many leftovers of interrupted restores it
+/// removed from the directories it met that existed already.
 fn walk_into_batches(
     store: &Store,
     snapshot: &Snapshot,
     options: &RestoreOptions,
-    target: &Target,
-    dirs: &mut Vec<DirToFinish>,
+    root: DirFd,
     batches: &Sender<Batch>,
-) -> Result<(), RestoreError> {
-    let mut batch = Batch::default();
+) -> Result<u64, RestoreError> {
+    let mut walk = Batcher {
+        store,
+        options,
+        leftovers_removed: leftovers::remove_leftovers(&root),
+        chain: Chain::new(Some(root)),
+        batch: Batch::default(),
+    };
     walk_selection(store, snapshot, &options.selection, |item| {
-        match &item.entry.content {
-            Content::Dir { .. } => {
-                target
-                    .slot(&item.rel)
-                    .and_then(|slot| slot.make_dir(options.overwrite))
-                    .map_err(|source| RestoreError::Io {
-                        path: options.target.join(&item.rel),
-                        source,
-                    })?;
-                dirs.push(DirToFinish {
-                    rel: item.rel,
-                    meta: item.entry.meta,
-                });
-            }
-            Content::Symlink { .. } => batch.symlinks.push(item),
-            Content::File { chunks, .. } => {
-                locate_into(store, chunks, &mut batch.locations)?;
-                batch.chunks += chunks.len();
-                batch.files.push(item);
-            }
-        }
-        if batch.is_full() {
-            hand_over(batches, std::mem::take(&mut batch));
+        walk.add(item)?;
+        if walk.batch.is_full() {
+            hand_over(batches, std::mem::take(&mut walk.batch));
         }
         Ok(())
     })?;
+    let Batcher {
+        mut chain,
+        mut batch,
+        leftovers_removed,
+        ..
+    } = walk;
+    chain.leave_all(|fd, dir| finish_later(&mut batch, fd, dir));
     if !batch.is_empty() {
         hand_over(batches, batch);
     }
-    Ok(())
+    Ok(leftovers_removed)
+}
+
+/// The state of [`walk_into_batches`].
+struct Batcher<'a> {
+    store: &'a Store,
+    options: &'a RestoreOptions,
+    /// The open directories down to the item at hand.
+    chain: Chain<DirToFinish>,
+    /// The batch being filled.
+    batch: Batch,
+    /// Leftovers of interrupted restores removed so far.
+    leftovers_removed: u64,
+}
+
+impl Batcher<'_> {
+    /// Creates `item` if it is a directory (and enters it), else adds it to
+    /// the batch with its blobs located.
+    fn add(&mut self, item: Item) -> Result<(), RestoreError> {
+        // The outcome so far is the writer's: `execute` puts it in.
+        interrupt::check().map_err(|stop| {
+            RestoreError::interrupted(stop, &self.options.target, RestoreOutcome::default())
+        })?;
+        let parent = self
+            .parent_of(&item.rel)
+            .map_err(|e| self.io_error(&item.rel, e))?;
+        let placed = Placed { item, parent };
+        match &placed.item.entry.content {
+            Content::Dir { .. } => {
+                let (fd, existed) = enter_dir(&placed, self.options.overwrite)
+                    .map_err(|e| self.io_error(&placed.item.rel, e))?;
+                if existed {
+                    self.leftovers_removed += leftovers::remove_leftovers(&fd);
+                }
+                let item = placed.item;
+                let name = item.rel.file_name().unwrap_or_default().to_owned();
+                let dir = DirToFinish {
+                    rel: item.rel,
+                    meta: item.entry.meta,
+                };
+                self.chain.enter(name, Some(fd), dir);
+                self.batch.dirs_entered += 1;
+            }
+            Content::Symlink { .. } => self.batch.symlinks.push(placed),
+            Content::File { chunks, .. } => {
+                locate_into(self.store, chunks, &mut self.batch.locations)?;
+                self.batch.chunks += chunks.len();
+                self.batch.files.push(placed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the chain to the directory of `rel`, putting the directories
+    /// it leaves into the batch to be finished; returns that directory.
+    fn parent_of(&mut self, rel: &Path) -> io::Result<DirFd> {
+        let batch = &mut self.batch;
+        self.chain
+            .move_to(rel, |fd, dir| finish_later(batch, fd, dir))?;
+        let parent = self.chain.parent().map(DirFd::clone);
+        // Every directory of a restore's chain was opened: it is always there.
+        parent.ok_or_else(|| io::Error::other("its directory is not open"))
+    }
+
+    fn io_error(&self, rel: &Path, source: io::Error) -> RestoreError {
+        RestoreError::Io {
+            path: self.options.target.join(rel),
+            source,
+        }
+    }
+}
+
+/// Makes the directory of `placed` (see [`Slot::make_dir`]) and opens it;
+/// also says whether it existed already.
+fn enter_dir(placed: &Placed, overwrite: bool) -> io::Result<(DirFd, bool)> {
+    let slot = placed.slot();
+    let created = slot.make_dir(overwrite)?;
+    Ok((slot.open_dir()?, !created))
+}
+
+/// Has the writer finish directory `dir` after the current batch.
+fn finish_later(batch: &mut Batch, fd: Option<DirFd>, dir: DirToFinish) {
+    if let Some(fd) = fd {
+        batch.finish.push((fd, dir));
+    }
 }
 
 /// Adds where each of `chunks` is to `locations` (a blob the catalog does
@@ -178,26 +300,6 @@ fn locate_into(
 /// only a panic does; joining the writer then carries that panic on.
 fn hand_over(batches: &Sender<Batch>, batch: Batch) {
     let _ = batches.send(batch);
-}
-
-/// Sets the directories' metadata, deepest first, so setting a parent's
-/// mtime is the last touch it gets.
-fn finish_dirs(
-    target: &Target,
-    target_path: &Path,
-    mut dirs: Vec<DirToFinish>,
-    as_owner: bool,
-    outcome: &mut RestoreOutcome,
-) {
-    dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
-    for dir in dirs.iter().rev() {
-        match target.apply_dir_meta(&dir.rel, &dir.meta, as_owner) {
-            Ok(()) => outcome.dirs += 1,
-            Err(e) => outcome
-                .failed
-                .push((target_path.join(&dir.rel), e.to_string())),
-        }
-    }
 }
 
 /// Raises the soft limit on open files towards the hard one: each restore

@@ -6,12 +6,16 @@
 //! `overwrite` was asked for, and every tree read. [`execute`] walks again,
 //! creating directories as it meets them and handing files and symlinks in
 //! batches to all cores (each file written to a temporary name, verified
-//! blob by blob, then renamed into place), and finally sets directory
-//! metadata deepest first. A tar stream ([`tar`]) is written entry by entry
-//! in the same walk.
+//! blob by blob, then renamed into place), and sets each directory's
+//! metadata once everything in it is written (deepest first). Every entry
+//! is reached through its parent directory's open handle, never by path, so
+//! paths longer than PATH_MAX restore too. A tar stream ([`tar`]) is
+//! written entry by entry in the same walk.
 
+mod chain;
 mod early_sync;
 mod execute;
+mod leftovers;
 mod plan;
 mod select;
 pub mod tar;
@@ -25,6 +29,7 @@ pub use plan::{Conflict, Survey, survey};
 pub use select::{Selection, Want};
 pub use write::RestoreOutcome;
 
+use crate::interrupt::Interrupted;
 use crate::rawname::escaped;
 use crate::store::StoreError;
 
@@ -87,6 +92,35 @@ pub enum RestoreError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A signal stopped the restore; the files being written were removed.
+    #[error(
+        "{signal}: the restore into {} is incomplete: {} files, {} symlinks and {} directories \
+         were restored before it stopped; the files being written were removed, and directories \
+         not finished keep mode 0700 until a restore into the same target completes",
+        target.display(), restored.files, restored.symlinks, restored.dirs
+    )]
+    Interrupted {
+        /// Which signal.
+        signal: Interrupted,
+        /// The target.
+        target: PathBuf,
+        /// What was restored until then.
+        restored: Box<RestoreOutcome>,
+    },
+}
+
+impl RestoreError {
+    fn interrupted(
+        signal: Interrupted,
+        target: &std::path::Path,
+        restored: RestoreOutcome,
+    ) -> Self {
+        Self::Interrupted {
+            signal,
+            target: target.to_owned(),
+            restored: Box::new(restored),
+        }
+    }
 }
 
 impl From<crate::catalog::CatalogError> for RestoreError {

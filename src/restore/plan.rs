@@ -6,8 +6,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::FileType;
+
 use super::RestoreError;
+use super::chain::Chain;
 use super::select::{Selection, Want};
+use super::target::{self, DirFd, Slot};
 use crate::rawname::escaped;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
@@ -118,13 +122,26 @@ pub fn survey(
 ) -> Result<Survey, RestoreError> {
     // Into a missing or empty target nothing can be in the way: no entry
     // needs looking at (one stat per file of a 100k-file restore).
-    let check = holds_anything(target)?;
+    let root = match holds_anything(target)? {
+        true => target::open_existing(target).map_err(|source| RestoreError::Io {
+            path: target.to_owned(),
+            source,
+        })?,
+        false => None,
+    };
+    let check = root.is_some();
+    let mut chain = Chain::new(root);
     let mut survey = Survey::default();
     walk_selection(store, snapshot, selection, |item| {
         if check {
-            let path = target.join(&item.rel);
-            survey.check_existing(&path, &item)?;
-            survey.check_side_files(&path, &item);
+            survey
+                .look_at(&mut chain, &item)
+                .map_err(|source| RestoreError::Io {
+                    path: target.join(&item.rel),
+                    source,
+                })?
+                .into_iter()
+                .for_each(|(existing, side)| survey.record(target, &item, existing, side));
         }
         if matches!(item.entry.content, Content::File { .. }) {
             survey.files += 1;
@@ -135,60 +152,74 @@ pub fn survey(
     Ok(survey)
 }
 
+/// What a survey found at one place: the kind of thing there, and for a
+/// database's side file the suffix of its name.
+type Found = (FileType, Option<&'static str>);
+
 impl Survey {
-    /// Records what is already at `path`, where `item` goes. Existing
-    /// directories are fine for directories (restore merges into them).
-    fn check_existing(&mut self, path: &Path, item: &Item) -> Result<(), RestoreError> {
-        let meta = match fs::symlink_metadata(path) {
-            Ok(meta) => meta,
-            // Missing, or below something that is not a directory (itself a conflict).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(());
-            }
-            Err(source) => {
-                return Err(RestoreError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+    /// Looks at the place of `item` through its parent directory's handle
+    /// (a target directory that does not exist holds nothing in the way),
+    /// and enters it in `chain` if it is a directory; returns what is there.
+    fn look_at(&mut self, chain: &mut Chain<()>, item: &Item) -> io::Result<Vec<Found>> {
+        chain.move_to(&item.rel, |_, ()| {})?;
+        let Some(parent) = chain.parent() else {
+            enter_dir(chain, item, None);
+            return Ok(Vec::new());
         };
-        let is_dir_entry = matches!(item.entry.content, Content::Dir { .. });
-        let conflict = |existing| Conflict {
-            path: path.to_owned(),
-            existing,
-        };
-        match (meta.is_dir(), is_dir_entry) {
-            (true, true) => {}
-            (true, false) => self.blockers.push(conflict("directory")),
-            (false, _) => self.conflicts.push(conflict(describe(&meta))),
+        let slot = Slot::new(
+            DirFd::clone(parent),
+            item.rel.file_name().unwrap_or_default(),
+        );
+        let kind = slot.kind()?;
+        let mut found: Vec<Found> = kind.into_iter().map(|k| (k, None)).collect();
+        // A database is restored without the -wal, -shm and -journal files
+        // of whatever was there before (a stale -wal would corrupt it):
+        // those are in the way too, removed only with --overwrite.
+        if item.entry.database().is_some() {
+            for suffix in crate::database::SIDE_SUFFIXES {
+                if slot.has_sibling(suffix)? {
+                    found.push((FileType::RegularFile, Some(suffix)));
+                }
+            }
         }
-        Ok(())
+        let fd = match kind {
+            Some(FileType::Directory) => Some(slot.open_dir()?),
+            _ => None,
+        };
+        enter_dir(chain, item, fd);
+        Ok(found)
     }
 
-    /// A database is restored without the `-wal`, `-shm` and `-journal`
-    /// files of whatever was there before (a stale `-wal` would corrupt
-    /// it): those are conflicts too, removed only with `--overwrite`.
-    fn check_side_files(&mut self, path: &Path, item: &Item) {
-        if item.entry.database().is_none() {
-            return;
-        }
-        let Some(name) = path.file_name() else {
-            return;
-        };
-        for suffix in crate::database::SIDE_SUFFIXES {
+    /// Records `existing`, found where `item` goes (or, with a `side`
+    /// suffix, beside it). Existing directories are fine for directories
+    /// (restore merges into them).
+    fn record(&mut self, target: &Path, item: &Item, existing: FileType, side: Option<&str>) {
+        let path = target.join(&item.rel);
+        if let Some(suffix) = side {
+            let name = path.file_name().unwrap_or_default();
             let side = path.with_file_name(crate::database::side_file_name(name, suffix));
-            if fs::symlink_metadata(&side).is_ok() {
-                self.conflicts.push(Conflict {
-                    path: side,
-                    existing: "side file of an older database",
-                });
-            }
+            self.conflicts.push(Conflict {
+                path: side,
+                existing: "side file of an older database",
+            });
+            return;
         }
+        let is_dir_entry = matches!(item.entry.content, Content::Dir { .. });
+        let conflict = |existing| Conflict { path, existing };
+        match (existing == FileType::Directory, is_dir_entry) {
+            (true, true) => {}
+            (true, false) => self.blockers.push(conflict("directory")),
+            (false, _) => self.conflicts.push(conflict(describe(existing))),
+        }
+    }
+}
+
+/// Enters `item` in `chain` if it is a directory, with its handle if the
+/// target has a directory there (`None`: nothing below it can be in the way).
+fn enter_dir(chain: &mut Chain<()>, item: &Item, fd: Option<DirFd>) {
+    if matches!(item.entry.content, Content::Dir { .. }) {
+        let name = item.rel.file_name().unwrap_or_default().to_owned();
+        chain.enter(name, fd, ());
     }
 }
 
@@ -206,13 +237,10 @@ fn holds_anything(dir: &Path) -> Result<bool, RestoreError> {
     }
 }
 
-fn describe(meta: &fs::Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_symlink() {
-        "symlink"
-    } else if t.is_file() {
-        "file"
-    } else {
-        "special file"
+fn describe(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Symlink => "symlink",
+        FileType::RegularFile => "file",
+        _ => "special file",
     }
 }

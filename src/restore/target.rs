@@ -1,120 +1,66 @@
 //! Writing under the restore target through directory handles.
 //!
-//! The target is opened once. Every directory the restore writes into is
-//! opened relative to it with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`:
-//! the kernel refuses any path that would leave the target or pass through
-//! a symlink, including one that another process swaps in while the restore
-//! runs (restoring a home directory as root while its owner is logged in).
-//! Entries are then created, given their metadata and renamed relative to
-//! that handle, so no later step resolves a path again.
+//! The target is opened once, and every directory below it is opened
+//! relative to its parent's handle, one name at a time, with `O_NOFOLLOW`
+//! (see `chain`): no path longer than one component is ever resolved, so a
+//! path of any length restores (the kernel refuses more than PATH_MAX bytes
+//! in one call), and nothing on the way can be a symlink, including one
+//! another process swaps in while the restore runs (restoring a home
+//! directory as root while its owner is logged in). Entries are then
+//! created, given their metadata and renamed relative to that handle, so no
+//! later step resolves a path again. A handle kept open stays safe: it was
+//! opened below the target without symlinks, and whoever moves that
+//! directory elsewhere could already write where it went.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
-use rustix::fs::{AtFlags, CWD, Mode, OFlags, RenameFlags, ResolveFlags, Timestamps, UTIME_OMIT};
+use rustix::fs::{
+    AtFlags, CWD, FileType, FlockOperation, Mode, OFlags, RenameFlags, Timestamps, UTIME_OMIT,
+};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
 use crate::rawname::escaped;
 use crate::tree::{Meta, Timespec};
 
-const TEMP_PREFIX: &str = ".cairn-restore-";
+/// How every temporary name of a restore starts (see `leftovers`).
+pub(super) const TEMP_PREFIX: &str = ".cairn-restore-";
 
-/// The restore target, open.
-pub struct Target {
-    fd: OwnedFd,
+/// An open directory of the target, shared by the entries written into it.
+pub type DirFd = Arc<OwnedFd>;
+
+/// Creates the target directory if needed (the user named it: symlinks on
+/// the way to it are followed) and opens it.
+pub fn create(path: &Path) -> io::Result<DirFd> {
+    fs::create_dir_all(path)?;
+    Ok(Arc::new(rustix::fs::openat(
+        CWD,
+        path,
+        dir_flags(),
+        Mode::empty(),
+    )?))
 }
 
-impl Target {
-    /// Creates the target directory if needed (the user named it: symlinks
-    /// on the way to it are followed) and opens it.
-    pub fn create(path: &Path) -> io::Result<Self> {
-        fs::create_dir_all(path)?;
-        let fd = rustix::fs::openat(CWD, path, dir_flags(), Mode::empty())?;
-        Ok(Self { fd })
-    }
-
-    /// Opens directory `rel` (relative to the target; empty for the target
-    /// itself), refusing symlinks anywhere on the way and any escape.
-    pub fn dir(&self, rel: &Path) -> io::Result<OwnedFd> {
-        let rel = if rel.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            rel
-        };
-        let resolve =
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        match rustix::fs::openat2(&self.fd, rel, dir_flags(), Mode::empty(), resolve) {
-            Err(Errno::NOSYS) => self.dir_by_components(rel),
-            result => Ok(result?),
-        }
-    }
-
-    /// The same as [`Target::dir`] for kernels without `openat2` (before
-    /// Linux 5.6): one `O_NOFOLLOW` open per path component.
-    fn dir_by_components(&self, rel: &Path) -> io::Result<OwnedFd> {
-        let mut fd = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())?;
-        for c in rel.components() {
-            match c {
-                Component::CurDir => {}
-                Component::Normal(name) => {
-                    fd = rustix::fs::openat(
-                        &fd,
-                        name,
-                        dir_flags() | OFlags::NOFOLLOW,
-                        Mode::empty(),
-                    )?;
-                }
-                _ => return Err(io::Error::other("path leaves the restore target")),
-            }
-        }
-        Ok(fd)
-    }
-
-    /// Applies owner (if `as_owner`), mode and mtime to directory `rel`,
-    /// through its own handle (never following a symlink).
-    pub fn apply_dir_meta(&self, rel: &Path, meta: &Meta, as_owner: bool) -> io::Result<()> {
-        set_fd_meta(self.dir(rel)?, meta, as_owner)
-    }
-
-    /// The place of entry `rel`: its parent directory, opened, and its name.
-    pub fn slot(&self, rel: &Path) -> io::Result<Slot> {
-        self.slot_via(&mut Parents::default(), rel)
-    }
-
-    /// [`Target::slot`], reusing the parent directory of the previous call
-    /// through `parents` when it is the same: files are restored directory
-    /// by directory, and opening the parent for each cost two of a small
-    /// file's eleven system calls. A handle kept open stays safe: it was
-    /// opened beneath the target without symlinks, and whoever moves that
-    /// directory elsewhere could already write where it went.
-    pub fn slot_via(&self, parents: &mut Parents, rel: &Path) -> io::Result<Slot> {
-        let name = rel
-            .file_name()
-            .ok_or_else(|| io::Error::other("no file name"))?
-            .to_owned();
-        let dir = rel.parent().unwrap_or(Path::new(""));
-        let parent = match &parents.last {
-            Some((path, fd)) if path == dir => Arc::clone(fd),
-            _ => {
-                let fd = Arc::new(self.dir(dir)?);
-                parents.last = Some((dir.to_owned(), Arc::clone(&fd)));
-                fd
-            }
-        };
-        Ok(Slot { parent, name })
+/// Opens an existing target to look into it; `None` if there is no
+/// directory there (so nothing below it can be in the way).
+pub fn open_existing(path: &Path) -> io::Result<Option<DirFd>> {
+    match rustix::fs::openat(CWD, path, dir_flags(), Mode::empty()) {
+        Ok(fd) => Ok(Some(Arc::new(fd))),
+        Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// The directory handle [`Target::slot_via`] opened last, kept for the next.
-#[derive(Default)]
-pub struct Parents {
-    last: Option<(PathBuf, Arc<OwnedFd>)>,
+/// Applies owner (if `as_owner`), mode and mtime to an open directory.
+pub fn set_dir_meta(dir: &DirFd, meta: &Meta, as_owner: bool) -> io::Result<()> {
+    set_fd_meta(dir.as_ref(), meta, as_owner)
 }
 
 fn dir_flags() -> OFlags {
@@ -128,29 +74,60 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// The place `name` in the open directory `parent`.
+    pub fn new(parent: DirFd, name: &OsStr) -> Self {
+        Self {
+            parent,
+            name: name.to_owned(),
+        }
+    }
+
     /// Whether something (of any kind) is at this place now.
     pub fn is_taken(&self) -> io::Result<bool> {
-        match rustix::fs::statat(&self.parent, &self.name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(_) => Ok(true),
-            Err(Errno::NOENT) => Ok(false),
+        Ok(self.existing(&self.name)?.is_some())
+    }
+
+    /// What kind of thing is at this place now (never following a
+    /// symlink); `None` if nothing is.
+    pub fn kind(&self) -> io::Result<Option<FileType>> {
+        self.existing(&self.name)
+    }
+
+    /// Whether the database side file named like this place plus `suffix`
+    /// is there.
+    pub fn has_sibling(&self, suffix: &str) -> io::Result<bool> {
+        let name = crate::database::side_file_name(&self.name, suffix);
+        Ok(self.existing(&name)?.is_some())
+    }
+
+    fn existing(&self, name: &OsStr) -> io::Result<Option<FileType>> {
+        match rustix::fs::statat(&self.parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode as _))),
+            Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Opens the directory at this place, refusing a symlink.
+    pub fn open_dir(&self) -> io::Result<DirFd> {
+        let flags = dir_flags() | OFlags::NOFOLLOW;
+        let fd = rustix::fs::openat(&self.parent, &self.name, flags, Mode::empty())?;
+        Ok(Arc::new(fd))
     }
 
     /// Makes this place a real directory: keeps an existing one, creates a
     /// missing one (0700 until its metadata is applied last), and replaces a
     /// file or symlink only if `replace` (the plan's conflict check allowed it).
-    pub fn make_dir(&self, replace: bool) -> io::Result<()> {
-        match rustix::fs::statat(&self.parent, &self.name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode as _).is_dir() => {
-                return Ok(());
-            }
-            Ok(_) if replace => rustix::fs::unlinkat(&self.parent, &self.name, AtFlags::empty())?,
-            Ok(_) => return Err(io::Error::from(io::ErrorKind::AlreadyExists)),
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(e.into()),
+    /// Returns whether it created one.
+    pub fn make_dir(&self, replace: bool) -> io::Result<bool> {
+        match self.kind()? {
+            Some(FileType::Directory) => return Ok(false),
+            Some(_) if replace => rustix::fs::unlinkat(&self.parent, &self.name, AtFlags::empty())?,
+            Some(_) => return Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            None => {}
         }
-        Ok(rustix::fs::mkdirat(&self.parent, &self.name, Mode::RWXU)?)
+        rustix::fs::mkdirat(&self.parent, &self.name, Mode::RWXU)?;
+        Ok(true)
     }
 
     /// Removes the files named like this place plus each of `suffixes`
@@ -173,13 +150,19 @@ impl Slot {
         Ok(removed)
     }
 
-    /// A new, empty, private temporary file beside this place.
+    /// A new, empty, private temporary file beside this place, locked
+    /// while it is written so that no other restore takes it for a
+    /// leftover (see `leftovers`).
     pub fn temp_file(&self) -> io::Result<Temp<'_>> {
         self.temp(|name| {
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            rustix::fs::openat(&self.parent, name, flags, Mode::RUSR | Mode::WUSR)
-                .map(|fd| Some(File::from(fd)))
+            let fd = rustix::fs::openat(&self.parent, name, flags, Mode::RUSR | Mode::WUSR)?;
+            match lock_new_temp(&fd)? {
+                true => Ok(Some(File::from(fd))),
+                // Another restore removed it as a leftover: take a new name.
+                false => Err(Errno::EXIST),
+            }
         })
     }
 
@@ -208,6 +191,17 @@ impl Slot {
             }
         }
         Err(io::Error::other("could not find a free temporary name"))
+    }
+}
+
+/// Locks a temporary file just created; `false` if another restore's
+/// leftover cleanup took the lock first, or took it and removed the file
+/// before this lock (it then has no name left).
+fn lock_new_temp(fd: &OwnedFd) -> rustix::io::Result<bool> {
+    match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(rustix::fs::fstat(fd)?.st_nlink > 0),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -337,46 +331,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_symlink_inside_the_target_is_never_passed_through() {
+    fn a_symlink_inside_the_target_is_never_opened_as_a_directory() {
         let outside = tempfile::tempdir().unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("sub")).unwrap();
-        let target = Target::create(dir.path()).unwrap();
-        assert!(target.dir(Path::new("sub")).is_err());
-        assert!(target.slot(Path::new("sub/file")).is_err());
-        assert!(target.dir(Path::new("../")).is_err());
-    }
-
-    #[test]
-    fn slots_through_one_parents_cache_land_in_their_own_directories() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("a")).unwrap();
-        fs::create_dir_all(dir.path().join("b")).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).unwrap();
-        let target = Target::create(dir.path()).unwrap();
-        let mut parents = Parents::default();
-        for rel in ["a/1", "a/2", "b/3", "a/4"] {
-            let slot = target.slot_via(&mut parents, Path::new(rel)).unwrap();
-            slot.temp_file().unwrap().place(false).unwrap();
-        }
-        let names = |d: &str| {
-            let mut n: Vec<_> = fs::read_dir(dir.path().join(d))
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            n.sort();
-            n
-        };
-        assert_eq!(names("a"), ["1", "2", "4"]);
-        assert_eq!(names("b"), ["3"]);
-        assert!(target.slot_via(&mut parents, Path::new("link/5")).is_err());
+        let target = create(dir.path()).unwrap();
+        let slot = Slot::new(target, OsStr::new("sub"));
+        assert!(slot.open_dir().is_err());
+        assert_eq!(slot.kind().unwrap(), Some(FileType::Symlink));
+        assert!(slot.make_dir(false).is_err());
     }
 
     #[test]
     fn a_temp_file_is_removed_unless_placed_and_placing_never_clobbers() {
         let dir = tempfile::tempdir().unwrap();
-        let target = Target::create(dir.path()).unwrap();
-        let slot = target.slot(Path::new("f")).unwrap();
+        let target = create(dir.path()).unwrap();
+        let slot = Slot::new(target, OsStr::new("f"));
         drop(slot.temp_file().unwrap());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
         fs::write(dir.path().join("f"), b"mine").unwrap();

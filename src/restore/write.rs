@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::early_sync::EarlySync;
-use super::execute::Batch;
+use super::execute::{Batch, Placed};
 use super::plan::Item;
-use super::target::{Parents, Slot, Target};
+use super::target::{self, Slot};
 use crate::backend::Backend;
 use crate::database;
 use crate::id::BlobId;
+use crate::interrupt::{self, Interrupted};
 use crate::pack::{self, BlobLocation, PackError};
 use crate::progress::Progress;
 use crate::tree::Content;
@@ -39,6 +40,9 @@ pub struct RestoreOutcome {
     pub databases: Vec<PathBuf>,
     /// Stale `-wal`, `-shm` and `-journal` files removed from beside them.
     pub stale_removed: Vec<PathBuf>,
+    /// Temporary files that interrupted restores had left in the
+    /// directories restored into, removed (see `leftovers`).
+    pub leftovers_removed: u64,
 }
 
 /// Why one item could not be restored.
@@ -54,11 +58,14 @@ enum ItemError {
     Size { got: u64, want: u64 },
     #[error("something appeared there during the restore; it was not replaced (use --overwrite)")]
     AppearedMeanwhile,
+    /// A signal asked to stop: not a failure of the item (the restore as
+    /// a whole reports it).
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 /// What every item's restore needs.
 pub(super) struct Ctx<'a> {
-    pub target: &'a Target,
     /// The target as the user named it, for reporting paths.
     pub target_path: &'a Path,
     pub backend: &'a Backend,
@@ -66,8 +73,9 @@ pub(super) struct Ctx<'a> {
     pub overwrite: bool,
 }
 
-/// Writes the files of `batch` in parallel, then its symlinks, and adds
-/// what became of them to `outcome`.
+/// Writes the files of `batch` in parallel, then its symlinks, then gives
+/// the directories it finishes their metadata, and adds what became of
+/// them to `outcome`.
 pub(super) fn write_batch(
     ctx: &Ctx<'_>,
     batch: &Batch,
@@ -78,17 +86,12 @@ pub(super) fn write_batch(
         .files
         .par_iter()
         .map_init(
-            || {
-                (
-                    pack::reader::PackFiles::new(ctx.backend),
-                    Parents::default(),
-                )
-            },
-            |(packs, parents), item| {
-                let result = restore_file(ctx, &batch.locations, packs, parents, item);
+            || pack::reader::PackFiles::new(ctx.backend),
+            |packs, placed| {
+                let result = restore_file(ctx, &batch.locations, packs, placed);
                 Progress::add(&progress.files, 1);
-                Progress::add(&progress.bytes, item.entry.meta.size);
-                (item, result)
+                Progress::add(&progress.bytes, placed.item.entry.meta.size);
+                (&placed.item, result)
             },
         )
         .collect();
@@ -107,35 +110,51 @@ pub(super) fn write_batch(
                     outcome.databases.push(path);
                 }
             }
+            Err(ItemError::Interrupted(_)) => {}
             Err(e) => outcome.failed.push((path_of(item), e.to_string())),
         }
     }
-    for item in &batch.symlinks {
-        match restore_symlink(ctx, item) {
+    for placed in &batch.symlinks {
+        match restore_symlink(ctx, placed) {
             Ok(()) => outcome.symlinks += 1,
-            Err(e) => outcome.failed.push((path_of(item), e.to_string())),
+            Err(ItemError::Interrupted(_)) => return,
+            Err(e) => outcome.failed.push((path_of(&placed.item), e.to_string())),
+        }
+    }
+    // What is not finished keeps its 0700 until a complete restore.
+    if interrupt::requested().is_some() {
+        return;
+    }
+    for (fd, dir) in &batch.finish {
+        match target::set_dir_meta(fd, &dir.meta, ctx.as_owner) {
+            Ok(()) => outcome.dirs += 1,
+            Err(e) => outcome
+                .failed
+                .push((ctx.target_path.join(&dir.rel), e.to_string())),
         }
     }
 }
 
-/// Restores one file, reading through `packs` and writing through
-/// `parents` (both kept open across the files of one thread); returns the
-/// stale database side files it removed.
+/// Restores one file into its open directory, reading through `packs`
+/// (kept open across the files of one thread); returns the stale database
+/// side files it removed.
 fn restore_file(
     ctx: &Ctx<'_>,
     locations: &HashMap<BlobId, BlobLocation>,
     packs: &mut pack::reader::PackFiles<'_>,
-    parents: &mut Parents,
-    item: &Item,
+    placed: &Placed,
 ) -> Result<Vec<std::ffi::OsString>, ItemError> {
+    let item = &placed.item;
     let Content::File {
         chunks, database, ..
     } = &item.entry.content
     else {
         return Ok(Vec::new());
     };
-    let slot = ctx.target.slot_via(parents, &item.rel)?;
+    interrupt::check()?;
+    let slot = placed.slot();
     let mut tmp = slot.temp_file()?;
+    crate::crash::point("restore-file-started");
     let file = tmp.file().ok_or_else(|| io::Error::other("not a file"))?;
     let located = chunks
         .iter()
@@ -148,7 +167,9 @@ fn restore_file(
     };
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
     let mut written = 0u64;
+    // Stopping between two chunks drops `tmp`, which removes the file.
     pack::reader::stream(packs, &located, |data| {
+        interrupt::check()?;
         out.write_all(data)?;
         written += data.len() as u64;
         if let Some(early) = &mut early {
@@ -189,11 +210,13 @@ fn restore_file(
     Ok(stale)
 }
 
-fn restore_symlink(ctx: &Ctx<'_>, item: &Item) -> Result<(), ItemError> {
+fn restore_symlink(ctx: &Ctx<'_>, placed: &Placed) -> Result<(), ItemError> {
+    let item = &placed.item;
     let Content::Symlink { target } = &item.entry.content else {
         return Ok(());
     };
-    let slot: Slot = ctx.target.slot(&item.rel)?;
+    interrupt::check()?;
+    let slot: Slot = placed.slot();
     let tmp = slot.temp_symlink(target.as_os_str())?;
     tmp.apply_meta(&item.entry.meta, ctx.as_owner)?;
     place(tmp, ctx.overwrite)

@@ -367,10 +367,21 @@ impl Store {
         Ok(pack::reader::read_blob(&self.backend, id, &at)?)
     }
 
-    /// Reads and decodes a tree.
+    /// Reads and decodes a tree. One larger than [`STREAMED_TREE`] is
+    /// decoded as it is decompressed: the bytes of the tree of a directory
+    /// of 300k files (77 MB) were held beside its entries (82 MB).
     pub fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
-        let bytes = self.load_blob(&id.as_blob())?;
-        Tree::decode(&bytes).map_err(|source| StoreError::Tree { id: *id, source })
+        let blob = id.as_blob();
+        let at = self
+            .catalog
+            .locate(&blob)?
+            .ok_or(StoreError::BlobMissing(blob))?;
+        let decoded = if at.raw_len as usize > STREAMED_TREE {
+            pack::reader::read_blob_streaming(&self.backend, &blob, &at, |r| Tree::decode_from(r))?
+        } else {
+            Tree::decode(&pack::reader::read_blob(&self.backend, &blob, &at)?)
+        };
+        decoded.map_err(|source| StoreError::Tree { id: *id, source })
     }
 
     /// Every snapshot, oldest first.
@@ -378,6 +389,10 @@ impl Store {
         snapshot::list(&self.backend, &self.catalog)
     }
 }
+
+/// Trees larger than this are decoded as they are read (see
+/// [`Store::load_tree`]); smaller ones from their bytes, which is faster.
+const STREAMED_TREE: usize = 16 << 20;
 
 /// Largest `config.json` a reader accepts.
 const MAX_CONFIG_LEN: u64 = 1 << 20;
