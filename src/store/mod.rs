@@ -8,6 +8,7 @@
 pub mod config;
 pub mod lock;
 pub mod migrate;
+pub mod space;
 
 use std::fs;
 use std::io;
