@@ -78,6 +78,23 @@ pub enum StoreError {
         /// How long it waited.
         waited: Duration,
     },
+    /// A command that writes was run on a store it cannot write.
+    #[error("cannot write to store {}: {}: {source}", path.display(), file.display())]
+    NotWritable {
+        /// The store.
+        path: PathBuf,
+        /// The file that could not be opened for writing.
+        file: PathBuf,
+        /// What the OS said (read-only file system, permission denied).
+        #[source]
+        source: io::Error,
+    },
+    /// The lock file was replaced every time it was locked.
+    #[error("{}: the lock file keeps being deleted or replaced while cairn locks it; find the program that removes it", path.display())]
+    LockReplaced {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A local file operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -118,7 +135,7 @@ pub enum StoreError {
 
 fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
     let holder = match wanted {
-        LockMode::Shared => {
+        LockMode::Read | LockMode::Shared => {
             "another cairn process holds it exclusively (a prune or repair is running)"
         }
         LockMode::Exclusive => "another cairn process is using it",
@@ -213,7 +230,8 @@ impl Store {
     pub fn open(root: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         let config = read_config(root)?;
         ensure_layout(root)?;
-        let lock = lock::acquire(root, options.lock, options.lock_wait)?;
+        // A lock file this creates is private to its owner.
+        let lock = lock::acquire(root, options.lock, options.lock_wait, 0o600)?;
         let backend = Backend::new(root);
         let (catalog, notices) = open_catalog(root, &backend)?;
         Ok(Self {
@@ -244,7 +262,7 @@ impl Store {
     pub fn require_exclusive(&self, what: &'static str) -> Result<(), StoreError> {
         match self.lock.mode() {
             LockMode::Exclusive => Ok(()),
-            LockMode::Shared => Err(StoreError::NotExclusive { what }),
+            LockMode::Read | LockMode::Shared => Err(StoreError::NotExclusive { what }),
         }
     }
 
