@@ -45,15 +45,43 @@ fn at(path: &Path) -> impl FnOnce(io::Error) -> BackendError + '_ {
 pub struct Backend {
     root: PathBuf,
     tmp: PathBuf,
+    file_mode: u32,
 }
 
+/// Permission bits of new files unless told otherwise: the owner's only.
+const PRIVATE: u32 = 0o600;
+
 impl Backend {
-    /// The files under `root`; temporary files are staged in `root/tmp`.
+    /// The files under `root`; temporary files are staged in `root/tmp`
+    /// and created readable by their owner only.
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
             tmp: root.join("tmp"),
+            file_mode: PRIVATE,
         }
+    }
+
+    /// The same files, with new ones created with exactly the permission
+    /// bits `mode` (whatever the umask): the store's mode.
+    pub fn with_file_mode(self, mode: u32) -> Self {
+        Self {
+            file_mode: mode,
+            ..self
+        }
+    }
+
+    /// The permission bits new files get.
+    pub fn file_mode(&self) -> u32 {
+        self.file_mode
+    }
+
+    /// The permission bits of `key`.
+    pub fn mode_of(&self, key: &str) -> Result<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(key);
+        let meta = fs::metadata(&path).map_err(at(&path))?;
+        Ok(meta.permissions().mode() & 0o7777)
     }
 
     /// The full path of a store-relative key such as `snapshots/ID.json`.
@@ -61,13 +89,22 @@ impl Backend {
         self.root.join(key)
     }
 
-    /// A new temporary file in `tmp/`, removed when dropped unless published.
+    /// A new temporary file in `tmp/` with the store's file mode, removed
+    /// when dropped unless published.
     pub fn temp_file(&self) -> Result<NamedTempFile> {
-        tempfile::Builder::new()
+        use std::os::unix::fs::PermissionsExt;
+        let file = tempfile::Builder::new()
             .prefix("cairn-")
             .suffix(".tmp")
             .tempfile_in(&self.tmp)
-            .map_err(at(&self.tmp))
+            .map_err(at(&self.tmp))?;
+        if self.file_mode != PRIVATE {
+            let mode = fs::Permissions::from_mode(self.file_mode);
+            file.as_file()
+                .set_permissions(mode)
+                .map_err(at(file.path()))?;
+        }
+        Ok(file)
     }
 
     /// Makes a fully written temporary file visible under `key`, durably:

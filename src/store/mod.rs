@@ -5,6 +5,7 @@
 //! `catalog.db`, `locks/`, `tmp/`. Opening never writes anything until the
 //! config has been read and its version accepted.
 
+mod catalog_file;
 pub mod config;
 pub mod lock;
 pub mod migrate;
@@ -230,9 +231,8 @@ impl Store {
     pub fn open(root: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         let config = read_config(root)?;
         ensure_layout(root)?;
-        // A lock file this creates is private to its owner.
-        let lock = lock::acquire(root, options.lock, options.lock_wait, 0o600)?;
-        let backend = Backend::new(root);
+        let backend = Backend::new(root).with_file_mode(store_file_mode(root)?);
+        let lock = lock::acquire(root, options.lock, options.lock_wait, backend.file_mode())?;
         let (catalog, notices) = open_catalog(root, &backend)?;
         Ok(Self {
             root: root.to_owned(),
@@ -299,7 +299,7 @@ impl Store {
                 Err(source) => return Err(StoreError::Io { path: file, source }),
             }
         }
-        let mut fresh = Catalog::open(&path)?;
+        let mut fresh = catalog_file::open_writable(&path, self.backend.file_mode())?;
         let report = catalog::rebuild::rebuild(&mut fresh, &self.backend)?;
         let kept: Vec<_> = (fresh.packs()?.into_iter())
             .filter_map(|p| Some((p.id, *ledger.get(&p.id)?)))
@@ -415,8 +415,15 @@ fn read_config(root: &Path) -> Result<Config, StoreError> {
     Config::decode(&bytes).map_err(|source| StoreError::Config { path, source })
 }
 
+/// The permission bits of files cairn creates in the store: those of its
+/// `config.json` (0600 as `init` makes it; an administrator who opens the
+/// store to a group loosens it, and new files follow).
+fn store_file_mode(root: &Path) -> Result<u32, StoreError> {
+    Ok(Backend::new(root).mode_of(CONFIG)? & 0o666)
+}
+
 fn open_catalog(root: &Path, backend: &Backend) -> Result<(Catalog, Vec<String>), StoreError> {
-    let mut catalog = Catalog::open(&root.join(CATALOG))?;
+    let mut catalog = catalog_file::open_writable(&root.join(CATALOG), backend.file_mode())?;
     let mut notices = Vec::new();
     if !catalog.is_complete()? {
         let report = catalog::rebuild::rebuild(&mut catalog, backend)?;
