@@ -136,7 +136,7 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
 }
 
 fn show(ctx: &Ctx) -> anyhow::Result<Exit> {
-    let store = ctx.open(LockMode::Shared)?;
+    let store = ctx.open(LockMode::Read)?;
     let saved = store.config().saved_policy()?;
     if ctx.json {
         return print_json(&saved).map(|()| Exit::Ok);
