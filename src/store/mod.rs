@@ -179,6 +179,7 @@ pub struct Store {
     /// Holds a private catalog for this run; dropped after `catalog`.
     _private_catalog: Option<tempfile::TempDir>,
     notices: Vec<String>,
+    short_of_space: bool,
     lock: StoreLock,
 }
 
@@ -244,6 +245,11 @@ impl Store {
             .map(|u| u.notice(root))
             .into_iter()
             .collect();
+        let short_of_space = match options.lock {
+            LockMode::Read => false,
+            LockMode::Shared => space::keep_reserve(root, mode, false, &mut notices)?,
+            LockMode::Exclusive => space::keep_reserve(root, mode, true, &mut notices)?,
+        };
         let access = match (options.lock, lock.unlocked()) {
             (_, Some(_)) => catalog_file::Access::ReadOnly,
             (LockMode::Read, None) => catalog_file::Access::Read,
@@ -259,8 +265,22 @@ impl Store {
             catalog_path: opened.path,
             _private_catalog: opened.private,
             notices,
+            short_of_space,
             lock,
         })
+    }
+
+    /// Whether the store's disk was short of space when it was opened (a
+    /// prune then only deletes, since repacking first needs room for the
+    /// new packs).
+    pub fn is_short_of_space(&self) -> bool {
+        self.short_of_space
+    }
+
+    /// Recreates the disk reserve if it is missing and there is room (after
+    /// a command freed space).
+    pub fn replenish_reserve(&self) -> Result<bool, StoreError> {
+        space::replenish(&self.root, self.backend.file_mode())
     }
 
     /// Brings an older store's format up to the one this code writes,
