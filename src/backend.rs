@@ -47,15 +47,43 @@ fn at(path: &Path) -> impl FnOnce(io::Error) -> BackendError + '_ {
 pub struct Backend {
     root: PathBuf,
     tmp: PathBuf,
+    file_mode: u32,
 }
 
+/// Permission bits of new files unless told otherwise: the owner's only.
+const PRIVATE: u32 = 0o600;
+
 impl Backend {
-    /// The files under `root`; temporary files are staged in `root/tmp`.
+    /// The files under `root`; temporary files are staged in `root/tmp`
+    /// and created readable by their owner only.
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
             tmp: root.join("tmp"),
+            file_mode: PRIVATE,
         }
+    }
+
+    /// The same files, with new ones created with exactly the permission
+    /// bits `mode` (whatever the umask): the store's mode.
+    pub fn with_file_mode(self, mode: u32) -> Self {
+        Self {
+            file_mode: mode,
+            ..self
+        }
+    }
+
+    /// The permission bits new files get.
+    pub fn file_mode(&self) -> u32 {
+        self.file_mode
+    }
+
+    /// The permission bits of `key`.
+    pub fn mode_of(&self, key: &str) -> Result<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(key);
+        let meta = fs::metadata(&path).map_err(at(&path))?;
+        Ok(meta.permissions().mode() & 0o7777)
     }
 
     /// The full path of a store-relative key such as `snapshots/ID.json`.
@@ -68,10 +96,11 @@ impl Backend {
     /// Write to it through [`NamedTempFile::as_file_mut`] (or the `File` of
     /// [`NamedTempFile::into_parts`]), never through its own `Write`: that
     /// adds the path to every error, which the [`BackendError`] names again.
-    /// It is locked (`flock`, exclusive) while open, so that `verify` can
-    /// tell a file in flight from one an interrupted run left
-    /// ([`Backend::temp_state`]).
+    /// It has the store's file mode, and is locked (`flock`, exclusive)
+    /// while open, so that `verify` can tell a file in flight from one an
+    /// interrupted run left ([`Backend::temp_state`]).
     pub fn temp_file(&self) -> Result<NamedTempFile> {
+        use std::os::unix::fs::PermissionsExt;
         // `make_in` rather than `tempfile_in`, whose errors carry the path too.
         let file = tempfile::Builder::new()
             .prefix("cairn-")
@@ -85,6 +114,12 @@ impl Backend {
                     .open(path)
             })
             .map_err(at(&self.tmp))?;
+        if self.file_mode != PRIVATE {
+            let mode = fs::Permissions::from_mode(self.file_mode);
+            file.as_file()
+                .set_permissions(mode)
+                .map_err(at(file.path()))?;
+        }
         // Blocks only while a `temp_state` check holds it for an instant.
         // Advisory: if the file system refuses, verify only calls the file
         // a leftover while it is written.

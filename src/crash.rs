@@ -8,7 +8,8 @@
 //! `snapshot-committed`; in prune: `prune-planned` (journal written),
 //! `prune-pack-written` (a repacked pack published, not cataloged),
 //! `prune-cataloged` (the commit transaction done, no file deleted yet),
-//! `prune-pack-deleted` (after each pack file deleted).
+//! `prune-pack-deleted` (after each pack file deleted); in every command:
+//! `lock-opened` (the store's lock file opened, not yet locked).
 //!
 //! `CAIRN_STALL_AT=NAME:SECS` instead makes the process sleep SECS seconds
 //! at the first hit of the point, holding whatever locks it holds, so

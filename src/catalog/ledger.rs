@@ -32,12 +32,16 @@ impl Catalog {
 
     /// Records that the `good` packs were read whole and found good at the
     /// given times (Unix seconds), and drops the entries of `bad` ones, in
-    /// one transaction.
+    /// one transaction. Returns false, recording nothing, on a read-only
+    /// catalog (a store that cannot be written keeps no history).
     pub fn record_verified(
         &self,
         good: &[(PackId, i64)],
         bad: &[PackId],
-    ) -> Result<(), CatalogError> {
+    ) -> Result<bool, CatalogError> {
+        if self.read_only {
+            return Ok(false);
+        }
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;
         for (id, at) in good {
             tx.prepare_cached("INSERT OR REPLACE INTO verified (pack, at) VALUES (?1, ?2)")
@@ -49,6 +53,7 @@ impl Catalog {
                 .and_then(|mut s| s.execute([&id.as_bytes()[..]]))
                 .map_err(self.err())?;
         }
-        tx.commit().map_err(self.err())
+        tx.commit().map_err(self.err())?;
+        Ok(true)
     }
 }

@@ -10,20 +10,17 @@
 mod blobs;
 mod intact;
 mod ledger;
+mod open;
 pub mod prune;
 pub mod rebuild;
 mod schema;
 mod snapshots;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::rawname::escaped;
-
-/// How long a writer waits for another process's catalog transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A catalog failure, naming the database file.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +47,25 @@ pub enum CatalogError {
         /// The newest this code knows.
         known: i64,
     },
+    /// SQLite could not write because the file system is full.
+    #[error("catalog {}: the file system holding it is full ({free} bytes free): {source}", path.display())]
+    DiskFull {
+        /// The database file.
+        path: PathBuf,
+        /// Bytes free for unprivileged writers when the error was seen.
+        free: u64,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A SQLite database, but not with the tables a catalog has.
+    #[error("catalog {}: not a cairn catalog: {what}", path.display())]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// What does not match.
+        what: String,
+    },
     /// A row holds a value no writer produces.
     #[error("catalog {}: corrupt row: {what}", escaped(path))]
     Corrupt {
@@ -64,37 +80,12 @@ pub enum CatalogError {
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
+    /// Opened read-only (a store that cannot be written): caches are not
+    /// refreshed and the verification ledger is not recorded.
+    read_only: bool,
 }
 
 impl Catalog {
-    /// Opens (creating if needed) the catalog and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Self, CatalogError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sqlite(path))?;
-        let mut catalog = Self {
-            conn,
-            path: path.to_owned(),
-        };
-        catalog.configure()?;
-        schema::migrate(&mut catalog)?;
-        Ok(catalog)
-    }
-
-    fn configure(&self) -> Result<(), CatalogError> {
-        self.conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(sqlite(&self.path))?;
-        // FULL: a committed pack record survives power loss, so a durable
-        // snapshot never references blobs the catalog has forgotten.
-        self.conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;",
-            )
-            .map_err(sqlite(&self.path))
-    }
-
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -162,8 +153,15 @@ impl Drop for ReadSnapshot<'_> {
 }
 
 fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
-    move |source| CatalogError::Sqlite {
-        path: path.to_owned(),
-        source,
+    move |source| match open::full_disk(path, &source) {
+        Some(free) => CatalogError::DiskFull {
+            path: path.to_owned(),
+            free,
+            source,
+        },
+        None => CatalogError::Sqlite {
+            path: path.to_owned(),
+            source,
+        },
     }
 }

@@ -89,3 +89,99 @@ pub fn migrate(catalog: &mut Catalog) -> Result<(), CatalogError> {
     tx.execute_batch(ADDITIONS).map_err(&err)?;
     tx.commit().map_err(&err)
 }
+
+/// Every table of schema 1 with its columns in order: what a file must
+/// have to be taken for a catalog. The first [`V1_TABLES`] come with the
+/// schema, the others from [`ADDITIONS`].
+const TABLES: [(&str, &[&str]); 6] = [
+    ("packs", &["rowid", "id", "kind", "size", "blob_count"]),
+    (
+        "blobs",
+        &[
+            "id",
+            "pack",
+            "kind",
+            "offset",
+            "stored_len",
+            "raw_len",
+            "compression",
+        ],
+    ),
+    ("snapshots", &["id", "record"]),
+    ("meta", &["key", "value"]),
+    ("verified", &["pack", "at"]),
+    ("intact", &["snapshot", "removals"]),
+];
+const V1_TABLES: usize = 4;
+
+/// Checks, before anything is written to it, that a database that has a
+/// schema has a catalog's (another database at this path would otherwise
+/// be switched to WAL and fail the migration with a bare "no such table").
+pub fn check_existing(catalog: &Catalog) -> Result<(), CatalogError> {
+    let version: i64 = (catalog.conn)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(super::sqlite(&catalog.path))?;
+    if version < 1 {
+        return Ok(());
+    }
+    check_tables(&catalog.conn, &catalog.path, &TABLES[..V1_TABLES])
+}
+
+/// Checks that the database is a catalog of a version this code reads:
+/// another SQLite database that happens to sit at `catalog.db` would
+/// otherwise fail later, in the middle of some command, on a missing
+/// column.
+pub fn check(catalog: &Catalog) -> Result<(), CatalogError> {
+    let err = super::sqlite(&catalog.path);
+    let version: i64 = (catalog.conn)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(&err)?;
+    if version > SCHEMA_VERSION {
+        return Err(CatalogError::NewerSchema {
+            path: catalog.path.clone(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let wrong = |what: String| CatalogError::Schema {
+        path: catalog.path.clone(),
+        what,
+    };
+    if version < 1 {
+        return Err(wrong("its schema was never set up".to_owned()));
+    }
+    check_tables(&catalog.conn, &catalog.path, &TABLES)
+}
+
+/// Checks that each of `tables` exists with its columns.
+fn check_tables(
+    conn: &rusqlite::Connection,
+    path: &std::path::Path,
+    tables: &[(&str, &[&str])],
+) -> Result<(), CatalogError> {
+    let err = super::sqlite(path);
+    let wrong = |what: String| CatalogError::Schema {
+        path: path.to_owned(),
+        what,
+    };
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+        .map_err(&err)?;
+    for &(table, want) in tables {
+        let got = stmt
+            .query_map([table], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        if got.is_empty() {
+            return Err(wrong(format!("it has no table {table}")));
+        }
+        if got != want {
+            return Err(wrong(format!(
+                "table {table} has columns ({}), a catalog's has ({})",
+                got.join(", "),
+                want.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}

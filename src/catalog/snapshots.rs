@@ -31,13 +31,14 @@ impl Catalog {
 
     /// Brings the cache in line with a listing of `snapshots/`: adds the
     /// records read fresh and drops those whose files are gone, in one
-    /// transaction (one fsync, however many records changed).
+    /// transaction (one fsync, however many records changed). A read-only
+    /// catalog is left as it is: the listing is right without the cache.
     pub fn update_snapshot_cache(
         &self,
         fresh: &[(SnapshotId, Vec<u8>)],
         gone: &[SnapshotId],
     ) -> Result<(), CatalogError> {
-        if fresh.is_empty() && gone.is_empty() {
+        if self.read_only || (fresh.is_empty() && gone.is_empty()) {
             return Ok(());
         }
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;

@@ -57,7 +57,7 @@ impl SnapshotPathArgs {
     pub fn resolve(&self, ctx: &Ctx) -> anyhow::Result<(Store, Snapshot, PathBuf)> {
         let (reference, path) =
             reference_and_path(self.at.at, self.snapshot.as_deref(), self.path.as_deref())?;
-        let store = ctx.open(LockMode::Shared)?;
+        let store = ctx.open(LockMode::Read)?;
         let snapshot = ctx
             .snapshot_list(&store)?
             .resolve(&reference, &self.filter.to_filter()?)?

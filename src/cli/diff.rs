@@ -34,7 +34,7 @@ pub struct DiffArgs {
 }
 
 pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
-    let store = ctx.open(LockMode::Shared)?;
+    let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let filter = args.filter.to_filter()?;
     let (a, b) = (

@@ -28,7 +28,7 @@ pub struct FindArgs {
 pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
     let mut finder = Finder::new(&args.pattern)?;
     let filter = args.filter.to_filter()?;
-    let store = ctx.open(LockMode::Shared)?;
+    let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let mut out = Out::streaming();
     let mut matches = 0u64;

@@ -143,7 +143,7 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
 }
 
 fn show(ctx: &Ctx) -> anyhow::Result<Exit> {
-    let store = ctx.open(LockMode::Shared)?;
+    let store = ctx.open(LockMode::Read)?;
     let saved = store.config().saved_policy()?;
     Out::streaming().report(Exit::Ok, None, |out| match (ctx.json, saved) {
         (true, saved) => print_json(out, &saved),

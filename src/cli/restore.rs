@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         include: args.include.clone(),
         strip_prefix: args.strip_prefix.clone(),
     };
-    let store = ctx.open(LockMode::Shared)?;
+    let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let snapshot = list.resolve(&reference, &filter)?;
     let Some(target) = args.target.clone() else {

@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
         after: args.after,
         ..args.filter.to_filter()?
     };
-    let store = ctx.open(LockMode::Shared)?;
+    let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let shown: Vec<_> = list
         .snapshots

@@ -55,7 +55,7 @@ impl VerifyArgs {
 }
 
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
-    let store = ctx.open(LockMode::Shared)?;
+    let store = ctx.open(LockMode::Read)?;
     let snapshots = if args.snapshots.is_empty() {
         None
     } else {

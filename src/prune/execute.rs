@@ -46,6 +46,7 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
     let (packs_deleted, bytes_deleted) = delete_packs(store, &doomed)?;
     let (tmp_files, tmp_bytes) = store.clear_tmp()?;
     journal::remove(store.backend())?;
+    store.replenish_reserve()?;
     let existed: HashSet<PackId> = plan.doomed().collect();
     let bytes_written: u64 = repacked
         .packs

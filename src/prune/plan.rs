@@ -28,7 +28,7 @@ pub fn plan(
     let live = mark(store, &snapshots, progress)?;
     let mark_secs = started.elapsed().as_secs_f64();
     let packs = store.catalog().packs()?;
-    let choice = choose::choose(store.catalog(), &packs, &live, options.repack)?;
+    let choice = choose::choose(store.catalog(), &packs, &live, repack_rule(store, options))?;
     let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
     let (unreferenced, left_alone) = unreferenced_packs(store, &cataloged)?;
     Ok(Plan {
@@ -42,6 +42,17 @@ pub fn plan(
         live,
         hypothetical: !options.assume_forgotten.is_empty(),
     })
+}
+
+/// The rule the options give, except on a disk short of space: repacking
+/// writes the new packs before it deletes the old, so then only packs with
+/// nothing live are deleted, and a later prune with room repacks.
+fn repack_rule(store: &Store, options: &PruneOptions) -> choose::RepackRule {
+    if store.is_short_of_space() {
+        choose::RepackRule::PerPack(1.0)
+    } else {
+        options.repack
+    }
 }
 
 /// Marks what `snapshots` reach; any blob they need that the catalog lacks,

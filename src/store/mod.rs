@@ -5,10 +5,13 @@
 //! `catalog.db`, `locks/`, `tmp/`. Opening never writes anything until the
 //! config has been read and its version accepted.
 
+mod catalog_file;
 pub mod config;
+mod layout;
 pub mod lock;
 pub mod migrate;
 pub mod writers;
+pub mod space;
 
 use std::fs;
 use std::io;
@@ -24,12 +27,11 @@ use crate::rawname::escaped;
 use crate::snapshot::{self, SnapshotList};
 use crate::tree::{Tree, TreeError};
 use crate::when::SnapshotTime;
+use layout::{ensure_layout, is_empty_or_absent, remove_layout};
 
 pub use config::{Config, ConfigError, PackConfig, SqliteConfig};
 pub use lock::{LockMode, StoreLock};
 
-/// Directories every store has.
-const SUBDIRS: [&str; 5] = ["packs", "snapshots", "protected", "locks", "tmp"];
 const CONFIG: &str = "config.json";
 const CATALOG: &str = "catalog.db";
 
@@ -82,6 +84,23 @@ pub enum StoreError {
         /// How long it waited.
         waited: Duration,
     },
+    /// A command that writes was run on a store it cannot write.
+    #[error("cannot write to store {}: {}: {source}", path.display(), file.display())]
+    NotWritable {
+        /// The store.
+        path: PathBuf,
+        /// The file that could not be opened for writing.
+        file: PathBuf,
+        /// What the OS said (read-only file system, permission denied).
+        #[source]
+        source: io::Error,
+    },
+    /// The lock file was replaced every time it was locked.
+    #[error("{}: the lock file keeps being deleted or replaced while cairn locks it; find the program that removes it", path.display())]
+    LockReplaced {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A local file operation failed.
     #[error("{}: {source}", escaped(path))]
     Io {
@@ -122,7 +141,7 @@ pub enum StoreError {
 
 fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
     let holder = match wanted {
-        LockMode::Shared => {
+        LockMode::Read | LockMode::Shared => {
             "another cairn process holds it exclusively (a prune or repair is running)"
         }
         LockMode::Exclusive => "another cairn process is using it",
@@ -161,7 +180,11 @@ pub struct Store {
     backend: Backend,
     config: Config,
     catalog: Catalog,
+    catalog_path: PathBuf,
+    /// Holds a private catalog for this run; dropped after `catalog`.
+    _private_catalog: Option<tempfile::TempDir>,
     notices: Vec<String>,
+    short_of_space: bool,
     lock: StoreLock,
 }
 
@@ -184,7 +207,7 @@ impl Store {
             });
         }
         let created_root = !root.exists();
-        ensure_layout(root)?;
+        ensure_layout(root, false)?;
         let config = Config::new(
             random_id()?,
             SnapshotTime::now().to_string(),
@@ -213,21 +236,56 @@ impl Store {
     }
 
     /// Opens an existing store: reads and checks its config, takes the
-    /// lock, opens the catalog (rebuilding it from the packs if it is gone).
+    /// lock, opens the catalog (rebuilding it from the packs if it is gone
+    /// or broken). A reader of a store it cannot write goes on without the
+    /// lock and with a read-only or private catalog, and says so.
     pub fn open(root: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         let config = read_config(root)?;
-        ensure_layout(root)?;
-        let lock = lock::acquire(root, options.lock, options.lock_wait)?;
-        let backend = Backend::new(root);
-        let (catalog, notices) = open_catalog(root, &backend)?;
+        let backend = Backend::new(root).with_file_mode(store_file_mode(root)?);
+        let mode = backend.file_mode();
+        ensure_layout(root, options.lock == LockMode::Read)?;
+        let lock = lock::acquire(root, options.lock, options.lock_wait, mode)?;
+        let mut notices: Vec<String> = lock
+            .unlocked()
+            .map(|u| u.notice(root))
+            .into_iter()
+            .collect();
+        let short_of_space = match options.lock {
+            LockMode::Read => false,
+            LockMode::Shared => space::keep_reserve(root, mode, false, &mut notices)?,
+            LockMode::Exclusive => space::keep_reserve(root, mode, true, &mut notices)?,
+        };
+        let access = match (options.lock, lock.unlocked()) {
+            (_, Some(_)) => catalog_file::Access::ReadOnly,
+            (LockMode::Read, None) => catalog_file::Access::Read,
+            _ => catalog_file::Access::Write,
+        };
+        let opened = catalog_file::open(root, &backend, mode, access)?;
+        notices.extend(opened.notices);
         Ok(Self {
             root: root.to_owned(),
             backend,
             config,
-            catalog,
+            catalog: opened.catalog,
+            catalog_path: opened.path,
+            _private_catalog: opened.private,
             notices,
+            short_of_space,
             lock,
         })
+    }
+
+    /// Whether the store's disk was short of space when it was opened (a
+    /// prune then only deletes, since repacking first needs room for the
+    /// new packs).
+    pub fn is_short_of_space(&self) -> bool {
+        self.short_of_space
+    }
+
+    /// Recreates the disk reserve if it is missing and there is room (after
+    /// a command freed space).
+    pub fn replenish_reserve(&self) -> Result<bool, StoreError> {
+        space::replenish(&self.root, self.backend.file_mode())
     }
 
     /// Brings an older store's format up to the one this code writes,
@@ -248,7 +306,7 @@ impl Store {
     pub fn require_exclusive(&self, what: &'static str) -> Result<(), StoreError> {
         match self.lock.mode() {
             LockMode::Exclusive => Ok(()),
-            LockMode::Shared => Err(StoreError::NotExclusive { what }),
+            LockMode::Read | LockMode::Shared => Err(StoreError::NotExclusive { what }),
         }
     }
 
@@ -277,15 +335,8 @@ impl Store {
         let ledger = self.catalog.verified().unwrap_or_default();
         self.catalog = Catalog::open(Path::new(":memory:"))?;
         let path = self.catalog_path();
-        for suffix in ["", "-wal", "-shm"] {
-            let file = PathBuf::from(format!("{}{suffix}", path.display()));
-            match fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(StoreError::Io { path: file, source }),
-            }
-        }
-        let mut fresh = Catalog::open(&path)?;
+        catalog_file::remove_catalog_files(&path)?;
+        let mut fresh = catalog_file::open_writable(&path, self.backend.file_mode())?;
         let report = catalog::rebuild::rebuild(&mut fresh, &self.backend)?;
         let kept: Vec<_> = (fresh.packs()?.into_iter())
             .filter_map(|p| Some((p.id, *ledger.get(&p.id)?)))
@@ -322,6 +373,19 @@ impl Store {
         Ok((files, bytes))
     }
 
+    /// A temporary file for scratch work that is never published (a
+    /// database image to check): in the store's `tmp/`, or, when this run
+    /// cannot write the store, in the system's temporary directory.
+    pub fn scratch_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        if self.lock.unlocked().is_none() {
+            return Ok(self.backend.temp_file()?);
+        }
+        tempfile::NamedTempFile::new().map_err(|source| StoreError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })
+    }
+
     /// The store directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -347,9 +411,11 @@ impl Store {
         &mut self.catalog
     }
 
-    /// Path of `catalog.db`, for threads that need their own connection.
+    /// Path of the catalog this run uses (`catalog.db`, or a private copy
+    /// on a store that cannot be written), for threads that need their own
+    /// connection.
     pub fn catalog_path(&self) -> PathBuf {
-        self.root.join(CATALOG)
+        self.catalog_path.clone()
     }
 
     /// Things the user should hear about that happened while opening
@@ -416,74 +482,11 @@ fn read_config(root: &Path) -> Result<Config, StoreError> {
     Config::decode(&bytes).map_err(|source| StoreError::Config { path, source })
 }
 
-fn open_catalog(root: &Path, backend: &Backend) -> Result<(Catalog, Vec<String>), StoreError> {
-    let mut catalog = Catalog::open(&root.join(CATALOG))?;
-    let mut notices = Vec::new();
-    if !catalog.is_complete()? {
-        let report = catalog::rebuild::rebuild(&mut catalog, backend)?;
-        if report.packs > 0 || !report.unreadable.is_empty() {
-            notices.push(format!(
-                "catalog.db was missing or incomplete: rebuilt it from {} packs ({} blobs)",
-                report.packs, report.blobs
-            ));
-        }
-        for (key, cause) in report.unreadable {
-            notices.push(format!("{key} left out of the rebuilt catalog: {cause}"));
-        }
-    }
-    Ok((catalog, notices))
-}
-
-/// Creates any missing store directory, including the 256 `packs/XX`, and
-/// fsyncs their parents. Always fsyncing (not only when this process created
-/// something) closes the window where another process created a directory
-/// and has not yet made its entry durable when we write into it. It also
-/// lets a store copied by a tool that drops empty directories open.
-fn ensure_layout(root: &Path) -> Result<(), StoreError> {
-    let io = |path: PathBuf| move |source| StoreError::Io { path, source };
-    let dirs = SUBDIRS
-        .iter()
-        .map(|d| root.join(d))
-        .chain((0..=255u8).map(|b| root.join("packs").join(hex::encode([b]))));
-    for dir in dirs {
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
-        }
-    }
-    crate::backend::sync_dir(&root.join("packs"))?;
-    crate::backend::sync_dir(root)?;
-    Ok(())
-}
-
-/// Best-effort removal of a layout `init` created (empty directories only).
-fn remove_layout(root: &Path, created_root: bool) {
-    for b in 0..=255u8 {
-        let _ = fs::remove_dir(root.join("packs").join(hex::encode([b])));
-    }
-    for dir in SUBDIRS {
-        let _ = fs::remove_dir(root.join(dir));
-    }
-    if created_root {
-        let _ = fs::remove_dir(root);
-    }
-}
-
-fn is_empty_or_absent(root: &Path) -> Result<bool, StoreError> {
-    let io = |source| StoreError::Io {
-        path: root.to_owned(),
-        source,
-    };
-    match fs::read_dir(root) {
-        Ok(mut entries) => match entries.next() {
-            None => Ok(true),
-            Some(entry) => {
-                entry.map_err(io)?;
-                Ok(false)
-            }
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(io(e)),
-    }
+/// The permission bits of files cairn creates in the store: those of its
+/// `config.json` (0600 as `init` makes it; an administrator who opens the
+/// store to a group loosens it, and new files follow).
+fn store_file_mode(root: &Path) -> Result<u32, StoreError> {
+    Ok(Backend::new(root).mode_of(CONFIG)? & 0o666)
 }
 
 fn random_id() -> Result<String, StoreError> {

@@ -96,7 +96,7 @@ fn databases_of(
 
 /// Writes one database image to a temporary file and checks it.
 fn check_one(store: &Store, path: &Path, entry: &Entry) -> Result<(), String> {
-    let mut file = store.backend().temp_file().map_err(|e| e.to_string())?;
+    let mut file = store.scratch_file().map_err(|e| e.to_string())?;
     browse::write_content(store, path, entry, file.as_file_mut()).map_err(|e| e.to_string())?;
     file.as_file_mut().flush().map_err(|e| e.to_string())?;
     // The temporary file's name means nothing to the reader: say what failed.

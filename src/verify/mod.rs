@@ -198,7 +198,7 @@ pub fn verify(
         }
     }
     let (warnings, damaged_strays) = leftovers::leftovers(store, &cataloged)?;
-    report.warnings = warnings;
+    report.warnings.extend(warnings);
     for (id, cause) in damaged_strays {
         found.pack(&id, cause, &[]);
     }
@@ -260,7 +260,12 @@ fn read_data(
         .filter(|r| !r.is_good())
         .map(|r| r.pack)
         .collect();
-    store.catalog().record_verified(&good, &bad)?;
+    if !store.catalog().record_verified(&good, &bad)? {
+        report.warnings.push(
+            "the store cannot be written: the verification ledger in catalog.db was not updated"
+                .to_owned(),
+        );
+    }
     report.packs_read = read.len() as u64;
     report.packs_left_unread = (chosen.len() - read.len()) as u64;
     report.bytes_read = read.iter().map(|r| r.bytes).sum();

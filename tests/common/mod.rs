@@ -5,6 +5,9 @@
 //! Every test crate includes this module but uses only part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod mount;
+pub mod stall;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

@@ -1,0 +1,168 @@
+//! Opening `catalog.db`: read-write (creating it), or read-only for a store
+//! that cannot be written; and telling a file that is no catalog at all
+//! (to be moved aside and rebuilt) from one that merely cannot be written
+//! here (a read-only or full file system).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::{Catalog, CatalogError, schema, sqlite};
+use crate::store::space;
+
+/// How long a writer waits for another process's catalog transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Below this many free bytes, an I/O error of SQLite's is taken for a
+/// full disk (SQLite reports a -shm it cannot allocate as a plain I/O
+/// error, and hides the errno).
+const NEARLY_FULL: u64 = 1 << 20;
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog, brings its schema up to date
+    /// and checks that it is a catalog's.
+    pub fn open(path: &Path) -> Result<Self, CatalogError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite(path))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite(path))?;
+        let mut catalog = Self {
+            conn,
+            path: path.to_owned(),
+            read_only: false,
+        };
+        schema::check_existing(&catalog)?;
+        catalog.configure()?;
+        schema::migrate(&mut catalog)?;
+        schema::check(&catalog)?;
+        Ok(catalog)
+    }
+
+    /// Opens an existing catalog without writing or creating anything: as
+    /// an ordinary read-only reader first (which also sees transactions
+    /// still in `-wal`, but needs a `-shm` it can use), else, when there
+    /// is no `-wal` content to miss, as an immutable file (no locks, no
+    /// side files). For stores nothing can write, or not this user.
+    pub fn open_read_only(path: &Path) -> Result<Self, CatalogError> {
+        match Self::open_uri(path, "mode=ro") {
+            Ok(catalog) => Ok(catalog),
+            Err(e) if has_wal_content(path) => Err(e),
+            Err(_) => Self::open_uri(path, "immutable=1"),
+        }
+    }
+
+    fn open_uri(path: &Path, params: &str) -> Result<Self, CatalogError> {
+        let uri = format!("file:{}?{params}", uri_path(path));
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&uri, flags).map_err(sqlite(path))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite(path))?;
+        let catalog = Self {
+            conn,
+            path: path.to_owned(),
+            read_only: true,
+        };
+        schema::check(&catalog)?;
+        Ok(catalog)
+    }
+
+    fn configure(&self) -> Result<(), CatalogError> {
+        // FULL: a committed pack record survives power loss, so a durable
+        // snapshot never references blobs the catalog has forgotten.
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;",
+            )
+            .map_err(sqlite(&self.path))
+    }
+
+    /// Whether this connection only reads (see [`Catalog::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+}
+
+impl CatalogError {
+    /// Whether the file is no usable catalog at all (not SQLite, damaged,
+    /// or another schema): a cache like this can only be set aside and
+    /// rebuilt.
+    pub fn is_garbage(&self) -> bool {
+        match self {
+            Self::Schema { .. } => true,
+            Self::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether SQLite could not write (or create its side files) where the
+    /// catalog is: a read-only, foreign or full store, which a reader can
+    /// still read with a read-only catalog.
+    pub fn is_unwritable(&self) -> bool {
+        match self {
+            Self::DiskFull { .. } => true,
+            Self::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(
+                    ErrorCode::ReadOnly
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::PermissionDenied
+                        | ErrorCode::SystemIoFailure
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// The free bytes of the file system holding `path` when `e` means it is
+/// full: SQLite said so, or an I/O error came with almost nothing free.
+pub(super) fn full_disk(path: &Path, e: &rusqlite::Error) -> Option<u64> {
+    let code = e.sqlite_error_code()?;
+    if !matches!(code, ErrorCode::DiskFull | ErrorCode::SystemIoFailure) {
+        return None;
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let free = space::free_bytes(dir.unwrap_or(Path::new("."))).ok()?;
+    (code == ErrorCode::DiskFull || free < NEARLY_FULL).then_some(free)
+}
+
+/// Whether `path-wal` holds frames a reader of the main file alone would
+/// miss.
+fn has_wal_content(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// `path` as the path part of a SQLite URI: every byte but unreserved
+/// ones and `/` percent-encoded, so `?`, `#` and `%` in a store's path
+/// mean nothing to SQLite.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_paths_escape_what_sqlite_would_read_as_uri_syntax() {
+        let path = Path::new("/srv/a b/c?d#e%f/é");
+        assert_eq!(uri_path(path), "/srv/a%20b/c%3Fd%23e%25f/%C3%A9");
+    }
+}
