@@ -27,21 +27,40 @@ fn path(root: &Path) -> PathBuf {
 }
 
 /// Marks this process as adding to the store. Waits only while a
-/// [`running`] check holds the file for an instant.
-pub fn announce(root: &Path) -> Result<WriterMark, StoreError> {
+/// [`running`] check holds the file for an instant. A new mark file gets
+/// the permission bits `file_mode` (the store's).
+pub fn announce(root: &Path, file_mode: u32) -> Result<WriterMark, StoreError> {
     let path = path(root);
     let io = |source| StoreError::Io {
         path: path.clone(),
         source,
     };
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
+    let file = open_mark(&path, file_mode).map_err(io)?;
     file.lock_shared().map_err(io)?;
     Ok(WriterMark { _file: file })
+}
+
+/// Opens the mark file, creating it with exactly `file_mode` (whatever the
+/// umask) if it is missing; never through a symlink.
+fn open_mark(path: &Path, file_mode: u32) -> io::Result<File> {
+    use std::fs::Permissions;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(file_mode)
+        .open(path)
+    {
+        Ok(file) => {
+            file.set_permissions(Permissions::from_mode(file_mode))?;
+            Ok(file)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether some process holds its [`WriterMark`] on the store at `root`,
