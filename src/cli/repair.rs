@@ -112,6 +112,12 @@ fn print_report(r: &RepairReport) {
     for key in &r.damaged_records {
         println!("{key} is damaged and cannot be repaired: forget it with `cairn forget ID`");
     }
+    for id in &r.refused_snapshots {
+        println!(
+            "snapshot {} has trees no reader expands (see `cairn verify`) and cannot be repaired: forget it with `cairn forget ID`",
+            id.short()
+        );
+    }
     if r.snapshots.is_empty()
         && r.quarantined.is_empty()
         && r.missing_packs.is_empty()

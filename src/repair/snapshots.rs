@@ -78,6 +78,10 @@ pub struct RepairReport {
     pub damaged_records: Vec<String>,
     /// Blobs still lost after re-pointing.
     pub blobs_lost: u64,
+    /// Snapshots whose trees expand beyond what their record allows, or
+    /// nest deeper than a reader enters (a damaged or hostile store): not
+    /// rewritten (forget them).
+    pub refused_snapshots: Vec<SnapshotId>,
 }
 
 /// Repairs what a full verify finds damaged.
@@ -120,7 +124,9 @@ pub fn repair(
         progress,
         &mut report,
     )?;
-    report.snapshots = rewrite_snapshots(store, &lost, dry_run, progress)?;
+    report.refused_snapshots = found.unbounded.iter().copied().collect();
+    report.refused_snapshots.sort();
+    report.snapshots = rewrite_snapshots(store, &lost, &found.unbounded, dry_run, progress)?;
     Ok(report)
 }
 
@@ -248,17 +254,21 @@ pub fn quarantine_key(id: &PackId) -> String {
     format!("quarantine/{id}.pack")
 }
 
-/// Writes a new record for every snapshot that needs a lost blob.
+/// Writes a new record for every snapshot that needs a lost blob, but for
+/// those whose trees a reader refuses (`refused`): the rebuild is recursive,
+/// and only trees verify found bounded are walked.
 fn rewrite_snapshots(
     store: &Store,
     lost: &HashSet<BlobId>,
+    refused: &HashSet<SnapshotId>,
     dry_run: bool,
     progress: &Progress,
 ) -> Result<Vec<Repaired>, RepairError> {
     if lost.is_empty() {
         return Ok(Vec::new());
     }
-    let list = store.snapshots()?;
+    let mut list = store.snapshots()?;
+    list.snapshots.retain(|s| !refused.contains(&s.id));
     let (plans, _, _) = pipeline::run(store, progress, |sink| {
         let mut pruner = Pruner {
             store,
@@ -320,7 +330,10 @@ fn commit_repaired(
 }
 
 /// Rebuilds trees without what is lost, remembering each tree's outcome so
-/// a subtree shared by many snapshots is rebuilt once.
+/// a subtree shared by many snapshots is rebuilt once. Recursive: it is only
+/// given snapshots whose trees verify found no deeper than
+/// [`MAX_DEPTH`](crate::bound::MAX_DEPTH), and whose lost paths, listed in
+/// full here, are bounded by their records' counts.
 struct Pruner<'a, 's> {
     store: &'a Store,
     lost: &'a HashSet<BlobId>,

@@ -86,6 +86,9 @@ pub enum RestoreError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The snapshot's trees expand beyond what its record allows.
+    #[error(transparent)]
+    Bound(#[from] crate::bound::BoundError),
 }
 
 impl From<crate::catalog::CatalogError> for RestoreError {
