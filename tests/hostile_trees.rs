@@ -617,6 +617,10 @@ fn a_tree_exactly_as_deep_as_readers_accept_is_read_verified_and_repaired() {
     let new = report["snapshots"][0]["new"].as_str().unwrap().to_owned();
     let (code, report) = verify(&t, &["--snapshot", &new]);
     assert_eq!(code, 0, "{report}");
+    let listed = t.snapshots(&[]);
+    let record = listed.iter().find(|s| s["id"] == new.as_str()).unwrap();
+    assert_eq!(record["summary"]["files"], 1, "{record}");
+    assert_eq!(record["summary"]["total_bytes"], 4, "{record}");
     let target = t.path("out");
     for args in [
         &["diff", &snap, &new][..],

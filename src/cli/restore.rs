@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 
 use cairn::progress::Progress;
 use cairn::rawname::RawName;
 use cairn::restore::{self, RestoreOptions, Selection};
 use cairn::snapshot::select::SnapshotRef;
+use cairn::snapshot::{Snapshot, SnapshotList};
 use cairn::store::LockMode;
 
 use super::choose::{self, AtArgs};
@@ -62,15 +63,25 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     let store = ctx.open(LockMode::Shared)?;
     let list = ctx.snapshot_list(&store)?;
     let snapshot = list.resolve(&reference, &filter)?;
+    let hint = repaired_copy_hint(&list, snapshot);
+    if let Some(copy) = list.repaired_copy(&snapshot.id) {
+        eprintln!(
+            "cairn: note: snapshot {} has a repaired copy, {}, that leaves out its lost files; restoring {0} itself",
+            snapshot.id.short(),
+            copy.id.short()
+        );
+    }
     let Some(target) = args.target.clone() else {
-        return write_tar(ctx, &store, snapshot, &selection, args.tar.as_deref());
+        return write_tar(ctx, &store, snapshot, &selection, args.tar.as_deref())
+            .map_err(|e| with_hint(e, &hint));
     };
     let options = RestoreOptions {
         target,
         overwrite: args.overwrite,
         selection,
     };
-    let survey = restore::survey(&store, snapshot, &options.selection, &options.target)?;
+    let survey = restore::survey(&store, snapshot, &options.selection, &options.target)
+        .map_err(|e| with_hint(e.into(), &hint))?;
     let total = survey.bytes;
     let progress = Progress::default();
     let outcome = with_progress(
@@ -85,7 +96,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             )
         },
         |_| restore::execute(&store, snapshot, survey, &options, &progress),
-    )?;
+    )
+    .map_err(|e| with_hint(e.into(), &hint))?;
     let checks = if args.check {
         cairn::database::integrity_check_all(&outcome.databases)
     } else {
@@ -154,7 +166,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         for (path, error) in &outcome.failed {
             eprintln!("cairn: error: {}: {error}", path.display());
         }
-        bail!("{} item(s) could not be restored", outcome.failed.len());
+        let failed = anyhow::anyhow!("{} item(s) could not be restored", outcome.failed.len());
+        return Err(with_hint(failed, &hint));
     }
     if !damaged.is_empty() {
         eprintln!(
@@ -164,6 +177,25 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Damage);
     }
     Ok(Exit::Ok)
+}
+
+/// For a snapshot `repair snapshots` wrote a copy of: which one to
+/// restore instead when it fails for lack of its lost data.
+fn repaired_copy_hint(list: &SnapshotList, snapshot: &Snapshot) -> Option<String> {
+    list.repaired_copy(&snapshot.id).map(|copy| {
+        format!(
+            "snapshot {} needs data that is lost: restore its repaired copy {} instead",
+            snapshot.id.short(),
+            copy.id.short()
+        )
+    })
+}
+
+fn with_hint(e: anyhow::Error, hint: &Option<String>) -> anyhow::Error {
+    match hint {
+        Some(hint) => anyhow::anyhow!("{}; {hint}", super::exit::describe(&e)),
+        None => e,
+    }
 }
 
 /// `--tar FILE` or `--tar -`.
