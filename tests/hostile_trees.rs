@@ -557,7 +557,7 @@ fn verify_reports_a_tree_with_duplicate_or_unsorted_names() {
 
 // Regression: #14 item 6
 #[test]
-fn a_directory_nested_deeper_than_readers_accept_is_left_out_of_a_snapshot_with_a_warning() {
+fn a_directory_nested_deeper_than_readers_accept_is_left_out_of_a_snapshot_in_a_small_stack() {
     let t = TestEnv::with_store();
     let src = t.path("src");
     // Deeper than any reader accepts, counting from `/`.
@@ -568,14 +568,12 @@ fn a_directory_nested_deeper_than_readers_accept_is_left_out_of_a_snapshot_with_
     fs::create_dir_all(&deepest).unwrap();
     write_file(&deepest.join("f"), b"deep");
     write_file(&src.join("top"), b"top");
-    let out = t.cairn(["--json", "snapshot"]).arg(&src).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
-    assert!(
-        stderr_of(&out).contains("deeper than"),
-        "{}",
-        stderr_of(&out)
-    );
-    let snap = parse_json(&out.stdout);
+    // The walk recurses once per level: it must stop in time, even in a
+    // small stack.
+    let (code, out, err) = small_stack(&t, &["--json", "snapshot", src.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("deeper than"), "{err}");
+    let snap = parse_json(&out);
     let target = t.restore(id(&snap));
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(fs::read(restored.join("top")).unwrap(), b"top");
@@ -583,11 +581,43 @@ fn a_directory_nested_deeper_than_readers_accept_is_left_out_of_a_snapshot_with_
     t.cairn(["verify"]).assert().success();
 }
 
+/// `cmd` run under a 1 MiB stack limit (`ulimit -s`, as in some
+/// containers): cairn must not depend on the main thread's stack.
+fn in_small_stack(cmd: Command) -> Command {
+    let mut small = Command::new("sh");
+    small
+        .args(["-c", "ulimit -s 1024 && exec \"$0\" \"$@\""])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => small.env(key, value),
+            None => small.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        small.current_dir(dir);
+    }
+    small
+}
+
+/// `cairn ARGS` in a small stack: exit code, stdout, stderr.
+fn small_stack(t: &TestEnv, args: &[&str]) -> (i32, Vec<u8>, String) {
+    let out = output_bounded(in_small_stack(t.command(args)));
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout.clone(),
+        stderr_of(&out),
+    )
+}
+
+// Regression: #14 item 6
 /// The deepest tree readers accept: `/h` and 1023 directories below it
 /// (1024 levels), with a file at the bottom whose chunk is lost. Every
-/// reader walks it, the recursive ones included, and repair rewrites it.
+/// reader walks it, the recursive ones included, and repair rewrites it,
+/// even under a 1 MiB stack limit.
 #[test]
-fn a_tree_exactly_as_deep_as_readers_accept_is_read_verified_and_repaired() {
+fn a_tree_exactly_as_deep_as_readers_accept_is_read_verified_and_repaired_in_a_small_stack() {
     let t = TestEnv::with_store();
     let c = Crafter::open(&t);
     let kept = c.put(vec![(BlobKind::Data, b"kept".to_vec())]);
@@ -602,18 +632,19 @@ fn a_tree_exactly_as_deep_as_readers_accept_is_read_verified_and_repaired() {
         &["find", "g"],
         &["cat", &snap, &format!("{deepest}/g")],
     ] {
-        let out = run_bounded(&t, args);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
+        let (code, _, err) = small_stack(&t, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
     }
-    let (code, report) = verify(&t, &[]);
-    assert_eq!(code, 4, "{report}");
+    let (code, out, err) = small_stack(&t, &["--json", "verify"]);
+    let report = parse_json(&out);
+    assert_eq!(code, 4, "{report} {err}");
     let blobs = damage_of(&report, "blob");
     assert_eq!(blobs.len(), 1, "{report}");
     assert_eq!(affected(blobs[0]), [(snap.clone(), format!("{deepest}/f"))]);
 
-    let out = output_bounded(t.command(["--json", "repair", "snapshots"]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let report = parse_json(&out.stdout);
+    let (code, out, err) = small_stack(&t, &["--json", "repair", "snapshots"]);
+    assert_eq!(code, 0, "{err}");
+    let report = parse_json(&out);
     let new = report["snapshots"][0]["new"].as_str().unwrap().to_owned();
     let (code, report) = verify(&t, &["--snapshot", &new]);
     assert_eq!(code, 0, "{report}");
@@ -627,8 +658,8 @@ fn a_tree_exactly_as_deep_as_readers_accept_is_read_verified_and_repaired() {
         &["restore", &new, "--tar", "-"],
         &["restore", &new, "--target", target.to_str().unwrap()],
     ] {
-        let out = run_bounded(&t, args);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
+        let (code, _, err) = small_stack(&t, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
     }
     assert_eq!(
         fs::read(target.join(&deepest[1..]).join("g")).unwrap(),
