@@ -7,6 +7,7 @@
 //! files ([`restore`]). The on-disk format is specified in `store-format/`.
 
 pub mod backend;
+pub mod bound;
 pub mod browse;
 pub mod capture;
 pub mod catalog;
@@ -26,6 +27,7 @@ pub mod restore;
 pub mod retention;
 pub mod snapshot;
 pub mod store;
+pub mod tally;
 pub mod tree;
 pub mod verify;
 pub mod when;

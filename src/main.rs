@@ -7,9 +7,28 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The stack the command runs on. Walks of a snapshot's trees (and of the
+/// sources) recurse once per directory level, up to
+/// `cairn::bound::MAX_DEPTH` (1024) levels, and a debug build needs up to
+/// ~6 KiB a level. The main thread's stack is whatever `ulimit -s` says
+/// (8 MiB on most systems, less in some containers); a thread's is what we
+/// ask for. Only the pages a walk touches cost memory.
+const STACK: usize = 64 << 20;
+
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    match cli::run(args) {
+    let command = || cli::run(cli::Cli::parse());
+    let result = match std::thread::Builder::new()
+        .name("cairn".into())
+        .stack_size(STACK)
+        .spawn(command)
+    {
+        Ok(thread) => thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        // No thread (address space exhausted?): run on this one.
+        Err(_) => command(),
+    };
+    match result {
         Ok(exit) => exit.code(),
         Err(e) => {
             let (exit, message) = cli::exit::ending(&e);

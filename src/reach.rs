@@ -7,16 +7,21 @@
 //! ~150 MiB for 10M blobs. Two different blobs sharing a prefix (odds about
 //! n²/2⁶⁵, ~3·10⁻⁶ for 10M blobs) only make a dead blob look live, which
 //! keeps it: never the other way round. Trees are remembered by their full
-//! id, so that a subtree is walked once however many snapshots share it and
-//! a prefix collision can never skip one.
+//! id with their tally (crate::tally), so that a subtree is walked once
+//! however many entries or snapshots share it, a prefix collision can never
+//! skip one, and each snapshot's full expansion is known without expanding
+//! it (verify judges it against crate::bound).
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::progress::Progress;
+use crate::rawname::RawName;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
+use crate::tally::{Tallies, Tally};
+use crate::tree::{Entry, Tree};
 
 /// Ids are uniform random bits already: hashing them again is wasted work.
 #[derive(Default)]
@@ -40,7 +45,7 @@ impl Hasher for PrefixHasher {
 #[derive(Default)]
 pub struct LiveSet {
     blobs: HashSet<u64, BuildHasherDefault<PrefixHasher>>,
-    trees: HashSet<TreeId>,
+    trees: Tallies,
 }
 
 fn prefix(id: &BlobId) -> u64 {
@@ -82,12 +87,7 @@ impl LiveSet {
 
     /// Trees reached.
     pub fn trees(&self) -> u64 {
-        self.trees.len() as u64
-    }
-
-    /// Marks `id`; true if it was not marked before.
-    fn insert(&mut self, id: &BlobId) -> bool {
-        self.blobs.insert(prefix(id))
+        self.trees.len()
     }
 }
 
@@ -98,6 +98,28 @@ pub enum Trouble {
     Missing(BlobId),
     /// A tree that is cataloged but does not read or decode.
     BadTree(TreeId, StoreError),
+    /// An entry that decodes but that a restore would refuse (only looked
+    /// for with [`Checks::Entries`]).
+    BadEntry {
+        /// The tree holding it.
+        tree: TreeId,
+        /// Its name there.
+        name: RawName,
+        /// What is wrong with it.
+        cause: String,
+    },
+}
+
+/// How closely each tree's entries are looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// Only that every blob is in the catalog (prune).
+    Blobs,
+    /// Also what a restore would refuse: a file whose recorded size is not
+    /// the sum of its chunks' lengths, a symlink with an empty or NUL-holding
+    /// target (verify). One catalog lookup per chunk of each file listed in
+    /// a distinct tree.
+    Entries,
 }
 
 /// What [`reach`] found.
@@ -107,6 +129,8 @@ pub struct Reached {
     pub live: LiveSet,
     /// Each trouble, with the first snapshot found to need it.
     pub troubles: Vec<(SnapshotId, Trouble)>,
+    /// What each snapshot's trees hold, fully expanded, in the order given.
+    pub tallies: Vec<(SnapshotId, Tally)>,
 }
 
 /// Walks every tree of `snapshots` (each subtree once) and marks the blobs
@@ -117,6 +141,7 @@ pub struct Reached {
 pub fn reach(
     store: &Store,
     snapshots: &[Snapshot],
+    checks: Checks,
     progress: &Progress,
 ) -> Result<Reached, StoreError> {
     let _read = store.catalog().read_snapshot()?;
@@ -126,45 +151,109 @@ pub fn reach(
     let capacity = usize::try_from(store.catalog().blob_count()?).unwrap_or(0);
     reached.live.blobs.reserve(capacity);
     for snapshot in snapshots {
-        walk_snapshot(store, snapshot, &mut reached)?;
+        let tally = walk_snapshot(store, snapshot, checks, &mut reached)?;
+        reached.tallies.push((snapshot.id, tally));
         Progress::add(&progress.files, 1);
     }
     Ok(reached)
 }
 
+/// Tallies the trees of `snapshot`, reading (and checking) each tree not
+/// met before.
 fn walk_snapshot(
     store: &Store,
     snapshot: &Snapshot,
+    checks: Checks,
     reached: &mut Reached,
-) -> Result<(), StoreError> {
-    let Reached { live, troubles } = reached;
-    let mut note = |t: Trouble| troubles.push((snapshot.id, t));
-    let mut pending = vec![snapshot.record.tree];
-    while let Some(tree_id) = pending.pop() {
-        if !live.trees.insert(tree_id) {
-            continue;
-        }
-        live.insert(&tree_id.as_blob());
-        let tree = match store.load_tree(&tree_id) {
+) -> Result<Tally, StoreError> {
+    let Reached { live, troubles, .. } = reached;
+    let LiveSet { blobs, trees } = live;
+    let mut walker = TreeChecker {
+        store,
+        checks,
+        blobs,
+        note: &mut |t: Trouble| troubles.push((snapshot.id, t)),
+    };
+    trees.tally(snapshot.record.tree, &mut |id| walker.read(id))
+}
+
+/// Reads trees for a tally, marking and checking what they reference.
+struct TreeChecker<'a> {
+    store: &'a Store,
+    checks: Checks,
+    blobs: &'a mut HashSet<u64, BuildHasherDefault<PrefixHasher>>,
+    note: &'a mut dyn FnMut(Trouble),
+}
+
+impl TreeChecker<'_> {
+    /// Tree `id`, its blobs marked; `None` (with the trouble noted) if it
+    /// cannot be read.
+    fn read(&mut self, id: TreeId) -> Result<Option<Tree>, StoreError> {
+        self.blobs.insert(prefix(&id.as_blob()));
+        let tree = match self.store.load_tree(&id) {
             Ok(tree) => tree,
             Err(StoreError::BlobMissing(blob)) => {
-                note(Trouble::Missing(blob));
-                continue;
+                (self.note)(Trouble::Missing(blob));
+                return Ok(None);
             }
             Err(e @ StoreError::Catalog(_)) => return Err(e),
             Err(e) => {
-                note(Trouble::BadTree(tree_id, e));
-                continue;
+                (self.note)(Trouble::BadTree(id, e));
+                return Ok(None);
             }
         };
         for entry in &tree.entries {
-            pending.extend(entry.subtree());
-            for chunk in entry.chunks().unwrap_or_default() {
-                if live.insert(chunk) && !store.catalog().contains(chunk)? {
-                    note(Trouble::Missing(*chunk));
+            let cause = match self.checks {
+                Checks::Blobs => self.mark_chunks(entry)?,
+                Checks::Entries => self.check_entry(entry)?,
+            };
+            if let Some(cause) = cause {
+                (self.note)(Trouble::BadEntry {
+                    tree: id,
+                    name: entry.name.clone(),
+                    cause,
+                });
+            }
+        }
+        Ok(Some(tree))
+    }
+
+    /// Marks a file's chunks, noting those the catalog lacks.
+    fn mark_chunks(&mut self, entry: &Entry) -> Result<Option<String>, StoreError> {
+        for chunk in entry.chunks().unwrap_or_default() {
+            if self.blobs.insert(prefix(chunk)) && !self.store.catalog().contains(chunk)? {
+                (self.note)(Trouble::Missing(*chunk));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks a file's chunks as [`Self::mark_chunks`] does, and says what a
+    /// restore would refuse about the entry, if anything.
+    fn check_entry(&mut self, entry: &Entry) -> Result<Option<String>, StoreError> {
+        if let Some(defect) = entry.link_defect() {
+            return Ok(Some(defect.to_owned()));
+        }
+        let mut sum = Some(0u64);
+        for chunk in entry.chunks().unwrap_or_default() {
+            let first = self.blobs.insert(prefix(chunk));
+            match self.store.catalog().raw_len(chunk)? {
+                Some(len) => sum = sum.map(|s| s.saturating_add(u64::from(len))),
+                None => {
+                    sum = None;
+                    if first {
+                        (self.note)(Trouble::Missing(*chunk));
+                    }
                 }
             }
         }
+        Ok(sum
+            .filter(|&sum| entry.chunks().is_some() && sum != entry.meta.size)
+            .map(|sum| {
+                format!(
+                    "the file's chunks hold {sum} bytes where its entry records {}",
+                    entry.meta.size
+                )
+            }))
     }
-    Ok(())
 }

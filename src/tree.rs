@@ -175,6 +175,22 @@ impl Entry {
             _ => None,
         }
     }
+
+    /// Why no symlink can be made of this entry, if it is a symlink that
+    /// decodes but that `symlink(2)` refuses: an empty target, or one
+    /// holding a NUL byte. (Not refused by [`Tree::decode`]: one bad link
+    /// must not make its whole directory unreadable; verify reports it.)
+    pub fn link_defect(&self) -> Option<&'static str> {
+        match &self.content {
+            Content::Symlink { target } if target.as_bytes().is_empty() => {
+                Some("symlink target is empty")
+            }
+            Content::Symlink { target } if target.as_bytes().contains(&0) => {
+                Some("symlink target holds a NUL byte")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A directory listing.

@@ -63,9 +63,12 @@ fn the_cairn_store_variable_selects_the_store() {
         .assert()
         .success();
     let snap = parse_json(&out.get_output().stdout);
-    // The listing adds whether each snapshot is protected.
+    // The listing adds whether each snapshot is protected, repaired or
+    // damaged (has a repaired copy).
     let mut listed = snap.clone();
     listed["protected"] = json!(false);
+    listed["repaired"] = json!(false);
+    listed["damaged"] = json!(false);
     assert_eq!(t.snapshots(&[]), [listed]);
     assert!(names(&t.home).is_empty(), "the default store was used");
 }
@@ -158,9 +161,12 @@ fn snapshot_and_snapshots_json_carry_the_whole_record() {
     );
     assert_eq!(summary(&snap, "errors"), 0);
 
-    // The listing adds whether each snapshot is protected.
+    // The listing adds whether each snapshot is protected, repaired or
+    // damaged (has a repaired copy).
     let mut listed = snap.clone();
     listed["protected"] = json!(false);
+    listed["repaired"] = json!(false);
+    listed["damaged"] = json!(false);
     assert_eq!(t.snapshots(&[]), [listed]);
 }
 

@@ -327,3 +327,138 @@ fn a_snapshot_taken_after_repair_stores_lost_data_again_and_heals_the_originals(
     assert_eq!(code, 0, "{report}");
     w.assert_restores_all_but(&w.first, &[]);
 }
+
+/// A World whose `doomed.bin` is damaged and repaired: (world, repaired
+/// copy of the first snapshot, of the second).
+fn repaired_world() -> (World, String, String) {
+    let w = World::new();
+    let (pack, offset, _) = w.location("doomed.bin");
+    flip(&pack, offset + 100);
+    let report = w.repair(&[]);
+    let first = repaired_of(&report, &w.first);
+    let second = repaired_of(&report, &w.second);
+    (w, first, second)
+}
+
+// Regression: #14 item 8
+#[test]
+fn after_repair_latest_at_and_at_when_choose_the_repaired_copy() {
+    let (w, first_copy, second_copy) = repaired_world();
+    for (args, want) in [
+        (&["latest"][..], &second_copy),
+        (&["@2026-03-01T12:00:00Z"], &first_copy),
+        (&["--at", "2026-03-01T12:00:00Z"], &first_copy),
+        (&["--at", "2026-03-05"], &second_copy),
+    ] {
+        let target = w.t.fresh_dir("by-time");
+        let out =
+            w.t.cairn(["--json", "restore"])
+                .args(args)
+                .arg("--target")
+                .arg(&target)
+                .output()
+                .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        let restored = parse_json(&out.stdout);
+        assert_eq!(restored["snapshot"], want.as_str(), "{args:?}");
+    }
+    let out =
+        w.t.cairn(["ls", "@2026-03-01T12:00:00Z"])
+            .arg(&w.src)
+            .assert()
+            .success();
+    let listing = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(listing.contains("keep.bin"), "{listing}");
+    assert!(!listing.contains("doomed.bin"), "{listing}");
+}
+
+// Regression: #14 item 8
+#[test]
+fn snapshots_marks_the_repaired_copy_and_its_damaged_original_and_lists_the_copys_own_size() {
+    let (w, first_copy, second_copy) = repaired_world();
+    let listed = w.t.snapshots(&[]);
+    let get = |id: &str| listed.iter().find(|s| s["id"] == id).unwrap().clone();
+    for (original, copy) in [(&w.first, &first_copy), (&w.second, &second_copy)] {
+        let (o, c) = (get(original), get(copy));
+        assert_eq!(o["damaged"], true, "{o}");
+        assert_eq!(o["repaired"], false, "{o}");
+        assert_eq!(o["repaired_as"], copy.as_str(), "{o}");
+        assert_eq!(c["repaired"], true, "{c}");
+        assert_eq!(c["damaged"], false, "{c}");
+        assert!(c.get("repaired_as").is_none(), "{c}");
+        let (os, cs) = (&o["summary"], &c["summary"]);
+        assert_eq!(
+            cs["total_bytes"].as_u64().unwrap(),
+            os["total_bytes"].as_u64().unwrap() - SIZE,
+            "{c}"
+        );
+        assert_eq!(
+            cs["files"].as_u64().unwrap(),
+            os["files"].as_u64().unwrap() - 1
+        );
+        assert_eq!(cs["dirs"], os["dirs"]);
+    }
+    let out = w.t.cairn(["snapshots"]).assert().success();
+    let table = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let line = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&id[..8]))
+            .unwrap_or_else(|| panic!("{id} not in\n{table}"))
+            .to_owned()
+    };
+    assert!(table.lines().next().unwrap().contains("REPAIR"), "{table}");
+    assert!(
+        line(&w.first).ends_with(&format!("damaged, repaired as {}", &first_copy[..8])),
+        "{table}"
+    );
+    assert!(line(&first_copy).ends_with("repaired"), "{table}");
+}
+
+// Regression: #14 item 8
+#[test]
+fn restoring_the_damaged_original_by_id_restores_what_is_intact_and_names_its_repaired_copy() {
+    let (w, first_copy, _) = repaired_world();
+    let target = w.t.fresh_dir("original");
+    let out =
+        w.t.cairn(["restore", &w.first, "--target"])
+            .arg(&target)
+            .output()
+            .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("note: snapshot"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "restore its repaired copy {} instead",
+            &first_copy[..8]
+        )),
+        "{err}"
+    );
+    let restored = target.join(w.src.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(restored.join("keep.bin")).unwrap(),
+        fs::read(w.src.join("keep.bin")).unwrap()
+    );
+    let tar = w.t.path("original.tar");
+    let out =
+        w.t.cairn(["restore", &w.first, "--tar"])
+            .arg(&tar)
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains(&first_copy[..8]),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+// Regression: #14 item 8
+#[test]
+fn the_next_snapshot_after_repair_takes_the_repaired_copy_as_its_parent() {
+    let (w, _, second_copy) = repaired_world();
+    let snap = w.t.snapshot(&[&w.src], &[]);
+    assert_eq!(snap["parent"], second_copy.as_str(), "{snap}");
+    w.assert_restores_all_but(id(&snap), &[]);
+}

@@ -5,11 +5,12 @@
 //! diffing two snapshots of a big unchanged tree costs a few tree reads.
 //! Everything below an added or removed directory is reported too.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
-use super::{BrowseError, Flow, Node, kind_name, walk};
+use super::{BrowseError, Flow, Node, kind_name, listing, walk};
+use crate::bound::{Budget, depth_of};
 use crate::id::TreeId;
 use crate::store::Store;
 use crate::tree::{Content, Entry, Tree};
@@ -41,52 +42,150 @@ pub struct Change<'e> {
     pub what: Vec<&'static str>,
 }
 
+/// The listings each side of a diff may still expand: one budget per
+/// snapshot, each made from its own record.
+#[derive(Debug)]
+pub struct Budgets {
+    /// The first snapshot's.
+    pub old: Budget,
+    /// The second snapshot's.
+    pub new: Budget,
+}
+
+type Emit<'a> = &'a mut dyn FnMut(&Change<'_>) -> Result<(), BrowseError>;
+
+/// What every step of a diff needs.
+struct Differ<'a> {
+    store: &'a Store,
+    budgets: &'a mut Budgets,
+    emit: Emit<'a>,
+}
+
 /// Calls `emit` for every difference between `old` and `new` (what each
-/// snapshot has at `path`, `None` if nothing), in path order.
+/// snapshot has at `path`, `None` if nothing), in path order. The listings
+/// read on each side are counted against its budget; recursive, but never
+/// deeper than [`MAX_DEPTH`](crate::bound::MAX_DEPTH).
 pub fn diff(
     store: &Store,
     old: Option<&Node>,
     new: Option<&Node>,
     path: &Path,
-    emit: &mut dyn FnMut(&Change<'_>) -> Result<(), BrowseError>,
+    budgets: &mut Budgets,
+    emit: Emit<'_>,
 ) -> Result<(), BrowseError> {
+    let mut d = Differ {
+        store,
+        budgets,
+        emit,
+    };
+    let depth = depth_of(path);
     match (old, new) {
-        (Some(Node::Entry(a)), Some(Node::Entry(b))) => entries(store, path, a, b, emit),
-        (Some(Node::Entry(a)), None) => whole(store, ChangeKind::Removed, path, a, emit),
-        (None, Some(Node::Entry(b))) => whole(store, ChangeKind::Added, path, b, emit),
+        (Some(Node::Entry(a)), Some(Node::Entry(b))) => d.entries(path, depth, a, b),
+        (Some(Node::Entry(a)), None) => d.whole(ChangeKind::Removed, path, a),
+        (None, Some(Node::Entry(b))) => d.whole(ChangeKind::Added, path, b),
         (Some(a), Some(b)) => match (a.tree(), b.tree()) {
-            (Some(a), Some(b)) => trees(store, &a, &b, path, emit),
+            (Some(a), Some(b)) => d.trees(&a, &b, path, depth),
             _ => Ok(()),
         },
         _ => Ok(()),
     }
 }
 
-fn trees(
-    store: &Store,
-    old: &TreeId,
-    new: &TreeId,
-    base: &Path,
-    emit: &mut dyn FnMut(&Change<'_>) -> Result<(), BrowseError>,
-) -> Result<(), BrowseError> {
-    if old == new {
-        return Ok(());
+impl Differ<'_> {
+    /// Two listings of the directory `base`, `depth` levels below `/`.
+    fn trees(
+        &mut self,
+        old: &TreeId,
+        new: &TreeId,
+        base: &Path,
+        depth: u64,
+    ) -> Result<(), BrowseError> {
+        if old == new {
+            return Ok(());
+        }
+        let a = Tree {
+            entries: listing(self.store, old, &mut self.budgets.old)?.collect(),
+        };
+        let b = Tree {
+            entries: listing(self.store, new, &mut self.budgets.new)?.collect(),
+        };
+        for (old, new) in merge(&a, &b) {
+            let name = old
+                .or(new)
+                .map(|e| e.name.as_path())
+                .unwrap_or(Path::new(""));
+            let path = base.join(name);
+            match (old, new) {
+                (Some(a), Some(b)) => self.entries(&path, depth + 1, a, b)?,
+                (Some(a), None) => self.whole(ChangeKind::Removed, &path, a)?,
+                (None, Some(b)) => self.whole(ChangeKind::Added, &path, b)?,
+                (None, None) => {}
+            }
+        }
+        Ok(())
     }
-    let (a, b) = (store.load_tree(old)?, store.load_tree(new)?);
-    for (old, new) in merge(&a, &b) {
-        let name = old
-            .or(new)
-            .map(|e| e.name.as_path())
-            .unwrap_or(Path::new(""));
-        let path = base.join(name);
-        match (old, new) {
-            (Some(a), Some(b)) => entries(store, &path, a, b, emit)?,
-            (Some(a), None) => whole(store, ChangeKind::Removed, &path, a, emit)?,
-            (None, Some(b)) => whole(store, ChangeKind::Added, &path, b, emit)?,
-            (None, None) => {}
+
+    /// One path present on both sides, `depth` levels below `/`.
+    fn entries(
+        &mut self,
+        path: &Path,
+        depth: u64,
+        a: &Entry,
+        b: &Entry,
+    ) -> Result<(), BrowseError> {
+        if kind_name(a) != kind_name(b) {
+            self.whole(ChangeKind::Removed, path, a)?;
+            return self.whole(ChangeKind::Added, path, b);
+        }
+        let what = differences(a, b);
+        if !what.is_empty() {
+            (self.emit)(&Change {
+                kind: ChangeKind::Modified,
+                path,
+                old: Some(a),
+                new: Some(b),
+                what,
+            })?;
+        }
+        match (a.subtree(), b.subtree()) {
+            (Some(x), Some(y)) if x != y => {
+                self.budgets.old.enter(depth)?;
+                self.budgets.new.enter(depth)?;
+                self.trees(&x, &y, path, depth)
+            }
+            _ => Ok(()),
         }
     }
-    Ok(())
+
+    /// An entry present on one side only, and everything below it.
+    fn whole(&mut self, kind: ChangeKind, path: &Path, entry: &Entry) -> Result<(), BrowseError> {
+        let emit = &mut *self.emit;
+        let mut one = |path: &Path, entry: &Entry| {
+            let (old, new) = match kind {
+                ChangeKind::Removed => (Some(entry), None),
+                _ => (None, Some(entry)),
+            };
+            emit(&Change {
+                kind: kind.clone(),
+                path,
+                old,
+                new,
+                what: Vec::new(),
+            })
+        };
+        one(path, entry)?;
+        if let Some(sub) = entry.subtree() {
+            let budget = match kind {
+                ChangeKind::Removed => &mut self.budgets.old,
+                _ => &mut self.budgets.new,
+            };
+            budget.enter(depth_of(path))?;
+            walk(self.store, &sub, path, budget, &mut |p, e| {
+                one(p, e).map(|()| Flow::Descend)
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Pairs the entries of two sorted listings by name.
@@ -119,34 +218,6 @@ fn merge<'t>(a: &'t Tree, b: &'t Tree) -> Vec<(Option<&'t Entry>, Option<&'t Ent
     out
 }
 
-/// One path present on both sides.
-fn entries(
-    store: &Store,
-    path: &Path,
-    a: &Entry,
-    b: &Entry,
-    emit: &mut dyn FnMut(&Change<'_>) -> Result<(), BrowseError>,
-) -> Result<(), BrowseError> {
-    if kind_name(a) != kind_name(b) {
-        whole(store, ChangeKind::Removed, path, a, emit)?;
-        return whole(store, ChangeKind::Added, path, b, emit);
-    }
-    let what = differences(a, b);
-    if !what.is_empty() {
-        emit(&Change {
-            kind: ChangeKind::Modified,
-            path,
-            old: Some(a),
-            new: Some(b),
-            what,
-        })?;
-    }
-    match (a.subtree(), b.subtree()) {
-        (Some(x), Some(y)) => trees(store, &x, &y, path, emit),
-        _ => Ok(()),
-    }
-}
-
 /// What differs between two entries of the same kind. A directory's
 /// content is its listing, reported path by path, not as a change of it.
 pub fn differences(a: &Entry, b: &Entry) -> Vec<&'static str> {
@@ -175,35 +246,4 @@ pub fn differences(a: &Entry, b: &Entry) -> Vec<&'static str> {
             .map(|(w, _)| *w),
     );
     what
-}
-
-/// An entry present on one side only, and everything below it.
-fn whole(
-    store: &Store,
-    kind: ChangeKind,
-    path: &Path,
-    entry: &Entry,
-    emit: &mut dyn FnMut(&Change<'_>) -> Result<(), BrowseError>,
-) -> Result<(), BrowseError> {
-    let mut one = |path: &Path, entry: &Entry| {
-        let (old, new) = match kind {
-            ChangeKind::Removed => (Some(entry), None),
-            _ => (None, Some(entry)),
-        };
-        emit(&Change {
-            kind: kind.clone(),
-            path,
-            old,
-            new,
-            what: Vec::new(),
-        })
-    };
-    one(path, entry)?;
-    if let Some(sub) = entry.subtree() {
-        let base: PathBuf = path.to_owned();
-        walk(store, &sub, &base, &mut |p, e| {
-            one(p, e).map(|()| Flow::Descend)
-        })?;
-    }
-    Ok(())
 }

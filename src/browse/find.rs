@@ -12,7 +12,8 @@ use std::rc::Rc;
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use super::BrowseError;
+use super::{BrowseError, listing};
+use crate::bound::{Budget, depth_of};
 use crate::id::TreeId;
 use crate::store::Store;
 use crate::tree::Entry;
@@ -62,18 +63,34 @@ impl Finder {
     }
 
     /// Every match in the directory `tree` at `base`, in path order.
+    /// Listings read are counted against `budget` (a directory searched
+    /// before, for an earlier snapshot, costs nothing).
     pub fn search(
         &mut self,
         store: &Store,
         tree: &TreeId,
         base: &Path,
+        budget: &mut Budget,
+    ) -> Result<Rc<Vec<Hit>>, BrowseError> {
+        self.search_at(store, tree, base, depth_of(base), budget)
+    }
+
+    /// [`Finder::search`] of a directory `depth` levels below `/`. Recursive,
+    /// but never deeper than [`MAX_DEPTH`](crate::bound::MAX_DEPTH).
+    fn search_at(
+        &mut self,
+        store: &Store,
+        tree: &TreeId,
+        base: &Path,
+        depth: u64,
+        budget: &mut Budget,
     ) -> Result<Rc<Vec<Hit>>, BrowseError> {
         let key = (*tree, base.to_owned());
         if let Some(hits) = self.searched.get(&key) {
             return Ok(Rc::clone(hits));
         }
         let mut hits = Vec::new();
-        for entry in store.load_tree(tree)?.entries {
+        for entry in listing(store, tree, budget)? {
             let path = base.join(entry.name.as_path());
             if self.matches(&path, &entry) {
                 hits.push(Hit {
@@ -82,7 +99,9 @@ impl Finder {
                 });
             }
             if let Some(sub) = entry.subtree() {
-                hits.extend(self.search(store, &sub, &path)?.iter().cloned());
+                budget.enter(depth + 1)?;
+                let below = self.search_at(store, &sub, &path, depth + 1, budget)?;
+                hits.extend(below.iter().cloned());
             }
         }
         let hits = Rc::new(hits);

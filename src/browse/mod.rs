@@ -13,6 +13,7 @@ pub mod find;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
+use crate::bound::{BoundError, Budget, depth_of};
 use crate::id::{BlobId, TreeId};
 use crate::pack::PackError;
 use crate::rawname::escaped;
@@ -84,6 +85,9 @@ pub enum BrowseError {
     /// The store failed (a tree that does not read, the catalog).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The snapshot's trees expand beyond what its record allows.
+    #[error(transparent)]
+    Bound(#[from] BoundError),
 }
 
 /// What a path of a snapshot names.
@@ -161,23 +165,47 @@ pub fn lookup(store: &Store, root: &TreeId, path: &Path) -> Result<Node, BrowseE
 }
 
 /// Visits every entry below the directory `tree` (whose path is `base`),
-/// depth first in name order, parents before their contents.
+/// depth first in name order, parents before their contents. Entries are
+/// counted against `budget` as listings are read, and no directory deeper
+/// than [`MAX_DEPTH`](crate::bound::MAX_DEPTH) is entered. Only the
+/// listings on the way down to the current entry are held, on a stack of
+/// our own (no recursion, however deep the tree).
 pub fn walk(
     store: &Store,
     tree: &TreeId,
     base: &Path,
+    budget: &mut Budget,
     visit: &mut dyn FnMut(&Path, &Entry) -> Result<Flow, BrowseError>,
 ) -> Result<(), BrowseError> {
-    for entry in store.load_tree(tree)?.entries {
-        let path = base.join(entry.name.as_path());
+    let base_depth = depth_of(base);
+    let mut stack = vec![(base.to_path_buf(), listing(store, tree, budget)?)];
+    while let Some((dir, entries)) = stack.last_mut() {
+        let Some(entry) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = dir.join(entry.name.as_path());
         let flow = visit(&path, &entry)?;
         if flow == Flow::Descend
             && let Some(sub) = entry.subtree()
         {
-            walk(store, &sub, &path, visit)?;
+            budget.enter(base_depth + stack.len() as u64)?;
+            let entries = listing(store, &sub, budget)?;
+            stack.push((path, entries));
         }
     }
     Ok(())
+}
+
+/// The entries of tree `id`, counted against `budget`.
+pub fn listing(
+    store: &Store,
+    id: &TreeId,
+    budget: &mut Budget,
+) -> Result<std::vec::IntoIter<Entry>, BrowseError> {
+    let entries = store.load_tree(id)?.entries;
+    budget.spend(entries.len())?;
+    Ok(entries.into_iter())
 }
 
 /// Writes the content of the file `entry` (at `path`) to `out`, chunk by

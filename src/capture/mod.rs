@@ -335,12 +335,17 @@ fn choose_parent(
                 .map_err(CaptureError::Parent)?
                 .clone(),
         ),
-        ParentChoice::Auto => list
-            .snapshots
-            .iter()
-            .rev()
-            .find(|s| s.record.host == plan.options.host && s.record.paths == paths)
-            .cloned(),
+        // As `latest` does, pass over a snapshot that has a repaired copy:
+        // the copy's trees read, the original's may not.
+        ParentChoice::Auto => {
+            let superseded = crate::snapshot::select::superseded(&list.snapshots);
+            list.snapshots
+                .iter()
+                .rev()
+                .filter(|s| !superseded.contains(&s.id))
+                .find(|s| s.record.host == plan.options.host && s.record.paths == paths)
+                .cloned()
+        }
     };
     Ok(found)
 }

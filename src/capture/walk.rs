@@ -200,6 +200,15 @@ impl Walker<'_, '_> {
             });
             return Ok(None);
         }
+        // No reader enters a deeper directory (crate::bound), and the walk
+        // recurses: a user's deep tree must not end root's snapshot.
+        if crate::bound::depth_of(path) > crate::bound::MAX_DEPTH {
+            let why = format!(
+                "nested deeper than {} directories, which no reader enters",
+                crate::bound::MAX_DEPTH
+            );
+            return Ok(self.left_out(path, io::Error::other(why)));
+        }
         let dir = match open() {
             Ok(dir) => dir,
             Err(e) => return Ok(self.left_out(path, e)),

@@ -102,6 +102,18 @@ impl Catalog {
         stmt.exists([&id.as_bytes()[..]]).map_err(self.err())
     }
 
+    /// The length of blob `id` after decoding, if the catalog knows it
+    /// (verify adds up a file's chunks with it).
+    pub fn raw_len(&self, id: &BlobId) -> Result<Option<u32>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT raw_len FROM blobs WHERE id = ?1")
+            .map_err(self.err())?;
+        stmt.query_row([&id.as_bytes()[..]], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
+    }
+
     /// Records a durable pack and all its blobs in one transaction. A blob
     /// already recorded elsewhere keeps its first location (two concurrent
     /// snapshots may both store it; the spare copy is dead space for prune).

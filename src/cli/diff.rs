@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use cairn::browse::diff::{self, Change, ChangeKind};
+use cairn::bound::Budget;
+use cairn::browse::diff::{self, Budgets, Change, ChangeKind};
 use cairn::browse::{self, BrowseError, Node};
 use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
@@ -54,11 +55,15 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
     }
     let (old, new) = (old.as_ref(), new.as_ref());
     let mut out = Out::streaming();
+    let budgets = || Budgets {
+        old: Budget::of(a),
+        new: Budget::of(b),
+    };
     if ctx.json {
         // Grouped by kind, so held until the end: only the changes, never
         // the unchanged listing.
         let mut groups = [Vec::new(), Vec::new(), Vec::new()];
-        diff::diff(&store, old, new, &path, &mut |c| {
+        diff::diff(&store, old, new, &path, &mut budgets(), &mut |c| {
             let slot = match c.kind {
                 ChangeKind::Added => 0,
                 ChangeKind::Removed => 1,
@@ -78,7 +83,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
         return out.report(Exit::Ok, None, |out| print_json(out, &json));
     }
     let mut counts = [0u64; 3];
-    diff::diff(&store, old, new, &path, &mut |c| {
+    diff::diff(&store, old, new, &path, &mut budgets(), &mut |c| {
         let (mark, i) = match c.kind {
             ChangeKind::Added => ('+', 0),
             ChangeKind::Removed => ('-', 1),

@@ -113,7 +113,7 @@ fn for_error(e: &anyhow::Error) -> Exit {
 
 /// An error and its causes on one line, without repeating a cause that the
 /// message above it already quotes.
-fn describe(e: &anyhow::Error) -> String {
+pub fn describe(e: &anyhow::Error) -> String {
     let mut out = e.to_string();
     for cause in e.chain().skip(1) {
         let text = cause.to_string();

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use clap::Args;
 
+use cairn::bound::Budget;
 use cairn::browse::find::Finder;
 use cairn::rawname::escaped;
 use cairn::store::LockMode;
@@ -33,7 +34,8 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
     let mut out = Out::streaming();
     let mut matches = 0u64;
     for snapshot in list.snapshots.iter().rev().filter(|s| filter.matches(s)) {
-        let hits = finder.search(&store, &snapshot.record.tree, Path::new("/"))?;
+        let mut budget = Budget::of(snapshot);
+        let hits = finder.search(&store, &snapshot.record.tree, Path::new("/"), &mut budget)?;
         for hit in hits.iter() {
             matches += 1;
             if ctx.json {

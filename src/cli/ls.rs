@@ -5,6 +5,7 @@ use std::path::Path;
 
 use clap::Args;
 
+use cairn::bound::Budget;
 use cairn::browse::{self, BrowseError, Flow, Node};
 use cairn::rawname::escaped;
 use cairn::tree::{Content, Entry};
@@ -40,7 +41,10 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Exit> {
             } else {
                 Flow::Skip
             };
-            browse::walk(&store, &tree, &path, &mut |p, e| print(p, e).map(|()| flow))?;
+            let mut budget = Budget::of(&snapshot);
+            browse::walk(&store, &tree, &path, &mut budget, &mut |p, e| {
+                print(p, e).map(|()| flow)
+            })?;
         }
     }
     out.finish()?;

@@ -158,6 +158,13 @@ fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
             "{key} is damaged and cannot be repaired: forget it with `cairn forget ID`"
         )?;
     }
+    for id in &r.refused_snapshots {
+        writeln!(
+            out,
+            "snapshot {} has trees no reader expands (see `cairn verify`) and cannot be repaired: forget it with `cairn forget ID`",
+            id.short()
+        )?;
+    }
     if nothing_repaired(r) {
         writeln!(out, "nothing to repair")?;
     } else if !r.snapshots.is_empty() && !r.dry_run {

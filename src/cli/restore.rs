@@ -4,14 +4,14 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 
 use cairn::progress::Progress;
 use cairn::rawname::{RawName, escaped, printable};
 use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
-use cairn::snapshot::Snapshot;
 use cairn::snapshot::select::SnapshotRef;
+use cairn::snapshot::{Snapshot, SnapshotList};
 use cairn::store::LockMode;
 
 use super::choose::{self, AtArgs};
@@ -65,8 +65,17 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let snapshot = list.resolve(&reference, &filter)?;
+    let hint = repaired_copy_hint(&list, snapshot);
+    if let Some(copy) = list.repaired_copy(&snapshot.id) {
+        eprintln!(
+            "cairn: note: snapshot {} has a repaired copy, {}, that leaves out its lost files; restoring {0} itself",
+            snapshot.id.short(),
+            copy.id.short()
+        );
+    }
     let Some(target) = args.target.clone() else {
-        return write_tar(ctx, &store, snapshot, &selection, args.tar.as_deref());
+        return write_tar(ctx, &store, snapshot, &selection, args.tar.as_deref())
+            .map_err(|e| with_hint(e, &hint));
     };
     let options = RestoreOptions {
         target,
@@ -75,7 +84,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     };
     // A restore stopped by a signal removes the files it was writing.
     cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
-    let survey = restore::survey(&store, snapshot, &options.selection, &options.target)?;
+    let survey = restore::survey(&store, snapshot, &options.selection, &options.target)
+        .map_err(|e| with_hint(e.into(), &hint))?;
     let total = survey.bytes;
     let progress = Progress::default();
     let outcome = with_progress(
@@ -90,7 +100,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             )
         },
         |_| restore::execute(&store, snapshot, survey, &options, &progress),
-    )?;
+    )
+    .map_err(|e| with_hint(e.into(), &hint))?;
     let checks = if args.check {
         cairn::database::integrity_check_all(&outcome.databases)
     } else {
@@ -124,7 +135,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             let line = format!("cairn: error: {}: {error}", escaped(path));
             eprintln!("{}", printable(&line));
         }
-        bail!("{} item(s) could not be restored", outcome.failed.len());
+        let failed = anyhow::anyhow!("{} item(s) could not be restored", outcome.failed.len());
+        return Err(with_hint(failed, &hint));
     }
     if !damaged.is_empty() {
         eprintln!(
@@ -216,6 +228,25 @@ fn print_restored(
         }
     }
     Ok(())
+}
+
+/// For a snapshot `repair snapshots` wrote a copy of: which one to
+/// restore instead when it fails for lack of its lost data.
+fn repaired_copy_hint(list: &SnapshotList, snapshot: &Snapshot) -> Option<String> {
+    list.repaired_copy(&snapshot.id).map(|copy| {
+        format!(
+            "snapshot {} needs data that is lost: restore its repaired copy {} instead",
+            snapshot.id.short(),
+            copy.id.short()
+        )
+    })
+}
+
+fn with_hint(e: anyhow::Error, hint: &Option<String>) -> anyhow::Error {
+    match hint {
+        Some(hint) => anyhow::anyhow!("{}; {hint}", super::exit::describe(&e)),
+        None => e,
+    }
 }
 
 /// `--tar FILE` or `--tar -`.

@@ -7,6 +7,7 @@ use clap::Args;
 
 use cairn::capture::sources::absolute;
 use cairn::rawname::{RawName, escaped};
+use cairn::snapshot::Snapshot;
 use cairn::snapshot::select::Filter;
 use cairn::store::LockMode;
 
@@ -75,23 +76,41 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
         .collect();
     let protected = cairn::snapshot::protect::protected(store.backend())?;
     let out = Out::streaming();
+    let copies = list.repaired_copies();
+    let copy_of = |s: &Snapshot| copies.get(&s.id).map(|c| c.id);
     if ctx.json {
         #[derive(serde::Serialize)]
         struct Listed<'a> {
             #[serde(flatten)]
             snapshot: SnapshotJson<'a>,
             protected: bool,
+            /// Written by `repair snapshots` (its summary names the original).
+            repaired: bool,
+            /// Has a repaired copy: it needs data that is lost.
+            damaged: bool,
+            /// That copy.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            repaired_as: Option<String>,
         }
         let items: Vec<Listed> = shown
             .iter()
             .map(|s| Listed {
                 snapshot: SnapshotJson::from(*s),
                 protected: protected.contains(&s.id),
+                repaired: s.record.summary.repaired_from.is_some(),
+                damaged: copy_of(s).is_some(),
+                repaired_as: copy_of(s).map(|c| c.to_hex()),
             })
             .collect();
         return out.report(Exit::Ok, None, |out| print_json(out, &items));
     }
     let any_protected = shown.iter().any(|s| protected.contains(&s.id));
+    let repair_state = |s: &Snapshot| match (copy_of(s), s.record.summary.repaired_from) {
+        (Some(copy), _) => format!("damaged, repaired as {}", copy.short()),
+        (None, Some(_)) => "repaired".to_owned(),
+        (None, None) => String::new(),
+    };
+    let any_repair = shown.iter().any(|s| !repair_state(s).is_empty());
     let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|s| {
@@ -112,6 +131,9 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
                 let mark = if protected.contains(&s.id) { "yes" } else { "" };
                 row.push(mark.to_owned());
             }
+            if any_repair {
+                row.push(repair_state(s));
+            }
             row
         })
         .collect();
@@ -121,6 +143,9 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
     let mut header = vec!["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"];
     if any_protected {
         header.push("PROTECTED");
+    }
+    if any_repair {
+        header.push("REPAIR");
     }
     out.report(Exit::Ok, None, |out| {
         print_table(out, &header, &rows)?;

@@ -59,10 +59,10 @@ fn repack_rule(store: &Store, options: &PruneOptions) -> choose::RepackRule {
 /// or any tree that does not read, stops prune: it must not decide what is
 /// dead on the word of a damaged store.
 fn mark(store: &Store, snapshots: &[Snapshot], progress: &Progress) -> Result<LiveSet, PruneError> {
-    let reached = reach::reach(store, snapshots, progress)?;
+    let reached = reach::reach(store, snapshots, reach::Checks::Blobs, progress)?;
     let mut missing = reached.troubles.iter().filter_map(|(s, t)| match t {
         Trouble::Missing(blob) => Some((s, blob)),
-        Trouble::BadTree(..) => None,
+        Trouble::BadTree(..) | Trouble::BadEntry { .. } => None,
     });
     if let Some((snapshot, blob)) = missing.next() {
         return Err(PruneError::MissingBlobs {

@@ -18,6 +18,7 @@ use crate::prune::repack;
 use crate::rawname::RawName;
 use crate::snapshot::{self, MAX_LISTED_LEFT_OUT, Snapshot, SnapshotRecord};
 use crate::store::{Store, StoreError};
+use crate::tally::{Tallies, Tally};
 use crate::tree::{Content, Tree};
 use crate::verify::{self, DataOptions, ReadData, VerifyOptions};
 
@@ -78,6 +79,10 @@ pub struct RepairReport {
     pub damaged_records: Vec<String>,
     /// Blobs still lost after re-pointing.
     pub blobs_lost: u64,
+    /// Snapshots whose trees expand beyond what their record allows, or
+    /// nest deeper than a reader enters (a damaged or hostile store): not
+    /// rewritten (forget them).
+    pub refused_snapshots: Vec<SnapshotId>,
 }
 
 /// Repairs what a full verify finds damaged.
@@ -120,7 +125,9 @@ pub fn repair(
         progress,
         &mut report,
     )?;
-    report.snapshots = rewrite_snapshots(store, &lost, dry_run, progress)?;
+    report.refused_snapshots = found.unbounded.iter().copied().collect();
+    report.refused_snapshots.sort();
+    report.snapshots = rewrite_snapshots(store, &lost, &found.unbounded, dry_run, progress)?;
     Ok(report)
 }
 
@@ -248,17 +255,21 @@ pub fn quarantine_key(id: &PackId) -> String {
     format!("quarantine/{id}.pack")
 }
 
-/// Writes a new record for every snapshot that needs a lost blob.
+/// Writes a new record for every snapshot that needs a lost blob, but for
+/// those whose trees a reader refuses (`refused`): the rebuild is recursive,
+/// and only trees verify found bounded are walked.
 fn rewrite_snapshots(
     store: &Store,
     lost: &HashSet<BlobId>,
+    refused: &HashSet<SnapshotId>,
     dry_run: bool,
     progress: &Progress,
 ) -> Result<Vec<Repaired>, RepairError> {
     if lost.is_empty() {
         return Ok(Vec::new());
     }
-    let list = store.snapshots()?;
+    let mut list = store.snapshots()?;
+    list.snapshots.retain(|s| !refused.contains(&s.id));
     let (plans, _, _) = pipeline::run(store, progress, |sink| {
         let mut pruner = Pruner {
             store,
@@ -277,6 +288,7 @@ fn rewrite_snapshots(
         Ok(plans)
     })?;
     let mut out = Vec::new();
+    let mut tallies = Tallies::default();
     for (original, root, lost_paths) in plans {
         let lost_count = lost_paths.len() as u64;
         let mut listed: Vec<RawName> = lost_paths
@@ -285,9 +297,14 @@ fn rewrite_snapshots(
             .collect();
         listed.truncate(MAX_LISTED_LEFT_OUT);
         let new = match (dry_run, root) {
-            (false, Some(root)) => Some(commit_repaired(
-                store, &original, root, &listed, lost_count,
-            )?),
+            (false, Some(root)) => {
+                let tally = tallies.tally(root, &mut |id| store.load_tree(&id).map(Some))?;
+                let lost = Lost {
+                    listed: &listed,
+                    count: lost_count,
+                };
+                Some(commit_repaired(store, &original, root, tally, lost)?)
+            }
             _ => None,
         };
         out.push(Repaired {
@@ -300,27 +317,45 @@ fn rewrite_snapshots(
     Ok(out)
 }
 
-/// The new record: the original's, with the new root tree and the lost
-/// paths in its summary; `parent` names the original.
+/// The paths a repaired snapshot leaves out.
+struct Lost<'a> {
+    /// The first [`MAX_LISTED_LEFT_OUT`].
+    listed: &'a [RawName],
+    /// All of them.
+    count: u64,
+}
+
+/// The new record: the original's, with the new root tree, what it holds
+/// (`tally` of that tree: files, directories, symlinks and bytes, so that
+/// its size is its own) and the lost paths in its summary; `parent` names
+/// the original.
 fn commit_repaired(
     store: &Store,
     original: &Snapshot,
     root: TreeId,
-    lost: &[RawName],
-    lost_count: u64,
+    tally: Tally,
+    lost: Lost<'_>,
 ) -> Result<SnapshotId, StoreError> {
     let mut record: SnapshotRecord = original.record.clone();
     record.tree = root;
     record.parent = Some(original.id);
     record.program = format!("cairn {} (repair)", env!("CARGO_PKG_VERSION"));
-    record.summary.repaired_from = Some(original.id);
-    record.summary.lost = lost.to_vec();
-    record.summary.lost_count = lost_count;
+    let summary = &mut record.summary;
+    summary.files = tally.files;
+    summary.dirs = tally.dirs;
+    summary.symlinks = tally.symlinks;
+    summary.total_bytes = tally.bytes;
+    summary.repaired_from = Some(original.id);
+    summary.lost = lost.listed.to_vec();
+    summary.lost_count = lost.count;
     Ok(snapshot::commit(store.backend(), record)?.id)
 }
 
 /// Rebuilds trees without what is lost, remembering each tree's outcome so
-/// a subtree shared by many snapshots is rebuilt once.
+/// a subtree shared by many snapshots is rebuilt once. Recursive: it is only
+/// given snapshots whose trees verify found no deeper than
+/// [`MAX_DEPTH`](crate::bound::MAX_DEPTH), and whose lost paths, listed in
+/// full here, are bounded by their records' counts.
 struct Pruner<'a, 's> {
     store: &'a Store,
     lost: &'a HashSet<BlobId>,

@@ -92,12 +92,15 @@ pub enum RestoreError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The snapshot's trees expand beyond what its record allows.
+    #[error(transparent)]
+    Bound(#[from] crate::bound::BoundError),
     /// A signal stopped the restore; the files being written were removed.
     #[error(
         "{signal}: the restore into {} is incomplete: {} files, {} symlinks and {} directories \
          were restored before it stopped; the files being written were removed, and directories \
          not finished keep mode 0700 until a restore into the same target completes",
-        target.display(), restored.files, restored.symlinks, restored.dirs
+        escaped(target), restored.files, restored.symlinks, restored.dirs
     )]
     Interrupted {
         /// Which signal.

@@ -13,6 +13,7 @@ use super::chain::Chain;
 use super::select::{Selection, Want};
 use super::target::{self, DirFd, Slot};
 use crate::rawname::escaped;
+use crate::bound::Budget;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 use crate::tree::{Content, Entry};
@@ -70,7 +71,12 @@ pub(super) fn walk_selection(
     // Depth first, each directory's contents right after it (tar extracts
     // directory times correctly only so). Only the trees on the way down to
     // the current entry are held, not every directory still to visit.
+    // Entries are counted as listings are read, and no directory deeper
+    // than MAX_DEPTH is entered: a hostile store cannot make this run
+    // without end (crate::bound).
+    let mut budget = Budget::of(snapshot);
     let root = store.load_tree(&snapshot.record.tree)?;
+    budget.spend(root.entries.len())?;
     let mut stack = vec![(PathBuf::from("/"), root.entries.into_iter())];
     while let Some((dir, entries)) = stack.last_mut() {
         let Some(entry) = entries.next() else {
@@ -98,10 +104,12 @@ pub(super) fn walk_selection(
             None => {}
         }
         if let Some((sub, path)) = below {
+            budget.enter(stack.len() as u64)?;
             let tree = store.load_tree(&sub).map_err(|e| RestoreError::Tree {
                 path: path.clone(),
                 source: Box::new(e),
             })?;
+            budget.spend(tree.entries.len())?;
             stack.push((path, tree.entries.into_iter()));
         }
     }

@@ -6,6 +6,8 @@ pub mod forget;
 pub mod protect;
 pub mod select;
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
@@ -255,6 +257,37 @@ impl SnapshotList {
 }
 
 impl SnapshotList {
+    /// The repaired copy of snapshot `id`, if `repair snapshots` wrote one
+    /// (the copy of its copy, if that was repaired too).
+    pub fn repaired_copy(&self, id: &SnapshotId) -> Option<&Snapshot> {
+        self.repaired_copies().remove(id)
+    }
+
+    /// Every snapshot that has a repaired copy, with that copy (as
+    /// [`SnapshotList::repaired_copy`] finds it).
+    pub fn repaired_copies(&self) -> HashMap<SnapshotId, &Snapshot> {
+        let mut direct: HashMap<SnapshotId, &Snapshot> = HashMap::new();
+        for s in &self.snapshots {
+            if let Some(original) = s.record.summary.repaired_from {
+                direct.insert(original, s);
+            }
+        }
+        let mut out = HashMap::with_capacity(direct.len());
+        for (original, first) in &direct {
+            let mut copy = *first;
+            // Each step is a record naming an older one it was made from: a
+            // chain, at most as long as the list.
+            for _ in 0..direct.len() {
+                match direct.get(&copy.id) {
+                    Some(next) => copy = next,
+                    None => break,
+                }
+            }
+            out.insert(*original, copy);
+        }
+        out
+    }
+
     /// The id `reference` names, even if its record is damaged: for the
     /// commands that must be able to remove a damaged record (`forget`,
     /// `unprotect`).

@@ -2,6 +2,7 @@
 //! newest at or before a point in time) and by filters (host, tags, paths,
 //! time range).
 
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use jiff::Timestamp;
@@ -127,7 +128,20 @@ pub enum SelectError {
     },
 }
 
-/// Resolves `reference` among `snapshots` (sorted oldest first).
+/// The snapshots among `snapshots` that have a repaired copy there (a
+/// record written by `repair snapshots` whose `repaired_from` names them).
+/// A copy has its original's time, host, paths and tags, so the two tie in
+/// every choice by time; the copy is the one that restores without errors.
+pub fn superseded(snapshots: &[Snapshot]) -> HashSet<SnapshotId> {
+    snapshots
+        .iter()
+        .filter_map(|s| s.record.summary.repaired_from)
+        .collect()
+}
+
+/// Resolves `reference` among `snapshots` (sorted oldest first). `latest`
+/// and a time pass over a snapshot that has a repaired copy (see
+/// [`superseded`]); an id or prefix names exactly what it names.
 pub fn resolve<'a>(
     snapshots: &'a [Snapshot],
     reference: &SnapshotRef,
@@ -139,10 +153,15 @@ pub fn resolve<'a>(
     } else {
         " matching the filters"
     };
+    let superseded = match reference {
+        SnapshotRef::Latest | SnapshotRef::At(_) => superseded(snapshots),
+        _ => HashSet::new(),
+    };
+    let by_time = |s: &&Snapshot| !superseded.contains(&s.id);
     match reference {
-        SnapshotRef::Latest => kept.next_back().ok_or(SelectError::Empty(filtered)),
+        SnapshotRef::Latest => kept.rfind(by_time).ok_or(SelectError::Empty(filtered)),
         SnapshotRef::At(at) => {
-            let all: Vec<&Snapshot> = kept.collect();
+            let all: Vec<&Snapshot> = kept.filter(by_time).collect();
             let found = all.iter().rev().find(|s| s.record.time.timestamp <= *at);
             found.copied().ok_or_else(|| SelectError::NothingAt {
                 at: crate::when::SnapshotTime::local(*at).display_local(),

@@ -35,9 +35,26 @@ pub struct Affected {
 /// Paths under one tree that hit damage: (path relative to the tree, damage).
 type Hits = Rc<Vec<(PathBuf, usize)>>;
 
+/// What is damaged: blobs, and entries by the tree holding them, each with
+/// the index of its damage.
+pub struct Damaged<'a> {
+    /// Lost or damaged blobs (data and trees).
+    pub blobs: &'a HashMap<BlobId, usize>,
+    /// Entries a restore would refuse.
+    pub entries: &'a HashMap<TreeId, Vec<(RawName, usize)>>,
+}
+
+impl Damaged<'_> {
+    fn is_empty(&self) -> bool {
+        self.blobs.is_empty() && self.entries.is_empty()
+    }
+}
+
+/// Recursive, but only over snapshots whose trees nest no deeper than
+/// [`MAX_DEPTH`](crate::bound::MAX_DEPTH) (verify leaves the others out).
 struct Walker<'s> {
     store: &'s Store,
-    blobs: &'s HashMap<BlobId, usize>,
+    damaged: &'s Damaged<'s>,
     memo: HashMap<TreeId, Hits>,
 }
 
@@ -53,7 +70,7 @@ impl Walker<'_> {
     }
 
     fn examine(&mut self, tree: &TreeId) -> Vec<(PathBuf, usize)> {
-        if let Some(&damage) = self.blobs.get(&tree.as_blob()) {
+        if let Some(&damage) = self.damaged.blobs.get(&tree.as_blob()) {
             return vec![(PathBuf::new(), damage)];
         }
         // A tree that does not load is itself damage found by the structure
@@ -61,7 +78,10 @@ impl Walker<'_> {
         let Ok(loaded) = self.store.load_tree(tree) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
+        let mut out: Vec<(PathBuf, usize)> = (self.damaged.entries.get(tree).into_iter())
+            .flatten()
+            .map(|(name, d)| (name.as_path().to_path_buf(), *d))
+            .collect();
         for entry in &loaded.entries {
             let name = entry.name.as_path();
             if let Some(sub) = entry.subtree() {
@@ -70,7 +90,7 @@ impl Walker<'_> {
             }
             let mut seen = HashSet::new();
             for chunk in entry.chunks().unwrap_or_default() {
-                if let Some(&d) = self.blobs.get(chunk)
+                if let Some(&d) = self.damaged.blobs.get(chunk)
                     && seen.insert(d)
                 {
                     out.push((name.to_path_buf(), d));
@@ -81,21 +101,21 @@ impl Walker<'_> {
     }
 }
 
-/// For each of `damages` (indexed as in `blobs`), the snapshots among
+/// For each of `damages` (indexed as in `damaged`), the snapshots among
 /// `snapshots` that depend on it, with paths.
 pub fn attribute(
     store: &Store,
     snapshots: &[Snapshot],
-    blobs: &HashMap<BlobId, usize>,
+    damaged: &Damaged<'_>,
     damages: usize,
 ) -> Vec<Vec<Affected>> {
     let mut out: Vec<BTreeMap<SnapshotId, Affected>> = vec![BTreeMap::new(); damages];
-    if blobs.is_empty() {
+    if damaged.is_empty() {
         return vec![Vec::new(); damages];
     }
     let mut walker = Walker {
         store,
-        blobs,
+        damaged,
         memo: HashMap::new(),
     };
     for snapshot in snapshots {

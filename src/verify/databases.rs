@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::bound::Budget;
 use crate::browse::{self, Flow};
 use crate::database;
 use crate::id::BlobId;
@@ -76,10 +77,13 @@ fn databases_of(
     damaged: &HashSet<BlobId>,
 ) -> Vec<(PathBuf, Entry)> {
     let mut found = Vec::new();
+    // A snapshot whose trees expand beyond its record is reported by the
+    // structure check; its budget ends the walk.
     let _ = browse::walk(
         store,
         &snapshot.record.tree,
         Path::new("/"),
+        &mut Budget::of(snapshot),
         &mut |path, entry| {
             if entry.database().is_some()
                 && entry

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use super::attribute::{self, Affected};
 use super::{Damage, DamageKind, data, databases};
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, PackId, TreeId};
+use crate::rawname::RawName;
 use crate::reach::Trouble;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -16,6 +17,8 @@ pub(super) struct Found {
     pub(super) damage: Vec<Damage>,
     pub(super) blobs: HashMap<BlobId, usize>,
     pub(super) packs: HashMap<PackId, usize>,
+    /// Damaged entries, by the tree holding them.
+    pub(super) entries: HashMap<TreeId, Vec<(RawName, usize)>>,
 }
 
 impl Found {
@@ -47,11 +50,32 @@ impl Found {
         let (blob, cause) = match trouble {
             Trouble::Missing(blob) => (*blob, "not in the catalog: no pack holds it".to_owned()),
             Trouble::BadTree(tree, e) => (tree.as_blob(), format!("tree does not read: {e}")),
+            Trouble::BadEntry { tree, name, cause } => {
+                let key = format!("{tree}/{name}");
+                let index = self.add(DamageKind::Entry, key, cause.clone());
+                self.entries
+                    .entry(*tree)
+                    .or_default()
+                    .push((name.clone(), index));
+                return;
+            }
         };
         if !self.blobs.contains_key(&blob) {
             let index = self.add(DamageKind::Blob, blob.to_hex(), cause);
             self.lose(blob, index);
         }
+    }
+
+    /// `snapshot`'s trees expand beyond what a reader accepts (`cause`).
+    pub(super) fn unbounded(&mut self, snapshot: &Snapshot, cause: String) {
+        let key = snapshot.record.tree.to_hex();
+        let index = self.add(DamageKind::Tree, key, cause);
+        self.damage[index].affected.push(Affected {
+            snapshot: snapshot.id,
+            time: snapshot.record.time,
+            paths: vec![crate::rawname::RawName::from_bytes(b"/".to_vec())],
+            more_paths: 0,
+        });
     }
 
     pub(super) fn pack(&mut self, id: &PackId, cause: String, lost: &[BlobId]) -> usize {
@@ -103,7 +127,11 @@ impl Found {
 
     /// Attributes lost blobs to snapshots and paths; records name themselves.
     pub(super) fn finish(mut self, store: &Store, snapshots: &[Snapshot]) -> Vec<Damage> {
-        let affected = attribute::attribute(store, snapshots, &self.blobs, self.damage.len());
+        let damaged = attribute::Damaged {
+            blobs: &self.blobs,
+            entries: &self.entries,
+        };
+        let affected = attribute::attribute(store, snapshots, &damaged, self.damage.len());
         for (damage, affected) in self.damage.iter_mut().zip(affected) {
             damage.affected.extend(affected);
         }

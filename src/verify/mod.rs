@@ -65,6 +65,11 @@ pub enum DamageKind {
     Blob,
     /// A captured database that fails its integrity check.
     Database,
+    /// A snapshot's trees as a whole: they expand to more entries than its
+    /// record allows, or nest deeper than a reader enters (crate::bound).
+    Tree,
+    /// One entry of a tree that decodes but that a restore would refuse.
+    Entry,
 }
 
 impl std::fmt::Display for DamageKind {
@@ -74,6 +79,8 @@ impl std::fmt::Display for DamageKind {
             Self::Pack => "pack",
             Self::Blob => "blob",
             Self::Database => "database",
+            Self::Tree => "tree",
+            Self::Entry => "entry",
         })
     }
 }
@@ -140,6 +147,9 @@ pub struct Report {
     /// Every pack found damaged or missing (for `repair`).
     #[serde(skip)]
     pub damaged_packs: Vec<PackId>,
+    /// Snapshots whose trees a reader refuses to expand (for `repair`).
+    #[serde(skip)]
+    pub unbounded: HashSet<SnapshotId>,
 }
 
 /// Runs the checks `options` ask for.
@@ -159,7 +169,7 @@ pub fn verify(
         .into_iter()
         .filter(|s| options.snapshots.as_ref().is_none_or(|c| c.contains(&s.id)))
         .collect();
-    let reached = reach::reach(store, &chosen, progress)?;
+    let reached = reach::reach(store, &chosen, reach::Checks::Entries, progress)?;
     let restrict = options.snapshots.is_some().then_some(&reached.live);
     let mut checked: Vec<(PackRow, packs::Rows)> = Vec::new();
     let mut suspects: HashMap<BlobId, usize> = HashMap::new();
@@ -179,7 +189,16 @@ pub fn verify(
     for (_, trouble) in &reached.troubles {
         found.trouble(trouble);
     }
+    let unbounded = judge_tallies(&chosen, &reached, &mut found);
+    // Damage is attributed to paths, and databases checked, only in the
+    // snapshots a reader may expand.
+    let bounded: Vec<Snapshot> = chosen
+        .iter()
+        .filter(|s| !unbounded.contains(&s.id))
+        .cloned()
+        .collect();
     let mut report = Report::new(&chosen, &reached, checked.len() as u64);
+    report.unbounded = unbounded;
     let read = read_data(store, &checked, options, progress, &mut report)?;
     settle_suspects(&mut found, suspects, &read);
     for r in &read {
@@ -191,7 +210,7 @@ pub fn verify(
     }
     if options.sqlite {
         let (n, bad) =
-            databases::check_all(store, &chosen, &found.blobs.keys().copied().collect())?;
+            databases::check_all(store, &bounded, &found.blobs.keys().copied().collect())?;
         report.databases_checked = n;
         for db in bad {
             found.database(db);
@@ -205,7 +224,7 @@ pub fn verify(
     report.lost_blobs = found.blobs.keys().copied().collect();
     report.damaged_packs = found.packs.keys().copied().collect();
     report.damaged_packs.sort();
-    report.damage = found.finish(store, &chosen);
+    report.damage = found.finish(store, &bounded);
     report.ok = report.damage.is_empty();
     report.ledger = leftovers::ledger_summary(store, &cataloged, options.data.now)?;
     report.duration_secs = started.elapsed().as_secs_f64();
@@ -231,8 +250,26 @@ impl Report {
             duration_secs: 0.0,
             lost_blobs: HashSet::new(),
             damaged_packs: Vec::new(),
+            unbounded: HashSet::new(),
         }
     }
+}
+
+/// Each snapshot whose trees, fully expanded, a reader would refuse is
+/// damage (crate::bound); returns those snapshots.
+fn judge_tallies(
+    chosen: &[Snapshot],
+    reached: &reach::Reached,
+    found: &mut found::Found,
+) -> HashSet<SnapshotId> {
+    let mut unbounded = HashSet::new();
+    for (snapshot, (_, tally)) in chosen.iter().zip(&reached.tallies) {
+        if let Some(cause) = crate::bound::judge(&snapshot.record.summary, tally) {
+            found.unbounded(snapshot, cause);
+            unbounded.insert(snapshot.id);
+        }
+    }
+    unbounded
 }
 
 /// Reads the packs `options` choose and records the good ones in the ledger.
