@@ -113,6 +113,10 @@ define_id!(
     /// Id of a snapshot: BLAKE3 of its record file.
     SnapshotId
 );
+define_id!(
+    /// Id of an index object: BLAKE3 of its bytes.
+    IndexId
+);
 
 impl TreeId {
     /// The same digest seen as a blob id, for looking the tree up in the catalog.

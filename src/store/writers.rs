@@ -86,9 +86,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("locks")).unwrap();
         assert!(!running(dir.path()), "no file yet");
-        let mark = announce(dir.path()).unwrap();
+        let mark = announce(dir.path(), 0o600).unwrap();
         assert!(running(dir.path()));
-        let second = announce(dir.path()).unwrap();
+        let second = announce(dir.path(), 0o600).unwrap();
         drop(mark);
         assert!(running(dir.path()), "the second still runs");
         drop(second);
