@@ -1,11 +1,14 @@
-//! The integration test harness: a temporary directory with a store path,
-//! the real `cairn` binary run against it, tree builders, a fast seeded data
-//! generator and a recursive tree comparison.
+//! The integration test harness: a temporary directory with a store path
+//! (or a bucket on a loopback S3 server, `s3`, reached directly or through a
+//! fault-injecting `proxy`), the real `cairn` binary run against it, tree
+//! builders, a fast seeded data generator and a recursive tree comparison.
 //!
 //! Every test crate includes this module but uses only part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod mount;
+pub mod proxy;
+pub mod s3;
 pub mod stall;
 
 use std::ffi::{OsStr, OsString};
@@ -20,6 +23,9 @@ use std::time::Duration;
 use filetime::FileTime;
 use serde_json::Value;
 use tempfile::TempDir;
+
+use proxy::FaultProxy;
+use s3::S3Store;
 
 /// How long to wait after writing files so that cairn trusts their
 /// timestamps (see `src/capture/change.rs`: files changed within ~1 s of
@@ -37,10 +43,26 @@ pub struct TestEnv {
     dir: TempDir,
     /// The temporary directory (canonical, so it is a real absolute path).
     pub root: PathBuf,
-    /// The store given to every `cairn` command as `--store`.
+    /// The store given to every `cairn` command as `--store`, unless
+    /// `location` says it is in S3.
     pub store: PathBuf,
     /// `$HOME` for the commands (exists, empty).
     pub home: PathBuf,
+    /// Where the commands find the store: `store`, or an S3 bucket.
+    pub location: StoreLocation,
+    /// The cache directory given as `--cache-dir` to commands on an S3
+    /// store (not created), so that no test touches the real cache.
+    pub cache: PathBuf,
+}
+
+/// Where the commands of a `TestEnv` find their store.
+#[derive(Clone)]
+pub enum StoreLocation {
+    /// The directory `TestEnv::store`.
+    Local,
+    /// A bucket on the loopback S3 server, reached at `endpoint`: the
+    /// server's own, or a fault proxy's in front of it.
+    S3 { store: S3Store, endpoint: String },
 }
 
 impl TestEnv {
@@ -55,6 +77,8 @@ impl TestEnv {
         fs::create_dir(&home).unwrap();
         Self {
             store: root.join("store"),
+            cache: root.join("cache"),
+            location: StoreLocation::Local,
             root,
             home,
             dir,
@@ -66,6 +90,78 @@ impl TestEnv {
         let t = Self::new();
         t.cairn(["init"]).assert().success();
         t
+    }
+
+    /// A fresh environment whose store is `s3://FRESH-BUCKET/store` on the
+    /// loopback S3 server (started on first use), not initialised.
+    pub fn new_s3() -> Self {
+        let mut t = Self::new();
+        t.location = StoreLocation::S3 {
+            store: S3Store::new(),
+            endpoint: s3::server().endpoint(),
+        };
+        t
+    }
+
+    /// A fresh environment with an initialised store in a fresh bucket.
+    pub fn with_s3() -> Self {
+        let t = Self::new_s3();
+        t.cairn(["init"]).assert().success();
+        t
+    }
+
+    /// Another host on the same store: a fresh root, `$HOME` and cache
+    /// (a cold cache), the same store location and endpoint.
+    pub fn second_host(&self) -> Self {
+        let mut t = Self::new();
+        t.store = self.store.clone();
+        t.location = self.location.clone();
+        t
+    }
+
+    /// Whether the store is in S3.
+    pub fn is_s3(&self) -> bool {
+        matches!(self.location, StoreLocation::S3 { .. })
+    }
+
+    /// The S3 store, to inspect or damage its objects; panics for a local one.
+    pub fn s3(&self) -> &S3Store {
+        match &self.location {
+            StoreLocation::S3 { store, .. } => store,
+            StoreLocation::Local => panic!("this test's store is local, not in S3"),
+        }
+    }
+
+    /// Sends the commands' S3 requests through `proxy` from now on (the
+    /// proxy must lead to the same server).
+    pub fn through(&mut self, proxy: &FaultProxy) {
+        match &mut self.location {
+            StoreLocation::S3 { endpoint, .. } => *endpoint = proxy.endpoint(),
+            StoreLocation::Local => panic!("a local store cannot go through a proxy"),
+        }
+    }
+
+    /// Sends the commands' S3 requests straight to the server again.
+    pub fn direct(&mut self) {
+        if let StoreLocation::S3 { endpoint, .. } = &mut self.location {
+            *endpoint = s3::server().endpoint();
+        }
+    }
+
+    /// What `--store` names: the store's path, or its `s3://` URL.
+    pub fn store_arg(&self) -> OsString {
+        match &self.location {
+            StoreLocation::Local => self.store.clone().into_os_string(),
+            StoreLocation::S3 { store, .. } => store.url().into(),
+        }
+    }
+
+    /// `--store STORE`, and `--cache-dir CACHE` for an S3 store.
+    fn store_args(&self, cmd: &mut process::Command) {
+        cmd.arg("--store").arg(self.store_arg());
+        if self.is_s3() {
+            cmd.arg("--cache-dir").arg(&self.cache);
+        }
     }
 
     /// `root/rel`.
@@ -94,7 +190,8 @@ impl TestEnv {
     {
         let mut cmd = process::Command::new(assert_cmd::cargo::cargo_bin("cairn"));
         self.set_env(&mut cmd);
-        cmd.arg("--store").arg(&self.store).args(args);
+        self.store_args(&mut cmd);
+        cmd.args(args);
         cmd
     }
 
@@ -127,17 +224,29 @@ impl TestEnv {
         self.set_env(&mut cmd);
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
         cmd.arg(assert_cmd::cargo::cargo_bin("cairn"));
-        cmd.arg("--store").arg(&self.store).args(args);
+        self.store_args(&mut cmd);
+        cmd.args(args);
         assert_cmd::Command::from_std(cmd)
     }
 
+    /// The commands' environment: nothing from the developer's own (no
+    /// store, cache or AWS settings), and the S3 settings of an S3 store.
     fn set_env(&self, cmd: &mut process::Command) {
         cmd.current_dir(&self.root)
             .env("TZ", "UTC")
             .env("HOME", &self.home)
             .env_remove("CAIRN_STORE")
             .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CACHE_HOME")
             .env_remove("CAIRN_CRASH_AT");
+        for (name, _) in std::env::vars_os() {
+            if name.as_bytes().starts_with(b"AWS_") {
+                cmd.env_remove(name);
+            }
+        }
+        if let StoreLocation::S3 { store, endpoint } = &self.location {
+            cmd.envs(store.env(endpoint));
+        }
     }
 
     /// `snapshot --json EXTRA... PATHS...`, asserting exit 0; the parsed record.
@@ -182,9 +291,13 @@ impl TestEnv {
             .unwrap()
     }
 
-    /// Total size of the files under `<store>/packs`.
+    /// Total size of the packs: of the files under `<store>/packs`, or of
+    /// the objects under `packs/` in S3.
     pub fn packs_size(&self) -> u64 {
-        size_of(&self.store.join("packs"))
+        match &self.location {
+            StoreLocation::Local => size_of(&self.store.join("packs")),
+            StoreLocation::S3 { store, .. } => store.size("packs"),
+        }
     }
 }
 
