@@ -84,7 +84,8 @@ fn compression(c: &mut Criterion) {
 fn pack_writing(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-    let backend = Backend::new(dir.path());
+    let backend = Backend::local(dir.path(), 0o600);
+    let staging = cairn::store::Staging::new(dir.path().join("tmp"), 0o600);
     let blob = Compressor::new(3)
         .unwrap()
         .encode(mixed_data(1 << 20))
@@ -94,7 +95,7 @@ fn pack_writing(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("write+seal+publish 16 blobs", |b| {
         b.iter(|| {
-            let mut w = PackWriter::create(&backend, BlobKind::Data).unwrap();
+            let mut w = PackWriter::create(&staging, BlobKind::Data).unwrap();
             for i in 0..16u32 {
                 w.add(BlobId::of(&i.to_le_bytes()), 1 << 20, &blob).unwrap();
             }

@@ -1,350 +1,443 @@
-//! The one seam through which the store's immutable files (packs, snapshot
-//! records, config) are written, read, listed and deleted.
+//! The one seam through which the store's objects (config, packs, index
+//! objects, snapshot records, markers) are created, read, listed and
+//! deleted: a local directory ([`local`]) or a bucket in S3-compatible
+//! object storage ([`s3`]). Nothing else touches them.
 //!
-//! Today it is a local directory; an object store can later implement the
-//! same few operations. Everything here is whole-file: a file appears
-//! complete under its final name or not at all, and is never changed after.
-//! Locks, the catalog and `tmp/` are local and do not go through this seam.
+//! Everything here is whole-object: an object appears complete under its
+//! key or not at all, and is never changed after, except the few that are
+//! replaced whole (config, prune journal). A create never replaces: it
+//! finds an object with the same bytes as success (content-addressed names)
+//! and one with other bytes as an error. Locks, the catalog and staging
+//! files are local concerns of the store (`store`), not objects.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+pub mod local;
+pub mod s3;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use tempfile::NamedTempFile;
 
 use crate::rawname::escaped;
+use local::Local;
+use s3::S3;
 
-/// An I/O failure on a store file, naming the file.
+pub use s3::{RemoteOptions, S3Url};
+
+/// Relaxed is enough for counters read once at the end.
+pub(crate) const ORDER: Ordering = Ordering::Relaxed;
+
+/// A failed operation on the store, naming where and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", escaped(path))]
+#[error("{location}: {source}")]
 pub struct BackendError {
-    /// The file or directory involved.
-    pub path: PathBuf,
-    /// What the OS said.
+    /// The file, or the store and the key.
+    pub location: String,
+    /// What went wrong (for a remote store: the operation, the key and the
+    /// server's answer).
     #[source]
     pub source: io::Error,
 }
 
 impl BackendError {
-    /// Whether the file was not there.
+    /// Whether the object was not there.
     pub fn is_not_found(&self) -> bool {
         self.source.kind() == io::ErrorKind::NotFound
+    }
+
+    /// Whether a create found another object under the key.
+    pub fn is_already_exists(&self) -> bool {
+        self.source.kind() == io::ErrorKind::AlreadyExists
     }
 }
 
 type Result<T> = std::result::Result<T, BackendError>;
 
-fn at(path: &Path) -> impl FnOnce(io::Error) -> BackendError + '_ {
-    move |source| BackendError {
-        path: path.to_owned(),
-        source,
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key, e.g. `snapshots/ID.json`.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was written, as the store's own clock says.
+    pub modified: Option<SystemTime>,
+}
+
+/// Requests a remote store has served so far: on S3 they cost money.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// GET requests (whole objects and ranges).
+    pub gets: AtomicU64,
+    /// PUT requests (multipart uploads count each part, start and end).
+    pub puts: AtomicU64,
+    /// LIST requests (pages of up to 1000 keys).
+    pub lists: AtomicU64,
+    /// DELETE requests.
+    pub deletes: AtomicU64,
+    /// HEAD requests.
+    pub heads: AtomicU64,
+    /// Bytes received.
+    pub bytes_down: AtomicU64,
+    /// Bytes sent.
+    pub bytes_up: AtomicU64,
+}
+
+impl Counters {
+    fn put(&self, bytes: u64) {
+        self.puts.fetch_add(1, ORDER);
+        self.bytes_up.fetch_add(bytes, ORDER);
+    }
+
+    fn add_requests(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, ORDER);
+    }
+
+    /// The counts now.
+    pub fn read(&self) -> RequestStats {
+        RequestStats {
+            get: self.gets.load(ORDER),
+            put: self.puts.load(ORDER),
+            list: self.lists.load(ORDER),
+            delete: self.deletes.load(ORDER),
+            head: self.heads.load(ORDER),
+            bytes_down: self.bytes_down.load(ORDER),
+            bytes_up: self.bytes_up.load(ORDER),
+        }
     }
 }
 
-/// A store's object files on the local file system.
+/// Requests made and bytes moved, as reported in summaries and `--json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestStats {
+    /// GET requests.
+    pub get: u64,
+    /// PUT requests.
+    pub put: u64,
+    /// LIST requests.
+    pub list: u64,
+    /// DELETE requests.
+    pub delete: u64,
+    /// HEAD requests.
+    pub head: u64,
+    /// Bytes downloaded.
+    pub bytes_down: u64,
+    /// Bytes uploaded.
+    pub bytes_up: u64,
+}
+
+impl RequestStats {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.get + self.put + self.list + self.delete + self.head
+    }
+}
+
+/// The objects of one store.
 #[derive(Debug, Clone)]
 pub struct Backend {
-    root: PathBuf,
-    tmp: PathBuf,
-    file_mode: u32,
+    kind: Kind,
 }
 
-/// Permission bits of new files unless told otherwise: the owner's only.
-const PRIVATE: u32 = 0o600;
+#[derive(Debug, Clone)]
+enum Kind {
+    Local(Local),
+    S3(Arc<S3>),
+}
 
 impl Backend {
-    /// The files under `root`; temporary files are staged in `root/tmp`
-    /// and created readable by their owner only.
-    pub fn new(root: &Path) -> Self {
+    /// The store in directory `root`, whose new files get the permission
+    /// bits `file_mode`.
+    pub fn local(root: &Path, file_mode: u32) -> Self {
         Self {
-            root: root.to_owned(),
-            tmp: root.join("tmp"),
-            file_mode: PRIVATE,
+            kind: Kind::Local(Local::new(root, file_mode)),
         }
     }
 
-    /// The same files, with new ones created with exactly the permission
-    /// bits `mode` (whatever the umask): the store's mode.
-    pub fn with_file_mode(self, mode: u32) -> Self {
-        Self {
-            file_mode: mode,
-            ..self
-        }
-    }
-
-    /// The permission bits new files get.
-    pub fn file_mode(&self) -> u32 {
-        self.file_mode
-    }
-
-    /// The permission bits of `key`.
-    pub fn mode_of(&self, key: &str) -> Result<u32> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.path(key);
-        let meta = fs::metadata(&path).map_err(at(&path))?;
-        Ok(meta.permissions().mode() & 0o7777)
-    }
-
-    /// The full path of a store-relative key such as `snapshots/ID.json`.
-    pub fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
-    }
-
-    /// A new temporary file in `tmp/`, removed when dropped unless published.
-    ///
-    /// Write to it through [`NamedTempFile::as_file_mut`] (or the `File` of
-    /// [`NamedTempFile::into_parts`]), never through its own `Write`: that
-    /// adds the path to every error, which the [`BackendError`] names again.
-    /// It has the store's file mode, and is locked (`flock`, exclusive)
-    /// while open, so that `verify` can tell a file in flight from one an
-    /// interrupted run left ([`Backend::temp_state`]).
-    pub fn temp_file(&self) -> Result<NamedTempFile> {
-        use std::os::unix::fs::PermissionsExt;
-        // `make_in` rather than `tempfile_in`, whose errors carry the path too.
-        let file = tempfile::Builder::new()
-            .prefix("cairn-")
-            .suffix(".tmp")
-            .make_in(&self.tmp, |path| {
-                File::options()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-            })
-            .map_err(at(&self.tmp))?;
-        if self.file_mode != PRIVATE {
-            let mode = fs::Permissions::from_mode(self.file_mode);
-            file.as_file()
-                .set_permissions(mode)
-                .map_err(at(file.path()))?;
-        }
-        // Blocks only while a `temp_state` check holds it for an instant.
-        // Advisory: if the file system refuses, verify only calls the file
-        // a leftover while it is written.
-        let _ = file.as_file().lock();
-        Ok(file)
-    }
-
-    /// Whether the entry `name` of `tmp/` is being written by a live
-    /// process, was left behind, or is already gone. Never follows a
-    /// symlink nor waits on a fifo; an entry that cannot be opened counts
-    /// as left behind.
-    pub fn temp_state(&self, name: &str) -> TempState {
-        use rustix::fs::{Mode, OFlags};
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let file = match rustix::fs::open(self.tmp.join(name), flags, Mode::empty()) {
-            Ok(fd) => File::from(fd),
-            Err(rustix::io::Errno::NOENT) => return TempState::Gone,
-            Err(_) => return TempState::Left,
-        };
-        match file.try_lock_shared() {
-            Err(std::fs::TryLockError::WouldBlock) => TempState::InUse,
-            _ => TempState::Left,
-        }
-    }
-
-    /// Makes a fully written temporary file visible under `key`, durably:
-    /// fsync the file, rename it into place, fsync the directory. A crash at
-    /// any point leaves either no file under `key` or the complete one.
-    pub fn publish(&self, file: NamedTempFile, key: &str) -> Result<()> {
-        file.as_file().sync_all().map_err(at(file.path()))?;
-        self.publish_synced(file, key)
-    }
-
-    /// [`Backend::publish`] for a file the caller has already fsynced.
-    pub fn publish_synced(&self, file: NamedTempFile, key: &str) -> Result<()> {
-        let dest = self.path(key);
-        let dir = dest.parent().unwrap_or(&self.root).to_owned();
-        self.ensure_dir(&dir)?;
-        file.persist(&dest).map_err(|e| BackendError {
-            path: dest.clone(),
-            source: e.error,
+    /// The store at `url`; nothing is requested yet.
+    pub fn s3(url: &S3Url, options: RemoteOptions) -> Result<Self> {
+        let s3 = S3::connect(url, options).map_err(|source| BackendError {
+            location: url.display(),
+            source,
         })?;
-        sync_dir(&dir)
+        Ok(Self {
+            kind: Kind::S3(Arc::new(s3)),
+        })
     }
 
-    /// A temporary file in `tmp/` holding `bytes`, ready to publish.
-    pub fn write_temp(&self, bytes: &[u8]) -> Result<NamedTempFile> {
-        let mut file = self.temp_file()?;
-        file.as_file_mut()
-            .write_all(bytes)
-            .map_err(at(file.path()))?;
-        Ok(file)
-    }
-
-    /// Writes `bytes` durably as `key` (through a temporary file).
-    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        self.publish(self.write_temp(bytes)?, key)
-    }
-
-    /// The whole content of `key`, which must not exceed `max` bytes (small
-    /// metadata files: a huge one is damage, not something to load).
-    pub fn read(&self, key: &str, max: u64) -> Result<Vec<u8>> {
-        let path = self.path(key);
-        let file = File::open(&path).map_err(at(&path))?;
-        // Sized from the file up front (never past `max`), not grown by
-        // doubling to up to twice its size.
-        let len = file.metadata().map_err(at(&path))?.len();
-        let mut bytes = Vec::with_capacity(len.min(max) as usize + 1);
-        file.take(max + 1)
-            .read_to_end(&mut bytes)
-            .map_err(at(&path))?;
-        if bytes.len() as u64 > max {
-            return Err(BackendError {
-                path,
-                source: io::Error::other(format!(
-                    "larger than the {max} bytes such a file may have"
-                )),
-            });
+    /// Where the store is: its directory or its URL.
+    pub fn location(&self) -> String {
+        match &self.kind {
+            Kind::Local(l) => escaped(l.root()).to_string(),
+            Kind::S3(s) => s.url().display(),
         }
-        Ok(bytes)
     }
 
-    /// `len` bytes of `key` from `offset`; a short file is an error.
-    pub fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let path = self.path(key);
-        let file = File::open(&path).map_err(at(&path))?;
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, offset).map_err(at(&path))?;
-        Ok(buf)
+    /// The store's directory, for a local store.
+    pub fn local_root(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::Local(l) => Some(l.root()),
+            Kind::S3(_) => None,
+        }
     }
 
-    /// `key` opened for many ranged reads (restore reads runs of blobs from
-    /// the same few packs over and over).
-    pub fn open(&self, key: &str) -> Result<OpenFile> {
-        let path = self.path(key);
-        let file = File::open(&path).map_err(at(&path))?;
-        Ok(OpenFile { file, path })
+    /// Whether the store is reached over the network.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.kind, Kind::S3(_))
     }
 
-    /// The last `len` bytes of `key` and the file's size, in one open.
-    pub fn read_tail(&self, key: &str, len: u64) -> Result<(Vec<u8>, u64)> {
-        let path = self.path(key);
-        let mut file = File::open(&path).map_err(at(&path))?;
-        let size = file.metadata().map_err(at(&path))?.len();
-        let start = size.saturating_sub(len);
-        file.seek(SeekFrom::Start(start)).map_err(at(&path))?;
-        let mut buf = Vec::with_capacity((size - start) as usize);
-        file.read_to_end(&mut buf).map_err(at(&path))?;
-        Ok((buf, size))
+    /// Requests made so far, for a remote store.
+    pub fn requests(&self) -> Option<RequestStats> {
+        match &self.kind {
+            Kind::Local(_) => None,
+            Kind::S3(s) => Some(s.counters().read()),
+        }
     }
 
-    /// The file names directly in directory `dir` (a key prefix such as
-    /// `snapshots`), sorted. A listing that fails is an error, never an
-    /// empty list: callers delete things based on what is absent.
-    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
-        let path = self.path(dir);
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&path).map_err(at(&path))? {
-            let entry = entry.map_err(at(&path))?;
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_owned());
+    /// The permission bits of `key` in a local store (`None` for a remote
+    /// one, whose objects have none).
+    pub fn mode_of(&self, key: &str) -> Result<Option<u32>> {
+        match &self.kind {
+            Kind::Local(l) => l.mode_of(key).map(Some).map_err(self.at(key)),
+            Kind::S3(_) => Ok(None),
+        }
+    }
+
+    /// The permission bits new files of a local store get.
+    pub fn file_mode(&self) -> u32 {
+        match &self.kind {
+            Kind::Local(l) => l.file_mode(),
+            Kind::S3(_) => local::PRIVATE,
+        }
+    }
+
+    fn at(&self, key: &str) -> impl FnOnce(io::Error) -> BackendError + '_ {
+        let location = match &self.kind {
+            Kind::Local(l) => escaped(&l.path(key)).to_string(),
+            Kind::S3(s) => s.url().display(),
+        };
+        move |source| BackendError { location, source }
+    }
+
+    /// Makes the store ready for use: a local store's object directories
+    /// exist (a remote store needs nothing). A reader (`reading`) of a
+    /// store it cannot write takes it as it is.
+    pub fn prepare(&self, reading: bool) -> Result<()> {
+        match &self.kind {
+            Kind::Local(l) => l.prepare(reading).map_err(self.at("")),
+            Kind::S3(_) => Ok(()),
+        }
+    }
+
+    /// Creates `key` holding `bytes`, never replacing anything. An object
+    /// already there with the same bytes is success; with other bytes it is
+    /// an `AlreadyExists` error.
+    pub fn create(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let created = match &self.kind {
+            Kind::Local(l) => l.create(key, bytes),
+            Kind::S3(s) => s.create(key, bytes),
+        }
+        .map_err(self.at(key))?;
+        if created {
+            return Ok(());
+        }
+        let there = self.get(key, bytes.len() as u64 + 1)?;
+        if there == bytes {
+            return Ok(());
+        }
+        Err(self.at(key)(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "already exists with other content; not replaced",
+        )))
+    }
+
+    /// Writes `key` whole, replacing what is there: readers see the old
+    /// object or the new one, never a mix.
+    pub fn replace(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        match &self.kind {
+            Kind::Local(l) => l.replace(key, bytes),
+            Kind::S3(s) => s.replace(key, bytes),
+        }
+        .map_err(self.at(key))
+    }
+
+    /// Makes the complete staged file `staged` the object `key`, a
+    /// content-addressed name (a pack): an object already there holds the
+    /// same bytes and is kept. On return the object is durable.
+    pub fn upload(&self, key: &str, staged: NamedTempFile) -> Result<()> {
+        match &self.kind {
+            Kind::Local(l) => l.upload(key, staged),
+            Kind::S3(s) => {
+                let len = staged.as_file().metadata().map_err(self.at(key))?.len();
+                s.upload(key, staged.as_file(), len)
             }
         }
-        names.sort();
-        Ok(names)
+        .map_err(self.at(key))
     }
 
-    /// Removes `key` durably.
+    /// Makes `to` a copy of object `from`, durably, without the bytes
+    /// passing through this host (a local store links the file, a remote
+    /// one copies on the server). A `to` already there is left as it is.
+    pub fn copy(&self, from: &str, to: &str) -> Result<()> {
+        match &self.kind {
+            Kind::Local(l) => l.copy(from, to),
+            Kind::S3(s) => s.copy(from, to),
+        }
+        .map_err(self.at(to))
+    }
+
+    /// The whole of `key`, which must not exceed `max` bytes (metadata
+    /// objects: a huge one is damage, not something to load).
+    pub fn get(&self, key: &str, max: u64) -> Result<Vec<u8>> {
+        match &self.kind {
+            Kind::Local(l) => l.get(key, max),
+            Kind::S3(s) => s.get(key, max),
+        }
+        .map_err(self.at(key))
+    }
+
+    /// `len` bytes of `key` from `offset`; a short object is an error.
+    pub fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        match &self.kind {
+            Kind::Local(l) => l.get_range(key, offset, len),
+            Kind::S3(s) => s.get_range(key, offset, len),
+        }
+        .map_err(self.at(key))
+    }
+
+    /// The last `len` bytes of `key` and its size, in one request.
+    pub fn get_tail(&self, key: &str, len: u64) -> Result<(Vec<u8>, u64)> {
+        match &self.kind {
+            Kind::Local(l) => l.get_tail(key, len),
+            Kind::S3(s) => s.get_tail(key, len),
+        }
+        .map_err(self.at(key))
+    }
+
+    /// `key` ready for many ranged reads (restore reads runs of blobs from
+    /// the same few packs over and over).
+    pub fn open(&self, key: &str) -> Result<Object> {
+        let object = match &self.kind {
+            Kind::Local(l) => Object::File {
+                file: l.open(key).map_err(self.at(key))?,
+                location: escaped(&l.path(key)).to_string(),
+            },
+            Kind::S3(_) => Object::Remote {
+                backend: self.clone(),
+                key: key.to_owned(),
+            },
+        };
+        Ok(object)
+    }
+
+    /// All of `key`, read in order as it arrives (verify streams packs).
+    pub fn reader(&self, key: &str) -> Result<Box<dyn Read + Send>> {
+        let reader: Box<dyn Read + Send> = match &self.kind {
+            Kind::Local(l) => Box::new(l.open(key).map_err(self.at(key))?),
+            Kind::S3(s) => Box::new(s.reader(key).map_err(self.at(key))?),
+        };
+        Ok(reader)
+    }
+
+    /// Every object whose key starts with `prefix` (e.g. `packs/`), sorted
+    /// by key. A listing that fails is an error, never a short list:
+    /// callers delete things based on what is absent.
+    pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        match &self.kind {
+            Kind::Local(l) => l.list(prefix),
+            Kind::S3(s) => s.list(prefix),
+        }
+        .map_err(self.at(prefix))
+    }
+
+    /// What is stored under `key`, if anything.
+    pub fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match &self.kind {
+            Kind::Local(l) => l.head(key),
+            Kind::S3(s) => s.head(key),
+        }
+        .map_err(self.at(key))
+    }
+
+    /// Removes `key` durably; nothing there is not an error.
     pub fn delete(&self, key: &str) -> Result<()> {
-        let path = self.path(key);
-        fs::remove_file(&path).map_err(at(&path))?;
-        sync_dir(path.parent().unwrap_or(&self.root))
-    }
-
-    /// Whether `key` exists (a failure to tell counts as an error).
-    pub fn exists(&self, key: &str) -> Result<bool> {
-        let path = self.path(key);
-        path.try_exists().map_err(at(&path))
+        match &self.kind {
+            Kind::Local(l) => l.delete(key),
+            Kind::S3(s) => s.delete(key),
+        }
+        .map_err(self.at(key))
     }
 
     /// Removes `key` durably and returns its size; `None` if it was
     /// already gone.
     pub fn delete_counted(&self, key: &str) -> Result<Option<u64>> {
-        let path = self.path(key);
-        let size = match fs::symlink_metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(at(&path)(e)),
+        let Some(info) = self.head(key)? else {
+            return Ok(None);
         };
-        match self.delete(key) {
-            Ok(()) => Ok(Some(size)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Makes `to` a second name of the file `from` (a hard link: no bytes
-    /// are copied), durably. Fails if `to` exists.
-    pub fn link(&self, from: &str, to: &str) -> Result<()> {
-        let dest = self.path(to);
-        let dir = dest.parent().unwrap_or(&self.root).to_owned();
-        self.ensure_dir(&dir)?;
-        fs::hard_link(self.path(from), &dest).map_err(at(&dest))?;
-        sync_dir(&dir)
-    }
-
-    fn ensure_dir(&self, dir: &Path) -> Result<()> {
-        if dir.is_dir() {
-            return Ok(());
-        }
-        fs::create_dir_all(dir).map_err(at(dir))?;
-        sync_dir(dir.parent().unwrap_or(&self.root))
+        self.delete(key)?;
+        Ok(Some(info.size))
     }
 }
 
-/// What an entry of `tmp/` is ([`Backend::temp_state`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TempState {
-    /// Locked by the process writing it.
-    InUse,
-    /// Nobody holds it: an interrupted run left it.
-    Left,
-    /// Removed since it was listed (a writer finished).
-    Gone,
-}
-
-/// A store file open for reading.
+/// An object open for ranged reads.
 #[derive(Debug)]
-pub struct OpenFile {
-    file: File,
-    path: PathBuf,
+pub enum Object {
+    /// A file of a local store.
+    File {
+        /// The open file.
+        file: File,
+        /// Its path, for messages.
+        location: String,
+    },
+    /// An object of a remote store: each read is one ranged GET.
+    Remote {
+        /// The store.
+        backend: Backend,
+        /// The object.
+        key: String,
+    },
 }
 
-impl OpenFile {
-    /// The file, to read from the start in order (verify streams packs).
-    pub fn into_file(self) -> File {
-        self.file
-    }
-
-    /// `len` bytes from `offset`; a short file is an error.
+impl Object {
+    /// `len` bytes from `offset`; a short object is an error.
     pub fn read_range(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(at(&self.path))?;
-        Ok(buf)
+        match self {
+            Object::File { file, location } => {
+                local::read_range(file, offset, len).map_err(|source| BackendError {
+                    location: location.clone(),
+                    source,
+                })
+            }
+            Object::Remote { backend, key } => backend.get_range(key, offset, len),
+        }
     }
 }
 
-/// fsync a directory so that a rename or a new entry in it survives a crash.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
-}
-
-impl Backend {
-    /// Writes `bytes` durably as `key`, failing with `AlreadyExists` if `key`
-    /// is already there (never replaces it).
-    pub fn create_new(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let dest = self.path(key);
-        let file = self.write_temp(bytes)?;
-        file.as_file().sync_all().map_err(at(file.path()))?;
-        file.persist_noclobber(&dest).map_err(|e| BackendError {
-            path: dest.clone(),
-            source: e.error,
+/// A new temporary file in `dir` with exactly the permission bits `mode`
+/// (whatever the umask), removed when dropped unless persisted. Write to it
+/// through [`NamedTempFile::as_file_mut`], never through its own `Write`,
+/// which adds the path to every error.
+pub(crate) fn temp_file_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // `make_in` rather than `tempfile_in`, whose errors carry the path too.
+    let file = tempfile::Builder::new()
+        .prefix("cairn-")
+        .suffix(".tmp")
+        .make_in(dir, |path| {
+            File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(local::PRIVATE)
+                .open(path)
         })?;
-        sync_dir(dest.parent().unwrap_or(&self.root))
+    if mode != local::PRIVATE {
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
+    Ok(file)
 }

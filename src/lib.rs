@@ -16,6 +16,7 @@ pub mod compress;
 pub mod crash;
 pub mod database;
 pub mod id;
+pub mod index;
 pub mod interrupt;
 pub mod pack;
 pub mod progress;

@@ -92,11 +92,8 @@ struct Crafter {
 impl Crafter {
     fn open(t: &TestEnv) -> Self {
         let store = Store::open(
-            &t.store,
-            OpenOptions {
-                lock: LockMode::Shared,
-                lock_wait: Duration::ZERO,
-            },
+            &cairn::store::Location::Local(t.store.clone()),
+            OpenOptions::new(LockMode::Shared),
         )
         .unwrap();
         Self { store }

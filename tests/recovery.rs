@@ -26,7 +26,7 @@ fn remove_catalog(store: &Path) {
 
 /// Every pack file in the store with the kind of its blobs.
 fn packs(store: &Path) -> Vec<(PathBuf, BlobKind)> {
-    let backend = cairn::backend::Backend::new(store);
+    let backend = cairn::backend::Backend::local(store, 0o600);
     let mut out = Vec::new();
     for dir in fs::read_dir(store.join("packs")).unwrap() {
         for file in fs::read_dir(dir.unwrap().path()).unwrap() {

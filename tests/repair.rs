@@ -244,11 +244,8 @@ fn a_damaged_tree_loses_its_directory_and_nothing_else() {
     // The tree of src/tree: find it through the catalog's tree rows.
     let catalog = Catalog::open(&w.t.store.join("catalog.db")).unwrap();
     let store = cairn::store::Store::open(
-        &w.t.store,
-        cairn::store::OpenOptions {
-            lock: cairn::store::LockMode::Shared,
-            lock_wait: std::time::Duration::ZERO,
-        },
+        &cairn::store::Location::Local(w.t.store.clone()),
+        cairn::store::OpenOptions::new(cairn::store::LockMode::Shared),
     )
     .unwrap();
     let list = store.snapshots().unwrap();

@@ -151,9 +151,9 @@ fn scratch() -> &'static (Backend, PackId) {
     SCRATCH.get_or_init(|| {
         let root: PathBuf =
             std::env::temp_dir().join(format!("cairn-fuzz-pack-{}", std::process::id()));
-        let backend = Backend::new(&root);
+        let backend = Backend::local(&root, 0o600);
         let id = PackId::from_bytes([0x5a; 32]);
-        let path = backend.path(&pack::key(&id));
+        let path = root.join(pack::key(&id));
         fs::create_dir_all(path.parent().expect("a pack key has a directory"))
             .expect("create scratch store");
         (backend, id)
@@ -163,7 +163,8 @@ fn scratch() -> &'static (Backend, PackId) {
 /// `reader::read_header` on the virtual file, written sparsely to disk.
 fn read_via_file(bytes: &[u8], extra: u64) -> Result<(Vec<PackEntry>, u64), pack::PackError> {
     let (backend, id) = scratch();
-    let path = backend.path(&pack::key(id));
+    let root = backend.local_root().expect("a local scratch store");
+    let path = root.join(pack::key(id));
     let mut file = File::create(&path).expect("create scratch pack");
     file.seek(SeekFrom::Start(extra)).expect("seek");
     file.write_all(bytes).expect("write scratch pack");

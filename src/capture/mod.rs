@@ -209,9 +209,9 @@ pub fn run(
     }
     // Until the record is committed, this run's packs and temporary files
     // are in flight, not leftovers (store::writers).
-    let _writing = crate::store::writers::announce(store.root(), store.backend().file_mode())?;
+    let _writing = crate::store::writers::announce(store.home(), store.backend().file_mode())?;
     let time = plan.options.time.unwrap_or_else(SnapshotTime::now);
-    let excludes = Excludes::new(&plan.options.excludes, Some(store.root()))?;
+    let excludes = Excludes::new(&plan.options.excludes, Some(store.home()))?;
     let paths = recorded_paths(&plan.input);
     let parent = choose_parent(store, plan, &paths)?;
     let parent_root = parent

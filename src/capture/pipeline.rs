@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::CaptureError;
 use crate::backend::Backend;
+use crate::store::Staging;
 use crate::catalog::Catalog;
 use crate::compress::{Compressor, EncodeError, Encoded};
 use crate::id::BlobId;
@@ -128,6 +129,7 @@ pub fn run<T>(
     let level = store.config().compression.level;
     let out = PackOutput {
         backend: store.backend().clone(),
+        staging: store.staging().clone(),
         catalog: store.catalog_path(),
         target: store.config().pack.target_size,
     };
@@ -217,6 +219,7 @@ fn compress_one(compressor: &mut Compressor, job: Job) -> Result<Ready, CaptureE
 /// store itself holds this thread's catalog connection and stays behind).
 struct PackOutput {
     backend: Backend,
+    staging: Staging,
     catalog: PathBuf,
     target: u64,
 }
@@ -238,7 +241,7 @@ fn write_packs(
         let blob = blob?;
         let slot = &mut open[blob.kind as usize];
         if slot.is_none() {
-            *slot = Some(PackWriter::create(&out.backend, blob.kind).map_err(StoreError::from)?);
+            *slot = Some(PackWriter::create(&out.staging, blob.kind).map_err(StoreError::from)?);
         }
         let Some(pack) = slot.as_mut() else { continue };
         pack.add(blob.id, blob.raw_len, &blob.encoded)

@@ -94,11 +94,12 @@ impl Presence<'_> {
             return Ok(());
         }
         let key = crate::pack::key(&at.pack);
-        if !self
+        if self
             .store
             .backend()
-            .exists(&key)
+            .head(&key)
             .map_err(StoreError::from)?
+            .is_none()
         {
             return Err(gone(format!("its pack {key} is gone")));
         }

@@ -5,7 +5,8 @@ use std::io::Write;
 use clap::Args;
 
 use cairn::compress::CompressionConfig;
-use cairn::rawname::{RawName, escaped};
+use cairn::rawname::RawName;
+use cairn::store::Location;
 use cairn::store::config::{
     DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MAX_SQLITE_PAGE_RUN, MIN_PACK_SIZE, MIN_SQLITE_PAGE_RUN,
 };
@@ -61,12 +62,12 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
     let store = init_store(ctx, args.compression, args.pack_size, sqlite)?;
     let config = store.config();
     let short = config.id.get(..8).unwrap_or(&config.id);
-    let root = escaped(store.root());
+    let root = store.location().to_string();
     let committed = format!("store {short} at {root}");
     Out::deferring().report(Exit::Ok, Some(committed), |out| {
         if ctx.json {
             let json = serde_json::json!({
-                "store": RawName::from_path(store.root()),
+                "store": location_json(store.location()),
                 "id": config.id,
                 "version": config.version,
             });
@@ -77,6 +78,15 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
             Ok(())
         }
     })
+}
+
+/// A store's location in JSON: a local path exactly (any bytes), a URL as
+/// it is.
+pub fn location_json(location: &Location) -> serde_json::Value {
+    match location {
+        Location::Local(path) => serde_json::json!(RawName::from_path(path)),
+        Location::S3(url) => serde_json::json!(url.display()),
+    }
 }
 
 /// Creates a store at the context's path with the given settings.

@@ -27,11 +27,13 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use cairn::store::{LockMode, OpenOptions, Store};
+use cairn::backend::RemoteOptions;
+use cairn::store::{Location, LockMode, OpenOptions, Store};
 use exit::Exit;
 
 /// cairn: snapshots of files, directories and SQLite databases in a
-/// deduplicated, compressed local store.
+/// deduplicated, compressed store, on this machine or in S3-compatible
+/// object storage.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about, max_term_width = 100)]
 pub struct Cli {
@@ -44,9 +46,18 @@ pub struct Cli {
 /// Options every command takes, before or after the command name.
 #[derive(Debug, Args)]
 struct Global {
-    /// The store directory [default: $XDG_DATA_HOME/cairn or ~/.local/share/cairn]
-    #[arg(long, global = true, env = "CAIRN_STORE", value_name = "DIR")]
-    store: Option<PathBuf>,
+    /// The store: a directory, file://PATH or s3://BUCKET/PREFIX [default: $XDG_DATA_HOME/cairn or ~/.local/share/cairn]
+    #[arg(long, global = true, env = "CAIRN_STORE", value_name = "STORE")]
+    store: Option<Location>,
+    /// Where a remote store's catalog and cache go [default: $XDG_CACHE_HOME/cairn or ~/.cache/cairn]
+    #[arg(long, global = true, env = "CAIRN_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Requests in flight at once to a remote store
+    #[arg(long, global = true, value_name = "N", default_value_t = RemoteOptions::default().connections as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    connections: u16,
+    /// Retries of a request to a remote store that failed for a transient reason
+    #[arg(long, global = true, value_name = "N", default_value_t = RemoteOptions::default().retries)]
+    retries: usize,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     json: bool,
@@ -116,8 +127,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
 
 /// What every command needs from the global options.
 struct Ctx {
-    store: PathBuf,
+    store: Location,
     store_is_default: bool,
+    cache_dir: Option<PathBuf>,
+    remote: RemoteOptions,
     json: bool,
     quiet: bool,
     lock_wait: Duration,
@@ -126,12 +139,17 @@ struct Ctx {
 impl Ctx {
     fn new(global: Global) -> anyhow::Result<Self> {
         let (store, store_is_default) = match global.store {
-            Some(path) => (path, false),
-            None => (default_store()?, true),
+            Some(location) => (location, false),
+            None => (Location::Local(default_store()?), true),
         };
         Ok(Self {
             store,
             store_is_default,
+            cache_dir: global.cache_dir,
+            remote: RemoteOptions {
+                connections: usize::from(global.connections),
+                retries: global.retries,
+            },
             json: global.json,
             quiet: global.quiet,
             lock_wait: global.lock_wait.unwrap_or(Duration::ZERO),
@@ -148,6 +166,8 @@ impl Ctx {
         OpenOptions {
             lock,
             lock_wait: self.lock_wait,
+            cache_dir: self.cache_dir.clone(),
+            remote: self.remote,
         }
     }
 

@@ -11,7 +11,6 @@ use cairn::capture::database::SqliteOptions;
 use cairn::capture::{self, CaptureOptions, ParentChoice, Plan};
 use cairn::database::SqliteMode;
 use cairn::progress::Progress;
-use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotRecord};
 use cairn::store::{LockMode, Store, StoreError};
@@ -75,7 +74,7 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
     if let Some(old) = store.upgrade_for_writing()? {
         eprintln!(
             "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
-            escaped(store.root()),
+            store.location(),
             store.config().version
         );
     }
@@ -135,7 +134,7 @@ fn open_or_create(ctx: &Ctx) -> anyhow::Result<Store> {
     if ctx.store_is_default && !Store::exists(&ctx.store) {
         match init::init_default(ctx) {
             Ok(store) => {
-                eprintln!("cairn: created a new store at {}", escaped(&ctx.store));
+                eprintln!("cairn: created a new store at {}", ctx.store);
                 return Ok(store);
             }
             Err(StoreError::Exists { .. }) => {}

@@ -37,7 +37,8 @@ use tempfile::{NamedTempFile, TempDir};
 use super::direct::{self, Quiet, Quietness};
 use super::live::{self, LiveError};
 use super::pinned::Pin;
-use crate::backend::{Backend, BackendError};
+use crate::backend::BackendError;
+use crate::store::Staging;
 use crate::chunker;
 use crate::rawname::escaped;
 
@@ -233,7 +234,7 @@ pub enum ImageError {
 
 /// Takes a consistent image of the database `request` names: directly if
 /// it is quiet, else through SQLite.
-pub fn capture<'a>(backend: &Backend, request: &ImageRequest<'a>) -> Result<Image<'a>, ImageError> {
+pub fn capture<'a>(staging: &Staging, request: &ImageRequest<'a>) -> Result<Image<'a>, ImageError> {
     let mut patience = Patience::new(request.timeout);
     loop {
         let quietness = direct::check(request.dir, request.name, request.file, SystemTime::now())
@@ -243,7 +244,7 @@ pub fn capture<'a>(backend: &Backend, request: &ImageRequest<'a>) -> Result<Imag
             Quietness::Unsettled { wal } => wal,
             Quietness::NotQuiet => false,
         };
-        if let Some(image) = through_sqlite(backend, request, &mut patience, unsettled_wal)? {
+        if let Some(image) = through_sqlite(staging, request, &mut patience, unsettled_wal)? {
             return Ok(image);
         }
         patience.wait()?;
@@ -253,12 +254,12 @@ pub fn capture<'a>(backend: &Backend, request: &ImageRequest<'a>) -> Result<Imag
 /// Takes an image through SQLite only: for a database that changed while
 /// it was read directly.
 pub fn capture_busy<'a>(
-    backend: &Backend,
+    staging: &Staging,
     request: &ImageRequest<'a>,
 ) -> Result<Image<'a>, ImageError> {
     let mut patience = Patience::new(request.timeout);
     loop {
-        if let Some(image) = through_sqlite(backend, request, &mut patience, false)? {
+        if let Some(image) = through_sqlite(staging, request, &mut patience, false)? {
             return Ok(image);
         }
         patience.wait()?;
@@ -269,16 +270,16 @@ pub fn capture_busy<'a>(
 /// later. An idle WAL database written moments ago has no side files that
 /// SQLite could use without creating them, so it only waits to settle.
 fn through_sqlite<'a>(
-    backend: &Backend,
+    staging: &Staging,
     request: &ImageRequest<'a>,
     patience: &mut Patience,
     unsettled_wal: bool,
 ) -> Result<Option<Image<'a>>, ImageError> {
-    match live::capture(backend, request, patience) {
+    match live::capture(staging, request, patience) {
         Ok(image) => Ok(Some(image)),
         Err(LiveError::Other(e)) => Err(e),
         Err(LiveError::SideFiles(_)) if unsettled_wal => Ok(None),
-        Err(LiveError::SideFiles(_)) => live::capture_copied(backend, request, patience),
+        Err(LiveError::SideFiles(_)) => live::capture_copied(staging, request, patience),
     }
 }
 

@@ -34,7 +34,7 @@ use tempfile::{NamedTempFile, TempDir};
 
 use super::image::{Image, ImageError, ImageRequest, Patience, Source};
 use super::pinned::{self, Pin};
-use crate::backend::Backend;
+use crate::store::Staging;
 
 /// Every page of the main database as the open read transaction sees it,
 /// in order (`sqlite_dbpage` consumes the `ORDER BY`: no sort).
@@ -59,7 +59,7 @@ impl From<ImageError> for LiveError {
 /// Captures the database through SQLite, in place when it is a WAL
 /// database this SQLite can read page by page, else as a copy in `tmp/`.
 pub(super) fn capture<'a>(
-    backend: &Backend,
+    staging: &Staging,
     request: &ImageRequest<'a>,
     patience: &mut Patience,
 ) -> Result<Image<'a>, LiveError> {
@@ -79,18 +79,18 @@ pub(super) fn capture<'a>(
         request,
         &pin,
     )?;
-    read_consistently(backend, request, source, Some(pin), None, patience)
+    read_consistently(staging, request, source, Some(pin), None, patience)
 }
 
 /// Copies the database and its `-wal` into a private directory under
 /// `tmp/` and captures the copy: for a `-wal` SQLite cannot use in place.
 /// `Ok(None)` if either file changed while being copied (try again later).
 pub(super) fn capture_copied<'a>(
-    backend: &Backend,
+    staging: &Staging,
     request: &ImageRequest<'a>,
     patience: &mut Patience,
 ) -> Result<Option<Image<'a>>, ImageError> {
-    let dir = private_dir(backend, request.expected_len)?;
+    let dir = private_dir(staging, request.expected_len)?;
     let copy = dir.path().join("db");
     if !super::side_copy::copy_settled(request, &copy)? {
         return Ok(None);
@@ -100,7 +100,7 @@ pub(super) fn capture_copied<'a>(
     let source = open(&copy, "unix", flags, request, &()).map_err(|e| match e {
         LiveError::SideFiles(e) | LiveError::Other(e) => e,
     })?;
-    match read_consistently(backend, request, source, None, Some(dir), patience) {
+    match read_consistently(staging, request, source, None, Some(dir), patience) {
         Ok(image) => Ok(Some(image)),
         Err(LiveError::SideFiles(e) | LiveError::Other(e)) => Err(e),
     }
@@ -109,7 +109,7 @@ pub(super) fn capture_copied<'a>(
 /// The read transaction (or backup copy) of an open source connection,
 /// retried while the database is busy.
 fn read_consistently<'a>(
-    backend: &Backend,
+    staging: &Staging,
     request: &ImageRequest<'a>,
     source: Connection,
     pin: Option<Pin>,
@@ -131,8 +131,8 @@ fn read_consistently<'a>(
         }
         patience.wait()?;
     }
-    check_free_space(&backend.path("tmp"), request.expected_len)?;
-    let file = backend.temp_file().map_err(ImageError::from)?;
+    check_free_space(staging.dir(), request.expected_len)?;
+    let file = staging.file().map_err(ImageError::from)?;
     loop {
         match copy_once(&source, file.path()) {
             Ok(StepResult::Done) => return Ok(finish(file)?),
@@ -307,14 +307,10 @@ fn exists(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
     rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
 }
 
-/// A private directory under `tmp/` with room for a `len`-byte database.
-fn private_dir(backend: &Backend, len: u64) -> Result<TempDir, ImageError> {
-    let tmp = backend.path("tmp");
-    check_free_space(&tmp, len)?;
-    tempfile::Builder::new()
-        .prefix("cairn-db-")
-        .tempdir_in(&tmp)
-        .map_err(|e| ImageError::Read(io::Error::new(e.kind(), format!("{}: {e}", tmp.display()))))
+/// A private staging directory with room for a `len`-byte database.
+fn private_dir(staging: &Staging, len: u64) -> Result<TempDir, ImageError> {
+    check_free_space(staging.dir(), len)?;
+    Ok(staging.dir_for_files()?)
 }
 
 fn check_free_space(dir: &Path, expected_len: u64) -> Result<(), ImageError> {

@@ -12,6 +12,8 @@ use crate::id::{PackId, is_hex_prefix};
 pub struct Listing {
     /// Pack files, by id.
     pub packs: Vec<PackId>,
+    /// Their sizes, in the same order.
+    pub sizes: Vec<u64>,
     /// Files and directories that are not packs: (key, why).
     pub strays: Vec<(String, String)>,
 }
@@ -19,19 +21,15 @@ pub struct Listing {
 /// Lists every `packs/XX/ID.pack`.
 pub fn list(backend: &Backend) -> Result<Listing, BackendError> {
     let mut out = Listing::default();
-    for dir in backend.list("packs")? {
-        if !(dir.len() == 2 && is_hex_prefix(&dir)) {
-            out.strays
-                .push((format!("packs/{dir}"), "not a pack directory".into()));
-            continue;
-        }
-        for name in backend.list(&format!("packs/{dir}"))? {
-            match id_of(&dir, &name) {
-                Some(id) => out.packs.push(id),
-                None => out
-                    .strays
-                    .push((format!("packs/{dir}/{name}"), "not a pack file name".into())),
+    for object in backend.list("packs/")? {
+        let rest = object.key.trim_start_matches("packs/");
+        let id = rest.split_once('/').and_then(|(dir, name)| id_of(dir, name));
+        match id {
+            Some(id) => {
+                out.packs.push(id);
+                out.sizes.push(object.size);
             }
+            None => out.strays.push((object.key, "not a pack file name".into())),
         }
     }
     Ok(out)
@@ -40,5 +38,8 @@ pub fn list(backend: &Backend) -> Result<Listing, BackendError> {
 /// The id of `packs/DIR/NAME`, if NAME is `ID.pack` and ID starts with DIR.
 fn id_of(dir: &str, name: &str) -> Option<PackId> {
     let hex = name.strip_suffix(".pack")?;
-    hex.starts_with(dir).then(|| hex.parse().ok()).flatten()
+    let valid_dir = dir.len() == 2 && is_hex_prefix(dir);
+    (valid_dir && hex.starts_with(dir))
+        .then(|| hex.parse().ok())
+        .flatten()
 }

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 
 use super::format::{self, PackEntry, TRAILER_LEN};
 use super::{BlobLocation, PackError, key};
-use crate::backend::{Backend, OpenFile};
+use crate::backend::{Backend, Object};
 use crate::compress;
 use crate::id::{BlobId, PackId};
 
@@ -17,7 +17,7 @@ const TAIL_READ: u64 = 16 * 1024;
 /// Reads and checks a pack's header; returns its entries and the file size.
 pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, u64), PackError> {
     let name = key(pack);
-    let (tail, size) = backend.read_tail(&name, TAIL_READ)?;
+    let (tail, size) = backend.get_tail(&name, TAIL_READ)?;
     let bad = |source| PackError::Format {
         pack: *pack,
         source,
@@ -29,7 +29,7 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
         let end = tail.len() - TRAILER_LEN;
         tail[end - header_len as usize..end].to_vec()
     } else {
-        backend.read_range(&name, data_len, header_len as usize)?
+        backend.get_range(&name, data_len, header_len as usize)?
     };
     let entries = format::decode_header(&header, &trailer, data_len).map_err(bad)?;
     Ok((entries, size))
@@ -37,7 +37,7 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
 
 /// Reads one blob, decodes it and checks that its BLAKE3 is `id`.
 pub fn read_blob(backend: &Backend, id: &BlobId, at: &BlobLocation) -> Result<Vec<u8>, PackError> {
-    let stored = backend.read_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
+    let stored = backend.get_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
     decode_blob(id, at, stored)
 }
 
@@ -53,7 +53,7 @@ pub fn read_blob_streaming<T, E>(
     at: &BlobLocation,
     consume: impl FnOnce(&mut dyn io::Read) -> Result<T, E>,
 ) -> Result<Result<T, E>, PackError> {
-    let stored = backend.read_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
+    let stored = backend.get_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
     let decode_error = |source| PackError::Decode {
         blob: *id,
         pack: at.pack,
@@ -219,7 +219,7 @@ pub fn runs<'a>(blobs: &'a [(BlobId, &'a BlobLocation)]) -> Vec<&'a [(BlobId, &'
 /// opening a pack per run cost as much as reading it.
 pub struct PackFiles<'b> {
     backend: &'b Backend,
-    open: Vec<(PackId, OpenFile)>,
+    open: Vec<(PackId, Object)>,
 }
 
 /// Packs kept open by one [`PackFiles`].
@@ -234,7 +234,7 @@ impl<'b> PackFiles<'b> {
         }
     }
 
-    fn get(&mut self, pack: &PackId) -> Result<&OpenFile, PackError> {
+    fn get(&mut self, pack: &PackId) -> Result<&Object, PackError> {
         let i = match self.open.iter().position(|(id, _)| id == pack) {
             Some(i) => i,
             None => {
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn a_streamed_blob_is_checked_for_its_length_and_hash_whatever_was_read() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = Backend::new(dir.path());
+        let backend = Backend::local(dir.path(), 0o600);
         let raw: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
         let packed = zstd::bulk::compress(&raw, 3).unwrap();
         let pack = PackId::from_bytes([7; 32]);

@@ -1,9 +1,10 @@
 //! Filling, sealing and publishing one pack.
 //!
-//! A pack is written sequentially into a temporary file under `tmp/` and
-//! hashed as it goes. Sealing appends header and trailer; publishing fsyncs,
-//! renames it into `packs/` and fsyncs the directory. Only a published pack
-//! may be recorded in the catalog. After any I/O error the writer refuses
+//! A pack is written sequentially into a staging file and hashed as it
+//! goes. Sealing appends header and trailer; publishing makes it a durable
+//! object under `packs/` (a local store fsyncs it, renames it into place
+//! and fsyncs the directory; a remote one uploads it). Only a published
+//! pack may be named by an index object or recorded in the catalog. After any I/O error the writer refuses
 //! further work, and dropping an unsealed or unpublished pack deletes its
 //! temporary file, so a failure never leaves a half pack visible.
 
@@ -15,6 +16,8 @@ use tempfile::{NamedTempFile, TempPath};
 use super::format::{self, BlobKind, PackEntry};
 use super::{PackError, key};
 use crate::backend::{Backend, BackendError};
+use crate::rawname::escaped;
+use crate::store::Staging;
 use crate::compress::{Compression, Encoded};
 use crate::crash;
 use crate::id::{BlobId, PackId};
@@ -35,9 +38,9 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
-    /// Starts an empty pack for blobs of `kind` in the store's `tmp/`.
-    pub fn create(backend: &Backend, kind: BlobKind) -> Result<Self, PackError> {
-        let (file, path) = backend.temp_file()?.into_parts();
+    /// Starts an empty pack for blobs of `kind`, staged in `staging`.
+    pub fn create(staging: &Staging, kind: BlobKind) -> Result<Self, PackError> {
+        let (file, path) = staging.file()?.into_parts();
         Ok(Self {
             out: BufWriter::with_capacity(1 << 20, file),
             path,
@@ -101,7 +104,7 @@ impl PackWriter {
         let size = self.len + tail.len() as u64;
         let path = self.path;
         let file = self.out.into_inner().map_err(|e| BackendError {
-            path: path.to_path_buf(),
+            location: escaped(&path).to_string(),
             source: e.into_error(),
         })?;
         Ok(SealedPack {
@@ -118,7 +121,7 @@ impl PackWriter {
         self.out.write_all(bytes).map_err(|source| {
             self.failed = true;
             PackError::Io(BackendError {
-                path: self.path.to_path_buf(),
+                location: escaped(&self.path).to_string(),
                 source,
             })
         })
@@ -140,18 +143,11 @@ pub struct SealedPack {
 }
 
 impl SealedPack {
-    /// Makes the pack durable and visible under `packs/`. After this returns
-    /// the catalog may record its blobs.
+    /// Makes the pack a durable object under `packs/`. After this returns
+    /// an index object may name it.
     pub fn publish(self, backend: &Backend) -> Result<PublishedPack, PackError> {
-        self.file
-            .as_file()
-            .sync_all()
-            .map_err(|source| BackendError {
-                path: self.file.path().to_owned(),
-                source,
-            })?;
         crash::point("pack-written");
-        backend.publish_synced(self.file, &key(&self.id))?;
+        backend.upload(&key(&self.id), self.file)?;
         crash::point("pack-published");
         Ok(PublishedPack {
             id: self.id,

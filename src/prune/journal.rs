@@ -41,13 +41,13 @@ pub fn write(backend: &Backend, journal: &Journal) -> Result<(), StoreError> {
     let mut bytes = serde_json::to_vec_pretty(journal)
         .expect("a journal is plain structs: encoding cannot fail");
     bytes.push(b'\n');
-    Ok(backend.put(KEY, &bytes)?)
+    Ok(backend.replace(KEY, &bytes)?)
 }
 
 /// The journal of an interrupted prune, if there is one. A journal that
 /// does not decode is reported as `Err` text, not trusted.
 pub fn read(backend: &Backend) -> Result<Option<Result<Journal, String>>, StoreError> {
-    match backend.read(KEY, MAX_LEN) {
+    match backend.get(KEY, MAX_LEN) {
         Ok(bytes) => Ok(Some(
             serde_json::from_slice(&bytes).map_err(|e| format!("{KEY} does not decode: {e}")),
         )),
@@ -58,9 +58,5 @@ pub fn read(backend: &Backend) -> Result<Option<Result<Journal, String>>, StoreE
 
 /// Removes the journal: the prune it describes has finished.
 pub fn remove(backend: &Backend) -> Result<(), StoreError> {
-    match backend.delete(KEY) {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(backend.delete(KEY)?)
 }

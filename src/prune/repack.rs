@@ -72,7 +72,7 @@ fn copy_blobs(
     let start = first.offset;
     let end = last.offset + u64::from(last.stored_len);
     let key = pack::key(&pack.id);
-    let read = |offset: u64, len: u64| store.backend().read_range(&key, offset, len as usize);
+    let read = |offset: u64, len: u64| store.backend().get_range(&key, offset, len as usize);
     // Blobs come in pack order: one sequential read covers them all.
     let span = if end - start <= MAX_SPAN {
         Some(read(start, end - start)?)
@@ -131,7 +131,7 @@ impl<'s> Sink<'s> {
             Some(w) => w,
             None => self
                 .writer
-                .insert(PackWriter::create(self.store.backend(), self.kind)?),
+                .insert(PackWriter::create(self.store.staging(), self.kind)?),
         };
         writer.add_stored(id, raw_len, compression, stored)?;
         if writer.data_len() >= self.store.config().pack.target_size {

@@ -173,7 +173,7 @@ fn intact_copies(
             }
             let at = BlobLocation::in_pack(id, e);
             let intact = backend
-                .read_range(&pack::key(&id), at.offset, at.stored_len as usize)
+                .get_range(&pack::key(&id), at.offset, at.stored_len as usize)
                 .map_err(PackError::from)
                 .and_then(|stored| pack::reader::check_stored(&e.id, &at, &stored));
             if intact.is_ok() {
@@ -195,8 +195,8 @@ fn intact_copies(
     Ok(out)
 }
 
-/// Salvages the intact blobs of each damaged pack still present, links the
-/// pack into `quarantine/`, drops damaged packs from the catalog in one
+/// Salvages the intact blobs of each damaged pack still present, copies
+/// the pack into `quarantine/`, drops damaged packs from the catalog in one
 /// transaction, then removes their names from `packs/`.
 fn quarantine_packs(
     store: &mut Store,
@@ -216,7 +216,10 @@ fn quarantine_packs(
     let mut present = Vec::new();
     let mut missing = Vec::new();
     for id in damaged {
-        let there = backend.exists(&pack::key(id)).map_err(StoreError::from)?;
+        let there = backend
+            .head(&pack::key(id))
+            .map_err(StoreError::from)?
+            .is_some();
         if there { &mut present } else { &mut missing }.push(*id);
     }
     report.missing_packs = missing.clone();
@@ -232,12 +235,11 @@ fn quarantine_packs(
     report.salvaged_blobs = copied.blobs;
     for id in &present {
         let key = pack::key(id);
-        match backend.link(&key, &quarantine_key(id)) {
-            Ok(()) => {}
-            // Already there: an earlier repair was interrupted after linking.
-            Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StoreError::from(e).into()),
-        }
+        // Already there means an earlier repair was interrupted after
+        // copying: the copy is the same pack.
+        backend
+            .copy(&key, &quarantine_key(id))
+            .map_err(StoreError::from)?;
     }
     let removed: Vec<PackId> = present.iter().chain(&missing).copied().collect();
     store

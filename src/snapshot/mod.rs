@@ -216,9 +216,8 @@ pub fn id_of_key(key: &str) -> Option<SnapshotId> {
 pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, StoreError> {
     let bytes = record.encode();
     let id = SnapshotId::of(&bytes);
-    let file = backend.write_temp(&bytes)?;
     crash::point("snapshot-record-written");
-    backend.publish(file, &key(&id))?;
+    backend.create(&key(&id), &bytes)?;
     crash::point("snapshot-committed");
     Ok(Snapshot { id, record })
 }
@@ -305,30 +304,41 @@ impl SnapshotList {
     }
 }
 
-/// Lists `snapshots/`, reading only records the catalog has not cached.
+/// Lists `snapshots/`, reading only records the catalog has not cached
+/// (in parallel: a fresh host of a remote store reads them all once).
 pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreError> {
+    use rayon::prelude::*;
     let mut cached = catalog.cached_snapshots()?;
+    let ids: Vec<SnapshotId> = backend
+        .list("snapshots/")?
+        .iter()
+        .filter_map(|o| id_of_key(&o.key))
+        .collect();
+    let missing: Vec<SnapshotId> = ids.iter().filter(|id| !cached.contains_key(id)).copied().collect();
+    let read: Vec<(SnapshotId, Option<Vec<u8>>)> = missing
+        .par_iter()
+        .map(|id| match backend.get(&key(id), MAX_RECORD_LEN) {
+            Ok(bytes) => Ok((*id, Some(bytes))),
+            Err(e) if e.is_not_found() => Ok((*id, None)),
+            Err(e) => Err(e),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut fresh: std::collections::HashMap<SnapshotId, Vec<u8>> = read
+        .into_iter()
+        .filter_map(|(id, bytes)| Some((id, bytes?)))
+        .collect();
     let mut out = SnapshotList::default();
-    let mut fresh = Vec::new();
-    for name in backend.list("snapshots")? {
-        let Some(id) = name
-            .strip_suffix(".json")
-            .and_then(|h| h.parse::<SnapshotId>().ok())
-        else {
-            continue;
-        };
-        let (bytes, is_fresh) = match cached.remove(&id) {
-            Some(bytes) => (bytes, false),
-            None => match backend.read(&key(&id), MAX_RECORD_LEN) {
-                Ok(bytes) => (bytes, true),
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
-            },
+    let mut cache = Vec::new();
+    for id in ids {
+        let (bytes, is_fresh) = match (cached.remove(&id), fresh.remove(&id)) {
+            (Some(bytes), _) => (bytes, false),
+            (None, Some(bytes)) => (bytes, true),
+            (None, None) => continue,
         };
         match decode(&id, &bytes) {
             Ok(snapshot) => {
                 if is_fresh {
-                    fresh.push((id, bytes));
+                    cache.push((id, bytes));
                 }
                 out.snapshots.push(snapshot);
             }
@@ -336,7 +346,7 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreE
         }
     }
     let gone: Vec<SnapshotId> = cached.into_keys().collect();
-    catalog.update_snapshot_cache(&fresh, &gone)?;
+    catalog.update_snapshot_cache(&cache, &gone)?;
     out.snapshots.sort_by_key(|s| (s.record.time, s.id));
     Ok(out)
 }

@@ -17,22 +17,18 @@ fn key(id: &SnapshotId) -> String {
 /// Every protected snapshot id. Names that are not ids are ignored.
 pub fn protected(backend: &Backend) -> Result<HashSet<SnapshotId>, StoreError> {
     Ok(backend
-        .list("protected")?
+        .list("protected/")?
         .iter()
-        .filter_map(|name| name.parse().ok())
+        .filter_map(|o| o.key.strip_prefix("protected/")?.parse().ok())
         .collect())
 }
 
 /// Marks `id` protected (durably); protecting twice is harmless.
 pub fn protect(backend: &Backend, id: &SnapshotId) -> Result<(), StoreError> {
-    Ok(backend.put(&key(id), b"")?)
+    Ok(backend.create(&key(id), b"")?)
 }
 
 /// Removes `id`'s protection; returns whether it was protected.
 pub fn unprotect(backend: &Backend, id: &SnapshotId) -> Result<bool, StoreError> {
-    match backend.delete(&key(id)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.is_not_found() => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(backend.delete_counted(&key(id))?.is_some())
 }

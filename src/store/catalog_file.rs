@@ -169,7 +169,7 @@ fn set_aside(path: &Path) -> Result<Option<PathBuf>, StoreError> {
             Err(e) => return Err(io(&from)(e.into())),
         }
     }
-    crate::backend::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    crate::backend::local::sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
     Ok(Some(aside))
 }
 

@@ -1,24 +1,30 @@
-//! Opening and creating stores: config, directory layout, locks, and the
-//! read paths every command shares (blobs, trees, snapshot lists).
+//! Opening and creating stores: config, locks, the catalog, staging, and
+//! the read paths every command shares (blobs, trees, snapshot lists).
 //!
-//! Layout: `config.json`, `packs/XX/ID.pack`, `snapshots/ID.json`,
-//! `catalog.db`, `locks/`, `tmp/`. Opening never writes anything until the
-//! config has been read and its version accepted.
+//! A store's objects (`config.json`, `packs/XX/ID.pack`, `index/ID`,
+//! `snapshots/ID.json`, ...) are reached only through the backend. What is
+//! local about a store lives in its *home*: for a local store the store
+//! directory itself (`catalog.db`, `locks/`, `tmp/`), for a remote one a
+//! cache directory on this host (`$XDG_CACHE_HOME/cairn/STORE-ID/`), which
+//! is always safe to delete. Opening never writes anything until the config
+//! has been read and its version accepted.
 
 mod catalog_file;
 pub mod config;
 mod layout;
+pub mod location;
 pub mod lock;
 pub mod migrate;
-pub mod writers;
+mod open;
 pub mod space;
+pub mod staging;
+pub mod writers;
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, RemoteOptions};
 use crate::catalog::{self, Catalog, CatalogError};
 use crate::compress::CompressionConfig;
 use crate::id::{BlobId, TreeId};
@@ -26,11 +32,10 @@ use crate::pack::{self, PackError};
 use crate::rawname::escaped;
 use crate::snapshot::{self, SnapshotList};
 use crate::tree::{Tree, TreeError};
-use crate::when::SnapshotTime;
-use layout::{ensure_layout, is_empty_or_absent, remove_layout};
-
 pub use config::{Config, ConfigError, PackConfig, SqliteConfig};
+pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
+pub use staging::Staging;
 
 const CONFIG: &str = "config.json";
 const CATALOG: &str = "catalog.db";
@@ -39,40 +44,37 @@ const CATALOG: &str = "catalog.db";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The directory does not exist.
-    #[error("no store at {}: create one with `cairn init`", escaped(path))]
+    #[error("no store at {location}: create one with `cairn init`")]
     Missing {
-        /// The path given.
-        path: PathBuf,
+        /// The location given.
+        location: Location,
     },
-    /// The directory exists but holds no cairn store.
-    #[error("{} is not a cairn store (it has no config.json)", escaped(path))]
+    /// The directory or bucket exists but holds no cairn store.
+    #[error("{location} is not a cairn store (it has no config.json)")]
     NotAStore {
-        /// The path given.
-        path: PathBuf,
+        /// The location given.
+        location: Location,
     },
     /// `config.json` is unreadable or unsupported.
-    #[error("{}: {source}", escaped(path))]
+    #[error("{location}/config.json: {source}")]
     Config {
-        /// The config file.
-        path: PathBuf,
+        /// The store.
+        location: Location,
         /// What is wrong with it.
         #[source]
         source: ConfigError,
     },
     /// `init` on an existing store.
-    #[error("a cairn store already exists at {}", escaped(path))]
+    #[error("a cairn store already exists at {location}")]
     Exists {
         /// The store.
-        path: PathBuf,
+        location: Location,
     },
     /// `init` on a directory with other content.
-    #[error(
-        "{} is not empty and is not a cairn store; refusing to create a store there",
-        escaped(path)
-    )]
+    #[error("{location} is not empty and is not a cairn store; refusing to create a store there")]
     NotEmpty {
         /// The directory.
-        path: PathBuf,
+        location: Location,
     },
     /// Another process holds the lock.
     #[error("{}", locked_message(path, *wanted, *waited))]
@@ -155,12 +157,30 @@ fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
 }
 
 /// How to open a store.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// Shared for captures and reads, exclusive for rewrites.
     pub lock: LockMode,
     /// How long to wait for a conflicting lock.
     pub lock_wait: Duration,
+    /// Where a remote store's cache goes (`STORE-ID/` is added); `None`
+    /// for `$XDG_CACHE_HOME/cairn` or `~/.cache/cairn`.
+    pub cache_dir: Option<PathBuf>,
+    /// Connections and retries of a remote store.
+    pub remote: RemoteOptions,
+}
+
+impl OpenOptions {
+    /// `lock`, without waiting for it, with the default cache directory
+    /// and network settings.
+    pub fn new(lock: LockMode) -> Self {
+        Self {
+            lock,
+            lock_wait: Duration::ZERO,
+            cache_dir: None,
+            remote: RemoteOptions::default(),
+        }
+    }
 }
 
 /// Parameters of a new store.
@@ -176,8 +196,10 @@ pub struct InitOptions {
 
 /// An open store, holding its lock for as long as it lives.
 pub struct Store {
-    root: PathBuf,
+    location: Location,
+    home: PathBuf,
     backend: Backend,
+    staging: Staging,
     config: Config,
     catalog: Catalog,
     catalog_path: PathBuf,
@@ -189,92 +211,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// Whether `root` holds a store (has a `config.json`).
-    pub fn exists(root: &Path) -> bool {
-        root.join(CONFIG).is_file()
-    }
-
-    /// Creates a store at `root` (an absent or empty directory), then opens it.
-    pub fn init(root: &Path, init: &InitOptions, open: OpenOptions) -> Result<Self, StoreError> {
-        if Self::exists(root) {
-            return Err(StoreError::Exists {
-                path: root.to_owned(),
-            });
-        }
-        if !is_empty_or_absent(root)? {
-            return Err(StoreError::NotEmpty {
-                path: root.to_owned(),
-            });
-        }
-        let created_root = !root.exists();
-        ensure_layout(root, false)?;
-        let config = Config::new(
-            random_id()?,
-            SnapshotTime::now().to_string(),
-            init.compression,
-            init.pack,
-            init.sqlite,
-        );
-        config.validate().map_err(|e| StoreError::Config {
-            path: root.join(CONFIG),
-            source: ConfigError::Corrupt(e),
-        })?;
-        // The config goes last and never replaces one: a concurrent init of
-        // the same directory loses cleanly with `Exists`.
-        match Backend::new(root).create_new(CONFIG, &config.encode()) {
-            Ok(()) => Self::open(root, open),
-            Err(e) if e.source.kind() == io::ErrorKind::AlreadyExists => Err(StoreError::Exists {
-                path: root.to_owned(),
-            }),
-            Err(e) => {
-                // Leave the directory as it was, so that a retry is not
-                // refused as "not empty" (the layout is empty directories).
-                remove_layout(root, created_root);
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Opens an existing store: reads and checks its config, takes the
-    /// lock, opens the catalog (rebuilding it from the packs if it is gone
-    /// or broken). A reader of a store it cannot write goes on without the
-    /// lock and with a read-only or private catalog, and says so.
-    pub fn open(root: &Path, options: OpenOptions) -> Result<Self, StoreError> {
-        let config = read_config(root)?;
-        let backend = Backend::new(root).with_file_mode(store_file_mode(root)?);
-        let mode = backend.file_mode();
-        ensure_layout(root, options.lock == LockMode::Read)?;
-        let lock = lock::acquire(root, options.lock, options.lock_wait, mode)?;
-        let mut notices: Vec<String> = lock
-            .unlocked()
-            .map(|u| u.notice(root))
-            .into_iter()
-            .collect();
-        let short_of_space = match options.lock {
-            LockMode::Read => false,
-            LockMode::Shared => space::keep_reserve(root, mode, false, &mut notices)?,
-            LockMode::Exclusive => space::keep_reserve(root, mode, true, &mut notices)?,
-        };
-        let access = match (options.lock, lock.unlocked()) {
-            (_, Some(_)) => catalog_file::Access::ReadOnly,
-            (LockMode::Read, None) => catalog_file::Access::Read,
-            _ => catalog_file::Access::Write,
-        };
-        let opened = catalog_file::open(root, &backend, mode, access)?;
-        notices.extend(opened.notices);
-        Ok(Self {
-            root: root.to_owned(),
-            backend,
-            config,
-            catalog: opened.catalog,
-            catalog_path: opened.path,
-            _private_catalog: opened.private,
-            notices,
-            short_of_space,
-            lock,
-        })
-    }
-
     /// Whether the store's disk was short of space when it was opened (a
     /// prune then only deletes, since repacking first needs room for the
     /// new packs).
@@ -285,7 +221,10 @@ impl Store {
     /// Recreates the disk reserve if it is missing and there is room (after
     /// a command freed space).
     pub fn replenish_reserve(&self) -> Result<bool, StoreError> {
-        space::replenish(&self.root, self.backend.file_mode())
+        if self.backend.is_remote() {
+            return Ok(false);
+        }
+        space::replenish(&self.home, self.backend.file_mode())
     }
 
     /// Brings an older store's format up to the one this code writes,
@@ -296,7 +235,7 @@ impl Store {
         let Some(upgraded) = migrate::upgraded(&self.config) else {
             return Ok(None);
         };
-        self.backend.put(CONFIG, &upgraded.encode())?;
+        self.backend.replace(CONFIG, &upgraded.encode())?;
         let old = std::mem::replace(&mut self.config, upgraded);
         Ok(Some(old.version))
     }
@@ -315,10 +254,10 @@ impl Store {
     pub fn rewrite_config(&mut self, config: Config) -> Result<(), StoreError> {
         self.require_exclusive("rewriting config.json")?;
         config.validate().map_err(|e| StoreError::Config {
-            path: self.root.join(CONFIG),
+            location: self.location.clone(),
             source: ConfigError::Corrupt(e),
         })?;
-        self.backend.put(CONFIG, &config.encode())?;
+        self.backend.replace(CONFIG, &config.encode())?;
         self.config = config;
         Ok(())
     }
@@ -346,39 +285,20 @@ impl Store {
         Ok(report)
     }
 
-    /// Removes every file left in `tmp/` by interrupted runs; returns how
+    /// Removes every staging file left by interrupted runs; returns how
     /// many files and bytes. Needs the exclusive lock: under a shared one,
     /// another process may be writing there.
     pub fn clear_tmp(&self) -> Result<(u64, u64), StoreError> {
         self.require_exclusive("clearing tmp/")?;
-        let dir = self.root.join("tmp");
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| StoreError::Io { path, source }
-        };
-        let (mut files, mut bytes) = (0, 0);
-        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
-            let path = entry.path();
-            let meta = entry.metadata().map_err(io(&path))?;
-            if meta.is_dir() {
-                fs::remove_dir_all(&path).map_err(io(&path))?;
-            } else {
-                fs::remove_file(&path).map_err(io(&path))?;
-            }
-            files += 1;
-            bytes += meta.len();
-        }
-        crate::backend::sync_dir(&dir)?;
-        Ok((files, bytes))
+        Ok(self.staging.clear()?)
     }
 
     /// A temporary file for scratch work that is never published (a
-    /// database image to check): in the store's `tmp/`, or, when this run
-    /// cannot write the store, in the system's temporary directory.
+    /// database image to check): staged, or, when this run cannot write
+    /// the store, in the system's temporary directory.
     pub fn scratch_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
         if self.lock.unlocked().is_none() {
-            return Ok(self.backend.temp_file()?);
+            return Ok(self.staging.file()?);
         }
         tempfile::NamedTempFile::new().map_err(|source| StoreError::Io {
             path: std::env::temp_dir(),
@@ -386,9 +306,20 @@ impl Store {
         })
     }
 
-    /// The store directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the store is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// This host's directory for the store: the store directory of a
+    /// local store, the cache directory of a remote one.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Where files are staged before they become objects.
+    pub fn staging(&self) -> &Staging {
+        &self.staging
     }
 
     /// The store's parameters.
@@ -460,40 +391,3 @@ impl Store {
 /// [`Store::load_tree`]); smaller ones from their bytes, which is faster.
 const STREAMED_TREE: usize = 16 << 20;
 
-/// Largest `config.json` a reader accepts.
-const MAX_CONFIG_LEN: u64 = 1 << 20;
-
-fn read_config(root: &Path) -> Result<Config, StoreError> {
-    if !root.exists() {
-        return Err(StoreError::Missing {
-            path: root.to_owned(),
-        });
-    }
-    let path = root.join(CONFIG);
-    let bytes = match Backend::new(root).read(CONFIG, MAX_CONFIG_LEN) {
-        Ok(bytes) => bytes,
-        Err(e) if e.is_not_found() => {
-            return Err(StoreError::NotAStore {
-                path: root.to_owned(),
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    Config::decode(&bytes).map_err(|source| StoreError::Config { path, source })
-}
-
-/// The permission bits of files cairn creates in the store: those of its
-/// `config.json` (0600 as `init` makes it; an administrator who opens the
-/// store to a group loosens it, and new files follow).
-fn store_file_mode(root: &Path) -> Result<u32, StoreError> {
-    Ok(Backend::new(root).mode_of(CONFIG)? & 0o666)
-}
-
-fn random_id() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| StoreError::Io {
-        path: PathBuf::from("/dev/urandom"),
-        source: io::Error::other(e.to_string()),
-    })?;
-    Ok(hex::encode(bytes))
-}

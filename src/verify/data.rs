@@ -173,8 +173,8 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
         bad_blobs: Vec::new(),
         good_blobs: Vec::new(),
     };
-    let mut stream = match backend.open(&pack::key(&pack.id)) {
-        Ok(file) => PackStream::new(file.into_file(), pack.size),
+    let mut stream = match backend.reader(&pack::key(&pack.id)) {
+        Ok(reader) => PackStream::new(reader, pack.size),
         Err(e) => {
             out.file_damage = Some(e.source.to_string());
             out.bad_blobs = rows
@@ -213,7 +213,7 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
 struct PackStream {
     /// The file, cut off one byte past the size the catalog records: a
     /// longer file is damage, never loaded.
-    file: io::Take<std::fs::File>,
+    file: io::Take<Box<dyn Read + Send>>,
     hasher: blake3::Hasher,
     block: Vec<u8>,
     /// How much of `block` was handed out.
@@ -248,7 +248,7 @@ const BEYOND_THE_END: &str = "lies beyond the end of the pack";
 const BLOCK: usize = 1 << 20;
 
 impl PackStream {
-    fn new(file: std::fs::File, size: u64) -> Self {
+    fn new(file: Box<dyn Read + Send>, size: u64) -> Self {
         Self {
             file: file.take(size.saturating_add(1)),
             hasher: blake3::Hasher::new(),

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::LedgerSummary;
-use crate::backend::TempState;
+use crate::store::staging::TempState;
 use crate::catalog::prune::PackRow;
 use crate::id::PackId;
 use crate::store::{Store, StoreError};
@@ -80,7 +80,7 @@ fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, 
     let listing = crate::pack::list::list(store.backend())?;
     let mut found = PackLeftovers {
         unreferenced: 0,
-        writers: crate::store::writers::running(store.root()),
+        writers: crate::store::writers::running(store.home()),
         strays: listing.strays,
         damaged: Vec::new(),
     };
@@ -101,11 +101,11 @@ fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, 
 
 /// How many entries of `tmp/` no running process holds.
 fn left_in_tmp(store: &Store) -> Result<usize, StoreError> {
-    let backend = store.backend();
-    let names = backend.list("tmp")?;
+    let staging = store.staging();
+    let names = staging.names()?;
     Ok(names
         .iter()
-        .filter(|name| backend.temp_state(name) == TempState::Left)
+        .filter(|name| staging.state(name) == TempState::Left)
         .count())
 }
 

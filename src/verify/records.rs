@@ -1,31 +1,30 @@
 //! Reading every snapshot record from its file, not from the catalog's
 //! cache: damage on disk must show even while a cached copy is intact.
 
-use crate::snapshot::{self, MAX_RECORD_LEN, SnapshotList};
+use crate::backend::Backend;
+use crate::snapshot::{self, MAX_RECORD_LEN, Snapshot, SnapshotList};
 use crate::store::{Store, StoreError};
 
 /// Every record under `snapshots/`: the readable ones, oldest first, and
 /// the damaged ones.
 pub fn read_all(store: &Store) -> Result<SnapshotList, StoreError> {
+    use rayon::prelude::*;
     let backend = store.backend();
-    let mut good = Vec::new();
-    let mut bad = Vec::new();
-    for name in backend.list("snapshots")? {
-        let key = format!("snapshots/{name}");
-        let Some(id) = snapshot::id_of_key(&key) else {
-            continue;
-        };
-        let bytes = match backend.read(&key, MAX_RECORD_LEN) {
-            Ok(bytes) => bytes,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => {
-                bad.push((key, e.source.to_string()));
-                continue;
-            }
-        };
-        match snapshot::decode(&id, &bytes) {
+    let keys: Vec<String> = backend
+        .list("snapshots/")?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| snapshot::id_of_key(k).is_some())
+        .collect();
+    let read: Vec<Option<Result<Snapshot, (String, String)>>> = keys
+        .par_iter()
+        .map(|key| read_one(backend, key))
+        .collect();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for result in read.into_iter().flatten() {
+        match result {
             Ok(s) => good.push(s),
-            Err(e) => bad.push((key, e.to_string())),
+            Err(damaged) => bad.push(damaged),
         }
     }
     good.sort_by_key(|s| (s.record.time, s.id));
@@ -33,4 +32,16 @@ pub fn read_all(store: &Store) -> Result<SnapshotList, StoreError> {
         snapshots: good,
         unreadable: bad,
     })
+}
+
+/// The record at `key`; `None` if it is gone since the listing, the key
+/// and the cause if it is damaged.
+fn read_one(backend: &Backend, key: &str) -> Option<Result<Snapshot, (String, String)>> {
+    let id = snapshot::id_of_key(key)?;
+    let bytes = match backend.get(key, MAX_RECORD_LEN) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return None,
+        Err(e) => return Some(Err((key.to_owned(), e.source.to_string()))),
+    };
+    Some(snapshot::decode(&id, &bytes).map_err(|e| (key.to_owned(), e.to_string())))
 }

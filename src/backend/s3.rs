@@ -1,0 +1,406 @@
+//! A store in S3-compatible object storage, through the `object_store`
+//! crate (Apache Arrow): the same few operations as a local directory.
+//!
+//! Endpoint, region and credentials come from the standard AWS environment
+//! variables exactly as `AmazonS3Builder::from_env` reads them
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`, ...), with
+//! the instance, container and web-identity credentials it falls back to.
+//!
+//! cairn is synchronous (threads, rayon); each call here blocks its thread
+//! on a small tokio runtime, and a semaphore bounds the requests in flight
+//! across all threads (`--connections`). Transient failures (timeouts, 5xx,
+//! dropped connections) are retried by `object_store` with backoff, up to
+//! `--retries` times. Create-only puts are conditional
+//! (`If-None-Match: *`): an object is never replaced by a create.
+
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig, WriteMultipart,
+};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+
+use super::{Counters, ObjectInfo};
+
+/// Objects up to this size are uploaded with one PUT (one request, the
+/// cheapest on S3); larger ones stream from their file in parts.
+const SINGLE_PUT_MAX: u64 = 64 << 20;
+/// Part size of multipart uploads (S3's minimum is 5 MiB).
+const PART_SIZE: usize = 16 << 20;
+/// Keys per page of an S3 listing, to count LIST requests.
+const LIST_PAGE: u64 = 1000;
+/// How long one request may take before it is retried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `s3://BUCKET/PREFIX`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    /// The bucket.
+    pub bucket: String,
+    /// Key prefix of the store inside the bucket (no leading or trailing
+    /// `/`; empty for the bucket's root).
+    pub prefix: String,
+}
+
+impl S3Url {
+    /// The URL as the user would write it.
+    pub fn display(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// Network settings of a remote store.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteOptions {
+    /// Requests in flight at once.
+    pub connections: usize,
+    /// Retries of a transient failure.
+    pub retries: usize,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        Self {
+            connections: 8,
+            retries: 6,
+        }
+    }
+}
+
+/// A store in a bucket.
+#[derive(Debug)]
+pub struct S3 {
+    client: AmazonS3,
+    runtime: Runtime,
+    limit: Semaphore,
+    url: S3Url,
+    counters: Arc<Counters>,
+}
+
+/// What went wrong with one request: the operation, the key and the
+/// server's answer, as one line.
+fn failure(op: &str, key: &str, e: &object_store::Error) -> io::Error {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            io::ErrorKind::AlreadyExists
+        }
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, format!("{op} {key}: {}", answer(e)))
+}
+
+/// The server's answer in an `object_store` error, without the XML: its
+/// status and the S3 error code and message when there are any.
+fn answer(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].to_owned())
+    };
+    let status = text
+        .find("status code: ")
+        .map(|i| text[i + 13..].split(':').next().unwrap_or("").trim().to_owned());
+    match (status, field("Code"), field("Message")) {
+        (Some(status), Some(code), Some(message)) => format!("{status} {code}: {message}"),
+        (Some(status), _, _) => status,
+        _ => text.lines().next().unwrap_or("").to_owned(),
+    }
+}
+
+impl S3 {
+    /// A client for the store at `url`; nothing is requested yet.
+    pub fn connect(url: &S3Url, options: RemoteOptions) -> io::Result<Self> {
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: options.retries,
+            retry_timeout: Duration::from_secs(5 * 60),
+        };
+        let client = AmazonS3Builder::from_env()
+            .with_bucket_name(&url.bucket)
+            .with_retry(retry)
+            .with_client_options(ClientOptions::new().with_timeout(REQUEST_TIMEOUT))
+            .build()
+            .map_err(|e| io::Error::other(format!("{}: {}", url.display(), answer(&e))))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-s3")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            client,
+            runtime,
+            limit: Semaphore::new(options.connections.max(1)),
+            url: url.clone(),
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Where the store is, for messages.
+    pub fn url(&self) -> &S3Url {
+        &self.url
+    }
+
+    /// The request counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        if self.url.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.url.prefix))
+        }
+    }
+
+    /// The store key of an object path (its prefix removed).
+    fn key_of(&self, path: &ObjectPath) -> String {
+        let full = path.as_ref();
+        if self.url.prefix.is_empty() {
+            return full.to_owned();
+        }
+        full.strip_prefix(&self.url.prefix)
+            .and_then(|k| k.strip_prefix('/'))
+            .unwrap_or(full)
+            .to_owned()
+    }
+
+    /// Runs one request, holding a connection slot.
+    fn run<T>(&self, request: impl Future<Output = T>) -> T {
+        self.runtime.block_on(async {
+            let _slot = self.limit.acquire().await;
+            request.await
+        })
+    }
+
+    /// Creates `key` holding `bytes`, never replacing an object: `Ok(false)`
+    /// if it was already there (the caller compares contents).
+    pub fn create(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(bytes.to_vec());
+        self.counters.put(bytes.len() as u64);
+        match self.run(self.client.put_opts(&self.path(key), payload, options)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(failure("PUT", key, &e)),
+        }
+    }
+
+    /// Writes `key` whole, replacing what is there (readers see the old
+    /// object or the new one: S3 writes are atomic).
+    pub fn replace(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.counters.put(bytes.len() as u64);
+        let payload = PutPayload::from(bytes.to_vec());
+        self.run(self.client.put(&self.path(key), payload))
+            .map(drop)
+            .map_err(|e| failure("PUT", key, &e))
+    }
+
+    /// Uploads the `len` bytes of `file` as `key` (a content-addressed
+    /// object: writing the same bytes again is harmless).
+    pub fn upload(&self, key: &str, file: &std::fs::File, len: u64) -> io::Result<()> {
+        if len <= SINGLE_PUT_MAX {
+            let mut bytes = vec![0u8; len as usize];
+            file.read_exact_at(&mut bytes, 0)?;
+            return self.replace(key, &bytes);
+        }
+        self.upload_in_parts(key, file, len)
+    }
+
+    /// A large object streamed from its file in parts, two in flight.
+    fn upload_in_parts(&self, key: &str, file: &std::fs::File, len: u64) -> io::Result<()> {
+        let fail = |e: object_store::Error| failure("multipart PUT", key, &e);
+        let parts = len.div_ceil(PART_SIZE as u64);
+        self.counters.add_requests(&self.counters.puts, parts + 2);
+        self.counters.bytes_up.fetch_add(len, super::ORDER);
+        self.run(async {
+            let upload = self.client.put_multipart(&self.path(key)).await.map_err(fail)?;
+            let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut buf = vec![0u8; 1 << 20];
+            let mut offset = 0u64;
+            while offset < len {
+                let n = file.read_at(&mut buf, offset)?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "staged file shrank"));
+                }
+                parts.wait_for_capacity(2).await.map_err(fail)?;
+                parts.write(&buf[..n]);
+                offset += n as u64;
+            }
+            parts.finish().await.map(drop).map_err(fail)
+        })
+    }
+
+    /// Copies object `from` to `to` on the server.
+    pub fn copy(&self, from: &str, to: &str) -> io::Result<()> {
+        self.counters.add_requests(&self.counters.puts, 1);
+        self.run(self.client.copy(&self.path(from), &self.path(to)))
+            .map_err(|e| failure("COPY", from, &e))
+    }
+
+    /// The whole of `key`, which must not exceed `max` bytes.
+    pub fn get(&self, key: &str, max: u64) -> io::Result<Vec<u8>> {
+        let fail = |e: object_store::Error| failure("GET", key, &e);
+        self.counters.add_requests(&self.counters.gets, 1);
+        let bytes = self.run(async {
+            let result = self.client.get(&self.path(key)).await.map_err(fail)?;
+            if result.meta.size > max {
+                return Err(io::Error::other(format!(
+                    "GET {key}: {} bytes, larger than the {max} bytes such an object may have",
+                    result.meta.size
+                )));
+            }
+            result.bytes().await.map_err(fail)
+        })?;
+        self.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+        Ok(bytes.into())
+    }
+
+    /// `len` bytes of `key` from `offset`; a short object is an error.
+    pub fn get_range(&self, key: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        self.counters.add_requests(&self.counters.gets, 1);
+        let range = offset..offset + len as u64;
+        let bytes = self
+            .run(self.client.get_range(&self.path(key), range))
+            .map_err(|e| failure("GET (range)", key, &e))?;
+        self.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+        if bytes.len() != len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("GET {key}: {} bytes where {len} were asked for at {offset}", bytes.len()),
+            ));
+        }
+        Ok(bytes.into())
+    }
+
+    /// The last `len` bytes of `key` (all of it if shorter) and its size,
+    /// in one request.
+    pub fn get_tail(&self, key: &str, len: u64) -> io::Result<(Vec<u8>, u64)> {
+        let fail = |e: object_store::Error| failure("GET (tail)", key, &e);
+        self.counters.add_requests(&self.counters.gets, 1);
+        let options = GetOptions::new().with_range(Some(GetRange::Suffix(len)));
+        let (bytes, size) = self.run(async {
+            let result = self.client.get_opts(&self.path(key), options).await.map_err(fail)?;
+            let size = result.meta.size;
+            Ok::<_, io::Error>((result.bytes().await.map_err(fail)?, size))
+        })?;
+        self.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+        Ok((bytes.into(), size))
+    }
+
+    /// Reads all of `key` in order, streamed (a pack being verified).
+    pub fn reader(self: &Arc<Self>, key: &str) -> io::Result<ObjectReader> {
+        self.counters.add_requests(&self.counters.gets, 1);
+        let result = self
+            .run(self.client.get(&self.path(key)))
+            .map_err(|e| failure("GET", key, &e))?;
+        Ok(ObjectReader {
+            s3: Arc::clone(self),
+            key: key.to_owned(),
+            stream: result.into_stream(),
+            pending: Vec::new(),
+            at: 0,
+        })
+    }
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    pub fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
+        let path = self.path(prefix.trim_end_matches('/'));
+        let found = self.run(async {
+            let mut out = Vec::new();
+            let mut stream = self.client.list(Some(&path));
+            while let Some(meta) = stream.next().await {
+                out.push(meta.map_err(|e| failure("LIST", prefix, &e))?);
+            }
+            Ok::<_, io::Error>(out)
+        })?;
+        let pages = (found.len() as u64).div_ceil(LIST_PAGE).max(1);
+        self.counters.add_requests(&self.counters.lists, pages);
+        let mut out: Vec<ObjectInfo> = found
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: self.key_of(&m.location),
+                size: m.size,
+                modified: Some(SystemTime::from(m.last_modified)),
+            })
+            .filter(|o| o.key.starts_with(prefix))
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// What is stored under `key`, if anything.
+    pub fn head(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        self.counters.add_requests(&self.counters.heads, 1);
+        match self.run(self.client.head(&self.path(key))) {
+            Ok(m) => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: m.size,
+                modified: Some(SystemTime::from(m.last_modified)),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failure("HEAD", key, &e)),
+        }
+    }
+
+    /// Removes `key` (nothing there is not an error).
+    pub fn delete(&self, key: &str) -> io::Result<()> {
+        self.counters.add_requests(&self.counters.deletes, 1);
+        match self.run(self.client.delete(&self.path(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(failure("DELETE", key, &e)),
+        }
+    }
+}
+
+/// An object read from start to end as it arrives.
+pub struct ObjectReader {
+    s3: Arc<S3>,
+    key: String,
+    stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    pending: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.pending.len() {
+            let next = self.s3.runtime.block_on(self.stream.next());
+            match next {
+                None => return Ok(0),
+                Some(Err(e)) => return Err(failure("GET", &self.key, &e)),
+                Some(Ok(bytes)) => {
+                    self.s3.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+                    self.pending = bytes.into();
+                    self.at = 0;
+                }
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.at);
+        buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}

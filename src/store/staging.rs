@@ -1,0 +1,140 @@
+//! Staging files: what a command writes before it becomes a store object
+//! (a pack being filled, a record), or never does (a database image being
+//! captured or checked). They are local to this host: in the store's
+//! `tmp/` for a local store (the same file system, so a finished pack is
+//! renamed into place), in the cache directory for a remote one.
+//!
+//! Each is locked (`flock`, exclusive) by the process writing it while it
+//! is open, so that `verify` can tell a file in flight from one an
+//! interrupted run left behind.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::backend::BackendError;
+use crate::rawname::escaped;
+
+/// Where this host stages files for one store.
+#[derive(Debug, Clone)]
+pub struct Staging {
+    dir: PathBuf,
+    file_mode: u32,
+}
+
+/// What an entry of the staging directory is ([`Staging::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempState {
+    /// Locked by the process writing it.
+    InUse,
+    /// Nobody holds it: an interrupted run left it.
+    Left,
+    /// Removed since it was listed (a writer finished).
+    Gone,
+}
+
+impl Staging {
+    /// Stages in `dir`; new files get exactly the permission bits
+    /// `file_mode`.
+    pub fn new(dir: PathBuf, file_mode: u32) -> Self {
+        Self { dir, file_mode }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn at(&self, path: &Path) -> impl FnOnce(io::Error) -> BackendError {
+        let location = escaped(path).to_string();
+        move |source| BackendError { location, source }
+    }
+
+    /// A new staging file, removed when dropped unless it becomes an
+    /// object, and locked while open.
+    pub fn file(&self) -> Result<NamedTempFile, BackendError> {
+        let file = crate::backend::temp_file_in(&self.dir, self.file_mode).map_err(self.at(&self.dir))?;
+        // Blocks only while a `state` check holds it for an instant.
+        // Advisory: if the file system refuses, verify only calls the file
+        // a leftover while it is written.
+        let _ = file.as_file().lock();
+        Ok(file)
+    }
+
+    /// A staging file holding `bytes`.
+    pub fn write(&self, bytes: &[u8]) -> Result<NamedTempFile, BackendError> {
+        use std::io::Write;
+        let mut file = self.file()?;
+        let path = file.path().to_owned();
+        file.as_file_mut().write_all(bytes).map_err(self.at(&path))?;
+        Ok(file)
+    }
+
+    /// A private directory for several staging files (a database and its
+    /// `-wal`), removed when dropped.
+    pub fn dir_for_files(&self) -> Result<tempfile::TempDir, BackendError> {
+        tempfile::Builder::new()
+            .prefix("cairn-db-")
+            .tempdir_in(&self.dir)
+            .map_err(|e| self.at(&self.dir)(io::Error::new(e.kind(), e.to_string())))
+    }
+
+    /// The names in the staging directory, sorted.
+    pub fn names(&self) -> Result<Vec<String>, BackendError> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(self.at(&self.dir))? {
+            let entry = entry.map_err(self.at(&self.dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Whether the entry `name` is being written by a live process, was
+    /// left behind, or is already gone. Never follows a symlink nor waits
+    /// on a fifo; an entry that cannot be opened counts as left behind.
+    pub fn state(&self, name: &str) -> TempState {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = match rustix::fs::open(self.dir.join(name), flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return TempState::Gone,
+            Err(_) => return TempState::Left,
+        };
+        match file.try_lock_shared() {
+            Err(std::fs::TryLockError::WouldBlock) => TempState::InUse,
+            _ => TempState::Left,
+        }
+    }
+
+    /// Removes every entry (what interrupted runs left); returns how many
+    /// and their bytes. Only with the store held exclusively: otherwise
+    /// another process may be writing here.
+    pub fn clear(&self) -> Result<(u64, u64), BackendError> {
+        let (mut files, mut bytes) = (0, 0);
+        for entry in fs::read_dir(&self.dir).map_err(self.at(&self.dir))? {
+            let entry = entry.map_err(self.at(&self.dir))?;
+            let path = entry.path();
+            let meta = entry.metadata().map_err(self.at(&path))?;
+            if meta.is_dir() {
+                fs::remove_dir_all(&path).map_err(self.at(&path))?;
+            } else {
+                fs::remove_file(&path).map_err(self.at(&path))?;
+            }
+            files += 1;
+            bytes += meta.len();
+        }
+        crate::backend::local::sync_dir(&self.dir).map_err(self.at(&self.dir))?;
+        Ok((files, bytes))
+    }
+
+    /// Free bytes on the staging file system, if known.
+    pub fn free_space(&self) -> Option<u64> {
+        let stat = rustix::fs::statvfs(&self.dir).ok()?;
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+}
