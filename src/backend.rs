@@ -190,6 +190,14 @@ impl Backend {
         matches!(self.kind, Kind::S3(_))
     }
 
+    /// Requests a remote store may have in flight at once (1 locally).
+    pub fn connections(&self) -> usize {
+        match &self.kind {
+            Kind::Local(_) => 1,
+            Kind::S3(s) => s.connections(),
+        }
+    }
+
     /// Requests made so far, for a remote store.
     pub fn requests(&self) -> Option<RequestStats> {
         match &self.kind {

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
     PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 use tokio::runtime::Runtime;
@@ -86,6 +86,7 @@ pub struct S3 {
     client: AmazonS3,
     runtime: Runtime,
     limit: Semaphore,
+    connections: usize,
     url: S3Url,
     counters: Arc<Counters>,
 }
@@ -113,9 +114,14 @@ fn answer(e: &object_store::Error) -> String {
         let end = text[start..].find(&format!("</{name}>"))? + start;
         Some(text[start..end].to_owned())
     };
-    let status = text
-        .find("status code: ")
-        .map(|i| text[i + 13..].split(':').next().unwrap_or("").trim().to_owned());
+    let status = text.find("status code: ").map(|i| {
+        text[i + 13..]
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    });
     match (status, field("Code"), field("Message")) {
         (Some(status), Some(code), Some(message)) => format!("{status} {code}: {message}"),
         (Some(status), _, _) => status,
@@ -131,10 +137,13 @@ impl S3 {
             max_retries: options.retries,
             retry_timeout: Duration::from_secs(5 * 60),
         };
+        // Set as a config key: `with_client_options` would replace the
+        // client settings read from the environment (AWS_ALLOW_HTTP).
+        let timeout = AmazonS3ConfigKey::Client(ClientConfigKey::Timeout);
         let client = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
             .with_retry(retry)
-            .with_client_options(ClientOptions::new().with_timeout(REQUEST_TIMEOUT))
+            .with_config(timeout, format!("{}s", REQUEST_TIMEOUT.as_secs()))
             .build()
             .map_err(|e| io::Error::other(format!("{}: {}", url.display(), answer(&e))))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -146,6 +155,7 @@ impl S3 {
             client,
             runtime,
             limit: Semaphore::new(options.connections.max(1)),
+            connections: options.connections.max(1),
             url: url.clone(),
             counters: Arc::new(Counters::default()),
         })
@@ -154,6 +164,11 @@ impl S3 {
     /// Where the store is, for messages.
     pub fn url(&self) -> &S3Url {
         &self.url
+    }
+
+    /// Requests allowed in flight at once.
+    pub fn connections(&self) -> usize {
+        self.connections
     }
 
     /// The request counters.
@@ -233,14 +248,21 @@ impl S3 {
         self.counters.add_requests(&self.counters.puts, parts + 2);
         self.counters.bytes_up.fetch_add(len, super::ORDER);
         self.run(async {
-            let upload = self.client.put_multipart(&self.path(key)).await.map_err(fail)?;
+            let upload = self
+                .client
+                .put_multipart(&self.path(key))
+                .await
+                .map_err(fail)?;
             let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut buf = vec![0u8; 1 << 20];
             let mut offset = 0u64;
             while offset < len {
                 let n = file.read_at(&mut buf, offset)?;
                 if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "staged file shrank"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "staged file shrank",
+                    ));
                 }
                 parts.wait_for_capacity(2).await.map_err(fail)?;
                 parts.write(&buf[..n]);
@@ -271,7 +293,9 @@ impl S3 {
             }
             result.bytes().await.map_err(fail)
         })?;
-        self.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+        self.counters
+            .bytes_down
+            .fetch_add(bytes.len() as u64, super::ORDER);
         Ok(bytes.into())
     }
 
@@ -285,11 +309,16 @@ impl S3 {
         let bytes = self
             .run(self.client.get_range(&self.path(key), range))
             .map_err(|e| failure("GET (range)", key, &e))?;
-        self.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+        self.counters
+            .bytes_down
+            .fetch_add(bytes.len() as u64, super::ORDER);
         if bytes.len() != len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("GET {key}: {} bytes where {len} were asked for at {offset}", bytes.len()),
+                format!(
+                    "GET {key}: {} bytes where {len} were asked for at {offset}",
+                    bytes.len()
+                ),
             ));
         }
         Ok(bytes.into())
@@ -302,11 +331,17 @@ impl S3 {
         self.counters.add_requests(&self.counters.gets, 1);
         let options = GetOptions::new().with_range(Some(GetRange::Suffix(len)));
         let (bytes, size) = self.run(async {
-            let result = self.client.get_opts(&self.path(key), options).await.map_err(fail)?;
+            let result = self
+                .client
+                .get_opts(&self.path(key), options)
+                .await
+                .map_err(fail)?;
             let size = result.meta.size;
             Ok::<_, io::Error>((result.bytes().await.map_err(fail)?, size))
         })?;
-        self.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+        self.counters
+            .bytes_down
+            .fetch_add(bytes.len() as u64, super::ORDER);
         Ok((bytes.into(), size))
     }
 
@@ -392,7 +427,10 @@ impl Read for ObjectReader {
                 None => return Ok(0),
                 Some(Err(e)) => return Err(failure("GET", &self.key, &e)),
                 Some(Ok(bytes)) => {
-                    self.s3.counters.bytes_down.fetch_add(bytes.len() as u64, super::ORDER);
+                    self.s3
+                        .counters
+                        .bytes_down
+                        .fetch_add(bytes.len() as u64, super::ORDER);
                     self.pending = bytes.into();
                     self.at = 0;
                 }

@@ -17,6 +17,7 @@ mod present;
 pub mod report;
 pub mod sources;
 mod stdin;
+mod upload;
 pub mod walk;
 
 use std::io;

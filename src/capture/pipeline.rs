@@ -18,17 +18,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use super::CaptureError;
+use super::{CaptureError, upload};
 use crate::backend::Backend;
-use crate::store::Staging;
 use crate::catalog::Catalog;
 use crate::compress::{Compressor, EncodeError, Encoded};
 use crate::id::BlobId;
-use crate::pack::writer::PublishedPack;
+use crate::pack::writer::SealedPack;
 use crate::pack::{BlobKind, PackError, PackWriter};
 use crate::progress::Progress;
+use crate::store::Staging;
 use crate::store::{Store, StoreError};
 
 /// A new blob on its way to a compressor.
@@ -224,16 +224,56 @@ struct PackOutput {
     target: u64,
 }
 
-/// The single pack writer: one open pack per blob kind.
+/// The pack writer and the upload stage behind it (see `upload`).
 fn write_packs(
     out: &PackOutput,
     ready: Receiver<Result<Ready, CaptureError>>,
     abort: &AtomicBool,
     progress: &Progress,
 ) -> Result<WriterStats, CaptureError> {
-    let mut catalog = Catalog::open(&out.catalog).map_err(StoreError::from)?;
+    let uploaders = upload::uploaders(&out.backend);
+    let (sealed_tx, sealed_rx) = bounded::<SealedPack>(uploaders);
+    let (done_tx, done_rx) = unbounded();
+    thread::scope(|scope| {
+        let workers: Vec<_> = (0..uploaders)
+            .map(|_| {
+                let (rx, tx) = (sealed_rx.clone(), done_tx.clone());
+                scope.spawn(move || upload::upload_all(&out.backend, rx, tx, abort))
+            })
+            .collect();
+        drop((sealed_rx, done_tx));
+        let indexer = scope.spawn(|| upload::index_all(&out.backend, &out.catalog, done_rx));
+        let filled = fill_packs(out, ready, abort, progress, &sealed_tx);
+        drop(sealed_tx);
+        let crashed = workers.into_iter().any(|w| w.join().is_err());
+        let indexed = indexer
+            .join()
+            .unwrap_or(Err(CaptureError::PipelineStopped))?;
+        let mut stats = filled?;
+        if crashed {
+            return Err(CaptureError::PipelineStopped);
+        }
+        stats.packs = indexed.packs;
+        stats.bytes_stored = indexed.bytes_stored;
+        Ok(stats)
+    })
+}
+
+/// Fills packs from the compressed blobs, one open pack per blob kind, and
+/// hands each sealed pack to the uploaders.
+fn fill_packs(
+    out: &PackOutput,
+    ready: Receiver<Result<Ready, CaptureError>>,
+    abort: &AtomicBool,
+    progress: &Progress,
+    sealed: &Sender<SealedPack>,
+) -> Result<WriterStats, CaptureError> {
     let mut open: [Option<PackWriter>; 2] = [None, None];
     let mut stats = WriterStats::default();
+    let seal = |pack: PackWriter| -> Result<(), CaptureError> {
+        let pack = pack.seal().map_err(StoreError::from)?;
+        sealed.send(pack).map_err(|_| CaptureError::PipelineStopped)
+    };
     for blob in ready {
         if abort.load(Ordering::SeqCst) {
             return Ok(stats);
@@ -252,35 +292,14 @@ fn write_packs(
         if pack.data_len() >= out.target
             && let Some(full) = slot.take()
         {
-            finish_pack(&out.backend, &mut catalog, full, &mut stats)?;
+            seal(full)?;
         }
     }
     if abort.load(Ordering::SeqCst) {
         return Ok(stats);
     }
     for pack in open.into_iter().flatten() {
-        finish_pack(&out.backend, &mut catalog, pack, &mut stats)?;
+        seal(pack)?;
     }
     Ok(stats)
-}
-
-fn finish_pack(
-    backend: &Backend,
-    catalog: &mut Catalog,
-    pack: PackWriter,
-    stats: &mut WriterStats,
-) -> Result<PublishedPack, CaptureError> {
-    let published = pack
-        .seal()
-        .and_then(|sealed| sealed.publish(backend))
-        .map_err(StoreError::from)?;
-    catalog.record_pack(&published).map_err(StoreError::from)?;
-    crate::crash::point("pack-cataloged");
-    stats.packs += 1;
-    stats.bytes_stored += published
-        .entries
-        .iter()
-        .map(|e| u64::from(e.stored_len))
-        .sum::<u64>();
-    Ok(published)
 }

@@ -160,8 +160,12 @@ pub(super) fn write_pack(
         "{verb} INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
     ))?;
+    let mut spare = tx.prepare_cached(
+        "INSERT OR IGNORE INTO spares (id, pack, kind, offset, stored_len, raw_len, compression)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE (SELECT pack FROM blobs WHERE id = ?1) != ?2",
+    )?;
     for e in pack.entries.iter().filter(|e| wanted(e)) {
-        insert.execute(params![
+        let row = params![
             &e.id.as_bytes()[..],
             rowid,
             e.kind.code(),
@@ -169,9 +173,39 @@ pub(super) fn write_pack(
             e.stored_len,
             e.raw_len,
             e.compression.code()
-        ])?;
+        ];
+        if insert.execute(row)? == 0 {
+            spare.execute(row)?;
+        }
     }
     Ok(())
+}
+
+/// Drops pack `rowid` and every row pointing into it, inside the caller's
+/// transaction; a blob whose row named it gets one of its spare copies in
+/// other packs instead, if it has any. Returns how many blob rows went.
+pub(super) fn drop_pack_rows(tx: &rusqlite::Transaction<'_>, rowid: i64) -> rusqlite::Result<u64> {
+    let ids: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT id FROM blobs WHERE pack = ?1")?
+        .query_map([rowid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    tx.execute("DELETE FROM blobs WHERE pack = ?1", [rowid])?;
+    tx.execute("DELETE FROM spares WHERE pack = ?1", [rowid])?;
+    tx.execute("DELETE FROM packs WHERE rowid = ?1", [rowid])?;
+    let mut promote = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
+         SELECT id, pack, kind, offset, stored_len, raw_len, compression FROM spares
+         WHERE id = ?1 ORDER BY pack LIMIT 1",
+    )?;
+    let mut promoted = tx.prepare_cached(
+        "DELETE FROM spares WHERE id = ?1 AND pack = (SELECT pack FROM blobs WHERE id = ?1)",
+    )?;
+    for id in &ids {
+        if promote.execute([id])? > 0 {
+            promoted.execute([id])?;
+        }
+    }
+    Ok(ids.len() as u64)
 }
 
 /// Inserts `pack`'s row (if new) and returns its row id.

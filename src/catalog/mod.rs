@@ -8,6 +8,7 @@
 //! snapshots record their packs one short transaction at a time.
 
 mod blobs;
+mod indexes;
 mod intact;
 mod ledger;
 mod open;
@@ -15,6 +16,9 @@ pub mod prune;
 pub mod rebuild;
 mod schema;
 mod snapshots;
+pub mod sync;
+
+pub use indexes::Forgotten;
 
 use std::path::{Path, PathBuf};
 

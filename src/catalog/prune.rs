@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::OptionalExtension;
 
-use super::blobs::{LocationRow, OnConflict, write_pack};
+use super::blobs::{LocationRow, OnConflict, drop_pack_rows, write_pack};
 use super::{Catalog, CatalogError};
 use crate::id::{BlobId, PackId};
 use crate::pack::writer::PublishedPack;
@@ -167,10 +167,7 @@ impl Catalog {
                     return Ok(Err(id));
                 }
             }
-            tx.execute("DELETE FROM blobs WHERE pack = ?1", params![rowid])
-                .map_err(&err)?;
-            tx.execute("DELETE FROM packs WHERE rowid = ?1", params![rowid])
-                .map_err(&err)?;
+            drop_pack_rows(&tx, rowid).map_err(&err)?;
             tx.execute(
                 "DELETE FROM verified WHERE pack = ?1",
                 [&pack.as_bytes()[..]],

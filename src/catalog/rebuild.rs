@@ -1,37 +1,130 @@
-//! Rebuilding the blob index from the packs' own headers.
+//! Completing a catalog that is not marked complete: it is new (deleted,
+//! never built, or this host's first look at a remote store), or an earlier
+//! rebuild was interrupted.
 //!
-//! Runs whenever the catalog is not marked complete: it is new (deleted, or
-//! never built), or an earlier rebuild was interrupted. Every step is
-//! idempotent (packs already recorded are skipped), so a rebuild cut short
-//! is finished by the next one and two processes may rebuild at once.
-//! Packs whose header cannot be read are skipped and reported: their blobs
-//! stay unreachable until repaired, and snapshots that need them say so.
+//! The store's index objects say what it holds (one GET each, see
+//! [`super::sync`]). A store with no index objects at all was written by a
+//! cairn before format 3: its packs' own headers are read instead, one per
+//! pack. Every step is idempotent (what is recorded is skipped), so a
+//! rebuild cut short is finished by the next one and two processes may
+//! rebuild at once. Packs whose header cannot be read are skipped and
+//! reported: their blobs stay unreachable until repaired, and snapshots
+//! that need them say so. (`repair catalog` reads every pack header, see
+//! [`from_pack_headers`].)
 
 use super::Catalog;
-use crate::backend::Backend;
+use super::sync::{self, SyncError};
+use crate::backend::{Backend, BackendError};
+use crate::index::IndexedPack;
 use crate::pack::{self, PackError, writer::PublishedPack};
-use crate::store::StoreError;
 
 /// What a rebuild found.
 #[derive(Debug, Default)]
 pub struct RebuildReport {
-    /// Packs recorded.
+    /// Index objects read.
+    pub indexes: u64,
+    /// Packs recorded from index objects.
     pub packs: u64,
-    /// Blobs recorded (including duplicates across packs, counted once per pack).
+    /// Packs recorded from their own headers.
+    pub from_headers: u64,
+    /// Blobs recorded from headers (duplicates across packs counted once
+    /// per pack).
     pub blobs: u64,
-    /// Packs left out, with the reason.
+    /// Index objects or packs left out, with the reason.
     pub unreadable: Vec<(String, String)>,
 }
 
-/// Records every readable pack under `packs/` that the catalog lacks. A
-/// listing that fails stops the rebuild before the catalog is marked
-/// complete, so the next open tries again.
-pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, StoreError> {
-    let listing = pack::list::list(backend)?;
+impl RebuildReport {
+    /// Where the packs came from, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!(
+            "{} packs from {} index objects",
+            self.packs, self.indexes
+        )];
+        if self.from_headers > 0 {
+            parts.push(format!("{} from their own headers", self.from_headers));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Why a rebuild stopped (and left the catalog incomplete, for the next
+/// open to try again).
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// Reading the index objects failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// Listing or reading the store failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] super::CatalogError),
+    /// A pack read failed otherwise than by being unreadable.
+    #[error(transparent)]
+    Pack(#[from] PackError),
+}
+
+/// Completes `catalog` from the store's index objects, or from its pack
+/// headers when it has none, and marks it complete. A listing that fails
+/// stops the rebuild before the catalog is marked complete.
+pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, RebuildError> {
+    let synced = sync::sync(catalog, backend)?;
     let mut report = RebuildReport {
-        unreadable: listing.strays,
+        indexes: synced.read,
+        packs: synced.packs,
+        unreadable: synced.damaged,
         ..RebuildReport::default()
     };
+    if crate::index::list(backend)?.objects.is_empty() {
+        from_pack_headers(catalog, backend, &mut report)?;
+    }
+    catalog.mark_complete()?;
+    Ok(report)
+}
+
+/// `repair catalog`: completes a fresh `catalog` from the index objects
+/// that read, then from the header of every pack they do not name; writes
+/// an index object naming those packs, and only then deletes the index
+/// objects that are damaged (their packs are named again, or were never
+/// there). A store whose index objects are all lost is indexed anew.
+pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, RebuildError> {
+    let synced = sync::sync(catalog, backend)?;
+    let mut report = RebuildReport {
+        indexes: synced.read,
+        packs: synced.packs,
+        unreadable: Vec::new(),
+        ..RebuildReport::default()
+    };
+    let recorded = from_pack_headers(catalog, backend, &mut report)?;
+    for chunk in recorded.chunks(crate::index::PACKS_PER_OBJECT) {
+        let id = crate::index::write(backend, chunk)?;
+        catalog.record_index(&id, chunk)?;
+    }
+    for (key, cause) in synced.damaged {
+        if key.starts_with("index/") && key.len() == "index/".len() + 64 {
+            backend.delete(&key)?;
+        }
+        report.unreadable.push((
+            key,
+            format!("{cause} (deleted: its packs are indexed from their headers)"),
+        ));
+    }
+    catalog.mark_complete()?;
+    Ok(report)
+}
+
+/// Records every readable pack under `packs/` that the catalog lacks, from
+/// its header; returns them.
+fn from_pack_headers(
+    catalog: &mut Catalog,
+    backend: &Backend,
+    report: &mut RebuildReport,
+) -> Result<Vec<IndexedPack>, RebuildError> {
+    let listing = pack::list::list(backend)?;
+    report.unreadable.extend(listing.strays);
+    let mut recorded = Vec::new();
     for id in listing.packs {
         if catalog.has_pack(&id)? {
             continue;
@@ -39,14 +132,16 @@ pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport
         match pack::reader::read_header(backend, &id) {
             Ok((entries, size)) => {
                 let kind = entries.first().map_or(pack::BlobKind::Data, |e| e.kind);
-                report.packs += 1;
+                report.from_headers += 1;
                 report.blobs += entries.len() as u64;
-                catalog.record_pack(&PublishedPack {
+                let pack = PublishedPack {
                     id,
                     kind,
                     entries,
                     size,
-                })?;
+                };
+                catalog.record_pack(&pack)?;
+                recorded.push(IndexedPack::from(pack));
             }
             Err(e @ (PackError::Format { .. } | PackError::Io(_))) => {
                 report.unreadable.push((pack::key(&id), e.to_string()));
@@ -54,6 +149,5 @@ pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport
             Err(e) => return Err(e.into()),
         }
     }
-    catalog.mark_complete()?;
-    Ok(report)
+    Ok(recorded)
 }

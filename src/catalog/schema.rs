@@ -61,6 +61,32 @@ CREATE TABLE IF NOT EXISTS intact (
     snapshot BLOB PRIMARY KEY,
     removals INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Other copies of blobs: a blob stored in several packs (two snapshots
+-- stored it at once, a repack copied it) keeps one row in blobs and its
+-- other copies here, so that when the pack its row names goes away (pruned
+-- by another host, say) a copy takes over (see blobs::drop_pack_rows).
+CREATE TABLE IF NOT EXISTS spares (
+    id          BLOB NOT NULL,
+    pack        INTEGER NOT NULL,
+    kind        INTEGER NOT NULL,
+    offset      INTEGER NOT NULL,
+    stored_len  INTEGER NOT NULL,
+    raw_len     INTEGER NOT NULL,
+    compression INTEGER NOT NULL,
+    PRIMARY KEY (id, pack)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spares_by_pack ON spares (pack);
+-- Index objects of the store this catalog has read (or written), and the
+-- packs each names: a pack stays while some index object names it.
+CREATE TABLE IF NOT EXISTS indexes (
+    id BLOB PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_packs (
+    idx  BLOB NOT NULL,
+    pack BLOB NOT NULL,
+    PRIMARY KEY (idx, pack)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS index_packs_by_pack ON index_packs (pack);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`] inside one immediate transaction,
@@ -93,7 +119,7 @@ pub fn migrate(catalog: &mut Catalog) -> Result<(), CatalogError> {
 /// Every table of schema 1 with its columns in order: what a file must
 /// have to be taken for a catalog. The first [`V1_TABLES`] come with the
 /// schema, the others from [`ADDITIONS`].
-const TABLES: [(&str, &[&str]); 6] = [
+const TABLES: [(&str, &[&str]); 9] = [
     ("packs", &["rowid", "id", "kind", "size", "blob_count"]),
     (
         "blobs",
@@ -111,6 +137,20 @@ const TABLES: [(&str, &[&str]); 6] = [
     ("meta", &["key", "value"]),
     ("verified", &["pack", "at"]),
     ("intact", &["snapshot", "removals"]),
+    (
+        "spares",
+        &[
+            "id",
+            "pack",
+            "kind",
+            "offset",
+            "stored_len",
+            "raw_len",
+            "compression",
+        ],
+    ),
+    ("indexes", &["id"]),
+    ("index_packs", &["idx", "pack"]),
 ];
 const V1_TABLES: usize = 4;
 

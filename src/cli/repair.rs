@@ -46,17 +46,14 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
             Out::deferring().report(Exit::Ok, committed, |out| {
                 if ctx.json {
                     let json = serde_json::json!({
-                        "packs": report.packs,
-                        "blobs": report.blobs,
+                        "index_objects": report.indexes,
+                        "packs": report.packs + report.from_headers,
+                        "packs_from_headers": report.from_headers,
                         "unreadable": report.unreadable,
                     });
                     print_json(out, &json)
                 } else if !ctx.quiet {
-                    writeln!(
-                        out,
-                        "rebuilt catalog.db from {} packs ({} blobs)",
-                        report.packs, report.blobs
-                    )
+                    writeln!(out, "rebuilt the catalog: {}", report.describe())
                 } else {
                     Ok(())
                 }

@@ -38,9 +38,9 @@ use super::direct::{self, Quiet, Quietness};
 use super::live::{self, LiveError};
 use super::pinned::Pin;
 use crate::backend::BackendError;
-use crate::store::Staging;
 use crate::chunker;
 use crate::rawname::escaped;
+use crate::store::Staging;
 
 /// First wait after a busy attempt; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);

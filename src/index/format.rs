@@ -99,10 +99,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<IndexedPack>, IndexFormatError> {
     // Bounded by the bytes, never by the count the object claims.
     let mut packs = Vec::with_capacity(count.min(rest.len() / RECORD_HEAD_LEN));
     for index in 0..count {
-        let (pack, after) = decode_record(rest).map_err(|what| IndexFormatError::Record {
-            index,
-            what,
-        })?;
+        let (pack, after) =
+            decode_record(rest).map_err(|what| IndexFormatError::Record { index, what })?;
         packs.push(pack?);
         rest = after;
     }
@@ -121,7 +119,10 @@ type Decoded<'a> = (Result<IndexedPack, IndexFormatError>, &'a [u8]);
 /// does not fit, the inner one a tail that is not a valid pack header.
 fn decode_record(bytes: &[u8]) -> Result<Decoded<'_>, String> {
     if bytes.len() < RECORD_HEAD_LEN {
-        return Err(format!("{} bytes where a record needs {RECORD_HEAD_LEN}", bytes.len()));
+        return Err(format!(
+            "{} bytes where a record needs {RECORD_HEAD_LEN}",
+            bytes.len()
+        ));
     }
     let mut id = [0u8; 32];
     id.copy_from_slice(&bytes[..32]);
@@ -227,7 +228,10 @@ mod tests {
         assert!(decode(&extra).is_err());
         let mut wrong_size = good.clone();
         wrong_size[48] ^= 1;
-        assert!(matches!(decode(&wrong_size), Err(IndexFormatError::Pack { .. })));
+        assert!(matches!(
+            decode(&wrong_size),
+            Err(IndexFormatError::Pack { .. })
+        ));
         let mut huge_count = good;
         huge_count[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&huge_count).is_err());

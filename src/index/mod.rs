@@ -17,6 +17,16 @@ use crate::id::{IndexId, is_hex_prefix};
 
 pub use format::{IndexFormatError, IndexedPack};
 
+impl From<crate::pack::writer::PublishedPack> for IndexedPack {
+    fn from(pack: crate::pack::writer::PublishedPack) -> Self {
+        Self {
+            id: pack.id,
+            size: pack.size,
+            entries: pack.entries,
+        }
+    }
+}
+
 /// Largest index object a reader accepts (about 1.2 million blobs).
 pub const MAX_INDEX_LEN: u64 = 64 << 20;
 /// Packs per index object that prune writes (each at most a few MiB).

@@ -23,7 +23,9 @@ pub fn list(backend: &Backend) -> Result<Listing, BackendError> {
     let mut out = Listing::default();
     for object in backend.list("packs/")? {
         let rest = object.key.trim_start_matches("packs/");
-        let id = rest.split_once('/').and_then(|(dir, name)| id_of(dir, name));
+        let id = rest
+            .split_once('/')
+            .and_then(|(dir, name)| id_of(dir, name));
         match id {
             Some(id) => {
                 out.packs.push(id);

@@ -16,11 +16,11 @@ use tempfile::{NamedTempFile, TempPath};
 use super::format::{self, BlobKind, PackEntry};
 use super::{PackError, key};
 use crate::backend::{Backend, BackendError};
-use crate::rawname::escaped;
-use crate::store::Staging;
 use crate::compress::{Compression, Encoded};
 use crate::crash;
 use crate::id::{BlobId, PackId};
+use crate::rawname::escaped;
+use crate::store::Staging;
 
 /// A pack being filled.
 #[must_use = "unsealed packs are deleted on drop"]

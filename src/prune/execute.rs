@@ -1,4 +1,5 @@
-//! Carrying out a plan: journal, repack, commit, delete, clean `tmp/`.
+//! Carrying out a plan: journal, repack, index the packs that stay, commit,
+//! retire superseded index objects, delete, clean `tmp/`.
 //!
 //! Repacking is deterministic (a pack's id is the hash of its bytes), so a
 //! rerun after a crash can write a pack identical to one the crashed run
@@ -10,7 +11,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{PackChoice, Plan, PruneError, Report, journal, repack};
+use super::{PackChoice, Plan, PruneError, Report, journal, reindex, repack};
 use crate::catalog::prune::PackRow;
 use crate::crash;
 use crate::id::PackId;
@@ -38,11 +39,15 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
         .map(|p| p.id)
         .filter(|id| !written.contains(id))
         .collect();
+    let reindex = reindex::write(store.backend(), store.catalog(), &removed, &repacked.packs)?;
     store
         .catalog_mut()
         .commit_prune(&repacked.packs, &removed, |id| live.contains(id))?
         .map_err(PruneError::WouldLoseLiveBlob)?;
     crash::point("prune-cataloged");
+    let backend = store.backend().clone();
+    reindex::record(store.catalog_mut(), &reindex)?;
+    reindex::retire(&backend, store.catalog_mut(), &reindex)?;
     let (packs_deleted, bytes_deleted) = delete_packs(store, &doomed)?;
     let (tmp_files, tmp_bytes) = store.clear_tmp()?;
     journal::remove(store.backend())?;

@@ -28,6 +28,7 @@ mod choose;
 mod execute;
 pub mod journal;
 mod plan;
+pub(crate) mod reindex;
 pub mod repack;
 
 use std::collections::HashSet;

@@ -14,7 +14,7 @@ use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::pack::writer::PublishedPack;
 use crate::pack::{self, BlobKind, BlobLocation, PackError};
 use crate::progress::Progress;
-use crate::prune::repack;
+use crate::prune::{reindex, repack};
 use crate::rawname::RawName;
 use crate::snapshot::{self, MAX_LISTED_LEFT_OUT, Snapshot, SnapshotRecord};
 use crate::store::{Store, StoreError};
@@ -242,10 +242,15 @@ fn quarantine_packs(
             .map_err(StoreError::from)?;
     }
     let removed: Vec<PackId> = present.iter().chain(&missing).copied().collect();
+    // Index objects that name the damaged packs are superseded, so that no
+    // catalog built from the store finds their blobs there again.
+    let reindex = reindex::write(&backend, store.catalog(), &removed, &copied.packs)?;
     store
         .catalog_mut()
         .commit_prune(&copied.packs, &removed, |id| !lost.contains(id))?
         .map_err(RepairError::WouldLoseIntactBlob)?;
+    reindex::record(store.catalog_mut(), &reindex)?;
+    reindex::retire(&backend, store.catalog_mut(), &reindex)?;
     for id in &present {
         backend.delete(&pack::key(id)).map_err(StoreError::from)?;
     }

@@ -60,7 +60,10 @@ impl<T> Chain<T> {
             .count();
         self.leave_below(kept, &mut left);
         if kept != above.len() {
-            let why = format!("{}: its directory was not entered first", crate::rawname::escaped(rel));
+            let why = format!(
+                "{}: its directory was not entered first",
+                crate::rawname::escaped(rel)
+            );
             return Err(io::Error::other(why));
         }
         Ok(())

@@ -314,7 +314,11 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreE
         .iter()
         .filter_map(|o| id_of_key(&o.key))
         .collect();
-    let missing: Vec<SnapshotId> = ids.iter().filter(|id| !cached.contains_key(id)).copied().collect();
+    let missing: Vec<SnapshotId> = ids
+        .iter()
+        .filter(|id| !cached.contains_key(id))
+        .copied()
+        .collect();
     let read: Vec<(SnapshotId, Option<Vec<u8>>)> = missing
         .par_iter()
         .map(|id| match backend.get(&key(id), MAX_RECORD_LEN) {

@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use super::{CATALOG, StoreError, lock};
 use crate::backend::Backend;
 use crate::catalog::rebuild::{RebuildReport, rebuild};
+use crate::catalog::sync::{SyncReport, sync};
 use crate::catalog::{Catalog, CatalogError};
 
 /// How the command may use the store.
@@ -81,7 +82,10 @@ fn in_place(path: &Path, backend: &Backend, file_mode: u32) -> Result<Opened, St
         }
         other => other?,
     };
-    if !catalog.is_complete()? {
+    if catalog.is_complete()? {
+        let synced = sync(&mut catalog, backend)?;
+        notices.extend(sync_notices(&synced));
+    } else {
         let report = rebuild(&mut catalog, backend)?;
         notices.extend(rebuild_notices(&report, notices.is_empty()));
     }
@@ -169,7 +173,12 @@ fn set_aside(path: &Path) -> Result<Option<PathBuf>, StoreError> {
             Err(e) => return Err(io(&from)(e.into())),
         }
     }
-    crate::backend::local::sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+    crate::backend::local::sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(|source| {
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
     Ok(Some(aside))
 }
 
@@ -233,8 +242,8 @@ fn private(path: &Path, backend: &Backend, cause: &str) -> Result<Opened, StoreE
     };
     let how = match (&report, copied) {
         (None, _) => "a copy of it".to_owned(),
-        (Some(r), true) => format!("a copy of it completed from {} packs", r.packs),
-        (Some(r), false) => format!("a catalog rebuilt from {} packs", r.packs),
+        (Some(r), true) => format!("a copy of it completed ({})", r.describe()),
+        (Some(r), false) => format!("a catalog rebuilt ({})", r.describe()),
     };
     let mut notices = vec![format!(
         "{} cannot be used where it is ({cause}) and the store cannot be written: using {how} in {} for this run only",
@@ -273,14 +282,23 @@ pub(super) fn remove_catalog_files(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What a sync tells the user: index objects it could not use (anything
+/// else is routine).
+fn sync_notices(report: &SyncReport) -> Vec<String> {
+    let damaged = report.damaged.iter();
+    damaged
+        .map(|(key, cause)| format!("{key} left out of the catalog: {cause}; `cairn repair catalog` reads the packs themselves"))
+        .collect()
+}
+
 /// What a rebuild tells the user: a summary (unless another notice says
 /// it) and the packs it had to leave out.
 fn rebuild_notices(report: &RebuildReport, summary: bool) -> Vec<String> {
     let mut notices = Vec::new();
-    if summary && (report.packs > 0 || !report.unreadable.is_empty()) {
+    if summary && (report.packs + report.from_headers > 0 || !report.unreadable.is_empty()) {
         notices.push(format!(
-            "catalog.db was missing or incomplete: rebuilt it from {} packs ({} blobs)",
-            report.packs, report.blobs
+            "catalog.db was missing or incomplete: rebuilt it ({})",
+            report.describe()
         ));
     }
     for (key, cause) in &report.unreadable {

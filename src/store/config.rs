@@ -8,13 +8,15 @@ use crate::chunker::ChunkerParams;
 use crate::compress::CompressionConfig;
 use crate::retention::SavedPolicy;
 
-/// The store format this code writes. Version 2 added SQLite database
+/// The store format this code writes. Version 3 added index objects
+/// (`index/ID`, which a commit writes before its record, and which readers
+/// build their catalog from); version 2 added SQLite database
 /// entries in trees (an old reader would call them corrupt) and the
 /// `sqlite` config section.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Store format versions this code reads.
-pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+pub const READABLE_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// Default bytes per database chunk: a run of whole pages, one page of the
 /// usual 4 KiB. Measured on a 500 MiB database with 1.5% of its rows changed
@@ -213,9 +215,9 @@ mod tests {
 
     #[test]
     fn a_newer_version_is_reported_as_such_even_if_the_rest_differs() {
-        let err = Config::decode(br#"{"version": 3, "something": "new"}"#).unwrap_err();
-        assert!(matches!(err, ConfigError::UnsupportedVersion(3)));
-        assert!(err.to_string().contains("version 3"));
+        let err = Config::decode(br#"{"version": 4, "something": "new"}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::UnsupportedVersion(4)));
+        assert!(err.to_string().contains("version 4"));
     }
 
     #[test]

@@ -108,7 +108,9 @@ fn s3_url(rest: &str) -> Option<S3Url> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
     let prefix = prefix.trim_matches('/');
-    let clean_prefix = !prefix.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+    let clean_prefix = !prefix
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..");
     (valid_bucket && (prefix.is_empty() || clean_prefix)).then(|| S3Url {
         bucket: bucket.to_owned(),
         prefix: prefix.to_owned(),
@@ -125,10 +127,16 @@ mod tests {
 
     #[test]
     fn paths_and_file_urls_are_local_stores() {
-        assert_eq!(parse("/srv/backup"), Ok(Location::Local("/srv/backup".into())));
+        assert_eq!(
+            parse("/srv/backup"),
+            Ok(Location::Local("/srv/backup".into()))
+        );
         assert_eq!(parse("rel/dir"), Ok(Location::Local("rel/dir".into())));
         assert_eq!(parse("file:///srv/b"), Ok(Location::Local("/srv/b".into())));
-        assert_eq!(parse("weird:name"), Ok(Location::Local("weird:name".into())));
+        assert_eq!(
+            parse("weird:name"),
+            Ok(Location::Local("weird:name".into()))
+        );
         assert!(parse("file://relative").is_err());
     }
 

@@ -6,8 +6,19 @@
 //! Version 1 -> 2: adds the `sqlite` section with the default page run.
 //! Nothing else changes: packs, trees and records of version 1 are valid
 //! version 2 objects.
+//!
+//! Version 2 -> 3: index objects. Every pack the catalog holds that no
+//! index object names is indexed (its header read from the store) before
+//! the config says 3, so that a store of version 3 is described by its
+//! index objects alone. A crash in between leaves a version 2 store with
+//! some index objects, which the next upgrade completes.
 
+use super::StoreError;
 use super::config::{Config, FORMAT_VERSION};
+use crate::backend::Backend;
+use crate::catalog::Catalog;
+use crate::index::{self, IndexedPack, PACKS_PER_OBJECT};
+use crate::pack;
 
 /// The config rewritten to the current version, or `None` if it is current.
 pub fn upgraded(config: &Config) -> Option<Config> {
@@ -19,6 +30,26 @@ pub fn upgraded(config: &Config) -> Option<Config> {
         sqlite: Some(config.sqlite.unwrap_or_default()),
         ..config.clone()
     })
+}
+
+/// Indexes every cataloged pack that no index object names yet; returns
+/// how many.
+pub fn index_unindexed_packs(backend: &Backend, catalog: &mut Catalog) -> Result<u64, StoreError> {
+    let packs = catalog.unindexed_packs()?;
+    for chunk in packs.chunks(PACKS_PER_OBJECT) {
+        let mut described = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            let (entries, size) = pack::reader::read_header(backend, id)?;
+            described.push(IndexedPack {
+                id: *id,
+                size,
+                entries,
+            });
+        }
+        let index = index::write(backend, &described)?;
+        catalog.record_index(&index, &described)?;
+    }
+    Ok(packs.len() as u64)
 }
 
 #[cfg(test)]

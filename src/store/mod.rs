@@ -118,6 +118,12 @@ pub enum StoreError {
     /// The catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// Bringing the catalog up to date with the store failed.
+    #[error("catalog: {0}")]
+    Sync(#[from] catalog::sync::SyncError),
+    /// Rebuilding the catalog failed.
+    #[error("rebuilding the catalog: {0}")]
+    Rebuild(#[from] catalog::rebuild::RebuildError),
     /// A pack is unreadable or a blob in it is damaged.
     #[error(transparent)]
     Pack(#[from] PackError),
@@ -235,6 +241,7 @@ impl Store {
         let Some(upgraded) = migrate::upgraded(&self.config) else {
             return Ok(None);
         };
+        migrate::index_unindexed_packs(&self.backend, &mut self.catalog)?;
         self.backend.replace(CONFIG, &upgraded.encode())?;
         let old = std::mem::replace(&mut self.config, upgraded);
         Ok(Some(old.version))
@@ -262,9 +269,10 @@ impl Store {
         Ok(())
     }
 
-    /// Rebuilds `catalog.db` from scratch from the pack headers (the
-    /// snapshot cache refills on the next listing), keeping the
-    /// verification ledger of packs that still exist. Needs the exclusive
+    /// Rebuilds `catalog.db` from scratch from the index objects and the
+    /// pack headers, indexing packs no index object names (the snapshot
+    /// cache refills on the next listing), keeping the verification ledger
+    /// of packs that still exist. Needs the exclusive
     /// lock. A crash half way leaves no catalog or an incomplete one, which
     /// the next open rebuilds.
     pub fn rebuild_catalog(&mut self) -> Result<catalog::rebuild::RebuildReport, StoreError> {
@@ -276,7 +284,7 @@ impl Store {
         let path = self.catalog_path();
         catalog_file::remove_catalog_files(&path)?;
         let mut fresh = catalog_file::open_writable(&path, self.backend.file_mode())?;
-        let report = catalog::rebuild::rebuild(&mut fresh, &self.backend)?;
+        let report = catalog::rebuild::repair(&mut fresh, &self.backend)?;
         let kept: Vec<_> = (fresh.packs()?.into_iter())
             .filter_map(|p| Some((p.id, *ledger.get(&p.id)?)))
             .collect();
@@ -390,4 +398,3 @@ impl Store {
 /// Trees larger than this are decoded as they are read (see
 /// [`Store::load_tree`]); smaller ones from their bytes, which is faster.
 const STREAMED_TREE: usize = 16 << 20;
-

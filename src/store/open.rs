@@ -124,7 +124,11 @@ fn init_remote(
     create_config(&backend, location, config)
 }
 
-fn create_config(backend: &Backend, location: &Location, config: &Config) -> Result<(), StoreError> {
+fn create_config(
+    backend: &Backend,
+    location: &Location,
+    config: &Config,
+) -> Result<(), StoreError> {
     match backend.create(CONFIG, &config.encode()) {
         Err(e) if e.is_already_exists() => Err(StoreError::Exists {
             location: location.clone(),
@@ -146,25 +150,48 @@ fn open_local(root: &Path, location: &Location, options: OpenOptions) -> Result<
     backend.prepare(reading)?;
     ensure_home_layout(root, reading)?;
     let lock = lock::acquire(root, options.lock, options.lock_wait, mode)?;
-    let mut notices: Vec<String> = lock.unlocked().map(|u| u.notice(root)).into_iter().collect();
+    let mut notices: Vec<String> = lock
+        .unlocked()
+        .map(|u| u.notice(root))
+        .into_iter()
+        .collect();
     let short_of_space = match options.lock {
         LockMode::Read => false,
         LockMode::Shared => space::keep_reserve(root, mode, false, &mut notices)?,
         LockMode::Exclusive => space::keep_reserve(root, mode, true, &mut notices)?,
     };
     let staging = Staging::new(root.join("tmp"), mode);
-    finish(location, root, backend, staging, config, lock, notices, short_of_space)
+    finish(
+        location,
+        root,
+        backend,
+        staging,
+        config,
+        lock,
+        notices,
+        short_of_space,
+    )
 }
 
-fn open_remote(url: &S3Url, location: &Location, options: OpenOptions) -> Result<Store, StoreError> {
+fn open_remote(
+    url: &S3Url,
+    location: &Location,
+    options: OpenOptions,
+) -> Result<Store, StoreError> {
     let backend = Backend::s3(url, options.remote)?;
     let config = read_config(&backend, location)?;
     let home = cache_home(options.cache_dir.as_deref(), &config.id)?;
     ensure_cache_layout(&home, options.lock == LockMode::Read)?;
     let lock = lock::acquire(&home, options.lock, options.lock_wait, PRIVATE)?;
-    let notices: Vec<String> = lock.unlocked().map(|u| u.notice(&home)).into_iter().collect();
+    let notices: Vec<String> = lock
+        .unlocked()
+        .map(|u| u.notice(&home))
+        .into_iter()
+        .collect();
     let staging = Staging::new(home.join("tmp"), PRIVATE);
-    finish(location, &home, backend, staging, config, lock, notices, false)
+    finish(
+        location, &home, backend, staging, config, lock, notices, false,
+    )
 }
 
 /// Opens the catalog in `home` and puts the store together.

@@ -55,7 +55,8 @@ impl Staging {
     /// A new staging file, removed when dropped unless it becomes an
     /// object, and locked while open.
     pub fn file(&self) -> Result<NamedTempFile, BackendError> {
-        let file = crate::backend::temp_file_in(&self.dir, self.file_mode).map_err(self.at(&self.dir))?;
+        let file =
+            crate::backend::temp_file_in(&self.dir, self.file_mode).map_err(self.at(&self.dir))?;
         // Blocks only while a `state` check holds it for an instant.
         // Advisory: if the file system refuses, verify only calls the file
         // a leftover while it is written.
@@ -68,7 +69,9 @@ impl Staging {
         use std::io::Write;
         let mut file = self.file()?;
         let path = file.path().to_owned();
-        file.as_file_mut().write_all(bytes).map_err(self.at(&path))?;
+        file.as_file_mut()
+            .write_all(bytes)
+            .map_err(self.at(&path))?;
         Ok(file)
     }
 

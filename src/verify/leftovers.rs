@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use super::LedgerSummary;
-use crate::store::staging::TempState;
 use crate::catalog::prune::PackRow;
 use crate::id::PackId;
+use crate::store::staging::TempState;
 use crate::store::{Store, StoreError};
 
 /// Warnings, and damaged packs the catalog does not name (with the cause).

@@ -16,10 +16,8 @@ pub fn read_all(store: &Store) -> Result<SnapshotList, StoreError> {
         .map(|o| o.key)
         .filter(|k| snapshot::id_of_key(k).is_some())
         .collect();
-    let read: Vec<Option<Result<Snapshot, (String, String)>>> = keys
-        .par_iter()
-        .map(|key| read_one(backend, key))
-        .collect();
+    let read: Vec<Option<Result<Snapshot, (String, String)>>> =
+        keys.par_iter().map(|key| read_one(backend, key)).collect();
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for result in read.into_iter().flatten() {
         match result {

@@ -1,0 +1,191 @@
+//! Which of the store's index objects the catalog has read, and which
+//! packs each names: the catalog's view of the store follows the index
+//! objects (see [`super::sync`]). A pack stays cataloged while some index
+//! object this catalog knows names it; when the last one goes (a prune,
+//! maybe on another host, superseded it), so do the pack's rows.
+//!
+//! Packs recorded before index objects existed (a store of format 1 or 2)
+//! are named by none and stay until their store is upgraded, which indexes
+//! them.
+
+use std::collections::HashSet;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::blobs::{OnConflict, drop_pack_rows, write_pack};
+use super::{Catalog, CatalogError};
+use crate::id::{IndexId, PackId};
+use crate::index::IndexedPack;
+use crate::pack::BlobKind;
+use crate::pack::writer::PublishedPack;
+
+/// What [`Catalog::forget_indexes`] dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Packs no known index object names any more.
+    pub packs: u64,
+    /// Their blob rows.
+    pub blobs: u64,
+}
+
+impl Catalog {
+    /// The index objects this catalog has read or written.
+    pub fn known_indexes(&self) -> Result<HashSet<IndexId>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM indexes")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        let mut out = HashSet::new();
+        for row in rows {
+            let bytes = row.map_err(self.err())?;
+            out.insert(IndexId::from_slice(&bytes).ok_or_else(|| self.corrupt("index id length"))?);
+        }
+        Ok(out)
+    }
+
+    /// Records index object `id` and the packs it names, in one
+    /// transaction. A blob already cataloged in another pack keeps its row;
+    /// this copy becomes a spare.
+    pub fn record_index(
+        &mut self,
+        id: &IndexId,
+        packs: &[IndexedPack],
+    ) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let err = super::sqlite(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        for pack in packs {
+            write_pack(&tx, &published(pack), OnConflict::KeepFirst, |_| true).map_err(&err)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO index_packs (idx, pack) VALUES (?1, ?2)",
+                params![&id.as_bytes()[..], &pack.id.as_bytes()[..]],
+            )
+            .map_err(&err)?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO indexes (id) VALUES (?1)",
+            [&id.as_bytes()[..]],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// Forgets index objects that are gone from the store, in one
+    /// transaction, and drops every pack no remaining known index object
+    /// names (its blobs fall back on spare copies where there are any).
+    pub fn forget_indexes(&mut self, gone: &[IndexId]) -> Result<Forgotten, CatalogError> {
+        let path = self.path.clone();
+        let err = super::sqlite(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let mut out = Forgotten::default();
+        for id in gone {
+            let packs: Vec<Vec<u8>> = tx
+                .prepare_cached("SELECT pack FROM index_packs WHERE idx = ?1")
+                .and_then(|mut s| s.query_map([&id.as_bytes()[..]], |r| r.get(0))?.collect())
+                .map_err(&err)?;
+            tx.execute(
+                "DELETE FROM index_packs WHERE idx = ?1",
+                [&id.as_bytes()[..]],
+            )
+            .map_err(&err)?;
+            tx.execute("DELETE FROM indexes WHERE id = ?1", [&id.as_bytes()[..]])
+                .map_err(&err)?;
+            for pack in packs {
+                if let Some(blobs) = drop_if_unnamed(&tx, &pack).map_err(&err)? {
+                    out.packs += 1;
+                    out.blobs += blobs;
+                }
+            }
+        }
+        tx.commit().map_err(&err)?;
+        Ok(out)
+    }
+
+    /// The index objects that name pack `id`.
+    pub fn indexes_naming(&self, id: &PackId) -> Result<Vec<IndexId>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT idx FROM index_packs WHERE pack = ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([&id.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let bytes = row.map_err(self.err())?;
+            out.push(IndexId::from_slice(&bytes).ok_or_else(|| self.corrupt("index id length"))?);
+        }
+        Ok(out)
+    }
+
+    /// The packs index object `id` names.
+    pub fn packs_of_index(&self, id: &IndexId) -> Result<Vec<PackId>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT pack FROM index_packs WHERE idx = ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([&id.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let bytes = row.map_err(self.err())?;
+            out.push(PackId::from_slice(&bytes).ok_or_else(|| self.corrupt("pack id length"))?);
+        }
+        Ok(out)
+    }
+
+    /// Cataloged packs that no index object names (recorded before the
+    /// store had index objects).
+    pub fn unindexed_packs(&self) -> Result<Vec<PackId>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id FROM packs WHERE NOT EXISTS
+                 (SELECT 1 FROM index_packs WHERE index_packs.pack = packs.id)",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let bytes = row.map_err(self.err())?;
+            out.push(PackId::from_slice(&bytes).ok_or_else(|| self.corrupt("pack id length"))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Drops pack `id` (given as bytes) if no index object names it any more;
+/// `Some(blob rows dropped)` if it did.
+fn drop_if_unnamed(tx: &rusqlite::Transaction<'_>, id: &[u8]) -> rusqlite::Result<Option<u64>> {
+    let named: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM index_packs WHERE pack = ?1)")?
+        .query_row([id], |r| r.get(0))?;
+    if named {
+        return Ok(None);
+    }
+    let rowid: Option<i64> = tx
+        .query_row("SELECT rowid FROM packs WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    let Some(rowid) = rowid else {
+        return Ok(None);
+    };
+    let blobs = drop_pack_rows(tx, rowid)?;
+    tx.execute("DELETE FROM verified WHERE pack = ?1", [id])?;
+    Ok(Some(blobs))
+}
+
+/// An indexed pack as the catalog records packs.
+fn published(pack: &IndexedPack) -> PublishedPack {
+    PublishedPack {
+        id: pack.id,
+        kind: pack.entries.first().map_or(BlobKind::Data, |e| e.kind),
+        entries: pack.entries.clone(),
+        size: pack.size,
+    }
+}
