@@ -259,7 +259,7 @@ impl Backend {
         }
         Err(self.at(key)(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            "already exists with other content; not replaced",
+            format!("{key} already exists with other content; not replaced"),
         )))
     }
 

@@ -271,6 +271,7 @@ pub fn run(
         bytes_added_raw: written.bytes_raw,
         packs_written: written.packs,
         duration_secs: started.elapsed().as_secs_f64(),
+        requests: store.backend().requests(),
         ..walked
     };
     let record = SnapshotRecord {

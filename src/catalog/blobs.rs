@@ -124,6 +124,19 @@ impl Catalog {
         tx.commit().map_err(&err)
     }
 
+    /// The recorded size of pack `id`, if the catalog lists it.
+    pub fn pack_size(&self, id: &PackId) -> Result<Option<u64>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT size FROM packs WHERE id = ?1")
+            .map_err(self.err())?;
+        let size: Option<i64> = stmt
+            .query_row([&id.as_bytes()[..]], |r| r.get(0))
+            .optional()
+            .map_err(self.err())?;
+        Ok(size.and_then(|s| u64::try_from(s).ok()))
+    }
+
     /// Whether the catalog already lists pack `id`.
     pub fn has_pack(&self, id: &PackId) -> Result<bool, CatalogError> {
         let mut stmt = self

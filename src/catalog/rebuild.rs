@@ -85,10 +85,11 @@ pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport
 }
 
 /// `repair catalog`: completes a fresh `catalog` from the index objects
-/// that read, then from the header of every pack they do not name; writes
-/// an index object naming those packs, and only then deletes the index
-/// objects that are damaged (their packs are named again, or were never
-/// there). A store whose index objects are all lost is indexed anew.
+/// that read, then from the header of every pack they do not name, and
+/// writes an index object naming those packs. Damaged index objects are
+/// deleted first (a crash right after leaves their packs unnamed until the
+/// repair is run again). A store whose index objects are all lost is
+/// indexed anew.
 pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, RebuildError> {
     let synced = sync::sync(catalog, backend)?;
     let mut report = RebuildReport {
@@ -97,11 +98,8 @@ pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport,
         unreadable: Vec::new(),
         ..RebuildReport::default()
     };
-    let recorded = from_pack_headers(catalog, backend, &mut report)?;
-    for chunk in recorded.chunks(crate::index::PACKS_PER_OBJECT) {
-        let id = crate::index::write(backend, chunk)?;
-        catalog.record_index(&id, chunk)?;
-    }
+    // Damaged index objects go first: an index object written below for
+    // the same packs could have the very name of a damaged one.
     for (key, cause) in synced.damaged {
         if key.starts_with("index/") && key.len() == "index/".len() + 64 {
             backend.delete(&key)?;
@@ -110,6 +108,11 @@ pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport,
             key,
             format!("{cause} (deleted: its packs are indexed from their headers)"),
         ));
+    }
+    let recorded = from_pack_headers(catalog, backend, &mut report)?;
+    for chunk in recorded.chunks(crate::index::PACKS_PER_OBJECT) {
+        let id = crate::index::write(backend, chunk)?;
+        catalog.record_index(&id, chunk)?;
     }
     catalog.mark_complete()?;
     Ok(report)

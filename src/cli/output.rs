@@ -29,6 +29,33 @@ pub fn snapshots_named(ids: &[SnapshotId]) -> String {
     }
 }
 
+/// `12 GET, 3 PUT, 1 LIST (1.2 MiB down, 20 MiB up)`: what a run cost on a
+/// remote store (request kinds that were not used are left out).
+pub fn describe_requests(r: &cairn::backend::RequestStats) -> String {
+    let kinds = [
+        (r.get, "GET"),
+        (r.put, "PUT"),
+        (r.list, "LIST"),
+        (r.head, "HEAD"),
+        (r.delete, "DELETE"),
+    ];
+    let used: Vec<String> = kinds
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, kind)| format!("{n} {kind}"))
+        .collect();
+    let used = if used.is_empty() {
+        "none".to_owned()
+    } else {
+        used.join(", ")
+    };
+    format!(
+        "{used} ({} down, {} up)",
+        human_bytes(r.bytes_down),
+        human_bytes(r.bytes_up)
+    )
+}
+
 /// Parses `16MiB`, `16M`, `512KiB`, `1G` or a plain number of bytes
 /// (suffixes are binary: K = KiB).
 pub fn parse_size(text: &str) -> Result<u64, String> {

@@ -120,7 +120,14 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     // closed stdout does not hide them.
     let printed = Out::streaming().report(exit, None, |out| {
         if ctx.json {
-            print_restore_json(out, snapshot, &options, &outcome, &checks)
+            print_restore_json(
+                out,
+                snapshot,
+                &options,
+                &outcome,
+                &checks,
+                store.backend().requests(),
+            )
         } else if !ctx.quiet {
             print_restored(out, snapshot, &options, &outcome, &checks)
         } else {
@@ -155,6 +162,7 @@ fn print_restore_json(
     options: &RestoreOptions,
     outcome: &RestoreOutcome,
     checks: &Checks,
+    requests: Option<cairn::backend::RequestStats>,
 ) -> io::Result<()> {
     let checked: Vec<_> = checks
         .iter()
@@ -187,6 +195,7 @@ fn print_restore_json(
             "stale_side_files_removed": stale,
             "leftovers_removed": outcome.leftovers_removed,
             "checked": checked,
+            "requests": requests,
         }),
     )
 }

@@ -17,7 +17,7 @@ use cairn::store::{LockMode, Store, StoreError};
 use cairn::when::{self, SnapshotTime};
 
 use super::exit::Exit;
-use super::output::{StderrReporter, human_bytes, with_progress};
+use super::output::{StderrReporter, describe_requests, human_bytes, with_progress};
 use super::stdout::Out;
 use super::{Ctx, init, print_json};
 
@@ -204,6 +204,9 @@ fn report(out: &mut Out, ctx: &Ctx, snapshot: &Snapshot) -> io::Result<()> {
             "  changed while read: {} file(s), stored as read (may be inconsistent)",
             s.files_inconsistent
         )?;
+    }
+    if let Some(requests) = &s.requests {
+        writeln!(out, "  requests: {}", describe_requests(requests))?;
     }
     writeln!(out, "  took {:.1}s", s.duration_secs)
 }

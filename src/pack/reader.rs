@@ -54,13 +54,23 @@ pub fn read_blob_streaming<T, E>(
     consume: impl FnOnce(&mut dyn io::Read) -> Result<T, E>,
 ) -> Result<Result<T, E>, PackError> {
     let stored = backend.get_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
+    decode_streaming(id, at, &stored, consume)
+}
+
+/// [`read_blob_streaming`] of stored bytes already read.
+pub fn decode_streaming<T, E>(
+    id: &BlobId,
+    at: &BlobLocation,
+    stored: &[u8],
+    consume: impl FnOnce(&mut dyn io::Read) -> Result<T, E>,
+) -> Result<Result<T, E>, PackError> {
     let decode_error = |source| PackError::Decode {
         blob: *id,
         pack: at.pack,
         source,
     };
     let raw_len = at.raw_len as usize;
-    let decoder = compress::decoder(at.compression, &stored, raw_len).map_err(decode_error)?;
+    let decoder = compress::decoder(at.compression, stored, raw_len).map_err(decode_error)?;
     // One byte more than recorded is enough to tell the length is wrong.
     let mut hashing = Hashing::new(decoder.take(raw_len as u64 + 1));
     let consumed = consume(&mut hashing);

@@ -68,6 +68,7 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
         tmp_files_removed: tmp_files,
         tmp_bytes_removed: tmp_bytes,
         duration_secs: plan.mark_secs + started.elapsed().as_secs_f64(),
+        requests: store.backend().requests(),
         plan,
     })
 }

@@ -244,4 +244,7 @@ pub struct Report {
     pub tmp_bytes_removed: u64,
     /// Wall time, marking included.
     pub duration_secs: f64,
+    /// Requests made to a remote store; absent for a local one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<crate::backend::RequestStats>,
 }

@@ -117,6 +117,10 @@ pub struct Summary {
     /// How many paths were left out as lost (all, listed or not).
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_count: u64,
+    /// Requests made to a remote store by the run (before its record) and
+    /// the bytes they moved; absent for a local store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<crate::backend::RequestStats>,
 }
 
 fn is_zero(n: &u64) -> bool {

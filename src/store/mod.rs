@@ -16,6 +16,7 @@ pub mod location;
 pub mod lock;
 pub mod migrate;
 mod open;
+mod pack_cache;
 pub mod space;
 pub mod staging;
 pub mod writers;
@@ -206,6 +207,8 @@ pub struct Store {
     home: PathBuf,
     backend: Backend,
     staging: Staging,
+    /// Tree packs kept whole on this host (remote stores only).
+    pack_cache: Option<pack_cache::PackCache>,
     config: Config,
     catalog: Catalog,
     catalog_path: PathBuf,
@@ -381,12 +384,34 @@ impl Store {
             .catalog
             .locate(&blob)?
             .ok_or(StoreError::BlobMissing(blob))?;
+        let stored = self.tree_bytes(&at)?;
         let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::read_blob_streaming(&self.backend, &blob, &at, |r| Tree::decode_from(r))?
+            pack::reader::decode_streaming(&blob, &at, &stored, |r| Tree::decode_from(r))?
         } else {
-            Tree::decode(&pack::reader::read_blob(&self.backend, &blob, &at)?)
+            Tree::decode(&pack::reader::decode_blob(&blob, &at, stored)?)
         };
         decoded.map_err(|source| StoreError::Tree { id: *id, source })
+    }
+
+    /// The stored bytes of a tree: through the pack cache of a remote store.
+    fn tree_bytes(&self, at: &pack::BlobLocation) -> Result<Vec<u8>, StoreError> {
+        let len = at.stored_len as usize;
+        let Some(cache) = &self.pack_cache else {
+            return Ok(self
+                .backend
+                .get_range(&pack::key(&at.pack), at.offset, len)?);
+        };
+        let size = self.catalog.pack_size(&at.pack)?.unwrap_or(u64::MAX);
+        Ok(cache.read_range(&self.backend, &self.staging, &at.pack, size, at.offset, len)?)
+    }
+
+    /// Drops cached tree packs the catalog no longer names.
+    pub(super) fn tidy_pack_cache(&self) -> Result<(), StoreError> {
+        if let Some(cache) = &self.pack_cache {
+            let keep = self.catalog.packs()?.into_iter().map(|p| p.id).collect();
+            cache.retain(&keep);
+        }
+        Ok(())
     }
 
     /// Every snapshot, oldest first.

@@ -10,6 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::layout::{ensure_cache_layout, ensure_home_layout};
+use super::pack_cache::PackCache;
 use super::{
     CONFIG, Config, ConfigError, InitOptions, Location, LockMode, OpenOptions, Staging, Store,
     StoreError, catalog_file, lock, space,
@@ -161,16 +162,14 @@ fn open_local(root: &Path, location: &Location, options: OpenOptions) -> Result<
         LockMode::Exclusive => space::keep_reserve(root, mode, true, &mut notices)?,
     };
     let staging = Staging::new(root.join("tmp"), mode);
-    finish(
+    let parts = Parts {
         location,
-        root,
+        home: root,
         backend,
         staging,
-        config,
-        lock,
-        notices,
-        short_of_space,
-    )
+        cache: None,
+    };
+    finish(parts, config, lock, notices, short_of_space)
 }
 
 fn open_remote(
@@ -189,23 +188,42 @@ fn open_remote(
         .into_iter()
         .collect();
     let staging = Staging::new(home.join("tmp"), PRIVATE);
-    finish(
-        location, &home, backend, staging, config, lock, notices, false,
-    )
+    let parts = Parts {
+        location,
+        home: &home,
+        backend,
+        staging,
+        cache: Some(PackCache::new(&home)),
+    };
+    let store = finish(parts, config, lock, notices, false)?;
+    store.tidy_pack_cache()?;
+    Ok(store)
 }
 
-/// Opens the catalog in `home` and puts the store together.
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    location: &Location,
-    home: &Path,
+/// Where a store's pieces are.
+struct Parts<'a> {
+    location: &'a Location,
+    home: &'a Path,
     backend: Backend,
     staging: Staging,
+    cache: Option<PackCache>,
+}
+
+/// Opens the catalog in the home and puts the store together.
+fn finish(
+    parts: Parts<'_>,
     config: Config,
     lock: super::StoreLock,
     mut notices: Vec<String>,
     short_of_space: bool,
 ) -> Result<Store, StoreError> {
+    let Parts {
+        location,
+        home,
+        backend,
+        staging,
+        cache,
+    } = parts;
     let access = match (lock.mode(), lock.unlocked()) {
         (_, Some(_)) => catalog_file::Access::ReadOnly,
         (LockMode::Read, None) => catalog_file::Access::Read,
@@ -218,6 +236,7 @@ fn finish(
         home: home.to_owned(),
         backend,
         staging,
+        pack_cache: cache,
         config,
         catalog: opened.catalog,
         catalog_path: opened.path,

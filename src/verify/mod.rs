@@ -141,6 +141,9 @@ pub struct Report {
     pub read_secs: f64,
     /// Wall time.
     pub duration_secs: f64,
+    /// Requests made to a remote store; absent for a local one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<crate::backend::RequestStats>,
     /// Every blob found lost (for `repair`).
     #[serde(skip)]
     pub lost_blobs: HashSet<BlobId>,
@@ -228,6 +231,7 @@ pub fn verify(
     report.ok = report.damage.is_empty();
     report.ledger = leftovers::ledger_summary(store, &cataloged, options.data.now)?;
     report.duration_secs = started.elapsed().as_secs_f64();
+    report.requests = store.backend().requests();
     Ok(report)
 }
 
@@ -248,6 +252,7 @@ impl Report {
             ledger: LedgerSummary::default(),
             read_secs: 0.0,
             duration_secs: 0.0,
+            requests: None,
             lost_blobs: HashSet::new(),
             damaged_packs: Vec::new(),
             unbounded: HashSet::new(),

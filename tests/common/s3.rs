@@ -124,6 +124,19 @@ impl S3Store {
         }
     }
 
+    /// A store at `s3://NAME/store` in a bucket that does not exist (for
+    /// the errors it must give).
+    pub fn without_bucket(name: &str) -> Self {
+        let client = client(name, &server().endpoint(), 0);
+        Self {
+            bucket: Arc::new(Bucket {
+                name: name.to_owned(),
+                client,
+            }),
+            prefix: "store".to_owned(),
+        }
+    }
+
     /// The same bucket with another prefix (a second store beside this one).
     pub fn sibling(&self, prefix: &str) -> Self {
         Self {

@@ -1,0 +1,294 @@
+//! Stores in S3-compatible object storage, against a real S3 server on
+//! 127.0.0.1 (moto, started by the harness): every command of the README
+//! as it works locally, a second host with a cold cache, the index
+//! objects, the request counts, bad locations and credentials. Faults
+//! (503s, dropped connections) are in `s3_faults.rs`. Issue #15.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// A source tree with a few files, a symlink and a live WAL database.
+fn sources(t: &TestEnv) -> std::path::PathBuf {
+    let src = t.path("src");
+    small_tree(&src, 7);
+    write_random_file(&src.join("big.bin"), 3, 6 << 20);
+    let conn = open_in_mode(&src.join("app.db"), "WAL");
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES ('first night');")
+        .unwrap();
+    drop(conn);
+    settle();
+    src
+}
+
+fn requests(snapshot: &Value) -> &Value {
+    &snapshot["summary"]["requests"]
+}
+
+#[test]
+fn a_snapshot_in_s3_restores_byte_for_byte_by_id_and_by_time() {
+    let t = TestEnv::with_s3();
+    let src = sources(&t);
+    let first = t.snapshot(&[&src], &[]);
+    assert!(requests(&first)["put"].as_u64().unwrap() >= 3, "{first}");
+    assert_eq!(t.s3().count("index/"), 1, "one index object per snapshot");
+    assert_trees_equal(&src, &restored(&t.restore(id(&first)), &src));
+
+    write_file(&src.join("new.txt"), b"second night");
+    settle();
+    let second = t.snapshot(&[&src], &[]);
+    let at = first["time"].as_str().unwrap();
+    let target = t.fresh_dir("at");
+    t.cairn(["restore", "--at", at, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert!(!restored(&target, &src).join("new.txt").exists());
+    assert_trees_equal(&src, &restored(&t.restore(id(&second)), &src));
+}
+
+#[test]
+fn browsing_commands_work_on_an_s3_store() {
+    let t = TestEnv::with_s3();
+    let src = sources(&t);
+    let first = t.snapshot(&[&src], &[]);
+    write_file(&src.join("added.txt"), b"added");
+    settle();
+    let second = t.snapshot(&[&src], &[]);
+
+    let ls = t.cairn(["ls", "latest"]).arg(&src).assert().success();
+    assert!(String::from_utf8_lossy(&ls.get_output().stdout).contains("added.txt"));
+    let cat = t
+        .cairn(["cat", "latest"])
+        .arg(src.join("added.txt"))
+        .assert()
+        .success();
+    assert_eq!(cat.get_output().stdout, b"added");
+    let diff = t
+        .cairn(["diff", id(&first), id(&second)])
+        .assert()
+        .success();
+    assert!(
+        String::from_utf8_lossy(&diff.get_output().stdout).contains("+ "),
+        "{}",
+        String::from_utf8_lossy(&diff.get_output().stdout)
+    );
+    let find = t.cairn(["find", "*.db"]).assert().success();
+    assert!(String::from_utf8_lossy(&find.get_output().stdout).contains("app.db"));
+    t.cairn(["verify"]).assert().success();
+    t.cairn(["verify", "--read-data", "--sqlite"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_second_host_with_a_cold_cache_restores_a_snapshot_it_never_saw() {
+    let t = TestEnv::with_s3();
+    let src = sources(&t);
+    let snap = t.snapshot(&[&src], &[]);
+    let other = t.second_host();
+    let list = other.snapshots(&[]);
+    assert_eq!(list.len(), 1);
+    let back = restored(&other.restore(id(&snap)), &src);
+    assert_trees_equal(&src, &back);
+    // The database restored whole and consistent.
+    let conn = rusqlite::Connection::open(back.join("app.db")).unwrap();
+    let x: String = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(x, "first night");
+}
+
+#[test]
+fn an_unchanged_nightly_snapshot_costs_a_handful_of_requests() {
+    let t = TestEnv::with_s3();
+    let src = t.path("src");
+    for d in 0..20 {
+        small_tree(&src.join(format!("dir{d}")), d);
+    }
+    settle();
+    t.snapshot(&[&src], &[]);
+    let again = t.snapshot(&[&src], &[]);
+    let r = requests(&again);
+    let total: u64 = ["get", "put", "list", "delete", "head"]
+        .iter()
+        .map(|k| r[k].as_u64().unwrap())
+        .sum();
+    // config, LIST index/, LIST snapshots/, the record: no GET per directory.
+    assert!(
+        total <= 8,
+        "a no-change snapshot made {total} requests: {r}"
+    );
+    assert_eq!(
+        again["summary"]["files_unchanged"],
+        again["summary"]["files"]
+    );
+}
+
+#[test]
+fn forget_and_prune_free_space_and_keep_every_remaining_snapshot_whole() {
+    let t = TestEnv::with_s3();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    let mut snaps = Vec::new();
+    for night in 0..4u64 {
+        if night > 0 {
+            fs::remove_file(src.join(format!("night{}", night - 1))).unwrap();
+        }
+        write_random_file(&src.join(format!("night{night}")), night, 2 << 20);
+        settle();
+        snaps.push(t.snapshot(&[&src], &["--tag", "nightly"]));
+    }
+    let before = t.s3().size("packs/");
+    t.cairn(["forget", "--keep-last", "1", "--prune"])
+        .assert()
+        .success();
+    assert!(t.s3().size("packs/") < before, "prune freed nothing");
+    let last = snaps.last().unwrap();
+    assert_trees_equal(&src, &restored(&t.restore(id(last)), &src));
+    t.cairn(["verify", "--read-data"]).assert().success();
+    // A fresh host builds a catalog from the index objects prune left.
+    let other = t.second_host();
+    other.cairn(["verify", "--read-data"]).assert().success();
+    assert_trees_equal(&src, &restored(&other.restore(id(last)), &src));
+}
+
+#[test]
+fn repair_catalog_rebuilds_from_index_objects_or_else_from_pack_headers() {
+    let t = TestEnv::with_s3();
+    let src = sources(&t);
+    let snap = t.snapshot(&[&src], &[]);
+    let out = t.cairn(["--json", "repair", "catalog"]).assert().success();
+    let report = parse_json(&out.get_output().stdout);
+    assert_eq!(report["index_objects"], 1, "{report}");
+    assert_eq!(report["packs_from_headers"], 0, "{report}");
+
+    // Every index object lost: the packs' own headers are read, and a new
+    // index object names them for the next host.
+    for (key, _) in t.s3().keys("index/") {
+        t.s3().delete(&key);
+    }
+    let out = t.cairn(["--json", "repair", "catalog"]).assert().success();
+    let report = parse_json(&out.get_output().stdout);
+    assert!(
+        report["packs_from_headers"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
+    assert_eq!(t.s3().count("index/"), 1);
+    let other = t.second_host();
+    assert_trees_equal(&src, &restored(&other.restore(id(&snap)), &src));
+}
+
+#[test]
+fn a_damaged_index_object_is_reported_and_repaired_from_pack_headers() {
+    let t = TestEnv::with_s3();
+    let src = sources(&t);
+    let snap = t.snapshot(&[&src], &[]);
+    let (key, _) = t.s3().keys("index/").remove(0);
+    t.s3().flip_byte(&key, 20);
+    let other = t.second_host();
+    let out = other.cairn(["snapshots"]).assert().success();
+    assert!(
+        stderr_of(out.get_output()).contains(&key),
+        "{}",
+        stderr_of(out.get_output())
+    );
+    other.cairn(["repair", "catalog"]).assert().success();
+    assert!(t.s3().get(&key).is_none(), "the damaged index object stays");
+    assert_trees_equal(&src, &restored(&other.restore(id(&snap)), &src));
+}
+
+#[test]
+fn init_twice_is_refused_and_leaves_the_store_as_it_was() {
+    let t = TestEnv::with_s3();
+    let config = t.s3().get("config.json").unwrap();
+    let out = t.cairn(["init"]).assert().code(1);
+    assert!(stderr_of(out.get_output()).contains("already exists"));
+    assert_eq!(t.s3().get("config.json").unwrap(), config);
+}
+
+#[test]
+fn an_unknown_scheme_is_a_usage_error_naming_the_supported_ones() {
+    let t = TestEnv::new();
+    for store in ["sftp://host/backups", "gs://bucket/x"] {
+        let out = t
+            .cairn_without_store(["--store", store, "snapshots"])
+            .assert()
+            .code(2);
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("s3://BUCKET"), "{err}");
+    }
+    assert!(!t.path("sftp:").exists() && !t.path("gs:").exists());
+}
+
+#[test]
+fn a_missing_bucket_or_bad_credentials_say_so_in_one_line_without_creating_anything() {
+    let t = TestEnv::with_s3();
+    let mut missing = TestEnv::new();
+    missing.location = StoreLocation::S3 {
+        store: s3::S3Store::without_bucket("cairn-no-such-bucket"),
+        endpoint: s3::server().endpoint(),
+    };
+    let out = missing.cairn(["init"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("s3://cairn-no-such-bucket") && err.contains("NoSuchBucket"),
+        "{err}"
+    );
+
+    let out = t
+        .cairn(["snapshots"])
+        .env("AWS_SECRET_ACCESS_KEY", "")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_with_exit_1_and_no_backtrace() {
+    let t = TestEnv::with_s3();
+    let out = t
+        .cairn(["--retries", "0", "snapshots"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.starts_with("cairn: error: s3://"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_local_store_upgraded_to_format_3_is_indexed_before_its_config_says_so() {
+    let t = TestEnv::new();
+    copy_tree(Path::new("tests/fixtures/v1"), &t.store);
+    t.cairn(["snapshots"]).assert().success();
+    assert!(
+        !t.store.join("index").exists()
+            || fs::read_dir(t.store.join("index")).unwrap().count() == 0
+    );
+    let src = t.path("src");
+    small_tree(&src, 1);
+    settle();
+    t.snapshot(&[&src], &[]);
+    let config: Value = parse_json(&fs::read(t.store.join("config.json")).unwrap());
+    assert_eq!(config["version"], 3);
+    let indexes = fs::read_dir(t.store.join("index")).unwrap().count();
+    assert!(
+        indexes >= 2,
+        "the old packs and the new snapshot are indexed ({indexes})"
+    );
+    // A catalog built from the index objects alone knows every old blob.
+    for f in ["catalog.db", "catalog.db-wal", "catalog.db-shm"] {
+        let _ = fs::remove_file(t.store.join(f));
+    }
+    t.cairn(["verify", "--read-data"]).assert().success();
+}
