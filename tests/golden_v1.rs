@@ -210,20 +210,21 @@ fn the_v1_config_is_read_and_kept_byte_for_byte() {
 }
 
 #[test]
-fn a_snapshot_into_a_v1_store_upgrades_it_to_v2_and_the_old_snapshots_still_restore() {
+fn a_snapshot_into_a_v1_store_upgrades_it_to_the_current_version_and_the_old_snapshots_still_restore()
+ {
     let (dir, store) = fixture_copy();
     let src = dir.path().join("src");
     fs::create_dir(&src).unwrap();
-    fs::write(src.join("new.txt"), b"written by v2").unwrap();
+    fs::write(src.join("new.txt"), b"written by a newer cairn").unwrap();
     cairn(&store)
         .arg("snapshot")
         .arg(&src)
         .assert()
         .success()
-        .stderr(predicates::str::contains("from format version 1 to 2"));
+        .stderr(predicates::str::contains("from format version 1 to 3"));
     let config =
         cairn::store::Config::decode(&fs::read(store.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config.version, 2);
+    assert_eq!(config.version, cairn::store::config::FORMAT_VERSION);
     assert_eq!(config.sqlite(), cairn::store::SqliteConfig::default());
     let target = dir.path().join("old");
     cairn(&store)

@@ -35,16 +35,15 @@ pub struct RebuildReport {
 }
 
 impl RebuildReport {
-    /// Where the packs came from, for messages.
+    /// Where the packs came from, for messages: `6 packs`, `2 index
+    /// objects (40 packs)`, or both.
     pub fn describe(&self) -> String {
-        let mut parts = vec![format!(
-            "{} packs from {} index objects",
-            self.packs, self.indexes
-        )];
-        if self.from_headers > 0 {
-            parts.push(format!("{} from their own headers", self.from_headers));
+        let indexed = format!("{} index objects ({} packs)", self.indexes, self.packs);
+        match (self.indexes, self.from_headers) {
+            (0, h) => format!("{h} packs"),
+            (_, 0) => indexed,
+            (_, h) => format!("{indexed} and {h} pack headers"),
         }
-        parts.join(", ")
     }
 }
 
@@ -80,8 +79,37 @@ pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport
     if crate::index::list(backend)?.objects.is_empty() {
         from_pack_headers(catalog, backend, &mut report)?;
     }
+    drop_missing_packs(catalog, backend, &mut report)?;
     catalog.mark_complete()?;
     Ok(report)
+}
+
+/// Drops from the catalog the packs an index object names but `packs/`
+/// does not hold (deleted behind cairn's back, lost to damage): a catalog
+/// that listed them would let the next snapshot reuse blobs that are gone.
+fn drop_missing_packs(
+    catalog: &mut Catalog,
+    backend: &Backend,
+    report: &mut RebuildReport,
+) -> Result<(), RebuildError> {
+    let present: std::collections::HashSet<_> =
+        pack::list::list(backend)?.packs.into_iter().collect();
+    let missing: Vec<_> = catalog
+        .packs()?
+        .into_iter()
+        .map(|p| p.id)
+        .filter(|id| !present.contains(id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for id in &missing {
+        let why = "named by an index object but missing from the store; left out".to_owned();
+        report.unreadable.push((pack::key(id), why));
+    }
+    // Nothing is live in a rebuild's eyes: every row of a missing pack goes.
+    let _ = catalog.commit_prune(&[], &missing, |_| false)?;
+    Ok(())
 }
 
 /// `repair catalog`: completes a fresh `catalog` from the index objects

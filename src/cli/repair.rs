@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
                     });
                     print_json(out, &json)
                 } else if !ctx.quiet {
-                    writeln!(out, "rebuilt the catalog: {}", report.describe())
+                    writeln!(out, "rebuilt the catalog from {}", report.describe())
                 } else {
                     Ok(())
                 }

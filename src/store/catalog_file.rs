@@ -242,8 +242,8 @@ fn private(path: &Path, backend: &Backend, cause: &str) -> Result<Opened, StoreE
     };
     let how = match (&report, copied) {
         (None, _) => "a copy of it".to_owned(),
-        (Some(r), true) => format!("a copy of it completed ({})", r.describe()),
-        (Some(r), false) => format!("a catalog rebuilt ({})", r.describe()),
+        (Some(r), true) => format!("a copy of it completed from {}", r.describe()),
+        (Some(r), false) => format!("a catalog rebuilt from {}", r.describe()),
     };
     let mut notices = vec![format!(
         "{} cannot be used where it is ({cause}) and the store cannot be written: using {how} in {} for this run only",
@@ -297,7 +297,7 @@ fn rebuild_notices(report: &RebuildReport, summary: bool) -> Vec<String> {
     let mut notices = Vec::new();
     if summary && (report.packs + report.from_headers > 0 || !report.unreadable.is_empty()) {
         notices.push(format!(
-            "catalog.db was missing or incomplete: rebuilt it ({})",
+            "catalog.db was missing or incomplete: rebuilt it from {}",
             report.describe()
         ));
     }

