@@ -201,7 +201,11 @@ fn a_damaged_index_object_is_reported_and_repaired_from_pack_headers() {
     // the same order make the same object): never the damaged bytes.
     if let Some(bytes) = t.s3().get(&key) {
         let name = key.trim_start_matches("index/");
-        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), name, "the damaged index object stays");
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            name,
+            "the damaged index object stays"
+        );
     }
     assert_trees_equal(&src, &restored(&other.restore(id(&snap)), &src));
 }

@@ -61,12 +61,14 @@ fn a_slow_server_is_waited_for() {
     assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
 }
 
-/// 80 one-MiB packs: the first 64 are indexed in the middle of the run.
+/// Packs of about a MiB: the first 16 are indexed in the middle of the run.
+const MANY_PACKS_BYTES: u64 = 48 << 20;
+
 fn many_packs(t: &TestEnv) -> std::path::PathBuf {
     let src = t.path("src");
     fs::create_dir(&src).unwrap();
     for i in 0..4 {
-        write_random_file(&src.join(format!("part{i}")), 10 + i, 20 << 20);
+        write_random_file(&src.join(format!("part{i}")), 10 + i, MANY_PACKS_BYTES / 4);
     }
     settle();
     src
@@ -80,7 +82,7 @@ fn a_snapshot_cut_off_mid_upload_commits_nothing_and_the_rerun_uploads_only_the_
     t.through(&proxy);
     let src = many_packs(&t);
     // Past the first index object, every upload fails for good.
-    proxy.aim("PUT", 72);
+    proxy.aim("PUT", 20);
     proxy.slow_down(10_000);
     let out = t
         .cairn(["--retries", "0", "snapshot"])

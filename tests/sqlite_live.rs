@@ -53,7 +53,7 @@ fn stalled_snapshot_of_database(journal_mode: &str) -> (TestEnv, PathBuf, PathBu
 }
 
 /// Starts `cairn snapshot SRC` in a store of 1 MiB packs and returns once
-/// the first pack is cataloged: the snapshot then sleeps, holding whatever
+/// the third pack is uploaded: the snapshot then sleeps, holding whatever
 /// it holds, with the database read only partly (chunks are single pages
 /// and the pipeline between the walk and the pack writer holds only a few).
 fn snapshot_stalled_after_first_pack(t: &TestEnv, src: &Path) -> Child {
@@ -61,14 +61,14 @@ fn snapshot_stalled_after_first_pack(t: &TestEnv, src: &Path) -> Child {
     let mut child = t
         .command(["--json", "snapshot"])
         .arg(src)
-        .env("CAIRN_STALL_AT", "pack-cataloged:3")
+        .env("CAIRN_STALL_AT", "pack-published:3")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let stalled = lines.any(|l| l.unwrap().contains("stall point pack-cataloged"));
+    let stalled = lines.any(|l| l.unwrap().contains("stall point pack-published"));
     assert!(stalled, "the snapshot ended without stalling");
     // Keep draining stderr so the child never blocks on it.
     std::thread::spawn(move || lines.for_each(drop));
@@ -119,7 +119,7 @@ fn a_wal_database_is_read_in_place_and_misses_commits_and_checkpoints_made_meanw
     let _holder = wal_holder(&db);
     let child = snapshot_stalled_after_first_pack(&t, &src);
     assert!(
-        !has_temp_file(&t.store.join("tmp")),
+        !has_database_copy(&t.store.join("tmp")),
         "a copy of the database is in tmp/"
     );
     // Rewrite every row, pages not read yet included, and push the commit
@@ -163,7 +163,7 @@ fn a_rollback_journal_database_is_locked_only_while_it_is_copied() {
     let back = restored_database(&t, id(&snap), &db);
     assert_eq!(tag_counts(&back), [(0, ROWS)]);
     assert!(
-        !has_temp_file(&t.store.join("tmp")),
+        !has_database_copy(&t.store.join("tmp")),
         "the copy was left in tmp/"
     );
 }

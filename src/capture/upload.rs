@@ -1,6 +1,7 @@
 //! The last stage of a capture: sealed packs are uploaded a few at once,
-//! and every [`INDEX_BATCH`] packs (and at the end) an index object naming
-//! the uploaded ones is written to the store, then recorded in the catalog.
+//! and every [`INDEX_BATCH`] packs or five minutes (and at the end) an
+//! index object naming the uploaded ones is written to the store, then
+//! recorded in the catalog.
 //!
 //! ```text
 //! pack writer ──sealed──▶ uploaders (1 locally, up to 4 remotely) ──published──▶ indexer
@@ -14,6 +15,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -24,10 +26,12 @@ use crate::index::{self, IndexedPack};
 use crate::pack::writer::{PublishedPack, SealedPack};
 use crate::store::StoreError;
 
-/// Packs named by one index object written during a capture: 1 GiB of
-/// 16 MiB packs, so a run that dies loses at most that much upload work,
-/// and a store gets one index object per snapshot or per GiB added.
-pub const INDEX_BATCH: usize = 64;
+/// Packs named by one index object written during a capture (256 MiB of
+/// 16 MiB packs), and the longest a pack waits for its index object: a run
+/// that dies loses at most that much upload work. A store gets one index
+/// object per snapshot or per batch; prune merges them.
+pub const INDEX_BATCH: usize = 16;
+const INDEX_AGE: Duration = Duration::from_secs(300);
 
 /// What the indexer recorded.
 #[derive(Debug, Default, Clone, Copy)]
@@ -83,6 +87,7 @@ pub fn index_all(
     let mut catalog = Catalog::open(catalog).map_err(StoreError::from)?;
     let mut out = Indexed::default();
     let mut pending = Vec::new();
+    let mut oldest = Instant::now();
     for pack in published {
         let pack = pack?;
         out.packs += 1;
@@ -91,8 +96,11 @@ pub fn index_all(
             .iter()
             .map(|e| u64::from(e.stored_len))
             .sum::<u64>();
+        if pending.is_empty() {
+            oldest = Instant::now();
+        }
         pending.push(pack);
-        if pending.len() >= INDEX_BATCH {
+        if pending.len() >= INDEX_BATCH || oldest.elapsed() >= INDEX_AGE {
             flush(backend, &mut catalog, &mut pending)?;
         }
     }

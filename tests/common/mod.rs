@@ -755,6 +755,19 @@ pub fn has_temp_file(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `dir` holds a temporary file that starts like a SQLite database
+/// (an image being copied), as opposed to packs being staged.
+pub fn has_database_copy(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let mut head = [0u8; 16];
+        let read = File::open(e.path()).and_then(|mut f| f.read_exact(&mut head));
+        read.is_ok() && &head == b"SQLite format 3\0"
+    })
+}
+
 // ---------------------------------------------------------------------------
 // SQLite
 
