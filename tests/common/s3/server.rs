@@ -72,7 +72,10 @@ impl S3Server {
     /// Starts the server on a free port; a few attempts, as another process
     /// may take the port between our probe and the server's bind.
     fn start() -> Result<S3Server, String> {
-        let program = find_on_path("moto_server").ok_or_else(|| INSTALL_HINT.to_owned())?;
+        let program = match find_on_path("moto_server") {
+            Some(program) => program,
+            None => install_into_target()?,
+        };
         let mut why = String::new();
         for _ in 0..3 {
             match Self::start_on(&program, free_port()) {
@@ -205,6 +208,54 @@ fn free_port() -> u16 {
 }
 
 /// The first executable file called `name` in `$PATH`.
+/// Where the test command installs the server when it is not on PATH: a
+/// virtualenv under `target/`, as `.ci/run` makes it, so that `cargo test`
+/// works on a fresh machine with python3 (and PyPI) alone.
+fn install_into_target() -> Result<PathBuf, String> {
+    // The harness's own test points it elsewhere to see an install fail.
+    let venv = match env::var_os("CAIRN_TEST_S3_SERVER_VENV") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/s3-server"),
+    };
+    let program = venv.join("bin/moto_server");
+    // One test binary installs; the others wait for it on the lock.
+    let lock_path = venv.with_extension("lock");
+    let _ = std::fs::create_dir_all(venv.parent().unwrap_or(Path::new(".")));
+    let lock =
+        std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if program.exists() {
+        return Ok(program);
+    }
+    eprintln!(
+        "installing moto_server (moto[s3], flask, flask-cors) into {}",
+        venv.display()
+    );
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let status = cmd
+            .status()
+            .map_err(|e| format!("{cmd:?}: {e}; {INSTALL_HINT}"))?;
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("{cmd:?} failed; {INSTALL_HINT}"))
+    };
+    let _ = std::fs::remove_dir_all(&venv);
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "moto[s3]==5.2.1",
+        "flask",
+        "flask-cors",
+    ]))?;
+    Ok(program)
+}
+
 fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = env::var_os("PATH")?;
