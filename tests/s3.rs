@@ -301,3 +301,20 @@ fn a_local_store_upgraded_to_format_3_is_indexed_before_its_config_says_so() {
     }
     t.cairn(["verify", "--read-data"]).assert().success();
 }
+
+#[test]
+fn verify_names_a_damaged_index_object_as_damage() {
+    let t = TestEnv::with_s3();
+    let src = sources(&t);
+    t.snapshot(&[&src], &[]);
+    let (key, _) = t.s3().keys("index/").remove(0);
+    t.s3().flip_byte(&key, 30);
+    let out = t.cairn(["--json", "verify"]).assert().code(4);
+    let report = parse_json(&out.get_output().stdout);
+    let named = report["damage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["kind"] == "index" && d["key"] == key.as_str());
+    assert!(named, "{report}");
+}

@@ -286,7 +286,7 @@ pub fn run(
         summary,
     };
     let checked_at = present::ensure_present(store, tree, removals)?;
-    let snapshot = snapshot::commit(store.backend(), record)?;
+    let snapshot = snapshot::commit(store.backend(), record).map_err(StoreError::from)?;
     // Every blob it references was in the catalog at that count, and the
     // shared lock keeps prune and repair out until this returns.
     if let Some(count) = checked_at {

@@ -30,7 +30,7 @@ fn describe_protected(ids: &[SnapshotId]) -> String {
 /// concurrent `protect` cannot slip in between the check and the delete.
 pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
     store.require_exclusive("forgetting snapshots")?;
-    let protected = protect::protected(store.backend())?;
+    let protected = protect::protected(store.backend()).map_err(StoreError::from)?;
     let refused: Vec<SnapshotId> = ids
         .iter()
         .filter(|id| protected.contains(id))

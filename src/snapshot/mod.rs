@@ -15,7 +15,6 @@ use crate::catalog::Catalog;
 use crate::crash;
 use crate::id::{SnapshotId, TreeId};
 use crate::rawname::RawName;
-use crate::store::StoreError;
 use crate::when::SnapshotTime;
 
 /// The record format this code writes.
@@ -158,6 +157,17 @@ pub struct Snapshot {
     pub record: SnapshotRecord,
 }
 
+/// Why records could not be written or listed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The store failed.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// The catalog's record cache failed.
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+}
+
 /// Why a record file is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -217,7 +227,7 @@ pub fn id_of_key(key: &str) -> Option<SnapshotId> {
 
 /// Writes a record durably; from the moment this returns, the snapshot is
 /// visible. Everything it references must already be durable and cataloged.
-pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, StoreError> {
+pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, SnapshotError> {
     let bytes = record.encode();
     let id = SnapshotId::of(&bytes);
     crash::point("snapshot-record-written");
@@ -310,7 +320,7 @@ impl SnapshotList {
 
 /// Lists `snapshots/`, reading only records the catalog has not cached
 /// (in parallel: a fresh host of a remote store reads them all once).
-pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, StoreError> {
+pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, SnapshotError> {
     use rayon::prelude::*;
     let mut cached = catalog.cached_snapshots()?;
     let ids: Vec<SnapshotId> = backend

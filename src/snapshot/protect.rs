@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use crate::backend::Backend;
+use crate::backend::BackendError;
 use crate::id::SnapshotId;
-use crate::store::StoreError;
 
 /// The store key of `id`'s marker.
 fn key(id: &SnapshotId) -> String {
@@ -15,7 +15,7 @@ fn key(id: &SnapshotId) -> String {
 }
 
 /// Every protected snapshot id. Names that are not ids are ignored.
-pub fn protected(backend: &Backend) -> Result<HashSet<SnapshotId>, StoreError> {
+pub fn protected(backend: &Backend) -> Result<HashSet<SnapshotId>, BackendError> {
     Ok(backend
         .list("protected/")?
         .iter()
@@ -24,11 +24,11 @@ pub fn protected(backend: &Backend) -> Result<HashSet<SnapshotId>, StoreError> {
 }
 
 /// Marks `id` protected (durably); protecting twice is harmless.
-pub fn protect(backend: &Backend, id: &SnapshotId) -> Result<(), StoreError> {
-    Ok(backend.create(&key(id), b"")?)
+pub fn protect(backend: &Backend, id: &SnapshotId) -> Result<(), BackendError> {
+    backend.create(&key(id), b"")
 }
 
 /// Removes `id`'s protection; returns whether it was protected.
-pub fn unprotect(backend: &Backend, id: &SnapshotId) -> Result<bool, StoreError> {
+pub fn unprotect(backend: &Backend, id: &SnapshotId) -> Result<bool, BackendError> {
     Ok(backend.delete_counted(&key(id))?.is_some())
 }

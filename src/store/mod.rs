@@ -122,6 +122,9 @@ pub enum StoreError {
     /// Bringing the catalog up to date with the store failed.
     #[error("catalog: {0}")]
     Sync(#[from] catalog::sync::SyncError),
+    /// Writing or listing snapshot records failed.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
     /// Rebuilding the catalog failed.
     #[error("rebuilding the catalog: {0}")]
     Rebuild(#[from] catalog::rebuild::RebuildError),
@@ -416,7 +419,7 @@ impl Store {
 
     /// Every snapshot, oldest first.
     pub fn snapshots(&self) -> Result<SnapshotList, StoreError> {
-        snapshot::list(&self.backend, &self.catalog)
+        Ok(snapshot::list(&self.backend, &self.catalog)?)
     }
 }
 

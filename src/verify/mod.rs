@@ -23,6 +23,7 @@ mod attribute;
 pub mod data;
 mod databases;
 mod found;
+mod indexes;
 mod leftovers;
 mod packs;
 mod records;
@@ -70,6 +71,8 @@ pub enum DamageKind {
     Tree,
     /// One entry of a tree that decodes but that a restore would refuse.
     Entry,
+    /// An index object that does not read or names a pack that is gone.
+    Index,
 }
 
 impl std::fmt::Display for DamageKind {
@@ -81,6 +84,7 @@ impl std::fmt::Display for DamageKind {
             Self::Database => "database",
             Self::Tree => "tree",
             Self::Entry => "entry",
+            Self::Index => "index",
         })
     }
 }
@@ -141,6 +145,8 @@ pub struct Report {
     pub read_secs: f64,
     /// Wall time.
     pub duration_secs: f64,
+    /// Index objects read.
+    pub index_objects: u64,
     /// Requests made to a remote store; absent for a local one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<crate::backend::RequestStats>,
@@ -221,6 +227,22 @@ pub fn verify(
     }
     let (warnings, damaged_strays) = leftovers::leftovers(store, &cataloged)?;
     report.warnings.extend(warnings);
+    let on_disk = crate::pack::list::list(store.backend())?
+        .packs
+        .into_iter()
+        .collect();
+    let indexes = indexes::check(store, &on_disk)?;
+    report.index_objects = indexes.objects;
+    for (key, cause) in indexes.damaged {
+        found.add(DamageKind::Index, key, cause);
+    }
+    if !indexes.unnamed.is_empty() {
+        report.warnings.push(format!(
+            "{} cataloged pack(s) are named by no index object (first: {}): other hosts do not see them; `cairn repair catalog` indexes them",
+            indexes.unnamed.len(),
+            indexes.unnamed[0]
+        ));
+    }
     for (id, cause) in damaged_strays {
         found.pack(&id, cause, &[]);
     }
@@ -252,6 +274,7 @@ impl Report {
             ledger: LedgerSummary::default(),
             read_secs: 0.0,
             duration_secs: 0.0,
+            index_objects: 0,
             requests: None,
             lost_blobs: HashSet::new(),
             damaged_packs: Vec::new(),
