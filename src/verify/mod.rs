@@ -227,11 +227,7 @@ pub fn verify(
     }
     let (warnings, damaged_strays) = leftovers::leftovers(store, &cataloged)?;
     report.warnings.extend(warnings);
-    let on_disk = crate::pack::list::list(store.backend())?
-        .packs
-        .into_iter()
-        .collect();
-    let indexes = indexes::check(store, &on_disk)?;
+    let indexes = indexes::check(store)?;
     report.index_objects = indexes.objects;
     for (key, cause) in indexes.damaged {
         found.add(DamageKind::Index, key, cause);
