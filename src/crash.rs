@@ -27,7 +27,9 @@
 //! `interrupt`), so a test can interrupt a command at exactly that point.
 //!
 //! Points of a restore: `restore-file-started` (a file's temporary name
-//! created, nothing written yet).
+//! created, nothing written yet). Of `tag`: `retag-new-written` (the new
+//! record written and protected like the old one, the old one not yet
+//! deleted).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -5,7 +5,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 
 /// The stack the command runs on. Walks of a snapshot's trees (and of the
 /// sources) recurse once per directory level, up to
@@ -16,8 +15,8 @@ use clap::Parser;
 const STACK: usize = 64 << 20;
 
 fn main() -> ExitCode {
-    let command = || cli::run(cli::Cli::parse());
-    let result = match std::thread::Builder::new()
+    let command = cli::main;
+    match std::thread::Builder::new()
         .name("cairn".into())
         .stack_size(STACK)
         .spawn(command)
@@ -27,15 +26,5 @@ fn main() -> ExitCode {
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         // No thread (address space exhausted?): run on this one.
         Err(_) => command(),
-    };
-    match result {
-        Ok(exit) => exit.code(),
-        Err(e) => {
-            let (exit, message) = cli::exit::ending(&e);
-            if let Some(message) = message {
-                eprintln!("cairn: {message}");
-            }
-            exit.code()
-        }
     }
 }

@@ -3,7 +3,9 @@
 //! Both trees are walked side by side in name order; a subtree with the
 //! same id on both sides is identical and skipped without being read, so
 //! diffing two snapshots of a big unchanged tree costs a few tree reads.
-//! Everything below an added or removed directory is reported too.
+//! Everything below an added or removed directory is reported too. The
+//! directories above the snapshotted paths (`/`, `/srv` of `/srv/app`) are
+//! recorded only to hold them: a change of their metadata is not reported.
 
 use std::path::Path;
 
@@ -59,10 +61,13 @@ struct Differ<'a> {
     store: &'a Store,
     budgets: &'a mut Budgets,
     emit: Emit<'a>,
+    sources: &'a [&'a Path],
 }
 
 /// Calls `emit` for every difference between `old` and `new` (what each
-/// snapshot has at `path`, `None` if nothing), in path order. The listings
+/// snapshot has at `path`, `None` if nothing), in path order. `sources` are
+/// the snapshotted paths of both sides: a directory above them changes
+/// without being reported (all are reported if it is empty). The listings
 /// read on each side are counted against its budget; recursive, but never
 /// deeper than [`MAX_DEPTH`](crate::bound::MAX_DEPTH).
 pub fn diff(
@@ -70,6 +75,7 @@ pub fn diff(
     old: Option<&Node>,
     new: Option<&Node>,
     path: &Path,
+    sources: &[&Path],
     budgets: &mut Budgets,
     emit: Emit<'_>,
 ) -> Result<(), BrowseError> {
@@ -77,6 +83,7 @@ pub fn diff(
         store,
         budgets,
         emit,
+        sources,
     };
     let depth = depth_of(path);
     match (old, new) {
@@ -138,7 +145,7 @@ impl Differ<'_> {
             return self.whole(ChangeKind::Added, path, b);
         }
         let what = differences(a, b);
-        if !what.is_empty() {
+        if !what.is_empty() && self.is_captured(path) {
             (self.emit)(&Change {
                 kind: ChangeKind::Modified,
                 path,
@@ -155,6 +162,12 @@ impl Differ<'_> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Whether `path` is a snapshotted path or below one (not one of the
+    /// directories that only hold them).
+    fn is_captured(&self, path: &Path) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|s| path.starts_with(s))
     }
 
     /// An entry present on one side only, and everything below it.

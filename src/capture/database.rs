@@ -274,6 +274,9 @@ impl Walker<'_, '_> {
     fn fall_back(&mut self, path: &Path, why: &str) -> DbOutcome {
         self.databases_seen.remove(path);
         self.summary.database_fallbacks += 1;
+        if self.summary.fallbacks.len() < MAX_LISTED_LEFT_OUT {
+            self.summary.fallbacks.push(crate::rawname::RawName::from_path(path));
+        }
         self.reporter.warn(&Warning::StoredRaw {
             path: path.to_owned(),
             cause: why.to_owned(),

@@ -8,6 +8,7 @@
 
 pub mod change;
 mod consistent;
+mod count;
 pub mod database;
 pub mod excludes;
 pub mod handle;
@@ -57,6 +58,10 @@ pub enum CaptureError {
         /// Why.
         cause: String,
     },
+    /// A tag or the host name is empty (`--tag ""`): such a snapshot
+    /// could not be found by it.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
     /// `--stdin-name` is not a plain file name.
     #[error("--stdin-name {0:?} must be a plain file name (no '/', not '.' or '..')")]
     StdinName(String),
@@ -167,6 +172,12 @@ pub fn prepare(
     stdin_name: Option<&str>,
     mut options: CaptureOptions,
 ) -> Result<Plan, CaptureError> {
+    if options.tags.iter().any(|t| t.trim().is_empty()) {
+        return Err(CaptureError::Empty("--tag"));
+    }
+    if options.host.trim().is_empty() {
+        return Err(CaptureError::Empty("--host"));
+    }
     Excludes::new(&options.excludes, None)?;
     let input = match stdin_name {
         Some(name) => {
@@ -231,7 +242,12 @@ pub fn run(
         }
         _ => false,
     };
-    let ((tree, walked), sink, written) = pipeline::run(store, progress, |sink| {
+    let sources = match &plan.input {
+        Input::Paths(sources) => Some(sources),
+        Input::Stdin { .. } => None,
+    };
+    let captured = count::beside(sources, &excludes, progress, || {
+        pipeline::run(store, progress, |sink| {
         let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
         let mut walker = Walker {
             parent_intact,
@@ -259,7 +275,9 @@ pub fn run(
             )?,
         };
         Ok((tree, walker.summary))
-    })?;
+        })
+    });
+    let ((tree, walked), sink, written) = captured?;
 
     crate::crash::point("capture-walked");
     let summary = Summary {
@@ -272,6 +290,8 @@ pub fn run(
         packs_written: written.packs,
         duration_secs: started.elapsed().as_secs_f64(),
         requests: store.backend().requests(),
+        // Only for charts: a catalog that cannot sum leaves it out.
+        store_bytes: store.catalog().pack_bytes().ok(),
         ..walked
     };
     let record = SnapshotRecord {

@@ -1,4 +1,5 @@
-//! What a running capture tells its caller as it goes: warnings.
+//! What a running capture tells its caller as it goes: warnings, and each
+//! file as it is captured (for `-v`).
 
 use std::path::{Path, PathBuf};
 
@@ -64,10 +65,27 @@ impl std::fmt::Display for Warning {
     }
 }
 
+/// How a captured file compares with the parent snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileChange {
+    /// Not in the parent.
+    New,
+    /// Read again, and its content differs.
+    Modified,
+    /// Read again (its metadata changed), and its content is the same.
+    Reread,
+    /// Taken from the parent without being read.
+    Unchanged,
+}
+
 /// Receives warnings while a capture runs.
 pub trait Reporter: Sync {
     /// Called once per warning, as it happens.
     fn warn(&self, warning: &Warning);
+
+    /// Called once per regular file captured (not for files left out), as
+    /// it is done. Ignored unless a caller lists files.
+    fn file(&self, _path: &Path, _change: FileChange) {}
 }
 
 pub(crate) fn left_out(path: &Path, cause: impl std::fmt::Display) -> Warning {

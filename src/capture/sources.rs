@@ -46,6 +46,11 @@ impl Sources {
         Ok(Self { paths: kept })
     }
 
+    /// The paths, sorted.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
     /// The paths, sorted, as recorded in the snapshot.
     pub fn recorded(&self) -> Vec<RawName> {
         self.paths.iter().map(|p| RawName::from_path(p)).collect()

@@ -22,7 +22,7 @@ use super::excludes::Excludes;
 use super::handle::{self, DirHandle, FileStat, Kind};
 use super::listing::{Listed, Listing};
 use super::pipeline::BlobSink;
-use super::report::{self, Reporter, Warning};
+use super::report::{self, FileChange, Reporter, Warning};
 use super::sources::SourceNode;
 use crate::chunker::{self, ChunkerParams};
 use crate::database::SqliteMode;
@@ -300,6 +300,8 @@ impl Walker<'_, '_> {
             && let Some(content) = self.reusable(path, prev, stat, origin)?
         {
             self.summary.files_unchanged += 1;
+            Progress::add(&self.progress.skipped, stat.size);
+            self.reporter.file(path, FileChange::Unchanged);
             let entry = Entry {
                 name: RawName::from_os(name),
                 meta: entry_meta(stat, prev.meta.size),
@@ -308,14 +310,19 @@ impl Walker<'_, '_> {
             self.note_unchanged_database(path, &entry);
             return Ok(Some(self.count_file(entry)));
         }
+        self.progress.working_on_path(path);
         let Some(entry) = self.read_file(path, name, origin.dir, open)? else {
             return Ok(None);
         };
-        if before.is_some() {
-            self.summary.files_changed += 1;
-        } else {
-            self.summary.files_new += 1;
-        }
+        let change = match before {
+            None => FileChange::New,
+            Some(prev) if prev.chunks() != entry.chunks() => FileChange::Modified,
+            Some(_) => FileChange::Reread,
+        };
+        self.summary.files_new += u64::from(change == FileChange::New);
+        self.summary.files_changed += u64::from(change != FileChange::New);
+        self.summary.files_modified += u64::from(change == FileChange::Modified);
+        self.reporter.file(path, change);
         Ok(Some(self.count_file(entry)))
     }
 

@@ -17,6 +17,7 @@ pub mod rebuild;
 mod schema;
 mod snapshots;
 pub mod sync;
+pub mod totals;
 
 pub use indexes::Forgotten;
 

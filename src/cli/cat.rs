@@ -3,10 +3,10 @@
 use clap::Args;
 
 use cairn::browse::{self, BrowseError, Node};
+use cairn::outcome::Outcome;
 
 use super::Ctx;
 use super::choose::SnapshotPathArgs;
-use super::exit::Exit;
 use super::stdout::Out;
 
 #[derive(Debug, Args)]
@@ -15,9 +15,9 @@ pub struct CatArgs {
     target: SnapshotPathArgs,
 }
 
-pub fn run(ctx: &Ctx, args: CatArgs) -> anyhow::Result<Exit> {
-    if !args.target.has_path() {
-        anyhow::bail!("name the file to print: cairn cat SNAPSHOT PATH");
+pub fn run(ctx: &Ctx, args: CatArgs) -> anyhow::Result<Outcome> {
+    if !args.target.has_path()? {
+        anyhow::bail!("name the file to print: cairn cat [SNAPSHOT] PATH");
     }
     let (store, snapshot, path) = args.target.resolve(ctx)?;
     let entry = match browse::lookup(&store, &snapshot.record.tree, &path)? {
@@ -29,5 +29,5 @@ pub fn run(ctx: &Ctx, args: CatArgs) -> anyhow::Result<Exit> {
     let mut out = Out::streaming();
     browse::write_content(&store, &path, &entry, &mut out)?;
     out.finish()?;
-    Ok(Exit::Ok)
+    Ok(Outcome::Done)
 }

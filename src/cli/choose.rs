@@ -16,7 +16,7 @@ use cairn::tree::{Entry, Timespec};
 use cairn::when::{self, DayEnd, SnapshotTime};
 
 use super::Ctx;
-use super::snapshots::FilterArgs;
+use super::filter::FilterArgs;
 
 /// `--at WHEN`, for commands that take one snapshot.
 #[derive(Debug, Args)]
@@ -31,7 +31,8 @@ pub struct AtArgs {
 /// for `ls` and `cat`.
 #[derive(Debug, Args)]
 pub struct SnapshotPathArgs {
-    /// Snapshot: an id, a unique prefix, `latest` or @WHEN (leave out with --at)
+    /// Snapshot: an id, a unique prefix, `latest` or @WHEN [default: latest]
+    /// (leave out with --at; a first word starting with `/` is the PATH)
     #[arg(value_name = "SNAPSHOT")]
     snapshot: Option<String>,
     /// Path in the snapshot, absolute as it was captured [default: /]
@@ -44,16 +45,16 @@ pub struct SnapshotPathArgs {
 }
 
 impl SnapshotPathArgs {
-    /// Whether a path was given (with `--at`, the first word is the path).
-    pub fn has_path(&self) -> bool {
-        match self.at.at {
-            Some(_) => self.snapshot.is_some(),
-            None => self.path.is_some(),
-        }
+    /// Whether a path was given.
+    pub fn has_path(&self) -> anyhow::Result<bool> {
+        let (_, path) =
+            reference_and_path(self.at.at, self.snapshot.as_deref(), self.path.as_deref())?;
+        Ok(path.is_some())
     }
 
     /// Opens the store (shared lock) and resolves the snapshot and the
-    /// path's canonical form (`/` if none was given).
+    /// path's canonical form (`/` if none was given). A snapshot chosen by
+    /// time is named on stderr, so that the listing says what it shows.
     pub fn resolve(&self, ctx: &Ctx) -> anyhow::Result<(Store, Snapshot, PathBuf)> {
         let (reference, path) =
             reference_and_path(self.at.at, self.snapshot.as_deref(), self.path.as_deref())?;
@@ -62,8 +63,26 @@ impl SnapshotPathArgs {
             .snapshot_list(&store)?
             .resolve(&reference, &self.filter.to_filter()?)?
             .clone();
+        if matches!(reference, SnapshotRef::At(_)) && !ctx.quiet {
+            eprintln!(
+                "cairn: note: showing snapshot {}, taken {}",
+                snapshot.id.short(),
+                snapshot.record.time.display_local()
+            );
+        }
         let path = browse::snapshot_path(path.as_deref().unwrap_or(Path::new("/")))?;
         Ok((store, snapshot, path))
+    }
+}
+
+/// Warns about a `--time` in the future: such a snapshot is `latest` until
+/// then, and later snapshots of the same sources are not.
+pub fn warn_if_future(time: Option<SnapshotTime>) {
+    if let Some(t) = time.filter(|t| t.timestamp > Timestamp::now()) {
+        super::output::warn(format_args!(
+            "--time {} is in the future: until then this snapshot is `latest`, before any taken later",
+            t.display_local()
+        ));
     }
 }
 
@@ -85,8 +104,9 @@ pub fn snapshot_ref(text: &str) -> Result<SnapshotRef, String> {
     }
 }
 
-/// The snapshot and path of `cairn ls|cat [SNAPSHOT] PATH`: with `--at`
-/// the first word is already the path.
+/// The snapshot and path of `cairn ls|cat [SNAPSHOT] [PATH]`: with `--at`
+/// the first word is already the path; without a snapshot (or when the only
+/// word is an absolute path), `latest`.
 pub fn reference_and_path(
     at: Option<Timestamp>,
     first: Option<&str>,
@@ -95,14 +115,17 @@ pub fn reference_and_path(
     match (at, first, second) {
         (Some(t), None, None) => Ok((SnapshotRef::At(t), None)),
         (Some(t), Some(path), None) => Ok((SnapshotRef::At(t), Some(path.into()))),
-        (Some(_), Some(_), Some(_)) => {
+        (Some(_), _, Some(_)) => {
             anyhow::bail!("give either a SNAPSHOT or --at WHEN, not both")
+        }
+        (None, None, _) => Ok((SnapshotRef::Latest, None)),
+        (None, Some(path), None) if path.starts_with('/') => {
+            Ok((SnapshotRef::Latest, Some(path.into())))
         }
         (None, Some(reference), path) => Ok((
             snapshot_ref(reference).map_err(anyhow::Error::msg)?,
             path.map(Path::to_owned),
         )),
-        _ => anyhow::bail!("name a snapshot (an id, a prefix, latest) or pass --at WHEN"),
     }
 }
 

@@ -11,11 +11,11 @@ use cairn::browse::{self, BrowseError, Node};
 use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
+use cairn::outcome::Outcome;
 
 use super::choose::{entry_json, snapshot_ref};
-use super::exit::Exit;
 use super::output::human_bytes;
-use super::snapshots::FilterArgs;
+use super::filter::FilterArgs;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -34,7 +34,7 @@ pub struct DiffArgs {
     filter: FilterArgs,
 }
 
-pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Outcome> {
     let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let filter = args.filter.to_filter()?;
@@ -54,6 +54,13 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
         );
     }
     let (old, new) = (old.as_ref(), new.as_ref());
+    let sources: Vec<&Path> = a
+        .record
+        .paths
+        .iter()
+        .chain(&b.record.paths)
+        .map(|p| p.as_path())
+        .collect();
     let mut out = Out::streaming();
     let budgets = || Budgets {
         old: Budget::of(a),
@@ -63,7 +70,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
         // Grouped by kind, so held until the end: only the changes, never
         // the unchanged listing.
         let mut groups = [Vec::new(), Vec::new(), Vec::new()];
-        diff::diff(&store, old, new, &path, &mut budgets(), &mut |c| {
+        diff::diff(&store, old, new, &path, &sources, &mut budgets(), &mut |c| {
             let slot = match c.kind {
                 ChangeKind::Added => 0,
                 ChangeKind::Removed => 1,
@@ -80,10 +87,10 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
             "removed": removed,
             "modified": modified,
         });
-        return out.report(Exit::Ok, None, |out| print_json(out, &json));
+        return out.report(Outcome::Done, None, |out| print_json(out, &json));
     }
     let mut counts = [0u64; 3];
-    diff::diff(&store, old, new, &path, &mut budgets(), &mut |c| {
+    diff::diff(&store, old, new, &path, &sources, &mut budgets(), &mut |c| {
         let (mark, i) = match c.kind {
             ChangeKind::Added => ('+', 0),
             ChangeKind::Removed => ('-', 1),
@@ -92,19 +99,19 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Exit> {
         counts[i] += 1;
         writeln!(out, "{mark} {}", describe(c)).map_err(BrowseError::Output)
     })?;
+    out.finish()?;
+    // A count is not data: on stderr, so that stdout holds only changes.
     if !ctx.quiet {
-        writeln!(
-            out,
+        eprintln!(
             "{} added, {} removed, {} modified between {} and {}",
             counts[0],
             counts[1],
             counts[2],
             a.id.short(),
             b.id.short()
-        )?;
+        );
     }
-    out.finish()?;
-    Ok(Exit::Ok)
+    Ok(Outcome::Done)
 }
 
 /// What `snapshot` has at `path`; `None` if nothing (one side of a diff

@@ -1,14 +1,17 @@
-//! Exit codes, decided in one place. Documented in the README.
+//! Exit codes, decided in one place ([`ending`]). Documented in the README.
 //!
-//! A command stopped by a signal after cleaning up exits with 128 + the
-//! signal's number (`cairn::interrupt` exits with the same codes itself
-//! when nothing needs cleaning up).
+//! Commands return the library's [`Outcome`] (done, partial, damage) or an
+//! error; nothing else decides an exit code. A command stopped by a signal
+//! after cleaning up exits with 128 + the signal's number
+//! (`cairn::interrupt` exits with the same codes itself when nothing needs
+//! cleaning up).
 
 use std::io;
 use std::process::ExitCode;
 
 use cairn::interrupt::Signal;
 use cairn::rawname::printable;
+use cairn::outcome::Outcome;
 
 use super::stdout::StdoutError;
 
@@ -20,12 +23,12 @@ pub enum Exit {
     /// Something failed; the message says what.
     Error = 1,
     /// The command line was wrong (clap exits with this code itself; an
-    /// empty retention policy also counts).
+    /// empty retention policy, a bad pattern or profile also count).
     Usage = 2,
-    /// A snapshot was committed, but some files were left out (or a
-    /// database could only be stored as plain bytes).
+    /// The work was committed, but some items are not in it or not whole
+    /// (files left out of a snapshot, items a restore could not write).
     Partial = 3,
-    /// Damage was found (a restored database failed its integrity check).
+    /// Damage was found (by verify, or in a restored database).
     Damage = 4,
     /// The work was done and committed, but its report could not be
     /// written (stdout on a full disk, say); stderr names what was committed.
@@ -43,13 +46,22 @@ impl Exit {
     }
 }
 
+/// The exit code of a command whose work ended with `outcome`.
+fn of(outcome: &Outcome) -> Exit {
+    match outcome {
+        Outcome::Done => Exit::Ok,
+        Outcome::Partial { .. } => Exit::Partial,
+        Outcome::Damage { .. } => Exit::Damage,
+    }
+}
+
 /// Attached (as context) to the failure of writing a command's report: the
-/// command's work was done and would have ended with `exit`; `committed`
-/// says what it committed, if anything (`snapshot 4acb031c`).
+/// command's work was done and ended with `outcome`; `committed` says what
+/// it committed, if anything (`snapshot 4acb031c`).
 #[derive(Debug)]
 pub struct Finished {
-    /// The exit code the command would have had.
-    pub exit: Exit,
+    /// How the command's work ended.
+    pub outcome: Outcome,
     /// What is committed whatever the output, for the message.
     pub committed: Option<String>,
 }
@@ -66,22 +78,29 @@ impl std::fmt::Display for Finished {
     }
 }
 
-/// How a failed command ends: its exit code, and the message for stderr
-/// (after `cairn: `), if any.
+/// How a command ends: its exit code, and the message for stderr (after
+/// `cairn: `), if any. The one place that decides exit codes.
 ///
 /// A reader that went away (`cairn snapshots | head -1`) is a normal end:
 /// no message, and the exit code the command had when it was cut off (0
 /// while streaming; a finished command's own, e.g. 3 or 4). Any other
 /// failure to write stdout is an error (1), or 5 once something was
 /// committed: exit 1 promises that nothing was.
-pub fn ending(e: &anyhow::Error) -> (Exit, Option<String>) {
+pub fn ending(result: &anyhow::Result<Outcome>) -> (Exit, Option<String>) {
+    match result {
+        Ok(outcome) => (of(outcome), None),
+        Err(e) => failed(e),
+    }
+}
+
+fn failed(e: &anyhow::Error) -> (Exit, Option<String>) {
     let Some(cause) = e.chain().find_map(StdoutError::find) else {
         let message = format!("error: {}", describe(e));
         return (for_error(e), Some(printable(&message).into_owned()));
     };
     let finished = e.downcast_ref::<Finished>();
     if cause.kind() == io::ErrorKind::BrokenPipe {
-        return (finished.map_or(Exit::Ok, |f| f.exit), None);
+        return (finished.map_or(Exit::Ok, |f| of(&f.outcome)), None);
     }
     match finished {
         Some(
@@ -97,9 +116,10 @@ pub fn ending(e: &anyhow::Error) -> (Exit, Option<String>) {
 }
 
 /// The exit code for a failed command: usage errors the library detects
-/// (an empty retention policy) are 2, everything else 1.
+/// (an empty retention policy, a pattern that does not compile, a bad
+/// profile) are 2, everything else 1.
 fn for_error(e: &anyhow::Error) -> Exit {
-    if e.downcast_ref::<cairn::retention::PolicyError>().is_some() {
+    if is_usage(e) {
         return Exit::Usage;
     }
     if let Some(cairn::restore::RestoreError::Interrupted { signal, .. }) = e.downcast_ref() {
@@ -109,6 +129,17 @@ fn for_error(e: &anyhow::Error) -> Exit {
         };
     }
     Exit::Error
+}
+
+fn is_usage(e: &anyhow::Error) -> bool {
+    use cairn::capture::CaptureError;
+    e.downcast_ref::<cairn::retention::PolicyError>().is_some()
+        || e.downcast_ref::<cairn::browse::find::PatternError>().is_some()
+        || e.downcast_ref::<super::Usage>().is_some()
+        || matches!(
+            e.downcast_ref::<CaptureError>(),
+            Some(CaptureError::Exclude { .. } | CaptureError::Empty(_))
+        )
 }
 
 /// An error and its causes on one line, without repeating a cause that the

@@ -9,12 +9,12 @@ use cairn::bound::Budget;
 use cairn::browse::find::Finder;
 use cairn::rawname::escaped;
 use cairn::store::LockMode;
+use cairn::outcome::Outcome;
 
 use super::Ctx;
 use super::choose::{entry_json, local_time_short};
-use super::exit::Exit;
-use super::output::human_bytes;
-use super::snapshots::FilterArgs;
+use super::output::{human_bytes, plural};
+use super::filter::FilterArgs;
 use super::stdout::Out;
 
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct FindArgs {
     filter: FilterArgs,
 }
 
-pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Outcome> {
     let mut finder = Finder::new(&args.pattern)?;
     let filter = args.filter.to_filter()?;
     let store = ctx.open(LockMode::Read)?;
@@ -56,9 +56,10 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Exit> {
             }
         }
     }
-    if !ctx.json && !ctx.quiet {
-        writeln!(out, "{matches} match(es)")?;
-    }
     out.finish()?;
-    Ok(Exit::Ok)
+    // A count is not data: on stderr, so that `find ... | wc -l` counts hits.
+    if !ctx.json && !ctx.quiet {
+        eprintln!("{}", plural(matches, "match"));
+    }
+    Ok(Outcome::Done)
 }

@@ -9,27 +9,27 @@ use serde::Serialize;
 
 use cairn::id::SnapshotId;
 use cairn::rawname::escaped;
-use cairn::retention::{self, Candidate, GroupDecision, GroupKey};
+use cairn::retention::{self, ForgetPlan, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
 use cairn::snapshot::protect::protected;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::{LockMode, Store};
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
-use super::output::{print_table, snapshots_named};
+use super::output::{plural, print_table, snapshots_named};
 use super::policy::{PolicyArgs, describe};
-use super::prune::{Outcome, PruneOptionArgs, prune_store};
-use super::snapshots::FilterArgs;
+use super::prune::{PruneOptionArgs, Pruned, prune_store};
+use super::filter::FilterArgs;
 use super::stdout::Out;
-use super::{Ctx, print_json};
+use super::{Ctx, choose, print_json};
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// Snapshots to forget (ids or unique prefixes); without them, the
-    /// policy decides
-    #[arg(value_name = "SNAPSHOT", conflicts_with = "PolicyArgs")]
-    snapshots: Vec<String>,
+    /// Snapshots to forget (ids, unique prefixes or @WHEN); without them,
+    /// the policy decides
+    #[arg(value_name = "SNAPSHOT", conflicts_with = "PolicyArgs", value_parser = choose::snapshot_ref)]
+    snapshots: Vec<SnapshotRef>,
     #[command(flatten)]
     policy: PolicyArgs,
     #[command(flatten)]
@@ -51,16 +51,15 @@ struct ForgetJson<'a> {
     policy: Option<String>,
     groups: &'a [GroupDecision],
     forgotten: Vec<SnapshotId>,
-    prune: Option<Outcome>,
+    prune: Option<Pruned>,
 }
 
-pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     let list = ctx.snapshot_list(&store)?;
     let (policy, groups, doomed) = if args.snapshots.is_empty() {
-        let (policy, groups) = decide(&store, &list, &args)?;
-        let doomed = forgotten_in(&groups);
-        (Some(policy), groups, doomed)
+        let (policy, plan) = decide(&store, &list, &args)?;
+        (Some(policy), plan.groups, plan.doomed)
     } else {
         (None, Vec::new(), resolve_all(&list, &args.snapshots)?)
     };
@@ -90,7 +89,7 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Exit> {
         None
     };
     let committed = committed(&doomed, args.dry_run, args.prune);
-    out.report(Exit::Ok, committed, |out| {
+    out.report(Outcome::Done, committed, |out| {
         if !ctx.json {
             return Ok(());
         }
@@ -125,44 +124,27 @@ fn decide(
     store: &Store,
     list: &SnapshotList,
     args: &ForgetArgs,
-) -> anyhow::Result<(String, Vec<GroupDecision>)> {
+) -> anyhow::Result<(String, ForgetPlan)> {
     let saved = args.policy.or_saved(store.config().saved_policy()?);
     let protected = protected(store.backend())?;
     let filter = args.filter.to_filter()?;
-    let candidates: Vec<Candidate> = list
-        .snapshots
-        .iter()
-        .filter(|s| filter.matches(s))
-        .map(|s| Candidate::of(s, protected.contains(&s.id)))
-        .collect();
-    let groups = retention::apply(
-        &candidates,
-        &saved.policy,
-        saved.group_by,
-        &retention::Context::system(),
-    )?;
-    Ok((describe(&saved), groups))
-}
-
-fn forgotten_in(groups: &[GroupDecision]) -> Vec<SnapshotId> {
-    groups
-        .iter()
-        .flat_map(|g| &g.snapshots)
-        .filter(|d| !d.keep)
-        .map(|d| d.id)
-        .collect()
+    let context = retention::Context::system();
+    let plan = retention::plan(&list.snapshots, &filter, &protected, &saved, &context)?;
+    Ok((describe(&saved), plan))
 }
 
 /// Resolves explicit references; a damaged record may be named too (by id
 /// or unique prefix), so that it can be removed.
-fn resolve_all(list: &SnapshotList, references: &[String]) -> anyhow::Result<Vec<SnapshotId>> {
+fn resolve_all(
+    list: &SnapshotList,
+    references: &[SnapshotRef],
+) -> anyhow::Result<Vec<SnapshotId>> {
     let mut ids = Vec::new();
-    for text in references {
-        let reference: SnapshotRef = text.parse().map_err(anyhow::Error::msg)?;
-        if reference == SnapshotRef::Latest {
+    for reference in references {
+        if *reference == SnapshotRef::Latest {
             bail!("refusing to forget `latest` by name: give its id");
         }
-        let id = list.resolve_id(&reference)?;
+        let id = list.resolve_id(reference)?;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -234,7 +216,8 @@ fn print_outcome(
         }
         return Ok(());
     }
-    writeln!(out, "{verb} {} snapshot(s), kept {kept}", doomed.len())?;
+    let forgotten = plural(doomed.len() as u64, "snapshot");
+    writeln!(out, "{verb} {forgotten}, kept {kept}")?;
     if hint && !dry_run && !doomed.is_empty() {
         writeln!(
             out,

@@ -11,8 +11,8 @@ use cairn::store::config::{
     DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MAX_SQLITE_PAGE_RUN, MIN_PACK_SIZE, MIN_SQLITE_PAGE_RUN,
 };
 use cairn::store::{InitOptions, LockMode, PackConfig, SqliteConfig, Store, StoreError};
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
 use super::output::{human_bytes, parse_size};
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -55,7 +55,7 @@ fn pack_size(text: &str) -> Result<u64, String> {
     }
 }
 
-pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
     let sqlite = SqliteConfig {
         page_run: args.sqlite_page_run,
     };
@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Exit> {
     let short = config.id.get(..8).unwrap_or(&config.id);
     let root = store.location().to_string();
     let committed = format!("store {short} at {root}");
-    Out::deferring().report(Exit::Ok, Some(committed), |out| {
+    Out::deferring().report(Outcome::Done, Some(committed), |out| {
         if ctx.json {
             let json = serde_json::json!({
                 "store": location_json(store.location()),

@@ -6,20 +6,21 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::bound::Budget;
+use cairn::owners::Names;
 use cairn::browse::{self, BrowseError, Flow, Node};
 use cairn::rawname::escaped;
 use cairn::tree::{Content, Entry};
+use cairn::outcome::Outcome;
 
 use super::Ctx;
 use super::choose::{SnapshotPathArgs, entry_json, local_time_short, mode_string};
-use super::exit::Exit;
 use super::stdout::Out;
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
     #[command(flatten)]
     target: SnapshotPathArgs,
-    /// Show type, mode, owner, size and mtime
+    /// Show type, mode, owner (by this machine's names), size and mtime
     #[arg(long, short = 'l')]
     long: bool,
     /// List everything below the directory
@@ -27,11 +28,12 @@ pub struct LsArgs {
     recursive: bool,
 }
 
-pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Outcome> {
     let (store, snapshot, path) = args.target.resolve(ctx)?;
     let node = browse::lookup(&store, &snapshot.record.tree, &path)?;
     let mut out = Out::streaming();
-    let mut print = |p: &Path, e: &Entry| print_entry(&mut out, ctx.json, &args, p, e);
+    let names = args.long.then(Names::load).unwrap_or_default();
+    let mut print = |p: &Path, e: &Entry| print_entry(&mut out, ctx.json, &args, &names, p, e);
     match node {
         Node::Entry(entry) if entry.subtree().is_none() => print(&path, &entry)?,
         node => {
@@ -48,13 +50,14 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Exit> {
         }
     }
     out.finish()?;
-    Ok(Exit::Ok)
+    Ok(Outcome::Done)
 }
 
 fn print_entry(
     out: &mut impl Write,
     json: bool,
     args: &LsArgs,
+    names: &Names,
     path: &Path,
     entry: &Entry,
 ) -> Result<(), BrowseError> {
@@ -68,10 +71,10 @@ fn print_entry(
     } else if args.long {
         let m = &entry.meta;
         let mut line = format!(
-            "{} {:>5} {:>5} {:>12} {} {shown}",
+            "{} {:<8} {:<8} {:>12} {} {shown}",
             mode_string(entry),
-            m.uid,
-            m.gid,
+            names.user(m.uid),
+            names.group(m.gid),
             m.size,
             local_time_short(m.mtime),
         );

@@ -4,32 +4,45 @@
 
 mod cat;
 mod choose;
+mod config;
 mod diff;
 pub mod exit;
+mod filter;
 mod find;
 mod forget;
+mod hooks;
 mod init;
+mod invocation;
 mod ls;
+mod manual;
 mod output;
 mod policy;
+mod progress;
 mod protect;
 mod prune;
 mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod stats;
 mod stdout;
+mod tag;
 mod verify;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use cairn::backend::RemoteOptions;
+use cairn::outcome::Outcome;
+use cairn::profile::Profile;
+use cairn::rawname::printable;
 use cairn::store::{Location, LockMode, OpenOptions, Store};
 use exit::Exit;
+use invocation::Refused;
 
 /// cairn: snapshots of files, directories and SQLite databases in a
 /// deduplicated, compressed store, on this machine or in S3-compatible
@@ -67,46 +80,194 @@ struct Global {
     /// Wait this long for a store locked by another cairn process (e.g. 30s, 5m)
     #[arg(long, global = true, value_name = "DURATION", value_parser = cairn::when::parse_duration)]
     lock_wait: Option<Duration>,
+    /// List files as a snapshot captures them: -v new (+) and modified (M), -vv also unchanged (=)
+    #[arg(long, short, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Print a progress line on stderr at this interval (e.g. 1m), also when
+    /// stderr is not a terminal (for the journal of a systemd unit)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = cairn::when::parse_duration)]
+    progress_interval: Option<Duration>,
+    /// Take options from this profile of cairn.toml (see `cairn config show`)
+    #[arg(long, short = 'P', global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// Read profiles from FILE instead of /etc/cairn/cairn.toml and
+    /// ~/.config/cairn/cairn.toml (repeatable: a later file's keys win)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a new store
+    #[command(after_help = "Examples:
+  cairn init --store /var/backups/cairn
+  cairn init --store s3://backups-acme/web1 --compression 6")]
     Init(init::InitArgs),
     /// Take a snapshot of files and directories (or standard input)
+    #[command(after_help = "Examples:
+  cairn snapshot /srv/app /etc --tag nightly --exclude '*.tmp'
+  cairn -P app snapshot            # the sources and options of profile app
+  pg_dump app | cairn snapshot --stdin --stdin-name app.sql")]
     Snapshot(snapshot::SnapshotArgs),
     /// List snapshots
+    #[command(after_help = "Examples:
+  cairn snapshots --after 2026-02-01 --before 2026-02-28
+  cairn snapshots --host web1 --tag nightly")]
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a snapshot (or some of its paths) into a directory or a tar stream
+    #[command(after_help = "Examples:
+  cairn restore latest --target /tmp/r
+  cairn restore --at 2026-02-15 --include /var/lib/app/app.db --strip-prefix /var/lib/app --target /tmp/r --check
+  cairn restore latest --tar - --include /etc | tar -tv")]
     Restore(restore::RestoreArgs),
-    /// List a directory of a snapshot
+    /// List a directory of a snapshot (the latest unless one is named)
+    #[command(after_help = "Examples:
+  cairn ls /var/lib/app -l          # in the latest snapshot
+  cairn ls @yesterday /etc -R")]
     Ls(ls::LsArgs),
-    /// Write a file of a snapshot to stdout
+    /// Write a file of a snapshot (the latest unless one is named) to stdout
+    #[command(after_help = "Examples:
+  cairn cat /etc/hosts              # from the latest snapshot
+  cairn cat --at 2026-02-15 /var/lib/app/config.toml > config.old")]
     Cat(cat::CatArgs),
     /// Show what changed between two snapshots
+    #[command(after_help = "Examples:
+  cairn diff @2026-02-14 @2026-02-15
+  cairn diff 4acb @now /var/lib/app")]
     Diff(diff::DiffArgs),
     /// Find the snapshots that hold paths matching a glob
+    #[command(after_help = "Examples:
+  cairn find '*.db'
+  cairn find '/var/lib/**/app.db' --host web1")]
     Find(find::FindArgs),
     /// Forget snapshots by retention policy (or by id), optionally pruning
+    #[command(after_help = "Examples:
+  cairn forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+  cairn -P app forget --prune       # the retention policy of profile app
+  cairn forget 4acb031c @2026-02-15")]
     Forget(forget::ForgetArgs),
     /// Delete data no snapshot needs any more and repack mostly-empty packs
+    #[command(after_help = "Examples:
+  cairn prune --dry-run
+  cairn prune --max-unused 5")]
     Prune(prune::PruneArgs),
     /// Protect snapshots from forget and retention policies
+    #[command(after_help = "Examples:
+  cairn protect 4acb031c
+  cairn protect @2026-02-15")]
     Protect(protect::ProtectArgs),
     /// Remove the protection of snapshots
+    #[command(after_help = "Example:
+  cairn unprotect 4acb031c")]
     Unprotect(protect::ProtectArgs),
+    /// Change the tags of snapshots (a new record replaces each)
+    #[command(after_help = "Examples:
+  cairn tag latest --add before-upgrade
+  cairn tag 4acb031c 9f3e --remove nightly --add monthly
+  cairn tag @2026-02-15 --set release")]
+    Tag(tag::TagArgs),
     /// Save, show or clear the store's retention policy
+    #[command(after_help = "Examples:
+  cairn policy set --keep-daily 7 --keep-weekly 4 --keep-monthly 12
+  cairn policy show")]
     Policy(policy::PolicyCommand),
     /// Check the store: structure, and with --read-data every byte; exit 4 on damage
+    #[command(after_help = "Examples:
+  cairn verify
+  cairn verify --budget 10m --max-age 30d      # nightly: a share of the packs
+  cairn verify --read-data-subset $(date +%d)/31")]
     Verify(verify::VerifyArgs),
     /// Rebuild the catalog, or salvage damaged snapshots into new records
+    #[command(after_help = "Examples:
+  cairn repair snapshots --dry-run
+  cairn repair catalog")]
     Repair(repair::RepairCommand),
+    /// The store's size, deduplication and compression, and its growth
+    #[command(after_help = "Examples:
+  cairn stats
+  cairn stats --growth 30 --tag nightly
+  cairn --json stats")]
+    Stats(stats::StatsArgs),
+    /// Show the profiles of cairn.toml, merged, and where each value comes from
+    #[command(after_help = "Examples:
+  cairn -P app config show
+  cairn config show --config ./cairn.toml")]
+    Config(config::ConfigCommand),
+    /// Print a shell's completion script for cairn
+    #[command(after_help = "Examples:
+  cairn completions bash > /etc/bash_completion.d/cairn
+  cairn completions zsh > /usr/local/share/zsh/site-functions/_cairn
+  cairn completions fish > ~/.config/fish/completions/cairn.fish")]
+    Completions(manual::CompletionsArgs),
+    /// Write man pages: one per command into --dir, or one command's to stdout
+    #[command(after_help = "Examples:
+  cairn man --dir /usr/local/share/man/man1
+  cairn man snapshot | man -l -")]
+    Man(manual::ManArgs),
 }
 
+/// Parses the command line (with its profile), runs the command between
+/// the profile's hooks, and says how it ended.
+pub fn main() -> ExitCode {
+    let invocation = match invocation::parse(std::env::args_os().collect()) {
+        Ok(invocation) => invocation,
+        Err(refused) => return refuse(refused),
+    };
+    let hooks = hooks::Wrapped::new(invocation.profile.as_ref(), invocation.command.as_deref());
+    if let Some(hooks) = &hooks
+        && let Err(e) = hooks.before()
+    {
+        let message = printable(&format!("error: {e}; the command did not run")).into_owned();
+        eprintln!("cairn: {message}");
+        hooks.after(Exit::Error, Some(&message));
+        return Exit::Error.code();
+    }
+    let result = run(invocation.cli, invocation.profile.as_ref());
+    let (exit, message) = exit::ending(&result);
+    if let Some(message) = &message {
+        eprintln!("cairn: {message}");
+    }
+    if let Some(hooks) = &hooks {
+        hooks.after(exit, message.as_deref());
+    }
+    exit.code()
+}
+
+/// Ends a command line that cannot run: clap's own message (or help), or
+/// a bad configuration (exit 2).
+fn refuse(refused: Refused) -> ExitCode {
+    match refused {
+        Refused::Clap(e) => {
+            let _ = e.print();
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        }
+        Refused::Rendered { text, code } => {
+            eprint!("{text}");
+            ExitCode::from(u8::try_from(code).unwrap_or(2))
+        }
+        Refused::Config(e) => {
+            eprintln!("cairn: error: {}", printable(&e.to_string()));
+            Exit::Usage.code()
+        }
+    }
+}
+
+/// A mistake on the command line that only shows once it is parsed (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let ctx = Ctx::new(cli.global)?;
-    match cli.command {
+pub fn run(cli: Cli, profile: Option<&Profile>) -> anyhow::Result<Outcome> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Completions(args) => return manual::completions(args),
+        Command::Man(args) => return manual::man(args),
+        Command::Config(args) => return config::run(&global, args, profile),
+        _ => {}
+    }
+    let ctx = Ctx::new(global)?;
+    match command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Snapshot(args) => snapshot::run(&ctx, args),
         Command::Snapshots(args) => snapshots::run(&ctx, args),
@@ -122,6 +283,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Policy(args) => policy::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Repair(args) => repair::run(&ctx, args),
+        Command::Tag(args) => tag::run(&ctx, args),
+        Command::Stats(args) => stats::run(&ctx, args),
+        Command::Completions(_) | Command::Man(_) | Command::Config(_) => {
+            unreachable!("run above, without a store")
+        }
     }
 }
 
@@ -133,6 +299,8 @@ struct Ctx {
     remote: RemoteOptions,
     json: bool,
     quiet: bool,
+    verbose: u8,
+    progress_interval: Option<Duration>,
     lock_wait: Duration,
 }
 
@@ -152,6 +320,8 @@ impl Ctx {
             },
             json: global.json,
             quiet: global.quiet,
+            verbose: global.verbose,
+            progress_interval: global.progress_interval,
             lock_wait: global.lock_wait.unwrap_or(Duration::ZERO),
         })
     }
@@ -189,9 +359,10 @@ impl Ctx {
         Ok(list)
     }
 
-    /// Progress bars only for people: not with --quiet or --json.
-    fn wants_progress(&self) -> bool {
-        !self.quiet && !self.json
+    /// How progress is shown: a bar on a terminal (not with --quiet or
+    /// --json), lines at `--progress-interval` when asked, else nothing.
+    fn progress(&self) -> progress::Show {
+        progress::Show::choose(!self.quiet && !self.json, self.progress_interval)
     }
 }
 

@@ -1,23 +1,57 @@
-//! Rendering helpers shared by the commands: sizes, tables, the progress
-//! bar and the warning printer.
+//! Rendering helpers shared by the commands: sizes, counts, tables and the
+//! warning printer.
 
-use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
-use std::time::Duration;
+use std::io::{self, Write};
+use std::path::Path;
 
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar};
 
-use cairn::capture::report::{Reporter, Warning};
+use cairn::capture::report::{FileChange, Reporter, Warning};
 use cairn::id::SnapshotId;
-use cairn::progress::Progress;
-use cairn::rawname::printable;
+use cairn::rawname::{escaped, printable};
 
 use super::stdout::Out;
 
 /// `1.5 GiB`.
 pub fn human_bytes(n: u64) -> String {
     HumanBytes(n).to_string()
+}
+
+/// `1 file`, `2 files`, `3 matches`, `0 entries`: a count with its noun
+/// (English plurals of the nouns cairn prints).
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let consonant_y = noun.len() > 1
+        && noun.ends_with('y')
+        && !noun[..noun.len() - 1].ends_with(['a', 'e', 'o', 'u']);
+    if consonant_y {
+        return format!("{n} {}ies", &noun[..noun.len() - 1]);
+    }
+    if noun.ends_with("ch") || noun.ends_with('s') || noun.ends_with('x') {
+        return format!("{n} {noun}es");
+    }
+    format!("{n} {noun}s")
+}
+
+/// `2 new, 1 modified, 7 unchanged (3 re-read, content the same); 10 in
+/// all, 2 dirs, 1 symlink`: what a snapshot did with the files it holds.
+pub fn describe_files(s: &cairn::snapshot::Summary) -> String {
+    let reread = s.files_changed.saturating_sub(s.files_modified);
+    let reread = match reread {
+        0 => String::new(),
+        n => format!(" ({n} re-read, content the same)"),
+    };
+    format!(
+        "{} new, {} modified, {} unchanged{reread}; {} in all, {}, {}",
+        s.files_new,
+        s.files_modified,
+        s.files_unchanged + s.files_changed.saturating_sub(s.files_modified),
+        s.files,
+        plural(s.dirs, "dir"),
+        plural(s.symlinks, "symlink")
+    )
 }
 
 /// `snapshot 4acb031c` or `snapshots 4acb031c, 9f3e0a1b`.
@@ -97,51 +131,32 @@ pub fn print_table(out: &mut Out, header: &[&str], rows: &[Vec<String>]) -> io::
     rows.iter().try_for_each(|row| line(row))
 }
 
-/// Runs `work` while a spinner on stderr shows `render(progress)`, if
-/// `enabled` and stderr is a terminal. The bar is handed to `work` so that
-/// messages can be printed without tearing it.
-pub fn with_progress<T>(
-    progress: &Progress,
-    enabled: bool,
-    render: impl Fn(&Progress) -> String + Sync,
-    work: impl FnOnce(Option<&ProgressBar>) -> T,
-) -> T {
-    if !enabled || !std::io::stderr().is_terminal() {
-        return work(None);
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    let done = AtomicBool::new(false);
-    thread::scope(|s| {
-        s.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                bar.set_message(render(progress));
-                bar.tick();
-                thread::sleep(Duration::from_millis(100));
-            }
-        });
-        let out = work(Some(&bar));
-        done.store(true, Ordering::Relaxed);
-        bar.finish_and_clear();
-        out
-    })
-}
-
 /// Prints `cairn: warning: MESSAGE` on stderr, its control characters
 /// escaped (the message may quote a store's or SQLite's text).
 pub fn warn(message: impl std::fmt::Display) {
     eprintln!("cairn: warning: {}", printable(&message.to_string()));
 }
 
-/// Prints capture warnings on stderr as they happen.
+/// Prints capture warnings on stderr as they happen, and with `-v` each
+/// new or modified file (`-vv`: each file) as it is captured.
 pub struct StderrReporter<'a> {
     /// Hide notes (warnings are always shown).
     pub quiet: bool,
     /// The progress bar to print around, if any.
     pub bar: Option<&'a ProgressBar>,
+    /// `-v` (1) or `-vv` (2).
+    pub verbose: u8,
+    /// With --json, stdout holds the report: the listing goes to stderr.
+    pub json: bool,
+}
+
+impl StderrReporter<'_> {
+    fn print(&self, line: &str) {
+        match self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
 }
 
 impl Reporter for StderrReporter<'_> {
@@ -151,10 +166,29 @@ impl Reporter for StderrReporter<'_> {
             Warning::Note { .. } => format!("cairn: note: {warning}"),
             _ => format!("cairn: warning: {warning}"),
         };
-        let line = printable(&line);
+        self.print(&printable(&line));
+    }
+
+    fn file(&self, path: &Path, change: FileChange) {
+        let mark = match (change, self.verbose) {
+            (_, 0) => return,
+            (FileChange::New, _) => '+',
+            (FileChange::Modified, _) => 'M',
+            (FileChange::Reread | FileChange::Unchanged, 1) => return,
+            (FileChange::Reread | FileChange::Unchanged, _) => '=',
+        };
+        let line = format!("{mark} {}", escaped(path));
+        if self.json {
+            return self.print(&line);
+        }
+        // The listing is the output: on stdout, never stopping the
+        // snapshot (a reader that went away only loses the listing).
+        let print = || {
+            let _ = writeln!(io::stdout().lock(), "{line}");
+        };
         match self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.suspend(print),
+            None => print(),
         }
     }
 }
@@ -162,6 +196,16 @@ impl Reporter for StderrReporter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_the_plural_only_when_not_one() {
+        assert_eq!(plural(1, "file"), "1 file");
+        assert_eq!(plural(0, "file"), "0 files");
+        assert_eq!(plural(32, "match"), "32 matches");
+        assert_eq!(plural(2, "entry"), "2 entries");
+        assert_eq!(plural(2, "key"), "2 keys");
+        assert_eq!(plural(3, "database"), "3 databases");
+    }
 
     #[test]
     fn sizes_take_binary_suffixes() {

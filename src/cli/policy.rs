@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 
 use cairn::retention::{Count, GroupBy, Policy, SavedPolicy, Within};
 use cairn::store::LockMode;
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -114,7 +114,7 @@ enum Action {
     Clear,
 }
 
-pub fn run(ctx: &Ctx, command: PolicyCommand) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, command: PolicyCommand) -> anyhow::Result<Outcome> {
     match command.action {
         Action::Set(args) => set(ctx, &args),
         Action::Show => show(ctx),
@@ -122,7 +122,7 @@ pub fn run(ctx: &Ctx, command: PolicyCommand) -> anyhow::Result<Exit> {
     }
 }
 
-fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
+fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Outcome> {
     let saved = args.or_saved(None);
     if saved.policy.is_empty() {
         anyhow::bail!(cairn::retention::PolicyError::Empty);
@@ -131,7 +131,7 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
     let config = store.config().with_policy(Some(&saved));
     store.rewrite_config(config)?;
     let committed = format!("the retention policy {}", describe(&saved));
-    Out::deferring().report(Exit::Ok, Some(committed), |out| {
+    Out::deferring().report(Outcome::Done, Some(committed), |out| {
         if ctx.json {
             print_json(out, &saved)
         } else if !ctx.quiet {
@@ -142,10 +142,10 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
     })
 }
 
-fn show(ctx: &Ctx) -> anyhow::Result<Exit> {
+fn show(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let store = ctx.open(LockMode::Read)?;
     let saved = store.config().saved_policy()?;
-    Out::streaming().report(Exit::Ok, None, |out| match (ctx.json, saved) {
+    Out::streaming().report(Outcome::Done, None, |out| match (ctx.json, saved) {
         (true, saved) => print_json(out, &saved),
         (false, Some(saved)) => writeln!(out, "{}", describe(&saved)),
         (false, None) => writeln!(
@@ -155,12 +155,12 @@ fn show(ctx: &Ctx) -> anyhow::Result<Exit> {
     })
 }
 
-fn clear(ctx: &Ctx) -> anyhow::Result<Exit> {
+fn clear(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     let config = store.config().with_policy(None);
     store.rewrite_config(config)?;
     let committed = "removing the retention policy".to_owned();
-    Out::deferring().report(Exit::Ok, Some(committed), |out| {
+    Out::deferring().report(Outcome::Done, Some(committed), |out| {
         if ctx.json {
             print_json(out, &None::<SavedPolicy>)
         } else if !ctx.quiet {

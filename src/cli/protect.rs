@@ -8,22 +8,22 @@ use clap::Args;
 use cairn::snapshot::protect;
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
 use super::output::snapshots_named;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
-    /// Snapshots (ids, unique prefixes or `latest`)
-    #[arg(value_name = "SNAPSHOT", required = true)]
+    /// Snapshots (ids, unique prefixes, `latest` or @WHEN)
+    #[arg(value_name = "SNAPSHOT", required = true, value_parser = super::choose::snapshot_ref)]
     snapshots: Vec<SnapshotRef>,
 }
 
 /// Protects (`on`) or unprotects the named snapshots. A damaged record can
 /// be unprotected (by id or prefix), so that it can then be forgotten.
-pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Outcome> {
     // Shared: a forget holds the store exclusively, so it never runs between
     // this check and a protection it should see.
     let store = ctx.open(LockMode::Shared)?;
@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Exit> {
     let verb = if on { "protecting" } else { "unprotecting" };
     let committed =
         (!changed_ids.is_empty()).then(|| format!("{verb} {}", snapshots_named(&changed_ids)));
-    out.report(Exit::Ok, committed, |out| match ctx.json {
+    out.report(Outcome::Done, committed, |out| match ctx.json {
         true => print_json(out, &done),
         false => Ok(()),
     })

@@ -8,9 +8,10 @@ use cairn::id::SnapshotId;
 use cairn::progress::Progress;
 use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
 use cairn::store::{LockMode, Store};
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
-use super::output::{human_bytes, warn, with_progress};
+use super::output::{human_bytes, plural, warn};
+use super::progress::{self, PACKS, Units};
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -45,12 +46,12 @@ pub struct PruneArgs {
     options: PruneOptionArgs,
 }
 
-pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Outcome> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     let mut out = Out::deferring();
     let outcome = prune_store(ctx, &mut out, &mut store, &args.options, args.dry_run, &[])?;
     let committed = (!args.dry_run).then(|| "the prune".to_owned());
-    out.report(Exit::Ok, committed, |out| match ctx.json {
+    out.report(Outcome::Done, committed, |out| match ctx.json {
         true => print_json(out, &outcome),
         false => Ok(()),
     })
@@ -59,7 +60,7 @@ pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Exit> {
 /// A dry run's plan or a real run's report.
 #[derive(Debug, serde::Serialize)]
 #[serde(untagged)]
-pub enum Outcome {
+pub enum Pruned {
     /// What a dry run found.
     Planned(Plan),
     /// What was done.
@@ -76,13 +77,18 @@ pub fn prune_store(
     options: &PruneOptionArgs,
     dry_run: bool,
     doomed: &[SnapshotId],
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<Pruned> {
     let progress = Progress::default();
     let options = options.options(if dry_run { doomed } else { &[] });
-    let plan = with_progress(
+    let marking = Units {
+        items: "snapshots marked",
+        bytes: "",
+    };
+    let plan = progress::run(
+        ctx.progress(),
         &progress,
-        ctx.wants_progress(),
-        |p| format!("marking: {} snapshots", p.read().0),
+        marking,
+        |_| String::new(),
         |_| prune::plan(store, &options, &progress),
     )?;
     // Warnings go to stderr whatever the output mode.
@@ -94,19 +100,24 @@ pub fn prune_store(
         print_plan(out, &plan, dry_run)?;
     }
     if dry_run {
-        return Ok(Outcome::Planned(plan));
+        return Ok(Pruned::Planned(plan));
     }
     let progress = Progress::default();
-    let report = with_progress(
+    let show = match plan.choice.repack.is_empty() {
+        true => progress::Show::Off,
+        false => ctx.progress(),
+    };
+    let report = progress::run(
+        show,
         &progress,
-        ctx.wants_progress() && !plan.choice.repack.is_empty(),
-        |p| format!("repacking: {} packs", p.read().0),
+        PACKS,
+        |_| " repacked".to_owned(),
         |_| prune::execute(store, plan, &progress),
     )?;
     if talk {
         print_report(out, &report)?;
     }
-    Ok(Outcome::Done(report))
+    Ok(Pruned::Done(report))
 }
 
 fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
@@ -116,18 +127,21 @@ fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
     let c = &plan.choice;
     writeln!(
         out,
-        "{} snapshots keep {} blobs; {} blobs are unused ({:.1}s)",
-        plan.snapshots, c.blobs.live, c.blobs.dead, plan.mark_secs
+        "{} keep {}; {} unused ({:.1}s)",
+        plural(plan.snapshots as u64, "snapshot"),
+        plural(c.blobs.live, "blob"),
+        plural(c.blobs.dead, "blob"),
+        plan.mark_secs
     )?;
     writeln!(
         out,
-        "{} packs ({}), {} unused: delete {}, repack {}; {} unreferenced pack(s) left by interrupted runs",
-        plan.packs,
+        "{} ({}), {} unused: delete {}, repack {}; {} left by interrupted runs",
+        plural(plan.packs as u64, "pack"),
         human_bytes(c.bytes_total),
         human_bytes(c.bytes_unused),
         c.delete.len(),
         c.repack.len(),
-        plan.unreferenced.len()
+        plural(plan.unreferenced.len() as u64, "unreferenced pack")
     )?;
     if dry_run && plan.is_empty() {
         writeln!(out, "dry run: nothing to do")?;
@@ -141,13 +155,13 @@ fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
 fn print_report(out: &mut Out, r: &Report) -> io::Result<()> {
     writeln!(
         out,
-        "deleted {} packs, wrote {} ({} blobs, {} repacked), freed {}, removed {} leftover temporary file(s); took {:.1}s",
-        r.packs_deleted,
+        "deleted {}, wrote {} ({}, {} repacked), freed {}, removed {}; took {:.1}s",
+        plural(r.packs_deleted, "pack"),
         r.packs_written,
-        r.blobs_repacked,
+        plural(r.blobs_repacked, "blob"),
         human_bytes(r.bytes_repacked),
         human_bytes(r.bytes_freed),
-        r.tmp_files_removed,
+        plural(r.tmp_files_removed, "leftover temporary file"),
         r.duration_secs
     )
 }

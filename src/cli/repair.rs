@@ -9,9 +9,10 @@ use clap::{Args, Subcommand};
 use cairn::progress::Progress;
 use cairn::repair::snapshots::{RepairReport, repair};
 use cairn::store::LockMode;
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
-use super::output::{snapshots_named, warn, with_progress};
+use super::output::{snapshots_named, warn};
+use super::progress;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -34,7 +35,7 @@ enum What {
     },
 }
 
-pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Outcome> {
     let mut store = ctx.open(LockMode::Exclusive)?;
     match command.what {
         What::Catalog => {
@@ -43,7 +44,7 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
                 warn(format_args!("{key} left out of the catalog: {cause}"));
             }
             let committed = Some("the rebuilt catalog".to_owned());
-            Out::deferring().report(Exit::Ok, committed, |out| {
+            Out::deferring().report(Outcome::Done, committed, |out| {
                 if ctx.json {
                     let json = serde_json::json!({
                         "index_objects": report.indexes,
@@ -61,13 +62,18 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
         }
         What::Snapshots { dry_run } => {
             let progress = Progress::default();
-            let report = with_progress(
+            let units = progress::Units {
+                items: "snapshots/packs checked",
+                bytes: "",
+            };
+            let report = progress::run(
+                ctx.progress(),
                 &progress,
-                ctx.wants_progress(),
-                |p| format!("checking: {} snapshots/packs", p.read().0),
+                units,
+                |_| String::new(),
                 |_| repair(&mut store, dry_run, &progress),
             )?;
-            Out::deferring().report(Exit::Ok, committed(&report), |out| {
+            Out::deferring().report(Outcome::Done, committed(&report), |out| {
                 if ctx.json {
                     print_json(out, &report)
                 } else if !ctx.quiet {

@@ -13,11 +13,12 @@ use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotList};
 use cairn::store::LockMode;
+use cairn::outcome::Outcome;
 
 use super::choose::{self, AtArgs};
-use super::exit::Exit;
-use super::output::{human_bytes, with_progress};
-use super::snapshots::FilterArgs;
+use super::output::{human_bytes, plural};
+use super::progress::{self, FILES};
+use super::filter::FilterArgs;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -55,11 +56,11 @@ pub struct RestoreArgs {
     filter: FilterArgs,
 }
 
-pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
     let filter = args.filter.to_filter()?;
     let reference = choose::one(args.snapshot.clone(), args.at.at)?;
     let selection = Selection {
-        include: args.include.clone(),
+        include: includes(&args, &filter, ctx.quiet),
         strip_prefix: args.strip_prefix.clone(),
     };
     let store = ctx.open(LockMode::Read)?;
@@ -86,19 +87,12 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
     let survey = restore::survey(&store, snapshot, &options.selection, &options.target)
         .map_err(|e| with_hint(e.into(), &hint))?;
-    let total = survey.bytes;
     let progress = Progress::default();
-    let outcome = with_progress(
+    let outcome = progress::run(
+        ctx.progress(),
         &progress,
-        ctx.wants_progress(),
-        |p| {
-            let (files, bytes, _) = p.read();
-            format!(
-                "{files} files, {} of {}",
-                human_bytes(bytes),
-                human_bytes(total)
-            )
-        },
+        FILES,
+        |_| String::new(),
         |_| restore::execute(&store, snapshot, survey, &options, &progress),
     )
     .map_err(|e| with_hint(e.into(), &hint))?;
@@ -111,14 +105,12 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         .iter()
         .filter_map(|(_, r)| r.as_ref().err())
         .collect();
-    let exit = if damaged.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Damage
-    };
+    let result = outcome
+        .outcome()
+        .worst(Outcome::damage_if(damaged.len() as u64));
     // Printed before the failures are told on stderr, as it always was; a
     // closed stdout does not hide them.
-    let printed = Out::streaming().report(exit, None, |out| {
+    let printed = Out::streaming().report(result, None, |out| {
         if ctx.json {
             print_restore_json(
                 out,
@@ -142,16 +134,40 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             let line = format!("cairn: error: {}: {error}", escaped(path));
             eprintln!("{}", printable(&line));
         }
-        let failed = anyhow::anyhow!("{} item(s) could not be restored", outcome.failed.len());
-        return Err(with_hint(failed, &hint));
+        let mut failed = format!(
+            "{} could not be restored; everything else was",
+            plural(outcome.failed.len() as u64, "item")
+        );
+        if let Some(hint) = &hint {
+            failed = format!("{failed}; {hint}");
+        }
+        eprintln!("cairn: {}", printable(&failed));
     }
     if !damaged.is_empty() {
         eprintln!(
-            "cairn: {} restored database(s) failed PRAGMA integrity_check",
-            damaged.len()
+            "cairn: {} failed PRAGMA integrity_check",
+            plural(damaged.len() as u64, "restored database")
         );
     }
     printed
+}
+
+/// What to restore: `--include`, or else the paths `--path` chose the
+/// snapshot by (restic's `--path` only chooses; restoring the rest of a
+/// snapshot of `/srv/app /etc` when `/srv/app` was asked for surprised).
+fn includes(args: &RestoreArgs, filter: &cairn::snapshot::select::Filter, quiet: bool) -> Vec<PathBuf> {
+    if !args.include.is_empty() || filter.paths.is_empty() {
+        return args.include.clone();
+    }
+    let paths: Vec<PathBuf> = filter.paths.iter().map(|p| p.as_path().to_owned()).collect();
+    if !quiet {
+        let named: Vec<String> = paths.iter().map(|p| escaped(p).to_string()).collect();
+        eprintln!(
+            "cairn: note: restoring only {} (the --path given); add --include to restore other paths of the snapshot",
+            named.join(", ")
+        );
+    }
+    paths
 }
 
 type Checks = [(PathBuf, Result<(), cairn::database::CheckError>)];
@@ -209,12 +225,12 @@ fn print_restored(
 ) -> io::Result<()> {
     writeln!(
         out,
-        "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
+        "restored snapshot {} to {}: {}, {}, {}, {}",
         snapshot.id.short(),
         escaped(&options.target),
-        outcome.files,
-        outcome.dirs,
-        outcome.symlinks,
+        plural(outcome.files, "file"),
+        plural(outcome.dirs, "dir"),
+        plural(outcome.symlinks, "symlink"),
         human_bytes(outcome.bytes)
     )?;
     if outcome.leftovers_removed > 0 {
@@ -265,37 +281,16 @@ fn write_tar(
     snapshot: &cairn::snapshot::Snapshot,
     selection: &Selection,
     file: Option<&std::path::Path>,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<Outcome> {
     let file = file.unwrap_or(std::path::Path::new("-"));
     if file == std::path::Path::new("-") {
         let mut out = Out::streaming();
         restore::tar::write(store, snapshot, selection, &mut out)?;
         out.finish()?;
-        return Ok(Exit::Ok);
+        return Ok(Outcome::Done);
     }
-    let outcome = {
-        // Written under a temporary name beside it and linked into place
-        // only when complete: a failed run leaves no truncated archive.
-        let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
-        let tmp = tempfile::Builder::new()
-            .prefix(".cairn-tar-")
-            .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
-            .with_context(|| format!("creating a temporary file beside {}", escaped(file)))?;
-        let outcome = restore::tar::write(
-            store,
-            snapshot,
-            selection,
-            std::io::BufWriter::new(tmp.as_file()),
-        )?;
-        tmp.as_file()
-            .sync_all()
-            .with_context(|| format!("writing {}", escaped(file)))?;
-        tmp.persist_noclobber(file)
-            .map_err(|e| e.error)
-            .with_context(|| format!("creating {} (it must not exist yet)", escaped(file)))?;
-        outcome
-    };
-    Out::streaming().report(Exit::Ok, None, |out| {
+    let outcome = restore::tar::write_file(store, snapshot, selection, file)?;
+    Out::streaming().report(Outcome::Done, None, |out| {
         if ctx.json {
             print_json(
                 out,
@@ -311,12 +306,12 @@ fn write_tar(
         } else if !ctx.quiet {
             writeln!(
                 out,
-                "wrote snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
+                "wrote snapshot {} to {}: {}, {}, {}, {}",
                 snapshot.id.short(),
                 escaped(file),
-                outcome.files,
-                outcome.dirs,
-                outcome.symlinks,
+                plural(outcome.files, "file"),
+                plural(outcome.dirs, "dir"),
+                plural(outcome.symlinks, "symlink"),
                 human_bytes(outcome.bytes)
             )
         } else {

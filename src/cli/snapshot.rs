@@ -15,9 +15,12 @@ use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotRecord};
 use cairn::store::{LockMode, Store, StoreError};
 use cairn::when::{self, SnapshotTime};
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
-use super::output::{StderrReporter, describe_requests, human_bytes, with_progress};
+use super::output::{
+    StderrReporter, describe_files, describe_requests, human_bytes, plural,
+};
+use super::progress::{self, FILES};
 use super::stdout::Out;
 use super::{Ctx, init, print_json};
 
@@ -68,8 +71,9 @@ enum SqliteArg {
     Raw,
 }
 
-pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Outcome> {
     let plan = plan(&args)?;
+    super::choose::warn_if_future(args.time);
     let mut store = open_or_create(ctx)?;
     if let Some(old) = store.upgrade_for_writing()? {
         eprintln!(
@@ -79,22 +83,20 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
         );
     }
     let progress = Progress::default();
-    let snapshot = with_progress(&progress, ctx.wants_progress(), render_progress, |bar| {
+    let show = ctx.progress();
+    let snapshot = progress::run(show, &progress, FILES, render_progress, |bar| {
         let reporter = StderrReporter {
             quiet: ctx.quiet,
             bar,
+            verbose: ctx.verbose,
+            json: ctx.json,
         };
         capture::run(&store, &plan, &reporter, &progress)
     })?;
-    let summary = &snapshot.record.summary;
-    let exit =
-        if summary.errors > 0 || summary.database_fallbacks > 0 || summary.files_inconsistent > 0 {
-            Exit::Partial
-        } else {
-            Exit::Ok
-        };
+    super::hooks::committed(snapshot.id);
+    let outcome = snapshot.record.summary.outcome();
     let committed = format!("snapshot {}", snapshot.id.short());
-    Out::deferring().report(exit, Some(committed), |out| report(out, ctx, &snapshot))
+    Out::deferring().report(outcome, Some(committed), |out| report(out, ctx, &snapshot))
 }
 
 /// Everything checked before the store is opened (or created).
@@ -142,13 +144,9 @@ fn open_or_create(ctx: &Ctx) -> anyhow::Result<Store> {
     ctx.open(LockMode::Shared)
 }
 
+/// What a snapshot adds to the progress line.
 fn render_progress(p: &Progress) -> String {
-    let (files, bytes, stored) = p.read();
-    format!(
-        "{files} files, {} read, {} added",
-        human_bytes(bytes),
-        human_bytes(stored)
-    )
+    format!(", {} added", human_bytes(p.read().2))
 }
 
 /// A snapshot as `--json` shows it: the id, then every record field.
@@ -177,17 +175,13 @@ fn report(out: &mut Out, ctx: &Ctx, snapshot: &Snapshot) -> io::Result<()> {
     }
     let s = &snapshot.record.summary;
     writeln!(out, "snapshot {} saved", snapshot.id.short())?;
+    writeln!(out, "  files: {}", describe_files(s))?;
     writeln!(
         out,
-        "  files: {} new, {} changed, {} unchanged ({} in all, {} dirs, {} symlinks)",
-        s.files_new, s.files_changed, s.files_unchanged, s.files, s.dirs, s.symlinks
-    )?;
-    writeln!(
-        out,
-        "  data:  {} read, {} added to the store ({} new chunks, {} reused)",
+        "  data:  {} read, {} added to the store ({}, {} reused)",
         human_bytes(s.bytes_read),
         human_bytes(s.bytes_added),
-        s.data_blobs_new,
+        plural(s.data_blobs_new, "new chunk"),
         s.data_blobs_reused
     )?;
     report_databases(out, s)?;
@@ -201,8 +195,8 @@ fn report(out: &mut Out, ctx: &Ctx, snapshot: &Snapshot) -> io::Result<()> {
     if s.files_inconsistent > 0 {
         writeln!(
             out,
-            "  changed while read: {} file(s), stored as read (may be inconsistent)",
-            s.files_inconsistent
+            "  changed while read: {}, stored as read (may be inconsistent)",
+            plural(s.files_inconsistent, "file")
         )?;
     }
     if let Some(requests) = &s.requests {
@@ -220,19 +214,19 @@ fn report_databases(out: &mut Out, s: &cairn::snapshot::Summary) -> io::Result<(
         }
         writeln!(
             out,
-            "  database {path}: {} captured in {:.1}s, {} of {} chunks new ({})",
+            "  database {path}: {} captured in {:.1}s, {} of {} new ({})",
             human_bytes(db.size),
             db.capture_secs,
             db.chunks_new,
-            db.chunks,
+            plural(db.chunks, "chunk"),
             human_bytes(db.bytes_new)
         )?;
     }
     if s.database_fallbacks > 0 {
         writeln!(
             out,
-            "  {} file(s) looked like databases but SQLite refused them: stored as plain bytes",
-            s.database_fallbacks
+            "  stored as plain bytes: {} that looked like databases but SQLite refused",
+            plural(s.database_fallbacks, "file")
         )?;
     }
     Ok(())

@@ -1,53 +1,19 @@
 //! `cairn snapshots`: list what the store holds.
 
-use std::io::Write;
-use std::path::PathBuf;
-
 use clap::Args;
 
-use cairn::capture::sources::absolute;
-use cairn::rawname::{RawName, escaped};
+use cairn::rawname::escaped;
 use cairn::snapshot::Snapshot;
 use cairn::snapshot::select::Filter;
 use cairn::store::LockMode;
+use cairn::outcome::Outcome;
 
 use super::choose;
-use super::exit::Exit;
-use super::output::{human_bytes, print_table};
+use super::filter::FilterArgs;
+use super::output::{human_bytes, plural, print_table};
 use super::snapshot::SnapshotJson;
 use super::stdout::Out;
 use super::{Ctx, print_json};
-
-/// Snapshot filters shared by the commands that choose snapshots.
-#[derive(Debug, Args)]
-pub struct FilterArgs {
-    /// Only snapshots of this host
-    #[arg(long, value_name = "HOST")]
-    host: Option<String>,
-    /// Only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag", value_name = "TAG")]
-    tags: Vec<String>,
-    /// Only snapshots that include this source path (repeatable)
-    #[arg(long = "path", value_name = "PATH")]
-    paths: Vec<PathBuf>,
-}
-
-impl FilterArgs {
-    pub fn to_filter(&self) -> anyhow::Result<Filter> {
-        let paths = self
-            .paths
-            .iter()
-            .map(|p| Ok(RawName::from_path(&absolute(p)?)))
-            .collect::<std::io::Result<_>>()?;
-        Ok(Filter {
-            host: self.host.clone(),
-            tags: self.tags.clone(),
-            paths,
-            before: None,
-            after: None,
-        })
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
@@ -61,7 +27,7 @@ pub struct SnapshotsArgs {
     after: Option<jiff::Timestamp>,
 }
 
-pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Outcome> {
     let filter = Filter {
         before: args.before,
         after: args.after,
@@ -102,7 +68,7 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
                 repaired_as: copy_of(s).map(|c| c.to_hex()),
             })
             .collect();
-        return out.report(Exit::Ok, None, |out| print_json(out, &items));
+        return out.report(Outcome::Done, None, |out| print_json(out, &items));
     }
     let any_protected = shown.iter().any(|s| protected.contains(&s.id));
     let repair_state = |s: &Snapshot| match (copy_of(s), s.record.summary.repaired_from) {
@@ -138,7 +104,7 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
         })
         .collect();
     if ctx.quiet {
-        return Ok(Exit::Ok);
+        return Ok(Outcome::Done);
     }
     let mut header = vec!["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"];
     if any_protected {
@@ -147,8 +113,8 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Exit> {
     if any_repair {
         header.push("REPAIR");
     }
-    out.report(Exit::Ok, None, |out| {
-        print_table(out, &header, &rows)?;
-        writeln!(out, "{} snapshot(s)", rows.len())
-    })
+    let listed = out.report(Outcome::Done, None, |out| print_table(out, &header, &rows))?;
+    // A count is not data: on stderr.
+    eprintln!("{}", plural(rows.len() as u64, "snapshot"));
+    Ok(listed)
 }

@@ -10,7 +10,9 @@
 use std::fmt;
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
-use super::exit::{Exit, Finished};
+use cairn::outcome::Outcome;
+
+use super::exit::Finished;
 
 /// The command's stdout, buffered (flushed at every write on a terminal, so
 /// that a person sees each line as it is printed).
@@ -52,20 +54,21 @@ impl Out {
         }
     }
 
-    /// Ends a command whose work is done and would end with `exit`: prints
+    /// Ends a command whose work is done and ended with `outcome`: prints
     /// its report with `print` and flushes. If that fails, the error carries
-    /// `exit` and what was `committed` (see [`Finished`]), so that a closed
-    /// pipe still ends with `exit` and a full disk names the commit.
+    /// `outcome` and what was `committed` (see [`Finished`]), so that a
+    /// closed pipe still ends with the outcome's exit code and a full disk
+    /// names the commit.
     pub fn report(
         mut self,
-        exit: Exit,
+        outcome: Outcome,
         committed: Option<String>,
         print: impl FnOnce(&mut Self) -> io::Result<()>,
-    ) -> anyhow::Result<Exit> {
+    ) -> anyhow::Result<Outcome> {
         let printed = print(&mut self).and_then(|()| self.finish());
         match printed {
-            Ok(()) => Ok(exit),
-            Err(e) => Err(anyhow::Error::new(e).context(Finished { exit, committed })),
+            Ok(()) => Ok(outcome),
+            Err(e) => Err(anyhow::Error::new(e).context(Finished { outcome, committed })),
         }
     }
 

@@ -12,9 +12,10 @@ use cairn::rawname::{escaped, printable};
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
 use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions};
+use cairn::outcome::Outcome;
 
-use super::exit::Exit;
-use super::output::{human_bytes, warn, with_progress};
+use super::output::{human_bytes, plural, warn};
+use super::progress::{self, Units};
 use super::stdout::Out;
 use super::{Ctx, choose, print_json};
 
@@ -54,7 +55,7 @@ impl VerifyArgs {
     }
 }
 
-pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Outcome> {
     let store = ctx.open(LockMode::Read)?;
     let snapshots = if args.snapshots.is_empty() {
         None
@@ -78,16 +79,17 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
         snapshots,
     };
     let progress = Progress::default();
-    let report = with_progress(
+    // Snapshots are counted while the structure is checked, packs while
+    // they are read.
+    let units = Units {
+        items: "snapshots/packs",
+        bytes: "",
+    };
+    let report = progress::run(
+        ctx.progress(),
         &progress,
-        ctx.wants_progress(),
-        |p| {
-            let (n, bytes, _) = p.read();
-            format!(
-                "verifying: {n} snapshots/packs, {} read",
-                human_bytes(bytes)
-            )
-        },
+        units,
+        |_| String::new(),
         |_| verify::verify(&store, &options, &progress),
     )?;
     if !ctx.json {
@@ -95,18 +97,17 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
             warn(w);
         }
     }
-    let exit = if report.ok { Exit::Ok } else { Exit::Damage };
-    Out::streaming().report(exit, None, |out| match ctx.json {
+    Out::streaming().report(report.outcome(), None, |out| match ctx.json {
         true => print_json(out, &report),
-        false => print_report(out, &report, ctx.quiet),
+        false => print_report(out, &report, args.read_data(), ctx.quiet),
     })
 }
 
-fn print_report(out: &mut Out, r: &Report, quiet: bool) -> io::Result<()> {
+fn print_report(out: &mut Out, r: &Report, which: ReadData, quiet: bool) -> io::Result<()> {
     for d in &r.damage {
         let lost = match d.blobs_lost {
             0 => String::new(),
-            n => format!(" ({n} blob(s) lost)"),
+            n => format!(" ({} lost)", plural(n, "blob")),
         };
         let (key, cause) = (escaped(&d.key), printable(&d.cause));
         writeln!(out, "DAMAGED {} {key}: {cause}{lost}", d.kind)?;
@@ -130,15 +131,26 @@ fn print_report(out: &mut Out, r: &Report, quiet: bool) -> io::Result<()> {
     }
     writeln!(
         out,
-        "checked {} snapshots, {} trees, {} blobs, {} packs",
-        r.snapshots, r.trees, r.blobs, r.packs
+        "checked {}, {}, {}, {}",
+        plural(r.snapshots, "snapshot"),
+        plural(r.trees, "tree"),
+        plural(r.blobs, "blob"),
+        plural(r.packs, "pack")
     )?;
+    if which != ReadData::Skip && which != ReadData::All {
+        writeln!(
+            out,
+            "the subset {which} selected {} of the {} to read",
+            r.packs_selected,
+            plural(r.packs, "pack")
+        )?;
+    }
     if r.packs_read > 0 || r.packs_left_unread > 0 {
         let rate = r.bytes_read as f64 / r.read_secs.max(1e-9);
         writeln!(
             out,
-            "read {} packs, {} in {:.1}s ({}/s){}",
-            r.packs_read,
+            "read {}, {} in {:.1}s ({}/s){}",
+            plural(r.packs_read, "pack"),
             human_bytes(r.bytes_read),
             r.read_secs,
             human_bytes(rate as u64),
@@ -151,8 +163,8 @@ fn print_report(out: &mut Out, r: &Report, quiet: bool) -> io::Result<()> {
     if r.databases_checked > 0 {
         writeln!(
             out,
-            "checked {} database(s) with integrity_check",
-            r.databases_checked
+            "checked {} with integrity_check",
+            plural(r.databases_checked, "database")
         )?;
     }
     let never = r.ledger.packs_never_verified;
@@ -179,7 +191,8 @@ fn print_report(out: &mut Out, r: &Report, quiet: bool) -> io::Result<()> {
     if r.ok {
         writeln!(out, "ok: no damage found")?;
     } else {
-        writeln!(out, "DAMAGE FOUND: {} problem(s)", r.damage.len())?;
+        let problems = plural(r.damage.len() as u64, "problem");
+        writeln!(out, "DAMAGE FOUND: {problems}")?;
     }
     Ok(())
 }

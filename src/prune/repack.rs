@@ -38,11 +38,14 @@ pub fn repack(
     progress: &Progress,
 ) -> Result<Repacked, PruneError> {
     let mut out = Repacked::default();
+    progress.set_totals(chosen.len() as u64, chosen.iter().map(|p| p.size).sum());
     for kind in [BlobKind::Data, BlobKind::Tree] {
         let mut sink = Sink::new(store, kind);
         for pack in chosen.iter().filter(|c| c.kind == kind) {
+            progress.working_on(|| format!("pack {}", pack.id.short()));
             copy_blobs(store, pack, keep, &mut sink, &mut out)?;
             Progress::add(&progress.files, 1);
+            Progress::add(&progress.bytes, pack.size);
         }
         out.packs.extend(sink.finish()?);
     }

@@ -112,6 +112,7 @@ pub fn execute(
             conflicts: survey.conflicts,
         });
     }
+    progress.set_totals(survey.files, survey.bytes);
     // From here on files are in flight: a signal only asks to stop.
     let _cleanup = interrupt::Cleanup::start();
     allow_open_files();

@@ -83,6 +83,19 @@ pub enum RestoreError {
     /// An included path is not in the snapshot.
     #[error("{} is not in the snapshot", escaped(.0))]
     NotInSnapshot(PathBuf),
+    /// The tar file could not be created or written.
+    #[error("{what} {}{note}: {source}", escaped(path))]
+    TarFile {
+        /// What was being done.
+        what: &'static str,
+        /// Said after the path.
+        note: &'static str,
+        /// The tar file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing the tar stream failed.
     #[error("writing the tar stream: {0}")]
     Tar(#[source] std::io::Error),

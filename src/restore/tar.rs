@@ -11,6 +11,7 @@
 //! chunk, each verified against its hash.
 
 use std::io::{self, Read, Write};
+use std::path::Path;
 
 use tar::{Builder, EntryType, Header};
 
@@ -53,6 +54,35 @@ pub fn write(
     tar.into_inner()
         .and_then(|mut out| out.flush())
         .map_err(RestoreError::Tar)?;
+    Ok(outcome)
+}
+
+/// Writes the tar stream into the new file `path`: under a temporary name
+/// beside it, fsynced, and linked into place only when complete (never over
+/// an existing file), so a failed run leaves no truncated archive.
+pub fn write_file(
+    store: &Store,
+    snapshot: &Snapshot,
+    selection: &Selection,
+    path: &Path,
+) -> Result<TarOutcome, RestoreError> {
+    let io_error = |what: &'static str, note: &'static str, source| RestoreError::TarFile {
+        what,
+        note,
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let tmp = tempfile::Builder::new()
+        .prefix(".cairn-tar-")
+        .tempfile_in(dir.unwrap_or(Path::new(".")))
+        .map_err(|e| io_error("creating a temporary file beside", "", e))?;
+    let outcome = write(store, snapshot, selection, io::BufWriter::new(tmp.as_file()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| io_error("writing", "", e))?;
+    tmp.persist_noclobber(path)
+        .map_err(|e| io_error("creating", " (it must not exist yet)", e.error))?;
     Ok(outcome)
 }
 

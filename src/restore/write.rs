@@ -45,6 +45,13 @@ pub struct RestoreOutcome {
     pub leftovers_removed: u64,
 }
 
+impl RestoreOutcome {
+    /// Partial when items failed (each is in `failed`); the rest is restored.
+    pub fn outcome(&self) -> crate::outcome::Outcome {
+        crate::outcome::Outcome::partial_if(self.failed.len() as u64)
+    }
+}
+
 /// Why one item could not be restored.
 #[derive(Debug, thiserror::Error)]
 enum ItemError {
@@ -88,6 +95,7 @@ pub(super) fn write_batch(
         .map_init(
             || pack::reader::PackFiles::new(ctx.backend),
             |packs, placed| {
+                progress.working_on(|| ctx.target_path.join(&placed.item.rel).display().to_string());
                 let result = restore_file(ctx, &batch.locations, packs, placed);
                 Progress::add(&progress.files, 1);
                 Progress::add(&progress.bytes, placed.item.entry.meta.size);

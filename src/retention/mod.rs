@@ -18,6 +18,7 @@
 //! kept (reason `newest`), and protected snapshots are always kept (reason
 //! `protected`). A policy that names nothing is refused.
 
+mod plan;
 mod policy;
 mod within;
 
@@ -29,6 +30,7 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use serde::{Serialize, Serializer};
 
+pub use plan::{ForgetPlan, plan};
 pub use policy::{Count, GroupBy, Period, Policy, SavedPolicy};
 pub use within::Within;
 

@@ -4,6 +4,7 @@
 
 pub mod forget;
 pub mod protect;
+pub mod retag;
 pub mod select;
 
 use std::collections::HashMap;
@@ -64,8 +65,13 @@ pub struct Summary {
     pub total_bytes: u64,
     /// Files with no counterpart in the parent.
     pub files_new: u64,
-    /// Files read again because they differ from the parent.
+    /// Files read again because their metadata differs from the parent's
+    /// (size, mtime, ctime or inode): `files_modified` of them with other
+    /// content, the rest with the same.
     pub files_changed: u64,
+    /// Of the files read again, those whose content differs from the
+    /// parent's (absent from records of cairn before 0.1 issue #19).
+    pub files_modified: u64,
     /// Files taken from the parent without being read.
     pub files_unchanged: u64,
     /// Bytes of file content read.
@@ -97,8 +103,9 @@ pub struct Summary {
     pub databases: Vec<DatabaseSummary>,
     /// Files that start like a SQLite database but that SQLite refused
     /// (corrupt, encrypted): stored as plain bytes, with a warning.
-    #[serde(skip_serializing_if = "is_zero")]
     pub database_fallbacks: u64,
+    /// Paths of those (the first [`MAX_LISTED_LEFT_OUT`]).
+    pub fallbacks: Vec<RawName>,
     /// Files that changed while they were read, and again while they were
     /// read a second time: stored as read, with a warning.
     #[serde(skip_serializing_if = "is_zero")]
@@ -116,10 +123,25 @@ pub struct Summary {
     /// How many paths were left out as lost (all, listed or not).
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_count: u64,
+    /// Bytes of the store's packs when the snapshot was committed (its own
+    /// included), as its host's catalog knew them: `cairn stats --growth`
+    /// charts it. Absent from records of cairn before issue #19.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_bytes: Option<u64>,
     /// Requests made to a remote store by the run (before its record) and
     /// the bytes they moved; absent for a local store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<crate::backend::RequestStats>,
+}
+
+impl Summary {
+    /// Partial when anything is not whole: files left out, databases
+    /// stored as plain bytes, files that changed while read.
+    pub fn outcome(&self) -> crate::outcome::Outcome {
+        crate::outcome::Outcome::partial_if(
+            self.errors + self.database_fallbacks + self.files_inconsistent,
+        )
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

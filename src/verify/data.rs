@@ -40,6 +40,17 @@ pub enum ReadData {
     Fraction(f64),
 }
 
+impl std::fmt::Display for ReadData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Skip => f.write_str("none"),
+            Self::All => f.write_str("all"),
+            Self::Slice { n, of } => write!(f, "{n}/{of}"),
+            Self::Fraction(share) => write!(f, "{}%", share * 100.0),
+        }
+    }
+}
+
 /// How much to read.
 #[derive(Debug, Clone, Copy)]
 pub struct DataOptions {
@@ -151,6 +162,7 @@ pub fn read_packs(
             if out_of_time.load(Ordering::Relaxed) {
                 return None;
             }
+            progress.working_on(|| format!("pack {}", pack.id.short()));
             let read = read_pack(backend, pack, rows);
             Progress::add(&progress.files, 1);
             Progress::add(&progress.bytes, read.bytes);

@@ -127,6 +127,8 @@ pub struct Report {
     pub blobs: u64,
     /// Packs whose header was checked.
     pub packs: u64,
+    /// Packs chosen to be read whole (by the subset and `--max-age`).
+    pub packs_selected: u64,
     /// Packs read whole.
     pub packs_read: u64,
     /// Bytes read from packs.
@@ -254,6 +256,16 @@ pub fn verify(
 }
 
 impl Report {
+    /// Damage when anything is damaged, else done.
+    pub fn outcome(&self) -> crate::outcome::Outcome {
+        match self.ok {
+            true => crate::outcome::Outcome::Done,
+            false => crate::outcome::Outcome::Damage {
+                problems: (self.damage.len() as u64).max(1),
+            },
+        }
+    }
+
     fn new(chosen: &[Snapshot], reached: &reach::Reached, packs: u64) -> Self {
         Self {
             ok: true,
@@ -261,6 +273,7 @@ impl Report {
             trees: reached.live.trees(),
             blobs: reached.live.len(),
             packs,
+            packs_selected: 0,
             packs_read: 0,
             bytes_read: 0,
             packs_left_unread: 0,
@@ -310,6 +323,19 @@ fn read_data(
     let started = Instant::now();
     let ledger = store.catalog().verified()?;
     let chosen = data::choose(checked, &ledger, &options.data);
+    report.packs_selected = chosen.len() as u64;
+    progress.restart();
+    progress.set_totals(
+        chosen.len() as u64,
+        chosen.iter().map(|(p, _)| p.size).sum(),
+    );
+    if chosen.is_empty() && !checked.is_empty() && options.data.max_age.is_none() {
+        report.warnings.push(format!(
+            "the subset {} covers none of the {} packs: nothing was read (use fewer slices, or a percentage)",
+            options.data.which,
+            checked.len()
+        ));
+    }
     let read = data::read_packs(store.backend(), &chosen, options.data.budget, progress);
     let good: Vec<(PackId, i64)> = read
         .iter()

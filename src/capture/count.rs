@@ -1,0 +1,98 @@
+//! Counting a snapshot's sources while it runs, so that a progress display
+//! can say how much of the whole is done and when it will end (restic
+//! counts the same way). Only when a display asks (`Progress::want_totals`).
+//!
+//! The count walks by path, with the same exclusions, and sums the sizes of
+//! regular files; it is an estimate for the display, nothing is decided by
+//! it. It stops as soon as the snapshot itself has finished.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::excludes::Excludes;
+use super::sources::Sources;
+use crate::progress::Progress;
+
+/// Counts the files and bytes below `sources`, publishing the running
+/// count in `progress` and the final one when done, unless `stop` is set
+/// first.
+pub(super) fn count(sources: &Sources, excludes: &Excludes, progress: &Progress, stop: &AtomicBool) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut pending: Vec<PathBuf> = sources.paths().to_vec();
+    while let Some(path) = pending.pop() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            pending.extend(children(&path, excludes));
+        } else if meta.is_file() {
+            files += 1;
+            bytes += meta.len();
+            if files % 256 == 0 {
+                publish(progress, files, bytes);
+            }
+        }
+    }
+    progress.set_totals(files, bytes);
+}
+
+fn publish(progress: &Progress, files: u64, bytes: u64) {
+    progress.files_total.store(files, Ordering::Relaxed);
+    progress.bytes_total.store(bytes, Ordering::Relaxed);
+}
+
+/// The entries of directory `dir` that are not excluded.
+fn children(dir: &Path, excludes: &Excludes) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| (e.path(), e.file_name()))
+        .filter(|(path, name)| !excludes.matches(path, name))
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// Runs `work` with the count beside it (if a display wants totals), and
+/// stops the count when `work` is done.
+pub(super) fn beside<T>(
+    sources: Option<&Sources>,
+    excludes: &Excludes,
+    progress: &Progress,
+    work: impl FnOnce() -> T,
+) -> T {
+    let Some(sources) = sources.filter(|_| progress.totals_wanted()) else {
+        return work();
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| count(sources, excludes, progress, &stop));
+        let out = work();
+        stop.store(true, Ordering::Relaxed);
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_sums_files_and_bytes_leaving_out_excluded_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("a"), b"12345").unwrap();
+        fs::write(dir.path().join("sub/b"), b"123").unwrap();
+        fs::write(dir.path().join("c.tmp"), b"1234567890").unwrap();
+        let sources = Sources::resolve(&[dir.path().to_owned()]).unwrap();
+        let excludes = Excludes::new(&["*.tmp".to_owned()], None).unwrap();
+        let progress = Progress::default();
+        count(&sources, &excludes, &progress, &AtomicBool::new(false));
+        assert_eq!(progress.totals(), (2, 8, true));
+    }
+}

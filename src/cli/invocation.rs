@@ -1,0 +1,388 @@
+//! From `argv` to a parsed command line: a profile's keys become the flags
+//! they stand for, and a usage error shows the command's plain usage.
+//!
+//! With `-P NAME`, the command line is parsed once leniently to learn the
+//! command and which options were given; each key of the profile that
+//! applies to the command and was not given (on the command line or in its
+//! environment variable) is added as its flag (`excludes` as `--exclude`
+//! each), and the result is parsed for real. So the command line overrides
+//! the profile key by key, an environment variable overrides it too, and
+//! every value the profile gives is checked exactly as if it had been
+//! typed. Which key stands for which flag is the table [`FLAGS`].
+
+use std::ffi::OsString;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
+use cairn::profile::{self, ConfigError, Profile, Value};
+
+use super::Cli;
+
+/// A command line ready to run.
+pub struct Invocation {
+    /// What clap parsed, profile keys included.
+    pub cli: Cli,
+    /// The profile, if one was named.
+    pub profile: Option<Profile>,
+    /// The command's name (`snapshot`), for hooks.
+    pub command: Option<String>,
+}
+
+/// Why a command line cannot run.
+pub enum Refused {
+    /// Clap's error (or `--help`), usage already rewritten; print and exit
+    /// with its code.
+    Clap(clap::Error),
+    /// The same, already rendered.
+    Rendered { text: String, code: i32 },
+    /// The configuration or profile is bad (exit 2).
+    Config(ConfigError),
+}
+
+/// A profile key and the flag it stands for in some commands.
+pub struct Flag {
+    /// The key in `cairn.toml`.
+    pub key: &'static str,
+    /// The commands it applies to (`*`: every command).
+    pub commands: &'static [&'static str],
+    /// The clap id of the option.
+    pub id: &'static str,
+    /// The flag, or `None` for the command's positional values.
+    pub flag: Option<&'static str>,
+    /// Options that, if given, stop the key from applying (a retention
+    /// policy is taken whole from the command line or whole from the profile).
+    pub unless: &'static [&'static str],
+}
+
+const EVERY: &[&str] = &["*"];
+const SNAPSHOT: &[&str] = &["snapshot"];
+const FORGET: &[&str] = &["forget"];
+const VERIFY: &[&str] = &["verify"];
+
+/// The options of a retention policy in `forget`, and its snapshot ids:
+/// any of them given on the command line keeps the profile's policy out.
+const POLICY: &[&str] = &[
+    "snapshots",
+    "keep_last",
+    "keep_hourly",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "keep_within",
+    "keep_within_hourly",
+    "keep_within_daily",
+    "keep_within_weekly",
+    "keep_within_monthly",
+    "keep_within_yearly",
+    "keep_tags",
+    "group_by",
+];
+
+const fn flag(
+    key: &'static str,
+    commands: &'static [&'static str],
+    id: &'static str,
+    flag: &'static str,
+) -> Flag {
+    Flag {
+        key,
+        commands,
+        id,
+        flag: Some(flag),
+        unless: &[],
+    }
+}
+
+const fn policy(key: &'static str, id: &'static str, flag: &'static str) -> Flag {
+    Flag {
+        key,
+        commands: FORGET,
+        id,
+        flag: Some(flag),
+        unless: POLICY,
+    }
+}
+
+/// Every profile key that stands for a flag. Options that other work adds
+/// to `snapshot` or `restore` are wired by adding a row (and the key in
+/// `cairn::profile`).
+pub const FLAGS: &[Flag] = &[
+    flag("store", EVERY, "store", "--store"),
+    flag("cache_dir", EVERY, "cache_dir", "--cache-dir"),
+    flag("lock_wait", EVERY, "lock_wait", "--lock-wait"),
+    flag(
+        "progress_interval",
+        EVERY,
+        "progress_interval",
+        "--progress-interval",
+    ),
+    Flag {
+        key: "sources",
+        commands: SNAPSHOT,
+        id: "paths",
+        flag: None,
+        unless: &["stdin"],
+    },
+    // forget applies the profile's policy to the profile's snapshots only.
+    flag("sources", FORGET, "paths", "--path"),
+    flag("excludes", SNAPSHOT, "excludes", "--exclude"),
+    flag("tags", SNAPSHOT, "tags", "--tag"),
+    flag("host", &["snapshot", "forget"], "host", "--host"),
+    flag("sqlite", SNAPSHOT, "sqlite", "--sqlite"),
+    flag("sqlite_timeout", SNAPSHOT, "sqlite_timeout", "--sqlite-timeout"),
+    policy("keep_last", "keep_last", "--keep-last"),
+    policy("keep_hourly", "keep_hourly", "--keep-hourly"),
+    policy("keep_daily", "keep_daily", "--keep-daily"),
+    policy("keep_weekly", "keep_weekly", "--keep-weekly"),
+    policy("keep_monthly", "keep_monthly", "--keep-monthly"),
+    policy("keep_yearly", "keep_yearly", "--keep-yearly"),
+    policy("keep_within", "keep_within", "--keep-within"),
+    policy(
+        "keep_within_hourly",
+        "keep_within_hourly",
+        "--keep-within-hourly",
+    ),
+    policy("keep_within_daily", "keep_within_daily", "--keep-within-daily"),
+    policy(
+        "keep_within_weekly",
+        "keep_within_weekly",
+        "--keep-within-weekly",
+    ),
+    policy(
+        "keep_within_monthly",
+        "keep_within_monthly",
+        "--keep-within-monthly",
+    ),
+    policy(
+        "keep_within_yearly",
+        "keep_within_yearly",
+        "--keep-within-yearly",
+    ),
+    policy("keep_tags", "keep_tags", "--keep-tag"),
+    policy("group_by", "group_by", "--group-by"),
+    flag("max_unused", &["forget", "prune"], "max_unused", "--max-unused"),
+    flag("verify.budget", VERIFY, "budget", "--budget"),
+    flag("verify.max_age", VERIFY, "max_age", "--max-age"),
+    flag(
+        "verify.read_data_subset",
+        VERIFY,
+        "read_data_subset",
+        "--read-data-subset",
+    ),
+];
+
+/// Parses `args` (the program name first), applying the profile named.
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
+    let lenient = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(&args)
+        .ok();
+    let named = lenient
+        .as_ref()
+        .and_then(|m| m.get_one::<String>("profile").cloned());
+    let command = lenient
+        .as_ref()
+        .and_then(|m| m.subcommand_name().map(str::to_owned));
+    let Some(name) = named else {
+        let cli = strict(&args, lenient.as_ref())?;
+        return Ok(Invocation {
+            cli,
+            profile: None,
+            command,
+        });
+    };
+    let lenient = lenient.expect("a profile name came from these matches");
+    let profile = load(&lenient, &name).map_err(Refused::Config)?;
+    let with_profile = apply(&args, &lenient, &profile);
+    let cli = strict(&with_profile, Some(&lenient))?;
+    Ok(Invocation {
+        cli,
+        profile: Some(profile),
+        command,
+    })
+}
+
+/// Reads the configuration files (`--config`, else the default ones) and
+/// the profile `name` from them.
+pub fn load(matches: &ArgMatches, name: &str) -> Result<Profile, ConfigError> {
+    let files = config_files(matches)?;
+    profile::load(&files, name)
+}
+
+/// The configuration files to read, with their text.
+pub fn config_files(
+    matches: &ArgMatches,
+) -> Result<Vec<(std::path::PathBuf, String)>, ConfigError> {
+    match matches.get_many::<std::path::PathBuf>("config") {
+        Some(given) => profile::read_files(&given.cloned().collect::<Vec<_>>(), true),
+        None => profile::read_files(&profile::default_files(), false),
+    }
+}
+
+fn strict(args: &[OsString], lenient: Option<&ArgMatches>) -> Result<Cli, Refused> {
+    let matches = Cli::command()
+        .try_get_matches_from(args)
+        .map_err(|e| plain_usage(e, lenient))?;
+    Cli::from_arg_matches(&matches).map_err(|e| plain_usage(e, lenient))
+}
+
+/// A usage error shows the command's own usage line, not clap's line built
+/// from what was given (which showed `--store` as required when
+/// `CAIRN_STORE` was set, or a mistyped flag's suggestion as the usage).
+fn plain_usage(e: clap::Error, lenient: Option<&ArgMatches>) -> Refused {
+    if !e.use_stderr() {
+        return Refused::Clap(e);
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut sub = &cmd;
+    let mut matches = lenient;
+    while let Some((name, next)) = matches.and_then(ArgMatches::subcommand) {
+        match sub.find_subcommand(name) {
+            Some(found) => sub = found,
+            None => break,
+        }
+        matches = Some(next);
+    }
+    let usage = sub.clone().render_usage().to_string();
+    let text = e.render().to_string();
+    let text: Vec<String> = text
+        .lines()
+        .map(|line| match line.starts_with("Usage: ") {
+            true => usage.trim_end().to_owned(),
+            false => line.to_owned(),
+        })
+        .collect();
+    Refused::Rendered {
+        text: format!("{}\n", text.join("\n")),
+        code: e.exit_code(),
+    }
+}
+
+/// `args` with the profile's keys added as flags where they apply.
+fn apply(args: &[OsString], lenient: &ArgMatches, profile: &Profile) -> Vec<OsString> {
+    let Some((command, sub)) = lenient.subcommand() else {
+        return args.to_vec();
+    };
+    let mut flags: Vec<OsString> = Vec::new();
+    let mut positionals: Vec<OsString> = Vec::new();
+    for f in FLAGS.iter().filter(|f| applies(f, command)) {
+        let Some(setting) = profile.get(f.key) else {
+            continue;
+        };
+        let given = |id: &str| given(lenient, id) || given(sub, id);
+        if given(f.id) || f.unless.iter().any(|id| given(id)) {
+            continue;
+        }
+        let values = match &setting.value {
+            Value::One(v) => vec![v.clone()],
+            Value::Many(vs) => vs.clone(),
+            Value::Switch(true) => vec![String::new()],
+            Value::Switch(false) => Vec::new(),
+        };
+        for v in values {
+            match (f.flag, v.is_empty()) {
+                (None, _) => positionals.push(v.into()),
+                (Some(flag), true) => flags.push(flag.into()),
+                (Some(flag), false) => flags.push(format!("{flag}={v}").into()),
+            }
+        }
+    }
+    splice(args, flags, positionals)
+}
+
+/// `args`, then `flags` (before a `--` if there is one), then `positionals`
+/// after a `--`.
+fn splice(args: &[OsString], flags: Vec<OsString>, positionals: Vec<OsString>) -> Vec<OsString> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut out: Vec<OsString> = args[..end].to_vec();
+    out.extend(flags);
+    out.extend(args[end..].iter().cloned());
+    if !positionals.is_empty() {
+        if end == args.len() {
+            out.push("--".into());
+        }
+        out.extend(positionals);
+    }
+    out
+}
+
+fn applies(f: &Flag, command: &str) -> bool {
+    f.commands.iter().any(|c| *c == "*" || *c == command)
+}
+
+/// Whether option `id` was given on the command line or by its
+/// environment variable (not a default).
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches.ids().any(|i| i.as_str() == id)
+        && matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn every_flag_of_the_table_exists_in_the_commands_it_names() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        for f in FLAGS {
+            let commands: Vec<&clap::Command> = match f.commands {
+                ["*"] => vec![&cmd],
+                names => names
+                    .iter()
+                    .map(|n| cmd.find_subcommand(n).expect("a command of the table"))
+                    .collect(),
+            };
+            for c in commands {
+                let ids: Vec<&str> = c.get_arguments().map(|a| a.get_id().as_str()).collect();
+                for id in std::iter::once(&f.id).chain(f.unless) {
+                    assert!(ids.contains(id), "{} has no {id} ({})", c.get_name(), f.key);
+                }
+                if let Some(flag) = f.flag {
+                    let long = c
+                        .get_arguments()
+                        .find(|a| a.get_id() == f.id)
+                        .and_then(|a| a.get_long());
+                    assert_eq!(long, flag.strip_prefix("--"), "{}", f.key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_of_the_profile_module_has_a_flag_or_is_a_hook() {
+        for key in profile::KEYS {
+            let known = FLAGS.iter().any(|f| f.key == *key) || key.starts_with("hooks.");
+            assert!(known, "{key}");
+        }
+    }
+
+    #[test]
+    fn flags_go_before_a_double_dash_and_sources_after_one() {
+        let out = splice(
+            &args(&["cairn", "snapshot", "--tag", "x"]),
+            args(&["--exclude=*.tmp"]),
+            args(&["/srv"]),
+        );
+        assert_eq!(
+            out,
+            args(&["cairn", "snapshot", "--tag", "x", "--exclude=*.tmp", "--", "/srv"])
+        );
+        let out = splice(
+            &args(&["cairn", "snapshot", "--", "-odd"]),
+            args(&["--host=a"]),
+            Vec::new(),
+        );
+        assert_eq!(out, args(&["cairn", "snapshot", "--host=a", "--", "-odd"]));
+    }
+}

@@ -1,0 +1,122 @@
+//! A profile's hooks: shell commands run around a command (`pg_dump` into a
+//! spool directory before a snapshot, a `curl` to a health-check URL after
+//! it), told the outcome in environment variables.
+//!
+//! Each hook runs as `sh -c COMMAND`, with standard input closed and its
+//! standard output sent to cairn's standard error (cairn's stdout may be a
+//! JSON report). The environment names the profile and command
+//! (`CAIRN_PROFILE`, `CAIRN_COMMAND`) and, after the command,
+//! `CAIRN_EXIT_CODE`, `CAIRN_SNAPSHOT_ID` (a snapshot's id, empty if none
+//! was committed) and `CAIRN_ERROR` (the error, empty if none).
+
+use std::io;
+use std::os::fd::AsFd;
+use std::process::{Command, ExitStatus, Stdio};
+
+use super::{Setting, Value};
+
+/// The hooks of a profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Run before the command; if it fails, the command does not run.
+    pub before: Option<String>,
+    /// Run after the command when it exited 0.
+    pub after: Option<String>,
+    /// Run when the `before` hook or the command failed (any exit but 0).
+    pub on_failure: Option<String>,
+    /// The commands the hooks wrap (`snapshot` unless the profile says).
+    pub commands: Vec<String>,
+}
+
+/// The commands hooks wrap when a profile does not say.
+pub const DEFAULT_COMMANDS: &[&str] = &["snapshot"];
+
+/// Why a hook failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The shell could not be started.
+    #[error("the {which} hook `{command}` could not be started: {source}")]
+    Spawn {
+        /// `before`, `after` or `on_failure`.
+        which: &'static str,
+        /// The hook's command.
+        command: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The hook ran and failed.
+    #[error("the {which} hook `{command}` failed ({status})")]
+    Failed {
+        /// `before`, `after` or `on_failure`.
+        which: &'static str,
+        /// The hook's command.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+}
+
+impl Hooks {
+    /// The hooks among a profile's settings.
+    pub(super) fn of(settings: &[Setting]) -> Self {
+        let one = |key: &str| {
+            settings
+                .iter()
+                .find(|s| s.key == key)
+                .and_then(|s| match &s.value {
+                    Value::One(v) => Some(v.clone()),
+                    _ => None,
+                })
+        };
+        let commands = settings
+            .iter()
+            .find(|s| s.key == "hooks.commands")
+            .and_then(|s| match &s.value {
+                Value::Many(v) => Some(v.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| DEFAULT_COMMANDS.iter().map(|c| c.to_string()).collect());
+        Self {
+            before: one("hooks.before"),
+            after: one("hooks.after"),
+            on_failure: one("hooks.on_failure"),
+            commands,
+        }
+    }
+
+    /// Whether the hooks wrap `command` (and there is any hook at all).
+    pub fn wrap(&self, command: &str) -> bool {
+        let any = self.before.is_some() || self.after.is_some() || self.on_failure.is_some();
+        any && self.commands.iter().any(|c| c == command)
+    }
+}
+
+/// Runs the `which` hook `command` with `env` added to cairn's environment.
+pub fn run(which: &'static str, command: &str, env: &[(&str, String)]) -> Result<(), HookError> {
+    let spawn_error = |source| HookError::Spawn {
+        which,
+        command: command.to_owned(),
+        source,
+    };
+    let stdout = io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(spawn_error)?;
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .status()
+        .map_err(spawn_error)?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(HookError::Failed {
+            which,
+            command: command.to_owned(),
+            status,
+        }),
+    }
+}

@@ -1,0 +1,341 @@
+//! The TOML of `cairn.toml` as serde reads it, and its conversion into
+//! checked [`Setting`]s.
+//!
+//! Every table refuses unknown keys (`deny_unknown_fields`), and every
+//! value keeps its span, so an error can name its line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ConfigError, Origin, Setting, Value, line_of};
+use crate::retention::{Count, GroupBy, Within};
+
+/// A whole file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    profiles: BTreeMap<String, RawProfile>,
+}
+
+/// One `[profiles.NAME]` table.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    store: Option<Spanned<String>>,
+    cache_dir: Option<Spanned<String>>,
+    lock_wait: Option<Spanned<String>>,
+    progress_interval: Option<Spanned<String>>,
+    sources: Option<Spanned<Vec<String>>>,
+    excludes: Option<Spanned<Vec<String>>>,
+    tags: Option<Spanned<Vec<String>>>,
+    host: Option<Spanned<String>>,
+    sqlite: Option<Spanned<String>>,
+    sqlite_timeout: Option<Spanned<String>>,
+    keep_last: Option<Spanned<Count>>,
+    keep_hourly: Option<Spanned<Count>>,
+    keep_daily: Option<Spanned<Count>>,
+    keep_weekly: Option<Spanned<Count>>,
+    keep_monthly: Option<Spanned<Count>>,
+    keep_yearly: Option<Spanned<Count>>,
+    keep_within: Option<Spanned<String>>,
+    keep_within_hourly: Option<Spanned<String>>,
+    keep_within_daily: Option<Spanned<String>>,
+    keep_within_weekly: Option<Spanned<String>>,
+    keep_within_monthly: Option<Spanned<String>>,
+    keep_within_yearly: Option<Spanned<String>>,
+    keep_tags: Option<Spanned<Vec<String>>>,
+    group_by: Option<Spanned<String>>,
+    max_unused: Option<Spanned<String>>,
+    /// Reserved for encryption: refused while it is not supported.
+    password_file: Option<Spanned<String>>,
+    /// Reserved for encryption: refused while it is not supported.
+    password_command: Option<Spanned<String>>,
+    #[serde(default)]
+    verify: RawVerify,
+    #[serde(default)]
+    hooks: RawHooks,
+}
+
+/// `[profiles.NAME.verify]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    budget: Option<Spanned<String>>,
+    max_age: Option<Spanned<String>>,
+    read_data_subset: Option<Spanned<String>>,
+}
+
+/// `[profiles.NAME.hooks]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    before: Option<Spanned<String>>,
+    after: Option<Spanned<String>>,
+    on_failure: Option<Spanned<String>>,
+    commands: Option<Spanned<Vec<String>>>,
+}
+
+/// A value's check: `Err(why)` if it makes no sense.
+type Check = fn(&str) -> Result<(), String>;
+
+/// Turns spanned values into settings, checking each.
+struct Convert<'a> {
+    path: &'a Path,
+    text: &'a str,
+    out: Vec<Setting>,
+}
+
+/// Every profile of the file `path` (with content `text`), checked.
+pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<(String, Vec<Setting>)>, ConfigError> {
+    let file: File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().trim_end().to_owned(),
+    })?;
+    file.profiles
+        .into_iter()
+        .map(|(name, raw)| Ok((name, settings(path, text, raw)?)))
+        .collect()
+}
+
+fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, ConfigError> {
+    let mut c = Convert {
+        path,
+        text,
+        out: Vec::new(),
+    };
+    c.reserved("password_file", &p.password_file)?;
+    c.reserved("password_command", &p.password_command)?;
+    c.one("store", p.store, check_store)?;
+    c.one("cache_dir", p.cache_dir, not_empty)?;
+    c.one("lock_wait", p.lock_wait, check_duration)?;
+    c.one("progress_interval", p.progress_interval, check_duration)?;
+    c.many("sources", p.sources, not_empty)?;
+    c.many("excludes", p.excludes, not_empty)?;
+    c.many("tags", p.tags, not_empty)?;
+    c.one("host", p.host, not_empty)?;
+    c.one("sqlite", p.sqlite, check_sqlite)?;
+    c.one("sqlite_timeout", p.sqlite_timeout, check_duration)?;
+    for (key, count) in [
+        ("keep_last", p.keep_last),
+        ("keep_hourly", p.keep_hourly),
+        ("keep_daily", p.keep_daily),
+        ("keep_weekly", p.keep_weekly),
+        ("keep_monthly", p.keep_monthly),
+        ("keep_yearly", p.keep_yearly),
+    ] {
+        c.count(key, count);
+    }
+    for (key, within) in [
+        ("keep_within", p.keep_within),
+        ("keep_within_hourly", p.keep_within_hourly),
+        ("keep_within_daily", p.keep_within_daily),
+        ("keep_within_weekly", p.keep_within_weekly),
+        ("keep_within_monthly", p.keep_within_monthly),
+        ("keep_within_yearly", p.keep_within_yearly),
+    ] {
+        c.one(key, within, check_within)?;
+    }
+    c.many("keep_tags", p.keep_tags, |_| Ok(()))?;
+    c.one("group_by", p.group_by, check_group_by)?;
+    c.one("max_unused", p.max_unused, check_percent)?;
+    c.one("verify.budget", p.verify.budget, check_duration)?;
+    c.one("verify.max_age", p.verify.max_age, check_age)?;
+    c.one("verify.read_data_subset", p.verify.read_data_subset, not_empty)?;
+    c.one("hooks.before", p.hooks.before, not_empty)?;
+    c.one("hooks.after", p.hooks.after, not_empty)?;
+    c.one("hooks.on_failure", p.hooks.on_failure, not_empty)?;
+    c.many("hooks.commands", p.hooks.commands, not_empty)?;
+    Ok(c.out)
+}
+
+impl Convert<'_> {
+    fn origin<T>(&self, value: &Spanned<T>) -> Origin {
+        Origin {
+            file: self.path.to_owned(),
+            line: line_of(self.text, value.span().start),
+        }
+    }
+
+    fn bad(&self, origin: Origin, key: &str, value: &str, why: String) -> ConfigError {
+        ConfigError::Value {
+            origin,
+            key: key.to_owned(),
+            value: value.to_owned(),
+            why,
+        }
+    }
+
+    fn reserved(&self, key: &'static str, value: &Option<Spanned<String>>) -> Result<(), ConfigError> {
+        match value {
+            Some(v) => Err(ConfigError::Encryption {
+                origin: self.origin(v),
+                key,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn one(
+        &mut self,
+        key: &'static str,
+        value: Option<Spanned<String>>,
+        check: Check,
+    ) -> Result<(), ConfigError> {
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let origin = self.origin(&value);
+        let text = value.into_inner();
+        check(&text).map_err(|why| self.bad(origin.clone(), key, &text, why))?;
+        self.out.push(Setting {
+            key,
+            value: Value::One(text),
+            origin,
+        });
+        Ok(())
+    }
+
+    fn many(
+        &mut self,
+        key: &'static str,
+        value: Option<Spanned<Vec<String>>>,
+        check: Check,
+    ) -> Result<(), ConfigError> {
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let origin = self.origin(&value);
+        let items = value.into_inner();
+        for item in &items {
+            check(item).map_err(|why| self.bad(origin.clone(), key, item, why))?;
+        }
+        self.out.push(Setting {
+            key,
+            value: Value::Many(items),
+            origin,
+        });
+        Ok(())
+    }
+
+    fn count(&mut self, key: &'static str, value: Option<Spanned<Count>>) {
+        if let Some(value) = value {
+            let origin = self.origin(&value);
+            self.out.push(Setting {
+                key,
+                value: Value::One(value.into_inner().to_string()),
+                origin,
+            });
+        }
+    }
+}
+
+fn not_empty(text: &str) -> Result<(), String> {
+    match text.trim().is_empty() {
+        true => Err("must not be empty".to_owned()),
+        false => Ok(()),
+    }
+}
+
+fn check_store(text: &str) -> Result<(), String> {
+    not_empty(text)?;
+    text.parse::<crate::store::Location>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn check_duration(text: &str) -> Result<(), String> {
+    crate::when::parse_duration(text).map(|_| ())
+}
+
+/// `30d`, `2w`, or a duration.
+fn check_age(text: &str) -> Result<(), String> {
+    let t = text.trim();
+    let days = t
+        .strip_suffix('d')
+        .or_else(|| t.strip_suffix('w'))
+        .is_some_and(|n| n.parse::<u64>().is_ok());
+    if days {
+        return Ok(());
+    }
+    check_duration(t)
+}
+
+fn check_within(text: &str) -> Result<(), String> {
+    text.parse::<Within>().map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn check_group_by(text: &str) -> Result<(), String> {
+    text.parse::<GroupBy>().map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn check_sqlite(text: &str) -> Result<(), String> {
+    match text {
+        "auto" | "raw" => Ok(()),
+        _ => Err("must be \"auto\" or \"raw\"".to_owned()),
+    }
+}
+
+fn check_percent(text: &str) -> Result<(), String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(()),
+        _ => Err("must be a percentage between 0 and 100".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<Vec<(String, Vec<Setting>)>, ConfigError> {
+        parse(Path::new("/etc/cairn/cairn.toml"), text)
+    }
+
+    // Regression: #19 (a misspelt key must not silently back up everything)
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let text = "[profiles.app]\nsources = [\"/srv\"]\nexlude = [\"*.tmp\"]\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("exlude"), "{err}");
+        assert!(err.contains("/etc/cairn/cairn.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_is_named_with_its_line() {
+        let text = "[profiles.app]\n\nkeep_daily = \"seven\"\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_duration_that_is_none_is_named_with_key_and_line() {
+        let text = "[profiles.app]\n[profiles.app.verify]\nbudget = \"ten minutes\"\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert!(err.contains(":3: verify.budget"), "{err}");
+    }
+
+    #[test]
+    fn a_password_is_refused_until_encryption_exists() {
+        let text = "[profiles.app]\npassword_file = \"/etc/cairn/key\"\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert!(err.contains("encryption is not supported yet"), "{err}");
+        assert!(err.contains(":2: password_file"), "{err}");
+    }
+
+    #[test]
+    fn each_setting_remembers_its_line() {
+        let text = "[profiles.app]\nstore = \"/b\"\n\nkeep_daily = 7\nkeep_monthly = \"unlimited\"\n";
+        let profiles = parse_text(text).unwrap();
+        let (name, settings) = &profiles[0];
+        assert_eq!(name, "app");
+        let line = |key: &str| settings.iter().find(|s| s.key == key).unwrap().origin.line;
+        assert_eq!((line("store"), line("keep_daily"), line("keep_monthly")), (2, 4, 5));
+        let daily = settings.iter().find(|s| s.key == "keep_daily").unwrap();
+        assert_eq!(daily.value, Value::One("7".into()));
+    }
+}
