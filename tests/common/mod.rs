@@ -238,6 +238,7 @@ impl TestEnv {
             .env_remove("CAIRN_STORE")
             .env_remove("XDG_DATA_HOME")
             .env_remove("XDG_CACHE_HOME")
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("CAIRN_CRASH_AT");
         for (name, _) in std::env::vars_os() {
             if name.as_bytes().starts_with(b"AWS_") {

@@ -1,0 +1,263 @@
+//! Profiles in cairn.toml (#19): their keys stand for flags, the command
+//! line overrides them, unknown keys are errors naming key and line, and
+//! hooks run around the command with its outcome in the environment.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::Value;
+
+/// A test world: a store, a source tree and a configuration file.
+struct World {
+    t: TestEnv,
+    src: PathBuf,
+    config: PathBuf,
+}
+
+impl World {
+    /// `profile` is the body of `[profiles.app]`; `{store}`, `{src}` and
+    /// `{root}` are replaced.
+    fn new(profile: &str) -> Self {
+        let t = TestEnv::with_store();
+        let src = t.path("src");
+        small_tree(&src, 1);
+        write_file(&src.join("skip.tmp"), b"temporary");
+        let config = t.path("cairn.toml");
+        let w = Self { t, src, config };
+        w.write_config(&format!("[profiles.app]\n{profile}"));
+        w
+    }
+
+    fn write_config(&self, text: &str) {
+        let text = text
+            .replace("{store}", self.t.store.to_str().unwrap())
+            .replace("{src}", self.src.to_str().unwrap())
+            .replace("{root}", self.t.root.to_str().unwrap());
+        fs::write(&self.config, text).unwrap();
+    }
+
+    /// `cairn --config FILE -P app ARGS`, without `--store` (the profile
+    /// names it).
+    fn cairn(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = self.t.cairn_without_store(["--config"]);
+        cmd.arg(&self.config).args(["-P", "app"]).args(args);
+        cmd
+    }
+
+    fn hook_log(&self) -> String {
+        fs::read_to_string(self.t.path("hooks.log")).unwrap_or_default()
+    }
+}
+
+fn paths_in(snapshot: &Value) -> Vec<String> {
+    snapshot["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_profile_gives_the_sources_and_options_and_the_command_line_overrides_them() {
+    let w = World::new(
+        "store = \"{store}\"\nsources = [\"{src}\"]\nexcludes = [\"*.tmp\"]\ntags = [\"nightly\"]\n",
+    );
+    let out = w.cairn(&["--json", "snapshot"]).assert().success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(paths_in(&snap), [w.src.to_str().unwrap()]);
+    assert_eq!(snap["tags"], serde_json::json!(["nightly"]));
+    let back = restored(&w.t.restore(id(&snap)), &w.src);
+    assert!(!back.join("skip.tmp").exists(), "the profile's exclude applies");
+    assert!(fs::read_dir(&back).unwrap().count() > 0);
+
+    // A flag replaces the profile's key; the others still apply.
+    let out = w
+        .cairn(&["--json", "snapshot", "--tag", "manual"])
+        .assert()
+        .success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(snap["tags"], serde_json::json!(["manual"]));
+    assert_eq!(paths_in(&snap), [w.src.to_str().unwrap()]);
+
+    // Paths on the command line replace the profile's sources.
+    let other = w.t.path("other");
+    small_tree(&other, 2);
+    let out = w
+        .cairn(&["--json", "snapshot"])
+        .arg(&other)
+        .assert()
+        .success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(paths_in(&snap), [other.to_str().unwrap()]);
+}
+
+#[test]
+fn the_store_of_the_environment_overrides_the_profile_and_config_show_says_so() {
+    let w = World::new("store = \"{root}/elsewhere\"\nsources = [\"{src}\"]\n");
+    let out = w
+        .cairn(&["--json", "snapshot"])
+        .env("CAIRN_STORE", &w.t.store)
+        .assert()
+        .success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(w.t.snapshots(&[]).len(), 1, "{snap}");
+    assert!(!w.t.path("elsewhere").exists());
+    let out = w
+        .cairn(&["config", "show"])
+        .env("CAIRN_STORE", &w.t.store)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let store = text.lines().find(|l| l.starts_with("store")).unwrap();
+    assert!(store.contains("cairn.toml:2 (overridden by CAIRN_STORE)"), "{text}");
+}
+
+// Regression: #19 (a misspelt `exlude` must not silently back up everything)
+#[test]
+fn a_misspelt_key_is_refused_with_its_line_and_nothing_is_captured() {
+    let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\nexlude = [\"*.tmp\"]\n");
+    let out = w.cairn(&["snapshot"]).assert().code(2);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("cairn.toml: line 4"), "{err}");
+    assert!(err.contains("unknown field `exlude`"), "{err}");
+    assert!(w.t.snapshots(&[]).is_empty());
+    // A value that makes no sense names key and line too.
+    w.write_config("[profiles.app]\nstore = \"{store}\"\nsqlite_timeout = \"soon\"\n");
+    let err = stderr_of(w.cairn(&["snapshots"]).assert().code(2).get_output());
+    assert!(err.contains("cairn.toml:3: sqlite_timeout = \"soon\""), "{err}");
+    // And a profile that is not there names the files read.
+    let err = stderr_of(
+        w.t.cairn_without_store(["--config"])
+            .arg(&w.config)
+            .args(["-P", "ap", "snapshots"])
+            .assert()
+            .code(2)
+            .get_output(),
+    );
+    assert!(err.contains("profile \"ap\" is not defined in"), "{err}");
+}
+
+#[test]
+fn a_password_is_refused_until_encryption_is_supported() {
+    let w = World::new("store = \"{store}\"\npassword_file = \"/etc/cairn/key\"\n");
+    let err = stderr_of(w.cairn(&["snapshots"]).assert().code(2).get_output());
+    assert!(err.contains("encryption is not supported yet"), "{err}");
+}
+
+#[test]
+fn config_show_merges_files_key_by_key_and_names_where_each_value_comes_from() {
+    let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\nkeep_daily = 7\n");
+    let host = w.t.path("host.toml");
+    fs::write(&host, "# this host keeps more\n[profiles.app]\nkeep_daily = 14\n").unwrap();
+    let out = w
+        .t
+        .cairn_without_store(["--json", "--config"])
+        .arg(&w.config)
+        .arg("--config")
+        .arg(&host)
+        .args(["-P", "app", "config", "show"])
+        .assert()
+        .success();
+    let doc = parse_json(&out.get_output().stdout);
+    let settings = doc["settings"].as_array().unwrap();
+    let key = |k: &str| settings.iter().find(|s| s["key"] == k).unwrap().clone();
+    assert_eq!(key("keep_daily")["value"], "14");
+    assert_eq!(key("keep_daily")["file"], host.to_str().unwrap());
+    assert_eq!(key("keep_daily")["line"], 3);
+    assert_eq!(key("sources")["file"], w.config.to_str().unwrap());
+    assert_eq!(key("sources")["line"], 3);
+}
+
+#[test]
+fn forget_with_a_profile_applies_its_policy_to_its_own_snapshots_only() {
+    let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\nkeep_last = 1\n");
+    let other = w.t.path("other");
+    small_tree(&other, 2);
+    for _ in 0..2 {
+        w.cairn(&["snapshot"]).assert().success();
+        w.t.snapshot(&[&other], &[]);
+    }
+    w.cairn(&["forget"]).assert().success();
+    let left = w.t.snapshots(&[]);
+    let ours = left.iter().filter(|s| paths_in(s) == [w.src.to_str().unwrap()]);
+    assert_eq!(ours.count(), 1, "keep_last = 1 for the profile's sources");
+    assert_eq!(left.len(), 3, "the other sources' snapshots are not the profile's");
+}
+
+const HOOKS: &str = "store = \"{store}\"\nsources = [\"{src}\"]\n\
+[profiles.app.hooks]\n\
+before = \"echo before $CAIRN_PROFILE $CAIRN_COMMAND >> {root}/hooks.log\"\n\
+after = \"echo after $CAIRN_EXIT_CODE $CAIRN_SNAPSHOT_ID >> {root}/hooks.log\"\n\
+on_failure = \"echo on_failure $CAIRN_EXIT_CODE \\\"$CAIRN_ERROR\\\" >> {root}/hooks.log\"\n";
+
+#[test]
+fn hooks_run_before_and_after_a_snapshot_with_its_id() {
+    let w = World::new(HOOKS);
+    let out = w.cairn(&["--json", "snapshot"]).assert().success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(
+        w.hook_log(),
+        format!("before app snapshot\nafter 0 {}\n", id(&snap))
+    );
+    // Commands the hooks do not wrap run without them.
+    w.cairn(&["snapshots"]).assert().success();
+    assert_eq!(w.hook_log().lines().count(), 2);
+}
+
+#[test]
+fn a_failed_command_runs_on_failure_with_its_exit_code_and_error() {
+    let w = World::new(HOOKS);
+    let gone = w.t.path("gone");
+    let out = w.cairn(&["snapshot"]).arg(&gone).assert().code(1);
+    let err = stderr_of(out.get_output());
+    let log = w.hook_log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "before app snapshot", "{log}");
+    assert!(lines[1].starts_with("on_failure 1 "), "{log}");
+    assert!(lines[1].contains(gone.to_str().unwrap()), "{log}\n{err}");
+    assert_eq!(lines.len(), 2, "{log}");
+}
+
+#[test]
+fn a_failing_before_hook_stops_the_command_with_exit_1_and_runs_on_failure() {
+    let w = World::new(&HOOKS.replace(
+        "before = \"echo before",
+        "before = \"exit 3; echo before",
+    ));
+    let out = w.cairn(&["snapshot"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("the before hook"), "{err}");
+    assert!(err.contains("the command did not run"), "{err}");
+    assert!(w.t.snapshots(&[]).is_empty(), "nothing was captured");
+    let log = w.hook_log();
+    assert!(log.starts_with("on_failure 1 "), "{log}");
+    assert!(log.contains("before hook"), "{log}");
+    assert_eq!(log.lines().count(), 1, "{log}");
+}
+
+#[test]
+fn hook_output_goes_to_stderr_so_json_stays_json() {
+    let w = World::new(
+        "store = \"{store}\"\nsources = [\"{src}\"]\n[profiles.app.hooks]\nbefore = \"echo noise\"\n",
+    );
+    let out = w.cairn(&["--json", "snapshot"]).assert().success();
+    parse_json(&out.get_output().stdout);
+    assert!(stderr_of(out.get_output()).contains("noise"));
+}
+
+#[test]
+fn the_default_configuration_file_is_read_from_xdg_config_home() {
+    let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\n");
+    let dir = w.t.path("xdg/cairn");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(&w.config, dir.join("cairn.toml")).unwrap();
+    w.t.cairn_without_store(["-P", "app", "snapshot"])
+        .env("XDG_CONFIG_HOME", w.t.path("xdg"))
+        .assert()
+        .success();
+    assert_eq!(w.t.snapshots(&[]).len(), 1);
+}
