@@ -155,7 +155,7 @@ fn record() -> SnapshotRecord {
                 unchanged: false,
                 capture_secs: 0.5,
             }],
-            database_fallbacks: 1,
+            database_fallbacks: Some(1),
             ..Summary::default()
         },
     }

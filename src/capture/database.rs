@@ -273,9 +273,10 @@ impl Walker<'_, '_> {
 
     fn fall_back(&mut self, path: &Path, why: &str) -> DbOutcome {
         self.databases_seen.remove(path);
-        self.summary.database_fallbacks += 1;
-        if self.summary.fallbacks.len() < MAX_LISTED_LEFT_OUT {
-            self.summary.fallbacks.push(crate::rawname::RawName::from_path(path));
+        *self.summary.database_fallbacks.get_or_insert(0) += 1;
+        let listed = self.summary.fallbacks.get_or_insert_with(Vec::new);
+        if listed.len() < MAX_LISTED_LEFT_OUT {
+            listed.push(crate::rawname::RawName::from_path(path));
         }
         self.reporter.warn(&Warning::StoredRaw {
             path: path.to_owned(),

@@ -292,7 +292,7 @@ pub fn run(
         requests: store.backend().requests(),
         // Only for charts: a catalog that cannot sum leaves it out.
         store_bytes: store.catalog().pack_bytes().ok(),
-        ..walked
+        ..walked.with_issue_19_counts()
     };
     let record = SnapshotRecord {
         version: RECORD_VERSION,

@@ -321,7 +321,7 @@ impl Walker<'_, '_> {
         };
         self.summary.files_new += u64::from(change == FileChange::New);
         self.summary.files_changed += u64::from(change != FileChange::New);
-        self.summary.files_modified += u64::from(change == FileChange::Modified);
+        *self.summary.files_modified.get_or_insert(0) += u64::from(change == FileChange::Modified);
         self.reporter.file(path, change);
         Ok(Some(self.count_file(entry)))
     }

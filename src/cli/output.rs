@@ -37,17 +37,30 @@ pub fn plural(n: u64, noun: &str) -> String {
 
 /// `2 new, 1 modified, 7 unchanged (3 re-read, content the same); 10 in
 /// all, 2 dirs, 1 symlink`: what a snapshot did with the files it holds.
+/// A record from before issue #19 does not know which files read again
+/// were modified: `2 new, 3 changed, 5 unchanged`.
 pub fn describe_files(s: &cairn::snapshot::Summary) -> String {
-    let reread = s.files_changed.saturating_sub(s.files_modified);
-    let reread = match reread {
+    let Some(modified) = s.files_modified else {
+        return format!(
+            "{} new, {} changed, {} unchanged; {} in all, {}, {}",
+            s.files_new,
+            s.files_changed,
+            s.files_unchanged,
+            s.files,
+            plural(s.dirs, "dir"),
+            plural(s.symlinks, "symlink")
+        );
+    };
+    let reread = s.files_changed.saturating_sub(modified);
+    let shown = match reread {
         0 => String::new(),
         n => format!(" ({n} re-read, content the same)"),
     };
     format!(
-        "{} new, {} modified, {} unchanged{reread}; {} in all, {}, {}",
+        "{} new, {} modified, {} unchanged{shown}; {} in all, {}, {}",
         s.files_new,
-        s.files_modified,
-        s.files_unchanged + s.files_changed.saturating_sub(s.files_modified),
+        modified,
+        s.files_unchanged + reread,
         s.files,
         plural(s.dirs, "dir"),
         plural(s.symlinks, "symlink")

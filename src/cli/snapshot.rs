@@ -222,11 +222,11 @@ fn report_databases(out: &mut Out, s: &cairn::snapshot::Summary) -> io::Result<(
             human_bytes(db.bytes_new)
         )?;
     }
-    if s.database_fallbacks > 0 {
+    if let Some(n) = s.database_fallbacks.filter(|n| *n > 0) {
         writeln!(
             out,
             "  stored as plain bytes: {} that looked like databases but SQLite refused",
-            plural(s.database_fallbacks, "file")
+            plural(n, "file")
         )?;
     }
     Ok(())

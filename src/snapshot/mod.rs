@@ -70,8 +70,10 @@ pub struct Summary {
     /// content, the rest with the same.
     pub files_changed: u64,
     /// Of the files read again, those whose content differs from the
-    /// parent's (absent from records of cairn before 0.1 issue #19).
-    pub files_modified: u64,
+    /// parent's. `None` (absent) in records written before issue #19: an
+    /// old record re-encodes to its own bytes, and "unknown" is not 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_modified: Option<u64>,
     /// Files taken from the parent without being read.
     pub files_unchanged: u64,
     /// Bytes of file content read.
@@ -103,9 +105,14 @@ pub struct Summary {
     pub databases: Vec<DatabaseSummary>,
     /// Files that start like a SQLite database but that SQLite refused
     /// (corrupt, encrypted): stored as plain bytes, with a warning.
-    pub database_fallbacks: u64,
-    /// Paths of those (the first [`MAX_LISTED_LEFT_OUT`]).
-    pub fallbacks: Vec<RawName>,
+    /// Written always (0 too) since issue #19; `None` in older records
+    /// that left a 0 out, so that they re-encode to their own bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_fallbacks: Option<u64>,
+    /// Paths of those (the first [`MAX_LISTED_LEFT_OUT`]); like
+    /// `database_fallbacks`, absent from records before issue #19.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallbacks: Option<Vec<RawName>>,
     /// Files that changed while they were read, and again while they were
     /// read a second time: stored as read, with a warning.
     #[serde(skip_serializing_if = "is_zero")]
@@ -135,11 +142,20 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The summary with the counts every record has since issue #19
+    /// present (0 or empty where nothing was counted).
+    pub fn with_issue_19_counts(mut self) -> Self {
+        self.files_modified.get_or_insert(0);
+        self.database_fallbacks.get_or_insert(0);
+        self.fallbacks.get_or_insert_with(Vec::new);
+        self
+    }
+
     /// Partial when anything is not whole: files left out, databases
     /// stored as plain bytes, files that changed while read.
     pub fn outcome(&self) -> crate::outcome::Outcome {
         crate::outcome::Outcome::partial_if(
-            self.errors + self.database_fallbacks + self.files_inconsistent,
+            self.errors + self.database_fallbacks.unwrap_or(0) + self.files_inconsistent,
         )
     }
 }
