@@ -506,7 +506,9 @@ fn verify_reports_a_file_whose_recorded_size_is_not_the_sum_of_its_chunks() {
         .arg(&target)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // Regression: #19 (per-item failures exited 1, as if nothing was
+    // restored): the rest is restored, and damaged data is exit 4.
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     assert_eq!(fs::read(target.join("h/good")).unwrap(), b"hello world");
     assert!(!target.join("h/long").exists());
 }

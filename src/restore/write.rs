@@ -36,6 +36,10 @@ pub struct RestoreOutcome {
     pub bytes: u64,
     /// Items that failed, with the reason; everything else was restored.
     pub failed: Vec<(PathBuf, String)>,
+    /// Of those, files whose data in the store is damaged (a blob missing,
+    /// not decoding or not matching its id, or adding up to another size
+    /// than recorded), as opposed to a target that refused the write.
+    pub damaged: u64,
     /// SQLite databases restored (captured as databases).
     pub databases: Vec<PathBuf>,
     /// Stale `-wal`, `-shm` and `-journal` files removed from beside them.
@@ -46,9 +50,12 @@ pub struct RestoreOutcome {
 }
 
 impl RestoreOutcome {
-    /// Partial when items failed (each is in `failed`); the rest is restored.
+    /// Damage when the store's data of some file is damaged (as `verify`
+    /// would say), else partial when items failed (each is in `failed`);
+    /// everything else is restored either way.
     pub fn outcome(&self) -> crate::outcome::Outcome {
-        crate::outcome::Outcome::partial_if(self.failed.len() as u64)
+        let failed = crate::outcome::Outcome::partial_if(self.failed.len() as u64);
+        crate::outcome::Outcome::damage_if(self.damaged).worst(failed)
     }
 }
 
@@ -69,6 +76,21 @@ enum ItemError {
     /// a whole reports it).
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
+}
+
+impl ItemError {
+    /// Whether the store's data is at fault, not the target or the
+    /// connection to the store.
+    fn is_damage(&self) -> bool {
+        match self {
+            Self::Missing(_) | Self::Size { .. } => true,
+            Self::Pack(e) => matches!(
+                e,
+                PackError::Format { .. } | PackError::Decode { .. } | PackError::HashMismatch { .. }
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// What every item's restore needs.
@@ -119,7 +141,10 @@ pub(super) fn write_batch(
                 }
             }
             Err(ItemError::Interrupted(_)) => {}
-            Err(e) => outcome.failed.push((path_of(item), e.to_string())),
+            Err(e) => {
+                outcome.damaged += u64::from(e.is_damage());
+                outcome.failed.push((path_of(item), e.to_string()));
+            }
         }
     }
     for placed in &batch.symlinks {
