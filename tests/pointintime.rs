@@ -794,10 +794,9 @@ fn by_path(items: &Value) -> BTreeMap<String, Value> {
 /// The `diff` text lines (not the summary) as (sign, path) with a trailing
 /// `/` of directories dropped.
 fn diff_lines(out: &process::Output) -> BTreeSet<(char, String)> {
-    let text = lines(out);
-    let (summary, entries) = text.split_last().unwrap();
+    let summary = stderr_of(out);
     assert!(summary.contains(" added, "), "{summary}");
-    entries
+    lines(out)
         .iter()
         .map(|line| {
             let sign = line.chars().next().unwrap();
@@ -971,8 +970,8 @@ fn diff_of_a_snapshot_with_itself_is_empty() {
         assert_eq!(doc[section], serde_json::json!([]), "{doc}");
     }
     let text = diff_text(&m, 4, 4, "/");
-    assert_eq!(lines(&text).len(), 1, "{text:?}");
-    assert!(lines(&text)[0].starts_with("0 added, 0 removed, 0 modified"));
+    assert!(lines(&text).is_empty(), "{text:?}");
+    assert!(stderr_of(&text).starts_with("0 added, 0 removed, 0 modified"));
 }
 
 #[test]
@@ -989,8 +988,10 @@ fn diff_of_a_path_shows_only_what_changed_below_it() {
     );
 
     let text = diff_text(&m, 1, 6, &m.at("data"));
+    // Regression: #19 (the summary goes to stderr, the data to stdout)
+    assert!(lines(&text).is_empty(), "{text:?}");
     assert!(
-        lines(&text)[0].starts_with("0 added, 0 removed, 0 modified"),
+        stderr_of(&text).starts_with("0 added, 0 removed, 0 modified"),
         "{text:?}"
     );
 
@@ -1063,7 +1064,9 @@ fn find_lists_every_snapshot_holding_a_path_newest_first() {
 
     let out = m.t.cairn(["find", "interim.csv"]).assert().success();
     let text = lines(out.get_output());
-    assert_eq!(text.len(), 4, "{text:?}");
+    // Regression: #19 (the count goes to stderr, the matches to stdout)
+    assert_eq!(text.len(), 3, "{text:?}");
+    assert!(stderr_of(out.get_output()).contains("3 matches"), "{text:?}");
     for (line, n) in text.iter().zip([5, 4, 3]) {
         assert!(line.starts_with(&m.night(n).id[..8]), "{line}");
         assert!(line.ends_with(&interim), "{line}");

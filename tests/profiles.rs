@@ -130,6 +130,7 @@ fn a_misspelt_key_is_refused_with_its_line_and_nothing_is_captured() {
     let err = stderr_of(w.cairn(&["snapshots"]).assert().code(2).get_output());
     assert!(err.contains("cairn.toml:3: sqlite_timeout = \"soon\""), "{err}");
     // And a profile that is not there names the files read.
+    w.write_config("[profiles.app]\nstore = \"{store}\"\n");
     let err = stderr_of(
         w.t.cairn_without_store(["--config"])
             .arg(&w.config)
