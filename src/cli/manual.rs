@@ -27,9 +27,10 @@ pub struct ManArgs {
     /// Write cairn.1 and one page per command (cairn-snapshot.1, ...) into DIR
     #[arg(long, value_name = "DIR", conflicts_with = "command")]
     dir: Option<PathBuf>,
-    /// Print only this command's page (cairn's own without one)
-    #[arg(value_name = "COMMAND")]
-    command: Option<String>,
+    /// Print only this command's page (cairn's own without one), e.g.
+    /// `snapshot` or `policy set`
+    #[arg(value_name = "COMMAND", num_args = 0..)]
+    command: Vec<String>,
 }
 
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<Outcome> {
@@ -47,9 +48,9 @@ pub fn man(args: ManArgs) -> anyhow::Result<Outcome> {
     if let Some(dir) = &args.dir {
         return write_pages(&cmd, dir);
     }
-    let page = match &args.command {
-        None => cmd,
-        Some(name) => named(&cmd, name)?,
+    let page = match args.command.is_empty() {
+        true => cmd,
+        false => named(&cmd, &args.command.join(" "))?,
     };
     let mut roff = Vec::new();
     clap_mangen::Man::new(page).render(&mut roff)?;

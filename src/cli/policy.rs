@@ -107,10 +107,16 @@ pub struct PolicyCommand {
 #[derive(Debug, Subcommand)]
 enum Action {
     /// Save a policy for `cairn forget` without --keep-* options
+    #[command(after_help = "Example:
+  cairn policy set --keep-daily 7 --keep-weekly 4 --keep-monthly 12")]
     Set(Box<PolicyArgs>),
     /// Show the saved policy
+    #[command(after_help = "Example:
+  cairn policy show")]
     Show,
     /// Remove the saved policy
+    #[command(after_help = "Example:
+  cairn policy clear")]
     Clear,
 }
 

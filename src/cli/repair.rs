@@ -25,9 +25,14 @@ pub struct RepairCommand {
 #[derive(Debug, Subcommand)]
 enum What {
     /// Rebuild catalog.db from the pack headers and snapshots/
+    #[command(after_help = "Example:
+  cairn repair catalog")]
     Catalog,
     /// Re-point, salvage and quarantine damaged data, and write new
     /// snapshot records without what is lost (the originals are kept)
+    #[command(after_help = "Examples:
+  cairn repair snapshots --dry-run
+  cairn repair snapshots")]
     Snapshots {
         /// Show what would be done; change nothing
         #[arg(long)]
