@@ -423,7 +423,9 @@ fn restoring_the_damaged_original_by_id_restores_what_is_intact_and_names_its_re
             .output()
             .unwrap();
     let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Regression: #19 (exit 1 said nothing was restored; what is intact
+    // is, and the lost data is damage)
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("note: snapshot"), "{err}");
     assert!(
         err.contains(&format!(

@@ -205,7 +205,7 @@ fn a_restore_says_how_many_leftovers_it_removed() {
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(
-        stdout.contains("removed 1 temporary file(s) left by an interrupted restore"),
+        stdout.contains("removed 1 temporary file left by an interrupted restore"),
         "{stdout}"
     );
 }

@@ -5,10 +5,10 @@ use std::io::{self, Write};
 use clap::Args;
 
 use cairn::id::SnapshotId;
+use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
 use cairn::store::{LockMode, Store};
-use cairn::outcome::Outcome;
 
 use super::output::{human_bytes, plural, warn};
 use super::progress::{self, PACKS, Units};
@@ -128,7 +128,7 @@ fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
     writeln!(
         out,
         "{} keep {}; {} unused ({:.1}s)",
-        plural(plan.snapshots as u64, "snapshot"),
+        plural(plan.snapshots, "snapshot"),
         plural(c.blobs.live, "blob"),
         plural(c.blobs.dead, "blob"),
         plan.mark_secs
@@ -136,7 +136,7 @@ fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
     writeln!(
         out,
         "{} ({}), {} unused: delete {}, repack {}; {} left by interrupted runs",
-        plural(plan.packs as u64, "pack"),
+        plural(plan.packs, "pack"),
         human_bytes(c.bytes_total),
         human_bytes(c.bytes_unused),
         c.delete.len(),

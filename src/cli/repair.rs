@@ -6,12 +6,12 @@ use std::io::{self, Write};
 
 use clap::{Args, Subcommand};
 
+use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::repair::snapshots::{RepairReport, repair};
 use cairn::store::LockMode;
-use cairn::outcome::Outcome;
 
-use super::output::{snapshots_named, warn};
+use super::output::{plural, snapshots_named, warn};
 use super::progress;
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -115,8 +115,8 @@ fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
     if r.repointed > 0 {
         writeln!(
             out,
-            "{would}re-point {} lost blob(s) to intact copies in other packs",
-            r.repointed
+            "{would}re-point {} to intact copies in other packs",
+            plural(r.repointed, "lost blob")
         )?;
     }
     for id in &r.quarantined {
@@ -136,8 +136,8 @@ fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
     if r.salvaged_blobs > 0 {
         writeln!(
             out,
-            "salvaged {} intact blob(s) from damaged packs",
-            r.salvaged_blobs
+            "salvaged {} from damaged packs",
+            plural(r.salvaged_blobs, "intact blob")
         )?;
     }
     for s in &r.snapshots {
@@ -145,17 +145,17 @@ fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
         match s.new {
             Some(new) => writeln!(
                 out,
-                "snapshot {} repaired as {}; left out {} path(s): {}",
+                "snapshot {} repaired as {}; left out {}: {}",
                 s.original.short(),
                 new.short(),
-                s.lost_count,
+                plural(s.lost_count, "path"),
                 paths.join(", ")
             )?,
             None => writeln!(
                 out,
-                "snapshot {} {would}lose {} path(s): {}",
+                "snapshot {} {would}lose {}: {}",
                 s.original.short(),
-                s.lost_count,
+                plural(s.lost_count, "path"),
                 paths.join(", ")
             )?,
         }

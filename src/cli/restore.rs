@@ -7,18 +7,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::rawname::{RawName, escaped, printable};
 use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotList};
 use cairn::store::LockMode;
-use cairn::outcome::Outcome;
 
 use super::choose::{self, AtArgs};
+use super::filter::FilterArgs;
 use super::output::{human_bytes, plural};
 use super::progress::{self, FILES};
-use super::filter::FilterArgs;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -155,11 +155,19 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
 /// What to restore: `--include`, or else the paths `--path` chose the
 /// snapshot by (restic's `--path` only chooses; restoring the rest of a
 /// snapshot of `/srv/app /etc` when `/srv/app` was asked for surprised).
-fn includes(args: &RestoreArgs, filter: &cairn::snapshot::select::Filter, quiet: bool) -> Vec<PathBuf> {
+fn includes(
+    args: &RestoreArgs,
+    filter: &cairn::snapshot::select::Filter,
+    quiet: bool,
+) -> Vec<PathBuf> {
     if !args.include.is_empty() || filter.paths.is_empty() {
         return args.include.clone();
     }
-    let paths: Vec<PathBuf> = filter.paths.iter().map(|p| p.as_path().to_owned()).collect();
+    let paths: Vec<PathBuf> = filter
+        .paths
+        .iter()
+        .map(|p| p.as_path().to_owned())
+        .collect();
     if !quiet {
         let named: Vec<String> = paths.iter().map(|p| escaped(p).to_string()).collect();
         eprintln!(
@@ -236,8 +244,8 @@ fn print_restored(
     if outcome.leftovers_removed > 0 {
         writeln!(
             out,
-            "  removed {} temporary file(s) left by an interrupted restore",
-            outcome.leftovers_removed
+            "  removed {} left by an interrupted restore",
+            plural(outcome.leftovers_removed, "temporary file")
         )?;
     }
     for path in &outcome.stale_removed {

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::Args;
 
+use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::rawname::{escaped, printable};
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
 use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions};
-use cairn::outcome::Outcome;
 
 use super::output::{human_bytes, plural, warn};
 use super::progress::{self, Units};
@@ -180,12 +180,14 @@ fn print_report(out: &mut Out, r: &Report, which: ReadData, quiet: bool) -> io::
             let age = age_text(age);
             writeln!(
                 out,
-                "{never} pack(s) never read whole by verify; the oldest verification of the others is {age} old"
+                "{} never read whole by verify; the oldest verification of the others is {age} old",
+                plural(never, "pack")
             )?
         }
         None => writeln!(
             out,
-            "{never} pack(s), none yet read whole by verify --read-data"
+            "{}, none yet read whole by verify --read-data",
+            plural(never, "pack")
         )?,
     }
     if r.ok {
