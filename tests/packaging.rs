@@ -1,6 +1,7 @@
 //! What a distribution package installs (#19): shell completions, man
 //! pages, the systemd units of contrib/systemd, and `--help` with an
 //! example for every command.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -45,7 +46,10 @@ const COMMANDS: &[&[&str]] = &[
 #[test]
 fn every_command_help_has_an_example() {
     let t = TestEnv::new();
-    for words in COMMANDS.iter().chain(&[&["policy"][..], &["repair"], &["config"]]) {
+    for words in COMMANDS
+        .iter()
+        .chain(&[&["policy"][..], &["repair"], &["config"]])
+    {
         let out = t
             .cairn_without_store(words.iter().chain(&["--help"]))
             .assert()
@@ -91,7 +95,13 @@ fn completions_name_every_command_and_bash_can_load_them() {
         .unwrap();
     assert!(check.status.success(), "{}", stderr_of(&check));
     assert!(stdout(&check).contains("_cairn"), "{}", stdout(&check));
-    let err = stderr_of(&t.cairn_without_store(["completions", "tcsh"]).assert().code(2).get_output().clone());
+    let err = stderr_of(
+        &t.cairn_without_store(["completions", "tcsh"])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone(),
+    );
     assert!(err.contains("tcsh"), "{err}");
 }
 
@@ -199,15 +209,30 @@ fn the_systemd_units_have_what_a_nightly_snapshot_and_a_weekly_verify_need() {
     let service = parse_ini(&dir.join("cairn@.service"));
     let exec = values(&service, "Service", "ExecStart");
     assert_eq!(exec.len(), 2, "{exec:?}");
-    assert!(exec[0].contains("--profile %i") && exec[0].ends_with(" snapshot"), "{exec:?}");
-    assert!(exec[1].contains("--profile %i") && exec[1].ends_with("forget --prune"), "{exec:?}");
+    assert!(
+        exec[0].contains("--profile %i") && exec[0].ends_with(" snapshot"),
+        "{exec:?}"
+    );
+    assert!(
+        exec[1].contains("--profile %i") && exec[1].ends_with("forget --prune"),
+        "{exec:?}"
+    );
     assert_eq!(values(&service, "Service", "Type"), ["oneshot"]);
-    assert_eq!(values(&service, "Unit", "OnFailure"), ["cairn-failure@%n.service"]);
+    assert_eq!(
+        values(&service, "Unit", "OnFailure"),
+        ["cairn-failure@%n.service"]
+    );
 
     let verify = parse_ini(&dir.join("cairn-verify@.service"));
     let exec = values(&verify, "Service", "ExecStart");
-    assert!(exec[0].contains("--profile %i") && exec[0].contains(" verify"), "{exec:?}");
-    assert_eq!(values(&verify, "Unit", "OnFailure"), ["cairn-failure@%n.service"]);
+    assert!(
+        exec[0].contains("--profile %i") && exec[0].contains(" verify"),
+        "{exec:?}"
+    );
+    assert_eq!(
+        values(&verify, "Unit", "OnFailure"),
+        ["cairn-failure@%n.service"]
+    );
 
     for (timer, when) in [
         ("cairn@.timer", "*-*-* 02:30:00"),
@@ -216,7 +241,11 @@ fn the_systemd_units_have_what_a_nightly_snapshot_and_a_weekly_verify_need() {
         let ini = parse_ini(&dir.join(timer));
         assert_eq!(values(&ini, "Timer", "OnCalendar"), [when], "{timer}");
         assert_eq!(values(&ini, "Timer", "Persistent"), ["true"], "{timer}");
-        assert_eq!(values(&ini, "Install", "WantedBy"), ["timers.target"], "{timer}");
+        assert_eq!(
+            values(&ini, "Install", "WantedBy"),
+            ["timers.target"],
+            "{timer}"
+        );
     }
     let failure = parse_ini(&dir.join("cairn-failure@.service"));
     assert!(values(&failure, "Service", "ExecStart")[0].contains("journalctl --unit=%i"));

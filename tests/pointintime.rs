@@ -864,12 +864,7 @@ fn diff_between_two_nights_lists_exactly_the_changes_made_in_between() {
         diff_lines(&text),
         BTreeSet::from([('+', m.at("reports/interim.csv")), ('M', journal.clone())])
     );
-    assert!(
-        lines(&text)
-            .last()
-            .unwrap()
-            .starts_with("1 added, 0 removed, 1 modified")
-    );
+    assert!(stderr_of(&text).starts_with("1 added, 0 removed, 1 modified"));
 
     // Nights 5 -> 6: interim.csv and all of legacy/ removed.
     let doc = diff_json(&m, 5, 6, src);
@@ -1066,7 +1061,10 @@ fn find_lists_every_snapshot_holding_a_path_newest_first() {
     let text = lines(out.get_output());
     // Regression: #19 (the count goes to stderr, the matches to stdout)
     assert_eq!(text.len(), 3, "{text:?}");
-    assert!(stderr_of(out.get_output()).contains("3 matches"), "{text:?}");
+    assert!(
+        stderr_of(out.get_output()).contains("3 matches"),
+        "{text:?}"
+    );
     for (line, n) in text.iter().zip([5, 4, 3]) {
         assert!(line.starts_with(&m.night(n).id[..8]), "{line}");
         assert!(line.ends_with(&interim), "{line}");

@@ -1,6 +1,7 @@
 //! Profiles in cairn.toml (#19): their keys stand for flags, the command
 //! line overrides them, unknown keys are errors naming key and line, and
 //! hooks run around the command with its outcome in the environment.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -71,7 +72,10 @@ fn a_profile_gives_the_sources_and_options_and_the_command_line_overrides_them()
     assert_eq!(paths_in(&snap), [w.src.to_str().unwrap()]);
     assert_eq!(snap["tags"], serde_json::json!(["nightly"]));
     let back = restored(&w.t.restore(id(&snap)), &w.src);
-    assert!(!back.join("skip.tmp").exists(), "the profile's exclude applies");
+    assert!(
+        !back.join("skip.tmp").exists(),
+        "the profile's exclude applies"
+    );
     assert!(fs::read_dir(&back).unwrap().count() > 0);
 
     // A flag replaces the profile's key; the others still apply.
@@ -113,7 +117,10 @@ fn the_store_of_the_environment_overrides_the_profile_and_config_show_says_so() 
         .success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let store = text.lines().find(|l| l.starts_with("store")).unwrap();
-    assert!(store.contains("cairn.toml:2 (overridden by CAIRN_STORE)"), "{text}");
+    assert!(
+        store.contains("cairn.toml:2 (overridden by CAIRN_STORE)"),
+        "{text}"
+    );
 }
 
 // Regression: #19 (a misspelt `exlude` must not silently back up everything)
@@ -128,7 +135,10 @@ fn a_misspelt_key_is_refused_with_its_line_and_nothing_is_captured() {
     // A value that makes no sense names key and line too.
     w.write_config("[profiles.app]\nstore = \"{store}\"\nsqlite_timeout = \"soon\"\n");
     let err = stderr_of(w.cairn(&["snapshots"]).assert().code(2).get_output());
-    assert!(err.contains("cairn.toml:3: sqlite_timeout = \"soon\""), "{err}");
+    assert!(
+        err.contains("cairn.toml:3: sqlite_timeout = \"soon\""),
+        "{err}"
+    );
     // And a profile that is not there names the files read.
     w.write_config("[profiles.app]\nstore = \"{store}\"\n");
     let err = stderr_of(
@@ -153,16 +163,19 @@ fn a_password_is_refused_until_encryption_is_supported() {
 fn config_show_merges_files_key_by_key_and_names_where_each_value_comes_from() {
     let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\nkeep_daily = 7\n");
     let host = w.t.path("host.toml");
-    fs::write(&host, "# this host keeps more\n[profiles.app]\nkeep_daily = 14\n").unwrap();
-    let out = w
-        .t
-        .cairn_without_store(["--json", "--config"])
-        .arg(&w.config)
-        .arg("--config")
-        .arg(&host)
-        .args(["-P", "app", "config", "show"])
-        .assert()
-        .success();
+    fs::write(
+        &host,
+        "# this host keeps more\n[profiles.app]\nkeep_daily = 14\n",
+    )
+    .unwrap();
+    let out =
+        w.t.cairn_without_store(["--json", "--config"])
+            .arg(&w.config)
+            .arg("--config")
+            .arg(&host)
+            .args(["-P", "app", "config", "show"])
+            .assert()
+            .success();
     let doc = parse_json(&out.get_output().stdout);
     let settings = doc["settings"].as_array().unwrap();
     let key = |k: &str| settings.iter().find(|s| s["key"] == k).unwrap().clone();
@@ -184,9 +197,15 @@ fn forget_with_a_profile_applies_its_policy_to_its_own_snapshots_only() {
     }
     w.cairn(&["forget"]).assert().success();
     let left = w.t.snapshots(&[]);
-    let ours = left.iter().filter(|s| paths_in(s) == [w.src.to_str().unwrap()]);
+    let ours = left
+        .iter()
+        .filter(|s| paths_in(s) == [w.src.to_str().unwrap()]);
     assert_eq!(ours.count(), 1, "keep_last = 1 for the profile's sources");
-    assert_eq!(left.len(), 3, "the other sources' snapshots are not the profile's");
+    assert_eq!(
+        left.len(),
+        3,
+        "the other sources' snapshots are not the profile's"
+    );
 }
 
 const HOOKS: &str = "store = \"{store}\"\nsources = [\"{src}\"]\n\
@@ -225,10 +244,7 @@ fn a_failed_command_runs_on_failure_with_its_exit_code_and_error() {
 
 #[test]
 fn a_failing_before_hook_stops_the_command_with_exit_1_and_runs_on_failure() {
-    let w = World::new(&HOOKS.replace(
-        "before = \"echo before",
-        "before = \"exit 3; echo before",
-    ));
+    let w = World::new(&HOOKS.replace("before = \"echo before", "before = \"exit 3; echo before"));
     let out = w.cairn(&["snapshot"]).assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(err.contains("the before hook"), "{err}");
@@ -261,4 +277,28 @@ fn the_default_configuration_file_is_read_from_xdg_config_home() {
         .assert()
         .success();
     assert_eq!(w.t.snapshots(&[]).len(), 1);
+}
+
+/// `packs_read` of `cairn -P app --json verify` (what the weekly
+/// cairn-verify@.service runs).
+fn packs_read(w: &World) -> u64 {
+    let out = w.cairn(&["--json", "verify"]).assert().success();
+    parse_json(&out.get_output().stdout)["packs_read"]
+        .as_u64()
+        .unwrap()
+}
+
+// Decision for #19: the weekly unit's budget is the profile's, so that
+// cairn.toml is the one place to change it; without one, verify checks
+// the structure only and never starts an unbounded read.
+#[test]
+fn verify_with_a_profile_reads_data_within_its_budget_and_only_then() {
+    let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\n");
+    w.cairn(&["snapshot"]).assert().success();
+    assert_eq!(packs_read(&w), 0, "no budget: the structure only");
+    w.write_config(
+        "[profiles.app]\nstore = \"{store}\"\nsources = [\"{src}\"]\n\
+         [profiles.app.verify]\nbudget = \"1h\"\n",
+    );
+    assert!(packs_read(&w) > 0, "the profile's budget reads packs");
 }

@@ -1,4 +1,5 @@
 //! `cairn stats` and `cairn tag` (#19).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -6,11 +7,7 @@ use common::*;
 use serde_json::Value;
 
 fn stats_json(t: &TestEnv, extra: &[&str]) -> Value {
-    let out = t
-        .cairn(["--json", "stats"])
-        .args(extra)
-        .assert()
-        .success();
+    let out = t.cairn(["--json", "stats"]).args(extra).assert().success();
     parse_json(&out.get_output().stdout)
 }
 
@@ -18,6 +15,7 @@ fn stats_json(t: &TestEnv, extra: &[&str]) -> Value {
 fn stats_json_gives_sizes_ratios_hosts_and_what_each_snapshot_added() {
     let t = TestEnv::with_store();
     let (a, b) = (t.path("a"), t.path("b"));
+    std::fs::create_dir_all(&a).unwrap();
     write_random_file(&a.join("data.bin"), 7, 3 << 20);
     copy_tree(&a, &b);
     let first = t.snapshot(&[&a], &["--host", "web1"]);
@@ -30,7 +28,10 @@ fn stats_json_gives_sizes_ratios_hosts_and_what_each_snapshot_added() {
     assert_eq!(logical, 2 * (3 << 20));
     let unique = store["catalog"]["data_raw_bytes"].as_u64().unwrap();
     assert_eq!(unique, 3 << 20, "{doc}");
-    assert!((store["dedup_ratio"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{doc}");
+    assert!(
+        (store["dedup_ratio"].as_f64().unwrap() - 2.0).abs() < 1e-9,
+        "{doc}"
+    );
     // Random bytes do not compress: about 1.
     let compression = store["compression_ratio"].as_f64().unwrap();
     assert!((0.99..=1.01).contains(&compression), "{doc}");
@@ -41,7 +42,12 @@ fn stats_json_gives_sizes_ratios_hosts_and_what_each_snapshot_added() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["host"].as_str().unwrap(), h["snapshots"].as_u64().unwrap()))
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap(),
+                h["snapshots"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(hosts, [("web1", 1), ("web2", 1)]);
 
@@ -61,8 +67,13 @@ fn stats_json_gives_sizes_ratios_hosts_and_what_each_snapshot_added() {
 fn stats_growth_charts_the_last_snapshots_of_the_filter() {
     let t = TestEnv::with_store();
     let src = t.path("src");
+    std::fs::create_dir_all(&src).unwrap();
     for night in 0..4u64 {
-        write_random_file(&src.join(format!("log-{night}")), night, (night + 1) * 100_000);
+        write_random_file(
+            &src.join(format!("log-{night}")),
+            night,
+            (night + 1) * 100_000,
+        );
         t.snapshot(&[&src], &["--tag", "nightly"]);
     }
     t.snapshot(&[&src], &["--tag", "manual"]);
@@ -73,7 +84,10 @@ fn stats_growth_charts_the_last_snapshots_of_the_filter() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let listed = t.snapshots(&["--tag", "nightly"]);
     let lines: Vec<&str> = text.lines().collect();
-    let header = lines.iter().position(|l| l.starts_with("SNAPSHOT")).unwrap();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("SNAPSHOT"))
+        .unwrap();
     let rows = &lines[header + 1..];
     assert_eq!(rows.len(), 3, "{text}");
     for (row, snap) in rows.iter().zip(&listed[1..]) {
@@ -147,7 +161,12 @@ fn tag_keeps_protection_and_refuses_an_empty_tag() {
     assert!(!t.store.join(format!("protected/{old}")).exists());
     let err = stderr_of(t.cairn(["forget", &new]).assert().code(1).get_output());
     assert!(err.contains("protected"), "{err}");
-    let err = stderr_of(t.cairn(["tag", &new, "--add", ""]).assert().code(2).get_output());
+    let err = stderr_of(
+        t.cairn(["tag", &new, "--add", ""])
+            .assert()
+            .code(2)
+            .get_output(),
+    );
     assert!(err.contains("must not be empty"), "{err}");
 }
 
