@@ -5,7 +5,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-
 /// The stack the command runs on. Walks of a snapshot's trees (and of the
 /// sources) recurse once per directory level, up to
 /// `cairn::bound::MAX_DEPTH` (1024) levels, and a debug build needs up to

@@ -69,7 +69,9 @@ mod tests {
 
     #[test]
     fn ids_map_to_their_first_name_and_odd_lines_are_skipped() {
-        let names = parse("root:x:0:0:root:/root:/bin/sh\n#comment\nbad\nalias:x:0:0\nann:x:1000:1000::/home/ann:/bin/sh\n");
+        let names = parse(
+            "root:x:0:0:root:/root:/bin/sh\n#comment\nbad\nalias:x:0:0\nann:x:1000:1000::/home/ann:/bin/sh\n",
+        );
         assert_eq!(names.get(&0).map(String::as_str), Some("root"));
         assert_eq!(names.get(&1000).map(String::as_str), Some("ann"));
         assert_eq!(names.len(), 2);

@@ -77,10 +77,7 @@ pub fn stats(store: &Store, snapshots: &[Snapshot]) -> Result<Stats, StoreError>
             .map(|o| o.size)
             .sum::<u64>();
     }
-    store_bytes += store
-        .backend()
-        .head("config.json")?
-        .map_or(0, |o| o.size);
+    store_bytes += store.backend().head("config.json")?.map_or(0, |o| o.size);
     let logical_bytes = snapshots.iter().map(|s| s.record.summary.total_bytes).sum();
     Ok(Stats {
         snapshots: snapshots.len() as u64,

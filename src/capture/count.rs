@@ -17,7 +17,12 @@ use crate::progress::Progress;
 /// Counts the files and bytes below `sources`, publishing the running
 /// count in `progress` and the final one when done, unless `stop` is set
 /// first.
-pub(super) fn count(sources: &Sources, excludes: &Excludes, progress: &Progress, stop: &AtomicBool) {
+pub(super) fn count(
+    sources: &Sources,
+    excludes: &Excludes,
+    progress: &Progress,
+    stop: &AtomicBool,
+) {
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut pending: Vec<PathBuf> = sources.paths().to_vec();
     while let Some(path) = pending.pop() {

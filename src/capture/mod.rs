@@ -248,33 +248,35 @@ pub fn run(
     };
     let captured = count::beside(sources, &excludes, progress, || {
         pipeline::run(store, progress, |sink| {
-        let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
-        let mut walker = Walker {
-            parent_intact,
-            store,
-            sink,
-            excludes: &excludes,
-            reporter,
-            progress,
-            chunker: store.config().chunker,
-            sqlite: plan.options.sqlite,
-            page_run: store.config().sqlite().page_run,
-            databases_seen: Default::default(),
-            summary: Summary::default(),
-        };
-        let tree = match &plan.input {
-            Input::Paths(sources) => {
-                walker.capture_layout(Path::new("/"), &sources.layout(), parent_root.as_ref())?
-            }
-            Input::Stdin { name } => walker.capture_stdin(
-                name,
-                crate::tree::Timespec {
-                    sec: time.timestamp.as_second(),
-                    nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
-                },
-            )?,
-        };
-        Ok((tree, walker.summary))
+            let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
+            let mut walker = Walker {
+                parent_intact,
+                store,
+                sink,
+                excludes: &excludes,
+                reporter,
+                progress,
+                chunker: store.config().chunker,
+                sqlite: plan.options.sqlite,
+                page_run: store.config().sqlite().page_run,
+                databases_seen: Default::default(),
+                summary: Summary::default(),
+            };
+            let tree = match &plan.input {
+                Input::Paths(sources) => walker.capture_layout(
+                    Path::new("/"),
+                    &sources.layout(),
+                    parent_root.as_ref(),
+                )?,
+                Input::Stdin { name } => walker.capture_stdin(
+                    name,
+                    crate::tree::Timespec {
+                        sec: time.timestamp.as_second(),
+                        nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
+                    },
+                )?,
+            };
+            Ok((tree, walker.summary))
         })
     });
     let ((tree, walked), sink, written) = captured?;

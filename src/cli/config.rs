@@ -32,14 +32,20 @@ enum Action {
 /// Environment variables that override a profile's key.
 const OVERRIDES: &[(&str, &str)] = &[("store", "CAIRN_STORE"), ("cache_dir", "CAIRN_CACHE_DIR")];
 
-pub fn run(global: &Global, command: ConfigCommand, profile: Option<&Profile>) -> anyhow::Result<Outcome> {
+pub fn run(
+    global: &Global,
+    command: ConfigCommand,
+    profile: Option<&Profile>,
+) -> anyhow::Result<Outcome> {
     let Action::Show = command.action;
     let out = Out::streaming();
     match profile {
         Some(profile) => out.report(Outcome::Done, None, |out| show(out, global.json, profile)),
         None => {
             let (files, names) = profiles(global)?;
-            out.report(Outcome::Done, None, |out| list(out, global.json, &files, &names))
+            out.report(Outcome::Done, None, |out| {
+                list(out, global.json, &files, &names)
+            })
         }
     }
 }

@@ -8,14 +8,14 @@ use clap::Args;
 use cairn::bound::Budget;
 use cairn::browse::diff::{self, Budgets, Change, ChangeKind};
 use cairn::browse::{self, BrowseError, Node};
+use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
-use cairn::outcome::Outcome;
 
 use super::choose::{entry_json, snapshot_ref};
-use super::output::human_bytes;
 use super::filter::FilterArgs;
+use super::output::human_bytes;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -70,15 +70,23 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Outcome> {
         // Grouped by kind, so held until the end: only the changes, never
         // the unchanged listing.
         let mut groups = [Vec::new(), Vec::new(), Vec::new()];
-        diff::diff(&store, old, new, &path, &sources, &mut budgets(), &mut |c| {
-            let slot = match c.kind {
-                ChangeKind::Added => 0,
-                ChangeKind::Removed => 1,
-                ChangeKind::Modified => 2,
-            };
-            groups[slot].push(change_json(c));
-            Ok(())
-        })?;
+        diff::diff(
+            &store,
+            old,
+            new,
+            &path,
+            &sources,
+            &mut budgets(),
+            &mut |c| {
+                let slot = match c.kind {
+                    ChangeKind::Added => 0,
+                    ChangeKind::Removed => 1,
+                    ChangeKind::Modified => 2,
+                };
+                groups[slot].push(change_json(c));
+                Ok(())
+            },
+        )?;
         let [added, removed, modified] = groups;
         let json = serde_json::json!({
             "a": a.id.to_hex(),
@@ -90,15 +98,23 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Outcome> {
         return out.report(Outcome::Done, None, |out| print_json(out, &json));
     }
     let mut counts = [0u64; 3];
-    diff::diff(&store, old, new, &path, &sources, &mut budgets(), &mut |c| {
-        let (mark, i) = match c.kind {
-            ChangeKind::Added => ('+', 0),
-            ChangeKind::Removed => ('-', 1),
-            ChangeKind::Modified => ('M', 2),
-        };
-        counts[i] += 1;
-        writeln!(out, "{mark} {}", describe(c)).map_err(BrowseError::Output)
-    })?;
+    diff::diff(
+        &store,
+        old,
+        new,
+        &path,
+        &sources,
+        &mut budgets(),
+        &mut |c| {
+            let (mark, i) = match c.kind {
+                ChangeKind::Added => ('+', 0),
+                ChangeKind::Removed => ('-', 1),
+                ChangeKind::Modified => ('M', 2),
+            };
+            counts[i] += 1;
+            writeln!(out, "{mark} {}", describe(c)).map_err(BrowseError::Output)
+        },
+    )?;
     out.finish()?;
     // A count is not data: on stderr, so that stdout holds only changes.
     if !ctx.quiet {

@@ -10,8 +10,8 @@ use std::io;
 use std::process::ExitCode;
 
 use cairn::interrupt::Signal;
-use cairn::rawname::printable;
 use cairn::outcome::Outcome;
+use cairn::rawname::printable;
 
 use super::stdout::StdoutError;
 
@@ -134,7 +134,8 @@ fn for_error(e: &anyhow::Error) -> Exit {
 fn is_usage(e: &anyhow::Error) -> bool {
     use cairn::capture::CaptureError;
     e.downcast_ref::<cairn::retention::PolicyError>().is_some()
-        || e.downcast_ref::<cairn::browse::find::PatternError>().is_some()
+        || e.downcast_ref::<cairn::browse::find::PatternError>()
+            .is_some()
         || e.downcast_ref::<super::Usage>().is_some()
         || matches!(
             e.downcast_ref::<CaptureError>(),

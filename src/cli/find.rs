@@ -7,14 +7,14 @@ use clap::Args;
 
 use cairn::bound::Budget;
 use cairn::browse::find::Finder;
+use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 use cairn::store::LockMode;
-use cairn::outcome::Outcome;
 
 use super::Ctx;
 use super::choose::{entry_json, local_time_short};
-use super::output::{human_bytes, plural};
 use super::filter::FilterArgs;
+use super::output::{human_bytes, plural};
 use super::stdout::Out;
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use cairn::id::SnapshotId;
+use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 use cairn::retention::{self, ForgetPlan, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
@@ -15,12 +16,11 @@ use cairn::snapshot::forget::forget;
 use cairn::snapshot::protect::protected;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::{LockMode, Store};
-use cairn::outcome::Outcome;
 
+use super::filter::FilterArgs;
 use super::output::{plural, print_table, snapshots_named};
 use super::policy::{PolicyArgs, describe};
 use super::prune::{PruneOptionArgs, Pruned, prune_store};
-use super::filter::FilterArgs;
 use super::stdout::Out;
 use super::{Ctx, choose, print_json};
 
@@ -135,10 +135,7 @@ fn decide(
 
 /// Resolves explicit references; a damaged record may be named too (by id
 /// or unique prefix), so that it can be removed.
-fn resolve_all(
-    list: &SnapshotList,
-    references: &[SnapshotRef],
-) -> anyhow::Result<Vec<SnapshotId>> {
+fn resolve_all(list: &SnapshotList, references: &[SnapshotRef]) -> anyhow::Result<Vec<SnapshotId>> {
     let mut ids = Vec::new();
     for reference in references {
         if *reference == SnapshotRef::Latest {

@@ -5,13 +5,13 @@ use std::io::Write;
 use clap::Args;
 
 use cairn::compress::CompressionConfig;
+use cairn::outcome::Outcome;
 use cairn::rawname::RawName;
 use cairn::store::Location;
 use cairn::store::config::{
     DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MAX_SQLITE_PAGE_RUN, MIN_PACK_SIZE, MIN_SQLITE_PAGE_RUN,
 };
 use cairn::store::{InitOptions, LockMode, PackConfig, SqliteConfig, Store, StoreError};
-use cairn::outcome::Outcome;
 
 use super::output::{human_bytes, parse_size};
 use super::stdout::Out;

@@ -131,7 +131,12 @@ pub const FLAGS: &[Flag] = &[
     flag("tags", SNAPSHOT, "tags", "--tag"),
     flag("host", &["snapshot", "forget"], "host", "--host"),
     flag("sqlite", SNAPSHOT, "sqlite", "--sqlite"),
-    flag("sqlite_timeout", SNAPSHOT, "sqlite_timeout", "--sqlite-timeout"),
+    flag(
+        "sqlite_timeout",
+        SNAPSHOT,
+        "sqlite_timeout",
+        "--sqlite-timeout",
+    ),
     policy("keep_last", "keep_last", "--keep-last"),
     policy("keep_hourly", "keep_hourly", "--keep-hourly"),
     policy("keep_daily", "keep_daily", "--keep-daily"),
@@ -144,7 +149,11 @@ pub const FLAGS: &[Flag] = &[
         "keep_within_hourly",
         "--keep-within-hourly",
     ),
-    policy("keep_within_daily", "keep_within_daily", "--keep-within-daily"),
+    policy(
+        "keep_within_daily",
+        "keep_within_daily",
+        "--keep-within-daily",
+    ),
     policy(
         "keep_within_weekly",
         "keep_within_weekly",
@@ -162,7 +171,12 @@ pub const FLAGS: &[Flag] = &[
     ),
     policy("keep_tags", "keep_tags", "--keep-tag"),
     policy("group_by", "group_by", "--group-by"),
-    flag("max_unused", &["forget", "prune"], "max_unused", "--max-unused"),
+    flag(
+        "max_unused",
+        &["forget", "prune"],
+        "max_unused",
+        "--max-unused",
+    ),
     flag("verify.budget", VERIFY, "budget", "--budget"),
     flag("verify.max_age", VERIFY, "max_age", "--max-age"),
     flag(
@@ -376,7 +390,15 @@ mod tests {
         );
         assert_eq!(
             out,
-            args(&["cairn", "snapshot", "--tag", "x", "--exclude=*.tmp", "--", "/srv"])
+            args(&[
+                "cairn",
+                "snapshot",
+                "--tag",
+                "x",
+                "--exclude=*.tmp",
+                "--",
+                "/srv"
+            ])
         );
         let out = splice(
             &args(&["cairn", "snapshot", "--", "-odd"]),

@@ -6,11 +6,11 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::bound::Budget;
-use cairn::owners::Names;
 use cairn::browse::{self, BrowseError, Flow, Node};
+use cairn::outcome::Outcome;
+use cairn::owners::Names;
 use cairn::rawname::escaped;
 use cairn::tree::{Content, Entry};
-use cairn::outcome::Outcome;
 
 use super::Ctx;
 use super::choose::{SnapshotPathArgs, entry_json, local_time_short, mode_string};

@@ -12,8 +12,8 @@ use clap_complete::Shell;
 use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 
-use super::stdout::Out;
 use super::Cli;
+use super::stdout::Out;
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -64,9 +64,9 @@ pub fn man(args: ManArgs) -> anyhow::Result<Outcome> {
 fn named(cmd: &clap::Command, name: &str) -> anyhow::Result<clap::Command> {
     let mut found = cmd;
     for word in name.split([' ', '-']).filter(|w| !w.is_empty()) {
-        found = found.find_subcommand(word).ok_or_else(|| {
-            super::Usage(format!("no command {name:?}: see `cairn --help`"))
-        })?;
+        found = found
+            .find_subcommand(word)
+            .ok_or_else(|| super::Usage(format!("no command {name:?}: see `cairn --help`")))?;
     }
     Ok(found.clone())
 }
@@ -77,7 +77,10 @@ fn write_pages(cmd: &clap::Command, dir: &std::path::Path) -> anyhow::Result<Out
     let mut pages = Vec::new();
     collect(cmd, &mut pages);
     for page in pages {
-        let path = dir.join(format!("{}.1", page.get_display_name().unwrap_or(page.get_name())));
+        let path = dir.join(format!(
+            "{}.1",
+            page.get_display_name().unwrap_or(page.get_name())
+        ));
         let mut roff = Vec::new();
         clap_mangen::Man::new(page).render(&mut roff)?;
         std::fs::write(&path, roff).with_context(|| format!("writing {}", escaped(&path)))?;

@@ -5,9 +5,9 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 
+use cairn::outcome::Outcome;
 use cairn::retention::{Count, GroupBy, Policy, SavedPolicy, Within};
 use cairn::store::LockMode;
-use cairn::outcome::Outcome;
 
 use super::stdout::Out;
 use super::{Ctx, print_json};

@@ -227,7 +227,10 @@ mod tests {
 
     #[test]
     fn hours_show_in_the_time_left() {
-        assert_eq!(time_left(1, 4, Duration::from_secs(1800)), Some("1:30:00".into()));
+        assert_eq!(
+            time_left(1, 4, Duration::from_secs(1800)),
+            Some("1:30:00".into())
+        );
         assert_eq!(time_left(0, 4, Duration::from_secs(10)), None);
     }
 }

@@ -5,10 +5,10 @@ use std::io::Write;
 
 use clap::Args;
 
+use cairn::outcome::Outcome;
 use cairn::snapshot::protect;
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
-use cairn::outcome::Outcome;
 
 use super::output::snapshots_named;
 use super::stdout::Out;

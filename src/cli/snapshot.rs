@@ -10,16 +10,14 @@ use serde::Serialize;
 use cairn::capture::database::SqliteOptions;
 use cairn::capture::{self, CaptureOptions, ParentChoice, Plan};
 use cairn::database::SqliteMode;
+use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotRecord};
 use cairn::store::{LockMode, Store, StoreError};
 use cairn::when::{self, SnapshotTime};
-use cairn::outcome::Outcome;
 
-use super::output::{
-    StderrReporter, describe_files, describe_requests, human_bytes, plural,
-};
+use super::output::{StderrReporter, describe_files, describe_requests, human_bytes, plural};
 use super::progress::{self, FILES};
 use super::stdout::Out;
 use super::{Ctx, init, print_json};

@@ -2,11 +2,11 @@
 
 use clap::Args;
 
+use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 use cairn::snapshot::Snapshot;
 use cairn::snapshot::select::Filter;
 use cairn::store::LockMode;
-use cairn::outcome::Outcome;
 
 use super::choose;
 use super::filter::FilterArgs;

@@ -33,7 +33,11 @@ pub fn run(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<Outcome> {
     let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let figures = stats::stats(&store, &list.snapshots)?;
-    let chosen: Vec<_> = list.snapshots.iter().filter(|s| filter.matches(s)).collect();
+    let chosen: Vec<_> = list
+        .snapshots
+        .iter()
+        .filter(|s| filter.matches(s))
+        .collect();
     let last = args.growth.unwrap_or(chosen.len());
     let growth = stats::growth(&chosen[chosen.len().saturating_sub(last)..]);
     Out::streaming().report(Outcome::Done, None, |out| {
@@ -97,7 +101,11 @@ fn chart(out: &mut Out, growth: &[Growth]) -> io::Result<()> {
                 g.time.display_local(),
                 human_bytes(g.bytes_added),
                 bar(g.bytes_added, max_added),
-                format!("{}{}", if *estimated { "~" } else { "" }, human_bytes(*size)),
+                format!(
+                    "{}{}",
+                    if *estimated { "~" } else { "" },
+                    human_bytes(*size)
+                ),
                 bar(*size, max_store),
             ]
         })

@@ -49,7 +49,10 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> anyhow::Result<Outcome> {
     for reference in &args.snapshots {
         let snapshot = list.resolve(reference, &Filter::default())?;
         retag::check_no_copy(&list, snapshot)?;
-        if !chosen.iter().any(|s: &&cairn::snapshot::Snapshot| s.id == snapshot.id) {
+        if !chosen
+            .iter()
+            .any(|s: &&cairn::snapshot::Snapshot| s.id == snapshot.id)
+        {
             chosen.push(snapshot);
         }
     }
@@ -76,7 +79,12 @@ fn print_one(out: &mut Out, r: &Retagged) -> std::io::Result<()> {
         false => format!("tags {}", cairn::rawname::printable(&r.tags.join(","))),
     };
     match r.new {
-        Some(new) => writeln!(out, "snapshot {} is now {} with {tags}", r.old.short(), new.short()),
+        Some(new) => writeln!(
+            out,
+            "snapshot {} is now {} with {tags}",
+            r.old.short(),
+            new.short()
+        ),
         None => writeln!(out, "snapshot {} already has {tags}", r.old.short()),
     }
 }

@@ -145,7 +145,11 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.one("max_unused", p.max_unused, check_percent)?;
     c.one("verify.budget", p.verify.budget, check_duration)?;
     c.one("verify.max_age", p.verify.max_age, check_age)?;
-    c.one("verify.read_data_subset", p.verify.read_data_subset, not_empty)?;
+    c.one(
+        "verify.read_data_subset",
+        p.verify.read_data_subset,
+        not_empty,
+    )?;
     c.one("hooks.before", p.hooks.before, not_empty)?;
     c.one("hooks.after", p.hooks.after, not_empty)?;
     c.one("hooks.on_failure", p.hooks.on_failure, not_empty)?;
@@ -170,7 +174,11 @@ impl Convert<'_> {
         }
     }
 
-    fn reserved(&self, key: &'static str, value: &Option<Spanned<String>>) -> Result<(), ConfigError> {
+    fn reserved(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<String>>,
+    ) -> Result<(), ConfigError> {
         match value {
             Some(v) => Err(ConfigError::Encryption {
                 origin: self.origin(v),
@@ -266,11 +274,15 @@ fn check_age(text: &str) -> Result<(), String> {
 }
 
 fn check_within(text: &str) -> Result<(), String> {
-    text.parse::<Within>().map(|_| ()).map_err(|e| e.to_string())
+    text.parse::<Within>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check_group_by(text: &str) -> Result<(), String> {
-    text.parse::<GroupBy>().map(|_| ()).map_err(|e| e.to_string())
+    text.parse::<GroupBy>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check_sqlite(text: &str) -> Result<(), String> {
@@ -329,12 +341,16 @@ mod tests {
 
     #[test]
     fn each_setting_remembers_its_line() {
-        let text = "[profiles.app]\nstore = \"/b\"\n\nkeep_daily = 7\nkeep_monthly = \"unlimited\"\n";
+        let text =
+            "[profiles.app]\nstore = \"/b\"\n\nkeep_daily = 7\nkeep_monthly = \"unlimited\"\n";
         let profiles = parse_text(text).unwrap();
         let (name, settings) = &profiles[0];
         assert_eq!(name, "app");
         let line = |key: &str| settings.iter().find(|s| s.key == key).unwrap().origin.line;
-        assert_eq!((line("store"), line("keep_daily"), line("keep_monthly")), (2, 4, 5));
+        assert_eq!(
+            (line("store"), line("keep_daily"), line("keep_monthly")),
+            (2, 4, 5)
+        );
         let daily = settings.iter().find(|s| s.key == "keep_daily").unwrap();
         assert_eq!(daily.value, Value::One("7".into()));
     }

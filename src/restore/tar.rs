@@ -77,7 +77,12 @@ pub fn write_file(
         .prefix(".cairn-tar-")
         .tempfile_in(dir.unwrap_or(Path::new(".")))
         .map_err(|e| io_error("creating a temporary file beside", "", e))?;
-    let outcome = write(store, snapshot, selection, io::BufWriter::new(tmp.as_file()))?;
+    let outcome = write(
+        store,
+        snapshot,
+        selection,
+        io::BufWriter::new(tmp.as_file()),
+    )?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| io_error("writing", "", e))?;

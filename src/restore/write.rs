@@ -86,7 +86,9 @@ impl ItemError {
             Self::Missing(_) | Self::Size { .. } => true,
             Self::Pack(e) => matches!(
                 e,
-                PackError::Format { .. } | PackError::Decode { .. } | PackError::HashMismatch { .. }
+                PackError::Format { .. }
+                    | PackError::Decode { .. }
+                    | PackError::HashMismatch { .. }
             ),
             _ => false,
         }
@@ -117,7 +119,8 @@ pub(super) fn write_batch(
         .map_init(
             || pack::reader::PackFiles::new(ctx.backend),
             |packs, placed| {
-                progress.working_on(|| ctx.target_path.join(&placed.item.rel).display().to_string());
+                progress
+                    .working_on(|| ctx.target_path.join(&placed.item.rel).display().to_string());
                 let result = restore_file(ctx, &batch.locations, packs, placed);
                 Progress::add(&progress.files, 1);
                 Progress::add(&progress.bytes, placed.item.entry.meta.size);

@@ -65,7 +65,12 @@ impl TagChange {
         if let Some(set) = &mut self.set {
             set.retain(|t| !t.is_empty());
         }
-        let all = self.set.iter().flatten().chain(&self.add).chain(&self.remove);
+        let all = self
+            .set
+            .iter()
+            .flatten()
+            .chain(&self.add)
+            .chain(&self.remove);
         if all.clone().any(|t| t.trim().is_empty()) {
             return Err(RetagError::EmptyTag);
         }
@@ -149,10 +154,7 @@ fn keep_intact_mark(store: &Store, old: &SnapshotId, new: &SnapshotId) {
 
 /// Refuses a snapshot that `repair snapshots` made a copy of: the copy
 /// names it by id (`repaired_from`), which a new id would break.
-pub fn check_no_copy(
-    list: &super::SnapshotList,
-    snapshot: &Snapshot,
-) -> Result<(), RetagError> {
+pub fn check_no_copy(list: &super::SnapshotList, snapshot: &Snapshot) -> Result<(), RetagError> {
     match list.repaired_copy(&snapshot.id) {
         Some(copy) => Err(RetagError::HasRepairedCopy {
             original: snapshot.id.short(),
