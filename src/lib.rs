@@ -23,6 +23,7 @@ pub mod progress;
 pub mod prune;
 pub mod rawname;
 pub mod reach;
+pub mod repack;
 pub mod repair;
 pub mod restore;
 pub mod retention;

@@ -107,6 +107,14 @@ pub enum CaptureError {
         "blobs were removed from the store throughout {0} checks of this snapshot's data (a concurrent prune or repair); nothing was committed"
     )]
     StoreChanging(usize),
+    /// A pack this run wrote was deleted before the snapshot committed.
+    #[error(
+        "{0}, written by this snapshot, is gone from the store: a prune or repair removed it while the snapshot ran (a snapshot that runs longer than the grace period can lose its packs this way); nothing was committed (the next snapshot stores it again)"
+    )]
+    PackGone(String),
+    /// Copying reused blobs out of condemned packs failed.
+    #[error("copying reused chunks out of packs a prune condemned: {0}")]
+    Rescue(#[from] crate::repack::RepackError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -285,11 +293,20 @@ pub fn run(
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
-    let checked_at = present::ensure_present(store, tree, removals)?;
+    let fenced = present::ensure_present(store, tree, removals, &written.pack_ids)?;
+    if fenced.rescued_blobs > 0 {
+        reporter.warn(&Warning::Note {
+            message: format!(
+                "{} reused chunks were in packs a prune had condemned: copied into new packs ({} bytes)",
+                fenced.rescued_blobs, fenced.rescued_bytes
+            ),
+        });
+    }
     let snapshot = snapshot::commit(store.backend(), record).map_err(StoreError::from)?;
-    // Every blob it references was in the catalog at that count, and the
-    // shared lock keeps prune and repair out until this returns.
-    if let Some(count) = checked_at {
+    // Every blob it references was in the catalog at that count (a local
+    // prune that deletes at once holds the store exclusively, so none can
+    // have gone since).
+    if let Some(count) = fenced.removals {
         only_a_speed_up(reporter, store.catalog().mark_intact(&snapshot.id, count));
     }
     Ok(snapshot)

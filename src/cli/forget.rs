@@ -14,7 +14,7 @@ use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
 use cairn::snapshot::protect::protected;
 use cairn::snapshot::select::SnapshotRef;
-use cairn::store::{LockMode, Store};
+use cairn::store::Store;
 
 use super::exit::Exit;
 use super::output::{print_table, snapshots_named};
@@ -55,7 +55,7 @@ struct ForgetJson<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Exit> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open_for_prune()?;
     let list = ctx.snapshot_list(&store)?;
     let (policy, groups, doomed) = if args.snapshots.is_empty() {
         let (policy, groups) = decide(&store, &list, &args)?;

@@ -189,6 +189,35 @@ impl Ctx {
         Ok(list)
     }
 
+    /// The lock of a command that rewrites the store (repair, policy):
+    /// exclusive on a local store; on a remote one only shared on this host
+    /// (the store's prune lease keeps other hosts' rewrites out).
+    fn rewrite_lock(&self) -> LockMode {
+        match self.store {
+            Location::Local(_) => LockMode::Exclusive,
+            Location::S3(_) => LockMode::Shared,
+        }
+    }
+
+    /// Opens the store for `forget` and `prune`. A local store is taken
+    /// exclusively when nothing else has it open (a prune then deletes at
+    /// once); when snapshots are running, and `--lock-wait` was not given,
+    /// it is opened shared instead and pruned in two phases beside them, as
+    /// a remote store always is (prune::shared).
+    fn open_for_prune(&self) -> anyhow::Result<Store> {
+        if matches!(self.store, Location::S3(_)) || !self.lock_wait.is_zero() {
+            return self.open(self.rewrite_lock());
+        }
+        match Store::open(&self.store, self.open_options(LockMode::Exclusive)) {
+            Ok(store) => {
+                self.print_notices(&store);
+                Ok(store)
+            }
+            Err(cairn::store::StoreError::Locked { .. }) => self.open(LockMode::Shared),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Progress bars only for people: not with --quiet or --json.
     fn wants_progress(&self) -> bool {
         !self.quiet && !self.json

@@ -127,7 +127,7 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Exit> {
     if saved.policy.is_empty() {
         anyhow::bail!(cairn::retention::PolicyError::Empty);
     }
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open(ctx.rewrite_lock())?;
     let config = store.config().with_policy(Some(&saved));
     store.rewrite_config(config)?;
     let committed = format!("the retention policy {}", describe(&saved));
@@ -156,7 +156,7 @@ fn show(ctx: &Ctx) -> anyhow::Result<Exit> {
 }
 
 fn clear(ctx: &Ctx) -> anyhow::Result<Exit> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open(ctx.rewrite_lock())?;
     let config = store.config().with_policy(None);
     store.rewrite_config(config)?;
     let committed = "removing the retention policy".to_owned();

@@ -7,7 +7,7 @@ use clap::Args;
 use cairn::id::SnapshotId;
 use cairn::progress::Progress;
 use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
-use cairn::store::{LockMode, Store};
+use cairn::store::Store;
 
 use super::exit::Exit;
 use super::output::{human_bytes, warn, with_progress};
@@ -22,16 +22,23 @@ pub struct PruneOptionArgs {
     /// pack more than 20% unused]
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     max_unused: Option<f64>,
+    /// On a remote store: how long a pack condemned by one prune waits
+    /// before a later prune deletes it (longer than the longest snapshot)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = cairn::when::parse_duration)]
+    grace: std::time::Duration,
 }
 
 impl PruneOptionArgs {
-    fn options(&self, assume_forgotten: &[SnapshotId]) -> PruneOptions {
+    fn options(&self, assume_forgotten: &[SnapshotId], dry_run: bool) -> PruneOptions {
         let defaults = PruneOptions::default();
         PruneOptions {
             repack: self
                 .max_unused
                 .map_or(defaults.repack, RepackRule::StoreWide),
             assume_forgotten: assume_forgotten.iter().copied().collect(),
+            dry_run,
+            grace: self.grace,
+            host: cairn::capture::default_host(),
         }
     }
 }
@@ -46,7 +53,7 @@ pub struct PruneArgs {
 }
 
 pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Exit> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open_for_prune()?;
     let mut out = Out::deferring();
     let outcome = prune_store(ctx, &mut out, &mut store, &args.options, args.dry_run, &[])?;
     let committed = (!args.dry_run).then(|| "the prune".to_owned());
@@ -78,7 +85,7 @@ pub fn prune_store(
     doomed: &[SnapshotId],
 ) -> anyhow::Result<Outcome> {
     let progress = Progress::default();
-    let options = options.options(if dry_run { doomed } else { &[] });
+    let options = options.options(if dry_run { doomed } else { &[] }, dry_run);
     let plan = with_progress(
         &progress,
         ctx.wants_progress(),
@@ -139,6 +146,13 @@ fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
 }
 
 fn print_report(out: &mut Out, r: &Report) -> io::Result<()> {
+    if let Some(s) = &r.shared {
+        writeln!(
+            out,
+            "two-phase prune (the store is shared): condemned {} pack(s), deleted after the grace period by a later prune; {} dead pack(s) younger than the grace period left for later; settled {} earlier condemnation(s), sparing {} pack(s) snapshots need again",
+            s.packs_condemned, s.packs_too_young, s.condemnations_settled, s.packs_spared
+        )?;
+    }
     writeln!(
         out,
         "deleted {} packs, wrote {} ({} blobs, {} repacked), freed {}, removed {} leftover temporary file(s); took {:.1}s",

@@ -8,7 +8,6 @@ use clap::{Args, Subcommand};
 
 use cairn::progress::Progress;
 use cairn::repair::snapshots::{RepairReport, repair};
-use cairn::store::LockMode;
 
 use super::exit::Exit;
 use super::output::{snapshots_named, warn, with_progress};
@@ -35,7 +34,15 @@ enum What {
 }
 
 pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Exit> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open(ctx.rewrite_lock())?;
+    // On a remote store, a repair acts like a prune: alone, under the lease.
+    let _lease = match store.backend().is_remote() {
+        true => Some(cairn::prune::lease::Lease::acquire(
+            store.backend(),
+            &cairn::capture::default_host(),
+        )?),
+        false => None,
+    };
     match command.what {
         What::Catalog => {
             let report = store.rebuild_catalog()?;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose, journal};
+use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose, journal, lease};
 use crate::id::PackId;
 use crate::pack::{self, PackError};
 use crate::progress::Progress;
@@ -18,7 +18,16 @@ pub fn plan(
     options: &PruneOptions,
     progress: &Progress,
 ) -> Result<Plan, PruneError> {
-    store.require_exclusive("prune")?;
+    // A store this process does not hold alone (a remote one, or a local
+    // one other processes have open) is pruned in two phases under the
+    // prune lease, beside snapshots; one held exclusively at once.
+    let shared = match options.dry_run || store.is_held_exclusively() {
+        true => None,
+        false => Some((
+            lease::Lease::acquire(store.backend(), &options.host)?,
+            options.grace,
+        )),
+    };
     let interrupted = journal::read(store.backend())?.map(|j| match j {
         Ok(j) => format!("started {}", j.started),
         Err(e) => e,
@@ -41,6 +50,7 @@ pub fn plan(
         mark_secs,
         live,
         hypothetical: !options.assume_forgotten.is_empty(),
+        shared,
     })
 }
 

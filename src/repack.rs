@@ -1,21 +1,39 @@
-//! Repacking: copying the live blobs of mostly-empty packs into new packs.
+//! Repacking: copying chosen blobs of some packs into new packs. Prune
+//! copies the live blobs of mostly-empty packs, repair the intact blobs of
+//! damaged ones, and a snapshot the blobs it reuses from condemned packs.
 //!
 //! Blobs are copied as stored (still compressed), but each one is decoded
 //! and checked against its id on the way: a damaged blob must stop the
 //! prune rather than be laundered into a fresh pack under a good name. The
-//! new packs are published (durable in `packs/`) but not cataloged here;
-//! the catalog learns of them in prune's single commit transaction, so a
-//! crash before it leaves them as unreferenced packs the next prune removes.
+//! new packs are published (durable in `packs/`) but not cataloged here:
+//! the caller catalogs them (prune in its single commit transaction), so a
+//! crash before that leaves them as unreferenced packs the next prune
+//! removes.
 
-use super::PruneError;
+use crate::backend::BackendError;
+use crate::catalog::CatalogError;
 use crate::catalog::prune::PackRow;
 use crate::compress::Compression;
 use crate::crash;
 use crate::id::BlobId;
 use crate::pack::writer::PublishedPack;
-use crate::pack::{self, BlobKind, PackWriter};
+use crate::pack::{self, BlobKind, PackError, PackWriter};
 use crate::progress::Progress;
 use crate::store::Store;
+
+/// Why a repack stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RepackError {
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Reading a pack failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A blob did not check out, or a new pack could not be written.
+    #[error(transparent)]
+    Pack(#[from] PackError),
+}
 
 /// What repacking wrote.
 #[derive(Debug, Default)]
@@ -36,7 +54,7 @@ pub fn repack(
     chosen: &[PackRow],
     keep: &dyn Fn(&BlobId) -> bool,
     progress: &Progress,
-) -> Result<Repacked, PruneError> {
+) -> Result<Repacked, RepackError> {
     let mut out = Repacked::default();
     for kind in [BlobKind::Data, BlobKind::Tree] {
         let mut sink = Sink::new(store, kind);
@@ -59,7 +77,7 @@ fn copy_blobs(
     keep: &dyn Fn(&BlobId) -> bool,
     sink: &mut Sink<'_>,
     out: &mut Repacked,
-) -> Result<(), PruneError> {
+) -> Result<(), RepackError> {
     let blobs: Vec<_> = store
         .catalog()
         .blobs_in_pack(pack)?
@@ -126,7 +144,7 @@ impl<'s> Sink<'s> {
         raw_len: u32,
         compression: Compression,
         stored: &[u8],
-    ) -> Result<(), PruneError> {
+    ) -> Result<(), RepackError> {
         let writer = match &mut self.writer {
             Some(w) => w,
             None => self
@@ -140,7 +158,7 @@ impl<'s> Sink<'s> {
         Ok(())
     }
 
-    fn seal(&mut self) -> Result<(), PruneError> {
+    fn seal(&mut self) -> Result<(), RepackError> {
         if let Some(writer) = self.writer.take() {
             let published = writer.seal()?.publish(self.store.backend())?;
             crash::point("prune-pack-written");
@@ -149,7 +167,7 @@ impl<'s> Sink<'s> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<PublishedPack>, PruneError> {
+    fn finish(mut self) -> Result<Vec<PublishedPack>, RepackError> {
         self.seal()?;
         Ok(self.done)
     }
