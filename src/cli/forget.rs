@@ -34,6 +34,10 @@ pub struct ForgetArgs {
     policy: PolicyArgs,
     #[command(flatten)]
     filter: FilterArgs,
+    /// Apply the policy to every host's snapshots (each host grouped apart);
+    /// by default only this host's are considered
+    #[arg(long, conflicts_with = "host")]
+    all_hosts: bool,
     /// Show what would be forgotten; change nothing
     #[arg(long)]
     dry_run: bool,
@@ -58,7 +62,7 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Exit> {
     let mut store = ctx.open_for_prune()?;
     let list = ctx.snapshot_list(&store)?;
     let (policy, groups, doomed) = if args.snapshots.is_empty() {
-        let (policy, groups) = decide(&store, &list, &args)?;
+        let (policy, groups) = decide(&store, &list, &args, ctx.quiet)?;
         let doomed = forgotten_in(&groups);
         (Some(policy), groups, doomed)
     } else {
@@ -125,10 +129,17 @@ fn decide(
     store: &Store,
     list: &SnapshotList,
     args: &ForgetArgs,
+    quiet: bool,
 ) -> anyhow::Result<(String, Vec<GroupDecision>)> {
     let saved = args.policy.or_saved(store.config().saved_policy()?);
     let protected = protected(store.backend())?;
-    let filter = args.filter.to_filter()?;
+    let mut filter = args.filter.to_filter()?;
+    if filter.host.is_none() && !args.all_hosts {
+        filter.host = Some(cairn::capture::default_host());
+        if !quiet {
+            note_other_hosts(list, &filter);
+        }
+    }
     let candidates: Vec<Candidate> = list
         .snapshots
         .iter()
@@ -142,6 +153,20 @@ fn decide(
         &retention::Context::system(),
     )?;
     Ok((describe(&saved), groups))
+}
+
+/// Says how many snapshots of other hosts a policy left alone, if any.
+fn note_other_hosts(list: &SnapshotList, filter: &cairn::snapshot::select::Filter) {
+    let others = list
+        .snapshots
+        .iter()
+        .filter(|s| Some(&s.record.host) != filter.host.as_ref())
+        .count();
+    if others > 0 {
+        super::output::note(format_args!(
+            "{others} snapshot(s) of other hosts left alone (--all-hosts or --host HOST to include them)"
+        ));
+    }
 }
 
 fn forgotten_in(groups: &[GroupDecision]) -> Vec<SnapshotId> {

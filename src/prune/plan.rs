@@ -28,6 +28,9 @@ pub fn plan(
             options.grace,
         )),
     };
+    if shared.is_some() {
+        crate::crash::point("prune-leased");
+    }
     let interrupted = journal::read(store.backend())?.map(|j| match j {
         Ok(j) => format!("started {}", j.started),
         Err(e) => e,
