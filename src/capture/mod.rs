@@ -113,7 +113,9 @@ pub enum CaptureError {
     )]
     PackGone(String),
     /// Copying reused blobs out of condemned packs failed.
-    #[error("copying reused chunks out of packs a prune condemned: {0}")]
+    #[error(
+        "copying reused chunks out of packs a prune condemned: {0}; nothing was committed (the next snapshot stores them again)"
+    )]
     Rescue(#[from] crate::repack::RepackError),
     /// The store failed.
     #[error(transparent)]

@@ -55,7 +55,7 @@ impl VerifyArgs {
 }
 
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
-    let store = ctx.open(LockMode::Read)?;
+    let mut store = ctx.open(LockMode::Read)?;
     let snapshots = if args.snapshots.is_empty() {
         None
     } else {
@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Exit> {
                 human_bytes(bytes)
             )
         },
-        |_| verify::verify(&store, &options, &progress),
+        |_| verify::verify(&mut store, &options, &progress),
     )?;
     if !ctx.json {
         for w in &report.warnings {

@@ -11,12 +11,16 @@
 //! next generation: there is nothing to delete first, so two prunes taking
 //! over at once cannot both win.
 //!
-//! The holder renews its lease (rewrites its object) at checkpoints before
-//! every step that deletes or supersedes anything; a renewal that finds a
-//! newer generation, or that comes a time to live after the previous one
-//! (a process stopped or suspended meanwhile, whose lease another prune
-//! may have taken), gives the lease up and stops the prune.
+//! The holder renews its lease (rewrites its object) from a keeper thread
+//! every quarter of its time to live, so a mark or repack of any length
+//! keeps it, and checks it at checkpoints before every step that deletes or
+//! supersedes anything; a renewal that finds a newer generation, or that
+//! comes a time to live after the previous one (a process stopped or
+//! suspended meanwhile, whose lease another prune may have taken), gives
+//! the lease up and stops the prune.
 
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -77,9 +81,26 @@ pub enum LeaseError {
     Backend(#[from] BackendError),
 }
 
-/// A lease this process holds; released when dropped.
+/// A lease this process holds, kept renewed; released when dropped.
 #[derive(Debug)]
 pub struct Lease {
+    keeper: Arc<Keeper>,
+    thread: Option<JoinHandle<()>>,
+    /// The store's clock when the lease was taken.
+    taken: SystemTime,
+}
+
+/// What the keeper thread and the prune share.
+#[derive(Debug)]
+struct Keeper {
+    held: Mutex<Held>,
+    /// Notified when the prune is done with the lease.
+    done: Condvar,
+}
+
+/// The lease object as this process last wrote it.
+#[derive(Debug)]
+struct Held {
     backend: Backend,
     key: String,
     holder: Holder,
@@ -88,7 +109,10 @@ pub struct Lease {
     /// This host's clocks at that moment: how long ago that was, whether
     /// the process ran (monotonic) or the machine slept (wall clock).
     renewed: (Instant, SystemTime),
-    lost: bool,
+    /// Why the lease was lost, once it is.
+    lost: Option<String>,
+    /// Set when the prune is done: the keeper stops.
+    finished: bool,
 }
 
 /// A lease object found in the store.
@@ -131,33 +155,87 @@ impl Lease {
         }
         let written = modified(backend, &key)?;
         drop_older(backend, next);
-        Ok(Self {
+        let held = Held {
             backend: backend.clone(),
             key,
             holder,
             written,
             renewed: (Instant::now(), SystemTime::now()),
-            lost: false,
-        })
+            lost: None,
+            finished: false,
+        };
+        Ok(Self::kept(held))
     }
 
-    /// The store's clock when the lease was last written: "now" for the
-    /// grace periods of a prune that just renewed it.
+    /// Starts the keeper thread for `held`.
+    fn kept(held: Held) -> Self {
+        let taken = held.written;
+        let keeper = Arc::new(Keeper {
+            held: Mutex::new(held),
+            done: Condvar::new(),
+        });
+        let thread = {
+            let keeper = keeper.clone();
+            std::thread::spawn(move || keeper.keep())
+        };
+        Self {
+            keeper,
+            thread: Some(thread),
+            taken,
+        }
+    }
+
+    /// The store's clock when the lease was taken, before this prune looked
+    /// at the store: grace periods are measured up to then, so that what the
+    /// prune saw is at least that old.
     pub fn store_now(&self) -> SystemTime {
-        self.written
+        self.taken
     }
 
-    /// Called before each step that deletes or supersedes: renews the lease
-    /// if a quarter of its time has passed since the last renewal, and
-    /// fails if it is lost.
+    /// Called before each step that deletes or supersedes: fails if the
+    /// lease is lost, renews it if the keeper has not lately.
     pub fn checkpoint(&mut self) -> Result<(), LeaseError> {
-        let ttl = Duration::from_secs(self.holder.ttl_secs);
-        if self.since_renewal() >= ttl / 4 {
-            self.renew()?;
+        let mut held = self.keeper.lock();
+        if let Some(why) = &held.lost {
+            return Err(LeaseError::Lost(why.clone()));
+        }
+        let ttl = Duration::from_secs(held.holder.ttl_secs);
+        if held.since_renewal() >= ttl / 4 {
+            held.renew()?;
         }
         Ok(())
     }
+}
 
+impl Keeper {
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Renews the lease every quarter of its time to live until the prune
+    /// is done or the lease is lost. A renewal that fails for a transient
+    /// reason is tried again next time; one too late loses the lease.
+    fn keep(&self) {
+        let mut held = self.lock();
+        let every = Duration::from_secs(held.holder.ttl_secs) / 4;
+        loop {
+            held = match self.done.wait_timeout(held, every) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            if held.finished || held.lost.is_some() {
+                return;
+            }
+            if held.since_renewal() >= every {
+                let _ = held.renew();
+            }
+        }
+    }
+}
+
+impl Held {
     /// Rewrites the lease, so that it holds another time to live, after
     /// checking no other prune took it meanwhile.
     pub fn renew(&mut self) -> Result<(), LeaseError> {
@@ -189,16 +267,14 @@ impl Lease {
     }
 
     fn lose(&mut self, why: &str) -> LeaseError {
-        self.lost = true;
+        self.lost = Some(why.to_owned());
         LeaseError::Lost(why.to_owned())
     }
-}
 
-impl Drop for Lease {
     /// Marks the lease released, so the next prune need not wait for it to
     /// expire; a lost lease is not touched (it may be another's now).
-    fn drop(&mut self) {
-        if self.lost {
+    fn release(&mut self) {
+        if self.lost.is_some() {
             return;
         }
         let released = Holder {
@@ -207,6 +283,18 @@ impl Drop for Lease {
         };
         let bytes = serde_json::to_vec(&released).unwrap_or_default();
         let _ = self.backend.replace(&self.key, &bytes);
+    }
+}
+
+impl Drop for Lease {
+    /// Stops the keeper, then releases the lease.
+    fn drop(&mut self) {
+        self.keeper.lock().finished = true;
+        self.keeper.done.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.keeper.lock().release();
     }
 }
 

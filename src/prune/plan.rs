@@ -14,7 +14,7 @@ use crate::store::Store;
 
 /// Works out what to delete and repack.
 pub fn plan(
-    store: &Store,
+    store: &mut Store,
     options: &PruneOptions,
     progress: &Progress,
 ) -> Result<Plan, PruneError> {
@@ -36,6 +36,15 @@ pub fn plan(
         Err(e) => e,
     });
     let snapshots = remaining_snapshots(store, options)?;
+    // A snapshot writes its index objects before its record: synced after
+    // the listing, the catalog knows every blob a listed snapshot needs
+    // (another host may have committed one since this store was opened).
+    if store.backend().is_remote() {
+        let backend = store.backend().clone();
+        crate::catalog::sync::sync(store.catalog_mut(), &backend)
+            .map_err(crate::store::StoreError::from)?;
+    }
+    let store = &*store;
     let started = Instant::now();
     let live = mark(store, &snapshots, progress)?;
     let mark_secs = started.elapsed().as_secs_f64();

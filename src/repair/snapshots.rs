@@ -146,7 +146,7 @@ fn full_verify(store: &Store, progress: &Progress) -> Result<verify::Report, Sto
         sqlite: false,
         snapshots: None,
     };
-    verify::verify(store, &options, progress)
+    verify::verify_at_rest(store, &options, progress)
 }
 
 /// For lost blobs, intact copies in packs other than the damaged ones
