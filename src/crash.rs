@@ -29,7 +29,8 @@
 //! `interrupt`), so a test can interrupt a command at exactly that point.
 //!
 //! Points of a restore: `restore-file-started` (a file's temporary name
-//! created, nothing written yet).
+//! created, nothing written yet). Of a copy: `copy-batch-done` (a batch of
+//! blobs copied, indexed and cataloged in the target).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -13,6 +13,7 @@ pub mod capture;
 pub mod catalog;
 pub mod chunker;
 pub mod compress;
+pub mod copy;
 pub mod crash;
 pub mod database;
 pub mod id;

@@ -110,6 +110,20 @@ pub enum Trouble {
     },
 }
 
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing(blob) => write!(f, "blob {blob} is in no pack"),
+            Self::BadTree(tree, e) => write!(f, "tree {tree} does not read: {e}"),
+            Self::BadEntry { tree, name, cause } => write!(
+                f,
+                "entry {} of tree {tree}: {cause}",
+                crate::rawname::escaped(name.as_os_str())
+            ),
+        }
+    }
+}
+
 /// How closely each tree's entries are looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checks {

@@ -55,11 +55,23 @@ pub fn repack(
     keep: &dyn Fn(&BlobId) -> bool,
     progress: &Progress,
 ) -> Result<Repacked, RepackError> {
+    repack_into(store, store, chosen, keep, progress)
+}
+
+/// [`repack`] from the packs `chosen` of store `from` into new packs of
+/// store `to` (`cairn copy`): the same checks, the same pack format.
+pub fn repack_into(
+    from: &Store,
+    to: &Store,
+    chosen: &[PackRow],
+    keep: &dyn Fn(&BlobId) -> bool,
+    progress: &Progress,
+) -> Result<Repacked, RepackError> {
     let mut out = Repacked::default();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut sink = Sink::new(store, kind);
+        let mut sink = Sink::new(to, kind);
         for pack in chosen.iter().filter(|c| c.kind == kind) {
-            copy_blobs(store, pack, keep, &mut sink, &mut out)?;
+            copy_blobs(from, pack, keep, &mut sink, &mut out)?;
             Progress::add(&progress.files, 1);
         }
         out.packs.extend(sink.finish()?);

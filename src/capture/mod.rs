@@ -13,7 +13,7 @@ pub mod excludes;
 pub mod handle;
 mod listing;
 pub mod pipeline;
-mod present;
+pub(crate) mod present;
 pub mod report;
 pub mod sources;
 mod stdin;

@@ -46,7 +46,7 @@ const ROUNDS: usize = 3;
 
 /// What the fence established.
 #[derive(Debug, Default)]
-pub(super) struct Fenced {
+pub(crate) struct Fenced {
     /// The removal count at which every blob was known present, for
     /// marking the snapshot intact (`None`: the count could not be read).
     pub removals: Option<u64>,
@@ -59,7 +59,7 @@ pub(super) struct Fenced {
 /// Makes sure every blob reachable from `root` is stored and not about to
 /// be deleted, given the removal count `started` read before the capture
 /// looked anything up and the packs `own` this run wrote.
-pub(super) fn ensure_present(
+pub(crate) fn ensure_present(
     store: &Store,
     root: TreeId,
     started: Option<u64>,

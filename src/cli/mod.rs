@@ -4,6 +4,7 @@
 
 mod cat;
 mod choose;
+mod copy;
 mod diff;
 pub mod exit;
 mod find;
@@ -101,6 +102,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Rebuild the catalog, or salvage damaged snapshots into new records
     Repair(repair::RepairCommand),
+    /// Copy snapshots into another store (an off-site copy), only what it lacks
+    Copy(copy::CopyArgs),
 }
 
 /// Runs the parsed command line.
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Policy(args) => policy::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Repair(args) => repair::run(&ctx, args),
+        Command::Copy(args) => copy::run(&ctx, args),
     }
 }
 
