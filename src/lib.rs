@@ -20,6 +20,7 @@ pub mod id;
 pub mod index;
 pub mod interrupt;
 pub mod pack;
+pub mod pattern;
 pub mod progress;
 pub mod prune;
 pub mod rawname;

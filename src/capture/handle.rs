@@ -185,6 +185,11 @@ impl DirHandle {
         Ok(Self { fd })
     }
 
+    /// The directory's own metadata.
+    pub fn stat(&self) -> io::Result<FileStat> {
+        Ok(FileStat::from_raw(&rustix::fs::fstat(&self.fd)?))
+    }
+
     /// The entry names, sorted by bytes, without `.` and `..`.
     pub fn names(&self) -> io::Result<Vec<OsString>> {
         let mut names = Vec::new();

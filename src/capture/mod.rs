@@ -7,11 +7,14 @@
 //! visible only when every blob it references is durable.
 
 pub mod change;
+pub mod command;
 mod consistent;
 pub mod database;
+pub mod dry_run;
 pub mod excludes;
 pub mod handle;
 mod listing;
+pub mod lists;
 pub mod pipeline;
 pub(crate) mod present;
 pub mod report;
@@ -20,6 +23,7 @@ mod stdin;
 mod upload;
 pub mod walk;
 
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,7 +36,7 @@ use crate::when::SnapshotTime;
 
 use crate::progress::Progress;
 use crate::rawname::escaped;
-use excludes::Excludes;
+use excludes::{ExcludeOptions, Excludes};
 use report::{Reporter, Warning};
 use sources::Sources;
 use walk::{ParentDir, Walker};
@@ -63,6 +67,35 @@ pub enum CaptureError {
     /// Standard input failed while being read.
     #[error("reading standard input: {0}")]
     Stdin(io::Error),
+    /// The dump command (`--stdin-from-command`) could not be started.
+    #[error("cannot run `{command}`: {source}; nothing was committed")]
+    CommandStart {
+        /// The command line.
+        command: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the dump command's output failed.
+    #[error("reading the output of `{command}`: {source}; nothing was committed")]
+    CommandOutput {
+        /// The command line.
+        command: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The dump command did not exit with status 0: its output may be
+    /// incomplete, so none of it is committed.
+    #[error("`{command}` {status}; nothing was committed{}", command_said(stderr))]
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// How it ended ("exited with status 1").
+        status: String,
+        /// The last lines of its standard error.
+        stderr: Vec<String>,
+    },
     /// The parent snapshot given does not resolve.
     #[error("--parent: {0}")]
     Parent(SelectError),
@@ -122,6 +155,20 @@ pub enum CaptureError {
     Store(#[from] StoreError),
 }
 
+/// The end of a [`CaptureError::CommandFailed`] message: what the
+/// command said last on its standard error.
+fn command_said(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return " (it wrote nothing on its standard error)".to_owned();
+    }
+    let quoted: Vec<String> = lines.iter().map(|l| format!("  {l}")).collect();
+    format!(
+        "; the last {} line(s) of its standard error:\n{}",
+        lines.len(),
+        quoted.join("\n")
+    )
+}
+
 /// What to capture.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -131,6 +178,33 @@ pub enum Input {
     Stdin {
         /// The file name.
         name: RawName,
+    },
+    /// The standard output of a command, stored as the file `/NAME`,
+    /// committed only if the command exits with status 0.
+    Command {
+        /// The file name.
+        name: RawName,
+        /// The program and its arguments (no shell).
+        argv: Vec<OsString>,
+    },
+}
+
+/// What a snapshot is asked to capture, before it is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// These files and directories.
+    Paths(&'a [PathBuf]),
+    /// Standard input, as the file `/NAME`.
+    Stdin {
+        /// NAME.
+        name: &'a str,
+    },
+    /// The output of a command, as the file `/NAME`.
+    Command {
+        /// NAME.
+        name: &'a str,
+        /// The program and its arguments.
+        argv: &'a [OsString],
     },
 }
 
@@ -154,8 +228,8 @@ pub struct CaptureOptions {
     pub tags: Vec<String>,
     /// Time recorded (now if `None`).
     pub time: Option<SnapshotTime>,
-    /// `--exclude` patterns (already checked to compile).
-    pub excludes: Vec<String>,
+    /// What to leave out (patterns already checked to compile).
+    pub excludes: ExcludeOptions,
     /// Parent selection.
     pub parent: ParentChoice,
     /// How SQLite databases are captured.
@@ -172,25 +246,30 @@ pub struct Plan {
 }
 
 /// Checks a snapshot request without touching any store.
-pub fn prepare(
-    paths: &[PathBuf],
-    stdin_name: Option<&str>,
-    mut options: CaptureOptions,
-) -> Result<Plan, CaptureError> {
+pub fn prepare(request: Request<'_>, mut options: CaptureOptions) -> Result<Plan, CaptureError> {
     Excludes::new(&options.excludes, None)?;
-    let input = match stdin_name {
-        Some(name) => {
-            let raw = RawName::from_bytes(name.as_bytes().to_vec());
-            if !raw.is_valid_entry_name() {
-                return Err(CaptureError::StdinName(name.to_owned()));
-            }
-            Input::Stdin { name: raw }
-        }
-        None => Input::Paths(Sources::resolve(paths)?),
+    let input = match request {
+        Request::Paths(paths) => Input::Paths(Sources::resolve(paths)?),
+        Request::Stdin { name } => Input::Stdin {
+            name: stream_name(name)?,
+        },
+        Request::Command { name, argv } => Input::Command {
+            name: stream_name(name)?,
+            argv: argv.to_vec(),
+        },
     };
     options.tags.sort();
     options.tags.dedup();
     Ok(Plan { input, options })
+}
+
+/// The file name a stream is stored under, checked to be a plain name.
+fn stream_name(name: &str) -> Result<RawName, CaptureError> {
+    let raw = RawName::from_bytes(name.as_bytes().to_vec());
+    match raw.is_valid_entry_name() {
+        true => Ok(raw),
+        false => Err(CaptureError::StdinName(name.to_owned())),
+    }
 }
 
 /// The host name recorded by default.
@@ -222,6 +301,10 @@ pub fn run(
     // are in flight, not leftovers (store::writers).
     let _writing = crate::store::writers::announce(store.home(), store.backend().file_mode())?;
     let time = plan.options.time.unwrap_or_else(SnapshotTime::now);
+    let stamp = crate::tree::Timespec {
+        sec: time.timestamp.as_second(),
+        nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
+    };
     let excludes = Excludes::new(&plan.options.excludes, Some(store.home()))?;
     let paths = recorded_paths(&plan.input);
     let parent = choose_parent(store, plan, &paths)?;
@@ -260,13 +343,10 @@ pub fn run(
             Input::Paths(sources) => {
                 walker.capture_layout(Path::new("/"), &sources.layout(), parent_root.as_ref())?
             }
-            Input::Stdin { name } => walker.capture_stdin(
-                name,
-                crate::tree::Timespec {
-                    sec: time.timestamp.as_second(),
-                    nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
-                },
-            )?,
+            Input::Stdin { name } => walker
+                .capture_stream(name, io::stdin().lock(), stamp)?
+                .map_err(CaptureError::Stdin)?,
+            Input::Command { name, argv } => walker.capture_command(name, argv, stamp)?,
         };
         Ok((tree, walker.summary))
     })?;
@@ -335,7 +415,7 @@ fn only_a_speed_up<T>(
 fn recorded_paths(input: &Input) -> Vec<RawName> {
     match input {
         Input::Paths(sources) => sources.recorded(),
-        Input::Stdin { name } => {
+        Input::Stdin { name } | Input::Command { name, .. } => {
             let mut path = b"/".to_vec();
             path.extend_from_slice(name.as_bytes());
             vec![RawName::from_bytes(path)]

@@ -70,7 +70,7 @@ pub struct Walker<'a, 'p> {
     pub parent_intact: bool,
 }
 
-type Captured = Result<Option<Entry>, CaptureError>;
+pub(super) type Captured = Result<Option<Entry>, CaptureError>;
 
 /// How the walk reached a file.
 #[derive(Clone, Copy)]
@@ -168,7 +168,11 @@ impl Walker<'_, '_> {
             Ok(stat) => stat,
             Err(e) => return Ok(self.left_out(path, e)),
         };
+        if self.excludes.is_too_large(&stat) {
+            return Ok(None);
+        }
         match stat.kind {
+            Kind::Dir if self.excludes.is_mount_point(dir, &stat) => self.mount_point(name, &stat),
             Kind::Dir => {
                 self.capture_subdir(path, name, &stat, before, || dir.open_dir(name, &stat))
             }
@@ -234,6 +238,7 @@ impl Walker<'_, '_> {
             Ok(names) => names,
             Err(e) => return Ok(self.left_out(path, e)),
         };
+        let names = self.excludes.names_to_take(dir, names);
         let with_wal = self.names_with_wal(&names);
         let mut listing = Listing::new(parent);
         for name in names {
@@ -512,7 +517,7 @@ pub(super) fn entry_meta(stat: &FileStat, size: u64) -> Meta {
     }
 }
 
-fn dir_entry(name: &OsStr, stat: &FileStat, tree: TreeId) -> Entry {
+pub(super) fn dir_entry(name: &OsStr, stat: &FileStat, tree: TreeId) -> Entry {
     Entry {
         name: RawName::from_os(name),
         meta: entry_meta(stat, 0),

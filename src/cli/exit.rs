@@ -97,9 +97,13 @@ pub fn ending(e: &anyhow::Error) -> (Exit, Option<String>) {
 }
 
 /// The exit code for a failed command: usage errors the library detects
-/// (an empty retention policy) are 2, everything else 1.
+/// (an empty retention policy, a list file that cannot be read) are 2,
+/// everything else 1.
 fn for_error(e: &anyhow::Error) -> Exit {
-    if e.downcast_ref::<cairn::retention::PolicyError>().is_some() {
+    if e.downcast_ref::<cairn::retention::PolicyError>().is_some()
+        || e.downcast_ref::<cairn::capture::lists::ListError>()
+            .is_some()
+    {
         return Exit::Usage;
     }
     if let Some(cairn::restore::RestoreError::Interrupted { signal, .. }) = e.downcast_ref() {

@@ -172,7 +172,20 @@ impl Ctx {
             lock_wait: self.lock_wait,
             cache_dir: self.cache_dir.clone(),
             remote: self.remote,
+            write_nothing: false,
         }
+    }
+
+    /// Opens the store to read it without writing anything to it, not even
+    /// to its catalog, and under a lock that stops no other process.
+    fn open_writing_nothing(&self) -> anyhow::Result<Store> {
+        let options = OpenOptions {
+            write_nothing: true,
+            ..self.open_options(LockMode::Read)
+        };
+        let store = Store::open(&self.store, options)?;
+        self.print_notices(&store);
+        Ok(store)
     }
 
     fn print_notices(&self, store: &Store) {

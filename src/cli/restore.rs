@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use cairn::pattern::Patterns;
 use cairn::progress::Progress;
 use cairn::rawname::{RawName, escaped, printable};
-use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
+use cairn::restore::delete::{Removal, Removed};
+use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection, Survey};
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotList};
 use cairn::store::LockMode;
@@ -42,12 +44,21 @@ pub struct RestoreArgs {
     /// Restore only this path of the snapshot and what is below it (repeatable)
     #[arg(long = "include", value_name = "PATH")]
     include: Vec<PathBuf>,
+    /// Do not restore paths matching this glob (repeatable); without '/' it matches names
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
     /// Drop this leading directory from restored paths: with /var/lib/app, /var/lib/app/app.db lands at TARGET/app.db
     #[arg(long, value_name = "DIR")]
     strip_prefix: Option<PathBuf>,
     /// Replace files that already exist in the target
     #[arg(long)]
     overwrite: bool,
+    /// Remove what the snapshot does not hold from the restored directories (with --overwrite)
+    #[arg(long, requires = "overwrite", conflicts_with = "tar")]
+    delete: bool,
+    /// Only show what would be written, replaced and removed; write nothing
+    #[arg(long, conflicts_with = "tar")]
+    dry_run: bool,
     /// Run PRAGMA integrity_check on every restored SQLite database (exit 4 if one fails)
     #[arg(long)]
     check: bool,
@@ -61,6 +72,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     let selection = Selection {
         include: args.include.clone(),
         strip_prefix: args.strip_prefix.clone(),
+        exclude: Patterns::new(&args.exclude)?,
     };
     let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
@@ -86,6 +98,19 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
     cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
     let survey = restore::survey(&store, snapshot, &options.selection, &options.target)
         .map_err(|e| with_hint(e.into(), &hint))?;
+    let removals = match args.delete {
+        true => restore::delete::plan(&store, snapshot, &options.selection, &options.target)?,
+        false => Vec::new(),
+    };
+    if args.dry_run {
+        return dry_run(ctx, snapshot, &options, &survey, &removals);
+    }
+    // Removed before anything is written (so that each directory's
+    // metadata is set last), and only once the restore cannot refuse.
+    if let Some(refused) = survey.refusal(options.overwrite) {
+        return Err(refused.into());
+    }
+    let removed = restore::delete::remove(&options.target, &removals)?;
     let total = survey.bytes;
     let progress = Progress::default();
     let outcome = with_progress(
@@ -124,18 +149,23 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
                 out,
                 snapshot,
                 &options,
-                &outcome,
+                (&outcome, &removed),
                 &checks,
                 store.backend().requests(),
             )
         } else if !ctx.quiet {
-            print_restored(out, snapshot, &options, &outcome, &checks)
+            print_restored(out, snapshot, &options, &outcome, &checks)?;
+            print_removed(out, &options, &removed.removed)
         } else {
             Ok(())
         }
     });
     for e in &damaged {
         eprintln!("cairn: DAMAGED: {}", printable(&e.to_string()));
+    }
+    for (path, error) in &removed.failed {
+        let line = format!("cairn: error: {}: cannot remove: {error}", escaped(path));
+        eprintln!("{}", printable(&line));
     }
     if !outcome.failed.is_empty() {
         for (path, error) in &outcome.failed {
@@ -144,6 +174,10 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         }
         let failed = anyhow::anyhow!("{} item(s) could not be restored", outcome.failed.len());
         return Err(with_hint(failed, &hint));
+    }
+    if !removed.failed.is_empty() {
+        let n = removed.failed.len();
+        anyhow::bail!("{n} path(s) the snapshot does not hold could not be removed");
     }
     if !damaged.is_empty() {
         eprintln!(
@@ -160,7 +194,7 @@ fn print_restore_json(
     out: &mut Out,
     snapshot: &Snapshot,
     options: &RestoreOptions,
-    outcome: &RestoreOutcome,
+    (outcome, removed): (&RestoreOutcome, &Removed),
     checks: &Checks,
     requests: Option<cairn::backend::RequestStats>,
 ) -> io::Result<()> {
@@ -195,9 +229,86 @@ fn print_restore_json(
             "stale_side_files_removed": stale,
             "leftovers_removed": outcome.leftovers_removed,
             "checked": checked,
+            "removed": paths_of(options, &removed.removed),
             "requests": requests,
         }),
     )
+}
+
+/// Where each of `removals` is (or was) in the target, for JSON.
+fn paths_of(options: &RestoreOptions, removals: &[Removal]) -> Vec<RawName> {
+    removals
+        .iter()
+        .map(|r| RawName::from_path(&options.target.join(&r.rel)))
+        .collect()
+}
+
+/// `--delete`: each path removed, a directory with a `/`.
+fn print_removed(out: &mut Out, options: &RestoreOptions, removed: &[Removal]) -> io::Result<()> {
+    for r in removed {
+        let path = options.target.join(&r.rel);
+        let slash = if r.is_dir { "/ (and all in it)" } else { "" };
+        writeln!(out, "  removed {}{slash}", escaped(&path))?;
+    }
+    Ok(())
+}
+
+/// `--dry-run`: what the restore would do, or the refusal it would stop
+/// with; nothing is written.
+fn dry_run(
+    ctx: &Ctx,
+    snapshot: &Snapshot,
+    options: &RestoreOptions,
+    survey: &Survey,
+    removals: &[Removal],
+) -> anyhow::Result<Exit> {
+    if let Some(refused) = survey.refusal(options.overwrite) {
+        return Err(refused.into());
+    }
+    let replaced: Vec<RawName> = survey
+        .conflicts
+        .iter()
+        .map(|c| RawName::from_path(&c.path))
+        .collect();
+    Out::streaming().report(Exit::Ok, None, |out| {
+        if ctx.json {
+            return print_json(
+                out,
+                &serde_json::json!({
+                    "dry_run": true,
+                    "snapshot": snapshot.id.to_hex(),
+                    "target": RawName::from_path(&options.target),
+                    "files": survey.files,
+                    "bytes": survey.bytes,
+                    "replace": replaced,
+                    "remove": paths_of(options, removals),
+                }),
+            );
+        }
+        if ctx.quiet {
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "dry run: restoring snapshot {} to {} would write {} files ({}); nothing was written",
+            snapshot.id.short(),
+            escaped(&options.target),
+            survey.files,
+            human_bytes(survey.bytes)
+        )?;
+        for c in &survey.conflicts {
+            writeln!(out, "  would replace {} ({})", escaped(&c.path), c.existing)?;
+        }
+        for r in removals {
+            let slash = if r.is_dir { "/ (and all in it)" } else { "" };
+            writeln!(
+                out,
+                "  would remove {}{slash}",
+                escaped(&options.target.join(&r.rel))
+            )?;
+        }
+        Ok(())
+    })
 }
 
 fn print_restored(

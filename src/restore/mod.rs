@@ -13,6 +13,7 @@
 //! written entry by entry in the same walk.
 
 mod chain;
+pub mod delete;
 mod early_sync;
 mod execute;
 mod leftovers;

@@ -178,6 +178,10 @@ pub struct OpenOptions {
     pub cache_dir: Option<PathBuf>,
     /// Connections and retries of a remote store.
     pub remote: RemoteOptions,
+    /// Write nothing to the store at all (with [`LockMode::Read`]), not
+    /// even to its catalog, a cache: it is read read-only, or copied for
+    /// this run if it is incomplete (`snapshot --dry-run`).
+    pub write_nothing: bool,
 }
 
 impl OpenOptions {
@@ -189,6 +193,7 @@ impl OpenOptions {
             lock_wait: Duration::ZERO,
             cache_dir: None,
             remote: RemoteOptions::default(),
+            write_nothing: false,
         }
     }
 }
