@@ -231,7 +231,7 @@ impl TreeChecker<'_> {
     /// Marks a file's chunks as [`Self::mark_chunks`] does, and says what a
     /// restore would refuse about the entry, if anything.
     fn check_entry(&mut self, entry: &Entry) -> Result<Option<String>, StoreError> {
-        if let Some(defect) = entry.link_defect() {
+        if let Some(defect) = entry.defect() {
             return Ok(Some(defect.to_owned()));
         }
         let mut sum = Some(0u64);

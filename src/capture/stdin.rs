@@ -30,6 +30,9 @@ impl Walker<'_, '_> {
                 gid: rustix::process::getegid().as_raw(),
                 size,
                 mtime,
+                user: None,
+                group: None,
+                xattrs: Vec::new(),
             },
             content: Content::File {
                 chunks,
@@ -38,6 +41,8 @@ impl Walker<'_, '_> {
                     ctime: None,
                 },
                 database: None,
+                link: None,
+                holes: Vec::new(),
             },
         });
         self.put_tree(vec![entry])

@@ -87,12 +87,15 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
         capture::run(&store, &plan, &reporter, &progress)
     })?;
     let summary = &snapshot.record.summary;
-    let exit =
-        if summary.errors > 0 || summary.database_fallbacks > 0 || summary.files_inconsistent > 0 {
-            Exit::Partial
-        } else {
-            Exit::Ok
-        };
+    let exit = if summary.errors > 0
+        || summary.database_fallbacks > 0
+        || summary.files_inconsistent > 0
+        || summary.xattrs_unread > 0
+    {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    };
     let committed = format!("snapshot {}", snapshot.id.short());
     Out::deferring().report(exit, Some(committed), |out| report(out, ctx, &snapshot))
 }

@@ -16,7 +16,7 @@ use tar::{Builder, EntryType, Header};
 
 use super::plan::{Item, walk_selection};
 use super::{RestoreError, Selection};
-use crate::browse::{BrowseError, check_size, file_chunks, read_chunk};
+use crate::browse::{BrowseError, check_data_size, file_chunks, read_chunk};
 use crate::rawname::escaped;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -161,7 +161,7 @@ impl<'a> ContentReader<'a> {
         let (path, entry) = (&self.item.source, &self.item.entry);
         let chunks = file_chunks(path, entry)?;
         let Some(id) = chunks.get(self.next) else {
-            check_size(path, entry, self.read)?;
+            check_data_size(path, entry, self.read)?;
             return Ok(false);
         };
         self.chunk = read_chunk(self.store, path, id)?;
