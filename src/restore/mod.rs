@@ -22,6 +22,7 @@ mod plan;
 mod select;
 mod sparse;
 pub mod tar;
+mod tar_pax;
 mod target;
 mod write;
 
