@@ -247,12 +247,13 @@ impl TreeChecker<'_> {
                 }
             }
         }
+        // A file's chunks hold its size less its holes.
         Ok(sum
-            .filter(|&sum| entry.chunks().is_some() && sum != entry.meta.size)
+            .filter(|&sum| entry.chunks().is_some() && sum != entry.data_size())
             .map(|sum| {
                 format!(
                     "the file's chunks hold {sum} bytes where its entry records {}",
-                    entry.meta.size
+                    entry.data_size()
                 )
             }))
     }

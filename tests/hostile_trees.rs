@@ -24,7 +24,7 @@ use cairn::progress::Progress;
 use cairn::rawname::RawName;
 use cairn::snapshot::{self, RECORD_VERSION, SnapshotRecord, Summary};
 use cairn::store::{LockMode, OpenOptions, Store};
-use cairn::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree};
+use cairn::tree::{ChangeKey, Content, Entry, Hole, Meta, Timespec, Tree};
 use common::*;
 use serde_json::Value;
 
@@ -42,6 +42,7 @@ fn meta(mode: u32, size: u64) -> Meta {
             sec: 1_700_000_000,
             nsec: 0,
         },
+        ..Meta::default()
     }
 }
 
@@ -60,6 +61,8 @@ fn file(n: &[u8], chunks: Vec<BlobId>, size: u64) -> Entry {
                 ctime: None,
             },
             database: None,
+            link: None,
+            holes: Vec::new(),
         },
     }
 }
@@ -140,6 +143,7 @@ impl Crafter {
             tree: root,
             parent: None,
             program: "crafted".into(),
+            format: None,
             summary: Summary {
                 files,
                 dirs,
@@ -509,6 +513,48 @@ fn verify_reports_a_file_whose_recorded_size_is_not_the_sum_of_its_chunks() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(fs::read(target.join("h/good")).unwrap(), b"hello world");
     assert!(!target.join("h/long").exists());
+}
+
+/// `file` with `holes` as (offset, length).
+fn with_holes(mut entry: Entry, list: &[(u64, u64)]) -> Entry {
+    if let Content::File { holes, .. } = &mut entry.content {
+        *holes = list
+            .iter()
+            .map(|&(offset, len)| Hole { offset, len })
+            .collect();
+    }
+    entry
+}
+
+#[test]
+fn a_file_with_holes_restores_with_zeros_and_bad_holes_are_damage_that_restore_refuses() {
+    let t = TestEnv::with_store();
+    let c = Crafter::open(&t);
+    let chunks = c.put(vec![(BlobKind::Data, b"data".to_vec())]);
+    drop(c);
+    let good = with_holes(file(b"good", chunks.clone(), 10), &[(0, 3), (7, 3)]);
+    let bad = with_holes(file(b"overlap", chunks, 10), &[(0, 4), (3, 2)]);
+    let snap = with_entries(&t, vec![good, bad], 2, 0);
+    verify_names(&t, &snap, "entry", "/h/overlap", "holes");
+    let target = t.fresh_dir("out");
+    let out = t
+        .cairn(["restore", &snap, "--target"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("overlap: the file's holes"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        fs::read(target.join("h/good")).unwrap(),
+        b"\0\0\0data\0\0\0"
+    );
+    assert!(!target.join("h/overlap").exists());
+    let cat = t.cairn(["cat", &snap, "/h/good"]).assert().success();
+    assert_eq!(cat.get_output().stdout, b"\0\0\0data\0\0\0");
 }
 
 // Regression: #14 item 6
