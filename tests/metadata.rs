@@ -450,3 +450,21 @@ fn copy_tree_readable(store: &Path) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn the_options_of_a_restore_into_a_directory_are_refused_with_tar() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("f"), b"x");
+    let snap = t.snapshot(&[&src], &[]);
+    // A tar stream carries ids and names both; its reader chooses
+    // (`tar -x --numeric-owner`), as it chooses holes and strictness.
+    for option in ["--numeric-owner", "--sparse", "--strict-metadata"] {
+        let out = t
+            .cairn(["restore", id(&snap), "--tar", "-", option])
+            .assert()
+            .code(2);
+        let err = stderr_of(out.get_output());
+        assert!(err.contains(option) && err.contains("--tar"), "{err}");
+    }
+}

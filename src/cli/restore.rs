@@ -61,7 +61,8 @@ pub struct RestoreArgs {
 #[derive(Debug, Args)]
 struct MetaArgs {
     /// Give files their recorded uid/gid, not the ids their recorded user and group names have here
-    #[arg(long)]
+    /// (a tar stream carries both: extract it with `tar --numeric-owner`)
+    #[arg(long, conflicts_with = "tar")]
     numeric_owner: bool,
     /// Also leave blocks of zeros unwritten, as holes (recorded holes always are)
     #[arg(long, conflicts_with = "tar")]
