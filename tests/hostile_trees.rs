@@ -709,3 +709,50 @@ fn a_tree_exactly_as_deep_as_readers_accept_is_read_verified_and_repaired_in_a_s
         b"kept"
     );
 }
+
+/// `file` in hard link group `group`.
+fn in_link_group(mut entry: Entry, group: u64) -> Entry {
+    if let Content::File { link, .. } = &mut entry.content {
+        *link = Some(group);
+    }
+    entry
+}
+
+// A link group is a claim of the tree, not a proof: names whose recorded
+// content differs (a crafted tree, or a file rewritten between the reads
+// of its names) must each restore their own bytes, never the first's.
+#[test]
+fn names_of_one_link_group_with_different_content_each_restore_their_own_bytes() {
+    let t = TestEnv::with_store();
+    let c = Crafter::open(&t);
+    let one = c.put(vec![(BlobKind::Data, b"first".to_vec())]);
+    let two = c.put(vec![(BlobKind::Data, b"second".to_vec())]);
+    drop(c);
+    let a = in_link_group(file(b"a", one.clone(), 5), 7);
+    let b = in_link_group(file(b"b", two, 6), 7);
+    let c = in_link_group(file(b"c", one, 5), 7);
+    let snap = with_entries(&t, vec![a, b, c], 3, 0);
+    let target = t.fresh_dir("out");
+    t.cairn(["restore", &snap, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_eq!(fs::read(target.join("h/a")).unwrap(), b"first");
+    assert_eq!(fs::read(target.join("h/b")).unwrap(), b"second");
+    assert_eq!(fs::read(target.join("h/c")).unwrap(), b"first");
+    let ino = |n: &str| fs::metadata(target.join(n)).unwrap().ino();
+    assert_eq!(ino("h/a"), ino("h/c"));
+    let tar = t.cairn(["restore", &snap, "--tar", "-"]).assert().success();
+    let mut archive = tar::Archive::new(&tar.get_output().stdout[..]);
+    let mut bodies = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().into_owned();
+        let link = entry.link_name().unwrap().map(|l| l.into_owned());
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut body).unwrap();
+        bodies.push((path, link, body));
+    }
+    let b = bodies.iter().find(|e| e.0.ends_with("h/b")).unwrap();
+    assert_eq!((b.1.clone(), &b.2[..]), (None, &b"second"[..]));
+}

@@ -8,7 +8,11 @@
 //! group whose first name lies outside it starts with a file inside it.
 //! Each name still records its own chunks: a later name that cannot be
 //! linked (the first failed, another file system, too many links) is
-//! restored as a file of its own and counted as a missed hard link.
+//! restored as a file of its own and counted as a missed hard link. A
+//! later name whose recorded content is not the first's (the file was
+//! rewritten between the reads of its names, or the tree was crafted) is
+//! restored as a file of its own too: a link group never makes a name
+//! show bytes other than its own.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as Slot;
@@ -17,6 +21,7 @@ use std::path::{Path, PathBuf};
 use super::execute::Placed;
 use super::plan::Item;
 use super::target::{self, DirFd};
+use crate::tree::Entry;
 
 /// A later name of a hard-linked file, and where its first name went.
 pub(super) struct LinkPlaced {
@@ -26,29 +31,50 @@ pub(super) struct LinkPlaced {
     pub primary: PathBuf,
 }
 
-/// The first name restored of each link group, relative to the target.
-/// (Paths, not open directories: the groups of a large tree would
-/// otherwise hold a descriptor open each.)
+/// The first name restored of each link group, relative to the target,
+/// with a digest of its content. (Paths, not open directories: the groups
+/// of a large tree would otherwise hold a descriptor open each.)
 #[derive(Default)]
 pub(super) struct Primaries {
-    by_group: HashMap<u64, PathBuf>,
+    by_group: HashMap<u64, (PathBuf, blake3::Hash)>,
 }
 
 impl Primaries {
     /// Where the first name of `item`'s link group went, if one was met
-    /// before; otherwise `item` becomes the first. A database is never
+    /// before with the same content; otherwise `item` is restored as a
+    /// file (and becomes the first if none was met). A database is never
     /// linked: its restore clears the side files around its own name.
     pub fn first_of(&mut self, item: &Item) -> Option<PathBuf> {
         let entry = &item.entry;
         let group = entry.link().filter(|_| entry.database().is_none())?;
+        let digest = content_digest(entry);
         match self.by_group.entry(group) {
-            Slot::Occupied(first) => Some(first.get().clone()),
+            Slot::Occupied(first) => {
+                let (path, first_digest) = first.get();
+                (*first_digest == digest).then(|| path.clone())
+            }
             Slot::Vacant(none) => {
-                none.insert(item.rel.clone());
+                none.insert((item.rel.clone(), digest));
                 None
             }
         }
     }
+}
+
+/// A digest of what a file entry restores to: its size, chunks and holes.
+fn content_digest(entry: &Entry) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    let chunks = entry.chunks().unwrap_or_default();
+    hasher.update(&entry.meta.size.to_le_bytes());
+    hasher.update(&(chunks.len() as u64).to_le_bytes());
+    for chunk in chunks {
+        hasher.update(chunk.as_bytes());
+    }
+    for hole in entry.holes() {
+        hasher.update(&hole.offset.to_le_bytes());
+        hasher.update(&hole.len.to_le_bytes());
+    }
+    hasher.finalize()
 }
 
 /// The open directory holding `primary` (`root` being the target), and
