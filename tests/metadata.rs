@@ -48,8 +48,8 @@ fn build_tree(src: &Path) {
     set_xattr(&src.join("c"), "system.posix_acl_default", &default);
     symlink("solo", src.join("c/link")).unwrap();
     if is_root() {
-        rustix::fs::chown(&src.join("b/pair1"), Some(uid(65534)), Some(gid(65534))).unwrap();
-        rustix::fs::chown(&src.join("c"), Some(uid(65534)), None).unwrap();
+        rustix::fs::chown(src.join("b/pair1"), Some(uid(65534)), Some(gid(65534))).unwrap();
+        rustix::fs::chown(src.join("c"), Some(uid(65534)), None).unwrap();
         set_xattr(
             &src.join("c/link"),
             "trusted.origin",
@@ -266,7 +266,7 @@ fn after_a_parent_from_before_format_4_only_files_that_may_hold_xattrs_or_holes_
     let sparse = src.join("sparse");
     fs::File::create(&sparse).unwrap().set_len(4 << 20).unwrap();
     if rustix::fs::setxattr(
-        &src.join("tagged"),
+        src.join("tagged"),
         "user.tag",
         b"1",
         rustix::fs::XattrFlags::empty(),
@@ -342,8 +342,8 @@ fn owners_restore_by_name_on_a_host_where_the_ids_differ_and_by_id_with_numeric_
     let src = t.path("src");
     write_file(&src.join("alices"), b"owned by alice");
     write_file(&src.join("nameless"), b"owned by an id without a name");
-    rustix::fs::chown(&src.join("alices"), Some(uid(4242)), Some(gid(4300))).unwrap();
-    rustix::fs::chown(&src.join("nameless"), Some(uid(4999)), Some(gid(4999))).unwrap();
+    rustix::fs::chown(src.join("alices"), Some(uid(4242)), Some(gid(4300))).unwrap();
+    rustix::fs::chown(src.join("nameless"), Some(uid(4999)), Some(gid(4999))).unwrap();
     let here = (
         "root:x:0:0::/root:/bin/sh\nalice:x:4242:4242::/:/bin/sh\n",
         "root:x:0:\nstaff:x:4300:\n",
