@@ -245,7 +245,7 @@ impl TreeChecker<'_> {
     /// Marks a file's chunks as [`Self::mark_chunks`] does, and says what a
     /// restore would refuse about the entry, if anything.
     fn check_entry(&mut self, entry: &Entry) -> Result<Option<String>, StoreError> {
-        if let Some(defect) = entry.link_defect() {
+        if let Some(defect) = entry.defect() {
             return Ok(Some(defect.to_owned()));
         }
         let mut sum = Some(0u64);
@@ -261,12 +261,13 @@ impl TreeChecker<'_> {
                 }
             }
         }
+        // A file's chunks hold its size less its holes.
         Ok(sum
-            .filter(|&sum| entry.chunks().is_some() && sum != entry.meta.size)
+            .filter(|&sum| entry.chunks().is_some() && sum != entry.data_size())
             .map(|sum| {
                 format!(
                     "the file's chunks hold {sum} bytes where its entry records {}",
-                    entry.meta.size
+                    entry.data_size()
                 )
             }))
     }

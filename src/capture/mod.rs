@@ -6,6 +6,7 @@
 //! [`run`] then walks, stores, and commits the record last: a snapshot is
 //! visible only when every blob it references is durable.
 
+mod attributes;
 pub mod change;
 pub mod command;
 mod consistent;
@@ -19,6 +20,7 @@ pub mod pipeline;
 pub(crate) mod present;
 pub mod report;
 pub mod sources;
+mod sparse;
 mod stdin;
 mod upload;
 pub mod walk;
@@ -338,6 +340,7 @@ pub fn run(
             page_run: store.config().sqlite().page_run,
             databases_seen: Default::default(),
             summary: Summary::default(),
+            attrs: attributes::Attributes::new(parent.as_ref().is_some_and(records_metadata)),
         };
         let tree = match &plan.input {
             Input::Paths(sources) => {
@@ -373,6 +376,7 @@ pub fn run(
         tree,
         parent: parent.map(|p| p.id),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        format: Some(crate::store::config::FORMAT_VERSION),
         summary,
     };
     let fenced = present::ensure_present(store, tree, removals, &written.pack_ids)?;
@@ -410,6 +414,15 @@ fn only_a_speed_up<T>(
             None
         }
     }
+}
+
+/// Whether `parent` recorded every file's xattrs and holes, so that its
+/// unchanged files may be taken over with theirs.
+fn records_metadata(parent: &Snapshot) -> bool {
+    parent
+        .record
+        .format
+        .is_some_and(|f| f >= snapshot::METADATA_FORMAT)
 }
 
 fn recorded_paths(input: &Input) -> Vec<RawName> {

@@ -37,6 +37,9 @@ impl Walker<'_, '_> {
                 gid: rustix::process::getegid().as_raw(),
                 size,
                 mtime,
+                user: None,
+                group: None,
+                xattrs: Vec::new(),
             },
             content: Content::File {
                 chunks,
@@ -45,6 +48,8 @@ impl Walker<'_, '_> {
                     ctime: None,
                 },
                 database: None,
+                link: None,
+                holes: Vec::new(),
             },
         });
         self.put_tree(vec![entry]).map(Ok)

@@ -11,7 +11,7 @@ use cairn::pattern::Patterns;
 use cairn::progress::Progress;
 use cairn::rawname::{RawName, escaped, printable};
 use cairn::restore::delete::{Removal, Removed};
-use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection, Survey};
+use cairn::restore::{self, MetaOptions, RestoreOptions, RestoreOutcome, Selection, Survey};
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotList};
 use cairn::store::LockMode;
@@ -63,7 +63,24 @@ pub struct RestoreArgs {
     #[arg(long)]
     check: bool,
     #[command(flatten)]
+    meta: MetaArgs,
+    #[command(flatten)]
     filter: FilterArgs,
+}
+
+/// How metadata is restored.
+#[derive(Debug, Args)]
+struct MetaArgs {
+    /// Give files their recorded uid/gid, not the ids their recorded user and group names have here
+    /// (a tar stream carries both: extract it with `tar --numeric-owner`)
+    #[arg(long, conflicts_with = "tar")]
+    numeric_owner: bool,
+    /// Also leave blocks of zeros unwritten, as holes (recorded holes always are)
+    #[arg(long, conflicts_with = "tar")]
+    sparse: bool,
+    /// Exit 3 if any owner, xattr, ACL or hard link could not be restored (default: warn, exit 0)
+    #[arg(long, conflicts_with = "tar")]
+    strict_metadata: bool,
 }
 
 pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
@@ -93,6 +110,10 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         target,
         overwrite: args.overwrite,
         selection,
+        meta: MetaOptions {
+            numeric_owner: args.meta.numeric_owner,
+            sparse: args.meta.sparse,
+        },
     };
     // A restore stopped by a signal removes the files it was writing.
     cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
@@ -136,10 +157,12 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
         .iter()
         .filter_map(|(_, r)| r.as_ref().err())
         .collect();
-    let exit = if damaged.is_empty() {
-        Exit::Ok
-    } else {
+    let exit = if !damaged.is_empty() {
         Exit::Damage
+    } else if args.meta.strict_metadata && !outcome.skipped.is_empty() {
+        Exit::Partial
+    } else {
+        Exit::Ok
     };
     // Printed before the failures are told on stderr, as it always was; a
     // closed stdout does not hide them.
@@ -160,6 +183,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
             Ok(())
         }
     });
+    warn_skipped(&outcome.skipped, args.meta.strict_metadata);
     for e in &damaged {
         eprintln!("cairn: DAMAGED: {}", printable(&e.to_string()));
     }
@@ -190,6 +214,24 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
 
 type Checks = [(PathBuf, Result<(), cairn::database::CheckError>)];
 
+/// One warning per kind of metadata that could not be restored.
+fn warn_skipped(skipped: &restore::Skipped, strict: bool) {
+    for (kind, k) in &skipped.kinds {
+        let line = format!(
+            "cairn: warning: {} {kind} could not be restored (first: {}: {}){}",
+            k.count,
+            escaped(&k.path),
+            k.cause,
+            if strict {
+                ""
+            } else {
+                "; --strict-metadata makes this exit 3"
+            }
+        );
+        eprintln!("{}", printable(&line));
+    }
+}
+
 fn print_restore_json(
     out: &mut Out,
     snapshot: &Snapshot,
@@ -215,6 +257,14 @@ fn print_restore_json(
         .iter()
         .map(|(p, e)| serde_json::json!({"path": RawName::from_path(p), "error": e}))
         .collect();
+    let skipped: Vec<_> = outcome
+        .skipped
+        .kinds
+        .iter()
+        .map(|(kind, k)| {
+            serde_json::json!({"kind": kind, "count": k.count, "path": RawName::from_path(&k.path), "error": k.cause})
+        })
+        .collect();
     print_json(
         out,
         &serde_json::json!({
@@ -223,8 +273,10 @@ fn print_restore_json(
             "files": outcome.files,
             "dirs": outcome.dirs,
             "symlinks": outcome.symlinks,
+            "hardlinks": outcome.hardlinks,
             "bytes": outcome.bytes,
             "failed": failed,
+            "metadata_skipped": skipped,
             "databases": outcome.databases.len(),
             "stale_side_files_removed": stale,
             "leftovers_removed": outcome.leftovers_removed,
@@ -328,6 +380,9 @@ fn print_restored(
         outcome.symlinks,
         human_bytes(outcome.bytes)
     )?;
+    if outcome.hardlinks > 0 {
+        writeln!(out, "  {} of the files as hard links", outcome.hardlinks)?;
+    }
     if outcome.leftovers_removed > 0 {
         writeln!(
             out,

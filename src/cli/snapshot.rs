@@ -149,6 +149,7 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Exit> {
     let exit = if summary.errors > 0
         || summary.database_fallbacks > 0
         || summary.files_inconsistent > 0
+        || summary.xattrs_unread > 0
         || empty.is_some()
     {
         Exit::Partial

@@ -20,6 +20,10 @@ use crate::when::SnapshotTime;
 /// The record format this code writes.
 pub const RECORD_VERSION: u32 = 1;
 
+/// The first store format whose snapshots record every file's xattrs and
+/// holes (see [`SnapshotRecord::format`]).
+pub const METADATA_FORMAT: u32 = 4;
+
 /// At most this many left-out paths are listed in a summary (all are counted).
 pub const MAX_LISTED_LEFT_OUT: usize = 1000;
 
@@ -46,6 +50,12 @@ pub struct SnapshotRecord {
     pub parent: Option<SnapshotId>,
     /// The program that wrote it, e.g. `cairn 0.1.0`.
     pub program: String,
+    /// The store format its trees were captured in; absent before 4.
+    /// From format 4 on, every entry records its xattrs and holes, so the
+    /// next snapshot may take an unchanged file over with them; before,
+    /// an entry without them may have had some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<u32>,
     /// Counts and sizes.
     pub summary: Summary,
 }
@@ -116,6 +126,10 @@ pub struct Summary {
     /// How many paths were left out as lost (all, listed or not).
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_count: u64,
+    /// Files, directories and symlinks whose extended attributes could not
+    /// be read: stored without them, with a warning.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub xattrs_unread: u64,
     /// Requests made to a remote store by the run (before its record) and
     /// the bytes they moved; absent for a local store.
     #[serde(skip_serializing_if = "Option::is_none")]
