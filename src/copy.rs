@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::backend::RequestStats;
 use crate::capture::CaptureError;
 use crate::catalog::prune::PackRow;
-use crate::id::{BlobId, PackId, SnapshotId};
+use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::reach::{self, Checks, LiveSet};
 use crate::repack::{self, RepackError};
@@ -182,20 +182,24 @@ fn chunking_differs(from: &Store, to: &Store) -> bool {
     a.chunker != b.chunker || a.sqlite != b.sqlite
 }
 
-/// The snapshots of `chosen` that `to` does not have, oldest first.
+/// The snapshots of `chosen` that `to` does not have, oldest first. A
+/// snapshot is there under its id, or as a record of the same tree taken
+/// at the same time (written by another cairn version, say).
 fn missing_in(to: &Store, chosen: &[Snapshot]) -> Result<Vec<Snapshot>, CopyError> {
-    let have: HashSet<SnapshotId> = (to.snapshots().map_err(|e| target(to, e))?)
-        .snapshots
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let listed = to.snapshots().map_err(|e| target(to, e))?.snapshots;
+    let ids: HashSet<SnapshotId> = listed.iter().map(|s| s.id).collect();
+    let taken: HashSet<(TreeId, String)> = listed.iter().map(tree_and_time).collect();
     let mut missing: Vec<Snapshot> = chosen
         .iter()
-        .filter(|s| !have.contains(&s.id))
+        .filter(|s| !ids.contains(&s.id) && !taken.contains(&tree_and_time(s)))
         .cloned()
         .collect();
     missing.sort_by_key(|s| s.record.time);
     Ok(missing)
+}
+
+fn tree_and_time(s: &Snapshot) -> (TreeId, String) {
+    (s.record.tree, s.record.time.to_string())
 }
 
 /// Every blob the snapshots reach; refuses a snapshot that needs a blob the
