@@ -157,6 +157,7 @@ fn trees(c: &mut Criterion) {
                     sec: 1_700_000_000 + i64::from(i),
                     nsec: i * 7,
                 },
+                ..Meta::default()
             },
             content: Content::File {
                 chunks: vec![BlobId::of(&i.to_le_bytes())],
@@ -165,6 +166,8 @@ fn trees(c: &mut Criterion) {
                     ctime: Some(Timespec { sec: 1, nsec: 1 }),
                 },
                 database: None,
+                link: None,
+                holes: Vec::new(),
             },
         })
         .collect();

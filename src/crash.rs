@@ -8,7 +8,9 @@
 //! `snapshot-committed`; in prune: `prune-planned` (journal written),
 //! `prune-pack-written` (a repacked pack published, not cataloged),
 //! `prune-cataloged` (the commit transaction done, no file deleted yet),
-//! `prune-pack-deleted` (after each pack file deleted); in every command:
+//! `prune-pack-deleted` (after each pack file deleted); in a two-phase
+//! prune also `prune-leased` (the lease taken, nothing planned yet) and
+//! `prune-condemned` (a condemnation written); in every command:
 //! `lock-opened` (the store's lock file opened, not yet locked).
 //!
 //! `CAIRN_STALL_AT=NAME:SECS` instead makes the process sleep SECS seconds
@@ -29,7 +31,8 @@
 //! Points of a restore: `restore-file-started` (a file's temporary name
 //! created, nothing written yet). Of `tag`: `retag-new-written` (the new
 //! record written and protected like the old one, the old one not yet
-//! deleted).
+//! deleted). Of a copy: `copy-batch-done` (a batch of blobs copied, indexed
+//! and cataloged in the target).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

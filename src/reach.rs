@@ -110,6 +110,20 @@ pub enum Trouble {
     },
 }
 
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing(blob) => write!(f, "blob {blob} is in no pack"),
+            Self::BadTree(tree, e) => write!(f, "tree {tree} does not read: {e}"),
+            Self::BadEntry { tree, name, cause } => write!(
+                f,
+                "entry {} of tree {tree}: {cause}",
+                crate::rawname::escaped(name.as_os_str())
+            ),
+        }
+    }
+}
+
 /// How closely each tree's entries are looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checks {
@@ -231,7 +245,7 @@ impl TreeChecker<'_> {
     /// Marks a file's chunks as [`Self::mark_chunks`] does, and says what a
     /// restore would refuse about the entry, if anything.
     fn check_entry(&mut self, entry: &Entry) -> Result<Option<String>, StoreError> {
-        if let Some(defect) = entry.link_defect() {
+        if let Some(defect) = entry.defect() {
             return Ok(Some(defect.to_owned()));
         }
         let mut sum = Some(0u64);
@@ -247,12 +261,13 @@ impl TreeChecker<'_> {
                 }
             }
         }
+        // A file's chunks hold its size less its holes.
         Ok(sum
-            .filter(|&sum| entry.chunks().is_some() && sum != entry.meta.size)
+            .filter(|&sum| entry.chunks().is_some() && sum != entry.data_size())
             .map(|sum| {
                 format!(
                     "the file's chunks hold {sum} bytes where its entry records {}",
-                    entry.meta.size
+                    entry.data_size()
                 )
             }))
     }

@@ -153,6 +153,7 @@ mod tests {
                 gid: 0,
                 size,
                 mtime: Timespec { sec: 0, nsec: 0 },
+                ..Meta::default()
             },
             content,
         }
@@ -167,6 +168,8 @@ mod tests {
             chunks: vec![BlobId::of(b"x")],
             change,
             database: None,
+            link: None,
+            holes: Vec::new(),
         };
         entry(name, size, content)
     }

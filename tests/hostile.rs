@@ -20,7 +20,9 @@ use cairn::pack::{self, BlobLocation, PackError, reader};
 use cairn::rawname::RawName;
 use cairn::snapshot::{self, DatabaseSummary, RecordError, SnapshotRecord, Summary};
 use cairn::store::config::{Config, ConfigError};
-use cairn::tree::{ChangeKey, Content, DatabaseInfo, Entry, Meta, SideFileKey, Timespec, Tree};
+use cairn::tree::{
+    ChangeKey, Content, DatabaseInfo, Entry, Hole, Meta, SideFileKey, Timespec, Tree, Xattr,
+};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------
@@ -71,6 +73,9 @@ fn meta(size: u64) -> Meta {
         gid: 100,
         size,
         mtime: time(1_700_000_000, 5),
+        user: None,
+        group: None,
+        xattrs: Vec::new(),
     }
 }
 
@@ -96,6 +101,8 @@ fn tree() -> Tree {
                         mtime: time(3, 4),
                     }),
                 }),
+                link: None,
+                holes: Vec::new(),
             },
         },
         Entry {
@@ -108,6 +115,8 @@ fn tree() -> Tree {
                     ctime: None,
                 },
                 database: None,
+                link: None,
+                holes: Vec::new(),
             },
         },
         Entry {
@@ -122,6 +131,37 @@ fn tree() -> Tree {
             meta: meta(5),
             content: Content::Symlink {
                 target: RawName::from_bytes(b"../\xfe".to_vec()),
+            },
+        },
+        Entry {
+            name: RawName::from_bytes(b"sparse.img".to_vec()),
+            meta: Meta {
+                user: Some(RawName::from_bytes(b"alice".to_vec())),
+                group: Some(RawName::from_bytes(b"st\xffaff".to_vec())),
+                xattrs: vec![
+                    Xattr {
+                        name: RawName::from_bytes(b"system.posix_acl_access".to_vec()),
+                        value: RawName::from_bytes(vec![2, 0, 0, 0, 1, 0, 6, 0]),
+                    },
+                    Xattr {
+                        name: RawName::from_bytes(b"user.mime".to_vec()),
+                        value: RawName::from_bytes(b"text/plain".to_vec()),
+                    },
+                ],
+                ..meta(1 << 20)
+            },
+            content: Content::File {
+                chunks: vec![BlobId::of(b"one")],
+                change: ChangeKey {
+                    inode: 10,
+                    ctime: None,
+                },
+                database: None,
+                link: Some(42),
+                holes: vec![Hole {
+                    offset: 3,
+                    len: (1 << 20) - 3,
+                }],
             },
         },
     ])
@@ -140,6 +180,7 @@ fn record() -> SnapshotRecord {
         tree: TreeId::of(b"root"),
         parent: Some(SnapshotId::of(b"parent")),
         program: "cairn 0.1.0".into(),
+        format: Some(4),
         summary: Summary {
             files: 3,
             errors: 1,
@@ -739,6 +780,19 @@ fn out_of_range_tree_fields_are_refused() {
         ("\"name\":\"dir\"", "\"name\":{\"hex\":\"zz\"}"),
         ("\"name\":\"dir\"", "\"name\":\"app.db\""),
         ("\"type\":\"dir\"", "\"type\":\"fifo\""),
+        ("\"link\":42", "\"link\":-1"),
+        ("\"link\":42", "\"link\":\"42\""),
+        ("\"holes\":[[3,", "\"holes\":[[3,1,"),
+        ("\"holes\":[[3,", "\"holes\":[[-3,"),
+        ("\"name\":\"user.mime\"", "\"name\":\"user.\\u0000\""),
+        ("\"name\":\"user.mime\"", "\"name\":\"\""),
+        (
+            "\"name\":\"user.mime\"",
+            "\"name\":\"system.posix_acl_access\"",
+        ),
+        ("\"value\":\"text/plain\"", "\"value\":{\"hex\":\"41\"}"),
+        ("\"user\":\"alice\"", "\"user\":7"),
+        ("\"tree\":", "\"link\":1,\"tree\":"),
     ];
     for (from, to) in cases {
         assert!(good.contains(from), "{from}");

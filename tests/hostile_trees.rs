@@ -24,7 +24,7 @@ use cairn::progress::Progress;
 use cairn::rawname::RawName;
 use cairn::snapshot::{self, RECORD_VERSION, SnapshotRecord, Summary};
 use cairn::store::{LockMode, OpenOptions, Store};
-use cairn::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree};
+use cairn::tree::{ChangeKey, Content, Entry, Hole, Meta, Timespec, Tree};
 use common::*;
 use serde_json::Value;
 
@@ -42,6 +42,7 @@ fn meta(mode: u32, size: u64) -> Meta {
             sec: 1_700_000_000,
             nsec: 0,
         },
+        ..Meta::default()
     }
 }
 
@@ -60,6 +61,8 @@ fn file(n: &[u8], chunks: Vec<BlobId>, size: u64) -> Entry {
                 ctime: None,
             },
             database: None,
+            link: None,
+            holes: Vec::new(),
         },
     }
 }
@@ -140,6 +143,7 @@ impl Crafter {
             tree: root,
             parent: None,
             program: "crafted".into(),
+            format: None,
             summary: Summary {
                 files,
                 dirs,
@@ -513,6 +517,48 @@ fn verify_reports_a_file_whose_recorded_size_is_not_the_sum_of_its_chunks() {
     assert!(!target.join("h/long").exists());
 }
 
+/// `file` with `holes` as (offset, length).
+fn with_holes(mut entry: Entry, list: &[(u64, u64)]) -> Entry {
+    if let Content::File { holes, .. } = &mut entry.content {
+        *holes = list
+            .iter()
+            .map(|&(offset, len)| Hole { offset, len })
+            .collect();
+    }
+    entry
+}
+
+#[test]
+fn a_file_with_holes_restores_with_zeros_and_bad_holes_are_damage_that_restore_refuses() {
+    let t = TestEnv::with_store();
+    let c = Crafter::open(&t);
+    let chunks = c.put(vec![(BlobKind::Data, b"data".to_vec())]);
+    drop(c);
+    let good = with_holes(file(b"good", chunks.clone(), 10), &[(0, 3), (7, 3)]);
+    let bad = with_holes(file(b"overlap", chunks, 10), &[(0, 4), (3, 2)]);
+    let snap = with_entries(&t, vec![good, bad], 2, 0);
+    verify_names(&t, &snap, "entry", "/h/overlap", "holes");
+    let target = t.fresh_dir("out");
+    let out = t
+        .cairn(["restore", &snap, "--target"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("overlap: the file's holes"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        fs::read(target.join("h/good")).unwrap(),
+        b"\0\0\0data\0\0\0"
+    );
+    assert!(!target.join("h/overlap").exists());
+    let cat = t.cairn(["cat", &snap, "/h/good"]).assert().success();
+    assert_eq!(cat.get_output().stdout, b"\0\0\0data\0\0\0");
+}
+
 // Regression: #14 item 6
 #[test]
 fn verify_reports_a_symlink_with_an_empty_target() {
@@ -664,4 +710,51 @@ fn a_tree_exactly_as_deep_as_readers_accept_is_read_verified_and_repaired_in_a_s
         fs::read(target.join(&deepest[1..]).join("g")).unwrap(),
         b"kept"
     );
+}
+
+/// `file` in hard link group `group`.
+fn in_link_group(mut entry: Entry, group: u64) -> Entry {
+    if let Content::File { link, .. } = &mut entry.content {
+        *link = Some(group);
+    }
+    entry
+}
+
+// A link group is a claim of the tree, not a proof: names whose recorded
+// content differs (a crafted tree, or a file rewritten between the reads
+// of its names) must each restore their own bytes, never the first's.
+#[test]
+fn names_of_one_link_group_with_different_content_each_restore_their_own_bytes() {
+    let t = TestEnv::with_store();
+    let c = Crafter::open(&t);
+    let one = c.put(vec![(BlobKind::Data, b"first".to_vec())]);
+    let two = c.put(vec![(BlobKind::Data, b"second".to_vec())]);
+    drop(c);
+    let a = in_link_group(file(b"a", one.clone(), 5), 7);
+    let b = in_link_group(file(b"b", two, 6), 7);
+    let c = in_link_group(file(b"c", one, 5), 7);
+    let snap = with_entries(&t, vec![a, b, c], 3, 0);
+    let target = t.fresh_dir("out");
+    t.cairn(["restore", &snap, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_eq!(fs::read(target.join("h/a")).unwrap(), b"first");
+    assert_eq!(fs::read(target.join("h/b")).unwrap(), b"second");
+    assert_eq!(fs::read(target.join("h/c")).unwrap(), b"first");
+    let ino = |n: &str| fs::metadata(target.join(n)).unwrap().ino();
+    assert_eq!(ino("h/a"), ino("h/c"));
+    let tar = t.cairn(["restore", &snap, "--tar", "-"]).assert().success();
+    let mut archive = tar::Archive::new(&tar.get_output().stdout[..]);
+    let mut bodies = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().into_owned();
+        let link = entry.link_name().unwrap().map(|l| l.into_owned());
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut body).unwrap();
+        bodies.push((path, link, body));
+    }
+    let b = bodies.iter().find(|e| e.0.ends_with("h/b")).unwrap();
+    assert_eq!((b.1.clone(), &b.2[..]), (None, &b"second"[..]));
 }

@@ -38,6 +38,7 @@ const COMMANDS: &[&[&str]] = &[
     &["repair", "catalog"],
     &["repair", "snapshots"],
     &["stats"],
+    &["copy"],
     &["config", "show"],
     &["completions"],
     &["man"],

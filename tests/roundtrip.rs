@@ -202,7 +202,7 @@ fn standard_input_restores_as_the_named_file() {
 fn empty_standard_input_restores_as_an_empty_file() {
     let t = TestEnv::with_store();
     let out = t
-        .cairn(["--json", "snapshot", "--stdin"])
+        .cairn(["--json", "snapshot", "--stdin", "--allow-empty"])
         .write_stdin("")
         .assert()
         .success();

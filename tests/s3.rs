@@ -143,9 +143,27 @@ fn forget_and_prune_free_space_and_keep_every_remaining_snapshot_whole() {
         snaps.push(t.snapshot(&[&src], &["--tag", "nightly"]));
     }
     let before = t.s3().size("packs/");
-    t.cairn(["forget", "--keep-last", "1", "--prune"])
+    // Two phases: the first prune condemns what is dead, a later one past
+    // the grace period deletes it.
+    let out = t
+        .cairn([
+            "--json",
+            "forget",
+            "--keep-last",
+            "1",
+            "--prune",
+            "--grace",
+            "0s",
+        ])
         .assert()
         .success();
+    let report = parse_json(&out.get_output().stdout);
+    assert!(
+        report["prune"]["packs_condemned"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_eq!(t.s3().size("packs/"), before, "the first phase deleted");
+    t.cairn(["prune", "--grace", "0s"]).assert().success();
     assert!(t.s3().size("packs/") < before, "prune freed nothing");
     let last = snaps.last().unwrap();
     assert_trees_equal(&src, &restored(&t.restore(id(last)), &src));
@@ -289,7 +307,7 @@ fn a_local_store_upgraded_to_format_3_is_indexed_before_its_config_says_so() {
     settle();
     t.snapshot(&[&src], &[]);
     let config: Value = parse_json(&fs::read(t.store.join("config.json")).unwrap());
-    assert_eq!(config["version"], 3);
+    assert_eq!(config["version"], 4);
     let indexes = fs::read_dir(t.store.join("index")).unwrap().count();
     assert!(
         indexes >= 2,

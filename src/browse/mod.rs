@@ -18,7 +18,7 @@ use crate::id::{BlobId, TreeId};
 use crate::pack::PackError;
 use crate::rawname::escaped;
 use crate::store::{Store, StoreError};
-use crate::tree::{Content, Entry};
+use crate::tree::{Content, Entry, Placement};
 
 /// Why a path of a snapshot cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,14 @@ pub enum BrowseError {
         /// Bytes recorded.
         want: u64,
     },
+    /// A file entry that cannot be restored as recorded (see `Entry::defect`).
+    #[error("{}: {defect}", escaped(path))]
+    Defect {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        defect: &'static str,
+    },
     /// Writing the output failed (e.g. a closed pipe).
     #[error("writing output: {0}")]
     Output(#[source] std::io::Error),
@@ -91,6 +99,9 @@ pub enum BrowseError {
 }
 
 /// What a path of a snapshot names.
+// An entry with its owner names and xattrs outweighs a tree id; a lookup
+// returns one node, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Node {
     /// The root directory `/`, which has no entry of its own.
@@ -217,14 +228,50 @@ pub fn write_content(
     entry: &Entry,
     out: &mut dyn Write,
 ) -> Result<u64, BrowseError> {
+    let chunks = file_chunks(path, entry)?;
+    check_holes(path, entry)?;
+    let mut place = Placement::new(entry.holes());
     let mut written = 0u64;
-    for id in file_chunks(path, entry)? {
+    let mut data_read = 0u64;
+    for id in chunks {
         let data = read_chunk(store, path, id)?;
-        out.write_all(&data).map_err(BrowseError::Output)?;
-        written += data.len() as u64;
+        data_read += data.len() as u64;
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let (at, len) = place.next_run(rest.len() as u64);
+            write_zeros(out, at.saturating_sub(written))?;
+            let (run, more) = rest.split_at(len as usize);
+            out.write_all(run).map_err(BrowseError::Output)?;
+            written = at + len;
+            rest = more;
+        }
     }
-    check_size(path, entry, written)?;
-    Ok(written)
+    check_data_size(path, entry, data_read)?;
+    write_zeros(out, entry.meta.size.saturating_sub(written))?;
+    Ok(entry.meta.size)
+}
+
+/// Writes `n` zero bytes: a hole of a sparse file, as a reader sees it.
+fn write_zeros(out: &mut dyn Write, mut n: u64) -> Result<(), BrowseError> {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    while n > 0 {
+        let len = n.min(ZEROS.len() as u64) as usize;
+        out.write_all(&ZEROS[..len]).map_err(BrowseError::Output)?;
+        n -= len as u64;
+    }
+    Ok(())
+}
+
+/// Fails if the holes of file `entry` (at `path`) are not what its size
+/// allows (see [`Entry::defect`]).
+pub fn check_holes(path: &Path, entry: &Entry) -> Result<(), BrowseError> {
+    match entry.defect() {
+        Some(defect) => Err(BrowseError::Defect {
+            path: path.to_owned(),
+            defect,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The chunks of a file entry; an error naming `path` for anything else.
@@ -254,15 +301,16 @@ pub fn read_chunk(store: &Store, path: &Path, id: &BlobId) -> Result<Vec<u8>, Br
     })
 }
 
-/// Fails unless `read` bytes is the size the snapshot recorded.
-pub fn check_size(path: &Path, entry: &Entry, read: u64) -> Result<(), BrowseError> {
-    if read == entry.meta.size {
+/// Fails unless `read` bytes of chunks is what the snapshot recorded:
+/// the file's size less its holes.
+pub fn check_data_size(path: &Path, entry: &Entry, read: u64) -> Result<(), BrowseError> {
+    if read == entry.data_size() {
         return Ok(());
     }
     Err(BrowseError::Size {
         path: path.to_owned(),
         got: read,
-        want: entry.meta.size,
+        want: entry.data_size(),
     })
 }
 

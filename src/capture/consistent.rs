@@ -10,6 +10,9 @@
 //! read, named in a warning, counted in the summary (`files_inconsistent`,
 //! exit 3), and its change key is withheld, so the next snapshot reads it
 //! again rather than trusting what was stored.
+//!
+//! The holes of a sparse file are found before each read and skipped (see
+//! `sparse`); the read is whole if its data and holes add up to the size.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -20,17 +23,20 @@ use super::CaptureError;
 use super::change;
 use super::handle::{self, FileStat};
 use super::report::Warning;
+use super::sparse::{self, DataReader};
 use super::walk::Walker;
 use crate::id::BlobId;
 use crate::rawname::RawName;
 use crate::snapshot::MAX_LISTED_LEFT_OUT;
-use crate::tree::ChangeKey;
+use crate::tree::{ChangeKey, Hole, data_len};
 
 /// A file's content as stored.
 pub(super) struct FileRead {
     /// Its chunks.
     pub chunks: Vec<BlobId>,
-    /// Bytes read.
+    /// Its holes, which the chunks leave out.
+    pub holes: Vec<Hole>,
+    /// Bytes read plus the bytes of its holes.
     pub size: u64,
     /// Its metadata just before the read that was kept.
     pub stat: FileStat,
@@ -89,13 +95,21 @@ impl Walker<'_, '_> {
         before: FileStat,
         read_start: SystemTime,
     ) -> Outcome<Attempt> {
-        if let Err(e) = file.seek(SeekFrom::Start(0)) {
-            return Ok(Err(e));
-        }
-        let (chunks, size) = match self.store_content(file, before.size)? {
+        let holes = sparse::holes(file, before.size);
+        let stored = if holes.is_empty() {
+            if let Err(e) = file.seek(SeekFrom::Start(0)) {
+                return Ok(Err(e));
+            }
+            self.store_content(file, before.size)?
+        } else {
+            let data = DataReader::new(file, before.size, &holes);
+            self.store_content(data, data_len(before.size, &holes))?
+        };
+        let (chunks, read) = match stored {
             Ok(stored) => stored,
             Err(e) => return Ok(Err(e)),
         };
+        let size = read + (before.size - data_len(before.size, &holes));
         // A file whose metadata cannot be read again is judged by what the
         // read itself saw.
         let after = handle::fstat(file).unwrap_or_else(|_| before.clone());
@@ -104,6 +118,7 @@ impl Walker<'_, '_> {
         Ok(Ok(Attempt {
             read: FileRead {
                 chunks,
+                holes,
                 size,
                 stat: before,
                 change,

@@ -95,7 +95,11 @@ mod tests {
         fs::write(dir.path().join("sub/b"), b"123").unwrap();
         fs::write(dir.path().join("c.tmp"), b"1234567890").unwrap();
         let sources = Sources::resolve(&[dir.path().to_owned()]).unwrap();
-        let excludes = Excludes::new(&["*.tmp".to_owned()], None).unwrap();
+        let options = super::super::excludes::ExcludeOptions {
+            patterns: vec!["*.tmp".to_owned()],
+            ..Default::default()
+        };
+        let excludes = Excludes::new(&options, None).unwrap();
         let progress = Progress::default();
         count(&sources, &excludes, &progress, &AtomicBool::new(false));
         assert_eq!(progress.totals(), (2, 8, true));

@@ -324,6 +324,8 @@ fn database_entry(
             chunks,
             change,
             database: Some(info),
+            link: None,
+            holes: Vec::new(),
         },
     }
 }

@@ -54,6 +54,10 @@ pub struct FileStat {
     pub ino: u64,
     /// Device number.
     pub dev: u64,
+    /// Number of hard links (names) of the file.
+    pub nlink: u64,
+    /// 512-byte blocks allocated (fewer than the size needs: a sparse file).
+    pub blocks: u64,
 }
 
 impl FileStat {
@@ -83,6 +87,8 @@ impl FileStat {
             ctime: time(st.st_ctime as i64, st.st_ctime_nsec as i64),
             ino: st.st_ino as u64,
             dev: st.st_dev as u64,
+            nlink: st.st_nlink as u64,
+            blocks: u64::try_from(st.st_blocks).unwrap_or(0),
         }
     }
 
@@ -183,6 +189,11 @@ impl DirHandle {
             return Err(io::Error::other(REPLACED));
         }
         Ok(Self { fd })
+    }
+
+    /// The directory's own metadata.
+    pub fn stat(&self) -> io::Result<FileStat> {
+        Ok(FileStat::from_raw(&rustix::fs::fstat(&self.fd)?))
     }
 
     /// The entry names, sorted by bytes, without `.` and `..`.

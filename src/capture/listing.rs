@@ -102,6 +102,7 @@ mod tests {
                 gid: 0,
                 size,
                 mtime: Timespec { sec: 1, nsec: 2 },
+                ..Meta::default()
             },
             content: Content::File {
                 chunks: Vec::new(),
@@ -110,6 +111,8 @@ mod tests {
                     ctime: None,
                 },
                 database: None,
+                link: None,
+                holes: Vec::new(),
             },
         }
     }

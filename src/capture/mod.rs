@@ -6,21 +6,27 @@
 //! [`run`] then walks, stores, and commits the record last: a snapshot is
 //! visible only when every blob it references is durable.
 
+mod attributes;
 pub mod change;
+pub mod command;
 mod consistent;
 mod count;
 pub mod database;
+pub mod dry_run;
 pub mod excludes;
 pub mod handle;
 mod listing;
+pub mod lists;
 pub mod pipeline;
-mod present;
+pub(crate) mod present;
 pub mod report;
 pub mod sources;
+mod sparse;
 mod stdin;
 mod upload;
 pub mod walk;
 
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,7 +39,7 @@ use crate::when::SnapshotTime;
 
 use crate::progress::Progress;
 use crate::rawname::escaped;
-use excludes::Excludes;
+use excludes::{ExcludeOptions, Excludes};
 use report::{Reporter, Warning};
 use sources::Sources;
 use walk::{ParentDir, Walker};
@@ -68,6 +74,35 @@ pub enum CaptureError {
     /// Standard input failed while being read.
     #[error("reading standard input: {0}")]
     Stdin(io::Error),
+    /// The dump command (`--stdin-from-command`) could not be started.
+    #[error("cannot run `{command}`: {source}; nothing was committed")]
+    CommandStart {
+        /// The command line.
+        command: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the dump command's output failed.
+    #[error("reading the output of `{command}`: {source}; nothing was committed")]
+    CommandOutput {
+        /// The command line.
+        command: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The dump command did not exit with status 0: its output may be
+    /// incomplete, so none of it is committed.
+    #[error("`{command}` {status}; nothing was committed{}", command_said(stderr))]
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// How it ended ("exited with status 1").
+        status: String,
+        /// The last lines of its standard error.
+        stderr: Vec<String>,
+    },
     /// The parent snapshot given does not resolve.
     #[error("--parent: {0}")]
     Parent(SelectError),
@@ -112,9 +147,33 @@ pub enum CaptureError {
         "blobs were removed from the store throughout {0} checks of this snapshot's data (a concurrent prune or repair); nothing was committed"
     )]
     StoreChanging(usize),
+    /// A pack this run wrote was deleted before the snapshot committed.
+    #[error(
+        "{0}, written by this snapshot, is gone from the store: a prune or repair removed it while the snapshot ran (a snapshot that runs longer than the grace period can lose its packs this way); nothing was committed (the next snapshot stores it again)"
+    )]
+    PackGone(String),
+    /// Copying reused blobs out of condemned packs failed.
+    #[error(
+        "copying reused chunks out of packs a prune condemned: {0}; nothing was committed (the next snapshot stores them again)"
+    )]
+    Rescue(#[from] crate::repack::RepackError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The end of a [`CaptureError::CommandFailed`] message: what the
+/// command said last on its standard error.
+fn command_said(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return " (it wrote nothing on its standard error)".to_owned();
+    }
+    let quoted: Vec<String> = lines.iter().map(|l| format!("  {l}")).collect();
+    format!(
+        "; the last {} line(s) of its standard error:\n{}",
+        lines.len(),
+        quoted.join("\n")
+    )
 }
 
 /// What to capture.
@@ -126,6 +185,33 @@ pub enum Input {
     Stdin {
         /// The file name.
         name: RawName,
+    },
+    /// The standard output of a command, stored as the file `/NAME`,
+    /// committed only if the command exits with status 0.
+    Command {
+        /// The file name.
+        name: RawName,
+        /// The program and its arguments (no shell).
+        argv: Vec<OsString>,
+    },
+}
+
+/// What a snapshot is asked to capture, before it is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// These files and directories.
+    Paths(&'a [PathBuf]),
+    /// Standard input, as the file `/NAME`.
+    Stdin {
+        /// NAME.
+        name: &'a str,
+    },
+    /// The output of a command, as the file `/NAME`.
+    Command {
+        /// NAME.
+        name: &'a str,
+        /// The program and its arguments.
+        argv: &'a [OsString],
     },
 }
 
@@ -149,8 +235,8 @@ pub struct CaptureOptions {
     pub tags: Vec<String>,
     /// Time recorded (now if `None`).
     pub time: Option<SnapshotTime>,
-    /// `--exclude` patterns (already checked to compile).
-    pub excludes: Vec<String>,
+    /// What to leave out (patterns already checked to compile).
+    pub excludes: ExcludeOptions,
     /// Parent selection.
     pub parent: ParentChoice,
     /// How SQLite databases are captured.
@@ -167,11 +253,7 @@ pub struct Plan {
 }
 
 /// Checks a snapshot request without touching any store.
-pub fn prepare(
-    paths: &[PathBuf],
-    stdin_name: Option<&str>,
-    mut options: CaptureOptions,
-) -> Result<Plan, CaptureError> {
+pub fn prepare(request: Request<'_>, mut options: CaptureOptions) -> Result<Plan, CaptureError> {
     if options.tags.iter().any(|t| t.trim().is_empty()) {
         return Err(CaptureError::Empty("--tag"));
     }
@@ -179,19 +261,28 @@ pub fn prepare(
         return Err(CaptureError::Empty("--host"));
     }
     Excludes::new(&options.excludes, None)?;
-    let input = match stdin_name {
-        Some(name) => {
-            let raw = RawName::from_bytes(name.as_bytes().to_vec());
-            if !raw.is_valid_entry_name() {
-                return Err(CaptureError::StdinName(name.to_owned()));
-            }
-            Input::Stdin { name: raw }
-        }
-        None => Input::Paths(Sources::resolve(paths)?),
+    let input = match request {
+        Request::Paths(paths) => Input::Paths(Sources::resolve(paths)?),
+        Request::Stdin { name } => Input::Stdin {
+            name: stream_name(name)?,
+        },
+        Request::Command { name, argv } => Input::Command {
+            name: stream_name(name)?,
+            argv: argv.to_vec(),
+        },
     };
     options.tags.sort();
     options.tags.dedup();
     Ok(Plan { input, options })
+}
+
+/// The file name a stream is stored under, checked to be a plain name.
+fn stream_name(name: &str) -> Result<RawName, CaptureError> {
+    let raw = RawName::from_bytes(name.as_bytes().to_vec());
+    match raw.is_valid_entry_name() {
+        true => Ok(raw),
+        false => Err(CaptureError::StdinName(name.to_owned())),
+    }
 }
 
 /// The host name recorded by default.
@@ -223,6 +314,10 @@ pub fn run(
     // are in flight, not leftovers (store::writers).
     let _writing = crate::store::writers::announce(store.home(), store.backend().file_mode())?;
     let time = plan.options.time.unwrap_or_else(SnapshotTime::now);
+    let stamp = crate::tree::Timespec {
+        sec: time.timestamp.as_second(),
+        nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
+    };
     let excludes = Excludes::new(&plan.options.excludes, Some(store.home()))?;
     let paths = recorded_paths(&plan.input);
     let parent = choose_parent(store, plan, &paths)?;
@@ -244,7 +339,7 @@ pub fn run(
     };
     let sources = match &plan.input {
         Input::Paths(sources) => Some(sources),
-        Input::Stdin { .. } => None,
+        Input::Stdin { .. } | Input::Command { .. } => None,
     };
     let captured = count::beside(sources, &excludes, progress, || {
         pipeline::run(store, progress, |sink| {
@@ -261,6 +356,7 @@ pub fn run(
                 page_run: store.config().sqlite().page_run,
                 databases_seen: Default::default(),
                 summary: Summary::default(),
+                attrs: attributes::Attributes::new(parent.as_ref().is_some_and(records_metadata)),
             };
             let tree = match &plan.input {
                 Input::Paths(sources) => walker.capture_layout(
@@ -268,13 +364,10 @@ pub fn run(
                     &sources.layout(),
                     parent_root.as_ref(),
                 )?,
-                Input::Stdin { name } => walker.capture_stdin(
-                    name,
-                    crate::tree::Timespec {
-                        sec: time.timestamp.as_second(),
-                        nsec: time.timestamp.subsec_nanosecond().max(0) as u32,
-                    },
-                )?,
+                Input::Stdin { name } => walker
+                    .capture_stream(name, io::stdin().lock(), stamp)?
+                    .map_err(CaptureError::Stdin)?,
+                Input::Command { name, argv } => walker.capture_command(name, argv, stamp)?,
             };
             Ok((tree, walker.summary))
         })
@@ -305,13 +398,23 @@ pub fn run(
         tree,
         parent: parent.map(|p| p.id),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        format: Some(crate::store::config::FORMAT_VERSION),
         summary,
     };
-    let checked_at = present::ensure_present(store, tree, removals)?;
+    let fenced = present::ensure_present(store, tree, removals, &written.pack_ids)?;
+    if fenced.rescued_blobs > 0 {
+        reporter.warn(&Warning::Note {
+            message: format!(
+                "{} reused chunks were in packs a prune had condemned: copied into new packs ({} bytes)",
+                fenced.rescued_blobs, fenced.rescued_bytes
+            ),
+        });
+    }
     let snapshot = snapshot::commit(store.backend(), record).map_err(StoreError::from)?;
-    // Every blob it references was in the catalog at that count, and the
-    // shared lock keeps prune and repair out until this returns.
-    if let Some(count) = checked_at {
+    // Every blob it references was in the catalog at that count (a local
+    // prune that deletes at once holds the store exclusively, so none can
+    // have gone since).
+    if let Some(count) = fenced.removals {
         only_a_speed_up(reporter, store.catalog().mark_intact(&snapshot.id, count));
     }
     Ok(snapshot)
@@ -335,10 +438,19 @@ fn only_a_speed_up<T>(
     }
 }
 
+/// Whether `parent` recorded every file's xattrs and holes, so that its
+/// unchanged files may be taken over with theirs.
+fn records_metadata(parent: &Snapshot) -> bool {
+    parent
+        .record
+        .format
+        .is_some_and(|f| f >= snapshot::METADATA_FORMAT)
+}
+
 fn recorded_paths(input: &Input) -> Vec<RawName> {
     match input {
         Input::Paths(sources) => sources.recorded(),
-        Input::Stdin { name } => {
+        Input::Stdin { name } | Input::Command { name, .. } => {
             let mut path = b"/".to_vec();
             path.extend_from_slice(name.as_bytes());
             vec![RawName::from_bytes(path)]

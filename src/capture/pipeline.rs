@@ -62,10 +62,12 @@ pub struct SinkStats {
 }
 
 /// What the pack writer stored.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct WriterStats {
     /// Packs published.
     pub packs: u64,
+    /// Their ids: checked again before the snapshot commits.
+    pub pack_ids: Vec<crate::id::PackId>,
     /// Bytes in those packs' blobs (after compression).
     pub bytes_stored: u64,
     /// Raw bytes of those blobs.
@@ -253,7 +255,8 @@ fn write_packs(
         if crashed {
             return Err(CaptureError::PipelineStopped);
         }
-        stats.packs = indexed.packs;
+        stats.packs = indexed.ids.len() as u64;
+        stats.pack_ids = indexed.ids;
         stats.bytes_stored = indexed.bytes_stored;
         Ok(stats)
     })

@@ -36,6 +36,13 @@ pub enum Warning {
         /// The path.
         path: PathBuf,
     },
+    /// A dump command that succeeded wrote on its standard error.
+    CommandStderr {
+        /// The command line.
+        command: String,
+        /// Its last lines on standard error.
+        lines: Vec<String>,
+    },
     /// Informational: something cairn decided on the user's behalf.
     Note {
         /// The message.
@@ -60,6 +67,14 @@ impl std::fmt::Display for Warning {
                 "{}: changed while it was being read; stored as read, may be inconsistent",
                 escaped(path)
             ),
+            Self::CommandStderr { command, lines } => {
+                write!(f, "`{command}` succeeded and said on its standard error")?;
+                if lines.len() == super::command::TAIL_LINES {
+                    write!(f, " (last {} lines)", lines.len())?;
+                }
+                f.write_str(":")?;
+                lines.iter().try_for_each(|l| write!(f, "\n  {l}"))
+            }
             Self::Note { message } => f.write_str(message),
         }
     }

@@ -34,10 +34,10 @@ pub const INDEX_BATCH: usize = 16;
 const INDEX_AGE: Duration = Duration::from_secs(300);
 
 /// What the indexer recorded.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Indexed {
     /// Packs uploaded and indexed.
-    pub packs: u64,
+    pub ids: Vec<crate::id::PackId>,
     /// Bytes in those packs' blobs (after compression).
     pub bytes_stored: u64,
 }
@@ -90,7 +90,7 @@ pub fn index_all(
     let mut oldest = Instant::now();
     for pack in published {
         let pack = pack?;
-        out.packs += 1;
+        out.ids.push(pack.id);
         out.bytes_stored += pack
             .entries
             .iter()

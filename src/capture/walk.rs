@@ -11,11 +11,13 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::CaptureError;
+use super::attributes::{Attributes, with_link};
 use super::change;
 use super::database::{DbOutcome, Opened, SqliteOptions};
 use super::excludes::Excludes;
@@ -34,6 +36,7 @@ use crate::rawname::{RawName, escaped};
 use crate::snapshot::{MAX_LISTED_LEFT_OUT, Summary};
 use crate::store::Store;
 use crate::tree::{Content, Entry, Meta, Tree};
+use crate::xattrs::At;
 
 /// A directory as the parent snapshot recorded it.
 pub struct ParentDir {
@@ -68,9 +71,11 @@ pub struct Walker<'a, 'p> {
     /// The parent snapshot is intact (catalog::intact): its unchanged
     /// files' chunks need not be looked up one by one.
     pub parent_intact: bool,
+    /// Owner names, xattrs and hard links (see `attributes`).
+    pub attrs: Attributes,
 }
 
-type Captured = Result<Option<Entry>, CaptureError>;
+pub(super) type Captured = Result<Option<Entry>, CaptureError>;
 
 /// How the walk reached a file.
 #[derive(Clone, Copy)]
@@ -122,9 +127,11 @@ impl Walker<'_, '_> {
                 let sub = self.parent_subtree(before);
                 let tree = self.capture_layout(&child_path, child, sub.as_ref())?;
                 self.summary.dirs += 1;
-                Some(dir_entry(name, &stat, tree))
+                let mut entry = dir_entry(name, &stat, tree);
+                entry.meta.xattrs = self.xattrs_of(&child_path, At::Path(&child_path));
+                Some(entry)
             };
-            entries.extend(entry);
+            entries.extend(entry.map(|e| self.named(e)));
         }
         self.put_tree(entries)
     }
@@ -168,7 +175,11 @@ impl Walker<'_, '_> {
             Ok(stat) => stat,
             Err(e) => return Ok(self.left_out(path, e)),
         };
+        if self.excludes.is_too_large(&stat) {
+            return Ok(None);
+        }
         match stat.kind {
+            Kind::Dir if self.excludes.is_mount_point(dir, &stat) => self.mount_point(name, &stat),
             Kind::Dir => {
                 self.capture_subdir(path, name, &stat, before, || dir.open_dir(name, &stat))
             }
@@ -218,7 +229,9 @@ impl Walker<'_, '_> {
             return Ok(None);
         };
         self.summary.dirs += 1;
-        Ok(Some(dir_entry(name, stat, tree)))
+        let mut entry = dir_entry(name, stat, tree);
+        entry.meta.xattrs = self.xattrs_of(path, At::Fd(dir.as_fd()));
+        Ok(Some(entry))
     }
 
     /// Captures a directory's content; `None` if it cannot be listed.
@@ -234,6 +247,7 @@ impl Walker<'_, '_> {
             Ok(names) => names,
             Err(e) => return Ok(self.left_out(path, e)),
         };
+        let names = self.excludes.names_to_take(dir, names);
         let with_wal = self.names_with_wal(&names);
         let mut listing = Listing::new(parent);
         for name in names {
@@ -246,7 +260,7 @@ impl Walker<'_, '_> {
             let before = parent.and_then(|p| p.tree.find(name.as_bytes()));
             let wal_beside = with_wal.binary_search(&name).is_ok();
             if let Some(entry) = self.capture_child(dir, &child, &name, before, wal_beside)? {
-                listing.push(entry);
+                listing.push(self.named(entry));
             }
             if listing.encoded_len() > MAX_RAW_LEN as usize {
                 return Ok(self.tree_too_large(path, listing.encoded_len()));
@@ -297,22 +311,37 @@ impl Walker<'_, '_> {
     ) -> Captured {
         Progress::add(&self.progress.files, 1);
         if let Some(prev) = before
-            && let Some(content) = self.reusable(path, prev, stat, origin)?
+            && let Some(content) = self.reusable(path, name, prev, stat, origin)?
         {
             self.summary.files_unchanged += 1;
             Progress::add(&self.progress.skipped, stat.size);
             self.reporter.file(path, FileChange::Unchanged);
+            let mut meta = entry_meta(stat, prev.meta.size);
+            meta.xattrs = prev.meta.xattrs.clone();
             let entry = Entry {
                 name: RawName::from_os(name),
-                meta: entry_meta(stat, prev.meta.size),
-                content,
+                meta,
+                content: with_link(content, stat),
             };
             self.note_unchanged_database(path, &entry);
             return Ok(Some(self.count_file(entry)));
         }
         self.progress.working_on_path(path);
-        let Some(entry) = self.read_file(path, name, origin.dir, open)? else {
-            return Ok(None);
+        let entry = match self.linked_copy(stat) {
+            Some((content, xattrs)) => {
+                let mut meta = entry_meta(stat, stat.size);
+                meta.xattrs = xattrs;
+                let name = RawName::from_os(name);
+                Entry {
+                    name,
+                    meta,
+                    content,
+                }
+            }
+            None => match self.read_file(path, name, origin.dir, open)? {
+                Some(entry) => self.remember_link(entry, stat),
+                None => return Ok(None),
+            },
         };
         let change = match before {
             None => FileChange::New,
@@ -332,6 +361,7 @@ impl Walker<'_, '_> {
     fn reusable(
         &self,
         path: &Path,
+        name: &OsStr,
         prev: &Entry,
         stat: &FileStat,
         origin: Origin<'_>,
@@ -346,7 +376,7 @@ impl Walker<'_, '_> {
                     && !(origin.wal_beside && self.sqlite.mode == SqliteMode::Auto)
             }
         };
-        if !unchanged {
+        if !unchanged || self.may_hold_more(path, name, stat, origin.dir) {
             return Ok(None);
         }
         // A chunk the store lost (repair dropped it) must not be referenced
@@ -377,6 +407,7 @@ impl Walker<'_, '_> {
             Ok(opened) => opened,
             Err(e) => return Ok(self.left_out(path, e)),
         };
+        let xattrs = self.xattrs_of(path, At::Fd(file.as_fd()));
         if self.is_database(&file) {
             let opened = Opened {
                 path,
@@ -386,7 +417,10 @@ impl Walker<'_, '_> {
                 dir,
             };
             match self.capture_database(&opened)? {
-                DbOutcome::Captured(entry) => return Ok(Some(*entry)),
+                DbOutcome::Captured(mut entry) => {
+                    entry.meta.xattrs = xattrs;
+                    return Ok(Some(*entry));
+                }
                 DbOutcome::LeftOut => return Ok(None),
                 DbOutcome::NotADatabase => {}
             }
@@ -395,13 +429,17 @@ impl Walker<'_, '_> {
             Ok(read) => read,
             Err(e) => return Ok(self.left_out(path, e)),
         };
+        let mut meta = entry_meta(&read.stat, read.size);
+        meta.xattrs = xattrs;
         Ok(Some(Entry {
             name: RawName::from_os(name),
-            meta: entry_meta(&read.stat, read.size),
+            meta,
             content: Content::File {
                 chunks: read.chunks,
                 change: read.change,
                 database: None,
+                link: None,
+                holes: read.holes,
             },
         }))
     }
@@ -443,9 +481,15 @@ impl Walker<'_, '_> {
         match dir.read_link(name) {
             Ok(target) => {
                 self.summary.symlinks += 1;
+                let mut meta = entry_meta(stat, target.len() as u64);
+                let at = At::Entry {
+                    dir: dir.as_fd(),
+                    name,
+                };
+                meta.xattrs = self.xattrs_of(path, at);
                 Some(Entry {
                     name: RawName::from_os(name),
-                    meta: entry_meta(stat, target.len() as u64),
+                    meta,
                     content: Content::Symlink {
                         target: RawName::from_bytes(target),
                     },
@@ -453,6 +497,12 @@ impl Walker<'_, '_> {
             }
             Err(e) => self.left_out(path, e),
         }
+    }
+
+    /// `entry` with the names of its owner and group.
+    fn named(&self, mut entry: Entry) -> Entry {
+        self.attrs.name_owner(&mut entry.meta);
+        entry
     }
 
     pub(super) fn count_file(&mut self, entry: Entry) -> Entry {
@@ -516,10 +566,13 @@ pub(super) fn entry_meta(stat: &FileStat, size: u64) -> Meta {
         gid: stat.gid,
         size,
         mtime: stat.mtime,
+        user: None,
+        group: None,
+        xattrs: Vec::new(),
     }
 }
 
-fn dir_entry(name: &OsStr, stat: &FileStat, tree: TreeId) -> Entry {
+pub(super) fn dir_entry(name: &OsStr, stat: &FileStat, tree: TreeId) -> Entry {
     Entry {
         name: RawName::from_os(name),
         meta: entry_meta(stat, 0),

@@ -124,6 +124,29 @@ impl Catalog {
         tx.commit().map_err(&err)
     }
 
+    /// Every pack holding a copy of blob `id`: its row's and its spares'.
+    pub fn copies(&self, id: &BlobId) -> Result<Vec<PackId>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT p.id FROM packs p WHERE p.rowid IN
+                    (SELECT pack FROM blobs WHERE id = ?1
+                     UNION SELECT pack FROM spares WHERE id = ?1)",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([&id.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let bytes = row.map_err(self.err())?;
+            if let Some(pack) = PackId::from_slice(&bytes) {
+                out.push(pack);
+            }
+        }
+        Ok(out)
+    }
+
     /// The recorded size of pack `id`, if the catalog lists it.
     pub fn pack_size(&self, id: &PackId) -> Result<Option<u64>, CatalogError> {
         let mut stmt = self

@@ -116,8 +116,8 @@ fn failed(e: &anyhow::Error) -> (Exit, Option<String>) {
 }
 
 /// The exit code for a failed command: usage errors the library detects
-/// (an empty retention policy, a pattern that does not compile, a bad
-/// profile) are 2, everything else 1.
+/// (an empty retention policy, a pattern that does not compile, a list
+/// file that cannot be read, a bad profile) are 2, everything else 1.
 fn for_error(e: &anyhow::Error) -> Exit {
     if is_usage(e) {
         return Exit::Usage;
@@ -135,6 +135,9 @@ fn is_usage(e: &anyhow::Error) -> bool {
     use cairn::capture::CaptureError;
     e.downcast_ref::<cairn::retention::PolicyError>().is_some()
         || e.downcast_ref::<cairn::browse::find::PatternError>()
+            .is_some()
+        || e.downcast_ref::<cairn::pattern::PatternError>().is_some()
+        || e.downcast_ref::<cairn::capture::lists::ListError>()
             .is_some()
         || e.downcast_ref::<super::Usage>().is_some()
         || matches!(

@@ -15,7 +15,7 @@ use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
 use cairn::snapshot::protect::protected;
 use cairn::snapshot::select::SnapshotRef;
-use cairn::store::{LockMode, Store};
+use cairn::store::Store;
 
 use super::filter::FilterArgs;
 use super::output::{plural, print_table, snapshots_named};
@@ -34,6 +34,10 @@ pub struct ForgetArgs {
     policy: PolicyArgs,
     #[command(flatten)]
     filter: FilterArgs,
+    /// Apply the policy to every host's snapshots (each host grouped apart);
+    /// by default only this host's are considered
+    #[arg(long, conflicts_with = "host")]
+    all_hosts: bool,
     /// Show what would be forgotten; change nothing
     #[arg(long)]
     dry_run: bool,
@@ -55,10 +59,10 @@ struct ForgetJson<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open_for_prune()?;
     let list = ctx.snapshot_list(&store)?;
     let (policy, groups, doomed) = if args.snapshots.is_empty() {
-        let (policy, plan) = decide(&store, &list, &args)?;
+        let (policy, plan) = decide(&store, &list, &args, ctx.quiet)?;
         (Some(policy), plan.groups, plan.doomed)
     } else {
         (None, Vec::new(), resolve_all(&list, &args.snapshots)?)
@@ -124,13 +128,35 @@ fn decide(
     store: &Store,
     list: &SnapshotList,
     args: &ForgetArgs,
+    quiet: bool,
 ) -> anyhow::Result<(String, ForgetPlan)> {
     let saved = args.policy.or_saved(store.config().saved_policy()?);
     let protected = protected(store.backend())?;
-    let filter = args.filter.to_filter()?;
+    let mut filter = args.filter.to_filter()?;
+    if filter.host.is_none() && !args.all_hosts {
+        filter.host = Some(cairn::capture::default_host());
+        if !quiet {
+            note_other_hosts(list, &filter);
+        }
+    }
     let context = retention::Context::system();
     let plan = retention::plan(&list.snapshots, &filter, &protected, &saved, &context)?;
     Ok((describe(&saved), plan))
+}
+
+/// Says how many snapshots of other hosts a policy left alone, if any.
+fn note_other_hosts(list: &SnapshotList, filter: &cairn::snapshot::select::Filter) {
+    let others = list
+        .snapshots
+        .iter()
+        .filter(|s| Some(&s.record.host) != filter.host.as_ref())
+        .count();
+    if others > 0 {
+        super::output::note(format_args!(
+            "{} of other hosts left alone (--all-hosts or --host HOST to include them)",
+            plural(others as u64, "snapshot")
+        ));
+    }
 }
 
 /// Resolves explicit references; a damaged record may be named too (by id

@@ -5,7 +5,8 @@
 //! command and which options were given; each key of the profile that
 //! applies to the command and was not given (on the command line or in its
 //! environment variable) is added as its flag (`excludes` as `--exclude`
-//! each), and the result is parsed for real. So the command line overrides
+//! each; a switch such as `one_file_system = true` as the bare flag), and
+//! the result is parsed for real. So the command line overrides
 //! the profile key by key, an environment variable overrides it too, and
 //! every value the profile gives is checked exactly as if it had been
 //! typed. Which key stands for which flag is the table [`FLAGS`].
@@ -59,6 +60,17 @@ const EVERY: &[&str] = &["*"];
 const SNAPSHOT: &[&str] = &["snapshot"];
 const FORGET: &[&str] = &["forget"];
 const VERIFY: &[&str] = &["verify"];
+
+/// What a snapshot captures: given any of these on the command line, the
+/// profile's `sources` and `files_from` do not apply (each key also gives
+/// way to its own option).
+const CAPTURES: &[&str] = &[
+    "paths",
+    "files_from",
+    "files_from_raw",
+    "stdin",
+    "stdin_from_command",
+];
 
 /// The options of a retention policy in `forget`, and its snapshot ids:
 /// any of them given on the command line keeps the profile's policy out.
@@ -123,13 +135,61 @@ pub const FLAGS: &[Flag] = &[
         commands: SNAPSHOT,
         id: "paths",
         flag: None,
-        unless: &["stdin"],
+        unless: CAPTURES,
     },
     // forget applies the profile's policy to the profile's snapshots only.
     flag("sources", FORGET, "paths", "--path"),
+    Flag {
+        key: "files_from",
+        commands: SNAPSHOT,
+        id: "files_from",
+        flag: Some("--files-from"),
+        unless: CAPTURES,
+    },
     flag("excludes", SNAPSHOT, "excludes", "--exclude"),
+    flag("exclude_files", SNAPSHOT, "exclude_files", "--exclude-file"),
+    flag(
+        "exclude_caches",
+        SNAPSHOT,
+        "exclude_caches",
+        "--exclude-caches",
+    ),
+    flag(
+        "exclude_if_present",
+        SNAPSHOT,
+        "exclude_if_present",
+        "--exclude-if-present",
+    ),
+    flag(
+        "exclude_larger_than",
+        SNAPSHOT,
+        "exclude_larger_than",
+        "--exclude-larger-than",
+    ),
+    flag(
+        "one_file_system",
+        SNAPSHOT,
+        "one_file_system",
+        "--one-file-system",
+    ),
     flag("tags", SNAPSHOT, "tags", "--tag"),
-    flag("host", &["snapshot", "forget"], "host", "--host"),
+    flag("host", SNAPSHOT, "host", "--host"),
+    // --all-hosts on the command line sets the profile's host aside, and
+    // --host the profile's all_hosts: forget takes one or the other.
+    Flag {
+        key: "host",
+        commands: FORGET,
+        id: "host",
+        flag: Some("--host"),
+        unless: &["all_hosts"],
+    },
+    Flag {
+        key: "all_hosts",
+        commands: FORGET,
+        id: "all_hosts",
+        flag: Some("--all-hosts"),
+        unless: &["host"],
+    },
     flag("sqlite", SNAPSHOT, "sqlite", "--sqlite"),
     flag(
         "sqlite_timeout",
@@ -177,6 +237,7 @@ pub const FLAGS: &[Flag] = &[
         "max_unused",
         "--max-unused",
     ),
+    flag("grace", &["forget", "prune"], "grace", "--grace"),
     flag("verify.budget", VERIFY, "budget", "--budget"),
     flag("verify.max_age", VERIFY, "max_age", "--max-age"),
     flag(
@@ -298,7 +359,7 @@ fn apply(args: &[OsString], lenient: &ArgMatches, profile: &Profile) -> Vec<OsSt
         };
         for v in values {
             match (f.flag, v.is_empty()) {
-                (None, _) => positionals.push(v.into()),
+                (None, _) => positionals.push(as_positional(v)),
                 (Some(flag), true) => flags.push(flag.into()),
                 (Some(flag), false) => flags.push(format!("{flag}={v}").into()),
             }
@@ -307,20 +368,25 @@ fn apply(args: &[OsString], lenient: &ArgMatches, profile: &Profile) -> Vec<OsSt
     splice(args, flags, positionals)
 }
 
-/// `args`, then `flags` (before a `--` if there is one), then `positionals`
-/// after a `--`.
+/// `args` with `flags` and then `positionals` inserted before a `--` if
+/// there is one (what follows `--` is `snapshot --stdin-from-command`'s
+/// command, never paths), else at the end.
 fn splice(args: &[OsString], flags: Vec<OsString>, positionals: Vec<OsString>) -> Vec<OsString> {
     let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
     let mut out: Vec<OsString> = args[..end].to_vec();
     out.extend(flags);
+    out.extend(positionals);
     out.extend(args[end..].iter().cloned());
-    if !positionals.is_empty() {
-        if end == args.len() {
-            out.push("--".into());
-        }
-        out.extend(positionals);
-    }
     out
+}
+
+/// A profile's source as a positional value: one starting with `-` is
+/// written `./-name` (the same path), so that it is not taken for a flag.
+fn as_positional(source: String) -> OsString {
+    match source.starts_with('-') {
+        true => format!("./{source}").into(),
+        false => source.into(),
+    }
 }
 
 fn applies(f: &Flag, command: &str) -> bool {
@@ -381,12 +447,13 @@ mod tests {
         }
     }
 
+    // Since `snapshot -- COMMAND...` (#16) what follows `--` is a command.
     #[test]
-    fn flags_go_before_a_double_dash_and_sources_after_one() {
+    fn flags_and_sources_go_before_a_double_dash() {
         let out = splice(
             &args(&["cairn", "snapshot", "--tag", "x"]),
             args(&["--exclude=*.tmp"]),
-            args(&["/srv"]),
+            vec![as_positional("/srv".into()), as_positional("-odd".into())],
         );
         assert_eq!(
             out,
@@ -396,15 +463,25 @@ mod tests {
                 "--tag",
                 "x",
                 "--exclude=*.tmp",
-                "--",
-                "/srv"
+                "/srv",
+                "./-odd"
             ])
         );
         let out = splice(
-            &args(&["cairn", "snapshot", "--", "-odd"]),
+            &args(&["cairn", "snapshot", "--stdin-from-command", "--", "pg_dump"]),
             args(&["--host=a"]),
             Vec::new(),
         );
-        assert_eq!(out, args(&["cairn", "snapshot", "--host=a", "--", "-odd"]));
+        assert_eq!(
+            out,
+            args(&[
+                "cairn",
+                "snapshot",
+                "--stdin-from-command",
+                "--host=a",
+                "--",
+                "pg_dump"
+            ])
+        );
     }
 }

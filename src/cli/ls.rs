@@ -8,7 +8,7 @@ use clap::Args;
 use cairn::bound::Budget;
 use cairn::browse::{self, BrowseError, Flow, Node};
 use cairn::outcome::Outcome;
-use cairn::owners::Names;
+use cairn::owners::Accounts;
 use cairn::rawname::escaped;
 use cairn::tree::{Content, Entry};
 
@@ -20,7 +20,7 @@ use super::stdout::Out;
 pub struct LsArgs {
     #[command(flatten)]
     target: SnapshotPathArgs,
-    /// Show type, mode, owner (by this machine's names), size and mtime
+    /// Show type, mode, owner (the name the snapshot recorded, else this machine's), size and mtime
     #[arg(long, short = 'l')]
     long: bool,
     /// List everything below the directory
@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<Outcome> {
     let (store, snapshot, path) = args.target.resolve(ctx)?;
     let node = browse::lookup(&store, &snapshot.record.tree, &path)?;
     let mut out = Out::streaming();
-    let names = args.long.then(Names::load).unwrap_or_default();
+    let names = args.long.then(Accounts::of_host).unwrap_or_default();
     let mut print = |p: &Path, e: &Entry| print_entry(&mut out, ctx.json, &args, &names, p, e);
     match node {
         Node::Entry(entry) if entry.subtree().is_none() => print(&path, &entry)?,
@@ -57,7 +57,7 @@ fn print_entry(
     out: &mut impl Write,
     json: bool,
     args: &LsArgs,
-    names: &Names,
+    names: &Accounts,
     path: &Path,
     entry: &Entry,
 ) -> Result<(), BrowseError> {
@@ -73,8 +73,8 @@ fn print_entry(
         let mut line = format!(
             "{} {:<8} {:<8} {:>12} {} {shown}",
             mode_string(entry),
-            names.user(m.uid),
-            names.group(m.gid),
+            names.show_user(m.user.as_ref(), m.uid),
+            names.show_group(m.group.as_ref(), m.gid),
             m.size,
             local_time_short(m.mtime),
         );

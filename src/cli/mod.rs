@@ -5,6 +5,7 @@
 mod cat;
 mod choose;
 mod config;
+mod copy;
 mod diff;
 pub mod exit;
 mod filter;
@@ -107,7 +108,8 @@ enum Command {
     #[command(after_help = "Examples:
   cairn snapshot /srv/app /etc --tag nightly --exclude '*.tmp'
   cairn -P app snapshot            # the sources and options of profile app
-  pg_dump app | cairn snapshot --stdin --stdin-name app.sql")]
+  cairn snapshot / --one-file-system --exclude-caches --exclude-file /etc/cairn/excludes --dry-run
+  cairn snapshot --stdin-from-command --stdin-name app.sql -- pg_dump app")]
     Snapshot(snapshot::SnapshotArgs),
     /// List snapshots
     #[command(after_help = "Examples:
@@ -118,7 +120,8 @@ enum Command {
     #[command(after_help = "Examples:
   cairn restore latest --target /tmp/r
   cairn restore --at 2026-02-15 --include /var/lib/app/app.db --strip-prefix /var/lib/app --target /tmp/r --check
-  cairn restore latest --tar - --include /etc | tar -tv")]
+  cairn restore latest --tar - --include /etc | tar -tv
+  cairn restore latest --include /srv/app --target / --overwrite --delete --dry-run")]
     Restore(restore::RestoreArgs),
     /// List a directory of a snapshot (the latest unless one is named)
     #[command(after_help = "Examples:
@@ -144,7 +147,8 @@ enum Command {
     #[command(after_help = "Examples:
   cairn forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
   cairn -P app forget --prune       # the retention policy of profile app
-  cairn forget 4acb031c @2026-02-15")]
+  cairn forget 4acb031c @2026-02-15
+  cairn forget --all-hosts --keep-daily 7 --prune --grace 48h")]
     Forget(forget::ForgetArgs),
     /// Delete data no snapshot needs any more and repack mostly-empty packs
     #[command(after_help = "Examples:
@@ -182,6 +186,12 @@ enum Command {
   cairn repair snapshots --dry-run
   cairn repair catalog")]
     Repair(repair::RepairCommand),
+    /// Copy snapshots into another store (an off-site copy), only what it lacks
+    #[command(after_help = "Examples:
+  cairn copy --to /mnt/offsite/cairn
+  cairn copy latest --to s3://bucket/cairn --to-cache-dir /var/cache/cairn-offsite
+  cairn copy --to /mnt/offsite/cairn --tag nightly")]
+    Copy(copy::CopyArgs),
     /// The store's size, deduplication and compression, and its growth
     #[command(after_help = "Examples:
   cairn stats
@@ -285,6 +295,7 @@ pub fn run(cli: Cli, profile: Option<&Profile>) -> anyhow::Result<Outcome> {
         Command::Repair(args) => repair::run(&ctx, args),
         Command::Tag(args) => tag::run(&ctx, args),
         Command::Stats(args) => stats::run(&ctx, args),
+        Command::Copy(args) => copy::run(&ctx, args),
         Command::Completions(_) | Command::Man(_) | Command::Config(_) => {
             unreachable!("run above, without a store")
         }
@@ -338,7 +349,20 @@ impl Ctx {
             lock_wait: self.lock_wait,
             cache_dir: self.cache_dir.clone(),
             remote: self.remote,
+            write_nothing: false,
         }
+    }
+
+    /// Opens the store to read it without writing anything to it, not even
+    /// to its catalog, and under a lock that stops no other process.
+    fn open_writing_nothing(&self) -> anyhow::Result<Store> {
+        let options = OpenOptions {
+            write_nothing: true,
+            ..self.open_options(LockMode::Read)
+        };
+        let store = Store::open(&self.store, options)?;
+        self.print_notices(&store);
+        Ok(store)
     }
 
     fn print_notices(&self, store: &Store) {
@@ -357,6 +381,35 @@ impl Ctx {
             ));
         }
         Ok(list)
+    }
+
+    /// The lock of a command that rewrites the store (repair, policy):
+    /// exclusive on a local store; on a remote one only shared on this host
+    /// (the store's prune lease keeps other hosts' rewrites out).
+    fn rewrite_lock(&self) -> LockMode {
+        match self.store {
+            Location::Local(_) => LockMode::Exclusive,
+            Location::S3(_) => LockMode::Shared,
+        }
+    }
+
+    /// Opens the store for `forget` and `prune`. A local store is taken
+    /// exclusively when nothing else has it open (a prune then deletes at
+    /// once); when snapshots are running, and `--lock-wait` was not given,
+    /// it is opened shared instead and pruned in two phases beside them, as
+    /// a remote store always is (prune::shared).
+    fn open_for_prune(&self) -> anyhow::Result<Store> {
+        if matches!(self.store, Location::S3(_)) || !self.lock_wait.is_zero() {
+            return self.open(self.rewrite_lock());
+        }
+        match Store::open(&self.store, self.open_options(LockMode::Exclusive)) {
+            Ok(store) => {
+                self.print_notices(&store);
+                Ok(store)
+            }
+            Err(cairn::store::StoreError::Locked { .. }) => self.open(LockMode::Shared),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// How progress is shown: a bar on a terminal (not with --quiet or

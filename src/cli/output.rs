@@ -150,6 +150,12 @@ pub fn warn(message: impl std::fmt::Display) {
     eprintln!("cairn: warning: {}", printable(&message.to_string()));
 }
 
+/// Prints `cairn: MESSAGE` on stderr: something cairn decided that the
+/// user should know, not a problem.
+pub fn note(message: impl std::fmt::Display) {
+    eprintln!("cairn: {}", printable(&message.to_string()));
+}
+
 /// Prints capture warnings on stderr as they happen, and with `-v` each
 /// new or modified file (`-vv`: each file) as it is captured.
 pub struct StderrReporter<'a> {

@@ -133,7 +133,7 @@ fn set(ctx: &Ctx, args: &PolicyArgs) -> anyhow::Result<Outcome> {
     if saved.policy.is_empty() {
         anyhow::bail!(cairn::retention::PolicyError::Empty);
     }
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open(ctx.rewrite_lock())?;
     let config = store.config().with_policy(Some(&saved));
     store.rewrite_config(config)?;
     let committed = format!("the retention policy {}", describe(&saved));
@@ -162,7 +162,7 @@ fn show(ctx: &Ctx) -> anyhow::Result<Outcome> {
 }
 
 fn clear(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open(ctx.rewrite_lock())?;
     let config = store.config().with_policy(None);
     store.rewrite_config(config)?;
     let committed = "removing the retention policy".to_owned();

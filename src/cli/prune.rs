@@ -8,7 +8,7 @@ use cairn::id::SnapshotId;
 use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::prune::{self, Plan, PruneOptions, RepackRule, Report};
-use cairn::store::{LockMode, Store};
+use cairn::store::Store;
 
 use super::output::{human_bytes, plural, warn};
 use super::progress::{self, PACKS, Units};
@@ -23,16 +23,23 @@ pub struct PruneOptionArgs {
     /// pack more than 20% unused]
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     max_unused: Option<f64>,
+    /// On a remote store: how long a pack condemned by one prune waits
+    /// before a later prune deletes it (longer than the longest snapshot)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = cairn::when::parse_duration)]
+    grace: std::time::Duration,
 }
 
 impl PruneOptionArgs {
-    fn options(&self, assume_forgotten: &[SnapshotId]) -> PruneOptions {
+    fn options(&self, assume_forgotten: &[SnapshotId], dry_run: bool) -> PruneOptions {
         let defaults = PruneOptions::default();
         PruneOptions {
             repack: self
                 .max_unused
                 .map_or(defaults.repack, RepackRule::StoreWide),
             assume_forgotten: assume_forgotten.iter().copied().collect(),
+            dry_run,
+            grace: self.grace,
+            host: cairn::capture::default_host(),
         }
     }
 }
@@ -47,7 +54,7 @@ pub struct PruneArgs {
 }
 
 pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Outcome> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open_for_prune()?;
     let mut out = Out::deferring();
     let outcome = prune_store(ctx, &mut out, &mut store, &args.options, args.dry_run, &[])?;
     let committed = (!args.dry_run).then(|| "the prune".to_owned());
@@ -79,7 +86,7 @@ pub fn prune_store(
     doomed: &[SnapshotId],
 ) -> anyhow::Result<Pruned> {
     let progress = Progress::default();
-    let options = options.options(if dry_run { doomed } else { &[] });
+    let options = options.options(if dry_run { doomed } else { &[] }, dry_run);
     let marking = Units {
         items: "snapshots marked",
         bytes: "",
@@ -153,6 +160,16 @@ fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
 }
 
 fn print_report(out: &mut Out, r: &Report) -> io::Result<()> {
+    if let Some(s) = &r.shared {
+        writeln!(
+            out,
+            "two-phase prune (the store is shared): condemned {}, deleted after the grace period by a later prune; {} younger than the grace period left for later; settled {}, sparing {} snapshots need again",
+            plural(s.packs_condemned, "pack"),
+            plural(s.packs_too_young, "dead pack"),
+            plural(s.condemnations_settled, "earlier condemnation"),
+            plural(s.packs_spared, "pack")
+        )?;
+    }
     writeln!(
         out,
         "deleted {}, wrote {} ({}, {} repacked), freed {}, removed {}; took {:.1}s",

@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::repair::snapshots::{RepairReport, repair};
-use cairn::store::LockMode;
 
 use super::output::{plural, snapshots_named, warn};
 use super::progress;
@@ -41,7 +40,15 @@ enum What {
 }
 
 pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Outcome> {
-    let mut store = ctx.open(LockMode::Exclusive)?;
+    let mut store = ctx.open(ctx.rewrite_lock())?;
+    // On a remote store, a repair acts like a prune: alone, under the lease.
+    let _lease = match store.backend().is_remote() {
+        true => Some(cairn::prune::lease::Lease::acquire(
+            store.backend(),
+            &cairn::capture::default_host(),
+        )?),
+        false => None,
+    };
     match command.what {
         What::Catalog => {
             let report = store.rebuild_catalog()?;

@@ -8,9 +8,11 @@ use anyhow::Context;
 use clap::Args;
 
 use cairn::outcome::Outcome;
+use cairn::pattern::Patterns;
 use cairn::progress::Progress;
 use cairn::rawname::{RawName, escaped, printable};
-use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
+use cairn::restore::delete::{Removal, Removed};
+use cairn::restore::{self, MetaOptions, RestoreOptions, RestoreOutcome, Selection, Survey};
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotList};
 use cairn::store::LockMode;
@@ -43,17 +45,43 @@ pub struct RestoreArgs {
     /// Restore only this path of the snapshot and what is below it (repeatable)
     #[arg(long = "include", value_name = "PATH")]
     include: Vec<PathBuf>,
+    /// Do not restore paths matching this glob (repeatable); without '/' it matches names
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
     /// Drop this leading directory from restored paths: with /var/lib/app, /var/lib/app/app.db lands at TARGET/app.db
     #[arg(long, value_name = "DIR")]
     strip_prefix: Option<PathBuf>,
     /// Replace files that already exist in the target
     #[arg(long)]
     overwrite: bool,
+    /// Remove what the snapshot does not hold from the restored directories (with --overwrite)
+    #[arg(long, requires = "overwrite", conflicts_with = "tar")]
+    delete: bool,
+    /// Only show what would be written, replaced and removed; write nothing
+    #[arg(long, conflicts_with = "tar")]
+    dry_run: bool,
     /// Run PRAGMA integrity_check on every restored SQLite database (exit 4 if one fails)
     #[arg(long)]
     check: bool,
     #[command(flatten)]
+    meta: MetaArgs,
+    #[command(flatten)]
     filter: FilterArgs,
+}
+
+/// How metadata is restored.
+#[derive(Debug, Args)]
+struct MetaArgs {
+    /// Give files their recorded uid/gid, not the ids their recorded user and group names have here
+    /// (a tar stream carries both: extract it with `tar --numeric-owner`)
+    #[arg(long, conflicts_with = "tar")]
+    numeric_owner: bool,
+    /// Also leave blocks of zeros unwritten, as holes (recorded holes always are)
+    #[arg(long, conflicts_with = "tar")]
+    sparse: bool,
+    /// Exit 3 if any owner, xattr, ACL or hard link could not be restored (default: warn, exit 0)
+    #[arg(long, conflicts_with = "tar")]
+    strict_metadata: bool,
 }
 
 pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
@@ -62,6 +90,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
     let selection = Selection {
         include: includes(&args, &filter, ctx.quiet),
         strip_prefix: args.strip_prefix.clone(),
+        exclude: Patterns::new(&args.exclude)?,
     };
     let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
@@ -82,11 +111,28 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
         target,
         overwrite: args.overwrite,
         selection,
+        meta: MetaOptions {
+            numeric_owner: args.meta.numeric_owner,
+            sparse: args.meta.sparse,
+        },
     };
     // A restore stopped by a signal removes the files it was writing.
     cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
     let survey = restore::survey(&store, snapshot, &options.selection, &options.target)
         .map_err(|e| with_hint(e.into(), &hint))?;
+    let removals = match args.delete {
+        true => restore::delete::plan(&store, snapshot, &options.selection, &options.target)?,
+        false => Vec::new(),
+    };
+    if args.dry_run {
+        return dry_run(ctx, snapshot, &options, &survey, &removals);
+    }
+    // Removed before anything is written (so that each directory's
+    // metadata is set last), and only once the restore cannot refuse.
+    if let Some(refused) = survey.refusal(options.overwrite) {
+        return Err(refused.into());
+    }
+    let removed = restore::delete::remove(&options.target, &removals)?;
     let progress = Progress::default();
     let outcome = progress::run(
         ctx.progress(),
@@ -105,9 +151,18 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
         .iter()
         .filter_map(|(_, r)| r.as_ref().err())
         .collect();
+    // Metadata left unrestored is a partial restore only when asked
+    // (--strict-metadata); paths --delete could not remove are items left
+    // undone, as files that could not be written are.
+    let strict = match args.meta.strict_metadata {
+        true => Outcome::partial_if(outcome.skipped.total()),
+        false => Outcome::Done,
+    };
     let result = outcome
         .outcome()
-        .worst(Outcome::damage_if(damaged.len() as u64));
+        .worst(Outcome::damage_if(damaged.len() as u64))
+        .worst(strict)
+        .worst(Outcome::partial_if(removed.failed.len() as u64));
     // Printed before the failures are told on stderr, as it always was; a
     // closed stdout does not hide them.
     let printed = Out::streaming().report(result, None, |out| {
@@ -116,18 +171,24 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
                 out,
                 snapshot,
                 &options,
-                &outcome,
+                (&outcome, &removed),
                 &checks,
                 store.backend().requests(),
             )
         } else if !ctx.quiet {
-            print_restored(out, snapshot, &options, &outcome, &checks)
+            print_restored(out, snapshot, &options, &outcome, &checks)?;
+            print_removed(out, &options, &removed.removed)
         } else {
             Ok(())
         }
     });
+    warn_skipped(&outcome.skipped, args.meta.strict_metadata);
     for e in &damaged {
         eprintln!("cairn: DAMAGED: {}", printable(&e.to_string()));
+    }
+    for (path, error) in &removed.failed {
+        let line = format!("cairn: error: {}: cannot remove: {error}", escaped(path));
+        eprintln!("{}", printable(&line));
     }
     if !outcome.failed.is_empty() {
         for (path, error) in &outcome.failed {
@@ -142,6 +203,13 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
             failed = format!("{failed}; {hint}");
         }
         eprintln!("cairn: {}", printable(&failed));
+    }
+    if !removed.failed.is_empty() {
+        let n = removed.failed.len() as u64;
+        eprintln!(
+            "cairn: {} the snapshot does not hold could not be removed",
+            plural(n, "path")
+        );
     }
     if !damaged.is_empty() {
         eprintln!(
@@ -180,11 +248,29 @@ fn includes(
 
 type Checks = [(PathBuf, Result<(), cairn::database::CheckError>)];
 
+/// One warning per kind of metadata that could not be restored.
+fn warn_skipped(skipped: &restore::Skipped, strict: bool) {
+    for (kind, k) in &skipped.kinds {
+        let line = format!(
+            "cairn: warning: {} {kind} could not be restored (first: {}: {}){}",
+            k.count,
+            escaped(&k.path),
+            k.cause,
+            if strict {
+                ""
+            } else {
+                "; --strict-metadata makes this exit 3"
+            }
+        );
+        eprintln!("{}", printable(&line));
+    }
+}
+
 fn print_restore_json(
     out: &mut Out,
     snapshot: &Snapshot,
     options: &RestoreOptions,
-    outcome: &RestoreOutcome,
+    (outcome, removed): (&RestoreOutcome, &Removed),
     checks: &Checks,
     requests: Option<cairn::backend::RequestStats>,
 ) -> io::Result<()> {
@@ -205,6 +291,14 @@ fn print_restore_json(
         .iter()
         .map(|(p, e)| serde_json::json!({"path": RawName::from_path(p), "error": e}))
         .collect();
+    let skipped: Vec<_> = outcome
+        .skipped
+        .kinds
+        .iter()
+        .map(|(kind, k)| {
+            serde_json::json!({"kind": kind, "count": k.count, "path": RawName::from_path(&k.path), "error": k.cause})
+        })
+        .collect();
     print_json(
         out,
         &serde_json::json!({
@@ -213,15 +307,94 @@ fn print_restore_json(
             "files": outcome.files,
             "dirs": outcome.dirs,
             "symlinks": outcome.symlinks,
+            "hardlinks": outcome.hardlinks,
             "bytes": outcome.bytes,
             "failed": failed,
+            "metadata_skipped": skipped,
             "databases": outcome.databases.len(),
             "stale_side_files_removed": stale,
             "leftovers_removed": outcome.leftovers_removed,
             "checked": checked,
+            "removed": paths_of(options, &removed.removed),
             "requests": requests,
         }),
     )
+}
+
+/// Where each of `removals` is (or was) in the target, for JSON.
+fn paths_of(options: &RestoreOptions, removals: &[Removal]) -> Vec<RawName> {
+    removals
+        .iter()
+        .map(|r| RawName::from_path(&options.target.join(&r.rel)))
+        .collect()
+}
+
+/// `--delete`: each path removed, a directory with a `/`.
+fn print_removed(out: &mut Out, options: &RestoreOptions, removed: &[Removal]) -> io::Result<()> {
+    for r in removed {
+        let path = options.target.join(&r.rel);
+        let slash = if r.is_dir { "/ (and all in it)" } else { "" };
+        writeln!(out, "  removed {}{slash}", escaped(&path))?;
+    }
+    Ok(())
+}
+
+/// `--dry-run`: what the restore would do, or the refusal it would stop
+/// with; nothing is written.
+fn dry_run(
+    ctx: &Ctx,
+    snapshot: &Snapshot,
+    options: &RestoreOptions,
+    survey: &Survey,
+    removals: &[Removal],
+) -> anyhow::Result<Outcome> {
+    if let Some(refused) = survey.refusal(options.overwrite) {
+        return Err(refused.into());
+    }
+    let replaced: Vec<RawName> = survey
+        .conflicts
+        .iter()
+        .map(|c| RawName::from_path(&c.path))
+        .collect();
+    Out::streaming().report(Outcome::Done, None, |out| {
+        if ctx.json {
+            return print_json(
+                out,
+                &serde_json::json!({
+                    "dry_run": true,
+                    "snapshot": snapshot.id.to_hex(),
+                    "target": RawName::from_path(&options.target),
+                    "files": survey.files,
+                    "bytes": survey.bytes,
+                    "replace": replaced,
+                    "remove": paths_of(options, removals),
+                }),
+            );
+        }
+        if ctx.quiet {
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "dry run: restoring snapshot {} to {} would write {} files ({}); nothing was written",
+            snapshot.id.short(),
+            escaped(&options.target),
+            survey.files,
+            human_bytes(survey.bytes)
+        )?;
+        for c in &survey.conflicts {
+            writeln!(out, "  would replace {} ({})", escaped(&c.path), c.existing)?;
+        }
+        for r in removals {
+            let slash = if r.is_dir { "/ (and all in it)" } else { "" };
+            writeln!(
+                out,
+                "  would remove {}{slash}",
+                escaped(&options.target.join(&r.rel))
+            )?;
+        }
+        Ok(())
+    })
 }
 
 fn print_restored(
@@ -241,6 +414,9 @@ fn print_restored(
         plural(outcome.symlinks, "symlink"),
         human_bytes(outcome.bytes)
     )?;
+    if outcome.hardlinks > 0 {
+        writeln!(out, "  {} of the files as hard links", outcome.hardlinks)?;
+    }
     if outcome.leftovers_removed > 0 {
         writeln!(
             out,

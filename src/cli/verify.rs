@@ -56,7 +56,7 @@ impl VerifyArgs {
 }
 
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Outcome> {
-    let store = ctx.open(LockMode::Read)?;
+    let mut store = ctx.open(LockMode::Read)?;
     let snapshots = if args.snapshots.is_empty() {
         None
     } else {
@@ -90,7 +90,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Outcome> {
         &progress,
         units,
         |_| String::new(),
-        |_| verify::verify(&store, &options, &progress),
+        |_| verify::verify(&mut store, &options, &progress),
     )?;
     if !ctx.json {
         for w in &report.warnings {

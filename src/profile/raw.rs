@@ -30,9 +30,16 @@ struct RawProfile {
     lock_wait: Option<Spanned<String>>,
     progress_interval: Option<Spanned<String>>,
     sources: Option<Spanned<Vec<String>>>,
+    files_from: Option<Spanned<Vec<String>>>,
     excludes: Option<Spanned<Vec<String>>>,
+    exclude_files: Option<Spanned<Vec<String>>>,
+    exclude_caches: Option<Spanned<bool>>,
+    exclude_if_present: Option<Spanned<Vec<String>>>,
+    exclude_larger_than: Option<Spanned<String>>,
+    one_file_system: Option<Spanned<bool>>,
     tags: Option<Spanned<Vec<String>>>,
     host: Option<Spanned<String>>,
+    all_hosts: Option<Spanned<bool>>,
     sqlite: Option<Spanned<String>>,
     sqlite_timeout: Option<Spanned<String>>,
     keep_last: Option<Spanned<Count>>,
@@ -50,6 +57,7 @@ struct RawProfile {
     keep_tags: Option<Spanned<Vec<String>>>,
     group_by: Option<Spanned<String>>,
     max_unused: Option<Spanned<String>>,
+    grace: Option<Spanned<String>>,
     /// Reserved for encryption: refused while it is not supported.
     password_file: Option<Spanned<String>>,
     /// Reserved for encryption: refused while it is not supported.
@@ -115,9 +123,16 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.one("lock_wait", p.lock_wait, check_duration)?;
     c.one("progress_interval", p.progress_interval, check_duration)?;
     c.many("sources", p.sources, not_empty)?;
+    c.many("files_from", p.files_from, not_empty)?;
     c.many("excludes", p.excludes, not_empty)?;
+    c.many("exclude_files", p.exclude_files, not_empty)?;
+    c.switch("exclude_caches", p.exclude_caches);
+    c.many("exclude_if_present", p.exclude_if_present, not_empty)?;
+    c.one("exclude_larger_than", p.exclude_larger_than, not_empty)?;
+    c.switch("one_file_system", p.one_file_system);
     c.many("tags", p.tags, not_empty)?;
     c.one("host", p.host, not_empty)?;
+    c.switch("all_hosts", p.all_hosts);
     c.one("sqlite", p.sqlite, check_sqlite)?;
     c.one("sqlite_timeout", p.sqlite_timeout, check_duration)?;
     for (key, count) in [
@@ -143,6 +158,7 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.many("keep_tags", p.keep_tags, |_| Ok(()))?;
     c.one("group_by", p.group_by, check_group_by)?;
     c.one("max_unused", p.max_unused, check_percent)?;
+    c.one("grace", p.grace, check_duration)?;
     c.one("verify.budget", p.verify.budget, check_duration)?;
     c.one("verify.max_age", p.verify.max_age, check_age)?;
     c.one(
@@ -228,6 +244,17 @@ impl Convert<'_> {
             origin,
         });
         Ok(())
+    }
+
+    fn switch(&mut self, key: &'static str, value: Option<Spanned<bool>>) {
+        if let Some(value) = value {
+            let origin = self.origin(&value);
+            self.out.push(Setting {
+                key,
+                value: Value::Switch(value.into_inner()),
+                origin,
+            });
+        }
     }
 
     fn count(&mut self, key: &'static str, value: Option<Spanned<Count>>) {
@@ -353,5 +380,28 @@ mod tests {
         );
         let daily = settings.iter().find(|s| s.key == "keep_daily").unwrap();
         assert_eq!(daily.value, Value::One("7".into()));
+    }
+
+    #[test]
+    fn switches_are_booleans_and_a_string_is_refused_with_its_line() {
+        let profiles = parse_text(
+            "[profiles.app]
+one_file_system = true
+",
+        )
+        .unwrap();
+        let setting = &profiles[0].1[0];
+        assert_eq!(
+            (setting.key, &setting.value),
+            ("one_file_system", &Value::Switch(true))
+        );
+        let err = parse_text(
+            "[profiles.app]
+
+exclude_caches = \"yes\"
+",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 }

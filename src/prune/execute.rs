@@ -11,22 +11,30 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{PackChoice, Plan, PruneError, Report, journal, reindex, repack};
+use super::{PackChoice, Plan, PruneError, Report, journal, reindex};
 use crate::catalog::prune::PackRow;
 use crate::crash;
 use crate::id::PackId;
 use crate::pack;
 use crate::progress::Progress;
+use crate::repack;
 use crate::store::Store;
 use crate::when::SnapshotTime;
 
 /// Carries out `plan`, made by [`super::plan`] on this same open store.
-pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Report, PruneError> {
+pub fn execute(
+    store: &mut Store,
+    mut plan: Plan,
+    progress: &Progress,
+) -> Result<Report, PruneError> {
     let started = Instant::now();
-    store.require_exclusive("prune")?;
     if plan.hypothetical {
         return Err(PruneError::Hypothetical);
     }
+    if let Some((mut lease, grace)) = plan.shared.take() {
+        return super::shared::execute(store, plan, &mut lease, grace, progress);
+    }
+    store.require_exclusive("prune")?;
     journal::write(store.backend(), &journal_of(&plan))?;
     crash::point("prune-planned");
     let chosen: Vec<PackRow> = plan.choice.repack.iter().map(PackChoice::row).collect();
@@ -49,6 +57,9 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
     reindex::record(store.catalog_mut(), &reindex)?;
     reindex::retire(&backend, store.catalog_mut(), &reindex)?;
     let (packs_deleted, bytes_deleted) = delete_packs(store, &doomed)?;
+    // Held alone, this prune deleted every dead pack: what earlier
+    // two-phase prunes condemned is gone or live again.
+    super::condemn::drop_all(store.backend())?;
     let (tmp_files, tmp_bytes) = store.clear_tmp()?;
     journal::remove(store.backend())?;
     store.replenish_reserve()?;
@@ -69,6 +80,7 @@ pub fn execute(store: &mut Store, plan: Plan, progress: &Progress) -> Result<Rep
         tmp_bytes_removed: tmp_bytes,
         duration_secs: plan.mark_secs + started.elapsed().as_secs_f64(),
         requests: store.backend().requests(),
+        shared: None,
         plan,
     })
 }

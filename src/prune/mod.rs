@@ -25,19 +25,23 @@
 //! record or a blob missing from the catalog stops it before it plans.
 
 mod choose;
+pub mod condemn;
 mod execute;
 pub mod journal;
+pub mod lease;
 mod plan;
 pub(crate) mod reindex;
-pub mod repack;
+mod shared;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde::Serialize;
 
 pub use choose::{BlobCounts, Choice, DEFAULT_REPACK_UNUSED, PackChoice, RepackRule};
 pub use execute::execute;
 pub use plan::plan;
+pub use shared::SharedReport;
 
 use crate::catalog::CatalogError;
 use crate::id::{BlobId, PackId, SnapshotId};
@@ -93,6 +97,12 @@ pub enum PruneError {
     /// forgotten) was passed to `execute`.
     #[error("a dry-run plan cannot be executed")]
     Hypothetical,
+    /// Another prune holds the lease of a shared store.
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
+    /// Repacking failed.
+    #[error(transparent)]
+    Repack(#[from] crate::repack::RepackError),
     /// The store failed.
     #[error(transparent)]
     Store(Box<StoreError>),
@@ -130,13 +140,27 @@ pub struct PruneOptions {
     /// Plan as if these snapshots were already forgotten: what
     /// `forget --dry-run --prune` shows.
     pub assume_forgotten: HashSet<SnapshotId>,
+    /// Only planning (no lease is taken on a shared store).
+    pub dry_run: bool,
+    /// On a shared store: how long a condemned pack waits before it is
+    /// deleted, and how old a dead pack's index object must be before it
+    /// is condemned. Longer than the longest snapshot.
+    pub grace: Duration,
+    /// The host recorded in the prune lease.
+    pub host: String,
 }
+
+/// The default grace period: a day.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for PruneOptions {
     fn default() -> Self {
         Self {
             repack: RepackRule::PerPack(DEFAULT_REPACK_UNUSED),
             assume_forgotten: HashSet::new(),
+            dry_run: false,
+            grace: DEFAULT_GRACE,
+            host: String::new(),
         }
     }
 }
@@ -176,6 +200,9 @@ pub struct Plan {
     /// Made as if some snapshots were forgotten: for showing only.
     #[serde(skip)]
     hypothetical: bool,
+    /// On a shared store: the prune lease this run holds, and the grace.
+    #[serde(skip)]
+    shared: Option<(lease::Lease, Duration)>,
 }
 
 /// A file in `packs/` prune does not touch.
@@ -247,4 +274,7 @@ pub struct Report {
     /// Requests made to a remote store; absent for a local one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<crate::backend::RequestStats>,
+    /// On a shared store: what the two phases did.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub shared: Option<SharedReport>,
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose, journal};
+use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose, journal, lease};
 use crate::id::PackId;
 use crate::pack::{self, PackError};
 use crate::progress::Progress;
@@ -14,16 +14,37 @@ use crate::store::Store;
 
 /// Works out what to delete and repack.
 pub fn plan(
-    store: &Store,
+    store: &mut Store,
     options: &PruneOptions,
     progress: &Progress,
 ) -> Result<Plan, PruneError> {
-    store.require_exclusive("prune")?;
+    // A store this process does not hold alone (a remote one, or a local
+    // one other processes have open) is pruned in two phases under the
+    // prune lease, beside snapshots; one held exclusively at once.
+    let shared = match options.dry_run || store.is_held_exclusively() {
+        true => None,
+        false => Some((
+            lease::Lease::acquire(store.backend(), &options.host)?,
+            options.grace,
+        )),
+    };
+    if shared.is_some() {
+        crate::crash::point("prune-leased");
+    }
     let interrupted = journal::read(store.backend())?.map(|j| match j {
         Ok(j) => format!("started {}", j.started),
         Err(e) => e,
     });
     let snapshots = remaining_snapshots(store, options)?;
+    // A snapshot writes its index objects before its record: synced after
+    // the listing, the catalog knows every blob a listed snapshot needs
+    // (another host may have committed one since this store was opened).
+    if store.backend().is_remote() {
+        let backend = store.backend().clone();
+        crate::catalog::sync::sync(store.catalog_mut(), &backend)
+            .map_err(crate::store::StoreError::from)?;
+    }
+    let store = &*store;
     let started = Instant::now();
     let live = mark(store, &snapshots, progress)?;
     let mark_secs = started.elapsed().as_secs_f64();
@@ -41,6 +62,7 @@ pub fn plan(
         mark_secs,
         live,
         hypothetical: !options.assume_forgotten.is_empty(),
+        shared,
     })
 }
 

@@ -14,8 +14,9 @@ use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::pack::writer::PublishedPack;
 use crate::pack::{self, BlobKind, BlobLocation, PackError};
 use crate::progress::Progress;
-use crate::prune::{reindex, repack};
+use crate::prune::reindex;
 use crate::rawname::RawName;
+use crate::repack;
 use crate::snapshot::{self, MAX_LISTED_LEFT_OUT, Snapshot, SnapshotRecord};
 use crate::store::{Store, StoreError};
 use crate::tally::{Tallies, Tally};
@@ -32,6 +33,9 @@ pub enum RepairError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
     /// Copying intact blobs out of a damaged pack failed.
+    #[error(transparent)]
+    Repack(#[from] crate::repack::RepackError),
+    /// Writing index objects for the new packs failed.
     #[error(transparent)]
     Prune(#[from] crate::prune::PruneError),
     /// The commit would have dropped a row of a blob that is not lost.
@@ -142,7 +146,7 @@ fn full_verify(store: &Store, progress: &Progress) -> Result<verify::Report, Sto
         sqlite: false,
         snapshots: None,
     };
-    verify::verify(store, &options, progress)
+    verify::verify_at_rest(store, &options, progress)
 }
 
 /// For lost blobs, intact copies in packs other than the damaged ones

@@ -23,6 +23,8 @@ use crossbeam_channel::Sender;
 
 use super::chain::Chain;
 use super::leftovers;
+use super::links::{LinkPlaced, Primaries};
+use super::meta::OwnerMap;
 use super::plan::{Item, Survey, walk_selection};
 use super::target::{self, DirFd, Slot};
 use super::write::{Ctx, RestoreOutcome, write_batch};
@@ -50,6 +52,8 @@ const BATCH_DIRS: usize = 128;
 #[derive(Default)]
 pub(super) struct Batch {
     pub files: Vec<Placed>,
+    /// Later names of hard-linked files, linked once `files` are written.
+    pub links: Vec<LinkPlaced>,
     pub symlinks: Vec<Placed>,
     /// Where each blob of `files` is; one absent is missing from the store.
     pub locations: HashMap<BlobId, BlobLocation>,
@@ -61,13 +65,16 @@ pub(super) struct Batch {
 
 impl Batch {
     fn is_full(&self) -> bool {
-        self.files.len() + self.symlinks.len() >= BATCH_ITEMS
+        self.files.len() + self.links.len() + self.symlinks.len() >= BATCH_ITEMS
             || self.chunks >= BATCH_CHUNKS
             || self.dirs_entered >= BATCH_DIRS
     }
 
     fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.symlinks.is_empty() && self.finish.is_empty()
+        self.files.is_empty()
+            && self.links.is_empty()
+            && self.symlinks.is_empty()
+            && self.finish.is_empty()
     }
 }
 
@@ -122,8 +129,10 @@ pub fn execute(
     })?;
     let ctx = Ctx {
         target_path: &options.target,
+        root: DirFd::clone(&root),
         backend: store.backend(),
-        as_owner: rustix::process::geteuid().is_root(),
+        owners: OwnerMap::new(options.meta.numeric_owner),
+        zeros_as_holes: options.meta.sparse,
         overwrite: options.overwrite,
     };
     let (walked, mut outcome) = std::thread::scope(|scope| {
@@ -175,6 +184,7 @@ fn walk_into_batches(
         leftovers_removed: leftovers::remove_leftovers(&root),
         chain: Chain::new(Some(root)),
         batch: Batch::default(),
+        primaries: Primaries::default(),
     };
     walk_selection(store, snapshot, &options.selection, |item| {
         walk.add(item)?;
@@ -206,6 +216,8 @@ struct Batcher<'a> {
     batch: Batch,
     /// Leftovers of interrupted restores removed so far.
     leftovers_removed: u64,
+    /// The first name met of each hard link group.
+    primaries: Primaries,
 }
 
 impl Batcher<'_> {
@@ -240,7 +252,10 @@ impl Batcher<'_> {
             Content::File { chunks, .. } => {
                 locate_into(self.store, chunks, &mut self.batch.locations)?;
                 self.batch.chunks += chunks.len();
-                self.batch.files.push(placed);
+                match self.primaries.first_of(&placed.item) {
+                    Some(primary) => self.batch.links.push(LinkPlaced { placed, primary }),
+                    None => self.batch.files.push(placed),
+                }
             }
         }
         Ok(())

@@ -13,18 +13,24 @@
 //! written entry by entry in the same walk.
 
 mod chain;
+pub mod delete;
 mod early_sync;
 mod execute;
 mod leftovers;
+mod links;
+mod meta;
 mod plan;
 mod select;
+mod sparse;
 pub mod tar;
+mod tar_pax;
 mod target;
 mod write;
 
 use std::path::PathBuf;
 
 pub use execute::execute;
+pub use meta::{Skipped, SkippedKind};
 pub use plan::{Conflict, Survey, survey};
 pub use select::{Selection, Want};
 pub use write::RestoreOutcome;
@@ -42,6 +48,19 @@ pub struct RestoreOptions {
     pub overwrite: bool,
     /// The part of the snapshot to restore.
     pub selection: Selection,
+    /// How owners and holes are restored.
+    pub meta: MetaOptions,
+}
+
+/// How a restore into a directory treats metadata.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaOptions {
+    /// Give files their recorded uid and gid, never the ids their
+    /// recorded user and group names have on this host (`--numeric-owner`).
+    pub numeric_owner: bool,
+    /// Leave blocks of zeros unwritten, as holes, in every file, not only
+    /// the holes the snapshot recorded (`--sparse`).
+    pub sparse: bool,
 }
 
 /// Why a restore could not run.

@@ -84,12 +84,13 @@ pub(super) fn walk_selection(
             continue;
         };
         let source = dir.join(entry.name.as_path());
+        // An included path that `--exclude` leaves out is there all the same.
+        for (seen, include) in found.iter_mut().zip(&selection.include) {
+            *seen |= *include == source;
+        }
         let want = selection.wants(&source);
         if want == Want::Outside || (want == Want::Ancestor && entry.subtree().is_none()) {
             continue;
-        }
-        for (seen, include) in found.iter_mut().zip(&selection.include) {
-            *seen |= *include == source;
         }
         // Only a directory's path is needed after the visit: no copy per file.
         let below = entry.subtree().map(|sub| (sub, source.clone()));
@@ -158,6 +159,22 @@ pub fn survey(
         Ok(())
     })?;
     Ok(survey)
+}
+
+impl Survey {
+    /// The error a restore stops with before it writes anything, if any:
+    /// directories where files go, or (without `overwrite`) anything at
+    /// all in the way.
+    pub fn refusal(&self, overwrite: bool) -> Option<RestoreError> {
+        if !self.blockers.is_empty() {
+            return Some(RestoreError::Blocked {
+                blockers: self.blockers.clone(),
+            });
+        }
+        (!self.conflicts.is_empty() && !overwrite).then(|| RestoreError::Conflicts {
+            conflicts: self.conflicts.clone(),
+        })
+    }
 }
 
 /// What a survey found at one place: the kind of thing there, and for a

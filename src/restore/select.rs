@@ -1,16 +1,19 @@
-//! Which part of a snapshot a restore takes (`--include`) and where each
-//! path lands (`--strip-prefix`).
+//! Which part of a snapshot a restore takes (`--include`, `--exclude`) and
+//! where each path lands (`--strip-prefix`).
 //!
 //! Without either, every path of the snapshot lands at the target joined
 //! with its absolute path. With `--include`, only those paths and what is
 //! below them are restored (plus the directories leading to them, with
-//! their recorded metadata). With `--strip-prefix P`, a path `P/x` lands at
+//! their recorded metadata). `--exclude` patterns mean what they mean to
+//! `snapshot` (see [`crate::pattern`]): a path they match is not restored,
+//! nor anything below it. With `--strip-prefix P`, a path `P/x` lands at
 //! `TARGET/x`, and nothing above `P` is created.
 
 use std::path::{Path, PathBuf};
 
 use super::RestoreError;
 use crate::browse::snapshot_path;
+use crate::pattern::Patterns;
 use crate::rawname::escaped;
 
 /// The part of a snapshot to restore.
@@ -20,6 +23,8 @@ pub struct Selection {
     pub include: Vec<PathBuf>,
     /// Leading directory removed from every restored path.
     pub strip_prefix: Option<PathBuf>,
+    /// Paths not restored (with everything below them).
+    pub exclude: Patterns,
 }
 
 /// How a path of the snapshot relates to the selection.
@@ -59,12 +64,18 @@ impl Selection {
         Ok(Self {
             include,
             strip_prefix,
+            exclude: self.exclude.clone(),
         })
     }
 
     /// How the absolute path `path` relates to the (normalized) selection.
     pub fn wants(&self, path: &Path) -> Want {
-        if self.include.is_empty() || self.include.iter().any(|i| path.starts_with(i)) {
+        if path
+            .file_name()
+            .is_some_and(|name| self.exclude.matches(path, name))
+        {
+            Want::Outside
+        } else if self.include.is_empty() || self.include.iter().any(|i| path.starts_with(i)) {
             Want::Inside
         } else if self.include.iter().any(|i| i.starts_with(path)) {
             Want::Ancestor
@@ -90,6 +101,7 @@ mod tests {
         Selection {
             include: include.iter().map(PathBuf::from).collect(),
             strip_prefix: strip.map(PathBuf::from),
+            ..Selection::default()
         }
         .normalized()
         .unwrap()
@@ -123,10 +135,21 @@ mod tests {
     }
 
     #[test]
+    fn excluded_paths_are_outside_with_everything_below_them() {
+        let mut s = selection(&["/srv"], None);
+        s.exclude = Patterns::new(&["*.log".into(), "/srv/cache".into()]).unwrap();
+        assert_eq!(s.wants(Path::new("/srv/app/x.log")), Want::Outside);
+        assert_eq!(s.wants(Path::new("/srv/cache")), Want::Outside);
+        assert_eq!(s.wants(Path::new("/srv/app/cache")), Want::Inside);
+        assert_eq!(s.wants(Path::new("/")), Want::Ancestor);
+    }
+
+    #[test]
     fn an_include_outside_the_prefix_is_refused() {
         let s = Selection {
             include: vec![PathBuf::from("/etc/x")],
             strip_prefix: Some(PathBuf::from("/var")),
+            ..Selection::default()
         };
         assert!(
             s.normalized()

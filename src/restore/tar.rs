@@ -3,25 +3,29 @@
 //!
 //! Entries come in the order of the snapshot's walk (each directory before
 //! its contents, nothing held but the directories still to visit), with
-//! mode, owner, mtime,
+//! mode, owner (ids and names), mtime,
 //! symlink targets and names byte for byte. Names and link targets longer
 //! than the 100 bytes of a tar header use GNU long-name entries; mtimes carry
-//! their nanoseconds in a PAX `mtime` record, so GNU tar extracts exactly
-//! what a restore to a directory writes. File content is streamed chunk by
-//! chunk, each verified against its hash.
+//! their nanoseconds, and xattrs, ACLs and holes their own records, in a PAX
+//! extended header (see `tar_pax`), so GNU tar (`--xattrs --acls`) extracts
+//! what a restore to a directory writes. The later names of a hard-linked
+//! file are hard link entries to the first name in the stream. File content
+//! is streamed chunk by chunk, each verified against its hash.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use tar::{Builder, EntryType, Header};
 
+use super::links::Primaries;
 use super::plan::{Item, walk_selection};
+use super::tar_pax::{Records, sparse_map};
 use super::{RestoreError, Selection};
-use crate::browse::{BrowseError, check_size, file_chunks, read_chunk};
+use crate::browse::{BrowseError, check_data_size, check_holes, file_chunks, read_chunk};
 use crate::rawname::escaped;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
-use crate::tree::{Content, Meta};
+use crate::tree::{Content, Meta, data_regions};
 
 /// What went into the stream.
 #[derive(Debug, Default)]
@@ -32,6 +36,8 @@ pub struct TarOutcome {
     pub dirs: u64,
     /// Symlinks.
     pub symlinks: u64,
+    /// Files written as hard links to an earlier name (counted in `files`).
+    pub hardlinks: u64,
     /// Bytes of file content.
     pub bytes: u64,
 }
@@ -48,8 +54,9 @@ pub fn write(
     walk_selection(store, snapshot, selection, |_| Ok(()))?;
     let mut tar = Builder::new(out);
     let mut outcome = TarOutcome::default();
+    let mut links = Primaries::default();
     walk_selection(store, snapshot, selection, |item| {
-        append(store, &mut tar, &item, &mut outcome)
+        append(store, &mut tar, &item, &mut links, &mut outcome)
     })?;
     tar.into_inner()
         .and_then(|mut out| out.flush())
@@ -95,77 +102,118 @@ fn append<W: Write>(
     store: &Store,
     tar: &mut Builder<W>,
     item: &Item,
+    links: &mut Primaries,
     outcome: &mut TarOutcome,
 ) -> Result<(), RestoreError> {
     let meta = &item.entry.meta;
-    append_mtime_record(tar, meta).map_err(RestoreError::Tar)?;
-    let mut header = header_for(meta);
+    let mut records = Records::of(meta);
+    let mut header = header_for(meta, Header::new_gnu());
     match &item.entry.content {
         Content::Dir { .. } => {
+            append_records(tar, &records)?;
             header.set_entry_type(EntryType::Directory);
             tar.append_data(&mut header, &item.rel, io::empty())
                 .map_err(RestoreError::Tar)?;
             outcome.dirs += 1;
         }
         Content::Symlink { target } => {
+            append_records(tar, &records)?;
             header.set_entry_type(EntryType::Symlink);
             tar.append_link(&mut header, &item.rel, target.as_path())
                 .map_err(RestoreError::Tar)?;
             outcome.symlinks += 1;
         }
-        Content::File { .. } => {
-            header.set_entry_type(EntryType::Regular);
-            header.set_size(meta.size);
-            let content = ContentReader::new(store, item);
-            tar.append_data(&mut header, &item.rel, content)
-                .map_err(|e| content_error(e, item))?;
-            outcome.files += 1;
-            outcome.bytes += meta.size;
-        }
+        Content::File { .. } => match links.first_of(item) {
+            Some(first) => {
+                append_records(tar, &records)?;
+                header.set_entry_type(EntryType::Link);
+                tar.append_link(&mut header, &item.rel, &first)
+                    .map_err(RestoreError::Tar)?;
+                outcome.files += 1;
+                outcome.hardlinks += 1;
+            }
+            None => {
+                append_file(store, tar, item, &mut records, header.clone())?;
+                outcome.files += 1;
+                outcome.bytes += meta.size;
+            }
+        },
     }
     Ok(())
 }
 
-fn header_for(meta: &Meta) -> Header {
-    let mut header = Header::new_gnu();
+/// A regular file; one with holes in GNU sparse format 1.0 (its data
+/// preceded by a map of where it goes, under a stand-in name that the
+/// `GNU.sparse.name` record replaces).
+fn append_file<W: Write>(
+    store: &Store,
+    tar: &mut Builder<W>,
+    item: &Item,
+    records: &mut Records,
+    mut header: Header,
+) -> Result<(), RestoreError> {
+    let (entry, size) = (&item.entry, item.entry.meta.size);
+    header.set_entry_type(EntryType::Regular);
+    let content = ContentReader::new(store, item);
+    if entry.holes().is_empty() {
+        append_records(tar, records)?;
+        header.set_size(size);
+        return tar
+            .append_data(&mut header, &item.rel, content)
+            .map_err(|e| content_error(e, item));
+    }
+    check_holes(&item.source, entry)?;
+    let map = sparse_map(&data_regions(entry.holes(), size), size);
+    records.sparse(&item.rel, size);
+    append_records(tar, records)?;
+    // GNU tar reads sparse format 1.0 only in a POSIX (ustar) header.
+    let mut header = header_for(&entry.meta, Header::new_ustar());
+    header.set_entry_type(EntryType::Regular);
+    header.set_size(map.len() as u64 + entry.data_size());
+    let stand_in = match item.rel.parent() {
+        Some(dir) => dir.join("GNUSparseFile.0"),
+        None => "GNUSparseFile.0".into(),
+    };
+    let stand_in = stand_in.join(item.rel.file_name().unwrap_or_default());
+    tar.append_data(&mut header, stand_in, io::Cursor::new(map).chain(content))
+        .map_err(|e| content_error(e, item))
+}
+
+/// `header` (a new GNU or ustar header) with the fields of `meta`.
+fn header_for(meta: &Meta, mut header: Header) -> Header {
     header.set_mode(meta.mode);
     header.set_uid(u64::from(meta.uid));
     header.set_gid(u64::from(meta.gid));
+    // Names that are not UTF-8 or longer than the header's 32 bytes are
+    // left out: the ids remain.
+    let text = |name: &Option<crate::rawname::RawName>| {
+        name.as_ref()
+            .and_then(|n| std::str::from_utf8(n.as_bytes()).ok().map(str::to_owned))
+    };
+    if let Some(user) = text(&meta.user) {
+        let _ = header.set_username(&user);
+    }
+    if let Some(group) = text(&meta.group) {
+        let _ = header.set_groupname(&group);
+    }
     header.set_mtime(u64::try_from(meta.mtime.sec).unwrap_or(0));
     header.set_size(0);
     header
 }
 
-/// A PAX extended header for the next entry holding its exact mtime.
-fn append_mtime_record<W: Write>(tar: &mut Builder<W>, meta: &Meta) -> io::Result<()> {
-    let value = decimal_seconds(meta.mtime.sec, meta.mtime.nsec);
-    let record = pax_record("mtime", &value);
+/// A PAX extended header for the next entry holding `records`.
+fn append_records<W: Write>(tar: &mut Builder<W>, records: &Records) -> Result<(), RestoreError> {
     let mut header = Header::new_ustar();
     header.set_entry_type(EntryType::XHeader);
-    header.set_path("PaxHeader")?;
-    header.set_mode(0o644);
-    header.set_size(record.len() as u64);
-    header.set_cksum();
-    tar.append(&header, record.as_bytes())
-}
-
-/// `sec + nsec / 10^9` as a decimal, the way PAX times are written: before
-/// 1970 the whole value is negative (-1.25 is sec -2, nsec 750000000).
-fn decimal_seconds(sec: i64, nsec: u32) -> String {
-    let total = i128::from(sec) * 1_000_000_000 + i128::from(nsec);
-    let sign = if total < 0 { "-" } else { "" };
-    let abs = total.unsigned_abs();
-    format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000)
-}
-
-/// `"LEN key=value\n"`, where LEN counts the whole record, its own digits included.
-fn pax_record(key: &str, value: &str) -> String {
-    let body = key.len() + value.len() + 3; // space, '=', newline
-    let mut len = body + body.to_string().len();
-    if len.to_string().len() + body != len {
-        len += 1;
-    }
-    format!("{len} {key}={value}\n")
+    header
+        .set_path("PaxHeader")
+        .and_then(|()| {
+            header.set_mode(0o644);
+            header.set_size(records.bytes().len() as u64);
+            header.set_cksum();
+            tar.append(&header, records.bytes())
+        })
+        .map_err(RestoreError::Tar)
 }
 
 /// The content of a file as a reader, fetched one verified chunk at a
@@ -196,7 +244,7 @@ impl<'a> ContentReader<'a> {
         let (path, entry) = (&self.item.source, &self.item.entry);
         let chunks = file_chunks(path, entry)?;
         let Some(id) = chunks.get(self.next) else {
-            check_size(path, entry, self.read)?;
+            check_data_size(path, entry, self.read)?;
             return Ok(false);
         };
         self.chunk = read_chunk(self.store, path, id)?;
@@ -228,31 +276,5 @@ fn content_error(e: io::Error, item: &Item) -> RestoreError {
     {
         Some(_) => RestoreError::Selection(format!("{}: {e}", escaped(&item.source))),
         None => RestoreError::Tar(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_times_before_1970_are_negative_decimals() {
-        assert_eq!(decimal_seconds(5, 1), "5.000000001");
-        assert_eq!(decimal_seconds(-2, 750_000_000), "-1.250000000");
-        assert_eq!(decimal_seconds(-1, 250_000_000), "-0.750000000");
-        assert_eq!(
-            decimal_seconds(-2_000_000_000, 250_000_001),
-            "-1999999999.749999999"
-        );
-    }
-
-    #[test]
-    fn pax_records_count_their_own_length() {
-        assert_eq!(pax_record("mtime", "1.5"), "13 mtime=1.5\n");
-        let r = pax_record("mtime", "1767323045.123456789");
-        assert_eq!(r.len().to_string(), r.split(' ').next().unwrap());
-        let long = "x".repeat(95);
-        let r = pax_record("path", &long);
-        assert_eq!(r.len().to_string(), r.split(' ').next().unwrap());
     }
 }

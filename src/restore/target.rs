@@ -21,14 +21,12 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{
-    AtFlags, CWD, FileType, FlockOperation, Mode, OFlags, RenameFlags, Timestamps, UTIME_OMIT,
-};
+use rustix::fs::{AtFlags, CWD, FileType, FlockOperation, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
-use rustix::process::{Gid, Uid};
 
+use super::meta::{self, Misses, OwnerMap};
 use crate::rawname::escaped;
-use crate::tree::{Meta, Timespec};
+use crate::tree::Meta;
 
 /// How every temporary name of a restore starts (see `leftovers`).
 pub(super) const TEMP_PREFIX: &str = ".cairn-restore-";
@@ -58,9 +56,21 @@ pub fn open_existing(path: &Path) -> io::Result<Option<DirFd>> {
     }
 }
 
-/// Applies owner (if `as_owner`), mode and mtime to an open directory.
-pub fn set_dir_meta(dir: &DirFd, meta: &Meta, as_owner: bool) -> io::Result<()> {
-    set_fd_meta(dir.as_ref(), meta, as_owner)
+/// Gives an open directory its metadata; returns what it did not get.
+pub fn set_dir_meta(dir: &DirFd, meta: &Meta, owners: &OwnerMap) -> io::Result<Misses> {
+    use std::os::fd::AsFd;
+    meta::apply_fd(dir.as_fd(), meta, owners)
+}
+
+/// Opens the directory `rel` below `root` one component at a time,
+/// refusing symlinks, as the walk's chain does (see `chain`).
+pub fn open_below(root: &DirFd, rel: &Path) -> io::Result<DirFd> {
+    let mut dir = Arc::clone(root);
+    for name in rel.iter() {
+        let flags = dir_flags() | OFlags::NOFOLLOW;
+        dir = Arc::new(rustix::fs::openat(&dir, name, flags, Mode::empty())?);
+    }
+    Ok(dir)
 }
 
 fn dir_flags() -> OFlags {
@@ -166,6 +176,14 @@ impl Slot {
         })
     }
 
+    /// A new temporary hard link, beside this place, to the file `name` in
+    /// the directory `dir` (another name of the same file, restored first).
+    pub fn temp_link(&self, dir: &DirFd, name: &OsStr) -> io::Result<Temp<'_>> {
+        self.temp(|tmp| {
+            rustix::fs::linkat(dir, name, &self.parent, tmp, AtFlags::empty()).map(|()| None)
+        })
+    }
+
     /// A new temporary symlink to `target` beside this place.
     pub fn temp_symlink(&self, target: &OsStr) -> io::Result<Temp<'_>> {
         self.temp(|name| rustix::fs::symlinkat(target, &self.parent, name).map(|()| None))
@@ -219,29 +237,13 @@ impl Temp<'_> {
         self.file.as_mut()
     }
 
-    /// Gives the entry its owner (if `as_owner`: chown clears setuid bits,
-    /// so it goes first), mode and mtime. Symlinks get owner and mtime only.
-    pub fn apply_meta(&self, meta: &Meta, as_owner: bool) -> io::Result<()> {
+    /// Gives the entry its metadata (see `meta`); a symlink gets no mode.
+    /// Returns what it did not get.
+    pub fn apply_meta(&self, meta: &Meta, owners: &OwnerMap) -> io::Result<Misses> {
+        use std::os::fd::AsFd;
         match &self.file {
-            Some(file) => set_fd_meta(file, meta, as_owner),
-            None => {
-                if as_owner {
-                    rustix::fs::chownat(
-                        &self.slot.parent,
-                        &self.name,
-                        Some(Uid::from_raw(meta.uid)),
-                        Some(Gid::from_raw(meta.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )?;
-                }
-                let times = mtime_only(meta.mtime);
-                Ok(rustix::fs::utimensat(
-                    &self.slot.parent,
-                    &self.name,
-                    &times,
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?)
-            }
+            Some(file) => meta::apply_fd(file.as_fd(), meta, owners),
+            None => meta::apply_symlink(self.slot.parent.as_fd(), &self.name, meta, owners),
         }
     }
 
@@ -270,32 +272,6 @@ impl Drop for Temp<'_> {
         if !self.placed {
             let _ = rustix::fs::unlinkat(&self.slot.parent, &self.name, AtFlags::empty());
         }
-    }
-}
-
-fn set_fd_meta(fd: impl rustix::fd::AsFd, meta: &Meta, as_owner: bool) -> io::Result<()> {
-    if as_owner {
-        rustix::fs::fchown(
-            &fd,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-        )?;
-    }
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode as _))?;
-    Ok(rustix::fs::futimens(&fd, &mtime_only(meta.mtime))?)
-}
-
-/// Sets the modification time and leaves the access time as it is.
-fn mtime_only(t: Timespec) -> Timestamps {
-    Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_OMIT,
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: t.sec,
-            tv_nsec: i64::from(t.nsec),
-        },
     }
 }
 

@@ -13,8 +13,11 @@ use rayon::prelude::*;
 
 use super::early_sync::EarlySync;
 use super::execute::{Batch, Placed};
+use super::links::{LinkPlaced, primary_place};
+use super::meta::{Misses, OwnerMap, Skipped};
 use super::plan::Item;
-use super::target::{self, Slot};
+use super::sparse::SparseOut;
+use super::target::{self, DirFd, Slot};
 use crate::backend::Backend;
 use crate::database;
 use crate::id::BlobId;
@@ -32,6 +35,9 @@ pub struct RestoreOutcome {
     pub dirs: u64,
     /// Symlinks created.
     pub symlinks: u64,
+    /// Files restored as hard links to another name of the same file
+    /// (counted in `files` too).
+    pub hardlinks: u64,
     /// Bytes of file content written.
     pub bytes: u64,
     /// Items that failed, with the reason; everything else was restored.
@@ -47,6 +53,9 @@ pub struct RestoreOutcome {
     /// Temporary files that interrupted restores had left in the
     /// directories restored into, removed (see `leftovers`).
     pub leftovers_removed: u64,
+    /// Metadata the target or this process's privileges did not allow
+    /// (owners, xattrs, hard links), counted by kind.
+    pub skipped: Skipped,
 }
 
 impl RestoreOutcome {
@@ -70,6 +79,8 @@ enum ItemError {
     Missing(BlobId),
     #[error("restored {got} bytes where the snapshot recorded {want}")]
     Size { got: u64, want: u64 },
+    #[error("{0}")]
+    Defect(&'static str),
     #[error("something appeared there during the restore; it was not replaced (use --overwrite)")]
     AppearedMeanwhile,
     /// A signal asked to stop: not a failure of the item (the restore as
@@ -99,8 +110,12 @@ impl ItemError {
 pub(super) struct Ctx<'a> {
     /// The target as the user named it, for reporting paths.
     pub target_path: &'a Path,
+    /// The target, to reach the first names of hard links from.
+    pub root: DirFd,
     pub backend: &'a Backend,
-    pub as_owner: bool,
+    pub owners: OwnerMap,
+    /// `--sparse`: leave blocks of zeros unwritten.
+    pub zeros_as_holes: bool,
     pub overwrite: bool,
 }
 
@@ -131,7 +146,8 @@ pub(super) fn write_batch(
     let path_of = |item: &Item| ctx.target_path.join(&item.rel);
     for (item, result) in file_results {
         match result {
-            Ok(stale) => {
+            Ok((stale, misses)) => {
+                note_misses(ctx, item, misses, outcome);
                 outcome.files += 1;
                 outcome.bytes += item.entry.meta.size;
                 // Only databases have paths to report: no join per file.
@@ -150,9 +166,13 @@ pub(super) fn write_batch(
             }
         }
     }
+    write_links(ctx, batch, outcome);
     for placed in &batch.symlinks {
         match restore_symlink(ctx, placed) {
-            Ok(()) => outcome.symlinks += 1,
+            Ok(misses) => {
+                note_misses(ctx, &placed.item, misses, outcome);
+                outcome.symlinks += 1;
+            }
             Err(ItemError::Interrupted(_)) => return,
             Err(e) => outcome.failed.push((path_of(&placed.item), e.to_string())),
         }
@@ -162,8 +182,11 @@ pub(super) fn write_batch(
         return;
     }
     for (fd, dir) in &batch.finish {
-        match target::set_dir_meta(fd, &dir.meta, ctx.as_owner) {
-            Ok(()) => outcome.dirs += 1,
+        match target::set_dir_meta(fd, &dir.meta, &ctx.owners) {
+            Ok(misses) => {
+                outcome.skipped.add(&ctx.target_path.join(&dir.rel), misses);
+                outcome.dirs += 1;
+            }
             Err(e) => outcome
                 .failed
                 .push((ctx.target_path.join(&dir.rel), e.to_string())),
@@ -171,22 +194,84 @@ pub(super) fn write_batch(
     }
 }
 
+/// Counts what `item` did not get of its metadata.
+fn note_misses(ctx: &Ctx<'_>, item: &Item, misses: Misses, outcome: &mut RestoreOutcome) {
+    if !misses.is_empty() {
+        outcome
+            .skipped
+            .add(&ctx.target_path.join(&item.rel), misses);
+    }
+}
+
+/// Makes the later names of hard-linked files in `batch` (their first
+/// names are written by now); a name that cannot be linked is restored
+/// as a file of its own, and the missed link counted.
+fn write_links(ctx: &Ctx<'_>, batch: &Batch, outcome: &mut RestoreOutcome) {
+    let mut packs = pack::reader::PackFiles::new(ctx.backend);
+    for link in &batch.links {
+        let item = &link.placed.item;
+        let result = match restore_link(ctx, link) {
+            Ok(()) => {
+                outcome.hardlinks += 1;
+                Ok((Vec::new(), Misses::new()))
+            }
+            Err(ItemError::Interrupted(_)) => return,
+            Err(e) => {
+                let missed = io::Error::other(format!("not linked: {e}"));
+                note_misses(ctx, item, vec![("hard links", missed)], outcome);
+                restore_file(ctx, &batch.locations, &mut packs, &link.placed)
+            }
+        };
+        match result {
+            Ok((_, misses)) => {
+                note_misses(ctx, item, misses, outcome);
+                outcome.files += 1;
+                outcome.bytes += item.entry.meta.size;
+            }
+            Err(ItemError::Interrupted(_)) => return,
+            Err(e) => outcome
+                .failed
+                .push((ctx.target_path.join(&item.rel), e.to_string())),
+        }
+    }
+}
+
+/// Makes `link` a hard link to its first name.
+fn restore_link(ctx: &Ctx<'_>, link: &LinkPlaced) -> Result<(), ItemError> {
+    interrupt::check()?;
+    let placed = &link.placed;
+    let here = placed.item.rel.parent().unwrap_or(Path::new(""));
+    let (dir, name) = primary_place(&ctx.root, &link.primary, (here, &placed.parent))?;
+    let slot = placed.slot();
+    let tmp = slot.temp_link(&dir, name)?;
+    place(tmp, ctx.overwrite)
+}
+
+/// What a restored file leaves: the stale database side files it removed
+/// from beside it, and the metadata it did not get.
+type FileDone = (Vec<std::ffi::OsString>, Misses);
+
 /// Restores one file into its open directory, reading through `packs`
-/// (kept open across the files of one thread); returns the stale database
-/// side files it removed.
+/// (kept open across the files of one thread).
 fn restore_file(
     ctx: &Ctx<'_>,
     locations: &HashMap<BlobId, BlobLocation>,
     packs: &mut pack::reader::PackFiles<'_>,
     placed: &Placed,
-) -> Result<Vec<std::ffi::OsString>, ItemError> {
+) -> Result<FileDone, ItemError> {
     let item = &placed.item;
     let Content::File {
-        chunks, database, ..
+        chunks,
+        database,
+        holes,
+        ..
     } = &item.entry.content
     else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Misses::new()));
     };
+    if let Some(defect) = item.entry.defect() {
+        return Err(ItemError::Defect(defect));
+    }
     interrupt::check()?;
     let slot = placed.slot();
     let mut tmp = slot.temp_file()?;
@@ -201,7 +286,8 @@ fn restore_file(
         Some(_) => Some(EarlySync::new(file)?),
         None => None,
     };
-    let mut out = io::BufWriter::with_capacity(1 << 20, file);
+    let sparse = SparseOut::new(file, holes, ctx.zeros_as_holes);
+    let mut out = io::BufWriter::with_capacity(1 << 20, sparse);
     let mut written = 0u64;
     // Stopping between two chunks drops `tmp`, which removes the file.
     pack::reader::stream(packs, &located, |data| {
@@ -219,13 +305,19 @@ fn restore_file(
         early.finish()?;
     }
     let meta = &item.entry.meta;
-    if written != meta.size {
+    if written != item.entry.data_size() {
         return Err(ItemError::Size {
             got: written,
-            want: meta.size,
+            want: item.entry.data_size(),
         });
     }
-    tmp.apply_meta(meta, ctx.as_owner)?;
+    // Holes (recorded, or zeros left unwritten) up to the end.
+    if (!holes.is_empty() || ctx.zeros_as_holes)
+        && let Some(file) = tmp.file()
+    {
+        file.set_len(meta.size)?;
+    }
+    let misses = tmp.apply_meta(meta, &ctx.owners)?;
     // Replacing a file the user had: after a crash the path must hold the
     // old one or the complete new one, never an empty one. A database is
     // always synced: an application may open it as soon as it appears.
@@ -236,26 +328,27 @@ fn restore_file(
     }
     if database.is_none() {
         place(tmp, ctx.overwrite)?;
-        return Ok(Vec::new());
+        return Ok((Vec::new(), misses));
     }
     // A stale -wal beside the restored image would be replayed into it by
     // the next open and corrupt it: remove side files before the image
     // appears (not after: by then an application may have opened it).
     let stale = slot.remove_siblings(&database::SIDE_SUFFIXES)?;
     place(tmp, ctx.overwrite)?;
-    Ok(stale)
+    Ok((stale, misses))
 }
 
-fn restore_symlink(ctx: &Ctx<'_>, placed: &Placed) -> Result<(), ItemError> {
+fn restore_symlink(ctx: &Ctx<'_>, placed: &Placed) -> Result<Misses, ItemError> {
     let item = &placed.item;
     let Content::Symlink { target } = &item.entry.content else {
-        return Ok(());
+        return Ok(Misses::new());
     };
     interrupt::check()?;
     let slot: Slot = placed.slot();
     let tmp = slot.temp_symlink(target.as_os_str())?;
-    tmp.apply_meta(&item.entry.meta, ctx.as_owner)?;
-    place(tmp, ctx.overwrite)
+    let misses = tmp.apply_meta(&item.entry.meta, &ctx.owners)?;
+    place(tmp, ctx.overwrite)?;
+    Ok(misses)
 }
 
 fn place(tmp: super::target::Temp<'_>, overwrite: bool) -> Result<(), ItemError> {

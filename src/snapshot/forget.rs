@@ -26,10 +26,10 @@ fn describe_protected(ids: &[SnapshotId]) -> String {
 }
 
 /// Deletes the records of `ids`, refusing all of them if any is protected.
-/// Records already gone are skipped. Needs the exclusive lock, so that a
-/// concurrent `protect` cannot slip in between the check and the delete.
+/// Records already gone are skipped. No lock keeps a `protect` (from this
+/// or another host) out between the check and the delete, so protection is
+/// read again afterwards and a record protected meanwhile is put back.
 pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
-    store.require_exclusive("forgetting snapshots")?;
     let protected = protect::protected(store.backend()).map_err(StoreError::from)?;
     let refused: Vec<SnapshotId> = ids
         .iter()
@@ -39,12 +39,32 @@ pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
     if !refused.is_empty() {
         return Err(ForgetError::Protected(refused));
     }
+    let mut deleted = Vec::new();
     for id in ids {
-        match store.backend().delete(&key(id)) {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(StoreError::from(e).into()),
+        if let Some(record) = delete_record(store, id)? {
+            deleted.push((*id, record));
         }
     }
+    let protected = protect::protected(store.backend()).map_err(StoreError::from)?;
+    for (id, record) in deleted.iter().filter(|(id, _)| protected.contains(id)) {
+        store
+            .backend()
+            .create(&key(id), record)
+            .map_err(StoreError::from)?;
+    }
     Ok(())
+}
+
+/// Deletes one record, returning its bytes (`None`: already gone).
+fn delete_record(store: &Store, id: &SnapshotId) -> Result<Option<Vec<u8>>, ForgetError> {
+    let record = match store.backend().get(&key(id), super::MAX_RECORD_LEN) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(StoreError::from(e).into()),
+    };
+    match store.backend().delete(&key(id)) {
+        Ok(()) => Ok(Some(record)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(StoreError::from(e).into()),
+    }
 }

@@ -21,6 +21,10 @@ use crate::when::SnapshotTime;
 /// The record format this code writes.
 pub const RECORD_VERSION: u32 = 1;
 
+/// The first store format whose snapshots record every file's xattrs and
+/// holes (see [`SnapshotRecord::format`]).
+pub const METADATA_FORMAT: u32 = 4;
+
 /// At most this many left-out paths are listed in a summary (all are counted).
 pub const MAX_LISTED_LEFT_OUT: usize = 1000;
 
@@ -47,6 +51,12 @@ pub struct SnapshotRecord {
     pub parent: Option<SnapshotId>,
     /// The program that wrote it, e.g. `cairn 0.1.0`.
     pub program: String,
+    /// The store format its trees were captured in; absent before 4.
+    /// From format 4 on, every entry records its xattrs and holes, so the
+    /// next snapshot may take an unchanged file over with them; before,
+    /// an entry without them may have had some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<u32>,
     /// Counts and sizes.
     pub summary: Summary,
 }
@@ -135,6 +145,10 @@ pub struct Summary {
     /// charts it. Absent from records of cairn before issue #19.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_bytes: Option<u64>,
+    /// Files, directories and symlinks whose extended attributes could not
+    /// be read: stored without them, with a warning.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub xattrs_unread: u64,
     /// Requests made to a remote store by the run (before its record) and
     /// the bytes they moved; absent for a local store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,10 +166,14 @@ impl Summary {
     }
 
     /// Partial when anything is not whole: files left out, databases
-    /// stored as plain bytes, files that changed while read.
+    /// stored as plain bytes, files that changed while read, entries whose
+    /// extended attributes could not be read.
     pub fn outcome(&self) -> crate::outcome::Outcome {
         crate::outcome::Outcome::partial_if(
-            self.errors + self.database_fallbacks.unwrap_or(0) + self.files_inconsistent,
+            self.errors
+                + self.database_fallbacks.unwrap_or(0)
+                + self.files_inconsistent
+                + self.xattrs_unread,
         )
     }
 }

@@ -8,15 +8,18 @@ use crate::chunker::ChunkerParams;
 use crate::compress::CompressionConfig;
 use crate::retention::SavedPolicy;
 
-/// The store format this code writes. Version 3 added index objects
+/// The store format this code writes. Version 4 added owner names,
+/// xattrs, holes and hard link groups to tree entries (an old reader would
+/// call such trees corrupt, and its snapshots would silently lose what
+/// they record). Version 3 added index objects
 /// (`index/ID`, which a commit writes before its record, and which readers
 /// build their catalog from); version 2 added SQLite database
 /// entries in trees (an old reader would call them corrupt) and the
 /// `sqlite` config section.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Store format versions this code reads.
-pub const READABLE_VERSIONS: [u32; 3] = [1, 2, 3];
+pub const READABLE_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// Default bytes per database chunk: a run of whole pages, one page of the
 /// usual 4 KiB. Measured on a 500 MiB database with 1.5% of its rows changed
@@ -215,9 +218,9 @@ mod tests {
 
     #[test]
     fn a_newer_version_is_reported_as_such_even_if_the_rest_differs() {
-        let err = Config::decode(br#"{"version": 4, "something": "new"}"#).unwrap_err();
-        assert!(matches!(err, ConfigError::UnsupportedVersion(4)));
-        assert!(err.to_string().contains("version 4"));
+        let err = Config::decode(br#"{"version": 5, "something": "new"}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::UnsupportedVersion(5)));
+        assert!(err.to_string().contains("version 5"));
     }
 
     #[test]

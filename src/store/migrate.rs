@@ -12,6 +12,10 @@
 //! the config says 3, so that a store of version 3 is described by its
 //! index objects alone. A crash in between leaves a version 2 store with
 //! some index objects, which the next upgrade completes.
+//!
+//! Version 3 -> 4: tree entries may carry owner names, xattrs, holes and
+//! link groups. Nothing already written changes: every version 3 tree is a
+//! valid version 4 tree (its entries simply record none of these).
 
 use super::StoreError;
 use super::config::{Config, FORMAT_VERSION};

@@ -148,8 +148,10 @@ fn open_local(root: &Path, location: &Location, options: OpenOptions) -> Result<
     let backend = Backend::local(root, store_file_mode(root, location)?);
     let mode = backend.file_mode();
     let reading = options.lock == LockMode::Read;
-    backend.prepare(reading)?;
-    ensure_home_layout(root, reading)?;
+    if !options.write_nothing {
+        backend.prepare(reading)?;
+        ensure_home_layout(root, reading)?;
+    }
     let lock = lock::acquire(root, options.lock, options.lock_wait, mode)?;
     let mut notices: Vec<String> = lock
         .unlocked()
@@ -168,6 +170,7 @@ fn open_local(root: &Path, location: &Location, options: OpenOptions) -> Result<
         backend,
         staging,
         cache: None,
+        write_nothing: options.write_nothing,
     };
     finish(parts, config, lock, notices, short_of_space)
 }
@@ -194,6 +197,7 @@ fn open_remote(
         backend,
         staging,
         cache: Some(PackCache::new(&home)),
+        write_nothing: options.write_nothing,
     };
     let store = finish(parts, config, lock, notices, false)?;
     store.tidy_pack_cache()?;
@@ -207,6 +211,7 @@ struct Parts<'a> {
     backend: Backend,
     staging: Staging,
     cache: Option<PackCache>,
+    write_nothing: bool,
 }
 
 /// Opens the catalog in the home and puts the store together.
@@ -223,9 +228,11 @@ fn finish(
         backend,
         staging,
         cache,
+        write_nothing,
     } = parts;
     let access = match (lock.mode(), lock.unlocked()) {
         (_, Some(_)) => catalog_file::Access::ReadOnly,
+        (LockMode::Read, None) if write_nothing => catalog_file::Access::ReadOnly,
         (LockMode::Read, None) => catalog_file::Access::Read,
         _ => catalog_file::Access::Write,
     };

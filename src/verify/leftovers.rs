@@ -49,6 +49,8 @@ struct PackLeftovers {
     unreferenced: usize,
     /// Whether a capture was running when they were found.
     writers: bool,
+    /// Whether other hosts may be writing the store (a remote store).
+    shared: bool,
     /// Entries that are not packs: (key, why).
     strays: Vec<(String, String)>,
     /// Packs no catalog row names whose header does not read.
@@ -61,6 +63,10 @@ impl PackLeftovers {
         if self.writers {
             format!(
                 "{n} pack(s) in packs/ are not referenced by any snapshot yet (a running snapshot may commit them)"
+            )
+        } else if self.shared {
+            format!(
+                "{n} pack(s) in packs/ are not in the catalog (a snapshot running on another host may still commit them, or an interrupted run left them; `cairn prune` removes them once older than its grace)"
             )
         } else {
             format!(
@@ -81,6 +87,7 @@ fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, 
     let mut found = PackLeftovers {
         unreferenced: 0,
         writers: crate::store::writers::running(store.home()),
+        shared: store.backend().is_remote(),
         strays: listing.strays,
         damaged: Vec::new(),
     };

@@ -26,6 +26,7 @@ mod found;
 mod indexes;
 mod leftovers;
 mod packs;
+mod recheck;
 mod records;
 
 use std::collections::{HashMap, HashSet};
@@ -163,8 +164,20 @@ pub struct Report {
     pub unbounded: HashSet<SnapshotId>,
 }
 
-/// Runs the checks `options` ask for.
+/// Runs the checks `options` ask for, again where a prune elsewhere
+/// removed packs while they ran ([`recheck`]).
 pub fn verify(
+    store: &mut Store,
+    options: &VerifyOptions,
+    progress: &Progress,
+) -> Result<Report, StoreError> {
+    recheck::verify_beside_prunes(store, options, progress)
+}
+
+/// One pass of the checks `options` ask for, trusting the catalog as it
+/// was when it started: for a store no other process changes meanwhile
+/// (`repair`, which holds it exclusively), or as a pass of [`verify`].
+pub fn verify_at_rest(
     store: &Store,
     options: &VerifyOptions,
     progress: &Progress,

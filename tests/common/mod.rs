@@ -6,6 +6,7 @@
 //! Every test crate includes this module but uses only part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod meta;
 pub mod mount;
 pub mod proxy;
 pub mod s3;

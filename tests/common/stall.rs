@@ -2,8 +2,14 @@
 //! there, holding its locks and open files, while a test looks at the
 //! store or runs another command against it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::thread::{self, JoinHandle};
+
+use super::TestEnv;
 
 /// Spawns `cmd` with `CAIRN_STALL_AT=point:secs` and returns once it has
 /// reached the point (its stderr says so); its stderr is drained after.
@@ -19,4 +25,87 @@ pub fn spawn_stalled(mut cmd: Command, point: &str, secs: u32) -> Child {
     assert!(reached, "{cmd:?} ended without reaching {point}");
     std::thread::spawn(move || lines.for_each(drop));
     child
+}
+
+/// A `cairn` process that stops at a stall point (`CAIRN_STALL_AT` with
+/// `CAIRN_STALL_RELEASE`) until the test lets it go on.
+pub struct Stalled {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: JoinHandle<()>,
+    seen: Vec<String>,
+    release: PathBuf,
+}
+
+impl Stalled {
+    /// Starts `cmd`, which stalls at every hit of `point`.
+    pub fn spawn(t: &TestEnv, mut cmd: std::process::Command, point: &str) -> Self {
+        let release = t.fresh_dir("release");
+        cmd.env("CAIRN_STALL_AT", format!("{point}:120"))
+            .env("CAIRN_STALL_RELEASE", &release)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let pipe = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        let stderr = thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            stderr,
+            seen: Vec::new(),
+            release,
+        }
+    }
+
+    /// Blocks until the process reports it reached its stall point.
+    pub fn wait_for_stall(&mut self) {
+        loop {
+            let Ok(line) = self.lines.recv() else {
+                panic!(
+                    "the process ended without reaching its stall point:\n{}",
+                    self.seen.join("\n")
+                );
+            };
+            let reached = line.contains("stall point") && line.contains("reached");
+            self.seen.push(line);
+            if reached {
+                return;
+            }
+        }
+    }
+
+    /// Lets the process go on from the stall it waits in.
+    pub fn go_on(&self) {
+        fs::write(&self.release, b"").unwrap();
+    }
+
+    /// Lets the process run to its end (releasing any further stall);
+    /// returns its status, stdout and stderr.
+    pub fn finish(mut self) -> (ExitStatus, Vec<u8>, String) {
+        self.go_on();
+        for line in self.lines.iter() {
+            if line.contains("stall point") && line.contains("reached") {
+                fs::write(&self.release, b"").unwrap();
+            }
+            self.seen.push(line);
+        }
+        let mut stdout = Vec::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        self.stderr.join().unwrap();
+        (status, stdout, self.seen.join("\n"))
+    }
 }

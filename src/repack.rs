@@ -1,21 +1,39 @@
-//! Repacking: copying the live blobs of mostly-empty packs into new packs.
+//! Repacking: copying chosen blobs of some packs into new packs. Prune
+//! copies the live blobs of mostly-empty packs, repair the intact blobs of
+//! damaged ones, and a snapshot the blobs it reuses from condemned packs.
 //!
 //! Blobs are copied as stored (still compressed), but each one is decoded
 //! and checked against its id on the way: a damaged blob must stop the
 //! prune rather than be laundered into a fresh pack under a good name. The
-//! new packs are published (durable in `packs/`) but not cataloged here;
-//! the catalog learns of them in prune's single commit transaction, so a
-//! crash before it leaves them as unreferenced packs the next prune removes.
+//! new packs are published (durable in `packs/`) but not cataloged here:
+//! the caller catalogs them (prune in its single commit transaction), so a
+//! crash before that leaves them as unreferenced packs the next prune
+//! removes.
 
-use super::PruneError;
+use crate::backend::BackendError;
+use crate::catalog::CatalogError;
 use crate::catalog::prune::PackRow;
 use crate::compress::Compression;
 use crate::crash;
 use crate::id::BlobId;
 use crate::pack::writer::PublishedPack;
-use crate::pack::{self, BlobKind, PackWriter};
+use crate::pack::{self, BlobKind, PackError, PackWriter};
 use crate::progress::Progress;
 use crate::store::Store;
+
+/// Why a repack stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RepackError {
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Reading a pack failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A blob did not check out, or a new pack could not be written.
+    #[error(transparent)]
+    Pack(#[from] PackError),
+}
 
 /// What repacking wrote.
 #[derive(Debug, Default)]
@@ -36,14 +54,28 @@ pub fn repack(
     chosen: &[PackRow],
     keep: &dyn Fn(&BlobId) -> bool,
     progress: &Progress,
-) -> Result<Repacked, PruneError> {
-    let mut out = Repacked::default();
+) -> Result<Repacked, RepackError> {
     progress.set_totals(chosen.len() as u64, chosen.iter().map(|p| p.size).sum());
+    repack_into(store, store, chosen, keep, progress)
+}
+
+/// [`repack`] from the packs `chosen` of store `from` into new packs of
+/// store `to` (`cairn copy`): the same checks, the same pack format. It
+/// counts the packs and bytes it reads in `progress`, but leaves the
+/// totals to the caller (a copy goes batch by batch).
+pub fn repack_into(
+    from: &Store,
+    to: &Store,
+    chosen: &[PackRow],
+    keep: &dyn Fn(&BlobId) -> bool,
+    progress: &Progress,
+) -> Result<Repacked, RepackError> {
+    let mut out = Repacked::default();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut sink = Sink::new(store, kind);
+        let mut sink = Sink::new(to, kind);
         for pack in chosen.iter().filter(|c| c.kind == kind) {
             progress.working_on(|| format!("pack {}", pack.id.short()));
-            copy_blobs(store, pack, keep, &mut sink, &mut out)?;
+            copy_blobs(from, pack, keep, &mut sink, &mut out)?;
             Progress::add(&progress.files, 1);
             Progress::add(&progress.bytes, pack.size);
         }
@@ -62,7 +94,7 @@ fn copy_blobs(
     keep: &dyn Fn(&BlobId) -> bool,
     sink: &mut Sink<'_>,
     out: &mut Repacked,
-) -> Result<(), PruneError> {
+) -> Result<(), RepackError> {
     let blobs: Vec<_> = store
         .catalog()
         .blobs_in_pack(pack)?
@@ -129,7 +161,7 @@ impl<'s> Sink<'s> {
         raw_len: u32,
         compression: Compression,
         stored: &[u8],
-    ) -> Result<(), PruneError> {
+    ) -> Result<(), RepackError> {
         let writer = match &mut self.writer {
             Some(w) => w,
             None => self
@@ -143,7 +175,7 @@ impl<'s> Sink<'s> {
         Ok(())
     }
 
-    fn seal(&mut self) -> Result<(), PruneError> {
+    fn seal(&mut self) -> Result<(), RepackError> {
         if let Some(writer) = self.writer.take() {
             let published = writer.seal()?.publish(self.store.backend())?;
             crash::point("prune-pack-written");
@@ -152,7 +184,7 @@ impl<'s> Sink<'s> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<PublishedPack>, PruneError> {
+    fn finish(mut self) -> Result<Vec<PublishedPack>, RepackError> {
         self.seal()?;
         Ok(self.done)
     }

@@ -1,0 +1,141 @@
+//! `cairn copy --to STORE [SNAPSHOT...]`: snapshots into another store (an
+//! off-site copy), only what it lacks; created with this store's settings
+//! if it does not exist yet.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use cairn::copy::{self, CopyReport};
+use cairn::outcome::Outcome;
+use cairn::progress::Progress;
+use cairn::snapshot::select::SnapshotRef;
+use cairn::snapshot::{Snapshot, SnapshotList};
+use cairn::store::{InitOptions, Location, LockMode, OpenOptions, Store, StoreError};
+
+use super::choose::AtArgs;
+use super::filter::FilterArgs;
+use super::output::{human_bytes, note, plural};
+use super::progress::{self, PACKS};
+use super::stdout::Out;
+use super::{Ctx, print_json};
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The store to copy into: a directory, file://PATH or s3://BUCKET/PREFIX (created if missing)
+    #[arg(long, value_name = "STORE")]
+    to: Location,
+    /// Cache directory for the target store, if remote [default: $XDG_CACHE_HOME/cairn]
+    #[arg(long, value_name = "DIR")]
+    to_cache_dir: Option<PathBuf>,
+    /// Snapshots to copy: ids, unique prefixes, `latest` or @WHEN [default: all, after the filters]
+    #[arg(value_name = "SNAPSHOT", value_parser = super::choose::snapshot_ref)]
+    snapshots: Vec<SnapshotRef>,
+    #[command(flatten)]
+    at: AtArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub fn run(ctx: &Ctx, args: CopyArgs) -> anyhow::Result<Outcome> {
+    let from = ctx.open(LockMode::Read)?;
+    let list = ctx.snapshot_list(&from)?;
+    let chosen = choose(&list, &args)?;
+    let mut to = open_target(ctx, &from, &args)?;
+    let progress = Progress::default();
+    let report = progress::run(
+        ctx.progress(),
+        &progress,
+        PACKS,
+        |_| " copied".to_owned(),
+        |_| copy::copy(&from, &mut to, &chosen, &progress),
+    )?;
+    if report.chunking_differs && !ctx.json {
+        note(format_args!(
+            "{} cuts files differently from {}: the copied snapshots do not deduplicate with its own",
+            to.location(),
+            from.location()
+        ));
+    }
+    let committed = (report.snapshots_copied > 0).then(|| {
+        format!(
+            "the copy of {}",
+            plural(report.snapshots_copied, "snapshot")
+        )
+    });
+    Out::deferring().report(Outcome::Done, committed, |out| match ctx.json {
+        true => print_json(out, &report),
+        false => print_report(out, &report, to.location()),
+    })
+}
+
+/// The snapshots named, or the one `--at` names, or all the filters keep.
+fn choose(list: &SnapshotList, args: &CopyArgs) -> anyhow::Result<Vec<Snapshot>> {
+    let filter = args.filter.to_filter()?;
+    let mut references = args.snapshots.clone();
+    references.extend(args.at.at.map(SnapshotRef::At));
+    if references.is_empty() {
+        return Ok(list
+            .snapshots
+            .iter()
+            .filter(|s| filter.matches(s))
+            .cloned()
+            .collect());
+    }
+    let mut chosen: Vec<Snapshot> = Vec::new();
+    for reference in &references {
+        let snapshot = list.resolve(reference, &filter)?;
+        if !chosen.iter().any(|s| s.id == snapshot.id) {
+            chosen.push(snapshot.clone());
+        }
+    }
+    Ok(chosen)
+}
+
+/// Opens the target store beside the others that use it, creating it with
+/// the source's settings (chunking, compression, packs) if it is not there.
+fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store> {
+    if args.to == *from.location() {
+        anyhow::bail!("--to names the store being copied from ({})", args.to);
+    }
+    let options = OpenOptions {
+        cache_dir: args.to_cache_dir.clone(),
+        ..ctx.open_options(LockMode::Shared)
+    };
+    match Store::open(&args.to, options.clone()) {
+        Err(StoreError::NotAStore { .. } | StoreError::Missing { .. }) => {
+            let config = from.config();
+            let init = InitOptions {
+                compression: config.compression,
+                pack: config.pack,
+                sqlite: config.sqlite.unwrap_or_default(),
+            };
+            let store = Store::init(&args.to, &init, options)
+                .with_context(|| format!("creating {}", args.to))?;
+            if !ctx.quiet && !ctx.json {
+                note(format_args!(
+                    "created store {} with the settings of {}",
+                    args.to,
+                    from.location()
+                ));
+            }
+            Ok(store)
+        }
+        result => Ok(result?),
+    }
+}
+
+fn print_report(out: &mut Out, report: &CopyReport, to: &Location) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "copied {} to {to} ({} already there): {}, {} stored, in {}; {} already there",
+        plural(report.snapshots_copied, "snapshot"),
+        report.snapshots_present,
+        plural(report.blobs_copied, "blob"),
+        human_bytes(report.bytes_copied),
+        plural(report.packs_written, "pack"),
+        plural(report.blobs_present, "blob"),
+    )
+}

@@ -1,0 +1,358 @@
+//! `restore --overwrite --delete`: removing from the target what the
+//! snapshot does not hold, so that a restore makes each restored directory
+//! exactly what it was.
+//!
+//! Only directories at or below one of the snapshot's source paths, and
+//! inside the `--include` paths, are cleaned: never the directories above a
+//! source (a restore into `/` must not empty `/usr`), and never a path the
+//! selection leaves out (`--exclude`), as restic's `--delete` spares them.
+//! Temporary files of interrupted restores are left to `leftovers`.
+//!
+//! It is planned before anything is written ([`plan`], shown by
+//! `--dry-run`) and carried out before the files are written
+//! ([`remove`]), so that each directory's metadata, set last by the
+//! restore, is not disturbed by a removal inside it. Every directory is
+//! reached from the target through handles opened with `O_NOFOLLOW`: a
+//! symlink in the target is removed as a link, never followed.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::RestoreError;
+use super::leftovers::is_temp_name;
+use super::plan::{Item, walk_selection};
+use super::select::{Selection, Want};
+use super::target::{self, DirFd};
+use crate::bound::MAX_DEPTH;
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+use crate::tree::Content;
+
+/// Something in the target that the snapshot does not hold.
+#[derive(Debug, Clone)]
+pub struct Removal {
+    /// Where it is, relative to the target.
+    pub rel: PathBuf,
+    /// Whether it is a directory (removed with everything in it).
+    pub is_dir: bool,
+}
+
+/// What [`remove`] did.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// What was removed, relative to the target (a directory with what
+    /// was in it).
+    pub removed: Vec<Removal>,
+    /// What could not be removed, and why.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Finds what `--delete` removes from `target` for a restore of the
+/// `selection` of `snapshot`, looking into the target directories that
+/// exist (nothing is written).
+pub fn plan(
+    store: &Store,
+    snapshot: &Snapshot,
+    selection: &Selection,
+    target: &Path,
+) -> Result<Vec<Removal>, RestoreError> {
+    let io_error = |rel: &Path| {
+        let path = target.join(rel);
+        move |source| RestoreError::Io { path, source }
+    };
+    let normalized = selection.normalized()?;
+    let sources: Vec<PathBuf> = snapshot
+        .record
+        .paths
+        .iter()
+        .map(|p| p.as_path().to_owned())
+        .collect();
+    let root = target::open_existing(target).map_err(io_error(Path::new("")))?;
+    let mut finder = Finder {
+        selection: &normalized,
+        sources: &sources,
+        levels: Vec::new(),
+        found: Vec::new(),
+    };
+    let top = normalized
+        .strip_prefix
+        .clone()
+        .unwrap_or_else(|| "/".into());
+    finder.levels.push(Level::new(PathBuf::new(), top, root));
+    walk_selection(store, snapshot, selection, |item| {
+        finder.visit(&item).map_err(io_error(&item.rel))
+    })?;
+    while let Some(level) = finder.levels.pop() {
+        finder.finish(level).map_err(io_error(Path::new("")))?;
+    }
+    Ok(finder.found)
+}
+
+/// A directory of the selection on the way down to the item at hand.
+struct Level {
+    /// Where it is in the target.
+    rel: PathBuf,
+    /// Where it is in the snapshot.
+    source: PathBuf,
+    /// The target's directory there, if there is one.
+    fd: Option<DirFd>,
+    /// The names the snapshot holds in it (and would write there).
+    held: HashSet<OsString>,
+}
+
+impl Level {
+    fn new(rel: PathBuf, source: PathBuf, fd: Option<DirFd>) -> Self {
+        Self {
+            rel,
+            source,
+            fd,
+            held: HashSet::new(),
+        }
+    }
+}
+
+/// The state of [`plan`]'s walk.
+struct Finder<'a> {
+    selection: &'a Selection,
+    sources: &'a [PathBuf],
+    levels: Vec<Level>,
+    found: Vec<Removal>,
+}
+
+impl Finder<'_> {
+    /// Notes `item` as held by its directory, and enters it if it is one.
+    fn visit(&mut self, item: &Item) -> io::Result<()> {
+        let parent = item.rel.parent().unwrap_or(Path::new(""));
+        while self.levels.len() > 1 && self.levels.last().is_some_and(|l| l.rel != parent) {
+            if let Some(level) = self.levels.pop() {
+                self.finish(level)?;
+            }
+        }
+        let name = item.rel.file_name().unwrap_or_default();
+        let Some(level) = self.levels.last_mut() else {
+            return Ok(());
+        };
+        level.held.insert(name.to_owned());
+        // A database's side files are the restore's to remove (a stale
+        // `-wal` is a conflict), not extras.
+        if item.entry.database().is_some() {
+            for suffix in crate::database::SIDE_SUFFIXES {
+                level
+                    .held
+                    .insert(crate::database::side_file_name(name, suffix));
+            }
+        }
+        if matches!(item.entry.content, Content::Dir { .. }) {
+            let fd = match &level.fd {
+                Some(parent) => open_dir_in(parent, name)?,
+                None => None,
+            };
+            let next = Level::new(item.rel.clone(), item.source.clone(), fd);
+            self.levels.push(next);
+        }
+        Ok(())
+    }
+
+    /// Once the walk has left `level`, everything the snapshot holds in it
+    /// is known: the rest of what the target has there is to be removed,
+    /// if the directory is one `--delete` cleans.
+    fn finish(&mut self, level: Level) -> io::Result<()> {
+        let Some(fd) = &level.fd else {
+            return Ok(());
+        };
+        if !self.cleans(&level.source) {
+            return Ok(());
+        }
+        for name in names_in(fd)? {
+            if level.held.contains(&name) || is_temp_name(name.as_bytes()) {
+                continue;
+            }
+            if self.selection.wants(&level.source.join(&name)) != Want::Inside {
+                continue;
+            }
+            let Some(kind) = kind_of(fd, &name)? else {
+                continue;
+            };
+            self.found.push(Removal {
+                rel: level.rel.join(&name),
+                is_dir: kind == FileType::Directory,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the snapshot's directory `source` is one to clean: at or
+    /// below a source path of the snapshot, and wholly selected.
+    fn cleans(&self, source: &Path) -> bool {
+        self.sources.iter().any(|s| source.starts_with(s))
+            && self.selection.wants(source) == Want::Inside
+    }
+}
+
+/// Removes each of `removals` from `target` (a directory with everything
+/// in it). Something already gone is passed over; a failure is recorded and
+/// the rest goes on.
+pub fn remove(target: &Path, removals: &[Removal]) -> Result<Removed, RestoreError> {
+    let root = target::open_existing(target).map_err(|source| RestoreError::Io {
+        path: target.to_owned(),
+        source,
+    })?;
+    let mut done = Removed::default();
+    let Some(root) = root else {
+        return Ok(done);
+    };
+    for removal in removals {
+        match remove_one(&root, &removal.rel) {
+            Ok(true) => done.removed.push(removal.clone()),
+            Ok(false) => {}
+            Err(e) => done.failed.push((target.join(&removal.rel), e.to_string())),
+        }
+    }
+    Ok(done)
+}
+
+/// Removes `rel` below `root`; `false` if it was not there any more.
+fn remove_one(root: &DirFd, rel: &Path) -> io::Result<bool> {
+    let mut dir = Arc::clone(root);
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    for component in parent.components() {
+        let Component::Normal(name) = component else {
+            return Err(io::Error::other("not a plain relative path"));
+        };
+        match open_dir_in(&dir, name)? {
+            Some(next) => dir = next,
+            None => return Ok(false),
+        }
+    }
+    let name = rel.file_name().unwrap_or_default();
+    match kind_of(&dir, name)? {
+        None => Ok(false),
+        Some(FileType::Directory) => remove_tree(&dir, name, 0).map(|()| true),
+        Some(_) => unlink(&dir, name, AtFlags::empty()).map(|()| true),
+    }
+}
+
+/// Removes directory `name` of `parent` with everything in it, never
+/// following a symlink (a link is removed as a link).
+fn remove_tree(parent: &DirFd, name: &OsStr, depth: u64) -> io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(io::Error::other(format!(
+            "nested deeper than {MAX_DEPTH} directories"
+        )));
+    }
+    let Some(dir) = open_dir_in(parent, name)? else {
+        return Ok(());
+    };
+    // The names first: a directory changed while it is read may skip some.
+    for child in names_in(&dir)? {
+        match kind_of(&dir, &child)? {
+            Some(FileType::Directory) => remove_tree(&dir, &child, depth + 1)?,
+            Some(_) => unlink(&dir, &child, AtFlags::empty())?,
+            None => {}
+        }
+    }
+    unlink(parent, name, AtFlags::REMOVEDIR)
+}
+
+fn unlink(dir: &DirFd, name: &OsStr, flags: AtFlags) -> io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, flags) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens directory `name` of `parent`, refusing a symlink; `None` if there
+/// is no directory there.
+fn open_dir_in(parent: &DirFd, name: &OsStr) -> io::Result<Option<DirFd>> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(Some(Arc::new(fd))),
+        // Missing, not a directory, or a symlink (ELOOP with O_NOFOLLOW).
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What kind of thing `name` in `dir` is (not following a symlink).
+fn kind_of(dir: &DirFd, name: &OsStr) -> io::Result<Option<FileType>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode as _))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The names in directory `dir`, without `.` and `..`.
+fn names_in(dir: &DirFd) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in Dir::read_from(dir.as_ref())? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(&name).to_owned());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn a_tree_is_removed_without_following_a_symlink_out_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("precious"), b"p").unwrap();
+        let target = dir.path().join("target");
+        fs::create_dir_all(target.join("extra/deeper")).unwrap();
+        fs::write(target.join("extra/deeper/f"), b"f").unwrap();
+        std::os::unix::fs::symlink(&outside, target.join("extra/link")).unwrap();
+        std::os::unix::fs::symlink(&outside, target.join("toplink")).unwrap();
+        let removals = [
+            Removal {
+                rel: "extra".into(),
+                is_dir: true,
+            },
+            Removal {
+                rel: "toplink".into(),
+                is_dir: false,
+            },
+            Removal {
+                rel: "gone-already".into(),
+                is_dir: false,
+            },
+        ];
+        let done = remove(&target, &removals).unwrap();
+        assert_eq!(done.removed.len(), 2);
+        assert!(done.failed.is_empty());
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+        assert_eq!(fs::read(outside.join("precious")).unwrap(), b"p");
+    }
+
+    #[test]
+    fn a_symlink_on_the_way_to_a_removal_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim"), b"v").unwrap();
+        let target = dir.path().join("target");
+        fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&outside, target.join("sub")).unwrap();
+        let removals = [Removal {
+            rel: "sub/victim".into(),
+            is_dir: false,
+        }];
+        let done = remove(&target, &removals).unwrap();
+        assert!(done.removed.is_empty());
+        assert_eq!(fs::read(outside.join("victim")).unwrap(), b"v");
+    }
+}

@@ -1,0 +1,227 @@
+//! Tree encoding: golden bytes, round trips, and what decoding refuses.
+
+use super::*;
+
+fn meta() -> Meta {
+    Meta {
+        mode: 0o644,
+        uid: 1000,
+        gid: 100,
+        size: 3,
+        mtime: Timespec {
+            sec: 1_700_000_000,
+            nsec: 5,
+        },
+        user: None,
+        group: None,
+        xattrs: Vec::new(),
+    }
+}
+
+fn file(name: &[u8]) -> Entry {
+    Entry {
+        name: RawName::from_bytes(name.to_vec()),
+        meta: meta(),
+        content: Content::File {
+            chunks: vec![BlobId::of(b"abc")],
+            change: ChangeKey {
+                inode: 7,
+                ctime: Some(Timespec { sec: 1, nsec: 2 }),
+            },
+            database: None,
+            link: None,
+            holes: Vec::new(),
+        },
+    }
+}
+
+#[test]
+fn the_same_entries_in_any_order_encode_to_the_same_bytes() {
+    let a = Tree::new(vec![file(b"b"), file(b"a"), file(b"\xff")]);
+    let b = Tree::new(vec![file(b"\xff"), file(b"a"), file(b"b")]);
+    assert_eq!(a.encode(), b.encode());
+    assert_eq!(Tree::decode(&a.encode()).unwrap(), a);
+}
+
+#[test]
+fn golden_file_entry_encoding() {
+    let tree = Tree::new(vec![file(b"a")]);
+    let want = concat!(
+        r#"{"entries":[{"name":"a","type":"file","mode":420,"uid":1000,"gid":100,"size":3,"#,
+        r#""mtime":{"sec":1700000000,"nsec":5},"inode":7,"ctime":{"sec":1,"nsec":2},"#,
+        r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"]}]}"#
+    );
+    assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+}
+
+#[test]
+fn golden_database_entry_encoding() {
+    let mut entry = file(b"app.db");
+    if let Content::File { database, .. } = &mut entry.content {
+        *database = Some(DatabaseInfo {
+            page_size: 4096,
+            captured: Timespec { sec: 9, nsec: 1 },
+            file_size: 2,
+            wal: Some(SideFileKey {
+                inode: 8,
+                size: 32,
+                mtime: Timespec { sec: 3, nsec: 4 },
+            }),
+        });
+    }
+    let tree = Tree::new(vec![entry]);
+    let want = concat!(
+        r#"{"entries":[{"name":"app.db","type":"file","mode":420,"uid":1000,"gid":100,"size":3,"#,
+        r#""mtime":{"sec":1700000000,"nsec":5},"inode":7,"ctime":{"sec":1,"nsec":2},"#,
+        r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"],"#,
+        r#""sqlite":{"page_size":4096,"captured":{"sec":9,"nsec":1},"file_size":2,"#,
+        r#""wal":{"inode":8,"size":32,"mtime":{"sec":3,"nsec":4}}}}]}"#
+    );
+    assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+    assert_eq!(Tree::decode(want.as_bytes()).unwrap(), tree);
+    let bad = want.replace("4096", "4000");
+    assert!(Tree::decode(bad.as_bytes()).is_err());
+}
+
+#[test]
+fn the_entry_by_entry_encoding_is_serdes_encoding_of_the_tree() {
+    let link = Entry {
+        name: RawName::from_bytes(b"l\n\xfe".to_vec()),
+        meta: meta(),
+        content: Content::Symlink {
+            target: RawName::from_bytes(b"../x".to_vec()),
+        },
+    };
+    for entries in [vec![], vec![file(b"a")], vec![file(b"a"), link, file(b"z")]] {
+        let tree = Tree::new(entries);
+        assert_eq!(tree.encode(), serde_json::to_vec(&tree).unwrap());
+    }
+}
+
+#[test]
+fn a_streamed_tree_decodes_and_is_checked_as_one_in_memory() {
+    let tree = Tree::new(vec![file(b"b"), file(b"a")]);
+    let bytes = tree.encode();
+    assert_eq!(Tree::decode_from(&bytes[..]).unwrap(), tree);
+    let unsorted = Tree {
+        entries: vec![file(b"b"), file(b"a")],
+    };
+    assert!(Tree::decode_from(&unsorted.encode()[..]).is_err());
+    assert!(Tree::decode_from(&bytes[..bytes.len() - 1]).is_err());
+    assert!(Tree::decode_from(&[&bytes[..], b"x"].concat()[..]).is_err());
+}
+
+#[test]
+fn all_kinds_round_trip() {
+    let dir = Entry {
+        name: RawName::from_bytes(b"d".to_vec()),
+        meta: meta(),
+        content: Content::Dir {
+            tree: TreeId::of(b"t"),
+        },
+    };
+    let link = Entry {
+        name: RawName::from_bytes(b"l".to_vec()),
+        meta: meta(),
+        content: Content::Symlink {
+            target: RawName::from_bytes(b"../\xfe".to_vec()),
+        },
+    };
+    let tree = Tree::new(vec![link, dir, file(b"f")]);
+    assert_eq!(Tree::decode(&tree.encode()).unwrap(), tree);
+    assert!(tree.find(b"f").unwrap().chunks().is_some());
+    assert!(tree.find(b"x").is_none());
+}
+
+#[test]
+fn unsorted_duplicate_and_path_like_names_are_refused() {
+    let dup = Tree {
+        entries: vec![file(b"a"), file(b"a")],
+    };
+    assert!(matches!(
+        Tree::decode(&dup.encode()),
+        Err(TreeError::Unsorted(_))
+    ));
+    let unsorted = Tree {
+        entries: vec![file(b"b"), file(b"a")],
+    };
+    assert!(Tree::decode(&unsorted.encode()).is_err());
+    for bad in [&b".."[..], b"a/b", b""] {
+        let t = Tree {
+            entries: vec![file(bad)],
+        };
+        assert!(matches!(
+            Tree::decode(&t.encode()),
+            Err(TreeError::BadName(_))
+        ));
+    }
+}
+
+#[test]
+fn a_file_without_chunks_or_a_dir_without_tree_is_refused() {
+    let json = br#"{"entries":[{"name":"a","type":"dir","mode":0,"uid":0,"gid":0,"size":0,"mtime":{"sec":0,"nsec":0}}]}"#;
+    assert!(Tree::decode(json).is_err());
+    let json = br#"{"entries":[{"name":"a","type":"file","mode":0,"uid":0,"gid":0,"size":0,"mtime":{"sec":0,"nsec":0},"inode":1}]}"#;
+    assert!(Tree::decode(json).is_err());
+}
+
+#[test]
+fn golden_entry_with_owner_names_link_holes_and_xattrs() {
+    let mut entry = file(b"disk.img");
+    entry.meta.size = 10;
+    entry.meta.user = Some(RawName::from_bytes(b"alice".to_vec()));
+    entry.meta.group = Some(RawName::from_bytes(b"staff".to_vec()));
+    entry.meta.xattrs = vec![
+        Xattr {
+            name: RawName::from_bytes(b"system.posix_acl_access".to_vec()),
+            value: RawName::from_bytes(vec![2, 0, 0, 0, 0xff]),
+        },
+        Xattr {
+            name: RawName::from_bytes(b"user.mime".to_vec()),
+            value: RawName::from_bytes(b"text/plain".to_vec()),
+        },
+    ];
+    if let Content::File { link, holes, .. } = &mut entry.content {
+        *link = Some(42);
+        *holes = vec![Hole { offset: 0, len: 4 }, Hole { offset: 5, len: 3 }];
+    }
+    let tree = Tree::new(vec![entry]);
+    let want = concat!(
+        r#"{"entries":[{"name":"disk.img","type":"file","mode":420,"uid":1000,"gid":100,"#,
+        r#""user":"alice","group":"staff","size":10,"mtime":{"sec":1700000000,"nsec":5},"#,
+        r#""inode":7,"ctime":{"sec":1,"nsec":2},"link":42,"#,
+        r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"],"#,
+        r#""holes":[[0,4],[5,3]],"#,
+        r#""xattrs":[{"name":"system.posix_acl_access","value":{"hex":"02000000ff"}},"#,
+        r#"{"name":"user.mime","value":"text/plain"}]}]}"#
+    );
+    assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+    let back = Tree::decode(want.as_bytes()).unwrap();
+    assert_eq!(back, tree);
+    assert_eq!(back.entries[0].data_size(), 3);
+    assert_eq!(back.entries[0].defect(), None);
+}
+
+#[test]
+fn file_only_fields_on_other_kinds_and_unsorted_xattrs_are_refused() {
+    let dir = r#"{"entries":[{"name":"d","type":"dir","mode":0,"uid":0,"gid":0,"size":0,"mtime":{"sec":0,"nsec":0},"tree":"6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"XX}]}"#;
+    assert!(Tree::decode(dir.replace("XX", "").as_bytes()).is_ok());
+    for extra in [r#","link":1"#, r#","holes":[[0,1]]"#] {
+        assert!(
+            Tree::decode(dir.replace("XX", extra).as_bytes()).is_err(),
+            "{extra}"
+        );
+    }
+    let xattrs = r#","xattrs":[{"name":"user.b","value":""},{"name":"user.a","value":""}]"#;
+    assert!(Tree::decode(dir.replace("XX", xattrs).as_bytes()).is_err());
+}
+
+#[test]
+fn holes_out_of_order_make_the_entry_defective_not_the_tree_unreadable() {
+    let mut entry = file(b"f");
+    if let Content::File { holes, .. } = &mut entry.content {
+        *holes = vec![Hole { offset: 2, len: 1 }, Hole { offset: 0, len: 1 }];
+    }
+    let tree = Tree::decode(&Tree::new(vec![entry]).encode()).unwrap();
+    assert!(tree.entries[0].defect().is_some());
+}

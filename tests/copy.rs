@@ -1,0 +1,191 @@
+//! `cairn copy --to STORE`: off-site copies. A copy holds the same
+//! snapshots (same ids) that restore byte for byte, moves only what the
+//! target lacks, and a killed copy's rerun moves only the rest.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// A tree with a SQLite database, changed between snapshots.
+fn tree_with_database(src: &Path, night: u64) {
+    small_tree(src, night);
+    let conn = open_in_mode(&src.join("app.db"), "wal");
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB)")
+        .unwrap();
+    for i in 0..50 {
+        conn.execute(
+            "INSERT INTO t (v) VALUES (?1)",
+            [random_bytes(night * 100 + i, 2000)],
+        )
+        .unwrap();
+    }
+}
+
+/// `cairn --json ARGS` on `t`'s environment, as JSON.
+fn json_of(mut cmd: assert_cmd::Command) -> Value {
+    let out = cmd.assert().success();
+    parse_json(&out.get_output().stdout)
+}
+
+fn ids(t: &TestEnv) -> Vec<String> {
+    let mut ids: Vec<String> = t.snapshots(&[]).iter().map(|s| id(s).to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn copy_local_to_s3_to_local_keeps_ids_and_bytes() {
+    let local = TestEnv::with_store();
+    let src = local.path("src");
+    let mut nights = Vec::new();
+    for night in 0..2 {
+        tree_with_database(&src, night);
+        settle();
+        let snap = local.snapshot(&[&src], &["--tag", &format!("n{night}")]);
+        nights.push((id(&snap).to_owned(), local.restore(id(&snap))));
+    }
+    let s3 = TestEnv::with_s3();
+    let mut to_s3 = s3.cairn_without_store(["--json", "--store"]);
+    to_s3
+        .arg(&local.store)
+        .arg("copy")
+        .arg("--to")
+        .arg(s3.store_arg());
+    let report = json_of(to_s3);
+    assert_eq!(report["snapshots_copied"], 2);
+    assert!(report["blobs_copied"].as_u64().unwrap() > 0);
+
+    let back = s3.path("back");
+    let mut to_back = s3.cairn(["--json", "copy", "--to"]);
+    to_back.arg(&back);
+    assert_eq!(json_of(to_back)["snapshots_copied"], 2);
+
+    let mut again = local.second_host();
+    again.store = back;
+    assert_eq!(ids(&again), ids(&local));
+    assert_eq!(ids(&s3), ids(&local));
+    for (snapshot, original) in &nights {
+        let target = again.restore(snapshot);
+        assert_trees_equal(&restored(original, &src), &restored(&target, &src));
+    }
+    again.cairn(["verify", "--read-data"]).assert().success();
+}
+
+#[test]
+fn copy_again_moves_nothing() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    let target = t.path("offsite");
+    let copy = || {
+        let mut cmd = t.cairn(["--json", "copy", "--to"]);
+        cmd.arg(&target);
+        json_of(cmd)
+    };
+    assert_eq!(copy()["snapshots_copied"], 1);
+    let second = copy();
+    assert_eq!(second["snapshots_copied"], 0);
+    assert_eq!(second["snapshots_present"], 1);
+    assert_eq!(second["blobs_copied"], 0);
+    // A new snapshot sharing most data: only its new blobs move.
+    fs::write(src.join("new.txt"), b"one more file").unwrap();
+    settle();
+    t.snapshot(&[&src], &[]);
+    let third = copy();
+    assert_eq!(third["snapshots_copied"], 1);
+    assert!(third["blobs_present"].as_u64().unwrap() > 0);
+    // The new file's blob and the trees from it up to the root.
+    assert!(third["blobs_copied"].as_u64().unwrap() <= 10, "{third}");
+}
+
+#[test]
+fn killed_copy_rerun_moves_only_the_rest() {
+    let t = TestEnv::new();
+    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for k in 0..40 {
+        write_random_file(&src.join(format!("f{k}")), k, 600_000);
+    }
+    t.snapshot(&[&src], &[]);
+    let full = t.path("full");
+    let mut whole = t.cairn(["--json", "copy", "--to"]);
+    whole.arg(&full);
+    let everything = json_of(whole)["blobs_copied"].as_u64().unwrap();
+
+    let target = t.path("offsite");
+    let mut killed = t.cairn(["copy", "--to"]);
+    killed
+        .arg(&target)
+        .env("CAIRN_CRASH_AT", "copy-batch-done:1");
+    killed.assert().failure();
+    let mut again = t.cairn(["--json", "copy", "--to"]);
+    again.arg(&target);
+    let rerun = json_of(again);
+    let (copied, present) = (
+        rerun["blobs_copied"].as_u64().unwrap(),
+        rerun["blobs_present"].as_u64().unwrap(),
+    );
+    assert!(present > 0, "the first batch was kept: {rerun}");
+    assert_eq!(copied + present, everything, "{rerun}");
+    let mut there = t.second_host();
+    there.store = target;
+    let snap = there.snapshots(&[]);
+    let target = there.restore(id(&snap[0]));
+    assert_trees_equal(&src, &restored(&target, &src));
+}
+
+#[test]
+fn copy_into_a_store_of_other_chunking_says_so() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 3);
+    t.snapshot(&[&src], &[]);
+    let target = t.path("other");
+    t.cairn_without_store(["--store"])
+        .arg(&target)
+        .args(["init", "--sqlite-page-run", "8KiB"])
+        .assert()
+        .success();
+    let mut cmd = t.cairn(["copy", "--to"]);
+    cmd.arg(&target);
+    let out = cmd.assert().success();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("cuts files differently"), "{err}");
+}
+
+#[test]
+fn copy_refuses_its_own_store_and_a_damaged_snapshot() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 4);
+    t.snapshot(&[&src], &[]);
+    let mut own = t.cairn(["copy", "--to"]);
+    own.arg(&t.store);
+    let err = stderr_of(own.assert().code(1).get_output());
+    assert!(err.contains("store being copied from"), "{err}");
+
+    for pack in fs::read_dir(t.store.join("packs")).unwrap() {
+        for file in fs::read_dir(pack.unwrap().path()).unwrap() {
+            fs::remove_file(file.unwrap().path()).unwrap();
+        }
+    }
+    t.cairn(["repair", "catalog"]).assert().success();
+    let mut damaged = t.cairn(["copy", "--to"]);
+    damaged.arg(t.path("offsite"));
+    let err = stderr_of(damaged.assert().code(1).get_output());
+    assert!(err.contains("is damaged"), "{err}");
+    assert!(
+        !t.path("offsite/snapshots").exists()
+            || fs::read_dir(t.path("offsite/snapshots"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}

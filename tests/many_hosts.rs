@@ -1,0 +1,242 @@
+//! Many hosts, one store: prune in two phases beside running snapshots, a
+//! snapshot that reuses condemned data, the prune lease, and retention per
+//! host. Each runs against the loopback S3 server and a local store.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::stall::Stalled;
+use common::*;
+
+/// A source with `kept.bin` (reused by every snapshot) and `night.bin`.
+fn source(t: &TestEnv, night: u64) -> PathBuf {
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_random_file(&src.join("night.bin"), 100 + night, 300_000);
+    settle();
+    src
+}
+
+fn json(t: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let out = t.cairn(["--json"]).args(args).assert().success();
+    parse_json(&out.get_output().stdout)
+}
+
+fn stalled_snapshot(t: &TestEnv, src: &Path) -> Stalled {
+    let mut cmd = t.command(["--json", "snapshot"]);
+    cmd.arg(src);
+    let mut snapshot = Stalled::spawn(t, cmd, "capture-walked");
+    snapshot.wait_for_stall();
+    snapshot
+}
+
+fn both_kinds(test: impl Fn(TestEnv)) {
+    test(TestEnv::with_store());
+    test(TestEnv::with_s3());
+}
+
+/// A snapshot runs while the data it reuses is condemned: it copies that
+/// data into packs of its own before it commits, so the deletion a grace
+/// period later leaves it whole.
+#[test]
+fn a_snapshot_that_reuses_condemned_data_rescues_it_and_survives_the_deletion() {
+    both_kinds(|t| {
+        let src = source(&t, 0);
+        write_random_file(&src.join("old.bin"), 7, 500_000);
+        settle();
+        let first = t.snapshot(&[&src], &[]);
+        fs::remove_file(src.join("old.bin")).unwrap();
+        let second = t.snapshot(&[&src], &[]);
+        std::thread::sleep(Duration::from_secs(3));
+        // old.bin comes back while the snapshot that stores it again runs;
+        // meanwhile the only snapshot with it is forgotten and its pack is
+        // condemned (the running snapshot's own packs are too young).
+        write_random_file(&src.join("old.bin"), 7, 500_000);
+        settle();
+        let third = stalled_snapshot(&t, &src);
+        t.cairn(["forget", id(&first)]).assert().success();
+        let report = json(&t, &["prune", "--grace", "2s"]);
+        assert!(report["packs_condemned"].as_u64().unwrap() > 0, "{report}");
+        let (status, stdout, stderr) = third.finish();
+        assert!(status.success(), "{stderr}");
+        assert!(stderr.contains("copied into new packs"), "{stderr}");
+        let third = parse_json(&stdout);
+
+        // On S3 a later prune deletes the condemned pack, whose chunk now
+        // has a copy elsewhere; a local store nobody else has open is
+        // pruned at once instead.
+        std::thread::sleep(Duration::from_secs(3));
+        let report = json(&t, &["prune", "--grace", "2s"]);
+        if t.is_s3() {
+            assert!(report["packs_deleted"].as_u64().unwrap() > 0, "{report}");
+            assert_eq!(report["packs_spared"], 0, "{report}");
+        }
+        t.cairn(["verify", "--read-data"]).assert().success();
+        assert_trees_equal(&src, &restored(&t.restore(id(&third)), &src));
+        let earlier = restored(&t.restore(id(&second)), &src);
+        assert_eq!(
+            fs::read(earlier.join("night.bin")).unwrap(),
+            fs::read(src.join("night.bin")).unwrap()
+        );
+        assert!(!earlier.join("old.bin").exists());
+    });
+}
+
+/// A snapshot that started before its data was condemned and commits after
+/// the deletion fails at its fence: nothing is committed, nothing is lost.
+#[test]
+fn a_snapshot_whose_data_was_deleted_while_it_ran_commits_nothing() {
+    both_kinds(|t| {
+        let src = source(&t, 0);
+        let first = t.snapshot(&[&src], &[]);
+        let running = stalled_snapshot(&t, &src);
+        t.cairn(["forget", id(&first)]).assert().success();
+        t.cairn(["prune", "--grace", "0s"]).assert().success();
+        let report = json(&t, &["prune", "--grace", "0s"]);
+        assert!(report["packs_deleted"].as_u64().unwrap() > 0, "{report}");
+        let (status, _, stderr) = running.finish();
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("nothing was committed"), "{stderr}");
+        assert!(t.snapshots(&[]).is_empty());
+        t.cairn(["verify"]).assert().success();
+        // The next run stores everything again.
+        let again = t.snapshot(&[&src], &[]);
+        assert_trees_equal(&src, &restored(&t.restore(id(&again)), &src));
+    });
+}
+
+/// A condemned pack a committed snapshot needs again is spared, not
+/// deleted, by the prune that settles the condemnation.
+#[test]
+fn a_condemned_pack_needed_again_is_spared() {
+    let t = TestEnv::with_s3();
+    let src = source(&t, 0);
+    let first = t.snapshot(&[&src], &["--time", "2026-01-01"]);
+    // Protect-and-forget race of an operator: the snapshot is forgotten,
+    // its pack condemned, then its record comes back (copied back by
+    // `copy`, or re-created by an older run).
+    let record = t
+        .s3()
+        .get(&format!("snapshots/{}.json", id(&first)))
+        .unwrap();
+    t.cairn(["forget", id(&first)]).assert().success();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = json(&t, &["prune", "--grace", "1s"]);
+    assert!(report["packs_condemned"].as_u64().unwrap() > 0, "{report}");
+    t.s3()
+        .put(&format!("snapshots/{}.json", id(&first)), &record);
+    std::thread::sleep(Duration::from_secs(2));
+    let report = json(&t, &["prune", "--grace", "1s"]);
+    assert_eq!(report["packs_deleted"], 0, "{report}");
+    assert!(report["packs_spared"].as_u64().unwrap() > 0, "{report}");
+    t.cairn(["verify", "--read-data"]).assert().success();
+    assert_trees_equal(&src, &restored(&t.restore(id(&first)), &src));
+}
+
+/// A prune killed with the lease held blocks the next one only until the
+/// lease expires, and the refusal says when that is.
+#[test]
+fn a_lease_left_by_a_killed_prune_expires_by_itself() {
+    no_core_dumps();
+    both_kinds(|t| {
+        let src = source(&t, 0);
+        write_random_file(&src.join("gone.bin"), 9, 200_000);
+        settle();
+        let first = t.snapshot(&[&src], &[]);
+        fs::remove_file(src.join("gone.bin")).unwrap();
+        t.snapshot(&[&src], &[]);
+        t.cairn(["forget", id(&first)]).assert().success();
+        // Held shared, so that prune works in two phases on a local store too.
+        let running = stalled_snapshot(&t, &src);
+        let out = t
+            .cairn(["prune", "--grace", "0s"])
+            .env("CAIRN_PRUNE_LEASE_TTL", "4s")
+            .env("CAIRN_CRASH_AT", "prune-leased")
+            .assert()
+            .failure();
+        assert_ne!(out.get_output().status.code(), Some(0));
+        let out = t.cairn(["prune", "--grace", "0s"]).assert().code(1);
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("prune lease"), "{err}");
+        assert!(err.contains("expires by itself in"), "{err}");
+        std::thread::sleep(Duration::from_secs(5));
+        let report = json(&t, &["prune", "--grace", "0s"]);
+        assert!(report["packs_condemned"].as_u64().unwrap() > 0, "{report}");
+        let (status, _, stderr) = running.finish();
+        assert!(status.success(), "{stderr}");
+    });
+}
+
+/// Two prunes at once: one acts, the other refuses; a released lease is
+/// taken at once by the next prune.
+#[test]
+fn of_two_prunes_at_once_one_acts() {
+    let t = TestEnv::with_s3();
+    let src = source(&t, 0);
+    let first = t.snapshot(&[&src], &[]);
+    t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&first)]).assert().success();
+    let mut cmd = t.command(["prune", "--grace", "0s"]);
+    cmd.env_remove("CAIRN_CRASH_AT");
+    let mut holder = Stalled::spawn(&t, cmd, "prune-leased");
+    holder.wait_for_stall();
+    let out = t.cairn(["prune", "--grace", "0s"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("holds the store's prune lease"), "{err}");
+    let (status, _, stderr) = holder.finish();
+    assert!(status.success(), "{stderr}");
+    t.cairn(["prune", "--grace", "0s"]).assert().success();
+}
+
+/// `forget` with a policy considers this host's snapshots only, unless
+/// `--host` or `--all-hosts` says otherwise.
+#[test]
+fn forget_leaves_other_hosts_alone_unless_asked() {
+    let t = TestEnv::with_store();
+    let src = source(&t, 0);
+    let mine = default_host();
+    for day in 1..=3 {
+        for host in [mine.as_str(), "web1", "db1"] {
+            let time = format!("2026-01-0{day}T0{day}:00:00");
+            t.snapshot(&[&src], &["--host", host, "--time", &time]);
+        }
+    }
+    let hosts = |t: &TestEnv| -> Vec<String> {
+        t.snapshots(&[])
+            .iter()
+            .map(|s| s["host"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let out = t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains("6 snapshots of other hosts left alone"),
+        "{err}"
+    );
+    assert_eq!(hosts(&t).iter().filter(|h| **h == mine).count(), 1);
+    assert_eq!(hosts(&t).len(), 7);
+    t.cairn(["forget", "--keep-last", "2", "--host", "web1"])
+        .assert()
+        .success();
+    assert_eq!(hosts(&t).iter().filter(|h| *h == "web1").count(), 2);
+    assert_eq!(hosts(&t).iter().filter(|h| *h == "db1").count(), 3);
+    t.cairn(["forget", "--keep-last", "1", "--all-hosts"])
+        .assert()
+        .success();
+    let mut left = hosts(&t);
+    left.sort();
+    let mut expected = vec!["db1".to_owned(), mine.clone(), "web1".to_owned()];
+    expected.sort();
+    assert_eq!(left, expected);
+}
+
+fn default_host() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
