@@ -91,10 +91,12 @@ enum ItemError {
 
 impl ItemError {
     /// Whether the store's data is at fault, not the target or the
-    /// connection to the store.
+    /// connection to the store. An entry with a defect (holes that overlap,
+    /// an empty symlink target) was recorded wrongly: verify calls it
+    /// damage too.
     fn is_damage(&self) -> bool {
         match self {
-            Self::Missing(_) | Self::Size { .. } => true,
+            Self::Missing(_) | Self::Size { .. } | Self::Defect(_) => true,
             Self::Pack(e) => matches!(
                 e,
                 PackError::Format { .. }
