@@ -99,6 +99,45 @@ fn a_profile_gives_the_sources_and_options_and_the_command_line_overrides_them()
     assert_eq!(paths_in(&snap), [other.to_str().unwrap()]);
 }
 
+// The selection options of #16 are profile keys too, and a profile's
+// sources still apply now that `snapshot -- COMMAND` takes what follows `--`.
+#[test]
+fn a_profile_carries_the_selection_options_and_gives_way_to_files_from() {
+    let w = World::new(
+        "store = \"{store}\"\nsources = [\"{src}\"]\nexclude_caches = true\n\
+         exclude_larger_than = \"1K\"\nexclude_if_present = [\".nobackup\"]\n",
+    );
+    write_file(
+        &w.src.join("cache/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55\n",
+    );
+    write_file(&w.src.join("cache/junk"), b"cached");
+    write_file(&w.src.join("private/.nobackup"), b"");
+    write_file(&w.src.join("private/secret"), b"secret");
+    write_file(&w.src.join("big"), &[7u8; 4096]);
+    let out = w.cairn(&["--json", "snapshot"]).assert().success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(paths_in(&snap), [w.src.to_str().unwrap()]);
+    let back = restored(&w.t.restore(id(&snap)), &w.src);
+    assert!(back.join("cache/CACHEDIR.TAG").exists());
+    assert!(!back.join("cache/junk").exists(), "exclude_caches applies");
+    assert!(!back.join("private/secret").exists(), "exclude_if_present");
+    assert!(!back.join("big").exists(), "exclude_larger_than applies");
+    assert!(back.join("skip.tmp").exists());
+
+    // --files-from on the command line names what to capture instead.
+    let list = w.t.path("list");
+    let one = w.src.join("skip.tmp");
+    fs::write(&list, format!("{}\n", one.display())).unwrap();
+    let out = w
+        .cairn(&["--json", "snapshot", "--files-from"])
+        .arg(&list)
+        .assert()
+        .success();
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(paths_in(&snap), [one.to_str().unwrap()]);
+}
+
 #[test]
 fn the_store_of_the_environment_overrides_the_profile_and_config_show_says_so() {
     let w = World::new("store = \"{root}/elsewhere\"\nsources = [\"{src}\"]\n");
