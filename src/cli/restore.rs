@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use cairn::backend::RequestStats;
 use cairn::progress::Progress;
 use cairn::rawname::{RawName, escaped, printable};
 use cairn::restore::{self, RestoreOptions, RestoreOutcome, Selection};
@@ -16,7 +17,7 @@ use cairn::store::LockMode;
 
 use super::choose::{self, AtArgs};
 use super::exit::Exit;
-use super::output::{human_bytes, with_progress};
+use super::output::{describe_requests, human_bytes, with_progress};
 use super::snapshots::FilterArgs;
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -129,7 +130,9 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
                 store.backend().requests(),
             )
         } else if !ctx.quiet {
-            print_restored(out, snapshot, &options, &outcome, &checks)
+            let requests = store.backend().requests();
+            print_restored(out, snapshot, &options, &outcome, &checks)?;
+            print_requests(out, requests)
         } else {
             Ok(())
         }
@@ -237,6 +240,14 @@ fn print_restored(
         }
     }
     Ok(())
+}
+
+/// What a restore from a remote store cost (on S3 requests are billed).
+fn print_requests(out: &mut Out, requests: Option<RequestStats>) -> io::Result<()> {
+    match requests {
+        Some(r) => writeln!(out, "  requests: {}", describe_requests(&r)),
+        None => Ok(()),
+    }
 }
 
 /// For a snapshot `repair snapshots` wrote a copy of: which one to
