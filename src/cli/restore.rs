@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use cairn::backend::RequestStats;
 use cairn::pattern::Patterns;
 use cairn::progress::Progress;
 use cairn::rawname::{RawName, escaped, printable};
@@ -18,7 +19,7 @@ use cairn::store::LockMode;
 
 use super::choose::{self, AtArgs};
 use super::exit::Exit;
-use super::output::{human_bytes, with_progress};
+use super::output::{describe_requests, human_bytes, with_progress};
 use super::snapshots::FilterArgs;
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -177,8 +178,10 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Exit> {
                 store.backend().requests(),
             )
         } else if !ctx.quiet {
+            let requests = store.backend().requests();
             print_restored(out, snapshot, &options, &outcome, &checks)?;
-            print_removed(out, &options, &removed.removed)
+            print_removed(out, &options, &removed.removed)?;
+            print_requests(out, requests)
         } else {
             Ok(())
         }
@@ -403,6 +406,14 @@ fn print_restored(
         }
     }
     Ok(())
+}
+
+/// What a restore from a remote store cost (on S3 requests are billed).
+fn print_requests(out: &mut Out, requests: Option<RequestStats>) -> io::Result<()> {
+    match requests {
+        Some(r) => writeln!(out, "  requests: {}", describe_requests(&r)),
+        None => Ok(()),
+    }
 }
 
 /// For a snapshot `repair snapshots` wrote a copy of: which one to
