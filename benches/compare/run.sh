@@ -50,6 +50,9 @@ done
 cd "$here"
 # shellcheck source=benches/lib.sh
 source "$here/benches/lib.sh"
+src_mb=250 bulk_mb=1024 small_files=100000 sqlite_mb=300
+# shellcheck source=benches/compare/datasets.sh
+source "$here/benches/compare/datasets.sh"
 build_release "$here" gen
 rm -rf "$work"
 mkdir -p "$work"
@@ -58,55 +61,6 @@ tsv=$work/measurements.tsv
 export RESTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_BASE_DIR=$work/borg-home
 export RESTIC_CACHE_DIR=$work/restic-cache
-
-copy_list() { # list file, destination
-  mkdir -p "$2"
-  tar -cf - --files-from="$1" 2>/dev/null | tar -xf - -C "$2"
-}
-
-make_data() { # dataset -> its data_of directory, fresh
-  local d
-  d=$(data_of "$1")
-  rm -rf "$d"
-  case $1 in
-    src)
-      local mb=${SRC_MB:-250}
-      { pick /usr/include $((mb * 2 / 5)); pick /usr/lib/python3 $((mb * 2 / 5)); pick /usr/share/perl $((mb / 5)); } \
-        | grep -v -e '\.pyc$' >"$work/src.list" || true
-      copy_list "$work/src.list" "$d"
-      ;;
-    bulk)
-      local mb=${BULK_MB:-1024}
-      { pick /usr/bin $((mb / 5)); pick /usr/share $((mb * 3 / 10)); pick /usr/lib $((mb / 2)); } >"$work/bulk.list"
-      copy_list "$work/bulk.list" "$d"
-      ;;
-    small)
-      python3 - "$d" "${SMALL_FILES:-100000}" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(42)
-words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
-for i in range(n):
-    path = os.path.join(root, f"d{i // 100:04}")
-    os.makedirs(path, exist_ok=True)
-    size = rng.randint(1024, 4096)
-    with open(os.path.join(path, f"f{i % 100:03}.txt"), "w") as fh:
-        fh.write(" ".join(rng.choice(words) for _ in range(size // 5))[:size])
-PY
-      ;;
-    sqlite)
-      mkdir -p "$d"
-      "$gen" create "$d/app.db" --size-mb "${SQLITE_MB:-300}" --seed 1 >/dev/null
-      ;;
-  esac
-}
-
-night() { # dataset, night number: the scripted change of that night
-  case $1 in
-    src) python3 "$here/benches/compare/edit_tree.py" "$(data_of src)" "$2" ;;
-    sqlite) "$gen" night "$(data_of sqlite)/app.db" --night "$2" --seed 1 --churn 1.5 >/dev/null ;;
-  esac
-}
 
 store_of() { echo "$work/stores/$run/$1-$2"; }
 
@@ -119,18 +73,6 @@ store_of() { echo "$work/stores/$run/$1-$2"; }
 # 100k-file restore in find_inode_bit). Nothing is deleted mid-run now.
 data_of() { echo "$work/data/$run/$1"; }
 restore_of() { echo "$work/restore/$run/$2-$1"; }
-
-# Reads every file under the given paths, so that the next step starts
-# with them in the page cache whatever ran before (this machine's cache is
-# small: the tool that ran first otherwise had the data warm, the next one
-# read it from disk).
-warm() {
-  local dir
-  for dir in "$@"; do
-    [ -e "$dir" ] && find "$dir" -type f -print0 | xargs -0 -r cat >/dev/null
-  done
-  return 0
-}
 
 # tool, dataset, step, command...: runs it after a sync with the data and
 # the tool's store warm, appends a row.

@@ -24,7 +24,7 @@ use super::{CaptureError, upload};
 use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::compress::{Compressor, EncodeError, Encoded};
-use crate::id::BlobId;
+use crate::id::{BlobId, PackId};
 use crate::pack::writer::SealedPack;
 use crate::pack::{BlobKind, PackError, PackWriter};
 use crate::progress::Progress;
@@ -81,14 +81,27 @@ pub struct BlobSink<'a> {
     jobs: Sender<Job>,
     catalog: &'a Catalog,
     sent: HashSet<BlobId>,
+    /// Packs a prune condemned when the capture started: a blob only they
+    /// hold is stored again rather than reused, so that the snapshot does
+    /// not rest on a pack a later prune deletes (else its fence would have
+    /// to copy the blob out just before the commit, racing that prune).
+    shunned: HashSet<PackId>,
     /// Counts so far.
     pub stats: SinkStats,
 }
 
 impl BlobSink<'_> {
-    /// Whether the store has blob `id`, or this run has already sent it.
+    /// Whether the store has blob `id` outside condemned packs, or this
+    /// run has already sent it.
     pub fn contains(&self, id: &BlobId) -> Result<bool, CaptureError> {
-        Ok(self.sent.contains(id) || self.catalog.contains(id).map_err(StoreError::from)?)
+        if self.sent.contains(id) {
+            return Ok(true);
+        }
+        if self.shunned.is_empty() {
+            return Ok(self.catalog.contains(id).map_err(StoreError::from)?);
+        }
+        let copies = self.catalog.copies(id).map_err(StoreError::from)?;
+        Ok(copies.iter().any(|pack| !self.shunned.contains(pack)))
     }
 
     /// Stores `data` as a blob of `kind` unless the store already has it;
@@ -129,6 +142,7 @@ pub fn run<T>(
     let (ready_tx, ready_rx) = bounded::<Result<Ready, CaptureError>>(workers * 2);
     let abort = Arc::new(AtomicBool::new(false));
     let level = store.config().compression.level;
+    let shunned = super::present::condemned_known(store, store.catalog())?;
     let out = PackOutput {
         backend: store.backend().clone(),
         staging: store.staging().clone(),
@@ -150,6 +164,7 @@ pub fn run<T>(
             jobs: job_tx,
             catalog: store.catalog(),
             sent: HashSet::new(),
+            shunned,
             stats: SinkStats::default(),
         };
         let walked = walk(&mut sink);

@@ -116,7 +116,10 @@ fn check_own_packs(store: &Store, own: &[PackId]) -> Result<(), CaptureError> {
 
 /// The condemned packs this catalog knows (those it does not know hold
 /// nothing it could hand out).
-fn condemned_known(store: &Store, catalog: &Catalog) -> Result<HashSet<PackId>, CaptureError> {
+pub(super) fn condemned_known(
+    store: &Store,
+    catalog: &Catalog,
+) -> Result<HashSet<PackId>, CaptureError> {
     let all = condemn::read_all(store.backend()).map_err(StoreError::from)?;
     let mut known = HashSet::new();
     for id in condemn::condemned_packs(&all).into_keys() {

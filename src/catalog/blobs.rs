@@ -118,8 +118,9 @@ impl Catalog {
     /// already recorded elsewhere keeps its first location (two concurrent
     /// snapshots may both store it; the spare copy is dead space for prune).
     pub fn record_pack(&mut self, pack: &PublishedPack) -> Result<(), CatalogError> {
-        let err = super::sqlite(&self.path);
-        let tx = self.conn.transaction().map_err(&err)?;
+        let path = self.path.clone();
+        let err = super::sqlite(&path);
+        let tx = self.write_transaction().map_err(&err)?;
         write_pack(&tx, pack, OnConflict::KeepFirst, |_| true).map_err(&err)?;
         tx.commit().map_err(&err)
     }

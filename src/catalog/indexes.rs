@@ -56,7 +56,7 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         let path = self.path.clone();
         let err = super::sqlite(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
+        let tx = self.write_transaction().map_err(&err)?;
         for pack in packs {
             write_pack(&tx, &published(pack), OnConflict::KeepFirst, |_| true).map_err(&err)?;
             tx.execute(
@@ -79,7 +79,7 @@ impl Catalog {
     pub fn forget_indexes(&mut self, gone: &[IndexId]) -> Result<Forgotten, CatalogError> {
         let path = self.path.clone();
         let err = super::sqlite(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
+        let tx = self.write_transaction().map_err(&err)?;
         let mut out = Forgotten::default();
         for id in gone {
             let packs: Vec<Vec<u8>> = tx

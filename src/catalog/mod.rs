@@ -107,6 +107,16 @@ impl Catalog {
         Ok(ReadSnapshot { catalog: self })
     }
 
+    /// Starts a transaction that writes, taking the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred one that reads first and then writes
+    /// fails at once with "database is locked" when another process wrote
+    /// meanwhile (SQLite cannot wait for a snapshot that went stale), where
+    /// this one waits its turn under the busy timeout.
+    fn write_transaction(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    }
+
     /// Whether every pack in the store was recorded when the catalog was
     /// created. A catalog that is new, was emptied, or whose rebuild was cut
     /// short is incomplete, and [`rebuild`] must run before it is trusted.

@@ -137,7 +137,7 @@ impl Catalog {
     ) -> Result<Result<(), BlobId>, CatalogError> {
         let path = self.path.clone();
         let err = super::sqlite(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
+        let tx = self.write_transaction().map_err(&err)?;
         for pack in new_packs {
             write_pack(&tx, pack, OnConflict::Move, |_| true).map_err(&err)?;
         }
@@ -186,7 +186,7 @@ impl Catalog {
     pub fn relocate(&mut self, pack: &PublishedPack, blobs: &[BlobId]) -> Result<(), CatalogError> {
         let path = self.path.clone();
         let err = super::sqlite(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
+        let tx = self.write_transaction().map_err(&err)?;
         let blobs: HashSet<&BlobId> = blobs.iter().collect();
         write_pack(&tx, pack, OnConflict::Move, |e| blobs.contains(&e.id)).map_err(&err)?;
         tx.commit().map_err(&err)

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use cairn::backend::RequestStats;
 use cairn::outcome::Outcome;
 use cairn::pattern::Patterns;
 use cairn::progress::Progress;
@@ -19,7 +20,7 @@ use cairn::store::LockMode;
 
 use super::choose::{self, AtArgs};
 use super::filter::FilterArgs;
-use super::output::{human_bytes, plural};
+use super::output::{describe_requests, human_bytes, plural};
 use super::progress::{self, FILES};
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -176,8 +177,10 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
                 store.backend().requests(),
             )
         } else if !ctx.quiet {
+            let requests = store.backend().requests();
             print_restored(out, snapshot, &options, &outcome, &checks)?;
-            print_removed(out, &options, &removed.removed)
+            print_removed(out, &options, &removed.removed)?;
+            print_requests(out, requests)
         } else {
             Ok(())
         }
@@ -437,6 +440,14 @@ fn print_restored(
         }
     }
     Ok(())
+}
+
+/// What a restore from a remote store cost (on S3 requests are billed).
+fn print_requests(out: &mut Out, requests: Option<RequestStats>) -> io::Result<()> {
+    match requests {
+        Some(r) => writeln!(out, "  requests: {}", describe_requests(&r)),
+        None => Ok(()),
+    }
 }
 
 /// For a snapshot `repair snapshots` wrote a copy of: which one to

@@ -4,6 +4,7 @@
 use std::io::{self, Read};
 
 use super::format::{self, PackEntry, TRAILER_LEN};
+use super::spans::Spans;
 use super::{BlobLocation, PackError, key};
 use crate::backend::{Backend, Object};
 use crate::compress;
@@ -229,6 +230,8 @@ pub fn runs<'a>(blobs: &'a [(BlobId, &'a BlobLocation)]) -> Vec<&'a [(BlobId, &'
 /// opening a pack per run cost as much as reading it.
 pub struct PackFiles<'b> {
     backend: &'b Backend,
+    /// Where runs of a remote store are read from, when they were planned.
+    spans: Option<&'b Spans<'b>>,
     open: Vec<(PackId, Object)>,
 }
 
@@ -238,10 +241,26 @@ const OPEN_PACKS: usize = 16;
 impl<'b> PackFiles<'b> {
     /// None open yet.
     pub fn new(backend: &'b Backend) -> Self {
+        Self::through(backend, None)
+    }
+
+    /// None open yet; runs inside `spans` are read from them (see
+    /// [`Spans`]: a few requests per pack instead of one per run).
+    pub fn through(backend: &'b Backend, spans: Option<&'b Spans<'b>>) -> Self {
         Self {
             backend,
+            spans,
             open: Vec::new(),
         }
+    }
+
+    /// `len` bytes of `pack` from `offset`: from its span if one was
+    /// planned, else with a read of the open pack.
+    fn read_range(&mut self, pack: &PackId, offset: u64, len: usize) -> Result<Vec<u8>, PackError> {
+        if let Some(read) = self.spans.and_then(|s| s.read(pack, offset, len)) {
+            return Ok(read?);
+        }
+        Ok(self.get(pack)?.read_range(offset, len)?)
     }
 
     fn get(&mut self, pack: &PackId) -> Result<&Object, PackError> {
@@ -274,9 +293,7 @@ pub fn read_run(
         return Ok(Vec::new());
     };
     let len: u64 = run.iter().map(|(_, at)| u64::from(at.stored_len)).sum();
-    let bytes = files
-        .get(&first.pack)?
-        .read_range(first.offset, len as usize)?;
+    let bytes = files.read_range(&first.pack, first.offset, len as usize)?;
     let mut slices = Vec::with_capacity(run.len());
     let mut rest = &bytes[..];
     for (id, at) in run {
@@ -358,11 +375,11 @@ fn decode_batch(files: &mut PackFiles<'_>, batch: &[Run<'_>]) -> Decoded {
     if let [run] = batch {
         return Ok(vec![read_run(files, run)?]);
     }
-    let backend = files.backend;
+    let (backend, spans) = (files.backend, files.spans);
     batch
         .par_iter()
         .map_init(
-            || PackFiles::new(backend),
+            || PackFiles::through(backend, spans),
             |files, run| read_run(files, run),
         )
         .collect()

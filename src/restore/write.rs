@@ -130,11 +130,13 @@ pub(super) fn write_batch(
     progress: &Progress,
     outcome: &mut RestoreOutcome,
 ) {
+    // From a remote store, the batch's blobs come in a few GETs per pack.
+    let spans = pack::spans::Spans::plan(ctx.backend, batch.locations.values());
     let file_results: Vec<_> = batch
         .files
         .par_iter()
         .map_init(
-            || pack::reader::PackFiles::new(ctx.backend),
+            || pack::reader::PackFiles::through(ctx.backend, spans.as_ref()),
             |packs, placed| {
                 progress
                     .working_on(|| ctx.target_path.join(&placed.item.rel).display().to_string());

@@ -116,12 +116,9 @@ fn init_remote(
     config: &Config,
     open: &OpenOptions,
 ) -> Result<(), StoreError> {
+    // No HEAD first: the create is conditional, and refuses a store that
+    // is there (one request less for every init).
     let backend = Backend::s3(url, open.remote)?;
-    if backend.head(CONFIG)?.is_some() {
-        return Err(StoreError::Exists {
-            location: location.clone(),
-        });
-    }
     create_config(&backend, location, config)
 }
 
