@@ -18,6 +18,7 @@ pub mod database;
 pub mod id;
 pub mod index;
 pub mod interrupt;
+pub mod mount;
 pub mod pack;
 pub mod progress;
 pub mod prune;

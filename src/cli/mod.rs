@@ -10,6 +10,7 @@ mod find;
 mod forget;
 mod init;
 mod ls;
+mod mount;
 mod output;
 mod policy;
 mod protect;
@@ -87,6 +88,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Find the snapshots that hold paths matching a glob
     Find(find::FindArgs),
+    /// Show every snapshot as a read-only file system (FUSE), by date, host and tag
+    Mount(mount::MountArgs),
     /// Forget snapshots by retention policy (or by id), optionally pruning
     Forget(forget::ForgetArgs),
     /// Delete data no snapshot needs any more and repack mostly-empty packs
@@ -115,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Cat(args) => cat::run(&ctx, args),
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Find(args) => find::run(&ctx, args),
+        Command::Mount(args) => mount::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
         Command::Prune(args) => prune::run(&ctx, args),
         Command::Protect(args) => protect::run(&ctx, args, true),
