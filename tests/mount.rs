@@ -350,6 +350,79 @@ fn a_byte_flipped_in_a_pack_gives_eio_and_a_warning_never_wrong_bytes() {
 }
 
 #[test]
+fn a_sequential_read_of_many_chunks_returns_the_source_bytes() {
+    // Reads in order have the next chunks read ahead on other threads;
+    // what arrives must still be the file, chunk after chunk, across the
+    // read-ahead window (8 MiB) and with a cache too small to hold much.
+    if !fuse_available() {
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("big.bin"), 7, 40 << 20);
+    settle();
+    t.snapshot(&[&src], &[]);
+    let want = fs::read(src.join("big.bin")).unwrap();
+    for cache in ["256MiB", "6MiB"] {
+        let m = Mount::start(&t, &["--cache-size", cache]);
+        let got = fs::read(m.latest(&src).join("big.bin")).unwrap();
+        assert_eq!(got.len(), want.len(), "with a cache of {cache}");
+        assert!(got == want, "bytes differ with a cache of {cache}");
+    }
+}
+
+#[test]
+fn a_damaged_chunk_read_ahead_gives_eio_only_where_it_is_read() {
+    // Reading in order reads the damaged chunk ahead, where its failure
+    // is silent; it must not take the chunks after it down, and reading it
+    // must still answer EIO (never wrong bytes).
+    if !fuse_available() {
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("big.bin"), 3, 16 << 20);
+    settle();
+    t.snapshot(&[&src], &[]);
+    let pack = largest_pack(&t.store);
+    let mut bytes = fs::read(&pack).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x5a;
+    fs::write(&pack, bytes).unwrap();
+    let want = fs::read(src.join("big.bin")).unwrap();
+
+    let m = Mount::start(&t, &[]);
+    let file = File::open(m.latest(&src).join("big.bin")).unwrap();
+    let piece = 64 << 10;
+    let mut failed = Vec::new();
+    for offset in (0..want.len()).step_by(piece) {
+        let mut got = vec![0u8; piece];
+        match file.read_at(&mut got, offset as u64) {
+            Ok(n) => assert!(
+                got[..n] == want[offset..offset + n],
+                "bytes differ at {offset}"
+            ),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(5), "EIO at {offset}, not {e}");
+                failed.push(offset);
+            }
+        }
+    }
+    assert!(!failed.is_empty(), "the damaged chunk gave EIO");
+    let (first, last) = (failed[0], failed[failed.len() - 1]);
+    assert!(
+        last - first < 4 << 20 && failed.len() == (last - first) / piece + 1,
+        "EIO only within one chunk (at most 4 MiB): {failed:?}"
+    );
+    assert!(
+        last + piece < want.len(),
+        "the damage is not at the end, so chunks after it were read: {failed:?}"
+    );
+}
+
+#[test]
 fn sigterm_unmounts_and_exits_0() {
     if !fuse_available() {
         return;

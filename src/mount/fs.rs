@@ -5,7 +5,8 @@
 //! thread, one lock over the state): the store's catalog connection is
 //! not shared between threads, and a read that decodes a chunk keeps the
 //! next read of the same chunk waiting for the cache rather than decoding
-//! it twice. A failure inside a snapshot answers `EIO` for that request
+//! it twice. Decoding overlaps serving only through the read-ahead of
+//! [`chunks`](super::chunks), whose threads never touch the catalog. A failure inside a snapshot answers `EIO` for that request
 //! and says why on stderr, once per distinct message.
 
 use std::collections::HashMap;
@@ -20,10 +21,11 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, Request,
 };
 
+use super::chunks::ChunkCache;
 use super::inodes::{Inodes, Node, entry_ino};
 use super::lru::Lru;
 use super::names::{Child, Dir, LATEST};
-use super::reader::{ChunkCache, OpenFile};
+use super::reader::{Bytes, OpenFile};
 use super::source::Source;
 use super::{GONE, Warn, is_gone, is_store_gone};
 use crate::id::TreeId;
@@ -145,7 +147,7 @@ impl Filesystem for CairnFs {
     ) {
         let mut st = self.state();
         match st.read(fh.0, offset, u64::from(size)) {
-            Ok(data) => reply.data(&data),
+            Ok(data) => reply.data(data.as_slice()),
             Err(e) => reply.error(e),
         }
     }
@@ -364,9 +366,9 @@ impl State {
         Ok(fh)
     }
 
-    fn read(&mut self, fh: u64, offset: u64, len: u64) -> Result<Vec<u8>, Errno> {
-        let file = self.files.get(&fh).ok_or(Errno::EBADF)?;
-        match file.read(&self.source.store, &mut self.chunks, offset, len) {
+    fn read(&mut self, fh: u64, offset: u64, len: u64) -> Result<Bytes, Errno> {
+        let file = self.files.get_mut(&fh).ok_or(Errno::EBADF)?;
+        match file.read(&self.source.store, &self.chunks, offset, len) {
             Ok(data) => Ok(data),
             Err(e) => Err(self.fail(&e, is_gone(&e))),
         }

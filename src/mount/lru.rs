@@ -39,6 +39,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         Some(value.clone())
     }
 
+    /// Whether `key` is held (without making it more recently used).
+    pub fn contains(&self, key: &K) -> bool {
+        self.items.contains_key(key)
+    }
+
     /// Keeps `value` of `weight` under `key`, evicting the least recently
     /// used values until the rest fits.
     pub fn insert(&mut self, key: K, value: V, weight: u64) {

@@ -9,6 +9,7 @@
 //! its lock, and [`fs`] answers the kernel. [`run`] checks the mount
 //! point, mounts in the foreground and unmounts on SIGINT or SIGTERM.
 
+pub mod chunks;
 pub mod fs;
 pub mod inodes;
 mod lru;

@@ -9,12 +9,15 @@
 //! against its hash), and the decoded chunks are kept in a cache bounded
 //! in bytes, shared by all open files (a `sqlite3` page read, `tail`, or
 //! the kernel's read-ahead of 128 KiB pieces of one 1 MiB chunk, decode it
-//! once).
+//! once). A file read in order has its next chunks read ahead
+//! ([`chunks`](super::chunks)); a file read at scattered offsets does not,
+//! so random reads never fill the cache with chunks nobody asked for.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::lru::Lru;
+use super::chunks::ChunkCache;
 use crate::browse::{self, BrowseError};
 use crate::id::BlobId;
 use crate::store::{Store, StoreError};
@@ -27,6 +30,9 @@ pub struct OpenFile {
     chunks: Vec<BlobId>,
     /// `ends[i]`: the offset just past chunk `i` (running totals).
     ends: Vec<u64>,
+    /// The chunk after the last one read: a read starting in it (or in
+    /// the last one read) continues a sequential read.
+    next: usize,
 }
 
 impl OpenFile {
@@ -47,6 +53,7 @@ impl OpenFile {
             path: path.to_owned(),
             chunks: chunks.to_vec(),
             ends,
+            next: 0,
         })
     }
 
@@ -76,21 +83,86 @@ impl OpenFile {
         if i == 0 { 0 } else { self.ends[i - 1] }
     }
 
-    /// `len` bytes at `offset` (fewer at the end of the file).
+    /// `len` bytes at `offset` (fewer at the end of the file). A read that
+    /// continues the previous one has the chunks after it read ahead.
     pub fn read(
-        &self,
+        &mut self,
         store: &Store,
-        cache: &mut ChunkCache,
+        cache: &ChunkCache,
         offset: u64,
         len: u64,
-    ) -> Result<Vec<u8>, BrowseError> {
-        let mut out = Vec::with_capacity(len.min(self.size()) as usize);
-        for (i, from, take) in self.spans(offset, len) {
-            let want = (self.ends[i] - self.start(i)) as usize;
-            let data = cache.chunk(store, &self.path, &self.chunks[i], want)?;
-            out.extend_from_slice(&data[from..from + take]);
+    ) -> Result<Bytes, BrowseError> {
+        let spans = self.spans(offset, len);
+        if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
+            if self.continues_at(first.0) {
+                cache.read_ahead(store, &self.ahead(last.0 + 1, cache.ahead_bytes()));
+            }
+            self.next = last.0 + 1;
         }
-        Ok(out)
+        let mut pieces = Vec::with_capacity(spans.len());
+        for (i, from, take) in spans {
+            let data = cache.chunk(store, &self.path, &self.chunks[i], self.len(i))?;
+            pieces.push((data, from..from + take));
+        }
+        Ok(Bytes::of(pieces))
+    }
+
+    /// Whether a read starting in chunk `i` continues the last one (in the
+    /// chunk it ended in, or the one after): the file is read in order.
+    fn continues_at(&self, i: usize) -> bool {
+        i + 1 >= self.next && i <= self.next
+    }
+
+    fn len(&self, i: usize) -> usize {
+        (self.ends[i] - self.start(i)) as usize
+    }
+
+    /// The chunks from `from` on, with their lengths, as many as fit in
+    /// `budget` bytes.
+    fn ahead(&self, from: usize, budget: u64) -> Vec<(BlobId, usize)> {
+        let mut left = budget;
+        let mut out = Vec::new();
+        for i in from..self.chunks.len() {
+            let len = self.len(i);
+            let Some(rest) = left.checked_sub(len as u64) else {
+                break;
+            };
+            left = rest;
+            out.push((self.chunks[i], len));
+        }
+        out
+    }
+}
+
+/// The bytes of one read: a piece of one cached chunk as it is (most reads:
+/// no copy), or the pieces of several chunks joined.
+pub enum Bytes {
+    /// Part of one chunk.
+    Piece(Arc<Vec<u8>>, Range<usize>),
+    /// Parts of several, copied together.
+    Joined(Vec<u8>),
+}
+
+impl Bytes {
+    fn of(mut pieces: Vec<(Arc<Vec<u8>>, Range<usize>)>) -> Self {
+        if pieces.len() == 1
+            && let Some((data, range)) = pieces.pop()
+        {
+            return Bytes::Piece(data, range);
+        }
+        let mut out = Vec::with_capacity(pieces.iter().map(|(_, r)| r.len()).sum());
+        for (data, range) in pieces {
+            out.extend_from_slice(&data[range]);
+        }
+        Bytes::Joined(out)
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Piece(data, range) => &data[range.clone()],
+            Bytes::Joined(data) => data,
+        }
     }
 }
 
@@ -105,48 +177,6 @@ fn chunk_len(store: &Store, path: &Path, id: &BlobId) -> Result<u64, BrowseError
             id: *id,
         })?;
     Ok(u64::from(at.raw_len))
-}
-
-/// Decoded chunks, least recently used first out, within a byte budget.
-#[derive(Debug)]
-pub struct ChunkCache {
-    lru: Lru<BlobId, Arc<Vec<u8>>>,
-}
-
-impl ChunkCache {
-    /// A cache of at most `bytes` of decoded chunks.
-    pub fn new(bytes: u64) -> Self {
-        Self {
-            lru: Lru::new(bytes),
-        }
-    }
-
-    /// Chunk `id` of the file at `path`, `len` bytes long: from the cache,
-    /// or read and verified. A chunk of another length than its file's
-    /// chunk list was opened with is refused (its bytes would land at the
-    /// wrong offsets).
-    fn chunk(
-        &mut self,
-        store: &Store,
-        path: &Path,
-        id: &BlobId,
-        len: usize,
-    ) -> Result<Arc<Vec<u8>>, BrowseError> {
-        if let Some(data) = self.lru.get(id) {
-            return Ok(data);
-        }
-        let data = browse::read_chunk(store, path, id)?;
-        if data.len() != len {
-            return Err(BrowseError::Size {
-                path: path.to_owned(),
-                got: data.len() as u64,
-                want: len as u64,
-            });
-        }
-        let data = Arc::new(data);
-        self.lru.insert(*id, data.clone(), len as u64);
-        Ok(data)
-    }
 }
 
 #[cfg(test)]
@@ -165,6 +195,7 @@ mod tests {
                     total
                 })
                 .collect(),
+            next: 0,
         }
     }
 
@@ -179,5 +210,19 @@ mod tests {
         assert!(f.spans(60, 10).is_empty(), "at the end of the file");
         assert!(f.spans(1000, 10).is_empty(), "past the end of the file");
         assert!(file(&[]).spans(0, 10).is_empty(), "an empty file");
+    }
+
+    #[test]
+    fn only_reads_in_order_read_ahead_and_no_further_than_the_budget() {
+        let mut f = file(&[10, 20, 30, 40]);
+        assert!(f.continues_at(0), "the first read of a file");
+        f.next = 2;
+        assert!(f.continues_at(1) && f.continues_at(2));
+        assert!(!f.continues_at(0) && !f.continues_at(3), "a jump");
+        let lens = |ahead: Vec<(BlobId, usize)>| ahead.iter().map(|a| a.1).collect::<Vec<_>>();
+        assert_eq!(lens(f.ahead(1, 50)), [20, 30]);
+        assert_eq!(lens(f.ahead(1, 49)), [20]);
+        assert_eq!(lens(f.ahead(2, 10)), [0usize; 0], "a chunk over budget");
+        assert_eq!(lens(f.ahead(4, 100)), [0usize; 0], "past the last chunk");
     }
 }
