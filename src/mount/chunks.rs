@@ -17,6 +17,7 @@
 //! ahead is waited for rather than decoded twice.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -150,8 +151,12 @@ impl ChunkCache {
         held.pending.insert(id);
         let shared = self.shared.clone();
         rayon::spawn(move || {
-            let data = crate::pack::reader::read_blob(&backend, &id, &at);
-            shared.finish(id, data.ok());
+            // A panic here would abort the whole mount (rayon's default);
+            // caught, the chunk is just not read ahead, and the read that
+            // needs it reads it itself.
+            let read = || crate::pack::reader::read_blob(&backend, &id, &at);
+            let data = std::panic::catch_unwind(AssertUnwindSafe(read));
+            shared.finish(id, data.ok().and_then(Result::ok));
         });
         true
     }
