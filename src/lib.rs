@@ -19,6 +19,7 @@ pub mod database;
 pub mod id;
 pub mod index;
 pub mod interrupt;
+pub mod mount;
 pub mod outcome;
 pub mod owners;
 pub mod pack;

@@ -39,6 +39,7 @@ const COMMANDS: &[&[&str]] = &[
     &["repair", "snapshots"],
     &["stats"],
     &["copy"],
+    &["mount"],
     &["config", "show"],
     &["completions"],
     &["man"],

@@ -16,6 +16,7 @@ mod init;
 mod invocation;
 mod ls;
 mod manual;
+mod mount;
 mod output;
 mod policy;
 mod progress;
@@ -143,6 +144,11 @@ enum Command {
   cairn find '*.db'
   cairn find '/var/lib/**/app.db' --host web1")]
     Find(find::FindArgs),
+    /// Show every snapshot as a read-only file system (FUSE), by date, host and tag
+    #[command(after_help = "Examples:
+  cairn mount /mnt/cairn            # until Ctrl-C; browse /mnt/cairn/by-date/2026-02-15/etc
+  cairn mount /mnt/cairn --host web1 --cache-size 1GiB")]
+    Mount(mount::MountArgs),
     /// Forget snapshots by retention policy (or by id), optionally pruning
     #[command(after_help = "Examples:
   cairn forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
@@ -286,6 +292,7 @@ pub fn run(cli: Cli, profile: Option<&Profile>) -> anyhow::Result<Outcome> {
         Command::Cat(args) => cat::run(&ctx, args),
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Find(args) => find::run(&ctx, args),
+        Command::Mount(args) => mount::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
         Command::Prune(args) => prune::run(&ctx, args),
         Command::Protect(args) => protect::run(&ctx, args, true),

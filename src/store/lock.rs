@@ -58,6 +58,13 @@ impl StoreLock {
     pub fn unlocked(&self) -> Option<&Unwritable> {
         self.unlocked.as_ref()
     }
+
+    /// Lets go of the lock now, for a reader that lives for hours (a
+    /// mount) and must not keep prune out meanwhile.
+    pub fn release(&mut self) {
+        self._file = None;
+        self._dir = None;
+    }
 }
 
 /// Why the lock file could not be opened for writing.

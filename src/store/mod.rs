@@ -337,6 +337,14 @@ impl Store {
         })
     }
 
+    /// Releases the store lock while keeping the store open: for `mount`,
+    /// which reads for hours and must not block a prune or repair. A
+    /// prune may then delete what it reads; every blob is verified as it
+    /// is read, so such a read fails instead of returning other bytes.
+    pub fn release_lock(&mut self) {
+        self.lock.release();
+    }
+
     /// Where the store is.
     pub fn location(&self) -> &Location {
         &self.location
