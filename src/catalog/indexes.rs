@@ -106,57 +106,54 @@ impl Catalog {
 
     /// The index objects that name pack `id`.
     pub fn indexes_naming(&self, id: &PackId) -> Result<Vec<IndexId>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT idx FROM index_packs WHERE pack = ?1")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([&id.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let bytes = row.map_err(self.err())?;
-            out.push(IndexId::from_slice(&bytes).ok_or_else(|| self.corrupt("index id length"))?);
-        }
-        Ok(out)
+        self.id_column(
+            "SELECT idx FROM index_packs WHERE pack = ?1",
+            [&id.as_bytes()[..]],
+            IndexId::from_slice,
+            "index id length",
+        )
     }
 
     /// The packs index object `id` names.
     pub fn packs_of_index(&self, id: &IndexId) -> Result<Vec<PackId>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT pack FROM index_packs WHERE idx = ?1")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([&id.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let bytes = row.map_err(self.err())?;
-            out.push(PackId::from_slice(&bytes).ok_or_else(|| self.corrupt("pack id length"))?);
-        }
-        Ok(out)
+        self.id_column(
+            "SELECT pack FROM index_packs WHERE idx = ?1",
+            [&id.as_bytes()[..]],
+            PackId::from_slice,
+            "pack id length",
+        )
     }
 
     /// Cataloged packs that no index object names (recorded before the
     /// store had index objects).
     pub fn unindexed_packs(&self) -> Result<Vec<PackId>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id FROM packs WHERE NOT EXISTS
-                 (SELECT 1 FROM index_packs WHERE index_packs.pack = packs.id)",
-            )
-            .map_err(self.err())?;
+        self.id_column(
+            "SELECT id FROM packs WHERE NOT EXISTS
+             (SELECT 1 FROM index_packs WHERE index_packs.pack = packs.id)",
+            [],
+            PackId::from_slice,
+            "pack id length",
+        )
+    }
+
+    /// The ids in the first column of `sql`, each parsed by `parse`; one
+    /// that does not parse is corruption (`what` says of what).
+    fn id_column<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        parse: impl Fn(&[u8]) -> Option<T>,
+        what: &str,
+    ) -> Result<Vec<T>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err())?;
         let rows = stmt
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .query_map(params, |r| r.get::<_, Vec<u8>>(0))
             .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
+        rows.map(|row| {
             let bytes = row.map_err(self.err())?;
-            out.push(PackId::from_slice(&bytes).ok_or_else(|| self.corrupt("pack id length"))?);
-        }
-        Ok(out)
+            parse(&bytes).ok_or_else(|| self.corrupt(what))
+        })
+        .collect()
     }
 }
 

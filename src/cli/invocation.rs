@@ -254,13 +254,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
         .ignore_errors(true)
         .try_get_matches_from(&args)
         .ok();
-    let named = lenient
-        .as_ref()
-        .and_then(|m| m.get_one::<String>("profile").cloned());
     let command = lenient
         .as_ref()
         .and_then(|m| m.subcommand_name().map(str::to_owned));
-    let Some(name) = named else {
+    let named = lenient
+        .as_ref()
+        .and_then(|m| Some((m, m.get_one::<String>("profile")?.clone())));
+    let Some((lenient, name)) = named else {
         let cli = strict(&args, lenient.as_ref())?;
         return Ok(Invocation {
             cli,
@@ -268,10 +268,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
             command,
         });
     };
-    let lenient = lenient.expect("a profile name came from these matches");
-    let profile = load(&lenient, &name).map_err(Refused::Config)?;
-    let with_profile = apply(&args, &lenient, &profile);
-    let cli = strict(&with_profile, Some(&lenient))?;
+    let profile = load(lenient, &name).map_err(Refused::Config)?;
+    let with_profile = apply(&args, lenient, &profile);
+    let cli = strict(&with_profile, Some(lenient))?;
     Ok(Invocation {
         cli,
         profile: Some(profile),
