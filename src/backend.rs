@@ -12,6 +12,7 @@
 
 pub mod local;
 pub mod s3;
+mod sealed;
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -22,6 +23,7 @@ use std::time::SystemTime;
 
 use tempfile::NamedTempFile;
 
+use crate::crypt::Vault;
 use crate::rawname::escaped;
 use local::Local;
 use s3::S3;
@@ -141,6 +143,11 @@ impl RequestStats {
 #[derive(Debug, Clone)]
 pub struct Backend {
     kind: Kind,
+    /// The store's keys, once unlocked (a plain vault until then, and for
+    /// unencrypted stores). The bytes this module moves are never touched
+    /// by it; the vault travels here so that every reader of the store's
+    /// objects, on any thread, has the keys with the objects (`sealed`).
+    vault: Arc<Vault>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +162,7 @@ impl Backend {
     pub fn local(root: &Path, file_mode: u32) -> Self {
         Self {
             kind: Kind::Local(Local::new(root, file_mode)),
+            vault: Arc::default(),
         }
     }
 
@@ -166,7 +174,19 @@ impl Backend {
         })?;
         Ok(Self {
             kind: Kind::S3(Arc::new(s3)),
+            vault: Arc::default(),
         })
+    }
+
+    /// This backend, reading and writing with the keys in `vault`.
+    pub fn with_vault(mut self, vault: Vault) -> Self {
+        self.vault = Arc::new(vault);
+        self
+    }
+
+    /// The store's keys (a plain vault for an unencrypted store).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     /// Where the store is: its directory or its URL.

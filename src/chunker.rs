@@ -19,6 +19,10 @@ pub struct ChunkerParams {
     pub avg_size: u32,
     /// No chunk is larger.
     pub max_size: u32,
+    /// FastCDC's gear seed: 0 (the published table) in a plain store,
+    /// derived from the key in an encrypted one (never in `config.json`).
+    #[serde(skip)]
+    pub seed: u64,
 }
 
 impl Default for ChunkerParams {
@@ -27,6 +31,7 @@ impl Default for ChunkerParams {
             min_size: 256 * 1024,
             avg_size: 1024 * 1024,
             max_size: 4 * 1024 * 1024,
+            seed: 0,
         }
     }
 }
@@ -121,11 +126,13 @@ pub fn fixed_runs<'r, R: Read + 'r>(mut reader: R, run_len: usize) -> Chunks<'r>
 }
 
 fn stream<R: Read>(reader: R, params: ChunkerParams) -> impl Iterator<Item = io::Result<Vec<u8>>> {
-    StreamCDC::new(
+    StreamCDC::with_level_and_seed(
         reader,
         params.min_size as usize,
         params.avg_size as usize,
         params.max_size as usize,
+        v2020::Normalization::Level1,
+        params.seed,
     )
     .map(|chunk| chunk.map(|c| c.data).map_err(io::Error::from))
 }
@@ -233,7 +240,7 @@ mod tests {
     proptest! {
         #[test]
         fn chunks_concatenate_back_to_the_input(data in proptest::collection::vec(any::<u8>(), 0..300_000)) {
-            let p = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 };
+            let p = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384, seed: 0 };
             let pieces: Vec<Vec<u8>> = chunks(&data[..], u64::MAX, &p).map(|c| c.unwrap()).collect();
             prop_assert!(pieces.iter().all(|c| c.len() <= 16384 && !c.is_empty()));
             prop_assert_eq!(pieces.concat(), data);
@@ -242,7 +249,7 @@ mod tests {
         // A wrong size hint (a file that grew or shrank) never changes the cuts.
         #[test]
         fn the_size_hint_never_changes_cut_points(len in 0usize..6000, hint in 0u64..3000) {
-            let p = ChunkerParams { min_size: 1024, avg_size: 2048, max_size: 4096 };
+            let p = ChunkerParams { min_size: 1024, avg_size: 2048, max_size: 4096, seed: 0 };
             let data: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
             let hinted: Vec<Vec<u8>> = chunks(&data[..], hint, &p).map(|c| c.unwrap()).collect();
             let plain: Vec<Vec<u8>> = chunks(&data[..], u64::MAX, &p).map(|c| c.unwrap()).collect();

@@ -74,6 +74,20 @@ pub enum CopyError {
     /// A record read back does not hash to its id any more.
     #[error("{0} of the source no longer matches its id: nothing of it was copied")]
     RecordChanged(String),
+    /// The stores do not share their keys.
+    #[error(
+        "{source_store} is {source_keys} and {target} is {target_keys}: copy needs both unencrypted or both encrypted with one master key (ids are keyed, so copying between keys would change every id); copy to a new store, which is created with the source's keys"
+    )]
+    Keys {
+        /// The source store.
+        source_store: String,
+        /// Its keys, described.
+        source_keys: String,
+        /// The target store.
+        target: String,
+        /// Its keys, described.
+        target_keys: String,
+    },
     /// The target is of an older format than the source.
     #[error(
         "{target} is a format {target_version} store and {source_store} format {source_version}: snapshots of the newer format would mislead older readers of the target"
@@ -127,6 +141,7 @@ pub fn copy(
     progress: &Progress,
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
+    check_keys(from, to)?;
     check_versions(from, to)?;
     let mut report = CopyReport {
         chunking_differs: chunking_differs(from, to),
@@ -166,6 +181,25 @@ fn target(to: &Store, source: StoreError) -> CopyError {
 }
 
 /// Refuses to put snapshots of a newer format into an older store.
+/// Blobs and records travel sealed as they are, under ids keyed by the
+/// master key: both stores must have the same one (or none).
+fn check_keys(from: &Store, to: &Store) -> Result<(), CopyError> {
+    let (a, b) = (from.backend().vault(), to.backend().vault());
+    if a.fingerprint() == b.fingerprint() {
+        return Ok(());
+    }
+    let describe = |fingerprint: Option<&str>| match fingerprint {
+        Some(f) => format!("encrypted with master key {f}"),
+        None => "unencrypted".to_owned(),
+    };
+    Err(CopyError::Keys {
+        source_store: from.location().to_string(),
+        source_keys: describe(a.fingerprint()),
+        target: to.location().to_string(),
+        target_keys: describe(b.fingerprint()),
+    })
+}
+
 fn check_versions(from: &Store, to: &Store) -> Result<(), CopyError> {
     let (have, need) = (to.config().version, from.config().version);
     if have >= need {
@@ -308,9 +342,9 @@ fn write_record(
     let key = snapshot::key(&snapshot.id);
     let bytes = from
         .backend()
-        .get(&key, snapshot::MAX_RECORD_LEN)
+        .get_opened(&key, snapshot::MAX_RECORD_LEN)
         .map_err(|e| source(from, e.into()))?;
-    if SnapshotId::of(&bytes) != snapshot.id {
+    if SnapshotId::from(from.backend().vault().hash(&bytes)) != snapshot.id {
         return Err(CopyError::RecordChanged(key));
     }
     crate::capture::present::ensure_present(to, snapshot.record.tree, removals, own).map_err(
@@ -320,6 +354,6 @@ fn write_record(
         },
     )?;
     to.backend()
-        .create(&key, &bytes)
+        .create_sealed(&key, bytes)
         .map_err(|e| target(to, e.into()))
 }

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod chunker;
 pub mod compress;
 pub mod copy;
+pub mod crypt;
 pub mod crash;
 pub mod database;
 pub mod id;

@@ -129,7 +129,7 @@ fn copy_blobs(
             }
         };
         // Proves the bytes are the blob before they are copied under its id.
-        pack::reader::check_stored(id, at, stored)?;
+        pack::reader::check_stored(store.backend().vault(), id, at, stored)?;
         sink.add(*id, at.raw_len, at.compression, stored)?;
         out.bytes += len;
         out.blobs += 1;
@@ -166,7 +166,7 @@ impl<'s> Sink<'s> {
             Some(w) => w,
             None => self
                 .writer
-                .insert(PackWriter::create(self.store.staging(), self.kind)?),
+                .insert(PackWriter::create(self.store.staging(), self.kind, self.store.backend().vault())?),
         };
         writer.add_stored(id, raw_len, compression, stored)?;
         if writer.data_len() >= self.store.config().pack.target_size {

@@ -147,7 +147,7 @@ impl Walker<'_, '_> {
         request: &ImageRequest<'a>,
     ) -> Result<Result<(Image<'a>, Vec<BlobId>), DbOutcome>, CaptureError> {
         let path = request.path;
-        let mut image = match image::capture(self.store.staging(), request) {
+        let mut image = match image::capture(self.store.scratch(), request) {
             Ok(image) => image,
             Err(e) => return Ok(Err(self.image_failed(path, e))),
         };
@@ -157,7 +157,7 @@ impl Walker<'_, '_> {
                 Err(Unusable::Read(e)) => return Ok(Err(self.db_left_out(path, e))),
                 Err(Unusable::Changed) => {}
             }
-            image = match image::capture_busy(self.store.staging(), request) {
+            image = match image::capture_busy(self.store.scratch(), request) {
                 Ok(image) => image,
                 Err(e) => return Ok(Err(self.image_failed(path, e))),
             };

@@ -306,9 +306,8 @@ pub fn run(
     // call table. A failure leaves databases that need SQLite out, each
     // with the reason.
     let _ = crate::database::pinned::install();
-    let version = store.config().version;
-    if version != crate::store::config::FORMAT_VERSION {
-        return Err(CaptureError::NotUpgraded(version));
+    if !store.config().is_current() {
+        return Err(CaptureError::NotUpgraded(store.config().version));
     }
     // Until the record is committed, this run's packs and temporary files
     // are in flight, not leftovers (store::writers).
@@ -398,7 +397,7 @@ pub fn run(
         tree,
         parent: parent.map(|p| p.id),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
-        format: Some(crate::store::config::FORMAT_VERSION),
+        format: Some(store.config().version),
         summary,
     };
     let fenced = present::ensure_present(store, tree, removals, &written.pack_ids)?;

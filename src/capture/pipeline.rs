@@ -24,6 +24,7 @@ use super::{CaptureError, upload};
 use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::compress::{Compressor, EncodeError, Encoded};
+use crate::crypt::Vault;
 use crate::id::{BlobId, PackId};
 use crate::pack::writer::SealedPack;
 use crate::pack::{BlobKind, PackError, PackWriter};
@@ -86,6 +87,8 @@ pub struct BlobSink<'a> {
     /// not rest on a pack a later prune deletes (else its fence would have
     /// to copy the blob out just before the commit, racing that prune).
     shunned: HashSet<PackId>,
+    /// The store's keys: ids are keyed BLAKE3 in an encrypted store.
+    vault: Vault,
     /// Counts so far.
     pub stats: SinkStats,
 }
@@ -107,7 +110,7 @@ impl BlobSink<'_> {
     /// Stores `data` as a blob of `kind` unless the store already has it;
     /// returns its id either way.
     pub fn put(&mut self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId, CaptureError> {
-        let id = BlobId::of(&data);
+        let id = BlobId::from(self.vault.hash(&data));
         let known = self.contains(&id)?;
         let (new, reused) = match kind {
             BlobKind::Data => (&mut self.stats.data_new, &mut self.stats.data_reused),
@@ -155,7 +158,8 @@ pub fn run<T>(
         let compressors: Vec<_> = (0..workers)
             .map(|_| {
                 let (rx, tx) = (job_rx.clone(), ready_tx.clone());
-                scope.spawn(move || compress_jobs(level, rx, tx))
+                let vault = store.backend().vault();
+                scope.spawn(move || compress_jobs(level, vault, rx, tx))
             })
             .collect();
         drop((job_rx, ready_tx));
@@ -165,6 +169,7 @@ pub fn run<T>(
             catalog: store.catalog(),
             sent: HashSet::new(),
             shunned,
+            vault: store.backend().vault().clone(),
             stats: SinkStats::default(),
         };
         let walked = walk(&mut sink);
@@ -194,7 +199,12 @@ pub fn run<T>(
     })
 }
 
-fn compress_jobs(level: i32, jobs: Receiver<Job>, ready: Sender<Result<Ready, CaptureError>>) {
+fn compress_jobs(
+    level: i32,
+    vault: &Vault,
+    jobs: Receiver<Job>,
+    ready: Sender<Result<Ready, CaptureError>>,
+) {
     let mut compressor = match Compressor::new(level) {
         Ok(c) => c,
         Err(e) => {
@@ -203,7 +213,7 @@ fn compress_jobs(level: i32, jobs: Receiver<Job>, ready: Sender<Result<Ready, Ca
         }
     };
     for job in jobs {
-        let result = compress_one(&mut compressor, job);
+        let result = compress_one(&mut compressor, job).and_then(|ready| seal(vault, ready));
         let failed = result.is_err();
         if ready.send(result).is_err() || failed {
             return;
@@ -230,6 +240,15 @@ fn compress_one(compressor: &mut Compressor, job: Job) -> Result<Ready, CaptureE
         raw_len,
         encoded,
     })
+}
+
+/// Seals a compressed blob with the store's key (nothing for a plain
+/// store), here on the compressing threads rather than in the one writer.
+fn seal(vault: &Vault, mut ready: Ready) -> Result<Ready, CaptureError> {
+    ready.encoded.bytes = vault
+        .seal_blob(ready.id.as_bytes(), std::mem::take(&mut ready.encoded.bytes))
+        .map_err(|e| CaptureError::Store(StoreError::Pack(PackError::Seal(e))))?;
+    Ok(ready)
 }
 
 /// Where the pack writer puts packs (what it needs of the store: the
@@ -299,7 +318,8 @@ fn fill_packs(
         let blob = blob?;
         let slot = &mut open[blob.kind as usize];
         if slot.is_none() {
-            *slot = Some(PackWriter::create(&out.staging, blob.kind).map_err(StoreError::from)?);
+            let pack = PackWriter::create(&out.staging, blob.kind, out.backend.vault());
+            *slot = Some(pack.map_err(StoreError::from)?);
         }
         let Some(pack) = slot.as_mut() else { continue };
         pack.add(blob.id, blob.raw_len, &blob.encoded)

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{Catalog, CatalogError};
 use crate::compress::Compression;
 use crate::id::{BlobId, PackId};
-use crate::pack::format::MAX_RAW_LEN;
+use crate::pack::format::{MAX_RAW_LEN, SEAL_OVERHEAD};
 use crate::pack::writer::PublishedPack;
 use crate::pack::{BlobKind, BlobLocation, PackEntry};
 
@@ -79,7 +79,10 @@ impl Catalog {
         let compression =
             Compression::from_code(row.compression).ok_or_else(|| bad("compression code"))?;
         if row.raw_len > MAX_RAW_LEN
-            || (compression == Compression::None && row.stored_len != row.raw_len)
+            || (compression == Compression::None
+                && row.stored_len != row.raw_len
+                // A sealed blob (encrypted store) carries its envelope.
+                && u64::from(row.stored_len) != u64::from(row.raw_len) + u64::from(SEAL_OVERHEAD))
         {
             return Err(bad("impossible lengths"));
         }

@@ -30,6 +30,12 @@ pub struct CopyArgs {
     /// Cache directory for the target store, if remote [default: $XDG_CACHE_HOME/cairn]
     #[arg(long, value_name = "DIR")]
     to_cache_dir: Option<PathBuf>,
+    /// The target's password, if it differs from the source's: the first line of FILE
+    #[arg(long, value_name = "FILE", env = "CAIRN_TO_PASSWORD_FILE", conflicts_with = "to_password_command")]
+    to_password_file: Option<PathBuf>,
+    /// The target's password, if it differs from the source's: the first line CMD prints
+    #[arg(long, value_name = "CMD", env = "CAIRN_TO_PASSWORD_COMMAND")]
+    to_password_command: Option<String>,
     /// Snapshots to copy: ids, unique prefixes, `latest` or @WHEN [default: all, after the filters]
     #[arg(value_name = "SNAPSHOT", value_parser = super::choose::snapshot_ref)]
     snapshots: Vec<SnapshotRef>,
@@ -100,10 +106,17 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
     if args.to == *from.location() {
         anyhow::bail!("--to names the store being copied from ({})", args.to);
     }
-    let options = OpenOptions {
+    let mut options = OpenOptions {
         cache_dir: args.to_cache_dir.clone(),
         ..ctx.open_options(LockMode::Shared)
     };
+    if args.to_password_file.is_some() || args.to_password_command.is_some() {
+        let (file, command) = (args.to_password_file.clone(), args.to_password_command.clone());
+        options.password = super::password_source(file, command);
+    } else if !from.config().is_encrypted() {
+        // The source's password is for the source only.
+        options.password = cairn::crypt::passphrase::Source::Prompt;
+    }
     match Store::open(&args.to, options.clone()) {
         Err(StoreError::NotAStore { .. } | StoreError::Missing { .. }) => {
             let config = from.config();
@@ -111,6 +124,7 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
                 compression: config.compression,
                 pack: config.pack,
                 sqlite: config.sqlite.unwrap_or_default(),
+                keys: from.shared_keys()?,
             };
             let store = Store::init(&args.to, &init, options)
                 .with_context(|| format!("creating {}", args.to))?;

@@ -5,13 +5,14 @@ use std::io::Write;
 use clap::Args;
 
 use cairn::compress::CompressionConfig;
+use cairn::crypt::keyfile::KdfCost;
 use cairn::outcome::Outcome;
 use cairn::rawname::RawName;
 use cairn::store::Location;
 use cairn::store::config::{
     DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MAX_SQLITE_PAGE_RUN, MIN_PACK_SIZE, MIN_SQLITE_PAGE_RUN,
 };
-use cairn::store::{InitOptions, LockMode, PackConfig, SqliteConfig, Store, StoreError};
+use cairn::store::{InitOptions, LockMode, NewKeys, PackConfig, SqliteConfig, Store, StoreError};
 
 use super::output::{human_bytes, parse_size};
 use super::stdout::Out;
@@ -28,6 +29,36 @@ pub struct InitArgs {
     /// Bytes per chunk of a SQLite database, in whole pages, e.g. 4KiB (512B-1MiB)
     #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = page_run)]
     sqlite_page_run: u32,
+    /// Encrypt the store (the default for s3:// stores); the password comes from --password-file, --password-command or a prompt
+    #[arg(long, conflicts_with = "no_encrypt")]
+    encrypt: bool,
+    /// Do not encrypt an s3:// store
+    #[arg(long)]
+    no_encrypt: bool,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+/// The cost of turning a password into its key (argon2id).
+#[derive(Debug, Args)]
+pub struct KdfArgs {
+    /// Memory for deriving the password's key, in MiB [default: 64]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    kdf_memory: Option<u32>,
+    /// Passes for deriving the password's key [default: 3]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    kdf_iterations: Option<u32>,
+}
+
+impl KdfArgs {
+    /// The cost asked for, the defaults where not.
+    pub fn cost(&self) -> KdfCost {
+        let default = KdfCost::default();
+        KdfCost {
+            memory_kib: self.kdf_memory.map_or(default.memory_kib, |m| m * 1024),
+            iterations: self.kdf_iterations.unwrap_or(default.iterations),
+        }
+    }
 }
 
 fn page_run(text: &str) -> Result<u32, String> {
@@ -59,7 +90,17 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
     let sqlite = SqliteConfig {
         page_run: args.sqlite_page_run,
     };
-    let store = init_store(ctx, args.compression, args.pack_size, sqlite)?;
+    let encrypt = wants_encryption(ctx, &args)?;
+    let settings = Settings {
+        level: args.compression,
+        pack_size: args.pack_size,
+        sqlite,
+        keys: match encrypt {
+            true => NewKeys::Fresh(args.kdf.cost()),
+            false => NewKeys::Plain,
+        },
+    };
+    let store = init_store(ctx, settings)?;
     let config = store.config();
     let short = config.id.get(..8).unwrap_or(&config.id);
     let root = store.location().to_string();
@@ -70,14 +111,29 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
                 "store": location_json(store.location()),
                 "id": config.id,
                 "version": config.version,
+                "encrypted": config.is_encrypted(),
             });
             print_json(out, &json)
         } else if !ctx.quiet {
-            writeln!(out, "created cairn store {short} at {root}")
+            let how = if config.is_encrypted() { "encrypted " } else { "" };
+            writeln!(out, "created {how}cairn store {short} at {root}")
         } else {
             Ok(())
         }
     })
+}
+
+/// Whether the new store is encrypted: asked with --encrypt, or by giving
+/// a password, or by default for a remote store (it lives on someone
+/// else's disks); --no-encrypt opts out, and then no password may be given.
+fn wants_encryption(ctx: &Ctx, args: &InitArgs) -> Result<bool, super::Usage> {
+    if args.no_encrypt && ctx.password_given() {
+        return Err(super::Usage(
+            "--no-encrypt with a password (--password-file, --password-command or their CAIRN_ variables): give one or the other".into(),
+        ));
+    }
+    let remote = matches!(ctx.store, Location::S3(_));
+    Ok(args.encrypt || ctx.password_given() || (remote && !args.no_encrypt))
 }
 
 /// A store's location in JSON: a local path exactly (any bytes), a URL as
@@ -89,32 +145,45 @@ pub fn location_json(location: &Location) -> serde_json::Value {
     }
 }
 
+/// What a new store is made with.
+pub struct Settings {
+    /// zstd level.
+    pub level: i32,
+    /// Pack target size.
+    pub pack_size: u64,
+    /// Database chunking.
+    pub sqlite: SqliteConfig,
+    /// Whether and how to encrypt.
+    pub keys: NewKeys,
+}
+
 /// Creates a store at the context's path with the given settings.
-pub fn init_store(
-    ctx: &Ctx,
-    level: i32,
-    pack_size: u64,
-    sqlite: SqliteConfig,
-) -> Result<Store, StoreError> {
+pub fn init_store(ctx: &Ctx, settings: Settings) -> Result<Store, StoreError> {
     let options = InitOptions {
         compression: CompressionConfig {
-            level,
+            level: settings.level,
             ..CompressionConfig::default()
         },
         pack: PackConfig {
-            target_size: pack_size,
+            target_size: settings.pack_size,
         },
-        sqlite,
+        sqlite: settings.sqlite,
+        keys: settings.keys,
     };
     Store::init(&ctx.store, &options, ctx.open_options(LockMode::Shared))
 }
 
 /// Creates the default store with default settings.
 pub fn init_default(ctx: &Ctx) -> Result<Store, StoreError> {
-    init_store(
-        ctx,
-        CompressionConfig::default().level,
-        DEFAULT_PACK_SIZE,
-        SqliteConfig::default(),
-    )
+    let settings = Settings {
+        level: CompressionConfig::default().level,
+        pack_size: DEFAULT_PACK_SIZE,
+        sqlite: SqliteConfig::default(),
+        // A password given means the operator wants encryption.
+        keys: match ctx.password_given() {
+            true => NewKeys::Fresh(KdfCost::default()),
+            false => NewKeys::Plain,
+        },
+    };
+    init_store(ctx, settings)
 }

@@ -29,6 +29,7 @@ mod snapshots;
 mod stats;
 mod stdout;
 mod tag;
+mod key;
 mod verify;
 
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ use cairn::backend::RemoteOptions;
 use cairn::outcome::Outcome;
 use cairn::profile::Profile;
 use cairn::rawname::printable;
+use cairn::crypt::passphrase::Source;
 use cairn::store::{Location, LockMode, OpenOptions, Store};
 use exit::Exit;
 use invocation::Refused;
@@ -92,6 +94,12 @@ struct Global {
     /// Take options from this profile of cairn.toml (see `cairn config show`)
     #[arg(long, short = 'P', global = true, value_name = "NAME")]
     profile: Option<String>,
+    /// The password of an encrypted store: the first line of FILE
+    #[arg(long, global = true, env = "CAIRN_PASSWORD_FILE", value_name = "FILE", conflicts_with = "password_command")]
+    password_file: Option<PathBuf>,
+    /// The password of an encrypted store: the first line CMD prints (run with sh -c; e.g. a secret manager)
+    #[arg(long, global = true, env = "CAIRN_PASSWORD_COMMAND", value_name = "CMD")]
+    password_command: Option<String>,
     /// Read profiles from FILE instead of /etc/cairn/cairn.toml and
     /// ~/.config/cairn/cairn.toml (repeatable: a later file's keys win)
     #[arg(long, global = true, value_name = "FILE")]
@@ -176,6 +184,13 @@ enum Command {
   cairn tag 4acb031c 9f3e --remove nightly --add monthly
   cairn tag @2026-02-15 --set release")]
     Tag(tag::TagArgs),
+    /// Manage the passwords of an encrypted store
+    #[command(after_help = "Examples:
+  cairn key list
+  cairn key add --new-password-file /root/.cairn-ops
+  cairn key passwd
+  cairn key remove 4acb031c")]
+    Key(key::KeyArgs),
     /// Save, show or clear the store's retention policy
     #[command(after_help = "Examples:
   cairn policy set --keep-daily 7 --keep-weekly 4 --keep-monthly 12
@@ -301,11 +316,22 @@ pub fn run(cli: Cli, profile: Option<&Profile>) -> anyhow::Result<Outcome> {
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Repair(args) => repair::run(&ctx, args),
         Command::Tag(args) => tag::run(&ctx, args),
+        Command::Key(args) => key::run(&ctx, args),
         Command::Stats(args) => stats::run(&ctx, args),
         Command::Copy(args) => copy::run(&ctx, args),
         Command::Completions(_) | Command::Man(_) | Command::Config(_) => {
             unreachable!("run above, without a store")
         }
+    }
+}
+
+/// Where an encrypted store's passphrase comes from: a file, a command,
+/// else a prompt on the terminal.
+fn password_source(file: Option<PathBuf>, command: Option<String>) -> Source {
+    match (file, command) {
+        (Some(file), _) => Source::File(file),
+        (None, Some(command)) => Source::Command(command),
+        (None, None) => Source::Prompt,
     }
 }
 
@@ -320,6 +346,7 @@ struct Ctx {
     verbose: u8,
     progress_interval: Option<Duration>,
     lock_wait: Duration,
+    password: Source,
 }
 
 impl Ctx {
@@ -341,7 +368,13 @@ impl Ctx {
             verbose: global.verbose,
             progress_interval: global.progress_interval,
             lock_wait: global.lock_wait.unwrap_or(Duration::ZERO),
+            password: password_source(global.password_file, global.password_command),
         })
+    }
+
+    /// Whether a password source was given (not just a terminal to ask).
+    fn password_given(&self) -> bool {
+        self.password != Source::Prompt
     }
 
     fn open(&self, lock: LockMode) -> anyhow::Result<Store> {
@@ -357,6 +390,7 @@ impl Ctx {
             cache_dir: self.cache_dir.clone(),
             remote: self.remote,
             write_nothing: false,
+            password: self.password.clone(),
         }
     }
 

@@ -17,6 +17,12 @@
 //! ```
 //! The object's id is the BLAKE3 of all its bytes. Everything is checked
 //! before use: index bytes are untrusted.
+//!
+//! In an encrypted store the object is sealed whole, and each tail inside
+//! is the pack's tail as it would be unsealed (plain header, version 1
+//! trailer over it), while the pack's own header is `seal` bytes longer
+//! and each blob's stored length includes its seal
+//! (store-format/encryption.md).
 
 use crate::id::PackId;
 use crate::pack::format::{self, FormatError, PackEntry, TRAILER_LEN};
@@ -86,7 +92,7 @@ pub fn encode(packs: &[IndexedPack]) -> Vec<u8> {
 }
 
 /// Decodes and checks an index object.
-pub fn decode(bytes: &[u8]) -> Result<Vec<IndexedPack>, IndexFormatError> {
+pub fn decode(bytes: &[u8], seal: u32) -> Result<Vec<IndexedPack>, IndexFormatError> {
     if bytes.len() < HEAD_LEN || bytes[..8] != MAGIC {
         return Err(IndexFormatError::BadMagic);
     }
@@ -100,7 +106,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<IndexedPack>, IndexFormatError> {
     let mut packs = Vec::with_capacity(count.min(rest.len() / RECORD_HEAD_LEN));
     for index in 0..count {
         let (pack, after) =
-            decode_record(rest).map_err(|what| IndexFormatError::Record { index, what })?;
+            decode_record(rest, seal).map_err(|what| IndexFormatError::Record { index, what })?;
         packs.push(pack?);
         rest = after;
     }
@@ -117,7 +123,7 @@ type Decoded<'a> = (Result<IndexedPack, IndexFormatError>, &'a [u8]);
 
 /// One record and the bytes after it; the outer error is a record that
 /// does not fit, the inner one a tail that is not a valid pack header.
-fn decode_record(bytes: &[u8]) -> Result<Decoded<'_>, String> {
+fn decode_record(bytes: &[u8], seal: u32) -> Result<Decoded<'_>, String> {
     if bytes.len() < RECORD_HEAD_LEN {
         return Err(format!(
             "{} bytes where a record needs {RECORD_HEAD_LEN}",
@@ -132,16 +138,20 @@ fn decode_record(bytes: &[u8]) -> Result<Decoded<'_>, String> {
     let Some(tail) = bytes.get(RECORD_HEAD_LEN..RECORD_HEAD_LEN + tail_len) else {
         return Err(format!("a tail of {tail_len} bytes runs past the end"));
     };
-    let pack = decode_tail(tail, size)
+    let pack = decode_tail(tail, size, seal)
         .map(|entries| IndexedPack { id, size, entries })
         .map_err(|source| IndexFormatError::Pack { pack: id, source });
     Ok((pack, &bytes[RECORD_HEAD_LEN + tail_len..]))
 }
 
 /// The entries of a pack of `size` bytes whose tail is `tail`, checked as
-/// a pack reader checks them (the tail must be exactly header + trailer).
-pub fn decode_tail(tail: &[u8], size: u64) -> Result<Vec<PackEntry>, FormatError> {
-    let trailer = format::decode_trailer(tail, size)?;
+/// a pack reader checks them (the tail must be exactly header + trailer);
+/// `seal` is what sealing adds to the pack's header and to each blob.
+pub fn decode_tail(tail: &[u8], size: u64, seal: u32) -> Result<Vec<PackEntry>, FormatError> {
+    let trailer = format::decode_trailer(tail, size.saturating_sub(u64::from(seal)))?;
+    if trailer.version != format::VERSION {
+        return Err(FormatError::UnsupportedVersion(trailer.version));
+    }
     let header_len = trailer.header_len as usize;
     if tail.len() != header_len + TRAILER_LEN {
         return Err(FormatError::HeaderSize {
@@ -149,8 +159,9 @@ pub fn decode_tail(tail: &[u8], size: u64) -> Result<Vec<PackEntry>, FormatError
             got: tail.len().saturating_sub(TRAILER_LEN),
         });
     }
-    let data_len = size - TRAILER_LEN as u64 - trailer.header_len as u64;
-    format::decode_header(&tail[..header_len], &trailer, data_len)
+    let data_len = size - u64::from(seal) - TRAILER_LEN as u64 - trailer.header_len as u64;
+    format::check_header(&tail[..header_len], &trailer)?;
+    format::decode_entries(&tail[..header_len], data_len, seal)
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -202,8 +213,8 @@ mod tests {
     #[test]
     fn index_objects_round_trip() {
         let packs = vec![pack(b"a"), pack(b"b")];
-        assert_eq!(decode(&encode(&packs)).unwrap(), packs);
-        assert_eq!(decode(&encode(&[])).unwrap(), []);
+        assert_eq!(decode(&encode(&packs), 0).unwrap(), packs);
+        assert_eq!(decode(&encode(&[]), 0).unwrap(), []);
     }
 
     #[test]
@@ -221,19 +232,19 @@ mod tests {
     fn damaged_objects_are_refused_not_panicked_on() {
         let good = encode(&[pack(b"a"), pack(b"b")]);
         for cut in 0..good.len() {
-            assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
+            assert!(decode(&good[..cut], 0).is_err(), "cut at {cut}");
         }
         let mut extra = good.clone();
         extra.push(0);
-        assert!(decode(&extra).is_err());
+        assert!(decode(&extra, 0).is_err());
         let mut wrong_size = good.clone();
         wrong_size[48] ^= 1;
         assert!(matches!(
-            decode(&wrong_size),
+            decode(&wrong_size, 0),
             Err(IndexFormatError::Pack { .. })
         ));
         let mut huge_count = good;
         huge_count[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(decode(&huge_count).is_err());
+        assert!(decode(&huge_count, 0).is_err());
     }
 }

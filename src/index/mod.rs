@@ -88,18 +88,19 @@ pub fn list(backend: &Backend) -> Result<Listing, BackendError> {
 /// store; returns its id. Writing the same object twice is harmless.
 pub fn write(backend: &Backend, packs: &[IndexedPack]) -> Result<IndexId, BackendError> {
     let bytes = format::encode(packs);
-    let id = IndexId::of(&bytes);
-    backend.create(&key(&id), &bytes)?;
+    let id = IndexId::from(backend.vault().hash(&bytes));
+    backend.create_sealed(&key(&id), bytes)?;
     crate::crash::point("index-written");
     Ok(id)
 }
 
 /// Reads and checks index object `id`.
 pub fn read(backend: &Backend, id: &IndexId) -> Result<Vec<IndexedPack>, IndexError> {
-    let bytes = backend.get(&key(id), MAX_INDEX_LEN)?;
-    let actual = IndexId::of(&bytes);
+    let bytes = backend.get_opened(&key(id), MAX_INDEX_LEN)?;
+    let actual = IndexId::from(backend.vault().hash(&bytes));
     if actual != *id {
         return Err(IndexError::IdMismatch { id: *id, actual });
     }
-    format::decode(&bytes).map_err(|source| IndexError::Format { id: *id, source })
+    format::decode(&bytes, backend.vault().overhead())
+        .map_err(|source| IndexError::Format { id: *id, source })
 }

@@ -1,4 +1,5 @@
-//! The pack file format, version 1: a pure codec, no I/O.
+//! The pack file format, versions 1 (plain) and 2 (sealed header and
+//! blobs, encrypted stores): a pure codec, no I/O, no keys.
 //!
 //! ```text
 //! blob 0 stored bytes | blob 1 | ... | header | trailer
@@ -17,7 +18,10 @@
 //!   40 magic [8] "CAIRNPAK"
 //! ```
 //! Blobs lie back to back in header order from offset 0, and the header
-//! starts where the last blob ends. Decoding checks every length against the
+//! starts where the last blob ends. In version 2 the header region is the
+//! header sealed in an envelope (`header_len` = 41 + 52n, `header_hash`
+//! over the envelope) and every blob's stored bytes are an envelope too
+//! (store-format/encryption.md); the caller seals and opens. Decoding checks every length against the
 //! file size before using it: pack bytes are untrusted.
 
 use crate::compress::Compression;
@@ -25,8 +29,12 @@ use crate::id::BlobId;
 
 /// Last 8 bytes of every pack.
 pub const MAGIC: [u8; 8] = *b"CAIRNPAK";
-/// The pack format this code writes.
+/// The pack format of unencrypted stores.
 pub const VERSION: u32 = 1;
+/// The pack format of encrypted stores: sealed header and blobs.
+pub const SEALED_VERSION: u32 = 2;
+/// Bytes a seal adds to a header or a blob in a version 2 pack.
+pub const SEAL_OVERHEAD: u32 = crate::crypt::envelope::OVERHEAD as u32;
 /// Bytes per header entry.
 pub const ENTRY_LEN: usize = 52;
 /// Bytes in the trailer.
@@ -87,7 +95,9 @@ pub enum FormatError {
     #[error("no pack magic at the end of the file")]
     BadMagic,
     /// A version this code cannot read.
-    #[error("pack format version {0} is not supported (this cairn reads version {VERSION})")]
+    #[error(
+        "pack format version {0} is not supported (this cairn reads versions {VERSION} and {SEALED_VERSION})"
+    )]
     UnsupportedVersion(u32),
     /// The header does not fit or has a partial entry.
     #[error("header length {header_len} does not fit a file of {file_len} bytes")]
@@ -121,14 +131,35 @@ pub enum FormatError {
 /// The decoded trailer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer {
+    /// Pack format version: 1 plain, 2 sealed.
+    pub version: u32,
     /// Header length in bytes.
     pub header_len: u32,
     /// BLAKE3 of the header.
     pub header_hash: [u8; 32],
 }
 
-/// Encodes the header and trailer that end a pack holding `entries`.
+/// Encodes the header and trailer that end a plain (version 1) pack
+/// holding `entries`.
 pub fn encode_tail(entries: &[PackEntry]) -> Vec<u8> {
+    let mut tail = encode_header(entries);
+    tail.extend_from_slice(&encode_trailer(&tail, VERSION));
+    tail
+}
+
+/// The trailer after `header` (as it lies in the pack: sealed for
+/// version 2).
+pub fn encode_trailer(header: &[u8], version: u32) -> [u8; TRAILER_LEN] {
+    let mut out = [0u8; TRAILER_LEN];
+    out[..4].copy_from_slice(&(header.len() as u32).to_le_bytes());
+    out[4..8].copy_from_slice(&version.to_le_bytes());
+    out[8..40].copy_from_slice(blake3::hash(header).as_bytes());
+    out[40..].copy_from_slice(&MAGIC);
+    out
+}
+
+/// The plain header listing `entries`.
+pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
     let mut header = Vec::with_capacity(entries.len() * ENTRY_LEN + TRAILER_LEN);
     for e in entries {
         header.push(e.kind.code());
@@ -139,12 +170,6 @@ pub fn encode_tail(entries: &[PackEntry]) -> Vec<u8> {
         header.extend_from_slice(&e.offset.to_le_bytes());
         header.extend_from_slice(e.id.as_bytes());
     }
-    let header_len = header.len() as u32;
-    let hash = blake3::hash(&header);
-    header.extend_from_slice(&header_len.to_le_bytes());
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(hash.as_bytes());
-    header.extend_from_slice(&MAGIC);
     header
 }
 
@@ -159,12 +184,17 @@ pub fn decode_trailer(tail: &[u8], file_len: u64) -> Result<Trailer, FormatError
         return Err(FormatError::BadMagic);
     }
     let version = u32_at(t, 4);
-    if version != VERSION {
-        return Err(FormatError::UnsupportedVersion(version));
-    }
+    let seal = match version {
+        VERSION => 0,
+        SEALED_VERSION => SEAL_OVERHEAD,
+        _ => return Err(FormatError::UnsupportedVersion(version)),
+    };
     let header_len = u32_at(t, 0);
     let fits = u64::from(header_len) + TRAILER_LEN as u64 <= file_len;
-    if !fits || !(header_len as usize).is_multiple_of(ENTRY_LEN) {
+    let whole = header_len
+        .checked_sub(seal)
+        .is_some_and(|plain| (plain as usize).is_multiple_of(ENTRY_LEN));
+    if !fits || !whole {
         return Err(FormatError::HeaderLength {
             header_len,
             file_len,
@@ -173,9 +203,25 @@ pub fn decode_trailer(tail: &[u8], file_len: u64) -> Result<Trailer, FormatError
     let mut header_hash = [0u8; 32];
     header_hash.copy_from_slice(&t[8..40]);
     Ok(Trailer {
+        version,
         header_len,
         header_hash,
     })
+}
+
+/// Checks that `header` (as it lies in the pack) is the one the trailer
+/// announces: its length and hash.
+pub fn check_header(header: &[u8], trailer: &Trailer) -> Result<(), FormatError> {
+    if header.len() != trailer.header_len as usize {
+        return Err(FormatError::HeaderSize {
+            expected: trailer.header_len,
+            got: header.len(),
+        });
+    }
+    if *blake3::hash(header).as_bytes() != trailer.header_hash {
+        return Err(FormatError::HeaderChecksum);
+    }
+    Ok(())
 }
 
 /// Decodes and checks the header: its hash, every field, and that the blobs
@@ -186,19 +232,27 @@ pub fn decode_header(
     trailer: &Trailer,
     data_len: u64,
 ) -> Result<Vec<PackEntry>, FormatError> {
-    if header.len() != trailer.header_len as usize {
-        return Err(FormatError::HeaderSize {
-            expected: trailer.header_len,
-            got: header.len(),
-        });
+    if trailer.version != VERSION {
+        return Err(FormatError::UnsupportedVersion(trailer.version));
     }
-    if *blake3::hash(header).as_bytes() != trailer.header_hash {
-        return Err(FormatError::HeaderChecksum);
+    check_header(header, trailer)?;
+    decode_entries(header, data_len, 0)
+}
+
+/// Decodes the plain header bytes of a pack whose blob data is `data_len`
+/// bytes and each of whose blobs carries `seal` bytes of envelope (0 in a
+/// plain pack): every field, and that the blobs tile the data exactly.
+pub fn decode_entries(header: &[u8], data_len: u64, seal: u32) -> Result<Vec<PackEntry>, FormatError> {
+    if !header.len().is_multiple_of(ENTRY_LEN) {
+        return Err(FormatError::Entry {
+            index: header.len() / ENTRY_LEN,
+            what: format!("a header of {} bytes holds a partial entry", header.len()),
+        });
     }
     let mut entries = Vec::with_capacity(header.len() / ENTRY_LEN);
     let mut next_offset = 0u64;
     for (index, raw) in header.chunks_exact(ENTRY_LEN).enumerate() {
-        let entry = decode_entry(raw).map_err(|what| FormatError::Entry { index, what })?;
+        let entry = decode_entry(raw, seal).map_err(|what| FormatError::Entry { index, what })?;
         if entry.offset != next_offset {
             return Err(FormatError::Entry {
                 index,
@@ -217,7 +271,7 @@ pub fn decode_header(
     Ok(entries)
 }
 
-fn decode_entry(raw: &[u8]) -> Result<PackEntry, String> {
+fn decode_entry(raw: &[u8], seal: u32) -> Result<PackEntry, String> {
     let kind = BlobKind::from_code(raw[0]).ok_or_else(|| format!("unknown kind {}", raw[0]))?;
     let compression =
         Compression::from_code(raw[1]).ok_or_else(|| format!("unknown compression {}", raw[1]))?;
@@ -229,10 +283,13 @@ fn decode_entry(raw: &[u8]) -> Result<PackEntry, String> {
     if raw_len > MAX_RAW_LEN {
         return Err(format!("raw length {raw_len} exceeds {MAX_RAW_LEN}"));
     }
-    if compression == Compression::None && raw_len != stored_len {
+    if compression == Compression::None && u64::from(raw_len) + u64::from(seal) != u64::from(stored_len) {
         return Err(format!(
-            "uncompressed blob with stored length {stored_len} != raw length {raw_len}"
+            "uncompressed blob with stored length {stored_len} != raw length {raw_len} + {seal}"
         ));
+    }
+    if stored_len < seal {
+        return Err(format!("stored length {stored_len} is shorter than its seal"));
     }
     let mut offset = [0u8; 8];
     offset.copy_from_slice(&raw[12..20]);

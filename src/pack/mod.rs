@@ -99,6 +99,32 @@ pub enum PackError {
         /// What the check found.
         detail: String,
     },
+    /// A blob or header that does not open with the store's key: altered,
+    /// or not what belongs there.
+    #[error("{what} in pack {pack}: {source}")]
+    Sealed {
+        /// The blob, or the header.
+        what: String,
+        /// The pack.
+        pack: PackId,
+        /// What the cipher said.
+        #[source]
+        source: crate::crypt::CryptError,
+    },
+    /// A plain pack in an encrypted store, or a sealed one in a plain
+    /// store: never read (a planted plain pack must not be trusted).
+    #[error("pack {pack} is a version {version} pack, which does not belong in {what} store")]
+    Sealing {
+        /// The pack.
+        pack: PackId,
+        /// Its version.
+        version: u32,
+        /// "an encrypted" or "an unencrypted".
+        what: &'static str,
+    },
+    /// Sealing failed (no random bytes from the system).
+    #[error("sealing failed: {0}")]
+    Seal(#[source] crate::crypt::CryptError),
     /// The writer failed earlier and refuses further work.
     #[error("pack writer stopped after an earlier error")]
     Poisoned,

@@ -8,6 +8,7 @@ use super::spans::Spans;
 use super::{BlobLocation, PackError, key};
 use crate::backend::{Backend, Object};
 use crate::compress;
+use crate::crypt::Vault;
 use crate::id::{BlobId, PackId};
 
 /// How much of a pack's end one read fetches: the trailer and the header of
@@ -24,6 +25,7 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
         source,
     };
     let trailer = format::decode_trailer(&tail, size).map_err(bad)?;
+    check_sealing(backend.vault(), pack, trailer.version)?;
     let header_len = u64::from(trailer.header_len);
     let data_len = size - TRAILER_LEN as u64 - header_len;
     let header = if header_len + TRAILER_LEN as u64 <= tail.len() as u64 {
@@ -32,14 +34,53 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
     } else {
         backend.get_range(&name, data_len, header_len as usize)?
     };
-    let entries = format::decode_header(&header, &trailer, data_len).map_err(bad)?;
+    format::check_header(&header, &trailer).map_err(bad)?;
+    let vault = backend.vault();
+    let plain = vault.open_header(&header).map_err(|source| PackError::Sealed {
+        what: "header".into(),
+        pack: *pack,
+        source,
+    })?;
+    let entries = format::decode_entries(&plain, data_len, vault.overhead()).map_err(bad)?;
     Ok((entries, size))
+}
+
+/// Refuses a pack whose version does not match the store: a plain pack
+/// planted in an encrypted store would otherwise be read unauthenticated.
+fn check_sealing(vault: &Vault, pack: &PackId, version: u32) -> Result<(), PackError> {
+    let (wanted, what) = match vault.is_encrypted() {
+        true => (format::SEALED_VERSION, "an encrypted"),
+        false => (format::VERSION, "an unencrypted"),
+    };
+    if version == wanted {
+        return Ok(());
+    }
+    Err(PackError::Sealing {
+        pack: *pack,
+        version,
+        what,
+    })
+}
+
+/// The inner (compressed or raw) bytes of a blob's stored bytes: opened
+/// with the store's key, bound to the blob's id.
+fn unseal<'a>(
+    vault: &Vault,
+    id: &BlobId,
+    at: &BlobLocation,
+    stored: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, PackError> {
+    vault.open_blob(id.as_bytes(), stored).map_err(|source| PackError::Sealed {
+        what: format!("blob {id}"),
+        pack: at.pack,
+        source,
+    })
 }
 
 /// Reads one blob, decodes it and checks that its BLAKE3 is `id`.
 pub fn read_blob(backend: &Backend, id: &BlobId, at: &BlobLocation) -> Result<Vec<u8>, PackError> {
     let stored = backend.get_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
-    decode_blob(id, at, stored)
+    decode_blob(backend.vault(), id, at, stored)
 }
 
 /// Reads one blob and hands its decoded bytes to `consume` as a stream,
@@ -55,11 +96,12 @@ pub fn read_blob_streaming<T, E>(
     consume: impl FnOnce(&mut dyn io::Read) -> Result<T, E>,
 ) -> Result<Result<T, E>, PackError> {
     let stored = backend.get_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
-    decode_streaming(id, at, &stored, consume)
+    decode_streaming(backend.vault(), id, at, &stored, consume)
 }
 
 /// [`read_blob_streaming`] of stored bytes already read.
 pub fn decode_streaming<T, E>(
+    vault: &Vault,
     id: &BlobId,
     at: &BlobLocation,
     stored: &[u8],
@@ -71,9 +113,10 @@ pub fn decode_streaming<T, E>(
         source,
     };
     let raw_len = at.raw_len as usize;
-    let decoder = compress::decoder(at.compression, stored, raw_len).map_err(decode_error)?;
+    let inner = unseal(vault, id, at, stored)?;
+    let decoder = compress::decoder(at.compression, &inner, raw_len).map_err(decode_error)?;
     // One byte more than recorded is enough to tell the length is wrong.
-    let mut hashing = Hashing::new(decoder.take(raw_len as u64 + 1));
+    let mut hashing = Hashing::new(decoder.take(raw_len as u64 + 1), vault.hasher());
     let consumed = consume(&mut hashing);
     let (got, actual) = hashing
         .drain()
@@ -102,10 +145,10 @@ struct Hashing<R> {
 }
 
 impl<R: io::Read> Hashing<R> {
-    fn new(inner: R) -> Self {
+    fn new(inner: R, hasher: blake3::Hasher) -> Self {
         Self {
             inner,
-            hasher: blake3::Hasher::new(),
+            hasher,
             count: 0,
         }
     }
@@ -127,20 +170,42 @@ impl<R: io::Read> io::Read for Hashing<R> {
 }
 
 /// Decodes stored bytes read from `at` and checks them against `id`.
-pub fn decode_blob(id: &BlobId, at: &BlobLocation, stored: Vec<u8>) -> Result<Vec<u8>, PackError> {
+pub fn decode_blob(
+    vault: &Vault,
+    id: &BlobId,
+    at: &BlobLocation,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, PackError> {
+    if vault.is_encrypted() {
+        return decode_slice(vault, id, at, &stored);
+    }
     let raw = compress::decode_owned(at.compression, stored, at.raw_len as usize);
-    checked(id, at, raw)
+    checked(vault, id, at, raw)
 }
 
 /// [`decode_blob`] for stored bytes that are part of a larger read: a
 /// compressed blob is decoded straight from them, without a copy first.
-fn decode_slice(id: &BlobId, at: &BlobLocation, stored: &[u8]) -> Result<Vec<u8>, PackError> {
-    let raw = compress::decode(at.compression, stored, at.raw_len as usize);
-    checked(id, at, raw)
+fn decode_slice(
+    vault: &Vault,
+    id: &BlobId,
+    at: &BlobLocation,
+    stored: &[u8],
+) -> Result<Vec<u8>, PackError> {
+    let inner = unseal(vault, id, at, stored)?;
+    let raw = match inner {
+        std::borrow::Cow::Owned(owned) => {
+            compress::decode_owned(at.compression, owned, at.raw_len as usize)
+        }
+        std::borrow::Cow::Borrowed(slice) => {
+            compress::decode(at.compression, slice, at.raw_len as usize)
+        }
+    };
+    checked(vault, id, at, raw)
 }
 
 /// The decoded blob, if it decoded and its BLAKE3 is `id`.
 fn checked(
+    vault: &Vault,
     id: &BlobId,
     at: &BlobLocation,
     raw: Result<Vec<u8>, compress::DecodeError>,
@@ -150,7 +215,7 @@ fn checked(
         pack: at.pack,
         source,
     })?;
-    let actual = BlobId::of(&raw);
+    let actual = BlobId::from(vault.hash(&raw));
     if actual != *id {
         return Err(PackError::HashMismatch {
             blob: *id,
@@ -163,18 +228,26 @@ fn checked(
 
 /// Checks stored bytes read from `at` against `id` without keeping the
 /// decoded blob: for copying blobs as stored (repacking) after proving them.
-pub fn check_stored(id: &BlobId, at: &BlobLocation, stored: &[u8]) -> Result<(), PackError> {
+pub fn check_stored(
+    vault: &Vault,
+    id: &BlobId,
+    at: &BlobLocation,
+    stored: &[u8],
+) -> Result<(), PackError> {
+    let stored = unseal(vault, id, at, stored)?;
     let actual = match at.compression {
-        compress::Compression::None if stored.len() == at.raw_len as usize => BlobId::of(stored),
+        compress::Compression::None if stored.len() == at.raw_len as usize => {
+            BlobId::from(vault.hash(&stored))
+        }
         _ => {
-            let raw = compress::decode(at.compression, stored, at.raw_len as usize).map_err(
+            let raw = compress::decode(at.compression, &stored, at.raw_len as usize).map_err(
                 |source| PackError::Decode {
                     blob: *id,
                     pack: at.pack,
                     source,
                 },
             )?;
-            BlobId::of(&raw)
+            BlobId::from(vault.hash(&raw))
         }
     };
     if actual != *id {
@@ -301,7 +374,9 @@ pub fn read_run(
         slices.push((id, *at, stored));
         rest = tail;
     }
-    let decode = |(id, at, stored): &(&BlobId, &BlobLocation, &[u8])| decode_slice(id, at, stored);
+    let vault = files.backend.vault();
+    let decode =
+        |(id, at, stored): &(&BlobId, &BlobLocation, &[u8])| decode_slice(vault, id, at, stored);
     if slices.len() < PARALLEL_RUN {
         slices.iter().map(decode).collect()
     } else {

@@ -18,6 +18,7 @@ use super::{PackError, key};
 use crate::backend::{Backend, BackendError};
 use crate::compress::{Compression, Encoded};
 use crate::crash;
+use crate::crypt::Vault;
 use crate::id::{BlobId, PackId};
 use crate::rawname::escaped;
 use crate::store::Staging;
@@ -34,12 +35,15 @@ pub struct PackWriter {
     entries: Vec<PackEntry>,
     len: u64,
     kind: BlobKind,
+    /// Seals the header (blobs come sealed).
+    vault: Vault,
     failed: bool,
 }
 
 impl PackWriter {
     /// Starts an empty pack for blobs of `kind`, staged in `staging`.
-    pub fn create(staging: &Staging, kind: BlobKind) -> Result<Self, PackError> {
+    /// Blobs must be added sealed with `vault`, which seals the header.
+    pub fn create(staging: &Staging, kind: BlobKind, vault: &Vault) -> Result<Self, PackError> {
         let (file, path) = staging.file()?.into_parts();
         Ok(Self {
             out: BufWriter::with_capacity(1 << 20, file),
@@ -48,6 +52,7 @@ impl PackWriter {
             entries: Vec::new(),
             len: 0,
             kind,
+            vault: vault.clone(),
             failed: false,
         })
     }
@@ -99,7 +104,14 @@ impl PackWriter {
         if self.failed {
             return Err(PackError::Poisoned);
         }
-        let tail = format::encode_tail(&self.entries);
+        let header = format::encode_header(&self.entries);
+        let sealed = self.vault.seal_header(header).map_err(PackError::Seal)?;
+        let version = match self.vault.is_encrypted() {
+            true => format::SEALED_VERSION,
+            false => format::VERSION,
+        };
+        let mut tail = sealed;
+        tail.extend_from_slice(&format::encode_trailer(&tail, version));
         self.write(&tail)?;
         let size = self.len + tail.len() as u64;
         let path = self.path;

@@ -95,6 +95,8 @@ impl Profile {
 /// Every key a profile may have, in the order `config show` lists them.
 pub const KEYS: &[&str] = &[
     "store",
+    "password_file",
+    "password_command",
     "cache_dir",
     "lock_wait",
     "progress_interval",
@@ -169,16 +171,6 @@ pub enum ConfigError {
         value: String,
         /// Why.
         why: String,
-    },
-    /// `password_file` or `password_command` is set.
-    #[error(
-        "{origin}: {key}: encryption is not supported yet by this cairn; remove the key (a store would be written unencrypted)"
-    )]
-    Encryption {
-        /// Where it was set.
-        origin: Origin,
-        /// The key.
-        key: &'static str,
     },
     /// No file read defines the profile.
     #[error("profile {name:?} is not defined in {}", describe_files(files))]

@@ -58,9 +58,7 @@ struct RawProfile {
     group_by: Option<Spanned<String>>,
     max_unused: Option<Spanned<String>>,
     grace: Option<Spanned<String>>,
-    /// Reserved for encryption: refused while it is not supported.
     password_file: Option<Spanned<String>>,
-    /// Reserved for encryption: refused while it is not supported.
     password_command: Option<Spanned<String>>,
     #[serde(default)]
     verify: RawVerify,
@@ -116,9 +114,9 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
         text,
         out: Vec::new(),
     };
-    c.reserved("password_file", &p.password_file)?;
-    c.reserved("password_command", &p.password_command)?;
     c.one("store", p.store, check_store)?;
+    c.one("password_file", p.password_file, not_empty)?;
+    c.one("password_command", p.password_command, not_empty)?;
     c.one("cache_dir", p.cache_dir, not_empty)?;
     c.one("lock_wait", p.lock_wait, check_duration)?;
     c.one("progress_interval", p.progress_interval, check_duration)?;
@@ -187,20 +185,6 @@ impl Convert<'_> {
             key: key.to_owned(),
             value: value.to_owned(),
             why,
-        }
-    }
-
-    fn reserved(
-        &self,
-        key: &'static str,
-        value: &Option<Spanned<String>>,
-    ) -> Result<(), ConfigError> {
-        match value {
-            Some(v) => Err(ConfigError::Encryption {
-                origin: self.origin(v),
-                key,
-            }),
-            None => Ok(()),
         }
     }
 
@@ -359,10 +343,11 @@ mod tests {
     }
 
     #[test]
-    fn a_password_is_refused_until_encryption_exists() {
+    fn a_password_file_is_a_setting_and_an_empty_one_is_refused() {
         let text = "[profiles.app]\npassword_file = \"/etc/cairn/key\"\n";
-        let err = parse_text(text).unwrap_err().to_string();
-        assert!(err.contains("encryption is not supported yet"), "{err}");
+        assert!(parse_text(text).is_ok());
+        let empty = "[profiles.app]\npassword_file = \"\"\n";
+        let err = parse_text(empty).unwrap_err().to_string();
         assert!(err.contains(":2: password_file"), "{err}");
     }
 

@@ -53,8 +53,8 @@ pub fn condemn(backend: &Backend, packs: &[PackId]) -> Result<Option<String>, Ba
         packs: packs.to_vec(),
     };
     let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
-    let key = format!("condemned/{}", IndexId::of(&bytes));
-    backend.create(&key, &bytes)?;
+    let key = format!("condemned/{}", IndexId::from(backend.vault().hash(&bytes)));
+    backend.create_sealed(&key, bytes)?;
     crate::crash::point("prune-condemned");
     Ok(Some(key))
 }
@@ -66,7 +66,7 @@ pub fn read_all(backend: &Backend) -> Result<Vec<Condemnation>, BackendError> {
     listed
         .par_iter()
         .filter_map(|object| {
-            let bytes = match backend.get(&object.key, MAX_LEN) {
+            let bytes = match backend.get_opened(&object.key, MAX_LEN) {
                 Ok(bytes) => bytes,
                 // Dropped by a prune since the listing.
                 Err(e) if e.is_not_found() => return None,

@@ -41,13 +41,13 @@ pub fn write(backend: &Backend, journal: &Journal) -> Result<(), StoreError> {
     let mut bytes = serde_json::to_vec_pretty(journal)
         .expect("a journal is plain structs: encoding cannot fail");
     bytes.push(b'\n');
-    Ok(backend.replace(KEY, &bytes)?)
+    Ok(backend.replace_sealed(KEY, bytes)?)
 }
 
 /// The journal of an interrupted prune, if there is one. A journal that
 /// does not decode is reported as `Err` text, not trusted.
 pub fn read(backend: &Backend) -> Result<Option<Result<Journal, String>>, StoreError> {
-    match backend.get(KEY, MAX_LEN) {
+    match backend.get_opened(KEY, MAX_LEN) {
         Ok(bytes) => Ok(Some(
             serde_json::from_slice(&bytes).map_err(|e| format!("{KEY} does not decode: {e}")),
         )),

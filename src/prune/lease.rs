@@ -141,7 +141,7 @@ impl Lease {
         };
         let key = format!("{PREFIX}prune-{next:020}");
         let bytes = serde_json::to_vec(&holder).unwrap_or_default();
-        match backend.create(&key, &bytes) {
+        match backend.create_sealed(&key, bytes) {
             Ok(()) => {}
             // Another prune took this generation first.
             Err(e) if e.is_already_exists() => {
@@ -245,7 +245,7 @@ impl Held {
             return Err(self.lose("it was not renewed in time"));
         }
         let bytes = serde_json::to_vec(&self.holder).unwrap_or_default();
-        self.backend.replace(&self.key, &bytes)?;
+        self.backend.replace_sealed(&self.key, bytes)?;
         let written = modified(&self.backend, &self.key)?;
         let newest = newest(&self.backend)?;
         if newest.as_ref().map(|f| &f.key) != Some(&self.key) {
@@ -282,7 +282,7 @@ impl Held {
             ..self.holder.clone()
         };
         let bytes = serde_json::to_vec(&released).unwrap_or_default();
-        let _ = self.backend.replace(&self.key, &bytes);
+        let _ = self.backend.replace_sealed(&self.key, bytes);
     }
 }
 
@@ -337,7 +337,7 @@ fn newest(backend: &Backend) -> Result<Option<Found>, BackendError> {
 /// Succeeds if the lease `found` is released or expired; else says who
 /// holds it and until when.
 fn ensure_free(backend: &Backend, found: &Found) -> Result<(), LeaseError> {
-    let holder: Option<Holder> = match backend.get(&found.key, MAX_LEN) {
+    let holder: Option<Holder> = match backend.get_opened(&found.key, MAX_LEN) {
         Ok(bytes) => serde_json::from_slice(&bytes).ok(),
         Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(e.into()),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::crash;
+use crate::crypt::Vault;
 use crate::id::{SnapshotId, TreeId};
 use crate::rawname::RawName;
 use crate::when::SnapshotTime;
@@ -249,8 +250,8 @@ impl SnapshotRecord {
 }
 
 /// Decodes a record file and checks it against the id it is stored under.
-pub fn decode(id: &SnapshotId, bytes: &[u8]) -> Result<Snapshot, RecordError> {
-    let actual = SnapshotId::of(bytes);
+pub fn decode(vault: &Vault, id: &SnapshotId, bytes: &[u8]) -> Result<Snapshot, RecordError> {
+    let actual = SnapshotId::from(vault.hash(bytes));
     if actual != *id {
         return Err(RecordError::IdMismatch(actual));
     }
@@ -285,9 +286,9 @@ pub fn id_of_key(key: &str) -> Option<SnapshotId> {
 /// visible. Everything it references must already be durable and cataloged.
 pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, SnapshotError> {
     let bytes = record.encode();
-    let id = SnapshotId::of(&bytes);
+    let id = SnapshotId::from(backend.vault().hash(&bytes));
     crash::point("snapshot-record-written");
-    backend.create(&key(&id), &bytes)?;
+    backend.create_sealed(&key(&id), bytes)?;
     crash::point("snapshot-committed");
     Ok(Snapshot { id, record })
 }
@@ -391,7 +392,7 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, Snapsh
         .collect();
     let read: Vec<(SnapshotId, Option<Vec<u8>>)> = missing
         .par_iter()
-        .map(|id| match backend.get(&key(id), MAX_RECORD_LEN) {
+        .map(|id| match backend.get_opened(&key(id), MAX_RECORD_LEN) {
             Ok(bytes) => Ok((*id, Some(bytes))),
             Err(e) if e.is_not_found() => Ok((*id, None)),
             Err(e) => Err(e),
@@ -409,7 +410,7 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, Snapsh
             (None, Some(bytes)) => (bytes, true),
             (None, None) => continue,
         };
-        match decode(&id, &bytes) {
+        match decode(backend.vault(), &id, &bytes) {
             Ok(snapshot) => {
                 if is_fresh {
                     cache.push((id, bytes));
@@ -432,14 +433,14 @@ mod tests {
     #[test]
     fn a_newer_record_version_is_named_even_if_its_fields_changed() {
         let bytes = br#"{"version": 2, "taken": "sometime", "roots": []}"#;
-        let err = decode(&SnapshotId::of(bytes), bytes).unwrap_err();
+        let err = decode(&Vault::plain(), &SnapshotId::of(bytes), bytes).unwrap_err();
         assert!(matches!(err, RecordError::UnsupportedVersion(2)), "{err}");
     }
 
     #[test]
     fn a_record_that_does_not_hash_to_its_id_is_refused() {
         let bytes = br#"{"version": 1}"#;
-        let err = decode(&SnapshotId::of(b"other"), bytes).unwrap_err();
+        let err = decode(&Vault::plain(), &SnapshotId::of(b"other"), bytes).unwrap_err();
         assert!(matches!(err, RecordError::IdMismatch(_)), "{err}");
     }
 }

@@ -132,7 +132,7 @@ pub fn retag(
 /// Commits `record`; a record with the same bytes already there (the same
 /// snapshot with these tags) is the one wanted.
 fn write_record(store: &Store, record: SnapshotRecord) -> Result<SnapshotId, StoreError> {
-    let id = SnapshotId::of(&record.encode());
+    let id = SnapshotId::from(store.backend().vault().hash(&record.encode()));
     match commit(store.backend(), record) {
         Ok(snapshot) => Ok(snapshot.id),
         Err(super::SnapshotError::Backend(e)) if e.is_already_exists() => Ok(id),

@@ -18,8 +18,13 @@ use crate::retention::SavedPolicy;
 /// `sqlite` config section.
 pub const FORMAT_VERSION: u32 = 4;
 
+/// The format of an encrypted store: version 4 with every object sealed
+/// and keyed ids (store-format/encryption.md). A version 4 reader must
+/// refuse it (it could read nothing); plain stores stay at 4.
+pub const ENCRYPTED_VERSION: u32 = 5;
+
 /// Store format versions this code reads.
-pub const READABLE_VERSIONS: [u32; 4] = [1, 2, 3, 4];
+pub const READABLE_VERSIONS: [u32; 5] = [1, 2, 3, 4, 5];
 
 /// Default bytes per database chunk: a run of whole pages, one page of the
 /// usual 4 KiB. Measured on a 500 MiB database with 1.5% of its rows changed
@@ -62,6 +67,30 @@ pub struct Config {
     /// written by a newer cairn makes those refuse, not the store unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<serde_json::Value>,
+    /// How the store is encrypted (version 5); absent in a plain store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// The encryption of a version 5 store: the only combination this version
+/// writes, named so that a later one can be told apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// The AEAD of every envelope: `xchacha20poly1305`.
+    pub cipher: String,
+    /// How ids are made: `blake3-keyed`.
+    pub ids: String,
+}
+
+impl Encryption {
+    /// What this version writes.
+    pub fn current() -> Self {
+        Self {
+            cipher: "xchacha20poly1305".into(),
+            ids: "blake3-keyed".into(),
+        }
+    }
 }
 
 /// How database images are cut into chunks.
@@ -93,7 +122,7 @@ pub enum ConfigError {
     Corrupt(String),
     /// A format version this code does not know.
     #[error(
-        "store format version {0} is not supported by this cairn (it reads versions 1 to {FORMAT_VERSION}); use a newer cairn"
+        "store format version {0} is not supported by this cairn (it reads versions 1 to {ENCRYPTED_VERSION}); use a newer cairn"
     )]
     UnsupportedVersion(u64),
 }
@@ -106,9 +135,10 @@ impl Config {
         compression: CompressionConfig,
         pack: PackConfig,
         sqlite: SqliteConfig,
+        encrypted: bool,
     ) -> Self {
         Self {
-            version: FORMAT_VERSION,
+            version: if encrypted { ENCRYPTED_VERSION } else { FORMAT_VERSION },
             id,
             created,
             chunker: ChunkerParams::default(),
@@ -116,7 +146,19 @@ impl Config {
             pack,
             sqlite: Some(sqlite),
             retention: None,
+            encryption: encrypted.then(Encryption::current),
         }
+    }
+
+    /// Whether the store is of the version this code writes (4 plain, 5
+    /// encrypted), so needs no upgrade before it is written.
+    pub fn is_current(&self) -> bool {
+        self.version == FORMAT_VERSION || self.version == ENCRYPTED_VERSION
+    }
+
+    /// Whether the store is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
     }
 
     /// The saved retention policy, if any.
@@ -187,6 +229,16 @@ impl Config {
                 "sqlite page_run {run} is outside {MIN_SQLITE_PAGE_RUN}..={MAX_SQLITE_PAGE_RUN}"
             ));
         }
+        match (&self.encryption, self.version) {
+            (None, ENCRYPTED_VERSION) => return Err("a version 5 store without `encryption`".into()),
+            (Some(_), v) if v != ENCRYPTED_VERSION => {
+                return Err(format!("`encryption` in a version {v} store"));
+            }
+            (Some(e), _) if *e != Encryption::current() => {
+                return Err(format!("encryption {} with {} ids is not supported", e.cipher, e.ids));
+            }
+            _ => {}
+        }
         if self.id.len() != 64 || !crate::id::is_hex_prefix(&self.id) {
             return Err("store id is not 64 hex digits".into());
         }
@@ -207,6 +259,7 @@ mod tests {
                 target_size: DEFAULT_PACK_SIZE,
             },
             SqliteConfig::default(),
+            false,
         )
     }
 
@@ -218,9 +271,9 @@ mod tests {
 
     #[test]
     fn a_newer_version_is_reported_as_such_even_if_the_rest_differs() {
-        let err = Config::decode(br#"{"version": 5, "something": "new"}"#).unwrap_err();
-        assert!(matches!(err, ConfigError::UnsupportedVersion(5)));
-        assert!(err.to_string().contains("version 5"));
+        let err = Config::decode(br#"{"version": 6, "something": "new"}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::UnsupportedVersion(6)));
+        assert!(err.to_string().contains("version 6"));
     }
 
     #[test]

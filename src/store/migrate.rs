@@ -26,7 +26,7 @@ use crate::pack;
 
 /// The config rewritten to the current version, or `None` if it is current.
 pub fn upgraded(config: &Config) -> Option<Config> {
-    if config.version == FORMAT_VERSION {
+    if config.is_current() {
         return None;
     }
     Some(Config {

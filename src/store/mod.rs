@@ -11,6 +11,7 @@
 
 mod catalog_file;
 pub mod config;
+pub mod keys;
 mod layout;
 pub mod location;
 pub mod lock;
@@ -140,6 +141,9 @@ pub enum StoreError {
         /// The operation.
         what: &'static str,
     },
+    /// The store's keys could not be used.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
     /// A tree blob does not decode.
     #[error("tree {id}: {source}")]
     Tree {
@@ -182,6 +186,8 @@ pub struct OpenOptions {
     /// even to its catalog, a cache: it is read read-only, or copied for
     /// this run if it is incomplete (`snapshot --dry-run`).
     pub write_nothing: bool,
+    /// Where the passphrase of an encrypted store comes from.
+    pub password: crate::crypt::passphrase::Source,
 }
 
 impl OpenOptions {
@@ -194,12 +200,19 @@ impl OpenOptions {
             cache_dir: None,
             remote: RemoteOptions::default(),
             write_nothing: false,
+            password: crate::crypt::passphrase::Source::Prompt,
         }
+    }
+
+    /// Whether a passphrase source was given (not just a terminal to ask
+    /// on): a plain store then refuses to open (see `KeyError::NotEncrypted`).
+    pub fn password_given(&self) -> bool {
+        self.password != crate::crypt::passphrase::Source::Prompt
     }
 }
 
 /// Parameters of a new store.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct InitOptions {
     /// zstd settings.
     pub compression: CompressionConfig,
@@ -207,6 +220,32 @@ pub struct InitOptions {
     pub pack: PackConfig,
     /// Database chunking.
     pub sqlite: SqliteConfig,
+    /// Whether and how the store is encrypted.
+    pub keys: NewKeys,
+}
+
+/// The keys of a new store.
+#[derive(Clone)]
+pub enum NewKeys {
+    /// Not encrypted.
+    Plain,
+    /// A new master key under a new passphrase, derived at this cost.
+    Fresh(crate::crypt::keyfile::KdfCost),
+    /// Another store's keys (for `copy` to a new store): its key files as
+    /// they are, so the same passphrases open both, and the same ids.
+    Shared {
+        /// The key files: id and bytes.
+        files: Vec<(String, Vec<u8>)>,
+        /// The keys they open.
+        unlocked: keys::Unlocked,
+    },
+}
+
+impl NewKeys {
+    /// Whether the new store is encrypted.
+    pub fn encrypts(&self) -> bool {
+        !matches!(self, NewKeys::Plain)
+    }
 }
 
 /// An open store, holding its lock for as long as it lives.
@@ -215,6 +254,12 @@ pub struct Store {
     home: PathBuf,
     backend: Backend,
     staging: Staging,
+    /// Where plaintext scratch files go (database images): the staging
+    /// directory, or the cache directory for an encrypted store, since
+    /// nothing under an encrypted store's directory may be plaintext.
+    scratch: Staging,
+    /// The unlocked keys of an encrypted store.
+    keys: Option<keys::Unlocked>,
     /// Tree packs kept whole on this host (remote stores only).
     pack_cache: Option<pack_cache::PackCache>,
     config: Config,
@@ -329,7 +374,7 @@ impl Store {
     /// the store, in the system's temporary directory.
     pub fn scratch_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
         if self.lock.unlocked().is_none() {
-            return Ok(self.staging.file()?);
+            return Ok(self.scratch.file()?);
         }
         tempfile::NamedTempFile::new().map_err(|source| StoreError::Io {
             path: std::env::temp_dir(),
@@ -359,6 +404,30 @@ impl Store {
     /// Where files are staged before they become objects.
     pub fn staging(&self) -> &Staging {
         &self.staging
+    }
+
+    /// Where plaintext scratch files go: outside the store's directory
+    /// when the store is encrypted.
+    pub fn scratch(&self) -> &Staging {
+        &self.scratch
+    }
+
+    /// The unlocked keys, for an encrypted store.
+    pub fn keys(&self) -> Option<&keys::Unlocked> {
+        self.keys.as_ref()
+    }
+
+    /// The keys of a new store made to share this one's (`copy` to a new
+    /// store): none for a plain store, else this store's key files as they
+    /// are, so the same passphrases open both and ids agree.
+    pub fn shared_keys(&self) -> Result<NewKeys, StoreError> {
+        match &self.keys {
+            None => Ok(NewKeys::Plain),
+            Some(unlocked) => Ok(NewKeys::Shared {
+                files: keys::read_files(&self.backend)?,
+                unlocked: unlocked.clone(),
+            }),
+        }
     }
 
     /// The store's parameters.
@@ -414,9 +483,9 @@ impl Store {
             .ok_or(StoreError::BlobMissing(blob))?;
         let stored = self.tree_bytes(&at)?;
         let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::decode_streaming(&blob, &at, &stored, |r| Tree::decode_from(r))?
+            pack::reader::decode_streaming(self.backend.vault(), &blob, &at, &stored, |r| Tree::decode_from(r))?
         } else {
-            Tree::decode(&pack::reader::decode_blob(&blob, &at, stored)?)
+            Tree::decode(&pack::reader::decode_blob(self.backend.vault(), &blob, &at, stored)?)
         };
         decoded.map_err(|source| StoreError::Tree { id: *id, source })
     }

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 use super::layout::{ensure_cache_layout, ensure_home_layout};
 use super::pack_cache::PackCache;
+use super::keys::{self, KeyError, Unlocked};
 use super::{
-    CONFIG, Config, ConfigError, InitOptions, Location, LockMode, OpenOptions, Staging, Store,
+    CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging, Store,
     StoreError, catalog_file, lock, space,
 };
+use crate::crypt::passphrase;
 use crate::backend::local::{Local, PRIVATE};
 use crate::backend::{Backend, S3Url};
 use crate::when::SnapshotTime;
@@ -41,11 +43,11 @@ impl Store {
         open: OpenOptions,
     ) -> Result<Self, StoreError> {
         let config = new_config(location, init)?;
-        match location {
-            Location::Local(root) => init_local(root, location, &config)?,
-            Location::S3(url) => init_remote(url, location, &config, &open)?,
-        }
-        Self::open(location, open)
+        let keys = match location {
+            Location::Local(root) => init_local(root, location, &config, init, &open)?,
+            Location::S3(url) => init_remote(url, location, &config, init, &open)?,
+        };
+        Self::open_unlocked(location, open, keys)
     }
 
     /// Opens an existing store: reads and checks its config, takes the
@@ -53,9 +55,60 @@ impl Store {
     /// reader of a store it cannot write goes on without the lock and with
     /// a read-only or private catalog, and says so.
     pub fn open(location: &Location, options: OpenOptions) -> Result<Self, StoreError> {
+        Self::open_unlocked(location, options, None)
+    }
+
+    /// [`Store::open`] with the keys already in hand (from `init`).
+    fn open_unlocked(
+        location: &Location,
+        options: OpenOptions,
+        keys: Option<Unlocked>,
+    ) -> Result<Self, StoreError> {
         match location {
-            Location::Local(root) => open_local(root, location, options),
-            Location::S3(url) => open_remote(url, location, options),
+            Location::Local(root) => open_local(root, location, options, keys),
+            Location::S3(url) => open_remote(url, location, options, keys),
+        }
+    }
+}
+
+/// The keys of the store `config` describes: unlocked with the passphrase
+/// (once: `init` hands over the ones it made), none for a plain store,
+/// which refuses a passphrase it was given.
+fn unlock(
+    backend: &Backend,
+    config: &Config,
+    options: &OpenOptions,
+    known: Option<Unlocked>,
+) -> Result<Option<Unlocked>, StoreError> {
+    if !config.is_encrypted() {
+        if options.password_given() {
+            return Err(KeyError::NotEncrypted(backend.location()).into());
+        }
+        return Ok(None);
+    }
+    match known {
+        Some(keys) => Ok(Some(keys)),
+        None => Ok(Some(keys::unlock(backend, &options.password)?)),
+    }
+}
+
+/// For a new encrypted store: its first key, wrapped under a new
+/// passphrase (asked twice on a terminal).
+fn first_key(
+    backend: &Backend,
+    init: &InitOptions,
+    open: &OpenOptions,
+) -> Result<Option<Unlocked>, StoreError> {
+    match &init.keys {
+        NewKeys::Plain => Ok(None),
+        NewKeys::Fresh(cost) => {
+            let what = format!("the new store {}", backend.location());
+            let phrase = passphrase::read_new(&open.password, &what).map_err(KeyError::from)?;
+            Ok(Some(keys::create_first(backend, &phrase, *cost)?))
+        }
+        NewKeys::Shared { files, unlocked } => {
+            keys::write_files(backend, files)?;
+            Ok(Some(unlocked.clone()))
         }
     }
 }
@@ -67,6 +120,7 @@ fn new_config(location: &Location, init: &InitOptions) -> Result<Config, StoreEr
         init.compression,
         init.pack,
         init.sqlite,
+        init.keys.encrypts(),
     );
     config.validate().map_err(|e| StoreError::Config {
         location: location.clone(),
@@ -75,7 +129,13 @@ fn new_config(location: &Location, init: &InitOptions) -> Result<Config, StoreEr
     Ok(config)
 }
 
-fn init_local(root: &Path, location: &Location, config: &Config) -> Result<(), StoreError> {
+fn init_local(
+    root: &Path,
+    location: &Location,
+    config: &Config,
+    init: &InitOptions,
+    open: &OpenOptions,
+) -> Result<Option<Unlocked>, StoreError> {
     if Store::exists(location) {
         return Err(StoreError::Exists {
             location: location.clone(),
@@ -97,9 +157,10 @@ fn init_local(root: &Path, location: &Location, config: &Config) -> Result<(), S
         .prepare(false)
         .map_err(StoreError::from)
         .and_then(|()| ensure_home_layout(root, false))
+        .and_then(|()| first_key(&backend, init, open))
         // The config goes last and never replaces one: a concurrent init
         // of the same directory loses cleanly with `Exists`.
-        .and_then(|()| create_config(&backend, location, config));
+        .and_then(|keys| create_config(&backend, location, config).map(|()| keys));
     if let Err(e) = &made
         && !matches!(e, StoreError::Exists { .. })
     {
@@ -114,12 +175,15 @@ fn init_remote(
     url: &S3Url,
     location: &Location,
     config: &Config,
+    init: &InitOptions,
     open: &OpenOptions,
-) -> Result<(), StoreError> {
+) -> Result<Option<Unlocked>, StoreError> {
     // No HEAD first: the create is conditional, and refuses a store that
     // is there (one request less for every init).
     let backend = Backend::s3(url, open.remote)?;
-    create_config(&backend, location, config)
+    let keys = first_key(&backend, init, open)?;
+    create_config(&backend, location, config)?;
+    Ok(keys)
 }
 
 fn create_config(
@@ -135,7 +199,12 @@ fn create_config(
     }
 }
 
-fn open_local(root: &Path, location: &Location, options: OpenOptions) -> Result<Store, StoreError> {
+fn open_local(
+    root: &Path,
+    location: &Location,
+    options: OpenOptions,
+    known: Option<Unlocked>,
+) -> Result<Store, StoreError> {
     if !root.exists() {
         return Err(StoreError::Missing {
             location: location.clone(),
@@ -143,6 +212,8 @@ fn open_local(root: &Path, location: &Location, options: OpenOptions) -> Result<
     }
     let config = read_config(&Backend::local(root, PRIVATE), location)?;
     let backend = Backend::local(root, store_file_mode(root, location)?);
+    // Before anything is written: a wrong passphrase changes nothing.
+    let keys = unlock(&backend, &config, &options, known)?;
     let mode = backend.file_mode();
     let reading = options.lock == LockMode::Read;
     if !options.write_nothing {
@@ -161,13 +232,27 @@ fn open_local(root: &Path, location: &Location, options: OpenOptions) -> Result<
         LockMode::Exclusive => space::keep_reserve(root, mode, true, &mut notices)?,
     };
     let staging = Staging::new(root.join("tmp"), mode);
+    // An encrypted store's catalog and scratch files are plaintext: they
+    // live in the cache directory, never under the store.
+    let outside = match &keys {
+        Some(_) => Some(cache_home(options.cache_dir.as_deref(), &config.id)?),
+        None => None,
+    };
+    if let Some(dir) = &outside {
+        ensure_cache_layout(dir, reading)?;
+    }
     let parts = Parts {
         location,
         home: root,
+        catalog_home: outside.as_deref().unwrap_or(root),
         backend,
+        scratch: outside
+            .as_ref()
+            .map_or_else(|| staging.clone(), |d| Staging::new(d.join("tmp"), PRIVATE)),
         staging,
         cache: None,
         write_nothing: options.write_nothing,
+        keys,
     };
     finish(parts, config, lock, notices, short_of_space)
 }
@@ -176,9 +261,11 @@ fn open_remote(
     url: &S3Url,
     location: &Location,
     options: OpenOptions,
+    known: Option<Unlocked>,
 ) -> Result<Store, StoreError> {
     let backend = Backend::s3(url, options.remote)?;
     let config = read_config(&backend, location)?;
+    let keys = unlock(&backend, &config, &options, known)?;
     let home = cache_home(options.cache_dir.as_deref(), &config.id)?;
     ensure_cache_layout(&home, options.lock == LockMode::Read)?;
     let lock = lock::acquire(&home, options.lock, options.lock_wait, PRIVATE)?;
@@ -191,10 +278,13 @@ fn open_remote(
     let parts = Parts {
         location,
         home: &home,
+        catalog_home: &home,
         backend,
+        scratch: staging.clone(),
         staging,
         cache: Some(PackCache::new(&home)),
         write_nothing: options.write_nothing,
+        keys,
     };
     let store = finish(parts, config, lock, notices, false)?;
     store.tidy_pack_cache()?;
@@ -205,10 +295,15 @@ fn open_remote(
 struct Parts<'a> {
     location: &'a Location,
     home: &'a Path,
+    /// Where the catalog is: the home, or the cache directory of an
+    /// encrypted local store.
+    catalog_home: &'a Path,
     backend: Backend,
     staging: Staging,
+    scratch: Staging,
     cache: Option<PackCache>,
     write_nothing: bool,
+    keys: Option<Unlocked>,
 }
 
 /// Opens the catalog in the home and puts the store together.
@@ -222,24 +317,35 @@ fn finish(
     let Parts {
         location,
         home,
+        catalog_home,
         backend,
         staging,
+        scratch,
         cache,
         write_nothing,
+        keys,
     } = parts;
+    let backend = match &keys {
+        Some(k) => backend.with_vault(k.vault.clone()),
+        None => backend,
+    };
+    let mut config = config;
+    config.chunker.seed = backend.vault().chunker_seed();
     let access = match (lock.mode(), lock.unlocked()) {
         (_, Some(_)) => catalog_file::Access::ReadOnly,
         (LockMode::Read, None) if write_nothing => catalog_file::Access::ReadOnly,
         (LockMode::Read, None) => catalog_file::Access::Read,
         _ => catalog_file::Access::Write,
     };
-    let opened = catalog_file::open(home, &backend, backend.file_mode(), access)?;
+    let opened = catalog_file::open(catalog_home, &backend, backend.file_mode(), access)?;
     notices.extend(opened.notices);
     Ok(Store {
         location: location.clone(),
         home: home.to_owned(),
         backend,
         staging,
+        scratch,
+        keys,
         pack_cache: cache,
         config,
         catalog: opened.catalog,

@@ -36,10 +36,10 @@ pub fn read_all(store: &Store) -> Result<SnapshotList, StoreError> {
 /// and the cause if it is damaged.
 fn read_one(backend: &Backend, key: &str) -> Option<Result<Snapshot, (String, String)>> {
     let id = snapshot::id_of_key(key)?;
-    let bytes = match backend.get(key, MAX_RECORD_LEN) {
+    let bytes = match backend.get_opened(key, MAX_RECORD_LEN) {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return None,
         Err(e) => return Some(Err((key.to_owned(), e.source.to_string()))),
     };
-    Some(snapshot::decode(&id, &bytes).map_err(|e| (key.to_owned(), e.to_string())))
+    Some(snapshot::decode(backend.vault(), &id, &bytes).map_err(|e| (key.to_owned(), e.to_string())))
 }

@@ -1,0 +1,140 @@
+//! `cairn key`: the passphrases of an encrypted store (`keys/`). Any key
+//! opens the store; each change writes or deletes one key file, so a
+//! crash leaves the old set or the new one.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use cairn::crypt::keyfile::KeyFile;
+use cairn::crypt::passphrase;
+use cairn::outcome::Outcome;
+use cairn::store::keys::{self, KeyError, Unlocked};
+use cairn::store::{LockMode, Store};
+
+use super::init::KdfArgs;
+use super::stdout::Out;
+use super::{Ctx, print_json};
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// List the store's keys (`*` marks the one this password opened)
+    List,
+    /// Add a password: another key wrapping the same master key
+    Add(NewPassword),
+    /// Remove a key (by id or unique prefix); the last one is refused
+    Remove {
+        /// The key's id or a unique prefix of it
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change the password that opened the store (adds the new key, then removes the old)
+    Passwd(NewPassword),
+}
+
+/// Where a new password comes from.
+#[derive(Debug, Args)]
+struct NewPassword {
+    /// The new password: the first line of FILE [default: asked twice on the terminal]
+    #[arg(long, value_name = "FILE", conflicts_with = "new_password_command")]
+    new_password_file: Option<PathBuf>,
+    /// The new password: the first line CMD prints
+    #[arg(long, value_name = "CMD")]
+    new_password_command: Option<String>,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+impl NewPassword {
+    fn read(&self, store: &Store) -> Result<Vec<u8>, KeyError> {
+        let source =
+            super::password_source(self.new_password_file.clone(), self.new_password_command.clone());
+        let what = format!("store {}", store.location());
+        Ok(passphrase::read_new(&source, &what)?)
+    }
+}
+
+pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
+    let store = ctx.open(LockMode::Read)?;
+    let Some(unlocked) = store.keys() else {
+        anyhow::bail!("store {} is not encrypted: it has no keys", store.location());
+    };
+    let out = Out::deferring();
+    let said = match &args.action {
+        Action::List => return list(ctx, &store, unlocked, out),
+        Action::Add(new) => {
+            let id = keys::add(store.backend(), &unlocked.master, &new.read(&store)?, new.kdf.cost())?;
+            format!("added key {}", keys::short(&id))
+        }
+        Action::Remove { id } => {
+            let id = keys::remove(store.backend(), id)?;
+            format!("removed key {}", keys::short(&id))
+        }
+        Action::Passwd(new) => passwd(&store, unlocked, new)?,
+    };
+    out.report(Outcome::Done, Some(said.clone()), |out| match ctx.quiet || ctx.json {
+        true => Ok(()),
+        false => writeln!(out, "{said}"),
+    })
+}
+
+/// A new key under the new passphrase first, then the old one removed: a
+/// crash in between leaves both passphrases working, never neither.
+fn passwd(store: &Store, unlocked: &Unlocked, new: &NewPassword) -> anyhow::Result<String> {
+    let phrase = new.read(store)?;
+    let id = keys::add(store.backend(), &unlocked.master, &phrase, new.kdf.cost())?;
+    keys::remove(store.backend(), &unlocked.key_id)?;
+    Ok(format!(
+        "changed the password: key {} replaces key {}",
+        keys::short(&id),
+        keys::short(&unlocked.key_id)
+    ))
+}
+
+fn list(ctx: &Ctx, store: &Store, unlocked: &Unlocked, out: Out) -> anyhow::Result<Outcome> {
+    let found = keys::list(store.backend())?;
+    out.report(Outcome::Done, None, |out| match ctx.json {
+        true => print_json(out, &found.iter().map(|k| as_json(k, unlocked)).collect::<Vec<_>>()),
+        false => print_table(out, &found, unlocked),
+    })
+}
+
+fn print_table(
+    out: &mut Out,
+    found: &[(String, KeyFile)],
+    unlocked: &Unlocked,
+) -> std::io::Result<()> {
+    writeln!(out, "  {:<8}  {:<4}  {:<19}  {:<20}  user", "id", "kind", "created", "host")?;
+    for (id, file) in found {
+        let current = if *id == unlocked.key_id { '*' } else { ' ' };
+        writeln!(
+            out,
+            "{current} {:<8}  {:<4}  {:<19}  {:<20}  {}",
+            keys::short(id),
+            "full",
+            cairn::rawname::printable(file.created.get(..19).unwrap_or(&file.created)),
+            cairn::rawname::printable(&file.host),
+            cairn::rawname::printable(&file.user)
+        )?;
+    }
+    Ok(())
+}
+
+fn as_json((id, file): &(String, KeyFile), unlocked: &Unlocked) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "kind": file.kind,
+        "created": file.created,
+        "host": file.host,
+        "user": file.user,
+        "current": *id == unlocked.key_id,
+        "kdf": file.kdf,
+    })
+}

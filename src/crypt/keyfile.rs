@@ -1,0 +1,235 @@
+//! Key files (`keys/ID`): the master key wrapped by a key derived from one
+//! passphrase with argon2id. A store has one per passphrase; any of them
+//! opens it (store-format/encryption.md, "Key files").
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+
+use super::envelope::SealingKey;
+use super::{CryptError, MasterKey, random};
+
+/// The key file format this code writes and reads.
+pub const KEY_FILE_VERSION: u32 = 1;
+/// Associated data of a wrapped master key.
+const WRAP_AD: &[u8] = b"cairn key\0full";
+
+/// Default argon2id cost: 64 MiB and 3 passes took 0.5-0.7 s on the
+/// 2-core VM cairn is measured on (benches/results/2026-12-06-vm-kdf.txt);
+/// raised from the crate's 19 MiB x 2 (0.1 s) so that guessing a
+/// passphrase costs an attacker as much as opening the store costs us.
+pub const DEFAULT_MEMORY_KIB: u32 = 64 * 1024;
+/// Default argon2id passes.
+pub const DEFAULT_ITERATIONS: u32 = 3;
+
+/// Why a key file could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Not a key file of a known version.
+    #[error("not a cairn key file: {0}")]
+    Corrupt(String),
+    /// The passphrase does not open it (or the file was altered).
+    #[error("wrong password")]
+    WrongPassword,
+    /// argon2 refused the parameters.
+    #[error("key derivation: {0}")]
+    Kdf(String),
+    /// Sealing failed.
+    #[error(transparent)]
+    Crypt(#[from] CryptError),
+}
+
+/// argon2id parameters, stored with each key so they can be raised later
+/// without breaking older keys.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Kdf {
+    /// Always `argon2id`.
+    pub algorithm: String,
+    /// argon2 version: 19 (0x13).
+    pub version: u32,
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+    /// 32 random bytes, hex.
+    pub salt: String,
+}
+
+/// Cost settings for a new key.
+#[derive(Debug, Clone, Copy)]
+pub struct KdfCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+}
+
+impl Default for KdfCost {
+    fn default() -> Self {
+        Self {
+            memory_kib: DEFAULT_MEMORY_KIB,
+            iterations: DEFAULT_ITERATIONS,
+        }
+    }
+}
+
+/// What a key may do. Only full keys exist in this version.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyKind {
+    /// Reads, writes, forgets and prunes.
+    Full,
+}
+
+/// One `keys/ID` object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// Key file format, 1.
+    pub version: u32,
+    /// What the key may do.
+    pub kind: KeyKind,
+    /// When it was made (RFC 3339).
+    pub created: String,
+    /// The host it was made on.
+    pub host: String,
+    /// The user who made it.
+    pub user: String,
+    /// How the wrapping key is derived from the passphrase.
+    pub kdf: Kdf,
+    /// The master key sealed under the derived key, hex.
+    pub wrapped: String,
+}
+
+/// Who and when, recorded in a new key file.
+#[derive(Debug, Clone)]
+pub struct Maker {
+    /// RFC 3339 time.
+    pub created: String,
+    /// Host name.
+    pub host: String,
+    /// User name.
+    pub user: String,
+}
+
+impl KeyFile {
+    /// `master` wrapped under `passphrase`.
+    pub fn wrap(
+        master: &MasterKey,
+        passphrase: &[u8],
+        cost: KdfCost,
+        maker: Maker,
+    ) -> Result<Self, KeyFileError> {
+        let kdf = Kdf {
+            algorithm: "argon2id".into(),
+            version: 0x13,
+            memory_kib: cost.memory_kib,
+            iterations: cost.iterations,
+            parallelism: 1,
+            salt: hex::encode(random::<32>()?),
+        };
+        let wrapping = derive(&kdf, passphrase)?;
+        let wrapped = wrapping.seal(WRAP_AD, master.as_bytes())?;
+        Ok(Self {
+            version: KEY_FILE_VERSION,
+            kind: KeyKind::Full,
+            created: maker.created,
+            host: maker.host,
+            user: maker.user,
+            kdf,
+            wrapped: hex::encode(wrapped),
+        })
+    }
+
+    /// The master key, if `passphrase` is this key's.
+    pub fn unwrap_with(&self, passphrase: &[u8]) -> Result<MasterKey, KeyFileError> {
+        let wrapping = derive(&self.kdf, passphrase)?;
+        let sealed = hex::decode(&self.wrapped)
+            .map_err(|_| KeyFileError::Corrupt("`wrapped` is not hex".into()))?;
+        let plain = wrapping
+            .open(WRAP_AD, &sealed)
+            .map_err(|_| KeyFileError::WrongPassword)?;
+        let bytes = <[u8; 32]>::try_from(plain.as_slice())
+            .map_err(|_| KeyFileError::Corrupt("the wrapped key is not 32 bytes".into()))?;
+        Ok(MasterKey::from_bytes(bytes))
+    }
+
+    /// Parses a key file's bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, KeyFileError> {
+        let file: Self =
+            serde_json::from_slice(bytes).map_err(|e| KeyFileError::Corrupt(e.to_string()))?;
+        if file.version != KEY_FILE_VERSION {
+            return Err(KeyFileError::Corrupt(format!(
+                "key file version {} (this cairn reads {KEY_FILE_VERSION})",
+                file.version
+            )));
+        }
+        Ok(file)
+    }
+
+    /// The bytes to store.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// The wrapping key of `passphrase` under `kdf`.
+fn derive(kdf: &Kdf, passphrase: &[u8]) -> Result<SealingKey, KeyFileError> {
+    if kdf.algorithm != "argon2id" || kdf.version != 0x13 {
+        return Err(KeyFileError::Corrupt(format!(
+            "key derivation {} version {} is not argon2id 19",
+            kdf.algorithm, kdf.version
+        )));
+    }
+    let salt = hex::decode(&kdf.salt).map_err(|_| KeyFileError::Corrupt("salt is not hex".into()))?;
+    let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
+        .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(passphrase, &salt, &mut out)
+        .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
+    Ok(SealingKey::new(&out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> KdfCost {
+        KdfCost {
+            memory_kib: 64,
+            iterations: 1,
+        }
+    }
+
+    fn maker() -> Maker {
+        Maker {
+            created: "2026-12-06T00:00:00Z".into(),
+            host: "h".into(),
+            user: "u".into(),
+        }
+    }
+
+    #[test]
+    fn a_key_file_opens_with_its_passphrase_only() {
+        let master = MasterKey::from_bytes([9; 32]);
+        let file = KeyFile::wrap(&master, b"secret", cheap(), maker()).unwrap();
+        let again = KeyFile::decode(&file.encode()).unwrap();
+        assert_eq!(again.unwrap_with(b"secret").unwrap().as_bytes(), &[9; 32]);
+        assert!(matches!(again.unwrap_with(b"Secret"), Err(KeyFileError::WrongPassword)));
+    }
+
+    #[test]
+    fn a_key_file_with_unknown_fields_or_version_is_refused() {
+        let file = KeyFile::wrap(&MasterKey::from_bytes([9; 32]), b"p", cheap(), maker()).unwrap();
+        let text = String::from_utf8(file.encode()).unwrap();
+        let newer = text.replace("\"version\": 1,", "\"version\": 2,");
+        assert!(KeyFile::decode(newer.as_bytes()).is_err());
+        let extra = text.replacen('{', "{\"x\": 1,", 1);
+        assert!(KeyFile::decode(extra.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! The key files of an encrypted store (`keys/ID`): unlocking the store
+//! with a passphrase, and adding, listing and removing passphrases. Each
+//! change is one object created or deleted, so a crash leaves either the
+//! old set of keys or the new one (store-format/encryption.md).
+
+use crate::backend::{Backend, BackendError};
+use crate::crypt::keyfile::{KdfCost, KeyFile, KeyFileError, Maker};
+use crate::crypt::passphrase::{self, PassphraseError, Source};
+use crate::crypt::{CryptError, MasterKey, Vault, random};
+use crate::when::SnapshotTime;
+
+/// Where key files live.
+pub const PREFIX: &str = "keys/";
+/// Largest key file read.
+const MAX_KEY_LEN: u64 = 64 * 1024;
+
+/// Why keys could not be used or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// No passphrase opens any key file.
+    #[error("wrong password for store {0}")]
+    WrongPassword(String),
+    /// The store has no key files.
+    #[error("store {0} is encrypted but has no key files under keys/: it cannot be opened")]
+    NoKeys(String),
+    /// A password was given for a plain store.
+    #[error(
+        "store {0} is not encrypted, but a password was given (--password-file, --password-command or their CAIRN_ variables): refusing, in case its config.json was altered to turn encryption off"
+    )]
+    NotEncrypted(String),
+    /// No key matches the id given.
+    #[error("no key {0} in this store (see `cairn key list`)")]
+    UnknownKey(String),
+    /// More than one key matches the prefix given.
+    #[error("key prefix {0} matches more than one key")]
+    Ambiguous(String),
+    /// Removing the last key would lock everyone out.
+    #[error("key {0} is the store's only key: removing it would make the store unreadable; add another first")]
+    LastKey(String),
+    /// A key file is damaged.
+    #[error("{key}: {source}")]
+    KeyFile {
+        /// Its object key.
+        key: String,
+        /// What is wrong.
+        #[source]
+        source: KeyFileError,
+    },
+    /// No passphrase could be had.
+    #[error(transparent)]
+    Passphrase(#[from] PassphraseError),
+    /// Making a key failed.
+    #[error(transparent)]
+    Crypt(#[from] CryptError),
+    /// The store failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// An unlocked store's keys: what reads and writes it, and what a new
+/// key file must wrap.
+#[derive(Clone)]
+pub struct Unlocked {
+    /// The keys in effect.
+    pub vault: Vault,
+    /// The master key, to wrap for another passphrase.
+    pub master: MasterKey,
+    /// The key file that opened the store (its full id).
+    pub key_id: String,
+}
+
+/// Makes the first key of a new store: a fresh master key wrapped under
+/// `phrase`.
+pub fn create_first(
+    backend: &Backend,
+    phrase: &[u8],
+    cost: KdfCost,
+) -> Result<Unlocked, KeyError> {
+    let master = MasterKey::generate()?;
+    let key_id = add(backend, &master, phrase, cost)?;
+    Ok(Unlocked {
+        vault: Vault::of(&master),
+        master,
+        key_id,
+    })
+}
+
+/// Opens an encrypted store with the passphrase from `source`: every key
+/// file is tried (one argon2id derivation each).
+pub fn unlock(backend: &Backend, source: &Source) -> Result<Unlocked, KeyError> {
+    let location = backend.location();
+    let keys = list(backend)?;
+    if keys.is_empty() {
+        return Err(KeyError::NoKeys(location));
+    }
+    let phrase = passphrase::read(source, &format!("store {location}"))?;
+    unlock_with(&keys, &phrase).ok_or(KeyError::WrongPassword(location))
+}
+
+/// The store's keys as `unlock` would find them with `phrase`, if any
+/// opens.
+pub fn unlock_with(keys: &[(String, KeyFile)], phrase: &[u8]) -> Option<Unlocked> {
+    keys.iter().find_map(|(id, file)| {
+        let master = file.unwrap_with(phrase).ok()?;
+        Some(Unlocked {
+            vault: Vault::of(&master),
+            master,
+            key_id: id.clone(),
+        })
+    })
+}
+
+/// Every key file, by id (oldest first). A damaged one is an error naming
+/// it: a key the operator relies on must not silently vanish.
+pub fn list(backend: &Backend) -> Result<Vec<(String, KeyFile)>, KeyError> {
+    let mut out = Vec::new();
+    for object in backend.list(PREFIX)? {
+        let Some(id) = object.key.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let bytes = match backend.get(&object.key, MAX_KEY_LEN) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let file = KeyFile::decode(&bytes).map_err(|source| KeyError::KeyFile {
+            key: object.key.clone(),
+            source,
+        })?;
+        out.push((id.to_owned(), file));
+    }
+    out.sort_by(|a, b| a.1.created.cmp(&b.1.created).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// Writes a new key file wrapping `master` under `phrase`; returns its id.
+pub fn add(
+    backend: &Backend,
+    master: &MasterKey,
+    phrase: &[u8],
+    cost: KdfCost,
+) -> Result<String, KeyError> {
+    let file = KeyFile::wrap(master, phrase, cost, maker()).map_err(|source| KeyError::KeyFile {
+        key: PREFIX.into(),
+        source,
+    })?;
+    let id = hex::encode(random::<32>()?);
+    backend.create(&format!("{PREFIX}{id}"), &file.encode())?;
+    Ok(id)
+}
+
+/// Deletes key `prefix` (a unique prefix of its id); refuses the last
+/// key. Returns the full id. If another host removed the other keys at the
+/// same moment and none is left, the removed key is put back.
+pub fn remove(backend: &Backend, prefix: &str) -> Result<String, KeyError> {
+    let keys = list(backend)?;
+    let id = find(&keys, prefix)?;
+    if keys.len() == 1 {
+        return Err(KeyError::LastKey(short(&id)));
+    }
+    let key = format!("{PREFIX}{id}");
+    let bytes = backend.get(&key, MAX_KEY_LEN)?;
+    backend.delete(&key)?;
+    if backend.list(PREFIX)?.is_empty() {
+        backend.create(&key, &bytes)?;
+        return Err(KeyError::LastKey(short(&id)));
+    }
+    Ok(id)
+}
+
+/// Every key file's id and bytes, to give another store the same keys.
+pub fn read_files(backend: &Backend) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
+    let mut out = Vec::new();
+    for object in backend.list(PREFIX)? {
+        if let Some(id) = object.key.strip_prefix(PREFIX) {
+            out.push((id.to_owned(), backend.get(&object.key, MAX_KEY_LEN)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes key files read by [`read_files`].
+pub fn write_files(backend: &Backend, files: &[(String, Vec<u8>)]) -> Result<(), KeyError> {
+    for (id, bytes) in files {
+        backend.create(&format!("{PREFIX}{id}"), bytes)?;
+    }
+    Ok(())
+}
+
+/// The one key whose id starts with `prefix`.
+pub fn find(keys: &[(String, KeyFile)], prefix: &str) -> Result<String, KeyError> {
+    let mut matching = keys.iter().filter(|(id, _)| id.starts_with(prefix));
+    match (matching.next(), matching.next()) {
+        (Some((id, _)), None) if !prefix.is_empty() => Ok(id.clone()),
+        (Some(_), Some(_)) => Err(KeyError::Ambiguous(prefix.to_owned())),
+        _ => Err(KeyError::UnknownKey(prefix.to_owned())),
+    }
+}
+
+/// The first 8 hex digits of a key id, as `key list` shows it.
+pub fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+fn maker() -> Maker {
+    Maker {
+        created: SnapshotTime::now().to_string(),
+        host: crate::capture::default_host(),
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| rustix::process::geteuid().as_raw().to_string()),
+    }
+}
