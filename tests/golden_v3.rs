@@ -35,7 +35,7 @@ fn every_index_object_is_named_by_its_hash_and_reencodes_byte_for_byte() {
     for (id, bytes) in objects {
         assert_eq!(IndexId::of(&bytes), id);
         assert_eq!(&bytes[..12], b"CAIRNIDX\x01\x00\x00\x00", "head of {id}");
-        let packs = format::decode(&bytes).unwrap();
+        let packs = format::decode(&bytes, 0).unwrap();
         assert!(!packs.is_empty());
         assert_eq!(format::encode(&packs), bytes, "records of {id}");
     }

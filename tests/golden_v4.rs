@@ -7,6 +7,7 @@
 
 mod common;
 
+use cairn::crypt::Vault;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ fn tree_blobs() -> Vec<(BlobId, Vec<u8>)> {
             let at = BlobLocation::in_pack(PackId::of(&bytes), &e);
             trees.push((
                 e.id,
-                reader::decode_blob(&e.id, &at, stored.to_vec()).unwrap(),
+                reader::decode_blob(&Vault::plain(), &e.id, &at, stored.to_vec()).unwrap(),
             ));
         }
     }
@@ -123,13 +124,13 @@ fn every_v4_snapshot_record_and_index_object_re_encodes_to_its_own_bytes() {
     for path in files_under(&Path::new(FIXTURE).join("snapshots")) {
         let bytes = fs::read(&path).unwrap();
         let id: SnapshotId = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-        let snap = snapshot::decode(&id, &bytes).unwrap();
+        let snap = snapshot::decode(&Vault::plain(), &id, &bytes).unwrap();
         assert_eq!(snap.record.format, Some(4), "record {id}");
         assert_eq!(snap.record.encode(), bytes, "record {id}");
     }
     for path in files_under(&Path::new(FIXTURE).join("index")) {
         let bytes = fs::read(&path).unwrap();
-        let packs = cairn::index::format::decode(&bytes).unwrap();
+        let packs = cairn::index::format::decode(&bytes, 0).unwrap();
         assert_eq!(cairn::index::format::encode(&packs), bytes, "{path:?}");
     }
     let bytes = fs::read(Path::new(FIXTURE).join("config.json")).unwrap();

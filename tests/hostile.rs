@@ -8,6 +8,7 @@
 //! at the end as regression cases.
 #![allow(clippy::unwrap_used)]
 
+use cairn::crypt::Vault;
 use std::fs;
 
 use cairn::backend::Backend;
@@ -255,8 +256,8 @@ fn check_pack(file: &[u8]) {
     for e in &entries {
         let at = BlobLocation::in_pack(pack, e);
         let stored = &file[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
-        let checked = reader::check_stored(&e.id, &at, stored);
-        match reader::decode_blob(&e.id, &at, stored.to_vec()) {
+        let checked = reader::check_stored(&Vault::plain(), &e.id, &at, stored);
+        match reader::decode_blob(&Vault::plain(), &e.id, &at, stored.to_vec()) {
             Ok(raw) => {
                 assert!(checked.is_ok());
                 assert_eq!(raw.len(), e.raw_len as usize);
@@ -278,10 +279,10 @@ fn check_tree(bytes: &[u8]) {
 
 fn check_record(bytes: &[u8]) {
     let id = SnapshotId::of(bytes);
-    if let Ok(snap) = snapshot::decode(&id, bytes) {
+    if let Ok(snap) = snapshot::decode(&Vault::plain(), &id, bytes) {
         assert_eq!(snap.record.version, snapshot::RECORD_VERSION);
         let encoded = snap.record.encode();
-        let again = snapshot::decode(&SnapshotId::of(&encoded), &encoded).unwrap();
+        let again = snapshot::decode(&Vault::plain(), &SnapshotId::of(&encoded), &encoded).unwrap();
         // Floats may come back 1 ULP off (the regression case at the end).
         let (again, floats_again) = split_floats(again.record);
         let (record, floats) = split_floats(snap.record);
@@ -295,7 +296,7 @@ fn check_record(bytes: &[u8]) {
     }
     let other = SnapshotId::of(&[bytes, b"x"].concat());
     assert!(matches!(
-        snapshot::decode(&other, bytes),
+        snapshot::decode(&Vault::plain(), &other, bytes),
         Err(RecordError::IdMismatch(_))
     ));
 }
@@ -498,7 +499,7 @@ fn the_valid_objects_decode() {
     assert!(decode_pack(FIXTURE_PACK, FIXTURE_PACK.len() as u64).is_ok());
     assert_eq!(Tree::decode(&tree().encode()).unwrap(), tree());
     let bytes = record().encode();
-    let snap = snapshot::decode(&SnapshotId::of(&bytes), &bytes).unwrap();
+    let snap = snapshot::decode(&Vault::plain(), &SnapshotId::of(&bytes), &bytes).unwrap();
     assert_eq!(snap.record, record());
     let config = Config::decode(CONFIG.as_bytes()).unwrap();
     assert!(config.saved_policy().unwrap().is_some());
@@ -617,10 +618,10 @@ fn a_forged_raw_length_is_a_decode_error_not_a_huge_allocation() {
     let at = BlobLocation::in_pack(PackId::of(&file), e);
     let stored = file[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize].to_vec();
     assert!(matches!(
-        reader::decode_blob(&e.id, &at, stored.clone()),
+        reader::decode_blob(&Vault::plain(), &e.id, &at, stored.clone()),
         Err(PackError::Decode { .. })
     ));
-    assert!(reader::check_stored(&e.id, &at, &stored).is_err());
+    assert!(reader::check_stored(&Vault::plain(), &e.id, &at, &stored).is_err());
 }
 
 #[test]
@@ -845,7 +846,7 @@ fn out_of_range_record_fields_are_refused() {
         assert!(good.contains(from), "{from}");
         let bad = good.replacen(from, to, 1);
         assert!(
-            snapshot::decode(&SnapshotId::of(bad.as_bytes()), bad.as_bytes()).is_err(),
+            snapshot::decode(&Vault::plain(), &SnapshotId::of(bad.as_bytes()), bad.as_bytes()).is_err(),
             "{to}: accepted"
         );
     }
@@ -878,7 +879,7 @@ fn fuzz_found_a_float_the_record_encoder_writes_does_not_read_back_exactly() {
     r.summary.duration_secs = "0.037255555555555556".parse().unwrap();
     r.summary.databases[0].capture_secs = r.summary.duration_secs;
     let bytes = r.encode();
-    let back = snapshot::decode(&SnapshotId::of(&bytes), &bytes)
+    let back = snapshot::decode(&Vault::plain(), &SnapshotId::of(&bytes), &bytes)
         .unwrap()
         .record;
     assert_eq!(
@@ -888,11 +889,11 @@ fn fuzz_found_a_float_the_record_encoder_writes_does_not_read_back_exactly() {
     assert_eq!(back, r);
 
     let bytes = FUZZ_RECORD_FLOAT;
-    let first = snapshot::decode(&SnapshotId::of(bytes), bytes)
+    let first = snapshot::decode(&Vault::plain(), &SnapshotId::of(bytes), bytes)
         .unwrap()
         .record;
     let encoded = first.encode();
-    let again = snapshot::decode(&SnapshotId::of(&encoded), &encoded)
+    let again = snapshot::decode(&Vault::plain(), &SnapshotId::of(&encoded), &encoded)
         .unwrap()
         .record;
     assert_eq!(
@@ -941,7 +942,7 @@ fn decode_only_blob(file: &[u8]) -> Result<Vec<u8>, PackError> {
     let e = &entries[0];
     let at = BlobLocation::in_pack(PackId::of(file), e);
     let stored = file[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize].to_vec();
-    reader::decode_blob(&e.id, &at, stored)
+    reader::decode_blob(&Vault::plain(), &e.id, &at, stored)
 }
 
 /// Virtual memory of this process in KiB (Linux).
