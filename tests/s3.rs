@@ -232,7 +232,7 @@ fn a_damaged_index_object_is_reported_and_repaired_from_pack_headers() {
 fn init_twice_is_refused_and_leaves_the_store_as_it_was() {
     let t = TestEnv::with_s3();
     let config = t.s3().get("config.json").unwrap();
-    let out = t.cairn(["init"]).assert().code(1);
+    let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
     assert!(stderr_of(out.get_output()).contains("already exists"));
     assert_eq!(t.s3().get("config.json").unwrap(), config);
 }
@@ -259,7 +259,7 @@ fn a_missing_bucket_or_bad_credentials_say_so_in_one_line_without_creating_anyth
         store: s3::S3Store::without_bucket("cairn-no-such-bucket"),
         endpoint: s3::server().endpoint(),
     };
-    let out = missing.cairn(["init"]).assert().code(1);
+    let out = missing.cairn(["init", "--no-encrypt"]).assert().code(1);
     let err = stderr_of(out.get_output());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
@@ -343,7 +343,7 @@ fn verify_names_a_damaged_index_object_as_damage() {
 fn a_restore_fetches_each_pack_with_a_few_requests_not_one_per_chunk() {
     let t = TestEnv::new_s3();
     // Small packs, so the tree spans several of them.
-    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    t.cairn(["init", "--no-encrypt", "--pack-size", "1MiB"]).assert().success();
     let src = t.path("src");
     for i in 0..400u64 {
         let len = 1000 + (i * 37 % 4000) as usize;

@@ -20,6 +20,11 @@ const WRAP_AD: &[u8] = b"cairn key\0full";
 pub const DEFAULT_MEMORY_KIB: u32 = 64 * 1024;
 /// Default argon2id passes.
 pub const DEFAULT_ITERATIONS: u32 = 3;
+/// Most memory a key file may ask for (4 GiB), checked before deriving:
+/// a key file planted in the store must not be able to exhaust memory.
+const MAX_MEMORY_KIB: u32 = 4 << 20;
+/// Most passes a key file may ask for.
+const MAX_ITERATIONS: u32 = 100;
 
 /// Why a key file could not be made or used.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +190,15 @@ fn derive(kdf: &Kdf, passphrase: &[u8]) -> Result<SealingKey, KeyFileError> {
             kdf.algorithm, kdf.version
         )));
     }
+    if kdf.memory_kib > MAX_MEMORY_KIB || kdf.iterations > MAX_ITERATIONS || kdf.parallelism > 16 {
+        return Err(KeyFileError::Corrupt(format!(
+            "key derivation cost {} KiB x {} passes x {} lanes is beyond what cairn derives (at most {} MiB, {MAX_ITERATIONS} passes, 16 lanes)",
+            kdf.memory_kib,
+            kdf.iterations,
+            kdf.parallelism,
+            MAX_MEMORY_KIB / 1024
+        )));
+    }
     let salt = hex::decode(&kdf.salt).map_err(|_| KeyFileError::Corrupt("salt is not hex".into()))?;
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
@@ -221,6 +235,37 @@ mod tests {
         let again = KeyFile::decode(&file.encode()).unwrap();
         assert_eq!(again.unwrap_with(b"secret").unwrap().as_bytes(), &[9; 32]);
         assert!(matches!(again.unwrap_with(b"Secret"), Err(KeyFileError::WrongPassword)));
+    }
+
+    /// store-format/encryption.md, "Test vectors" (computed with
+    /// argon2-cffi).
+    #[test]
+    fn the_passphrase_key_matches_the_specification_vector() {
+        let kdf = Kdf {
+            algorithm: "argon2id".into(),
+            version: 0x13,
+            memory_kib: 8192,
+            iterations: 1,
+            parallelism: 1,
+            salt: "00".repeat(32),
+        };
+        let sealed = hex::decode(
+            "010102030405060708090a0b0c0d0e0f101112131415161718e8bd62a30400ce5f41f1510f6dce848f473bc5e7e885e464eb92c48115755f595acb4d7c06b189981bc4211363946a2b",
+        )
+        .unwrap();
+        let opened = derive(&kdf, b"correct horse").unwrap().open(WRAP_AD, &sealed).unwrap();
+        assert_eq!(opened, [0; 32]);
+    }
+
+    #[test]
+    fn a_key_file_demanding_absurd_cost_is_refused_before_deriving() {
+        let file = KeyFile::wrap(&MasterKey::from_bytes([9; 32]), b"p", cheap(), maker()).unwrap();
+        let mut greedy = file.clone();
+        greedy.kdf.memory_kib = u32::MAX;
+        assert!(matches!(greedy.unwrap_with(b"p"), Err(KeyFileError::Corrupt(_))));
+        let mut slow = file;
+        slow.kdf.iterations = 1_000_000;
+        assert!(matches!(slow.unwrap_with(b"p"), Err(KeyFileError::Corrupt(_))));
     }
 
     #[test]

@@ -66,6 +66,14 @@ impl MasterKey {
     fn derive(&self, context: &str) -> [u8; 32] {
         blake3::derive_key(context, &self.0)
     }
+
+    /// What `config.json` records to name this key for the store `store_id`
+    /// (hex of a keyed hash; reveals nothing): a key file whose master key
+    /// does not match (left by an init that failed, or planted) is not
+    /// this store's key.
+    pub fn check_for(&self, store_id: &str) -> String {
+        hex::encode(blake3::keyed_hash(&self.derive(KEY_CHECK_CONTEXT), store_id.as_bytes()).as_bytes())
+    }
 }
 
 /// Contexts of `blake3::derive_key` for the sub-keys (on disk: changing
@@ -74,6 +82,7 @@ const ID_CONTEXT: &str = "cairn 2026-12-06 id key";
 const ENCRYPTION_CONTEXT: &str = "cairn 2026-12-06 encryption key";
 const CHUNKER_CONTEXT: &str = "cairn 2026-12-06 chunker seed";
 const FINGERPRINT_CONTEXT: &str = "cairn 2026-12-06 key fingerprint";
+const KEY_CHECK_CONTEXT: &str = "cairn 2026-12-06 key check";
 
 /// Prefixes of the associated data, one per kind of sealed thing, so that
 /// nothing sealed as one kind opens as another.
@@ -249,14 +258,30 @@ mod tests {
         assert_eq!(v.open_object("snapshots/a.json", object).unwrap(), b"r");
     }
 
+    /// store-format/encryption.md, "Test vectors" (computed with the
+    /// Python `blake3`): a change here makes every encrypted store
+    /// unreadable.
     #[test]
-    fn sub_keys_are_pinned() {
-        // On disk: a change here makes every encrypted store unreadable.
-        let v = Vault::of(&MasterKey::from_bytes([0; 32]));
-        assert_eq!(v.fingerprint(), Some(hex::encode(&blake3::derive_key(FINGERPRINT_CONTEXT, &[0; 32])[..8]).as_str()));
+    fn sub_keys_and_ids_match_the_specification_vectors() {
+        let master = MasterKey::from_bytes([0; 32]);
         assert_eq!(
-            v.hash(b"").to_hex().to_string(),
-            blake3::keyed_hash(&blake3::derive_key(ID_CONTEXT, &[0; 32]), b"").to_hex().to_string()
+            hex::encode(master.derive(ID_CONTEXT)),
+            "243777ab8bfcf4a6cd1de3c8cf6d74d0aa70520188a33e4ca368eee326680bd2"
+        );
+        assert_eq!(
+            hex::encode(master.derive(ENCRYPTION_CONTEXT)),
+            "2a08fd45014028a51e3a09c3b85f5e8c7c703b050d3c4258e756e29d745edcc3"
+        );
+        let v = Vault::of(&master);
+        assert_eq!(v.chunker_seed(), 0x0979_669e_377b_819b);
+        assert_eq!(v.fingerprint(), Some("6be78c37036c3f09"));
+        assert_eq!(
+            v.hash(b"").to_hex().as_str(),
+            "f0632039afbe460b2f52fc66ea1aafca8d1f701afc1e7071daf8f8e84d86e078"
+        );
+        assert_eq!(
+            v.hash(b"hello").to_hex().as_str(),
+            "4a47e2339d3791db69a14faafd5c1b9fb27d4dc31a000f16c64cf7fe9d289598"
         );
     }
 }

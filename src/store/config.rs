@@ -81,15 +81,23 @@ pub struct Encryption {
     pub cipher: String,
     /// How ids are made: `blake3-keyed`.
     pub ids: String,
+    /// Names the store's master key (`MasterKey::check_for`): key files
+    /// wrapping another are not the store's.
+    pub key_check: String,
 }
 
 impl Encryption {
-    /// What this version writes.
-    pub fn current() -> Self {
+    /// What this version writes, for the master key named by `key_check`.
+    pub fn current(key_check: String) -> Self {
         Self {
             cipher: "xchacha20poly1305".into(),
             ids: "blake3-keyed".into(),
+            key_check,
         }
+    }
+
+    fn is_supported(&self) -> bool {
+        self.cipher == "xchacha20poly1305" && self.ids == "blake3-keyed" && self.key_check.len() == 64
     }
 }
 
@@ -135,10 +143,10 @@ impl Config {
         compression: CompressionConfig,
         pack: PackConfig,
         sqlite: SqliteConfig,
-        encrypted: bool,
+        encryption: Option<Encryption>,
     ) -> Self {
         Self {
-            version: if encrypted { ENCRYPTED_VERSION } else { FORMAT_VERSION },
+            version: if encryption.is_some() { ENCRYPTED_VERSION } else { FORMAT_VERSION },
             id,
             created,
             chunker: ChunkerParams::default(),
@@ -146,7 +154,7 @@ impl Config {
             pack,
             sqlite: Some(sqlite),
             retention: None,
-            encryption: encrypted.then(Encryption::current),
+            encryption,
         }
     }
 
@@ -234,7 +242,7 @@ impl Config {
             (Some(_), v) if v != ENCRYPTED_VERSION => {
                 return Err(format!("`encryption` in a version {v} store"));
             }
-            (Some(e), _) if *e != Encryption::current() => {
+            (Some(e), _) if !e.is_supported() => {
                 return Err(format!("encryption {} with {} ids is not supported", e.cipher, e.ids));
             }
             _ => {}
@@ -259,7 +267,7 @@ mod tests {
                 target_size: DEFAULT_PACK_SIZE,
             },
             SqliteConfig::default(),
-            false,
+            None,
         )
     }
 

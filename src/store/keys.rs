@@ -69,39 +69,79 @@ pub struct Unlocked {
     pub key_id: String,
 }
 
-/// Makes the first key of a new store: a fresh master key wrapped under
-/// `phrase`.
-pub fn create_first(
-    backend: &Backend,
-    phrase: &[u8],
-    cost: KdfCost,
-) -> Result<Unlocked, KeyError> {
-    let master = MasterKey::generate()?;
-    let key_id = add(backend, &master, phrase, cost)?;
-    Ok(Unlocked {
-        vault: Vault::of(&master),
-        master,
-        key_id,
-    })
+/// The keys of a store being created: made (or taken from another store)
+/// before anything is written, so that a missing passphrase stops `init`
+/// with nothing written.
+#[derive(Clone)]
+pub struct Prepared {
+    /// The keys the new store opens with.
+    pub unlocked: Unlocked,
+    /// Its key files: id and bytes.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Prepared {
+    /// A fresh master key wrapped under `phrase`.
+    pub fn fresh(phrase: &[u8], cost: KdfCost) -> Result<Self, KeyError> {
+        let master = MasterKey::generate()?;
+        let (key_id, file) = wrap(&master, phrase, cost)?;
+        Ok(Self {
+            unlocked: Unlocked {
+                vault: Vault::of(&master),
+                master,
+                key_id: key_id.clone(),
+            },
+            files: vec![(key_id, file.encode())],
+        })
+    }
+
+    /// Writes the key files.
+    pub fn write(&self, backend: &Backend) -> Result<(), KeyError> {
+        for (id, bytes) in &self.files {
+            backend.create(&format!("{PREFIX}{id}"), bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the key files again (the store's config could not be
+    /// created: another init won).
+    pub fn unwrite(&self, backend: &Backend) {
+        for (id, _) in &self.files {
+            let _ = backend.delete(&format!("{PREFIX}{id}"));
+        }
+    }
 }
 
 /// Opens an encrypted store with the passphrase from `source`: every key
 /// file is tried (one argon2id derivation each).
-pub fn unlock(backend: &Backend, source: &Source) -> Result<Unlocked, KeyError> {
+/// Only a key whose master key matches `check` (the config's
+/// `key_check` for `store_id`) is the store's.
+pub fn unlock(backend: &Backend, source: &Source, check: &Check<'_>) -> Result<Unlocked, KeyError> {
     let location = backend.location();
     let keys = list(backend)?;
     if keys.is_empty() {
         return Err(KeyError::NoKeys(location));
     }
     let phrase = passphrase::read(source, &format!("store {location}"))?;
-    unlock_with(&keys, &phrase).ok_or(KeyError::WrongPassword(location))
+    unlock_with(&keys, &phrase, check).ok_or(KeyError::WrongPassword(location))
+}
+
+/// What names a store's master key: its id and the config's `key_check`.
+pub struct Check<'a> {
+    /// The store's id.
+    pub store_id: &'a str,
+    /// `MasterKey::check_for(store_id)` of its master key.
+    pub key_check: &'a str,
 }
 
 /// The store's keys as `unlock` would find them with `phrase`, if any
-/// opens.
-pub fn unlock_with(keys: &[(String, KeyFile)], phrase: &[u8]) -> Option<Unlocked> {
+/// of its keys opens.
+pub fn unlock_with(keys: &[(String, KeyFile)], phrase: &[u8], check: &Check<'_>) -> Option<Unlocked> {
     keys.iter().find_map(|(id, file)| {
         let master = file.unwrap_with(phrase).ok()?;
+        if master.check_for(check.store_id) != check.key_check {
+            return None;
+        }
         Some(Unlocked {
             vault: Vault::of(&master),
             master,
@@ -140,13 +180,18 @@ pub fn add(
     phrase: &[u8],
     cost: KdfCost,
 ) -> Result<String, KeyError> {
+    let (id, file) = wrap(master, phrase, cost)?;
+    backend.create(&format!("{PREFIX}{id}"), &file.encode())?;
+    Ok(id)
+}
+
+/// A new key file for `master` under `phrase`, and its new id.
+fn wrap(master: &MasterKey, phrase: &[u8], cost: KdfCost) -> Result<(String, KeyFile), KeyError> {
     let file = KeyFile::wrap(master, phrase, cost, maker()).map_err(|source| KeyError::KeyFile {
         key: PREFIX.into(),
         source,
     })?;
-    let id = hex::encode(random::<32>()?);
-    backend.create(&format!("{PREFIX}{id}"), &file.encode())?;
-    Ok(id)
+    Ok((hex::encode(random::<32>()?), file))
 }
 
 /// Deletes key `prefix` (a unique prefix of its id); refuses the last
@@ -177,14 +222,6 @@ pub fn read_files(backend: &Backend) -> Result<Vec<(String, Vec<u8>)>, KeyError>
         }
     }
     Ok(out)
-}
-
-/// Writes key files read by [`read_files`].
-pub fn write_files(backend: &Backend, files: &[(String, Vec<u8>)]) -> Result<(), KeyError> {
-    for (id, bytes) in files {
-        backend.create(&format!("{PREFIX}{id}"), bytes)?;
-    }
-    Ok(())
 }
 
 /// The one key whose id starts with `prefix`.

@@ -233,12 +233,7 @@ pub enum NewKeys {
     Fresh(crate::crypt::keyfile::KdfCost),
     /// Another store's keys (for `copy` to a new store): its key files as
     /// they are, so the same passphrases open both, and the same ids.
-    Shared {
-        /// The key files: id and bytes.
-        files: Vec<(String, Vec<u8>)>,
-        /// The keys they open.
-        unlocked: keys::Unlocked,
-    },
+    Shared(keys::Prepared),
 }
 
 impl NewKeys {
@@ -423,10 +418,10 @@ impl Store {
     pub fn shared_keys(&self) -> Result<NewKeys, StoreError> {
         match &self.keys {
             None => Ok(NewKeys::Plain),
-            Some(unlocked) => Ok(NewKeys::Shared {
+            Some(unlocked) => Ok(NewKeys::Shared(keys::Prepared {
                 files: keys::read_files(&self.backend)?,
                 unlocked: unlocked.clone(),
-            }),
+            })),
         }
     }
 

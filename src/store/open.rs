@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use super::layout::{ensure_cache_layout, ensure_home_layout};
 use super::pack_cache::PackCache;
-use super::keys::{self, KeyError, Unlocked};
+use super::config::Encryption;
+use super::keys::{self, KeyError, Prepared, Unlocked};
 use super::{
     CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging, Store,
     StoreError, catalog_file, lock, space,
@@ -42,12 +43,13 @@ impl Store {
         init: &InitOptions,
         open: OpenOptions,
     ) -> Result<Self, StoreError> {
-        let config = new_config(location, init)?;
-        let keys = match location {
-            Location::Local(root) => init_local(root, location, &config, init, &open)?,
-            Location::S3(url) => init_remote(url, location, &config, init, &open)?,
-        };
-        Self::open_unlocked(location, open, keys)
+        let keys = prepare_keys(location, init, &open)?;
+        let config = new_config(location, init, keys.as_ref())?;
+        match location {
+            Location::Local(root) => init_local(root, location, &config, keys.as_ref())?,
+            Location::S3(url) => init_remote(url, location, &config, keys.as_ref(), &open)?,
+        }
+        Self::open_unlocked(location, open, keys.map(|k| k.unlocked))
     }
 
     /// Opens an existing store: reads and checks its config, takes the
@@ -86,41 +88,68 @@ fn unlock(
         }
         return Ok(None);
     }
-    match known {
-        Some(keys) => Ok(Some(keys)),
-        None => Ok(Some(keys::unlock(backend, &options.password)?)),
+    if let Some(keys) = known {
+        return Ok(Some(keys));
     }
+    let key_check = config.encryption.as_ref().map_or("", |e| e.key_check.as_str());
+    let check = keys::Check {
+        store_id: &config.id,
+        key_check,
+    };
+    Ok(Some(keys::unlock(backend, &options.password, &check)?))
 }
 
-/// For a new encrypted store: its first key, wrapped under a new
-/// passphrase (asked twice on a terminal).
-fn first_key(
-    backend: &Backend,
+/// The keys of a new encrypted store, made before anything is written:
+/// a fresh master key under a new passphrase (asked twice on a
+/// terminal), or another store's.
+fn prepare_keys(
+    location: &Location,
     init: &InitOptions,
     open: &OpenOptions,
-) -> Result<Option<Unlocked>, StoreError> {
+) -> Result<Option<Prepared>, StoreError> {
     match &init.keys {
         NewKeys::Plain => Ok(None),
         NewKeys::Fresh(cost) => {
-            let what = format!("the new store {}", backend.location());
+            let what = format!("the new store {location}");
             let phrase = passphrase::read_new(&open.password, &what).map_err(KeyError::from)?;
-            Ok(Some(keys::create_first(backend, &phrase, *cost)?))
+            Ok(Some(Prepared::fresh(&phrase, *cost)?))
         }
-        NewKeys::Shared { files, unlocked } => {
-            keys::write_files(backend, files)?;
-            Ok(Some(unlocked.clone()))
-        }
+        NewKeys::Shared(prepared) => Ok(Some(prepared.clone())),
     }
 }
 
-fn new_config(location: &Location, init: &InitOptions) -> Result<Config, StoreError> {
+/// Writes the new store's key files, then its config (which makes it a
+/// store); if the config cannot be created, the key files go again.
+fn create_store(
+    backend: &Backend,
+    location: &Location,
+    config: &Config,
+    keys: Option<&Prepared>,
+) -> Result<(), StoreError> {
+    if let Some(keys) = keys {
+        keys.write(backend)?;
+    }
+    let created = create_config(backend, location, config);
+    if let (Err(_), Some(keys)) = (&created, keys) {
+        keys.unwrite(backend);
+    }
+    created
+}
+
+fn new_config(
+    location: &Location,
+    init: &InitOptions,
+    keys: Option<&Prepared>,
+) -> Result<Config, StoreError> {
+    let id = random_id()?;
+    let encryption = keys.map(|k| Encryption::current(k.unlocked.master.check_for(&id)));
     let config = Config::new(
-        random_id()?,
+        id,
         SnapshotTime::now().to_string(),
         init.compression,
         init.pack,
         init.sqlite,
-        init.keys.encrypts(),
+        encryption,
     );
     config.validate().map_err(|e| StoreError::Config {
         location: location.clone(),
@@ -133,9 +162,8 @@ fn init_local(
     root: &Path,
     location: &Location,
     config: &Config,
-    init: &InitOptions,
-    open: &OpenOptions,
-) -> Result<Option<Unlocked>, StoreError> {
+    keys: Option<&Prepared>,
+) -> Result<(), StoreError> {
     if Store::exists(location) {
         return Err(StoreError::Exists {
             location: location.clone(),
@@ -157,10 +185,9 @@ fn init_local(
         .prepare(false)
         .map_err(StoreError::from)
         .and_then(|()| ensure_home_layout(root, false))
-        .and_then(|()| first_key(&backend, init, open))
         // The config goes last and never replaces one: a concurrent init
         // of the same directory loses cleanly with `Exists`.
-        .and_then(|keys| create_config(&backend, location, config).map(|()| keys));
+        .and_then(|()| create_store(&backend, location, config, keys));
     if let Err(e) = &made
         && !matches!(e, StoreError::Exists { .. })
     {
@@ -175,15 +202,13 @@ fn init_remote(
     url: &S3Url,
     location: &Location,
     config: &Config,
-    init: &InitOptions,
+    keys: Option<&Prepared>,
     open: &OpenOptions,
-) -> Result<Option<Unlocked>, StoreError> {
+) -> Result<(), StoreError> {
     // No HEAD first: the create is conditional, and refuses a store that
     // is there (one request less for every init).
     let backend = Backend::s3(url, open.remote)?;
-    let keys = first_key(&backend, init, open)?;
-    create_config(&backend, location, config)?;
-    Ok(keys)
+    create_store(&backend, location, config, keys)
 }
 
 fn create_config(
