@@ -175,18 +175,24 @@ impl Vault {
         if self.is_encrypted() { OVERHEAD as u32 } else { 0 }
     }
 
-    /// A blob's stored bytes (compressed or raw) sealed, bound to its id.
-    pub fn seal_blob(&self, id: &[u8; 32], inner: Vec<u8>) -> Result<Vec<u8>, CryptError> {
+    /// A blob's stored bytes (compressed or raw) sealed, bound to its kind
+    /// (the pack code: 0 data, 1 tree) and id.
+    pub fn seal_blob(&self, kind: u8, id: &[u8; 32], inner: Vec<u8>) -> Result<Vec<u8>, CryptError> {
         match &self.secrets {
-            Some(s) => s.sealing.seal(&blob_ad(id), &inner),
+            Some(s) => s.sealing.seal(&blob_ad(kind, id), &inner),
             None => Ok(inner),
         }
     }
 
     /// What [`Vault::seal_blob`] sealed, if `stored` is the blob `id`.
-    pub fn open_blob<'a>(&self, id: &[u8; 32], stored: &'a [u8]) -> Result<Cow<'a, [u8]>, CryptError> {
+    pub fn open_blob<'a>(
+        &self,
+        kind: u8,
+        id: &[u8; 32],
+        stored: &'a [u8],
+    ) -> Result<Cow<'a, [u8]>, CryptError> {
         match &self.secrets {
-            Some(s) => Ok(Cow::Owned(s.sealing.open(&blob_ad(id), stored)?)),
+            Some(s) => Ok(Cow::Owned(s.sealing.open(&blob_ad(kind, id), stored)?)),
             None => Ok(Cow::Borrowed(stored)),
         }
     }
@@ -226,8 +232,8 @@ impl Vault {
     }
 }
 
-fn blob_ad(id: &[u8; 32]) -> Vec<u8> {
-    [BLOB_AD, id.as_slice()].concat()
+fn blob_ad(kind: u8, id: &[u8; 32]) -> Vec<u8> {
+    [BLOB_AD, &[kind], id.as_slice()].concat()
 }
 
 fn object_ad(key: &str) -> Vec<u8> {
@@ -242,7 +248,7 @@ mod tests {
     fn a_plain_vault_changes_nothing() {
         let v = Vault::plain();
         assert_eq!(v.hash(b"x"), blake3::hash(b"x"));
-        assert_eq!(v.seal_blob(&[0; 32], b"x".to_vec()).unwrap(), b"x");
+        assert_eq!(v.seal_blob(0, &[0; 32], b"x".to_vec()).unwrap(), b"x");
         assert_eq!(v.chunker_seed(), 0);
     }
 
@@ -250,9 +256,10 @@ mod tests {
     fn an_encrypted_vault_keys_ids_and_binds_blobs_to_them() {
         let v = Vault::of(&MasterKey::from_bytes([1; 32]));
         assert_ne!(v.hash(b"x"), blake3::hash(b"x"));
-        let sealed = v.seal_blob(&[2; 32], b"x".to_vec()).unwrap();
-        assert_eq!(&*v.open_blob(&[2; 32], &sealed).unwrap(), b"x");
-        assert!(v.open_blob(&[3; 32], &sealed).is_err());
+        let sealed = v.seal_blob(0, &[2; 32], b"x".to_vec()).unwrap();
+        assert_eq!(&*v.open_blob(0, &[2; 32], &sealed).unwrap(), b"x");
+        assert!(v.open_blob(0, &[3; 32], &sealed).is_err());
+        assert!(v.open_blob(1, &[2; 32], &sealed).is_err());
         let object = v.seal_object("snapshots/a.json", b"r".to_vec()).unwrap();
         assert!(v.open_object("snapshots/b.json", object.clone()).is_err());
         assert_eq!(v.open_object("snapshots/a.json", object).unwrap(), b"r");

@@ -70,7 +70,7 @@ fn unseal<'a>(
     at: &BlobLocation,
     stored: &'a [u8],
 ) -> Result<std::borrow::Cow<'a, [u8]>, PackError> {
-    vault.open_blob(id.as_bytes(), stored).map_err(|source| PackError::Sealed {
+    vault.open_blob(at.kind.code(), id.as_bytes(), stored).map_err(|source| PackError::Sealed {
         what: format!("blob {id}"),
         pack: at.pack,
         source,
