@@ -9,6 +9,7 @@ use cairn::backend::Backend;
 use cairn::catalog::Catalog;
 use cairn::chunker::{self, ChunkerParams};
 use cairn::compress::{self, Compressor};
+use cairn::crypt::{MasterKey, Vault};
 use cairn::id::BlobId;
 use cairn::pack::writer::PublishedPack;
 use cairn::pack::{BlobKind, PackEntry, PackWriter};
@@ -81,6 +82,26 @@ fn compression(c: &mut Criterion) {
     g.finish();
 }
 
+/// What encryption adds per blob, next to what it costs to compress and
+/// hash one (#18): keyed BLAKE3 and XChaCha20-Poly1305 over 1 MiB.
+fn encryption(c: &mut Criterion) {
+    let chunk = mixed_data(1 << 20);
+    let vault = Vault::of(&MasterKey::from_bytes([7; 32]));
+    let id = *BlobId::of(&chunk).as_bytes();
+    let sealed = vault.seal_blob(0, &id, chunk.clone()).unwrap();
+    let mut g = c.benchmark_group("encryption 1 MiB");
+    g.throughput(Throughput::Bytes(1 << 20));
+    g.bench_function("blake3", |b| b.iter(|| blake3::hash(black_box(&chunk))));
+    g.bench_function("keyed blake3", |b| b.iter(|| vault.hash(black_box(&chunk))));
+    g.bench_function("seal", |b| {
+        b.iter(|| vault.seal_blob(0, &id, chunk.clone()).unwrap())
+    });
+    g.bench_function("open", |b| {
+        b.iter(|| vault.open_blob(0, &id, black_box(&sealed)).unwrap())
+    });
+    g.finish();
+}
+
 fn pack_writing(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
@@ -95,7 +116,7 @@ fn pack_writing(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("write+seal+publish 16 blobs", |b| {
         b.iter(|| {
-            let mut w = PackWriter::create(&staging, BlobKind::Data).unwrap();
+            let mut w = PackWriter::create(&staging, BlobKind::Data, &Vault::plain()).unwrap();
             for i in 0..16u32 {
                 w.add(BlobId::of(&i.to_le_bytes()), 1 << 20, &blob).unwrap();
             }
@@ -186,6 +207,7 @@ criterion_group!(
     benches,
     chunking_and_hashing,
     compression,
+    encryption,
     pack_writing,
     catalog_lookups,
     trees

@@ -164,9 +164,11 @@ impl<'s> Sink<'s> {
     ) -> Result<(), RepackError> {
         let writer = match &mut self.writer {
             Some(w) => w,
-            None => self
-                .writer
-                .insert(PackWriter::create(self.store.staging(), self.kind, self.store.backend().vault())?),
+            None => self.writer.insert(PackWriter::create(
+                self.store.staging(),
+                self.kind,
+                self.store.backend().vault(),
+            )?),
         };
         writer.add_stored(id, raw_len, compression, stored)?;
         if writer.data_len() >= self.store.config().pack.target_size {

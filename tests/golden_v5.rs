@@ -49,7 +49,14 @@ struct Keys {
 fn open(key: &XChaCha20Poly1305, ad: &[u8], sealed: &[u8]) -> Vec<u8> {
     assert_eq!(sealed[0], 1, "scheme");
     let nonce = XNonce::from_slice(&sealed[1..25]);
-    key.decrypt(nonce, Payload { msg: &sealed[25..], aad: ad }).unwrap()
+    key.decrypt(
+        nonce,
+        Payload {
+            msg: &sealed[25..],
+            aad: ad,
+        },
+    )
+    .unwrap()
 }
 
 /// encryption.md, "Key files" and "Key check".
@@ -73,9 +80,13 @@ fn unlock(config: &Value) -> Keys {
         .hash_password_into(phrase.as_bytes(), &salt, &mut kek)
         .unwrap();
     let wrapped = hex::decode(file["wrapped"].as_str().unwrap()).unwrap();
-    let master: [u8; 32] = open(&XChaCha20Poly1305::new(&kek.into()), b"cairn key\0full", &wrapped)
-        .try_into()
-        .unwrap();
+    let master: [u8; 32] = open(
+        &XChaCha20Poly1305::new(&kek.into()),
+        b"cairn key\0full",
+        &wrapped,
+    )
+    .try_into()
+    .unwrap();
     let check = blake3::keyed_hash(
         &blake3::derive_key("cairn 2026-12-06 key check", &master),
         config["id"].as_str().unwrap().as_bytes(),
@@ -83,7 +94,9 @@ fn unlock(config: &Value) -> Keys {
     assert_eq!(config["encryption"]["key_check"], check.to_hex().as_str());
     Keys {
         id: blake3::derive_key("cairn 2026-12-06 id key", &master),
-        enc: XChaCha20Poly1305::new(&blake3::derive_key("cairn 2026-12-06 encryption key", &master).into()),
+        enc: XChaCha20Poly1305::new(
+            &blake3::derive_key("cairn 2026-12-06 encryption key", &master).into(),
+        ),
     }
 }
 
@@ -162,7 +175,8 @@ fn content(blobs: &HashMap<String, Vec<u8>>, tree: &str, path: &[&str]) -> Vec<u
 
 #[test]
 fn an_independent_decryptor_written_from_the_specification_reads_the_v5_fixture() {
-    let config: Value = serde_json::from_slice(&fs::read(Path::new(FIXTURE).join("config.json")).unwrap()).unwrap();
+    let config: Value =
+        serde_json::from_slice(&fs::read(Path::new(FIXTURE).join("config.json")).unwrap()).unwrap();
     assert_eq!(config["version"], 5);
     let keys = unlock(&config);
     let blobs = blobs(&keys);
@@ -182,7 +196,12 @@ fn an_independent_decryptor_written_from_the_specification_reads_the_v5_fixture(
 fn the_v5_fixture_holds_no_plaintext() {
     for path in files_under(Path::new(FIXTURE)) {
         let bytes = fs::read(&path).unwrap();
-        for needle in [&b"golden v5 marker"[..], b"notes.txt", b"SQLite format 3", b"golden row"] {
+        for needle in [
+            &b"golden v5 marker"[..],
+            b"notes.txt",
+            b"SQLite format 3",
+            b"golden row",
+        ] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
                 "{path:?} holds {:?}",
@@ -219,14 +238,24 @@ fn the_v5_fixture_restores_and_verifies_with_its_passphrase_only() {
         let docs = restored(&target, Path::new(SOURCE));
         let want = format!("golden v5 marker: the {night} night\n");
         assert_eq!(fs::read_to_string(docs.join("notes.txt")).unwrap(), want);
-        assert_eq!(fs::read_link(docs.join("link")).unwrap(), Path::new("notes.txt"));
+        assert_eq!(
+            fs::read_link(docs.join("link")).unwrap(),
+            Path::new("notes.txt")
+        );
         let db = rusqlite::Connection::open(docs.join("app.db")).unwrap();
-        let rows: i64 = db.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
+        let rows: i64 = db
+            .query_row("select count(*) from t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(rows, 200);
     }
     with_password(&["verify", "--read-data"]).assert().success();
     let wrong = t.path("wrong");
     write_file(&wrong, b"not the passphrase\n");
-    let out = t.cairn(["--password-file"]).arg(&wrong).arg("snapshots").assert().code(1);
+    let out = t
+        .cairn(["--password-file"])
+        .arg(&wrong)
+        .arg("snapshots")
+        .assert()
+        .code(1);
     assert!(stderr_of(out.get_output()).contains("wrong password for store"));
 }

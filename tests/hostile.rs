@@ -846,7 +846,12 @@ fn out_of_range_record_fields_are_refused() {
         assert!(good.contains(from), "{from}");
         let bad = good.replacen(from, to, 1);
         assert!(
-            snapshot::decode(&Vault::plain(), &SnapshotId::of(bad.as_bytes()), bad.as_bytes()).is_err(),
+            snapshot::decode(
+                &Vault::plain(),
+                &SnapshotId::of(bad.as_bytes()),
+                bad.as_bytes()
+            )
+            .is_err(),
             "{to}: accepted"
         );
     }

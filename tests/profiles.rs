@@ -198,17 +198,32 @@ fn a_profiles_password_file_opens_an_encrypted_store_and_is_refused_by_a_plain_o
     let w = World::new("store = \"{store}\"\npassword_file = \"{root}/pw\"\n");
     write_file(&w.t.path("pw"), b"profile secret\n");
     let err = stderr_of(w.cairn(&["snapshots"]).assert().code(1).get_output());
-    assert!(err.contains("is not encrypted, but a password was given"), "{err}");
-    w.write_config(&format!(
-        "[profiles.app]\nstore = \"{{root}}/encrypted\"\npassword_file = \"{{root}}/pw\"\nsources = [\"{{src}}\"]\n"
-    ));
+    assert!(
+        err.contains("is not encrypted, but a password was given"),
+        "{err}"
+    );
+    w.write_config(
+        "[profiles.app]\nstore = \"{root}/encrypted\"\npassword_file = \"{root}/pw\"\nsources = [\"{src}\"]\n",
+    );
     w.cairn(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"])
         .assert()
         .success();
     w.cairn(&["snapshot"]).assert().success();
     let config = fs::read_to_string(w.t.path("encrypted/config.json")).unwrap();
     assert!(config.contains("\"version\": 5"), "{config}");
-    assert_eq!(parse_json(&w.cairn(&["--json", "snapshots"]).assert().success().get_output().stdout).as_array().unwrap().len(), 1);
+    assert_eq!(
+        parse_json(
+            &w.cairn(&["--json", "snapshots"])
+                .assert()
+                .success()
+                .get_output()
+                .stdout
+        )
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
 }
 
 #[test]

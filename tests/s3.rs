@@ -343,7 +343,9 @@ fn verify_names_a_damaged_index_object_as_damage() {
 fn a_restore_fetches_each_pack_with_a_few_requests_not_one_per_chunk() {
     let t = TestEnv::new_s3();
     // Small packs, so the tree spans several of them.
-    t.cairn(["init", "--no-encrypt", "--pack-size", "1MiB"]).assert().success();
+    t.cairn(["init", "--no-encrypt", "--pack-size", "1MiB"])
+        .assert()
+        .success();
     let src = t.path("src");
     for i in 0..400u64 {
         let len = 1000 + (i * 37 % 4000) as usize;

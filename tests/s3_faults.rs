@@ -77,7 +77,9 @@ fn many_packs(t: &TestEnv) -> std::path::PathBuf {
 #[test]
 fn a_snapshot_cut_off_mid_upload_commits_nothing_and_the_rerun_uploads_only_the_rest() {
     let mut t = TestEnv::new_s3();
-    t.cairn(["init", "--no-encrypt", "--pack-size", "1MiB"]).assert().success();
+    t.cairn(["init", "--no-encrypt", "--pack-size", "1MiB"])
+        .assert()
+        .success();
     let proxy = FaultProxy::to_s3();
     t.through(&proxy);
     let src = many_packs(&t);

@@ -16,7 +16,10 @@ impl Backend {
         if !self.vault.is_encrypted() {
             return self.create(key, &plain);
         }
-        let sealed = self.vault.seal_object(key, plain.clone()).map_err(self.sealing(key))?;
+        let sealed = self
+            .vault
+            .seal_object(key, plain.clone())
+            .map_err(self.sealing(key))?;
         match self.create(key, &sealed) {
             Err(e) if e.is_already_exists() => self.same_as(key, &plain, e),
             other => other,
@@ -25,15 +28,29 @@ impl Backend {
 
     /// Replaces `key` whole with `plain`, sealed.
     pub fn replace_sealed(&self, key: &str, plain: Vec<u8>) -> Result<()> {
-        let sealed = self.vault.seal_object(key, plain).map_err(self.sealing(key))?;
+        let sealed = self
+            .vault
+            .seal_object(key, plain)
+            .map_err(self.sealing(key))?;
         self.replace(key, &sealed)
     }
 
     /// The plain content of `key` (at most `max` bytes stored). An object
     /// that does not open is an `InvalidData` error naming the key.
     pub fn get_opened(&self, key: &str, max: u64) -> Result<Vec<u8>> {
+        self.get_sealed(key, max)?.map_err(self.sealing(key))
+    }
+
+    /// The plain content of `key`: the outer error is the store's (it
+    /// could not be read), the inner one that what was read does not open
+    /// (damage, to be reported as such like any other undecodable object).
+    pub fn get_sealed(
+        &self,
+        key: &str,
+        max: u64,
+    ) -> Result<std::result::Result<Vec<u8>, CryptError>> {
         let stored = self.get(key, max)?;
-        self.vault.open_object(key, stored).map_err(self.sealing(key))
+        Ok(self.vault.open_object(key, stored))
     }
 
     fn same_as(&self, key: &str, plain: &[u8], exists: BackendError) -> Result<()> {
@@ -46,6 +63,11 @@ impl Backend {
     fn sealing(&self, key: &str) -> impl FnOnce(CryptError) -> BackendError + '_ {
         let at = self.at(key);
         let key = key.to_owned();
-        move |e| at(io::Error::new(io::ErrorKind::InvalidData, format!("{key}: {e}")))
+        move |e| {
+            at(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{key}: {e}"),
+            ))
+        }
     }
 }

@@ -246,7 +246,11 @@ fn compress_one(compressor: &mut Compressor, job: Job) -> Result<Ready, CaptureE
 /// store), here on the compressing threads rather than in the one writer.
 fn seal(vault: &Vault, mut ready: Ready) -> Result<Ready, CaptureError> {
     ready.encoded.bytes = vault
-        .seal_blob(ready.kind.code(), ready.id.as_bytes(), std::mem::take(&mut ready.encoded.bytes))
+        .seal_blob(
+            ready.kind.code(),
+            ready.id.as_bytes(),
+            std::mem::take(&mut ready.encoded.bytes),
+        )
         .map_err(|e| CaptureError::Store(StoreError::Pack(PackError::Seal(e))))?;
     Ok(ready)
 }

@@ -31,7 +31,12 @@ pub struct CopyArgs {
     #[arg(long, value_name = "DIR")]
     to_cache_dir: Option<PathBuf>,
     /// The target's password, if it differs from the source's: the first line of FILE
-    #[arg(long, value_name = "FILE", env = "CAIRN_TO_PASSWORD_FILE", conflicts_with = "to_password_command")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CAIRN_TO_PASSWORD_FILE",
+        conflicts_with = "to_password_command"
+    )]
     to_password_file: Option<PathBuf>,
     /// The target's password, if it differs from the source's: the first line CMD prints
     #[arg(long, value_name = "CMD", env = "CAIRN_TO_PASSWORD_COMMAND")]
@@ -111,7 +116,10 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
         ..ctx.open_options(LockMode::Shared)
     };
     if args.to_password_file.is_some() || args.to_password_command.is_some() {
-        let (file, command) = (args.to_password_file.clone(), args.to_password_command.clone());
+        let (file, command) = (
+            args.to_password_file.clone(),
+            args.to_password_command.clone(),
+        );
         options.password = super::password_source(file, command);
     } else if !from.config().is_encrypted() {
         // The source's password is for the source only.

@@ -115,7 +115,11 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
             });
             print_json(out, &json)
         } else if !ctx.quiet {
-            let how = if config.is_encrypted() { "encrypted " } else { "" };
+            let how = if config.is_encrypted() {
+                "encrypted "
+            } else {
+                ""
+            };
             writeln!(out, "created {how}cairn store {short} at {root}")
         } else {
             Ok(())

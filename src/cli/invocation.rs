@@ -124,7 +124,12 @@ pub const FLAGS: &[Flag] = &[
     flag("store", EVERY, "store", "--store"),
     flag("cache_dir", EVERY, "cache_dir", "--cache-dir"),
     flag("password_file", EVERY, "password_file", "--password-file"),
-    flag("password_command", EVERY, "password_command", "--password-command"),
+    flag(
+        "password_command",
+        EVERY,
+        "password_command",
+        "--password-command",
+    ),
     flag("lock_wait", EVERY, "lock_wait", "--lock-wait"),
     flag(
         "progress_interval",

@@ -54,8 +54,10 @@ struct NewPassword {
 
 impl NewPassword {
     fn read(&self, store: &Store) -> Result<Vec<u8>, KeyError> {
-        let source =
-            super::password_source(self.new_password_file.clone(), self.new_password_command.clone());
+        let source = super::password_source(
+            self.new_password_file.clone(),
+            self.new_password_command.clone(),
+        );
         let what = format!("store {}", store.location());
         Ok(passphrase::read_new(&source, &what)?)
     }
@@ -64,13 +66,21 @@ impl NewPassword {
 pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
     let store = ctx.open(LockMode::Read)?;
     let Some(unlocked) = store.keys() else {
-        anyhow::bail!("store {} is not encrypted: it has no keys", store.location());
+        anyhow::bail!(
+            "store {} is not encrypted: it has no keys",
+            store.location()
+        );
     };
     let out = Out::deferring();
     let said = match &args.action {
         Action::List => return list(ctx, &store, unlocked, out),
         Action::Add(new) => {
-            let id = keys::add(store.backend(), &unlocked.master, &new.read(&store)?, new.kdf.cost())?;
+            let id = keys::add(
+                store.backend(),
+                &unlocked.master,
+                &new.read(&store)?,
+                new.kdf.cost(),
+            )?;
             format!("added key {}", keys::short(&id))
         }
         Action::Remove { id } => {
@@ -79,9 +89,11 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
         }
         Action::Passwd(new) => passwd(&store, unlocked, new)?,
     };
-    out.report(Outcome::Done, Some(said.clone()), |out| match ctx.quiet || ctx.json {
-        true => Ok(()),
-        false => writeln!(out, "{said}"),
+    out.report(Outcome::Done, Some(said.clone()), |out| {
+        match ctx.quiet || ctx.json {
+            true => Ok(()),
+            false => writeln!(out, "{said}"),
+        }
     })
 }
 
@@ -101,7 +113,13 @@ fn passwd(store: &Store, unlocked: &Unlocked, new: &NewPassword) -> anyhow::Resu
 fn list(ctx: &Ctx, store: &Store, unlocked: &Unlocked, out: Out) -> anyhow::Result<Outcome> {
     let found = keys::list(store.backend())?;
     out.report(Outcome::Done, None, |out| match ctx.json {
-        true => print_json(out, &found.iter().map(|k| as_json(k, unlocked)).collect::<Vec<_>>()),
+        true => print_json(
+            out,
+            &found
+                .iter()
+                .map(|k| as_json(k, unlocked))
+                .collect::<Vec<_>>(),
+        ),
         false => print_table(out, &found, unlocked),
     })
 }
@@ -111,7 +129,11 @@ fn print_table(
     found: &[(String, KeyFile)],
     unlocked: &Unlocked,
 ) -> std::io::Result<()> {
-    writeln!(out, "  {:<8}  {:<4}  {:<19}  {:<20}  user", "id", "kind", "created", "host")?;
+    writeln!(
+        out,
+        "  {:<8}  {:<4}  {:<19}  {:<20}  user",
+        "id", "kind", "created", "host"
+    )?;
     for (id, file) in found {
         let current = if *id == unlocked.key_id { '*' } else { ' ' };
         writeln!(

@@ -14,6 +14,7 @@ mod forget;
 mod hooks;
 mod init;
 mod invocation;
+mod key;
 mod ls;
 mod manual;
 mod mount;
@@ -29,7 +30,6 @@ mod snapshots;
 mod stats;
 mod stdout;
 mod tag;
-mod key;
 mod verify;
 
 use std::path::PathBuf;
@@ -40,10 +40,10 @@ use anyhow::bail;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use cairn::backend::RemoteOptions;
+use cairn::crypt::passphrase::Source;
 use cairn::outcome::Outcome;
 use cairn::profile::Profile;
 use cairn::rawname::printable;
-use cairn::crypt::passphrase::Source;
 use cairn::store::{Location, LockMode, OpenOptions, Store};
 use exit::Exit;
 use invocation::Refused;
@@ -95,10 +95,21 @@ struct Global {
     #[arg(long, short = 'P', global = true, value_name = "NAME")]
     profile: Option<String>,
     /// The password of an encrypted store: the first line of FILE
-    #[arg(long, global = true, env = "CAIRN_PASSWORD_FILE", value_name = "FILE", conflicts_with = "password_command")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_PASSWORD_FILE",
+        value_name = "FILE",
+        conflicts_with = "password_command"
+    )]
     password_file: Option<PathBuf>,
     /// The password of an encrypted store: the first line CMD prints (run with sh -c; e.g. a secret manager)
-    #[arg(long, global = true, env = "CAIRN_PASSWORD_COMMAND", value_name = "CMD")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_PASSWORD_COMMAND",
+        value_name = "CMD"
+    )]
     password_command: Option<String>,
     /// Read profiles from FILE instead of /etc/cairn/cairn.toml and
     /// ~/.config/cairn/cairn.toml (repeatable: a later file's keys win)

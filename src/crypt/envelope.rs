@@ -39,7 +39,12 @@ impl SealingKey {
 
     /// [`SealingKey::seal`] with a given nonce: only for a fresh random
     /// one, or a test vector.
-    fn seal_with(&self, nonce: [u8; NONCE_LEN], ad: &[u8], plain: &[u8]) -> Result<Vec<u8>, CryptError> {
+    fn seal_with(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        ad: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, CryptError> {
         let mut out = Vec::with_capacity(plain.len() + OVERHEAD);
         out.push(SCHEME);
         out.extend_from_slice(&nonce);
@@ -90,9 +95,15 @@ mod tests {
         let sealed = key().seal(b"ad", b"hello").unwrap();
         assert_eq!(sealed.len(), 5 + OVERHEAD);
         assert_eq!(key().open(b"ad", &sealed).unwrap(), b"hello");
-        assert!(matches!(key().open(b"other", &sealed), Err(CryptError::Forged)));
+        assert!(matches!(
+            key().open(b"other", &sealed),
+            Err(CryptError::Forged)
+        ));
         let other = SealingKey::new(&[8; 32]);
-        assert!(matches!(other.open(b"ad", &sealed), Err(CryptError::Forged)));
+        assert!(matches!(
+            other.open(b"ad", &sealed),
+            Err(CryptError::Forged)
+        ));
     }
 
     #[test]
@@ -125,6 +136,9 @@ mod tests {
 
     #[test]
     fn two_seals_of_the_same_bytes_differ() {
-        assert_ne!(key().seal(b"", b"x").unwrap(), key().seal(b"", b"x").unwrap());
+        assert_ne!(
+            key().seal(b"", b"x").unwrap(),
+            key().seal(b"", b"x").unwrap()
+        );
     }
 }

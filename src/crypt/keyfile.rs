@@ -199,7 +199,8 @@ fn derive(kdf: &Kdf, passphrase: &[u8]) -> Result<SealingKey, KeyFileError> {
             MAX_MEMORY_KIB / 1024
         )));
     }
-    let salt = hex::decode(&kdf.salt).map_err(|_| KeyFileError::Corrupt("salt is not hex".into()))?;
+    let salt =
+        hex::decode(&kdf.salt).map_err(|_| KeyFileError::Corrupt("salt is not hex".into()))?;
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
     let mut out = [0u8; 32];
@@ -234,7 +235,10 @@ mod tests {
         let file = KeyFile::wrap(&master, b"secret", cheap(), maker()).unwrap();
         let again = KeyFile::decode(&file.encode()).unwrap();
         assert_eq!(again.unwrap_with(b"secret").unwrap().as_bytes(), &[9; 32]);
-        assert!(matches!(again.unwrap_with(b"Secret"), Err(KeyFileError::WrongPassword)));
+        assert!(matches!(
+            again.unwrap_with(b"Secret"),
+            Err(KeyFileError::WrongPassword)
+        ));
     }
 
     /// store-format/encryption.md, "Test vectors" (computed with
@@ -253,7 +257,10 @@ mod tests {
             "010102030405060708090a0b0c0d0e0f101112131415161718e8bd62a30400ce5f41f1510f6dce848f473bc5e7e885e464eb92c48115755f595acb4d7c06b189981bc4211363946a2b",
         )
         .unwrap();
-        let opened = derive(&kdf, b"correct horse").unwrap().open(WRAP_AD, &sealed).unwrap();
+        let opened = derive(&kdf, b"correct horse")
+            .unwrap()
+            .open(WRAP_AD, &sealed)
+            .unwrap();
         assert_eq!(opened, [0; 32]);
     }
 
@@ -262,10 +269,16 @@ mod tests {
         let file = KeyFile::wrap(&MasterKey::from_bytes([9; 32]), b"p", cheap(), maker()).unwrap();
         let mut greedy = file.clone();
         greedy.kdf.memory_kib = u32::MAX;
-        assert!(matches!(greedy.unwrap_with(b"p"), Err(KeyFileError::Corrupt(_))));
+        assert!(matches!(
+            greedy.unwrap_with(b"p"),
+            Err(KeyFileError::Corrupt(_))
+        ));
         let mut slow = file;
         slow.kdf.iterations = 1_000_000;
-        assert!(matches!(slow.unwrap_with(b"p"), Err(KeyFileError::Corrupt(_))));
+        assert!(matches!(
+            slow.unwrap_with(b"p"),
+            Err(KeyFileError::Corrupt(_))
+        ));
     }
 
     #[test]

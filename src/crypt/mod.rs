@@ -72,7 +72,9 @@ impl MasterKey {
     /// does not match (left by an init that failed, or planted) is not
     /// this store's key.
     pub fn check_for(&self, store_id: &str) -> String {
-        hex::encode(blake3::keyed_hash(&self.derive(KEY_CHECK_CONTEXT), store_id.as_bytes()).as_bytes())
+        hex::encode(
+            blake3::keyed_hash(&self.derive(KEY_CHECK_CONTEXT), store_id.as_bytes()).as_bytes(),
+        )
     }
 }
 
@@ -172,12 +174,21 @@ impl Vault {
 
     /// Bytes sealing adds to each blob and header.
     pub fn overhead(&self) -> u32 {
-        if self.is_encrypted() { OVERHEAD as u32 } else { 0 }
+        if self.is_encrypted() {
+            OVERHEAD as u32
+        } else {
+            0
+        }
     }
 
     /// A blob's stored bytes (compressed or raw) sealed, bound to its kind
     /// (the pack code: 0 data, 1 tree) and id.
-    pub fn seal_blob(&self, kind: u8, id: &[u8; 32], inner: Vec<u8>) -> Result<Vec<u8>, CryptError> {
+    pub fn seal_blob(
+        &self,
+        kind: u8,
+        id: &[u8; 32],
+        inner: Vec<u8>,
+    ) -> Result<Vec<u8>, CryptError> {
         match &self.secrets {
             Some(s) => s.sealing.seal(&blob_ad(kind, id), &inner),
             None => Ok(inner),

@@ -75,7 +75,7 @@ pub fn read_new(source: &Source, what: &str) -> Result<Passphrase, PassphraseErr
     let first = match source {
         Source::Prompt => {
             let first = prompt(&format!("new password for {what}: "), what)?;
-            if prompt(&format!("the new password again: "), what)? != first {
+            if prompt("the new password again: ", what)? != first {
                 return Err(PassphraseError::Mismatch);
             }
             first
@@ -95,7 +95,9 @@ fn from_file(path: &PathBuf) -> Result<Passphrase, PassphraseError> {
     };
     let bytes = std::fs::read(path).map_err(fail)?;
     if bytes.len() > MAX_LEN {
-        return Err(fail(std::io::Error::other("longer than 64 KiB: not a password file")));
+        return Err(fail(std::io::Error::other(
+            "longer than 64 KiB: not a password file",
+        )));
     }
     Ok(first_line(bytes))
 }

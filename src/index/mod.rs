@@ -46,6 +46,16 @@ pub enum IndexError {
         /// The hash of the bytes.
         actual: IndexId,
     },
+    /// The object does not open with the store's key: altered, or not
+    /// what belongs under this name.
+    #[error("index/{id}: {source}")]
+    Sealed {
+        /// The object.
+        id: IndexId,
+        /// What the cipher said.
+        #[source]
+        source: crate::crypt::CryptError,
+    },
     /// The bytes are not an index object.
     #[error("index/{id}: {source}")]
     Format {
@@ -96,7 +106,9 @@ pub fn write(backend: &Backend, packs: &[IndexedPack]) -> Result<IndexId, Backen
 
 /// Reads and checks index object `id`.
 pub fn read(backend: &Backend, id: &IndexId) -> Result<Vec<IndexedPack>, IndexError> {
-    let bytes = backend.get_opened(&key(id), MAX_INDEX_LEN)?;
+    let bytes = backend
+        .get_sealed(&key(id), MAX_INDEX_LEN)?
+        .map_err(|source| IndexError::Sealed { id: *id, source })?;
     let actual = IndexId::from(backend.vault().hash(&bytes));
     if actual != *id {
         return Err(IndexError::IdMismatch { id: *id, actual });

@@ -242,7 +242,11 @@ pub fn decode_header(
 /// Decodes the plain header bytes of a pack whose blob data is `data_len`
 /// bytes and each of whose blobs carries `seal` bytes of envelope (0 in a
 /// plain pack): every field, and that the blobs tile the data exactly.
-pub fn decode_entries(header: &[u8], data_len: u64, seal: u32) -> Result<Vec<PackEntry>, FormatError> {
+pub fn decode_entries(
+    header: &[u8],
+    data_len: u64,
+    seal: u32,
+) -> Result<Vec<PackEntry>, FormatError> {
     if !header.len().is_multiple_of(ENTRY_LEN) {
         return Err(FormatError::Entry {
             index: header.len() / ENTRY_LEN,
@@ -283,13 +287,17 @@ fn decode_entry(raw: &[u8], seal: u32) -> Result<PackEntry, String> {
     if raw_len > MAX_RAW_LEN {
         return Err(format!("raw length {raw_len} exceeds {MAX_RAW_LEN}"));
     }
-    if compression == Compression::None && u64::from(raw_len) + u64::from(seal) != u64::from(stored_len) {
+    if compression == Compression::None
+        && u64::from(raw_len) + u64::from(seal) != u64::from(stored_len)
+    {
         return Err(format!(
             "uncompressed blob with stored length {stored_len} != raw length {raw_len} + {seal}"
         ));
     }
     if stored_len < seal {
-        return Err(format!("stored length {stored_len} is shorter than its seal"));
+        return Err(format!(
+            "stored length {stored_len} is shorter than its seal"
+        ));
     }
     let mut offset = [0u8; 8];
     offset.copy_from_slice(&raw[12..20]);

@@ -36,11 +36,13 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
     };
     format::check_header(&header, &trailer).map_err(bad)?;
     let vault = backend.vault();
-    let plain = vault.open_header(&header).map_err(|source| PackError::Sealed {
-        what: "header".into(),
-        pack: *pack,
-        source,
-    })?;
+    let plain = vault
+        .open_header(&header)
+        .map_err(|source| PackError::Sealed {
+            what: "header".into(),
+            pack: *pack,
+            source,
+        })?;
     let entries = format::decode_entries(&plain, data_len, vault.overhead()).map_err(bad)?;
     Ok((entries, size))
 }
@@ -70,11 +72,13 @@ fn unseal<'a>(
     at: &BlobLocation,
     stored: &'a [u8],
 ) -> Result<std::borrow::Cow<'a, [u8]>, PackError> {
-    vault.open_blob(at.kind.code(), id.as_bytes(), stored).map_err(|source| PackError::Sealed {
-        what: format!("blob {id}"),
-        pack: at.pack,
-        source,
-    })
+    vault
+        .open_blob(at.kind.code(), id.as_bytes(), stored)
+        .map_err(|source| PackError::Sealed {
+            what: format!("blob {id}"),
+            pack: at.pack,
+            source,
+        })
 }
 
 /// Reads one blob, decodes it and checks that its BLAKE3 is `id`.

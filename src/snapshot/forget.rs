@@ -49,7 +49,7 @@ pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
     for (id, record) in deleted.iter().filter(|(id, _)| protected.contains(id)) {
         store
             .backend()
-            .create_sealed(&key(id), record.clone())
+            .create(&key(id), record)
             .map_err(StoreError::from)?;
     }
     Ok(())
@@ -57,7 +57,7 @@ pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
 
 /// Deletes one record, returning its bytes (`None`: already gone).
 fn delete_record(store: &Store, id: &SnapshotId) -> Result<Option<Vec<u8>>, ForgetError> {
-    let record = match store.backend().get_opened(&key(id), super::MAX_RECORD_LEN) {
+    let record = match store.backend().get(&key(id), super::MAX_RECORD_LEN) {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(StoreError::from(e).into()),

@@ -375,6 +375,9 @@ impl SnapshotList {
     }
 }
 
+/// A record read from the store: opened, or why it would not open.
+type Opened = Result<Vec<u8>, crate::crypt::CryptError>;
+
 /// Lists `snapshots/`, reading only records the catalog has not cached
 /// (in parallel: a fresh host of a remote store reads them all once).
 pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, SnapshotError> {
@@ -390,19 +393,25 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, Snapsh
         .filter(|id| !cached.contains_key(id))
         .copied()
         .collect();
-    let read: Vec<(SnapshotId, Option<Vec<u8>>)> = missing
+    let read: Vec<(SnapshotId, Option<Opened>)> = missing
         .par_iter()
-        .map(|id| match backend.get_opened(&key(id), MAX_RECORD_LEN) {
-            Ok(bytes) => Ok((*id, Some(bytes))),
+        .map(|id| match backend.get_sealed(&key(id), MAX_RECORD_LEN) {
+            Ok(opened) => Ok((*id, Some(opened))),
             Err(e) if e.is_not_found() => Ok((*id, None)),
             Err(e) => Err(e),
         })
         .collect::<Result<_, _>>()?;
-    let mut fresh: std::collections::HashMap<SnapshotId, Vec<u8>> = read
-        .into_iter()
-        .filter_map(|(id, bytes)| Some((id, bytes?)))
-        .collect();
     let mut out = SnapshotList::default();
+    let mut fresh = std::collections::HashMap::new();
+    for (id, opened) in read {
+        match opened {
+            Some(Ok(bytes)) => drop(fresh.insert(id, bytes)),
+            // A record that does not open is damaged, like one that does
+            // not decode: listed as unreadable, the others stay usable.
+            Some(Err(e)) => out.unreadable.push((key(&id), e.to_string())),
+            None => {}
+        }
+    }
     let mut cache = Vec::new();
     for id in ids {
         let (bytes, is_fresh) = match (cached.remove(&id), fresh.remove(&id)) {
@@ -421,6 +430,7 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, Snapsh
         }
     }
     let gone: Vec<SnapshotId> = cached.into_keys().collect();
+    out.unreadable.sort();
     catalog.update_snapshot_cache(&cache, &gone)?;
     out.snapshots.sort_by_key(|s| (s.record.time, s.id));
     Ok(out)

@@ -302,7 +302,9 @@ fn rebuild_notices(report: &RebuildReport, summary: bool) -> Vec<String> {
         ));
     }
     for (key, cause) in &report.unreadable {
-        notices.push(format!("{key} left out of the rebuilt catalog: {cause}"));
+        notices.push(format!(
+            "{key} left out of the rebuilt catalog: {cause}; `cairn repair catalog` reads the packs themselves"
+        ));
     }
     notices
 }

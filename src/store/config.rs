@@ -97,7 +97,9 @@ impl Encryption {
     }
 
     fn is_supported(&self) -> bool {
-        self.cipher == "xchacha20poly1305" && self.ids == "blake3-keyed" && self.key_check.len() == 64
+        self.cipher == "xchacha20poly1305"
+            && self.ids == "blake3-keyed"
+            && self.key_check.len() == 64
     }
 }
 
@@ -146,7 +148,11 @@ impl Config {
         encryption: Option<Encryption>,
     ) -> Self {
         Self {
-            version: if encryption.is_some() { ENCRYPTED_VERSION } else { FORMAT_VERSION },
+            version: if encryption.is_some() {
+                ENCRYPTED_VERSION
+            } else {
+                FORMAT_VERSION
+            },
             id,
             created,
             chunker: ChunkerParams::default(),
@@ -238,12 +244,17 @@ impl Config {
             ));
         }
         match (&self.encryption, self.version) {
-            (None, ENCRYPTED_VERSION) => return Err("a version 5 store without `encryption`".into()),
+            (None, ENCRYPTED_VERSION) => {
+                return Err("a version 5 store without `encryption`".into());
+            }
             (Some(_), v) if v != ENCRYPTED_VERSION => {
                 return Err(format!("`encryption` in a version {v} store"));
             }
             (Some(e), _) if !e.is_supported() => {
-                return Err(format!("encryption {} with {} ids is not supported", e.cipher, e.ids));
+                return Err(format!(
+                    "encryption {} with {} ids is not supported",
+                    e.cipher, e.ids
+                ));
             }
             _ => {}
         }

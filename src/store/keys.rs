@@ -23,6 +23,11 @@ pub enum KeyError {
     /// The store has no key files.
     #[error("store {0} is encrypted but has no key files under keys/: it cannot be opened")]
     NoKeys(String),
+    /// A new encrypted store and no way to ask for its passphrase.
+    #[error(
+        "the new store {0} is to be encrypted and needs a password: give it with --password-file FILE, CAIRN_PASSWORD_FILE, --password-command CMD or CAIRN_PASSWORD_COMMAND (there is no terminal to ask on), or pass --no-encrypt for an unencrypted store"
+    )]
+    NewStoreNeedsPassword(String),
     /// A password was given for a plain store.
     #[error(
         "store {0} is not encrypted, but a password was given (--password-file, --password-command or their CAIRN_ variables): refusing, in case its config.json was altered to turn encryption off"
@@ -35,7 +40,9 @@ pub enum KeyError {
     #[error("key prefix {0} matches more than one key")]
     Ambiguous(String),
     /// Removing the last key would lock everyone out.
-    #[error("key {0} is the store's only key: removing it would make the store unreadable; add another first")]
+    #[error(
+        "key {0} is the store's only key: removing it would make the store unreadable; add another first"
+    )]
     LastKey(String),
     /// A key file is damaged.
     #[error("{key}: {source}")]
@@ -136,7 +143,11 @@ pub struct Check<'a> {
 
 /// The store's keys as `unlock` would find them with `phrase`, if any
 /// of its keys opens.
-pub fn unlock_with(keys: &[(String, KeyFile)], phrase: &[u8], check: &Check<'_>) -> Option<Unlocked> {
+pub fn unlock_with(
+    keys: &[(String, KeyFile)],
+    phrase: &[u8],
+    check: &Check<'_>,
+) -> Option<Unlocked> {
     keys.iter().find_map(|(id, file)| {
         let master = file.unwrap_with(phrase).ok()?;
         if master.check_for(check.store_id) != check.key_check {
@@ -187,10 +198,11 @@ pub fn add(
 
 /// A new key file for `master` under `phrase`, and its new id.
 fn wrap(master: &MasterKey, phrase: &[u8], cost: KdfCost) -> Result<(String, KeyFile), KeyError> {
-    let file = KeyFile::wrap(master, phrase, cost, maker()).map_err(|source| KeyError::KeyFile {
-        key: PREFIX.into(),
-        source,
-    })?;
+    let file =
+        KeyFile::wrap(master, phrase, cost, maker()).map_err(|source| KeyError::KeyFile {
+            key: PREFIX.into(),
+            source,
+        })?;
     Ok((hex::encode(random::<32>()?), file))
 }
 

@@ -478,9 +478,16 @@ impl Store {
             .ok_or(StoreError::BlobMissing(blob))?;
         let stored = self.tree_bytes(&at)?;
         let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::decode_streaming(self.backend.vault(), &blob, &at, &stored, |r| Tree::decode_from(r))?
+            pack::reader::decode_streaming(self.backend.vault(), &blob, &at, &stored, |r| {
+                Tree::decode_from(r)
+            })?
         } else {
-            Tree::decode(&pack::reader::decode_blob(self.backend.vault(), &blob, &at, stored)?)
+            Tree::decode(&pack::reader::decode_blob(
+                self.backend.vault(),
+                &blob,
+                &at,
+                stored,
+            )?)
         };
         decoded.map_err(|source| StoreError::Tree { id: *id, source })
     }

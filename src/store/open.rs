@@ -9,17 +9,17 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::layout::{ensure_cache_layout, ensure_home_layout};
-use super::pack_cache::PackCache;
 use super::config::Encryption;
 use super::keys::{self, KeyError, Prepared, Unlocked};
+use super::layout::{ensure_cache_layout, ensure_home_layout};
+use super::pack_cache::PackCache;
 use super::{
-    CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging, Store,
-    StoreError, catalog_file, lock, space,
+    CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging,
+    Store, StoreError, catalog_file, lock, space,
 };
-use crate::crypt::passphrase;
 use crate::backend::local::{Local, PRIVATE};
 use crate::backend::{Backend, S3Url};
+use crate::crypt::passphrase;
 use crate::when::SnapshotTime;
 
 /// Largest `config.json` a reader accepts.
@@ -91,7 +91,10 @@ fn unlock(
     if let Some(keys) = known {
         return Ok(Some(keys));
     }
-    let key_check = config.encryption.as_ref().map_or("", |e| e.key_check.as_str());
+    let key_check = config
+        .encryption
+        .as_ref()
+        .map_or("", |e| e.key_check.as_str());
     let check = keys::Check {
         store_id: &config.id,
         key_check,
@@ -111,7 +114,12 @@ fn prepare_keys(
         NewKeys::Plain => Ok(None),
         NewKeys::Fresh(cost) => {
             let what = format!("the new store {location}");
-            let phrase = passphrase::read_new(&open.password, &what).map_err(KeyError::from)?;
+            let phrase = passphrase::read_new(&open.password, &what).map_err(|e| match e {
+                passphrase::PassphraseError::NoSource(_) => {
+                    KeyError::NewStoreNeedsPassword(location.to_string())
+                }
+                other => KeyError::from(other),
+            })?;
             Ok(Some(Prepared::fresh(&phrase, *cost)?))
         }
         NewKeys::Shared(prepared) => Ok(Some(prepared.clone())),

@@ -202,7 +202,10 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
     for (id, at) in in_order {
         let checked = stream
             .read_at(at.offset, at.stored_len as usize, &mut stored, pack.size)
-            .and_then(|()| pack::reader::check_stored(backend.vault(), id, at, &stored).map_err(|e| e.to_string()));
+            .and_then(|()| {
+                pack::reader::check_stored(backend.vault(), id, at, &stored)
+                    .map_err(|e| e.to_string())
+            });
         match checked {
             Ok(()) => out.good_blobs.push(*id),
             Err(why) => out.bad_blobs.push((*id, why)),

@@ -41,5 +41,7 @@ fn read_one(backend: &Backend, key: &str) -> Option<Result<Snapshot, (String, St
         Err(e) if e.is_not_found() => return None,
         Err(e) => return Some(Err((key.to_owned(), e.source.to_string()))),
     };
-    Some(snapshot::decode(backend.vault(), &id, &bytes).map_err(|e| (key.to_owned(), e.to_string())))
+    Some(
+        snapshot::decode(backend.vault(), &id, &bytes).map_err(|e| (key.to_owned(), e.to_string())),
+    )
 }
