@@ -45,7 +45,7 @@ pub struct KdfArgs {
     /// Memory for deriving the password's key, in MiB [default: 64]
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
     kdf_memory: Option<u32>,
-    /// Passes for deriving the password's key [default: 3]
+    /// Passes for deriving the password's key [default: 16]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     kdf_iterations: Option<u32>,
 }

@@ -13,13 +13,16 @@ pub const KEY_FILE_VERSION: u32 = 1;
 /// Associated data of a wrapped master key.
 const WRAP_AD: &[u8] = b"cairn key\0full";
 
-/// Default argon2id cost: 64 MiB and 3 passes took 0.5-0.7 s on the
-/// 2-core VM cairn is measured on (benches/results/2026-12-06-vm-kdf.txt);
-/// raised from the crate's 19 MiB x 2 (0.1 s) so that guessing a
-/// passphrase costs an attacker as much as opening the store costs us.
+/// Default argon2id cost: 64 MiB and 16 passes take 0.61 s on the 2-core
+/// VM cairn is measured on (benches/results/2026-12-06-vm-kdf.txt; 3
+/// passes took 0.13 s, the crate's 19 MiB x 2 less), so that each guess at
+/// a passphrase costs an attacker what opening the store costs us. Memory
+/// stays at 64 MiB rather than 256 (0.6 s at 3 passes) because every
+/// command pays it at its start: a peak of 73 MiB stays below what a
+/// snapshot's pipeline holds, 256 MiB would be every command's peak.
 pub const DEFAULT_MEMORY_KIB: u32 = 64 * 1024;
 /// Default argon2id passes.
-pub const DEFAULT_ITERATIONS: u32 = 3;
+pub const DEFAULT_ITERATIONS: u32 = 16;
 /// Most memory a key file may ask for (4 GiB), checked before deriving:
 /// a key file planted in the store must not be able to exhaust memory.
 const MAX_MEMORY_KIB: u32 = 4 << 20;
