@@ -1055,6 +1055,36 @@ fn key_passwd_replaces_the_passphrase() {
 }
 
 #[test]
+fn a_damaged_key_file_neither_stops_the_others_nor_goes_unsaid() {
+    // A key file that does not decode opens nothing; the store still opens
+    // with another key, `key list` warns about it, and a passphrase that
+    // opens no good key is told about the damaged one rather than "wrong
+    // password" (it may have been that key's).
+    let (t, src, snap) = store_with_a_snapshot();
+    put(
+        &t,
+        &format!("keys/{}", "ab".repeat(32)),
+        b"{ not a key file",
+    );
+    let list = t.cairn(["key", "list"]).assert().success();
+    let err = stderr_of(list.get_output());
+    assert!(
+        err.contains(&"ab".repeat(32)) && err.contains("opens nothing"),
+        "{err}"
+    );
+    assert_restores_with(&t, t.password_file.as_ref().unwrap(), &snap, &src);
+    let wrong = t.password_file_with("wrong", "not the passphrase");
+    let out = t
+        .cairn(["--password-file"])
+        .arg(&wrong)
+        .arg("snapshots")
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains(&format!("keys/{}", "ab".repeat(32))), "{err}");
+}
+
+#[test]
 fn a_wrong_passphrase_exits_1_and_writes_nothing_in_the_store() {
     let (t, src, _) = store_with_a_snapshot();
     let wrong = t.password_file_with("wrong", "not the passphrase");

@@ -14,6 +14,7 @@ use cairn::store::keys::{self, KeyError, Unlocked};
 use cairn::store::{LockMode, Store};
 
 use super::init::KdfArgs;
+use super::output::warn;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
@@ -112,6 +113,13 @@ fn passwd(store: &Store, unlocked: &Unlocked, new: &NewPassword) -> anyhow::Resu
 
 fn list(ctx: &Ctx, store: &Store, unlocked: &Unlocked, out: Out) -> anyhow::Result<Outcome> {
     let found = keys::list(store.backend())?;
+    for (id, why) in &found.damaged {
+        warn(format_args!(
+            "{}{id}: {why}; it opens nothing",
+            keys::PREFIX
+        ));
+    }
+    let found = found.good;
     out.report(Outcome::Done, None, |out| match ctx.json {
         true => print_json(
             out,

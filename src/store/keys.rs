@@ -126,11 +126,21 @@ impl Prepared {
 pub fn unlock(backend: &Backend, source: &Source, check: &Check<'_>) -> Result<Unlocked, KeyError> {
     let location = backend.location();
     let keys = list(backend)?;
-    if keys.is_empty() {
+    if keys.ids().next().is_none() {
         return Err(KeyError::NoKeys(location));
     }
     let phrase = passphrase::read(source, &format!("store {location}"))?;
-    unlock_with(&keys, &phrase, check).ok_or(KeyError::WrongPassword(location))
+    if let Some(unlocked) = unlock_with(&keys.good, &phrase, check) {
+        return Ok(unlocked);
+    }
+    // The passphrase may be that of a key file that is damaged: say so.
+    match keys.damaged.into_iter().next() {
+        Some((id, source)) => Err(KeyError::KeyFile {
+            key: format!("{PREFIX}{id}"),
+            source,
+        }),
+        None => Err(KeyError::WrongPassword(location)),
+    }
 }
 
 /// What names a store's master key: its id and the config's `key_check`.
@@ -161,10 +171,19 @@ pub fn unlock_with(
     })
 }
 
-/// Every key file, by id (oldest first). A damaged one is an error naming
-/// it: a key the operator relies on must not silently vanish.
-pub fn list(backend: &Backend) -> Result<Vec<(String, KeyFile)>, KeyError> {
-    let mut out = Vec::new();
+/// The key files of a store.
+#[derive(Default)]
+pub struct KeyFiles {
+    /// The readable ones, by id, oldest first.
+    pub good: Vec<(String, KeyFile)>,
+    /// Those that do not decode: their ids and why. They open nothing, but
+    /// must not stop the others from opening the store, nor vanish unsaid.
+    pub damaged: Vec<(String, KeyFileError)>,
+}
+
+/// Every key file of the store.
+pub fn list(backend: &Backend) -> Result<KeyFiles, KeyError> {
+    let mut out = KeyFiles::default();
     for object in backend.list(PREFIX)? {
         let Some(id) = object.key.strip_prefix(PREFIX) else {
             continue;
@@ -174,14 +193,24 @@ pub fn list(backend: &Backend) -> Result<Vec<(String, KeyFile)>, KeyError> {
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
         };
-        let file = KeyFile::decode(&bytes).map_err(|source| KeyError::KeyFile {
-            key: object.key.clone(),
-            source,
-        })?;
-        out.push((id.to_owned(), file));
+        match KeyFile::decode(&bytes) {
+            Ok(file) => out.good.push((id.to_owned(), file)),
+            Err(e) => out.damaged.push((id.to_owned(), e)),
+        }
     }
-    out.sort_by(|a, b| a.1.created.cmp(&b.1.created).then(a.0.cmp(&b.0)));
+    out.good
+        .sort_by(|a, b| a.1.created.cmp(&b.1.created).then(a.0.cmp(&b.0)));
     Ok(out)
+}
+
+impl KeyFiles {
+    /// Every id, good or damaged.
+    fn ids(&self) -> impl Iterator<Item = &String> {
+        self.good
+            .iter()
+            .map(|(id, _)| id)
+            .chain(self.damaged.iter().map(|(id, _)| id))
+    }
 }
 
 /// Writes a new key file wrapping `master` under `phrase`; returns its id.
@@ -211,8 +240,8 @@ fn wrap(master: &MasterKey, phrase: &[u8], cost: KdfCost) -> Result<(String, Key
 /// same moment and none is left, the removed key is put back.
 pub fn remove(backend: &Backend, prefix: &str) -> Result<String, KeyError> {
     let keys = list(backend)?;
-    let id = find(&keys, prefix)?;
-    if keys.len() == 1 {
+    let id = find(keys.ids(), prefix)?;
+    if keys.ids().count() == 1 {
         return Err(KeyError::LastKey(short(&id)));
     }
     let key = format!("{PREFIX}{id}");
@@ -237,10 +266,10 @@ pub fn read_files(backend: &Backend) -> Result<Vec<(String, Vec<u8>)>, KeyError>
 }
 
 /// The one key whose id starts with `prefix`.
-pub fn find(keys: &[(String, KeyFile)], prefix: &str) -> Result<String, KeyError> {
-    let mut matching = keys.iter().filter(|(id, _)| id.starts_with(prefix));
+fn find<'a>(ids: impl Iterator<Item = &'a String>, prefix: &str) -> Result<String, KeyError> {
+    let mut matching = ids.filter(|id| id.starts_with(prefix));
     match (matching.next(), matching.next()) {
-        (Some((id, _)), None) if !prefix.is_empty() => Ok(id.clone()),
+        (Some(id), None) if !prefix.is_empty() => Ok(id.clone()),
         (Some(_), Some(_)) => Err(KeyError::Ambiguous(prefix.to_owned())),
         _ => Err(KeyError::UnknownKey(prefix.to_owned())),
     }
