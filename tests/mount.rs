@@ -556,6 +556,39 @@ fn a_snapshot_in_s3_mounts_and_diffs_equal_to_its_source() {
 }
 
 #[test]
+fn an_encrypted_store_mounts_and_a_tampered_chunk_gives_eio_not_bytes() {
+    // #18: the mount reads through the same opened, verified blobs.
+    if !fuse_available() {
+        return;
+    }
+    let t = TestEnv::with_encrypted_store();
+    let src = t.path("src");
+    small_tree(&src, 9);
+    write_random_file(&src.join("big.bin"), 9, 6 << 20);
+    settle();
+    t.snapshot(&[&src], &[]);
+    let m = Mount::start(&t, &[]);
+    let latest = m
+        .path("snapshots/latest")
+        .join(src.strip_prefix("/").unwrap());
+    assert_trees_equal(&src, &latest);
+    drop(m);
+    let pack = largest_pack(&t.store);
+    let mut bytes = fs::read(&pack).unwrap();
+    // The middle of the pack: inside big.bin's chunks, most of the pack.
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&pack, bytes).unwrap();
+    let m = Mount::start(&t, &[]);
+    let big = m
+        .path("snapshots/latest")
+        .join(src.strip_prefix("/").unwrap())
+        .join("big.bin");
+    let read = fs::read(&big);
+    assert!(read.is_err(), "a tampered chunk was read through the mount");
+}
+
+#[test]
 fn a_missing_or_non_empty_mount_point_is_refused_naming_it() {
     let t = TestEnv::with_store();
     let missing = t.path("no-such-dir");

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# cairn next to restic and borg, on the same data, in the same run.
+# cairn next to restic, borg, rustic and bupstash, on the same data, in the
+# same run.
 #
 #   benches/compare/run.sh [WORKDIR]     (default ${TMPDIR:-/tmp}/cairn-compare)
 #
-# Environment: DATASETS (default "src bulk small sqlite"), BULK_MB (1024),
+# Environment: TOOLS (default "restic borg rustic bupstash cairn"; a peer
+# that is not installed is left out with a note), DATASETS (default "src
+# bulk small sqlite"), BULK_MB (1024),
 # SRC_MB (250), SMALL_FILES (100000), SQLITE_MB (300), NIGHTS (3), RUNS (2:
 # the whole comparison is run that many times on fresh data and stores, and
 # each cell of the table is the best run's; this machine is noisy, and the
@@ -30,10 +33,14 @@
 # snapshots a `find -printf` walk.
 #
 # Needs restic and borg (apt-get install restic borgbackup), b3sum (cargo
-# install b3sum), zstd, python3, GNU tar and /usr/bin/time; it installs
-# nothing and stops if one is missing. restic encrypts (it cannot not);
-# borg runs unencrypted (--encryption none) with its default lz4; cairn has
-# no encryption. Results: stdout and benches/results/DATE-HOST-compare.txt.
+# install b3sum), zstd, python3, GNU tar and /usr/bin/time; rustic and
+# bupstash if they are to run (cargo install rustic-rs bupstash --locked;
+# bupstash needs libsodium-dev and pkg-config). It installs nothing and
+# stops if a required one is missing. restic and rustic encrypt (they
+# cannot not), bupstash too (its key file); borg runs unencrypted
+# (--encryption none) with its default lz4; cairn runs unencrypted unless
+# CAIRN_ENCRYPT=1 (then with a password file and its default key
+# derivation). Results: stdout and benches/results/DATE-HOST-compare.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 work=${1:-${TMPDIR:-/tmp}/cairn-compare}
@@ -41,6 +48,15 @@ datasets=${DATASETS:-src bulk small sqlite}
 nights=${NIGHTS:-3}
 runs=${RUNS:-2}
 cores=$(nproc)
+tools=${TOOLS:-restic borg rustic bupstash cairn}
+for peer in rustic bupstash; do
+  case " $tools " in
+    *" $peer "*) command -v "$peer" >/dev/null || {
+      echo "compare: $peer is not installed (cargo install rustic-rs bupstash --locked): left out" >&2
+      tools=${tools//$peer/}
+    } ;;
+  esac
+done
 for tool in restic borg b3sum zstd python3 tar; do
   command -v "$tool" >/dev/null || {
     echo "compare: needs $tool (restic, borg: apt-get install restic borgbackup; b3sum: cargo install b3sum)" >&2
@@ -61,6 +77,11 @@ tsv=$work/measurements.tsv
 export RESTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_BASE_DIR=$work/borg-home
 export RESTIC_CACHE_DIR=$work/restic-cache
+export RUSTIC_PASSWORD=bench RUSTIC_CACHE_DIR=$work/rustic-cache
+export XDG_CACHE_HOME=$work/xdg-cache
+echo bench >"$work/password"
+cairn_opts=()
+[ "${CAIRN_ENCRYPT:-0}" = 1 ] && cairn_opts=(--password-file "$work/password")
 
 store_of() { echo "$work/stores/$run/$1-$2"; }
 
@@ -98,11 +119,11 @@ cairn_do() {
   local s
   s=$(store_of cairn "$1")
   case $2 in
-    init) measure cairn "$1" init "$cairn" --store "$s" init -q ;;
-    restore) measure cairn "$1" restore "$cairn" --store "$s" restore latest --target "$(restore_of cairn "$1")" -q ;;
-    check) measure cairn "$1" check "$cairn" --store "$s" verify --read-data -q ;;
-    prune) measure cairn "$1" prune "$cairn" --store "$s" forget --keep-last 3 --prune -q ;;
-    *) measure cairn "$1" "$2" "$cairn" --store "$s" snapshot -q "$3" ;;
+    init) measure cairn "$1" init "$cairn" --store "$s" "${cairn_opts[@]}" init -q ;;
+    restore) measure cairn "$1" restore "$cairn" --store "$s" "${cairn_opts[@]}" restore latest --target "$(restore_of cairn "$1")" -q ;;
+    check) measure cairn "$1" check "$cairn" --store "$s" "${cairn_opts[@]}" verify --read-data -q ;;
+    prune) measure cairn "$1" prune "$cairn" --store "$s" "${cairn_opts[@]}" forget --keep-last 3 --prune -q ;;
+    *) measure cairn "$1" "$2" "$cairn" --store "$s" "${cairn_opts[@]}" snapshot -q "$3" ;;
   esac
 }
 restic_do() {
@@ -133,6 +154,39 @@ borg_do() {
   esac
 }
 
+rustic_do() {
+  local s
+  s=$(store_of rustic "$1")
+  case $2 in
+    init) measure rustic "$1" init rustic -r "$s" init ;;
+    restore) measure rustic "$1" restore rustic -r "$s" restore latest "$(restore_of rustic "$1")" ;;
+    check) measure rustic "$1" check rustic -r "$s" check --read-data ;;
+    prune) measure rustic "$1" prune rustic -r "$s" forget --keep-last 3 --prune ;;
+    *) measure rustic "$1" "$2" rustic -r "$s" backup --host bench "$3" ;;
+  esac
+}
+# bupstash has no read-everything check: `check` gets every item (which
+# reads, decrypts and verifies all its data) into /dev/null. Its forget is
+# `rm` of all but the 3 newest items, then `gc`.
+bupstash_do() {
+  local s
+  s=$(store_of bupstash "$1")
+  export BUPSTASH_KEY=$work/bupstash.key BUPSTASH_SEND_LOG=$work/bupstash-send-$1.log
+  [ -e "$BUPSTASH_KEY" ] || bupstash new-key -o "$BUPSTASH_KEY"
+  case $2 in
+    init) rm -f "$BUPSTASH_SEND_LOG"; measure bupstash "$1" init bupstash init -r "$s" ;;
+    restore)
+      mkdir -p "$(restore_of bupstash "$1")"
+      local last
+      last=$(bupstash list -r "$s" --format=jsonl1 | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+      measure bupstash "$1" restore bupstash restore -r "$s" --into "$(restore_of bupstash "$1")" "id=$last"
+      ;;
+    check) measure bupstash "$1" check sh -c "bupstash list -r '$s' --format=jsonl1 | python3 -c 'import json,sys; [print(json.loads(l)[\"id\"]) for l in sys.stdin]' | while read -r id; do bupstash get -r '$s' \"id=\$id\" >/dev/null || exit 1; done" ;;
+    prune) measure bupstash "$1" prune sh -c "bupstash list -r '$s' --format=jsonl1 | python3 -c 'import json,sys; ids=[json.loads(l)[\"id\"] for l in sys.stdin]; [print(i) for i in ids[:-3]]' | while read -r id; do bupstash rm -r '$s' \"id=\$id\" >/dev/null || exit 1; done; bupstash gc -r '$s' >/dev/null" ;;
+    *) measure bupstash "$1" "$2" bupstash put -q -r "$s" "$3" ;;
+  esac
+}
+
 ceilings() { # dataset, path
   local p=$2
   measure ceiling "$1" read sh -c "find '$p' -type f -print0 | xargs -0 cat >/dev/null"
@@ -148,24 +202,24 @@ for run in $(seq 1 "$runs"); do
     make_data "$ds"
     path=$(data_of "$ds")
     ceilings "$ds" "$path"
-    for tool in restic borg cairn; do
+    for tool in $tools; do
       "${tool}_do" "$ds" init
     done
-    for tool in restic borg cairn; do
+    for tool in $tools; do
       "${tool}_do" "$ds" first "$path"
     done
     case $ds in
       src | sqlite)
         for n in $(seq 1 "$nights"); do
           night "$ds" "$n"
-          for tool in restic borg cairn; do
+          for tool in $tools; do
             "${tool}_do" "$ds" "night$n" "$path"
           done
         done
         ;;
     esac
     for step in nochange restore check prune; do
-      for tool in restic borg cairn; do
+      for tool in $tools; do
         "${tool}_do" "$ds" "$step" "$path"
       done
     done
@@ -175,8 +229,8 @@ rm -rf "$work/stores" "$work/data" "$work/restore"
 
 results=$here/benches/results/$(date +%Y-%m-%d)-$(hostname)-compare.txt
 {
-  echo "# cairn vs restic and borg, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $cores cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-  echo "# cairn $(git -C "$here" rev-parse --short HEAD) (release); $(restic version | head -1); $(borg --version); $(b3sum --version); $(zstd --version | head -1)"
+  echo "# cairn vs $tools, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $cores cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "# cairn $(git -C "$here" rev-parse --short HEAD) (release$([ "${CAIRN_ENCRYPT:-0}" = 1 ] && echo ', encrypted')); $(restic version | head -1); $(borg --version); $(command -v rustic >/dev/null && rustic --version); $(command -v bupstash >/dev/null && bupstash version); $(b3sum --version); $(zstd --version | head -1)"
   echo "# commands: cairn snapshot / restore latest / verify --read-data / forget --keep-last 3 --prune;"
   echo "#   restic backup / restore latest / check --read-data / forget --keep-last 3 --prune (encrypted, repository v2, compression auto);"
   echo "#   borg create --compression lz4 / extract / check --verify-data / prune --keep-last 3 + compact (--encryption none)"

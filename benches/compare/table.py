@@ -3,8 +3,10 @@
 Rows: tool, dataset, step, wall, user, sys, peak RSS (KiB), store bytes,
 run. Each cell is taken from the run with the lowest wall time of that
 tool, dataset and step (store sizes are the same in every run).
-For each dataset and step: wall seconds of restic, borg and cairn with their
-ratio to restic; then CPU, peak RSS and store sizes; then the ceilings.
+For each dataset and step: wall seconds of every tool with its ratio to
+restic; then CPU, peak RSS and store sizes; then the ceilings. Last, the
+goals of issue 21: for every step, cairn against the best peer (wall, peak
+RSS, store size), with the peer named.
 """
 import collections
 import sys
@@ -19,7 +21,8 @@ for line in open(sys.argv[1]):
     if best is None or row["wall"] < best["wall"]:
         rows[(tool, ds, step)] = row
 
-TOOLS = ["restic", "borg", "cairn"]
+TOOLS = [t for t in ["restic", "borg", "rustic", "bupstash", "cairn"] if any(k[0] == t for k in rows)]
+PEERS = [t for t in TOOLS if t != "cairn"]
 datasets = list(dict.fromkeys(ds for _, ds, _ in rows))
 
 
@@ -60,3 +63,23 @@ for ds in datasets:
         print(f"  zstd -3 ceiling / restic first snapshot: {c['zstd-3'] / first['wall']:.2f}x")
     if nochange and "walk" in c:
         print(f"  find walk / restic no-change snapshot: {c['walk'] / nochange['wall']:.2f}x")
+
+
+def best_peer(ds, step, field):
+    """The peer with the lowest `field` on this step, and its value."""
+    found = [(rows[(t, ds, step)][field], t) for t in PEERS if (t, ds, step) in rows]
+    return min(found) if found else (None, None)
+
+
+print("\ncairn / best peer (goal: wall <= 0.8x, RSS and store <= 1.0x)")
+print(f"  {'dataset':<8} {'step':<10} {'wall':>22} {'peak RSS':>22} {'store':>22}")
+for ds in datasets:
+    for step in [s for s in steps_of(ds) if s != "init"]:
+        mine = rows.get(("cairn", ds, step))
+        if not mine:
+            continue
+        cells = []
+        for field in ["wall", "rss", "size"]:
+            value, peer = best_peer(ds, step, field)
+            cells.append(f"{mine[field] / value:.2f} ({peer})" if value else "-")
+        print(f"  {ds:<8} {step:<10} " + " ".join(f"{c:>22}" for c in cells))
