@@ -7,6 +7,7 @@
 pub mod format;
 pub mod list;
 pub mod reader;
+pub mod runs;
 pub mod spans;
 pub mod writer;
 

@@ -136,7 +136,7 @@ pub(super) fn write_batch(
         .files
         .par_iter()
         .map_init(
-            || pack::reader::PackFiles::through(ctx.backend, spans.as_ref()),
+            || pack::runs::PackFiles::through(ctx.backend, spans.as_ref()),
             |packs, placed| {
                 progress
                     .working_on(|| ctx.target_path.join(&placed.item.rel).display().to_string());
@@ -211,7 +211,7 @@ fn note_misses(ctx: &Ctx<'_>, item: &Item, misses: Misses, outcome: &mut Restore
 /// names are written by now); a name that cannot be linked is restored
 /// as a file of its own, and the missed link counted.
 fn write_links(ctx: &Ctx<'_>, batch: &Batch, outcome: &mut RestoreOutcome) {
-    let mut packs = pack::reader::PackFiles::new(ctx.backend);
+    let mut packs = pack::runs::PackFiles::new(ctx.backend);
     for link in &batch.links {
         let item = &link.placed.item;
         let result = match restore_link(ctx, link) {
@@ -260,7 +260,7 @@ type FileDone = (Vec<std::ffi::OsString>, Misses);
 fn restore_file(
     ctx: &Ctx<'_>,
     locations: &HashMap<BlobId, BlobLocation>,
-    packs: &mut pack::reader::PackFiles<'_>,
+    packs: &mut pack::runs::PackFiles<'_>,
     placed: &Placed,
 ) -> Result<FileDone, ItemError> {
     let item = &placed.item;
@@ -294,7 +294,7 @@ fn restore_file(
     let mut out = io::BufWriter::with_capacity(1 << 20, sparse);
     let mut written = 0u64;
     // Stopping between two chunks drops `tmp`, which removes the file.
-    pack::reader::stream(packs, &located, |data| {
+    pack::runs::stream(packs, &located, |data| {
         interrupt::check()?;
         out.write_all(data)?;
         written += data.len() as u64;

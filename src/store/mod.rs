@@ -17,6 +17,7 @@ pub mod location;
 pub mod lock;
 pub mod migrate;
 mod open;
+mod options;
 mod pack_cache;
 pub mod space;
 pub mod staging;
@@ -26,9 +27,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::backend::{Backend, BackendError, RemoteOptions};
+use crate::backend::{Backend, BackendError};
 use crate::catalog::{self, Catalog, CatalogError};
-use crate::compress::CompressionConfig;
 use crate::id::{BlobId, TreeId};
 use crate::pack::{self, PackError};
 use crate::rawname::escaped;
@@ -37,6 +37,7 @@ use crate::tree::{Tree, TreeError};
 pub use config::{Config, ConfigError, PackConfig, SqliteConfig};
 pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
+pub use options::{InitOptions, NewKeys, OpenOptions};
 pub use staging::Staging;
 
 const CONFIG: &str = "config.json";
@@ -168,79 +169,6 @@ fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
         format!("; gave up after waiting {}s", waited.as_secs_f64())
     };
     format!("store {} is locked: {holder}{after}", escaped(path))
-}
-
-/// How to open a store.
-#[derive(Debug, Clone)]
-pub struct OpenOptions {
-    /// Shared for captures and reads, exclusive for rewrites.
-    pub lock: LockMode,
-    /// How long to wait for a conflicting lock.
-    pub lock_wait: Duration,
-    /// Where a remote store's cache goes (`STORE-ID/` is added); `None`
-    /// for `$XDG_CACHE_HOME/cairn` or `~/.cache/cairn`.
-    pub cache_dir: Option<PathBuf>,
-    /// Connections and retries of a remote store.
-    pub remote: RemoteOptions,
-    /// Write nothing to the store at all (with [`LockMode::Read`]), not
-    /// even to its catalog, a cache: it is read read-only, or copied for
-    /// this run if it is incomplete (`snapshot --dry-run`).
-    pub write_nothing: bool,
-    /// Where the passphrase of an encrypted store comes from.
-    pub password: crate::crypt::passphrase::Source,
-}
-
-impl OpenOptions {
-    /// `lock`, without waiting for it, with the default cache directory
-    /// and network settings.
-    pub fn new(lock: LockMode) -> Self {
-        Self {
-            lock,
-            lock_wait: Duration::ZERO,
-            cache_dir: None,
-            remote: RemoteOptions::default(),
-            write_nothing: false,
-            password: crate::crypt::passphrase::Source::Prompt,
-        }
-    }
-
-    /// Whether a passphrase source was given (not just a terminal to ask
-    /// on): a plain store then refuses to open (see `KeyError::NotEncrypted`).
-    pub fn password_given(&self) -> bool {
-        self.password != crate::crypt::passphrase::Source::Prompt
-    }
-}
-
-/// Parameters of a new store.
-#[derive(Clone)]
-pub struct InitOptions {
-    /// zstd settings.
-    pub compression: CompressionConfig,
-    /// Pack size.
-    pub pack: PackConfig,
-    /// Database chunking.
-    pub sqlite: SqliteConfig,
-    /// Whether and how the store is encrypted.
-    pub keys: NewKeys,
-}
-
-/// The keys of a new store.
-#[derive(Clone)]
-pub enum NewKeys {
-    /// Not encrypted.
-    Plain,
-    /// A new master key under a new passphrase, derived at this cost.
-    Fresh(crate::crypt::keyfile::KdfCost),
-    /// Another store's keys (for `copy` to a new store): its key files as
-    /// they are, so the same passphrases open both, and the same ids.
-    Shared(keys::Prepared),
-}
-
-impl NewKeys {
-    /// Whether the new store is encrypted.
-    pub fn encrypts(&self) -> bool {
-        !matches!(self, NewKeys::Plain)
-    }
 }
 
 /// An open store, holding its lock for as long as it lives.
