@@ -9,10 +9,12 @@ use anyhow::Context;
 use clap::Args;
 
 use cairn::copy::{self, CopyReport};
+use cairn::crypt::passphrase::Source;
 use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::snapshot::{Snapshot, SnapshotList};
+use cairn::store::keys::KeyError;
 use cairn::store::{InitOptions, Location, LockMode, OpenOptions, Store, StoreError};
 
 use super::choose::AtArgs;
@@ -105,17 +107,14 @@ fn choose(list: &SnapshotList, args: &CopyArgs) -> anyhow::Result<Vec<Snapshot>>
     Ok(chosen)
 }
 
-/// Opens the target store beside the others that use it, creating it with
-/// the source's settings (chunking, compression, packs) if it is not there.
-fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store> {
-    if args.to == *from.location() {
-        anyhow::bail!("--to names the store being copied from ({})", args.to);
-    }
+/// How the target is opened: with its own passphrase if one is given,
+/// else the source's (stores that share keys mostly share passphrases).
+fn target_options(ctx: &Ctx, from: &Store, args: &CopyArgs) -> OpenOptions {
     let mut options = OpenOptions {
         cache_dir: args.to_cache_dir.clone(),
         ..ctx.open_options(LockMode::Shared)
     };
-    if args.to_password_file.is_some() || args.to_password_command.is_some() {
+    if to_password_given(args) {
         let (file, command) = (
             args.to_password_file.clone(),
             args.to_password_command.clone(),
@@ -123,9 +122,35 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
         options.password = super::password_source(file, command);
     } else if !from.config().is_encrypted() {
         // The source's password is for the source only.
-        options.password = cairn::crypt::passphrase::Source::Prompt;
+        options.password = Source::Prompt;
     }
-    match Store::open(&args.to, options.clone()) {
+    options
+}
+
+fn to_password_given(args: &CopyArgs) -> bool {
+    args.to_password_file.is_some() || args.to_password_command.is_some()
+}
+
+/// Opens the target store beside the others that use it, creating it with
+/// the source's settings (chunking, compression, packs) if it is not there.
+fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store> {
+    if args.to == *from.location() {
+        anyhow::bail!("--to names the store being copied from ({})", args.to);
+    }
+    let options = target_options(ctx, from, args);
+    let opened = match Store::open(&args.to, options.clone()) {
+        // The source's passphrase, tried on a plain target: open it plain,
+        // so that copy refuses it for the real reason (the keys differ).
+        Err(StoreError::Keys(KeyError::NotEncrypted(_))) if !to_password_given(args) => {
+            let plain = OpenOptions {
+                password: Source::Prompt,
+                ..options.clone()
+            };
+            Store::open(&args.to, plain)
+        }
+        other => other,
+    };
+    match opened {
         Err(StoreError::NotAStore { .. } | StoreError::Missing { .. }) => {
             let config = from.config();
             let init = InitOptions {
