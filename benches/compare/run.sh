@@ -229,11 +229,13 @@ rm -rf "$work/stores" "$work/data" "$work/restore"
 
 results=$here/benches/results/$(date +%Y-%m-%d)-$(hostname)-compare.txt
 {
-  echo "# cairn vs $tools, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $cores cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "# cairn vs ${tools//cairn/}, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $cores cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
   echo "# cairn $(git -C "$here" rev-parse --short HEAD) (release$([ "${CAIRN_ENCRYPT:-0}" = 1 ] && echo ', encrypted')); $(restic version | head -1); $(borg --version); $(command -v rustic >/dev/null && rustic --version); $(command -v bupstash >/dev/null && bupstash version); $(b3sum --version); $(zstd --version | head -1)"
   echo "# commands: cairn snapshot / restore latest / verify --read-data / forget --keep-last 3 --prune;"
   echo "#   restic backup / restore latest / check --read-data / forget --keep-last 3 --prune (encrypted, repository v2, compression auto);"
-  echo "#   borg create --compression lz4 / extract / check --verify-data / prune --keep-last 3 + compact (--encryption none)"
+  echo "#   borg create --compression lz4 / extract / check --verify-data / prune --keep-last 3 + compact (--encryption none);"
+  echo "#   rustic backup / restore latest / check --read-data / forget --keep-last 3 --prune (encrypted; its prune keeps packs it marks for 23 h);"
+  echo "#   bupstash put / restore --into / get of every item / rm all but the newest 3 + gc (encrypted)"
   echo "# caches warm; every step after a sync; best of $runs runs; wall seconds; ratio = tool / restic in this run"
   python3 "$here/benches/compare/table.py" "$tsv"
 } | tee "$results"
