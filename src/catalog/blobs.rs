@@ -265,3 +265,65 @@ fn insert_pack_row(tx: &rusqlite::Transaction<'_>, pack: &PublishedPack) -> rusq
         |r| r.get(0),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Compression;
+    use crate::pack::PackEntry;
+
+    fn pack(seed: u8, blobs: &[&[u8]]) -> PublishedPack {
+        let entries = blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| PackEntry {
+                kind: BlobKind::Data,
+                id: BlobId::of(b),
+                offset: i as u64 * 10,
+                stored_len: 10,
+                raw_len: 10,
+                compression: Compression::None,
+            })
+            .collect();
+        PublishedPack {
+            id: PackId::of(&[seed]),
+            kind: BlobKind::Data,
+            entries,
+            size: blobs.len() as u64 * 10 + 100,
+        }
+    }
+
+    fn drop_pack(catalog: &mut Catalog, id: &PackId) -> u64 {
+        let tx = catalog.write_transaction().unwrap();
+        let rowid: i64 = tx
+            .query_row(
+                "SELECT rowid FROM packs WHERE id = ?1",
+                [&id.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let dropped = drop_pack_rows(&tx, rowid).unwrap();
+        tx.commit().unwrap();
+        dropped
+    }
+
+    #[test]
+    fn dropping_a_pack_hands_its_blobs_to_their_spare_copies_and_forgets_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+        let (a, b) = (
+            pack(1, &[b"shared", b"only in a"]),
+            pack(2, &[b"shared", b"only in b"]),
+        );
+        catalog.record_pack(&a).unwrap();
+        catalog.record_pack(&b).unwrap();
+        let shared = BlobId::of(b"shared");
+        assert_eq!(catalog.locate(&shared).unwrap().unwrap().pack, a.id);
+        assert_eq!(drop_pack(&mut catalog, &a.id), 2);
+        assert_eq!(catalog.locate(&shared).unwrap().unwrap().pack, b.id);
+        assert!(catalog.locate(&BlobId::of(b"only in a")).unwrap().is_none());
+        assert_eq!(catalog.copies(&shared).unwrap(), [b.id]);
+        assert_eq!(drop_pack(&mut catalog, &b.id), 2);
+        assert!(catalog.locate(&shared).unwrap().is_none());
+    }
+}
