@@ -192,6 +192,9 @@ pub(super) fn write_pack(
     wanted: impl Fn(&PackEntry) -> bool,
 ) -> rusqlite::Result<()> {
     let rowid = insert_pack_row(tx, pack)?;
+    if matches!(on_conflict, OnConflict::KeepFirst) && already_recorded(tx, rowid, pack)? {
+        return Ok(());
+    }
     let verb = match on_conflict {
         OnConflict::KeepFirst => "INSERT OR IGNORE",
         OnConflict::Move => "INSERT OR REPLACE",
@@ -249,6 +252,27 @@ pub(super) fn drop_pack_rows(tx: &rusqlite::Transaction<'_>, rowid: i64) -> rusq
 }
 
 /// Inserts `pack`'s row (if new) and returns its row id.
+/// Whether every entry of `pack` (cataloged as `rowid`) already has a row,
+/// its own or a spare, pointing into it: recording it again would change
+/// nothing. Rows pointing into a pack come only from its entries, so equal
+/// counts mean equal sets. Prune re-records every pack it keeps in new
+/// index objects; trying each of their blobs again cost two statements per
+/// blob, 1.0 of the 1.3 s a prune of a 500 MB SQLite store took when it
+/// repacked nothing.
+fn already_recorded(
+    tx: &rusqlite::Transaction<'_>,
+    rowid: i64,
+    pack: &PublishedPack,
+) -> rusqlite::Result<bool> {
+    let rows: i64 = tx
+        .prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM blobs WHERE pack = ?1)
+                  + (SELECT COUNT(*) FROM spares WHERE pack = ?1)",
+        )?
+        .query_row([rowid], |r| r.get(0))?;
+    Ok(usize::try_from(rows).ok() == Some(pack.entries.len()))
+}
+
 fn insert_pack_row(tx: &rusqlite::Transaction<'_>, pack: &PublishedPack) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT OR IGNORE INTO packs (id, kind, size, blob_count) VALUES (?1, ?2, ?3, ?4)",
@@ -325,5 +349,31 @@ mod tests {
         assert_eq!(catalog.copies(&shared).unwrap(), [b.id]);
         assert_eq!(drop_pack(&mut catalog, &b.id), 2);
         assert!(catalog.locate(&shared).unwrap().is_none());
+    }
+
+    #[test]
+    fn recording_a_pack_again_completes_what_is_missing_and_changes_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+        let (a, b) = (pack(1, &[b"x", b"y"]), pack(2, &[b"x", b"z"]));
+        catalog.record_pack(&a).unwrap();
+        catalog.record_pack(&b).unwrap();
+        catalog.record_pack(&a).unwrap();
+        catalog.record_pack(&b).unwrap();
+        assert_eq!(catalog.copies(&BlobId::of(b"x")).unwrap().len(), 2);
+        // A pack whose rows were lost (moved away by a repack, say) gets
+        // them back as spares or rows when it is recorded again.
+        {
+            let tx = catalog.write_transaction().unwrap();
+            tx.execute("DELETE FROM spares", []).unwrap();
+            tx.commit().unwrap();
+        }
+        assert_eq!(catalog.copies(&BlobId::of(b"x")).unwrap(), [a.id]);
+        catalog.record_pack(&b).unwrap();
+        assert_eq!(catalog.copies(&BlobId::of(b"x")).unwrap().len(), 2);
+        assert_eq!(
+            catalog.locate(&BlobId::of(b"z")).unwrap().unwrap().pack,
+            b.id
+        );
     }
 }
