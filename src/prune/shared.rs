@@ -119,6 +119,16 @@ fn settle(
     let mut packs: Vec<PackId> = due.iter().flat_map(|c| c.packs.iter().copied()).collect();
     packs.sort();
     packs.dedup();
+    // Index objects written since the plan's sync (a snapshot committing
+    // meanwhile names the packs it uploaded, some condemned as unindexed
+    // leftovers and rescued by its fence): a condemned pack one of them
+    // names must be superseded there before it goes, or the store is left
+    // with an index object naming a missing pack, whose rows mislead every
+    // host's catalog (seen as verify reporting blobs lost that a rescue
+    // had copied, under load in tests/torture.rs).
+    let backend = store.backend().clone();
+    crate::catalog::sync::sync(store.catalog_mut(), &backend)
+        .map_err(crate::store::StoreError::from)?;
     let (dead, spared) = still_dead(store, plan, &packs)?;
     shared.packs_spared = spared as u64;
     let cataloged: Vec<PackId> = dead

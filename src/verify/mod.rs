@@ -182,9 +182,20 @@ pub fn verify_at_rest(
     options: &VerifyOptions,
     progress: &Progress,
 ) -> Result<Report, StoreError> {
+    verify_listed(store, records::read_all(store)?, options, progress)
+}
+
+/// [`verify_at_rest`] of the snapshots `list` (read from their records
+/// before the catalog was last brought up to date, so that it knows every
+/// blob they need: `recheck`).
+pub fn verify_listed(
+    store: &Store,
+    list: crate::snapshot::SnapshotList,
+    options: &VerifyOptions,
+    progress: &Progress,
+) -> Result<Report, StoreError> {
     let started = Instant::now();
     let mut found = found::Found::default();
-    let list = records::read_all(store)?;
     for (key, cause) in list.unreadable {
         found.record(key, cause);
     }

@@ -31,18 +31,36 @@ pub fn verify_beside_prunes(
     progress: &Progress,
 ) -> Result<Report, StoreError> {
     let started = Instant::now();
-    let mut report = super::verify_at_rest(store, options, progress)?;
+    let mut report = listed_then_synced(store, options, progress)?;
     for _ in 0..RECHECKS {
         let removed = removed_meanwhile(store, &report.damaged_packs)?;
         if removed == 0 {
             break;
         }
         let again = unread_since(options, started.elapsed());
-        let next = super::verify_at_rest(store, &again, progress)?;
+        let next = listed_then_synced(store, &again, progress)?;
         report = merged(report, next, removed);
     }
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// One pass over the snapshots listed *before* the catalog of a remote
+/// store is brought up to date: a snapshot another host commits meanwhile
+/// writes its index objects before its record, so every blob a listed
+/// snapshot needs is then cataloged (listed after, it could need blobs the
+/// catalog has not seen yet, and be reported as losing them).
+fn listed_then_synced(
+    store: &mut Store,
+    options: &VerifyOptions,
+    progress: &Progress,
+) -> Result<Report, StoreError> {
+    let list = super::records::read_all(store)?;
+    if store.backend().is_remote() {
+        let backend = store.backend().clone();
+        crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
+    }
+    super::verify_listed(store, list, options, progress)
 }
 
 /// How many of `damaged` the store no longer names, after bringing the
@@ -56,12 +74,32 @@ fn removed_meanwhile(store: &mut Store, damaged: &[PackId]) -> Result<usize, Sto
         crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
     }
     let mut removed = 0;
+    let mut gone = Vec::new();
     for id in damaged {
         if !store.catalog().has_pack(id)? {
             removed += 1;
+        } else if store.backend().is_remote()
+            && store.backend().head(&crate::pack::key(id))?.is_none()
+        {
+            gone.push(*id);
         }
     }
-    Ok(removed)
+    Ok(removed + forget_missing(store, &gone)?)
+}
+
+/// Drops from the catalog the packs an index object still names but a
+/// remote store no longer holds, as a rebuild does (a local store's packs
+/// are deleted only under its lock, so one missing there is damage): a prune on another host
+/// deleted them while a newer index object of a snapshot still named them
+/// (their blobs rescued into other packs). Their rows go and spare copies
+/// take over, so the next pass finds what really is lost: a blob with no
+/// other copy is then reported missing for every snapshot that needs it.
+fn forget_missing(store: &mut Store, gone: &[PackId]) -> Result<usize, StoreError> {
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let _ = store.catalog_mut().commit_prune(&[], gone, |_| false)?;
+    Ok(gone.len())
 }
 
 /// `options`, skipping the packs found good within `elapsed` (by the pass
