@@ -1085,6 +1085,21 @@ fn a_damaged_key_file_neither_stops_the_others_nor_goes_unsaid() {
 }
 
 #[test]
+fn init_encrypt_over_an_existing_store_says_it_exists_before_asking_for_a_password() {
+    let t = TestEnv::with_encrypted_store();
+    let out = t
+        .cairn_without_store(["--store"])
+        .arg(&t.store)
+        .args(["init", "--encrypt"])
+        .env_remove("CAIRN_PASSWORD_FILE")
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!err.contains("password"), "{err}");
+}
+
+#[test]
 fn a_wrong_passphrase_exits_1_and_writes_nothing_in_the_store() {
     let (t, src, _) = store_with_a_snapshot();
     let wrong = t.password_file_with("wrong", "not the passphrase");

@@ -43,6 +43,13 @@ impl Store {
         init: &InitOptions,
         open: OpenOptions,
     ) -> Result<Self, StoreError> {
+        // Before a new passphrase is asked for: a local store that is
+        // there is refused as such, not with "needs a password".
+        if Store::exists(location) {
+            return Err(StoreError::Exists {
+                location: location.clone(),
+            });
+        }
         let keys = prepare_keys(location, init, &open)?;
         let config = new_config(location, init, keys.as_ref())?;
         match location {
