@@ -25,20 +25,6 @@ const SOURCE: &str = "/tmp/cairn-fixture-v4/docs";
 const FIRST: &str = "2ba9200089c943e21e39f35ecfcc0950cf65e28e57f1001b8613deb973d2cefe";
 const SECOND: &str = "4a378364d948a0119e2cc15cf98438c5b67c22f84dc1cde02ed1f6c314008473";
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Every tree blob in the fixture's packs, as stored (uncompressed).
 fn tree_blobs() -> Vec<(BlobId, Vec<u8>)> {
     let mut trees = Vec::new();

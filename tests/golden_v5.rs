@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -24,20 +24,6 @@ const PASSWORD: &str = "tests/fixtures/v5-password";
 const SOURCE: &str = "/tmp/cairn-fixture-v5/docs";
 const FIRST: &str = "b8523fad838535e6cb989ac8f1b6c794d4824ec14657916b148f83da658a395d";
 const SECOND: &str = "ec3c0fda4b3c0315ad8e6621afde6decf7f7802861c3b0147001f84f1e8d93a7";
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
 
 /// The sub-keys of encryption.md, "Keys", for the fixture's master key.
 struct Keys {

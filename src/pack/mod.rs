@@ -130,3 +130,17 @@ pub enum PackError {
     #[error("pack writer stopped after an earlier error")]
     Poisoned,
 }
+
+/// A plain, uncompressed data blob of `len` bytes at `offset` in a pack
+/// named by the byte `pack`: for the tests of reading and planning runs.
+#[cfg(test)]
+pub(crate) fn test_location(pack: u8, offset: u64, len: u32) -> BlobLocation {
+    BlobLocation {
+        pack: PackId::from_bytes([pack; 32]),
+        kind: BlobKind::Data,
+        offset,
+        stored_len: len,
+        raw_len: len,
+        compression: Compression::None,
+    }
+}

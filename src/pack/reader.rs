@@ -267,17 +267,7 @@ pub fn check_stored(
 mod tests {
     use super::*;
     use crate::compress::Compression;
-
-    fn at(pack: u8, offset: u64, len: u32) -> BlobLocation {
-        BlobLocation {
-            pack: PackId::from_bytes([pack; 32]),
-            kind: super::super::BlobKind::Data,
-            offset,
-            stored_len: len,
-            raw_len: len,
-            compression: Compression::None,
-        }
-    }
+    use crate::pack::test_location as at;
 
     #[test]
     fn a_streamed_blob_is_checked_for_its_length_and_hash_whatever_was_read() {

@@ -225,19 +225,7 @@ fn consume<E: From<PackError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::Compression;
-    use crate::id::PackId;
-
-    fn at(pack: u8, offset: u64, len: u32) -> BlobLocation {
-        BlobLocation {
-            pack: PackId::from_bytes([pack; 32]),
-            kind: super::super::BlobKind::Data,
-            offset,
-            stored_len: len,
-            raw_len: len,
-            compression: Compression::None,
-        }
-    }
+    use crate::pack::test_location as at;
 
     #[test]
     fn runs_join_back_to_back_blobs_of_one_pack_only() {

@@ -868,3 +868,19 @@ pub fn without_terminal(cmd: &process::Command) -> assert_cmd::Command {
     detached.stdin(process::Stdio::null());
     assert_cmd::Command::from_std(detached)
 }
+
+/// Every file under `dir`, recursively, sorted (the golden fixtures'
+/// objects).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
