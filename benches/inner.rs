@@ -68,17 +68,59 @@ fn compression(c: &mut Criterion) {
             g.bench_with_input(
                 BenchmarkId::new(format!("compress+check {name}"), level),
                 data,
-                |b, d| b.iter(|| comp.encode(d.clone()).unwrap()),
+                |b, d| b.iter(|| comp.encode(d.clone(), None).unwrap()),
             );
         }
     }
-    let enc = Compressor::new(3).unwrap().encode(text.clone()).unwrap();
+    let enc = Compressor::new(3)
+        .unwrap()
+        .encode(text.clone(), None)
+        .unwrap();
     g.bench_function("decode+blake3 text (restore, verify)", |b| {
         b.iter(|| {
-            let raw = compress::decode(enc.compression, &enc.bytes, text.len()).unwrap();
+            let raw = compress::decode(enc.compression, &enc.bytes, text.len(), None).unwrap();
             BlobId::of(&raw)
         })
     });
+    g.finish();
+}
+
+/// 4 KiB frames (a database's page runs, small files) with and without a
+/// store dictionary trained from 1 MiB of their like (#21): compress and
+/// check as a capture does, decode as a restore does.
+fn small_frames(c: &mut Criterion) {
+    let data = mixed_data(8 << 20);
+    let frames: Vec<Vec<u8>> = data.chunks(4096).map(<[u8]>::to_vec).collect();
+    let mut samples = compress::dictionary::Samples::default();
+    for f in frames.iter().take(256) {
+        samples.add(f);
+    }
+    let trained = samples.train().unwrap();
+    let dictionary = compress::Dictionary::new(1, trained).unwrap();
+    let mut g = c.benchmark_group("zstd 4 KiB frames");
+    g.throughput(Throughput::Bytes(64 * 4096));
+    for (name, dict) in [("plain", None), ("dictionary", Some(&dictionary))] {
+        let mut comp = Compressor::new(3).unwrap();
+        let batch = &frames[1024..1088];
+        g.bench_function(format!("compress+check {name}"), |b| {
+            b.iter(|| {
+                for f in batch {
+                    black_box(comp.encode(f.clone(), dict).unwrap());
+                }
+            })
+        });
+        let encoded: Vec<_> = batch
+            .iter()
+            .map(|f| comp.encode(f.clone(), dict).unwrap())
+            .collect();
+        g.bench_function(format!("decode {name}"), |b| {
+            b.iter(|| {
+                for e in &encoded {
+                    black_box(compress::decode(e.compression, &e.bytes, 4096, dict).unwrap());
+                }
+            })
+        });
+    }
     g.finish();
 }
 
@@ -109,7 +151,7 @@ fn pack_writing(c: &mut Criterion) {
     let staging = cairn::store::Staging::new(dir.path().join("tmp"), 0o600);
     let blob = Compressor::new(3)
         .unwrap()
-        .encode(mixed_data(1 << 20))
+        .encode(mixed_data(1 << 20), None)
         .unwrap();
     let mut g = c.benchmark_group("pack");
     g.throughput(Throughput::Bytes(16 * blob.bytes.len() as u64));
@@ -207,6 +249,7 @@ criterion_group!(
     benches,
     chunking_and_hashing,
     compression,
+    small_frames,
     encryption,
     pack_writing,
     catalog_lookups,

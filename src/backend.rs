@@ -10,6 +10,7 @@
 //! and one with other bytes as an error. Locks, the catalog and staging
 //! files are local concerns of the store (`store`), not objects.
 
+pub mod dictionaries;
 pub mod local;
 pub mod s3;
 mod sealed;
@@ -148,6 +149,9 @@ pub struct Backend {
     /// by it; the vault travels here so that every reader of the store's
     /// objects, on any thread, has the keys with the objects (`sealed`).
     vault: Arc<Vault>,
+    /// The store's compression dictionaries read so far, shared like the
+    /// vault by every clone (`dictionaries`).
+    dictionaries: Arc<dictionaries::Loaded>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +167,7 @@ impl Backend {
         Self {
             kind: Kind::Local(Local::new(root, file_mode)),
             vault: Arc::default(),
+            dictionaries: Arc::default(),
         }
     }
 
@@ -175,12 +180,14 @@ impl Backend {
         Ok(Self {
             kind: Kind::S3(Arc::new(s3)),
             vault: Arc::default(),
+            dictionaries: Arc::default(),
         })
     }
 
     /// This backend, reading and writing with the keys in `vault`.
     pub fn with_vault(mut self, vault: Vault) -> Self {
         self.vault = Arc::new(vault);
+        self.dictionaries = Arc::default();
         self
     }
 

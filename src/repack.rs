@@ -129,7 +129,7 @@ fn copy_blobs(
             }
         };
         // Proves the bytes are the blob before they are copied under its id.
-        pack::reader::check_stored(store.backend().vault(), id, at, stored)?;
+        pack::reader::check_stored(store.backend(), id, at, stored)?;
         sink.add(*id, at.raw_len, at.compression, stored)?;
         out.bytes += len;
         out.blobs += 1;

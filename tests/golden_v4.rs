@@ -7,6 +7,7 @@
 
 mod common;
 
+use cairn::backend::Backend;
 use cairn::crypt::Vault;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -42,7 +43,13 @@ fn tree_blobs() -> Vec<(BlobId, Vec<u8>)> {
             let at = BlobLocation::in_pack(PackId::of(&bytes), &e);
             trees.push((
                 e.id,
-                reader::decode_blob(&Vault::plain(), &e.id, &at, stored.to_vec()).unwrap(),
+                reader::decode_blob(
+                    &Backend::local(Path::new(FIXTURE), 0o644),
+                    &e.id,
+                    &at,
+                    stored.to_vec(),
+                )
+                .unwrap(),
             ));
         }
     }

@@ -23,6 +23,7 @@ pub mod report;
 pub mod sources;
 mod sparse;
 mod stdin;
+mod trainer;
 mod upload;
 pub mod walk;
 

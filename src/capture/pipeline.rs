@@ -20,10 +20,11 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
+use super::trainer::Trainer;
 use super::{CaptureError, upload};
 use crate::backend::Backend;
 use crate::catalog::Catalog;
-use crate::compress::{Compressor, EncodeError, Encoded};
+use crate::compress::{Compressor, Dictionary, EncodeError, Encoded};
 use crate::crypt::Vault;
 use crate::id::{BlobId, PackId};
 use crate::pack::writer::SealedPack;
@@ -145,6 +146,7 @@ pub fn run<T>(
     let (ready_tx, ready_rx) = bounded::<Result<Ready, CaptureError>>(workers * 2);
     let abort = Arc::new(AtomicBool::new(false));
     let level = store.config().compression.level;
+    let trainer = Trainer::for_store(store)?;
     let shunned = super::present::condemned_known(store, store.catalog())?;
     let out = PackOutput {
         backend: store.backend().clone(),
@@ -158,8 +160,8 @@ pub fn run<T>(
         let compressors: Vec<_> = (0..workers)
             .map(|_| {
                 let (rx, tx) = (job_rx.clone(), ready_tx.clone());
-                let vault = store.backend().vault();
-                scope.spawn(move || compress_jobs(level, vault, rx, tx))
+                let (vault, trainer) = (store.backend().vault(), &trainer);
+                scope.spawn(move || compress_jobs(level, vault, trainer, rx, tx))
             })
             .collect();
         drop((job_rx, ready_tx));
@@ -202,6 +204,7 @@ pub fn run<T>(
 fn compress_jobs(
     level: i32,
     vault: &Vault,
+    trainer: &Trainer,
     jobs: Receiver<Job>,
     ready: Sender<Result<Ready, CaptureError>>,
 ) {
@@ -213,7 +216,9 @@ fn compress_jobs(
         }
     };
     for job in jobs {
-        let result = compress_one(&mut compressor, job).and_then(|ready| seal(vault, ready));
+        let dictionary = trainer.dictionary_for(job.kind, &job.data);
+        let result = compress_one(&mut compressor, job, dictionary.as_deref())
+            .and_then(|ready| seal(vault, ready));
         let failed = result.is_err();
         if ready.send(result).is_err() || failed {
             return;
@@ -223,17 +228,23 @@ fn compress_jobs(
 
 /// Compresses one blob; the compressor proves the result decodes back to
 /// it, so a compressor fault stops the run before the blob reaches a pack.
-fn compress_one(compressor: &mut Compressor, job: Job) -> Result<Ready, CaptureError> {
+fn compress_one(
+    compressor: &mut Compressor,
+    job: Job,
+    dictionary: Option<&Dictionary>,
+) -> Result<Ready, CaptureError> {
     let raw_len = job.data.len() as u32;
-    let encoded = compressor.encode(job.data).map_err(|e| match e {
-        EncodeError::Zstd(e) => CaptureError::Compress(e),
-        EncodeError::RoundTrip(detail) => {
-            CaptureError::Store(StoreError::Pack(PackError::CompressorFault {
-                blob: job.id,
-                detail,
-            }))
-        }
-    })?;
+    let encoded = compressor
+        .encode(job.data, dictionary)
+        .map_err(|e| match e {
+            EncodeError::Zstd(e) => CaptureError::Compress(e),
+            EncodeError::RoundTrip(detail) => {
+                CaptureError::Store(StoreError::Pack(PackError::CompressorFault {
+                    blob: job.id,
+                    detail,
+                }))
+            }
+        })?;
     Ok(Ready {
         kind: job.kind,
         id: job.id,

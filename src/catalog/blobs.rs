@@ -15,7 +15,8 @@ pub(super) struct LocationRow {
     pub offset: i64,
     pub stored_len: u32,
     pub raw_len: u32,
-    pub compression: u8,
+    /// Code and dictionary number (`Compression::to_column`).
+    pub compression: i64,
 }
 
 impl LocationRow {
@@ -77,7 +78,7 @@ impl Catalog {
     ) -> Result<BlobLocation, CatalogError> {
         let bad = |what: &str| self.corrupt(format!("blob {id}: {what}"));
         let compression =
-            Compression::from_code(row.compression).ok_or_else(|| bad("compression code"))?;
+            Compression::from_column(row.compression).ok_or_else(|| bad("compression code"))?;
         if row.raw_len > MAX_RAW_LEN
             || (compression == Compression::None
                 && row.stored_len != row.raw_len
@@ -215,7 +216,7 @@ pub(super) fn write_pack(
             e.offset as i64,
             e.stored_len,
             e.raw_len,
-            e.compression.code()
+            e.compression.to_column()
         ];
         if insert.execute(row)? == 0 {
             spare.execute(row)?;

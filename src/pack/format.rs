@@ -5,8 +5,8 @@
 //! blob 0 stored bytes | blob 1 | ... | header | trailer
 //! header  = entry * n, each ENTRY_LEN bytes:
 //!   0  kind u8 (0 data, 1 tree)
-//!   1  compression u8 (0 none, 1 zstd)
-//!   2  reserved u16le = 0
+//!   1  compression u8 (0 none, 1 zstd, 2 zstd with a store dictionary)
+//!   2  dictionary u16le (its number with compression 2, else 0)
 //!   4  raw_len u32le
 //!   8  stored_len u32le
 //!   12 offset u64le (from the start of the file)
@@ -164,7 +164,7 @@ pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
     for e in entries {
         header.push(e.kind.code());
         header.push(e.compression.code());
-        header.extend_from_slice(&0u16.to_le_bytes());
+        header.extend_from_slice(&e.compression.dictionary().to_le_bytes());
         header.extend_from_slice(&e.raw_len.to_le_bytes());
         header.extend_from_slice(&e.stored_len.to_le_bytes());
         header.extend_from_slice(&e.offset.to_le_bytes());
@@ -277,11 +277,13 @@ pub fn decode_entries(
 
 fn decode_entry(raw: &[u8], seal: u32) -> Result<PackEntry, String> {
     let kind = BlobKind::from_code(raw[0]).ok_or_else(|| format!("unknown kind {}", raw[0]))?;
-    let compression =
-        Compression::from_code(raw[1]).ok_or_else(|| format!("unknown compression {}", raw[1]))?;
-    if raw[2..4] != [0, 0] {
-        return Err("reserved bytes are not zero".into());
-    }
+    let dictionary = u16::from_le_bytes([raw[2], raw[3]]);
+    let compression = Compression::from_parts(raw[1], dictionary).ok_or_else(|| {
+        format!(
+            "unknown compression {} with dictionary {dictionary}",
+            raw[1]
+        )
+    })?;
     let raw_len = u32_at(raw, 4);
     let stored_len = u32_at(raw, 8);
     if raw_len > MAX_RAW_LEN {

@@ -81,6 +81,18 @@ pub enum PackError {
         #[source]
         source: DecodeError,
     },
+    /// The store dictionary a blob was compressed with cannot be had:
+    /// without it the blob cannot be decoded.
+    #[error("blob {blob} in pack {pack} needs a compression dictionary: {source}")]
+    Dictionary {
+        /// The blob.
+        blob: BlobId,
+        /// Its pack.
+        pack: PackId,
+        /// Why the dictionary cannot be read (names `dictionaries/N`).
+        #[source]
+        source: crate::backend::BackendError,
+    },
     /// A blob's bytes decode, but not to the content its id names.
     #[error("blob {blob} in pack {pack}: content does not match its id (hash {actual})")]
     HashMismatch {

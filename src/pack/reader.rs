@@ -2,11 +2,12 @@
 //! blob, always verified against its id before it is returned.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use super::format::{self, PackEntry, TRAILER_LEN};
 use super::{BlobLocation, PackError, key};
 use crate::backend::Backend;
-use crate::compress;
+use crate::compress::{self, Compression, Dictionary};
 use crate::crypt::Vault;
 use crate::id::{BlobId, PackId};
 
@@ -80,10 +81,31 @@ fn unseal<'a>(
         })
 }
 
+/// The store dictionary `at`'s frame was made with, if any.
+fn dictionary_for(
+    backend: &Backend,
+    id: &BlobId,
+    at: &BlobLocation,
+) -> Result<Option<Arc<Dictionary>>, PackError> {
+    match at.compression {
+        Compression::Dictionary(n) => {
+            backend
+                .dictionary(n)
+                .map(Some)
+                .map_err(|source| PackError::Dictionary {
+                    blob: *id,
+                    pack: at.pack,
+                    source,
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Reads one blob, decodes it and checks that its BLAKE3 is `id`.
 pub fn read_blob(backend: &Backend, id: &BlobId, at: &BlobLocation) -> Result<Vec<u8>, PackError> {
     let stored = backend.get_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
-    decode_blob(backend.vault(), id, at, stored)
+    decode_blob(backend, id, at, stored)
 }
 
 /// Reads one blob and hands its decoded bytes to `consume` as a stream,
@@ -99,12 +121,12 @@ pub fn read_blob_streaming<T, E>(
     consume: impl FnOnce(&mut dyn io::Read) -> Result<T, E>,
 ) -> Result<Result<T, E>, PackError> {
     let stored = backend.get_range(&key(&at.pack), at.offset, at.stored_len as usize)?;
-    decode_streaming(backend.vault(), id, at, &stored, consume)
+    decode_streaming(backend, id, at, &stored, consume)
 }
 
 /// [`read_blob_streaming`] of stored bytes already read.
 pub fn decode_streaming<T, E>(
-    vault: &Vault,
+    backend: &Backend,
     id: &BlobId,
     at: &BlobLocation,
     stored: &[u8],
@@ -116,8 +138,11 @@ pub fn decode_streaming<T, E>(
         source,
     };
     let raw_len = at.raw_len as usize;
+    let vault = backend.vault();
     let inner = unseal(vault, id, at, stored)?;
-    let decoder = compress::decoder(at.compression, &inner, raw_len).map_err(decode_error)?;
+    let dictionary = dictionary_for(backend, id, at)?;
+    let decoder = compress::decoder(at.compression, &inner, raw_len, dictionary.as_deref())
+        .map_err(decode_error)?;
     // One byte more than recorded is enough to tell the length is wrong.
     let mut hashing = Hashing::new(decoder.take(raw_len as u64 + 1), vault.hasher());
     let consumed = consume(&mut hashing);
@@ -174,33 +199,43 @@ impl<R: io::Read> io::Read for Hashing<R> {
 
 /// Decodes stored bytes read from `at` and checks them against `id`.
 pub fn decode_blob(
-    vault: &Vault,
+    backend: &Backend,
     id: &BlobId,
     at: &BlobLocation,
     stored: Vec<u8>,
 ) -> Result<Vec<u8>, PackError> {
+    let vault = backend.vault();
     if vault.is_encrypted() {
-        return decode_slice(vault, id, at, &stored);
+        return decode_slice(backend, id, at, &stored);
     }
-    let raw = compress::decode_owned(at.compression, stored, at.raw_len as usize);
+    let dictionary = dictionary_for(backend, id, at)?;
+    let raw = compress::decode_owned(
+        at.compression,
+        stored,
+        at.raw_len as usize,
+        dictionary.as_deref(),
+    );
     checked(vault, id, at, raw)
 }
 
 /// [`decode_blob`] for stored bytes that are part of a larger read: a
 /// compressed blob is decoded straight from them, without a copy first.
 pub(super) fn decode_slice(
-    vault: &Vault,
+    backend: &Backend,
     id: &BlobId,
     at: &BlobLocation,
     stored: &[u8],
 ) -> Result<Vec<u8>, PackError> {
+    let vault = backend.vault();
     let inner = unseal(vault, id, at, stored)?;
+    let dictionary = dictionary_for(backend, id, at)?;
+    let (raw_len, dictionary) = (at.raw_len as usize, dictionary.as_deref());
     let raw = match inner {
         std::borrow::Cow::Owned(owned) => {
-            compress::decode_owned(at.compression, owned, at.raw_len as usize)
+            compress::decode_owned(at.compression, owned, raw_len, dictionary)
         }
         std::borrow::Cow::Borrowed(slice) => {
-            compress::decode(at.compression, slice, at.raw_len as usize)
+            compress::decode(at.compression, slice, raw_len, dictionary)
         }
     };
     checked(vault, id, at, raw)
@@ -232,24 +267,26 @@ fn checked(
 /// Checks stored bytes read from `at` against `id` without keeping the
 /// decoded blob: for copying blobs as stored (repacking) after proving them.
 pub fn check_stored(
-    vault: &Vault,
+    backend: &Backend,
     id: &BlobId,
     at: &BlobLocation,
     stored: &[u8],
 ) -> Result<(), PackError> {
+    let vault = backend.vault();
     let stored = unseal(vault, id, at, stored)?;
     let actual = match at.compression {
-        compress::Compression::None if stored.len() == at.raw_len as usize => {
+        Compression::None if stored.len() == at.raw_len as usize => {
             BlobId::from(vault.hash(&stored))
         }
         _ => {
-            let raw = compress::decode(at.compression, &stored, at.raw_len as usize).map_err(
-                |source| PackError::Decode {
+            let dictionary = dictionary_for(backend, id, at)?;
+            let raw_len = at.raw_len as usize;
+            let raw = compress::decode(at.compression, &stored, raw_len, dictionary.as_deref())
+                .map_err(|source| PackError::Decode {
                     blob: *id,
                     pack: at.pack,
                     source,
-                },
-            )?;
+                })?;
             BlobId::from(vault.hash(&raw))
         }
     };
@@ -266,7 +303,6 @@ pub fn check_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::Compression;
     use crate::pack::test_location as at;
 
     #[test]

@@ -124,9 +124,9 @@ pub fn read_run(
         slices.push((id, *at, stored));
         rest = tail;
     }
-    let vault = files.backend.vault();
+    let backend = files.backend;
     let decode =
-        |(id, at, stored): &(&BlobId, &BlobLocation, &[u8])| decode_slice(vault, id, at, stored);
+        |(id, at, stored): &(&BlobId, &BlobLocation, &[u8])| decode_slice(backend, id, at, stored);
     if slices.len() < PARALLEL_RUN {
         slices.iter().map(decode).collect()
     } else {

@@ -179,9 +179,7 @@ fn intact_copies(
             let intact = backend
                 .get_range(&pack::key(&id), at.offset, at.stored_len as usize)
                 .map_err(PackError::from)
-                .and_then(|stored| {
-                    pack::reader::check_stored(backend.vault(), &e.id, &at, &stored)
-                });
+                .and_then(|stored| pack::reader::check_stored(backend, &e.id, &at, &stored));
             if intact.is_ok() {
                 found.insert(e.id);
                 here.push(e.id);

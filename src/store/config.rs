@@ -8,7 +8,10 @@ use crate::chunker::ChunkerParams;
 use crate::compress::CompressionConfig;
 use crate::retention::SavedPolicy;
 
-/// The store format this code writes. Version 4 added owner names,
+/// The store format this code writes. Version 6 added compression with
+/// store dictionaries (pack entries with compression 2 naming
+/// `dictionaries/N`: an older reader would call such packs corrupt).
+/// Version 4 added owner names,
 /// xattrs, holes and hard link groups to tree entries (an old reader would
 /// call such trees corrupt, and its snapshots would silently lose what
 /// they record). Version 3 added index objects
@@ -16,15 +19,22 @@ use crate::retention::SavedPolicy;
 /// build their catalog from); version 2 added SQLite database
 /// entries in trees (an old reader would call them corrupt) and the
 /// `sqlite` config section.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 6;
 
-/// The format of an encrypted store: version 4 with every object sealed
-/// and keyed ids (store-format/encryption.md). A version 4 reader must
-/// refuse it (it could read nothing); plain stores stay at 4.
-pub const ENCRYPTED_VERSION: u32 = 5;
+/// The format of an encrypted store: version 6 with every object sealed
+/// and keyed ids (store-format/encryption.md). Version 5 was version 4
+/// encrypted. A plain reader must refuse it (it could read nothing).
+pub const ENCRYPTED_VERSION: u32 = 7;
+
+/// The versions of encrypted stores: 5 (before dictionaries) and 7.
+pub const ENCRYPTED_VERSIONS: [u32; 2] = [5, ENCRYPTED_VERSION];
+
+/// The first version whose packs may use store dictionaries (6 plain, 7
+/// encrypted); older stores are upgraded before anything is written.
+pub const DICTIONARY_VERSIONS: [u32; 2] = [FORMAT_VERSION, ENCRYPTED_VERSION];
 
 /// Store format versions this code reads.
-pub const READABLE_VERSIONS: [u32; 5] = [1, 2, 3, 4, 5];
+pub const READABLE_VERSIONS: [u32; 7] = [1, 2, 3, 4, 5, 6, 7];
 
 /// Default bytes per database chunk: a run of whole pages, one page of the
 /// usual 4 KiB. Measured on a 500 MiB database with 1.5% of its rows changed
@@ -164,10 +174,23 @@ impl Config {
         }
     }
 
-    /// Whether the store is of the version this code writes (4 plain, 5
+    /// Whether the store is of the version this code writes (6 plain, 7
     /// encrypted), so needs no upgrade before it is written.
     pub fn is_current(&self) -> bool {
-        self.version == FORMAT_VERSION || self.version == ENCRYPTED_VERSION
+        self.version == self.current_version()
+    }
+
+    /// The version this code writes for a store like this one.
+    pub fn current_version(&self) -> u32 {
+        match self.is_encrypted() {
+            true => ENCRYPTED_VERSION,
+            false => FORMAT_VERSION,
+        }
+    }
+
+    /// Whether packs may hold blobs compressed with a store dictionary.
+    pub fn allows_dictionaries(&self) -> bool {
+        DICTIONARY_VERSIONS.contains(&self.version)
     }
 
     /// Whether the store is encrypted.
@@ -243,11 +266,12 @@ impl Config {
                 "sqlite page_run {run} is outside {MIN_SQLITE_PAGE_RUN}..={MAX_SQLITE_PAGE_RUN}"
             ));
         }
+        let encrypted_version = ENCRYPTED_VERSIONS.contains(&self.version);
         match (&self.encryption, self.version) {
-            (None, ENCRYPTED_VERSION) => {
-                return Err("a version 5 store without `encryption`".into());
+            (None, v) if encrypted_version => {
+                return Err(format!("a version {v} store without `encryption`"));
             }
-            (Some(_), v) if v != ENCRYPTED_VERSION => {
+            (Some(_), v) if !encrypted_version => {
                 return Err(format!("`encryption` in a version {v} store"));
             }
             (Some(e), _) if !e.is_supported() => {

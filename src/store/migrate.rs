@@ -16,9 +16,14 @@
 //! Version 3 -> 4: tree entries may carry owner names, xattrs, holes and
 //! link groups. Nothing already written changes: every version 3 tree is a
 //! valid version 4 tree (its entries simply record none of these).
+//!
+//! Version 4 -> 6 (and encrypted 5 -> 7): pack entries may be compressed
+//! with a store dictionary (`dictionaries/N`). Nothing already written
+//! changes; the version only makes older cairn versions refuse the store
+//! rather than call such packs corrupt.
 
 use super::StoreError;
-use super::config::{Config, FORMAT_VERSION};
+use super::config::Config;
 use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::index::{self, IndexedPack, PACKS_PER_OBJECT};
@@ -30,7 +35,7 @@ pub fn upgraded(config: &Config) -> Option<Config> {
         return None;
     }
     Some(Config {
-        version: FORMAT_VERSION,
+        version: config.current_version(),
         sqlite: Some(config.sqlite.unwrap_or_default()),
         ..config.clone()
     })
@@ -60,6 +65,7 @@ pub fn index_unindexed_packs(backend: &Backend, catalog: &mut Catalog) -> Result
 mod tests {
     use super::*;
     use crate::store::SqliteConfig;
+    use crate::store::config::{ENCRYPTED_VERSION, FORMAT_VERSION};
 
     #[test]
     fn a_version_1_config_gains_the_sqlite_section_and_keeps_the_rest() {
@@ -73,5 +79,17 @@ mod tests {
             (old.chunker, old.pack, &old.id)
         );
         assert!(upgraded(&Config::decode(&new.encode()).unwrap()).is_none());
+    }
+
+    #[test]
+    fn an_encrypted_version_5_store_becomes_7_and_a_plain_4_becomes_6() {
+        let v5 = std::fs::read("tests/fixtures/v5/config.json").unwrap();
+        let upgraded_v5 = upgraded(&Config::decode(&v5).unwrap()).unwrap();
+        assert_eq!(upgraded_v5.version, ENCRYPTED_VERSION);
+        assert!(upgraded_v5.allows_dictionaries() && upgraded_v5.is_encrypted());
+        let v4 = std::fs::read("tests/fixtures/v4/config.json").unwrap();
+        let upgraded_v4 = upgraded(&Config::decode(&v4).unwrap()).unwrap();
+        assert_eq!(upgraded_v4.version, FORMAT_VERSION);
+        assert!(!Config::decode(&v4).unwrap().allows_dictionaries());
     }
 }

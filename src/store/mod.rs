@@ -406,12 +406,12 @@ impl Store {
             .ok_or(StoreError::BlobMissing(blob))?;
         let stored = self.tree_bytes(&at)?;
         let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::decode_streaming(self.backend.vault(), &blob, &at, &stored, |r| {
+            pack::reader::decode_streaming(&self.backend, &blob, &at, &stored, |r| {
                 Tree::decode_from(r)
             })?
         } else {
             Tree::decode(&pack::reader::decode_blob(
-                self.backend.vault(),
+                &self.backend,
                 &blob,
                 &at,
                 stored,

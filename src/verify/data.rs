@@ -203,8 +203,7 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
         let checked = stream
             .read_at(at.offset, at.stored_len as usize, &mut stored, pack.size)
             .and_then(|()| {
-                pack::reader::check_stored(backend.vault(), id, at, &stored)
-                    .map_err(|e| e.to_string())
+                pack::reader::check_stored(backend, id, at, &stored).map_err(|e| e.to_string())
             });
         match checked {
             Ok(()) => out.good_blobs.push(*id),

@@ -4,34 +4,70 @@
 //! middle of a pack without its neighbours. Decoding never trusts the length
 //! it is told: output is capped at the recorded raw length.
 
+pub mod dictionary;
+
 use std::cell::RefCell;
 use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
-use zstd::zstd_safe::{DCtx, DParameter, ResetDirective};
+use zstd::zstd_safe::{CCtx, DCtx, DParameter, ResetDirective};
 
-/// How a blob's bytes are stored in a pack. The numeric values are on disk.
+pub use dictionary::Dictionary;
+
+/// How a blob's bytes are stored in a pack. The codes are on disk (a pack
+/// header entry's `compression` byte, and for a dictionary its number in
+/// the two bytes after it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     /// Stored as is.
-    None = 0,
+    None,
     /// One zstd frame.
-    Zstd = 1,
+    Zstd,
+    /// One zstd frame made with the store dictionary of this number
+    /// (`dictionaries/N`, never 0).
+    Dictionary(u16),
 }
 
 impl Compression {
     /// The on-disk code.
     pub const fn code(self) -> u8 {
-        self as u8
+        match self {
+            Self::None => 0,
+            Self::Zstd => 1,
+            Self::Dictionary(_) => 2,
+        }
     }
 
-    /// The compression for an on-disk code, if known.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(Self::None),
-            1 => Some(Self::Zstd),
+    /// The number of the dictionary the frame needs; 0 when none.
+    pub const fn dictionary(self) -> u16 {
+        match self {
+            Self::Dictionary(n) => n,
+            _ => 0,
+        }
+    }
+
+    /// The compression of an on-disk code and dictionary number, if they
+    /// go together: a dictionary number with code 2 only, and never 0.
+    pub const fn from_parts(code: u8, dictionary: u16) -> Option<Self> {
+        match (code, dictionary) {
+            (0, 0) => Some(Self::None),
+            (1, 0) => Some(Self::Zstd),
+            (2, 1..) => Some(Self::Dictionary(dictionary)),
             _ => None,
         }
+    }
+
+    /// Code and dictionary number in one integer (`code + 256 * number`),
+    /// as the catalog's `compression` column holds them.
+    pub const fn to_column(self) -> i64 {
+        self.code() as i64 + ((self.dictionary() as i64) << 8)
+    }
+
+    /// The compression of a catalog `compression` value, if valid.
+    pub fn from_column(value: i64) -> Option<Self> {
+        let code = u8::try_from(value & 0xff).ok()?;
+        let dictionary = u16::try_from(value >> 8).ok()?;
+        Self::from_parts(code, dictionary)
     }
 }
 
@@ -92,8 +128,10 @@ pub struct Encoded {
 /// Reusable zstd contexts and a scratch buffer (one per worker thread:
 /// contexts are not shared).
 pub struct Compressor {
+    level: i32,
     inner: zstd::bulk::Compressor<'static>,
-    check: zstd::bulk::Decompressor<'static>,
+    with_dictionary: CCtx<'static>,
+    check: DCtx<'static>,
     scratch: Vec<u8>,
 }
 
@@ -109,55 +147,95 @@ pub enum EncodeError {
     RoundTrip(String),
 }
 
+/// A zstd error code as an `io::Error`.
+fn zstd_io(code: usize) -> io::Error {
+    io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
 impl Compressor {
     /// A compressor at the given zstd level.
     pub fn new(level: i32) -> io::Result<Self> {
+        let no_context = || io::Error::other("cannot allocate a zstd context");
         Ok(Self {
+            level,
             inner: zstd::bulk::Compressor::new(level)?,
-            check: zstd::bulk::Decompressor::new()?,
+            with_dictionary: CCtx::try_create().ok_or_else(no_context)?,
+            check: DCtx::try_create().ok_or_else(no_context)?,
             scratch: Vec::new(),
         })
     }
 
-    /// Compresses `raw`, or gives it back unchanged when zstd would not make
-    /// it smaller (already compressed media, random data).
+    /// Compresses `raw` (with `dictionary` if given), or gives it back
+    /// unchanged when zstd would not make it smaller (already compressed
+    /// media, random data).
     ///
     /// Compressed output is decompressed again and compared with `raw`
     /// before it is returned: restic once stored data a compressor had
     /// mangled, and this is where such a fault is cheapest to catch. One
     /// reused decompression context and buffer keep the check to about a
     /// quarter of the compression cost at level 3 (benches/inner.rs).
-    pub fn encode(&mut self, raw: Vec<u8>) -> Result<Encoded, EncodeError> {
-        let packed = self.inner.compress(&raw)?;
+    pub fn encode(
+        &mut self,
+        raw: Vec<u8>,
+        dictionary: Option<&Dictionary>,
+    ) -> Result<Encoded, EncodeError> {
+        let (packed, compression) = match dictionary {
+            Some(d) => (
+                self.compress_with(d, &raw)?,
+                Compression::Dictionary(d.number()),
+            ),
+            None => (self.inner.compress(&raw)?, Compression::Zstd),
+        };
         if packed.len() >= raw.len() {
             return Ok(Encoded {
                 compression: Compression::None,
                 bytes: raw,
             });
         }
+        self.check(&packed, &raw, dictionary)?;
+        Ok(Encoded {
+            compression,
+            bytes: packed,
+        })
+    }
+
+    /// One frame of `raw` made with `dictionary`.
+    fn compress_with(&mut self, dictionary: &Dictionary, raw: &[u8]) -> io::Result<Vec<u8>> {
+        let cdict = dictionary.encoder(self.level)?.as_cdict();
+        let mut packed = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+        self.with_dictionary
+            .compress_using_cdict(&mut packed, raw, cdict)
+            .map_err(zstd_io)?;
+        Ok(packed)
+    }
+
+    /// Proves that `packed` decodes back to `raw`.
+    fn check(
+        &mut self,
+        packed: &[u8],
+        raw: &[u8],
+        dictionary: Option<&Dictionary>,
+    ) -> Result<(), EncodeError> {
         if raw.len() > CHECK_WHOLE_MAX {
-            check_streaming(&packed, &raw)?;
-            return Ok(Encoded {
-                compression: Compression::Zstd,
-                bytes: packed,
-            });
+            return check_streaming(packed, raw, dictionary);
         }
         self.scratch.clear();
         self.scratch.reserve(raw.len());
-        let got = self
-            .check
-            .decompress_to_buffer(&packed[..], &mut self.scratch)
-            .map_err(|e| EncodeError::RoundTrip(e.to_string()))?;
+        let got = match dictionary {
+            Some(d) => {
+                self.check
+                    .decompress_using_ddict(&mut self.scratch, packed, d.decoder().as_ddict())
+            }
+            None => self.check.decompress(&mut self.scratch, packed),
+        }
+        .map_err(|code| EncodeError::RoundTrip(zstd_io(code).to_string()))?;
         if got != raw.len() || self.scratch != raw {
             return Err(EncodeError::RoundTrip(format!(
                 "{got} bytes came back for {}",
                 raw.len()
             )));
         }
-        Ok(Encoded {
-            compression: Compression::Zstd,
-            bytes: packed,
-        })
+        Ok(())
     }
 }
 
@@ -170,9 +248,13 @@ const CHECK_WHOLE_MAX: usize = 8 << 20;
 const CHECK_STEP: usize = 1 << 20;
 
 /// Checks that `packed` decodes back to `raw`, a step at a time.
-fn check_streaming(packed: &[u8], raw: &[u8]) -> Result<(), EncodeError> {
+fn check_streaming(
+    packed: &[u8],
+    raw: &[u8],
+    dictionary: Option<&Dictionary>,
+) -> Result<(), EncodeError> {
     let fault = |e: io::Error| EncodeError::RoundTrip(e.to_string());
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(packed).map_err(fault)?;
+    let mut decoder = frame_reader(packed, dictionary).map_err(fault)?;
     let mut step = vec![0u8; CHECK_STEP];
     let mut at = 0;
     loop {
@@ -200,6 +282,9 @@ pub enum DecodeError {
     /// The zstd frame is damaged.
     #[error("zstd frame does not decode: {0}")]
     Zstd(io::Error),
+    /// The frame needs a store dictionary the caller did not have.
+    #[error("it needs dictionaries/{0}, which was not given")]
+    NoDictionary(u16),
     /// The output length is not the recorded one.
     #[error("decoded to {got} bytes where {want} were recorded")]
     Length {
@@ -220,10 +305,11 @@ pub fn decode_owned(
     compression: Compression,
     stored: Vec<u8>,
     raw_len: usize,
+    dictionary: Option<&Dictionary>,
 ) -> Result<Vec<u8>, DecodeError> {
     match compression {
         Compression::None if stored.len() == raw_len => Ok(stored),
-        _ => decode(compression, &stored, raw_len),
+        _ => decode(compression, &stored, raw_len, dictionary),
     }
 }
 
@@ -238,7 +324,11 @@ thread_local! {
 /// doubling, and the frame may not declare a window larger than the blob
 /// needs (cairn's frames are single-segment: their window is their size),
 /// so hostile bytes cannot make the reader allocate much beyond `raw_len`.
-fn zstd_decode(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
+fn zstd_decode(
+    stored: &[u8],
+    raw_len: usize,
+    dictionary: Option<&Dictionary>,
+) -> Result<Vec<u8>, DecodeError> {
     let zstd_error =
         |code| DecodeError::Zstd(io::Error::other(zstd::zstd_safe::get_error_name(code)));
     DCTX.with(|cell| {
@@ -254,7 +344,11 @@ fn zstd_decode(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
         if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(stored)
             && raw_len <= MAX_PREALLOC
         {
-            return decode_in_one_go(ctx, stored, declared, raw_len);
+            return decode_in_one_go(ctx, stored, declared, raw_len, dictionary);
+        }
+        if dictionary.is_some() {
+            let mut reader = decoder_of(stored, raw_len, dictionary)?;
+            return read_at_most(&mut reader, raw_len + 1);
         }
         ctx.set_parameter(DParameter::WindowLogMax(window_log_for(raw_len)))
             .map_err(zstd_error)?;
@@ -272,6 +366,7 @@ fn decode_in_one_go(
     stored: &[u8],
     declared: u64,
     raw_len: usize,
+    dictionary: Option<&Dictionary>,
 ) -> Result<Vec<u8>, DecodeError> {
     if declared != raw_len as u64 {
         return Err(DecodeError::Length {
@@ -282,9 +377,11 @@ fn decode_in_one_go(
     let mut out = Vec::new();
     out.try_reserve_exact(raw_len)
         .map_err(|e| DecodeError::Zstd(io::Error::other(e.to_string())))?;
-    ctx.decompress(&mut out, stored).map_err(|code| {
-        DecodeError::Zstd(io::Error::other(zstd::zstd_safe::get_error_name(code)))
-    })?;
+    match dictionary {
+        Some(d) => ctx.decompress_using_ddict(&mut out, stored, d.decoder().as_ddict()),
+        None => ctx.decompress(&mut out, stored),
+    }
+    .map_err(|code| DecodeError::Zstd(zstd_io(code)))?;
     Ok(out)
 }
 
@@ -317,33 +414,61 @@ fn read_at_most(reader: &mut impl Read, limit: usize) -> Result<Vec<u8>, DecodeE
 /// too large to decode whole beside what is made of them. A zstd frame may
 /// not declare a window larger than `raw_len` needs (as in [`decode`]);
 /// the caller counts the bytes and checks their hash.
-pub fn decoder(
+pub fn decoder<'a>(
     compression: Compression,
-    stored: &[u8],
+    stored: &'a [u8],
     raw_len: usize,
-) -> Result<Box<dyn Read + '_>, DecodeError> {
+    dictionary: Option<&'a Dictionary>,
+) -> Result<Box<dyn Read + 'a>, DecodeError> {
     match compression {
         Compression::None => Ok(Box::new(stored)),
-        Compression::Zstd => {
-            let mut decoder =
-                zstd::stream::read::Decoder::with_buffer(stored).map_err(DecodeError::Zstd)?;
-            decoder
-                .window_log_max(window_log_for(raw_len))
-                .map_err(DecodeError::Zstd)?;
-            Ok(Box::new(decoder))
+        Compression::Zstd => Ok(Box::new(decoder_of(stored, raw_len, None)?)),
+        Compression::Dictionary(n) => {
+            let dictionary = dictionary.ok_or(DecodeError::NoDictionary(n))?;
+            Ok(Box::new(decoder_of(stored, raw_len, Some(dictionary))?))
         }
     }
 }
 
-/// Decodes stored bytes into exactly `raw_len` bytes.
+/// A streaming reader of one zstd frame, its window capped for `raw_len`.
+fn decoder_of<'a>(
+    stored: &'a [u8],
+    raw_len: usize,
+    dictionary: Option<&'a Dictionary>,
+) -> Result<zstd::stream::read::Decoder<'a, &'a [u8]>, DecodeError> {
+    let mut decoder = frame_reader(stored, dictionary).map_err(DecodeError::Zstd)?;
+    decoder
+        .window_log_max(window_log_for(raw_len))
+        .map_err(DecodeError::Zstd)?;
+    Ok(decoder)
+}
+
+/// A streaming reader of one zstd frame, primed with `dictionary` if given.
+fn frame_reader<'a>(
+    stored: &'a [u8],
+    dictionary: Option<&'a Dictionary>,
+) -> io::Result<zstd::stream::read::Decoder<'a, &'a [u8]>> {
+    match dictionary {
+        Some(d) => zstd::stream::read::Decoder::with_prepared_dictionary(stored, d.decoder()),
+        None => zstd::stream::read::Decoder::with_buffer(stored),
+    }
+}
+
+/// Decodes stored bytes into exactly `raw_len` bytes; `dictionary` must be
+/// the one a [`Compression::Dictionary`] names.
 pub fn decode(
     compression: Compression,
     stored: &[u8],
     raw_len: usize,
+    dictionary: Option<&Dictionary>,
 ) -> Result<Vec<u8>, DecodeError> {
     let out = match compression {
         Compression::None => stored.to_vec(),
-        Compression::Zstd => zstd_decode(stored, raw_len)?,
+        Compression::Zstd => zstd_decode(stored, raw_len, None)?,
+        Compression::Dictionary(n) => {
+            let dictionary = dictionary.ok_or(DecodeError::NoDictionary(n))?;
+            zstd_decode(stored, raw_len, Some(dictionary))?
+        }
     };
     if out.len() == raw_len {
         Ok(out)
@@ -364,15 +489,18 @@ mod tests {
     fn compressible_data_is_zstd_and_random_data_stays_raw() {
         let mut c = Compressor::new(3).unwrap();
         let text = b"hello hello hello hello hello hello".repeat(100);
-        let e = c.encode(text.clone()).unwrap();
+        let e = c.encode(text.clone(), None).unwrap();
         assert_eq!(e.compression, Compression::Zstd);
         assert!(e.bytes.len() < text.len());
-        assert_eq!(decode(e.compression, &e.bytes, text.len()).unwrap(), text);
+        assert_eq!(
+            decode(e.compression, &e.bytes, text.len(), None).unwrap(),
+            text
+        );
 
         let random: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        let e = c.encode(random.clone()).unwrap();
+        let e = c.encode(random.clone(), None).unwrap();
         if e.compression == Compression::None {
             assert_eq!(e.bytes, random);
         }
@@ -392,9 +520,12 @@ mod tests {
             zstd::zstd_safe::get_frame_content_size(&frame).ok(),
             Some(None)
         );
-        assert_eq!(decode(Compression::Zstd, &frame, 50_000).unwrap(), data);
+        assert_eq!(
+            decode(Compression::Zstd, &frame, 50_000, None).unwrap(),
+            data
+        );
         assert!(matches!(
-            decode(Compression::Zstd, &frame, 49_999),
+            decode(Compression::Zstd, &frame, 49_999, None),
             Err(DecodeError::Length { .. })
         ));
     }
@@ -403,13 +534,13 @@ mod tests {
     fn a_wrong_raw_length_is_an_error_not_a_truncation() {
         let mut c = Compressor::new(3).unwrap();
         let data = vec![1u8; 10_000];
-        let e = c.encode(data).unwrap();
+        let e = c.encode(data, None).unwrap();
         assert!(matches!(
-            decode(e.compression, &e.bytes, 9_999),
+            decode(e.compression, &e.bytes, 9_999, None),
             Err(DecodeError::Length { .. })
         ));
         assert!(matches!(
-            decode(e.compression, &e.bytes, 10_001),
+            decode(e.compression, &e.bytes, 10_001, None),
             Err(DecodeError::Length { .. })
         ));
     }
@@ -427,8 +558,11 @@ mod tests {
     fn large_blobs_round_trip_through_the_linear_buffer() {
         let mut c = Compressor::new(3).unwrap();
         let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
-        let e = c.encode(data.clone()).unwrap();
-        assert_eq!(decode(e.compression, &e.bytes, data.len()).unwrap(), data);
+        let e = c.encode(data.clone(), None).unwrap();
+        assert_eq!(
+            decode(e.compression, &e.bytes, data.len(), None).unwrap(),
+            data
+        );
     }
 
     #[test]
@@ -437,26 +571,90 @@ mod tests {
             .map(|i| (i % 251) as u8)
             .collect();
         let packed = zstd::bulk::compress(&data, 3).unwrap();
-        check_streaming(&packed, &data).unwrap();
+        check_streaming(&packed, &data, None).unwrap();
         let mut changed = data.clone();
         changed[CHECK_WHOLE_MAX] ^= 1;
-        assert!(check_streaming(&packed, &changed).is_err());
-        assert!(check_streaming(&packed, &data[..data.len() - 1]).is_err());
+        assert!(check_streaming(&packed, &changed, None).is_err());
+        assert!(check_streaming(&packed, &data[..data.len() - 1], None).is_err());
         let longer = [&data[..], b"x"].concat();
-        assert!(check_streaming(&packed, &longer).is_err());
+        assert!(check_streaming(&packed, &longer, None).is_err());
+    }
+
+    /// A dictionary trained from text like `text_blob`'s.
+    fn text_dictionary(number: u16) -> Dictionary {
+        let mut samples = dictionary::Samples::default();
+        let mut seed = u64::from(number);
+        while !samples.add(&text_blob(&mut seed)) {}
+        Dictionary::new(number, samples.train().unwrap()).unwrap()
+    }
+
+    fn text_blob(seed: &mut u64) -> Vec<u8> {
+        let words = ["select", "from", "where", "order", "group", "join", "rows"];
+        let mut blob = Vec::new();
+        while blob.len() < 3000 {
+            *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            blob.extend_from_slice(words[(*seed >> 33) as usize % words.len()].as_bytes());
+            blob.push(b' ');
+        }
+        blob
+    }
+
+    #[test]
+    fn a_dictionary_frame_is_smaller_and_decodes_only_with_its_dictionary() {
+        let dict = text_dictionary(1);
+        let blob = text_blob(&mut 99);
+        let mut c = Compressor::new(3).unwrap();
+        let plain = c.encode(blob.clone(), None).unwrap();
+        let primed = c.encode(blob.clone(), Some(&dict)).unwrap();
+        assert_eq!(primed.compression, Compression::Dictionary(1));
+        assert!(primed.bytes.len() < plain.bytes.len());
+        let back = decode(primed.compression, &primed.bytes, blob.len(), Some(&dict)).unwrap();
+        assert_eq!(back, blob);
+        assert!(matches!(
+            decode(primed.compression, &primed.bytes, blob.len(), None),
+            Err(DecodeError::NoDictionary(1))
+        ));
+        // Another dictionary (another host's, say) is refused by zstd's
+        // own dictionary id in the frame, not decoded into other bytes.
+        let other = text_dictionary(2);
+        assert!(decode(primed.compression, &primed.bytes, blob.len(), Some(&other)).is_err());
+        let mut streamed = Vec::new();
+        decoder(primed.compression, &primed.bytes, blob.len(), Some(&dict))
+            .unwrap()
+            .read_to_end(&mut streamed)
+            .unwrap();
+        assert_eq!(streamed, blob);
+    }
+
+    #[test]
+    fn compression_codes_and_catalog_values_round_trip_and_refuse_nonsense() {
+        for c in [
+            Compression::None,
+            Compression::Zstd,
+            Compression::Dictionary(1),
+            Compression::Dictionary(u16::MAX),
+        ] {
+            assert_eq!(Compression::from_parts(c.code(), c.dictionary()), Some(c));
+            assert_eq!(Compression::from_column(c.to_column()), Some(c));
+        }
+        assert_eq!(Compression::from_parts(2, 0), None);
+        assert_eq!(Compression::from_parts(1, 3), None);
+        assert_eq!(Compression::from_parts(3, 0), None);
+        assert_eq!(Compression::from_column(-1), None);
+        assert_eq!(Compression::from_column(1 << 24), None);
     }
 
     #[test]
     fn garbage_is_a_decode_error() {
-        assert!(decode(Compression::Zstd, b"not zstd at all", 100).is_err());
+        assert!(decode(Compression::Zstd, b"not zstd at all", 100, None).is_err());
     }
 
     proptest! {
         #[test]
         fn encode_then_decode_round_trips(data in proptest::collection::vec(any::<u8>(), 0..20_000)) {
             let mut c = Compressor::new(3).unwrap();
-            let e = c.encode(data.clone()).unwrap();
-            prop_assert_eq!(decode(e.compression, &e.bytes, data.len()).unwrap(), data);
+            let e = c.encode(data.clone(), None).unwrap();
+            prop_assert_eq!(decode(e.compression, &e.bytes, data.len(), None).unwrap(), data);
         }
     }
 }

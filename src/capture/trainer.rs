@@ -1,0 +1,89 @@
+//! Which dictionary a capture compresses small blobs with, and the training
+//! of the store's first one from the capture's own blobs.
+//!
+//! A store that has `dictionaries/1` compresses every small data blob with
+//! it. One that has none (a new store) gathers the first
+//! [`dictionary::SAMPLE_BYTES`] of small data blobs while compressing them
+//! without, trains, stores the dictionary create-only and uses it for the
+//! rest of the run: the first snapshot of a database or of many small files
+//! is the one that gains most. Two hosts training at once both try to
+//! create `dictionaries/1`; the one that finds it made uses that one.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::backend::Backend;
+use crate::compress::Dictionary;
+use crate::compress::dictionary::{self, Samples};
+use crate::pack::BlobKind;
+use crate::store::{Store, StoreError};
+
+/// The number of the dictionary writers train and use.
+pub const WRITERS_DICTIONARY: u16 = 1;
+
+/// Shared by the compressors of one capture.
+pub struct Trainer {
+    backend: Backend,
+    state: Mutex<State>,
+}
+
+enum State {
+    /// Small blobs are compressed with this dictionary, or without any.
+    Settled(Option<Arc<Dictionary>>),
+    /// Gathering samples; blobs go out without a dictionary meanwhile.
+    Sampling(Samples),
+    /// One compressor is training; the others go on without.
+    Training,
+}
+
+impl Trainer {
+    /// The store's dictionary, or sampling for one where the store may
+    /// have one and has none yet.
+    pub fn for_store(store: &Store) -> Result<Self, StoreError> {
+        let backend = store.backend().clone();
+        let state = match store.config().allows_dictionaries() {
+            false => State::Settled(None),
+            true => match backend.find_dictionary(WRITERS_DICTIONARY)? {
+                Some(found) => State::Settled(Some(found)),
+                None => State::Sampling(Samples::default()),
+            },
+        };
+        Ok(Self {
+            backend,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The dictionary to compress `data` (a blob of `kind`) with: none for
+    /// trees and large blobs, nor before one exists. The call that
+    /// completes the samples trains and stores the dictionary.
+    pub fn dictionary_for(&self, kind: BlobKind, data: &[u8]) -> Option<Arc<Dictionary>> {
+        if kind != BlobKind::Data || data.len() > dictionary::MAX_BLOB {
+            return None;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let complete = match &mut *state {
+            State::Settled(found) => return found.clone(),
+            State::Training => return None,
+            State::Sampling(samples) => samples.add(data),
+        };
+        if !complete {
+            return None;
+        }
+        let State::Sampling(samples) = std::mem::replace(&mut *state, State::Training) else {
+            return None;
+        };
+        drop(state);
+        let trained = self.train(&samples);
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Settled(trained);
+        None
+    }
+
+    /// Trains on `samples` and stores the result, or the dictionary
+    /// another host stored first. `None` when zstd finds nothing worth
+    /// keeping or the store cannot take it: the snapshot is whole without
+    /// a dictionary, and the next one tries again.
+    fn train(&self, samples: &Samples) -> Option<Arc<Dictionary>> {
+        let made = Dictionary::new(WRITERS_DICTIONARY, samples.train().ok()?).ok()?;
+        self.backend.publish_dictionary(made).ok()
+    }
+}
