@@ -250,6 +250,11 @@ impl Backend {
         }
     }
 
+    /// `source` as an error of `key` in this store.
+    pub fn error_at(&self, key: &str, source: io::Error) -> BackendError {
+        self.at(key)(source)
+    }
+
     fn at(&self, key: &str) -> impl FnOnce(io::Error) -> BackendError + '_ {
         let location = match &self.kind {
             Kind::Local(l) => escaped(&l.path(key)).to_string(),

@@ -14,6 +14,7 @@ use crate::backend::BackendError;
 use crate::catalog::CatalogError;
 use crate::catalog::prune::PackRow;
 use crate::compress::Compression;
+use crate::compress::dictionary::Renumbering;
 use crate::crash;
 use crate::id::BlobId;
 use crate::pack::writer::PublishedPack;
@@ -33,6 +34,12 @@ pub enum RepackError {
     /// A blob did not check out, or a new pack could not be written.
     #[error(transparent)]
     Pack(#[from] PackError),
+    /// A blob made with a dictionary the target store was not given.
+    #[error("blob {blob} needs a compression dictionary that was not copied to the target")]
+    DictionaryNotCarried {
+        /// The blob.
+        blob: BlobId,
+    },
 }
 
 /// What repacking wrote.
@@ -56,23 +63,25 @@ pub fn repack(
     progress: &Progress,
 ) -> Result<Repacked, RepackError> {
     progress.set_totals(chosen.len() as u64, chosen.iter().map(|p| p.size).sum());
-    repack_into(store, store, chosen, keep, progress)
+    repack_into(store, store, chosen, keep, &Renumbering::Same, progress)
 }
 
 /// [`repack`] from the packs `chosen` of store `from` into new packs of
-/// store `to` (`cairn copy`): the same checks, the same pack format. It
-/// counts the packs and bytes it reads in `progress`, but leaves the
-/// totals to the caller (a copy goes batch by batch).
+/// store `to` (`cairn copy`): the same checks, the same pack format, blobs
+/// made with a dictionary labelled with `to`'s number for it. It counts
+/// the packs and bytes it reads in `progress`, but leaves the totals to
+/// the caller (a copy goes batch by batch).
 pub fn repack_into(
     from: &Store,
     to: &Store,
     chosen: &[PackRow],
     keep: &dyn Fn(&BlobId) -> bool,
+    renumbering: &Renumbering,
     progress: &Progress,
 ) -> Result<Repacked, RepackError> {
     let mut out = Repacked::default();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut sink = Sink::new(to, kind);
+        let mut sink = Sink::new(to, kind, renumbering);
         for pack in chosen.iter().filter(|c| c.kind == kind) {
             progress.working_on(|| format!("pack {}", pack.id.short()));
             copy_blobs(from, pack, keep, &mut sink, &mut out)?;
@@ -141,15 +150,17 @@ fn copy_blobs(
 struct Sink<'s> {
     store: &'s Store,
     kind: BlobKind,
+    renumbering: &'s Renumbering,
     writer: Option<PackWriter>,
     done: Vec<PublishedPack>,
 }
 
 impl<'s> Sink<'s> {
-    fn new(store: &'s Store, kind: BlobKind) -> Self {
+    fn new(store: &'s Store, kind: BlobKind, renumbering: &'s Renumbering) -> Self {
         Self {
             store,
             kind,
+            renumbering,
             writer: None,
             done: Vec::new(),
         }
@@ -162,6 +173,10 @@ impl<'s> Sink<'s> {
         compression: Compression,
         stored: &[u8],
     ) -> Result<(), RepackError> {
+        let compression = self
+            .renumbering
+            .apply(compression)
+            .ok_or(RepackError::DictionaryNotCarried { blob: id })?;
         let writer = match &mut self.writer {
             Some(w) => w,
             None => self.writer.insert(PackWriter::create(

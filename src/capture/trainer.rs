@@ -42,15 +42,36 @@ impl Trainer {
         let backend = store.backend().clone();
         let state = match store.config().allows_dictionaries() {
             false => State::Settled(None),
-            true => match backend.find_dictionary(WRITERS_DICTIONARY)? {
-                Some(found) => State::Settled(Some(found)),
-                None => State::Sampling(Samples::default()),
-            },
+            true => Self::start(store, &backend)?,
         };
         Ok(Self {
             backend,
             state: Mutex::new(state),
         })
+    }
+
+    /// Where a store that may have dictionaries starts. One whose
+    /// dictionary is damaged, or missing while blobs name it, is written
+    /// without: a new dictionary under that number would make those blobs
+    /// unreadable for good, even once the original is put back (from a
+    /// copy). `verify` reports it.
+    fn start(store: &Store, backend: &Backend) -> Result<State, StoreError> {
+        match backend.find_dictionary(WRITERS_DICTIONARY) {
+            Ok(Some(found)) => Ok(State::Settled(Some(found))),
+            Ok(None)
+                if store
+                    .catalog()
+                    .dictionaries_used()?
+                    .contains(&WRITERS_DICTIONARY) =>
+            {
+                Ok(State::Settled(None))
+            }
+            Ok(None) => Ok(State::Sampling(Samples::default())),
+            Err(e) if e.source.kind() == std::io::ErrorKind::InvalidData => {
+                Ok(State::Settled(None))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The dictionary to compress `data` (a blob of `kind`) with: none for

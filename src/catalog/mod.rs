@@ -8,6 +8,7 @@
 //! snapshots record their packs one short transaction at a time.
 
 mod blobs;
+mod dictionaries;
 mod indexes;
 mod intact;
 mod ledger;

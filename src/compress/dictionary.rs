@@ -10,10 +10,13 @@
 //! compressed with it names `N`. This module is the object's codec and the
 //! trainer; `backend::dictionaries` loads and creates the objects.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::OnceLock;
 
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
+
+use super::Compression;
 
 /// Data blobs up to this size are compressed with the store's dictionary
 /// and sampled to train one: larger ones (file chunks of ~1 MiB) find
@@ -139,6 +142,30 @@ impl Dictionary {
     }
 }
 
+/// How blobs moved between packs are labelled: in the same store, as they
+/// were; into another store (a copy), with the number under which that
+/// store holds the same dictionary. The frames themselves do not change.
+#[derive(Debug, Clone)]
+pub enum Renumbering {
+    /// Within one store.
+    Same,
+    /// Source number to target number, for every dictionary carried.
+    Into(HashMap<u16, u16>),
+}
+
+impl Renumbering {
+    /// `compression` as the destination names it; `None` for a dictionary
+    /// that was not carried (its frames would be unreadable there).
+    pub fn apply(&self, compression: Compression) -> Option<Compression> {
+        match (self, compression) {
+            (Self::Into(map), Compression::Dictionary(n)) => {
+                map.get(&n).map(|m| Compression::Dictionary(*m))
+            }
+            _ => Some(compression),
+        }
+    }
+}
+
 /// Samples gathered for training, back to back.
 #[derive(Debug, Default)]
 pub struct Samples {
@@ -215,6 +242,22 @@ mod tests {
             Dictionary::decode(1, b"CAIRNDCT"),
             Err(DictionaryError::NotADictionary)
         ));
+    }
+
+    #[test]
+    fn renumbering_relabels_carried_dictionaries_and_refuses_others() {
+        let into = Renumbering::Into(HashMap::from([(1, 2)]));
+        assert_eq!(
+            into.apply(Compression::Dictionary(1)),
+            Some(Compression::Dictionary(2))
+        );
+        assert_eq!(into.apply(Compression::Dictionary(3)), None);
+        assert_eq!(into.apply(Compression::Zstd), Some(Compression::Zstd));
+        let same = Renumbering::Same;
+        assert_eq!(
+            same.apply(Compression::Dictionary(3)),
+            Some(Compression::Dictionary(3))
+        );
     }
 
     #[test]

@@ -93,8 +93,14 @@ impl Found {
         index
     }
 
+    /// A pack read whole found bad. Blobs already lost with other damage
+    /// (a missing dictionary, say) do not make the pack damaged.
     pub(super) fn pack_read(&mut self, read: &data::PackRead) {
-        if read.is_good() {
+        let unexplained = read
+            .bad_blobs
+            .iter()
+            .any(|(b, _)| !self.blobs.contains_key(b));
+        if read.file_damage.is_none() && !unexplained {
             return;
         }
         let cause = read

@@ -7,7 +7,7 @@
 //!    tree reachable from the chosen snapshots decodes; every blob they
 //!    reference is in the catalog; every pack the catalog names exists with
 //!    its recorded size and a header that agrees with the catalog (headers
-//!    only);
+//!    only); every compression dictionary reads and checks out;
 //! 2. **data** ([`data`], `--read-data` and its subsets): packs read whole,
 //!    each file's id and every blob's hash checked, in parallel, with a
 //!    ledger of when each pack was last found good;
@@ -22,6 +22,7 @@
 mod attribute;
 pub mod data;
 mod databases;
+mod dictionaries;
 mod found;
 mod indexes;
 mod leftovers;
@@ -74,6 +75,8 @@ pub enum DamageKind {
     Entry,
     /// An index object that does not read or names a pack that is gone.
     Index,
+    /// A compression dictionary that is missing or damaged.
+    Dictionary,
 }
 
 impl std::fmt::Display for DamageKind {
@@ -86,6 +89,7 @@ impl std::fmt::Display for DamageKind {
             Self::Tree => "tree",
             Self::Entry => "entry",
             Self::Index => "index",
+            Self::Dictionary => "dictionary",
         })
     }
 }
@@ -232,6 +236,12 @@ pub fn verify_listed(
         .filter(|s| !unbounded.contains(&s.id))
         .cloned()
         .collect();
+    for d in dictionaries::check(store)? {
+        let index = found.add(DamageKind::Dictionary, d.key, d.cause);
+        for blob in d.lost {
+            found.lose(blob, index);
+        }
+    }
     let mut report = Report::new(&chosen, &reached, checked.len() as u64);
     report.unbounded = unbounded;
     let read = read_data(store, &checked, options, progress, &mut report)?;
@@ -258,6 +268,7 @@ pub fn verify_listed(
     for (key, cause) in indexes.damaged {
         found.add(DamageKind::Index, key, cause);
     }
+
     if !indexes.unnamed.is_empty() {
         report.warnings.push(format!(
             "{} cataloged pack(s) are named by no index object (first: {}): other hosts do not see them; `cairn repair catalog` indexes them",

@@ -11,6 +11,8 @@
 //! written last, after the same fence a snapshot passes (capture::present):
 //! a prune of the target running meanwhile cannot take a blob it reuses.
 
+mod dictionaries;
+
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -19,12 +21,14 @@ use serde::Serialize;
 use crate::backend::RequestStats;
 use crate::capture::CaptureError;
 use crate::catalog::prune::PackRow;
+use crate::compress::dictionary::Renumbering;
 use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::reach::{self, Checks, LiveSet};
 use crate::repack::{self, RepackError};
 use crate::snapshot::{self, Snapshot};
 use crate::store::{Store, StoreError};
+use dictionaries::CarryError;
 
 /// Source packs copied per batch: what a killed copy may have to move again.
 const PACKS_PER_BATCH: usize = 16;
@@ -142,6 +146,7 @@ pub fn copy(
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
     check_keys(from, to)?;
+    to.upgrade_for_writing().map_err(|e| target(to, e))?;
     check_versions(from, to)?;
     let mut report = CopyReport {
         chunking_differs: chunking_differs(from, to),
@@ -154,7 +159,8 @@ pub fn copy(
         let needed = needed_blobs(from, &missing, progress)?;
         // The walk counted trees; the copy counts packs.
         progress.restart();
-        let own = copy_blobs(from, to, &needed, &mut report, progress)?;
+        let renumbering = carry_dictionaries(from, to)?;
+        let own = copy_blobs(from, to, &needed, &renumbering, &mut report, progress)?;
         for snapshot in &missing {
             write_record(from, to, snapshot, removals, &own)?;
             report.snapshots_copied += 1;
@@ -238,6 +244,15 @@ fn tree_and_time(s: &Snapshot) -> (TreeId, String) {
     (s.record.tree, s.record.time.to_string())
 }
 
+/// Makes the source's dictionaries available in the target, before any
+/// blob made with one is copied there.
+fn carry_dictionaries(from: &Store, to: &Store) -> Result<Renumbering, CopyError> {
+    dictionaries::carry(from.backend(), to.backend()).map_err(|e| match e {
+        CarryError::Source(e) => source(from, e.into()),
+        CarryError::Target(e) => target(to, e.into()),
+    })
+}
+
 /// Every blob the snapshots reach; refuses a snapshot that needs a blob the
 /// source lacks (a copy must not spread holes).
 fn needed_blobs(
@@ -264,6 +279,7 @@ fn copy_blobs(
     from: &Store,
     to: &mut Store,
     needed: &LiveSet,
+    renumbering: &Renumbering,
     report: &mut CopyReport,
     progress: &Progress,
 ) -> Result<Vec<PackId>, CopyError> {
@@ -275,7 +291,7 @@ fn copy_blobs(
             continue;
         }
         let keep = |id: &BlobId| wanted.contains(id);
-        let copied = repack::repack_into(from, to, batch, &keep, progress)?;
+        let copied = repack::repack_into(from, to, batch, &keep, renumbering, progress)?;
         report.blobs_copied += copied.blobs;
         report.bytes_copied += copied.bytes;
         report.packs_written += copied.packs.len() as u64;
