@@ -1,0 +1,442 @@
+//! The format-6 store in tests/fixtures/v6 (made once by make-v6.sh) must
+//! be readable by every future cairn (#21). Its first snapshot trained the
+//! store's compression dictionary, so its packs hold blobs of compression
+//! 2 (zstd frames made with `dictionaries/1`) beside plain zstd and raw
+//! ones. One test reads it with an independent reader written from
+//! store-format/ alone (pack.md, dictionary.md, index.md, tree.md; the
+//! `blake3` and `zstd` crates used directly, nothing of cairn's own code),
+//! so the specification is proven complete; the others restore and verify
+//! it with the binary. Both compare with the content make-v6.sh wrote,
+//! made again here from the same seeds.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+const FIXTURE: &str = "tests/fixtures/v6";
+const SOURCE: &str = "/tmp/cairn-fixture-v6/docs";
+const FIRST: &str = "1c5f6dc405361d9510d331eb49a8bbfb796f321c885ceacbb01e3cf60c722e45";
+const SECOND: &str = "d3ce15bce371afa16e8aeb60e56b8dfc9c2329c53d0f98487f3b5b7bb476c4e0";
+
+// --- the content make-v6.sh wrote -------------------------------------------------
+
+/// make-v6.sh's word list.
+const WORDS: [&str; 32] = [
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
+    "psi", "omega", "select", "from", "where", "order", "group", "join", "rows", "page",
+];
+
+/// make-v6.sh's generator: a 64-bit LCG, the high 31 bits of each state.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// `marker`, then words and spaces, cut to `size` bytes.
+    fn text(&mut self, marker: &str, size: usize) -> String {
+        let mut out = marker.to_owned();
+        while out.len() < size {
+            out.push_str(WORDS[(self.next() % 32) as usize]);
+            out.push(' ');
+        }
+        out.truncate(size);
+        out
+    }
+
+    /// File `i` (`dI/fNNN.txt`) of 2048 to 3072 bytes.
+    fn file(&mut self, files: &mut Files, i: usize, marker: &str) {
+        let size = 2048 + (self.next() % 1025) as usize;
+        let path = PathBuf::from(format!("d{}/f{:03}.txt", i / 100, i % 100));
+        files.insert(path, self.text(marker, size).into_bytes());
+    }
+}
+
+/// File contents by path under the source directory (the database aside).
+type Files = BTreeMap<PathBuf, Vec<u8>>;
+
+/// The files of the first night, and those of the second.
+fn nights() -> [Files; 2] {
+    let mut first = Files::new();
+    let mut rng = Lcg(60);
+    for i in 0..600 {
+        rng.file(&mut first, i, &format!("golden v6 file {i}: "));
+    }
+    let mut rng = Lcg(62);
+    let noise = (0..1000).map(|_| (rng.next() & 0xff) as u8).collect();
+    first.insert(PathBuf::from("noise.bin"), noise);
+    let mut second = first.clone();
+    let mut rng = Lcg(61);
+    for i in 0..20 {
+        rng.file(
+            &mut second,
+            i,
+            &format!("golden v6 file {i}, second night: "),
+        );
+    }
+    rng.file(&mut second, 600, "golden v6 file 600: ");
+    [first, second]
+}
+
+/// The first `count` rows of `app.db`'s table `t`.
+fn rows(count: usize) -> Vec<(i64, String)> {
+    let mut rng = Lcg(63);
+    (0..count)
+        .map(|i| {
+            let size = 60 + (rng.next() % 100) as usize;
+            (i as i64, rng.text("", size))
+        })
+        .collect()
+}
+
+/// The rows of table `t` in the database at `path`.
+fn rows_of(path: &Path) -> Vec<(i64, String)> {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = db.prepare("select id, v from t order by id").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+// --- an independent reader, from store-format/ alone ------------------------------
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// `dictionaries/1`, checked as dictionary.md says: the zstd dictionary.
+fn dictionary() -> Vec<u8> {
+    let object = fs::read(Path::new(FIXTURE).join("dictionaries/1")).unwrap();
+    assert_eq!(&object[..8], b"CAIRNDCT", "magic");
+    assert_eq!(u32_at(&object, 8), 1, "layout version");
+    let dictionary = &object[44..];
+    assert_eq!(blake3::hash(dictionary).as_bytes(), &object[12..44]);
+    assert_eq!(u32_at(dictionary, 0), 0xEC30_A437, "zstd dictionary magic");
+    assert!(dictionary.len() <= 112 << 10, "{} bytes", dictionary.len());
+    dictionary.to_vec()
+}
+
+/// How many blobs of each compression code the reader met.
+#[derive(Debug, Default)]
+struct Tally {
+    raw: usize,
+    zstd: usize,
+    dictionary: usize,
+}
+
+/// Every blob of the fixture by id (hex), each decoded and checked as
+/// pack.md and dictionary.md say.
+struct Blobs {
+    by_id: HashMap<String, Vec<u8>>,
+    tally: Tally,
+}
+
+impl Blobs {
+    fn read(dictionary: &[u8]) -> Self {
+        let mut blobs = Self {
+            by_id: HashMap::new(),
+            tally: Tally::default(),
+        };
+        for path in files_under(&Path::new(FIXTURE).join("packs")) {
+            blobs.read_pack(&path, dictionary);
+        }
+        blobs
+    }
+
+    /// pack.md, "Validation", steps 1 to 8.
+    fn read_pack(&mut self, path: &Path, dictionary: &[u8]) {
+        let file = fs::read(path).unwrap();
+        let name = path.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(blake3::hash(&file).to_hex().as_str(), name, "pack id");
+        let trailer = &file[file.len() - 48..];
+        assert_eq!(&trailer[40..], b"CAIRNPAK");
+        assert_eq!(u32_at(trailer, 4), 1, "pack version");
+        let header_len = u32_at(trailer, 0) as usize;
+        assert_eq!(header_len % 52, 0);
+        let data_len = file.len() - 48 - header_len;
+        let header = &file[data_len..file.len() - 48];
+        assert_eq!(blake3::hash(header).as_bytes(), &trailer[8..40]);
+        let mut next = 0;
+        for entry in header.chunks_exact(52) {
+            let offset = u64::from_le_bytes(entry[12..20].try_into().unwrap()) as usize;
+            let stored_len = u32_at(entry, 8) as usize;
+            assert_eq!(offset, next, "entries tile the data");
+            next = offset + stored_len;
+            self.read_blob(entry, &file[offset..next], dictionary);
+        }
+        assert_eq!(next, data_len, "the last blob ends at the header");
+    }
+
+    fn read_blob(&mut self, entry: &[u8], stored: &[u8], dictionary: &[u8]) {
+        let (kind, compression) = (entry[0], entry[1]);
+        let number = u16::from_le_bytes([entry[2], entry[3]]);
+        let raw_len = u32_at(entry, 4) as usize;
+        assert!(kind <= 1, "kind {kind}");
+        let raw = match (compression, number) {
+            (0, 0) => {
+                self.tally.raw += 1;
+                stored.to_vec()
+            }
+            (1, 0) => {
+                self.tally.zstd += 1;
+                frame_of(stored, raw_len);
+                zstd::bulk::Decompressor::new()
+                    .unwrap()
+                    .decompress(stored, raw_len)
+                    .unwrap()
+            }
+            (2, 1) => {
+                self.tally.dictionary += 1;
+                assert_eq!(kind, 0, "only data blobs use the dictionary");
+                assert!(raw_len <= 64 << 10, "a blob of {raw_len} bytes");
+                let id = frame_of(stored, raw_len).expect("a dictionary id in the frame");
+                assert_eq!(id, u32_at(dictionary, 4), "the frame names the dictionary");
+                assert!(
+                    zstd::bulk::decompress(stored, raw_len).is_err(),
+                    "a dictionary frame decodes only with its dictionary"
+                );
+                zstd::bulk::Decompressor::with_dictionary(dictionary)
+                    .unwrap()
+                    .decompress(stored, raw_len)
+                    .unwrap()
+            }
+            other => panic!("compression and dictionary {other:?}"),
+        };
+        assert_eq!(raw.len(), raw_len);
+        let id = &entry[20..52];
+        assert_eq!(blake3::hash(&raw).as_bytes(), id, "blob id");
+        self.by_id.insert(hex::encode(id), raw);
+    }
+
+    /// The files under the directory `path` (from the root `/`) of the
+    /// tree `tree`, by path below it (tree.md).
+    fn files(&self, tree: &str, path: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut tree = tree.to_owned();
+        for name in path.iter().skip(1) {
+            tree = self.entry(&tree, name.to_str().unwrap())["tree"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+        let mut out = BTreeMap::new();
+        self.collect(&tree, Path::new(""), &mut out);
+        out
+    }
+
+    fn entry(&self, tree: &str, name: &str) -> Value {
+        let listing: Value = serde_json::from_slice(&self.by_id[tree]).unwrap();
+        let entries = listing["entries"].as_array().unwrap();
+        entries.iter().find(|e| e["name"] == name).unwrap().clone()
+    }
+
+    fn collect(&self, tree: &str, at: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let listing: Value = serde_json::from_slice(&self.by_id[tree]).unwrap();
+        for e in listing["entries"].as_array().unwrap() {
+            let path = at.join(e["name"].as_str().unwrap());
+            match e["type"].as_str().unwrap() {
+                "dir" => self.collect(e["tree"].as_str().unwrap(), &path, out),
+                "file" => {
+                    assert!(e.get("holes").is_none(), "{path:?} has holes");
+                    let content: Vec<u8> = e["chunks"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|c| self.by_id[c.as_str().unwrap()].clone())
+                        .collect();
+                    assert_eq!(content.len() as u64, e["size"].as_u64().unwrap());
+                    out.insert(path, content);
+                }
+                other => panic!("{path:?} is a {other}"),
+            }
+        }
+    }
+}
+
+/// The dictionary id a zstd frame's header declares, after checking that
+/// it declares its content size as `raw_len` (layout.md).
+fn frame_of(frame: &[u8], raw_len: usize) -> Option<u32> {
+    let size = zstd::zstd_safe::get_frame_content_size(frame).unwrap();
+    assert_eq!(size, Some(raw_len as u64), "declared content size");
+    zstd::zstd_safe::get_dict_id_from_frame(frame).map(u32::from)
+}
+
+/// Every index object names packs by their tails, byte for byte (index.md),
+/// dictionary numbers included.
+fn check_index_objects() -> usize {
+    let packs: HashMap<String, Vec<u8>> = files_under(&Path::new(FIXTURE).join("packs"))
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_str().unwrap().to_owned(),
+                fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    let mut named = 0;
+    for path in files_under(&Path::new(FIXTURE).join("index")) {
+        let object = fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(blake3::hash(&object).to_hex().as_str(), name, "index id");
+        assert_eq!(&object[..8], b"CAIRNIDX");
+        assert_eq!(u32_at(&object, 8), 1, "index version");
+        let mut at = 16;
+        for _ in 0..u32_at(&object, 12) {
+            let pack = &packs[&hex::encode(&object[at..at + 32])];
+            let size = u64::from_le_bytes(object[at + 32..at + 40].try_into().unwrap());
+            let tail_len = u32_at(&object, at + 40) as usize;
+            assert_eq!(size, pack.len() as u64);
+            let tail = &object[at + 44..at + 44 + tail_len];
+            assert_eq!(tail, &pack[pack.len() - tail_len..], "tail of a pack");
+            at += 44 + tail_len;
+            named += 1;
+        }
+        assert_eq!(at, object.len(), "nothing after the last record");
+    }
+    named
+}
+
+/// Every snapshot record by id, checked against its name.
+fn records() -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for path in files_under(&Path::new(FIXTURE).join("snapshots")) {
+        let bytes = fs::read(&path).unwrap();
+        let id = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), id, "record id");
+        out.insert(id, serde_json::from_slice(&bytes).unwrap());
+    }
+    out
+}
+
+/// `got` holds exactly `want` and a database `app.db` with `rows` rows;
+/// the database is checked by its content, not its bytes (it is an image
+/// made through SQLite, tree.md).
+fn assert_night(got: &mut Files, want: &Files, rows_then: usize, scratch: &Path) {
+    let image = got.remove(Path::new("app.db")).expect("app.db");
+    let db = scratch.join("app.db");
+    fs::write(&db, image).unwrap();
+    assert_eq!(rows_of(&db), rows(rows_then));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (path, content) in want {
+        assert!(got[path] == *content, "{path:?} differs");
+    }
+}
+
+#[test]
+fn an_independent_reader_written_from_the_specification_reads_the_v6_fixture() {
+    let config: Value =
+        serde_json::from_slice(&fs::read(Path::new(FIXTURE).join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["version"], 6);
+    assert!(config.get("encryption").is_none());
+    let dictionary = dictionary();
+    let blobs = Blobs::read(&dictionary);
+    let tally = &blobs.tally;
+    assert!(
+        tally.dictionary >= 50 && tally.zstd >= 50 && tally.raw >= 1,
+        "{tally:?}"
+    );
+    assert_eq!(
+        check_index_objects(),
+        files_under(&Path::new(FIXTURE).join("packs")).len()
+    );
+    let records = records();
+    assert_eq!(records.keys().collect::<Vec<_>>(), [FIRST, SECOND]);
+    let scratch = tempfile::tempdir().unwrap();
+    let [first, second] = nights();
+    for (id, want, rows_then) in [(FIRST, &first, 2000), (SECOND, &second, 2500)] {
+        let record = &records[id];
+        assert_eq!(record["host"], "fixture");
+        assert_eq!(record["format"], 6);
+        let mut got = blobs.files(record["tree"].as_str().unwrap(), Path::new(SOURCE));
+        assert_night(&mut got, want, rows_then, scratch.path());
+    }
+}
+
+#[test]
+fn the_v6_fixture_restores_both_nights_and_verifies_with_its_data_read() {
+    let t = TestEnv::new();
+    copy_tree(Path::new(FIXTURE), &t.store);
+    let ids: Vec<String> = t.snapshots(&[]).iter().map(|s| id(s).to_owned()).collect();
+    assert_eq!(ids, [FIRST, SECOND]);
+    let [first, second] = nights();
+    for (snapshot, want, rows_then) in [(FIRST, &first, 2000), (SECOND, &second, 2500)] {
+        let docs = restored(&t.restore(snapshot), Path::new(SOURCE));
+        let mut got: Files = files_under(&docs)
+            .into_iter()
+            .map(|p| {
+                let content = fs::read(&p).unwrap();
+                (p.strip_prefix(&docs).unwrap().to_owned(), content)
+            })
+            .collect();
+        let scratch = t.fresh_dir("scratch");
+        fs::create_dir(&scratch).unwrap();
+        assert_night(&mut got, want, rows_then, &scratch);
+    }
+    t.cairn(["verify", "--read-data"]).assert().success();
+    assert_store_keeps_the_fixture_dictionary(&t);
+}
+
+#[test]
+fn a_new_snapshot_into_the_v6_fixture_compresses_with_its_dictionary_and_trains_none() {
+    let t = TestEnv::new();
+    copy_tree(Path::new(FIXTURE), &t.store);
+    let before: Vec<PathBuf> = files_under(&t.store.join("packs"));
+    let mut files = Files::new();
+    let mut rng = Lcg(65);
+    for i in 0..100 {
+        rng.file(&mut files, i, &format!("a third night, file {i}: "));
+    }
+    let src = t.path("third");
+    for (path, content) in &files {
+        write_file(&src.join(path), content);
+    }
+    let snap = t.snapshot(&[&src], &[]);
+    let mut blobs = Blobs {
+        by_id: HashMap::new(),
+        tally: Tally::default(),
+    };
+    for pack in files_under(&t.store.join("packs")) {
+        if !before.contains(&pack) {
+            blobs.read_pack(&pack, &dictionary());
+        }
+    }
+    assert!(blobs.tally.dictionary >= 90, "{:?}", blobs.tally);
+    assert_store_keeps_the_fixture_dictionary(&t);
+    let restored_dir = restored(&t.restore(id(&snap)), &src);
+    for (path, content) in &files {
+        assert!(
+            fs::read(restored_dir.join(path)).unwrap() == *content,
+            "{path:?}"
+        );
+    }
+}
+
+/// The store `t` holds the fixture's config and dictionary, unchanged, and
+/// no other dictionary.
+fn assert_store_keeps_the_fixture_dictionary(t: &TestEnv) {
+    let dictionaries: Vec<PathBuf> = files_under(&t.store.join("dictionaries"));
+    assert_eq!(dictionaries, [t.store.join("dictionaries/1")]);
+    // Neither reading nor writing upgrades or rewrites a format 6 store.
+    for name in ["config.json", "dictionaries/1"] {
+        assert_eq!(
+            fs::read(t.store.join(name)).unwrap(),
+            fs::read(Path::new(FIXTURE).join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
