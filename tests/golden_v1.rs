@@ -229,7 +229,7 @@ fn a_snapshot_into_a_v1_store_upgrades_it_to_the_current_version_and_the_old_sna
         .arg(&src)
         .assert()
         .success()
-        .stderr(predicates::str::contains("from format version 1 to 4"));
+        .stderr(predicates::str::contains("from format version 1 to 6"));
     let config =
         cairn::store::Config::decode(&fs::read(store.join("config.json")).unwrap()).unwrap();
     assert_eq!(config.version, cairn::store::config::FORMAT_VERSION);

@@ -282,6 +282,33 @@ fn max_unused_zero_repacks_what_the_default_threshold_leaves_and_removes_all_unu
 }
 
 #[test]
+fn a_dry_run_says_what_repacking_rewrites_against_what_it_frees() {
+    // Issue 21: the trade of a repack, for choosing --max-unused.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 10, 300);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    for i in 0..6 {
+        fs::remove_file(src.join(format!("f{i}"))).unwrap();
+    }
+    snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &s1]).assert().success();
+    let out = t.cairn(["prune", "--dry-run"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    // 4 live files of 200 000 random bytes stay, 6 go.
+    assert!(
+        text.contains("dry run: repacking rewrites 781.25 KiB of live blobs to free 1.14 MiB"),
+        "{text}"
+    );
+    let kept = t
+        .cairn(["prune", "--dry-run", "--max-unused", "100%"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&kept.get_output().stdout).into_owned();
+    assert!(!text.contains("repacking rewrites"), "{text}");
+}
+
+#[test]
 fn a_dry_run_changes_no_store_file_and_its_json_plan_names_the_packs_to_delete_and_repack() {
     no_core_dumps();
     let t = TestEnv::with_store();

@@ -113,8 +113,7 @@ impl Backend {
         let mut numbers: Vec<u16> = self
             .list(DICTIONARIES)?
             .iter()
-            .filter_map(|o| o.key.strip_prefix(DICTIONARIES)?.parse().ok())
-            .filter(|n| *n != 0)
+            .filter_map(|o| number_of(o.key.strip_prefix(DICTIONARIES)?))
             .collect();
         numbers.sort_unstable();
         Ok(numbers)
@@ -142,5 +141,30 @@ impl Backend {
                     format!("{key}: {e}"),
                 ))
             })
+    }
+}
+
+/// The number a dictionary's name spells: decimal digits without a leading
+/// zero, 1 to 65535 (anything else there is not a dictionary: `+5` and
+/// `05` would otherwise pass for 5).
+fn number_of(name: &str) -> Option<u16> {
+    let digits = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit());
+    if !digits || name.starts_with('0') {
+        return None;
+    }
+    name.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_decimal_names_are_dictionaries() {
+        assert_eq!(number_of("1"), Some(1));
+        assert_eq!(number_of("65535"), Some(65535));
+        for name in ["0", "01", "+5", "-1", "65536", "", "1.tmp", " 1"] {
+            assert_eq!(number_of(name), None, "{name}");
+        }
     }
 }

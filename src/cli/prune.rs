@@ -155,6 +155,15 @@ fn print_plan(out: &mut Out, plan: &Plan, dry_run: bool) -> io::Result<()> {
     } else if dry_run {
         let bytes = human_bytes(plan.bytes_to_free());
         writeln!(out, "dry run: would free about {bytes}")?;
+        let (rewritten, freed) = plan.repack_trade();
+        if !c.repack.is_empty() {
+            writeln!(
+                out,
+                "dry run: repacking rewrites {} of live blobs to free {} (--max-unused trades one for the other)",
+                human_bytes(rewritten),
+                human_bytes(freed)
+            )?;
+        }
     }
     Ok(())
 }

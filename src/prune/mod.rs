@@ -215,16 +215,25 @@ pub struct LeftAlone {
 }
 
 impl Plan {
-    /// Bytes the plan frees: deleted packs whole, repacked ones less their
-    /// live bytes (an estimate until the new packs exist).
-    pub fn bytes_to_free(&self) -> u64 {
-        let deleted: u64 = self.choice.delete.iter().map(|p| p.size).sum();
-        let repacked: u64 = self
+    /// What repacking costs and gains: live bytes it rewrites, and bytes
+    /// it frees. Repacking a pack more than 20% unused (the default) frees
+    /// at least one byte for every four it rewrites.
+    pub fn repack_trade(&self) -> (u64, u64) {
+        let rewritten = self.choice.repack.iter().map(|p| p.live_bytes).sum();
+        let freed = self
             .choice
             .repack
             .iter()
             .map(|p| p.size.saturating_sub(p.live_bytes))
             .sum();
+        (rewritten, freed)
+    }
+
+    /// Bytes the plan frees: deleted packs whole, repacked ones less their
+    /// live bytes (an estimate until the new packs exist).
+    pub fn bytes_to_free(&self) -> u64 {
+        let deleted: u64 = self.choice.delete.iter().map(|p| p.size).sum();
+        let (_, repacked) = self.repack_trade();
         let unreferenced: u64 = self.unreferenced.iter().map(|p| p.size).sum();
         deleted + repacked + unreferenced
     }

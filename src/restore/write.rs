@@ -97,6 +97,9 @@ impl ItemError {
     fn is_damage(&self) -> bool {
         match self {
             Self::Missing(_) | Self::Size { .. } | Self::Defect(_) => true,
+            Self::Pack(PackError::Dictionary { source, .. }) => {
+                source.is_not_found() || source.source.kind() == std::io::ErrorKind::InvalidData
+            }
             Self::Pack(e) => matches!(
                 e,
                 PackError::Format { .. }
