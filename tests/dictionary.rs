@@ -542,8 +542,12 @@ fn a_sqlite_database_restores_exactly_and_most_of_its_page_runs_use_the_dictiona
          mean stored/raw {ratio_plain:.4} plain, {ratio_with:.4} with ({:.1}% smaller)",
         (1.0 - ratio_with / ratio_plain) * 100.0
     );
+    // Regression (#21): while one compressor trained, the others went on
+    // without the dictionary, and on a fast run most of the database did.
+    // Now only the sampled runs (and the odd incompressible one) go without.
+    let sampled = (SAMPLE_BYTES / 4096) as usize;
     assert!(
-        with * 2 > runs,
+        with + sampled + runs / 50 >= runs,
         "{with} of {runs} page runs used the dictionary"
     );
     assert!(ratio_with < ratio_plain, "{ratio_with} >= {ratio_plain}");

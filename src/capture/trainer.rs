@@ -9,7 +9,7 @@
 //! is the one that gains most. Two hosts training at once both try to
 //! create `dictionaries/1`; the one that finds it made uses that one.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::backend::Backend;
 use crate::compress::Dictionary;
@@ -24,6 +24,8 @@ pub const WRITERS_DICTIONARY: u16 = 1;
 pub struct Trainer {
     backend: Backend,
     state: Mutex<State>,
+    /// Signalled when training ends.
+    trained: Condvar,
 }
 
 enum State {
@@ -31,7 +33,8 @@ enum State {
     Settled(Option<Arc<Dictionary>>),
     /// Gathering samples; blobs go out without a dictionary meanwhile.
     Sampling(Samples),
-    /// One compressor is training; the others go on without.
+    /// One compressor is training; the others wait for it (30-70 ms),
+    /// else on a fast machine most of a database would go out without.
     Training,
 }
 
@@ -47,6 +50,7 @@ impl Trainer {
         Ok(Self {
             backend,
             state: Mutex::new(state),
+            trained: Condvar::new(),
         })
     }
 
@@ -81,10 +85,10 @@ impl Trainer {
         if kind != BlobKind::Data || data.len() > dictionary::MAX_BLOB {
             return None;
         }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         let complete = match &mut *state {
             State::Settled(found) => return found.clone(),
-            State::Training => return None,
+            State::Training => return self.wait_for_training(state),
             State::Sampling(samples) => samples.add(data),
         };
         if !complete {
@@ -94,9 +98,27 @@ impl Trainer {
             return None;
         };
         drop(state);
+        let settle = Settle(self);
         let trained = self.train(&samples);
-        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Settled(trained);
+        *self.lock() = State::Settled(trained);
+        drop(settle);
         None
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The dictionary another compressor is training, once it is done.
+    fn wait_for_training(&self, state: MutexGuard<'_, State>) -> Option<Arc<Dictionary>> {
+        let state = self
+            .trained
+            .wait_while(state, |s| matches!(s, State::Training))
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*state {
+            State::Settled(found) => found.clone(),
+            _ => None,
+        }
     }
 
     /// Trains on `samples` and stores the result, or the dictionary
@@ -106,5 +128,20 @@ impl Trainer {
     fn train(&self, samples: &Samples) -> Option<Arc<Dictionary>> {
         let made = Dictionary::new(WRITERS_DICTIONARY, samples.train().ok()?).ok()?;
         self.backend.publish_dictionary(made).ok()
+    }
+}
+
+/// Ends a training however it ends (a panic included): without a
+/// dictionary unless one was settled, waking the compressors that wait.
+struct Settle<'t>(&'t Trainer);
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        if matches!(*state, State::Training) {
+            *state = State::Settled(None);
+        }
+        drop(state);
+        self.0.trained.notify_all();
     }
 }
