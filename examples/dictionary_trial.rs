@@ -6,6 +6,10 @@
 //!
 //! cargo run --release --example dictionary_trial -- pages app.db
 //! cargo run --release --example dictionary_trial -- files DIR
+//! cargo run --release --example dictionary_trial -- sizes DIR
+//!
+//! `sizes` trains on the first 1 MiB of DIR's files of at most 64 KiB and
+//! compares by file size, to choose which blobs use the dictionary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -28,6 +32,9 @@ fn main() {
             .collect(),
         _ => files_under(Path::new(path)),
     };
+    if kind == "sizes" {
+        return by_size(blobs);
+    }
     let total: usize = blobs.iter().map(Vec::len).sum();
     println!("{} blobs, {total} bytes", blobs.len());
     trial("no dictionary", &blobs, None, 0.0);
@@ -51,6 +58,38 @@ fn main() {
             Some(&dictionary),
             secs,
         );
+    }
+}
+
+/// Files of up to 64 KiB in size classes, without and with a dictionary
+/// trained from the first 1 MiB of them.
+fn by_size(blobs: Vec<Vec<u8>>) {
+    let blobs: Vec<Vec<u8>> = blobs
+        .into_iter()
+        .filter(|b| !b.is_empty() && b.len() <= 64 << 10)
+        .collect();
+    let mut samples = Samples::default();
+    for b in &blobs {
+        if samples.add(b) {
+            break;
+        }
+    }
+    let dictionary = Dictionary::new(1, samples.train().unwrap()).unwrap();
+    for (lo, hi) in [
+        (1, 4 << 10),
+        (4 << 10, 8 << 10),
+        (8 << 10, 16 << 10),
+        (16 << 10, 32 << 10),
+        (32 << 10, 64 << 10),
+    ] {
+        let class: Vec<Vec<u8>> = blobs
+            .iter()
+            .filter(|b| b.len() > lo && b.len() <= hi)
+            .cloned()
+            .collect();
+        println!("files of {lo}..={hi} bytes: {}", class.len());
+        trial("  no dictionary", &class, None, 0.0);
+        trial("  dictionary", &class, Some(&dictionary), 0.0);
     }
 }
 

@@ -36,7 +36,7 @@ use serde_json::Value;
 const SAMPLE_BYTES: u64 = 1 << 20;
 /// Data blobs of at most this many bytes are sampled and compressed with
 /// the dictionary.
-const SMALL_BLOB: u32 = 64 << 10;
+const SMALL_BLOB: u32 = 8 << 10;
 /// Largest zstd dictionary cairn trains.
 const MAX_DICTIONARY: usize = 112 << 10;
 /// Bytes of a dictionary object before the zstd dictionary: `CAIRNDCT`,
@@ -602,7 +602,7 @@ fn big_file_chunks_are_neither_sampled_nor_compressed_with_the_dictionary() {
     t.snapshot(&[&small], &[]);
     assert_eq!(dictionaries(&t), ["1"]);
 
-    // After it exists: a new big file, and files on both sides of 64 KiB.
+    // After it exists: a new big file, and files on both sides of 8 KiB.
     let later = t.path("later");
     write_file(&later.join("words.txt"), text(10).as_bytes());
     let mut rng = Rng::new(11);
@@ -622,9 +622,9 @@ fn big_file_chunks_are_neither_sampled_nor_compressed_with_the_dictionary() {
     assert_eq!(
         of(&at_limit),
         (ZSTD_DICTIONARY, 1),
-        "a blob of exactly 64 KiB"
+        "a blob of exactly 8 KiB"
     );
-    assert_eq!(of(&over), (ZSTD, 0), "a blob of 64 KiB + 1");
+    assert_eq!(of(&over), (ZSTD, 0), "a blob of 8 KiB + 1");
     let chunks: Vec<&Entry> = new
         .iter()
         .filter(|e| e.kind == DATA && e.raw_len > SMALL_BLOB + 1)
