@@ -98,11 +98,16 @@ impl Trainer {
             return None;
         };
         drop(state);
+        self.settle_with(&samples);
+        None
+    }
+
+    /// Trains on `samples` and settles every compressor on the result.
+    fn settle_with(&self, samples: &Samples) {
         let settle = Settle(self);
-        let trained = self.train(&samples);
+        let trained = self.train(samples);
         *self.lock() = State::Settled(trained);
         drop(settle);
-        None
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
