@@ -835,6 +835,12 @@ fn a_snapshot_into_a_store_whose_dictionary_is_damaged_writes_nothing_that_needs
     let more = t.path("more");
     word_files(&more, 300, 26, &GREEK, "");
     let out = t.cairn(["--json", "snapshot"]).arg(&more).output().unwrap();
+    // The nightly job's output says so (it went on without).
+    assert!(
+        stderr_of(&out).contains("the compression dictionary dictionaries/1 does not check out"),
+        "{}",
+        stderr_of(&out)
+    );
     // Refusing (naming the dictionary) or going on without it are both
     // fine; what was committed must restore while the damage is there.
     let committed = out
@@ -874,9 +880,13 @@ fn a_snapshot_after_the_dictionary_was_lost_does_not_reuse_its_number() {
     let more = t.path("more");
     training_set(&more, 29);
     let out = t.cairn(["--json", "snapshot"]).arg(&more).output().unwrap();
-    if out.status.success() {
-        assert_restores(t, id(&parse_json(&out.stdout)), &more);
-    }
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("the compression dictionary dictionaries/1 is missing"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_restores(t, id(&parse_json(&out.stdout)), &more);
     // The operator finds the lost dictionary (a copy of the store) and puts
     // it back: the old snapshots must be whole again, the new one too.
     assert!(
@@ -886,6 +896,26 @@ fn a_snapshot_after_the_dictionary_was_lost_does_not_reuse_its_number() {
     put(t, "dictionaries/1", &d.object);
     assert_verifies(t);
     assert_restores(t, &d.big.1, &d.big.0);
+}
+
+#[test]
+fn a_store_that_refuses_the_dictionary_still_takes_the_snapshot_and_says_why() {
+    let t = TestEnv::with_store();
+    // Nothing can be created under dictionaries/: a file stands there.
+    fs::write(t.store.join("dictionaries"), b"not a directory").unwrap();
+    let src = t.path("src");
+    training_set(&src, 31);
+    let out = t.cairn(["--json", "snapshot"]).arg(&src).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("could not store a compression dictionary")
+            || err.contains("the compression dictionary cannot be read"),
+        "{err}"
+    );
+    assert!(err.contains("stored without"), "{err}");
+    assert_labels_valid(&all_entries(&t), &[]);
+    assert_restores(&t, id(&parse_json(&out.stdout)), &src);
 }
 
 #[test]

@@ -104,7 +104,8 @@ impl Crafter {
 
     /// Stores `blobs` (kind, bytes) and returns their ids.
     fn put(&self, blobs: Vec<(BlobKind, Vec<u8>)>) -> Vec<BlobId> {
-        let (ids, _, _) = pipeline::run(&self.store, &Progress::default(), |sink| {
+        let trainer = cairn::capture::trainer::Trainer::for_store(&self.store).unwrap();
+        let (ids, _, _) = pipeline::run(&self.store, &trainer, &Progress::default(), |sink| {
             blobs
                 .into_iter()
                 .map(|(kind, bytes)| sink.put(kind, bytes))

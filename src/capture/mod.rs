@@ -23,7 +23,7 @@ pub mod report;
 pub mod sources;
 mod sparse;
 mod stdin;
-mod trainer;
+pub mod trainer;
 mod upload;
 pub mod walk;
 
@@ -341,8 +341,9 @@ pub fn run(
         Input::Paths(sources) => Some(sources),
         Input::Stdin { .. } | Input::Command { .. } => None,
     };
+    let trainer = trainer::Trainer::for_store(store)?;
     let captured = count::beside(sources, &excludes, progress, || {
-        pipeline::run(store, progress, |sink| {
+        pipeline::run(store, &trainer, progress, |sink| {
             let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;
             let mut walker = Walker {
                 parent_intact,
@@ -372,6 +373,9 @@ pub fn run(
             Ok((tree, walker.summary))
         })
     });
+    for message in trainer.notes() {
+        reporter.warn(&Warning::Note { message });
+    }
     let ((tree, walked), sink, written) = captured?;
 
     crate::crash::point("capture-walked");

@@ -133,11 +133,13 @@ impl BlobSink<'_> {
     }
 }
 
-/// Runs `walk` with a sink feeding compressors and a pack writer, then waits
-/// for every blob to be durable and cataloged. If `walk` fails, nothing more
-/// is sealed and its error is returned.
+/// Runs `walk` with a sink feeding compressors (small blobs with the
+/// dictionary `trainer` gives) and a pack writer, then waits for every
+/// blob to be durable and cataloged. If `walk` fails, nothing more is
+/// sealed and its error is returned.
 pub fn run<T>(
     store: &Store,
+    trainer: &Trainer,
     progress: &Progress,
     walk: impl FnOnce(&mut BlobSink<'_>) -> Result<T, CaptureError>,
 ) -> Result<(T, SinkStats, WriterStats), CaptureError> {
@@ -146,7 +148,6 @@ pub fn run<T>(
     let (ready_tx, ready_rx) = bounded::<Result<Ready, CaptureError>>(workers * 2);
     let abort = Arc::new(AtomicBool::new(false));
     let level = store.config().compression.level;
-    let trainer = Trainer::for_store(store)?;
     let shunned = super::present::condemned_known(store, store.catalog())?;
     let out = PackOutput {
         backend: store.backend().clone(),
@@ -160,7 +161,7 @@ pub fn run<T>(
         let compressors: Vec<_> = (0..workers)
             .map(|_| {
                 let (rx, tx) = (job_rx.clone(), ready_tx.clone());
-                let (vault, trainer) = (store.backend().vault(), &trainer);
+                let vault = store.backend().vault();
                 scope.spawn(move || compress_jobs(level, vault, trainer, rx, tx))
             })
             .collect();

@@ -26,6 +26,9 @@ pub struct Trainer {
     state: Mutex<State>,
     /// Signalled when training ends.
     trained: Condvar,
+    /// What the user should hear: a dictionary that is damaged or lost,
+    /// or one that could not be stored.
+    notes: Mutex<Vec<String>>,
 }
 
 enum State {
@@ -43,39 +46,67 @@ impl Trainer {
     /// have one and has none yet.
     pub fn for_store(store: &Store) -> Result<Self, StoreError> {
         let backend = store.backend().clone();
+        let mut notes = Vec::new();
         let state = match store.config().allows_dictionaries() {
             false => State::Settled(None),
-            true => Self::start(store, &backend)?,
+            true => Self::start(store, &backend, &mut notes)?,
         };
         Ok(Self {
             backend,
             state: Mutex::new(state),
             trained: Condvar::new(),
+            notes: Mutex::new(notes),
         })
     }
 
+    /// What the user should hear about the dictionary, once the capture
+    /// is done.
+    pub fn notes(&self) -> Vec<String> {
+        self.notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Where a store that may have dictionaries starts. One whose
-    /// dictionary is damaged, or missing while blobs name it, is written
-    /// without: a new dictionary under that number would make those blobs
-    /// unreadable for good, even once the original is put back (from a
-    /// copy). `verify` reports it.
-    fn start(store: &Store, backend: &Backend) -> Result<State, StoreError> {
-        match backend.find_dictionary(WRITERS_DICTIONARY) {
-            Ok(Some(found)) => Ok(State::Settled(Some(found))),
+    /// dictionary is damaged, unreadable, or missing while blobs name it,
+    /// is written without (and the user told): a new dictionary under
+    /// that number would make those blobs unreadable for good, even once
+    /// the original is put back (from a copy). `verify` reports it.
+    fn start(
+        store: &Store,
+        backend: &Backend,
+        notes: &mut Vec<String>,
+    ) -> Result<State, StoreError> {
+        let key = crate::backend::dictionaries::key(WRITERS_DICTIONARY);
+        let lost = |what: &str| {
+            format!(
+                "the compression dictionary {key} {what}: this snapshot is stored without it; \
+                 `cairn verify` names what depends on it, and putting it back from a copy of the store mends them"
+            )
+        };
+        let note = match backend.find_dictionary(WRITERS_DICTIONARY) {
+            Ok(Some(found)) => return Ok(State::Settled(Some(found))),
             Ok(None)
-                if store
+                if !store
                     .catalog()
                     .dictionaries_used()?
                     .contains(&WRITERS_DICTIONARY) =>
             {
-                Ok(State::Settled(None))
+                return Ok(State::Sampling(Samples::default()));
             }
-            Ok(None) => Ok(State::Sampling(Samples::default())),
+            Ok(None) => lost("is missing, though blobs of this store were compressed with it"),
             Err(e) if e.source.kind() == std::io::ErrorKind::InvalidData => {
-                Ok(State::Settled(None))
+                lost(&format!("does not check out ({})", e.source))
             }
-            Err(e) => Err(e.into()),
-        }
+            // Whatever else keeps it from being read: the snapshot is whole
+            // without it, and smaller with it, never more than that.
+            Err(e) => format!(
+                "the compression dictionary cannot be read ({e}): this snapshot is stored without one"
+            ),
+        };
+        notes.push(note);
+        Ok(State::Settled(None))
     }
 
     /// The dictionary to compress `data` (a blob of `kind`) with: none for
@@ -132,7 +163,16 @@ impl Trainer {
     /// a dictionary, and the next one tries again.
     fn train(&self, samples: &Samples) -> Option<Arc<Dictionary>> {
         let made = Dictionary::new(WRITERS_DICTIONARY, samples.train().ok()?).ok()?;
-        self.backend.publish_dictionary(made).ok()
+        match self.backend.publish_dictionary(made) {
+            Ok(published) => Some(published),
+            Err(e) => {
+                let mut notes = self.notes.lock().unwrap_or_else(PoisonError::into_inner);
+                notes.push(format!(
+                    "could not store a compression dictionary ({e}): this snapshot is stored without one; the next tries again"
+                ));
+                None
+            }
+        }
     }
 }
 

@@ -281,7 +281,8 @@ fn rewrite_snapshots(
     }
     let mut list = store.snapshots()?;
     list.snapshots.retain(|s| !refused.contains(&s.id));
-    let (plans, _, _) = pipeline::run(store, progress, |sink| {
+    let trainer = crate::capture::trainer::Trainer::for_store(store)?;
+    let (plans, _, _) = pipeline::run(store, &trainer, progress, |sink| {
         let mut pruner = Pruner {
             store,
             lost,
