@@ -1028,6 +1028,36 @@ fn copy_into_a_store_with_its_own_dictionary_adds_the_source_one_as_number_2() {
     assert_verifies(&there);
 }
 
+#[test]
+fn copy_never_gives_a_targets_lost_dictionary_number_to_the_sources() {
+    // Found in review (#21): the target's dictionaries/1 is lost while its
+    // blobs still name 1; a copy must not store the source's dictionary as
+    // 1, or putting the original back would break the copied blobs.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    training_set(&src, 35);
+    let snap = t.snapshot(&[&src], &[]);
+    let offsite = t.path("offsite");
+    t.cairn_without_store(["--store"])
+        .arg(&offsite)
+        .arg("init")
+        .assert()
+        .success();
+    let there = host_on(&t, &offsite);
+    let own = there.path("own");
+    word_files(&own, TRAINING_FILES, 36, &NATO, "");
+    let own_snap = there.snapshot(&[&own], &[]);
+    let own_dictionary = get(&there, "dictionaries/1");
+    delete(&there, "dictionaries/1");
+
+    copy_to(&t, &offsite);
+    assert_eq!(dictionaries(&there), ["2"], "the lost number was reused");
+    assert_restores(&there, id(&snap), &src);
+    put(&there, "dictionaries/1", &own_dictionary);
+    assert_restores(&there, id(&own_snap), &own);
+    assert_verifies(&there);
+}
+
 // --- prune and repack ------------------------------------------------------------
 
 #[test]

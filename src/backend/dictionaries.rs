@@ -100,11 +100,15 @@ impl Backend {
                 loaded.insert(number, Ok(made.clone()));
                 Ok(made)
             }
-            Err(e) if e.is_already_exists() => {
+            // Another host's (an object of another size may not come back
+            // as "exists"): if one is there and checks out, it is the one.
+            Err(e) => {
                 self.forget_dictionary(number);
-                self.dictionary(number)
+                match self.find_dictionary(number) {
+                    Ok(Some(there)) => Ok(there),
+                    _ => Err(e),
+                }
             }
-            Err(e) => Err(e),
         }
     }
 
@@ -135,12 +139,7 @@ impl Backend {
         let plain = self.get_opened(&key, MAX_OBJECT)?;
         Dictionary::decode(number, &plain)
             .map(Arc::new)
-            .map_err(|e| {
-                self.at(&key)(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{key}: {e}"),
-                ))
-            })
+            .map_err(|e| self.at(&key)(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))
     }
 }
 

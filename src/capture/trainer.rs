@@ -47,9 +47,10 @@ impl Trainer {
     pub fn for_store(store: &Store) -> Result<Self, StoreError> {
         let backend = store.backend().clone();
         let mut notes = Vec::new();
-        let state = match store.config().allows_dictionaries() {
-            false => State::Settled(None),
-            true => Self::start(store, &backend, &mut notes)?,
+        let state = if store.config().allows_dictionaries() {
+            Self::start(store, &backend, &mut notes)?
+        } else {
+            State::Settled(None)
         };
         Ok(Self {
             backend,
@@ -81,8 +82,9 @@ impl Trainer {
         let key = crate::backend::dictionaries::key(WRITERS_DICTIONARY);
         let lost = |what: &str| {
             format!(
-                "the compression dictionary {key} {what}: this snapshot is stored without it; \
-                 `cairn verify` names what depends on it, and putting it back from a copy of the store mends them"
+                "the compression dictionary {key} {what}: this snapshot's new data is stored without it, \
+                 but what it shares with earlier snapshots still needs it; `cairn verify` names what depends \
+                 on it, and putting it back from a copy of the store mends them"
             )
         };
         let note = match backend.find_dictionary(WRITERS_DICTIONARY) {

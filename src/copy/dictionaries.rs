@@ -21,12 +21,14 @@ pub enum CarryError {
 }
 
 /// Where each of `from`'s dictionaries is in `to`, storing those `to`
-/// lacks.
-pub fn carry(from: &Backend, to: &Backend) -> Result<Renumbering, CarryError> {
+/// lacks. `named_in_to` are the numbers `to`'s own blobs name: never
+/// given to another dictionary, even where the object is lost (putting
+/// the original back must mend those blobs, not break the copied ones).
+pub fn carry(from: &Backend, to: &Backend, named_in_to: &[u16]) -> Result<Renumbering, CarryError> {
     let mut map = HashMap::new();
     for number in from.dictionary_numbers().map_err(CarryError::Source)? {
         let dictionary = from.dictionary(number).map_err(CarryError::Source)?;
-        let there = place(to, &dictionary).map_err(CarryError::Target)?;
+        let there = place(to, &dictionary, named_in_to).map_err(CarryError::Target)?;
         map.insert(number, there);
     }
     Ok(Renumbering::Into(map))
@@ -35,13 +37,14 @@ pub fn carry(from: &Backend, to: &Backend) -> Result<Renumbering, CarryError> {
 /// The number under which `to` holds `dictionary`'s bytes, storing them if
 /// it has none. Another host may take a free number meanwhile: then the
 /// next one is tried.
-fn place(to: &Backend, dictionary: &Dictionary) -> Result<u16, BackendError> {
-    let taken = to.dictionary_numbers()?;
+fn place(to: &Backend, dictionary: &Dictionary, named: &[u16]) -> Result<u16, BackendError> {
+    let mut taken = to.dictionary_numbers()?;
     for &number in &taken {
         if to.dictionary(number)?.bytes() == dictionary.bytes() {
             return Ok(number);
         }
     }
+    taken.extend_from_slice(named);
     let mut candidate = dictionary.number();
     loop {
         while taken.contains(&candidate) {

@@ -247,7 +247,11 @@ fn tree_and_time(s: &Snapshot) -> (TreeId, String) {
 /// Makes the source's dictionaries available in the target, before any
 /// blob made with one is copied there.
 fn carry_dictionaries(from: &Store, to: &Store) -> Result<Renumbering, CopyError> {
-    dictionaries::carry(from.backend(), to.backend()).map_err(|e| match e {
+    let named = to
+        .catalog()
+        .dictionaries_used()
+        .map_err(|e| target(to, e.into()))?;
+    dictionaries::carry(from.backend(), to.backend(), &named).map_err(|e| match e {
         CarryError::Source(e) => source(from, e.into()),
         CarryError::Target(e) => target(to, e.into()),
     })

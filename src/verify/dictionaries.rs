@@ -36,11 +36,13 @@ pub fn check(store: &Store) -> Result<Vec<DictionaryDamage>, StoreError> {
                 "missing: the blobs made with it cannot be decoded".into()
             }
             Err(e) if e.source.kind() == io::ErrorKind::InvalidData => e.source.to_string(),
-            Err(e) => return Err(e.into()),
+            // Too large, a directory, unreachable: not usable either way.
+            Err(e) => format!("cannot be read: {e}"),
         };
-        let lost = match used.contains(&number) {
-            true => store.catalog().blobs_with_dictionary(number)?,
-            false => Vec::new(),
+        let lost = if used.contains(&number) {
+            store.catalog().blobs_with_dictionary(number)?
+        } else {
+            Vec::new()
         };
         out.push(DictionaryDamage {
             key: key(number),

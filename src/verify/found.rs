@@ -42,6 +42,13 @@ impl Found {
         }
     }
 
+    /// Whether `blob` is already lost with a missing or damaged dictionary.
+    fn lost_to_dictionary(&self, blob: &BlobId) -> bool {
+        self.blobs
+            .get(blob)
+            .is_some_and(|&i| self.damage[i].kind == DamageKind::Dictionary)
+    }
+
     pub(super) fn record(&mut self, key: String, cause: String) {
         self.add(DamageKind::Record, key, cause);
     }
@@ -99,7 +106,7 @@ impl Found {
         let unexplained = read
             .bad_blobs
             .iter()
-            .any(|(b, _)| !self.blobs.contains_key(b));
+            .any(|(b, _)| !self.lost_to_dictionary(b));
         if read.file_damage.is_none() && !unexplained {
             return;
         }
