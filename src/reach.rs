@@ -249,7 +249,7 @@ impl TreeChecker<'_> {
             return Ok(Some(defect.to_owned()));
         }
         let mut sum = Some(0u64);
-        for chunk in entry.chunks().unwrap_or_default() {
+        for chunk in BlobId::in_id_order(entry.chunks().unwrap_or_default()) {
             let first = self.blobs.insert(prefix(chunk));
             match self.store.catalog().raw_len(chunk)? {
                 Some(len) => sum = sum.map(|s| s.saturating_add(u64::from(len))),

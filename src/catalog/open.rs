@@ -79,6 +79,20 @@ impl Catalog {
             .map_err(sqlite(&self.path))
     }
 
+    /// Shrinks SQLite's page cache from 16 MiB to 2 MiB, for a command whose
+    /// many lookups come in id order (verify and restore look a file's
+    /// chunks up sorted): the 16 MiB serve a snapshot's walk, whose lookups
+    /// of each file's chunks come in random order and found the pages of
+    /// the index cached. Measured on a store of a 500 MB database and 8
+    /// nights: verify's peak RSS 89 → 72 MiB and 3.4 → 2.5 s, restore's
+    /// 78 → 76 MiB; on 200k small files (random lookups, one chunk each)
+    /// verify 54 → 43 MiB for 8% more time, restore 39 → 29 MiB.
+    pub fn use_small_cache(&self) -> Result<(), CatalogError> {
+        self.conn
+            .execute_batch("PRAGMA cache_size = -2048;")
+            .map_err(sqlite(&self.path))
+    }
+
     /// Whether this connection only reads (see [`Catalog::open_read_only`]).
     pub fn is_read_only(&self) -> bool {
         self.read_only

@@ -102,6 +102,18 @@ impl Catalog {
         &self,
         pack: &PackRow,
     ) -> Result<Vec<(BlobId, BlobLocation)>, CatalogError> {
+        self.blobs_in_pack_as(pack, |id, at| Some((id, at)))
+    }
+
+    /// What `keep` makes of each blob recorded in `pack`, in pack order,
+    /// leaving out those it returns `None` for: a caller keeping a compact
+    /// form of the rows of every pack builds it here, without a vector of
+    /// full rows per pack beside it.
+    pub fn blobs_in_pack_as<T>(
+        &self,
+        pack: &PackRow,
+        mut keep: impl FnMut(BlobId, BlobLocation) -> Option<T>,
+    ) -> Result<Vec<T>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -119,7 +131,7 @@ impl Catalog {
                 .as_deref()
                 .and_then(BlobId::from_slice)
                 .ok_or_else(|| self.corrupt(format!("blob in pack {}: id length", pack.id)))?;
-            out.push((id, self.location(&id, pack.id, row)?));
+            out.extend(keep(id, self.location(&id, pack.id, row)?));
         }
         Ok(out)
     }

@@ -120,6 +120,7 @@ pub fn execute(
         });
     }
     progress.set_totals(survey.files, survey.bytes);
+    store.catalog().use_small_cache()?;
     // From here on files are in flight: a signal only asks to stop.
     let _cleanup = interrupt::Cleanup::start();
     allow_open_files();
@@ -296,13 +297,14 @@ fn finish_later(batch: &mut Batch, fd: Option<DirFd>, dir: DirToFinish) {
 }
 
 /// Adds where each of `chunks` is to `locations` (a blob the catalog does
-/// not know is left out: it is missing from the store).
+/// not know is left out: it is missing from the store). Looked up in id
+/// order (see [`BlobId::in_id_order`]).
 fn locate_into(
     store: &Store,
     chunks: &[BlobId],
     locations: &mut HashMap<BlobId, BlobLocation>,
 ) -> Result<(), RestoreError> {
-    for id in chunks {
+    for id in BlobId::in_id_order(chunks) {
         if !locations.contains_key(id)
             && let Some(at) = store.catalog().locate(id)?
         {

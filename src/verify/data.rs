@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::packs::Rows;
+use super::packs::{Row, Rows};
 use crate::backend::Backend;
 use crate::catalog::prune::PackRow;
 use crate::id::{BlobId, PackId};
@@ -73,10 +73,10 @@ pub struct PackRead {
     pub bytes: u64,
     /// Why the file as a whole is damaged (unreadable, wrong size, wrong id).
     pub file_damage: Option<String>,
-    /// Blobs that do not check out, with the reason.
+    /// Blobs that do not check out, with the reason; every other blob of
+    /// the pack's rows checks out (not listed: verify reads every blob of
+    /// the store, and a list of the good ones was a blob id for each).
     pub bad_blobs: Vec<(BlobId, String)>,
-    /// Blobs that check out.
-    pub good_blobs: Vec<BlobId>,
 }
 
 impl PackRead {
@@ -183,7 +183,6 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
         bytes: 0,
         file_damage: None,
         bad_blobs: Vec::new(),
-        good_blobs: Vec::new(),
     };
     let mut stream = match backend.reader(&pack::key(&pack.id)) {
         Ok(reader) => PackStream::new(reader, pack.size),
@@ -191,23 +190,24 @@ fn read_pack(backend: &Backend, pack: &PackRow, rows: &Rows) -> PackRead {
             out.file_damage = Some(e.source.to_string());
             out.bad_blobs = rows
                 .iter()
-                .map(|(id, _)| (*id, "pack unreadable".into()))
+                .map(|r| (r.id, "pack unreadable".into()))
                 .collect();
             return out;
         }
     };
-    let mut in_order: Vec<&(BlobId, _)> = rows.iter().collect();
-    in_order.sort_by_key(|(_, at)| at.offset);
+    let mut in_order: Vec<&Row> = rows.iter().collect();
+    in_order.sort_by_key(|r| r.offset);
     let mut stored = Vec::new();
-    for (id, at) in in_order {
+    for row in in_order {
         let checked = stream
-            .read_at(at.offset, at.stored_len as usize, &mut stored, pack.size)
+            .read_at(row.offset, row.stored_len as usize, &mut stored, pack.size)
             .and_then(|()| {
-                pack::reader::check_stored(backend, id, at, &stored).map_err(|e| e.to_string())
+                let at = row.location(pack.id);
+                pack::reader::check_stored(backend, &row.id, &at, &stored)
+                    .map_err(|e| e.to_string())
             });
-        match checked {
-            Ok(()) => out.good_blobs.push(*id),
-            Err(why) => out.bad_blobs.push((*id, why)),
+        if let Err(why) = checked {
+            out.bad_blobs.push((row.id, why));
         }
     }
     match stream.finish(pack.size) {

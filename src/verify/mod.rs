@@ -175,6 +175,7 @@ pub fn verify(
     options: &VerifyOptions,
     progress: &Progress,
 ) -> Result<Report, StoreError> {
+    store.catalog().use_small_cache()?;
     recheck::verify_beside_prunes(store, options, progress)
 }
 
@@ -245,7 +246,9 @@ pub fn verify_listed(
     let mut report = Report::new(&chosen, &reached, checked.len() as u64);
     report.unbounded = unbounded;
     let read = read_data(store, &checked, options, progress, &mut report)?;
-    settle_suspects(&mut found, suspects, &read);
+    settle_suspects(&mut found, suspects, &checked, &read);
+    // The rows of every pack (56 bytes a blob) are not needed past here.
+    drop(checked);
     for r in &read {
         // Restricted to some snapshots, a pack whose blobs they need all
         // check out is fine for them, whatever else is wrong with the file.
@@ -396,16 +399,27 @@ fn read_data(
 }
 
 /// Blobs a header disagreed about are lost unless reading them by the
-/// catalog's location proved them intact.
+/// catalog's location proved them intact: their pack was read and they
+/// are not among its bad blobs.
 fn settle_suspects(
     found: &mut found::Found,
     suspects: HashMap<BlobId, usize>,
+    checked: &[(PackRow, packs::Rows)],
     read: &[data::PackRead],
 ) {
-    let proven: HashSet<BlobId> = read
-        .iter()
-        .flat_map(|r| r.good_blobs.iter().copied())
-        .collect();
+    if suspects.is_empty() {
+        return;
+    }
+    let read: HashMap<PackId, &data::PackRead> = read.iter().map(|r| (r.pack, r)).collect();
+    let mut proven = HashSet::new();
+    for (pack, rows) in checked {
+        let Some(r) = read.get(&pack.id) else {
+            continue;
+        };
+        let bad: HashSet<BlobId> = r.bad_blobs.iter().map(|(b, _)| *b).collect();
+        let good = rows.iter().map(|row| row.id).filter(|b| !bad.contains(b));
+        proven.extend(good.filter(|b| suspects.contains_key(b)));
+    }
     for (blob, index) in suspects {
         if !proven.contains(&blob) {
             found.lose(blob, index);
