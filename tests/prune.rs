@@ -1047,3 +1047,39 @@ fn prune_works_on_a_store_whose_catalog_was_lost_and_rebuilt() {
     );
     assert_restores(&t, &s2, &src, &copy2);
 }
+
+#[test]
+fn a_catalog_that_lacks_a_blob_a_snapshot_needs_stops_prune_before_it_deletes_anything() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("kept"), 2, SMALL);
+    write_random_file(&src.join("dropped"), 4, SMALL);
+    let first = t.snapshot(&[&src], &[]);
+    fs::remove_file(src.join("dropped")).unwrap();
+    t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&first)]).assert().success();
+    // The catalog forgets the one blob of `kept` (one chunk: its id is the
+    // BLAKE3 of its bytes), as a damaged catalog would.
+    let kept = blake3::hash(&fs::read(src.join("kept")).unwrap());
+    let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
+    let dropped = conn
+        .execute("DELETE FROM blobs WHERE id = ?1", [&kept.as_bytes()[..]])
+        .unwrap();
+    assert_eq!(dropped, 1, "the blob had its row");
+    drop(conn);
+    // What the store holds; the catalog, a cache of it, may be written.
+    let objects = |store: &Path| {
+        let mut state = store_state(store);
+        state.retain(|(p, _)| p != Path::new("catalog.db"));
+        state
+    };
+    let before = objects(&t.store);
+
+    let out = t.cairn(["prune"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("not in the catalog"), "{err}");
+    assert!(err.contains(&kept.to_hex().to_string()), "{err}");
+    assert!(err.contains("prune deletes nothing"), "{err}");
+    assert_same_state(&before, &objects(&t.store), "a refused prune");
+}

@@ -8,7 +8,7 @@ use super::{LeftAlone, Plan, PruneError, PruneOptions, UnreferencedPack, choose,
 use crate::id::PackId;
 use crate::pack::{self, PackError};
 use crate::progress::Progress;
-use crate::reach::{self, LiveSet, Trouble};
+use crate::reach::{self, Checks, LiveSet, Trouble};
 use crate::snapshot::{self, Snapshot};
 use crate::store::Store;
 
@@ -46,10 +46,16 @@ pub fn plan(
     }
     let store = &*store;
     let started = Instant::now();
-    let live = mark(store, &snapshots, progress)?;
+    let live = mark(store, &snapshots, Checks::Marks, progress)?;
     let mark_secs = started.elapsed().as_secs_f64();
     let packs = store.catalog().packs()?;
     let choice = choose::choose(store.catalog(), &packs, &live, repack_rule(store, options))?;
+    if choice.blobs.live != live.len() {
+        // The catalog holds fewer of the marked blobs than were marked:
+        // some are missing (or two marked ids share a prefix). Which, the
+        // slow way: a lookup of each.
+        mark(store, &snapshots, Checks::Blobs, progress)?;
+    }
     let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
     let (unreferenced, left_alone) = unreferenced_packs(store, &cataloged)?;
     Ok(Plan {
@@ -77,11 +83,16 @@ fn repack_rule(store: &Store, options: &PruneOptions) -> choose::RepackRule {
     }
 }
 
-/// Marks what `snapshots` reach; any blob they need that the catalog lacks,
-/// or any tree that does not read, stops prune: it must not decide what is
-/// dead on the word of a damaged store.
-fn mark(store: &Store, snapshots: &[Snapshot], progress: &Progress) -> Result<LiveSet, PruneError> {
-    let reached = reach::reach(store, snapshots, reach::Checks::Blobs, progress)?;
+/// Marks what `snapshots` reach; any blob they need that the catalog lacks
+/// (looked for as `checks` say), or any tree that does not read, stops
+/// prune: it must not decide what is dead on the word of a damaged store.
+fn mark(
+    store: &Store,
+    snapshots: &[Snapshot],
+    checks: Checks,
+    progress: &Progress,
+) -> Result<LiveSet, PruneError> {
+    let reached = reach::reach(store, snapshots, checks, progress)?;
     let mut missing = reached.troubles.iter().filter_map(|(s, t)| match t {
         Trouble::Missing(blob) => Some((s, blob)),
         Trouble::BadTree(..) | Trouble::BadEntry { .. } => None,
