@@ -196,13 +196,18 @@ pub(super) fn write_pack(
     if matches!(on_conflict, OnConflict::KeepFirst) && already_recorded(tx, rowid, pack)? {
         return Ok(());
     }
-    let verb = match on_conflict {
-        OnConflict::KeepFirst => "INSERT OR IGNORE",
-        OnConflict::Move => "INSERT OR REPLACE",
+    // Moving a row updates it in place (an upsert): INSERT OR REPLACE
+    // deleted and inserted it again, in the table and in its index.
+    let on_conflict = match on_conflict {
+        OnConflict::KeepFirst => "DO NOTHING",
+        OnConflict::Move => {
+            "DO UPDATE SET pack = ?2, kind = ?3, offset = ?4, stored_len = ?5,
+             raw_len = ?6, compression = ?7"
+        }
     };
     let mut insert = tx.prepare_cached(&format!(
-        "{verb} INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        "INSERT INTO blobs (id, pack, kind, offset, stored_len, raw_len, compression)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) {on_conflict}"
     ))?;
     let mut spare = tx.prepare_cached(
         "INSERT OR IGNORE INTO spares (id, pack, kind, offset, stored_len, raw_len, compression)
@@ -229,11 +234,17 @@ pub(super) fn write_pack(
 /// transaction; a blob whose row named it gets one of its spare copies in
 /// other packs instead, if it has any. Returns how many blob rows went.
 pub(super) fn drop_pack_rows(tx: &rusqlite::Transaction<'_>, rowid: i64) -> rusqlite::Result<u64> {
-    let ids: Vec<Vec<u8>> = tx
-        .prepare_cached("SELECT id FROM blobs WHERE pack = ?1")?
+    // Only the blobs with a copy elsewhere are promoted: trying each blob
+    // of the pack was two statements per blob, most of a repacking
+    // prune's catalog time where spare copies are rare.
+    let with_spares: Vec<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT b.id FROM blobs b WHERE b.pack = ?1
+             AND EXISTS (SELECT 1 FROM spares s WHERE s.id = b.id AND s.pack != ?1)",
+        )?
         .query_map([rowid], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    tx.execute("DELETE FROM blobs WHERE pack = ?1", [rowid])?;
+    let dropped = tx.execute("DELETE FROM blobs WHERE pack = ?1", [rowid])?;
     tx.execute("DELETE FROM spares WHERE pack = ?1", [rowid])?;
     tx.execute("DELETE FROM packs WHERE rowid = ?1", [rowid])?;
     let mut promote = tx.prepare_cached(
@@ -244,12 +255,12 @@ pub(super) fn drop_pack_rows(tx: &rusqlite::Transaction<'_>, rowid: i64) -> rusq
     let mut promoted = tx.prepare_cached(
         "DELETE FROM spares WHERE id = ?1 AND pack = (SELECT pack FROM blobs WHERE id = ?1)",
     )?;
-    for id in &ids {
+    for id in &with_spares {
         if promote.execute([id])? > 0 {
             promoted.execute([id])?;
         }
     }
-    Ok(ids.len() as u64)
+    Ok(dropped as u64)
 }
 
 /// Inserts `pack`'s row (if new) and returns its row id.
