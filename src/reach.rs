@@ -49,8 +49,7 @@ pub struct LiveSet {
 }
 
 fn prefix(id: &BlobId) -> u64 {
-    let b = id.as_bytes();
-    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    u64::from_le_bytes(LiveSet::prefix_bytes(id))
 }
 
 impl std::fmt::Debug for LiveSet {
@@ -65,6 +64,20 @@ impl std::fmt::Debug for LiveSet {
 }
 
 impl LiveSet {
+    /// The part of `id` the set keeps: its first 8 bytes.
+    pub fn prefix_bytes(id: &BlobId) -> [u8; 8] {
+        let b = id.as_bytes();
+        [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]
+    }
+
+    /// A set of exactly `ids`, for tests.
+    #[cfg(test)]
+    pub fn of(ids: &[BlobId]) -> Self {
+        let mut set = Self::default();
+        set.blobs.extend(ids.iter().map(prefix));
+        set
+    }
+
     /// Whether `id` is live (or shares its 8-byte prefix with a live blob).
     pub fn contains(&self, id: &BlobId) -> bool {
         self.blobs.contains(&prefix(id))

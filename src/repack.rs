@@ -98,8 +98,15 @@ pub fn repack_into(
 }
 
 /// Largest span of a pack read in one go; packs are 16 MiB by default, and
-/// a larger span (a store with huge packs) is read blob by blob.
+/// the blobs of a larger one (a store with huge packs) are read in spans of
+/// at most this (a blob larger still alone).
 const MAX_SPAN: u64 = 64 << 20;
+
+/// Blobs larger than this, decoded, are checked one at a time: every core
+/// decoding a tree of up to 1 GiB at once is too much memory.
+const MAX_CHECKED_AT_ONCE: u32 = 64 << 20;
+
+type Row = (BlobId, BlobLocation);
 
 fn copy_blobs(
     store: &Store,
@@ -108,32 +115,58 @@ fn copy_blobs(
     sink: &mut Sink<'_>,
     out: &mut Repacked,
 ) -> Result<(), RepackError> {
-    let blobs: Vec<_> = store
+    let blobs: Vec<Row> = store
         .catalog()
         .blobs_in_pack(pack)?
         .into_iter()
         .filter(|(id, _)| keep(id))
         .collect();
-    let (Some((_, first)), Some((_, last))) = (blobs.first(), blobs.last()) else {
-        return Ok(());
-    };
-    let start = first.offset;
-    let end = last.offset + u64::from(last.stored_len);
     let key = pack::key(&pack.id);
-    let read = |offset: u64, len: u64| store.backend().get_range(&key, offset, len as usize);
-    // Blobs come in pack order: one sequential read covers them all.
-    let span = if end - start <= MAX_SPAN {
-        Some(read(start, end - start)?)
-    } else {
-        None
-    };
-    let stored = blobs
+    for run in spans(&blobs) {
+        copy_run(store, &key, run, sink, out)?;
+    }
+    Ok(())
+}
+
+/// `blobs` (in pack order) cut into runs that each span at most
+/// [`MAX_SPAN`] of the pack, a larger blob being a run of its own.
+fn spans(blobs: &[Row]) -> Vec<&[Row]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=blobs.len() {
+        let ends = blobs.get(i).is_none_or(|(_, next)| {
+            let first = blobs[start].1.offset;
+            next.offset < first || next.offset + u64::from(next.stored_len) > first + MAX_SPAN
+        });
+        if ends {
+            runs.push(&blobs[start..i]);
+            start = i;
+        }
+    }
+    runs
+}
+
+/// Copies one run of a pack's blobs, read in one go and checked first.
+fn copy_run(
+    store: &Store,
+    key: &str,
+    run: &[Row],
+    sink: &mut Sink<'_>,
+    out: &mut Repacked,
+) -> Result<(), RepackError> {
+    let read = |offset: u64, len: u64| store.backend().get_range(key, offset, len as usize);
+    let start = run.first().map_or(0, |(_, at)| at.offset);
+    let end = run
+        .iter()
+        .map(|(_, at)| at.offset + u64::from(at.stored_len))
+        .max()
+        .unwrap_or(start);
+    let span = read(start, end - start)?;
+    let stored = run
         .iter()
         .map(|(_, at)| {
-            let lo = (at.offset - start) as usize;
-            let in_span = span
-                .as_ref()
-                .and_then(|s| s.get(lo..lo + at.stored_len as usize));
+            let lo = at.offset.checked_sub(start).map(|lo| lo as usize);
+            let in_span = lo.and_then(|lo| span.get(lo..lo + at.stored_len as usize));
             match in_span {
                 Some(bytes) => Ok(Cow::Borrowed(bytes)),
                 // Not covered by the span (a row overlapping another): its
@@ -142,8 +175,8 @@ fn copy_blobs(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    check_all(store, &blobs, &stored)?;
-    for ((id, at), stored) in blobs.iter().zip(&stored) {
+    check_all(store, run, &stored)?;
+    for ((id, at), stored) in run.iter().zip(&stored) {
         sink.add(*id, at.raw_len, at.compression, stored)?;
         out.bytes += u64::from(at.stored_len);
         out.blobs += 1;
@@ -152,18 +185,18 @@ fn copy_blobs(
 }
 
 /// Proves the bytes are each blob before they are copied under its id,
-/// on every core: decoding and hashing each blob was a fifth of a
-/// repacking prune, on one core.
-fn check_all(
-    store: &Store,
-    blobs: &[(BlobId, BlobLocation)],
-    stored: &[Cow<'_, [u8]>],
-) -> Result<(), RepackError> {
+/// on every core (decoding and hashing each blob was a fifth of a
+/// repacking prune, on one core), but one at a time where a blob is large.
+fn check_all(store: &Store, run: &[Row], stored: &[Cow<'_, [u8]>]) -> Result<(), RepackError> {
     let backend = store.backend();
-    blobs
-        .par_iter()
-        .zip(stored)
-        .try_for_each(|((id, at), bytes)| pack::reader::check_stored(backend, id, at, bytes))?;
+    let check = |((id, at), bytes): (&Row, &Cow<'_, [u8]>)| {
+        pack::reader::check_stored(backend, id, at, bytes)
+    };
+    if run.iter().any(|(_, at)| at.raw_len > MAX_CHECKED_AT_ONCE) {
+        run.iter().zip(stored).try_for_each(check)?;
+    } else {
+        run.par_iter().zip(stored).try_for_each(check)?;
+    }
     Ok(())
 }
 
@@ -225,5 +258,39 @@ impl<'s> Sink<'s> {
     fn finish(mut self) -> Result<Vec<PublishedPack>, RepackError> {
         self.seal()?;
         Ok(self.done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::PackId;
+
+    fn row(offset: u64, stored_len: u32) -> Row {
+        let at = BlobLocation {
+            pack: PackId::from_bytes([0; 32]),
+            kind: BlobKind::Data,
+            offset,
+            stored_len,
+            raw_len: stored_len,
+            compression: Compression::None,
+        };
+        (BlobId::of(&offset.to_le_bytes()), at)
+    }
+
+    #[test]
+    fn a_huge_pack_is_read_in_spans_of_at_most_max_span_and_a_larger_blob_alone() {
+        const MIB: u64 = 1 << 20;
+        let half = (MAX_SPAN / 2) as u32;
+        let rows = [
+            row(0, MIB as u32),
+            row(MIB, half),
+            row(MIB + u64::from(half), half),
+            row(MIB + 2 * u64::from(half), 2 * MAX_SPAN as u32),
+            row(MIB + 2 * u64::from(half) + 2 * MAX_SPAN, 10),
+        ];
+        let lengths: Vec<usize> = spans(&rows).iter().map(|r| r.len()).collect();
+        assert_eq!(lengths, [2, 1, 1, 1]);
+        assert!(spans(&[]).is_empty());
     }
 }

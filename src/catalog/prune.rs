@@ -83,7 +83,7 @@ impl Catalog {
     pub fn scan_blobs(&self, mut visit: impl FnMut(BlobRow)) -> Result<(), CatalogError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, pack, stored_len FROM blobs")
+            .prepare("SELECT id, pack, stored_len FROM blobs ORDER BY id")
             .map_err(self.err())?;
         let mut rows = stmt.query([]).map_err(self.err())?;
         while let Some(row) = rows.next().map_err(self.err())? {

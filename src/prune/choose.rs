@@ -33,6 +33,17 @@ pub struct BlobCounts {
     pub live: u64,
     /// Blob rows nothing reaches any more.
     pub dead: u64,
+    /// Marked prefixes some row has: the live set's size when the catalog
+    /// holds every blob the snapshots need (prune checks that with it).
+    #[serde(skip)]
+    pub marked_found: u64,
+}
+
+impl BlobCounts {
+    /// Whether some blob `live` marks has no row in the catalog.
+    pub fn lack_some_of(&self, live: &LiveSet) -> bool {
+        self.marked_found != live.len()
+    }
 }
 
 /// A pack prune will act on, and why.
@@ -179,8 +190,15 @@ fn measure(
 ) -> Result<(HashMap<i64, Usage>, BlobCounts), crate::catalog::CatalogError> {
     let mut usage: HashMap<i64, Usage> = HashMap::new();
     let mut counts = BlobCounts::default();
+    // Rows come in id order, so the rows of one prefix are adjacent.
+    let mut last_found: Option<[u8; 8]> = None;
     catalog.scan_blobs(|row| {
         if live.contains(&row.id) {
+            let prefix = LiveSet::prefix_bytes(&row.id);
+            if last_found != Some(prefix) {
+                counts.marked_found += 1;
+                last_found = Some(prefix);
+            }
             counts.live += 1;
             let u = usage.entry(row.pack).or_default();
             u.live_blobs += 1;
@@ -190,4 +208,56 @@ fn measure(
         }
     })?;
     Ok((usage, counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Compression;
+    use crate::id::{BlobId, PackId};
+    use crate::pack::PackEntry;
+    use crate::pack::writer::PublishedPack;
+
+    /// An id of 8 bytes `prefix` and 24 bytes `rest`.
+    fn id(prefix: u8, rest: u8) -> BlobId {
+        let mut bytes = [rest; 32];
+        bytes[..8].fill(prefix);
+        BlobId::from_bytes(bytes)
+    }
+
+    fn pack_of(ids: &[BlobId]) -> PublishedPack {
+        let entries = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| PackEntry {
+                kind: BlobKind::Data,
+                id: *id,
+                offset: i as u64 * 10,
+                stored_len: 10,
+                raw_len: 10,
+                compression: Compression::None,
+            })
+            .collect();
+        PublishedPack {
+            id: PackId::of(b"pack"),
+            kind: BlobKind::Data,
+            entries,
+            size: ids.len() as u64 * 10 + 100,
+        }
+    }
+
+    #[test]
+    fn a_marked_blob_without_a_row_is_noticed_though_two_others_share_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+        let (missing, b, c) = (id(1, 0), id(2, 1), id(2, 2));
+        catalog.record_pack(&pack_of(&[b, c])).unwrap();
+        let live = LiveSet::of(&[missing, b, c]);
+        let (_, counts) = measure(&catalog, &live).unwrap();
+        assert_eq!((counts.live, counts.dead), (2, 0));
+        assert!(counts.lack_some_of(&live), "{counts:?}");
+        let whole = LiveSet::of(&[b, c]);
+        let (_, counts) = measure(&catalog, &whole).unwrap();
+        assert!(!counts.lack_some_of(&whole), "{counts:?}");
+    }
 }

@@ -50,10 +50,9 @@ pub fn plan(
     let mark_secs = started.elapsed().as_secs_f64();
     let packs = store.catalog().packs()?;
     let choice = choose::choose(store.catalog(), &packs, &live, repack_rule(store, options))?;
-    if choice.blobs.live != live.len() {
-        // The catalog holds fewer of the marked blobs than were marked:
-        // some are missing (or two marked ids share a prefix). Which, the
-        // slow way: a lookup of each.
+    if choice.blobs.lack_some_of(&live) {
+        // A marked prefix no catalog row has: a blob the snapshots need is
+        // missing. Which one, the slow way: a lookup of each.
         mark(store, &snapshots, Checks::Blobs, progress)?;
     }
     let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
