@@ -19,6 +19,7 @@ mod listing;
 pub mod lists;
 pub mod pipeline;
 pub(crate) mod present;
+mod read_ahead;
 pub mod report;
 pub mod sources;
 mod sparse;
@@ -41,6 +42,7 @@ use crate::when::SnapshotTime;
 use crate::progress::Progress;
 use crate::rawname::escaped;
 use excludes::{ExcludeOptions, Excludes};
+use read_ahead::ReadAhead;
 use report::{Reporter, Warning};
 use sources::Sources;
 use walk::{ParentDir, Walker};
@@ -358,6 +360,10 @@ pub fn run(
                 databases_seen: Default::default(),
                 summary: Summary::default(),
                 attrs: attributes::Attributes::new(parent.as_ref().is_some_and(records_metadata)),
+                ahead: parent_root
+                    .as_ref()
+                    .map(|root| ReadAhead::start(store, &root.tree))
+                    .unwrap_or_default(),
             };
             let tree = match &plan.input {
                 Input::Paths(sources) => walker.capture_layout(

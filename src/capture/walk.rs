@@ -24,6 +24,7 @@ use super::excludes::Excludes;
 use super::handle::{self, DirHandle, FileStat, Kind};
 use super::listing::{Listed, Listing};
 use super::pipeline::BlobSink;
+use super::read_ahead::ReadAhead;
 use super::report::{self, FileChange, Reporter, Warning};
 use super::sources::SourceNode;
 use crate::chunker::{self, ChunkerParams};
@@ -73,6 +74,8 @@ pub struct Walker<'a, 'p> {
     pub parent_intact: bool,
     /// Owner names, xattrs and hard links (see `attributes`).
     pub attrs: Attributes,
+    /// The parent's trees, read ahead of the walk.
+    pub ahead: ReadAhead,
 }
 
 pub(super) type Captured = Result<Option<Entry>, CaptureError>;
@@ -524,8 +527,11 @@ impl Walker<'_, '_> {
 
     /// The parent's listing of a directory, if it had one that still reads.
     /// A damaged parent tree only costs re-reading: it is reported, not fatal.
-    fn parent_subtree(&self, before: Option<&Entry>) -> Option<ParentDir> {
+    fn parent_subtree(&mut self, before: Option<&Entry>) -> Option<ParentDir> {
         let id = before?.subtree()?;
+        if let Some(tree) = self.ahead.take(&id) {
+            return Some(ParentDir { id, tree });
+        }
         match self.store.load_tree(&id) {
             Ok(tree) => Some(ParentDir { id, tree }),
             Err(e) => {

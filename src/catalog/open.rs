@@ -53,6 +53,13 @@ impl Catalog {
         }
     }
 
+    /// A second, read-only connection to a catalog this process has open
+    /// (and may be writing): never `immutable`, which would let SQLite read
+    /// pages the other connection is changing.
+    pub fn open_second(path: &Path) -> Result<Self, CatalogError> {
+        Self::open_uri(path, "mode=ro")
+    }
+
     fn open_uri(path: &Path, params: &str) -> Result<Self, CatalogError> {
         let uri = format!("file:{}?{params}", uri_path(path));
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY

@@ -399,37 +399,28 @@ impl Store {
     /// decoded as it is decompressed: the bytes of the tree of a directory
     /// of 300k files (77 MB) were held beside its entries (82 MB).
     pub fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
-        let blob = id.as_blob();
-        let at = self
-            .catalog
-            .locate(&blob)?
-            .ok_or(StoreError::BlobMissing(blob))?;
-        let stored = self.tree_bytes(&at)?;
-        let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::decode_streaming(&self.backend, &blob, &at, &stored, |r| {
-                Tree::decode_from(r)
-            })?
-        } else {
-            Tree::decode(&pack::reader::decode_blob(
-                &self.backend,
-                &blob,
-                &at,
-                stored,
-            )?)
-        };
-        decoded.map_err(|source| StoreError::Tree { id: *id, source })
+        self.tree_source().load_tree(id)
     }
 
-    /// The stored bytes of a tree: through the pack cache of a remote store.
-    fn tree_bytes(&self, at: &pack::BlobLocation) -> Result<Vec<u8>, StoreError> {
-        let len = at.stored_len as usize;
-        let Some(cache) = &self.pack_cache else {
-            return Ok(self
-                .backend
-                .get_range(&pack::key(&at.pack), at.offset, len)?);
-        };
-        let size = self.catalog.pack_size(&at.pack)?.unwrap_or(u64::MAX);
-        Ok(cache.read_range(&self.backend, &self.staging, &at.pack, size, at.offset, len)?)
+    fn tree_source(&self) -> TreeSource<'_> {
+        TreeSource {
+            catalog: &self.catalog,
+            backend: &self.backend,
+            staging: &self.staging,
+            pack_cache: self.pack_cache.as_ref(),
+        }
+    }
+
+    /// A reader of this store's trees for another thread, with its own
+    /// read-only connection to the catalog; `None` if the catalog cannot
+    /// be opened a second time (the caller reads its trees itself).
+    pub fn tree_reader(&self) -> Option<TreeReader> {
+        Some(TreeReader {
+            catalog: Catalog::open_second(&self.catalog_path).ok()?,
+            backend: self.backend.clone(),
+            staging: self.staging.clone(),
+            pack_cache: self.pack_cache.clone(),
+        })
     }
 
     /// Drops cached tree packs the catalog no longer names.
@@ -450,3 +441,69 @@ impl Store {
 /// Trees larger than this are decoded as they are read (see
 /// [`Store::load_tree`]); smaller ones from their bytes, which is faster.
 const STREAMED_TREE: usize = 16 << 20;
+
+/// Reads this store's trees on a thread of its own (a snapshot's walk
+/// reads its parent's trees ahead: src/capture/read_ahead.rs).
+pub struct TreeReader {
+    catalog: Catalog,
+    backend: Backend,
+    staging: Staging,
+    pack_cache: Option<pack_cache::PackCache>,
+}
+
+impl TreeReader {
+    /// As [`Store::load_tree`].
+    pub fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
+        TreeSource {
+            catalog: &self.catalog,
+            backend: &self.backend,
+            staging: &self.staging,
+            pack_cache: self.pack_cache.as_ref(),
+        }
+        .load_tree(id)
+    }
+}
+
+/// What reading a tree takes, borrowed from a [`Store`] or a [`TreeReader`].
+struct TreeSource<'a> {
+    catalog: &'a Catalog,
+    backend: &'a Backend,
+    staging: &'a Staging,
+    pack_cache: Option<&'a pack_cache::PackCache>,
+}
+
+impl TreeSource<'_> {
+    fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
+        let blob = id.as_blob();
+        let at = self
+            .catalog
+            .locate(&blob)?
+            .ok_or(StoreError::BlobMissing(blob))?;
+        let stored = self.tree_bytes(&at)?;
+        let decoded = if at.raw_len as usize > STREAMED_TREE {
+            pack::reader::decode_streaming(self.backend, &blob, &at, &stored, |r| {
+                Tree::decode_from(r)
+            })?
+        } else {
+            Tree::decode(&pack::reader::decode_blob(
+                self.backend,
+                &blob,
+                &at,
+                stored,
+            )?)
+        };
+        decoded.map_err(|source| StoreError::Tree { id: *id, source })
+    }
+
+    /// The stored bytes of a tree: through the pack cache of a remote store.
+    fn tree_bytes(&self, at: &pack::BlobLocation) -> Result<Vec<u8>, StoreError> {
+        let len = at.stored_len as usize;
+        let Some(cache) = self.pack_cache else {
+            return Ok(self
+                .backend
+                .get_range(&pack::key(&at.pack), at.offset, len)?);
+        };
+        let size = self.catalog.pack_size(&at.pack)?.unwrap_or(u64::MAX);
+        Ok(cache.read_range(self.backend, self.staging, &at.pack, size, at.offset, len)?)
+    }
+}
