@@ -9,16 +9,20 @@
 //! short queue, with its own read-only connection to the catalog.
 //!
 //! The walk wants a subsequence of that order: directories removed since,
-//! or excluded now, are not asked for, and are passed over. A tree asked
-//! for that the helper did not hand over (not found among the next
-//! [`LOOK`], too large to hand over, or unreadable) is read by the walker
-//! itself, as without read-ahead; so the helper only ever saves time.
-//! Trees are named by their content's hash and checked against it when
-//! read, so a tree handed over is the tree asked for.
+//! or excluded now, are not asked for, and are passed over (each costs the
+//! walk a wait for a read it did not need). A tree asked for that the
+//! helper did not hand over is read by the walker itself, as without
+//! read-ahead, and so is every tree after it once the helper stops: at a
+//! tree it cannot read, at one too large to read ahead ([`MAX_RAW`]: it
+//! would be decoded twice, and a directory of VM images holds millions of
+//! chunk ids in few entries), or when the tree asked for is not among the
+//! next [`LOOK`]. Trees are named by their content's hash and checked
+//! against it when read, so a tree handed over is the tree asked for; the
+//! read-ahead changes no snapshot, only how long it takes.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::{self, JoinHandle};
+use std::thread;
 
 use crate::id::TreeId;
 use crate::store::{Store, TreeReader};
@@ -28,40 +32,39 @@ use crate::tree::Tree;
 const AHEAD: usize = 16;
 
 /// Trees passed over in search of the one asked for, at most, before the
-/// walker reads it itself.
-const LOOK: usize = 1024;
+/// walker reads alone.
+const LOOK: usize = 128;
 
-/// Trees of more entries are not handed over (the walker reads them
-/// itself), so that the queue holds little: a directory of 300k files is
-/// 80 MB decoded.
-const MAX_HANDED_OVER: usize = 4096;
+/// Trees larger than this, decoded, stop the helper (see above): 1 MiB is
+/// a directory of about 4000 files.
+const MAX_RAW: u32 = 1 << 20;
 
 /// A tree the helper reached: `None` if it was not handed over.
 type Reached = (TreeId, Option<Tree>);
 
-/// The walk's end of the read-ahead.
+/// The walk's end of the read-ahead. Dropping it stops the helper at its
+/// next hand-over; it is not waited for (a read from a remote store may
+/// be retrying, and an interrupted walk must not wait for that).
 #[derive(Default)]
 pub struct ReadAhead {
     trees: Option<Receiver<Reached>>,
-    helper: Option<JoinHandle<()>>,
 }
 
 impl ReadAhead {
     /// Starts reading the trees below `root` (the parent snapshot's root
-    /// tree) ahead; none are if the store's catalog cannot be opened again.
+    /// tree) ahead; none are if the store's catalog cannot be opened again
+    /// or no thread can be started.
     pub fn start(store: &Store, root: &Tree) -> Self {
         let Some(reader) = store.tree_reader() else {
             return Self::default();
         };
         let (send, trees) = sync_channel(AHEAD);
         let below = subtrees(root);
-        let helper = thread::Builder::new()
+        let started = thread::Builder::new()
             .name("cairn-read-ahead".into())
-            .spawn(move || walk_ahead(&reader, below, &send))
-            .ok();
+            .spawn(move || walk_ahead(&reader, below, &send));
         Self {
-            trees: helper.is_some().then_some(trees),
-            helper,
+            trees: started.is_ok().then_some(trees),
         }
     }
 
@@ -76,24 +79,10 @@ impl ReadAhead {
                 Err(_) => break,
             }
         }
-        // Past every tree the helper reaches, or off its order: read alone
+        // The helper stopped, or the walk is off its order: read alone
         // from here on.
-        self.stop();
-        None
-    }
-
-    fn stop(&mut self) {
         self.trees = None;
-        if let Some(helper) = self.helper.take() {
-            // It ends at its next hand-over, which fails now.
-            let _ = helper.join();
-        }
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        self.stop();
+        None
     }
 }
 
@@ -107,10 +96,14 @@ fn walk_ahead(reader: &TreeReader, below: Vec<TreeId>, send: &SyncSender<Reached
             stack.pop();
             continue;
         };
-        let tree = reader.load_tree(&id).ok();
-        let next = tree.as_ref().map(subtrees).unwrap_or_default();
-        let handed = tree.filter(|t| t.entries.len() <= MAX_HANDED_OVER);
-        if send.send((id, handed)).is_err() {
+        let Ok(Some(tree)) = reader.load_tree_up_to(&id, MAX_RAW) else {
+            // Unreadable or too large: the walker reads this one and every
+            // later one itself.
+            let _ = send.send((id, None));
+            return;
+        };
+        let next = subtrees(&tree);
+        if send.send((id, Some(tree))).is_err() {
             return;
         }
         stack.push(next.into());

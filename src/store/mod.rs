@@ -452,15 +452,20 @@ pub struct TreeReader {
 }
 
 impl TreeReader {
-    /// As [`Store::load_tree`].
-    pub fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
-        TreeSource {
+    /// As [`Store::load_tree`], for a tree of at most `max_raw` bytes
+    /// decoded; `None` for a larger one, which is not read.
+    pub fn load_tree_up_to(&self, id: &TreeId, max_raw: u32) -> Result<Option<Tree>, StoreError> {
+        let source = TreeSource {
             catalog: &self.catalog,
             backend: &self.backend,
             staging: &self.staging,
             pack_cache: self.pack_cache.as_ref(),
+        };
+        let at = source.locate(id)?;
+        if at.raw_len > max_raw {
+            return Ok(None);
         }
-        .load_tree(id)
+        source.read(id, &at).map(Some)
     }
 }
 
@@ -474,23 +479,25 @@ struct TreeSource<'a> {
 
 impl TreeSource<'_> {
     fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
+        self.read(id, &self.locate(id)?)
+    }
+
+    fn locate(&self, id: &TreeId) -> Result<pack::BlobLocation, StoreError> {
         let blob = id.as_blob();
-        let at = self
-            .catalog
+        self.catalog
             .locate(&blob)?
-            .ok_or(StoreError::BlobMissing(blob))?;
-        let stored = self.tree_bytes(&at)?;
+            .ok_or(StoreError::BlobMissing(blob))
+    }
+
+    fn read(&self, id: &TreeId, at: &pack::BlobLocation) -> Result<Tree, StoreError> {
+        let blob = id.as_blob();
+        let stored = self.tree_bytes(at)?;
         let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::decode_streaming(self.backend, &blob, &at, &stored, |r| {
+            pack::reader::decode_streaming(self.backend, &blob, at, &stored, |r| {
                 Tree::decode_from(r)
             })?
         } else {
-            Tree::decode(&pack::reader::decode_blob(
-                self.backend,
-                &blob,
-                &at,
-                stored,
-            )?)
+            Tree::decode(&pack::reader::decode_blob(self.backend, &blob, at, stored)?)
         };
         decoded.map_err(|source| StoreError::Tree { id: *id, source })
     }
