@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Backend, BackendError, Result};
 use crate::compress::Dictionary;
@@ -25,7 +25,18 @@ pub fn key(number: u16) -> String {
 /// for again by every blob that needs them, they would be read again and
 /// again).
 #[derive(Debug, Default)]
-pub(super) struct Loaded(Mutex<HashMap<u16, std::result::Result<Arc<Dictionary>, Failed>>>);
+pub(super) struct Loaded(Mutex<HashMap<u16, Outcome>>);
+
+/// A dictionary as read, or why it could not be.
+type Outcome = std::result::Result<Arc<Dictionary>, Failed>;
+
+impl Loaded {
+    /// The cache; a thread that panicked holding it left it whole (each
+    /// change is one insert or remove).
+    fn lock(&self) -> MutexGuard<'_, HashMap<u16, Outcome>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Why a dictionary could not be had, kept to answer later askers alike.
 #[derive(Debug, Clone)]
@@ -56,11 +67,7 @@ impl Backend {
     /// Dictionary `number`, read from the store on first use. A missing or
     /// damaged one is an error naming its key (`InvalidData` for damage).
     pub fn dictionary(&self, number: u16) -> Result<Arc<Dictionary>> {
-        let mut loaded = self
-            .dictionaries
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut loaded = self.dictionaries.lock();
         if let Some(known) = loaded.get(&number) {
             return known.clone().map_err(|f| f.error());
         }
@@ -92,11 +99,7 @@ impl Backend {
         match self.create_sealed(&key(number), made.encode()) {
             Ok(()) => {
                 let made = Arc::new(made);
-                let mut loaded = self
-                    .dictionaries
-                    .0
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut loaded = self.dictionaries.lock();
                 loaded.insert(number, Ok(made.clone()));
                 Ok(made)
             }
@@ -126,11 +129,7 @@ impl Backend {
     /// Drops what is known of dictionary `number` (a missing one another
     /// host has since made, say), so the next use reads it again.
     pub fn forget_dictionary(&self, number: u16) {
-        let mut loaded = self
-            .dictionaries
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut loaded = self.dictionaries.lock();
         loaded.remove(&number);
     }
 

@@ -305,28 +305,10 @@ fn insert_pack_row(tx: &rusqlite::Transaction<'_>, pack: &PublishedPack) -> rusq
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::Compression;
-    use crate::pack::PackEntry;
 
     fn pack(seed: u8, blobs: &[&[u8]]) -> PublishedPack {
-        let entries = blobs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| PackEntry {
-                kind: BlobKind::Data,
-                id: BlobId::of(b),
-                offset: i as u64 * 10,
-                stored_len: 10,
-                raw_len: 10,
-                compression: Compression::None,
-            })
-            .collect();
-        PublishedPack {
-            id: PackId::of(&[seed]),
-            kind: BlobKind::Data,
-            entries,
-            size: blobs.len() as u64 * 10 + 100,
-        }
+        let ids: Vec<BlobId> = blobs.iter().map(|b| BlobId::of(b)).collect();
+        PublishedPack::for_test(&[seed], &ids)
     }
 
     fn drop_pack(catalog: &mut Catalog, id: &PackId) -> u64 {

@@ -182,3 +182,29 @@ pub struct PublishedPack {
     /// File size in bytes.
     pub size: u64,
 }
+
+#[cfg(test)]
+impl PublishedPack {
+    /// A pack named by the hash of `seed` holding `ids`, 10 bytes each,
+    /// uncompressed (for catalog tests: no file behind it).
+    pub fn for_test(seed: &[u8], ids: &[BlobId]) -> Self {
+        let entries = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| PackEntry {
+                kind: BlobKind::Data,
+                id: *id,
+                offset: i as u64 * 10,
+                stored_len: 10,
+                raw_len: 10,
+                compression: Compression::None,
+            })
+            .collect();
+        Self {
+            id: PackId::of(seed),
+            kind: BlobKind::Data,
+            entries,
+            size: ids.len() as u64 * 10 + 100,
+        }
+    }
+}

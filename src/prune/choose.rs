@@ -213,9 +213,7 @@ fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::Compression;
-    use crate::id::{BlobId, PackId};
-    use crate::pack::PackEntry;
+    use crate::id::BlobId;
     use crate::pack::writer::PublishedPack;
 
     /// An id of 8 bytes `prefix` and 24 bytes `rest`.
@@ -225,33 +223,14 @@ mod tests {
         BlobId::from_bytes(bytes)
     }
 
-    fn pack_of(ids: &[BlobId]) -> PublishedPack {
-        let entries = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| PackEntry {
-                kind: BlobKind::Data,
-                id: *id,
-                offset: i as u64 * 10,
-                stored_len: 10,
-                raw_len: 10,
-                compression: Compression::None,
-            })
-            .collect();
-        PublishedPack {
-            id: PackId::of(b"pack"),
-            kind: BlobKind::Data,
-            entries,
-            size: ids.len() as u64 * 10 + 100,
-        }
-    }
-
     #[test]
     fn a_marked_blob_without_a_row_is_noticed_though_two_others_share_a_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let mut catalog = Catalog::open(&dir.path().join("catalog.db")).unwrap();
         let (missing, b, c) = (id(1, 0), id(2, 1), id(2, 2));
-        catalog.record_pack(&pack_of(&[b, c])).unwrap();
+        catalog
+            .record_pack(&PublishedPack::for_test(b"pack", &[b, c]))
+            .unwrap();
         let live = LiveSet::of(&[missing, b, c]);
         let (_, counts) = measure(&catalog, &live).unwrap();
         assert_eq!((counts.live, counts.dead), (2, 0));

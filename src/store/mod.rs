@@ -403,12 +403,12 @@ impl Store {
     }
 
     fn tree_source(&self) -> TreeSource<'_> {
-        TreeSource {
-            catalog: &self.catalog,
-            backend: &self.backend,
-            staging: &self.staging,
-            pack_cache: self.pack_cache.as_ref(),
-        }
+        TreeSource::of(
+            &self.catalog,
+            &self.backend,
+            &self.staging,
+            &self.pack_cache,
+        )
     }
 
     /// A reader of this store's trees for another thread, with its own
@@ -455,12 +455,12 @@ impl TreeReader {
     /// As [`Store::load_tree`], for a tree of at most `max_raw` bytes
     /// decoded; `None` for a larger one, which is not read.
     pub fn load_tree_up_to(&self, id: &TreeId, max_raw: u32) -> Result<Option<Tree>, StoreError> {
-        let source = TreeSource {
-            catalog: &self.catalog,
-            backend: &self.backend,
-            staging: &self.staging,
-            pack_cache: self.pack_cache.as_ref(),
-        };
+        let source = TreeSource::of(
+            &self.catalog,
+            &self.backend,
+            &self.staging,
+            &self.pack_cache,
+        );
         let at = source.locate(id)?;
         if at.raw_len > max_raw {
             return Ok(None);
@@ -477,7 +477,21 @@ struct TreeSource<'a> {
     pack_cache: Option<&'a pack_cache::PackCache>,
 }
 
-impl TreeSource<'_> {
+impl<'a> TreeSource<'a> {
+    fn of(
+        catalog: &'a Catalog,
+        backend: &'a Backend,
+        staging: &'a Staging,
+        pack_cache: &'a Option<pack_cache::PackCache>,
+    ) -> Self {
+        Self {
+            catalog,
+            backend,
+            staging,
+            pack_cache: pack_cache.as_ref(),
+        }
+    }
+
     fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
         self.read(id, &self.locate(id)?)
     }
