@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs::{self, File};
-use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,17 +19,7 @@ fn two_snapshots_started_together_on_one_store_both_succeed_and_restore() {
         write_random_file(&src.join("data"), 10 + i as u64, 40 << 20);
     }
 
-    let children: Vec<_> = sources
-        .iter()
-        .map(|src| {
-            t.command(["--json", "snapshot"])
-                .arg(src)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children: Vec<_> = sources.iter().map(|src| t.spawn_snapshot(src)).collect();
     let snaps: Vec<_> = children
         .into_iter()
         .map(|child| {

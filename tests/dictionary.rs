@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use cairn::pack::format::{self, ENTRY_LEN, TRAILER_LEN};
 use common::*;
-use serde_json::Value;
 
 /// A run trains once it has collected this many bytes of small data blobs
 /// (`compress::dictionary::SAMPLE_BYTES`; 4 MiB in the design, 1 MiB
@@ -378,11 +377,14 @@ fn assert_no_wrong_bytes(want: &Path, got: &Path) {
 }
 
 /// `cairn --json copy --to TARGET` from `t`'s store; the report.
-fn copy_to(t: &TestEnv, target: &Path) -> Value {
-    let mut cmd = t.cairn(["--json", "copy", "--to"]);
-    cmd.arg(target);
-    let out = cmd.assert().success();
-    parse_json(&out.get_output().stdout)
+/// A new store at `dir`, seen from another host.
+fn new_store_at(t: &TestEnv, dir: &Path) -> TestEnv {
+    t.cairn_without_store(["--store"])
+        .arg(dir)
+        .arg("init")
+        .assert()
+        .success();
+    host_on(t, dir)
 }
 
 /// Another host's view of the local store at `store`.
@@ -657,15 +659,7 @@ fn concurrent_first_snapshots_share_one_dictionary(a: TestEnv) {
     let (src_a, src_b) = (a.path("a"), b.path("b"));
     training_set(&src_a, 13);
     training_set(&src_b, 14);
-    let spawn = |t: &TestEnv, src: &Path| {
-        t.command(["--json", "snapshot"])
-            .arg(src)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (child_a, child_b) = (spawn(&a, &src_a), spawn(&b, &src_b));
+    let (child_a, child_b) = (a.spawn_snapshot(&src_a), b.spawn_snapshot(&src_b));
     let snapshots: Vec<String> = [child_a, child_b]
         .into_iter()
         .map(|child| {
@@ -974,7 +968,7 @@ fn copy_into_a_store_without_a_dictionary_carries_it_identical() {
     training_set(&src, 32);
     let snap = t.snapshot(&[&src], &[]);
     let offsite = t.path("offsite");
-    assert_eq!(copy_to(&t, &offsite)["snapshots_copied"], 1);
+    assert_eq!(t.copy_to(&offsite, &[])["snapshots_copied"], 1);
     let there = host_on(&t, &offsite);
     assert_eq!(dictionaries(&there), ["1"]);
     assert_eq!(get(&there, "dictionaries/1"), get(&t, "dictionaries/1"));
@@ -993,12 +987,7 @@ fn copy_into_a_store_with_its_own_dictionary_adds_the_source_one_as_number_2() {
     let source_dictionary = get(&t, "dictionaries/1");
 
     let offsite = t.path("offsite");
-    t.cairn_without_store(["--store"])
-        .arg(&offsite)
-        .arg("init")
-        .assert()
-        .success();
-    let there = host_on(&t, &offsite);
+    let there = new_store_at(&t, &offsite);
     let own = there.path("own");
     word_files(&own, TRAINING_FILES, 34, &NATO, "");
     let own_snap = there.snapshot(&[&own], &[]);
@@ -1006,7 +995,7 @@ fn copy_into_a_store_with_its_own_dictionary_adds_the_source_one_as_number_2() {
     assert_ne!(own_dictionary, source_dictionary);
 
     let before = pack_keys(&there);
-    assert_eq!(copy_to(&t, &offsite)["snapshots_copied"], 1);
+    assert_eq!(t.copy_to(&offsite, &[])["snapshots_copied"], 1);
     assert_eq!(dictionaries(&there), ["1", "2"]);
     assert_eq!(get(&there, "dictionaries/1"), own_dictionary);
     assert_eq!(get(&there, "dictionaries/2"), source_dictionary);
@@ -1038,19 +1027,14 @@ fn copy_never_gives_a_targets_lost_dictionary_number_to_the_sources() {
     training_set(&src, 35);
     let snap = t.snapshot(&[&src], &[]);
     let offsite = t.path("offsite");
-    t.cairn_without_store(["--store"])
-        .arg(&offsite)
-        .arg("init")
-        .assert()
-        .success();
-    let there = host_on(&t, &offsite);
+    let there = new_store_at(&t, &offsite);
     let own = there.path("own");
     word_files(&own, TRAINING_FILES, 36, &NATO, "");
     let own_snap = there.snapshot(&[&own], &[]);
     let own_dictionary = get(&there, "dictionaries/1");
     delete(&there, "dictionaries/1");
 
-    copy_to(&t, &offsite);
+    t.copy_to(&offsite, &[]);
     assert_eq!(dictionaries(&there), ["2"], "the lost number was reused");
     assert_restores(&there, id(&snap), &src);
     put(&there, "dictionaries/1", &own_dictionary);

@@ -1327,16 +1327,6 @@ fn ids_of(t: &TestEnv) -> Vec<String> {
 }
 
 /// `copy --to TARGET ARGS` from `t` as JSON, asserting exit 0.
-fn copy_to(t: &TestEnv, target: &Path, args: &[&str]) -> Value {
-    let out = t
-        .cairn(["--json", "copy", "--to"])
-        .arg(target)
-        .args(args)
-        .assert()
-        .success();
-    parse_json(&out.get_output().stdout)
-}
-
 /// The environment of the local store at `dir`, with `t`'s passphrase.
 fn store_at(t: &TestEnv, dir: &Path) -> TestEnv {
     let mut other = t.second_encrypted_host();
@@ -1363,7 +1353,7 @@ fn copy_of_an_encrypted_store_to_a_new_directory_keeps_ids_bytes_and_passphrase(
         .collect();
 
     let target = t.path("offsite");
-    assert_eq!(copy_to(&t, &target, &[])["snapshots_copied"], 2);
+    assert_eq!(t.copy_to(&target, &[])["snapshots_copied"], 2);
     let there = store_at(&t, &target);
     assert_eq!(ids_of(&there), ids_of(&t));
     assert_eq!(
@@ -1385,7 +1375,7 @@ fn copy_of_an_encrypted_store_to_a_new_directory_keeps_ids_bytes_and_passphrase(
     write_file(&src.join("later.txt"), b"a later night");
     settle();
     t.snapshot(&[&src], &[]);
-    let again = copy_to(&t, &target, &[]);
+    let again = t.copy_to(&target, &[]);
     assert_eq!(again["snapshots_copied"], 1, "{again}");
     assert_eq!(ids_of(&there), ids_of(&t));
 }
@@ -1394,7 +1384,7 @@ fn copy_of_an_encrypted_store_to_a_new_directory_keeps_ids_bytes_and_passphrase(
 fn copy_into_a_target_whose_passphrase_differs_takes_to_password_file() {
     let (t, src, _) = store_with_a_snapshot();
     let target = t.path("offsite");
-    copy_to(&t, &target, &[]);
+    t.copy_to(&target, &[]);
     let there = store_at(&t, &target);
     let other = t.password_file_with("offsite-password", "the offsite passphrase");
     there
@@ -1413,11 +1403,7 @@ fn copy_into_a_target_whose_passphrase_differs_takes_to_password_file() {
     assert!(!stderr_of(out.get_output()).trim().is_empty());
     assert_eq!(records(&there), 1, "copied without the target's passphrase");
 
-    let report = copy_to(
-        &t,
-        &target,
-        &["--to-password-file", other.to_str().unwrap()],
-    );
+    let report = t.copy_to(&target, &["--to-password-file", other.to_str().unwrap()]);
     assert_eq!(report["snapshots_copied"], 1, "{report}");
     assert_eq!(records(&there), 2);
 }

@@ -273,6 +273,27 @@ impl TestEnv {
         parse_json(&out.get_output().stdout)
     }
 
+    /// `snapshot --json SRC` started in the background, its output piped.
+    pub fn spawn_snapshot(&self, src: &Path) -> process::Child {
+        self.command(["--json", "snapshot"])
+            .arg(src)
+            .stdout(process::Stdio::piped())
+            .stderr(process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `copy --json --to TARGET ARGS...`, which must succeed: its report.
+    pub fn copy_to(&self, target: &Path, args: &[&str]) -> Value {
+        let out = self
+            .cairn(["--json", "copy", "--to"])
+            .arg(target)
+            .args(args)
+            .assert()
+            .success();
+        parse_json(&out.get_output().stdout)
+    }
+
     /// `snapshots --json EXTRA...`: every listed snapshot.
     pub fn snapshots(&self, extra: &[&str]) -> Vec<Value> {
         let out = self
