@@ -189,3 +189,28 @@ fn copy_refuses_its_own_store_and_a_damaged_snapshot() {
                 .is_none()
     );
 }
+
+#[test]
+fn a_wide_tree_in_s3_read_on_several_threads_from_a_cold_cache_copies_whole() {
+    let s3 = TestEnv::with_s3();
+    let src = s3.path("src");
+    for d in 0..40 {
+        for sub in ["x", "y"] {
+            let file = src.join(format!("d{d:02}/{sub}/f"));
+            fs::create_dir_all(file.parent().unwrap()).unwrap();
+            write_random_file(&file, 4 * d + 2 * u64::from(sub == "y") + 11, 3000);
+        }
+    }
+    let snap = s3.snapshot(&[&src], &[]);
+    // Another host: no tree pack cached, so the readers fetch them at once.
+    let fresh = s3.second_host();
+    let back = fresh.path("back");
+    assert_eq!(fresh.copy_to(&back, &[])["snapshots_copied"], 1);
+
+    let mut local = fresh.second_host();
+    local.store = back;
+    local.location = StoreLocation::Local;
+    let target = local.restore(id(&snap));
+    assert_trees_equal(&src, &restored(&target, &src));
+    local.cairn(["verify", "--read-data"]).assert().success();
+}

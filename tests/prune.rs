@@ -93,6 +93,14 @@ fn store_state(store: &Path) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// What the store holds: its state but the catalog, a cache of it, which
+/// even a refused prune may write.
+fn objects(store: &Path) -> Vec<(PathBuf, String)> {
+    let mut state = store_state(store);
+    state.retain(|(p, _)| p != Path::new("catalog.db"));
+    state
+}
+
 /// Asserts two `store_state`s are equal, showing only what differs.
 fn assert_same_state(before: &[(PathBuf, String)], after: &[(PathBuf, String)], what: &str) {
     let (b, a): (BTreeSet<_>, BTreeSet<_>) = (before.iter().collect(), after.iter().collect());
@@ -1068,17 +1076,119 @@ fn a_catalog_that_lacks_a_blob_a_snapshot_needs_stops_prune_before_it_deletes_an
         .unwrap();
     assert_eq!(dropped, 1, "the blob had its row");
     drop(conn);
-    // What the store holds; the catalog, a cache of it, may be written.
-    let objects = |store: &Path| {
-        let mut state = store_state(store);
-        state.retain(|(p, _)| p != Path::new("catalog.db"));
-        state
-    };
     let before = objects(&t.store);
 
     let out = t.cairn(["prune"]).assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(err.contains("not in the catalog"), "{err}");
+    assert!(err.contains(&kept.to_hex().to_string()), "{err}");
+    assert!(err.contains("prune deletes nothing"), "{err}");
+    assert_same_state(&before, &objects(&t.store), "a refused prune");
+}
+
+/// A tree wide enough that prune reads it on several threads: `dirs`
+/// directories of two subdirectories, each with one small file (its own
+/// blob) from `seed`.
+fn wide_tree(root: &Path, dirs: u64, seed: u64) {
+    for d in 0..dirs {
+        for sub in ["x", "y"] {
+            let file = root.join(format!("d{d:03}/{sub}/file"));
+            fs::create_dir_all(file.parent().unwrap()).unwrap();
+            write_random_file(&file, 2 * (seed + 2 * d) + u64::from(sub == "y"), 3000);
+        }
+    }
+}
+
+/// Blobs the catalog knows.
+fn cataloged_blobs(store: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(store.join("catalog.db")).unwrap();
+    conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The pack, offset and stored length of a tree blob other than the root's.
+fn some_inner_tree(store: &Path) -> (String, usize, usize) {
+    let conn = rusqlite::Connection::open(store.join("catalog.db")).unwrap();
+    conn.query_row(
+        "SELECT hex(p.id), b.offset, b.stored_len FROM blobs b JOIN packs p ON b.pack = p.rowid
+         WHERE b.kind = 1 ORDER BY b.id LIMIT 1 OFFSET 20",
+        [],
+        |r| {
+            let (offset, len): (i64, i64) = (r.get(1)?, r.get(2)?);
+            let hex: String = r.get(0)?;
+            Ok((hex.to_lowercase(), offset as usize, len as usize))
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_wide_tree_marked_on_several_threads_keeps_exactly_what_the_remaining_snapshot_needs() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    wide_tree(&src, 60, 1000);
+    let (s1, _) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    for d in 0..10 {
+        fs::remove_dir_all(src.join(format!("d{d:03}"))).unwrap();
+    }
+    wide_tree(&src.join("d050"), 5, 5000);
+    write_random_file(&src.join("d055/x/file"), 9001, 3000);
+    let (s2, copy) = snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
+    t.cairn(["forget", &s1]).assert().success();
+
+    let before = cataloged_blobs(&t.store);
+    t.cairn(["prune", "--max-unused", "0"]).assert().success();
+    // Only the first snapshot had the files of d000..d009 (20) and the old
+    // d055/x/file, and the trees of d000..d009 (10 + 20), of the root,
+    // d050, d055 and d055/x as they were, and of the directories above
+    // src (a snapshot holds the path down to what it captures).
+    let above = src.components().count() as i64 - 1;
+    assert_eq!(before - cataloged_blobs(&t.store), 21 + 30 + 4 + above);
+    assert_restores(&t, &s2, &src, &copy);
+    t.cairn(["verify", "--read-data"]).assert().success();
+}
+
+#[test]
+fn a_tree_that_does_not_read_deep_in_a_wide_store_stops_prune_before_it_deletes_anything() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    wide_tree(&src, 40, 1000);
+    let s1 = t.snapshot(&[&src], &[]);
+    write_random_file(&src.join("d001/x/file"), 7001, 3000);
+    t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&s1)]).assert().success();
+    let (pack, offset, len) = some_inner_tree(&t.store);
+    let path = t.store.join(format!("packs/{}/{pack}.pack", &pack[..2]));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[offset + len / 2] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let before = objects(&t.store);
+
+    let out = t.cairn(["prune"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("prune deletes nothing"), "{err}");
+    assert!(err.contains("tree") || err.contains("pack"), "{err}");
+    assert_same_state(&before, &objects(&t.store), "a refused prune");
+}
+
+#[test]
+fn a_blob_missing_from_the_catalog_deep_in_a_wide_store_is_named_and_stops_prune() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    wide_tree(&src, 40, 1000);
+    let s1 = t.snapshot(&[&src], &[]);
+    write_random_file(&src.join("d001/x/file"), 7001, 3000);
+    t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&s1)]).assert().success();
+    let kept = blake3::hash(&fs::read(src.join("d037/y/file")).unwrap());
+    let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
+    conn.execute("DELETE FROM blobs WHERE id = ?1", [&kept.as_bytes()[..]])
+        .unwrap();
+    drop(conn);
+    let before = objects(&t.store);
+
+    let out = t.cairn(["prune"]).assert().code(1);
+    let err = stderr_of(out.get_output());
     assert!(err.contains(&kept.to_hex().to_string()), "{err}");
     assert!(err.contains("prune deletes nothing"), "{err}");
     assert_same_state(&before, &objects(&t.store), "a refused prune");

@@ -96,7 +96,7 @@ fn walk_ahead(reader: &TreeReader, below: Vec<TreeId>, send: &SyncSender<Reached
             stack.pop();
             continue;
         };
-        let Ok(Some(tree)) = reader.load_tree_up_to(&id, MAX_RAW) else {
+        let Ok(Some(tree)) = reader.load_tree_up_to::<Tree>(&id, MAX_RAW) else {
             // Unreadable or too large: the walker reads this one and every
             // later one itself.
             let _ = send.send((id, None));

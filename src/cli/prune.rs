@@ -88,7 +88,7 @@ pub fn prune_store(
     let progress = Progress::default();
     let options = options.options(if dry_run { doomed } else { &[] }, dry_run);
     let marking = Units {
-        items: "snapshots marked",
+        items: "trees read",
         bytes: "",
     };
     let plan = progress::run(

@@ -265,7 +265,7 @@ fn needed_blobs(
     progress: &Progress,
 ) -> Result<LiveSet, CopyError> {
     let reached =
-        reach::reach(from, snapshots, Checks::Blobs, progress).map_err(|e| source(from, e))?;
+        reach::mark(from, snapshots, Checks::Blobs, progress).map_err(|e| source(from, e))?;
     if let Some((snapshot, trouble)) = reached.troubles.first() {
         return Err(CopyError::Damaged {
             store: from.location().to_string(),

@@ -53,6 +53,7 @@ pub fn plan(
     if choice.blobs.lack_some_of(&live) {
         // A marked prefix no catalog row has: a blob the snapshots need is
         // missing. Which one, the slow way: a lookup of each.
+        progress.restart();
         mark(store, &snapshots, Checks::Blobs, progress)?;
     }
     let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
@@ -91,7 +92,7 @@ fn mark(
     checks: Checks,
     progress: &Progress,
 ) -> Result<LiveSet, PruneError> {
-    let reached = reach::reach(store, snapshots, checks, progress)?;
+    let reached = reach::mark(store, snapshots, checks, progress)?;
     let mut missing = reached.troubles.iter().filter_map(|(s, t)| match t {
         Trouble::Missing(blob) => Some((s, blob)),
         Trouble::BadTree(..) | Trouble::BadEntry { .. } => None,

@@ -33,7 +33,7 @@ use crate::id::{BlobId, TreeId};
 use crate::pack::{self, PackError};
 use crate::rawname::escaped;
 use crate::snapshot::{self, SnapshotList};
-use crate::tree::{Tree, TreeError};
+use crate::tree::{Tree, TreeError, TreeForm};
 pub use config::{Config, ConfigError, PackConfig, SqliteConfig};
 pub use location::{Location, LocationError};
 pub use lock::{LockMode, StoreLock};
@@ -399,6 +399,11 @@ impl Store {
     /// decoded as it is decompressed: the bytes of the tree of a directory
     /// of 300k files (77 MB) were held beside its entries (82 MB).
     pub fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
+        self.load_tree_as(id)
+    }
+
+    /// Reads a tree in the form `T`, as [`Store::load_tree`] does.
+    pub fn load_tree_as<T: TreeForm>(&self, id: &TreeId) -> Result<T, StoreError> {
         self.tree_source().load_tree(id)
     }
 
@@ -454,18 +459,26 @@ pub struct TreeReader {
 impl TreeReader {
     /// As [`Store::load_tree`], for a tree of at most `max_raw` bytes
     /// decoded; `None` for a larger one, which is not read.
-    pub fn load_tree_up_to(&self, id: &TreeId, max_raw: u32) -> Result<Option<Tree>, StoreError> {
-        let source = TreeSource::of(
-            &self.catalog,
-            &self.backend,
-            &self.staging,
-            &self.pack_cache,
-        );
+    pub fn load_tree_up_to<T: TreeForm>(
+        &self,
+        id: &TreeId,
+        max_raw: u32,
+    ) -> Result<Option<T>, StoreError> {
+        let source = self.source();
         let at = source.locate(id)?;
         if at.raw_len > max_raw {
             return Ok(None);
         }
         source.read(id, &at).map(Some)
+    }
+
+    fn source(&self) -> TreeSource<'_> {
+        TreeSource::of(
+            &self.catalog,
+            &self.backend,
+            &self.staging,
+            &self.pack_cache,
+        )
     }
 }
 
@@ -492,7 +505,7 @@ impl<'a> TreeSource<'a> {
         }
     }
 
-    fn load_tree(&self, id: &TreeId) -> Result<Tree, StoreError> {
+    fn load_tree<T: TreeForm>(&self, id: &TreeId) -> Result<T, StoreError> {
         self.read(id, &self.locate(id)?)
     }
 
@@ -503,15 +516,13 @@ impl<'a> TreeSource<'a> {
             .ok_or(StoreError::BlobMissing(blob))
     }
 
-    fn read(&self, id: &TreeId, at: &pack::BlobLocation) -> Result<Tree, StoreError> {
+    fn read<T: TreeForm>(&self, id: &TreeId, at: &pack::BlobLocation) -> Result<T, StoreError> {
         let blob = id.as_blob();
         let stored = self.tree_bytes(at)?;
         let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::decode_streaming(self.backend, &blob, at, &stored, |r| {
-                Tree::decode_from(r)
-            })?
+            pack::reader::decode_streaming(self.backend, &blob, at, &stored, |r| T::from_reader(r))?
         } else {
-            Tree::decode(&pack::reader::decode_blob(self.backend, &blob, at, stored)?)
+            T::from_bytes(&pack::reader::decode_blob(self.backend, &blob, at, stored)?)
         };
         decoded.map_err(|source| StoreError::Tree { id: *id, source })
     }

@@ -13,6 +13,7 @@
 //! group tying together the names of one hard-linked file (see `attrs`).
 
 mod attrs;
+mod refs;
 mod repr;
 
 use std::cmp::Ordering;
@@ -24,6 +25,7 @@ use crate::id::{BlobId, TreeId};
 use crate::rawname::RawName;
 
 pub use attrs::{Hole, MAX_HOLES, MAX_XATTR_VALUE, Placement, Xattr, data_len, data_regions};
+pub use refs::TreeRefs;
 
 /// A point in time with nanoseconds, as the file system reports it.
 #[derive(
@@ -313,6 +315,33 @@ impl Tree {
             .binary_search_by(|e| e.name.as_bytes().cmp(name))
             .ok()
             .map(|i| &self.entries[i])
+    }
+}
+
+/// A form a tree is read in from the store: whole ([`Tree`]), or only
+/// what it references ([`TreeRefs`]) for a walk that needs no more.
+pub trait TreeForm: Sized {
+    /// From the tree's bytes.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, TreeError>;
+    /// From a stream of the tree's bytes (a large tree).
+    fn from_reader(reader: impl std::io::Read) -> Result<Self, TreeError>;
+}
+
+impl TreeForm for Tree {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, TreeError> {
+        Tree::decode(bytes)
+    }
+    fn from_reader(reader: impl std::io::Read) -> Result<Self, TreeError> {
+        Tree::decode_from(reader)
+    }
+}
+
+impl TreeForm for TreeRefs {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, TreeError> {
+        TreeRefs::decode(bytes)
+    }
+    fn from_reader(reader: impl std::io::Read) -> Result<Self, TreeError> {
+        TreeRefs::decode_from(reader)
     }
 }
 

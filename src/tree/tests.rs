@@ -225,3 +225,99 @@ fn holes_out_of_order_make_the_entry_defective_not_the_tree_unreadable() {
     let tree = Tree::decode(&Tree::new(vec![entry]).encode()).unwrap();
     assert!(tree.entries[0].defect().is_some());
 }
+
+/// The references a full decoding finds, as `TreeRefs` would give them.
+fn refs_of(tree: &Tree) -> TreeRefs {
+    let mut refs = TreeRefs::default();
+    for entry in &tree.entries {
+        refs.chunks
+            .extend_from_slice(entry.chunks().unwrap_or_default());
+        refs.subtrees.extend(entry.subtree());
+        match entry.content {
+            Content::File { .. } => {
+                refs.files += 1;
+                refs.bytes += entry.meta.size;
+            }
+            Content::Symlink { .. } => refs.symlinks += 1,
+            Content::Dir { .. } => {}
+        }
+    }
+    refs
+}
+
+#[test]
+fn the_references_read_alone_are_those_of_the_full_decoding() {
+    let mut big = file(b"\xffbig");
+    big.meta.size = 1 << 40;
+    big.meta.xattrs = vec![Xattr {
+        name: RawName::from_bytes(b"user.k\"ey".to_vec()),
+        value: RawName::from_bytes(vec![0, 1, 2]),
+    }];
+    if let Content::File { chunks, .. } = &mut big.content {
+        *chunks = (0..50u8).map(|i| BlobId::of(&[i])).collect();
+    }
+    let dir = Entry {
+        name: RawName::from_bytes(b"d\\ir".to_vec()),
+        meta: meta(),
+        content: Content::Dir {
+            tree: TreeId::of(b"t"),
+        },
+    };
+    let link = Entry {
+        name: RawName::from_bytes(b"l".to_vec()),
+        meta: meta(),
+        content: Content::Symlink {
+            target: RawName::from_bytes(b"chunks".to_vec()),
+        },
+    };
+    let tree = Tree::new(vec![file(b"a"), big, dir, link, file(b"z")]);
+    let bytes = tree.encode();
+    let want = refs_of(&Tree::decode(&bytes).unwrap());
+    assert_eq!(want.chunks.len(), 52);
+    assert_eq!((want.files, want.symlinks, want.subtrees.len()), (3, 1, 1));
+    assert_eq!(TreeRefs::decode(&bytes).unwrap(), want);
+    assert_eq!(TreeRefs::decode_from(&bytes[..]).unwrap(), want);
+    assert_eq!(
+        TreeRefs::decode(br#"{"entries":[]}"#).unwrap(),
+        TreeRefs::default()
+    );
+}
+
+#[test]
+fn references_are_not_read_from_what_is_not_a_tree() {
+    let bytes = Tree::new(vec![file(b"a")]).encode();
+    let dir_without_tree = br#"{"entries":[{"name":"d","type":"dir","size":0}]}"#;
+    let without_type = br#"{"entries":[{"name":"a","size":1,"chunks":[]}]}"#;
+    let bad_id = br#"{"entries":[{"type":"file","chunks":["00"]}]}"#;
+    let unknown_type = br#"{"entries":[{"type":"fifo"}]}"#;
+    for bad in [
+        &bytes[..bytes.len() - 1],
+        &[&bytes[..], b"x"].concat()[..],
+        br#"{"files":[]}"#,
+        br#"[]"#,
+        dir_without_tree,
+        without_type,
+        bad_id,
+        unknown_type,
+    ] {
+        assert!(
+            TreeRefs::decode(bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(TreeRefs::decode_from(bad).is_err());
+    }
+}
+
+#[test]
+fn chunks_a_valid_tree_could_not_hold_are_still_references() {
+    // Lenient where it can only keep more: a directory listing chunks is
+    // refused by the full decoding, and its chunks are references here.
+    let id = BlobId::of(b"abc");
+    let json = format!(
+        r#"{{"entries":[{{"name":"d","type":"dir","tree":"{}","chunks":["{id}"]}}]}}"#,
+        TreeId::of(b"t")
+    );
+    assert!(Tree::decode(json.as_bytes()).is_err());
+    assert_eq!(TreeRefs::decode(json.as_bytes()).unwrap().chunks, vec![id]);
+}

@@ -209,7 +209,7 @@ pub fn verify_listed(
         .into_iter()
         .filter(|s| options.snapshots.as_ref().is_none_or(|c| c.contains(&s.id)))
         .collect();
-    let reached = reach::reach(store, &chosen, reach::Checks::Entries, progress)?;
+    let reached = reach::reach(store, &chosen, progress)?;
     let restrict = options.snapshots.is_some().then_some(&reached.live);
     let mut checked: Vec<(PackRow, packs::Rows)> = Vec::new();
     let mut suspects: HashMap<BlobId, usize> = HashMap::new();
@@ -308,7 +308,7 @@ impl Report {
         Self {
             ok: true,
             snapshots: chosen.len() as u64,
-            trees: reached.live.trees(),
+            trees: reached.trees.len(),
             blobs: reached.live.len(),
             packs,
             packs_selected: 0,

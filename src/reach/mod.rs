@@ -1,5 +1,6 @@
-//! Reachability: which blobs a set of snapshots needs, for prune (what to
-//! keep) and verify (what must be intact).
+//! Reachability: which blobs a set of snapshots needs, for prune and copy
+//! (what to keep, what to carry: [`mark`], on every core) and verify (what
+//! must be intact, every entry looked at: [`reach`]).
 //!
 //! Memory is the constraint (a store of 10M blobs must not need gigabytes),
 //! so a live blob is remembered by the first 8 bytes of its id only: a
@@ -7,10 +8,10 @@
 //! ~150 MiB for 10M blobs. Two different blobs sharing a prefix (odds about
 //! n²/2⁶⁵, ~3·10⁻⁶ for 10M blobs) only make a dead blob look live, which
 //! keeps it: never the other way round. Trees are remembered by their full
-//! id with their tally (crate::tally), so that a subtree is walked once
-//! however many entries or snapshots share it, a prefix collision can never
-//! skip one, and each snapshot's full expansion is known without expanding
-//! it (verify judges it against crate::bound).
+//! id, so that a subtree is read once however many entries or snapshots
+//! share it and a prefix collision can never skip one; [`reach`] keeps each
+//! one's tally (crate::tally), so that each snapshot's full expansion is
+//! known without expanding it (verify judges it against crate::bound).
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -22,6 +23,10 @@ use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 use crate::tally::{Tallies, Tally};
 use crate::tree::{Entry, Tree};
+
+mod mark;
+
+pub use mark::{Marked, mark};
 
 /// Ids are uniform random bits already: hashing them again is wasted work.
 #[derive(Default)]
@@ -45,7 +50,6 @@ impl Hasher for PrefixHasher {
 #[derive(Default)]
 pub struct LiveSet {
     blobs: HashSet<u64, BuildHasherDefault<PrefixHasher>>,
-    trees: Tallies,
 }
 
 fn prefix(id: &BlobId) -> u64 {
@@ -54,12 +58,7 @@ fn prefix(id: &BlobId) -> u64 {
 
 impl std::fmt::Debug for LiveSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "LiveSet({} blobs, {} trees)",
-            self.blobs.len(),
-            self.trees.len()
-        )
+        write!(f, "LiveSet({} blobs)", self.blobs.len())
     }
 }
 
@@ -93,14 +92,18 @@ impl LiveSet {
         self.blobs.is_empty()
     }
 
-    /// Whether tree `id` was reached.
-    pub fn has_tree(&self, id: &TreeId) -> bool {
-        self.trees.contains(id)
+    /// Sized once for every blob the store holds (reached ones are fewer):
+    /// a table that grows by doubling briefly holds both copies.
+    fn sized_for(store: &Store) -> Result<Self, StoreError> {
+        let mut set = Self::default();
+        let capacity = usize::try_from(store.catalog().blob_count()?).unwrap_or(0);
+        set.blobs.reserve(capacity);
+        Ok(set)
     }
 
-    /// Trees reached.
-    pub fn trees(&self) -> u64 {
-        self.trees.len()
+    /// Marks `id`; whether it was not marked before.
+    fn insert(&mut self, id: &BlobId) -> bool {
+        self.blobs.insert(prefix(id))
     }
 }
 
@@ -137,21 +140,16 @@ impl std::fmt::Display for Trouble {
     }
 }
 
-/// How closely each tree's entries are looked at.
+/// How closely [`mark`] looks at what it marks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checks {
-    /// None: blobs are only marked. For a caller that then counts the
-    /// marked blobs in a scan of the whole catalog (prune), which is
+    /// Not at all: blobs are only marked. For a caller that then counts
+    /// the marked blobs in a scan of the whole catalog (prune), which is
     /// cheaper than a lookup per blob: 46% of a prune of 200k small files.
     Marks,
-    /// Only that every blob is in the catalog (prune, when its count of
-    /// the marked blobs came out short; copy).
+    /// That every blob is in the catalog (prune, when its count of the
+    /// marked blobs came out short; copy).
     Blobs,
-    /// Also what a restore would refuse: a file whose recorded size is not
-    /// the sum of its chunks' lengths, a symlink with an empty or NUL-holding
-    /// target (verify). One catalog lookup per chunk of each file listed in
-    /// a distinct tree.
-    Entries,
 }
 
 /// What [`reach`] found.
@@ -159,62 +157,76 @@ pub enum Checks {
 pub struct Reached {
     /// Every blob reached.
     pub live: LiveSet,
+    /// Every tree reached, with its tally.
+    pub trees: Tallies,
     /// Each trouble, with the first snapshot found to need it.
     pub troubles: Vec<(SnapshotId, Trouble)>,
     /// What each snapshot's trees hold, fully expanded, in the order given.
     pub tallies: Vec<(SnapshotId, Tally)>,
 }
 
-/// Walks every tree of `snapshots` (each subtree once) and marks the blobs
-/// they reach. Unless `checks` is [`Checks::Marks`], every blob is checked
-/// to be in the catalog the first time it is reached (a blob whose prefix
-/// collides with an earlier one is not; store-format/durability.md bounds
-/// what that can cost). Troubles are
-/// collected, not fatal; only a failing catalog stops the walk.
+/// Walks every tree of `snapshots` (each subtree once), marks the blobs
+/// they reach and checks each entry: every blob is in the catalog the
+/// first time it is reached (a blob whose prefix collides with an earlier
+/// one is not; store-format/durability.md bounds what that can cost), and
+/// nothing a restore would refuse is there (a file whose recorded size is
+/// not the sum of its chunks' lengths, a symlink with an empty or
+/// NUL-holding target). One catalog lookup per chunk of each file listed in
+/// a distinct tree. Troubles are collected, not fatal; only a failing
+/// catalog stops the walk.
 pub fn reach(
     store: &Store,
     snapshots: &[Snapshot],
-    checks: Checks,
     progress: &Progress,
 ) -> Result<Reached, StoreError> {
     let _read = store.catalog().read_snapshot()?;
-    let mut reached = Reached::default();
-    // Sized once for every blob the store holds (reached ones are fewer): a
-    // table that grows by doubling briefly holds both copies.
-    let capacity = usize::try_from(store.catalog().blob_count()?).unwrap_or(0);
-    reached.live.blobs.reserve(capacity);
+    let mut reached = Reached {
+        live: LiveSet::sized_for(store)?,
+        ..Reached::default()
+    };
     for snapshot in snapshots {
-        let tally = walk_snapshot(store, snapshot, checks, &mut reached)?;
+        let tally = walk_snapshot(store, snapshot, &mut reached)?;
         reached.tallies.push((snapshot.id, tally));
         Progress::add(&progress.files, 1);
     }
     Ok(reached)
 }
 
-/// Tallies the trees of `snapshot`, reading (and checking) each tree not
+/// Tallies the trees of `snapshot`, reading and checking each tree not
 /// met before.
 fn walk_snapshot(
     store: &Store,
     snapshot: &Snapshot,
-    checks: Checks,
     reached: &mut Reached,
 ) -> Result<Tally, StoreError> {
-    let Reached { live, troubles, .. } = reached;
-    let LiveSet { blobs, trees } = live;
+    let Reached {
+        live,
+        trees,
+        troubles,
+        ..
+    } = reached;
     let mut walker = TreeChecker {
         store,
-        checks,
-        blobs,
+        live,
         note: &mut |t: Trouble| troubles.push((snapshot.id, t)),
     };
     trees.tally(snapshot.record.tree, &mut |id| walker.read(id))
 }
 
+/// What a tree that cannot be read means: a trouble, or (the catalog
+/// failing) the end of the walk.
+fn unread(id: TreeId, e: StoreError) -> Result<Trouble, StoreError> {
+    match e {
+        StoreError::BlobMissing(blob) => Ok(Trouble::Missing(blob)),
+        e @ StoreError::Catalog(_) => Err(e),
+        e => Ok(Trouble::BadTree(id, e)),
+    }
+}
+
 /// Reads trees for a tally, marking and checking what they reference.
 struct TreeChecker<'a> {
     store: &'a Store,
-    checks: Checks,
-    blobs: &'a mut HashSet<u64, BuildHasherDefault<PrefixHasher>>,
+    live: &'a mut LiveSet,
     note: &'a mut dyn FnMut(Trouble),
 }
 
@@ -222,26 +234,16 @@ impl TreeChecker<'_> {
     /// Tree `id`, its blobs marked; `None` (with the trouble noted) if it
     /// cannot be read.
     fn read(&mut self, id: TreeId) -> Result<Option<Tree>, StoreError> {
-        self.blobs.insert(prefix(&id.as_blob()));
+        self.live.insert(&id.as_blob());
         let tree = match self.store.load_tree(&id) {
             Ok(tree) => tree,
-            Err(StoreError::BlobMissing(blob)) => {
-                (self.note)(Trouble::Missing(blob));
-                return Ok(None);
-            }
-            Err(e @ StoreError::Catalog(_)) => return Err(e),
             Err(e) => {
-                (self.note)(Trouble::BadTree(id, e));
+                (self.note)(unread(id, e)?);
                 return Ok(None);
             }
         };
         for entry in &tree.entries {
-            let cause = match self.checks {
-                Checks::Marks => self.mark_only(entry),
-                Checks::Blobs => self.mark_chunks(entry)?,
-                Checks::Entries => self.check_entry(entry)?,
-            };
-            if let Some(cause) = cause {
+            if let Some(cause) = self.check_entry(entry)? {
                 (self.note)(Trouble::BadEntry {
                     tree: id,
                     name: entry.name.clone(),
@@ -252,32 +254,15 @@ impl TreeChecker<'_> {
         Ok(Some(tree))
     }
 
-    /// Marks a file's chunks.
-    fn mark_only(&mut self, entry: &Entry) -> Option<String> {
-        let chunks = entry.chunks().unwrap_or_default();
-        self.blobs.extend(chunks.iter().map(prefix));
-        None
-    }
-
-    /// Marks a file's chunks, noting those the catalog lacks.
-    fn mark_chunks(&mut self, entry: &Entry) -> Result<Option<String>, StoreError> {
-        for chunk in entry.chunks().unwrap_or_default() {
-            if self.blobs.insert(prefix(chunk)) && !self.store.catalog().contains(chunk)? {
-                (self.note)(Trouble::Missing(*chunk));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Marks a file's chunks as [`Self::mark_chunks`] does, and says what a
-    /// restore would refuse about the entry, if anything.
+    /// Marks a file's chunks, noting those the catalog lacks, and says
+    /// what a restore would refuse about the entry, if anything.
     fn check_entry(&mut self, entry: &Entry) -> Result<Option<String>, StoreError> {
         if let Some(defect) = entry.defect() {
             return Ok(Some(defect.to_owned()));
         }
         let mut sum = Some(0u64);
         for chunk in BlobId::in_id_order(entry.chunks().unwrap_or_default()) {
-            let first = self.blobs.insert(prefix(chunk));
+            let first = self.live.insert(chunk);
             match self.store.catalog().raw_len(chunk)? {
                 Some(len) => sum = sum.map(|s| s.saturating_add(u64::from(len))),
                 None => {
