@@ -24,6 +24,7 @@ use crossbeam_channel::Sender;
 use super::chain::Chain;
 use super::leftovers;
 use super::links::{LinkPlaced, Primaries};
+use super::locate::Locator;
 use super::meta::OwnerMap;
 use super::plan::{Item, Survey, walk_selection};
 use super::target::{self, DirFd, Slot};
@@ -135,6 +136,7 @@ pub fn execute(
         owners: OwnerMap::new(options.meta.numeric_owner),
         zeros_as_holes: options.meta.sparse,
         overwrite: options.overwrite,
+        locator: Locator::of(store),
     };
     let (walked, mut outcome) = std::thread::scope(|scope| {
         let (batches, ready) = crossbeam_channel::bounded::<Batch>(1);
@@ -149,7 +151,7 @@ pub fn execute(
             }
             outcome
         });
-        let walked = walk_into_batches(store, snapshot, options, root, &batches);
+        let walked = walk_into_batches(&ctx, store, snapshot, options, root, &batches);
         drop(batches);
         match writer.join() {
             Ok(outcome) => (walked, outcome),
@@ -173,6 +175,7 @@ pub fn execute(
 /// walk leaves it. Returns how many leftovers of interrupted restores it
 /// removed from the directories it met that existed already.
 fn walk_into_batches(
+    ctx: &Ctx<'_>,
     store: &Store,
     snapshot: &Snapshot,
     options: &RestoreOptions,
@@ -181,6 +184,7 @@ fn walk_into_batches(
 ) -> Result<u64, RestoreError> {
     let mut walk = Batcher {
         store,
+        locator: ctx.locator.as_ref(),
         options,
         leftovers_removed: leftovers::remove_leftovers(&root),
         chain: Chain::new(Some(root)),
@@ -210,6 +214,8 @@ fn walk_into_batches(
 /// The state of [`walk_into_batches`].
 struct Batcher<'a> {
     store: &'a Store,
+    /// Locates the chunks of large files while they are written.
+    locator: Option<&'a Locator>,
     options: &'a RestoreOptions,
     /// The open directories down to the item at hand.
     chain: Chain<DirToFinish>,
@@ -251,7 +257,9 @@ impl Batcher<'_> {
             }
             Content::Symlink { .. } => self.batch.symlinks.push(placed),
             Content::File { chunks, .. } => {
-                locate_into(self.store, chunks, &mut self.batch.locations)?;
+                if Locator::for_file(self.locator, chunks).is_none() {
+                    locate_into(self.store, chunks, &mut self.batch.locations)?;
+                }
                 self.batch.chunks += chunks.len();
                 match self.primaries.first_of(&placed.item) {
                     Some(primary) => self.batch.links.push(LinkPlaced { placed, primary }),

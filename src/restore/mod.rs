@@ -18,6 +18,7 @@ mod early_sync;
 mod execute;
 mod leftovers;
 mod links;
+mod locate;
 mod meta;
 mod plan;
 mod select;

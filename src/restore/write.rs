@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use super::early_sync::EarlySync;
 use super::execute::{Batch, Placed};
 use super::links::{LinkPlaced, primary_place};
+use super::locate::{Locator, Unlocated};
 use super::meta::{Misses, OwnerMap, Skipped};
 use super::plan::Item;
 use super::sparse::SparseOut;
@@ -77,6 +78,8 @@ enum ItemError {
     Pack(#[from] PackError),
     #[error("blob {0} is missing from the store")]
     Missing(BlobId),
+    #[error("the catalog failed: {0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
     #[error("restored {got} bytes where the snapshot recorded {want}")]
     Size { got: u64, want: u64 },
     #[error("{0}")]
@@ -87,6 +90,15 @@ enum ItemError {
     /// a whole reports it).
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
+}
+
+impl From<Unlocated> for ItemError {
+    fn from(e: Unlocated) -> Self {
+        match e {
+            Unlocated::Missing(id) => Self::Missing(id),
+            Unlocated::Catalog(e) => Self::Catalog(e),
+        }
+    }
 }
 
 impl ItemError {
@@ -122,6 +134,8 @@ pub(super) struct Ctx<'a> {
     /// `--sparse`: leave blocks of zeros unwritten.
     pub zeros_as_holes: bool,
     pub overwrite: bool,
+    /// Locates the chunks of large files while they are written.
+    pub locator: Option<Locator>,
 }
 
 /// Writes the files of `batch` in parallel, then its symlinks, then gives
@@ -243,6 +257,17 @@ fn write_links(ctx: &Ctx<'_>, batch: &Batch, outcome: &mut RestoreOutcome) {
     }
 }
 
+/// Where each of `chunks` is, from the batch's `locations`.
+fn located<'l>(
+    chunks: &[BlobId],
+    locations: &'l HashMap<BlobId, BlobLocation>,
+) -> Result<Vec<(BlobId, &'l BlobLocation)>, ItemError> {
+    chunks
+        .iter()
+        .map(|id| Ok((*id, locations.get(id).ok_or(ItemError::Missing(*id))?)))
+        .collect()
+}
+
 /// Makes `link` a hard link to its first name.
 fn restore_link(ctx: &Ctx<'_>, link: &LinkPlaced) -> Result<(), ItemError> {
     interrupt::check()?;
@@ -284,10 +309,6 @@ fn restore_file(
     let mut tmp = slot.temp_file()?;
     crate::crash::point("restore-file-started");
     let file = tmp.file().ok_or_else(|| io::Error::other("not a file"))?;
-    let located = chunks
-        .iter()
-        .map(|id| Ok((*id, locations.get(id).ok_or(ItemError::Missing(*id))?)))
-        .collect::<Result<Vec<_>, ItemError>>()?;
     // A database is synced before it appears: start writing it back early.
     let mut early = match database {
         Some(_) => Some(EarlySync::new(file)?),
@@ -297,7 +318,7 @@ fn restore_file(
     let mut out = io::BufWriter::with_capacity(1 << 20, sparse);
     let mut written = 0u64;
     // Stopping between two chunks drops `tmp`, which removes the file.
-    pack::runs::stream(packs, &located, |data| {
+    let mut sink = |data: &[u8]| {
         interrupt::check()?;
         out.write_all(data)?;
         written += data.len() as u64;
@@ -305,7 +326,16 @@ fn restore_file(
             early.wrote(data.len() as u64)?;
         }
         Ok::<_, ItemError>(())
-    })?;
+    };
+    match Locator::for_file(ctx.locator.as_ref(), chunks) {
+        Some(locator) => locator.in_segments(chunks, |located| {
+            // From a remote store, each segment's blobs in a few GETs.
+            let spans = pack::spans::Spans::plan(ctx.backend, located.iter().map(|(_, at)| *at));
+            let mut packs = pack::runs::PackFiles::through(ctx.backend, spans.as_ref());
+            pack::runs::stream(&mut packs, located, &mut sink)
+        })?,
+        None => pack::runs::stream(packs, &located(chunks, locations)?, &mut sink)?,
+    }
     out.flush()?;
     drop(out);
     if let Some(early) = early {
