@@ -4,14 +4,18 @@
 //! middle of a pack without its neighbours. Decoding never trusts the length
 //! it is told: output is capped at the recorded raw length.
 
+mod decode;
 pub mod dictionary;
 
-use std::cell::RefCell;
 use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
-use zstd::zstd_safe::{CCtx, DCtx, DParameter, ResetDirective};
+use zstd::zstd_safe::{CCtx, DCtx};
 
+use decode::frame_reader;
+#[cfg(test)]
+use decode::window_log_for;
+pub use decode::{DecodeError, decode, decode_into, decode_owned, decoder};
 pub use dictionary::Dictionary;
 
 /// How a blob's bytes are stored in a pack. The codes are on disk (a pack
@@ -276,210 +280,6 @@ fn check_streaming(
     Ok(())
 }
 
-/// Why stored bytes did not decode to `raw_len` bytes.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// The zstd frame is damaged.
-    #[error("zstd frame does not decode: {0}")]
-    Zstd(io::Error),
-    /// The frame needs a store dictionary the caller did not have.
-    #[error("it needs dictionaries/{0}, which was not given")]
-    NoDictionary(u16),
-    /// The output length is not the recorded one.
-    #[error("decoded to {got} bytes where {want} were recorded")]
-    Length {
-        /// Recorded raw length.
-        want: usize,
-        /// Bytes produced (capped at `want + 1`).
-        got: usize,
-    },
-}
-
-/// Largest initial output buffer: beyond this the buffer grows only as real
-/// output arrives, so a forged raw length cannot make us allocate gigabytes.
-const MAX_PREALLOC: usize = 16 << 20;
-
-/// Like [`decode`], taking the stored bytes by value so that an uncompressed
-/// blob is returned without a copy.
-pub fn decode_owned(
-    compression: Compression,
-    stored: Vec<u8>,
-    raw_len: usize,
-    dictionary: Option<&Dictionary>,
-) -> Result<Vec<u8>, DecodeError> {
-    match compression {
-        Compression::None if stored.len() == raw_len => Ok(stored),
-        _ => decode(compression, &stored, raw_len, dictionary),
-    }
-}
-
-thread_local! {
-    /// One zstd decompression context per thread, reused: creating one per
-    /// blob was a quarter of the time of reading small blobs back.
-    static DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
-}
-
-/// Decodes one zstd blob, streaming, into at most `raw_len + 1` bytes:
-/// the output grows by at most [`MAX_PREALLOC`] at a time, never by
-/// doubling, and the frame may not declare a window larger than the blob
-/// needs (cairn's frames are single-segment: their window is their size),
-/// so hostile bytes cannot make the reader allocate much beyond `raw_len`.
-fn zstd_decode(
-    stored: &[u8],
-    raw_len: usize,
-    dictionary: Option<&Dictionary>,
-) -> Result<Vec<u8>, DecodeError> {
-    let zstd_error =
-        |code| DecodeError::Zstd(io::Error::other(zstd::zstd_safe::get_error_name(code)));
-    DCTX.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let ctx = match &mut *slot {
-            Some(ctx) => ctx,
-            None => slot.insert(DCtx::try_create().ok_or_else(|| {
-                DecodeError::Zstd(io::Error::other("cannot allocate a zstd context"))
-            })?),
-        };
-        // A decode that failed half way leaves state behind: start clean.
-        ctx.reset(ResetDirective::SessionOnly).map_err(zstd_error)?;
-        if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(stored)
-            && raw_len <= MAX_PREALLOC
-        {
-            return decode_in_one_go(ctx, stored, declared, raw_len, dictionary);
-        }
-        if dictionary.is_some() {
-            let mut reader = decoder_of(stored, raw_len, dictionary)?;
-            return read_at_most(&mut reader, raw_len + 1);
-        }
-        ctx.set_parameter(DParameter::WindowLogMax(window_log_for(raw_len)))
-            .map_err(zstd_error)?;
-        let mut reader = zstd::stream::read::Decoder::with_context(stored, ctx);
-        read_at_most(&mut reader, raw_len + 1)
-    })
-}
-
-/// Decodes a frame that declares its size (every frame cairn writes) in one
-/// call into a buffer of exactly `raw_len`, which zstd never writes beyond:
-/// no streaming window, no zeroing of the output first. Streaming through
-/// a zero-filled buffer was a fifth of the CPU time of a restore.
-fn decode_in_one_go(
-    ctx: &mut DCtx<'static>,
-    stored: &[u8],
-    declared: u64,
-    raw_len: usize,
-    dictionary: Option<&Dictionary>,
-) -> Result<Vec<u8>, DecodeError> {
-    if declared != raw_len as u64 {
-        return Err(DecodeError::Length {
-            want: raw_len,
-            got: declared.min(raw_len as u64 + 1) as usize,
-        });
-    }
-    let mut out = Vec::new();
-    out.try_reserve_exact(raw_len)
-        .map_err(|e| DecodeError::Zstd(io::Error::other(e.to_string())))?;
-    match dictionary {
-        Some(d) => ctx.decompress_using_ddict(&mut out, stored, d.decoder().as_ddict()),
-        None => ctx.decompress(&mut out, stored),
-    }
-    .map_err(|code| DecodeError::Zstd(zstd_io(code)))?;
-    Ok(out)
-}
-
-/// The largest window log a frame of `raw_len` bytes may declare: enough
-/// for its size with one step of slack, at least zstd's minimum (10).
-fn window_log_for(raw_len: usize) -> u32 {
-    let bits = usize::BITS - raw_len.saturating_sub(1).leading_zeros();
-    (bits + 1).clamp(10, 31)
-}
-
-/// Reads up to `limit` bytes, growing the buffer linearly.
-fn read_at_most(reader: &mut impl Read, limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut out: Vec<u8> = Vec::new();
-    loop {
-        if out.len() == limit {
-            return Ok(out);
-        }
-        let filled = out.len();
-        let step = (limit - filled).min(MAX_PREALLOC);
-        out.resize(filled + step, 0);
-        let n = reader.read(&mut out[filled..]).map_err(DecodeError::Zstd)?;
-        out.truncate(filled + n);
-        if n == 0 {
-            return Ok(out);
-        }
-    }
-}
-
-/// A reader of the decoded bytes of a blob stored as `stored`, for blobs
-/// too large to decode whole beside what is made of them. A zstd frame may
-/// not declare a window larger than `raw_len` needs (as in [`decode`]);
-/// the caller counts the bytes and checks their hash.
-pub fn decoder<'a>(
-    compression: Compression,
-    stored: &'a [u8],
-    raw_len: usize,
-    dictionary: Option<&'a Dictionary>,
-) -> Result<Box<dyn Read + 'a>, DecodeError> {
-    match compression {
-        Compression::None => Ok(Box::new(stored)),
-        Compression::Zstd => Ok(Box::new(decoder_of(stored, raw_len, None)?)),
-        Compression::Dictionary(n) => {
-            let dictionary = dictionary.ok_or(DecodeError::NoDictionary(n))?;
-            Ok(Box::new(decoder_of(stored, raw_len, Some(dictionary))?))
-        }
-    }
-}
-
-/// A streaming reader of one zstd frame, its window capped for `raw_len`.
-fn decoder_of<'a>(
-    stored: &'a [u8],
-    raw_len: usize,
-    dictionary: Option<&'a Dictionary>,
-) -> Result<zstd::stream::read::Decoder<'a, &'a [u8]>, DecodeError> {
-    let mut decoder = frame_reader(stored, dictionary).map_err(DecodeError::Zstd)?;
-    decoder
-        .window_log_max(window_log_for(raw_len))
-        .map_err(DecodeError::Zstd)?;
-    Ok(decoder)
-}
-
-/// A streaming reader of one zstd frame, primed with `dictionary` if given.
-fn frame_reader<'a>(
-    stored: &'a [u8],
-    dictionary: Option<&'a Dictionary>,
-) -> io::Result<zstd::stream::read::Decoder<'a, &'a [u8]>> {
-    match dictionary {
-        Some(d) => zstd::stream::read::Decoder::with_prepared_dictionary(stored, d.decoder()),
-        None => zstd::stream::read::Decoder::with_buffer(stored),
-    }
-}
-
-/// Decodes stored bytes into exactly `raw_len` bytes; `dictionary` must be
-/// the one a [`Compression::Dictionary`] names.
-pub fn decode(
-    compression: Compression,
-    stored: &[u8],
-    raw_len: usize,
-    dictionary: Option<&Dictionary>,
-) -> Result<Vec<u8>, DecodeError> {
-    let out = match compression {
-        Compression::None => stored.to_vec(),
-        Compression::Zstd => zstd_decode(stored, raw_len, None)?,
-        Compression::Dictionary(n) => {
-            let dictionary = dictionary.ok_or(DecodeError::NoDictionary(n))?;
-            zstd_decode(stored, raw_len, Some(dictionary))?
-        }
-    };
-    if out.len() == raw_len {
-        Ok(out)
-    } else {
-        Err(DecodeError::Length {
-            want: raw_len,
-            got: out.len(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +424,46 @@ mod tests {
             .read_to_end(&mut streamed)
             .unwrap();
         assert_eq!(streamed, blob);
+    }
+
+    #[test]
+    fn decoding_into_a_buffer_gives_the_bytes_or_says_why_not() {
+        let dict = text_dictionary(1);
+        let blob = text_blob(&mut 7);
+        let mut c = Compressor::new(3).unwrap();
+        for (encoded, d) in [
+            (c.encode(blob.clone(), Some(&dict)).unwrap(), Some(&dict)),
+            (c.encode(blob.clone(), None).unwrap(), None),
+            (
+                Encoded {
+                    compression: Compression::None,
+                    bytes: blob.clone(),
+                },
+                None,
+            ),
+        ] {
+            let mut out = vec![0u8; blob.len()];
+            decode_into(encoded.compression, &encoded.bytes, &mut out, d).unwrap();
+            assert_eq!(out, blob);
+            // A buffer of another length than the blob's is refused.
+            let mut short = vec![0u8; blob.len() - 1];
+            let wrong = decode_into(encoded.compression, &encoded.bytes, &mut short, d);
+            assert!(
+                matches!(wrong, Err(DecodeError::Length { .. })),
+                "{wrong:?}"
+            );
+        }
+        // A frame that does not declare its size still decodes.
+        let mut streamed = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        streamed.include_contentsize(false).unwrap();
+        streamed.window_log(12).unwrap();
+        io::Write::write_all(&mut streamed, &blob).unwrap();
+        let bytes = streamed.finish().unwrap();
+        let mut out = vec![0u8; blob.len()];
+        decode_into(Compression::Zstd, &bytes, &mut out, None).unwrap();
+        assert_eq!(out, blob);
+        let damaged = [&bytes[..bytes.len() / 2], &[0xff; 9][..]].concat();
+        assert!(decode_into(Compression::Zstd, &damaged, &mut out, None).is_err());
     }
 
     #[test]

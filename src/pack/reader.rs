@@ -132,28 +132,24 @@ pub fn decode_streaming<T, E>(
     stored: &[u8],
     consume: impl FnOnce(&mut dyn io::Read) -> Result<T, E>,
 ) -> Result<Result<T, E>, PackError> {
-    let decode_error = |source| PackError::Decode {
-        blob: *id,
-        pack: at.pack,
-        source,
-    };
     let raw_len = at.raw_len as usize;
     let vault = backend.vault();
     let inner = unseal(vault, id, at, stored)?;
     let dictionary = dictionary_for(backend, id, at)?;
     let decoder = compress::decoder(at.compression, &inner, raw_len, dictionary.as_deref())
-        .map_err(decode_error)?;
+        .map_err(|source| decode_error(id, at, source))?;
     // One byte more than recorded is enough to tell the length is wrong.
     let mut hashing = Hashing::new(decoder.take(raw_len as u64 + 1), vault.hasher());
     let consumed = consume(&mut hashing);
     let (got, actual) = hashing
         .drain()
-        .map_err(|e| decode_error(compress::DecodeError::Zstd(e)))?;
+        .map_err(|e| decode_error(id, at, compress::DecodeError::Zstd(e)))?;
     if got != raw_len {
-        return Err(decode_error(compress::DecodeError::Length {
-            want: raw_len,
-            got,
-        }));
+        return Err(decode_error(
+            id,
+            at,
+            compress::DecodeError::Length { want: raw_len, got },
+        ));
     }
     if actual != *id {
         return Err(PackError::HashMismatch {
@@ -241,6 +237,22 @@ pub(super) fn decode_slice(
     checked(vault, id, at, raw)
 }
 
+/// As [`decode_slice`], into `out`, which is the blob's raw length.
+pub(super) fn decode_slice_into(
+    backend: &Backend,
+    id: &BlobId,
+    at: &BlobLocation,
+    stored: &[u8],
+    out: &mut [u8],
+) -> Result<(), PackError> {
+    let vault = backend.vault();
+    let inner = unseal(vault, id, at, stored)?;
+    let dictionary = dictionary_for(backend, id, at)?;
+    compress::decode_into(at.compression, &inner, out, dictionary.as_deref())
+        .map_err(|source| decode_error(id, at, source))?;
+    check_id(vault, id, at, out)
+}
+
 /// The decoded blob, if it decoded and its BLAKE3 is `id`.
 fn checked(
     vault: &Vault,
@@ -248,12 +260,22 @@ fn checked(
     at: &BlobLocation,
     raw: Result<Vec<u8>, compress::DecodeError>,
 ) -> Result<Vec<u8>, PackError> {
-    let raw = raw.map_err(|source| PackError::Decode {
+    let raw = raw.map_err(|source| decode_error(id, at, source))?;
+    check_id(vault, id, at, &raw)?;
+    Ok(raw)
+}
+
+fn decode_error(id: &BlobId, at: &BlobLocation, source: compress::DecodeError) -> PackError {
+    PackError::Decode {
         blob: *id,
         pack: at.pack,
         source,
-    })?;
-    let actual = BlobId::from(vault.hash(&raw));
+    }
+}
+
+/// Whether `raw`'s BLAKE3 (keyed in an encrypted store) is `id`.
+fn check_id(vault: &Vault, id: &BlobId, at: &BlobLocation, raw: &[u8]) -> Result<(), PackError> {
+    let actual = BlobId::from(vault.hash(raw));
     if actual != *id {
         return Err(PackError::HashMismatch {
             blob: *id,
@@ -261,7 +283,7 @@ fn checked(
             actual,
         });
     }
-    Ok(raw)
+    Ok(())
 }
 
 /// Checks stored bytes read from `at` against `id` without keeping the
@@ -282,11 +304,7 @@ pub fn check_stored(
             let dictionary = dictionary_for(backend, id, at)?;
             let raw_len = at.raw_len as usize;
             let raw = compress::decode(at.compression, &stored, raw_len, dictionary.as_deref())
-                .map_err(|source| PackError::Decode {
-                    blob: *id,
-                    pack: at.pack,
-                    source,
-                })?;
+                .map_err(|source| decode_error(id, at, source))?;
             BlobId::from(vault.hash(&raw))
         }
     };

@@ -315,7 +315,9 @@ fn restore_file(
         None => None,
     };
     let sparse = SparseOut::new(file, holes, ctx.zeros_as_holes);
-    let mut out = io::BufWriter::with_capacity(1 << 20, sparse);
+    // Runs of blobs come decoded in one buffer each: one as large as this
+    // buffer goes to the file directly, shorter ones are gathered.
+    let mut out = io::BufWriter::with_capacity(128 << 10, sparse);
     let mut written = 0u64;
     // Stopping between two chunks drops `tmp`, which removes the file.
     let mut sink = |data: &[u8]| {
