@@ -8,8 +8,11 @@
 //! sent on. Compressors run on every core and re-check each compressed blob
 //! by decompressing it. One writer fills packs sequentially, publishes each
 //! sealed pack durably, then records its blobs in one catalog transaction.
-//! Channels are bounded, so memory stays at a few dozen chunks whatever the
-//! size of the data. On failure no pack is sealed after the error and the
+//! Blobs travel in batches of up to [`BATCH_BYTES`]: handing each 4 KiB
+//! page run of a database over on its own was 12% of the CPU time of its
+//! first snapshot (channel operations and the thread switches they cause).
+//! Channels are bounded, so memory stays at a few dozen batches whatever
+//! the size of the data. On failure no pack is sealed after the error and the
 //! temporary files are removed.
 
 use std::collections::HashSet;
@@ -32,6 +35,11 @@ use crate::pack::{BlobKind, PackError, PackWriter};
 use crate::progress::Progress;
 use crate::store::Staging;
 use crate::store::{Store, StoreError};
+
+/// Blobs the walker hands over at once: up to this many bytes...
+const BATCH_BYTES: usize = 64 << 10;
+/// ...and this many blobs.
+const BATCH_BLOBS: usize = 32;
 
 /// A new blob on its way to a compressor.
 struct Job {
@@ -80,7 +88,10 @@ pub struct WriterStats {
 
 /// The walker's handle: hands blobs to the pipeline, skipping known ones.
 pub struct BlobSink<'a> {
-    jobs: Sender<Job>,
+    jobs: Sender<Vec<Job>>,
+    /// Blobs not handed over yet, and their bytes.
+    batch: Vec<Job>,
+    batch_bytes: usize,
     catalog: &'a Catalog,
     sent: HashSet<BlobId>,
     /// Packs a prune condemned when the capture started: a blob only they
@@ -126,10 +137,24 @@ impl BlobSink<'_> {
             self.stats.data_new_bytes += data.len() as u64;
         }
         self.sent.insert(id);
-        self.jobs
-            .send(Job { kind, id, data })
-            .map_err(|_| CaptureError::PipelineStopped)?;
+        self.batch_bytes += data.len();
+        self.batch.push(Job { kind, id, data });
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_BLOBS {
+            self.flush()?;
+        }
         Ok(id)
+    }
+
+    /// Hands the blobs put since the last batch over.
+    fn flush(&mut self) -> Result<(), CaptureError> {
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.jobs
+            .send(batch)
+            .map_err(|_| CaptureError::PipelineStopped)
     }
 }
 
@@ -144,8 +169,8 @@ pub fn run<T>(
     walk: impl FnOnce(&mut BlobSink<'_>) -> Result<T, CaptureError>,
 ) -> Result<(T, SinkStats, WriterStats), CaptureError> {
     let workers = thread::available_parallelism().map_or(2, |n| n.get());
-    let (job_tx, job_rx) = bounded::<Job>(workers * 2);
-    let (ready_tx, ready_rx) = bounded::<Result<Ready, CaptureError>>(workers * 2);
+    let (job_tx, job_rx) = bounded::<Vec<Job>>(workers * 2);
+    let (ready_tx, ready_rx) = bounded::<Compressed>(workers * 2);
     let abort = Arc::new(AtomicBool::new(false));
     let level = store.config().compression.level;
     let shunned = super::present::condemned_known(store, store.catalog())?;
@@ -169,13 +194,15 @@ pub fn run<T>(
 
         let mut sink = BlobSink {
             jobs: job_tx,
+            batch: Vec::new(),
+            batch_bytes: 0,
             catalog: store.catalog(),
             sent: HashSet::new(),
             shunned,
             vault: store.backend().vault().clone(),
             stats: SinkStats::default(),
         };
-        let walked = walk(&mut sink);
+        let walked = walk(&mut sink).and_then(|t| sink.flush().map(|()| t));
         let stats = sink.stats;
         if walked.is_err() {
             abort.store(true, Ordering::SeqCst);
@@ -202,12 +229,15 @@ pub fn run<T>(
     })
 }
 
+/// A batch of blobs compressed, or why one could not be.
+type Compressed = Result<Vec<Ready>, CaptureError>;
+
 fn compress_jobs(
     level: i32,
     vault: &Vault,
     trainer: &Trainer,
-    jobs: Receiver<Job>,
-    ready: Sender<Result<Ready, CaptureError>>,
+    jobs: Receiver<Vec<Job>>,
+    ready: Sender<Compressed>,
 ) {
     let mut compressor = match Compressor::new(level) {
         Ok(c) => c,
@@ -216,10 +246,15 @@ fn compress_jobs(
             return;
         }
     };
-    for job in jobs {
-        let dictionary = trainer.dictionary_for(job.kind, &job.data);
-        let result = compress_one(&mut compressor, job, dictionary.as_deref())
-            .and_then(|ready| seal(vault, ready));
+    for batch in jobs {
+        let result: Compressed = batch
+            .into_iter()
+            .map(|job| {
+                let dictionary = trainer.dictionary_for(job.kind, &job.data);
+                compress_one(&mut compressor, job, dictionary.as_deref())
+                    .and_then(|ready| seal(vault, ready))
+            })
+            .collect();
         let failed = result.is_err();
         if ready.send(result).is_err() || failed {
             return;
@@ -279,7 +314,7 @@ struct PackOutput {
 /// The pack writer and the upload stage behind it (see `upload`).
 fn write_packs(
     out: &PackOutput,
-    ready: Receiver<Result<Ready, CaptureError>>,
+    ready: Receiver<Compressed>,
     abort: &AtomicBool,
     progress: &Progress,
 ) -> Result<WriterStats, CaptureError> {
@@ -312,11 +347,19 @@ fn write_packs(
     })
 }
 
+/// The blobs of a batch one by one, or its error.
+fn flatten(batch: Compressed) -> Vec<Result<Ready, CaptureError>> {
+    match batch {
+        Ok(blobs) => blobs.into_iter().map(Ok).collect(),
+        Err(e) => vec![Err(e)],
+    }
+}
+
 /// Fills packs from the compressed blobs, one open pack per blob kind, and
 /// hands each sealed pack to the uploaders.
 fn fill_packs(
     out: &PackOutput,
-    ready: Receiver<Result<Ready, CaptureError>>,
+    ready: Receiver<Compressed>,
     abort: &AtomicBool,
     progress: &Progress,
     sealed: &Sender<SealedPack>,
@@ -327,7 +370,7 @@ fn fill_packs(
         let pack = pack.seal().map_err(StoreError::from)?;
         sealed.send(pack).map_err(|_| CaptureError::PipelineStopped)
     };
-    for blob in ready {
+    for blob in ready.into_iter().flat_map(flatten) {
         if abort.load(Ordering::SeqCst) {
             return Ok(stats);
         }
