@@ -187,6 +187,8 @@ fn copy_run(
 /// Proves the bytes are each blob before they are copied under its id,
 /// on every core (decoding and hashing each blob was a fifth of a
 /// repacking prune, on one core), but one at a time where a blob is large.
+/// The error is the first bad blob's in pack order, whichever thread met
+/// it: the same damage is named the same way on every run.
 fn check_all(store: &Store, run: &[Row], stored: &[Cow<'_, [u8]>]) -> Result<(), RepackError> {
     let backend = store.backend();
     let check = |((id, at), bytes): (&Row, &Cow<'_, [u8]>)| {
@@ -195,7 +197,8 @@ fn check_all(store: &Store, run: &[Row], stored: &[Cow<'_, [u8]>]) -> Result<(),
     if run.iter().any(|(_, at)| at.raw_len > MAX_CHECKED_AT_ONCE) {
         run.iter().zip(stored).try_for_each(check)?;
     } else {
-        run.par_iter().zip(stored).try_for_each(check)?;
+        let checked: Vec<_> = run.par_iter().zip(stored).map(check).collect();
+        checked.into_iter().collect::<Result<(), _>>()?;
     }
     Ok(())
 }
