@@ -1126,6 +1126,19 @@ fn wide_tree(root: &Path, dirs: u64, seed: u64) {
     }
 }
 
+/// A store of a wide tree's two snapshots (one file changed between them),
+/// the first forgotten; and the tree's path.
+fn wide_store_with_its_first_snapshot_forgotten() -> (TestEnv, PathBuf) {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    wide_tree(&src, 40, 1000);
+    let s1 = t.snapshot(&[&src], &[]);
+    write_random_file(&src.join("d001/x/file"), 7001, 3000);
+    t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&s1)]).assert().success();
+    (t, src)
+}
+
 /// Blobs the catalog knows.
 fn cataloged_blobs(store: &Path) -> i64 {
     let conn = rusqlite::Connection::open(store.join("catalog.db")).unwrap();
@@ -1177,13 +1190,7 @@ fn a_wide_tree_marked_on_several_threads_keeps_exactly_what_the_remaining_snapsh
 
 #[test]
 fn a_tree_that_does_not_read_deep_in_a_wide_store_stops_prune_before_it_deletes_anything() {
-    let t = TestEnv::with_store();
-    let src = t.path("src");
-    wide_tree(&src, 40, 1000);
-    let s1 = t.snapshot(&[&src], &[]);
-    write_random_file(&src.join("d001/x/file"), 7001, 3000);
-    t.snapshot(&[&src], &[]);
-    t.cairn(["forget", id(&s1)]).assert().success();
+    let (t, _) = wide_store_with_its_first_snapshot_forgotten();
     let (pack, offset, len) = some_inner_tree(&t.store);
     let path = t.store.join(format!("packs/{}/{pack}.pack", &pack[..2]));
     let mut bytes = fs::read(&path).unwrap();
@@ -1200,13 +1207,7 @@ fn a_tree_that_does_not_read_deep_in_a_wide_store_stops_prune_before_it_deletes_
 
 #[test]
 fn a_blob_missing_from_the_catalog_deep_in_a_wide_store_is_named_and_stops_prune() {
-    let t = TestEnv::with_store();
-    let src = t.path("src");
-    wide_tree(&src, 40, 1000);
-    let s1 = t.snapshot(&[&src], &[]);
-    write_random_file(&src.join("d001/x/file"), 7001, 3000);
-    t.snapshot(&[&src], &[]);
-    t.cairn(["forget", id(&s1)]).assert().success();
+    let (t, src) = wide_store_with_its_first_snapshot_forgotten();
     let kept = blake3::hash(&fs::read(src.join("d037/y/file")).unwrap());
     let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
     conn.execute("DELETE FROM blobs WHERE id = ?1", [&kept.as_bytes()[..]])

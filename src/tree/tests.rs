@@ -35,6 +35,27 @@ fn file(name: &[u8]) -> Entry {
     }
 }
 
+/// A directory entry whose tree is `TreeId::of(b"t")`.
+fn dir(name: &[u8]) -> Entry {
+    Entry {
+        name: RawName::from_bytes(name.to_vec()),
+        meta: meta(),
+        content: Content::Dir {
+            tree: TreeId::of(b"t"),
+        },
+    }
+}
+
+fn link(name: &[u8], target: &[u8]) -> Entry {
+    Entry {
+        name: RawName::from_bytes(name.to_vec()),
+        meta: meta(),
+        content: Content::Symlink {
+            target: RawName::from_bytes(target.to_vec()),
+        },
+    }
+}
+
 #[test]
 fn the_same_entries_in_any_order_encode_to_the_same_bytes() {
     let a = Tree::new(vec![file(b"b"), file(b"a"), file(b"\xff")]);
@@ -113,20 +134,8 @@ fn a_streamed_tree_decodes_and_is_checked_as_one_in_memory() {
 
 #[test]
 fn all_kinds_round_trip() {
-    let dir = Entry {
-        name: RawName::from_bytes(b"d".to_vec()),
-        meta: meta(),
-        content: Content::Dir {
-            tree: TreeId::of(b"t"),
-        },
-    };
-    let link = Entry {
-        name: RawName::from_bytes(b"l".to_vec()),
-        meta: meta(),
-        content: Content::Symlink {
-            target: RawName::from_bytes(b"../\xfe".to_vec()),
-        },
-    };
+    let dir = dir(b"d");
+    let link = link(b"l", b"../\xfe");
     let tree = Tree::new(vec![link, dir, file(b"f")]);
     assert_eq!(Tree::decode(&tree.encode()).unwrap(), tree);
     assert!(tree.find(b"f").unwrap().chunks().is_some());
@@ -256,20 +265,8 @@ fn the_references_read_alone_are_those_of_the_full_decoding() {
     if let Content::File { chunks, .. } = &mut big.content {
         *chunks = (0..50u8).map(|i| BlobId::of(&[i])).collect();
     }
-    let dir = Entry {
-        name: RawName::from_bytes(b"d\\ir".to_vec()),
-        meta: meta(),
-        content: Content::Dir {
-            tree: TreeId::of(b"t"),
-        },
-    };
-    let link = Entry {
-        name: RawName::from_bytes(b"l".to_vec()),
-        meta: meta(),
-        content: Content::Symlink {
-            target: RawName::from_bytes(b"chunks".to_vec()),
-        },
-    };
+    let dir = dir(b"d\\ir");
+    let link = link(b"l", b"chunks");
     let tree = Tree::new(vec![file(b"a"), big, dir, link, file(b"z")]);
     let bytes = tree.encode();
     let want = refs_of(&Tree::decode(&bytes).unwrap());
