@@ -100,6 +100,15 @@ impl Catalog {
             .map_err(sqlite(&self.path))
     }
 
+    /// Gives the page cache its 16 MiB back (see [`Catalog::use_small_cache`]):
+    /// for a phase that writes many rows, whose pages a small cache would
+    /// spill to the WAL before the commit (a repacking prune took 50% longer).
+    pub fn use_large_cache(&self) -> Result<(), CatalogError> {
+        self.conn
+            .execute_batch("PRAGMA cache_size = -16384;")
+            .map_err(sqlite(&self.path))
+    }
+
     /// Whether this connection only reads (see [`Catalog::open_read_only`]).
     pub fn is_read_only(&self) -> bool {
         self.read_only
