@@ -194,9 +194,9 @@ fn copy_refuses_its_own_store_and_a_damaged_snapshot() {
 fn a_wide_tree_in_s3_read_on_several_threads_from_a_cold_cache_copies_whole() {
     let s3 = TestEnv::with_s3();
     let src = s3.path("src");
-    for d in 0..40 {
+    for d in 0..100 {
         for sub in ["x", "y"] {
-            let file = src.join(format!("d{d:02}/{sub}/f"));
+            let file = src.join(format!("d{d:03}/{sub}/f"));
             fs::create_dir_all(file.parent().unwrap()).unwrap();
             write_random_file(&file, 4 * d + 2 * u64::from(sub == "y") + 11, 3000);
         }

@@ -1113,9 +1113,9 @@ fn a_catalog_that_lacks_a_blob_a_snapshot_needs_stops_prune_before_it_deletes_an
     assert_same_state(&before, &objects(&t.store), "a refused prune");
 }
 
-/// A tree wide enough that prune reads it on several threads: `dirs`
-/// directories of two subdirectories, each with one small file (its own
-/// blob) from `seed`.
+/// A tree wide enough (with 100 `dirs`, 300 trees) that prune reads it on
+/// several threads (after the first 256 trees): `dirs` directories of two
+/// subdirectories, each with one small file (its own blob) from `seed`.
 fn wide_tree(root: &Path, dirs: u64, seed: u64) {
     for d in 0..dirs {
         for sub in ["x", "y"] {
@@ -1131,7 +1131,7 @@ fn wide_tree(root: &Path, dirs: u64, seed: u64) {
 fn wide_store_with_its_first_snapshot_forgotten() -> (TestEnv, PathBuf) {
     let t = TestEnv::with_store();
     let src = t.path("src");
-    wide_tree(&src, 40, 1000);
+    wide_tree(&src, 100, 1000);
     let s1 = t.snapshot(&[&src], &[]);
     write_random_file(&src.join("d001/x/file"), 7001, 3000);
     t.snapshot(&[&src], &[]);
@@ -1166,7 +1166,7 @@ fn some_inner_tree(store: &Path) -> (String, usize, usize) {
 fn a_wide_tree_marked_on_several_threads_keeps_exactly_what_the_remaining_snapshot_needs() {
     let t = TestEnv::with_store();
     let src = t.path("src");
-    wide_tree(&src, 60, 1000);
+    wide_tree(&src, 100, 1000);
     let (s1, _) = snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
     for d in 0..10 {
         fs::remove_dir_all(src.join(format!("d{d:03}"))).unwrap();

@@ -36,7 +36,8 @@ use crate::progress::Progress;
 use crate::store::Staging;
 use crate::store::{Store, StoreError};
 
-/// Blobs the walker hands over at once: up to this many bytes...
+/// Blobs the walker hands over at once: a batch is sent once it holds this
+/// many bytes (so it may pass them by one blob)...
 const BATCH_BYTES: usize = 64 << 10;
 /// ...and this many blobs.
 const BATCH_BLOBS: usize = 32;

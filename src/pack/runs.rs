@@ -105,10 +105,11 @@ impl<'b> PackFiles<'b> {
 /// handing tiny runs to other threads costs more than it saves.
 const PARALLEL_RUN: usize = 16;
 
-/// Reads one run (see [`runs`]) with a single read and decodes each of its
+/// Reads one run (see [`runs`]: several blobs of one never decode to more
+/// than [`MAX_RUN_RAW`], which bounds the buffer) with a single read and decodes each of its
 /// blobs, checked against its id, side by side into one buffer (which is
 /// then written with one call); long runs are decoded in parallel.
-pub fn read_run(
+fn read_run(
     files: &mut PackFiles<'_>,
     run: &[(BlobId, &BlobLocation)],
 ) -> Result<Vec<u8>, PackError> {

@@ -7,11 +7,13 @@
 //! to the catalog ([`Store::tree_reader`]). This thread hands out every
 //! tree not met before and marks what comes back. Decoding trees was 54%
 //! of a prune of 200k small files, on one core; on a remote store the
-//! readers' fetches of tree packs overlap too. Trees are read here, one
-//! after the other, until more than [`READ_ALONE`] are queued (a store of a
-//! database and a few files never starts a thread: each reader's own
-//! allocator arena and catalog connection cost a few MiB of resident
-//! memory), and throughout when the catalog cannot be opened again.
+//! readers' fetches of tree packs overlap too (one fetch of a pack at a
+//! time: see `PackCache`). The first [`READ_ALONE`] trees are read here,
+//! one after the other, so a store of few directories (a database and a few
+//! files, however many snapshots) is marked without threads, whose own
+//! allocator arenas and catalog connections cost a few MiB of resident
+//! memory; and all of them when the catalog cannot be opened again. A
+//! reader that panics sends its panic back, raised again here.
 
 use std::collections::{HashSet, VecDeque};
 use std::thread;
@@ -29,9 +31,8 @@ use crate::tree::TreeRefs;
 /// marking on this thread are what limit.
 const MAX_READERS: usize = 4;
 
-/// Trees queued, at most, while this thread reads alone: a store of few
-/// directories (a database, a few files) is marked without threads.
-const READ_ALONE: usize = 16;
+/// Trees read on this thread before readers start (a few milliseconds).
+const READ_ALONE: usize = 256;
 
 /// Trees larger than this, decoded, are read on this thread: memory a
 /// thread frees stays in its own allocator arena (glibc's), and readers
@@ -97,8 +98,10 @@ fn readers(store: &Store) -> Vec<TreeReader> {
 /// A tree to read, and the snapshot (by index) it was reached from.
 type Job = (TreeId, usize);
 
-/// What a reader hands back: `None` for a tree larger than [`MAX_RAW`].
-type Done = (Job, Result<Option<TreeRefs>, StoreError>);
+/// What a reader hands back: `None` for a tree larger than [`MAX_RAW`];
+/// the panic of a reader that panicked, to be raised again here (else the
+/// tree it took would never come back and marking would wait forever).
+type Done = (Job, thread::Result<Result<Option<TreeRefs>, StoreError>>);
 
 /// The marking thread's state.
 struct Marker<'a> {
@@ -130,14 +133,15 @@ impl Marker<'_> {
         self.seen.insert(id)
     }
 
-    /// Reads trees on this thread until none is left or more than
-    /// `at_most` are queued.
-    fn read_here(&mut self, queue: &mut VecDeque<Job>, at_most: usize) -> Result<(), StoreError> {
-        while queue.len() <= at_most
-            && let Some(job) = queue.pop_front()
-        {
+    /// Reads up to `count` trees of `queue` on this thread (and those they
+    /// add to it).
+    fn read_here(&mut self, queue: &mut VecDeque<Job>, count: usize) -> Result<(), StoreError> {
+        for _ in 0..count {
+            let Some(job) = queue.pop_front() else {
+                break;
+            };
             let read = self.store.load_tree_as(&job.0).map(Some);
-            self.take((job, read), &mut |next| queue.push_back(next))?;
+            self.take((job, Ok(read)), &mut |next| queue.push_back(next))?;
         }
         Ok(())
     }
@@ -163,9 +167,12 @@ impl Marker<'_> {
                 send(&jobs, job);
             }
             while outstanding > 0 {
-                // An error: every reader panicked, and the scope raises
-                // that panic again when this returns.
-                let Ok(read) = results.recv() else { break };
+                // A reader sends back even its panic, and holds `done`
+                // until `jobs` is dropped: a tree asked for always comes
+                // back (stopping short here would leave live blobs unmarked).
+                let read = results
+                    .recv()
+                    .expect("a reader answers every tree it is given");
                 outstanding -= 1;
                 self.take(read, &mut |next| {
                     outstanding += 1;
@@ -180,7 +187,7 @@ impl Marker<'_> {
     /// met before; notes a tree that could not be read.
     fn take(&mut self, (job, read): Done, next: &mut dyn FnMut(Job)) -> Result<(), StoreError> {
         Progress::add(&self.progress.files, 1);
-        let read = match read {
+        let read = match read.unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
             Ok(Some(refs)) => Ok(refs),
             Ok(None) => self.store.load_tree_as(&job.0), // too large for a reader
             Err(e) => Err(e),
@@ -221,7 +228,8 @@ impl Marker<'_> {
 /// or no one takes what it read.
 fn read_trees(reader: &TreeReader, todo: &Receiver<Job>, done: &Sender<Done>) {
     for job in todo {
-        let read = reader.load_tree_up_to(&job.0, MAX_RAW);
+        let read = || reader.load_tree_up_to(&job.0, MAX_RAW);
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read));
         if done.send((job, read)).is_err() {
             return;
         }

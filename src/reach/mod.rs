@@ -115,7 +115,7 @@ pub enum Trouble {
     /// A tree that is cataloged but does not read or decode.
     BadTree(TreeId, StoreError),
     /// An entry that decodes but that a restore would refuse (only looked
-    /// for with [`Checks::Entries`]).
+    /// for by [`reach`]).
     BadEntry {
         /// The tree holding it.
         tree: TreeId,

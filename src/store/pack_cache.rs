@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::backend::{Backend, BackendError};
 use crate::id::PackId;
@@ -28,6 +29,11 @@ const MAX_CACHED_PACK: u64 = 64 << 20;
 #[derive(Debug, Clone)]
 pub struct PackCache {
     dir: PathBuf,
+    /// Held while a pack is fetched, by every clone (the threads of one
+    /// process that read trees: prune's readers, a snapshot's read-ahead):
+    /// threads that want the same uncached pack at once fetched it once
+    /// each, up to five 64 MiB downloads held in memory together.
+    fetching: Arc<Mutex<()>>,
 }
 
 impl PackCache {
@@ -35,6 +41,7 @@ impl PackCache {
     pub fn new(home: &Path) -> Self {
         Self {
             dir: home.join("packs"),
+            fetching: Arc::default(),
         }
     }
 
@@ -65,7 +72,11 @@ impl PackCache {
             if size > MAX_CACHED_PACK {
                 return backend.get_range(&pack::key(pack), offset, len);
             }
-            self.fetch(backend, staging, pack, size)?;
+            // One fetch at a time; a thread that waited finds it cached.
+            let _fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+            if !path.exists() {
+                self.fetch(backend, staging, pack, size)?;
+            }
         }
         let file = File::open(&path).map_err(Self::at(&path))?;
         crate::backend::local::read_range(&file, offset, len).map_err(Self::at(&path))

@@ -8,11 +8,17 @@
 //! all files go into one vector.
 //!
 //! This reading is more lenient than [`Tree::decode`](super::Tree::decode):
-//! it does not check names, their order or which fields each type allows.
-//! For marking that is safe: every blob the full decoding would find is
-//! found here too (a field it names is read the same way), and a field a
-//! valid tree cannot hold only makes more blobs live. Whether a tree is
-//! valid is verify's question.
+//! it does not check names, their order or which fields each type allows,
+//! so prune and copy go on past a tree that decodes here but that restore
+//! and verify refuse (unsorted or path-like names, a repeated key), where
+//! they refused before. For marking that is safe: every field the full
+//! decoding reads as a reference is read here the same way, and a field a
+//! valid tree cannot hold only makes more blobs live (a blob is kept, and
+//! copied, whenever any reading of the tree names it). Whether a tree is
+//! valid is verify's question. The other way round, an entry written as a
+//! JSON array (which serde's derive accepts and cairn never writes) is
+//! refused here: prune and copy then stop, as for a tree that does not
+//! read.
 
 use std::fmt;
 
@@ -27,7 +33,8 @@ use crate::id::{BlobId, TreeId};
 pub struct TreeRefs {
     /// The chunks of every file, in entry order.
     pub chunks: Vec<BlobId>,
-    /// The trees of its subdirectories, in entry order.
+    /// The trees its entries name, in entry order: its subdirectories'
+    /// (and a `tree` on an entry of another type, which no valid tree has).
     pub subtrees: Vec<TreeId>,
     /// Regular files.
     pub files: u64,
@@ -57,16 +64,16 @@ impl TreeRefs {
         Ok(refs)
     }
 
-    /// Counts an entry once its fields are read.
+    /// Counts an entry once its fields are read (its references are in
+    /// already).
     fn count(&mut self, entry: EntryFields) -> Result<(), String> {
         match entry.kind.ok_or("an entry without a type")? {
             Kind::File => {
                 self.files = self.files.saturating_add(1);
                 self.bytes = self.bytes.saturating_add(entry.size);
             }
-            Kind::Dir => self
-                .subtrees
-                .push(entry.tree.ok_or("a directory without a tree")?),
+            Kind::Dir if !entry.has_tree => return Err("a directory without a tree".into()),
+            Kind::Dir => {}
             Kind::Symlink => self.symlinks = self.symlinks.saturating_add(1),
         }
         Ok(())
@@ -95,12 +102,14 @@ enum Key {
     Other,
 }
 
-/// What one entry said besides its chunks (those go straight to the refs).
+/// What one entry said besides its references (those go straight to the
+/// refs, whatever its type says, and every time a key repeats: a tree that
+/// names a blob in any way keeps it).
 #[derive(Default)]
 struct EntryFields {
     kind: Option<Kind>,
     size: u64,
-    tree: Option<TreeId>,
+    has_tree: bool,
 }
 
 /// The tree object: `{"entries":[...]}`.
@@ -150,15 +159,15 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
         f.write_str("a list of entries")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(entry) = seq.next_element_seed(EntrySeed(&mut self.0.chunks))? {
+        while let Some(entry) = seq.next_element_seed(EntrySeed(&mut *self.0))? {
             self.0.count(entry).map_err(de::Error::custom)?;
         }
         Ok(())
     }
 }
 
-/// One entry: its chunks appended to the vector, the rest returned.
-struct EntrySeed<'a>(&'a mut Vec<BlobId>);
+/// One entry: its chunks and subtree added to the refs, the rest returned.
+struct EntrySeed<'a>(&'a mut TreeRefs);
 
 impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
     type Value = EntryFields;
@@ -178,8 +187,12 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             match key {
                 Key::Type => fields.kind = Some(map.next_value()?),
                 Key::Size => fields.size = map.next_value()?,
-                Key::Tree => fields.tree = map.next_value()?,
-                Key::Chunks => map.next_value_seed(ChunksSeed(&mut *self.0))?,
+                Key::Tree => {
+                    let tree: Option<TreeId> = map.next_value()?;
+                    fields.has_tree |= tree.is_some();
+                    self.0.subtrees.extend(tree);
+                }
+                Key::Chunks => map.next_value_seed(ChunksSeed(&mut self.0.chunks))?,
                 Key::Entries | Key::Other => drop(map.next_value::<IgnoredAny>()?),
             }
         }

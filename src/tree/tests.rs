@@ -317,4 +317,12 @@ fn chunks_a_valid_tree_could_not_hold_are_still_references() {
     );
     assert!(Tree::decode(json.as_bytes()).is_err());
     assert_eq!(TreeRefs::decode(json.as_bytes()).unwrap().chunks, vec![id]);
+    // A repeated type does not hide the subtree the entry names.
+    let sub = TreeId::of(b"t");
+    let json = format!(r#"{{"entries":[{{"type":"dir","tree":"{sub}","type":"file"}}]}}"#);
+    assert!(Tree::decode(json.as_bytes()).is_err());
+    assert_eq!(
+        TreeRefs::decode(json.as_bytes()).unwrap().subtrees,
+        vec![sub]
+    );
 }
