@@ -80,10 +80,9 @@ impl Catalog {
         // FULL: a committed pack record survives power loss, so a durable
         // snapshot never references blobs the catalog has forgotten.
         self.conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;",
-            )
-            .map_err(sqlite(&self.path))
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(sqlite(&self.path))?;
+        self.use_large_cache()
     }
 
     /// Shrinks SQLite's page cache from 16 MiB to 2 MiB, for a command whose
@@ -95,17 +94,19 @@ impl Catalog {
     /// 78 → 76 MiB; on 200k small files (random lookups, one chunk each)
     /// verify 54 → 43 MiB for 8% more time, restore 39 → 29 MiB.
     pub fn use_small_cache(&self) -> Result<(), CatalogError> {
-        self.conn
-            .execute_batch("PRAGMA cache_size = -2048;")
-            .map_err(sqlite(&self.path))
+        self.cache_kib(2048)
     }
 
-    /// Gives the page cache its 16 MiB back (see [`Catalog::use_small_cache`]):
+    /// The page cache of 16 MiB a catalog opens with (see [`Catalog::use_small_cache`]):
     /// for a phase that writes many rows, whose pages a small cache would
     /// spill to the WAL before the commit (a repacking prune took 50% longer).
     pub fn use_large_cache(&self) -> Result<(), CatalogError> {
+        self.cache_kib(16384)
+    }
+
+    fn cache_kib(&self, kib: u32) -> Result<(), CatalogError> {
         self.conn
-            .execute_batch("PRAGMA cache_size = -16384;")
+            .execute_batch(&format!("PRAGMA cache_size = -{kib};"))
             .map_err(sqlite(&self.path))
     }
 

@@ -24,7 +24,7 @@ use crossbeam_channel::Sender;
 use super::chain::Chain;
 use super::leftovers;
 use super::links::{LinkPlaced, Primaries};
-use super::locate::Locator;
+use super::locate::{Locator, locate_into};
 use super::meta::OwnerMap;
 use super::plan::{Item, Survey, walk_selection};
 use super::target::{self, DirFd, Slot};
@@ -258,7 +258,7 @@ impl Batcher<'_> {
             Content::Symlink { .. } => self.batch.symlinks.push(placed),
             Content::File { chunks, .. } => {
                 if Locator::for_file(self.locator, chunks).is_none() {
-                    locate_into(self.store, chunks, &mut self.batch.locations)?;
+                    locate_into(self.store.catalog(), chunks, &mut self.batch.locations)?;
                 }
                 self.batch.chunks += chunks.len();
                 match self.primaries.first_of(&placed.item) {
@@ -302,24 +302,6 @@ fn finish_later(batch: &mut Batch, fd: Option<DirFd>, dir: DirToFinish) {
     if let Some(fd) = fd {
         batch.finish.push((fd, dir));
     }
-}
-
-/// Adds where each of `chunks` is to `locations` (a blob the catalog does
-/// not know is left out: it is missing from the store). Looked up in id
-/// order (see [`BlobId::in_id_order`]).
-fn locate_into(
-    store: &Store,
-    chunks: &[BlobId],
-    locations: &mut HashMap<BlobId, BlobLocation>,
-) -> Result<(), RestoreError> {
-    for id in BlobId::in_id_order(chunks) {
-        if !locations.contains_key(id)
-            && let Some(at) = store.catalog().locate(id)?
-        {
-            locations.insert(*id, at);
-        }
-    }
-    Ok(())
 }
 
 /// Sends a batch to the writer. It fails only if the writer is gone, which

@@ -109,18 +109,11 @@ impl Locator {
     }
 }
 
-/// Where each chunk of `segment` is, in its order; looked up in id order
-/// (see [`BlobId::in_id_order`]), each distinct chunk once.
+/// Where each chunk of `segment` is, in its order.
 fn locate(catalog: &Catalog, segment: &[BlobId]) -> Segment {
     let _consistent_reads = catalog.read_snapshot()?;
     let mut found = HashMap::with_capacity(segment.len());
-    for id in BlobId::in_id_order(segment) {
-        if !found.contains_key(id)
-            && let Some(at) = catalog.locate(id)?
-        {
-            found.insert(*id, at);
-        }
-    }
+    locate_into(catalog, segment, &mut found)?;
     segment
         .iter()
         .map(|id| match found.get(id) {
@@ -128,4 +121,22 @@ fn locate(catalog: &Catalog, segment: &[BlobId]) -> Segment {
             None => Err(Unlocated::Missing(*id)),
         })
         .collect()
+}
+
+/// Adds where each of `chunks` is to `locations` (a blob the catalog does
+/// not know is left out: it is missing from the store). Looked up in id
+/// order (see [`BlobId::in_id_order`]), each distinct chunk once.
+pub(super) fn locate_into(
+    catalog: &Catalog,
+    chunks: &[BlobId],
+    locations: &mut HashMap<BlobId, BlobLocation>,
+) -> Result<(), CatalogError> {
+    for id in BlobId::in_id_order(chunks) {
+        if !locations.contains_key(id)
+            && let Some(at) = catalog.locate(id)?
+        {
+            locations.insert(*id, at);
+        }
+    }
+    Ok(())
 }

@@ -28,7 +28,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::TreeError;
 use crate::id::{BlobId, TreeId};
 
-/// The references and counts of one tree.
+/// The references of one tree.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TreeRefs {
     /// The chunks of every file, in entry order.
@@ -36,12 +36,6 @@ pub struct TreeRefs {
     /// The trees its entries name, in entry order: its subdirectories'
     /// (and a `tree` on an entry of another type, which no valid tree has).
     pub subtrees: Vec<TreeId>,
-    /// Regular files.
-    pub files: u64,
-    /// Symbolic links.
-    pub symlinks: u64,
-    /// Sum of the files' sizes.
-    pub bytes: u64,
 }
 
 impl TreeRefs {
@@ -63,20 +57,17 @@ impl TreeRefs {
         de.end()?;
         Ok(refs)
     }
+}
 
-    /// Counts an entry once its fields are read (its references are in
-    /// already).
-    fn count(&mut self, entry: EntryFields) -> Result<(), String> {
-        match entry.kind.ok_or("an entry without a type")? {
-            Kind::File => {
-                self.files = self.files.saturating_add(1);
-                self.bytes = self.bytes.saturating_add(entry.size);
-            }
-            Kind::Dir if !entry.has_tree => return Err("a directory without a tree".into()),
-            Kind::Dir => {}
-            Kind::Symlink => self.symlinks = self.symlinks.saturating_add(1),
+impl EntryFields {
+    /// Refuses what no reading of a tree accepts: an entry without a type,
+    /// a directory without a tree (its references are in the refs already).
+    fn check(&self) -> Result<(), &'static str> {
+        match self.kind {
+            None => Err("an entry without a type"),
+            Some(Kind::Dir) if !self.has_tree => Err("a directory without a tree"),
+            Some(_) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -95,7 +86,6 @@ enum Kind {
 enum Key {
     Entries,
     Type,
-    Size,
     Chunks,
     Tree,
     #[serde(other)]
@@ -108,7 +98,6 @@ enum Key {
 #[derive(Default)]
 struct EntryFields {
     kind: Option<Kind>,
-    size: u64,
     has_tree: bool,
 }
 
@@ -143,7 +132,7 @@ impl<'de> Visitor<'de> for TreeSeed<'_> {
     }
 }
 
-/// The entries array, each entry counted as it is read.
+/// The entries array, each entry checked as it is read.
 struct EntriesSeed<'a>(&'a mut TreeRefs);
 
 impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
@@ -160,7 +149,7 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(entry) = seq.next_element_seed(EntrySeed(&mut *self.0))? {
-            self.0.count(entry).map_err(de::Error::custom)?;
+            entry.check().map_err(de::Error::custom)?;
         }
         Ok(())
     }
@@ -186,7 +175,6 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
         while let Some(key) = map.next_key::<Key>()? {
             match key {
                 Key::Type => fields.kind = Some(map.next_value()?),
-                Key::Size => fields.size = map.next_value()?,
                 Key::Tree => {
                     let tree: Option<TreeId> = map.next_value()?;
                     fields.has_tree |= tree.is_some();
