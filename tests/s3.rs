@@ -233,7 +233,8 @@ fn init_twice_is_refused_and_leaves_the_store_as_it_was() {
     let t = TestEnv::with_s3();
     let config = t.s3().get("config.json").unwrap();
     let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
-    assert!(stderr_of(out.get_output()).contains("already exists"));
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("already exists"), "{err}");
     assert_eq!(t.s3().get("config.json").unwrap(), config);
 }
 

@@ -61,6 +61,43 @@ fn a_slow_server_is_waited_for() {
     assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
 }
 
+/// An uninitialised store reached through a proxy whose next PUT is
+/// carried out by the server with its answer lost (the connection reset).
+fn first_put_answer_lost() -> (TestEnv, FaultProxy) {
+    let mut t = TestEnv::new_s3();
+    let proxy = FaultProxy::to_s3();
+    t.through(&proxy);
+    proxy.aim("PUT", 0);
+    proxy.lose_answers(1);
+    (t, proxy)
+}
+
+#[test]
+fn an_init_whose_answer_is_lost_after_the_store_was_created_succeeds() {
+    let (t, proxy) = first_put_answer_lost();
+    t.cairn(["init", "--no-encrypt"]).assert().success();
+    assert_eq!(proxy.count_outcome(Outcome::AnswerLost), 1);
+    let src = t.path("src");
+    small_tree(&src, 1);
+    settle();
+    let snap = t.snapshot(&[&src], &[]);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+#[test]
+fn a_second_init_whose_refusal_is_lost_still_says_the_store_exists() {
+    let (t, proxy) = first_put_answer_lost();
+    proxy.pass_through();
+    t.cairn(["init", "--no-encrypt"]).assert().success();
+    let config = t.s3().get("config.json").unwrap();
+    proxy.lose_answers(1);
+    let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(proxy.count_outcome(Outcome::AnswerLost), 1);
+    assert_eq!(t.s3().get("config.json").unwrap(), config);
+}
+
 /// Packs of about a MiB: the first 16 are indexed in the middle of the run.
 const MANY_PACKS_BYTES: u64 = 48 << 20;
 

@@ -12,7 +12,9 @@
 //! across all threads (`--connections`). Transient failures (timeouts, 5xx,
 //! dropped connections) are retried by `object_store` with backoff, up to
 //! `--retries` times. Create-only puts are conditional
-//! (`If-None-Match: *`): an object is never replaced by a create.
+//! (`If-None-Match: *`): an object is never replaced by a create. A create
+//! whose connection broke after it was sent is retried here, where
+//! `object_store` stops (see `S3::create`).
 
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -21,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path as ObjectPath;
 use object_store::{
     BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
@@ -40,6 +43,10 @@ const PART_SIZE: usize = 16 << 20;
 const LIST_PAGE: u64 = 1000;
 /// How long one request may take before it is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Pauses between attempts of a create whose answer was lost (as
+/// `object_store`'s own backoff: from 100 ms, doubling, at most 15 s).
+const CREATE_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+const CREATE_RETRY_MAX_PAUSE: Duration = Duration::from_secs(15);
 
 /// `s3://BUCKET/PREFIX`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +94,25 @@ pub struct S3 {
     runtime: Runtime,
     limit: Semaphore,
     connections: usize,
+    retries: usize,
     url: S3Url,
     counters: Arc<Counters>,
+}
+
+/// Whether `e` is a request that was sent and then lost its answer (the
+/// connection reset or timed out): the server may have carried it out.
+fn answer_lost(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(inner) = source {
+        if let Some(http) = inner.downcast_ref::<HttpError>() {
+            return matches!(
+                http.kind(),
+                HttpErrorKind::Interrupted | HttpErrorKind::Timeout
+            );
+        }
+        source = inner.source();
+    }
+    false
 }
 
 /// What went wrong with one request: the operation, the key and the
@@ -156,6 +180,7 @@ impl S3 {
             runtime,
             limit: Semaphore::new(options.connections.max(1)),
             connections: options.connections.max(1),
+            retries: options.retries,
             url: url.clone(),
             counters: Arc::new(Counters::default()),
         })
@@ -206,18 +231,36 @@ impl S3 {
 
     /// Creates `key` holding `bytes`, never replacing an object: `Ok(false)`
     /// if it was already there (the caller compares contents).
+    ///
+    /// `object_store` does not retry a conditional PUT whose connection was
+    /// reset or timed out once sent: the server may have carried it out.
+    /// Here that is safe to retry, because the caller compares what it
+    /// finds: a create of ours that took effect reads back as our own bytes.
     pub fn create(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        let payload = PutPayload::from(bytes.to_vec());
+        let (mut retried, mut pause) = (0, CREATE_RETRY_FIRST_PAUSE);
+        loop {
+            match self.try_create(key, payload.clone()) {
+                Err(e) if retried < self.retries && answer_lost(&e) => {
+                    std::thread::sleep(pause);
+                    (retried, pause) = (retried + 1, (pause * 2).min(CREATE_RETRY_MAX_PAUSE));
+                }
+                Ok(()) => return Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
+                Err(e) => return Err(failure("PUT", key, &e)),
+            }
+        }
+    }
+
+    /// One conditional PUT of `key`.
+    fn try_create(&self, key: &str, payload: PutPayload) -> object_store::Result<()> {
         let options = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        let payload = PutPayload::from(bytes.to_vec());
-        self.counters.put(bytes.len() as u64);
-        match self.run(self.client.put_opts(&self.path(key), payload, options)) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(failure("PUT", key, &e)),
-        }
+        self.counters.put(payload.content_length() as u64);
+        self.run(self.client.put_opts(&self.path(key), payload, options))
+            .map(drop)
     }
 
     /// Writes `key` whole, replacing what is there (readers see the old

@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP/1.1 proxy for the S3 tests: it listens on
 //! 127.0.0.1, forwards each connection to the loopback S3 server, and can be
 //! switched while a test runs to answer `503 Slow Down`, to cut a connection
-//! in the middle of a request body, or to hold each request. It records every
+//! in the middle of a request body, to lose the answer to a request the
+//! server carried out, or to hold each request. It records every
 //! request it saw, so that tests can count what a command asked for.
 //!
 //! Faults are real: a 503 is a real HTTP answer on the client's socket, a
@@ -14,7 +15,7 @@
 
 mod http;
 
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,10 @@ pub enum Fault {
     /// `after_bytes` bytes of the body, then close both connections; other
     /// requests pass. Then forward again.
     DropMidBody { after_bytes: u64, remaining: usize },
+    /// Forward the next `remaining` requests whole and let the server
+    /// carry them out, then reset the client's connection instead of
+    /// passing the answer on (a network cut after the request arrived).
+    LoseAnswer { remaining: usize },
     /// Hold each request this long before forwarding it.
     Delay(Duration),
 }
@@ -49,6 +54,8 @@ pub enum Outcome {
     SlowDown,
     /// Cut in the middle of its body.
     Dropped,
+    /// Carried out by the server, its answer lost.
+    AnswerLost,
 }
 
 /// One request the proxy saw.
@@ -144,9 +151,9 @@ impl FaultProxy {
     /// Switches to `fault` for the requests that arrive from now on.
     pub fn set(&self, fault: Fault) {
         let fault = match fault {
-            Fault::SlowDown { remaining: 0 } | Fault::DropMidBody { remaining: 0, .. } => {
-                Fault::None
-            }
+            Fault::SlowDown { remaining: 0 }
+            | Fault::DropMidBody { remaining: 0, .. }
+            | Fault::LoseAnswer { remaining: 0 } => Fault::None,
             fault => fault,
         };
         self.shared.state.lock().unwrap().fault = fault;
@@ -190,6 +197,12 @@ impl FaultProxy {
             after_bytes,
             remaining: n,
         });
+    }
+
+    /// Lets the server carry out the next `n` requests the aim hits, and
+    /// resets their connections instead of passing the answers on.
+    pub fn lose_answers(&self, n: usize) {
+        self.set(Fault::LoseAnswer { remaining: n });
     }
 
     /// Holds each request for `delay` before forwarding it.
@@ -252,6 +265,7 @@ enum Action {
     Forward { delay: Option<Duration> },
     SlowDown,
     Cut { after_bytes: u64 },
+    LoseAnswer,
 }
 
 impl Shared {
@@ -269,6 +283,7 @@ impl Shared {
             Fault::DropMidBody { after_bytes, .. } => {
                 (Action::Cut { after_bytes }, Outcome::Dropped)
             }
+            Fault::LoseAnswer { .. } => (Action::LoseAnswer, Outcome::AnswerLost),
         };
         if hit {
             state.fault = fault.used_once();
@@ -289,7 +304,7 @@ impl Fault {
         match self {
             Fault::None => false,
             Fault::DropMidBody { after_bytes, .. } => head.body.longer_than(after_bytes),
-            Fault::SlowDown { .. } | Fault::Delay(_) => true,
+            Fault::SlowDown { .. } | Fault::LoseAnswer { .. } | Fault::Delay(_) => true,
         }
     }
 
@@ -307,6 +322,9 @@ impl Fault {
                 after_bytes,
                 remaining,
             }),
+            Fault::LoseAnswer { remaining } => {
+                counted_down(remaining, |remaining| Fault::LoseAnswer { remaining })
+            }
             fault => fault,
         }
     }
@@ -340,6 +358,11 @@ fn serve(client: TcpStream, shared: &Shared) {
                 let _ = slow_down(&head, &mut requests, &client);
                 true
             }
+            Action::LoseAnswer => {
+                let _ = lose_answer(&head, &mut requests, shared);
+                reset_on_close(&client);
+                return; // both descriptors of the client's socket close here
+            }
             Action::Cut { after_bytes } => {
                 let _ = forward(
                     &head,
@@ -360,6 +383,31 @@ fn serve(client: TcpStream, shared: &Shared) {
     if let Some(up) = upstream {
         let _ = up.shutdown(Shutdown::Both);
     }
+}
+
+/// Sends the request whole to the server on a connection of its own and
+/// waits until the server has answered (the request took effect), without
+/// passing the answer on.
+fn lose_answer(
+    head: &Head,
+    requests: &mut BufReader<TcpStream>,
+    shared: &Shared,
+) -> io::Result<()> {
+    let mut up = TcpStream::connect(shared.upstream)?;
+    up.write_all(&head.bytes)?;
+    match head.body {
+        Body::Length(n) => copy_exact(requests, &mut up, n)?,
+        Body::Chunked => copy_chunked(requests, &mut up)?,
+    }
+    let mut first = [0u8; 1];
+    up.read_exact(&mut first)
+}
+
+/// Makes the client's connection end with a reset (no orderly end) when
+/// its last descriptor is closed, as a server or middlebox does when it
+/// drops a connection with data unread.
+fn reset_on_close(client: &TcpStream) {
+    let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
 }
 
 /// Sends the request on to the server (connecting on first use), the body
