@@ -111,7 +111,8 @@ impl Walker<'_, '_> {
                 None => self.put_tree(Vec::new()),
             };
         }
-        let mut entries = Vec::with_capacity(node.children.len());
+        // Children come in name byte order (a BTreeMap of OsStrings).
+        let mut listing = Listing::new(parent);
         for (name, child) in &node.children {
             let child_path = path.join(name);
             let before = parent.and_then(|p| p.tree.find(name.as_bytes()));
@@ -134,9 +135,11 @@ impl Walker<'_, '_> {
                 entry.meta.xattrs = self.xattrs_of(&child_path, At::Path(&child_path));
                 Some(entry)
             };
-            entries.extend(entry.map(|e| self.named(e)));
+            if let Some(entry) = entry {
+                listing.push(self.named(entry));
+            }
         }
-        self.put_tree(entries)
+        self.put_listing(listing)
     }
 
     /// A path the user named, already `stat`ed through any symlink.
@@ -269,15 +272,9 @@ impl Walker<'_, '_> {
                 return Ok(self.tree_too_large(path, listing.encoded_len()));
             }
         }
-        match listing.finish() {
-            Listed::AsParent(id) => {
-                self.sink.stats.tree_reused += 1;
-                Ok(Some(id))
-            }
-            Listed::Encoded(bytes) => match self.put_tree_bytes(bytes) {
-                Err(CaptureError::TreeTooLarge(len)) => Ok(self.tree_too_large(path, len)),
-                other => other.map(Some),
-            },
+        match self.put_listing(listing) {
+            Err(CaptureError::TreeTooLarge(len)) => Ok(self.tree_too_large(path, len)),
+            other => other.map(Some),
         }
     }
 
@@ -516,6 +513,20 @@ impl Walker<'_, '_> {
 
     pub(super) fn put_tree(&mut self, entries: Vec<Entry>) -> Result<TreeId, CaptureError> {
         self.put_tree_bytes(Tree::new(entries).encode())
+    }
+
+    /// Stores a finished listing: the parent's tree when it is the same
+    /// (a named database's directory lists every page run of it: encoding
+    /// that again only to find the parent's bytes doubled a no-change
+    /// snapshot's memory), else its new bytes.
+    fn put_listing(&mut self, listing: Listing) -> Result<TreeId, CaptureError> {
+        match listing.finish() {
+            Listed::AsParent(id) => {
+                self.sink.stats.tree_reused += 1;
+                Ok(id)
+            }
+            Listed::Encoded(bytes) => self.put_tree_bytes(bytes),
+        }
     }
 
     fn put_tree_bytes(&mut self, bytes: Vec<u8>) -> Result<TreeId, CaptureError> {
