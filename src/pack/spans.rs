@@ -10,13 +10,15 @@
 //! its last, and no span is longer than [`MAX_SPAN`]. A span is fetched
 //! with one GET the first time a run inside it is read, and kept while the
 //! runs after it are read from memory. The spans held, and those being
-//! fetched, never add up to more than [`HELD`] (least recently read
-//! dropped first), so memory stays bounded however large the batch; a span
-//! dropped too early is fetched again, which costs a request, never
-//! correctness. Runs outside every span (none, as restore plans) are read
+//! fetched, are kept in one [`SpanCache`] for the whole restore and never
+//! add up to more than [`HELD`] (least recently read dropped first,
+//! whichever plan it was fetched for), so memory stays bounded however
+//! large the batch and however many large files are written at once
+//! (each plans its own spans segment by segment); a span dropped too early
+//! is fetched again, which costs a request, never correctness. Runs outside every span (none, as restore plans) are read
 //! with a ranged GET as before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::{BlobLocation, key};
@@ -42,6 +44,12 @@ pub struct Spans<'b> {
     backend: &'b Backend,
     /// Per pack, its spans sorted by offset.
     by_pack: HashMap<PackId, Vec<Span>>,
+    cache: &'b SpanCache,
+}
+
+/// The spans in memory for every plan of one restore, under one budget.
+#[derive(Default)]
+pub struct SpanCache {
     state: Mutex<Held>,
     /// Signalled when bytes are released.
     room: Condvar,
@@ -56,8 +64,9 @@ struct Span {
     fetching: Mutex<()>,
 }
 
-/// A span: its pack and its place in that pack's list.
-type SpanAt = (PackId, usize);
+/// A span: its pack, offset and length (the same span planned twice is
+/// the same).
+type SpanAt = (PackId, u64, u64);
 
 /// The spans in memory, least recently read first, and the bytes of those
 /// being fetched.
@@ -81,8 +90,8 @@ impl Held {
     /// whether they do (spans being fetched are not dropped).
     fn make_room(&mut self, len: u64) -> bool {
         while self.bytes + self.in_flight + len > HELD && !self.spans.is_empty() {
-            let (_, dropped) = self.spans.remove(0);
-            self.bytes -= dropped.len() as u64;
+            let ((_, _, dropped), _) = self.spans.remove(0);
+            self.bytes -= dropped;
         }
         // A span larger than everything is let through alone.
         self.bytes + self.in_flight + len <= HELD || self.in_flight == 0
@@ -90,10 +99,11 @@ impl Held {
 }
 
 impl<'b> Spans<'b> {
-    /// The spans covering `blobs`, for a remote store; `None` for a local
-    /// one, whose reads cost no request.
+    /// The spans covering `blobs`, held in `cache`, for a remote store;
+    /// `None` for a local one, whose reads cost no request.
     pub fn plan<'a>(
         backend: &'b Backend,
+        cache: &'b SpanCache,
         blobs: impl IntoIterator<Item = &'a BlobLocation>,
     ) -> Option<Self> {
         if !backend.is_remote() {
@@ -111,8 +121,7 @@ impl<'b> Spans<'b> {
         Some(Self {
             backend,
             by_pack,
-            state: Mutex::default(),
-            room: Condvar::new(),
+            cache,
         })
     }
 
@@ -138,28 +147,58 @@ impl<'b> Spans<'b> {
             let from = (offset - span.offset) as usize;
             bytes[from..from + len].to_vec()
         };
-        Some(self.held((*pack, i), span).map(|bytes| slice(&bytes)))
+        let at = (*pack, span.offset, span.len);
+        let fetch = || self.backend.get_range(&key(pack), at.1, at.2 as usize);
+        let held = self.cache.held(at, &span.fetching, fetch);
+        Some(held.map(|bytes| slice(&bytes)))
     }
+}
 
-    /// The bytes of span `i` of `pack`, fetching them if they are not held.
-    fn held(&self, at: SpanAt, span: &Span) -> Result<Arc<Vec<u8>>, BackendError> {
+/// A plan's spans are not needed once it is done: dropped at once, as
+/// when each plan held its own.
+impl Drop for Spans<'_> {
+    fn drop(&mut self) {
+        let planned: HashSet<SpanAt> = self
+            .by_pack
+            .iter()
+            .flat_map(|(pack, spans)| spans.iter().map(|s| (*pack, s.offset, s.len)))
+            .collect();
+        let mut held = self.cache.lock();
+        held.spans.retain(|(at, _)| !planned.contains(at));
+        held.bytes = held.spans.iter().map(|((_, _, len), _)| len).sum();
+        drop(held);
+        self.cache.room.notify_all();
+    }
+}
+
+impl SpanCache {
+    /// The bytes of span `at`, fetched with `fetch` if they are not held;
+    /// `fetching` is held meanwhile, so that threads wanting the same
+    /// planned span fetch it once.
+    fn held(
+        &self,
+        at: SpanAt,
+        fetching: &Mutex<()>,
+        fetch: impl FnOnce() -> Result<Vec<u8>, BackendError>,
+    ) -> Result<Arc<Vec<u8>>, BackendError> {
         if let Some(bytes) = self.lock().get(at) {
             return Ok(bytes);
         }
-        let _fetching = span.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+        let _fetching = fetching.lock().unwrap_or_else(PoisonError::into_inner);
         // Another thread may have fetched it while this one waited.
         if let Some(bytes) = self.lock().get(at) {
             return Ok(bytes);
         }
-        self.reserve(span.len);
-        let fetched = self
-            .backend
-            .get_range(&key(&at.0), span.offset, span.len as usize)
-            .map(Arc::new);
+        let len = at.2;
+        self.reserve(len);
+        let fetched = fetch().map(Arc::new);
         let mut held = self.lock();
-        held.in_flight -= span.len;
-        if let Ok(bytes) = &fetched {
-            held.bytes += span.len;
+        held.in_flight -= len;
+        // Another plan may have fetched the same span meanwhile.
+        if let Ok(bytes) = &fetched
+            && held.get(at).is_none()
+        {
+            held.bytes += len;
             held.spans.push((at, Arc::clone(bytes)));
         }
         self.room.notify_all();
@@ -255,6 +294,40 @@ mod tests {
                 "{start}"
             );
         }
+    }
+
+    #[test]
+    fn one_budget_holds_the_spans_of_every_plan_dropping_the_least_recently_read() {
+        let cache = SpanCache::default();
+        let fetching = Mutex::new(());
+        let fetches = std::cell::Cell::new(0);
+        // A span of 20 MiB of pack `n` (the bytes are a stand-in: the
+        // budget counts planned lengths).
+        let read = |n: u8| {
+            let at = (PackId::from_bytes([n; 32]), 0, 20 * MIB);
+            let fetch = || {
+                fetches.set(fetches.get() + 1);
+                Ok(vec![n])
+            };
+            assert_eq!(*cache.held(at, &fetching, fetch).unwrap(), [n]);
+        };
+        // Three spans of one plan, one read again: no fetch.
+        for n in [1, 2, 3, 1] {
+            read(n);
+        }
+        assert_eq!(fetches.get(), 3);
+        // Another plan's span: 80 MiB would be held, so the least recently
+        // read (pack 2) goes.
+        read(4);
+        assert_eq!(fetches.get(), 4);
+        assert_eq!(cache.lock().bytes, 60 * MIB);
+        for n in [1, 3, 4] {
+            read(n);
+        }
+        assert_eq!(fetches.get(), 4);
+        read(2);
+        assert_eq!(fetches.get(), 5);
+        assert!(cache.lock().bytes <= HELD);
     }
 
     #[test]

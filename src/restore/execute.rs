@@ -137,6 +137,7 @@ pub fn execute(
         zeros_as_holes: options.meta.sparse,
         overwrite: options.overwrite,
         locator: Locator::of(store),
+        spans: crate::pack::spans::SpanCache::default(),
     };
     let (walked, mut outcome) = std::thread::scope(|scope| {
         let (batches, ready) = crossbeam_channel::bounded::<Batch>(1);

@@ -136,6 +136,8 @@ pub(super) struct Ctx<'a> {
     pub overwrite: bool,
     /// Locates the chunks of large files while they are written.
     pub locator: Option<Locator>,
+    /// The spans of packs held for every batch and large file (remote).
+    pub spans: pack::spans::SpanCache,
 }
 
 /// Writes the files of `batch` in parallel, then its symlinks, then gives
@@ -148,7 +150,7 @@ pub(super) fn write_batch(
     outcome: &mut RestoreOutcome,
 ) {
     // From a remote store, the batch's blobs come in a few GETs per pack.
-    let spans = pack::spans::Spans::plan(ctx.backend, batch.locations.values());
+    let spans = pack::spans::Spans::plan(ctx.backend, &ctx.spans, batch.locations.values());
     let file_results: Vec<_> = batch
         .files
         .par_iter()
@@ -332,7 +334,8 @@ fn restore_file(
     match Locator::for_file(ctx.locator.as_ref(), chunks) {
         Some(locator) => locator.in_segments(chunks, |located| {
             // From a remote store, each segment's blobs in a few GETs.
-            let spans = pack::spans::Spans::plan(ctx.backend, located.iter().map(|(_, at)| *at));
+            let blobs = located.iter().map(|(_, at)| *at);
+            let spans = pack::spans::Spans::plan(ctx.backend, &ctx.spans, blobs);
             let mut packs = pack::runs::PackFiles::through(ctx.backend, spans.as_ref());
             pack::runs::stream(&mut packs, located, &mut sink)
         })?,
