@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -373,23 +373,29 @@ fn a_usage_error_shows_the_command_plain_usage() {
     assert!(err.contains("a similar argument exists: '--tag'"), "{err}");
 }
 
-// Regression: #19 (a restore's per-item failures ended with exit 1, as if
-// nothing had been restored)
-#[test]
-fn a_restore_that_meets_damaged_data_exits_4_and_restores_the_rest() {
+/// A store holding a 2 MiB file and a small one, and the path of the data
+/// pack that holds the large file's chunks.
+fn store_with_big_and_small_file() -> (TestEnv, PathBuf, PathBuf) {
     let t = TestEnv::with_store();
     let src = t.path("src");
     fs::create_dir_all(&src).unwrap();
     write_random_file(&src.join("big.bin"), 5, 2 << 20);
     write_file(&src.join("small.txt"), b"small");
     t.snapshot(&[&src], &[]);
-    // Damage the data pack that holds big.bin's chunks.
     let biggest = fs::read_dir(t.store.join("packs"))
         .unwrap()
         .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
         .max_by_key(|p| fs::metadata(p).unwrap().len())
         .unwrap();
+    (t, src, biggest)
+}
+
+// Regression: #19 (a restore's per-item failures ended with exit 1, as if
+// nothing had been restored)
+#[test]
+fn a_restore_that_meets_damaged_data_exits_4_and_restores_the_rest() {
+    let (t, src, biggest) = store_with_big_and_small_file();
     let mut bytes = fs::read(&biggest).unwrap();
     bytes[100] ^= 0xff;
     chmod(&biggest, 0o644);
@@ -409,6 +415,24 @@ fn a_restore_that_meets_damaged_data_exits_4_and_restores_the_rest() {
         fs::read(restored(&target, &src).join("small.txt")).unwrap(),
         b"small"
     );
+}
+
+// A pack the store lost is damage as a damaged one is: it exited 3, the
+// code of a target that refused a write.
+#[test]
+fn a_restore_that_needs_a_lost_pack_exits_4_and_names_it() {
+    let (t, _, lost) = store_with_big_and_small_file();
+    fs::remove_file(&lost).unwrap();
+    let target = t.fresh_dir("r");
+    let out = t
+        .cairn(["restore", "latest", "--target"])
+        .arg(&target)
+        .assert()
+        .code(4);
+    let err = stderr_of(out.get_output());
+    let name = lost.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name), "{err}");
+    assert!(err.contains("big.bin"), "{err}");
 }
 
 #[test]

@@ -109,6 +109,8 @@ impl ItemError {
     fn is_damage(&self) -> bool {
         match self {
             Self::Missing(_) | Self::Size { .. } | Self::Defect(_) => true,
+            // A pack the catalog names that the store does not have.
+            Self::Pack(PackError::Io(e)) => e.is_not_found(),
             Self::Pack(PackError::Dictionary { source, .. }) => {
                 source.is_not_found() || source.source.kind() == std::io::ErrorKind::InvalidData
             }
