@@ -433,6 +433,10 @@ fn a_restore_that_needs_a_lost_pack_exits_4_and_names_it() {
     let name = lost.file_name().unwrap().to_string_lossy().into_owned();
     assert!(err.contains(&name), "{err}");
     assert!(err.contains("big.bin"), "{err}");
+    assert!(
+        err.contains("a pack the store does not have: `cairn verify` says what is lost"),
+        "{err}"
+    );
 }
 
 #[test]

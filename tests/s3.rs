@@ -229,6 +229,34 @@ fn a_damaged_index_object_is_reported_and_repaired_from_pack_headers() {
 }
 
 #[test]
+fn a_restore_needing_a_pack_the_bucket_lost_exits_4_and_says_what_to_run() {
+    let t = TestEnv::with_s3();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_random_file(&src.join("big.bin"), 7, 1 << 20);
+    t.snapshot(&[&src], &[]);
+    let (pack, _) = t
+        .s3()
+        .keys("packs/")
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    t.s3().delete(&pack);
+    let target = t.path("restored");
+    let out = t
+        .cairn(["restore", "latest", "--target"])
+        .arg(&target)
+        .assert()
+        .code(4);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains(pack.rsplit('/').next().unwrap()), "{err}");
+    assert!(
+        err.contains("1 file needs a pack the store does not have: if another host pruned this store, `cairn repair catalog`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn init_twice_is_refused_and_leaves_the_store_as_it_was() {
     let t = TestEnv::with_s3();
     let config = t.s3().get("config.json").unwrap();

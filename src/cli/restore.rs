@@ -206,6 +206,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
             failed = format!("{failed}; {hint}");
         }
         eprintln!("cairn: {}", printable(&failed));
+        warn_packs_gone(outcome.pack_gone, store.backend().is_remote());
     }
     if !removed.failed.is_empty() {
         let n = removed.failed.len() as u64;
@@ -250,6 +251,27 @@ fn includes(
 }
 
 type Checks = [(PathBuf, Result<(), cairn::database::CheckError>)];
+
+/// What to do about files that need packs the store does not have: on a
+/// store other hosts prune, this host's catalog may be behind a prune that
+/// moved their blobs (a repair brings it up to date); else they are lost.
+fn warn_packs_gone(files: u64, remote: bool) {
+    if files == 0 {
+        return;
+    }
+    let verb = if files == 1 { "needs" } else { "need" };
+    let what = format!(
+        "{} {verb} a pack the store does not have",
+        plural(files, "file")
+    );
+    let next = match remote {
+        true => {
+            "if another host pruned this store, `cairn repair catalog` brings this host's catalog up to date and the restore can be run again; `cairn verify` says what is lost"
+        }
+        false => "`cairn verify` says what is lost",
+    };
+    eprintln!("cairn: {what}: {next}");
+}
 
 /// One warning per kind of metadata that could not be restored.
 fn warn_skipped(skipped: &restore::Skipped, strict: bool) {

@@ -47,6 +47,10 @@ pub struct RestoreOutcome {
     /// not decoding or not matching its id, or adding up to another size
     /// than recorded), as opposed to a target that refused the write.
     pub damaged: u64,
+    /// Of those, files that need a pack the store does not have (lost, or
+    /// on a shared store possibly deleted by another host's prune while
+    /// this host's catalog still placed blobs in it).
+    pub pack_gone: u64,
     /// SQLite databases restored (captured as databases).
     pub databases: Vec<PathBuf>,
     /// Stale `-wal`, `-shm` and `-journal` files removed from beside them.
@@ -109,8 +113,7 @@ impl ItemError {
     fn is_damage(&self) -> bool {
         match self {
             Self::Missing(_) | Self::Size { .. } | Self::Defect(_) => true,
-            // A pack the catalog names that the store does not have.
-            Self::Pack(PackError::Io(e)) => e.is_not_found(),
+            Self::Pack(PackError::Io(_)) => self.is_pack_gone(),
             Self::Pack(PackError::Dictionary { source, .. }) => {
                 source.is_not_found() || source.source.kind() == std::io::ErrorKind::InvalidData
             }
@@ -122,6 +125,11 @@ impl ItemError {
             ),
             _ => false,
         }
+    }
+
+    /// Whether a pack the catalog names is not in the store.
+    fn is_pack_gone(&self) -> bool {
+        matches!(self, Self::Pack(PackError::Io(e)) if e.is_not_found())
     }
 }
 
@@ -187,6 +195,7 @@ pub(super) fn write_batch(
             Err(ItemError::Interrupted(_)) => {}
             Err(e) => {
                 outcome.damaged += u64::from(e.is_damage());
+                outcome.pack_gone += u64::from(e.is_pack_gone());
                 outcome.failed.push((path_of(item), e.to_string()));
             }
         }
