@@ -117,7 +117,9 @@ fn drop_missing_packs(
 /// writes an index object naming those packs. Damaged index objects are
 /// deleted first (a crash right after leaves their packs unnamed until the
 /// repair is run again). A store whose index objects are all lost is
-/// indexed anew.
+/// indexed anew. Packs an index object names that the store does not hold
+/// are left out, as a rebuild leaves them out (their spare copies, if any,
+/// take over).
 pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport, RebuildError> {
     let synced = sync::sync(catalog, backend)?;
     let mut report = RebuildReport {
@@ -142,6 +144,7 @@ pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport,
         let id = crate::index::write(backend, chunk)?;
         catalog.record_index(&id, chunk)?;
     }
+    drop_missing_packs(catalog, backend, &mut report)?;
     catalog.mark_complete()?;
     Ok(report)
 }
