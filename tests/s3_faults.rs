@@ -98,6 +98,37 @@ fn a_second_init_whose_refusal_is_lost_still_says_the_store_exists() {
     assert_eq!(t.s3().get("config.json").unwrap(), config);
 }
 
+// A lease create answered only after its time to live could have passed
+// (retried after a lost answer, it finds its own bytes) was taken as held,
+// while another prune could already have taken the next generation.
+#[test]
+fn a_prune_lease_that_took_too_long_to_take_is_given_up_before_anything_changes() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    settle();
+    t.snapshot(&[&src], &[]);
+    t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    let before = t.s3().keys("");
+    // A quarter of a 4 s time to live is 1 s; every PUT takes 1.5 s.
+    proxy.aim("PUT", 0);
+    proxy.delay(Duration::from_millis(1500));
+    let out = t
+        .cairn(["prune"])
+        .env("CAIRN_PRUNE_LEASE_TTL", "4s")
+        .assert()
+        .code(1);
+    proxy.pass_through();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("lost the store's prune lease"), "{err}");
+    let outside_leases = |keys: Vec<(String, u64)>| -> Vec<_> {
+        keys.into_iter()
+            .filter(|(k, _)| !k.starts_with("leases/"))
+            .collect()
+    };
+    assert_eq!(outside_leases(t.s3().keys("")), outside_leases(before));
+}
+
 /// Packs of about a MiB: the first 16 are indexed in the middle of the run.
 const MANY_PACKS_BYTES: u64 = 48 << 20;
 

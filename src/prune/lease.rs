@@ -141,6 +141,7 @@ impl Lease {
         };
         let key = format!("{PREFIX}prune-{next:020}");
         let bytes = serde_json::to_vec(&holder).unwrap_or_default();
+        let asked = Instant::now();
         match backend.create_sealed(&key, bytes) {
             Ok(()) => {}
             // Another prune took this generation first.
@@ -153,6 +154,7 @@ impl Lease {
             }
             Err(e) => return Err(e.into()),
         }
+        refuse_slow_take(asked.elapsed())?;
         let written = modified(backend, &key)?;
         drop_older(backend, next);
         let held = Held {
@@ -299,6 +301,21 @@ impl Drop for Lease {
 }
 
 /// The time to live of new leases.
+/// Refuses a lease whose create took more than a quarter of its time to
+/// live to answer (a slow server, or retries after lost answers): it took
+/// effect at some moment in between, and by the time it is known to have,
+/// another prune may have seen it expire and taken the next generation.
+/// Within a quarter, the keeper's renewals keep it as for any lease.
+fn refuse_slow_take(took: Duration) -> Result<(), LeaseError> {
+    if took <= ttl() / 4 {
+        return Ok(());
+    }
+    Err(LeaseError::Lost(format!(
+        "taking it took {:.1}s, too long to be sure no other prune took it meanwhile",
+        took.as_secs_f64()
+    )))
+}
+
 fn ttl() -> Duration {
     std::env::var(TTL_ENV)
         .ok()
