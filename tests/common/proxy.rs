@@ -361,7 +361,13 @@ fn serve(client: TcpStream, shared: &Shared) {
             Action::LoseAnswer => {
                 let _ = lose_answer(&head, &mut requests, shared);
                 reset_on_close(&client);
-                return; // both descriptors of the client's socket close here
+                // The thread copying an earlier answer holds the client's
+                // socket too: ending its upstream connection ends it, so
+                // that the client's socket closes (with the reset) here.
+                if let Some(up) = upstream.take() {
+                    let _ = up.shutdown(Shutdown::Both);
+                }
+                return;
             }
             Action::Cut { after_bytes } => {
                 let _ = forward(
