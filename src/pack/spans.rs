@@ -11,12 +11,13 @@
 //! with one GET the first time a run inside it is read, and kept while the
 //! runs after it are read from memory. The spans held, and those being
 //! fetched, are kept in one [`SpanCache`] for the whole restore and never
-//! add up to more than [`HELD`] (least recently read dropped first,
+//! add up to more than its budget (least recently read dropped first,
 //! whichever plan it was fetched for), so memory stays bounded however
 //! large the batch and however many large files are written at once
 //! (each plans its own spans segment by segment); a span dropped too early
-//! is fetched again, which costs a request, never correctness. Runs outside every span (none, as restore plans) are read
-//! with a ranged GET as before.
+//! is fetched again, which costs a request, never correctness. Runs
+//! outside every span (none, as restore plans) are read with a ranged GET
+//! as before.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -34,9 +35,11 @@ pub const GAP: u64 = 1 << 20;
 /// past it, so up to one chunk more) is a single span.
 pub const MAX_SPAN: u64 = 24 << 20;
 
-/// Most bytes held in spans at once, fetched or being fetched: three
-/// default packs, enough for the two ends of the batch that two threads
-/// write at once without dropping each other's span.
+/// Most bytes held in spans at once, fetched or being fetched, with up to
+/// two readers: three default packs, enough for the two ends of the batch
+/// that two threads write at once without dropping each other's span.
+/// With more readers, the budget is a longest span for each, so that no
+/// reader's span is dropped between its runs.
 pub const HELD: u64 = 64 << 20;
 
 /// The spans planned for one batch of reads from a remote store.
@@ -48,7 +51,6 @@ pub struct Spans<'b> {
 }
 
 /// The spans in memory for every plan of one restore, under one budget.
-#[derive(Default)]
 pub struct SpanCache {
     state: Mutex<Held>,
     /// Signalled when bytes are released.
@@ -70,11 +72,11 @@ type SpanAt = (PackId, u64, u64);
 
 /// The spans in memory, least recently read first, and the bytes of those
 /// being fetched.
-#[derive(Default)]
 struct Held {
     spans: Vec<(SpanAt, Arc<Vec<u8>>)>,
     bytes: u64,
     in_flight: u64,
+    budget: u64,
 }
 
 impl Held {
@@ -89,12 +91,12 @@ impl Held {
     /// Drops the least recently read spans until `len` more bytes fit;
     /// whether they do (spans being fetched are not dropped).
     fn make_room(&mut self, len: u64) -> bool {
-        while self.bytes + self.in_flight + len > HELD && !self.spans.is_empty() {
+        while self.bytes + self.in_flight + len > self.budget && !self.spans.is_empty() {
             let ((_, _, dropped), _) = self.spans.remove(0);
             self.bytes -= dropped;
         }
         // A span larger than everything is let through alone.
-        self.bytes + self.in_flight + len <= HELD || self.in_flight == 0
+        self.bytes + self.in_flight + len <= self.budget || self.in_flight == 0
     }
 }
 
@@ -172,6 +174,21 @@ impl Drop for Spans<'_> {
 }
 
 impl SpanCache {
+    /// An empty cache for `readers` threads reading at once: [`HELD`], or
+    /// a longest span for each reader if that is more.
+    pub fn for_readers(readers: usize) -> Self {
+        let held = Held {
+            spans: Vec::new(),
+            bytes: 0,
+            in_flight: 0,
+            budget: HELD.max(readers as u64 * MAX_SPAN),
+        };
+        Self {
+            state: Mutex::new(held),
+            room: Condvar::new(),
+        }
+    }
+
     /// The bytes of span `at`, fetched with `fetch` if they are not held;
     /// `fetching` is held meanwhile, so that threads wanting the same
     /// planned span fetch it once.
@@ -190,10 +207,9 @@ impl SpanCache {
             return Ok(bytes);
         }
         let len = at.2;
-        self.reserve(len);
+        let flight = self.reserve(len);
         let fetched = fetch().map(Arc::new);
         let mut held = self.lock();
-        held.in_flight -= len;
         // Another plan may have fetched the same span meanwhile.
         if let Ok(bytes) = &fetched
             && held.get(at).is_none()
@@ -201,24 +217,41 @@ impl SpanCache {
             held.bytes += len;
             held.spans.push((at, Arc::clone(bytes)));
         }
-        self.room.notify_all();
+        drop(held);
+        drop(flight);
         fetched
     }
 
-    /// Waits until `len` more bytes fit under [`HELD`], and counts them
-    /// as being fetched.
-    fn reserve(&self, len: u64) {
+    /// Waits until `len` more bytes fit under the budget, and counts them
+    /// as being fetched until the returned guard goes.
+    fn reserve(&self, len: u64) -> Flight<'_> {
         let mut held = self.lock();
         while !held.make_room(len) {
             held = self.room.wait(held).unwrap_or_else(PoisonError::into_inner);
         }
         held.in_flight += len;
+        Flight { cache: self, len }
     }
 
     /// The held spans; a thread that panicked holding them left them
     /// consistent (every change is made whole under the lock).
     fn lock(&self) -> MutexGuard<'_, Held> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Bytes counted as being fetched, until the fetch ends however it ends
+/// (a fetch that panicked and kept its count would leave every later
+/// reservation waiting for ever).
+struct Flight<'c> {
+    cache: &'c SpanCache,
+    len: u64,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.cache.lock().in_flight -= self.len;
+        self.cache.room.notify_all();
     }
 }
 
@@ -298,7 +331,7 @@ mod tests {
 
     #[test]
     fn one_budget_holds_the_spans_of_every_plan_dropping_the_least_recently_read() {
-        let cache = SpanCache::default();
+        let cache = SpanCache::for_readers(2);
         let fetching = Mutex::new(());
         let fetches = std::cell::Cell::new(0);
         // A span of 20 MiB of pack `n` (the bytes are a stand-in: the
@@ -328,6 +361,33 @@ mod tests {
         read(2);
         assert_eq!(fetches.get(), 5);
         assert!(cache.lock().bytes <= HELD);
+    }
+
+    #[test]
+    fn with_many_readers_each_keeps_a_longest_span_and_a_failed_fetch_frees_its_count() {
+        let cache = SpanCache::for_readers(8);
+        let fetching = Mutex::new(());
+        let fetches = std::cell::Cell::new(0);
+        let read = |n: u8| {
+            let at = (PackId::from_bytes([n; 32]), 0, MAX_SPAN);
+            let fetch = || {
+                fetches.set(fetches.get() + 1);
+                Ok(vec![n])
+            };
+            cache.held(at, &fetching, fetch).unwrap();
+        };
+        for n in (0..8).chain(0..8) {
+            read(n);
+        }
+        assert_eq!(fetches.get(), 8, "a reader's span was dropped");
+        // A fetch that panics gives its bytes back: the next one goes on.
+        let at = (PackId::from_bytes([9; 32]), 0, MAX_SPAN);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.held(at, &fetching, || panic!("fetch failed"))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(cache.lock().in_flight, 0);
+        read(10);
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub fn execute(
         zeros_as_holes: options.meta.sparse,
         overwrite: options.overwrite,
         locator: Locator::of(store),
-        spans: crate::pack::spans::SpanCache::default(),
+        spans: crate::pack::spans::SpanCache::for_readers(rayon::current_num_threads()),
     };
     let (walked, mut outcome) = std::thread::scope(|scope| {
         let (batches, ready) = crossbeam_channel::bounded::<Batch>(1);
