@@ -439,6 +439,29 @@ fn a_restore_that_needs_a_lost_pack_exits_4_and_names_it() {
     );
 }
 
+// A pack cut short is damage too: its read failed with an end of file,
+// which counted as a target's failure (exit 3).
+#[test]
+fn a_restore_that_needs_a_truncated_pack_exits_4() {
+    let (t, _, cut) = store_with_big_and_small_file();
+    let len = fs::metadata(&cut).unwrap().len();
+    chmod(&cut, 0o644);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let target = t.fresh_dir("r");
+    let out = t
+        .cairn(["restore", "latest", "--target"])
+        .arg(&target)
+        .assert()
+        .code(4);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("big.bin"), "{err}");
+}
+
 #[test]
 fn verbose_lists_new_and_modified_files_and_very_verbose_the_rest() {
     let t = TestEnv::with_store();

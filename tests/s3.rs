@@ -251,7 +251,7 @@ fn a_restore_needing_a_pack_the_bucket_lost_exits_4_and_says_what_to_run() {
     let err = stderr_of(out.get_output());
     assert!(err.contains(pack.rsplit('/').next().unwrap()), "{err}");
     assert!(
-        err.contains("1 file needs a pack the store does not have: if another host pruned this store, `cairn repair catalog`"),
+        err.contains("1 file needs a pack the store does not have: if another host pruned this store, `cairn repair catalog` (run while no other host writes)"),
         "{err}"
     );
 }

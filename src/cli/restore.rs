@@ -264,11 +264,10 @@ fn warn_packs_gone(files: u64, remote: bool) {
         "{} {verb} a pack the store does not have",
         plural(files, "file")
     );
-    let next = match remote {
-        true => {
-            "if another host pruned this store, `cairn repair catalog` brings this host's catalog up to date and the restore can be run again; `cairn verify` says what is lost"
-        }
-        false => "`cairn verify` says what is lost",
+    let next = if remote {
+        "if another host pruned this store, `cairn repair catalog` (run while no other host writes) brings this host's catalog up to date and the restore can be run again; `cairn verify` says what is lost"
+    } else {
+        "`cairn verify` says what is lost"
     };
     eprintln!("cairn: {what}: {next}");
 }

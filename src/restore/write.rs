@@ -113,7 +113,10 @@ impl ItemError {
     fn is_damage(&self) -> bool {
         match self {
             Self::Missing(_) | Self::Size { .. } | Self::Defect(_) => true,
-            Self::Pack(PackError::Io(_)) => self.is_pack_gone(),
+            // A pack gone, or shorter than the catalog says.
+            Self::Pack(PackError::Io(e)) => {
+                e.is_not_found() || e.source.kind() == std::io::ErrorKind::UnexpectedEof
+            }
             Self::Pack(PackError::Dictionary { source, .. }) => {
                 source.is_not_found() || source.source.kind() == std::io::ErrorKind::InvalidData
             }
