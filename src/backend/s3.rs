@@ -43,9 +43,10 @@ const PART_SIZE: usize = 16 << 20;
 const LIST_PAGE: u64 = 1000;
 /// How long one request may take before it is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Pauses between attempts of a create whose answer was lost (as
-/// `object_store`'s own backoff: from 100 ms, doubling, at most 15 s).
+/// The first pause before a create whose answer was lost is sent again
+/// (as `object_store`'s own backoff: from 100 ms, doubling each time).
 const CREATE_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between two such attempts.
 const CREATE_RETRY_MAX_PAUSE: Duration = Duration::from_secs(15);
 
 /// `s3://BUCKET/PREFIX`, parsed.

@@ -76,10 +76,11 @@ pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport
         unreadable: synced.damaged,
         ..RebuildReport::default()
     };
+    let listing = pack::list::list(backend)?;
     if crate::index::list(backend)?.objects.is_empty() {
-        from_pack_headers(catalog, backend, &mut report)?;
+        from_pack_headers(catalog, backend, &listing, &mut report)?;
     }
-    drop_missing_packs(catalog, backend, &mut report)?;
+    drop_missing_packs(catalog, &listing, &mut report)?;
     catalog.mark_complete()?;
     Ok(report)
 }
@@ -89,16 +90,15 @@ pub fn rebuild(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport
 /// that listed them would let the next snapshot reuse blobs that are gone.
 fn drop_missing_packs(
     catalog: &mut Catalog,
-    backend: &Backend,
+    listing: &pack::list::Listing,
     report: &mut RebuildReport,
 ) -> Result<(), RebuildError> {
-    let present: std::collections::HashSet<_> =
-        pack::list::list(backend)?.packs.into_iter().collect();
+    let present: std::collections::HashSet<_> = listing.packs.iter().collect();
     let missing: Vec<_> = catalog
         .packs()?
         .into_iter()
         .map(|p| p.id)
-        .filter(|id| !present.contains(id))
+        .filter(|id| !present.contains(&id))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -139,27 +139,28 @@ pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport,
             format!("{cause} (deleted: its packs are indexed from their headers)"),
         ));
     }
-    let recorded = from_pack_headers(catalog, backend, &mut report)?;
+    let listing = pack::list::list(backend)?;
+    let recorded = from_pack_headers(catalog, backend, &listing, &mut report)?;
     for chunk in recorded.chunks(crate::index::PACKS_PER_OBJECT) {
         let id = crate::index::write(backend, chunk)?;
         catalog.record_index(&id, chunk)?;
     }
-    drop_missing_packs(catalog, backend, &mut report)?;
+    drop_missing_packs(catalog, &listing, &mut report)?;
     catalog.mark_complete()?;
     Ok(report)
 }
 
-/// Records every readable pack under `packs/` that the catalog lacks, from
-/// its header; returns them.
+/// Records every readable pack of `listing` (of `packs/`) that the
+/// catalog lacks, from its header; returns them.
 fn from_pack_headers(
     catalog: &mut Catalog,
     backend: &Backend,
+    listing: &pack::list::Listing,
     report: &mut RebuildReport,
 ) -> Result<Vec<IndexedPack>, RebuildError> {
-    let listing = pack::list::list(backend)?;
-    report.unreadable.extend(listing.strays);
+    report.unreadable.extend(listing.strays.iter().cloned());
     let mut recorded = Vec::new();
-    for id in listing.packs {
+    for &id in &listing.packs {
         if catalog.has_pack(&id)? {
             continue;
         }
