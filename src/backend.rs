@@ -160,6 +160,19 @@ enum Kind {
     S3(Arc<S3>),
 }
 
+/// How many times a create is sent while the object it finds is not there.
+const CREATE_ATTEMPTS: u32 = 4;
+/// The pause before the next attempt, times the attempts so far.
+const CREATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The refusal of a create that found other bytes under its key.
+fn other_content(key: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{key} already exists with other content; not replaced"),
+    )
+}
+
 impl Backend {
     /// The store in directory `root`, whose new files get the permission
     /// bits `file_mode`.
@@ -276,23 +289,36 @@ impl Backend {
     /// Creates `key` holding `bytes`, never replacing anything. An object
     /// already there with the same bytes is success; with other bytes it is
     /// an `AlreadyExists` error.
+    ///
+    /// An object said to be there that cannot be read is another write of
+    /// the key still in flight (S3 answers `409 ConditionalRequestConflict`,
+    /// which `object_store` reports as already existing) or one deleted
+    /// since: the create is sent again, a few times.
     pub fn create(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let created = match &self.kind {
+        let mut attempt = 1;
+        loop {
+            if self.create_once(key, bytes)? {
+                return Ok(());
+            }
+            match self.get(key, bytes.len() as u64 + 1) {
+                Ok(there) if there == bytes => return Ok(()),
+                Ok(_) => return Err(self.at(key)(other_content(key))),
+                Err(e) if e.is_not_found() && attempt < CREATE_ATTEMPTS => {
+                    std::thread::sleep(CREATE_PAUSE * attempt);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One create: `false` if something is there.
+    fn create_once(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        match &self.kind {
             Kind::Local(l) => l.create(key, bytes),
             Kind::S3(s) => s.create(key, bytes),
         }
-        .map_err(self.at(key))?;
-        if created {
-            return Ok(());
-        }
-        let there = self.get(key, bytes.len() as u64 + 1)?;
-        if there == bytes {
-            return Ok(());
-        }
-        Err(self.at(key)(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{key} already exists with other content; not replaced"),
-        )))
+        .map_err(self.at(key))
     }
 
     /// Writes `key` whole, replacing what is there: readers see the old

@@ -98,6 +98,22 @@ fn a_second_init_whose_refusal_is_lost_still_says_the_store_exists() {
     assert_eq!(t.s3().get("config.json").unwrap(), config);
 }
 
+// S3 answers a conditional create with 409 while another write of the
+// key is in flight; object_store calls that "already exists", and the
+// object, not there yet, was reported missing.
+#[test]
+fn a_create_answered_with_a_conflict_is_sent_again_and_init_succeeds() {
+    let mut t = TestEnv::new_s3();
+    let proxy = FaultProxy::to_s3();
+    t.through(&proxy);
+    proxy.aim("PUT", 0);
+    proxy.conflict(1);
+    t.cairn(["init", "--no-encrypt"]).assert().success();
+    assert_eq!(proxy.count_outcome(Outcome::Conflict), 1);
+    assert!(t.s3().get("config.json").is_some());
+    t.cairn(["snapshots"]).assert().success();
+}
+
 // A lease create answered only after its time to live could have passed
 // (retried after a lost answer, it finds its own bytes) was taken as held,
 // while another prune could already have taken the next generation.

@@ -32,6 +32,10 @@ pub enum Fault {
     /// Answer the next `remaining` requests with `503 Slow Down` (after
     /// reading their bodies) and close their connections; then forward again.
     SlowDown { remaining: usize },
+    /// Answer the next `remaining` requests with `409 Conflict`
+    /// (`ConditionalRequestConflict`: S3's answer to a conditional write
+    /// while another write of the key is in flight), as `SlowDown` does.
+    Conflict { remaining: usize },
     /// For the next `remaining` requests whose body is longer than
     /// `after_bytes` (by `Content-Length`), forward the head and the first
     /// `after_bytes` bytes of the body, then close both connections; other
@@ -52,6 +56,8 @@ pub enum Outcome {
     Forwarded,
     /// Answered `503 Slow Down` by the proxy.
     SlowDown,
+    /// Answered `409 Conflict` by the proxy.
+    Conflict,
     /// Cut in the middle of its body.
     Dropped,
     /// Carried out by the server, its answer lost.
@@ -152,6 +158,7 @@ impl FaultProxy {
     pub fn set(&self, fault: Fault) {
         let fault = match fault {
             Fault::SlowDown { remaining: 0 }
+            | Fault::Conflict { remaining: 0 }
             | Fault::DropMidBody { remaining: 0, .. }
             | Fault::LoseAnswer { remaining: 0 } => Fault::None,
             fault => fault,
@@ -197,6 +204,11 @@ impl FaultProxy {
             after_bytes,
             remaining: n,
         });
+    }
+
+    /// Answers the next `n` requests the aim hits with `409 Conflict`.
+    pub fn conflict(&self, n: usize) {
+        self.set(Fault::Conflict { remaining: n });
     }
 
     /// Lets the server carry out the next `n` requests the aim hits, and
@@ -263,7 +275,7 @@ fn accept(listener: TcpListener, shared: Arc<Shared>) {
 /// What to do with one request, decided when its head arrived.
 enum Action {
     Forward { delay: Option<Duration> },
-    SlowDown,
+    Refuse(Refusal),
     Cut { after_bytes: u64 },
     LoseAnswer,
 }
@@ -279,7 +291,8 @@ impl Shared {
             _ if !hit => (Action::Forward { delay: None }, Outcome::Forwarded),
             Fault::None => (Action::Forward { delay: None }, Outcome::Forwarded),
             Fault::Delay(d) => (Action::Forward { delay: Some(d) }, Outcome::Forwarded),
-            Fault::SlowDown { .. } => (Action::SlowDown, Outcome::SlowDown),
+            Fault::SlowDown { .. } => (Action::Refuse(SLOW_DOWN), Outcome::SlowDown),
+            Fault::Conflict { .. } => (Action::Refuse(CONFLICT), Outcome::Conflict),
             Fault::DropMidBody { after_bytes, .. } => {
                 (Action::Cut { after_bytes }, Outcome::Dropped)
             }
@@ -304,7 +317,10 @@ impl Fault {
         match self {
             Fault::None => false,
             Fault::DropMidBody { after_bytes, .. } => head.body.longer_than(after_bytes),
-            Fault::SlowDown { .. } | Fault::LoseAnswer { .. } | Fault::Delay(_) => true,
+            Fault::SlowDown { .. }
+            | Fault::Conflict { .. }
+            | Fault::LoseAnswer { .. }
+            | Fault::Delay(_) => true,
         }
     }
 
@@ -322,6 +338,9 @@ impl Fault {
                 after_bytes,
                 remaining,
             }),
+            Fault::Conflict { remaining } => {
+                counted_down(remaining, |remaining| Fault::Conflict { remaining })
+            }
             Fault::LoseAnswer { remaining } => {
                 counted_down(remaining, |remaining| Fault::LoseAnswer { remaining })
             }
@@ -354,8 +373,8 @@ fn serve(client: TcpStream, shared: &Shared) {
                 }
                 forward(&head, &mut requests, &client, &mut upstream, shared, None).is_err()
             }
-            Action::SlowDown => {
-                let _ = slow_down(&head, &mut requests, &client);
+            Action::Refuse(refusal) => {
+                let _ = refuse(&head, &mut requests, &client, refusal);
                 true
             }
             Action::LoseAnswer => {
@@ -450,21 +469,49 @@ fn connect_upstream(addr: SocketAddr, client: &TcpStream) -> io::Result<TcpStrea
     Ok(up)
 }
 
+/// An error answer of S3's: status line, error code, message.
+#[derive(Clone, Copy)]
+struct Refusal {
+    status: &'static str,
+    code: &'static str,
+    message: &'static str,
+}
+
+const SLOW_DOWN: Refusal = Refusal {
+    status: "503 Slow Down",
+    code: "SlowDown",
+    message: "Please reduce your request rate.",
+};
+
+const CONFLICT: Refusal = Refusal {
+    status: "409 Conflict",
+    code: "ConditionalRequestConflict",
+    message: "A conflicting conditional operation is currently in progress against this resource.",
+};
+
 /// Reads the request's body (a client may not read an answer before it has
-/// sent everything) and answers `503 Slow Down` as S3 does, closing.
-fn slow_down(
+/// sent everything) and answers with `refusal` as S3 does, closing.
+fn refuse(
     head: &Head,
     requests: &mut BufReader<TcpStream>,
     client: &TcpStream,
+    refusal: Refusal,
 ) -> io::Result<()> {
     match head.body {
         Body::Length(n) => copy_exact(requests, &mut io::sink(), n)?,
         Body::Chunked => copy_chunked(requests, &mut io::sink())?,
     }
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
-                <Message>Please reduce your request rate.</Message></Error>";
+    let Refusal {
+        status,
+        code,
+        message,
+    } = refusal;
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+         <Message>{message}</Message></Error>"
+    );
     let answer = format!(
-        "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
         body.len()
     );
