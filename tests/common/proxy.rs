@@ -13,15 +13,17 @@
 //! after each answer) the proxy closes the client's side too. A connection
 //! that carries several requests (keep-alive) has each of them decided alone.
 
+mod answers;
 mod http;
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use answers::{CONFLICT, Refusal, SLOW_DOWN, lose_answer, refuse, reset_on_close};
 use http::{Body, Head, copy_chunked, copy_exact, read_head};
 
 /// What the proxy does to the requests it sees.
@@ -410,31 +412,6 @@ fn serve(client: TcpStream, shared: &Shared) {
     }
 }
 
-/// Sends the request whole to the server on a connection of its own and
-/// waits until the server has answered (the request took effect), without
-/// passing the answer on.
-fn lose_answer(
-    head: &Head,
-    requests: &mut BufReader<TcpStream>,
-    shared: &Shared,
-) -> io::Result<()> {
-    let mut up = TcpStream::connect(shared.upstream)?;
-    up.write_all(&head.bytes)?;
-    match head.body {
-        Body::Length(n) => copy_exact(requests, &mut up, n)?,
-        Body::Chunked => copy_chunked(requests, &mut up)?,
-    }
-    let mut first = [0u8; 1];
-    up.read_exact(&mut first)
-}
-
-/// Makes the client's connection end with a reset (no orderly end) when
-/// its last descriptor is closed, as a server or middlebox does when it
-/// drops a connection with data unread.
-fn reset_on_close(client: &TcpStream) {
-    let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
-}
-
 /// Sends the request on to the server (connecting on first use), the body
 /// only up to `cut` bytes when given.
 fn forward(
@@ -467,56 +444,4 @@ fn connect_upstream(addr: SocketAddr, client: &TcpStream) -> io::Result<TcpStrea
         let _ = to_client.shutdown(Shutdown::Write);
     });
     Ok(up)
-}
-
-/// An error answer of S3's: status line, error code, message.
-#[derive(Clone, Copy)]
-struct Refusal {
-    status: &'static str,
-    code: &'static str,
-    message: &'static str,
-}
-
-const SLOW_DOWN: Refusal = Refusal {
-    status: "503 Slow Down",
-    code: "SlowDown",
-    message: "Please reduce your request rate.",
-};
-
-const CONFLICT: Refusal = Refusal {
-    status: "409 Conflict",
-    code: "ConditionalRequestConflict",
-    message: "A conflicting conditional operation is currently in progress against this resource.",
-};
-
-/// Reads the request's body (a client may not read an answer before it has
-/// sent everything) and answers with `refusal` as S3 does, closing.
-fn refuse(
-    head: &Head,
-    requests: &mut BufReader<TcpStream>,
-    client: &TcpStream,
-    refusal: Refusal,
-) -> io::Result<()> {
-    match head.body {
-        Body::Length(n) => copy_exact(requests, &mut io::sink(), n)?,
-        Body::Chunked => copy_chunked(requests, &mut io::sink())?,
-    }
-    let Refusal {
-        status,
-        code,
-        message,
-    } = refusal;
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
-         <Message>{message}</Message></Error>"
-    );
-    let answer = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut client = client;
-    client.write_all(answer.as_bytes())?;
-    client.flush()?;
-    client.shutdown(Shutdown::Write)
 }
