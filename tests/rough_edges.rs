@@ -400,13 +400,7 @@ fn a_restore_that_meets_damaged_data_exits_4_and_restores_the_rest() {
     bytes[100] ^= 0xff;
     chmod(&biggest, 0o644);
     fs::write(&biggest, bytes).unwrap();
-    let target = t.fresh_dir("r");
-    let out = t
-        .cairn(["restore", "latest", "--target"])
-        .arg(&target)
-        .assert()
-        .code(4);
-    let err = stderr_of(out.get_output());
+    let (target, err) = t.restore_ending(4);
     assert!(
         err.contains("1 item could not be restored; everything else was"),
         "{err}"
@@ -423,13 +417,7 @@ fn a_restore_that_meets_damaged_data_exits_4_and_restores_the_rest() {
 fn a_restore_that_needs_a_lost_pack_exits_4_and_names_it() {
     let (t, _, lost) = store_with_big_and_small_file();
     fs::remove_file(&lost).unwrap();
-    let target = t.fresh_dir("r");
-    let out = t
-        .cairn(["restore", "latest", "--target"])
-        .arg(&target)
-        .assert()
-        .code(4);
-    let err = stderr_of(out.get_output());
+    let (_, err) = t.restore_ending(4);
     let name = lost.file_name().unwrap().to_string_lossy().into_owned();
     assert!(err.contains(&name), "{err}");
     assert!(err.contains("big.bin"), "{err}");
@@ -452,13 +440,7 @@ fn a_restore_that_needs_a_truncated_pack_exits_4() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let target = t.fresh_dir("r");
-    let out = t
-        .cairn(["restore", "latest", "--target"])
-        .arg(&target)
-        .assert()
-        .code(4);
-    let err = stderr_of(out.get_output());
+    let (_, err) = t.restore_ending(4);
     assert!(err.contains("big.bin"), "{err}");
 }
 

@@ -242,13 +242,7 @@ fn a_restore_needing_a_pack_the_bucket_lost_exits_4_and_says_what_to_run() {
         .max_by_key(|(_, size)| *size)
         .unwrap();
     t.s3().delete(&pack);
-    let target = t.path("restored");
-    let out = t
-        .cairn(["restore", "latest", "--target"])
-        .arg(&target)
-        .assert()
-        .code(4);
-    let err = stderr_of(out.get_output());
+    let (_, err) = t.restore_ending(4);
     assert!(err.contains(pack.rsplit('/').next().unwrap()), "{err}");
     assert!(
         err.contains("1 file needs a pack the store does not have: if another host pruned this store, `cairn repair catalog` (run while no other host writes)"),

@@ -329,21 +329,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_budget_holds_the_spans_of_every_plan_dropping_the_least_recently_read() {
-        let cache = SpanCache::for_readers(2);
-        let fetching = Mutex::new(());
-        let fetches = std::cell::Cell::new(0);
-        // A span of 20 MiB of pack `n` (the bytes are a stand-in: the
-        // budget counts planned lengths).
-        let read = |n: u8| {
-            let at = (PackId::from_bytes([n; 32]), 0, 20 * MIB);
+    /// Reads of spans of `len` bytes of pack `n` from `cache`, counting
+    /// fetches (the bytes are a stand-in: the budget counts planned lengths).
+    struct Reader {
+        cache: SpanCache,
+        fetching: Mutex<()>,
+        fetches: std::cell::Cell<u32>,
+        len: u64,
+    }
+
+    impl Reader {
+        fn new(readers: usize, len: u64) -> Self {
+            Self {
+                cache: SpanCache::for_readers(readers),
+                fetching: Mutex::new(()),
+                fetches: std::cell::Cell::new(0),
+                len,
+            }
+        }
+
+        fn read(&self, n: u8) {
+            let at = (PackId::from_bytes([n; 32]), 0, self.len);
             let fetch = || {
-                fetches.set(fetches.get() + 1);
+                self.fetches.set(self.fetches.get() + 1);
                 Ok(vec![n])
             };
-            assert_eq!(*cache.held(at, &fetching, fetch).unwrap(), [n]);
-        };
+            let held = self.cache.held(at, &self.fetching, fetch);
+            assert_eq!(*held.unwrap(), [n]);
+        }
+    }
+
+    #[test]
+    fn one_budget_holds_the_spans_of_every_plan_dropping_the_least_recently_read() {
+        let reader = Reader::new(2, 20 * MIB);
+        let (read, fetches, cache) = (|n| reader.read(n), &reader.fetches, &reader.cache);
         // Three spans of one plan, one read again: no fetch.
         for n in [1, 2, 3, 1] {
             read(n);
@@ -365,17 +384,8 @@ mod tests {
 
     #[test]
     fn with_many_readers_each_keeps_a_longest_span_and_a_failed_fetch_frees_its_count() {
-        let cache = SpanCache::for_readers(8);
-        let fetching = Mutex::new(());
-        let fetches = std::cell::Cell::new(0);
-        let read = |n: u8| {
-            let at = (PackId::from_bytes([n; 32]), 0, MAX_SPAN);
-            let fetch = || {
-                fetches.set(fetches.get() + 1);
-                Ok(vec![n])
-            };
-            cache.held(at, &fetching, fetch).unwrap();
-        };
+        let reader = Reader::new(8, MAX_SPAN);
+        let (read, fetches, cache) = (|n| reader.read(n), &reader.fetches, &reader.cache);
         for n in (0..8).chain(0..8) {
             read(n);
         }
@@ -383,7 +393,7 @@ mod tests {
         // A fetch that panics gives its bytes back: the next one goes on.
         let at = (PackId::from_bytes([9; 32]), 0, MAX_SPAN);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            cache.held(at, &fetching, || panic!("fetch failed"))
+            cache.held(at, &reader.fetching, || panic!("fetch failed"))
         }));
         assert!(panicked.is_err());
         assert_eq!(cache.lock().in_flight, 0);

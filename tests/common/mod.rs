@@ -317,6 +317,18 @@ impl TestEnv {
         target
     }
 
+    /// Restores `latest` into a fresh directory expecting exit `code`: the
+    /// directory and what the restore said on stderr.
+    pub fn restore_ending(&self, code: i32) -> (PathBuf, String) {
+        let target = self.fresh_dir("restore");
+        let out = self
+            .cairn(["restore", "latest", "--target"])
+            .arg(&target)
+            .assert()
+            .code(code);
+        (target, stderr_of(out.get_output()))
+    }
+
     /// A path under the root that does not exist yet, named after `stem`.
     pub fn fresh_dir(&self, stem: &str) -> PathBuf {
         (0..)
