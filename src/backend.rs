@@ -160,17 +160,12 @@ enum Kind {
     S3(Arc<S3>),
 }
 
-/// How many times a create is sent while the object it finds is not there.
-const CREATE_ATTEMPTS: u32 = 4;
-/// The pause before the next attempt, times the attempts so far.
-const CREATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// The refusal of a create that found other bytes under its key.
-fn other_content(key: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("{key} already exists with other content; not replaced"),
-    )
+/// The refusal of a create whose key was said to exist but cannot be read.
+fn vanished(key: &str) -> io::Error {
+    io::Error::other(format!(
+        "{key}: the store answered that it exists, but it cannot be read (another write of it \
+         still in flight, or deleted since); nothing was written, run the command again"
+    ))
 }
 
 impl Backend {
@@ -293,32 +288,29 @@ impl Backend {
     /// An object said to be there that cannot be read is another write of
     /// the key still in flight (S3 answers `409 ConditionalRequestConflict`,
     /// which `object_store` reports as already existing) or one deleted
-    /// since: the create is sent again, a few times.
+    /// since. That is an error, never a reason to create it again: a key
+    /// another process deleted (an older lease, a superseded index object)
+    /// must not come back.
     pub fn create(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let mut attempt = 1;
-        loop {
-            if self.create_once(key, bytes)? {
-                return Ok(());
-            }
-            match self.get(key, bytes.len() as u64 + 1) {
-                Ok(there) if there == bytes => return Ok(()),
-                Ok(_) => return Err(self.at(key)(other_content(key))),
-                Err(e) if e.is_not_found() && attempt < CREATE_ATTEMPTS => {
-                    std::thread::sleep(CREATE_PAUSE * attempt);
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// One create: `false` if something is there.
-    fn create_once(&self, key: &str, bytes: &[u8]) -> Result<bool> {
-        match &self.kind {
+        let created = match &self.kind {
             Kind::Local(l) => l.create(key, bytes),
             Kind::S3(s) => s.create(key, bytes),
         }
-        .map_err(self.at(key))
+        .map_err(self.at(key))?;
+        if created {
+            return Ok(());
+        }
+        let there = match self.get(key, bytes.len() as u64 + 1) {
+            Err(e) if e.is_not_found() => return Err(self.at(key)(vanished(key))),
+            other => other?,
+        };
+        if there == bytes {
+            return Ok(());
+        }
+        Err(self.at(key)(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{key} already exists with other content; not replaced"),
+        )))
     }
 
     /// Writes `key` whole, replacing what is there: readers see the old
