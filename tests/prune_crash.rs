@@ -289,6 +289,40 @@ fn a_prune_aborted_after_its_third_pack_deletion_is_finished_by_the_next_prune()
     prune_crashed_at("prune-pack-deleted:3");
 }
 
+// Found by tests/torture.rs: a prune killed after its catalog commit left
+// the index object naming the packs it removed; the next prune, removing
+// another pack that object named, wrote those packs into the new index
+// object (they were "kept"), which cataloged them again, and then refused
+// to delete them: "internal check failed: pack … is still in the catalog".
+#[test]
+fn a_prune_after_one_aborted_at_its_commit_can_remove_packs_the_same_index_object_named() {
+    no_core_dumps();
+    let t = TestEnv::new();
+    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    // One snapshot (one index object) of f1 and f2; f1 goes, then f2.
+    write_random_file(&src.join("f1"), 1, 3 * MIB);
+    write_random_file(&src.join("f2"), 2, 3 * MIB);
+    t.snapshot(&[&src], &[]);
+    fs::remove_file(src.join("f1")).unwrap();
+    write_random_file(&src.join("f3"), 3, 3 * MIB);
+    t.snapshot(&[&src], &[]);
+    fs::remove_file(src.join("f2")).unwrap();
+    write_random_file(&src.join("f4"), 4, 3 * MIB);
+    let last = t.snapshot(&[&src], &[]);
+    t.cairn(["forget", "--keep-last", "2"]).assert().success();
+    t.command(["prune"])
+        .env("CAIRN_CRASH_AT", "prune-cataloged")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    t.cairn(["prune"]).assert().success();
+    t.cairn(["verify", "--read-data"]).assert().success();
+    assert_trees_equal(&src, &restored(&t.restore(id(&last)), &src));
+}
+
 /// After the rebuild, which copy of a blob the catalog names depends on the
 /// order the packs are listed in, so whether the next prune meets a pack it
 /// is about to write already cataloged (and refuses) varies from run to run.

@@ -47,7 +47,10 @@ pub fn execute(
         .map(|p| p.id)
         .filter(|id| !written.contains(id))
         .collect();
-    let reindex = reindex::write(store.backend(), store.catalog(), &removed, &repacked.packs)?;
+    // Every pack going, leftovers of interrupted runs too: an index object
+    // naming one is superseded, and none is named again (a pack an aborted
+    // prune had removed from the catalog came back there as "kept").
+    let reindex = reindex::write(store.backend(), store.catalog(), &doomed, &repacked.packs)?;
     store
         .catalog_mut()
         .commit_prune(&repacked.packs, &removed, |id| live.contains(id))?

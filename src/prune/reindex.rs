@@ -30,6 +30,9 @@ pub struct Reindex {
 /// Writes index objects for every pack that stays but would be left
 /// unnamed: the kept packs of index objects that name a `removed` pack,
 /// the repack's `new_packs`, and cataloged packs no index object names.
+/// `removed` is every pack the prune deletes, cataloged or not (a pack an
+/// aborted prune already dropped from the catalog is still named by its
+/// index objects, and must not be named again as kept).
 pub fn write(
     backend: &Backend,
     catalog: &Catalog,

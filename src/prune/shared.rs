@@ -137,7 +137,8 @@ fn settle(
         .filter(|id| store.catalog().has_pack(id).unwrap_or(false))
         .collect();
     lease.checkpoint()?;
-    let reindexed = reindex::write(store.backend(), store.catalog(), &cataloged, &[])?;
+    // Every dead pack, cataloged or not, as in `execute`.
+    let reindexed = reindex::write(store.backend(), store.catalog(), &dead, &[])?;
     store
         .catalog_mut()
         .commit_prune(&[], &cataloged, |_| false)?
