@@ -45,6 +45,9 @@ use crate::reach;
 use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 
+/// The cause of damage given for a pack the store does not have.
+const MISSING: &str = "missing";
+
 /// What to verify.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -163,6 +166,9 @@ pub struct Report {
     /// Every pack found damaged or missing (for `repair`).
     #[serde(skip)]
     pub damaged_packs: Vec<PackId>,
+    /// Of those, the packs found missing (for the recheck beside prunes).
+    #[serde(skip)]
+    pub missing_packs: Vec<PackId>,
     /// Snapshots whose trees a reader refuses to expand (for `repair`).
     #[serde(skip)]
     pub unbounded: HashSet<SnapshotId>,
@@ -285,6 +291,10 @@ pub fn verify_listed(
     report.lost_blobs = found.blobs.keys().copied().collect();
     report.damaged_packs = found.packs.keys().copied().collect();
     report.damaged_packs.sort();
+    report.missing_packs = (found.packs.iter())
+        .filter(|&(_, &i)| found.damage[i].cause == MISSING)
+        .map(|(id, _)| *id)
+        .collect();
     report.damage = found.finish(store, &bounded);
     report.ok = report.damage.is_empty();
     report.ledger = leftovers::ledger_summary(store, &cataloged, options.data.now)?;
@@ -325,6 +335,7 @@ impl Report {
             requests: None,
             lost_blobs: HashSet::new(),
             damaged_packs: Vec::new(),
+            missing_packs: Vec::new(),
             unbounded: HashSet::new(),
         }
     }

@@ -121,7 +121,7 @@ pub fn check(
     let (entries, size) = match pack::reader::read_header(store.backend(), &pack.id) {
         Ok(header) => header,
         Err(PackError::Io(e)) if e.is_not_found() => {
-            let f = finding(pack, "missing".into(), all());
+            let f = finding(pack, super::MISSING.into(), all());
             return Ok((rows, Some(f)));
         }
         Err(PackError::Format { source, .. }) => {
