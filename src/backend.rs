@@ -164,9 +164,14 @@ enum Kind {
 fn vanished(key: &str) -> io::Error {
     io::Error::other(format!(
         "{key}: the store answered that it exists, but it cannot be read (another write of it \
-         still in flight, or deleted since); nothing was written, run the command again"
+         still in flight, or deleted since); it may yet appear: run the command again"
     ))
 }
+
+/// Reads of an object a create was told exists, while it is not found.
+const READ_BACK_ATTEMPTS: u32 = 4;
+/// The pause before the next read, times the reads so far (1.5 s in all).
+const READ_BACK_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Backend {
     /// The store in directory `root`, whose new files get the permission
@@ -287,10 +292,11 @@ impl Backend {
     ///
     /// An object said to be there that cannot be read is another write of
     /// the key still in flight (S3 answers `409 ConditionalRequestConflict`,
-    /// which `object_store` reports as already existing) or one deleted
-    /// since. That is an error, never a reason to create it again: a key
-    /// another process deleted (an older lease, a superseded index object)
-    /// must not come back.
+    /// which `object_store` reports as already existing; that write may be
+    /// this create's own first attempt, sent again after its answer was
+    /// lost) or one deleted since. It is read again a few times, and never
+    /// created again: a key another process deleted (an older lease, a
+    /// superseded index object) must not come back.
     pub fn create(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let created = match &self.kind {
             Kind::Local(l) => l.create(key, bytes),
@@ -300,10 +306,7 @@ impl Backend {
         if created {
             return Ok(());
         }
-        let there = match self.get(key, bytes.len() as u64 + 1) {
-            Err(e) if e.is_not_found() => return Err(self.at(key)(vanished(key))),
-            other => other?,
-        };
+        let there = self.read_back(key, bytes.len() as u64 + 1)?;
         if there == bytes {
             return Ok(());
         }
@@ -311,6 +314,23 @@ impl Backend {
             io::ErrorKind::AlreadyExists,
             format!("{key} already exists with other content; not replaced"),
         )))
+    }
+
+    /// The object a create was told is there, read again while it is not
+    /// found (a write of it still in flight), at most [`READ_BACK_ATTEMPTS`]
+    /// times.
+    fn read_back(&self, key: &str, max: u64) -> Result<Vec<u8>> {
+        let mut attempt = 1;
+        loop {
+            match self.get(key, max) {
+                Err(e) if e.is_not_found() && attempt < READ_BACK_ATTEMPTS => {
+                    std::thread::sleep(READ_BACK_PAUSE * attempt);
+                    attempt += 1;
+                }
+                Err(e) if e.is_not_found() => return Err(self.at(key)(vanished(key))),
+                other => return other,
+            }
+        }
     }
 
     /// Writes `key` whole, replacing what is there: readers see the old

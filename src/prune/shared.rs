@@ -131,11 +131,12 @@ fn settle(
         .map_err(crate::store::StoreError::from)?;
     let (dead, spared) = still_dead(store, plan, &packs)?;
     shared.packs_spared = spared as u64;
-    let cataloged: Vec<PackId> = dead
-        .iter()
-        .copied()
-        .filter(|id| store.catalog().has_pack(id).unwrap_or(false))
-        .collect();
+    let mut cataloged: Vec<PackId> = Vec::new();
+    for id in &dead {
+        if store.catalog().has_pack(id)? {
+            cataloged.push(*id);
+        }
+    }
     lease.checkpoint()?;
     // Every dead pack, cataloged or not, as in `execute`.
     let reindexed = reindex::write(store.backend(), store.catalog(), &dead, &[])?;
@@ -180,7 +181,7 @@ fn still_dead(
     let mut going: HashSet<PackId> = packs.iter().copied().collect();
     let mut needs: HashMap<PackId, Vec<Vec<PackId>>> = HashMap::new();
     for id in packs {
-        // Not cataloged: a leftover no index object names, nothing to keep.
+        // Not cataloged: a leftover (nothing in it is live).
         let Some(row) = rows.get(id) else { continue };
         let mut live = Vec::new();
         for (blob, _) in store.catalog().blobs_in_pack(row)? {

@@ -80,6 +80,7 @@ fn removed_meanwhile(
         let backend = store.backend().clone();
         crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
     }
+    let missing: std::collections::HashSet<&PackId> = missing.iter().collect();
     let mut removed = 0;
     let mut gone = Vec::new();
     for id in damaged {
