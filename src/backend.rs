@@ -168,6 +168,14 @@ fn vanished(key: &str) -> io::Error {
     ))
 }
 
+/// The refusal of a create that found other bytes under its key.
+fn other_content(key: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{key} already exists with other content; not replaced"),
+    )
+}
+
 /// Reads of an object a create was told exists, while it is not found.
 const READ_BACK_ATTEMPTS: u32 = 4;
 /// The pause before the next read, times the reads so far (1.5 s in all).
@@ -294,26 +302,34 @@ impl Backend {
     /// the key still in flight (S3 answers `409 ConditionalRequestConflict`,
     /// which `object_store` reports as already existing; that write may be
     /// this create's own first attempt, sent again after its answer was
-    /// lost) or one deleted since. It is read again a few times, and never
-    /// created again: a key another process deleted (an older lease, a
-    /// superseded index object) must not come back.
+    /// lost), read again for a while; or one deleted since, created anew
+    /// once: a rerun snapshot that wrote the same packs again needs the
+    /// index object a prune deleted with the first ones. (A lease
+    /// generation brought back so is refused by the lease, which checks it
+    /// is the newest.)
     pub fn create(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let created = match &self.kind {
+        for last in [false, true] {
+            if self.create_once(key, bytes)? {
+                return Ok(());
+            }
+            match self.read_back(key, bytes.len() as u64 + 1) {
+                Ok(there) if there == bytes => return Ok(()),
+                Ok(_) => return Err(self.at(key)(other_content(key))),
+                Err(e) if e.is_not_found() && !last => continue,
+                Err(e) if e.is_not_found() => return Err(self.at(key)(vanished(key))),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(self.at(key)(vanished(key)))
+    }
+
+    /// One create: `false` if something is there.
+    fn create_once(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        match &self.kind {
             Kind::Local(l) => l.create(key, bytes),
             Kind::S3(s) => s.create(key, bytes),
         }
-        .map_err(self.at(key))?;
-        if created {
-            return Ok(());
-        }
-        let there = self.read_back(key, bytes.len() as u64 + 1)?;
-        if there == bytes {
-            return Ok(());
-        }
-        Err(self.at(key)(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{key} already exists with other content; not replaced"),
-        )))
+        .map_err(self.at(key))
     }
 
     /// The object a create was told is there, read again while it is not
@@ -327,7 +343,6 @@ impl Backend {
                     std::thread::sleep(READ_BACK_PAUSE * attempt);
                     attempt += 1;
                 }
-                Err(e) if e.is_not_found() => return Err(self.at(key)(vanished(key))),
                 other => return other,
             }
         }

@@ -155,6 +155,11 @@ impl Lease {
             Err(e) => return Err(e.into()),
         }
         refuse_slow_take(asked.elapsed())?;
+        // A generation a newer holder had deleted can have been created
+        // anew (see `Backend::create`): only the newest is the lease.
+        if newest(backend)?.is_none_or(|found| found.key != key) {
+            return Err(LeaseError::Lost("a newer generation exists".into()));
+        }
         let written = modified(backend, &key)?;
         drop_older(backend, next);
         let held = Held {
