@@ -308,19 +308,27 @@ impl Backend {
     /// generation brought back so is refused by the lease, which checks it
     /// is the newest.)
     pub fn create(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        for last in [false, true] {
-            if self.create_once(key, bytes)? {
-                return Ok(());
-            }
-            match self.read_back(key, bytes.len() as u64 + 1) {
-                Ok(there) if there == bytes => return Ok(()),
-                Ok(_) => return Err(self.at(key)(other_content(key))),
-                Err(e) if e.is_not_found() && !last => continue,
-                Err(e) if e.is_not_found() => return Err(self.at(key)(vanished(key))),
-                Err(e) => return Err(e),
-            }
+        // Deleted since it was said to be there: created anew, once.
+        if self.create_or_compare(key, bytes)? || self.create_or_compare(key, bytes)? {
+            return Ok(());
         }
         Err(self.at(key)(vanished(key)))
+    }
+
+    /// One create, and if something is there, whether it holds `bytes`:
+    /// `false` if it cannot be read.
+    fn create_or_compare(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        if self.create_once(key, bytes)? {
+            return Ok(true);
+        }
+        let there = match self.read_back(key, bytes.len() as u64 + 1) {
+            Err(e) if e.is_not_found() => return Ok(false),
+            other => other?,
+        };
+        if there != bytes {
+            return Err(self.at(key)(other_content(key)));
+        }
+        Ok(true)
     }
 
     /// One create: `false` if something is there.

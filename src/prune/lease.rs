@@ -305,7 +305,6 @@ impl Drop for Lease {
     }
 }
 
-/// The time to live of new leases.
 /// Refuses a lease whose create took more than a quarter of its time to
 /// live to answer (a slow server, or retries after lost answers): it took
 /// effect at some moment in between, and by the time it is known to have,
@@ -321,6 +320,7 @@ fn refuse_slow_take(took: Duration) -> Result<(), LeaseError> {
     )))
 }
 
+/// The time to live of new leases.
 fn ttl() -> Duration {
     std::env::var(TTL_ENV)
         .ok()

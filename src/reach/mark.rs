@@ -170,9 +170,7 @@ impl Marker<'_> {
                 // A reader sends back even its panic, and holds `done`
                 // until `jobs` is dropped: a tree asked for always comes
                 // back (stopping short here would leave live blobs unmarked).
-                let read = results
-                    .recv()
-                    .expect("a reader answers every tree it is given");
+                let read = results.recv().map_err(|_| StoreError::TreeReaderLost)?;
                 outstanding -= 1;
                 self.take(read, &mut |next| {
                     outstanding += 1;

@@ -142,6 +142,11 @@ pub enum StoreError {
         /// The operation.
         what: &'static str,
     },
+    /// A thread reading trees for a walk stopped without answering for a
+    /// tree it was given (a bug): the walk stops rather than leave blobs
+    /// unmarked.
+    #[error("a tree reader stopped without answering (a bug); nothing was changed")]
+    TreeReaderLost,
     /// The store's keys could not be used.
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
