@@ -297,6 +297,6 @@ fn init_refuses_out_of_range_settings_as_usage_errors() {
         .assert()
         .success();
     let init = parse_json(&out.get_output().stdout);
-    assert_eq!(init["version"], 6);
+    assert_eq!(init["version"], 8);
     assert_eq!(init["store"], json!(t.store));
 }

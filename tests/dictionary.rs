@@ -397,9 +397,9 @@ fn host_on(t: &TestEnv, store: &Path) -> TestEnv {
 // --- the format ------------------------------------------------------------------
 
 #[test]
-fn new_stores_are_format_6_and_encrypted_ones_format_7() {
-    assert_eq!(format_version(&TestEnv::with_store()), 6);
-    assert_eq!(format_version(&TestEnv::with_encrypted_store()), 7);
+fn new_stores_are_format_8_and_encrypted_ones_format_9() {
+    assert_eq!(format_version(&TestEnv::with_store()), 8);
+    assert_eq!(format_version(&TestEnv::with_encrypted_store()), 9);
 }
 
 #[test]
@@ -943,7 +943,7 @@ fn an_encrypted_store_trains_a_dictionary_that_reveals_nothing_of_the_samples() 
     assert!(total > SAMPLE_BYTES * 3 / 2);
     let snap = t.snapshot(&[&src], &[]);
     assert_eq!(dictionaries(&t), ["1"]);
-    assert_eq!(format_version(&t), 7);
+    assert_eq!(format_version(&t), 9);
     let needles: [&[u8]; 2] = [marker.as_bytes(), b"CAIRNDCT"];
     for path in files_under(&t.store) {
         let bytes = fs::read(&path).unwrap();
@@ -972,7 +972,7 @@ fn copy_into_a_store_without_a_dictionary_carries_it_identical() {
     let there = host_on(&t, &offsite);
     assert_eq!(dictionaries(&there), ["1"]);
     assert_eq!(get(&there, "dictionaries/1"), get(&t, "dictionaries/1"));
-    assert_eq!(format_version(&there), 6);
+    assert_eq!(format_version(&there), 8);
     assert_labels_valid(&all_entries(&there), &[1]);
     assert_restores(&there, id(&snap), &src);
     assert_verifies(&there);
@@ -1135,7 +1135,7 @@ fn upgrade_fixture(t: &TestEnv, name: &str, source: &str, snapshots: [&str; 2], 
 }
 
 #[test]
-fn a_format_4_store_becomes_format_6_on_its_first_snapshot_and_its_old_snapshots_still_restore() {
+fn a_format_4_store_becomes_format_8_on_its_first_snapshot_and_its_old_snapshots_still_restore() {
     upgrade_fixture(
         &TestEnv::new(),
         "v4",
@@ -1144,12 +1144,12 @@ fn a_format_4_store_becomes_format_6_on_its_first_snapshot_and_its_old_snapshots
             "2ba9200089c943e21e39f35ecfcc0950cf65e28e57f1001b8613deb973d2cefe",
             "4a378364d948a0119e2cc15cf98438c5b67c22f84dc1cde02ed1f6c314008473",
         ],
-        6,
+        8,
     );
 }
 
 #[test]
-fn a_format_5_store_becomes_format_7_on_its_first_snapshot_and_its_old_snapshots_still_restore() {
+fn a_format_5_store_becomes_format_9_on_its_first_snapshot_and_its_old_snapshots_still_restore() {
     let mut t = TestEnv::new();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     t.password_file = Some(manifest.join("tests/fixtures/v5-password"));
@@ -1161,7 +1161,7 @@ fn a_format_5_store_becomes_format_7_on_its_first_snapshot_and_its_old_snapshots
             "b8523fad838535e6cb989ac8f1b6c794d4824ec14657916b148f83da658a395d",
             "ec3c0fda4b3c0315ad8e6621afde6decf7f7802861c3b0147001f84f1e8d93a7",
         ],
-        7,
+        9,
     );
 }
 

@@ -925,13 +925,13 @@ fn add_key(t: &TestEnv, new: &Path) -> String {
 }
 
 #[test]
-fn init_encrypt_writes_a_version_7_config_and_one_key_file_with_the_kdf_asked_for() {
+fn init_encrypt_writes_a_version_9_config_and_one_key_file_with_the_kdf_asked_for() {
     for t in [
         TestEnv::with_encrypted_store(),
         TestEnv::with_encrypted_s3(),
     ] {
         let config = config(&t);
-        assert_eq!(config["version"], 7, "{config}");
+        assert_eq!(config["version"], 9, "{config}");
         // store-format/config.md (the design's `scheme` became `cipher`).
         let encryption = &config["encryption"];
         assert_eq!(encryption["cipher"], "xchacha20poly1305", "{config}");
@@ -1241,7 +1241,7 @@ fn a_password_for_an_unencrypted_store_is_refused() {
     let t = TestEnv::with_store();
     assert_eq!(
         config(&t)["version"],
-        6,
+        8,
         "local stores are unencrypted by default"
     );
     assert!(config(&t).get("encryption").is_none());
@@ -1298,7 +1298,7 @@ fn init_of_an_s3_store_asks_for_a_password_or_no_encrypt() {
 
     t.cairn(["init", "--no-encrypt"]).assert().success();
     let config = config(&t);
-    assert_eq!(config["version"], 6, "{config}");
+    assert_eq!(config["version"], 8, "{config}");
     assert!(config.get("encryption").is_none(), "{config}");
     assert!(key_ids(&t).is_empty());
     let src = t.path("src");
@@ -1313,7 +1313,7 @@ fn init_of_an_s3_store_with_a_password_file_encrypts_it_by_default() {
     let mut t = TestEnv::new_s3();
     t.password_file = Some(t.password_file_with("password", PASSWORD));
     t.cairn(["init"]).args(FAST_KDF).assert().success();
-    assert_eq!(config(&t)["version"], 7);
+    assert_eq!(config(&t)["version"], 9);
     assert_eq!(key_ids(&t).len(), 1);
 }
 
@@ -1361,7 +1361,7 @@ fn copy_of_an_encrypted_store_to_a_new_directory_keeps_ids_bytes_and_passphrase(
         key_ids(&t),
         "created with the source's key files"
     );
-    assert_eq!(config(&there)["version"], 7);
+    assert_eq!(config(&there)["version"], 9);
     assert!(catalogs_in(&there).is_empty(), "{:?}", catalogs_in(&there));
     for (snap, original) in &originals {
         assert_trees_equal(
@@ -1475,7 +1475,7 @@ fn copy_of_an_encrypted_store_into_a_new_s3_store_holds_no_plaintext_and_restore
         .arg(s3.store_arg())
         .assert()
         .success();
-    assert_eq!(config(&s3)["version"], 7);
+    assert_eq!(config(&s3)["version"], 9);
     assert_eq!(key_ids(&s3), key_ids(&t));
     let found = plaintext_in(&s3, &s.needles);
     assert!(

@@ -232,9 +232,9 @@ fn a_store_of_a_newer_format_version_is_refused_as_such() {
     let t = TestEnv::with_store();
     let path = t.store.join("config.json");
     let mut config: serde_json::Value = parse_json(&fs::read(&path).unwrap());
-    config["version"] = 9.into();
+    config["version"] = 10.into();
     fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    every_command_refuses(&t, "version 9 is not supported");
+    every_command_refuses(&t, "version 10 is not supported");
 }
 
 #[test]

@@ -751,6 +751,11 @@ proptest! {
     }
 
     #[test]
+    fn mutated_json_trees_of_old_stores_never_panic(ms in mutations()) {
+        check_tree(&mutated(&tree().encode_json(), &ms));
+    }
+
+    #[test]
     fn mutated_records_never_panic(ms in mutations()) {
         check_record(&mutated(&record().encode(), &ms));
     }
@@ -765,13 +770,13 @@ proptest! {
         nth in any::<usize>(),
         text in proptest::sample::select(HUGE_NUMBERS),
     ) {
-        check_tree(&mutated(&tree().encode(), &[Mutation::Number { nth, text }]));
+        check_tree(&mutated(&tree().encode_json(), &[Mutation::Number { nth, text }]));
     }
 }
 
 #[test]
 fn out_of_range_tree_fields_are_refused() {
-    let good = String::from_utf8(tree().encode()).unwrap();
+    let good = String::from_utf8(tree().encode_json()).unwrap();
     let cases = [
         ("\"nsec\":5", "\"nsec\":1000000000"),
         ("\"nsec\":5", "\"nsec\":4294967296"),

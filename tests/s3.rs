@@ -330,7 +330,7 @@ fn a_local_store_upgraded_to_format_3_is_indexed_before_its_config_says_so() {
     settle();
     t.snapshot(&[&src], &[]);
     let config: Value = parse_json(&fs::read(t.store.join("config.json")).unwrap());
-    assert_eq!(config["version"], 6);
+    assert_eq!(config["version"], 8);
     let indexes = fs::read_dir(t.store.join("index")).unwrap().count();
     assert!(
         indexes >= 2,

@@ -73,6 +73,10 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Outcome> {
             })
         }
         What::Snapshots { dry_run } => {
+            // It writes trees and records: in the format this cairn writes.
+            if !dry_run {
+                super::snapshot::upgrade_for_writing(&mut store)?;
+            }
             let progress = Progress::default();
             let units = progress::Units {
                 items: "snapshots/packs checked",

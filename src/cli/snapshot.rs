@@ -124,13 +124,7 @@ pub fn run(ctx: &Ctx, args: SnapshotArgs) -> anyhow::Result<Outcome> {
         return run_dry(ctx, &plan);
     }
     let mut store = open_or_create(ctx)?;
-    if let Some(old) = store.upgrade_for_writing()? {
-        eprintln!(
-            "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
-            store.location(),
-            store.config().version
-        );
-    }
+    upgrade_for_writing(&mut store)?;
     let progress = Progress::default();
     let show = ctx.progress();
     let snapshot = progress::run(show, &progress, FILES, render_progress, |bar| {
@@ -293,6 +287,19 @@ fn exclude_options(args: &SnapshotArgs) -> anyhow::Result<ExcludeOptions> {
 
 fn local_instant(text: &str) -> Result<SnapshotTime, String> {
     when::parse_instant(text, &jiff::tz::TimeZone::system())
+}
+
+/// Brings an older store up to the format this cairn writes before it
+/// writes to it, and says so: older cairn versions can no longer open it.
+pub(super) fn upgrade_for_writing(store: &mut Store) -> anyhow::Result<()> {
+    if let Some(old) = store.upgrade_for_writing()? {
+        eprintln!(
+            "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
+            store.location(),
+            store.config().version
+        );
+    }
+    Ok(())
 }
 
 /// Opens the store; the default store is created on first use. Of two first

@@ -8,8 +8,10 @@ use crate::chunker::ChunkerParams;
 use crate::compress::CompressionConfig;
 use crate::retention::SavedPolicy;
 
-/// The store format this code writes. Version 6 added compression with
-/// store dictionaries (pack entries with compression 2 naming
+/// The store format this code writes. Version 8 writes trees in a binary
+/// form (an older reader would call every new tree corrupt); it still
+/// reads the JSON trees of earlier versions. Version 6 added compression
+/// with store dictionaries (pack entries with compression 2 naming
 /// `dictionaries/N`: an older reader would call such packs corrupt).
 /// Version 4 added owner names,
 /// xattrs, holes and hard link groups to tree entries (an old reader would
@@ -19,22 +21,24 @@ use crate::retention::SavedPolicy;
 /// build their catalog from); version 2 added SQLite database
 /// entries in trees (an old reader would call them corrupt) and the
 /// `sqlite` config section.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 8;
 
-/// The format of an encrypted store: version 6 with every object sealed
+/// The format of an encrypted store: version 8 with every object sealed
 /// and keyed ids (store-format/encryption.md). Version 5 was version 4
-/// encrypted. A plain reader must refuse it (it could read nothing).
-pub const ENCRYPTED_VERSION: u32 = 7;
+/// encrypted, version 7 version 6. A plain reader must refuse it (it could
+/// read nothing).
+pub const ENCRYPTED_VERSION: u32 = 9;
 
-/// The versions of encrypted stores: 5 (before dictionaries) and 7.
-pub const ENCRYPTED_VERSIONS: [u32; 2] = [5, ENCRYPTED_VERSION];
+/// The versions of encrypted stores: 5 (before dictionaries), 7 (before
+/// binary trees) and 9.
+pub const ENCRYPTED_VERSIONS: [u32; 3] = [5, 7, ENCRYPTED_VERSION];
 
-/// The first version whose packs may use store dictionaries (6 plain, 7
-/// encrypted); older stores are upgraded before anything is written.
-pub const DICTIONARY_VERSIONS: [u32; 2] = [FORMAT_VERSION, ENCRYPTED_VERSION];
+/// The versions whose packs may use store dictionaries (6 and 8 plain, 7
+/// and 9 encrypted); older stores are upgraded before anything is written.
+pub const DICTIONARY_VERSIONS: [u32; 4] = [6, 7, FORMAT_VERSION, ENCRYPTED_VERSION];
 
 /// Store format versions this code reads.
-pub const READABLE_VERSIONS: [u32; 7] = [1, 2, 3, 4, 5, 6, 7];
+pub const READABLE_VERSIONS: [u32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 /// Default bytes per database chunk: a run of whole pages, one page of the
 /// usual 4 KiB. Measured on a 500 MiB database with 1.5% of its rows changed
@@ -174,7 +178,7 @@ impl Config {
         }
     }
 
-    /// Whether the store is of the version this code writes (6 plain, 7
+    /// Whether the store is of the version this code writes (8 plain, 9
     /// encrypted), so needs no upgrade before it is written.
     pub fn is_current(&self) -> bool {
         self.version == self.current_version()

@@ -21,6 +21,11 @@
 //! with a store dictionary (`dictionaries/N`). Nothing already written
 //! changes; the version only makes older cairn versions refuse the store
 //! rather than call such packs corrupt.
+//!
+//! Version 6 -> 8 (and encrypted 7 -> 9): trees are written in a binary
+//! form. Trees already written stay JSON and are still read (the two are
+//! told apart by their first byte); the version makes older cairn
+//! versions refuse the store rather than call every new tree corrupt.
 
 use super::StoreError;
 use super::config::Config;
@@ -82,7 +87,7 @@ mod tests {
     }
 
     #[test]
-    fn an_encrypted_version_5_store_becomes_7_and_a_plain_4_becomes_6() {
+    fn an_encrypted_version_5_store_becomes_9_and_a_plain_4_or_6_becomes_8() {
         let v5 = std::fs::read("tests/fixtures/v5/config.json").unwrap();
         let upgraded_v5 = upgraded(&Config::decode(&v5).unwrap()).unwrap();
         assert_eq!(upgraded_v5.version, ENCRYPTED_VERSION);
@@ -91,5 +96,9 @@ mod tests {
         let upgraded_v4 = upgraded(&Config::decode(&v4).unwrap()).unwrap();
         assert_eq!(upgraded_v4.version, FORMAT_VERSION);
         assert!(!Config::decode(&v4).unwrap().allows_dictionaries());
+        let v6 = std::fs::read("tests/fixtures/v6/config.json").unwrap();
+        let upgraded_v6 = upgraded(&Config::decode(&v6).unwrap()).unwrap();
+        assert_eq!((upgraded_v6.version, FORMAT_VERSION), (8, 8));
+        assert!(upgraded_v6.allows_dictionaries());
     }
 }

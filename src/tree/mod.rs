@@ -1,4 +1,4 @@
-//! Tree objects: one per directory, encoded as deterministic JSON.
+//! Tree objects: one per directory, encoded as deterministic bytes.
 //!
 //! A tree lists a directory's entries sorted by name bytes, each with its
 //! metadata and content reference (chunk ids for a file, a subtree id for a
@@ -11,8 +11,13 @@
 //! give: the owner's and group's names, extended attributes (ACLs and
 //! file capabilities among them), the holes of a sparse file, and a link
 //! group tying together the names of one hard-linked file (see `attrs`).
+//!
+//! Trees are written in a binary form since format version 8 (`binary`);
+//! the JSON of versions 1 to 7 (`repr`, `refs`) is still read, told apart
+//! by its first byte, so an upgraded store reads its old snapshots.
 
 mod attrs;
+mod binary;
 mod refs;
 mod repr;
 
@@ -258,6 +263,9 @@ pub enum TreeError {
     /// Not the JSON of a tree.
     #[error("tree does not decode: {0}")]
     Json(#[from] serde_json::Error),
+    /// Not the binary form of a tree.
+    #[error("tree does not decode: {0}")]
+    Binary(String),
     /// A name that is not one path component.
     #[error("tree entry name {0:?} is not a valid file name")]
     BadName(RawName),
@@ -273,8 +281,9 @@ impl Tree {
         Self { entries }
     }
 
-    /// The canonical bytes of this tree. Entries must be sorted (as
-    /// [`Tree::new`] makes them); the id of a tree is the BLAKE3 of these bytes.
+    /// The canonical bytes of this tree (the binary form). Entries must
+    /// be sorted (as [`Tree::new`] makes them); the id of a tree is the
+    /// BLAKE3 of these bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut encoder = TreeEncoder::new();
         for entry in &self.entries {
@@ -283,16 +292,33 @@ impl Tree {
         encoder.finish()
     }
 
-    /// Decodes and validates tree bytes read from the store.
+    /// The JSON form that format versions 1 to 7 wrote, which cairn still
+    /// reads and no longer writes: for tests of that reading.
+    pub fn encode_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes and validates tree bytes read from the store, in either form.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
-        serde_json::from_slice::<Tree>(bytes)?.validated()
+        match bytes.strip_prefix(&binary::MAGIC) {
+            Some(rest) => Self::from_binary(rest),
+            None => serde_json::from_slice::<Tree>(bytes)?.validated(),
+        }
     }
 
     /// [`Tree::decode`] from a stream: a large tree is never held as bytes
     /// beside its entries.
     pub fn decode_from(reader: impl std::io::Read) -> Result<Self, TreeError> {
-        let reader = std::io::BufReader::with_capacity(1 << 16, reader);
-        serde_json::from_reader::<_, Tree>(reader)?.validated()
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
+        match is_binary(&mut reader)? {
+            true => Self::from_binary(reader),
+            false => serde_json::from_reader::<_, Tree>(reader)?.validated(),
+        }
+    }
+
+    fn from_binary(input: impl std::io::BufRead) -> Result<Self, TreeError> {
+        let entries = binary::decode_entries(input).map_err(TreeError::Binary)?;
+        Self { entries }.validated()
     }
 
     /// The tree if its entries are what restore relies on.
@@ -345,13 +371,29 @@ impl TreeForm for TreeRefs {
     }
 }
 
+/// Whether a stream holds a binary tree: if it starts with the magic,
+/// which is then consumed; otherwise nothing is.
+fn is_binary(reader: &mut impl std::io::BufRead) -> Result<bool, TreeError> {
+    let magic = &binary::MAGIC;
+    let head = reader
+        .fill_buf()
+        .map_err(|e| TreeError::Binary(e.to_string()))?;
+    if !head.starts_with(&magic[..1]) {
+        return Ok(false);
+    }
+    let mut got = [0; 4];
+    std::io::Read::read_exact(reader, &mut got).map_err(|e| TreeError::Binary(e.to_string()))?;
+    match got == *magic {
+        true => Ok(true),
+        false => Err(TreeError::Binary(format!("unknown tree form {got:02x?}"))),
+    }
+}
+
 /// The canonical bytes of a tree, encoded an entry at a time, so that a
 /// directory of many files is never held as entries and as bytes at once.
-/// The bytes are those serde gives for [`Tree`]: `{"entries":[` the entries
-/// joined by `,` then `]}`.
+/// The bytes are [`Tree::encode`]'s: the magic, then each entry.
 pub struct TreeEncoder {
     bytes: Vec<u8>,
-    empty: bool,
 }
 
 impl Default for TreeEncoder {
@@ -364,19 +406,13 @@ impl TreeEncoder {
     /// An encoder of a tree with no entries yet.
     pub fn new() -> Self {
         Self {
-            bytes: br#"{"entries":["#.to_vec(),
-            empty: true,
+            bytes: binary::MAGIC.to_vec(),
         }
     }
 
     /// Appends `entry`, which must sort after the entries before it.
     pub fn push(&mut self, entry: &Entry) {
-        if !self.empty {
-            self.bytes.push(b',');
-        }
-        self.empty = false;
-        serde_json::to_writer(&mut self.bytes, entry)
-            .expect("an entry is plain structs with string keys: encoding cannot fail");
+        binary::push_entry(&mut self.bytes, entry);
     }
 
     /// Bytes encoded so far.
@@ -386,15 +422,17 @@ impl TreeEncoder {
 
     /// Whether no entry was pushed yet.
     pub fn is_empty(&self) -> bool {
-        self.empty
+        self.bytes.len() == binary::MAGIC.len()
     }
 
     /// The tree's bytes.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.bytes.extend_from_slice(b"]}");
+    pub fn finish(self) -> Vec<u8> {
         self.bytes
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod binary_tests;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn meta() -> Meta {
+pub(super) fn meta() -> Meta {
     Meta {
         mode: 0o644,
         uid: 1000,
@@ -18,7 +18,7 @@ fn meta() -> Meta {
     }
 }
 
-fn file(name: &[u8]) -> Entry {
+pub(super) fn file(name: &[u8]) -> Entry {
     Entry {
         name: RawName::from_bytes(name.to_vec()),
         meta: meta(),
@@ -36,7 +36,7 @@ fn file(name: &[u8]) -> Entry {
 }
 
 /// A directory entry whose tree is `TreeId::of(b"t")`.
-fn dir(name: &[u8]) -> Entry {
+pub(super) fn dir(name: &[u8]) -> Entry {
     Entry {
         name: RawName::from_bytes(name.to_vec()),
         meta: meta(),
@@ -46,7 +46,7 @@ fn dir(name: &[u8]) -> Entry {
     }
 }
 
-fn link(name: &[u8], target: &[u8]) -> Entry {
+pub(super) fn link(name: &[u8], target: &[u8]) -> Entry {
     Entry {
         name: RawName::from_bytes(name.to_vec()),
         meta: meta(),
@@ -65,18 +65,18 @@ fn the_same_entries_in_any_order_encode_to_the_same_bytes() {
 }
 
 #[test]
-fn golden_file_entry_encoding() {
+fn golden_file_entry_json() {
     let tree = Tree::new(vec![file(b"a")]);
     let want = concat!(
         r#"{"entries":[{"name":"a","type":"file","mode":420,"uid":1000,"gid":100,"size":3,"#,
         r#""mtime":{"sec":1700000000,"nsec":5},"inode":7,"ctime":{"sec":1,"nsec":2},"#,
         r#""chunks":["6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"]}]}"#
     );
-    assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+    assert_eq!(String::from_utf8(tree.encode_json()).unwrap(), want);
 }
 
 #[test]
-fn golden_database_entry_encoding() {
+fn golden_database_entry_json() {
     let mut entry = file(b"app.db");
     if let Content::File { database, .. } = &mut entry.content {
         *database = Some(DatabaseInfo {
@@ -98,14 +98,14 @@ fn golden_database_entry_encoding() {
         r#""sqlite":{"page_size":4096,"captured":{"sec":9,"nsec":1},"file_size":2,"#,
         r#""wal":{"inode":8,"size":32,"mtime":{"sec":3,"nsec":4}}}}]}"#
     );
-    assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+    assert_eq!(String::from_utf8(tree.encode_json()).unwrap(), want);
     assert_eq!(Tree::decode(want.as_bytes()).unwrap(), tree);
     let bad = want.replace("4096", "4000");
     assert!(Tree::decode(bad.as_bytes()).is_err());
 }
 
 #[test]
-fn the_entry_by_entry_encoding_is_serdes_encoding_of_the_tree() {
+fn the_json_of_old_stores_and_the_binary_form_decode_to_the_same_tree() {
     let link = Entry {
         name: RawName::from_bytes(b"l\n\xfe".to_vec()),
         meta: meta(),
@@ -115,7 +115,10 @@ fn the_entry_by_entry_encoding_is_serdes_encoding_of_the_tree() {
     };
     for entries in [vec![], vec![file(b"a")], vec![file(b"a"), link, file(b"z")]] {
         let tree = Tree::new(entries);
-        assert_eq!(tree.encode(), serde_json::to_vec(&tree).unwrap());
+        assert_eq!(tree.encode_json(), serde_json::to_vec(&tree).unwrap());
+        assert_eq!(Tree::decode(&tree.encode_json()).unwrap(), tree);
+        assert_eq!(Tree::decode(&tree.encode()).unwrap(), tree);
+        assert_eq!(Tree::decode_from(&tree.encode_json()[..]).unwrap(), tree);
     }
 }
 
@@ -128,6 +131,7 @@ fn a_streamed_tree_decodes_and_is_checked_as_one_in_memory() {
         entries: vec![file(b"b"), file(b"a")],
     };
     assert!(Tree::decode_from(&unsorted.encode()[..]).is_err());
+    assert!(Tree::decode_from(&unsorted.encode_json()[..]).is_err());
     assert!(Tree::decode_from(&bytes[..bytes.len() - 1]).is_err());
     assert!(Tree::decode_from(&[&bytes[..], b"x"].concat()[..]).is_err());
 }
@@ -175,7 +179,7 @@ fn a_file_without_chunks_or_a_dir_without_tree_is_refused() {
 }
 
 #[test]
-fn golden_entry_with_owner_names_link_holes_and_xattrs() {
+fn golden_entry_json_with_owner_names_link_holes_and_xattrs() {
     let mut entry = file(b"disk.img");
     entry.meta.size = 10;
     entry.meta.user = Some(RawName::from_bytes(b"alice".to_vec()));
@@ -204,7 +208,7 @@ fn golden_entry_with_owner_names_link_holes_and_xattrs() {
         r#""xattrs":[{"name":"system.posix_acl_access","value":{"hex":"02000000ff"}},"#,
         r#"{"name":"user.mime","value":"text/plain"}]}]}"#
     );
-    assert_eq!(String::from_utf8(tree.encode()).unwrap(), want);
+    assert_eq!(String::from_utf8(tree.encode_json()).unwrap(), want);
     let back = Tree::decode(want.as_bytes()).unwrap();
     assert_eq!(back, tree);
     assert_eq!(back.entries[0].data_size(), 3);
@@ -260,12 +264,13 @@ fn the_references_read_alone_are_those_of_the_full_decoding() {
     let dir = dir(b"d\\ir");
     let link = link(b"l", b"chunks");
     let tree = Tree::new(vec![file(b"a"), big, dir, link, file(b"z")]);
-    let bytes = tree.encode();
-    let want = refs_of(&Tree::decode(&bytes).unwrap());
-    assert_eq!(want.chunks.len(), 52);
-    assert_eq!(want.subtrees.len(), 1);
-    assert_eq!(TreeRefs::decode(&bytes).unwrap(), want);
-    assert_eq!(TreeRefs::decode_from(&bytes[..]).unwrap(), want);
+    for bytes in [tree.encode(), tree.encode_json()] {
+        let want = refs_of(&Tree::decode(&bytes).unwrap());
+        assert_eq!(want.chunks.len(), 52);
+        assert_eq!(want.subtrees.len(), 1);
+        assert_eq!(TreeRefs::decode(&bytes).unwrap(), want);
+        assert_eq!(TreeRefs::decode_from(&bytes[..]).unwrap(), want);
+    }
     assert_eq!(
         TreeRefs::decode(br#"{"entries":[]}"#).unwrap(),
         TreeRefs::default()
@@ -274,7 +279,7 @@ fn the_references_read_alone_are_those_of_the_full_decoding() {
 
 #[test]
 fn references_are_not_read_from_what_is_not_a_tree() {
-    let bytes = Tree::new(vec![file(b"a")]).encode();
+    let bytes = Tree::new(vec![file(b"a")]).encode_json();
     let dir_without_tree = br#"{"entries":[{"name":"d","type":"dir","size":0}]}"#;
     let without_type = br#"{"entries":[{"name":"a","size":1,"chunks":[]}]}"#;
     let bad_id = br#"{"entries":[{"type":"file","chunks":["00"]}]}"#;
