@@ -14,7 +14,7 @@ use cairn::id::BlobId;
 use cairn::pack::writer::PublishedPack;
 use cairn::pack::{BlobKind, PackEntry, PackWriter};
 use cairn::rawname::RawName;
-use cairn::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree};
+use cairn::tree::{ChangeKey, Content, Entry, Meta, Timespec, Tree, TreeRefs};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// Half random, half text-like: roughly what a mixed tree compresses like.
@@ -236,11 +236,23 @@ fn trees(c: &mut Criterion) {
         .collect();
     let tree = Tree::new(entries);
     let bytes = tree.encode();
+    let json = tree.encode_json();
     let mut g = c.benchmark_group("tree 1000 entries");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("encode", |b| b.iter(|| tree.encode()));
     g.bench_function("decode", |b| {
         b.iter(|| Tree::decode(black_box(&bytes)).unwrap())
+    });
+    g.bench_function("refs", |b| {
+        b.iter(|| TreeRefs::decode(black_box(&bytes)).unwrap())
+    });
+    // The form of format 1 to 7, still read from older stores' trees.
+    g.bench_function("encode json", |b| b.iter(|| tree.encode_json()));
+    g.bench_function("decode json", |b| {
+        b.iter(|| Tree::decode(black_box(&json)).unwrap())
+    });
+    g.bench_function("refs json", |b| {
+        b.iter(|| TreeRefs::decode(black_box(&json)).unwrap())
     });
     g.finish();
 }
