@@ -125,6 +125,9 @@ fn push_file(out: &mut Vec<u8>, content: &Content) {
         out.extend_from_slice(&link.to_le_bytes());
     }
     put_varint(out, chunks.len() as u64);
+    // A database's list of page runs is most of its directory's tree:
+    // room for it at once, not by doubling (which held up to twice it).
+    out.reserve(chunks.len() * ID_LEN);
     for chunk in chunks {
         out.extend_from_slice(chunk.as_bytes());
     }
@@ -177,22 +180,22 @@ fn put_time(out: &mut Vec<u8>, t: Timespec) {
 /// Why binary tree bytes do not decode.
 pub type Error = String;
 
-/// Every entry of a binary tree; `input` is past the magic.
-pub fn decode_entries(input: impl BufRead) -> Result<Vec<Entry>, Error> {
-    let mut input = Input(input);
+/// Every entry of a binary tree; `input` is past the magic and holds at
+/// most `len` bytes if that is known (0 if not), which bounds what a count
+/// read from the tree may reserve.
+pub fn decode_entries(input: impl BufRead, len: usize) -> Result<Vec<Entry>, Error> {
+    let mut input = Input { r: input, len };
     let mut entries = Vec::new();
     while !input.at_end()? {
-        let name = RawName::from_bytes(input.bytes()?);
-        let entry = input.entry(name.clone());
-        entries.push(entry.map_err(|e| format!("entry {name:?}: {e}"))?);
+        entries.push(input.entry()?);
     }
     Ok(entries)
 }
 
 /// What a binary tree references; `input` is past the magic. Names and
-/// metadata are skipped unread.
-pub fn decode_refs(input: impl BufRead) -> Result<TreeRefs, Error> {
-    let mut input = Input(input);
+/// metadata are skipped unread. `len` as for [`decode_entries`].
+pub fn decode_refs(input: impl BufRead, len: usize) -> Result<TreeRefs, Error> {
+    let mut input = Input { r: input, len };
     let mut refs = TreeRefs::default();
     while !input.at_end()? {
         input.skip_bytes()?;
@@ -202,7 +205,11 @@ pub fn decode_refs(input: impl BufRead) -> Result<TreeRefs, Error> {
 }
 
 /// Tree bytes being read.
-struct Input<R>(R);
+struct Input<R> {
+    r: R,
+    /// At most this many bytes are left to read, if known (else 0).
+    len: usize,
+}
 
 /// An entry's kind and the optional fields it has.
 #[derive(Clone, Copy)]
@@ -218,7 +225,20 @@ impl Head {
 }
 
 impl<R: BufRead> Input<R> {
-    fn entry(&mut self, name: RawName) -> Result<Entry, Error> {
+    fn entry(&mut self) -> Result<Entry, Error> {
+        let name = RawName::from_bytes(self.bytes()?);
+        match self.body() {
+            Ok((meta, content)) => Ok(Entry {
+                name,
+                meta,
+                content,
+            }),
+            Err(e) => Err(format!("entry {name:?}: {e}")),
+        }
+    }
+
+    /// An entry's metadata and content, after its name.
+    fn body(&mut self) -> Result<(Meta, Content), Error> {
         let head = self.head()?;
         let mut meta = self.meta(head)?;
         let content = match head.kind {
@@ -233,11 +253,7 @@ impl<R: BufRead> Input<R> {
         if head.has(XATTRS) {
             meta.xattrs = self.xattrs()?;
         }
-        Ok(Entry {
-            name,
-            meta,
-            content,
-        })
+        Ok((meta, content))
     }
 
     fn entry_refs(&mut self, refs: &mut TreeRefs) -> Result<(), Error> {
@@ -333,7 +349,15 @@ impl<R: BufRead> Input<R> {
 
     fn chunks(&mut self, out: &mut Vec<BlobId>) -> Result<(), Error> {
         let count = self.varint()?;
-        out.reserve(count.min(1 << 12) as usize);
+        // No more than the bytes left can hold (a count is untrusted);
+        // exactly, for a file's own list, and amortized when many files'
+        // chunks go into one list (refs).
+        let room = (self.len / ID_LEN).max(1 << 12) as u64;
+        let wanted = count.min(room) as usize;
+        match out.is_empty() {
+            true => out.reserve_exact(wanted),
+            false => out.reserve(wanted),
+        }
         for _ in 0..count {
             out.push(BlobId::from_bytes(self.id()?));
         }
@@ -440,11 +464,11 @@ impl<R: BufRead> Input<R> {
     }
 
     fn byte(&mut self) -> Result<u8, Error> {
-        let buf = self.0.fill_buf().map_err(|e| e.to_string())?;
+        let buf = self.r.fill_buf().map_err(|e| e.to_string())?;
         let Some(&b) = buf.first() else {
             return Err(truncated());
         };
-        self.0.consume(1);
+        self.r.consume(1);
         Ok(b)
     }
 
@@ -461,7 +485,7 @@ impl<R: BufRead> Input<R> {
     }
 
     fn exact(&mut self, into: &mut [u8]) -> Result<(), Error> {
-        self.0.read_exact(into).map_err(|e| match e.kind() {
+        self.r.read_exact(into).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => truncated(),
             _ => e.to_string(),
         })
@@ -471,14 +495,14 @@ impl<R: BufRead> Input<R> {
     /// never sizes an allocation).
     fn bytes(&mut self) -> Result<Vec<u8>, Error> {
         let len = self.varint()?;
-        let buffered = self.0.fill_buf().map_err(|e| e.to_string())?;
+        let buffered = self.r.fill_buf().map_err(|e| e.to_string())?;
         if let Some(whole) = usize::try_from(len).ok().and_then(|n| buffered.get(..n)) {
             let bytes = whole.to_vec();
-            self.0.consume(bytes.len());
+            self.r.consume(bytes.len());
             return Ok(bytes);
         }
         let mut bytes = Vec::new();
-        let read = (&mut self.0).take(len).read_to_end(&mut bytes);
+        let read = (&mut self.r).take(len).read_to_end(&mut bytes);
         match read.map_err(|e| e.to_string())? as u64 == len {
             true => Ok(bytes),
             false => Err(truncated()),
@@ -487,7 +511,7 @@ impl<R: BufRead> Input<R> {
 
     fn skip_bytes(&mut self) -> Result<(), Error> {
         let len = self.varint()?;
-        let skipped = std::io::copy(&mut (&mut self.0).take(len), &mut std::io::sink());
+        let skipped = std::io::copy(&mut (&mut self.r).take(len), &mut std::io::sink());
         match skipped.map_err(|e| e.to_string())? == len {
             true => Ok(()),
             false => Err(truncated()),
@@ -495,7 +519,7 @@ impl<R: BufRead> Input<R> {
     }
 
     fn at_end(&mut self) -> Result<bool, Error> {
-        Ok(self.0.fill_buf().map_err(|e| e.to_string())?.is_empty())
+        Ok(self.r.fill_buf().map_err(|e| e.to_string())?.is_empty())
     }
 }
 

@@ -301,7 +301,7 @@ impl Tree {
     /// Decodes and validates tree bytes read from the store, in either form.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
         match bytes.strip_prefix(&binary::MAGIC) {
-            Some(rest) => Self::from_binary(rest),
+            Some(rest) => Self::from_binary(rest, rest.len()),
             None => serde_json::from_slice::<Tree>(bytes)?.validated(),
         }
     }
@@ -311,13 +311,13 @@ impl Tree {
     pub fn decode_from(reader: impl std::io::Read) -> Result<Self, TreeError> {
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
         match is_binary(&mut reader)? {
-            true => Self::from_binary(reader),
+            true => Self::from_binary(reader, 0),
             false => serde_json::from_reader::<_, Tree>(reader)?.validated(),
         }
     }
 
-    fn from_binary(input: impl std::io::BufRead) -> Result<Self, TreeError> {
-        let entries = binary::decode_entries(input).map_err(TreeError::Binary)?;
+    fn from_binary(input: impl std::io::BufRead, len: usize) -> Result<Self, TreeError> {
+        let entries = binary::decode_entries(input, len).map_err(TreeError::Binary)?;
         Self { entries }.validated()
     }
 

@@ -44,7 +44,7 @@ impl TreeRefs {
     /// The references in tree bytes read from the store, in either form.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
         if let Some(rest) = bytes.strip_prefix(&super::binary::MAGIC) {
-            return super::binary::decode_refs(rest).map_err(TreeError::Binary);
+            return super::binary::decode_refs(rest, rest.len()).map_err(TreeError::Binary);
         }
         let mut refs = Self::default();
         let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -57,7 +57,7 @@ impl TreeRefs {
     pub fn decode_from(reader: impl std::io::Read) -> Result<Self, TreeError> {
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
         if super::is_binary(&mut reader)? {
-            return super::binary::decode_refs(reader).map_err(TreeError::Binary);
+            return super::binary::decode_refs(reader, 0).map_err(TreeError::Binary);
         }
         let mut refs = Self::default();
         let mut de = serde_json::Deserializer::from_reader(reader);
