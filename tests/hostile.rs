@@ -22,7 +22,8 @@ use cairn::rawname::RawName;
 use cairn::snapshot::{self, DatabaseSummary, RecordError, SnapshotRecord, Summary};
 use cairn::store::config::{Config, ConfigError};
 use cairn::tree::{
-    ChangeKey, Content, DatabaseInfo, Entry, Hole, Meta, SideFileKey, Timespec, Tree, Xattr,
+    ChangeKey, Content, DatabaseInfo, Entry, Hole, Meta, SideFileKey, Timespec, Tree, TreeRefs,
+    Xattr,
 };
 use proptest::prelude::*;
 
@@ -280,6 +281,20 @@ fn check_tree(bytes: &[u8]) {
         let again = Tree::decode(&encoded).unwrap();
         assert_eq!(again, tree);
         assert_eq!(again.encode(), encoded);
+        // The binary form is canonical: what decodes is what it encodes to.
+        if bytes.first() == Some(&0xff) {
+            assert_eq!(encoded, bytes);
+        }
+        // Whatever decodes whole gives its references read alone too.
+        let refs = TreeRefs::decode(bytes).unwrap();
+        let chunks: Vec<_> = tree
+            .entries
+            .iter()
+            .flat_map(|e| e.chunks().unwrap_or_default())
+            .copied()
+            .collect();
+        let subtrees: Vec<_> = tree.entries.iter().filter_map(|e| e.subtree()).collect();
+        assert_eq!((refs.chunks, refs.subtrees), (chunks, subtrees));
     }
 }
 

@@ -318,9 +318,9 @@ mod tests {
 
     #[test]
     fn a_newer_version_is_reported_as_such_even_if_the_rest_differs() {
-        let err = Config::decode(br#"{"version": 8, "something": "new"}"#).unwrap_err();
-        assert!(matches!(err, ConfigError::UnsupportedVersion(8)));
-        assert!(err.to_string().contains("version 8"));
+        let err = Config::decode(br#"{"version": 10, "something": "new"}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::UnsupportedVersion(10)));
+        assert!(err.to_string().contains("version 10"));
     }
 
     #[test]

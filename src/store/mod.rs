@@ -525,7 +525,10 @@ impl<'a> TreeSource<'a> {
         let blob = id.as_blob();
         let stored = self.tree_bytes(at)?;
         let decoded = if at.raw_len as usize > STREAMED_TREE {
-            pack::reader::decode_streaming(self.backend, &blob, at, &stored, |r| T::from_reader(r))?
+            let len = at.raw_len as usize;
+            pack::reader::decode_streaming(self.backend, &blob, at, &stored, |r| {
+                T::from_reader(r, len)
+            })?
         } else {
             T::from_bytes(&pack::reader::decode_blob(self.backend, &blob, at, stored)?)
         };

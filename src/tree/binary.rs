@@ -181,7 +181,7 @@ fn put_time(out: &mut Vec<u8>, t: Timespec) {
 pub type Error = String;
 
 /// Every entry of a binary tree; `input` is past the magic and holds at
-/// most `len` bytes if that is known (0 if not), which bounds what a count
+/// most `len` bytes (0 if that is not known), which bounds what a count
 /// read from the tree may reserve.
 pub fn decode_entries(input: impl BufRead, len: usize) -> Result<Vec<Entry>, Error> {
     let mut input = Input { r: input, len };
@@ -207,7 +207,8 @@ pub fn decode_refs(input: impl BufRead, len: usize) -> Result<TreeRefs, Error> {
 /// Tree bytes being read.
 struct Input<R> {
     r: R,
-    /// At most this many bytes are left to read, if known (else 0).
+    /// The length of the whole input, if known (else 0): no count read
+    /// from it can describe more.
     len: usize,
 }
 
@@ -256,12 +257,12 @@ impl<R: BufRead> Input<R> {
         Ok((meta, content))
     }
 
+    /// An entry's references, the rest skipped as leniently as the JSON
+    /// form's refs reading does: values are not checked, only the
+    /// structure that says where the references are.
     fn entry_refs(&mut self, refs: &mut TreeRefs) -> Result<(), Error> {
         let head = self.head()?;
-        for _ in 0..4 {
-            self.varint()?;
-        }
-        self.time()?;
+        self.skip_varints(6)?; // mode, uid, gid, size, mtime
         for flag in [USER, GROUP] {
             if head.has(flag) {
                 self.skip_bytes()?;
@@ -273,7 +274,9 @@ impl<R: BufRead> Input<R> {
             _ => self.skip_bytes()?,
         }
         if head.has(XATTRS) {
-            self.xattrs()?;
+            for _ in 0..self.varint()?.saturating_mul(2) {
+                self.skip_bytes()?;
+            }
         }
         Ok(())
     }
@@ -330,19 +333,27 @@ impl<R: BufRead> Input<R> {
     }
 
     fn file_refs(&mut self, head: Head, chunks: &mut Vec<BlobId>) -> Result<(), Error> {
-        self.varint()?;
-        if head.has(CTIME) {
-            self.time()?;
-        }
+        self.skip_varints(if head.has(CTIME) { 3 } else { 1 })?;
         if head.has(LINK) {
             self.u64_le()?;
         }
         self.chunks(chunks)?;
         if head.has(HOLES) {
-            self.holes()?;
+            let count = self.varint()?;
+            self.skip_varints(count.saturating_mul(2))?;
         }
         if head.has(SQLITE) {
-            self.database()?;
+            self.skip_varints(4)?; // page size, captured, file size
+            if self.byte()? != 0 {
+                self.skip_varints(4)?; // the -wal's inode, size, mtime
+            }
+        }
+        Ok(())
+    }
+
+    fn skip_varints(&mut self, count: u64) -> Result<(), Error> {
+        for _ in 0..count {
+            self.varint()?;
         }
         Ok(())
     }

@@ -300,18 +300,18 @@ impl Tree {
 
     /// Decodes and validates tree bytes read from the store, in either form.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
-        match bytes.strip_prefix(&binary::MAGIC) {
+        match binary_body(bytes)? {
             Some(rest) => Self::from_binary(rest, rest.len()),
             None => serde_json::from_slice::<Tree>(bytes)?.validated(),
         }
     }
 
-    /// [`Tree::decode`] from a stream: a large tree is never held as bytes
-    /// beside its entries.
-    pub fn decode_from(reader: impl std::io::Read) -> Result<Self, TreeError> {
+    /// [`Tree::decode`] from a stream of `len` bytes: a large tree is never
+    /// held as bytes beside its entries.
+    pub fn decode_from(reader: impl std::io::Read, len: usize) -> Result<Self, TreeError> {
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
         match is_binary(&mut reader)? {
-            true => Self::from_binary(reader, 0),
+            true => Self::from_binary(reader, len),
             false => serde_json::from_reader::<_, Tree>(reader)?.validated(),
         }
     }
@@ -349,16 +349,16 @@ impl Tree {
 pub trait TreeForm: Sized {
     /// From the tree's bytes.
     fn from_bytes(bytes: &[u8]) -> Result<Self, TreeError>;
-    /// From a stream of the tree's bytes (a large tree).
-    fn from_reader(reader: impl std::io::Read) -> Result<Self, TreeError>;
+    /// From a stream of the tree's `len` bytes (a large tree).
+    fn from_reader(reader: impl std::io::Read, len: usize) -> Result<Self, TreeError>;
 }
 
 impl TreeForm for Tree {
     fn from_bytes(bytes: &[u8]) -> Result<Self, TreeError> {
         Tree::decode(bytes)
     }
-    fn from_reader(reader: impl std::io::Read) -> Result<Self, TreeError> {
-        Tree::decode_from(reader)
+    fn from_reader(reader: impl std::io::Read, len: usize) -> Result<Self, TreeError> {
+        Tree::decode_from(reader, len)
     }
 }
 
@@ -366,9 +366,25 @@ impl TreeForm for TreeRefs {
     fn from_bytes(bytes: &[u8]) -> Result<Self, TreeError> {
         TreeRefs::decode(bytes)
     }
-    fn from_reader(reader: impl std::io::Read) -> Result<Self, TreeError> {
-        TreeRefs::decode_from(reader)
+    fn from_reader(reader: impl std::io::Read, len: usize) -> Result<Self, TreeError> {
+        TreeRefs::decode_from(reader, len)
     }
+}
+
+/// The bytes after the magic of a binary tree; `None` for JSON (which
+/// never starts with 0xFF), an error for a binary form this code does not
+/// know.
+fn binary_body(bytes: &[u8]) -> Result<Option<&[u8]>, TreeError> {
+    match bytes.strip_prefix(&binary::MAGIC) {
+        Some(rest) => Ok(Some(rest)),
+        None if bytes.first() == binary::MAGIC.first() => Err(unknown_form(bytes)),
+        None => Ok(None),
+    }
+}
+
+fn unknown_form(head: &[u8]) -> TreeError {
+    let head = &head[..head.len().min(binary::MAGIC.len())];
+    TreeError::Binary(format!("unknown tree form {head:02x?}"))
 }
 
 /// Whether a stream holds a binary tree: if it starts with the magic,
@@ -385,7 +401,7 @@ fn is_binary(reader: &mut impl std::io::BufRead) -> Result<bool, TreeError> {
     std::io::Read::read_exact(reader, &mut got).map_err(|e| TreeError::Binary(e.to_string()))?;
     match got == *magic {
         true => Ok(true),
-        false => Err(TreeError::Binary(format!("unknown tree form {got:02x?}"))),
+        false => Err(unknown_form(&got)),
     }
 }
 

@@ -145,11 +145,23 @@ impl TryFrom<EntryRepr> for Entry {
 }
 
 impl EntryRepr {
-    /// What must hold whatever the kind: times in range, xattrs valid,
+    /// What must hold whatever the kind: every time's nanoseconds in range
+    /// (as tree.md says of TIME; the database's times were not checked
+    /// before, and a hostile parent's would have been carried into a new
+    /// binary tree that refuses them), xattrs valid,
     /// file-only fields only on files.
     fn check(&self) -> Result<(), String> {
         let name = &self.name;
-        for t in [Some(self.mtime), self.ctime].into_iter().flatten() {
+        let db = self.sqlite.as_ref();
+        let db_times = [
+            db.map(|d| d.captured),
+            db.and_then(|d| d.wal.as_ref()).map(|w| w.mtime),
+        ];
+        for t in [Some(self.mtime), self.ctime]
+            .into_iter()
+            .chain(db_times)
+            .flatten()
+        {
             if t.nsec >= 1_000_000_000 {
                 return Err(format!(
                     "entry {name:?}: nanoseconds {} out of range",

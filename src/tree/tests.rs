@@ -102,6 +102,11 @@ fn golden_database_entry_json() {
     assert_eq!(Tree::decode(want.as_bytes()).unwrap(), tree);
     let bad = want.replace("4096", "4000");
     assert!(Tree::decode(bad.as_bytes()).is_err());
+    // Every TIME's nanoseconds are below 10^9, the database's too.
+    for time in [r#""sec":9,"nsec":1"#, r#""sec":3,"nsec":4"#] {
+        let bad = want.replace(time, &time.replace(r#""nsec":"#, r#""nsec":100000000"#));
+        assert!(Tree::decode(bad.as_bytes()).is_err(), "{bad}");
+    }
 }
 
 #[test]
@@ -118,7 +123,7 @@ fn the_json_of_old_stores_and_the_binary_form_decode_to_the_same_tree() {
         assert_eq!(tree.encode_json(), serde_json::to_vec(&tree).unwrap());
         assert_eq!(Tree::decode(&tree.encode_json()).unwrap(), tree);
         assert_eq!(Tree::decode(&tree.encode()).unwrap(), tree);
-        assert_eq!(Tree::decode_from(&tree.encode_json()[..]).unwrap(), tree);
+        assert_eq!(Tree::decode_from(&tree.encode_json()[..], 0).unwrap(), tree);
     }
 }
 
@@ -126,14 +131,14 @@ fn the_json_of_old_stores_and_the_binary_form_decode_to_the_same_tree() {
 fn a_streamed_tree_decodes_and_is_checked_as_one_in_memory() {
     let tree = Tree::new(vec![file(b"b"), file(b"a")]);
     let bytes = tree.encode();
-    assert_eq!(Tree::decode_from(&bytes[..]).unwrap(), tree);
+    assert_eq!(Tree::decode_from(&bytes[..], 0).unwrap(), tree);
     let unsorted = Tree {
         entries: vec![file(b"b"), file(b"a")],
     };
-    assert!(Tree::decode_from(&unsorted.encode()[..]).is_err());
-    assert!(Tree::decode_from(&unsorted.encode_json()[..]).is_err());
-    assert!(Tree::decode_from(&bytes[..bytes.len() - 1]).is_err());
-    assert!(Tree::decode_from(&[&bytes[..], b"x"].concat()[..]).is_err());
+    assert!(Tree::decode_from(&unsorted.encode()[..], 0).is_err());
+    assert!(Tree::decode_from(&unsorted.encode_json()[..], 0).is_err());
+    assert!(Tree::decode_from(&bytes[..bytes.len() - 1], 0).is_err());
+    assert!(Tree::decode_from(&[&bytes[..], b"x"].concat()[..], 0).is_err());
 }
 
 #[test]
@@ -269,7 +274,7 @@ fn the_references_read_alone_are_those_of_the_full_decoding() {
         assert_eq!(want.chunks.len(), 52);
         assert_eq!(want.subtrees.len(), 1);
         assert_eq!(TreeRefs::decode(&bytes).unwrap(), want);
-        assert_eq!(TreeRefs::decode_from(&bytes[..]).unwrap(), want);
+        assert_eq!(TreeRefs::decode_from(&bytes[..], 0).unwrap(), want);
     }
     assert_eq!(
         TreeRefs::decode(br#"{"entries":[]}"#).unwrap(),
@@ -299,7 +304,7 @@ fn references_are_not_read_from_what_is_not_a_tree() {
             "{}",
             String::from_utf8_lossy(bad)
         );
-        assert!(TreeRefs::decode_from(bad).is_err());
+        assert!(TreeRefs::decode_from(bad, 0).is_err());
     }
 }
 
