@@ -388,7 +388,7 @@ fn the_v6_fixture_restores_both_nights_and_verifies_with_its_data_read() {
         assert_night(&mut got, want, rows_then, &scratch);
     }
     t.cairn(["verify", "--read-data"]).assert().success();
-    assert_store_keeps_the_fixture_dictionary(&t);
+    assert_store_keeps_the_fixture_dictionary(&t, 6);
 }
 
 #[test]
@@ -416,7 +416,7 @@ fn a_new_snapshot_into_the_v6_fixture_compresses_with_its_dictionary_and_trains_
         }
     }
     assert!(blobs.tally.dictionary >= 90, "{:?}", blobs.tally);
-    assert_store_keeps_the_fixture_dictionary(&t);
+    assert_store_keeps_the_fixture_dictionary(&t, 8);
     let restored_dir = restored(&t.restore(id(&snap)), &src);
     for (path, content) in &files {
         assert!(
@@ -427,9 +427,10 @@ fn a_new_snapshot_into_the_v6_fixture_compresses_with_its_dictionary_and_trains_
 }
 
 /// The store `t` holds the fixture's dictionary, unchanged, and no other
-/// dictionary. Reading leaves the config as it was; a snapshot upgrades it
-/// to format 8 (binary trees) and changes nothing else in it.
-fn assert_store_keeps_the_fixture_dictionary(t: &TestEnv) {
+/// dictionary, and its config is the fixture's but for the format
+/// `version`: reading leaves it at 6, a snapshot upgrades it to 8 (binary
+/// trees) and changes nothing else in it.
+fn assert_store_keeps_the_fixture_dictionary(t: &TestEnv, version: u64) {
     let dictionaries: Vec<PathBuf> = files_under(&t.store.join("dictionaries"));
     assert_eq!(dictionaries, [t.store.join("dictionaries/1")]);
     let name = "dictionaries/1";
@@ -440,7 +441,48 @@ fn assert_store_keeps_the_fixture_dictionary(t: &TestEnv) {
     );
     let config = |dir: &Path| parse_json(&fs::read(dir.join("config.json")).unwrap());
     let (mut now, was) = (config(&t.store), config(Path::new(FIXTURE)));
-    assert!(now["version"] == 6 || now["version"] == 8, "{now}");
+    assert_eq!(now["version"], version, "{now}");
     now["version"] = was["version"].clone();
     assert_eq!(now, was);
+}
+
+/// The pack of the v6 fixture that holds the second night's changed files
+/// (found by removing each pack in turn: losing it leaves trees to rewrite).
+const SECOND_NIGHTS_PACK: &str =
+    "22/228d3c1d3fe860715924be1ad03e4ab3d11d6cd6ee41ddb3b819a6f2c8ef85dd.pack";
+
+#[test]
+fn repair_upgrades_the_v6_fixture_only_when_it_writes_new_trees() {
+    let t = TestEnv::new();
+    copy_tree(Path::new(FIXTURE), &t.store);
+    let version = || parse_json(&fs::read(t.store.join("config.json")).unwrap())["version"].clone();
+    // Nothing lost: nothing written, the store stays readable by older cairn.
+    t.cairn(["repair", "snapshots"]).assert().success();
+    assert_eq!(version(), 6);
+    fs::remove_file(t.store.join("packs").join(SECOND_NIGHTS_PACK)).unwrap();
+    t.cairn(["repair", "snapshots", "--dry-run"])
+        .assert()
+        .success();
+    assert_eq!(version(), 6, "a dry run upgraded the store");
+    let out = t
+        .cairn(["--json", "repair", "snapshots"])
+        .assert()
+        .success();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("from format version 6 to 8"), "{err}");
+    assert_eq!(version(), 8);
+    let report = parse_json(&out.get_output().stdout);
+    assert_eq!(report["upgraded_from"], 6, "{report}");
+    let repaired = report["snapshots"][0]["new"].as_str().unwrap().to_owned();
+    let docs = restored(&t.restore(&repaired), Path::new(SOURCE));
+    let [_, second] = nights();
+    let mut kept = 0;
+    for path in files_under(&docs) {
+        let rel = path.strip_prefix(&docs).unwrap();
+        if let Some(want) = second.get(rel) {
+            assert!(fs::read(&path).unwrap() == *want, "{rel:?}");
+            kept += 1;
+        }
+    }
+    assert!(kept > 500, "only {kept} files restored");
 }

@@ -73,10 +73,6 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Outcome> {
             })
         }
         What::Snapshots { dry_run } => {
-            // It writes trees and records: in the format this cairn writes.
-            if !dry_run {
-                super::snapshot::upgrade_for_writing(&mut store)?;
-            }
             let progress = Progress::default();
             let units = progress::Units {
                 items: "snapshots/packs checked",
@@ -89,6 +85,9 @@ pub fn run(ctx: &Ctx, command: RepairCommand) -> anyhow::Result<Outcome> {
                 |_| String::new(),
                 |_| repair(&mut store, dry_run, &progress),
             )?;
+            if let Some(old) = report.upgraded_from {
+                super::snapshot::announce_upgrade(&store, old);
+            }
             Out::deferring().report(Outcome::Done, committed(&report), |out| {
                 if ctx.json {
                     print_json(out, &report)

@@ -290,16 +290,22 @@ fn local_instant(text: &str) -> Result<SnapshotTime, String> {
 }
 
 /// Brings an older store up to the format this cairn writes before it
-/// writes to it, and says so: older cairn versions can no longer open it.
-pub(super) fn upgrade_for_writing(store: &mut Store) -> anyhow::Result<()> {
+/// writes to it, and says so.
+fn upgrade_for_writing(store: &mut Store) -> anyhow::Result<()> {
     if let Some(old) = store.upgrade_for_writing()? {
-        eprintln!(
-            "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
-            store.location(),
-            store.config().version
-        );
+        announce_upgrade(store, old);
     }
     Ok(())
+}
+
+/// Tells that `store` was upgraded from format `old`: older cairn
+/// versions can no longer open it.
+pub(super) fn announce_upgrade(store: &Store, old: u32) {
+    eprintln!(
+        "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
+        store.location(),
+        store.config().version
+    );
 }
 
 /// Opens the store; the default store is created on first use. Of two first

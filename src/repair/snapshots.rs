@@ -87,6 +87,10 @@ pub struct RepairReport {
     /// nest deeper than a reader enters (a damaged or hostile store): not
     /// rewritten (forget them).
     pub refused_snapshots: Vec<SnapshotId>,
+    /// The store's format version before this repair upgraded it (to
+    /// write new trees), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgraded_from: Option<u32>,
 }
 
 /// Repairs what a full verify finds damaged.
@@ -131,6 +135,10 @@ pub fn repair(
     )?;
     report.refused_snapshots = found.unbounded.iter().copied().collect();
     report.refused_snapshots.sort();
+    if !dry_run && !lost.is_empty() {
+        // New trees and records follow, in the format this code writes.
+        report.upgraded_from = store.upgrade_for_writing()?;
+    }
     report.snapshots = rewrite_snapshots(store, &lost, &found.unbounded, dry_run, progress)?;
     Ok(report)
 }
@@ -420,8 +428,13 @@ impl Pruner<'_, '_> {
         }
         let tree = Tree::new(kept);
         let bytes = tree.encode();
+        let config = self.store.config();
         let new = if self.dry_run {
             TreeId::of(&bytes)
+        } else if !config.is_current() {
+            // A tree in this code's form must not land in a store that
+            // older cairn versions still open (`repair` upgrades first).
+            return Err(CaptureError::NotUpgraded(config.version));
         } else {
             self.sink.put(BlobKind::Tree, bytes)?.as_tree()
         };
