@@ -247,8 +247,8 @@ fn unchanged_files_keep_their_xattrs_and_a_changed_xattr_is_seen() {
 fn as_format_3_record(t: &TestEnv, snap: &serde_json::Value) {
     let old = t.store.join("snapshots").join(format!("{}.json", id(snap)));
     let text = fs::read_to_string(&old).unwrap();
-    assert!(text.contains("  \"format\": 6,\n"), "{text}");
-    let v3 = text.replace("  \"format\": 6,\n", "");
+    assert!(text.contains("  \"format\": 8,\n"), "{text}");
+    let v3 = text.replace("  \"format\": 8,\n", "");
     let new_id = cairn::id::SnapshotId::of(v3.as_bytes()).to_hex();
     fs::write(t.store.join("snapshots").join(format!("{new_id}.json")), v3).unwrap();
     fs::remove_file(old).unwrap();

@@ -210,7 +210,7 @@ fn a_profiles_password_file_opens_an_encrypted_store_and_is_refused_by_a_plain_o
         .success();
     w.cairn(&["snapshot"]).assert().success();
     let config = fs::read_to_string(w.t.path("encrypted/config.json")).unwrap();
-    assert!(config.contains("\"version\": 7"), "{config}");
+    assert!(config.contains("\"version\": 9"), "{config}");
     assert_eq!(
         parse_json(
             &w.cairn(&["--json", "snapshots"])
