@@ -7,7 +7,9 @@
 //! blobs in the new pack.
 //!
 //! So a pack found missing is damage only if the store, looked at again,
-//! still names it. When the refreshed catalog no longer does, the pass is
+//! still names it and still lacks it (a snapshot rerun after a kill can
+//! write a deleted pack again, on a local store too: a local prune beside
+//! snapshots runs shared, in two phases). When the refreshed catalog no longer does, the pass is
 //! run again against the store as it now is; packs read whole by the first
 //! pass are not read again (the ledger has them).
 
@@ -32,6 +34,7 @@ pub fn verify_beside_prunes(
 ) -> Result<Report, StoreError> {
     let started = Instant::now();
     let mut report = listed_then_synced(store, options, progress)?;
+    crate::crash::point("verify-pass-done");
     for _ in 0..RECHECKS {
         let removed = removed_meanwhile(store, &report.damaged_packs, &report.missing_packs)?;
         if removed == 0 {
@@ -86,20 +89,21 @@ fn removed_meanwhile(
     for id in damaged {
         if !store.catalog().has_pack(id)? {
             removed += 1;
-        } else if store.backend().is_remote() {
-            match store.backend().head(&crate::pack::key(id))? {
-                None => gone.push(*id),
-                Some(_) if missing.contains(id) => removed += 1,
-                Some(_) => {}
-            }
+            continue;
+        }
+        match store.backend().head(&crate::pack::key(id))? {
+            Some(_) if missing.contains(id) => removed += 1,
+            None if store.backend().is_remote() => gone.push(*id),
+            _ => {}
         }
     }
     Ok(removed + forget_missing(store, &gone)?)
 }
 
 /// Drops from the catalog the packs an index object still names but a
-/// remote store no longer holds, as a rebuild does (a local store's packs
-/// are deleted only under its lock, so one missing there is damage): a prune on another host
+/// remote store no longer holds, as a rebuild does (a local store's
+/// catalog is the one its prunes commit to before they delete a pack, so
+/// one it still names that is missing there is damage): a prune on another host
 /// deleted them while a newer index object of a snapshot still named them
 /// (their blobs rescued into other packs). Their rows go and spare copies
 /// take over, so the next pass finds what really is lost: a blob with no
