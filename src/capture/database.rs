@@ -29,6 +29,7 @@ use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::rawname::RawName;
 use crate::snapshot::{DatabaseSummary, MAX_LISTED_LEFT_OUT};
+use crate::store::StoreError;
 use crate::tree::{Content, DatabaseInfo, Entry, SideFileKey};
 
 /// How the capture treats databases.
@@ -147,6 +148,15 @@ impl Walker<'_, '_> {
         request: &ImageRequest<'a>,
     ) -> Result<Result<(Image<'a>, Vec<BlobId>), DbOutcome>, CaptureError> {
         let path = request.path;
+        // Every page run is looked up, most of them present, in no order:
+        // 2 MiB of catalog pages serve them as fast as 16 (a 500 MB
+        // database on its 9th night: 0.93-0.96 s against 0.81-1.14 s), and
+        // the 16 were 13 MiB of the snapshot's peak memory.
+        let _cache = self
+            .store
+            .catalog()
+            .small_cache_while()
+            .map_err(StoreError::from)?;
         let mut image = match image::capture(self.store.scratch(), request) {
             Ok(image) => image,
             Err(e) => return Ok(Err(self.image_failed(path, e))),

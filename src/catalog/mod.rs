@@ -21,6 +21,7 @@ pub mod sync;
 pub mod totals;
 
 pub use indexes::Forgotten;
+pub use open::SmallCache;
 
 use std::path::{Path, PathBuf};
 

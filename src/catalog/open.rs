@@ -104,6 +104,14 @@ impl Catalog {
         self.cache_kib(16384)
     }
 
+    /// The small page cache until the guard is dropped, then the large one
+    /// again: for a phase of many lookups in no order of ids that are
+    /// mostly present (a database's page runs, looked up every night).
+    pub fn small_cache_while(&self) -> Result<SmallCache<'_>, CatalogError> {
+        self.use_small_cache()?;
+        Ok(SmallCache(self))
+    }
+
     fn cache_kib(&self, kib: u32) -> Result<(), CatalogError> {
         self.conn
             .execute_batch(&format!("PRAGMA cache_size = -{kib};"))
@@ -113,6 +121,17 @@ impl Catalog {
     /// Whether this connection only reads (see [`Catalog::open_read_only`]).
     pub fn is_read_only(&self) -> bool {
         self.read_only
+    }
+}
+
+/// The catalog's small page cache, while it lives (see
+/// [`Catalog::small_cache_while`]).
+pub struct SmallCache<'a>(&'a Catalog);
+
+impl Drop for SmallCache<'_> {
+    fn drop(&mut self) {
+        // Only a cache size: a failure leaves the small one, still correct.
+        let _ = self.0.use_large_cache();
     }
 }
 
