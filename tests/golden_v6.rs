@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::spec::{Lcg, check_index_objects, records, u32_at};
 use common::*;
 use serde_json::Value;
 
@@ -26,36 +27,8 @@ const SECOND: &str = "d3ce15bce371afa16e8aeb60e56b8dfc9c2329c53d0f98487f3b5b7bb4
 
 // --- the content make-v6.sh wrote -------------------------------------------------
 
-/// make-v6.sh's word list.
-const WORDS: [&str; 32] = [
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
-    "psi", "omega", "select", "from", "where", "order", "group", "join", "rows", "page",
-];
-
-/// make-v6.sh's generator: a 64-bit LCG, the high 31 bits of each state.
-struct Lcg(u64);
-
+/// make-v6.sh's files, from its generator (common::spec).
 impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    /// `marker`, then words and spaces, cut to `size` bytes.
-    fn text(&mut self, marker: &str, size: usize) -> String {
-        let mut out = marker.to_owned();
-        while out.len() < size {
-            out.push_str(WORDS[(self.next() % 32) as usize]);
-            out.push(' ');
-        }
-        out.truncate(size);
-        out
-    }
-
     /// File `i` (`dI/fNNN.txt`) of 2048 to 3072 bytes.
     fn file(&mut self, files: &mut Files, i: usize, marker: &str) {
         let size = 2048 + (self.next() % 1025) as usize;
@@ -113,10 +86,6 @@ fn rows_of(path: &Path) -> Vec<(i64, String)> {
 
 // --- an independent reader, from store-format/ alone ------------------------------
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
 /// `dictionaries/1`, checked as dictionary.md says: the zstd dictionary.
 fn dictionary() -> Vec<u8> {
     let object = fs::read(Path::new(FIXTURE).join("dictionaries/1")).unwrap();
@@ -158,26 +127,9 @@ impl Blobs {
 
     /// pack.md, "Validation", steps 1 to 8.
     fn read_pack(&mut self, path: &Path, dictionary: &[u8]) {
-        let file = fs::read(path).unwrap();
-        let name = path.file_stem().unwrap().to_str().unwrap();
-        assert_eq!(blake3::hash(&file).to_hex().as_str(), name, "pack id");
-        let trailer = &file[file.len() - 48..];
-        assert_eq!(&trailer[40..], b"CAIRNPAK");
-        assert_eq!(u32_at(trailer, 4), 1, "pack version");
-        let header_len = u32_at(trailer, 0) as usize;
-        assert_eq!(header_len % 52, 0);
-        let data_len = file.len() - 48 - header_len;
-        let header = &file[data_len..file.len() - 48];
-        assert_eq!(blake3::hash(header).as_bytes(), &trailer[8..40]);
-        let mut next = 0;
-        for entry in header.chunks_exact(52) {
-            let offset = u64::from_le_bytes(entry[12..20].try_into().unwrap()) as usize;
-            let stored_len = u32_at(entry, 8) as usize;
-            assert_eq!(offset, next, "entries tile the data");
-            next = offset + stored_len;
-            self.read_blob(entry, &file[offset..next], dictionary);
-        }
-        assert_eq!(next, data_len, "the last blob ends at the header");
+        common::spec::read_pack(path, |entry, stored| {
+            self.read_blob(entry, stored, dictionary)
+        });
     }
 
     fn read_blob(&mut self, entry: &[u8], stored: &[u8], dictionary: &[u8]) {
@@ -273,53 +225,6 @@ fn frame_of(frame: &[u8], raw_len: usize) -> Option<u32> {
     zstd::zstd_safe::get_dict_id_from_frame(frame).map(u32::from)
 }
 
-/// Every index object names packs by their tails, byte for byte (index.md),
-/// dictionary numbers included.
-fn check_index_objects() -> usize {
-    let packs: HashMap<String, Vec<u8>> = files_under(&Path::new(FIXTURE).join("packs"))
-        .into_iter()
-        .map(|p| {
-            (
-                p.file_stem().unwrap().to_str().unwrap().to_owned(),
-                fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    let mut named = 0;
-    for path in files_under(&Path::new(FIXTURE).join("index")) {
-        let object = fs::read(&path).unwrap();
-        let name = path.file_name().unwrap().to_str().unwrap();
-        assert_eq!(blake3::hash(&object).to_hex().as_str(), name, "index id");
-        assert_eq!(&object[..8], b"CAIRNIDX");
-        assert_eq!(u32_at(&object, 8), 1, "index version");
-        let mut at = 16;
-        for _ in 0..u32_at(&object, 12) {
-            let pack = &packs[&hex::encode(&object[at..at + 32])];
-            let size = u64::from_le_bytes(object[at + 32..at + 40].try_into().unwrap());
-            let tail_len = u32_at(&object, at + 40) as usize;
-            assert_eq!(size, pack.len() as u64);
-            let tail = &object[at + 44..at + 44 + tail_len];
-            assert_eq!(tail, &pack[pack.len() - tail_len..], "tail of a pack");
-            at += 44 + tail_len;
-            named += 1;
-        }
-        assert_eq!(at, object.len(), "nothing after the last record");
-    }
-    named
-}
-
-/// Every snapshot record by id, checked against its name.
-fn records() -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for path in files_under(&Path::new(FIXTURE).join("snapshots")) {
-        let bytes = fs::read(&path).unwrap();
-        let id = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), id, "record id");
-        out.insert(id, serde_json::from_slice(&bytes).unwrap());
-    }
-    out
-}
-
 /// `got` holds exactly `want` and a database `app.db` with `rows` rows;
 /// the database is checked by its content, not its bytes (it is an image
 /// made through SQLite, tree.md).
@@ -351,10 +256,10 @@ fn an_independent_reader_written_from_the_specification_reads_the_v6_fixture() {
         "{tally:?}"
     );
     assert_eq!(
-        check_index_objects(),
+        check_index_objects(Path::new(FIXTURE)),
         files_under(&Path::new(FIXTURE).join("packs")).len()
     );
-    let records = records();
+    let records = records(Path::new(FIXTURE));
     assert_eq!(records.keys().collect::<Vec<_>>(), [FIRST, SECOND]);
     let scratch = tempfile::tempdir().unwrap();
     let [first, second] = nights();

@@ -23,6 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::meta::{data_map, xattrs};
+use common::spec::{Lcg, check_index_objects, records, u32_at};
 use common::*;
 use serde_json::Value;
 
@@ -38,41 +39,13 @@ const BEFORE_1970: (i64, u32) = (-14_182_940, 500_000_000);
 
 // --- the content make-v8.sh wrote -------------------------------------------------
 
-/// make-v8.sh's word list (make-v6.sh's).
-const WORDS: [&str; 32] = [
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
-    "psi", "omega", "select", "from", "where", "order", "group", "join", "rows", "page",
-];
-
-/// make-v8.sh's generator: a 64-bit LCG, the high 31 bits of each state.
-struct Lcg(u64);
-
+/// make-v8.sh's files, from its generator (common::spec).
 impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    /// `marker`, then words and spaces, cut to `size` bytes.
-    fn text(&mut self, marker: &str, size: usize) -> Vec<u8> {
-        let mut out = marker.to_owned();
-        while out.len() < size {
-            out.push_str(WORDS[(self.next() % 32) as usize]);
-            out.push(' ');
-        }
-        out.truncate(size);
-        out.into_bytes()
-    }
-
     /// File `i` (`text/dI/fJ.txt`) of 1024 to 2048 bytes.
     fn note(&mut self, files: &mut Files, i: usize, marker: &str) {
         let size = 1024 + (self.next() % 1025) as usize;
         let path = PathBuf::from(format!("text/d{}/f{}.txt", i / 10, i % 10));
-        files.insert(path, self.text(marker, size));
+        files.insert(path, self.text_bytes(marker, size));
     }
 }
 
@@ -86,8 +59,8 @@ fn nights() -> [Files; 2] {
     for i in 0..30 {
         rng.note(&mut first, i, &format!("golden v8 file {i}: "));
     }
-    let deep = Lcg(81).text("deep down: ", 3000);
-    let linked = Lcg(82).text("one file, two names: ", 1500);
+    let deep = Lcg(81).text_bytes("deep down: ", 3000);
+    let linked = Lcg(82).text_bytes("one file, two names: ", 1500);
     for (path, content) in [
         ("nested/a/b/c/deep.txt", deep),
         ("empty", Vec::new()),
@@ -117,9 +90,9 @@ fn nights() -> [Files; 2] {
 /// between and after.
 fn sparse() -> Vec<u8> {
     let mut rng = Lcg(83);
-    let mut out = rng.text("head: ", 4096);
+    let mut out = rng.text_bytes("head: ", 4096);
     out.resize(132 << 10, 0);
-    out.extend(rng.text("middle: ", 4096));
+    out.extend(rng.text_bytes("middle: ", 4096));
     out.resize(320 << 10, 0);
     out
 }
@@ -143,7 +116,10 @@ fn rows(seed: u64, count: usize) -> Vec<(i64, String)> {
     (0..count)
         .map(|i| {
             let size = 60 + (rng.next() % 100) as usize;
-            (i as i64, String::from_utf8(rng.text("", size)).unwrap())
+            (
+                i as i64,
+                String::from_utf8(rng.text_bytes("", size)).unwrap(),
+            )
         })
         .collect()
 }
@@ -207,10 +183,6 @@ fn dirs_of(files: &Files) -> BTreeSet<PathBuf> {
 
 // --- an independent reader, from store-format/ alone ------------------------------
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
 /// Every blob of the fixture by id (hex), each decoded and checked as
 /// pack.md says, and the ids of the tree blobs.
 #[derive(Default)]
@@ -230,26 +202,7 @@ impl Blobs {
 
     /// pack.md, "Validation", steps 1 to 8.
     fn read_pack(&mut self, path: &Path) {
-        let file = fs::read(path).unwrap();
-        let name = path.file_stem().unwrap().to_str().unwrap();
-        assert_eq!(blake3::hash(&file).to_hex().as_str(), name, "pack id");
-        let trailer = &file[file.len() - 48..];
-        assert_eq!(&trailer[40..], b"CAIRNPAK");
-        assert_eq!(u32_at(trailer, 4), 1, "pack version");
-        let header_len = u32_at(trailer, 0) as usize;
-        assert_eq!(header_len % 52, 0);
-        let data_len = file.len() - 48 - header_len;
-        let header = &file[data_len..file.len() - 48];
-        assert_eq!(blake3::hash(header).as_bytes(), &trailer[8..40]);
-        let mut next = 0;
-        for entry in header.chunks_exact(52) {
-            let offset = u64::from_le_bytes(entry[12..20].try_into().unwrap()) as usize;
-            let stored_len = u32_at(entry, 8) as usize;
-            assert_eq!(offset, next, "entries tile the data");
-            next = offset + stored_len;
-            self.read_blob(entry, &file[offset..next]);
-        }
-        assert_eq!(next, data_len, "the last blob ends at the header");
+        common::spec::read_pack(path, |entry, stored| self.read_blob(entry, stored));
     }
 
     /// A blob of compression 0 or 1: the fixture trained no dictionary.
@@ -365,54 +318,6 @@ impl Blobs {
         );
         out
     }
-}
-
-/// Every index object names packs by their tails, byte for byte (index.md).
-fn check_index_objects() -> usize {
-    let packs: HashMap<String, Vec<u8>> = files_under(&Path::new(FIXTURE).join("packs"))
-        .into_iter()
-        .map(|p| {
-            (
-                p.file_stem().unwrap().to_str().unwrap().to_owned(),
-                fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    let mut named = 0;
-    for path in files_under(&Path::new(FIXTURE).join("index")) {
-        let object = fs::read(&path).unwrap();
-        let name = path.file_name().unwrap().to_str().unwrap();
-        assert_eq!(blake3::hash(&object).to_hex().as_str(), name, "index id");
-        assert_eq!(&object[..8], b"CAIRNIDX");
-        assert_eq!(u32_at(&object, 8), 1, "index version");
-        let mut at = 16;
-        for _ in 0..u32_at(&object, 12) {
-            let pack = &packs[&hex::encode(&object[at..at + 32])];
-            let size = u64::from_le_bytes(object[at + 32..at + 40].try_into().unwrap());
-            let tail_len = u32_at(&object, at + 40) as usize;
-            assert_eq!(size, pack.len() as u64);
-            let tail = &object[at + 44..at + 44 + tail_len];
-            assert_eq!(tail, &pack[pack.len() - tail_len..], "tail of a pack");
-            at += 44 + tail_len;
-            named += 1;
-        }
-        assert_eq!(at, object.len(), "nothing after the last record");
-    }
-    named
-}
-
-/// Every snapshot record by id, checked against its name.
-fn records() -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for path in files_under(&Path::new(FIXTURE).join("snapshots")) {
-        let bytes = fs::read(&path).unwrap();
-        let id = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), id, "record id");
-        let record: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(record["version"], 1, "record version");
-        out.insert(id, record);
-    }
-    out
 }
 
 // --- the binary form of a tree, decoded by hand (tree.md, "Binary form") ----------
@@ -754,10 +659,10 @@ fn an_independent_reader_written_from_the_specification_reads_the_v8_fixture() {
         blobs.tree(id);
     }
     assert_eq!(
-        check_index_objects(),
+        check_index_objects(Path::new(FIXTURE)),
         files_under(&Path::new(FIXTURE).join("packs")).len()
     );
-    let records = records();
+    let records = records(Path::new(FIXTURE));
     let ids: BTreeSet<&str> = records.keys().map(String::as_str).collect();
     assert_eq!(ids, BTreeSet::from([FIRST, SECOND]));
     assert_eq!(records[SECOND]["parent"], FIRST);

@@ -10,6 +10,7 @@ pub mod meta;
 pub mod mount;
 pub mod proxy;
 pub mod s3;
+pub mod spec;
 pub mod stall;
 
 use std::ffi::{OsStr, OsString};
