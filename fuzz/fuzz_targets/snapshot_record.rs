@@ -10,6 +10,7 @@
 
 #![no_main]
 
+use cairn::crypt::Vault;
 use cairn::id::SnapshotId;
 use cairn::snapshot::{self, RECORD_VERSION, RecordError, SnapshotRecord};
 use libfuzzer_sys::fuzz_target;
@@ -19,17 +20,17 @@ fuzz_target!(|data: &[u8]| {
     let mut wrong = *id.as_bytes();
     wrong[0] ^= 1;
     assert!(matches!(
-        snapshot::decode(&SnapshotId::from_bytes(wrong), data),
+        snapshot::decode(&Vault::plain(), &SnapshotId::from_bytes(wrong), data),
         Err(RecordError::IdMismatch(actual)) if actual == id
     ));
 
-    let Ok(snap) = snapshot::decode(&id, data) else {
+    let Ok(snap) = snapshot::decode(&Vault::plain(), &id, data) else {
         return;
     };
     assert_eq!(snap.id, id);
     assert_eq!(snap.record.version, RECORD_VERSION);
     let encoded = snap.record.encode();
-    let again = match snapshot::decode(&SnapshotId::of(&encoded), &encoded) {
+    let again = match snapshot::decode(&Vault::plain(), &SnapshotId::of(&encoded), &encoded) {
         Ok(s) => s,
         Err(e) => panic!(
             "a decoded record re-encodes to bytes that do not decode: {e}\n{}",

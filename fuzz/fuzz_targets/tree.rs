@@ -1,11 +1,13 @@
 //! `Tree::decode` on arbitrary bytes. A tree that decodes must re-encode to
 //! bytes that decode to the same tree and encode to the same bytes again
-//! (the encoding is canonical: a tree's id is the hash of these bytes), and
+//! (the encoding is canonical: a tree's id is the hash of these bytes; a
+//! binary tree, format 8, that decodes must be those very bytes), its
+//! references read alone (`TreeRefs`) must be those of its entries, and
 //! every entry must be found by name.
 
 #![no_main]
 
-use cairn::tree::Tree;
+use cairn::tree::{Tree, TreeRefs};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +24,25 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(again, tree, "decode(encode(tree)) != tree");
     assert_eq!(again.encode(), encoded, "encoding is not stable");
+    if data.first() == Some(&0xff) {
+        assert_eq!(
+            encoded, data,
+            "a binary tree decoded from other bytes than its own"
+        );
+    }
+    let refs = TreeRefs::decode(data).expect("a tree that decodes has references");
+    let chunks: Vec<_> = tree
+        .entries
+        .iter()
+        .flat_map(|e| e.chunks().unwrap_or_default())
+        .copied()
+        .collect();
+    let subtrees: Vec<_> = tree.entries.iter().filter_map(|e| e.subtree()).collect();
+    assert_eq!(
+        (refs.chunks, refs.subtrees),
+        (chunks, subtrees),
+        "references differ"
+    );
     for entry in &tree.entries {
         assert!(entry.name.is_valid_entry_name());
         let found = tree.find(entry.name.as_bytes());
