@@ -74,6 +74,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<Outcome> {
             max_age: args.max_age,
             budget: args.budget,
             now: jiff::Timestamp::now().as_second(),
+            again: Vec::new(),
         },
         sqlite: args.sqlite,
         snapshots,

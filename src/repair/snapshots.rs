@@ -150,6 +150,7 @@ fn full_verify(store: &Store, progress: &Progress) -> Result<verify::Report, Sto
             max_age: None,
             budget: None,
             now: jiff::Timestamp::now().as_second(),
+            again: Vec::new(),
         },
         sqlite: false,
         snapshots: None,

@@ -52,7 +52,7 @@ impl std::fmt::Display for ReadData {
 }
 
 /// How much to read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DataOptions {
     /// Which packs.
     pub which: ReadData,
@@ -62,6 +62,10 @@ pub struct DataOptions {
     pub budget: Option<Duration>,
     /// Now, in Unix seconds (for the ledger).
     pub now: i64,
+    /// Packs read whatever the selection says: a pass that checks again
+    /// reads again those the pass before found damaged (a subset drawn
+    /// anew could leave them out, and their damage unreported).
+    pub again: Vec<PackId>,
 }
 
 /// What reading one pack found.
@@ -97,9 +101,10 @@ pub fn choose<'p>(
             .now
             .saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX))
     });
+    let again = |id: &PackId| options.again.contains(id);
     let mut chosen: Vec<&(PackRow, Rows)> = packs
         .iter()
-        .filter(|(p, _)| in_selection(&p.id, options.which))
+        .filter(|(p, _)| !again(&p.id) && in_selection(&p.id, options.which))
         .filter(|(p, _)| match (fresh_since, ledger.get(&p.id)) {
             (Some(since), Some(&at)) => at < since,
             _ => true,
@@ -108,6 +113,7 @@ pub fn choose<'p>(
     if let ReadData::Fraction(share) = options.which {
         chosen = random_share(chosen, share);
     }
+    chosen.extend(packs.iter().filter(|(p, _)| again(&p.id)));
     chosen.sort_by_key(|(p, _)| (ledger.get(&p.id).copied().unwrap_or(i64::MIN), p.id));
     chosen
 }

@@ -292,7 +292,7 @@ pub fn verify_listed(
     report.damaged_packs = found.packs.keys().copied().collect();
     report.damaged_packs.sort();
     report.missing_packs = (found.packs.iter())
-        .filter(|&(_, &i)| found.damage[i].cause == MISSING)
+        .filter(|&(_, &i)| is_missing(&found.damage[i].cause))
         .map(|(id, _)| *id)
         .collect();
     report.damage = found.finish(store, &bounded);
@@ -339,6 +339,12 @@ impl Report {
             unbounded: HashSet::new(),
         }
     }
+}
+
+/// Whether a pack's damage is that it is missing: the cause says so first
+/// (reading its data, `--read-data` adds the reason it could not be read).
+fn is_missing(cause: &str) -> bool {
+    cause.split("; ").next() == Some(MISSING)
 }
 
 /// Each snapshot whose trees, fully expanded, a reader would refuse is

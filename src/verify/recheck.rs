@@ -40,7 +40,7 @@ pub fn verify_beside_prunes(
         if removed == 0 {
             break;
         }
-        let again = unread_since(options, started.elapsed());
+        let again = unread_since(options, started.elapsed(), &report);
         let next = listed_then_synced(store, &again, progress)?;
         report = merged(report, next, removed);
     }
@@ -117,9 +117,13 @@ fn forget_missing(store: &mut Store, gone: &[PackId]) -> Result<usize, StoreErro
 }
 
 /// `options`, skipping the packs found good within `elapsed` (by the pass
-/// before).
-fn unread_since(options: &VerifyOptions, elapsed: Duration) -> VerifyOptions {
+/// before) and reading again those it found damaged but not missing.
+fn unread_since(options: &VerifyOptions, elapsed: Duration, before: &Report) -> VerifyOptions {
     let mut again = options.clone();
+    again.data.again = (before.damaged_packs.iter())
+        .filter(|id| !before.missing_packs.contains(id))
+        .copied()
+        .collect();
     let read_by_first = elapsed + Duration::from_secs(1);
     again.data.max_age = Some(
         again
