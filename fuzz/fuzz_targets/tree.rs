@@ -31,18 +31,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let refs = TreeRefs::decode(data).expect("a tree that decodes has references");
-    let chunks: Vec<_> = tree
-        .entries
-        .iter()
-        .flat_map(|e| e.chunks().unwrap_or_default())
-        .copied()
-        .collect();
-    let subtrees: Vec<_> = tree.entries.iter().filter_map(|e| e.subtree()).collect();
-    assert_eq!(
-        (refs.chunks, refs.subtrees),
-        (chunks, subtrees),
-        "references differ"
-    );
+    assert_eq!(refs, TreeRefs::of(&tree), "references differ");
     for entry in &tree.entries {
         assert!(entry.name.is_valid_entry_name());
         let found = tree.find(entry.name.as_bytes());

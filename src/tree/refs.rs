@@ -42,6 +42,18 @@ pub struct TreeRefs {
 }
 
 impl TreeRefs {
+    /// The references of a tree decoded whole: what reading them alone
+    /// must give for the same bytes (the fuzzers and tests check it).
+    pub fn of(tree: &super::Tree) -> Self {
+        let mut refs = Self::default();
+        for entry in &tree.entries {
+            refs.chunks
+                .extend_from_slice(entry.chunks().unwrap_or_default());
+            refs.subtrees.extend(entry.subtree());
+        }
+        refs
+    }
+
     /// The references in tree bytes read from the store, in either form.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
         if let Some(rest) = super::binary_body(bytes)? {

@@ -244,17 +244,6 @@ fn holes_out_of_order_make_the_entry_defective_not_the_tree_unreadable() {
     assert!(tree.entries[0].defect().is_some());
 }
 
-/// The references a full decoding finds, as `TreeRefs` would give them.
-fn refs_of(tree: &Tree) -> TreeRefs {
-    let mut refs = TreeRefs::default();
-    for entry in &tree.entries {
-        refs.chunks
-            .extend_from_slice(entry.chunks().unwrap_or_default());
-        refs.subtrees.extend(entry.subtree());
-    }
-    refs
-}
-
 #[test]
 fn the_references_read_alone_are_those_of_the_full_decoding() {
     let mut big = file(b"\xffbig");
@@ -270,7 +259,7 @@ fn the_references_read_alone_are_those_of_the_full_decoding() {
     let link = link(b"l", b"chunks");
     let tree = Tree::new(vec![file(b"a"), big, dir, link, file(b"z")]);
     for bytes in [tree.encode(), tree.encode_json()] {
-        let want = refs_of(&Tree::decode(&bytes).unwrap());
+        let want = TreeRefs::of(&Tree::decode(&bytes).unwrap());
         assert_eq!(want.chunks.len(), 52);
         assert_eq!(want.subtrees.len(), 1);
         assert_eq!(TreeRefs::decode(&bytes).unwrap(), want);
