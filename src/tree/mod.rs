@@ -300,9 +300,10 @@ impl Tree {
 
     /// Decodes and validates tree bytes read from the store, in either form.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
-        match binary_body(bytes)? {
-            Some(rest) => Self::from_binary(rest, rest.len()),
-            None => serde_json::from_slice::<Tree>(bytes)?.validated(),
+        let mut rest = bytes;
+        match is_binary(&mut rest)? {
+            true => Self::from_binary(rest, rest.len()),
+            false => serde_json::from_slice::<Tree>(bytes)?.validated(),
         }
     }
 
@@ -371,37 +372,20 @@ impl TreeForm for TreeRefs {
     }
 }
 
-/// The bytes after the magic of a binary tree; `None` for JSON (which
-/// never starts with 0xFF), an error for a binary form this code does not
-/// know.
-fn binary_body(bytes: &[u8]) -> Result<Option<&[u8]>, TreeError> {
-    match bytes.strip_prefix(&binary::MAGIC) {
-        Some(rest) => Ok(Some(rest)),
-        None if bytes.first() == binary::MAGIC.first() => Err(unknown_form(bytes)),
-        None => Ok(None),
-    }
-}
-
-fn unknown_form(head: &[u8]) -> TreeError {
-    let head = &head[..head.len().min(binary::MAGIC.len())];
-    TreeError::Binary(format!("unknown tree form {head:02x?}"))
-}
-
-/// Whether a stream holds a binary tree: if it starts with the magic,
-/// which is then consumed; otherwise nothing is.
+/// Whether tree bytes (whole, or a stream) are in the binary form: if they
+/// start with its magic, which is then consumed; otherwise (JSON, which
+/// never starts with 0xFF) nothing is. A binary form this code does not
+/// know is an error.
 fn is_binary(reader: &mut impl std::io::BufRead) -> Result<bool, TreeError> {
-    let magic = &binary::MAGIC;
-    let head = reader
-        .fill_buf()
-        .map_err(|e| TreeError::Binary(e.to_string()))?;
-    if !head.starts_with(&magic[..1]) {
+    let io = |e: std::io::Error| TreeError::Binary(e.to_string());
+    if reader.fill_buf().map_err(io)?.first() != binary::MAGIC.first() {
         return Ok(false);
     }
-    let mut got = [0; 4];
-    std::io::Read::read_exact(reader, &mut got).map_err(|e| TreeError::Binary(e.to_string()))?;
-    match got == *magic {
+    let mut got = Vec::with_capacity(binary::MAGIC.len());
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut *reader, 4), &mut got).map_err(io)?;
+    match got == binary::MAGIC {
         true => Ok(true),
-        false => Err(unknown_form(&got)),
+        false => Err(TreeError::Binary(format!("unknown tree form {got:02x?}"))),
     }
 }
 

@@ -56,7 +56,8 @@ impl TreeRefs {
 
     /// The references in tree bytes read from the store, in either form.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
-        if let Some(rest) = super::binary_body(bytes)? {
+        let mut rest = bytes;
+        if super::is_binary(&mut rest)? {
             return super::binary::decode_refs(rest, rest.len()).map_err(TreeError::Binary);
         }
         let mut refs = Self::default();

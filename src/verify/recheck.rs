@@ -9,9 +9,10 @@
 //! So a pack found missing is damage only if the store, looked at again,
 //! still names it and still lacks it (a snapshot rerun after a kill can
 //! write a deleted pack again, on a local store too: a local prune beside
-//! snapshots runs shared, in two phases). When the refreshed catalog no longer does, the pass is
-//! run again against the store as it now is; packs read whole by the first
-//! pass are not read again (the ledger has them).
+//! snapshots runs shared, in two phases). When the refreshed catalog no
+//! longer names it, or the store has it again, the pass is run again
+//! against the store as it now is; packs read whole by the first pass are
+//! not read again (the ledger has them), those it found damaged are.
 
 use std::time::{Duration, Instant};
 

@@ -32,7 +32,6 @@ pub fn decode_refs(input: impl BufRead, len: usize) -> Result<TreeRefs, Error> {
     let mut input = Input { r: input, len };
     let mut refs = TreeRefs::default();
     while !input.at_end()? {
-        input.skip_bytes()?;
         input.entry_refs(&mut refs)?;
     }
     Ok(refs)
@@ -95,6 +94,7 @@ impl<R: BufRead> Input<R> {
     /// form's refs reading does: values are not checked, only the
     /// structure that says where the references are.
     fn entry_refs(&mut self, refs: &mut TreeRefs) -> Result<(), Error> {
+        self.skip_bytes()?; // the name
         let head = self.head()?;
         self.skip_varints(6)?; // mode, uid, gid, size, mtime
         for flag in [USER, GROUP] {

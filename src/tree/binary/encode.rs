@@ -40,16 +40,13 @@ fn kind_of(content: &Content) -> u8 {
     }
 }
 
+/// The flags of the optional fields `entry` has.
 fn flags_of(entry: &Entry) -> u64 {
+    let bit = |flag: u64, set: bool| if set { flag } else { 0 };
     let meta = &entry.meta;
-    let mut flags = [
-        (USER, meta.user.is_some()),
-        (GROUP, meta.group.is_some()),
-        (XATTRS, !meta.xattrs.is_empty()),
-    ]
-    .into_iter()
-    .filter_map(|(flag, set)| set.then_some(flag))
-    .sum();
+    let mut flags = bit(USER, meta.user.is_some())
+        | bit(GROUP, meta.group.is_some())
+        | bit(XATTRS, !meta.xattrs.is_empty());
     if let Content::File {
         change,
         database,
@@ -58,15 +55,10 @@ fn flags_of(entry: &Entry) -> u64 {
         ..
     } = &entry.content
     {
-        flags |= [
-            (CTIME, change.ctime.is_some()),
-            (LINK, link.is_some()),
-            (HOLES, !holes.is_empty()),
-            (SQLITE, database.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
-        .sum::<u64>();
+        flags |= bit(CTIME, change.ctime.is_some())
+            | bit(LINK, link.is_some())
+            | bit(HOLES, !holes.is_empty())
+            | bit(SQLITE, database.is_some());
     }
     flags
 }
