@@ -1,6 +1,6 @@
 //! The binary form (format 8): golden bytes, and what decoding refuses.
 
-use super::tests::{dir, file, link};
+use super::tests::{database_info, dir, file, link};
 use super::*;
 
 /// `Tree::new(vec![file(b"a")])` in the binary form, field by field as
@@ -50,16 +50,7 @@ fn everything() -> Entry {
     {
         *link = Some(0x0102_0304_0506_0708);
         *holes = vec![Hole { offset: 0, len: 4 }, Hole { offset: 5, len: 3 }];
-        *database = Some(DatabaseInfo {
-            page_size: 4096,
-            captured: Timespec { sec: 9, nsec: 1 },
-            file_size: 2,
-            wal: Some(SideFileKey {
-                inode: 8,
-                size: 32,
-                mtime: Timespec { sec: 3, nsec: 4 },
-            }),
-        });
+        *database = Some(database_info());
     }
     entry
 }

@@ -46,6 +46,20 @@ pub(super) fn dir(name: &[u8]) -> Entry {
     }
 }
 
+/// The database of the golden entries: page size 4096, a `-wal`.
+pub(super) fn database_info() -> DatabaseInfo {
+    DatabaseInfo {
+        page_size: 4096,
+        captured: Timespec { sec: 9, nsec: 1 },
+        file_size: 2,
+        wal: Some(SideFileKey {
+            inode: 8,
+            size: 32,
+            mtime: Timespec { sec: 3, nsec: 4 },
+        }),
+    }
+}
+
 pub(super) fn link(name: &[u8], target: &[u8]) -> Entry {
     Entry {
         name: RawName::from_bytes(name.to_vec()),
@@ -79,16 +93,7 @@ fn golden_file_entry_json() {
 fn golden_database_entry_json() {
     let mut entry = file(b"app.db");
     if let Content::File { database, .. } = &mut entry.content {
-        *database = Some(DatabaseInfo {
-            page_size: 4096,
-            captured: Timespec { sec: 9, nsec: 1 },
-            file_size: 2,
-            wal: Some(SideFileKey {
-                inode: 8,
-                size: 32,
-                mtime: Timespec { sec: 3, nsec: 4 },
-            }),
-        });
+        *database = Some(database_info());
     }
     let tree = Tree::new(vec![entry]);
     let want = concat!(
