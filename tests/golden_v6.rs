@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::spec::{Lcg, check_index_objects, records, u32_at};
+use common::spec::{Lcg, check_index_objects, records, rows, rows_of, u32_at};
 use common::*;
 use serde_json::Value;
 
@@ -61,27 +61,6 @@ fn nights() -> [Files; 2] {
     }
     rng.file(&mut second, 600, "golden v6 file 600: ");
     [first, second]
-}
-
-/// The first `count` rows of `app.db`'s table `t`.
-fn rows(count: usize) -> Vec<(i64, String)> {
-    let mut rng = Lcg(63);
-    (0..count)
-        .map(|i| {
-            let size = 60 + (rng.next() % 100) as usize;
-            (i as i64, rng.text("", size))
-        })
-        .collect()
-}
-
-/// The rows of table `t` in the database at `path`.
-fn rows_of(path: &Path) -> Vec<(i64, String)> {
-    let db = rusqlite::Connection::open(path).unwrap();
-    let mut stmt = db.prepare("select id, v from t order by id").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 // --- an independent reader, from store-format/ alone ------------------------------
@@ -232,7 +211,7 @@ fn assert_night(got: &mut Files, want: &Files, rows_then: usize, scratch: &Path)
     let image = got.remove(Path::new("app.db")).expect("app.db");
     let db = scratch.join("app.db");
     fs::write(&db, image).unwrap();
-    assert_eq!(rows_of(&db), rows(rows_then));
+    assert_eq!(rows_of(&db), rows(63, rows_then));
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>()

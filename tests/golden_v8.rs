@@ -23,7 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::meta::{data_map, xattrs};
-use common::spec::{Lcg, check_index_objects, records, u32_at};
+use common::spec::{Lcg, check_index_objects, records, rows, rows_of, u32_at};
 use common::*;
 use serde_json::Value;
 
@@ -109,30 +109,6 @@ const EMPTY_DIR: &str = "nested/empty";
 /// The databases: name, seed of their rows, rows on each night.
 const DATABASES: [(&str, u64, [usize; 2]); 2] =
     [("app.db", 84, [300, 400]), ("wal.db", 85, [200, 260])];
-
-/// The first `count` rows of a database's table `t`, made from `seed`.
-fn rows(seed: u64, count: usize) -> Vec<(i64, String)> {
-    let mut rng = Lcg(seed);
-    (0..count)
-        .map(|i| {
-            let size = 60 + (rng.next() % 100) as usize;
-            (
-                i as i64,
-                String::from_utf8(rng.text_bytes("", size)).unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// The rows of table `t` in the database at `path`.
-fn rows_of(path: &Path) -> Vec<(i64, String)> {
-    let db = rusqlite::Connection::open(path).unwrap();
-    let mut stmt = db.prepare("select id, v from t order by id").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
 
 /// What a snapshot holds below the source directory, by path.
 #[derive(Debug, Default)]

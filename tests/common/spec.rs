@@ -48,6 +48,28 @@ impl Lcg {
     }
 }
 
+/// The first `count` rows of a fixture database's table `t`, made from
+/// `seed` (make-v6.sh's `app.db`: 63).
+pub fn rows(seed: u64, count: usize) -> Vec<(i64, String)> {
+    let mut rng = Lcg(seed);
+    (0..count)
+        .map(|i| {
+            let size = 60 + (rng.next() % 100) as usize;
+            (i as i64, rng.text("", size))
+        })
+        .collect()
+}
+
+/// The rows of table `t` in the database at `path`.
+pub fn rows_of(path: &Path) -> Vec<(i64, String)> {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = db.prepare("select id, v from t order by id").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// The little-endian u32 at `at`.
 pub fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
