@@ -213,7 +213,13 @@ pub(super) fn write_pack(
         "INSERT OR IGNORE INTO spares (id, pack, kind, offset, stored_len, raw_len, compression)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE (SELECT pack FROM blobs WHERE id = ?1) != ?2",
     )?;
-    for e in pack.entries.iter().filter(|e| wanted(e)) {
+    // In id order, the rows' own order: each statement then finds the
+    // pages the one before it touched still cached (a prune moving 131k
+    // blobs to their new packs: 0.76 s in pack order, 0.53 s sorted). A
+    // stable sort keeps a pack's first copy of a blob first.
+    let mut entries: Vec<&PackEntry> = pack.entries.iter().filter(|e| wanted(e)).collect();
+    entries.sort_by_key(|e| e.id);
+    for e in entries {
         let row = params![
             &e.id.as_bytes()[..],
             rowid,
