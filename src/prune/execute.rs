@@ -40,6 +40,7 @@ pub fn execute(
     let chosen: Vec<PackRow> = plan.choice.repack.iter().map(PackChoice::row).collect();
     let live = &plan.live;
     let repacked = repack::repack(store, &chosen, &|id| live.contains(id), progress)?;
+    store.catalog().use_large_cache()?;
     let written: HashSet<PackId> = repacked.packs.iter().map(|p| p.id).collect();
     let doomed: Vec<PackId> = plan.doomed().filter(|id| !written.contains(id)).collect();
     let removed: Vec<PackId> = (plan.choice.delete.iter())

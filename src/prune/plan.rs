@@ -47,7 +47,9 @@ pub fn plan(
     let store = &*store;
     // Marking reads trees and scans every blob row once: a large cache
     // only held the scanned pages (a prune of 200k small files that
-    // repacks nothing peaked at 28 MiB, 19 with the small one).
+    // repacks nothing peaked at 28 MiB, 19 with the small one). The
+    // repack's reads of each pack's rows keep it; only the commit, which
+    // writes many rows, takes the large one (execute.rs).
     store.catalog().use_small_cache()?;
     let started = Instant::now();
     let live = mark(store, &snapshots, Checks::Marks, progress)?;
@@ -62,7 +64,6 @@ pub fn plan(
     }
     let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
     let (unreferenced, left_alone) = unreferenced_packs(store, &cataloged)?;
-    store.catalog().use_large_cache()?;
     Ok(Plan {
         snapshots: snapshots.len() as u64,
         packs: packs.len() as u64,

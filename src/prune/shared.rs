@@ -70,6 +70,7 @@ pub fn execute(
         .collect();
     let live = &plan.live;
     let repacked = repack::repack(store, &chosen, &|id| live.contains(id), progress)?;
+    store.catalog().use_large_cache()?;
     let reindexed = reindex::write(store.backend(), store.catalog(), &[], &repacked.packs)?;
     reindex::record(store.catalog_mut(), &reindexed)?;
     lease.checkpoint()?;
