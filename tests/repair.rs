@@ -325,6 +325,25 @@ fn repair_catalog_leaves_out_a_lost_pack_so_the_next_snapshot_stores_its_data_ag
     assert_trees_equal(&w.src, &restored(&w.t.restore(id(&snap)), &w.src));
 }
 
+// A lost pack that `repair catalog` had left out of the catalog came back
+// there with the next prune: the index object naming it beside a pack the
+// prune deleted was written anew with it as kept, and recording that
+// object cataloged its blobs again. The next snapshot reused them and
+// committed files it did not have (restore exit 4), reporting success.
+#[test]
+fn a_prune_after_repair_catalog_does_not_bring_back_a_lost_pack() {
+    let w = World::new();
+    let (pack, _, _) = w.location("doomed.bin");
+    fs::remove_file(&pack).unwrap();
+    w.t.cairn(["repair", "catalog"]).assert().success();
+    w.forget_originals();
+    w.t.cairn(["prune"]).assert().success();
+    let snap = w.t.snapshot(&[&w.src], &[]);
+    assert_trees_equal(&w.src, &restored(&w.t.restore(id(&snap)), &w.src));
+    let (code, report) = w.verify(&["--read-data"]);
+    assert_eq!(code, 0, "{report}");
+}
+
 #[test]
 fn a_snapshot_taken_after_repair_stores_lost_data_again_and_heals_the_originals() {
     let w = World::new();

@@ -108,7 +108,7 @@ fn superseded_by(catalog: &Catalog, removed: &[PackId]) -> Result<Vec<IndexId>, 
     Ok(out)
 }
 
-/// The packs index object `id` names, less `gone`: from the object itself,
+/// The packs index object `id` names that stay: from the object itself,
 /// or, if it no longer reads, from the headers of the packs the catalog
 /// says it named.
 fn kept_packs(
@@ -118,18 +118,30 @@ fn kept_packs(
     gone: &HashSet<PackId>,
 ) -> Result<Vec<IndexedPack>, PruneError> {
     if let Ok(packs) = index::read(backend, id) {
-        return Ok(packs
-            .into_iter()
-            .filter(|p| !gone.contains(&p.id))
-            .collect());
+        let mut out = Vec::new();
+        for pack in packs {
+            if stays(catalog, &pack.id, gone)? {
+                out.push(pack);
+            }
+        }
+        return Ok(out);
     }
     let mut out = Vec::new();
     for pack in catalog.packs_of_index(id)? {
-        if !gone.contains(&pack) {
+        if stays(catalog, &pack, gone)? {
             out.push(from_header(backend, &pack)?);
         }
     }
     Ok(out)
+}
+
+/// Whether a pack a superseded index object names is named again: not if
+/// it is going, nor if the catalog no longer has it. A pack the store lost
+/// is left out of the catalog (`repair catalog`, a rebuild); naming it
+/// again put its blobs back in the catalog, and the next snapshot reused
+/// them and committed files it did not have.
+fn stays(catalog: &Catalog, pack: &PackId, gone: &HashSet<PackId>) -> Result<bool, PruneError> {
+    Ok(!gone.contains(pack) && catalog.has_pack(pack)?)
 }
 
 fn from_header(backend: &Backend, id: &PackId) -> Result<IndexedPack, PruneError> {
