@@ -189,6 +189,33 @@ fn a_deleted_pack_is_dropped_and_the_snapshots_are_repaired_around_it() {
     assert_eq!(w.verify(&["--read-data"]).0, 0);
 }
 
+// One lost pack of a real store can hold thousands of files: the human
+// report named every one of them on one line.
+#[test]
+fn the_human_report_names_the_first_lost_paths_and_counts_the_rest() {
+    let t = TestEnv::with_store();
+    let src = t.path("many");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..25 {
+        fs::write(src.join(format!("f{i:02}.txt")), format!("file {i}\n")).unwrap();
+    }
+    t.snapshot(&[&src], &[]);
+    let catalog = Catalog::open(&t.store.join("catalog.db")).unwrap();
+    let at = catalog.locate(&BlobId::of(b"file 7\n")).unwrap().unwrap();
+    drop(catalog);
+    fs::remove_file(t.store.join(cairn::pack::key(&at.pack))).unwrap();
+    let out = t.cairn(["repair", "snapshots"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let line = text.lines().find(|l| l.contains("repaired as")).unwrap();
+    assert!(line.contains("left out 25 paths:"), "{line}");
+    assert!(
+        line.contains("f00.txt") && line.contains("f09.txt"),
+        "{line}"
+    );
+    assert!(!line.contains("f10.txt"), "{line}");
+    assert!(line.ends_with("(+15 more)"), "{line}");
+}
+
 #[test]
 fn a_lost_blob_with_an_intact_copy_elsewhere_is_repointed_and_nothing_is_lost() {
     // A crashed snapshot of doomed.bin next to another file leaves a pack

@@ -35,6 +35,17 @@ pub fn plural(n: u64, noun: &str) -> String {
     format!("{n} {noun}s")
 }
 
+/// `/a, /b, /c (+97 more)`: the first `shown` of `paths` (of `total` in
+/// all, which may be more than the paths given), so that one damaged pack
+/// holding thousands of files stays a readable line; `--json` lists them.
+pub fn some_paths<T: ToString>(paths: &[T], total: u64, shown: usize) -> String {
+    let listed: Vec<String> = paths.iter().take(shown).map(ToString::to_string).collect();
+    match total.saturating_sub(listed.len() as u64) {
+        0 => listed.join(", "),
+        more => format!("{} (+{more} more)", listed.join(", ")),
+    }
+}
+
 /// `2 new, 1 modified, 7 unchanged (3 re-read, content the same); 10 in
 /// all, 2 dirs, 1 symlink`: what a snapshot did with the files it holds.
 /// A record from before issue #19 does not know which files read again

@@ -10,7 +10,7 @@ use cairn::outcome::Outcome;
 use cairn::progress::Progress;
 use cairn::repair::snapshots::{RepairReport, repair};
 
-use super::output::{plural, snapshots_named, warn};
+use super::output::{plural, snapshots_named, some_paths, warn};
 use super::progress;
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -120,6 +120,10 @@ fn nothing_repaired(r: &RepairReport) -> bool {
         && r.repointed == 0
 }
 
+/// Lost paths a repaired snapshot's line names (one lost pack of a real
+/// store can hold thousands of files; `--json` lists the first 1000).
+const PATHS_SHOWN: usize = 10;
+
 fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
     let would = if r.dry_run { "would " } else { "" };
     if r.repointed > 0 {
@@ -151,7 +155,7 @@ fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
         )?;
     }
     for s in &r.snapshots {
-        let paths: Vec<String> = s.lost.iter().map(ToString::to_string).collect();
+        let paths = some_paths(&s.lost, s.lost_count, PATHS_SHOWN);
         match s.new {
             Some(new) => writeln!(
                 out,
@@ -159,14 +163,14 @@ fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
                 s.original.short(),
                 new.short(),
                 plural(s.lost_count, "path"),
-                paths.join(", ")
+                paths
             )?,
             None => writeln!(
                 out,
                 "snapshot {} {would}lose {}: {}",
                 s.original.short(),
                 plural(s.lost_count, "path"),
-                paths.join(", ")
+                paths
             )?,
         }
     }

@@ -14,7 +14,7 @@ use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
 use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions};
 
-use super::output::{human_bytes, plural, warn};
+use super::output::{human_bytes, plural, some_paths, warn};
 use super::progress::{self, Units};
 use super::stdout::Out;
 use super::{Ctx, choose, print_json};
@@ -113,17 +113,13 @@ fn print_report(out: &mut Out, r: &Report, which: ReadData, quiet: bool) -> io::
         let (key, cause) = (escaped(&d.key), printable(&d.cause));
         writeln!(out, "DAMAGED {} {key}: {cause}{lost}", d.kind)?;
         for a in &d.affected {
-            let paths: Vec<String> = a.paths.iter().map(ToString::to_string).collect();
-            let more = match a.more_paths {
-                0 => String::new(),
-                n => format!(" (+{n} more)"),
-            };
+            let total = a.paths.len() as u64 + a.more_paths;
             writeln!(
                 out,
-                "  snapshot {} ({}): {}{more}",
+                "  snapshot {} ({}): {}",
                 a.snapshot.short(),
                 a.time.display_local(),
-                paths.join(", ")
+                some_paths(&a.paths, total, a.paths.len())
             )?;
         }
     }
