@@ -15,7 +15,7 @@
 //! `sparse`); the read is whole if its data and holes add up to the size.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -91,16 +91,13 @@ impl Walker<'_, '_> {
     /// Reads `file` from its start into the store.
     fn read_once(
         &mut self,
-        mut file: &File,
+        file: &File,
         before: FileStat,
         read_start: SystemTime,
     ) -> Outcome<Attempt> {
         let holes = sparse::holes(file, before.size);
         let stored = if holes.is_empty() {
-            if let Err(e) = file.seek(SeekFrom::Start(0)) {
-                return Ok(Err(e));
-            }
-            self.store_content(file, before.size)?
+            self.store_content(DataReader::to_end(file), before.size)?
         } else {
             let data = DataReader::new(file, before.size, &holes);
             self.store_content(data, data_len(before.size, &holes))?

@@ -73,6 +73,12 @@ impl<'f> DataReader<'f> {
         }
     }
 
+    /// A reader of all of `file` from its start to its end, whatever its
+    /// size was: a file that grew is read whole (and so found changed).
+    pub fn to_end(file: &'f File) -> Self {
+        Self::new(file, u64::MAX, &[])
+    }
+
     /// Where the data that `pos` is in ends: the next hole, or the end.
     fn data_end(&mut self) -> u64 {
         while let Some((hole, rest)) = self.holes.split_first() {
