@@ -892,6 +892,34 @@ fn a_snapshot_after_the_dictionary_was_lost_does_not_reuse_its_number() {
     assert_restores(t, &d.big.1, &d.big.0);
 }
 
+// The next snapshot of the same files after the dictionary was lost reused
+// every blob made with it (the catalog still listed them): it exited 0 and
+// could not be restored; `repair snapshots` and `--force` did not help.
+// Stored again, those blobs mend the earlier snapshots as well.
+#[test]
+fn after_the_dictionary_is_lost_the_next_snapshot_stores_its_data_again_and_restores() {
+    let d = Damaged::new(33);
+    let t = &d.t;
+    let (big, big_snap) = &d.big;
+    delete(t, "dictionaries/1");
+    let out = t.cairn(["--json", "snapshot"]).arg(big).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let again = id(&parse_json(&out.stdout)).to_owned();
+    assert_restores(t, &again, big);
+    assert!(
+        !dictionaries(t).contains(&"1".to_owned()),
+        "a new dictionaries/1 replaced the lost one"
+    );
+    // The snapshot taken before the loss names the same blobs: it is
+    // whole again too.
+    assert_verifies(t);
+    assert_restores(t, big_snap, big);
+    // The operator who finds the dictionary again loses nothing either.
+    put(t, "dictionaries/1", &d.object);
+    assert_verifies(t);
+    assert_restores(t, &again, big);
+}
+
 #[test]
 fn a_store_that_refuses_the_dictionary_still_takes_the_snapshot_and_says_why() {
     let t = TestEnv::with_store();

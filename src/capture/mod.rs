@@ -332,8 +332,12 @@ pub fn run(
     // unchanged files are reused without looking up each chunk if it was
     // intact at this count, and this snapshot is marked intact at it only
     // if it has not moved by the end (see catalog::intact).
+    let trainer = trainer::Trainer::for_store(store)?;
     let removals = only_a_speed_up(reporter, store.catalog().removals()).flatten();
+    // Blobs made with a lost dictionary are stored again: each chunk of
+    // the parent is looked up, however intact it was.
     let parent_intact = match (&parent_root, &parent, removals) {
+        _ if trainer.lost_dictionary().is_some() => false,
         (Some(_), Some(p), Some(count)) => {
             only_a_speed_up(reporter, store.catalog().is_intact(&p.id, count)).unwrap_or(false)
         }
@@ -343,7 +347,6 @@ pub fn run(
         Input::Paths(sources) => Some(sources),
         Input::Stdin { .. } | Input::Command { .. } => None,
     };
-    let trainer = trainer::Trainer::for_store(store)?;
     let captured = count::beside(sources, &excludes, progress, || {
         pipeline::run(store, &trainer, progress, |sink| {
             let _consistent_reads = store.catalog().read_snapshot().map_err(StoreError::from)?;

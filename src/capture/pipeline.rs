@@ -100,6 +100,9 @@ pub struct BlobSink<'a> {
     /// not rest on a pack a later prune deletes (else its fence would have
     /// to copy the blob out just before the commit, racing that prune).
     shunned: HashSet<PackId>,
+    /// A lost dictionary: a blob whose located copy was made with it is
+    /// stored again (the indexer then locates the new copy).
+    lost_dictionary: Option<u16>,
     /// The store's keys: ids are keyed BLAKE3 in an encrypted store.
     vault: Vault,
     /// Counts so far.
@@ -107,17 +110,25 @@ pub struct BlobSink<'a> {
 }
 
 impl BlobSink<'_> {
-    /// Whether the store has blob `id` outside condemned packs, or this
-    /// run has already sent it.
+    /// Whether the store has blob `id` outside condemned packs, readable
+    /// without a lost dictionary, or this run has already sent it.
     pub fn contains(&self, id: &BlobId) -> Result<bool, CaptureError> {
         if self.sent.contains(id) {
             return Ok(true);
         }
-        if self.shunned.is_empty() {
-            return Ok(self.catalog.contains(id).map_err(StoreError::from)?);
+        let present = if self.shunned.is_empty() {
+            self.catalog.contains(id).map_err(StoreError::from)?
+        } else {
+            let copies = self.catalog.copies(id).map_err(StoreError::from)?;
+            copies.iter().any(|pack| !self.shunned.contains(pack))
+        };
+        match self.lost_dictionary {
+            Some(number) if present => Ok(!self
+                .catalog
+                .needs_dictionary(id, number)
+                .map_err(StoreError::from)?),
+            _ => Ok(present),
         }
-        let copies = self.catalog.copies(id).map_err(StoreError::from)?;
-        Ok(copies.iter().any(|pack| !self.shunned.contains(pack)))
     }
 
     /// Stores `data` as a blob of `kind` unless the store already has it;
@@ -182,8 +193,9 @@ pub fn run<T>(
         target: store.config().pack.target_size,
     };
 
+    let lost = trainer.lost_dictionary();
     thread::scope(|scope| {
-        let writer = scope.spawn(|| write_packs(&out, ready_rx, &abort, progress));
+        let writer = scope.spawn(|| write_packs(&out, lost, ready_rx, &abort, progress));
         let compressors: Vec<_> = (0..workers)
             .map(|_| {
                 let (rx, tx) = (job_rx.clone(), ready_tx.clone());
@@ -200,6 +212,7 @@ pub fn run<T>(
             catalog: store.catalog(),
             sent: HashSet::new(),
             shunned,
+            lost_dictionary: trainer.lost_dictionary(),
             vault: store.backend().vault().clone(),
             stats: SinkStats::default(),
         };
@@ -315,6 +328,7 @@ struct PackOutput {
 /// The pack writer and the upload stage behind it (see `upload`).
 fn write_packs(
     out: &PackOutput,
+    lost_dictionary: Option<u16>,
     ready: Receiver<Compressed>,
     abort: &AtomicBool,
     progress: &Progress,
@@ -330,7 +344,8 @@ fn write_packs(
             })
             .collect();
         drop((sealed_rx, done_tx));
-        let indexer = scope.spawn(|| upload::index_all(&out.backend, &out.catalog, done_rx));
+        let indexer =
+            scope.spawn(|| upload::index_all(&out.backend, &out.catalog, lost_dictionary, done_rx));
         let filled = fill_packs(out, ready, abort, progress, &sealed_tx);
         drop(sealed_tx);
         let crashed = workers.into_iter().any(|w| w.join().is_err());

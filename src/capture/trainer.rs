@@ -29,6 +29,10 @@ pub struct Trainer {
     /// What the user should hear: a dictionary that is damaged or lost,
     /// or one that could not be stored.
     notes: Mutex<Vec<String>>,
+    /// The writers' dictionary, if it is missing or damaged while blobs
+    /// name it: those blobs cannot be read back, so the capture stores
+    /// their data again rather than reuse them.
+    lost: Option<u16>,
 }
 
 enum State {
@@ -47,8 +51,9 @@ impl Trainer {
     pub fn for_store(store: &Store) -> Result<Self, StoreError> {
         let backend = store.backend().clone();
         let mut notes = Vec::new();
+        let mut lost = None;
         let state = if store.config().allows_dictionaries() {
-            Self::start(store, &backend, &mut notes)?
+            Self::start(store, &backend, &mut notes, &mut lost)?
         } else {
             State::Settled(None)
         };
@@ -57,7 +62,14 @@ impl Trainer {
             state: Mutex::new(state),
             trained: Condvar::new(),
             notes: Mutex::new(notes),
+            lost,
         })
+    }
+
+    /// The number of the dictionary whose blobs cannot be read back (see
+    /// [`Trainer::start`]), if any.
+    pub fn lost_dictionary(&self) -> Option<u16> {
+        self.lost
     }
 
     /// What the user should hear about the dictionary, once the capture
@@ -73,18 +85,22 @@ impl Trainer {
     /// dictionary is damaged, unreadable, or missing while blobs name it,
     /// is written without (and the user told): a new dictionary under
     /// that number would make those blobs unreadable for good, even once
-    /// the original is put back (from a copy). `verify` reports it.
+    /// the original is put back (from a copy). `verify` reports it. A
+    /// dictionary missing or damaged (not merely unreachable) is `lost`:
+    /// the data of the blobs made with it is stored again.
     fn start(
         store: &Store,
         backend: &Backend,
         notes: &mut Vec<String>,
+        lost_number: &mut Option<u16>,
     ) -> Result<State, StoreError> {
         let key = crate::backend::dictionaries::key(WRITERS_DICTIONARY);
-        let lost = |what: &str| {
+        let mut lost = |what: &str| {
+            *lost_number = Some(WRITERS_DICTIONARY);
             format!(
-                "the compression dictionary {key} {what}: this snapshot's new data is stored without it, \
-                 but what it shares with earlier snapshots still needs it; `cairn verify` names what depends \
-                 on it, and putting it back from a copy of the store mends them"
+                "the compression dictionary {key} {what}: this snapshot stores its new data, and the data \
+                 of earlier snapshots it still finds in the sources, without it; `cairn verify` names what \
+                 else depends on it, and putting it back from a copy of the store mends those"
             )
         };
         let note = match backend.find_dictionary(WRITERS_DICTIONARY) {
