@@ -11,6 +11,7 @@
 //! removes.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use rayon::prelude::*;
 
@@ -20,7 +21,7 @@ use crate::catalog::prune::PackRow;
 use crate::compress::Compression;
 use crate::compress::dictionary::Renumbering;
 use crate::crash;
-use crate::id::BlobId;
+use crate::id::{BlobId, PackId};
 use crate::pack::writer::PublishedPack;
 use crate::pack::{self, BlobKind, BlobLocation, PackError, PackWriter};
 use crate::progress::Progress;
@@ -66,8 +67,26 @@ pub fn repack(
     keep: &dyn Fn(&BlobId) -> bool,
     progress: &Progress,
 ) -> Result<Repacked, RepackError> {
+    repack_unlike(store, chosen, keep, &HashSet::new(), progress)
+}
+
+/// [`repack`] into new packs none of which is one of `avoid` (a capture
+/// rescuing blobs from condemned packs: the same blobs in the same order
+/// would make the very pack condemned, see `PackWriter::seal_unlike`).
+pub fn repack_unlike(
+    store: &Store,
+    chosen: &[PackRow],
+    keep: &dyn Fn(&BlobId) -> bool,
+    avoid: &HashSet<PackId>,
+    progress: &Progress,
+) -> Result<Repacked, RepackError> {
     progress.set_totals(chosen.len() as u64, chosen.iter().map(|p| p.size).sum());
-    repack_into(store, store, chosen, keep, &Renumbering::Same, progress)
+    let target = Target {
+        store,
+        renumbering: &Renumbering::Same,
+        avoid,
+    };
+    copy_packs(store, &target, chosen, keep, progress)
 }
 
 /// [`repack`] from the packs `chosen` of store `from` into new packs of
@@ -83,9 +102,32 @@ pub fn repack_into(
     renumbering: &Renumbering,
     progress: &Progress,
 ) -> Result<Repacked, RepackError> {
+    let target = Target {
+        store: to,
+        renumbering,
+        avoid: &HashSet::new(),
+    };
+    copy_packs(from, &target, chosen, keep, progress)
+}
+
+/// Where repacked blobs go: the store, the dictionary numbers it knows
+/// them by, and packs its new ones must not be.
+struct Target<'t> {
+    store: &'t Store,
+    renumbering: &'t Renumbering,
+    avoid: &'t HashSet<PackId>,
+}
+
+fn copy_packs(
+    from: &Store,
+    to: &Target<'_>,
+    chosen: &[PackRow],
+    keep: &dyn Fn(&BlobId) -> bool,
+    progress: &Progress,
+) -> Result<Repacked, RepackError> {
     let mut out = Repacked::default();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut sink = Sink::new(to, kind, renumbering);
+        let mut sink = Sink::new(to, kind);
         for pack in chosen.iter().filter(|c| c.kind == kind) {
             progress.working_on(|| format!("pack {}", pack.id.short()));
             copy_blobs(from, pack, keep, &mut sink, &mut out)?;
@@ -205,19 +247,17 @@ fn check_all(store: &Store, run: &[Row], stored: &[Cow<'_, [u8]>]) -> Result<(),
 
 /// New packs of one kind, sealed and published as each fills.
 struct Sink<'s> {
-    store: &'s Store,
+    to: &'s Target<'s>,
     kind: BlobKind,
-    renumbering: &'s Renumbering,
     writer: Option<PackWriter>,
     done: Vec<PublishedPack>,
 }
 
 impl<'s> Sink<'s> {
-    fn new(store: &'s Store, kind: BlobKind, renumbering: &'s Renumbering) -> Self {
+    fn new(to: &'s Target<'s>, kind: BlobKind) -> Self {
         Self {
-            store,
+            to,
             kind,
-            renumbering,
             writer: None,
             done: Vec::new(),
         }
@@ -231,19 +271,21 @@ impl<'s> Sink<'s> {
         stored: &[u8],
     ) -> Result<(), RepackError> {
         let compression = self
+            .to
             .renumbering
             .apply(compression)
             .ok_or(RepackError::DictionaryNotCarried { blob: id })?;
+        let store = self.to.store;
         let writer = match &mut self.writer {
             Some(w) => w,
             None => self.writer.insert(PackWriter::create(
-                self.store.staging(),
+                store.staging(),
                 self.kind,
-                self.store.backend().vault(),
+                store.backend().vault(),
             )?),
         };
         writer.add_stored(id, raw_len, compression, stored)?;
-        if writer.data_len() >= self.store.config().pack.target_size {
+        if writer.data_len() >= store.config().pack.target_size {
             self.seal()?;
         }
         Ok(())
@@ -251,7 +293,8 @@ impl<'s> Sink<'s> {
 
     fn seal(&mut self) -> Result<(), RepackError> {
         if let Some(writer) = self.writer.take() {
-            let published = writer.seal()?.publish(self.store.backend())?;
+            let sealed = writer.seal_unlike(self.to.avoid)?;
+            let published = sealed.publish(self.to.store.backend())?;
             crash::point("prune-pack-written");
             self.done.push(published);
         }

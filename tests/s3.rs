@@ -174,6 +174,36 @@ fn forget_and_prune_free_space_and_keep_every_remaining_snapshot_whole() {
     assert_trees_equal(&src, &restored(&other.restore(id(last)), &src));
 }
 
+// After forget and a prune that condemned a snapshot's packs, a snapshot
+// of the same data wrote a pack byte for byte the condemned one (the same
+// id, as packs are named by their hash): its fence found every copy of its
+// blobs condemned, its rescue wrote that pack once more, and it failed
+// after three rounds blaming a concurrent prune (exit 1), night after
+// night until a later prune settled the condemnation.
+#[test]
+fn a_snapshot_of_data_whose_packs_are_condemned_stores_it_in_packs_of_its_own() {
+    let t = TestEnv::with_s3();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("db.dump"), 41, 3 << 20);
+    fs::write(src.join("app.conf"), "conf\n").unwrap();
+    let first = t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&first)]).assert().success();
+    let out = t
+        .cairn(["--json", "prune", "--grace", "0s"])
+        .assert()
+        .success();
+    let report = parse_json(&out.get_output().stdout);
+    assert!(report["packs_condemned"].as_u64().unwrap() > 0, "{report}");
+    let again = t.snapshot(&[&src], &[]);
+    assert_trees_equal(&src, &restored(&t.restore(id(&again)), &src));
+    // The condemned packs go; the new snapshot does not go with them.
+    t.cairn(["prune", "--grace", "0s"]).assert().success();
+    let other = t.second_host();
+    other.cairn(["verify", "--read-data"]).assert().success();
+    assert_trees_equal(&src, &restored(&other.restore(id(&again)), &src));
+}
+
 #[test]
 fn repair_catalog_rebuilds_from_index_objects_or_else_from_pack_headers() {
     let t = TestEnv::with_s3();

@@ -191,11 +191,12 @@ pub fn run<T>(
         staging: store.staging().clone(),
         catalog: store.catalog_path(),
         target: store.config().pack.target_size,
+        condemned: shunned.clone(),
+        lost_dictionary: trainer.lost_dictionary(),
     };
 
-    let lost = trainer.lost_dictionary();
     thread::scope(|scope| {
-        let writer = scope.spawn(|| write_packs(&out, lost, ready_rx, &abort, progress));
+        let writer = scope.spawn(|| write_packs(&out, ready_rx, &abort, progress));
         let compressors: Vec<_> = (0..workers)
             .map(|_| {
                 let (rx, tx) = (job_rx.clone(), ready_tx.clone());
@@ -323,12 +324,17 @@ struct PackOutput {
     staging: Staging,
     catalog: PathBuf,
     target: u64,
+    /// Packs condemned when the capture started: no pack is sealed as one
+    /// of them (see `PackWriter::seal_unlike`).
+    condemned: HashSet<PackId>,
+    /// A lost dictionary whose blobs the capture stores again (the indexer
+    /// locates them in their new packs).
+    lost_dictionary: Option<u16>,
 }
 
 /// The pack writer and the upload stage behind it (see `upload`).
 fn write_packs(
     out: &PackOutput,
-    lost_dictionary: Option<u16>,
     ready: Receiver<Compressed>,
     abort: &AtomicBool,
     progress: &Progress,
@@ -344,8 +350,8 @@ fn write_packs(
             })
             .collect();
         drop((sealed_rx, done_tx));
-        let indexer =
-            scope.spawn(|| upload::index_all(&out.backend, &out.catalog, lost_dictionary, done_rx));
+        let indexer = scope
+            .spawn(|| upload::index_all(&out.backend, &out.catalog, out.lost_dictionary, done_rx));
         let filled = fill_packs(out, ready, abort, progress, &sealed_tx);
         drop(sealed_tx);
         let crashed = workers.into_iter().any(|w| w.join().is_err());
@@ -383,7 +389,7 @@ fn fill_packs(
     let mut open: [Option<PackWriter>; 2] = [None, None];
     let mut stats = WriterStats::default();
     let seal = |pack: PackWriter| -> Result<(), CaptureError> {
-        let pack = pack.seal().map_err(StoreError::from)?;
+        let pack = pack.seal_unlike(&out.condemned).map_err(StoreError::from)?;
         sealed.send(pack).map_err(|_| CaptureError::PipelineStopped)
     };
     for blob in ready.into_iter().flat_map(flatten) {

@@ -89,7 +89,7 @@ fn fence_rounds(store: &Store, root: TreeId, started: Option<u64>) -> Result<Fen
         let doomed = check_reachable(store, &catalog, root, &condemned, !unchanged)?;
         fenced.removals = before;
         if !doomed.is_empty() {
-            rescue(store, &mut catalog, &doomed, &mut fenced)?;
+            rescue(store, &mut catalog, &doomed, &condemned, &mut fenced)?;
             continue;
         }
         // Nothing removed or condemned while the walk ran: what it found
@@ -207,12 +207,14 @@ impl Presence<'_> {
     }
 }
 
-/// Copies the `doomed` blobs out of their condemned packs into new packs,
-/// indexes them and records them in `catalog`.
+/// Copies the `doomed` blobs out of their condemned packs into new packs
+/// (none of them one of the `condemned`), indexes them and records them in
+/// `catalog`.
 fn rescue(
     store: &Store,
     catalog: &mut Catalog,
     doomed: &HashMap<BlobId, PackId>,
+    condemned: &HashSet<PackId>,
     fenced: &mut Fenced,
 ) -> Result<(), CaptureError> {
     let sources: HashSet<PackId> = doomed.values().copied().collect();
@@ -220,10 +222,11 @@ fn rescue(
         .into_iter()
         .filter(|p| sources.contains(&p.id))
         .collect();
-    let copied = repack::repack(
+    let copied = repack::repack_unlike(
         store,
         &rows,
         &|id| doomed.contains_key(id),
+        condemned,
         &Progress::default(),
     )?;
     let packs: Vec<crate::index::IndexedPack> = copied.packs.into_iter().map(Into::into).collect();

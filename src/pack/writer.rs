@@ -8,6 +8,7 @@
 //! further work, and dropping an unsealed or unpublished pack deletes its
 //! temporary file, so a failure never leaves a half pack visible.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
@@ -104,14 +105,7 @@ impl PackWriter {
         if self.failed {
             return Err(PackError::Poisoned);
         }
-        let header = format::encode_header(&self.entries);
-        let sealed = self.vault.seal_header(header).map_err(PackError::Seal)?;
-        let version = match self.vault.is_encrypted() {
-            true => format::SEALED_VERSION,
-            false => format::VERSION,
-        };
-        let mut tail = sealed;
-        tail.extend_from_slice(&format::encode_trailer(&tail, version));
+        let tail = self.tail()?;
         self.write(&tail)?;
         let size = self.len + tail.len() as u64;
         let path = self.path;
@@ -126,6 +120,53 @@ impl PackWriter {
             size,
             file: NamedTempFile::from_parts(file, path),
         })
+    }
+
+    /// [`PackWriter::seal`], but never as one of the packs `avoid` names
+    /// (condemned packs, which a prune deletes): a pack is named by its
+    /// hash, so the blobs of a condemned pack stored again in the same
+    /// order made that very pack, and the condemnation took the new copy
+    /// down with the old. Such a pack gets one more blob, 16 random bytes
+    /// that no tree names, which makes its bytes its own. (An encrypted
+    /// pack is its own already: its envelopes hold random nonces.)
+    pub fn seal_unlike(mut self, avoid: &HashSet<PackId>) -> Result<SealedPack, PackError> {
+        if !avoid.is_empty() && !self.vault.is_encrypted() && avoid.contains(&self.id_if_sealed()?)
+        {
+            self.add_nonce()?;
+        }
+        self.seal()
+    }
+
+    /// The header and trailer that seal the pack as it is now.
+    fn tail(&self) -> Result<Vec<u8>, PackError> {
+        let header = format::encode_header(&self.entries);
+        let mut tail = self.vault.seal_header(header).map_err(PackError::Seal)?;
+        let version = match self.vault.is_encrypted() {
+            true => format::SEALED_VERSION,
+            false => format::VERSION,
+        };
+        tail.extend_from_slice(&format::encode_trailer(&tail, version));
+        Ok(tail)
+    }
+
+    /// The id the pack would have if sealed now.
+    fn id_if_sealed(&self) -> Result<PackId, PackError> {
+        let mut hasher = self.hasher.clone();
+        hasher.update(&self.tail()?);
+        Ok(hasher.finalize().into())
+    }
+
+    /// Appends a blob of 16 random bytes.
+    fn add_nonce(&mut self) -> Result<(), PackError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| {
+            PackError::Io(BackendError {
+                location: escaped(&self.path).to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })?;
+        let id = BlobId::from(self.vault.hash(&nonce));
+        self.add_stored(id, nonce.len() as u32, Compression::None, &nonce)
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), PackError> {
@@ -206,5 +247,38 @@ impl PublishedPack {
             entries,
             size: ids.len() as u64 * 10 + 100,
         }
+    }
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    /// Seals a pack of `blobs` (stored as given), unlike `avoid`.
+    fn pack_of(staging: &Staging, blobs: &[&[u8]], avoid: &HashSet<PackId>) -> SealedPack {
+        let mut writer = PackWriter::create(staging, BlobKind::Data, &Vault::plain()).unwrap();
+        for blob in blobs {
+            let len = blob.len() as u32;
+            writer
+                .add_stored(BlobId::of(blob), len, Compression::None, blob)
+                .unwrap();
+        }
+        writer.seal_unlike(avoid).unwrap()
+    }
+
+    #[test]
+    fn a_pack_that_would_be_a_condemned_one_gets_a_nonce_blob_and_an_id_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::new(dir.path().to_owned(), 0o600);
+        let blobs: [&[u8]; 2] = [b"first blob", b"second blob"];
+        let first = pack_of(&staging, &blobs, &HashSet::new());
+        let same = pack_of(&staging, &blobs, &HashSet::new());
+        assert_eq!(first.id, same.id, "packs are named by their bytes");
+        let condemned = HashSet::from([first.id]);
+        let unlike = pack_of(&staging, &blobs, &condemned);
+        assert_ne!(unlike.id, first.id);
+        assert_eq!(unlike.entries.len(), 3);
+        assert_eq!(unlike.entries[..2], first.entries[..]);
+        assert_eq!(unlike.entries[2].raw_len, 16);
     }
 }
