@@ -280,6 +280,32 @@ fn a_restore_needing_a_pack_the_bucket_lost_exits_4_and_says_what_to_run() {
     );
 }
 
+// A pack lost behind cairn's back, then `verify` (whose second look drops
+// a missing pack from this host's catalog) and `repair snapshots`: the
+// repair no longer knew the pack, left the index object naming it in the
+// store, and a host whose catalog had learnt the pack before committed a
+// snapshot on it (exit 0; a restore elsewhere exit 4).
+#[test]
+fn after_verify_and_repair_no_host_reuses_a_pack_the_bucket_lost() {
+    let t = TestEnv::with_s3();
+    let src = sources(&t);
+    t.snapshot(&[&src], &[]);
+    let other = t.second_host();
+    other.cairn(["snapshots"]).assert().success();
+    let (pack, _) = t
+        .s3()
+        .keys("packs/")
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    t.s3().delete(&pack);
+    t.cairn(["verify", "--read-data"]).assert().code(4);
+    t.cairn(["repair", "snapshots"]).assert().success();
+    let again = other.snapshot(&[&src], &[]);
+    let third = other.second_host();
+    assert_trees_equal(&src, &restored(&third.restore(id(&again)), &src));
+}
+
 #[test]
 fn init_twice_is_refused_and_leaves_the_store_as_it_was() {
     let t = TestEnv::with_s3();

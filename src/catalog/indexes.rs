@@ -124,6 +124,19 @@ impl Catalog {
         )
     }
 
+    /// Packs a known index object names that the catalog does not have
+    /// (left out as missing by a rebuild or by verify, which keep the
+    /// index objects' names).
+    pub fn indexed_packs_not_cataloged(&self) -> Result<Vec<PackId>, CatalogError> {
+        self.id_column(
+            "SELECT DISTINCT pack FROM index_packs WHERE NOT EXISTS
+             (SELECT 1 FROM packs WHERE packs.id = index_packs.pack)",
+            [],
+            PackId::from_slice,
+            "pack id length",
+        )
+    }
+
     /// Cataloged packs that no index object names (recorded before the
     /// store had index objects).
     pub fn unindexed_packs(&self) -> Result<Vec<PackId>, CatalogError> {

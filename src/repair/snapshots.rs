@@ -125,14 +125,9 @@ pub fn repair(
         }
     }
     report.blobs_lost = lost.len() as u64;
-    quarantine_packs(
-        store,
-        &found.damaged_packs,
-        &lost,
-        dry_run,
-        progress,
-        &mut report,
-    )?;
+    let mut damaged = found.damaged_packs.clone();
+    damaged.extend(lost_uncataloged_packs(store)?);
+    quarantine_packs(store, &damaged, &lost, dry_run, progress, &mut report)?;
     report.refused_snapshots = found.unbounded.iter().copied().collect();
     report.refused_snapshots.sort();
     if !dry_run && !lost.is_empty() {
@@ -206,6 +201,27 @@ fn intact_copies(
         }
     }
     Ok(out)
+}
+
+/// Packs an index object names that the catalog no longer has and the
+/// store does not hold: `verify` on a remote store, or a rebuild, drops a
+/// missing pack's rows but leaves the index objects naming it, and another
+/// host's catalog, which had the pack before, kept reusing its blobs. The
+/// repair supersedes those index objects as it does for a damaged pack.
+fn lost_uncataloged_packs(store: &Store) -> Result<Vec<PackId>, RepairError> {
+    let mut lost = Vec::new();
+    for id in store.catalog().indexed_packs_not_cataloged()? {
+        let key = pack::key(&id);
+        if store
+            .backend()
+            .head(&key)
+            .map_err(StoreError::from)?
+            .is_none()
+        {
+            lost.push(id);
+        }
+    }
+    Ok(lost)
 }
 
 /// Salvages the intact blobs of each damaged pack still present, copies
