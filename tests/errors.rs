@@ -527,3 +527,41 @@ fn a_bad_time_is_a_usage_error() {
     );
     assert!(t.snapshots(&[]).is_empty());
 }
+
+// --- damage a command stops on -------------------------------------------------
+
+/// The pack files of `t`'s store, smallest first.
+fn packs_by_size(t: &TestEnv) -> Vec<PathBuf> {
+    let mut packs: Vec<PathBuf> = files_under(&t.store.join("packs"));
+    packs.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    packs
+}
+
+// A restore whose snapshot's tree pack is gone, and a `cat` of a file
+// whose data pack is gone, exited 1 (a machine's failure) with only the
+// pack's path: the README promises 4 for lost data in the store.
+#[test]
+fn a_command_stopped_by_a_lost_pack_exits_4_and_says_what_to_run() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_random_file(&src.join("f1"), 5, 150_000);
+    t.snapshot(&[&src], &[]);
+    let packs = packs_by_size(&t);
+    let (trees, data) = (&packs[0], &packs[packs.len() - 1]);
+    let file = src.join("f1");
+    let hint = "`cairn verify` says what is lost";
+    let moved = t.path("data.pack");
+    fs::rename(data, &moved).unwrap();
+    fails(&t, &["cat", "latest"], &[&file], 4, &[hint]);
+    fs::rename(&moved, data).unwrap();
+    fs::remove_file(trees).unwrap();
+    let target = t.path("target");
+    fails(
+        &t,
+        &["restore", "latest", "--target"],
+        &[&target],
+        4,
+        &[hint],
+    );
+}

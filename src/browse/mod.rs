@@ -98,6 +98,19 @@ pub enum BrowseError {
     Bound(#[from] BoundError),
 }
 
+impl BrowseError {
+    /// Whether the store's data is at fault (a blob gone or damaged, an
+    /// entry recorded wrongly), not the request or the output.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Missing { .. } | Self::Size { .. } | Self::Defect { .. } => true,
+            Self::Pack { source, .. } => source.is_damage(),
+            Self::Store(e) => e.is_damage(),
+            _ => false,
+        }
+    }
+}
+
 /// What a path of a snapshot names.
 // An entry with its owner names and xattrs outweighs a tree id; a lookup
 // returns one node, so boxing it would buy nothing.

@@ -95,8 +95,13 @@ pub fn ending(result: &anyhow::Result<Outcome>) -> (Exit, Option<String>) {
 
 fn failed(e: &anyhow::Error) -> (Exit, Option<String>) {
     let Some(cause) = e.chain().find_map(StdoutError::find) else {
-        let message = format!("error: {}", describe(e));
-        return (for_error(e), Some(printable(&message).into_owned()));
+        let exit = for_error(e);
+        let mut message = format!("error: {}", describe(e));
+        if exit == Exit::Damage {
+            message
+                .push_str(" (the store lacks data this needs: `cairn verify` says what is lost)");
+        }
+        return (exit, Some(printable(&message).into_owned()));
     };
     let finished = e.downcast_ref::<Finished>();
     if cause.kind() == io::ErrorKind::BrokenPipe {
@@ -128,7 +133,34 @@ fn for_error(e: &anyhow::Error) -> Exit {
             Signal::Terminate => Exit::Terminated,
         };
     }
+    if is_damage(e) {
+        return Exit::Damage;
+    }
     Exit::Error
+}
+
+/// Whether a command stopped on damaged or lost data in the store (a tree
+/// pack gone, a blob the catalog lacks): exit 4 as for damage a restore or
+/// verify meets on the way, not 1 as for a machine's failure.
+fn is_damage(e: &anyhow::Error) -> bool {
+    use cairn::browse::BrowseError;
+    use cairn::pack::PackError;
+    use cairn::restore::RestoreError;
+    use cairn::store::StoreError;
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<RestoreError>()
+            .is_some_and(RestoreError::is_damage)
+            || cause
+                .downcast_ref::<BrowseError>()
+                .is_some_and(BrowseError::is_damage)
+            || cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_damage)
+            || cause
+                .downcast_ref::<PackError>()
+                .is_some_and(PackError::is_damage)
+    })
 }
 
 fn is_usage(e: &anyhow::Error) -> bool {

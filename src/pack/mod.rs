@@ -143,6 +143,23 @@ pub enum PackError {
     Poisoned,
 }
 
+impl PackError {
+    /// Whether the store's data is at fault (a pack gone, or shorter than
+    /// the catalog says; bytes that do not decode or check out; a lost
+    /// dictionary), not the machine or the connection to the store: a
+    /// command that meets it exits 4, as verify does.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Io(e) => e.is_not_found() || e.source.kind() == std::io::ErrorKind::UnexpectedEof,
+            Self::Dictionary { source, .. } => {
+                source.is_not_found() || source.source.kind() == std::io::ErrorKind::InvalidData
+            }
+            Self::Format { .. } | Self::Decode { .. } | Self::HashMismatch { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// A plain, uncompressed data blob of `len` bytes at `offset` in a pack
 /// named by the byte `pack`: for the tests of reading and planning runs.
 #[cfg(test)]

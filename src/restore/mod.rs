@@ -146,6 +146,19 @@ pub enum RestoreError {
 }
 
 impl RestoreError {
+    /// Whether the restore stopped on damaged or lost data in the store
+    /// (a directory's tree gone, say), not on the target or the machine.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Tree { source, .. } => source.is_damage(),
+            Self::Content(e) => e.is_damage(),
+            Self::Store(e) => e.is_damage(),
+            _ => false,
+        }
+    }
+}
+
+impl RestoreError {
     fn interrupted(
         signal: Interrupted,
         target: &std::path::Path,

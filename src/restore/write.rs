@@ -113,19 +113,7 @@ impl ItemError {
     fn is_damage(&self) -> bool {
         match self {
             Self::Missing(_) | Self::Size { .. } | Self::Defect(_) => true,
-            // A pack gone, or shorter than the catalog says.
-            Self::Pack(PackError::Io(e)) => {
-                e.is_not_found() || e.source.kind() == std::io::ErrorKind::UnexpectedEof
-            }
-            Self::Pack(PackError::Dictionary { source, .. }) => {
-                source.is_not_found() || source.source.kind() == std::io::ErrorKind::InvalidData
-            }
-            Self::Pack(e) => matches!(
-                e,
-                PackError::Format { .. }
-                    | PackError::Decode { .. }
-                    | PackError::HashMismatch { .. }
-            ),
+            Self::Pack(e) => e.is_damage(),
             _ => false,
         }
     }

@@ -161,6 +161,19 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store's data is at fault: a blob the catalog lacks, a
+    /// tree that does not decode, a pack that is gone or does not read
+    /// right (see [`PackError::is_damage`]).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::BlobMissing(_) | Self::Tree { .. } => true,
+            Self::Pack(e) => e.is_damage(),
+            _ => false,
+        }
+    }
+}
+
 fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
     let holder = match wanted {
         LockMode::Read | LockMode::Shared => {
@@ -538,12 +551,16 @@ impl<'a> TreeSource<'a> {
     /// The stored bytes of a tree: through the pack cache of a remote store.
     fn tree_bytes(&self, at: &pack::BlobLocation) -> Result<Vec<u8>, StoreError> {
         let len = at.stored_len as usize;
+        // A read of a pack: one gone or short is damage (PackError::is_damage).
         let Some(cache) = self.pack_cache else {
             return Ok(self
                 .backend
-                .get_range(&pack::key(&at.pack), at.offset, len)?);
+                .get_range(&pack::key(&at.pack), at.offset, len)
+                .map_err(PackError::from)?);
         };
         let size = self.catalog.pack_size(&at.pack)?.unwrap_or(u64::MAX);
-        Ok(cache.read_range(self.backend, self.staging, &at.pack, size, at.offset, len)?)
+        Ok(cache
+            .read_range(self.backend, self.staging, &at.pack, size, at.offset, len)
+            .map_err(PackError::from)?)
     }
 }
