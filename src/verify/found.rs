@@ -21,7 +21,17 @@ pub(super) struct Found {
     pub(super) entries: HashMap<TreeId, Vec<(RawName, usize)>>,
 }
 
+/// The cause of a blob the snapshots need that the catalog lacks.
+const NOT_CATALOGED: &str = "not in the catalog: no pack holds it";
+
 impl Found {
+    /// Whether blobs the snapshots need are missing from the catalog.
+    pub(super) fn lacks_rows(&self) -> bool {
+        self.damage
+            .iter()
+            .any(|d| d.kind == DamageKind::Blob && d.cause == NOT_CATALOGED)
+    }
+
     pub(super) fn add(&mut self, kind: DamageKind, key: String, cause: String) -> usize {
         self.damage.push(Damage {
             kind,
@@ -55,7 +65,7 @@ impl Found {
 
     pub(super) fn trouble(&mut self, trouble: &Trouble) {
         let (blob, cause) = match trouble {
-            Trouble::Missing(blob) => (*blob, "not in the catalog: no pack holds it".to_owned()),
+            Trouble::Missing(blob) => (*blob, NOT_CATALOGED.to_owned()),
             Trouble::BadTree(tree, e) => (tree.as_blob(), format!("tree does not read: {e}")),
             Trouble::BadEntry { tree, name, cause } => {
                 let key = format!("{tree}/{name}");

@@ -20,11 +20,15 @@ pub(super) type Leftovers = (Vec<String>, Vec<(PackId, String)>);
 /// Snapshots may run beside verify: their locked temporary files are not
 /// leftovers, and while one runs (store::writers) an uncataloged pack may
 /// be its own, about to be cataloged and committed.
-pub(super) fn leftovers(store: &Store, packs: &[PackRow]) -> Result<Leftovers, StoreError> {
+pub(super) fn leftovers(
+    store: &Store,
+    packs: &[PackRow],
+    lacks_rows: bool,
+) -> Result<Leftovers, StoreError> {
     let mut out = Vec::new();
     let found = uncataloged_packs(store, packs)?;
     if found.unreferenced > 0 {
-        out.push(found.warning());
+        out.push(found.warning(lacks_rows));
     }
     for (key, why) in found.strays {
         out.push(format!("{key}: {why}"));
@@ -58,9 +62,17 @@ struct PackLeftovers {
 }
 
 impl PackLeftovers {
-    fn warning(&self) -> String {
+    /// What to say of the packs no catalog row names; `lacks_rows`: blobs
+    /// the snapshots need are missing from the catalog, which points at
+    /// lost index objects rather than interrupted runs.
+    fn warning(&self, lacks_rows: bool) -> String {
         let n = self.unreferenced;
-        if self.writers {
+        if lacks_rows && !self.writers {
+            format!(
+                "{n} pack(s) in packs/ are not in the catalog, and blobs the snapshots need are missing from it: \
+                 the index objects naming those packs may be lost; `cairn repair catalog` indexes them from their headers"
+            )
+        } else if self.writers {
             format!(
                 "{n} pack(s) in packs/ are not referenced by any snapshot yet (a running snapshot may commit them)"
             )

@@ -270,7 +270,7 @@ pub fn verify_listed(
             found.database(db);
         }
     }
-    let (warnings, damaged_strays) = leftovers::leftovers(store, &cataloged)?;
+    let (warnings, damaged_strays) = leftovers::leftovers(store, &cataloged, found.lacks_rows())?;
     report.warnings.extend(warnings);
     let indexes = indexes::check(store)?;
     report.index_objects = indexes.objects;
