@@ -214,31 +214,3 @@ fn a_wide_tree_in_s3_read_on_several_threads_from_a_cold_cache_copies_whole() {
     assert_trees_equal(&src, &restored(&target, &src));
     local.cairn(["verify", "--read-data"]).assert().success();
 }
-
-// The operator's way back after damage: the store lost a pack, `repair
-// snapshots` marked the snapshot damaged, and the off-site copy is whole.
-// Copying back said "1 already there" and moved nothing (the record was
-// there), so the original stayed unrestorable.
-#[test]
-fn copying_back_from_a_whole_copy_mends_a_snapshot_repair_found_damaged() {
-    let t = TestEnv::with_store();
-    let src = t.path("src");
-    small_tree(&src, 3);
-    write_random_file(&src.join("big.bin"), 9, 200_000);
-    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
-    let offsite = t.path("offsite");
-    t.cairn(["copy", "--to"]).arg(&offsite).assert().success();
-    let biggest = files_under(&t.store.join("packs"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
-    fs::remove_file(biggest).unwrap();
-    t.cairn(["repair", "snapshots"]).assert().success();
-    let mut back = t.cairn_without_store(["--json", "--store"]);
-    back.arg(&offsite).arg("copy").arg("--to").arg(&t.store);
-    let report = json_of(back);
-    assert_eq!(report["snapshots_mended"], 1, "{report}");
-    assert!(report["blobs_copied"].as_u64().unwrap() > 0, "{report}");
-    assert_trees_equal(&src, &restored(&t.restore(&snap), &src));
-    t.cairn(["verify", "--read-data"]).assert().success();
-}

@@ -175,13 +175,9 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
 }
 
 fn print_report(out: &mut Out, report: &CopyReport, to: &Location) -> std::io::Result<()> {
-    let mended = match report.snapshots_mended {
-        0 => String::new(),
-        n => format!(", {n} of them damaged there and mended"),
-    };
     writeln!(
         out,
-        "copied {} to {to} ({} already there{mended}): {}, {} stored, in {}; {} already there",
+        "copied {} to {to} ({} already there): {}, {} stored, in {}; {} already there",
         plural(report.snapshots_copied, "snapshot"),
         report.snapshots_present,
         plural(report.blobs_copied, "blob"),

@@ -115,10 +115,6 @@ pub struct CopyReport {
     pub snapshots_copied: u64,
     /// Snapshots the target already had.
     pub snapshots_present: u64,
-    /// Of those, snapshots the target had found damaged (`repair
-    /// snapshots` wrote a repaired copy) whose blobs it lacked were copied
-    /// again: they are whole there again.
-    pub snapshots_mended: u64,
     /// Blobs copied.
     pub blobs_copied: u64,
     /// Their stored (compressed) bytes.
@@ -157,13 +153,10 @@ pub fn copy(
         ..CopyReport::default()
     };
     let missing = missing_in(to, chosen)?;
-    let damaged = damaged_in(to, chosen)?;
     report.snapshots_present = (chosen.len() - missing.len()) as u64;
-    report.snapshots_mended = damaged.len() as u64;
-    if !missing.is_empty() || !damaged.is_empty() {
+    if !missing.is_empty() {
         let removals = to.catalog().removals().map_err(|e| target(to, e.into()))?;
-        let walked: Vec<Snapshot> = missing.iter().chain(&damaged).cloned().collect();
-        let needed = needed_blobs(from, &walked, progress)?;
+        let needed = needed_blobs(from, &missing, progress)?;
         // The walk counted trees; the copy counts packs.
         progress.restart();
         let renumbering = carry_dictionaries(from, to)?;
@@ -245,23 +238,6 @@ fn missing_in(to: &Store, chosen: &[Snapshot]) -> Result<Vec<Snapshot>, CopyErro
         .collect();
     missing.sort_by_key(|s| s.record.time);
     Ok(missing)
-}
-
-/// The snapshots of `chosen` that `to` has under their id but found
-/// damaged (a record `repair snapshots` wrote there names them as
-/// `repaired_from`): the copy brings the blobs they need that `to` lacks
-/// again, which is how a whole off-site copy mends the store it came from.
-fn damaged_in(to: &Store, chosen: &[Snapshot]) -> Result<Vec<Snapshot>, CopyError> {
-    let listed = to.snapshots().map_err(|e| target(to, e))?.snapshots;
-    let repaired: HashSet<SnapshotId> = listed
-        .iter()
-        .filter_map(|s| s.record.summary.repaired_from)
-        .collect();
-    Ok(chosen
-        .iter()
-        .filter(|s| repaired.contains(&s.id))
-        .cloned()
-        .collect())
 }
 
 fn tree_and_time(s: &Snapshot) -> (TreeId, String) {
