@@ -914,6 +914,24 @@ fn after_the_dictionary_is_lost_the_next_snapshot_stores_its_data_again_and_rest
     // whole again too.
     assert_verifies(t);
     assert_restores(t, big_snap, big);
+    // A catalog rebuilt from the index objects (another host's, in any
+    // order) locates the copies made without the dictionary too, so a
+    // prune keeps them rather than repack them away as spares.
+    t.cairn(["repair", "catalog"]).assert().success();
+    let catalog = cairn::catalog::Catalog::open(&t.store.join("catalog.db")).unwrap();
+    for id in file_ids(big) {
+        let at = catalog.locate(&cairn::id::BlobId::from_bytes(id)).unwrap();
+        let at = at.unwrap_or_else(|| panic!("{} not cataloged", hex::encode(id)));
+        assert!(
+            !matches!(at.compression, cairn::compress::Compression::Dictionary(_)),
+            "the catalog locates the copy that needs the lost dictionary"
+        );
+    }
+    drop(catalog);
+    t.cairn(["forget", big_snap.as_str()]).assert().success();
+    t.cairn(["prune"]).assert().success();
+    assert_verifies(t);
+    assert_restores(t, &again, big);
     // The operator who finds the dictionary again loses nothing either.
     put(t, "dictionaries/1", &d.object);
     assert_verifies(t);

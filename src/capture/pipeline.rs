@@ -101,7 +101,7 @@ pub struct BlobSink<'a> {
     /// to copy the blob out just before the commit, racing that prune).
     shunned: HashSet<PackId>,
     /// A lost dictionary: a blob whose located copy was made with it is
-    /// stored again (the indexer then locates the new copy).
+    /// stored again (its new copy, made without, then takes over its row).
     lost_dictionary: Option<u16>,
     /// The store's keys: ids are keyed BLAKE3 in an encrypted store.
     vault: Vault,
@@ -192,7 +192,6 @@ pub fn run<T>(
         catalog: store.catalog_path(),
         target: store.config().pack.target_size,
         condemned: shunned.clone(),
-        lost_dictionary: trainer.lost_dictionary(),
     };
 
     thread::scope(|scope| {
@@ -327,9 +326,6 @@ struct PackOutput {
     /// Packs condemned when the capture started: no pack is sealed as one
     /// of them (see `PackWriter::seal_unlike`).
     condemned: HashSet<PackId>,
-    /// A lost dictionary whose blobs the capture stores again (the indexer
-    /// locates them in their new packs).
-    lost_dictionary: Option<u16>,
 }
 
 /// The pack writer and the upload stage behind it (see `upload`).
@@ -350,8 +346,7 @@ fn write_packs(
             })
             .collect();
         drop((sealed_rx, done_tx));
-        let indexer = scope
-            .spawn(|| upload::index_all(&out.backend, &out.catalog, out.lost_dictionary, done_rx));
+        let indexer = scope.spawn(|| upload::index_all(&out.backend, &out.catalog, done_rx));
         let filled = fill_packs(out, ready, abort, progress, &sealed_tx);
         drop(sealed_tx);
         let crashed = workers.into_iter().any(|w| w.join().is_err());

@@ -78,12 +78,10 @@ pub fn upload_all(
 }
 
 /// The indexer: batches published packs into index objects and records
-/// each in the catalog (where a blob's located copy needs the lost
-/// dictionary, its new copy takes over).
+/// each in the catalog.
 pub fn index_all(
     backend: &Backend,
     catalog: &Path,
-    lost_dictionary: Option<u16>,
     published: Receiver<Result<PublishedPack, CaptureError>>,
 ) -> Result<Indexed, CaptureError> {
     let mut catalog = Catalog::open(catalog).map_err(StoreError::from)?;
@@ -103,10 +101,10 @@ pub fn index_all(
         }
         pending.push(pack);
         if pending.len() >= INDEX_BATCH || oldest.elapsed() >= INDEX_AGE {
-            flush(backend, &mut catalog, lost_dictionary, &mut pending)?;
+            flush(backend, &mut catalog, &mut pending)?;
         }
     }
-    flush(backend, &mut catalog, lost_dictionary, &mut pending)?;
+    flush(backend, &mut catalog, &mut pending)?;
     Ok(out)
 }
 
@@ -114,7 +112,6 @@ pub fn index_all(
 fn flush(
     backend: &Backend,
     catalog: &mut Catalog,
-    lost_dictionary: Option<u16>,
     pending: &mut Vec<PublishedPack>,
 ) -> Result<(), CaptureError> {
     if pending.is_empty() {
@@ -125,11 +122,6 @@ fn flush(
     catalog
         .record_index(&id, &packs)
         .map_err(StoreError::from)?;
-    if let Some(number) = lost_dictionary {
-        catalog
-            .take_over_unreadable(&packs, number)
-            .map_err(StoreError::from)?;
-    }
     for _ in &packs {
         crate::crash::point("pack-cataloged");
     }

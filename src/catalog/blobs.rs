@@ -197,9 +197,18 @@ pub(super) fn write_pack(
         return Ok(());
     }
     // Moving a row updates it in place (an upsert): INSERT OR REPLACE
-    // deleted and inserted it again, in the table and in its index.
+    // deleted and inserted it again, in the table and in its index. Kept
+    // first, a row still gives way to a copy that needs no dictionary
+    // where it needs one: a snapshot after the dictionary was lost stores
+    // its blobs again without, and every catalog, whatever order it reads
+    // the packs in, must locate (and prune keep) that readable copy rather
+    // than count it as a spare. Two readable copies are equal either way.
     let on_conflict = match on_conflict {
-        OnConflict::KeepFirst => "DO NOTHING",
+        OnConflict::KeepFirst => {
+            "DO UPDATE SET pack = ?2, kind = ?3, offset = ?4, stored_len = ?5,
+             raw_len = ?6, compression = ?7
+             WHERE blobs.compression & 255 = 2 AND ?7 & 255 != 2"
+        }
         OnConflict::Move => {
             "DO UPDATE SET pack = ?2, kind = ?3, offset = ?4, stored_len = ?5,
              raw_len = ?6, compression = ?7"
