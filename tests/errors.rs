@@ -565,3 +565,26 @@ fn a_command_stopped_by_a_lost_pack_exits_4_and_says_what_to_run() {
         &[hint],
     );
 }
+
+// In an encrypted store a blob altered on disk does not open with the key
+// (a sealed blob): `cat` exited 1 as for a machine's failure.
+#[test]
+fn an_altered_blob_of_an_encrypted_store_stops_cat_with_exit_4() {
+    let t = TestEnv::with_encrypted_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_random_file(&src.join("f1"), 6, 150_000);
+    t.snapshot(&[&src], &[]);
+    let data = packs_by_size(&t).pop().unwrap();
+    let mut bytes = fs::read(&data).unwrap();
+    bytes[100] ^= 0x5a;
+    fs::write(&data, bytes).unwrap();
+    let file = src.join("f1");
+    fails(
+        &t,
+        &["cat", "latest"],
+        &[&file],
+        4,
+        &["`cairn verify` says what is lost"],
+    );
+}

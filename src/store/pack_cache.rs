@@ -96,10 +96,11 @@ impl PackCache {
         if PackId::of(&bytes) != *pack {
             return Err(BackendError {
                 location: backend.location(),
-                source: io::Error::other(format!(
-                    "{}: content does not match its id",
-                    pack::key(pack)
-                )),
+                // Damage, as a pack cut short is (PackError::is_damage).
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: content does not match its id", pack::key(pack)),
+                ),
             });
         }
         let path = self.path(pack);
