@@ -214,3 +214,33 @@ fn a_wide_tree_in_s3_read_on_several_threads_from_a_cold_cache_copies_whole() {
     assert_trees_equal(&src, &restored(&target, &src));
     local.cairn(["verify", "--read-data"]).assert().success();
 }
+
+// The way back after damage when an off-site copy is whole: forget the
+// damaged original, copy it back; it restores byte for byte.
+#[test]
+fn a_damaged_snapshot_forgotten_comes_back_whole_from_an_off_site_copy() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 3);
+    write_random_file(&src.join("big.bin"), 9, 200_000);
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    let offsite = t.path("offsite");
+    t.cairn(["copy", "--to"]).arg(&offsite).assert().success();
+    let biggest = files_under(&t.store.join("packs"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    fs::remove_file(biggest).unwrap();
+    t.cairn(["repair", "snapshots"]).assert().success();
+    t.cairn(["forget", &snap]).assert().success();
+    let mut back = t.cairn_without_store(["--json", "--store"]);
+    back.arg(&offsite)
+        .arg("copy")
+        .arg(&snap)
+        .arg("--to")
+        .arg(&t.store);
+    let report = json_of(back);
+    assert_eq!(report["snapshots_copied"], 1, "{report}");
+    assert_trees_equal(&src, &restored(&t.restore(&snap), &src));
+    t.cairn(["verify", "--read-data"]).assert().success();
+}
