@@ -26,6 +26,17 @@ fn sources(t: &TestEnv) -> std::path::PathBuf {
     src
 }
 
+/// The key of the store's largest pack (a data pack).
+fn largest_pack(t: &TestEnv) -> String {
+    let (pack, _) = t
+        .s3()
+        .keys("packs/")
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    pack
+}
+
 fn requests(snapshot: &Value) -> &Value {
     &snapshot["summary"]["requests"]
 }
@@ -265,12 +276,7 @@ fn a_restore_needing_a_pack_the_bucket_lost_exits_4_and_says_what_to_run() {
     fs::create_dir_all(&src).unwrap();
     write_random_file(&src.join("big.bin"), 7, 1 << 20);
     t.snapshot(&[&src], &[]);
-    let (pack, _) = t
-        .s3()
-        .keys("packs/")
-        .into_iter()
-        .max_by_key(|(_, size)| *size)
-        .unwrap();
+    let pack = largest_pack(&t);
     t.s3().delete(&pack);
     let (_, err) = t.restore_ending(4);
     assert!(err.contains(pack.rsplit('/').next().unwrap()), "{err}");
@@ -292,12 +298,7 @@ fn after_verify_and_repair_no_host_reuses_a_pack_the_bucket_lost() {
     t.snapshot(&[&src], &[]);
     let other = t.second_host();
     other.cairn(["snapshots"]).assert().success();
-    let (pack, _) = t
-        .s3()
-        .keys("packs/")
-        .into_iter()
-        .max_by_key(|(_, size)| *size)
-        .unwrap();
+    let pack = largest_pack(&t);
     t.s3().delete(&pack);
     t.cairn(["verify", "--read-data"]).assert().code(4);
     t.cairn(["repair", "snapshots"]).assert().success();
