@@ -254,6 +254,28 @@ fn init_refuses_a_directory_with_other_content() {
     assert_eq!(listing(&t.store), before);
 }
 
+// An init (or a copy creating its target) killed before it wrote a file
+// leaves the store's empty directories and no config.json: every later
+// init or copy refused the directory as "not empty" until it was removed
+// by hand.
+#[test]
+fn init_takes_over_what_an_interrupted_init_left() {
+    let t = TestEnv::new();
+    for dir in ["packs/00", "packs/ff", "index", "snapshots", "locks"] {
+        fs::create_dir_all(t.store.join(dir)).unwrap();
+    }
+    t.cairn(["init", "--no-encrypt"]).assert().success();
+    let src = t.path("src");
+    small_tree(&src, 2);
+    let snap = t.snapshot(&[&src], &[]);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+    // A file anywhere is someone's: still refused.
+    let other = TestEnv::new();
+    fs::create_dir_all(other.store.join("packs/00")).unwrap();
+    write_file(&other.store.join("packs/00/notes.txt"), b"mine");
+    fails(&other, &["init"], &[], 1, &["not empty"]);
+}
+
 // --- restore -----------------------------------------------------------------
 
 /// A store with one snapshot of a small tree; returns the source and id.

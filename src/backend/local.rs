@@ -42,15 +42,14 @@ impl Local {
         }
     }
 
-    /// Whether `root` is free for a new store: absent or empty.
+    /// Whether `root` is free for a new store: absent, empty, or holding
+    /// nothing but empty directories, which is what an init killed before
+    /// it wrote a file leaves (it makes the 256 `packs/XX` first; a copy
+    /// creating its target inits it). A file anywhere is someone's.
     pub fn is_free(root: &Path) -> io::Result<bool> {
-        match fs::read_dir(root) {
-            Ok(mut entries) => match entries.next() {
-                None => Ok(true),
-                Some(entry) => entry.map(|_| false),
-            },
+        match only_directories(root) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -302,4 +301,15 @@ fn is_unwritable(e: &io::Error) -> bool {
 /// fsync a directory so that a rename or a new entry in it survives a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// Whether `dir` holds nothing but directories that hold nothing else.
+fn only_directories(dir: &Path) -> io::Result<bool> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() || !only_directories(&entry.path())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
