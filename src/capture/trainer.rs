@@ -35,6 +35,26 @@ pub struct Trainer {
     lost: Option<u16>,
 }
 
+/// Where a capture starts with the store's dictionary.
+struct Start {
+    state: State,
+    /// What the user should hear about it, if anything.
+    note: Option<String>,
+    /// See [`Trainer::lost_dictionary`].
+    lost: Option<u16>,
+}
+
+impl Start {
+    /// Compressing with `dictionary` (or none), nothing to say.
+    fn settled(dictionary: Option<Arc<Dictionary>>) -> Self {
+        Self {
+            state: State::Settled(dictionary),
+            note: None,
+            lost: None,
+        }
+    }
+}
+
 enum State {
     /// Small blobs are compressed with this dictionary, or without any.
     Settled(Option<Arc<Dictionary>>),
@@ -50,19 +70,16 @@ impl Trainer {
     /// have one and has none yet.
     pub fn for_store(store: &Store) -> Result<Self, StoreError> {
         let backend = store.backend().clone();
-        let mut notes = Vec::new();
-        let mut lost = None;
-        let state = if store.config().allows_dictionaries() {
-            Self::start(store, &backend, &mut notes, &mut lost)?
-        } else {
-            State::Settled(None)
+        let start = match store.config().allows_dictionaries() {
+            true => Self::start(store, &backend)?,
+            false => Start::settled(None),
         };
         Ok(Self {
             backend,
-            state: Mutex::new(state),
+            state: Mutex::new(start.state),
             trained: Condvar::new(),
-            notes: Mutex::new(notes),
-            lost,
+            notes: Mutex::new(start.note.into_iter().collect()),
+            lost: start.lost,
         })
     }
 
@@ -88,30 +105,30 @@ impl Trainer {
     /// the original is put back (from a copy). `verify` reports it. A
     /// dictionary missing or damaged (not merely unreachable) is `lost`:
     /// the data of the blobs made with it is stored again.
-    fn start(
-        store: &Store,
-        backend: &Backend,
-        notes: &mut Vec<String>,
-        lost_number: &mut Option<u16>,
-    ) -> Result<State, StoreError> {
+    fn start(store: &Store, backend: &Backend) -> Result<Start, StoreError> {
         let key = crate::backend::dictionaries::key(WRITERS_DICTIONARY);
-        let mut lost = |what: &str| {
-            *lost_number = Some(WRITERS_DICTIONARY);
-            format!(
+        let lost = |what: &str| Start {
+            state: State::Settled(None),
+            note: Some(format!(
                 "the compression dictionary {key} {what}: this snapshot stores its new data, and the data \
                  of earlier snapshots it still finds in the sources, without it; `cairn verify` names what \
                  else depends on it, and putting it back from a copy of the store mends those"
-            )
+            )),
+            lost: Some(WRITERS_DICTIONARY),
         };
-        let note = match backend.find_dictionary(WRITERS_DICTIONARY) {
-            Ok(Some(found)) => return Ok(State::Settled(Some(found))),
+        Ok(match backend.find_dictionary(WRITERS_DICTIONARY) {
+            Ok(Some(found)) => Start::settled(Some(found)),
             Ok(None)
                 if !store
                     .catalog()
                     .dictionaries_used()?
                     .contains(&WRITERS_DICTIONARY) =>
             {
-                return Ok(State::Sampling(Samples::default()));
+                Start {
+                    state: State::Sampling(Samples::default()),
+                    note: None,
+                    lost: None,
+                }
             }
             Ok(None) => lost("is missing, though blobs of this store were compressed with it"),
             Err(e) if e.source.kind() == std::io::ErrorKind::InvalidData => {
@@ -119,12 +136,13 @@ impl Trainer {
             }
             // Whatever else keeps it from being read: the snapshot is whole
             // without it, and smaller with it, never more than that.
-            Err(e) => format!(
-                "the compression dictionary cannot be read ({e}): this snapshot is stored without one"
-            ),
-        };
-        notes.push(note);
-        Ok(State::Settled(None))
+            Err(e) => Start {
+                note: Some(format!(
+                    "the compression dictionary cannot be read ({e}): this snapshot is stored without one"
+                )),
+                ..Start::settled(None)
+            },
+        })
     }
 
     /// The dictionary to compress `data` (a blob of `kind`) with: none for
