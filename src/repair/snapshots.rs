@@ -125,9 +125,12 @@ pub fn repair(
         }
     }
     report.blobs_lost = lost.len() as u64;
-    let mut damaged = found.damaged_packs.clone();
-    damaged.extend(lost_uncataloged_packs(store)?);
-    quarantine_packs(store, &damaged, &lost, dry_run, progress, &mut report)?;
+    let gone = lost_uncataloged_packs(store)?;
+    let damaged = Damaged {
+        packs: &found.damaged_packs,
+        gone,
+    };
+    quarantine_packs(store, damaged, &lost, dry_run, progress, &mut report)?;
     report.refused_snapshots = found.unbounded.iter().copied().collect();
     report.refused_snapshots.sort();
     if !dry_run && !lost.is_empty() {
@@ -224,12 +227,19 @@ fn lost_uncataloged_packs(store: &Store) -> Result<Vec<PackId>, RepairError> {
     Ok(lost)
 }
 
+/// The packs a repair drops: damaged ones the catalog has (present or
+/// not, each looked for), and ones already known gone from the store.
+struct Damaged<'a> {
+    packs: &'a [PackId],
+    gone: Vec<PackId>,
+}
+
 /// Salvages the intact blobs of each damaged pack still present, copies
 /// the pack into `quarantine/`, drops damaged packs from the catalog in one
 /// transaction, then removes their names from `packs/`.
 fn quarantine_packs(
     store: &mut Store,
-    damaged: &[PackId],
+    damaged: Damaged<'_>,
     lost: &HashSet<BlobId>,
     dry_run: bool,
     progress: &Progress,
@@ -243,8 +253,8 @@ fn quarantine_packs(
         .collect();
     let backend = store.backend().clone();
     let mut present = Vec::new();
-    let mut missing = Vec::new();
-    for id in damaged {
+    let mut missing = damaged.gone;
+    for id in damaged.packs {
         let there = backend
             .head(&pack::key(id))
             .map_err(StoreError::from)?
