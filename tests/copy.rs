@@ -226,10 +226,7 @@ fn a_damaged_snapshot_forgotten_comes_back_whole_from_an_off_site_copy() {
     let snap = id(&t.snapshot(&[&src], &[])).to_owned();
     let offsite = t.path("offsite");
     t.cairn(["copy", "--to"]).arg(&offsite).assert().success();
-    let biggest = files_under(&t.store.join("packs"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let biggest = packs_by_size(&t.store).pop().unwrap();
     fs::remove_file(biggest).unwrap();
     t.cairn(["repair", "snapshots"]).assert().success();
     t.cairn(["forget", &snap]).assert().success();

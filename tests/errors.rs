@@ -552,11 +552,13 @@ fn a_bad_time_is_a_usage_error() {
 
 // --- damage a command stops on -------------------------------------------------
 
-/// The pack files of `t`'s store, smallest first.
-fn packs_by_size(t: &TestEnv) -> Vec<PathBuf> {
-    let mut packs: Vec<PathBuf> = files_under(&t.store.join("packs"));
-    packs.sort_by_key(|p| fs::metadata(p).unwrap().len());
-    packs
+/// A snapshot of one file of random bytes; the file's path.
+fn one_file_snapshot(t: &TestEnv, seed: u64) -> PathBuf {
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_random_file(&src.join("f1"), seed, 150_000);
+    t.snapshot(&[&src], &[]);
+    src.join("f1")
 }
 
 // A restore whose snapshot's tree pack is gone, and a `cat` of a file
@@ -565,13 +567,9 @@ fn packs_by_size(t: &TestEnv) -> Vec<PathBuf> {
 #[test]
 fn a_command_stopped_by_a_lost_pack_exits_4_and_says_what_to_run() {
     let t = TestEnv::with_store();
-    let src = t.path("src");
-    fs::create_dir_all(&src).unwrap();
-    write_random_file(&src.join("f1"), 5, 150_000);
-    t.snapshot(&[&src], &[]);
-    let packs = packs_by_size(&t);
+    let file = one_file_snapshot(&t, 5);
+    let packs = packs_by_size(&t.store);
     let (trees, data) = (&packs[0], &packs[packs.len() - 1]);
-    let file = src.join("f1");
     let hint = "`cairn verify` says what is lost";
     let moved = t.path("data.pack");
     fs::rename(data, &moved).unwrap();
@@ -593,15 +591,11 @@ fn a_command_stopped_by_a_lost_pack_exits_4_and_says_what_to_run() {
 #[test]
 fn an_altered_blob_of_an_encrypted_store_stops_cat_with_exit_4() {
     let t = TestEnv::with_encrypted_store();
-    let src = t.path("src");
-    fs::create_dir_all(&src).unwrap();
-    write_random_file(&src.join("f1"), 6, 150_000);
-    t.snapshot(&[&src], &[]);
-    let data = packs_by_size(&t).pop().unwrap();
+    let file = one_file_snapshot(&t, 6);
+    let data = packs_by_size(&t.store).pop().unwrap();
     let mut bytes = fs::read(&data).unwrap();
     bytes[100] ^= 0x5a;
     fs::write(&data, bytes).unwrap();
-    let file = src.join("f1");
     fails(
         &t,
         &["cat", "latest"],

@@ -918,3 +918,11 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The pack files of the local store at `store`, smallest first (the
+/// largest is a data pack in the tests' stores).
+pub fn packs_by_size(store: &Path) -> Vec<PathBuf> {
+    let mut packs = files_under(&store.join("packs"));
+    packs.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    packs
+}
