@@ -903,20 +903,58 @@ fn forgetting_every_snapshot_and_pruning_leaves_no_pack_and_the_store_still_work
     assert_restores(&t, id(&snap), &src, &src);
 }
 
-#[test]
-fn a_damaged_live_blob_in_a_pack_to_repack_stops_prune_before_it_deletes_anything() {
-    let t = TestEnv::with_store();
-    let src = t.path("src");
-    small_files(&src, 10, 1100);
-    let (s1, _) = snapshot_and_copy(&t, &src, "2026-09-01T00:00:00Z", "gen1");
+/// Ten raw blobs of SMALL bytes in one data pack (returned), six of them
+/// dead after a forget, so the next prune repacks it: f0, f7, f8, f9 live.
+fn a_pack_to_repack(t: &TestEnv, src: &Path) -> String {
+    small_files(src, 10, 1100);
+    let (s1, _) = snapshot_and_copy(t, src, "2026-09-01T00:00:00Z", "gen1");
     let (data, _): (Vec<String>, Vec<String>) = pack_files(&t.store)
         .into_iter()
         .partition(|p| pack_size(&t.store, p) > 10 * SMALL);
     for i in 1..=6 {
         fs::remove_file(src.join(format!("f{i}"))).unwrap();
     }
-    snapshot_and_copy(&t, &src, "2026-09-02T00:00:00Z", "gen2");
+    snapshot_and_copy(t, src, "2026-09-02T00:00:00Z", "gen2");
     t.cairn(["forget", &s1]).assert().success();
+    data[0].clone()
+}
+
+#[test]
+fn a_catalog_row_that_points_a_live_blob_at_another_blobs_bytes_stops_prune() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let pack = a_pack_to_repack(&t, &src);
+    // The pack is intact (its bytes are its id); the catalog says the
+    // live f0 lies where the dead f1 does, both raw and SMALL bytes long.
+    let hash = |name: &str| blake3::hash(&fs::read(src.join(name)).unwrap_or_default());
+    let f0 = hash("f0");
+    let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
+    let moved = conn
+        .execute(
+            "UPDATE blobs SET offset = offset + ?1 WHERE id = ?2",
+            rusqlite::params![SMALL as i64, &f0.as_bytes()[..]],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    drop(conn);
+
+    let before = pack_files(&t.store);
+    let out = t.cairn(["prune"]).assert().failure();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains(&f0.to_hex().to_string()), "{err}");
+    assert!(err.contains(&pack), "{err}");
+    assert_eq!(
+        pack_files(&t.store),
+        before,
+        "prune deleted packs although it failed"
+    );
+}
+
+#[test]
+fn a_damaged_live_blob_in_a_pack_to_repack_stops_prune_before_it_deletes_anything() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let data = [a_pack_to_repack(&t, &src)];
     // Every blob is stored raw (random data), SMALL bytes each, back to
     // back: flip one byte in the middle of each.
     let path = t

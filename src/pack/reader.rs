@@ -20,11 +20,7 @@ const TAIL_READ: u64 = 16 * 1024;
 pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, u64), PackError> {
     let name = key(pack);
     let (tail, size) = backend.get_tail(&name, TAIL_READ)?;
-    let bad = |source| PackError::Format {
-        pack: *pack,
-        source,
-    };
-    let trailer = format::decode_trailer(&tail, size).map_err(bad)?;
+    let trailer = format::decode_trailer(&tail, size).map_err(bad_format(pack))?;
     check_sealing(backend.vault(), pack, trailer.version)?;
     let header_len = u64::from(trailer.header_len);
     let data_len = size - TRAILER_LEN as u64 - header_len;
@@ -34,17 +30,59 @@ pub fn read_header(backend: &Backend, pack: &PackId) -> Result<(Vec<PackEntry>, 
     } else {
         backend.get_range(&name, data_len, header_len as usize)?
     };
-    format::check_header(&header, &trailer).map_err(bad)?;
-    let vault = backend.vault();
+    let entries = open_entries(backend.vault(), pack, &trailer, &header, data_len)?;
+    Ok((entries, size))
+}
+
+/// The entries of a pack read whole into `file`, after proving the file is
+/// the pack its id names (the id is the BLAKE3 of the file): then every
+/// blob's stored bytes are as the writer sealed them, without decoding
+/// one. Bytes that are not the id are damage ([`PackError::is_damage`]).
+pub fn whole_pack_entries(
+    vault: &Vault,
+    pack: &PackId,
+    file: &[u8],
+) -> Result<Vec<PackEntry>, PackError> {
+    if PackId::of(file) != *pack {
+        let source = io::Error::new(io::ErrorKind::InvalidData, "content does not match its id");
+        return Err(PackError::Io(crate::backend::BackendError {
+            location: key(pack),
+            source,
+        }));
+    }
+    let size = file.len() as u64;
+    let trailer = format::decode_trailer(file, size).map_err(bad_format(pack))?;
+    check_sealing(vault, pack, trailer.version)?;
+    let data_len = size - TRAILER_LEN as u64 - u64::from(trailer.header_len);
+    let header = &file[data_len as usize..file.len() - TRAILER_LEN];
+    open_entries(vault, pack, &trailer, header, data_len)
+}
+
+fn bad_format(pack: &PackId) -> impl Fn(format::FormatError) -> PackError + '_ {
+    move |source| PackError::Format {
+        pack: *pack,
+        source,
+    }
+}
+
+/// Checks `header` against the trailer, opens it with the store's key and
+/// decodes its entries.
+fn open_entries(
+    vault: &Vault,
+    pack: &PackId,
+    trailer: &format::Trailer,
+    header: &[u8],
+    data_len: u64,
+) -> Result<Vec<PackEntry>, PackError> {
+    format::check_header(header, trailer).map_err(bad_format(pack))?;
     let plain = vault
-        .open_header(&header)
+        .open_header(header)
         .map_err(|source| PackError::Sealed {
             what: "header".into(),
             pack: *pack,
             source,
         })?;
-    let entries = format::decode_entries(&plain, data_len, vault.overhead()).map_err(bad)?;
-    Ok((entries, size))
+    format::decode_entries(&plain, data_len, vault.overhead()).map_err(bad_format(pack))
 }
 
 /// Refuses a pack whose version does not match the store: a plain pack
