@@ -52,6 +52,14 @@ impl BackendError {
         self.source.kind() == io::ErrorKind::NotFound
     }
 
+    /// Whether a read failed on the store's data rather than on the
+    /// machine or the connection: the object gone, shorter than recorded,
+    /// or (a pack fetched whole) not its id.
+    pub fn is_damage(&self) -> bool {
+        use io::ErrorKind::{InvalidData, UnexpectedEof};
+        self.is_not_found() || matches!(self.source.kind(), UnexpectedEof | InvalidData)
+    }
+
     /// Whether a create found another object under the key.
     pub fn is_already_exists(&self) -> bool {
         self.source.kind() == io::ErrorKind::AlreadyExists

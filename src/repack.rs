@@ -2,14 +2,22 @@
 //! copies the live blobs of mostly-empty packs, repair the intact blobs of
 //! damaged ones, and a snapshot the blobs it reuses from condemned packs.
 //!
-//! Blobs are copied as stored (still compressed), but proven on the way: a
-//! damaged blob must stop the prune rather than be laundered into a fresh
-//! pack under a good name. A pack of at most [`MAX_SPAN`] is read whole and
-//! proven by its id, the BLAKE3 of the file: then every stored byte is as
-//! its writer sealed it, and no blob needs decoding (decoding and hashing
-//! each blob was half of a repacking prune's time). Any other pack, or one
-//! whose bytes or entries do not check out, is read in spans and each blob
-//! decoded and checked against its id, which names the damage. The
+//! Blobs are copied as stored (still compressed), but checked on the way:
+//! a damaged blob must stop the prune rather than be laundered into a
+//! fresh pack under a good name. Within one store, a pack of at most
+//! [`MAX_SPAN`] whose kept blobs span most of it is read whole and checked
+//! against its id, the BLAKE3 of the file, which proves its bytes unchanged
+//! since they were written; each copied blob must also be an entry of its
+//! header exactly as cataloged and, in an encrypted store, open with the
+//! key (bound to its id, so only a key holder made it). Then no blob needs
+//! decoding, which was half of a repacking prune's time. (A pack planted in
+//! an unencrypted store by someone who can write to it is moved as it is:
+//! such a store has no authenticity to keep; every read and `verify
+//! --read-data` still check content against ids.) Any other pack, one that
+//! does not prove out, and every pack `copy` reads are read in spans and
+//! each blob decoded and checked against its id, which names the damage:
+//! copy's check is what keeps a bad source's bytes out of the off-site
+//! store. The
 //! new packs are published (durable in `packs/`) but not cataloged here:
 //! the caller catalogs them (prune in its single commit transaction), so a
 //! crash before that leaves them as unreferenced packs the next prune
@@ -52,6 +60,19 @@ pub enum RepackError {
     },
 }
 
+impl RepackError {
+    /// Whether the store's data stopped the repack (a blob that does not
+    /// check out, a pack or dictionary gone): a prune or copy so stopped
+    /// exits 4, as any command stopped on damage does.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Pack(e) => e.is_damage(),
+            Self::Backend(e) => e.is_damage(),
+            Self::Catalog(_) | Self::DictionaryNotCarried { .. } => false,
+        }
+    }
+}
+
 /// What repacking wrote.
 #[derive(Debug, Default)]
 pub struct Repacked {
@@ -90,6 +111,7 @@ pub fn repack_unlike(
         store,
         renumbering: &Renumbering::Same,
         avoid,
+        checks_every_blob: false,
     };
     copy_packs(store, &target, chosen, keep, progress)
 }
@@ -111,6 +133,7 @@ pub fn repack_into(
         store: to,
         renumbering,
         avoid: &HashSet::new(),
+        checks_every_blob: true,
     };
     copy_packs(from, &target, chosen, keep, progress)
 }
@@ -121,6 +144,10 @@ struct Target<'t> {
     store: &'t Store,
     renumbering: &'t Renumbering,
     avoid: &'t HashSet<PackId>,
+    /// Decode and check every blob, never trusting a pack's hash: `copy`,
+    /// whose check of each blob is what keeps a bad source's bytes out of
+    /// the off-site store.
+    checks_every_blob: bool,
 }
 
 fn copy_packs(
@@ -171,7 +198,11 @@ fn copy_blobs(
     if blobs.is_empty() {
         return Ok(());
     }
-    if let Some(file) = proven_whole(store, pack, &blobs) {
+    let whole = match sink.to.checks_every_blob {
+        true => None,
+        false => proven_whole(store, pack, &blobs),
+    };
+    if let Some(file) = whole {
         return copy_proven(&file, &blobs, sink, out);
     }
     let key = pack::key(&pack.id);
@@ -181,28 +212,68 @@ fn copy_blobs(
     Ok(())
 }
 
-/// The pack read whole, if it is at most [`MAX_SPAN`], its bytes are its
-/// id, and every row of `blobs` is one of its entries exactly as the
-/// catalog has it; `None` otherwise, failed reads included: the blob by
-/// blob path then reads again and names what is wrong.
+/// The pack read whole, if that is worth it and it proves out: its bytes
+/// are its id, every row of `blobs` is one of its entries exactly as the
+/// catalog has it, each sealed blob opens with the store's key (bound to
+/// its id: only a key holder made it), and every dictionary they need is
+/// at hand. `None` otherwise, failed reads included: the blob by blob path
+/// then reads again and names what is wrong.
 fn proven_whole(store: &Store, pack: &PackRow, blobs: &[Row]) -> Option<Vec<u8>> {
-    if pack.size > MAX_SPAN {
+    if !worth_reading_whole(pack, blobs) {
         return None;
     }
     let backend = store.backend();
     let file = backend.get(&pack::key(&pack.id), pack.size).ok()?;
     let entries = pack::reader::whole_pack_entries(backend.vault(), &pack.id, &file).ok()?;
-    let listed = |(id, at): &Row| {
-        let i = entries
-            .binary_search_by_key(&at.offset, |e| e.offset)
-            .ok()?;
-        let entry = &entries[i];
-        Some(BlobLocation::in_pack(pack.id, entry) == *at && entry.id == *id)
-    };
-    blobs
+    let proven = blobs
         .iter()
-        .all(|row| listed(row) == Some(true))
-        .then_some(file)
+        .all(|row| is_listed(&entries, pack, row) && opens(store, &file, row));
+    (proven && dictionaries_at_hand(store, blobs)).then_some(file)
+}
+
+/// Whether the pack is small enough to read whole and its kept blobs span
+/// at least three quarters of it: the whole file then costs at most a
+/// third more bytes than the span the blob by blob path reads (a remote
+/// pack's download), and the decoding it saves is most of the pack's.
+fn worth_reading_whole(pack: &PackRow, blobs: &[Row]) -> bool {
+    let start = blobs.first().map_or(0, |(_, at)| at.offset);
+    let end = blobs
+        .iter()
+        .map(|(_, at)| at.offset + u64::from(at.stored_len));
+    let span = end.max().unwrap_or(start).saturating_sub(start);
+    pack.size <= MAX_SPAN && span.saturating_mul(4) >= pack.size.saturating_mul(3)
+}
+
+/// Whether `entries` (the pack's header) has `row` exactly.
+fn is_listed(entries: &[pack::PackEntry], pack: &PackRow, (id, at): &Row) -> bool {
+    let found = entries.binary_search_by_key(&at.offset, |e| e.offset);
+    found.is_ok_and(|i| entries[i].id == *id && BlobLocation::in_pack(pack.id, &entries[i]) == *at)
+}
+
+/// Whether `row`'s stored bytes in `file` open with the store's key (always
+/// in an unencrypted store). Rows are [`is_listed`]: within the file.
+fn opens(store: &Store, file: &[u8], (id, at): &Row) -> bool {
+    let vault = store.backend().vault();
+    let start = at.offset as usize;
+    let stored = &file[start..start + at.stored_len as usize];
+    !vault.is_encrypted()
+        || vault
+            .open_blob(at.kind.code(), id.as_bytes(), stored)
+            .is_ok()
+}
+
+/// Whether every store dictionary the blobs were made with can be read: a
+/// blob whose dictionary is lost is damage, which stops the repack as the
+/// blob by blob path does.
+fn dictionaries_at_hand(store: &Store, blobs: &[Row]) -> bool {
+    let numbers: std::collections::BTreeSet<u16> = blobs
+        .iter()
+        .filter(|(_, at)| matches!(at.compression, Compression::Dictionary(_)))
+        .map(|(_, at)| at.compression.dictionary())
+        .collect();
+    numbers
+        .into_iter()
+        .all(|n| store.backend().dictionary(n).is_ok())
 }
 
 /// Copies `blobs` out of `file`, a pack [`proven_whole`].

@@ -241,3 +241,24 @@ fn a_damaged_snapshot_forgotten_comes_back_whole_from_an_off_site_copy() {
     assert_trees_equal(&src, &restored(&t.restore(&snap), &src));
     t.cairn(["verify", "--read-data"]).assert().success();
 }
+
+#[test]
+fn copy_checks_every_blob_and_refuses_a_pack_forged_to_check_out_against_its_name() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("big.bin"), 9, 200_000);
+    t.snapshot(&[&src], &[]);
+    let data = packs_by_size(&t.store).pop().unwrap();
+    let pack = data.file_stem().unwrap().to_str().unwrap().to_owned();
+    // The file is stored raw (random bytes): byte 1000 is its content.
+    let forged = forge_pack(&t, &pack, &[1000]);
+    let out = t
+        .cairn(["copy", "--to"])
+        .arg(t.path("offsite"))
+        .assert()
+        .code(4);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains(&format!("in pack {forged}")), "{err}");
+    assert!(err.contains("does not match its id"), "{err}");
+}

@@ -1266,3 +1266,36 @@ fn a_snapshot_killed_after_it_wrote_the_dictionary_leaves_none_visible_and_the_n
     }
     assert_verifies(&t);
 }
+
+// A prune that must move blobs made with a lost dictionary stops, as one
+// that decodes each blob did, rather than copy unreadable bytes; with the
+// dictionary put back it runs, and nothing was lost meanwhile.
+#[test]
+fn a_prune_that_would_repack_blobs_of_a_lost_dictionary_stops_until_it_is_back() {
+    let d = Damaged::new(41);
+    let t = &d.t;
+    let (big, big_snap) = &d.big;
+    for entry in files_under(big) {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("1.txt") || name.ends_with("3.txt") || name.ends_with("5.txt") {
+            fs::remove_file(entry).unwrap();
+        }
+    }
+    let kept = id(&t.snapshot(&[big], &[])).to_owned();
+    t.cairn(["forget", big_snap.as_str()]).assert().success();
+    delete(t, "dictionaries/1");
+    let before = pack_keys(t);
+    let out = t.cairn(["prune", "--max-unused", "0"]).assert().code(4);
+    let text = output_of(out.get_output());
+    assert!(text.contains("dictionaries/1"), "{text}");
+    assert_eq!(
+        pack_keys(t),
+        before,
+        "a prune that failed changed the packs"
+    );
+    put(t, "dictionaries/1", &d.object);
+    t.cairn(["prune", "--max-unused", "0"]).assert().success();
+    assert_ne!(pack_keys(t), before, "nothing was repacked");
+    assert_verifies(t);
+    assert_restores(t, &kept, big);
+}

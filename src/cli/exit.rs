@@ -145,6 +145,7 @@ fn for_error(e: &anyhow::Error) -> Exit {
 fn is_damage(e: &anyhow::Error) -> bool {
     use cairn::browse::BrowseError;
     use cairn::pack::PackError;
+    use cairn::repack::RepackError;
     use cairn::restore::RestoreError;
     use cairn::store::StoreError;
     e.chain().any(|cause| {
@@ -160,6 +161,9 @@ fn is_damage(e: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<PackError>()
                 .is_some_and(PackError::is_damage)
+            || cause
+                .downcast_ref::<RepackError>()
+                .is_some_and(RepackError::is_damage)
     })
 }
 

@@ -149,14 +149,10 @@ impl PackError {
     /// dictionary), not the machine or the connection to the store: a
     /// command that meets it exits 4, as verify does.
     pub fn is_damage(&self) -> bool {
-        use std::io::ErrorKind::{InvalidData, UnexpectedEof};
         match self {
-            // Gone, cut short, or (a remote pack fetched whole) not its id.
-            Self::Io(e) => {
-                e.is_not_found() || matches!(e.source.kind(), UnexpectedEof | InvalidData)
-            }
+            Self::Io(e) => e.is_damage(),
             Self::Dictionary { source, .. } => {
-                source.is_not_found() || source.source.kind() == InvalidData
+                source.is_not_found() || source.source.kind() == std::io::ErrorKind::InvalidData
             }
             // A sealed blob or header that does not open with the store's
             // key was altered; a plain pack in an encrypted store, planted.

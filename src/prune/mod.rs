@@ -100,8 +100,9 @@ pub enum PruneError {
     /// Another prune holds the lease of a shared store.
     #[error(transparent)]
     Lease(#[from] lease::LeaseError),
-    /// Repacking failed.
-    #[error(transparent)]
+    /// Repacking failed. Not transparent: the repack error stays in the
+    /// chain, where the exit code finds damage.
+    #[error("{0}")]
     Repack(#[from] crate::repack::RepackError),
     /// The store failed.
     #[error(transparent)]

@@ -32,8 +32,9 @@ pub enum RepairError {
     /// Salvaging or writing new trees failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
-    /// Copying intact blobs out of a damaged pack failed.
-    #[error(transparent)]
+    /// Copying intact blobs out of a damaged pack failed. Not transparent: the repack error stays in the
+    /// chain, where the exit code finds damage.
+    #[error("{0}")]
     Repack(#[from] crate::repack::RepackError),
     /// Writing index objects for the new packs failed.
     #[error(transparent)]

@@ -926,3 +926,44 @@ pub fn packs_by_size(store: &Path) -> Vec<PathBuf> {
     packs.sort_by_key(|p| fs::metadata(p).unwrap().len());
     packs
 }
+
+/// The catalog of `t`'s local store: in the store, or (encrypted) in the
+/// cache directory under the test's `$HOME`.
+pub fn catalog_of(t: &TestEnv) -> PathBuf {
+    let in_store = t.store.join("catalog.db");
+    if in_store.exists() {
+        return in_store;
+    }
+    let cache = t.path("home/.cache/cairn");
+    let mut found = files_under(&cache);
+    found.retain(|p| p.file_name().is_some_and(|n| n == "catalog.db"));
+    assert_eq!(found.len(), 1, "one catalog under {}", cache.display());
+    found.remove(0)
+}
+
+/// Forges pack `pack` (hex id) of `t`'s local store as someone who can
+/// write to the store could: flips the bytes at `offsets`, saves the file
+/// under its new hash (so it checks out against its name) and points the
+/// catalog at that name. The header is untouched. Returns the new id.
+pub fn forge_pack(t: &TestEnv, pack: &str, offsets: &[usize]) -> String {
+    let path = |id: &str| t.store.join(format!("packs/{}/{id}.pack", &id[..2]));
+    let mut bytes = fs::read(path(pack)).unwrap();
+    for &at in offsets {
+        bytes[at] ^= 0x40;
+    }
+    let forged = blake3::hash(&bytes).to_hex().to_string();
+    fs::create_dir_all(path(&forged).parent().unwrap()).unwrap();
+    fs::write(path(&forged), &bytes).unwrap();
+    fs::remove_file(path(pack)).unwrap();
+    let conn = rusqlite::Connection::open(catalog_of(t)).unwrap();
+    let (old, new) = (hex::decode(pack).unwrap(), hex::decode(&forged).unwrap());
+    for table in ["packs SET id", "index_packs SET pack"] {
+        let column = table.rsplit(' ').next().unwrap();
+        conn.execute(
+            &format!("UPDATE {table} = ?1 WHERE {column} = ?2"),
+            [&new, &old],
+        )
+        .unwrap();
+    }
+    forged
+}
