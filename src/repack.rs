@@ -10,14 +10,14 @@
 //! since they were written; each copied blob must also be an entry of its
 //! header exactly as cataloged and, in an encrypted store, open with the
 //! key (bound to its id, so only a key holder made it). Then no blob needs
-//! decoding, which was half of a repacking prune's time. (A pack planted in
-//! an unencrypted store by someone who can write to it is moved as it is:
-//! such a store has no authenticity to keep; every read and `verify
-//! --read-data` still check content against ids.) Any other pack, one that
-//! does not prove out, and every pack `copy` reads are read in spans and
-//! each blob decoded and checked against its id, which names the damage:
-//! copy's check is what keeps a bad source's bytes out of the off-site
-//! store. The
+//! decoding, which was over a quarter of a repacking prune's time. (A pack
+//! planted in an unencrypted store by someone who can write to it is moved
+//! as it is: such a store has no authenticity to keep; every read and
+//! `verify --read-data` still check content against ids.) Any other pack,
+//! one that does not prove out, and every pack `copy` reads are read in
+//! spans and each blob decoded and checked against its id, which names the
+//! damage: copy's check is what keeps a bad source's bytes out of the
+//! off-site store. The
 //! new packs are published (durable in `packs/`) but not cataloged here:
 //! the caller catalogs them (prune in its single commit transaction), so a
 //! crash before that leaves them as unreferenced packs the next prune
@@ -49,9 +49,13 @@ pub enum RepackError {
     /// Reading a pack failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
-    /// A blob did not check out, or a new pack could not be written.
+    /// A blob did not check out, or a pack could not be read.
     #[error(transparent)]
     Pack(#[from] PackError),
+    /// A new pack could not be written: the machine's or the target's
+    /// failure, never damage, whatever error kind the write met.
+    #[error("writing a new pack: {0}")]
+    Write(#[source] PackError),
     /// A blob made with a dictionary the target store was not given.
     #[error("blob {blob} needs a compression dictionary that was not copied to the target")]
     DictionaryNotCarried {
@@ -68,7 +72,7 @@ impl RepackError {
         match self {
             Self::Pack(e) => e.is_damage(),
             Self::Backend(e) => e.is_damage(),
-            Self::Catalog(_) | Self::DictionaryNotCarried { .. } => false,
+            Self::Catalog(_) | Self::Write(_) | Self::DictionaryNotCarried { .. } => false,
         }
     }
 }
@@ -401,13 +405,14 @@ impl<'s> Sink<'s> {
         let store = self.to.store;
         let writer = match &mut self.writer {
             Some(w) => w,
-            None => self.writer.insert(PackWriter::create(
-                store.staging(),
-                self.kind,
-                store.backend().vault(),
-            )?),
+            None => self.writer.insert(
+                PackWriter::create(store.staging(), self.kind, store.backend().vault())
+                    .map_err(RepackError::Write)?,
+            ),
         };
-        writer.add_stored(id, raw_len, compression, stored)?;
+        writer
+            .add_stored(id, raw_len, compression, stored)
+            .map_err(RepackError::Write)?;
         if writer.data_len() >= store.config().pack.target_size {
             self.seal()?;
         }
@@ -416,8 +421,12 @@ impl<'s> Sink<'s> {
 
     fn seal(&mut self) -> Result<(), RepackError> {
         if let Some(writer) = self.writer.take() {
-            let sealed = writer.seal_unlike(self.to.avoid)?;
-            let published = sealed.publish(self.to.store.backend())?;
+            let sealed = writer
+                .seal_unlike(self.to.avoid)
+                .map_err(RepackError::Write)?;
+            let published = sealed
+                .publish(self.to.store.backend())
+                .map_err(RepackError::Write)?;
             crash::point("prune-pack-written");
             self.done.push(published);
         }
@@ -445,6 +454,45 @@ mod tests {
             compression: Compression::None,
         };
         (BlobId::of(&offset.to_le_bytes()), at)
+    }
+
+    fn pack_of(size: u64) -> PackRow {
+        PackRow {
+            rowid: 1,
+            id: PackId::from_bytes([0; 32]),
+            kind: BlobKind::Data,
+            size,
+        }
+    }
+
+    #[test]
+    fn a_pack_is_read_whole_only_where_its_kept_blobs_span_three_quarters_of_it() {
+        const MIB: u64 = 1 << 20;
+        let pack = pack_of(16 * MIB);
+        let spread = [row(0, 1000), row(12 * MIB - 1000, 1000)];
+        assert!(worth_reading_whole(&pack, &spread));
+        let short = [row(0, 1000), row(12 * MIB - 1001, 1000)];
+        assert!(!worth_reading_whole(&pack, &short));
+        assert!(!worth_reading_whole(&pack, &[row(MIB, 1000)]));
+        let huge = pack_of(MAX_SPAN + 1);
+        assert!(!worth_reading_whole(
+            &huge,
+            &[row(0, (MAX_SPAN - 48) as u32)]
+        ));
+    }
+
+    #[test]
+    fn a_read_that_finds_a_pack_gone_is_damage_and_a_write_that_does_is_not() {
+        let gone = || {
+            PackError::Io(BackendError {
+                location: "packs/ab/ab.pack".into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
+        };
+        assert!(RepackError::Pack(gone()).is_damage());
+        // A staging directory removed under a prune, a target bucket that
+        // is not there: the machine's failure, exit 1.
+        assert!(!RepackError::Write(gone()).is_damage());
     }
 
     #[test]

@@ -926,13 +926,15 @@ fn a_catalog_row_that_points_a_live_blob_at_another_blobs_bytes_stops_prune() {
     let pack = a_pack_to_repack(&t, &src);
     // The pack is intact (its bytes are its id); the catalog says the
     // live f0 lies where the dead f1 does, both raw and SMALL bytes long.
-    let hash = |name: &str| blake3::hash(&fs::read(src.join(name)).unwrap_or_default());
-    let f0 = hash("f0");
+    let f0 = blake3::hash(&fs::read(src.join("f0")).unwrap());
+    let mut f1 = vec![0u8; SMALL as usize];
+    Rng::new(2 * (1100 + 1)).fill(&mut f1);
+    let f1 = blake3::hash(&f1);
     let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
     let moved = conn
         .execute(
-            "UPDATE blobs SET offset = offset + ?1 WHERE id = ?2",
-            rusqlite::params![SMALL as i64, &f0.as_bytes()[..]],
+            "UPDATE blobs SET offset = (SELECT offset FROM blobs WHERE id = ?1) WHERE id = ?2",
+            [&f1.as_bytes()[..], &f0.as_bytes()[..]],
         )
         .unwrap();
     assert_eq!(moved, 1);

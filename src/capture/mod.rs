@@ -155,11 +155,15 @@ pub enum CaptureError {
         "{0}, written by this snapshot, is gone from the store: a prune or repair removed it while the snapshot ran (a snapshot that runs longer than the grace period can lose its packs this way); nothing was committed (the next snapshot stores it again)"
     )]
     PackGone(String),
-    /// Copying reused blobs out of condemned packs failed.
+    /// Copying reused blobs out of condemned packs failed. Not a source:
+    /// whatever stopped it (a pack deleted by the prune that condemned it,
+    /// even a blob that does not check out in a pack about to go), the
+    /// files are still there and the next snapshot stores them again, so
+    /// the run exits 1, not 4 as for lost data.
     #[error(
         "copying reused chunks out of packs a prune condemned: {0}; nothing was committed (the next snapshot stores them again)"
     )]
-    Rescue(#[from] crate::repack::RepackError),
+    Rescue(crate::repack::RepackError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -228,7 +228,8 @@ fn rescue(
         &|id| doomed.contains_key(id),
         condemned,
         &Progress::default(),
-    )?;
+    )
+    .map_err(CaptureError::Rescue)?;
     let packs: Vec<crate::index::IndexedPack> = copied.packs.into_iter().map(Into::into).collect();
     for batch in packs.chunks(crate::index::PACKS_PER_OBJECT) {
         let id = crate::index::write(store.backend(), batch).map_err(StoreError::from)?;

@@ -959,11 +959,13 @@ pub fn forge_pack(t: &TestEnv, pack: &str, offsets: &[usize]) -> String {
     let (old, new) = (hex::decode(pack).unwrap(), hex::decode(&forged).unwrap());
     for table in ["packs SET id", "index_packs SET pack"] {
         let column = table.rsplit(' ').next().unwrap();
-        conn.execute(
-            &format!("UPDATE {table} = ?1 WHERE {column} = ?2"),
-            [&new, &old],
-        )
-        .unwrap();
+        let changed = conn
+            .execute(
+                &format!("UPDATE {table} = ?1 WHERE {column} = ?2"),
+                [&new, &old],
+            )
+            .unwrap();
+        assert!(changed >= 1, "no row of {table} named pack {pack}");
     }
     forged
 }
