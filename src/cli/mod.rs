@@ -432,6 +432,11 @@ impl Ctx {
                 "{key} is damaged ({cause}); it is not listed and `latest` ignores it"
             ));
         }
+        for key in &list.altered_in_store {
+            output::warn(format_args!(
+                "{key} in the store is not the record this host checked: damaged or replaced there; listed from this host's copy, which other hosts do not have (`cairn verify` says what is wrong)"
+            ));
+        }
         Ok(list)
     }
 

@@ -300,6 +300,12 @@ pub struct SnapshotList {
     pub snapshots: Vec<Snapshot>,
     /// Record files that are damaged: (key, cause).
     pub unreadable: Vec<(String, String)>,
+    /// Record files whose size in the store is not that of the copy this
+    /// host's catalog checked when it first read them: damaged or replaced
+    /// in the store since. Their snapshots are listed from that copy (it
+    /// is the record: it hashes to the id), but another host, or this one
+    /// after its catalog is rebuilt, would not see them.
+    pub altered_in_store: Vec<String>,
 }
 
 impl SnapshotList {
@@ -383,11 +389,13 @@ type Opened = Result<Vec<u8>, crate::crypt::CryptError>;
 pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, SnapshotError> {
     use rayon::prelude::*;
     let mut cached = catalog.cached_snapshots()?;
-    let ids: Vec<SnapshotId> = backend
+    let listed: Vec<(SnapshotId, u64)> = backend
         .list("snapshots/")?
         .iter()
-        .filter_map(|o| id_of_key(&o.key))
+        .filter_map(|o| Some((id_of_key(&o.key)?, o.size)))
         .collect();
+    let altered_in_store = altered(backend, &cached, &listed);
+    let ids: Vec<SnapshotId> = listed.into_iter().map(|(id, _)| id).collect();
     let missing: Vec<SnapshotId> = ids
         .iter()
         .filter(|id| !cached.contains_key(id))
@@ -401,7 +409,10 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, Snapsh
             Err(e) => Err(e),
         })
         .collect::<Result<_, _>>()?;
-    let mut out = SnapshotList::default();
+    let mut out = SnapshotList {
+        altered_in_store,
+        ..SnapshotList::default()
+    };
     let mut fresh = std::collections::HashMap::new();
     for (id, opened) in read {
         match opened {
@@ -434,6 +445,29 @@ pub fn list(backend: &Backend, catalog: &Catalog) -> Result<SnapshotList, Snapsh
     catalog.update_snapshot_cache(&cache, &gone)?;
     out.snapshots.sort_by_key(|s| (s.record.time, s.id));
     Ok(out)
+}
+
+/// The keys of listed records whose stored size is not that of the
+/// catalog's checked copy sealed (a truncated or swapped record file): the
+/// listing's sizes tell, at no extra request.
+fn altered(
+    backend: &Backend,
+    cached: &HashMap<SnapshotId, Vec<u8>>,
+    listed: &[(SnapshotId, u64)],
+) -> Vec<String> {
+    let overhead = u64::from(backend.vault().overhead());
+    let differs = |(id, size): &&(SnapshotId, u64)| {
+        cached
+            .get(id)
+            .is_some_and(|copy| copy.len() as u64 + overhead != *size)
+    };
+    let mut keys: Vec<String> = listed
+        .iter()
+        .filter(differs)
+        .map(|(id, _)| key(id))
+        .collect();
+    keys.sort();
+    keys
 }
 
 #[cfg(test)]

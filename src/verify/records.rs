@@ -29,6 +29,8 @@ pub fn read_all(store: &Store) -> Result<SnapshotList, StoreError> {
     Ok(SnapshotList {
         snapshots: good,
         unreadable: bad,
+        // Read from the files themselves: an altered one is unreadable.
+        altered_in_store: Vec::new(),
     })
 }
 
