@@ -520,3 +520,42 @@ fn the_next_snapshot_after_repair_takes_the_repaired_copy_as_its_parent() {
     assert_eq!(snap["parent"], second_copy.as_str(), "{snap}");
     w.assert_restores_all_but(id(&snap), &[]);
 }
+
+#[test]
+fn a_record_damaged_in_the_store_is_written_back_from_the_copy_this_host_checked() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 7);
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    t.cairn(["snapshots"]).assert().success();
+    let path = t.store.join(format!("snapshots/{snap}.json"));
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    t.cairn(["verify"]).assert().code(4);
+
+    let dry = t
+        .cairn(["repair", "snapshots", "--dry-run"])
+        .assert()
+        .success();
+    let said = String::from_utf8_lossy(&dry.get_output().stdout).into_owned();
+    assert!(said.contains("would write back"), "{said}");
+    t.cairn(["repair", "snapshots"]).assert().success();
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+    t.cairn(["verify", "--read-data"]).assert().success();
+    // Another host (a catalog rebuilt from the store) sees it again.
+    fs::remove_file(t.store.join("catalog.db")).unwrap();
+    assert_trees_equal(&src, &restored(&t.restore(&snap), &src));
+}
+
+#[test]
+fn a_record_forgotten_is_never_written_back_from_a_stale_catalog_copy() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 8);
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    t.cairn(["snapshots"]).assert().success();
+    // Another host's forget: the file goes, this catalog still has it.
+    fs::remove_file(t.store.join(format!("snapshots/{snap}.json"))).unwrap();
+    t.cairn(["repair", "snapshots"]).assert().success();
+    assert!(!t.store.join(format!("snapshots/{snap}.json")).exists());
+}

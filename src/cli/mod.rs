@@ -434,7 +434,7 @@ impl Ctx {
         }
         for key in &list.altered_in_store {
             output::warn(format_args!(
-                "{key} in the store is not the record this host checked: damaged or replaced there; listed from this host's copy, which other hosts do not have (`cairn verify` says what is wrong)"
+                "{key} in the store is not the record this host checked: damaged or replaced there; listed from this host's copy, which other hosts do not have; `cairn repair snapshots` writes it back"
             ));
         }
         Ok(list)

@@ -115,6 +115,7 @@ fn committed(r: &RepairReport) -> Option<String> {
 
 fn nothing_repaired(r: &RepairReport) -> bool {
     r.snapshots.is_empty()
+        && r.mended_records.is_empty()
         && r.quarantined.is_empty()
         && r.missing_packs.is_empty()
         && r.repointed == 0
@@ -171,6 +172,18 @@ fn print_report(out: &mut Out, r: &RepairReport) -> io::Result<()> {
                 s.original.short(),
                 plural(s.lost_count, "path"),
                 paths
+            )?,
+        }
+    }
+    for key in &r.mended_records {
+        match r.dry_run {
+            true => writeln!(
+                out,
+                "{key} is damaged: would write back the copy this host checked"
+            )?,
+            false => writeln!(
+                out,
+                "{key} was damaged: wrote back the copy this host checked"
             )?,
         }
     }

@@ -15,4 +15,5 @@
 //!    lost), listing them in its summary. The original record is kept
 //!    until the operator forgets it.
 
+pub mod records;
 pub mod snapshots;

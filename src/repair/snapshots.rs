@@ -32,8 +32,9 @@ pub enum RepairError {
     /// Salvaging or writing new trees failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
-    /// Copying intact blobs out of a damaged pack failed. Not transparent: the repack error stays in the
-    /// chain, where the exit code finds damage.
+    /// Copying intact blobs out of a damaged pack failed. Not transparent:
+    /// the repack error stays in the chain, where the exit code finds
+    /// damage.
     #[error("{0}")]
     Repack(#[from] crate::repack::RepackError),
     /// Writing index objects for the new packs failed.
@@ -80,6 +81,9 @@ pub struct RepairReport {
     pub salvaged_blobs: u64,
     /// Snapshots given a new record.
     pub snapshots: Vec<Repaired>,
+    /// Damaged snapshot records written back from this host's checked
+    /// copies (in a dry run, that would be).
+    pub mended_records: Vec<String>,
     /// Damaged snapshot records, which cannot be repaired (forget them).
     pub damaged_records: Vec<String>,
     /// Blobs still lost after re-pointing.
@@ -101,6 +105,8 @@ pub fn repair(
     progress: &Progress,
 ) -> Result<RepairReport, RepairError> {
     store.require_exclusive("repair")?;
+    // First, so that the verify below walks the mended snapshots' trees.
+    let mended_records = super::records::mend(store, dry_run)?;
     let found = full_verify(store, progress)?;
     let mut report = RepairReport {
         dry_run,
@@ -108,8 +114,10 @@ pub fn repair(
             .damage
             .iter()
             .filter(|d| d.kind == verify::DamageKind::Record)
+            .filter(|d| !mended_records.contains(&d.key))
             .map(|d| d.key.clone())
             .collect(),
+        mended_records,
         ..RepairReport::default()
     };
     let mut lost = found.lost_blobs.clone();
