@@ -524,11 +524,7 @@ fn the_next_snapshot_after_repair_takes_the_repaired_copy_as_its_parent() {
 #[test]
 fn a_record_damaged_in_the_store_is_written_back_from_the_copy_this_host_checked() {
     let t = TestEnv::with_store();
-    let src = t.path("src");
-    small_tree(&src, 7);
-    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
-    t.cairn(["snapshots"]).assert().success();
-    let path = t.store.join(format!("snapshots/{snap}.json"));
+    let (src, snap, path) = listed_snapshot(&t, 7);
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     t.cairn(["verify"]).assert().code(4);
@@ -550,12 +546,9 @@ fn a_record_damaged_in_the_store_is_written_back_from_the_copy_this_host_checked
 #[test]
 fn a_record_forgotten_is_never_written_back_from_a_stale_catalog_copy() {
     let t = TestEnv::with_store();
-    let src = t.path("src");
-    small_tree(&src, 8);
-    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
-    t.cairn(["snapshots"]).assert().success();
+    let (_, _, record) = listed_snapshot(&t, 8);
     // Another host's forget: the file goes, this catalog still has it.
-    fs::remove_file(t.store.join(format!("snapshots/{snap}.json"))).unwrap();
+    fs::remove_file(&record).unwrap();
     t.cairn(["repair", "snapshots"]).assert().success();
-    assert!(!t.store.join(format!("snapshots/{snap}.json")).exists());
+    assert!(!record.exists());
 }

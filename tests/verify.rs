@@ -870,13 +870,8 @@ fn a_flipped_byte_in_a_snapshot_record_is_found_whether_or_not_the_catalog_holds
 #[test]
 fn a_record_cut_short_in_the_store_is_warned_about_by_every_listing_from_the_catalogs_copy() {
     let t = TestEnv::with_store();
-    let src = t.path("src");
-    small_tree(&src, 5);
-    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
-    // A listing reads the record and keeps a checked copy in the catalog.
-    t.cairn(["snapshots"]).assert().success();
+    let (_, snap, path) = listed_snapshot(&t, 5);
     let key = format!("snapshots/{snap}.json");
-    let path = t.store.join(&key);
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
 

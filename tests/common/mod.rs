@@ -969,3 +969,15 @@ pub fn forge_pack(t: &TestEnv, pack: &str, offsets: &[usize]) -> String {
     }
     forged
 }
+
+/// One snapshot of a small tree from `seed` in `t`'s store, listed once so
+/// that the catalog holds the copy of its record it checked; the tree, the
+/// snapshot's id and its record file.
+pub fn listed_snapshot(t: &TestEnv, seed: u64) -> (PathBuf, String, PathBuf) {
+    let src = t.path("src");
+    small_tree(&src, seed);
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    t.cairn(["snapshots"]).assert().success();
+    let record = t.store.join(format!("snapshots/{snap}.json"));
+    (src, snap, record)
+}
