@@ -258,8 +258,7 @@ fn is_listed(entries: &[pack::PackEntry], pack: &PackRow, (id, at): &Row) -> boo
 /// in an unencrypted store). Rows are [`is_listed`]: within the file.
 fn opens(store: &Store, file: &[u8], (id, at): &Row) -> bool {
     let vault = store.backend().vault();
-    let start = at.offset as usize;
-    let stored = &file[start..start + at.stored_len as usize];
+    let stored = stored_in(file, at);
     !vault.is_encrypted()
         || vault
             .open_blob(at.kind.code(), id.as_bytes(), stored)
@@ -280,6 +279,14 @@ fn dictionaries_at_hand(store: &Store, blobs: &[Row]) -> bool {
         .all(|n| store.backend().dictionary(n).is_ok())
 }
 
+/// The stored bytes of the blob at `at` in `file`, a pack read whole whose
+/// header lists it ([`is_listed`]: its entries tile the file's data, so the
+/// range lies within it).
+fn stored_in<'f>(file: &'f [u8], at: &BlobLocation) -> &'f [u8] {
+    let start = at.offset as usize;
+    &file[start..start + at.stored_len as usize]
+}
+
 /// Copies `blobs` out of `file`, a pack [`proven_whole`].
 fn copy_proven(
     file: &[u8],
@@ -288,9 +295,7 @@ fn copy_proven(
     out: &mut Repacked,
 ) -> Result<(), RepackError> {
     for (id, at) in blobs {
-        let start = at.offset as usize;
-        let stored = &file[start..start + at.stored_len as usize];
-        sink.add(*id, at.raw_len, at.compression, stored)?;
+        sink.add(*id, at.raw_len, at.compression, stored_in(file, at))?;
         out.bytes += u64::from(at.stored_len);
         out.blobs += 1;
     }

@@ -24,6 +24,22 @@ pub fn key(id: &PackId) -> String {
     format!("packs/{}/{hex}.pack", &hex[..2])
 }
 
+/// Checks that `file`, a pack read whole, is the pack `id` names (a pack's
+/// id is the BLAKE3 of its file). Bytes that are not are damage, as a pack
+/// cut short is ([`BackendError::is_damage`]).
+pub fn check_whole(id: &PackId, file: &[u8]) -> Result<(), BackendError> {
+    if PackId::of(file) == *id {
+        return Ok(());
+    }
+    Err(BackendError {
+        location: key(id),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "content does not match its id",
+        ),
+    })
+}
+
 /// Where a blob lives: everything needed to read it with one ranged read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobLocation {

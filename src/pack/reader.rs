@@ -43,13 +43,7 @@ pub fn whole_pack_entries(
     pack: &PackId,
     file: &[u8],
 ) -> Result<Vec<PackEntry>, PackError> {
-    if PackId::of(file) != *pack {
-        let source = io::Error::new(io::ErrorKind::InvalidData, "content does not match its id");
-        return Err(PackError::Io(crate::backend::BackendError {
-            location: key(pack),
-            source,
-        }));
-    }
+    super::check_whole(pack, file)?;
     let size = file.len() as u64;
     let trailer = format::decode_trailer(file, size).map_err(bad_format(pack))?;
     check_sealing(vault, pack, trailer.version)?;

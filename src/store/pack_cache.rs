@@ -93,16 +93,7 @@ impl PackCache {
     ) -> Result<(), BackendError> {
         use std::io::Write;
         let bytes = backend.get(&pack::key(pack), size)?;
-        if PackId::of(&bytes) != *pack {
-            return Err(BackendError {
-                location: backend.location(),
-                // Damage, as a pack cut short is (PackError::is_damage).
-                source: io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: content does not match its id", pack::key(pack)),
-                ),
-            });
-        }
+        pack::check_whole(pack, &bytes)?;
         let path = self.path(pack);
         let dir = path.parent().unwrap_or(&self.dir).to_owned();
         fs::create_dir_all(&dir).map_err(Self::at(&dir))?;
