@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use tempfile::{NamedTempFile, TempPath};
 
@@ -29,10 +29,9 @@ use crate::store::Staging;
 pub struct PackWriter {
     /// The bare file, so that a write error is the OS's own and names the
     /// path once (in a `BackendError`), not twice as `NamedTempFile` would.
-    out: BufWriter<File>,
+    out: HashedFile,
     /// Deletes the file when dropped, until the pack is published.
     path: TempPath,
-    hasher: blake3::Hasher,
     entries: Vec<PackEntry>,
     len: u64,
     kind: BlobKind,
@@ -47,9 +46,8 @@ impl PackWriter {
     pub fn create(staging: &Staging, kind: BlobKind, vault: &Vault) -> Result<Self, PackError> {
         let (file, path) = staging.file()?.into_parts();
         Ok(Self {
-            out: BufWriter::with_capacity(1 << 20, file),
+            out: HashedFile::new(file),
             path,
-            hasher: blake3::Hasher::new(),
             entries: Vec::new(),
             len: 0,
             kind,
@@ -109,12 +107,12 @@ impl PackWriter {
         self.write(&tail)?;
         let size = self.len + tail.len() as u64;
         let path = self.path;
-        let file = self.out.into_inner().map_err(|e| BackendError {
+        let (file, id) = self.out.finish().map_err(|source| BackendError {
             location: escaped(&path).to_string(),
-            source: e.into_error(),
+            source,
         })?;
         Ok(SealedPack {
-            id: self.hasher.finalize().into(),
+            id,
             kind: self.kind,
             entries: self.entries,
             size,
@@ -151,9 +149,7 @@ impl PackWriter {
 
     /// The id the pack would have if sealed now.
     fn id_if_sealed(&self) -> Result<PackId, PackError> {
-        let mut hasher = self.hasher.clone();
-        hasher.update(&self.tail()?);
-        Ok(hasher.finalize().into())
+        Ok(self.out.id_with(&self.tail()?))
     }
 
     /// Appends a blob of 16 random bytes.
@@ -170,14 +166,69 @@ impl PackWriter {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), PackError> {
-        self.hasher.update(bytes);
-        self.out.write_all(bytes).map_err(|source| {
+        self.out.write(bytes).map_err(|source| {
             self.failed = true;
             PackError::Io(BackendError {
                 location: escaped(&self.path).to_string(),
                 source,
             })
         })
+    }
+}
+
+/// How many bytes [`HashedFile`] gathers before it hashes and writes them.
+const BUFFER: usize = 1 << 20;
+
+/// A file that is hashed as it is written, a buffer at a time: BLAKE3
+/// hashes a large piece on all its SIMD lanes, but a blob of a few KiB one
+/// 64-byte block at a time (128 MiB in 3 KiB pieces: 134 ms, against 30 ms
+/// in 64 KiB ones), and a pack is mostly such blobs.
+struct HashedFile {
+    file: File,
+    hasher: blake3::Hasher,
+    pending: Vec<u8>,
+}
+
+impl HashedFile {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            hasher: blake3::Hasher::new(),
+            pending: Vec::with_capacity(BUFFER),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.pending.len() + bytes.len() > BUFFER {
+            self.flush()?;
+        }
+        if bytes.len() >= BUFFER {
+            self.hasher.update(bytes);
+            return self.file.write_all(bytes);
+        }
+        self.pending.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.hasher.update(&self.pending);
+        self.file.write_all(&self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The hash of everything written so far followed by `tail`.
+    fn id_with(&self, tail: &[u8]) -> PackId {
+        let mut hasher = self.hasher.clone();
+        hasher.update(&self.pending);
+        hasher.update(tail);
+        hasher.finalize().into()
+    }
+
+    /// Writes what is pending; returns the file and the hash of all of it.
+    fn finish(mut self) -> std::io::Result<(File, PackId)> {
+        self.flush()?;
+        Ok((self.file, self.hasher.finalize().into()))
     }
 }
 
