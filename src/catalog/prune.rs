@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use rusqlite::OptionalExtension;
 
 use super::blobs::{LocationRow, OnConflict, drop_pack_rows, write_pack};
+use super::intact::as_one_removal;
 use super::{Catalog, CatalogError};
 use crate::id::{BlobId, PackId};
 use crate::pack::writer::PublishedPack;
@@ -153,42 +154,65 @@ impl Catalog {
         for pack in new_packs {
             write_pack(&tx, pack, OnConflict::Move, |_| true).map_err(&err)?;
         }
-        for pack in removed {
-            let rowid: Option<i64> = tx
-                .query_row(
-                    "SELECT rowid FROM packs WHERE id = ?1",
-                    [&pack.as_bytes()[..]],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(&err)?;
-            let Some(rowid) = rowid else { continue };
-            let doomed: Vec<Vec<u8>> = tx
-                .prepare_cached("SELECT id FROM blobs WHERE pack = ?1")
-                .and_then(|mut s| {
-                    s.query_map([rowid], |r| r.get(0))?
-                        .collect::<Result<_, _>>()
-                })
-                .map_err(&err)?;
-            for id in doomed {
-                let id = BlobId::from_slice(&id).ok_or_else(|| CatalogError::Corrupt {
-                    path: path.clone(),
-                    what: "blob id length".into(),
-                })?;
-                if is_live(&id) {
-                    return Ok(Err(id));
+        let dropped = as_one_removal(&tx, &err, || {
+            for pack in removed {
+                if let Err(live) = drop_removed(&tx, &path, pack, &is_live)? {
+                    return Ok(Err(live));
                 }
             }
-            drop_pack_rows(&tx, rowid).map_err(&err)?;
-            tx.execute(
-                "DELETE FROM verified WHERE pack = ?1",
-                [&pack.as_bytes()[..]],
-            )
-            .map_err(&err)?;
+            Ok(Ok(()))
+        })?;
+        if dropped.is_err() {
+            return Ok(dropped);
         }
         tx.commit().map_err(&err)?;
         Ok(Ok(()))
     }
+}
+
+/// Drops pack `pack`, if the catalog has it, and its rows inside `tx`;
+/// refuses (returning the blob) if any row is a blob `is_live` wants.
+fn drop_removed(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    pack: &PackId,
+    is_live: impl Fn(&BlobId) -> bool,
+) -> Result<Result<(), BlobId>, CatalogError> {
+    let err = super::sqlite(path);
+    let rowid: Option<i64> = tx
+        .query_row(
+            "SELECT rowid FROM packs WHERE id = ?1",
+            [&pack.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(&err)?;
+    let Some(rowid) = rowid else {
+        return Ok(Ok(()));
+    };
+    let doomed: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT id FROM blobs WHERE pack = ?1")
+        .and_then(|mut s| {
+            s.query_map([rowid], |r| r.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(&err)?;
+    for id in doomed {
+        let id = BlobId::from_slice(&id).ok_or_else(|| CatalogError::Corrupt {
+            path: path.to_owned(),
+            what: "blob id length".into(),
+        })?;
+        if is_live(&id) {
+            return Ok(Err(id));
+        }
+    }
+    drop_pack_rows(tx, rowid).map_err(&err)?;
+    tx.execute(
+        "DELETE FROM verified WHERE pack = ?1",
+        [&pack.as_bytes()[..]],
+    )
+    .map_err(&err)?;
+    Ok(Ok(()))
 }
 
 impl Catalog {
