@@ -19,8 +19,7 @@ use super::{Ctx, print_json};
 #[derive(Debug, Args)]
 pub struct PruneOptionArgs {
     /// Repack the emptiest packs until at most PERCENT of the store's pack
-    /// bytes are unused (0 removes all unused space) [default: repack each
-    /// pack more than 20% unused]
+    /// bytes are unused (0 removes all unused space) [default: 20]
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     max_unused: Option<f64>,
     /// On a remote store: how long a pack condemned by one prune waits

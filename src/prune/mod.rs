@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use choose::{BlobCounts, Choice, DEFAULT_REPACK_UNUSED, PackChoice, RepackRule};
+pub use choose::{BlobCounts, Choice, DEFAULT_MAX_UNUSED, PackChoice, RepackRule};
 pub use execute::execute;
 pub use plan::plan;
 pub use shared::SharedReport;
@@ -157,7 +157,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 impl Default for PruneOptions {
     fn default() -> Self {
         Self {
-            repack: RepackRule::PerPack(DEFAULT_REPACK_UNUSED),
+            repack: RepackRule::StoreWide(DEFAULT_MAX_UNUSED),
             assume_forgotten: HashSet::new(),
             dry_run: false,
             grace: DEFAULT_GRACE,
@@ -217,8 +217,7 @@ pub struct LeftAlone {
 
 impl Plan {
     /// What repacking costs and gains: live bytes it rewrites, and bytes
-    /// it frees. Repacking a pack more than 20% unused (the default) frees
-    /// at least one byte for every four it rewrites.
+    /// it frees (the dry run reports both, for choosing `--max-unused`).
     pub fn repack_trade(&self) -> (u64, u64) {
         let rewritten = self.choice.repack.iter().map(|p| p.live_bytes).sum();
         let freed = self

@@ -83,7 +83,7 @@ pub fn plan(
 /// nothing live are deleted, and a later prune with room repacks.
 fn repack_rule(store: &Store, options: &PruneOptions) -> choose::RepackRule {
     if store.is_short_of_space() {
-        choose::RepackRule::PerPack(1.0)
+        choose::RepackRule::Nothing
     } else {
         options.repack
     }
