@@ -6,7 +6,8 @@
 //! A snapshot is committed only once every blob it references is in the
 //! catalog, and only deleting rows of `blobs` can make that untrue. SQLite
 //! counts those deletions itself (the `count_removals` trigger in meta's
-//! `removals`, fired for every writer). A capture reads the count before it
+//! `removals`, fired for every writer; a prune's bulk deletion counts as
+//! one, [`as_one_removal`]): the count moves whenever rows go. A capture reads the count before it
 //! looks anything up and records its snapshot here with it, only if the
 //! count has not moved by its commit; the snapshot is then intact for as
 //! long as the count stays there. A catalog without the row (rebuilt, or
@@ -15,11 +16,12 @@
 use super::{Catalog, CatalogError, schema};
 use crate::id::SnapshotId;
 
-/// Runs `delete`, which deletes blob rows in bulk inside `tx`, counting
-/// all it deletes as one removal: the trigger's update of `meta` for each
-/// row was a third of the time a prune took to drop 65k rows. The trigger
-/// is dropped and made again inside the transaction, so no connection ever
-/// sees the catalog without it; the count only has to move when rows go.
+/// Runs `delete`, which deletes blob rows in bulk inside `tx` (some, for
+/// certain: call it only then), counting them as one removal: the
+/// trigger's update of `meta` for each row was a third of the time a
+/// prune took to drop 65k rows. The trigger is dropped and made again
+/// inside the transaction, so no connection ever sees the catalog without
+/// it; the count has to move when rows go, not by how many.
 pub(super) fn as_one_removal<T>(
     tx: &rusqlite::Transaction<'_>,
     err: impl Fn(rusqlite::Error) -> CatalogError,
@@ -34,8 +36,8 @@ pub(super) fn as_one_removal<T>(
 }
 
 impl Catalog {
-    /// How many blob rows were ever deleted (`None` if the catalog does not
-    /// count them, or the count is not a number).
+    /// The count that moves whenever blob rows are deleted (`None` if the
+    /// catalog does not keep it, or it is not a number).
     pub fn removals(&self) -> Result<Option<u64>, CatalogError> {
         use rusqlite::OptionalExtension;
         let value: Option<String> = self
@@ -90,6 +92,21 @@ mod tests {
         catalog.removals().unwrap().unwrap()
     }
 
+    /// SQLite's count of schema changes, and whether the trigger is there.
+    fn schema(catalog: &Catalog) -> (i64, bool) {
+        let version = (catalog.conn)
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .unwrap();
+        let trigger: i64 = (catalog.conn)
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'count_removals'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (version, trigger == 1)
+    }
+
     #[test]
     fn a_prune_moves_the_removal_count_once_and_leaves_the_trigger_counting_every_other_writer() {
         let dir = tempfile::tempdir().unwrap();
@@ -101,14 +118,27 @@ mod tests {
         catalog.record_pack(&a).unwrap();
         catalog.record_pack(&b).unwrap();
         let before = removals(&catalog);
-        // A prune that would drop a live blob is rolled back: no count.
+        let schema_before = schema(&catalog);
+        assert!(schema_before.1);
+        // A prune that would drop a live blob is rolled back, and one that
+        // drops no row (nothing to delete; a pack the catalog never had)
+        // changes neither the count nor the schema: a moved count costs
+        // every intact snapshot its mark, and the next capture its lookups.
         let refused = catalog.commit_prune(&[], &[a.id], |_| true).unwrap();
         assert!(refused.is_err());
+        let unknown = PublishedPack::for_test(&[9], &[]).id;
+        catalog.commit_prune(&[], &[], |_| false).unwrap().unwrap();
+        catalog
+            .commit_prune(&[], &[unknown], |_| false)
+            .unwrap()
+            .unwrap();
         assert_eq!(removals(&catalog), before);
+        assert_eq!(schema(&catalog), schema_before);
         catalog
             .commit_prune(&[], &[a.id], |_| false)
             .unwrap()
             .unwrap();
+        assert!(schema(&catalog).1);
         let after_prune = removals(&catalog);
         assert!(after_prune > before);
         // Another writer's plain DELETE is still counted, row by row.

@@ -154,51 +154,58 @@ impl Catalog {
         for pack in new_packs {
             write_pack(&tx, pack, OnConflict::Move, |_| true).map_err(&err)?;
         }
-        let dropped = as_one_removal(&tx, &err, || {
-            for pack in removed {
-                if let Err(live) = drop_removed(&tx, &path, pack, &is_live)? {
-                    return Ok(Err(live));
-                }
+        let mut doomed = Vec::new();
+        let mut rows = 0;
+        for pack in removed {
+            let Some(rowid) = pack_rowid(&tx, pack).map_err(&err)? else {
+                continue;
+            };
+            match dead_rows(&tx, &path, rowid, &is_live)? {
+                Ok(n) => rows += n,
+                Err(live) => return Ok(Err(live)),
             }
-            Ok(Ok(()))
-        })?;
-        if dropped.is_err() {
-            return Ok(dropped);
+            doomed.push((rowid, pack));
+        }
+        let drop_all = || {
+            (doomed.iter())
+                .try_for_each(|(rowid, pack)| drop_pack(&tx, *rowid, pack))
+                .map_err(&err)
+        };
+        match rows {
+            0 => drop_all()?,
+            _ => as_one_removal(&tx, &err, drop_all)?,
         }
         tx.commit().map_err(&err)?;
         Ok(Ok(()))
     }
 }
 
-/// Drops pack `pack`, if the catalog has it, and its rows inside `tx`;
-/// refuses (returning the blob) if any row is a blob `is_live` wants.
-fn drop_removed(
+fn pack_rowid(tx: &rusqlite::Transaction<'_>, pack: &PackId) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT rowid FROM packs WHERE id = ?1",
+        [&pack.as_bytes()[..]],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// How many blob rows point into pack `rowid`, all of them dead; or the
+/// first one `is_live` wants, which must not lose its only location.
+fn dead_rows(
     tx: &rusqlite::Transaction<'_>,
     path: &std::path::Path,
-    pack: &PackId,
+    rowid: i64,
     is_live: impl Fn(&BlobId) -> bool,
-) -> Result<Result<(), BlobId>, CatalogError> {
-    let err = super::sqlite(path);
-    let rowid: Option<i64> = tx
-        .query_row(
-            "SELECT rowid FROM packs WHERE id = ?1",
-            [&pack.as_bytes()[..]],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(&err)?;
-    let Some(rowid) = rowid else {
-        return Ok(Ok(()));
-    };
-    let doomed: Vec<Vec<u8>> = tx
+) -> Result<Result<u64, BlobId>, CatalogError> {
+    let ids: Vec<Vec<u8>> = tx
         .prepare_cached("SELECT id FROM blobs WHERE pack = ?1")
         .and_then(|mut s| {
             s.query_map([rowid], |r| r.get(0))?
                 .collect::<Result<_, _>>()
         })
-        .map_err(&err)?;
-    for id in doomed {
-        let id = BlobId::from_slice(&id).ok_or_else(|| CatalogError::Corrupt {
+        .map_err(super::sqlite(path))?;
+    for id in &ids {
+        let id = BlobId::from_slice(id).ok_or_else(|| CatalogError::Corrupt {
             path: path.to_owned(),
             what: "blob id length".into(),
         })?;
@@ -206,13 +213,17 @@ fn drop_removed(
             return Ok(Err(id));
         }
     }
-    drop_pack_rows(tx, rowid).map_err(&err)?;
+    Ok(Ok(ids.len() as u64))
+}
+
+/// Drops pack `rowid` (`pack`), its rows and its verification record.
+fn drop_pack(tx: &rusqlite::Transaction<'_>, rowid: i64, pack: &PackId) -> rusqlite::Result<()> {
+    drop_pack_rows(tx, rowid)?;
     tx.execute(
         "DELETE FROM verified WHERE pack = ?1",
         [&pack.as_bytes()[..]],
-    )
-    .map_err(&err)?;
-    Ok(Ok(()))
+    )?;
+    Ok(())
 }
 
 impl Catalog {

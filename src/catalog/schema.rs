@@ -48,8 +48,9 @@ CREATE TABLE IF NOT EXISTS verified (
     pack BLOB PRIMARY KEY,
     at   INTEGER NOT NULL
 ) WITHOUT ROWID;
--- How many blob rows were ever deleted, counted by SQLite itself for every
--- writer (one that does not know the count still fires the trigger)...
+-- A count that moves whenever blob rows are deleted, kept by SQLite itself
+-- for every writer (one that does not know the count still fires the
+-- trigger; a prune counts its bulk deletion as one, intact::as_one_removal)...
 INSERT OR IGNORE INTO meta (key, value) VALUES ('removals', '0');
 -- (the trigger: COUNT_REMOVALS)
 -- ...and its value when each snapshot was committed with every blob it
