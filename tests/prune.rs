@@ -1291,3 +1291,18 @@ fn a_blob_missing_from_the_catalog_deep_in_a_wide_store_is_named_and_stops_prune
     assert!(err.contains("prune deletes nothing"), "{err}");
     assert_same_state(&before, &objects(&t.store), "a refused prune");
 }
+
+#[test]
+fn a_prune_of_an_encrypted_store_counts_the_sealed_header_as_the_packs_own_not_unused() {
+    // Counted as unused, the seal made every pack of an encrypted store
+    // look partly unused, and `--max-unused 0` rewrote all of it at every
+    // prune ("rewrites 588 KiB of live blobs to free 1.39 KiB").
+    let t = TestEnv::with_encrypted_store();
+    let src = t.path("src");
+    small_tree(&src, 6);
+    write_random_file(&src.join("big.bin"), 8, 600_000);
+    t.snapshot(&[&src], &[]);
+    let plan = json(&t, &["prune", "--max-unused", "0", "--dry-run"]);
+    assert!(ids_in(&plan, "repack").is_empty(), "{plan}");
+    assert_eq!(u(&plan, "bytes_unused"), 0, "{plan}");
+}

@@ -116,12 +116,23 @@ pub enum RepackRule {
     StoreWide(f64),
 }
 
-/// Decides, for every cataloged pack, whether to keep, delete or repack it.
+/// Bytes of a pack beyond its blobs and their header entries: the trailer,
+/// and the seal of the header in an encrypted store (`overhead`, the
+/// vault's). Counted as unused, the seal made every pack of an encrypted
+/// store look partly unused, and `--max-unused 0` rewrote the whole store
+/// at every prune.
+pub fn pack_frame(overhead: u32) -> u64 {
+    TRAILER_LEN as u64 + u64::from(overhead)
+}
+
+/// Decides, for every cataloged pack, whether to keep, delete or repack it;
+/// `frame` is [`pack_frame`] for the store.
 pub fn choose(
     catalog: &Catalog,
     packs: &[PackRow],
     live: &LiveSet,
     rule: RepackRule,
+    frame: u64,
 ) -> Result<Choice, crate::catalog::CatalogError> {
     let (usage, blobs) = measure(catalog, live)?;
     let mut choice = Choice {
@@ -139,14 +150,14 @@ pub fn choose(
                 .push(pack_choice(pack, 0, "no live blob".into()));
             continue;
         }
-        let needed = used.live_bytes + used.live_blobs * ENTRY_LEN as u64 + TRAILER_LEN as u64;
+        let needed = used.live_bytes + used.live_blobs * ENTRY_LEN as u64 + frame;
         let unused = pack.size.saturating_sub(needed);
         choice.bytes_unused += unused;
         if unused > 0 {
             partly_used.push((pack, used.live_bytes, unused));
         }
     }
-    choose_repacks(&mut choice, partly_used, rule);
+    choose_repacks(&mut choice, partly_used, rule, frame);
     Ok(choice)
 }
 
@@ -161,8 +172,16 @@ fn pack_choice(pack: &PackRow, live_bytes: u64, reason: String) -> PackChoice {
     }
 }
 
-/// Applies `rule` to the packs that have some unused space.
-fn choose_repacks(choice: &mut Choice, mut partly: Vec<(&PackRow, u64, u64)>, rule: RepackRule) {
+/// Applies `rule` to the packs that have some unused space. A repacked
+/// pack's blobs share the new packs' frames: reckoned as if they had none,
+/// the store after is never smaller than reckoned, so a prune that stopped
+/// at the limit finds nothing more to repack when it runs again.
+fn choose_repacks(
+    choice: &mut Choice,
+    mut partly: Vec<(&PackRow, u64, u64)>,
+    rule: RepackRule,
+    frame: u64,
+) {
     let fraction = |(pack, _, unused): &(&PackRow, u64, u64)| *unused as f64 / pack.size as f64;
     // Emptiest first; by id among equals, so the choice is deterministic.
     partly.sort_by(|a, b| {
@@ -183,7 +202,7 @@ fn choose_repacks(choice: &mut Choice, mut partly: Vec<(&PackRow, u64, u64)>, ru
             continue;
         }
         let (pack, live_bytes, pack_unused) = *candidate;
-        total -= pack_unused;
+        total -= pack_unused + frame;
         unused -= pack_unused;
         let reason = format!("{:.0}% unused", f * 100.0);
         choice.repack.push(pack_choice(pack, live_bytes, reason));
@@ -228,6 +247,53 @@ mod tests {
         let mut bytes = [rest; 32];
         bytes[..8].fill(prefix);
         BlobId::from_bytes(bytes)
+    }
+
+    fn pack(n: u8, size: u64) -> PackRow {
+        PackRow {
+            rowid: i64::from(n),
+            id: PackId::from_bytes([n; 32]),
+            kind: BlobKind::Data,
+            size,
+        }
+    }
+
+    /// The packs `rule` repacks (number and reason) of packs of 1000 bytes
+    /// with `unused` bytes each, numbered from 0.
+    fn repacked(unused: &[u64], rule: RepackRule) -> Vec<String> {
+        let packs: Vec<PackRow> = (0..unused.len() as u8).map(|n| pack(n, 1000)).collect();
+        let mut choice = Choice {
+            bytes_total: 1000 * unused.len() as u64,
+            bytes_unused: unused.iter().sum(),
+            ..Choice::default()
+        };
+        let partly = (packs.iter().zip(unused))
+            .map(|(p, u)| (p, 1000 - u - 48, *u))
+            .collect();
+        choose_repacks(&mut choice, partly, rule, 48);
+        (choice.repack.iter())
+            .map(|p| format!("{} {}", p.id.as_bytes()[0], p.reason))
+            .collect()
+    }
+
+    #[test]
+    fn the_emptiest_packs_are_repacked_until_at_most_the_limit_is_unused() {
+        // 1600 of 4000 unused; after the 70% pack 900 of at least 3252,
+        // after the 50% one 400 of at least 2704: under a fifth.
+        let rule = RepackRule::StoreWide(0.2);
+        let chosen = repacked(&[300, 700, 100, 500], rule);
+        assert_eq!(chosen, ["1 70% unused", "3 50% unused"]);
+        // A frame is not unused: a store of full packs repacks nothing,
+        // even at 0.
+        assert!(repacked(&[0, 0], RepackRule::StoreWide(0.0)).is_empty());
+        assert_eq!(
+            repacked(&[10, 0], RepackRule::StoreWide(0.0)),
+            ["0 1% unused"]
+        );
+        assert!(repacked(&[900, 900], RepackRule::Nothing).is_empty());
+        // Equally empty packs go in the order of their ids.
+        let first = repacked(&[600, 600, 0, 0], RepackRule::StoreWide(0.2));
+        assert_eq!(first, ["0 60% unused"]);
     }
 
     #[test]

@@ -55,7 +55,9 @@ pub fn plan(
     let live = mark(store, &snapshots, Checks::Marks, progress)?;
     let mark_secs = started.elapsed().as_secs_f64();
     let packs = store.catalog().packs()?;
-    let choice = choose::choose(store.catalog(), &packs, &live, repack_rule(store, options))?;
+    let frame = choose::pack_frame(store.backend().vault().overhead());
+    let rule = repack_rule(store, options);
+    let choice = choose::choose(store.catalog(), &packs, &live, rule, frame)?;
     if choice.blobs.lack_some_of(&live) {
         // A marked prefix no catalog row has: a blob the snapshots need is
         // missing. Which one, the slow way: a lookup of each.
