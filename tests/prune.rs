@@ -1305,4 +1305,15 @@ fn a_prune_of_an_encrypted_store_counts_the_sealed_header_as_the_packs_own_not_u
     let plan = json(&t, &["prune", "--max-unused", "0", "--dry-run"]);
     assert!(ids_in(&plan, "repack").is_empty(), "{plan}");
     assert_eq!(u(&plan, "bytes_unused"), 0, "{plan}");
+    // Once a prune has repacked all unused space, the next has nothing to do.
+    fs::remove_file(src.join("big.bin")).unwrap();
+    let second = t.snapshot(&[&src], &[]);
+    t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    let report = json(&t, &["prune", "--max-unused", "0"]);
+    assert!(u(&report, "bytes_freed") > 500_000, "{report}");
+    let again = json(&t, &["prune", "--max-unused", "0", "--dry-run"]);
+    assert!(ids_in(&again, "repack").is_empty(), "{again}");
+    assert_eq!(u(&again, "bytes_unused"), 0, "{again}");
+    let target = t.restore(id(&second));
+    assert_trees_equal(&src, &restored(&target, &src));
 }

@@ -134,13 +134,23 @@ mod tests {
             .unwrap();
         assert_eq!(removals(&catalog), before);
         assert_eq!(schema(&catalog), schema_before);
-        catalog
-            .commit_prune(&[], &[a.id], |_| false)
-            .unwrap()
-            .unwrap();
+        // A repack that moved every row of its pack deletes none either.
+        let ids: Vec<BlobId> = a.entries.iter().map(|e| e.id).collect();
+        let repacked = PublishedPack::for_test(&[3], &ids);
+        let moved = catalog.commit_prune(std::slice::from_ref(&repacked), &[a.id], |_| true);
+        moved.unwrap().unwrap();
+        assert_eq!(catalog.locate(&ids[0]).unwrap().unwrap().pack, repacked.id);
+        assert_eq!(removals(&catalog), before);
+        assert_eq!(schema(&catalog), schema_before);
+        // Two packs' dead rows go as one removal.
+        let [c, d] = [4u8, 5].map(|seed| PublishedPack::for_test(&[seed], &[BlobId::of(&[seed])]));
+        catalog.record_pack(&c).unwrap();
+        catalog.record_pack(&d).unwrap();
+        let dropped = catalog.commit_prune(&[], &[c.id, d.id], |_| false);
+        dropped.unwrap().unwrap();
         assert!(schema(&catalog).1);
         let after_prune = removals(&catalog);
-        assert!(after_prune > before);
+        assert_eq!(after_prune, before + 1);
         // Another writer's plain DELETE is still counted, row by row.
         let deleted = (catalog.conn)
             .execute(

@@ -220,12 +220,7 @@ impl Plan {
     /// it frees (the dry run reports both, for choosing `--max-unused`).
     pub fn repack_trade(&self) -> (u64, u64) {
         let rewritten = self.choice.repack.iter().map(|p| p.live_bytes).sum();
-        let freed = self
-            .choice
-            .repack
-            .iter()
-            .map(|p| p.size.saturating_sub(p.live_bytes))
-            .sum();
+        let freed = self.choice.repack.iter().map(|p| p.unused).sum();
         (rewritten, freed)
     }
 
