@@ -26,6 +26,13 @@ fn json(t: &TestEnv, args: &[&str]) -> serde_json::Value {
     parse_json(&out.get_output().stdout)
 }
 
+/// The pack ids a prune's plan lists under `field`.
+fn ids_of(plan: &serde_json::Value, field: &str) -> std::collections::BTreeSet<String> {
+    (plan[field].as_array().unwrap().iter())
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn stalled_snapshot(t: &TestEnv, src: &Path) -> Stalled {
     let mut cmd = t.command(["--json", "snapshot"]);
     cmd.arg(src);
@@ -277,4 +284,48 @@ fn default_host() -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+/// The packs a prune on a shared store repacks live blobs into hold them
+/// from then on: the next prune, on this host or another, neither plans to
+/// delete them nor condemns them (they were recorded as mere copies, looked
+/// dead, and were condemned, and snapshots meanwhile rescued their data).
+#[test]
+fn the_packs_a_shared_prune_repacks_into_are_kept_by_the_next_prune() {
+    let t = TestEnv::with_s3();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..10 {
+        write_random_file(&src.join(format!("f{i}")), 200 + 2 * i, 100_000);
+    }
+    settle();
+    let first = t.snapshot(&[&src], &[]);
+    for i in 3..10 {
+        fs::remove_file(src.join(format!("f{i}"))).unwrap();
+    }
+    let kept = t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&first)]).assert().success();
+    let other = t.second_host();
+    other.cairn(["snapshots"]).assert().success();
+    std::thread::sleep(Duration::from_secs(2));
+    let first_prune = json(&t, &["prune", "--grace", "1s"]);
+    assert!(
+        first_prune["packs_written"].as_u64().unwrap() > 0,
+        "{first_prune}"
+    );
+    let condemned = &ids_of(&first_prune, "delete") | &ids_of(&first_prune, "repack");
+    std::thread::sleep(Duration::from_secs(2));
+    // Dead here now: only what the first prune condemned.
+    let plan = json(&t, &["prune", "--grace", "1s", "--dry-run"]);
+    let dead = ids_of(&plan, "delete");
+    assert!(dead.is_subset(&condemned), "{plan}\n{first_prune}");
+    // Another host knows the new packs from their index objects only;
+    // its prune deletes the condemned packs and condemns nothing.
+    let report = json(&other, &["prune", "--grace", "1s"]);
+    assert_eq!(report["packs_condemned"], 0, "{report}");
+    assert!(report["packs_deleted"].as_u64().unwrap() > 0, "{report}");
+    let again = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&again, "data_blobs_new"), 0, "{again}");
+    t.cairn(["verify", "--read-data"]).assert().success();
+    assert_trees_equal(&src, &restored(&t.restore(id(&kept)), &src));
 }

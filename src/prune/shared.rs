@@ -72,12 +72,21 @@ pub fn execute(
     let repacked = repack::repack(store, &chosen, &|id| live.contains(id), progress)?;
     store.catalog().use_large_cache()?;
     let reindexed = reindex::write(store.backend(), store.catalog(), &[], &repacked.packs)?;
+    // The new packs hold the live blobs from now on, as after a local
+    // prune: recorded as mere copies (the condemned packs keeping the
+    // rows), they looked dead to the next prune, which condemned them, and
+    // snapshots meanwhile rescued their data again.
+    store
+        .catalog_mut()
+        .commit_prune(&repacked.packs, &[], |_| false)?
+        .map_err(PruneError::WouldLoseLiveBlob)?;
     reindex::record(store.catalog_mut(), &reindexed)?;
     lease.checkpoint()?;
     let mut doomed: Vec<PackId> = plan.choice.delete.iter().map(|p| p.id).collect();
     doomed.extend(plan.unreferenced.iter().map(|p| p.id));
     doomed.extend(chosen.iter().map(|p| p.id));
     doomed.retain(|id| !condemned.contains_key(id) && !deleted.contains(id));
+    let doomed = still_unneeded(store, live, doomed)?;
     let ages = ages(store, now)?;
     let (old, young): (Vec<PackId>, Vec<PackId>) = doomed
         .into_iter()
@@ -216,6 +225,34 @@ fn still_dead(
         .collect();
     let spared = packs.len() - dead.len();
     Ok((dead, spared))
+}
+
+/// Of `doomed` (chosen by the plan), those that still hold no live blob:
+/// phase 1 deleted packs whose blobs had copies elsewhere, and those
+/// copies took over their rows, in packs the plan had found dead (a pack
+/// another host's prune repacked into is such a copy here until the pack
+/// it replaced is deleted).
+fn still_unneeded(
+    store: &Store,
+    live: &crate::reach::LiveSet,
+    doomed: Vec<PackId>,
+) -> Result<Vec<PackId>, PruneError> {
+    let rows: HashMap<PackId, PackRow> = (store.catalog().packs()?.into_iter())
+        .map(|p| (p.id, p))
+        .collect();
+    let mut out = Vec::with_capacity(doomed.len());
+    for id in doomed {
+        let needed = match rows.get(&id) {
+            Some(row) => {
+                (store.catalog().blobs_in_pack(row)?.iter()).any(|(b, _)| live.contains(b))
+            }
+            None => false,
+        };
+        if !needed {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// How old each pack's youngest name is, by the store's clock at `now`:
