@@ -7,10 +7,10 @@
 //! catalog, and only deleting rows of `blobs` can make that untrue. SQLite
 //! counts those deletions itself (the `count_removals` trigger in meta's
 //! `removals`, fired for every writer; a prune's bulk deletion counts as
-//! one, [`as_one_removal`]): the count moves whenever rows go. A capture reads the count before it
-//! looks anything up and records its snapshot here with it, only if the
-//! count has not moved by its commit; the snapshot is then intact for as
-//! long as the count stays there. A catalog without the row (rebuilt, or
+//! one, [`as_one_removal`]): the count moves whenever rows go. A capture
+//! reads the count before it looks anything up and records its snapshot
+//! here with it, only if the count has not moved by its commit; the
+//! snapshot is then intact for as long as the count stays there. A catalog without the row (rebuilt, or
 //! written by an older cairn) only means the lookups are made.
 
 use super::{Catalog, CatalogError, schema};
