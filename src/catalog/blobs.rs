@@ -278,6 +278,26 @@ pub(super) fn drop_pack_rows(tx: &rusqlite::Transaction<'_>, rowid: i64) -> rusq
     Ok(dropped as u64)
 }
 
+/// The row id of pack `id` (its 32 bytes), if the catalog has it.
+pub(super) fn pack_rowid(
+    tx: &rusqlite::Transaction<'_>,
+    id: &[u8],
+) -> rusqlite::Result<Option<i64>> {
+    tx.query_row("SELECT rowid FROM packs WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+}
+
+/// [`drop_pack_rows`], and the pack's verification record with it.
+pub(super) fn drop_pack(
+    tx: &rusqlite::Transaction<'_>,
+    rowid: i64,
+    id: &[u8],
+) -> rusqlite::Result<u64> {
+    let dropped = drop_pack_rows(tx, rowid)?;
+    tx.execute("DELETE FROM verified WHERE pack = ?1", [id])?;
+    Ok(dropped)
+}
+
 /// Inserts `pack`'s row (if new) and returns its row id.
 /// Whether every entry of `pack` (cataloged as `rowid`) already has a row,
 /// its own or a spare, pointing into it: recording it again would change
@@ -310,11 +330,7 @@ fn insert_pack_row(tx: &rusqlite::Transaction<'_>, pack: &PublishedPack) -> rusq
             pack.entries.len() as i64
         ],
     )?;
-    tx.query_row(
-        "SELECT rowid FROM packs WHERE id = ?1",
-        [&pack.id.as_bytes()[..]],
-        |r| r.get(0),
-    )
+    pack_rowid(tx, pack.id.as_bytes())?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 #[cfg(test)]

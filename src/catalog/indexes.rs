@@ -10,9 +10,9 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
-use super::blobs::{OnConflict, drop_pack_rows, write_pack};
+use super::blobs::{OnConflict, drop_pack, pack_rowid, write_pack};
 use super::{Catalog, CatalogError};
 use crate::id::{IndexId, PackId};
 use crate::index::IndexedPack;
@@ -179,15 +179,10 @@ fn drop_if_unnamed(tx: &rusqlite::Transaction<'_>, id: &[u8]) -> rusqlite::Resul
     if named {
         return Ok(None);
     }
-    let rowid: Option<i64> = tx
-        .query_row("SELECT rowid FROM packs WHERE id = ?1", [id], |r| r.get(0))
-        .optional()?;
-    let Some(rowid) = rowid else {
+    let Some(rowid) = pack_rowid(tx, id)? else {
         return Ok(None);
     };
-    let blobs = drop_pack_rows(tx, rowid)?;
-    tx.execute("DELETE FROM verified WHERE pack = ?1", [id])?;
-    Ok(Some(blobs))
+    Ok(Some(drop_pack(tx, rowid, id)?))
 }
 
 /// An indexed pack as the catalog records packs.

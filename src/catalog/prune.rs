@@ -4,9 +4,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::OptionalExtension;
-
-use super::blobs::{LocationRow, OnConflict, drop_pack_rows, write_pack};
+use super::blobs::{LocationRow, OnConflict, drop_pack, pack_rowid, write_pack};
 use super::intact::as_one_removal;
 use super::{Catalog, CatalogError};
 use crate::id::{BlobId, PackId};
@@ -157,7 +155,7 @@ impl Catalog {
         let mut doomed = Vec::new();
         let mut rows = 0;
         for pack in removed {
-            let Some(rowid) = pack_rowid(&tx, pack).map_err(&err)? else {
+            let Some(rowid) = pack_rowid(&tx, pack.as_bytes()).map_err(&err)? else {
                 continue;
             };
             match dead_rows(&tx, &path, rowid, &is_live)? {
@@ -168,7 +166,7 @@ impl Catalog {
         }
         let drop_all = || {
             (doomed.iter())
-                .try_for_each(|(rowid, pack)| drop_pack(&tx, *rowid, pack))
+                .try_for_each(|(rowid, pack)| drop_pack(&tx, *rowid, pack.as_bytes()).map(|_| ()))
                 .map_err(&err)
         };
         match rows {
@@ -178,15 +176,6 @@ impl Catalog {
         tx.commit().map_err(&err)?;
         Ok(Ok(()))
     }
-}
-
-fn pack_rowid(tx: &rusqlite::Transaction<'_>, pack: &PackId) -> rusqlite::Result<Option<i64>> {
-    tx.query_row(
-        "SELECT rowid FROM packs WHERE id = ?1",
-        [&pack.as_bytes()[..]],
-        |r| r.get(0),
-    )
-    .optional()
 }
 
 /// How many blob rows point into pack `rowid`, all of them dead; or the
@@ -214,16 +203,6 @@ fn dead_rows(
         }
     }
     Ok(Ok(ids.len() as u64))
-}
-
-/// Drops pack `rowid` (`pack`), its rows and its verification record.
-fn drop_pack(tx: &rusqlite::Transaction<'_>, rowid: i64, pack: &PackId) -> rusqlite::Result<()> {
-    drop_pack_rows(tx, rowid)?;
-    tx.execute(
-        "DELETE FROM verified WHERE pack = ?1",
-        [&pack.as_bytes()[..]],
-    )?;
-    Ok(())
 }
 
 impl Catalog {

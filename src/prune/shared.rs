@@ -182,12 +182,7 @@ fn still_dead(
     plan: &Plan,
     packs: &[PackId],
 ) -> Result<(Vec<PackId>, usize), PruneError> {
-    let rows: HashMap<PackId, PackRow> = store
-        .catalog()
-        .packs()?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
+    let rows = cataloged_packs(store)?;
     let mut going: HashSet<PackId> = packs.iter().copied().collect();
     let mut needs: HashMap<PackId, Vec<Vec<PackId>>> = HashMap::new();
     for id in packs {
@@ -237,9 +232,7 @@ fn still_unneeded(
     live: &crate::reach::LiveSet,
     doomed: Vec<PackId>,
 ) -> Result<Vec<PackId>, PruneError> {
-    let rows: HashMap<PackId, PackRow> = (store.catalog().packs()?.into_iter())
-        .map(|p| (p.id, p))
-        .collect();
+    let rows = cataloged_packs(store)?;
     let mut out = Vec::with_capacity(doomed.len());
     for id in doomed {
         let needed = match rows.get(&id) {
@@ -253,6 +246,12 @@ fn still_unneeded(
         }
     }
     Ok(out)
+}
+
+/// The catalog's packs by id.
+fn cataloged_packs(store: &Store) -> Result<HashMap<PackId, PackRow>, PruneError> {
+    let packs = store.catalog().packs()?;
+    Ok(packs.into_iter().map(|p| (p.id, p)).collect())
 }
 
 /// How old each pack's youngest name is, by the store's clock at `now`:
