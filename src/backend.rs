@@ -52,12 +52,20 @@ impl BackendError {
         self.source.kind() == io::ErrorKind::NotFound
     }
 
+    /// Whether a whole read found the object larger than such an object
+    /// may be: never something cairn wrote, so damage.
+    pub fn is_too_large(&self) -> bool {
+        self.source.kind() == io::ErrorKind::FileTooLarge
+    }
+
     /// Whether a read failed on the store's data rather than on the
-    /// machine or the connection: the object gone, shorter than recorded,
-    /// or (a pack fetched whole) not its id.
+    /// machine or the connection: the object gone, shorter or larger than
+    /// recorded, or (a pack fetched whole) not its id.
     pub fn is_damage(&self) -> bool {
         use io::ErrorKind::{InvalidData, UnexpectedEof};
-        self.is_not_found() || matches!(self.source.kind(), UnexpectedEof | InvalidData)
+        self.is_not_found()
+            || self.is_too_large()
+            || matches!(self.source.kind(), UnexpectedEof | InvalidData)
     }
 
     /// Whether a create found another object under the key.

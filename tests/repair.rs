@@ -552,3 +552,37 @@ fn a_record_forgotten_is_never_written_back_from_a_stale_catalog_copy() {
     t.cairn(["repair", "snapshots"]).assert().success();
     assert!(!record.exists());
 }
+
+// Index objects were cut at 4,096 packs, so a store of many small blobs
+// (SQLite pages: about 8,000 to a pack) got objects past the 64 MiB every
+// reader refuses, after a prune or a copy. Reading one failed the command
+// outright (a rebuild of a lost catalog, every verify) as if the machine
+// had failed. It is damage: left out with a notice, reported by verify,
+// and replaced by `repair catalog` with objects of at most 4 MiB.
+#[test]
+fn an_index_object_too_large_to_read_is_damage_that_repair_catalog_replaces() {
+    let w = World::new();
+    let name = "ab".repeat(32);
+    let huge = w.t.store.join("index").join(&name);
+    fs::File::create(&huge)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    for side in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(w.t.store.join(format!("catalog.db{side}")));
+    }
+    let out = w.t.cairn(["snapshots"]).assert().success();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains(&format!("index/{name} left out")), "{err}");
+    assert!(err.contains("larger than the 67108864 bytes"), "{err}");
+    assert!(err.contains("cairn repair catalog"), "{err}");
+    let (code, report) = w.verify(&[]);
+    assert_eq!(code, 4, "{report}");
+    assert!(report.to_string().contains(&name), "{report}");
+
+    w.t.cairn(["repair", "catalog"]).assert().success();
+    assert!(!huge.exists());
+    let (code, report) = w.verify(&["--read-data"]);
+    assert_eq!(code, 0, "{report}");
+    w.assert_restores_all_but("latest", &[]);
+}

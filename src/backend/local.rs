@@ -195,9 +195,10 @@ impl Local {
         let mut bytes = Vec::with_capacity(len.min(max) as usize + 1);
         file.take(max + 1).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > max {
-            return Err(io::Error::other(format!(
-                "larger than the {max} bytes such a file may have"
-            )));
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("larger than the {max} bytes such a file may have"),
+            ));
         }
         Ok(bytes)
     }

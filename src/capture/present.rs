@@ -231,7 +231,7 @@ fn rescue(
     )
     .map_err(CaptureError::Rescue)?;
     let packs: Vec<crate::index::IndexedPack> = copied.packs.into_iter().map(Into::into).collect();
-    for batch in packs.chunks(crate::index::PACKS_PER_OBJECT) {
+    for batch in crate::index::batches(&packs) {
         let id = crate::index::write(store.backend(), batch).map_err(StoreError::from)?;
         catalog.record_index(&id, batch).map_err(StoreError::from)?;
     }

@@ -118,10 +118,10 @@ fn flush(
         return Ok(());
     }
     let packs: Vec<IndexedPack> = pending.drain(..).map(IndexedPack::from).collect();
-    let id = index::write(backend, &packs).map_err(StoreError::from)?;
-    catalog
-        .record_index(&id, &packs)
-        .map_err(StoreError::from)?;
+    for batch in index::batches(&packs) {
+        let id = index::write(backend, batch).map_err(StoreError::from)?;
+        catalog.record_index(&id, batch).map_err(StoreError::from)?;
+    }
     for _ in &packs {
         crate::crash::point("pack-cataloged");
     }

@@ -141,7 +141,7 @@ pub fn repair(catalog: &mut Catalog, backend: &Backend) -> Result<RebuildReport,
     }
     let listing = pack::list::list(backend)?;
     let recorded = from_pack_headers(catalog, backend, &listing, &mut report)?;
-    for chunk in recorded.chunks(crate::index::PACKS_PER_OBJECT) {
+    for chunk in crate::index::batches(&recorded) {
         let id = crate::index::write(backend, chunk)?;
         catalog.record_index(&id, chunk)?;
     }

@@ -341,7 +341,7 @@ fn record_packs(
     packs: Vec<crate::pack::writer::PublishedPack>,
 ) -> Result<(), CopyError> {
     let packs: Vec<crate::index::IndexedPack> = packs.into_iter().map(Into::into).collect();
-    for batch in packs.chunks(crate::index::PACKS_PER_OBJECT) {
+    for batch in crate::index::batches(&packs) {
         let id = crate::index::write(to.backend(), batch).map_err(|e| target(to, e.into()))?;
         to.catalog_mut()
             .record_index(&id, batch)

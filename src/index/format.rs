@@ -25,14 +25,14 @@
 //! (store-format/encryption.md).
 
 use crate::id::PackId;
-use crate::pack::format::{self, FormatError, PackEntry, TRAILER_LEN};
+use crate::pack::format::{self, ENTRY_LEN, FormatError, PackEntry, TRAILER_LEN};
 
 /// First 8 bytes of every index object.
 pub const MAGIC: [u8; 8] = *b"CAIRNIDX";
 /// The index format this code writes.
 pub const VERSION: u32 = 1;
 /// Bytes before the first record.
-const HEAD_LEN: usize = 16;
+pub const HEAD_LEN: usize = 16;
 /// Bytes of a record before its tail.
 const RECORD_HEAD_LEN: usize = 44;
 
@@ -75,9 +75,16 @@ pub enum IndexFormatError {
     },
 }
 
-/// The bytes of an index object describing `packs`.
+/// Bytes of `pack`'s record in an index object.
+pub fn record_len(pack: &IndexedPack) -> usize {
+    RECORD_HEAD_LEN + pack.entries.len() * ENTRY_LEN + TRAILER_LEN
+}
+
+/// The bytes of an index object describing `packs`, allocated once at
+/// their size (grown by doubling, a 12 MB object held 24 MB at the peak
+/// of a prune).
 pub fn encode(packs: &[IndexedPack]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(HEAD_LEN + packs.iter().map(record_len).sum::<usize>());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(packs.len() as u32).to_le_bytes());

@@ -29,8 +29,31 @@ impl From<crate::pack::writer::PublishedPack> for IndexedPack {
 
 /// Largest index object a reader accepts (about 1.2 million blobs).
 pub const MAX_INDEX_LEN: u64 = 64 << 20;
-/// Packs per index object that prune writes (each at most a few MiB).
-pub const PACKS_PER_OBJECT: usize = 4096;
+/// Largest index object a writer makes, encoded (about 80,000 blobs; a
+/// pack whose record alone is larger goes in an object of its own). A
+/// limit in packs let a store of small blobs (SQLite pages: 8,000 to a
+/// pack) write objects past [`MAX_INDEX_LEN`], which no reader accepts;
+/// and every object is held whole by whoever writes or reads it.
+pub const TARGET_LEN: usize = 4 << 20;
+
+/// `packs` cut, in order, into the runs that each become one index
+/// object: at most [`TARGET_LEN`] bytes encoded, or one pack.
+pub fn batches(packs: &[IndexedPack]) -> Vec<&[IndexedPack]> {
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0, format::HEAD_LEN);
+    for (i, pack) in packs.iter().enumerate() {
+        let record = format::record_len(pack);
+        if i > start && len + record > TARGET_LEN {
+            out.push(&packs[start..i]);
+            (start, len) = (i, format::HEAD_LEN);
+        }
+        len += record;
+    }
+    if start < packs.len() {
+        out.push(&packs[start..]);
+    }
+    out
+}
 
 /// Why an index object cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +68,17 @@ pub enum IndexError {
         id: IndexId,
         /// The hash of the bytes.
         actual: IndexId,
+    },
+    /// The object is larger than any reader accepts ([`MAX_INDEX_LEN`]):
+    /// damage, or an object an earlier cairn wrote before it kept them to
+    /// [`TARGET_LEN`]; `repair catalog` indexes its packs again.
+    #[error("{source}")]
+    TooLarge {
+        /// The object.
+        id: IndexId,
+        /// What the read said.
+        #[source]
+        source: BackendError,
     },
     /// The object does not open with the store's key: altered, or not
     /// what belongs under this name.
@@ -106,13 +140,68 @@ pub fn write(backend: &Backend, packs: &[IndexedPack]) -> Result<IndexId, Backen
 
 /// Reads and checks index object `id`.
 pub fn read(backend: &Backend, id: &IndexId) -> Result<Vec<IndexedPack>, IndexError> {
-    let bytes = backend
-        .get_sealed(&key(id), MAX_INDEX_LEN)?
-        .map_err(|source| IndexError::Sealed { id: *id, source })?;
+    let bytes = match backend.get_sealed(&key(id), MAX_INDEX_LEN) {
+        Err(source) if source.is_too_large() => return Err(IndexError::TooLarge { id: *id, source }),
+        read => read?.map_err(|source| IndexError::Sealed { id: *id, source })?,
+    };
     let actual = IndexId::from(backend.vault().hash(&bytes));
     if actual != *id {
         return Err(IndexError::IdMismatch { id: *id, actual });
     }
     format::decode(&bytes, backend.vault().overhead())
         .map_err(|source| IndexError::Format { id: *id, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Compression;
+    use crate::id::{BlobId, PackId};
+    use crate::pack::format::{BlobKind, PackEntry};
+
+    /// A pack of `blobs` one-byte blobs, as an index object describes it.
+    fn pack_of(seed: u32, blobs: u32) -> IndexedPack {
+        let entries = (0..blobs)
+            .map(|i| PackEntry {
+                kind: BlobKind::Data,
+                id: BlobId::of(&[seed.to_le_bytes(), i.to_le_bytes()].concat()),
+                offset: u64::from(i),
+                stored_len: 1,
+                raw_len: 1,
+                compression: Compression::None,
+            })
+            .collect();
+        IndexedPack {
+            id: PackId::of(&seed.to_le_bytes()),
+            size: u64::from(blobs) + u64::from(blobs) * 52 + 48,
+            entries,
+        }
+    }
+
+    #[test]
+    fn packs_of_many_small_blobs_are_indexed_in_objects_of_at_most_the_target_size() {
+        // 8,000 blobs to a pack, as a SQLite store's packs hold: 26 packs
+        // already exceed the target, where a limit of 4,096 packs per
+        // object once let objects grow past what a reader accepts.
+        let packs: Vec<IndexedPack> = (0..40).map(|seed| pack_of(seed, 8000)).collect();
+        let batches = batches(&packs);
+        assert!(batches.len() > 1);
+        for batch in &batches {
+            let bytes = format::encode(batch);
+            assert!(bytes.len() <= TARGET_LEN, "{} bytes", bytes.len());
+            assert_eq!(format::decode(&bytes, 0).unwrap(), *batch);
+        }
+        let again: Vec<&IndexedPack> = batches.iter().flat_map(|b| b.iter()).collect();
+        assert!(again.iter().copied().eq(packs.iter()), "every pack once, in order");
+    }
+
+    #[test]
+    fn a_pack_whose_record_alone_exceeds_the_target_is_an_object_of_its_own() {
+        let huge = pack_of(1, (TARGET_LEN / 52) as u32 + 1);
+        let packs = vec![pack_of(0, 10), huge.clone(), pack_of(2, 10)];
+        let sizes: Vec<usize> = batches(&packs).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        assert!(batches(&[]).is_empty());
+        assert_eq!(batches(&[huge]).len(), 1);
+    }
 }

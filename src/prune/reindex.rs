@@ -15,7 +15,7 @@ use super::PruneError;
 use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::id::{IndexId, PackId};
-use crate::index::{self, IndexedPack, PACKS_PER_OBJECT};
+use crate::index::{self, IndexedPack};
 use crate::pack::{self, writer::PublishedPack};
 
 /// The index objects a prune writes and those it supersedes.
@@ -58,10 +58,11 @@ pub fn write(
     // Each object takes its packs from `keep`: copying them held every
     // kept pack's entries twice (15 MB at the peak of a prune of a 500 MB
     // SQLite store).
+    let counts: Vec<usize> = index::batches(&keep).iter().map(|b| b.len()).collect();
     let mut written = Vec::new();
-    let mut rest = keep.into_iter().peekable();
-    while rest.peek().is_some() {
-        let packs: Vec<IndexedPack> = rest.by_ref().take(PACKS_PER_OBJECT).collect();
+    let mut rest = keep.into_iter();
+    for count in counts {
+        let packs: Vec<IndexedPack> = rest.by_ref().take(count).collect();
         written.push((index::write(backend, &packs)?, packs));
     }
     Ok(Reindex {

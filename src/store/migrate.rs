@@ -31,7 +31,7 @@ use super::StoreError;
 use super::config::Config;
 use crate::backend::Backend;
 use crate::catalog::Catalog;
-use crate::index::{self, IndexedPack, PACKS_PER_OBJECT};
+use crate::index::{self, IndexedPack};
 use crate::pack;
 
 /// The config rewritten to the current version, or `None` if it is current.
@@ -46,11 +46,14 @@ pub fn upgraded(config: &Config) -> Option<Config> {
     })
 }
 
+/// Pack headers held at once while indexing them.
+const HEADERS_AT_ONCE: usize = 1024;
+
 /// Indexes every cataloged pack that no index object names yet; returns
 /// how many.
 pub fn index_unindexed_packs(backend: &Backend, catalog: &mut Catalog) -> Result<u64, StoreError> {
     let packs = catalog.unindexed_packs()?;
-    for chunk in packs.chunks(PACKS_PER_OBJECT) {
+    for chunk in packs.chunks(HEADERS_AT_ONCE) {
         let mut described = Vec::with_capacity(chunk.len());
         for id in chunk {
             let (entries, size) = pack::reader::read_header(backend, id)?;
@@ -60,8 +63,9 @@ pub fn index_unindexed_packs(backend: &Backend, catalog: &mut Catalog) -> Result
                 entries,
             });
         }
-        let index = index::write(backend, &described)?;
-        catalog.record_index(&index, &described)?;
+        for batch in index::batches(&described) {
+            catalog.record_index(&index::write(backend, batch)?, batch)?;
+        }
     }
     Ok(packs.len() as u64)
 }
