@@ -35,6 +35,7 @@ use crate::compress::Compression;
 use crate::compress::dictionary::Renumbering;
 use crate::crash;
 use crate::id::{BlobId, PackId};
+use crate::pack::stream::PackStream;
 use crate::pack::writer::PublishedPack;
 use crate::pack::{self, BlobKind, BlobLocation, PackError, PackWriter};
 use crate::progress::Progress;
@@ -202,12 +203,12 @@ fn copy_blobs(
     if blobs.is_empty() {
         return Ok(());
     }
-    let whole = match sink.to.checks_every_blob {
+    let proven = match sink.to.checks_every_blob {
         true => None,
-        false => proven_whole(store, pack, &blobs),
+        false => proven(store, pack, &blobs),
     };
-    if let Some(file) = whole {
-        return copy_proven(&file, &blobs, sink, out);
+    if let Some(source) = proven {
+        return copy_proven(store, pack, source, &blobs, sink, out);
     }
     let key = pack::key(&pack.id);
     for run in spans(&blobs) {
@@ -216,23 +217,46 @@ fn copy_blobs(
     Ok(())
 }
 
-/// The pack read whole, if that is worth it and it proves out: its bytes
-/// are its id, every row of `blobs` is one of its entries exactly as the
-/// catalog has it, each sealed blob opens with the store's key (bound to
-/// its id: only a key holder made it), and every dictionary they need is
-/// at hand. `None` otherwise, failed reads included: the blob by blob path
-/// then reads again and names what is wrong.
-fn proven_whole(store: &Store, pack: &PackRow, blobs: &[Row]) -> Option<Vec<u8>> {
+/// Where the blobs of a pack that proved to be its id are copied from.
+enum Proven {
+    /// The pack read whole: a remote pack, downloaded once.
+    Whole(Vec<u8>),
+    /// A local pack, hashed a block at a time and read so again for the
+    /// copy: the second read is the page cache's, and no pack is held
+    /// whole (one was most of a repacking prune's peak memory).
+    Streamed,
+}
+
+/// How the pack's blobs can be copied without decoding them, if that is
+/// worth it and the pack proves out: its bytes are its id, every row of
+/// `blobs` is one of its entries exactly as the catalog has it, and every
+/// dictionary they need is at hand. `None` otherwise, failed reads
+/// included: the blob by blob path then reads again and names what is
+/// wrong.
+fn proven(store: &Store, pack: &PackRow, blobs: &[Row]) -> Option<Proven> {
     if !worth_reading_whole(pack, blobs) {
         return None;
     }
     let backend = store.backend();
-    let file = backend.get(&pack::key(&pack.id), pack.size).ok()?;
-    let entries = pack::reader::whole_pack_entries(backend.vault(), &pack.id, &file).ok()?;
-    let proven = blobs
-        .iter()
-        .all(|row| is_listed(&entries, pack, row) && opens(store, &file, row));
-    (proven && dictionaries_at_hand(store, blobs)).then_some(file)
+    let (source, entries) = if backend.is_remote() {
+        let file = backend.get(&pack::key(&pack.id), pack.size).ok()?;
+        let entries = pack::reader::whole_pack_entries(backend.vault(), &pack.id, &file).ok()?;
+        (Proven::Whole(file), entries)
+    } else {
+        let (bytes, id) = stream(store, pack).ok()?.finish(pack.size).ok()?;
+        let (entries, size) = pack::reader::read_header(backend, &pack.id).ok()?;
+        if id != pack.id || bytes != pack.size || size != pack.size {
+            return None;
+        }
+        (Proven::Streamed, entries)
+    };
+    let listed = blobs.iter().all(|row| is_listed(&entries, pack, row));
+    (listed && dictionaries_at_hand(store, blobs)).then_some(source)
+}
+
+fn stream(store: &Store, pack: &PackRow) -> Result<PackStream, BackendError> {
+    let reader = store.backend().reader(&pack::key(&pack.id))?;
+    Ok(PackStream::new(reader, pack.size))
 }
 
 /// Whether the pack is small enough to read whole and its kept blobs span
@@ -254,11 +278,11 @@ fn is_listed(entries: &[pack::PackEntry], pack: &PackRow, (id, at): &Row) -> boo
     found.is_ok_and(|i| entries[i].id == *id && BlobLocation::in_pack(pack.id, &entries[i]) == *at)
 }
 
-/// Whether `row`'s stored bytes in `file` open with the store's key (always
-/// in an unencrypted store). Rows are [`is_listed`]: within the file.
-fn opens(store: &Store, file: &[u8], (id, at): &Row) -> bool {
+/// Whether `stored`, the bytes of `row`, open with the store's key (always
+/// in an unencrypted store): bound to the blob's id, only a key holder
+/// made them.
+fn opens(store: &Store, stored: &[u8], (id, at): &Row) -> bool {
     let vault = store.backend().vault();
-    let stored = stored_in(file, at);
     !vault.is_encrypted()
         || vault
             .open_blob(at.kind.code(), id.as_bytes(), stored)
@@ -287,18 +311,76 @@ fn stored_in<'f>(file: &'f [u8], at: &BlobLocation) -> &'f [u8] {
     &file[start..start + at.stored_len as usize]
 }
 
-/// Copies `blobs` out of `file`, a pack [`proven_whole`].
+/// Copies `blobs` (in pack order) out of a pack that is [`proven`].
 fn copy_proven(
-    file: &[u8],
+    store: &Store,
+    pack: &PackRow,
+    source: Proven,
     blobs: &[Row],
     sink: &mut Sink<'_>,
     out: &mut Repacked,
 ) -> Result<(), RepackError> {
-    for (id, at) in blobs {
-        sink.add(*id, at.raw_len, at.compression, stored_in(file, at))?;
-        out.bytes += u64::from(at.stored_len);
-        out.blobs += 1;
+    match source {
+        Proven::Whole(file) => blobs
+            .iter()
+            .try_for_each(|row| copy_one(store, row, stored_in(&file, &row.1), sink, out)),
+        Proven::Streamed => copy_streamed(store, pack, blobs, sink, out),
     }
+}
+
+/// Copies `blobs` out of a local pack read again a block at a time.
+fn copy_streamed(
+    store: &Store,
+    pack: &PackRow,
+    blobs: &[Row],
+    sink: &mut Sink<'_>,
+    out: &mut Repacked,
+) -> Result<(), RepackError> {
+    let mut stream = stream(store, pack)?;
+    let mut stored = Vec::new();
+    for row in blobs {
+        let at = &row.1;
+        stream
+            .read_at(at.offset, at.stored_len as usize, &mut stored, pack.size)
+            .map_err(|why| changed(pack, &why))?;
+        copy_one(store, row, &stored, sink, out)?;
+    }
+    // Read twice: bytes that changed since the first read stop the repack
+    // before anything is cataloged (the new packs are then unreferenced).
+    match stream.finish(pack.size) {
+        Ok((bytes, id)) if (bytes, id) == (pack.size, pack.id) => Ok(()),
+        Ok(_) => Err(changed(pack, "content no longer matches its id").into()),
+        Err(why) => Err(changed(pack, &why).into()),
+    }
+}
+
+/// A pack that read differently the second time: damage.
+fn changed(pack: &PackRow, why: &str) -> BackendError {
+    BackendError {
+        location: pack::key(&pack.id),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("changed while it was repacked: {why}"),
+        ),
+    }
+}
+
+/// Copies one blob of a proven pack, its bytes `stored`: a sealed blob that
+/// does not open is damage, named as the blob by blob path names it.
+fn copy_one(
+    store: &Store,
+    row: &Row,
+    stored: &[u8],
+    sink: &mut Sink<'_>,
+    out: &mut Repacked,
+) -> Result<(), RepackError> {
+    let (id, at) = row;
+    if !opens(store, stored, row) {
+        pack::reader::check_stored(store.backend(), id, at, stored)?;
+    }
+    sink.add(*id, at.raw_len, at.compression, stored)?;
+    out.bytes += u64::from(at.stored_len);
+    out.blobs += 1;
     Ok(())
 }
 

@@ -141,7 +141,9 @@ pub fn write(backend: &Backend, packs: &[IndexedPack]) -> Result<IndexId, Backen
 /// Reads and checks index object `id`.
 pub fn read(backend: &Backend, id: &IndexId) -> Result<Vec<IndexedPack>, IndexError> {
     let bytes = match backend.get_sealed(&key(id), MAX_INDEX_LEN) {
-        Err(source) if source.is_too_large() => return Err(IndexError::TooLarge { id: *id, source }),
+        Err(source) if source.is_too_large() => {
+            return Err(IndexError::TooLarge { id: *id, source });
+        }
         read => read?.map_err(|source| IndexError::Sealed { id: *id, source })?,
     };
     let actual = IndexId::from(backend.vault().hash(&bytes));
@@ -192,7 +194,10 @@ mod tests {
             assert_eq!(format::decode(&bytes, 0).unwrap(), *batch);
         }
         let again: Vec<&IndexedPack> = batches.iter().flat_map(|b| b.iter()).collect();
-        assert!(again.iter().copied().eq(packs.iter()), "every pack once, in order");
+        assert!(
+            again.iter().copied().eq(packs.iter()),
+            "every pack once, in order"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod list;
 pub mod reader;
 pub mod runs;
 pub mod spans;
+pub mod stream;
 pub mod writer;
 
 use crate::backend::BackendError;
