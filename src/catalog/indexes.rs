@@ -59,17 +59,24 @@ impl Catalog {
         let tx = self.write_transaction().map_err(&err)?;
         for pack in packs {
             write_pack(&tx, &published(pack), OnConflict::KeepFirst, |_| true).map_err(&err)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO index_packs (idx, pack) VALUES (?1, ?2)",
-                params![&id.as_bytes()[..], &pack.id.as_bytes()[..]],
-            )
-            .map_err(&err)?;
         }
-        tx.execute(
-            "INSERT OR IGNORE INTO indexes (id) VALUES (?1)",
-            [&id.as_bytes()[..]],
-        )
-        .map_err(&err)?;
+        let ids: Vec<PackId> = packs.iter().map(|p| p.id).collect();
+        name_packs(&tx, id, &ids).map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// Records index object `id` as naming `packs`, which the catalog
+    /// already has (a prune's objects for the packs it keeps, recorded
+    /// after its commit): their entries need not be held to record it.
+    pub fn record_index_of_cataloged(
+        &mut self,
+        id: &IndexId,
+        packs: &[PackId],
+    ) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let err = super::sqlite(&path);
+        let tx = self.write_transaction().map_err(&err)?;
+        name_packs(&tx, id, packs).map_err(&err)?;
         tx.commit().map_err(&err)
     }
 
@@ -193,4 +200,22 @@ fn published(pack: &IndexedPack) -> PublishedPack {
         entries: pack.entries.clone(),
         size: pack.size,
     }
+}
+
+/// Records that index object `id` names `packs`.
+fn name_packs(
+    tx: &rusqlite::Transaction<'_>,
+    id: &IndexId,
+    packs: &[PackId],
+) -> rusqlite::Result<()> {
+    let mut name =
+        tx.prepare_cached("INSERT OR IGNORE INTO index_packs (idx, pack) VALUES (?1, ?2)")?;
+    for pack in packs {
+        name.execute(params![&id.as_bytes()[..], &pack.as_bytes()[..]])?;
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO indexes (id) VALUES (?1)",
+        [&id.as_bytes()[..]],
+    )?;
+    Ok(())
 }

@@ -40,12 +40,12 @@ pub const TARGET_LEN: usize = 4 << 20;
 /// object: at most [`TARGET_LEN`] bytes encoded, or one pack.
 pub fn batches(packs: &[IndexedPack]) -> Vec<&[IndexedPack]> {
     let mut out = Vec::new();
-    let (mut start, mut len) = (0, format::HEAD_LEN);
+    let (mut start, mut len) = (0, 0);
     for (i, pack) in packs.iter().enumerate() {
         let record = format::record_len(pack);
-        if i > start && len + record > TARGET_LEN {
+        if closes(i - start, len, record) {
             out.push(&packs[start..i]);
-            (start, len) = (i, format::HEAD_LEN);
+            (start, len) = (i, 0);
         }
         len += record;
     }
@@ -53,6 +53,42 @@ pub fn batches(packs: &[IndexedPack]) -> Vec<&[IndexedPack]> {
         out.push(&packs[start..]);
     }
     out
+}
+
+/// Whether an object of `count` packs whose records take `len` bytes is
+/// closed before a record of `record` bytes: it would pass [`TARGET_LEN`].
+fn closes(count: usize, len: usize, record: usize) -> bool {
+    count > 0 && format::HEAD_LEN + len + record > TARGET_LEN
+}
+
+/// Packs gathered a pack at a time into the objects [`batches`] would cut
+/// them into: for a writer that would otherwise hold every pack's entries
+/// at once.
+#[derive(Debug, Default)]
+pub struct Batcher {
+    packs: Vec<IndexedPack>,
+    len: usize,
+}
+
+impl Batcher {
+    /// Adds `pack`; returns the packs of the object it closed, if any.
+    pub fn push(&mut self, pack: IndexedPack) -> Option<Vec<IndexedPack>> {
+        let record = format::record_len(&pack);
+        let full = closes(self.packs.len(), self.len, record).then(|| self.take());
+        self.len += record;
+        self.packs.push(pack);
+        full
+    }
+
+    /// The packs of the last object, if any.
+    pub fn finish(mut self) -> Option<Vec<IndexedPack>> {
+        (!self.packs.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Vec<IndexedPack> {
+        self.len = 0;
+        std::mem::take(&mut self.packs)
+    }
 }
 
 /// Why an index object cannot be used.
@@ -198,6 +234,14 @@ mod tests {
             again.iter().copied().eq(packs.iter()),
             "every pack once, in order"
         );
+
+        let mut batcher = Batcher::default();
+        let mut gathered: Vec<Vec<IndexedPack>> = packs
+            .iter()
+            .filter_map(|p| batcher.push(p.clone()))
+            .collect();
+        gathered.extend(batcher.finish());
+        assert!(gathered.iter().map(Vec::as_slice).eq(batches));
     }
 
     #[test]

@@ -21,8 +21,8 @@ use crate::pack::{self, writer::PublishedPack};
 /// The index objects a prune writes and those it supersedes.
 #[derive(Debug, Default)]
 pub struct Reindex {
-    /// New index objects, written to the store, with what each names.
-    pub written: Vec<(IndexId, Vec<IndexedPack>)>,
+    /// New index objects, written to the store, with the packs each names.
+    pub written: Vec<(IndexId, Vec<PackId>)>,
     /// Index objects to delete once the catalog has committed.
     pub superseded: Vec<IndexId>,
 }
@@ -41,41 +41,78 @@ pub fn write(
 ) -> Result<Reindex, PruneError> {
     let gone: HashSet<PackId> = removed.iter().copied().collect();
     let superseded = superseded_by(catalog, removed)?;
-    let mut keep: Vec<IndexedPack> = new_packs.iter().cloned().map(IndexedPack::from).collect();
-    let mut named: HashSet<PackId> = keep.iter().map(|p| p.id).collect();
+    let mut objects = Objects::new(backend);
+    for pack in new_packs {
+        objects.add(IndexedPack::from(pack.clone()))?;
+    }
     for id in &superseded {
         for pack in kept_packs(backend, catalog, id, &gone)? {
-            if named.insert(pack.id) {
-                keep.push(pack);
-            }
+            objects.add(pack)?;
         }
     }
     for id in catalog.unindexed_packs()? {
-        if !gone.contains(&id) && named.insert(id) {
-            keep.push(from_header(backend, &id)?);
+        if !gone.contains(&id) && !objects.named.contains(&id) {
+            objects.add(from_header(backend, &id)?)?;
         }
     }
-    // Each object takes its packs from `keep`: copying them held every
-    // kept pack's entries twice (15 MB at the peak of a prune of a 500 MB
-    // SQLite store).
-    let counts: Vec<usize> = index::batches(&keep).iter().map(|b| b.len()).collect();
-    let mut written = Vec::new();
-    let mut rest = keep.into_iter();
-    for count in counts {
-        let packs: Vec<IndexedPack> = rest.by_ref().take(count).collect();
-        written.push((index::write(backend, &packs)?, packs));
-    }
     Ok(Reindex {
-        written,
+        written: objects.finish()?,
         superseded,
     })
 }
 
-/// Records the new index objects in the catalog (before the prune's commit
-/// drops the removed packs).
+/// Index objects written as their packs come, each as soon as it is full:
+/// holding every kept pack's entries until the end was most of a prune's
+/// memory beside its catalog commit (15 MB for a 500 MB SQLite store).
+struct Objects<'b> {
+    backend: &'b Backend,
+    batcher: index::Batcher,
+    named: HashSet<PackId>,
+    written: Vec<(IndexId, Vec<PackId>)>,
+}
+
+impl<'b> Objects<'b> {
+    fn new(backend: &'b Backend) -> Self {
+        Self {
+            backend,
+            batcher: index::Batcher::default(),
+            named: HashSet::new(),
+            written: Vec::new(),
+        }
+    }
+
+    /// Names `pack` in an object, unless one of these already does.
+    fn add(&mut self, pack: IndexedPack) -> Result<(), PruneError> {
+        if !self.named.insert(pack.id) {
+            return Ok(());
+        }
+        match self.batcher.push(pack) {
+            Some(full) => self.write(&full),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&mut self, packs: &[IndexedPack]) -> Result<(), PruneError> {
+        let id = index::write(self.backend, packs)?;
+        self.written
+            .push((id, packs.iter().map(|p| p.id).collect()));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<(IndexId, Vec<PackId>)>, PruneError> {
+        if let Some(last) = std::mem::take(&mut self.batcher).finish() {
+            self.write(&last)?;
+        }
+        Ok(self.written)
+    }
+}
+
+/// Records the new index objects in the catalog, after the commit that
+/// catalogs the repack's new packs: every pack they name is cataloged by
+/// then (the kept ones are never among the removed).
 pub fn record(catalog: &mut Catalog, reindex: &Reindex) -> Result<(), PruneError> {
     for (id, packs) in &reindex.written {
-        catalog.record_index(id, packs)?;
+        catalog.record_index_of_cataloged(id, packs)?;
     }
     Ok(())
 }
