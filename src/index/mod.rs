@@ -74,20 +74,19 @@ impl Batcher {
     /// Adds `pack`; returns the packs of the object it closed, if any.
     pub fn push(&mut self, pack: IndexedPack) -> Option<Vec<IndexedPack>> {
         let record = format::record_len(&pack);
-        let full = closes(self.packs.len(), self.len, record).then(|| self.take());
+        let full = match closes(self.packs.len(), self.len, record) {
+            true => self.take(),
+            false => None,
+        };
         self.len += record;
         self.packs.push(pack);
         full
     }
 
-    /// The packs of the last object, if any.
-    pub fn finish(mut self) -> Option<Vec<IndexedPack>> {
-        (!self.packs.is_empty()).then(|| self.take())
-    }
-
-    fn take(&mut self) -> Vec<IndexedPack> {
+    /// Closes the object being gathered (the last one); its packs, if any.
+    pub fn take(&mut self) -> Option<Vec<IndexedPack>> {
         self.len = 0;
-        std::mem::take(&mut self.packs)
+        Some(std::mem::take(&mut self.packs)).filter(|packs| !packs.is_empty())
     }
 }
 
@@ -240,7 +239,7 @@ mod tests {
             .iter()
             .filter_map(|p| batcher.push(p.clone()))
             .collect();
-        gathered.extend(batcher.finish());
+        gathered.extend(batcher.take());
         assert!(gathered.iter().map(Vec::as_slice).eq(batches));
     }
 

@@ -100,7 +100,7 @@ impl<'b> Objects<'b> {
     }
 
     fn finish(mut self) -> Result<Vec<(IndexId, Vec<PackId>)>, PruneError> {
-        if let Some(last) = std::mem::take(&mut self.batcher).finish() {
+        if let Some(last) = self.batcher.take() {
             self.write(&last)?;
         }
         Ok(self.written)
