@@ -1230,6 +1230,50 @@ fn a_pack_missing_during_the_pass_and_there_again_after_it_is_no_damage_locally(
     }
 }
 
+/// Prunes that keep removing packs verify is checking, through every pass
+/// it runs (here: a pack missing during each pass and there again after
+/// it, two packs taking turns): the last pass's findings were reported as
+/// damage (exit 4) on a store that was whole, as once in a torture run. It
+/// cannot settle, and says so (exit 1).
+#[test]
+fn a_verify_that_prunes_keep_outrunning_says_it_could_not_settle_not_damage() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let mut packs = Vec::new();
+    for (seed, name) in [(5, "a.bin"), (6, "b.bin")] {
+        let before: BTreeSet<String> = read_packs(&t.store).into_keys().collect();
+        write_file(&src.join(name), &random_bytes(seed, 200_000));
+        settle();
+        t.snapshot(&[&src], &[]);
+        let after: BTreeSet<String> = read_packs(&t.store).into_keys().collect();
+        packs.extend(after.difference(&before).map(|id| pack_path(&t.store, id)));
+    }
+    let aside = |path: &Path| path.with_extension("aside");
+    fs::rename(&packs[0], aside(&packs[0])).unwrap();
+    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-pass-done");
+    let mut passes = 0;
+    while verify.next_stall() {
+        // The pack missing during this pass comes back; the other goes.
+        let (back, away) = (&packs[passes % 2], &packs[(passes + 1) % 2]);
+        fs::rename(aside(back), back).unwrap();
+        fs::rename(away, aside(away)).unwrap();
+        passes += 1;
+        verify.go_on();
+    }
+    let (status, stdout, stderr) = verify.finish();
+    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("kept changing while verify ran"), "{out}");
+    assert!(!out.contains("DAMAGED"), "{out}");
+    assert_eq!(passes, 9, "{out}");
+    for pack in &packs {
+        if !pack.exists() {
+            fs::rename(aside(pack), pack).unwrap();
+        }
+    }
+    t.cairn(["verify", "--read-data"]).assert().success();
+}
+
 // Index objects lost behind cairn's back: the next open forgets the packs
 // they named, though the packs are whole. verify called the blobs lost and
 // the packs leftovers of interrupted runs for `cairn prune` to remove;

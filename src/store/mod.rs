@@ -150,6 +150,17 @@ pub enum StoreError {
     /// The store's keys could not be used.
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    /// Verify beside prunes: in every pass it ran, packs it found missing
+    /// were removed meanwhile, so what it found is not certain either way.
+    #[error(
+        "the store kept changing while verify ran: in each of its {passes} passes, prunes removed packs it was checking ({packs} in the last), so its findings are not certain; run `cairn verify` again, when no prune is running if this recurs"
+    )]
+    Unsettled {
+        /// Passes run.
+        passes: usize,
+        /// Packs the last pass found missing that were removed meanwhile.
+        packs: usize,
+    },
     /// A tree blob does not decode.
     #[error("tree {id}: {source}")]
     Tree {

@@ -67,19 +67,24 @@ impl Stalled {
 
     /// Blocks until the process reports it reached its stall point.
     pub fn wait_for_stall(&mut self) {
-        loop {
-            let Ok(line) = self.lines.recv() else {
-                panic!(
-                    "the process ended without reaching its stall point:\n{}",
-                    self.seen.join("\n")
-                );
-            };
+        assert!(
+            self.next_stall(),
+            "the process ended without reaching its stall point:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    /// Blocks until the process reaches its stall point (true) or closes
+    /// its stderr, ending (false).
+    pub fn next_stall(&mut self) -> bool {
+        while let Ok(line) = self.lines.recv() {
             let reached = line.contains("stall point") && line.contains("reached");
             self.seen.push(line);
             if reached {
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// Lets the process go on from the stall it waits in.
