@@ -5,12 +5,15 @@
 //! Blobs are copied as stored (still compressed), but checked on the way:
 //! a damaged blob must stop the prune rather than be laundered into a
 //! fresh pack under a good name. Within one store, a pack of at most
-//! [`MAX_SPAN`] whose kept blobs span most of it is read whole and checked
-//! against its id, the BLAKE3 of the file, which proves its bytes unchanged
-//! since they were written; each copied blob must also be an entry of its
-//! header exactly as cataloged and, in an encrypted store, open with the
-//! key (bound to its id, so only a key holder made it). Then no blob needs
-//! decoding, which was over a quarter of a repacking prune's time. (A pack
+//! [`MAX_SPAN`] whose kept blobs span most of it is checked against its
+//! id, the BLAKE3 of the file, which proves its bytes unchanged since they
+//! were written: a remote pack read whole, a local one streamed twice, a
+//! block at a time (hashed, then hashed again as its blobs are copied, no
+//! new pack being published before the second hash matches too). Each
+//! copied blob must also be an entry of its header exactly as cataloged
+//! and, in an encrypted store, open with the key (bound to its id, so only
+//! a key holder made it). Then no blob needs decoding, which was over a
+//! quarter of a repacking prune's time. (A pack
 //! planted in an unencrypted store by someone who can write to it is moved
 //! as it is: such a store has no authenticity to keep; every read and
 //! `verify --read-data` still check content against ids.) Any other pack,
@@ -248,6 +251,7 @@ fn proven(store: &Store, pack: &PackRow, blobs: &[Row]) -> Option<Proven> {
         if id != pack.id || bytes != pack.size || size != pack.size {
             return None;
         }
+        crash::point("repack-pack-proven");
         (Proven::Streamed, entries)
     };
     let listed = blobs.iter().all(|row| is_listed(&entries, pack, row));
@@ -321,14 +325,21 @@ fn copy_proven(
     out: &mut Repacked,
 ) -> Result<(), RepackError> {
     match source {
-        Proven::Whole(file) => blobs
-            .iter()
-            .try_for_each(|row| copy_one(store, row, stored_in(&file, &row.1), sink, out)),
+        Proven::Whole(file) => {
+            for row in blobs {
+                copy_one(store, row, stored_in(&file, &row.1), sink, out)?;
+                sink.seal_if_full()?;
+            }
+            Ok(())
+        }
         Proven::Streamed => copy_streamed(store, pack, blobs, sink, out),
     }
 }
 
-/// Copies `blobs` out of a local pack read again a block at a time.
+/// Copies `blobs` out of a local pack read again a block at a time. No
+/// pack the sink fills meanwhile is sealed until the second read proves the
+/// same bytes again: bytes that changed since the first read stop the
+/// repack with nothing they went into published (nor cataloged).
 fn copy_streamed(
     store: &Store,
     pack: &PackRow,
@@ -342,15 +353,25 @@ fn copy_streamed(
         let at = &row.1;
         stream
             .read_at(at.offset, at.stored_len as usize, &mut stored, pack.size)
-            .map_err(|why| changed(pack, &why))?;
+            .map_err(|why| read_again_failed(pack, &stream, &why))?;
         copy_one(store, row, &stored, sink, out)?;
     }
-    // Read twice: bytes that changed since the first read stop the repack
-    // before anything is cataloged (the new packs are then unreferenced).
     match stream.finish(pack.size) {
-        Ok((bytes, id)) if (bytes, id) == (pack.size, pack.id) => Ok(()),
+        Ok((bytes, id)) if (bytes, id) == (pack.size, pack.id) => sink.seal_if_full(),
         Ok(_) => Err(changed(pack, "content no longer matches its id").into()),
-        Err(why) => Err(changed(pack, &why).into()),
+        Err(why) => Err(read_again_failed(pack, &stream, &why).into()),
+    }
+}
+
+/// The failure of reading a proven pack again: the machine's if the read
+/// failed, else damage (the pack changed since it proved out).
+fn read_again_failed(pack: &PackRow, stream: &PackStream, why: &str) -> BackendError {
+    if !stream.read_failed() {
+        return changed(pack, why);
+    }
+    BackendError {
+        location: pack::key(&pack.id),
+        source: std::io::Error::other(format!("reading it again to repack it: {why}")),
     }
 }
 
@@ -434,6 +455,7 @@ fn copy_run(
     check_all(store, run, &stored)?;
     for ((id, at), stored) in run.iter().zip(&stored) {
         sink.add(*id, at.raw_len, at.compression, stored)?;
+        sink.seal_if_full()?;
         out.bytes += u64::from(at.stored_len);
         out.blobs += 1;
     }
@@ -500,10 +522,18 @@ impl<'s> Sink<'s> {
         writer
             .add_stored(id, raw_len, compression, stored)
             .map_err(RepackError::Write)?;
-        if writer.data_len() >= store.config().pack.target_size {
-            self.seal()?;
-        }
         Ok(())
+    }
+
+    /// Seals and publishes the open pack if it is full: called only once
+    /// every blob in it is proven, so that no pack holding a blob still to
+    /// be proven is ever published.
+    fn seal_if_full(&mut self) -> Result<(), RepackError> {
+        let target = self.to.store.config().pack.target_size;
+        match &self.writer {
+            Some(writer) if writer.is_full(target) => self.seal(),
+            _ => Ok(()),
+        }
     }
 
     fn seal(&mut self) -> Result<(), RepackError> {

@@ -1317,3 +1317,51 @@ fn a_prune_of_an_encrypted_store_counts_the_sealed_header_as_the_packs_own_not_u
     let target = t.restore(id(&second));
     assert_trees_equal(&src, &restored(&target, &src));
 }
+
+/// Flips byte `at` of every pack file (twice: as it was).
+fn flip_every_pack(store: &Path, at: u64) {
+    for id in pack_files(store) {
+        let path = store.join(format!("packs/{}/{id}.pack", &id[..2]));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[at as usize] ^= 0x5a;
+        fs::write(&path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_pack_that_changes_between_the_repacks_two_reads_stops_it_with_nothing_published() {
+    // A local pack is hashed once, then read again for its blobs. Packs the
+    // copy filled were sealed and published as they filled, before the
+    // second read proved the same bytes: a pack changed between the reads
+    // left a published pack of unproven bytes under good names (one
+    // `repair catalog` would have cataloged).
+    let t = TestEnv::new();
+    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    let src = t.path("src");
+    small_files(&src, 20, 10);
+    t.snapshot(&[&src], &[]);
+    for i in [0, 5, 10, 15] {
+        fs::remove_file(src.join(format!("f{i}"))).unwrap();
+    }
+    let kept = t.snapshot(&[&src], &[]);
+    t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    let before = pack_files(&t.store);
+    let prune = t.command(["prune", "--max-unused", "0"]);
+    let mut prune = common::stall::Stalled::spawn(&t, prune, "repack-pack-proven");
+    // The first pack is copied as it is; the second changes once proven,
+    // after the first one's blobs have filled most of a new pack.
+    prune.wait_for_stall();
+    prune.go_on();
+    prune.wait_for_stall();
+    flip_every_pack(&t.store, 7);
+    let (status, _, stderr) = prune.finish();
+    assert_ne!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("changed while it was repacked"), "{stderr}");
+    assert_eq!(pack_files(&t.store), before, "{stderr}");
+
+    flip_every_pack(&t.store, 7);
+    t.cairn(["prune", "--max-unused", "0"]).assert().success();
+    t.cairn(["verify", "--read-data"]).assert().success();
+    let target = t.restore(id(&kept));
+    assert_trees_equal(&src, &restored(&target, &src));
+}

@@ -403,7 +403,7 @@ fn fill_packs(
         stats.bytes_raw += u64::from(blob.raw_len);
         stats.blobs += 1;
         Progress::add(&progress.stored, blob.encoded.bytes.len() as u64);
-        if pack.data_len() >= out.target
+        if pack.is_full(out.target)
             && let Some(full) = slot.take()
         {
             seal(full)?;

@@ -84,8 +84,14 @@ impl PackStream {
         self.take(len as u64, Some(buf))
     }
 
+    /// Whether the stream broke off because reading failed (the
+    /// machine's or the connection's failure, not the pack's bytes).
+    pub fn read_failed(&self) -> bool {
+        matches!(self.broken, Some(Break::Io(_)))
+    }
+
     /// Reads the rest; returns the bytes read and the file's hash.
-    pub fn finish(mut self, size: u64) -> Result<(u64, PackId), String> {
+    pub fn finish(&mut self, size: u64) -> Result<(u64, PackId), String> {
         while self.broken.is_none() {
             self.pos += (self.block.len() - self.used) as u64;
             self.used = self.block.len();
@@ -93,8 +99,8 @@ impl PackStream {
                 break;
             }
         }
-        if let Some(Break::Io(why)) = self.broken {
-            return Err(why);
+        if let Some(Break::Io(why)) = &self.broken {
+            return Err(why.clone());
         }
         if self.pos > size {
             return Err(format!("larger than the {size} bytes the catalog records"));

@@ -40,6 +40,12 @@ pub struct PackWriter {
     failed: bool,
 }
 
+/// Most blobs in one pack, whatever its size: a pack's index record (52
+/// bytes a blob) must fit the largest index object a reader accepts
+/// (`index::MAX_INDEX_LEN`, 64 MiB), or no host could catalog the pack
+/// from the index (a 1 GiB pack of blobs under 830 bytes would not).
+pub const MAX_BLOBS: usize = 1 << 20;
+
 impl PackWriter {
     /// Starts an empty pack for blobs of `kind`, staged in `staging`.
     /// Blobs must be added sealed with `vault`, which seals the header.
@@ -90,6 +96,12 @@ impl PackWriter {
     /// Bytes of blob data written so far.
     pub fn data_len(&self) -> u64 {
         self.len
+    }
+
+    /// Whether the pack is full: `target` bytes of blob data, or
+    /// [`MAX_BLOBS`] blobs.
+    pub fn is_full(&self, target: u64) -> bool {
+        self.len >= target || self.entries.len() >= MAX_BLOBS
     }
 
     /// Whether no blob was added.
