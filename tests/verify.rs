@@ -1230,48 +1230,87 @@ fn a_pack_missing_during_the_pass_and_there_again_after_it_is_no_damage_locally(
     }
 }
 
-/// Prunes that keep removing packs verify is checking, through every pass
-/// it runs (here: a pack missing during each pass and there again after
-/// it, two packs taking turns): the last pass's findings were reported as
-/// damage (exit 4) on a store that was whole, as once in a torture run. It
-/// cannot settle, and says so (exit 1).
-#[test]
-fn a_verify_that_prunes_keep_outrunning_says_it_could_not_settle_not_damage() {
-    let t = TestEnv::with_store();
-    let src = t.path("src");
+/// A store of one snapshot per file of `files`; the packs each added.
+fn one_snapshot_per_file(t: &TestEnv, src: &Path, files: &[&str]) -> Vec<Vec<PathBuf>> {
     let mut packs = Vec::new();
-    for (seed, name) in [(5, "a.bin"), (6, "b.bin")] {
+    for (seed, name) in files.iter().enumerate() {
         let before: BTreeSet<String> = read_packs(&t.store).into_keys().collect();
-        write_file(&src.join(name), &random_bytes(seed, 200_000));
+        write_file(&src.join(name), &random_bytes(seed as u64 + 5, 200_000));
         settle();
-        t.snapshot(&[&src], &[]);
+        t.snapshot(&[src], &[]);
         let after: BTreeSet<String> = read_packs(&t.store).into_keys().collect();
-        packs.extend(after.difference(&before).map(|id| pack_path(&t.store, id)));
+        packs.push(
+            after
+                .difference(&before)
+                .map(|id| pack_path(&t.store, id))
+                .collect(),
+        );
     }
+    packs
+}
+
+/// Runs `verify` while `packs[0]` and `packs[1]` take turns being missing
+/// during each of its passes (as if prunes removed them meanwhile, every
+/// time), then puts both back; its exit code and output, and its passes.
+fn verify_outrun_by_prunes(t: &TestEnv, packs: [&Path; 2]) -> (Option<i32>, String, usize) {
     let aside = |path: &Path| path.with_extension("aside");
-    fs::rename(&packs[0], aside(&packs[0])).unwrap();
-    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-pass-done");
+    fs::rename(packs[0], aside(packs[0])).unwrap();
+    let mut verify = common::stall::Stalled::spawn(t, t.command(["verify"]), "verify-pass-done");
     let mut passes = 0;
     while verify.next_stall() {
         // The pack missing during this pass comes back; the other goes.
-        let (back, away) = (&packs[passes % 2], &packs[(passes + 1) % 2]);
+        let (back, away) = (packs[passes % 2], packs[(passes + 1) % 2]);
         fs::rename(aside(back), back).unwrap();
         fs::rename(away, aside(away)).unwrap();
         passes += 1;
         verify.go_on();
     }
     let (status, stdout, stderr) = verify.finish();
-    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
-    assert_eq!(status.code(), Some(1), "{out}");
-    assert!(out.contains("kept changing while verify ran"), "{out}");
-    assert!(!out.contains("DAMAGED"), "{out}");
-    assert_eq!(passes, 9, "{out}");
-    for pack in &packs {
+    for pack in packs {
         if !pack.exists() {
             fs::rename(aside(pack), pack).unwrap();
         }
     }
+    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
+    (status.code(), out, passes)
+}
+
+/// Prunes that keep removing packs verify is checking, through every pass
+/// it runs: the last pass's findings were reported as damage (exit 4) on a
+/// store that was whole, as once in a torture run. It cannot settle, and
+/// says so (exit 1).
+#[test]
+fn a_verify_that_prunes_keep_outrunning_says_it_could_not_settle_not_damage() {
+    let t = TestEnv::with_store();
+    let packs = one_snapshot_per_file(&t, &t.path("src"), &["a.bin", "b.bin"]);
+    let (code, out, passes) = verify_outrun_by_prunes(&t, [&packs[0][0], &packs[1][0]]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("kept changing while verify ran"), "{out}");
+    assert!(!out.contains("DAMAGED"), "{out}");
+    assert_eq!(passes, 9, "{out}");
     t.cairn(["verify", "--read-data"]).assert().success();
+}
+
+/// Damage that has nothing to do with the packs prunes kept removing
+/// stands (exit 4), without them.
+#[test]
+fn damage_found_beside_packs_prunes_keep_removing_is_still_damage() {
+    let t = TestEnv::with_store();
+    let packs = one_snapshot_per_file(&t, &t.path("src"), &["a.bin", "b.bin", "c.bin"]);
+    let damaged = &packs[2][0];
+    let len = fs::metadata(damaged).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(damaged)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let (code, out, _) = verify_outrun_by_prunes(&t, [&packs[0][0], &packs[1][0]]);
+    assert_eq!(code, Some(4), "{out}");
+    let name = |p: &PathBuf| p.file_stem().unwrap().to_string_lossy().into_owned();
+    assert!(out.contains(&name(damaged)), "{out}");
+    assert!(out.contains("left out of the damage reported"), "{out}");
+    assert_eq!(out.matches("DAMAGED pack").count(), 1, "{out}");
 }
 
 // Index objects lost behind cairn's back: the next open forgets the packs

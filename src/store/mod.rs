@@ -153,7 +153,7 @@ pub enum StoreError {
     /// Verify beside prunes: in every pass it ran, packs it found missing
     /// were removed meanwhile, so what it found is not certain either way.
     #[error(
-        "the store kept changing while verify ran: in each of its {passes} passes, prunes removed packs it was checking ({packs} in the last), so its findings are not certain; run `cairn verify` again, when no prune is running if this recurs"
+        "the store kept changing while verify ran: in each of its {passes} passes, packs it found missing were removed (or written again) by other processes meanwhile ({packs} after the last), so it cannot tell whether anything is lost; run `cairn verify` again, when no prune is running if this recurs"
     )]
     Unsettled {
         /// Passes run.
