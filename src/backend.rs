@@ -46,6 +46,17 @@ pub struct BackendError {
     pub source: io::Error,
 }
 
+/// Why a whole read refused an object: larger than such an object may be.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TooLarge(String);
+
+/// The error of a whole read that found the object larger than `what`
+/// says it may be.
+fn too_large(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::FileTooLarge, TooLarge(what))
+}
+
 impl BackendError {
     /// Whether the object was not there.
     pub fn is_not_found(&self) -> bool {
@@ -53,9 +64,11 @@ impl BackendError {
     }
 
     /// Whether a whole read found the object larger than such an object
-    /// may be: never something cairn wrote, so damage.
+    /// may be: never something cairn wrote, so damage. (Told apart from a
+    /// write's EFBIG, the machine's limit, by [`TooLarge`].)
     pub fn is_too_large(&self) -> bool {
-        self.source.kind() == io::ErrorKind::FileTooLarge
+        let inner = self.source.get_ref();
+        inner.is_some_and(|e| e.is::<TooLarge>())
     }
 
     /// Whether a read failed on the store's data rather than on the
@@ -557,4 +570,24 @@ pub(crate) fn temp_file_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
             .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(source: io::Error) -> BackendError {
+        BackendError {
+            location: "index/ab".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn an_object_too_large_to_read_is_damage_and_a_write_past_a_file_size_limit_is_not() {
+        let refused = failed(too_large("larger than the 10 bytes".into()));
+        assert!(refused.is_too_large() && refused.is_damage());
+        let efbig = failed(io::Error::from(io::ErrorKind::FileTooLarge));
+        assert!(!efbig.is_too_large() && !efbig.is_damage());
+    }
 }

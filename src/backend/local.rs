@@ -191,14 +191,16 @@ impl Local {
         let file = File::open(self.path(key))?;
         // Sized from the file up front (never past `max`), not grown by
         // doubling to up to twice its size.
+        let too_large =
+            || super::too_large(format!("larger than the {max} bytes such a file may have"));
         let len = file.metadata()?.len();
-        let mut bytes = Vec::with_capacity(len.min(max) as usize + 1);
+        if len > max {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::with_capacity(len as usize + 1);
         file.take(max + 1).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > max {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                format!("larger than the {max} bytes such a file may have"),
-            ));
+            return Err(too_large());
         }
         Ok(bytes)
     }

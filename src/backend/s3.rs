@@ -330,13 +330,10 @@ impl S3 {
         let bytes = self.run(async {
             let result = self.client.get(&self.path(key)).await.map_err(fail)?;
             if result.meta.size > max {
-                return Err(io::Error::new(
-                    io::ErrorKind::FileTooLarge,
-                    format!(
-                        "GET {key}: {} bytes, larger than the {max} bytes such an object may have",
-                        result.meta.size
-                    ),
-                ));
+                return Err(super::too_large(format!(
+                    "GET {key}: {} bytes, larger than the {max} bytes such an object may have",
+                    result.meta.size
+                )));
             }
             result.bytes().await.map_err(fail)
         })?;

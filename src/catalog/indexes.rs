@@ -76,6 +76,17 @@ impl Catalog {
         let path = self.path.clone();
         let err = super::sqlite(&path);
         let tx = self.write_transaction().map_err(&err)?;
+        for pack in packs {
+            if pack_rowid(&tx, pack.as_bytes()).map_err(&err)?.is_none() {
+                // Recorded, the object would never be read again here, and
+                // the pack would stay out of this catalog (a bug; nothing
+                // is recorded: the next sync reads the object whole).
+                return Err(CatalogError::Corrupt {
+                    path: path.clone(),
+                    what: format!("index object {id} names pack {pack}, which is not cataloged"),
+                });
+            }
+        }
         name_packs(&tx, id, packs).map_err(&err)?;
         tx.commit().map_err(&err)
     }
@@ -218,4 +229,27 @@ fn name_packs(
         [&id.as_bytes()[..]],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_object_of_cataloged_packs_is_recorded_and_one_naming_another_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+        let kept = PublishedPack::for_test(&[1], &[crate::id::BlobId::of(b"kept")]);
+        catalog.record_pack(&kept).unwrap();
+        let (good, bad) = (IndexId::of(b"good"), IndexId::of(b"bad"));
+        catalog
+            .record_index_of_cataloged(&good, &[kept.id])
+            .unwrap();
+        assert_eq!(catalog.packs_of_index(&good).unwrap(), [kept.id]);
+        let stranger = PackId::of(b"not cataloged");
+        let refused = catalog.record_index_of_cataloged(&bad, &[kept.id, stranger]);
+        assert!(refused.unwrap_err().to_string().contains("not cataloged"));
+        assert_eq!(catalog.known_indexes().unwrap(), HashSet::from([good]));
+        assert!(catalog.packs_of_index(&bad).unwrap().is_empty());
+    }
 }

@@ -34,7 +34,7 @@ pub const VERSION: u32 = 1;
 /// Bytes before the first record.
 pub const HEAD_LEN: usize = 16;
 /// Bytes of a record before its tail.
-const RECORD_HEAD_LEN: usize = 44;
+pub const RECORD_HEAD_LEN: usize = 44;
 
 /// One pack as an index object describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,6 +36,15 @@ pub const MAX_INDEX_LEN: u64 = 64 << 20;
 /// and every object is held whole by whoever writes or reads it.
 pub const TARGET_LEN: usize = 4 << 20;
 
+// The fullest pack's record fits the largest object a reader accepts.
+const _: () = assert!(
+    format::HEAD_LEN
+        + format::RECORD_HEAD_LEN
+        + crate::pack::writer::MAX_BLOBS * crate::pack::format::ENTRY_LEN
+        + crate::pack::format::TRAILER_LEN
+        <= MAX_INDEX_LEN as usize
+);
+
 /// `packs` cut, in order, into the runs that each become one index
 /// object: at most [`TARGET_LEN`] bytes encoded, or one pack.
 pub fn batches(packs: &[IndexedPack]) -> Vec<&[IndexedPack]> {
@@ -74,9 +83,10 @@ impl Batcher {
     /// Adds `pack`; returns the packs of the object it closed, if any.
     pub fn push(&mut self, pack: IndexedPack) -> Option<Vec<IndexedPack>> {
         let record = format::record_len(&pack);
-        let full = match closes(self.packs.len(), self.len, record) {
-            true => self.take(),
-            false => None,
+        let full = if closes(self.packs.len(), self.len, record) {
+            self.take()
+        } else {
+            None
         };
         self.len += record;
         self.packs.push(pack);
@@ -107,13 +117,12 @@ pub enum IndexError {
     /// The object is larger than any reader accepts ([`MAX_INDEX_LEN`]):
     /// damage, or an object an earlier cairn wrote before it kept them to
     /// [`TARGET_LEN`]; `repair catalog` indexes its packs again.
-    #[error("{source}")]
+    #[error("{error}")]
     TooLarge {
         /// The object.
         id: IndexId,
         /// What the read said.
-        #[source]
-        source: BackendError,
+        error: BackendError,
     },
     /// The object does not open with the store's key: altered, or not
     /// what belongs under this name.
@@ -176,9 +185,7 @@ pub fn write(backend: &Backend, packs: &[IndexedPack]) -> Result<IndexId, Backen
 /// Reads and checks index object `id`.
 pub fn read(backend: &Backend, id: &IndexId) -> Result<Vec<IndexedPack>, IndexError> {
     let bytes = match backend.get_sealed(&key(id), MAX_INDEX_LEN) {
-        Err(source) if source.is_too_large() => {
-            return Err(IndexError::TooLarge { id: *id, source });
-        }
+        Err(error) if error.is_too_large() => return Err(IndexError::TooLarge { id: *id, error }),
         read => read?.map_err(|source| IndexError::Sealed { id: *id, source })?,
     };
     let actual = IndexId::from(backend.vault().hash(&bytes));
