@@ -8,9 +8,10 @@
 //! `snapshot-committed`; in prune: `prune-planned` (journal written),
 //! `prune-pack-written` (a repacked pack published, not cataloged),
 //! `prune-cataloged` (the commit transaction done, no file deleted yet),
-//! `prune-pack-deleted` (after each pack file deleted), `repack-pack-proven`
-//! (a local pack to repack hashed once, not yet read again to copy its
-//! blobs); in a two-phase
+//! `prune-pack-deleted` (after each pack file deleted); of every repack
+//! (prune, repair, a snapshot's rescue): `repack-pack-hashed` (a local
+//! pack found to be its id by a first read, not yet read again to copy
+//! its blobs); in a two-phase
 //! prune also `prune-leased` (the lease taken, nothing planned yet) and
 //! `prune-condemned` (a condemnation written); in every command:
 //! `lock-opened` (the store's lock file opened, not yet locked).

@@ -251,7 +251,7 @@ fn proven(store: &Store, pack: &PackRow, blobs: &[Row]) -> Option<Proven> {
         if id != pack.id || bytes != pack.size || size != pack.size {
             return None;
         }
-        crash::point("repack-pack-proven");
+        crash::point("repack-pack-hashed");
         (Proven::Streamed, entries)
     };
     let listed = blobs.iter().all(|row| is_listed(&entries, pack, row));
@@ -347,6 +347,8 @@ fn copy_streamed(
     sink: &mut Sink<'_>,
     out: &mut Repacked,
 ) -> Result<(), RepackError> {
+    let kept = blobs.iter().map(|(_, at)| u64::from(at.stored_len)).sum();
+    sink.make_room(blobs.len(), kept)?;
     let mut stream = stream(store, pack)?;
     let mut stored = Vec::new();
     for row in blobs {
@@ -481,7 +483,8 @@ fn check_all(store: &Store, run: &[Row], stored: &[Cow<'_, [u8]>]) -> Result<(),
     Ok(())
 }
 
-/// New packs of one kind, sealed and published as each fills.
+/// New packs of one kind, each sealed and published once full and every
+/// blob in it proven.
 struct Sink<'s> {
     to: &'s Target<'s>,
     kind: BlobKind,
@@ -523,6 +526,18 @@ impl<'s> Sink<'s> {
             .add_stored(id, raw_len, compression, stored)
             .map_err(RepackError::Write)?;
         Ok(())
+    }
+
+    /// Seals the open pack (all of it proven) if `blobs` more blobs of
+    /// `bytes` would take it past its target size or its most blobs:
+    /// they go in unsealed until all of them are proven, and a pack of
+    /// more than `MAX_BLOBS` blobs could not be indexed.
+    fn make_room(&mut self, blobs: usize, bytes: u64) -> Result<(), RepackError> {
+        let target = self.to.store.config().pack.target_size;
+        match &self.writer {
+            Some(writer) if !writer.has_room(target, blobs, bytes) => self.seal(),
+            _ => Ok(()),
+        }
     }
 
     /// Seals and publishes the open pack if it is full: called only once

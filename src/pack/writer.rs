@@ -104,6 +104,12 @@ impl PackWriter {
         self.len >= target || self.entries.len() >= MAX_BLOBS
     }
 
+    /// Whether `blobs` more blobs of `bytes` fit before the pack is over
+    /// `target` bytes or [`MAX_BLOBS`] blobs.
+    pub fn has_room(&self, target: u64, blobs: usize, bytes: u64) -> bool {
+        self.len + bytes <= target && self.entries.len() + blobs <= MAX_BLOBS
+    }
+
     /// Whether no blob was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
