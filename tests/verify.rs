@@ -1230,7 +1230,8 @@ fn a_pack_missing_during_the_pass_and_there_again_after_it_is_no_damage_locally(
     }
 }
 
-/// A store of one snapshot per file of `files`; the packs each added.
+/// A store of one snapshot per file of `files`; the packs each added,
+/// largest (its data pack) first.
 fn one_snapshot_per_file(t: &TestEnv, src: &Path, files: &[&str]) -> Vec<Vec<PathBuf>> {
     let mut packs = Vec::new();
     for (seed, name) in files.iter().enumerate() {
@@ -1239,12 +1240,12 @@ fn one_snapshot_per_file(t: &TestEnv, src: &Path, files: &[&str]) -> Vec<Vec<Pat
         settle();
         t.snapshot(&[src], &[]);
         let after: BTreeSet<String> = read_packs(&t.store).into_keys().collect();
-        packs.push(
-            after
-                .difference(&before)
-                .map(|id| pack_path(&t.store, id))
-                .collect(),
-        );
+        let mut new: Vec<PathBuf> = (after.difference(&before))
+            .map(|id| pack_path(&t.store, id))
+            .collect();
+        // The data pack first: the largest.
+        new.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
+        packs.push(new);
     }
     packs
 }
@@ -1311,6 +1312,28 @@ fn damage_found_beside_packs_prunes_keep_removing_is_still_damage() {
     assert!(out.contains(&name(damaged)), "{out}");
     assert!(out.contains("left out of the damage reported"), "{out}");
     assert_eq!(out.matches("DAMAGED pack").count(), 1, "{out}");
+}
+
+/// A pack file the catalog never had, whose header does not read, is
+/// damage found at once: the recheck took it for a pack a prune removed
+/// meanwhile (no longer cataloged) and ran every pass, then said the store
+/// kept changing (exit 1).
+#[test]
+fn a_damaged_pack_the_catalog_never_had_is_damage_not_a_store_that_kept_changing() {
+    let t = TestEnv::with_store();
+    one_snapshot_per_file(&t, &t.path("src"), &["a.bin"]);
+    let stray = pack_path(&t.store, &"ab".repeat(32));
+    fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    fs::write(&stray, random_bytes(9, 4096)).unwrap();
+    let out = t.cairn(["verify"]).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains(&"ab".repeat(32)), "{text}");
+    assert!(!text.contains("removed by a prune"), "{text}");
 }
 
 // Index objects lost behind cairn's back: the next open forgets the packs

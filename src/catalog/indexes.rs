@@ -79,11 +79,11 @@ impl Catalog {
         for pack in packs {
             if pack_rowid(&tx, pack.as_bytes()).map_err(&err)?.is_none() {
                 // Recorded, the object would never be read again here, and
-                // the pack would stay out of this catalog (a bug; nothing
-                // is recorded: the next sync reads the object whole).
-                return Err(CatalogError::Corrupt {
+                // the pack would stay out of this catalog.
+                return Err(CatalogError::NotCataloged {
                     path: path.clone(),
-                    what: format!("index object {id} names pack {pack}, which is not cataloged"),
+                    index: *id,
+                    pack: *pack,
                 });
             }
         }
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(catalog.packs_of_index(&good).unwrap(), [kept.id]);
         let stranger = PackId::of(b"not cataloged");
         let refused = catalog.record_index_of_cataloged(&bad, &[kept.id, stranger]);
-        assert!(refused.unwrap_err().to_string().contains("not cataloged"));
+        assert!(refused.unwrap_err().to_string().contains("does not have"));
         assert_eq!(catalog.known_indexes().unwrap(), HashSet::from([good]));
         assert!(catalog.packs_of_index(&bad).unwrap().is_empty());
     }

@@ -73,6 +73,21 @@ pub enum CatalogError {
         /// What does not match.
         what: String,
     },
+    /// An index object to record names a pack the catalog does not have
+    /// (another process dropped it meanwhile, or a bug); nothing of it was
+    /// recorded, so the next sync reads the object whole.
+    #[error(
+        "catalog {}: index object {index} names pack {pack}, which the catalog does not have; not recorded (the next sync reads it)",
+        escaped(path)
+    )]
+    NotCataloged {
+        /// The database file.
+        path: PathBuf,
+        /// The index object.
+        index: crate::id::IndexId,
+        /// The pack.
+        pack: crate::id::PackId,
+    },
     /// A row holds a value no writer produces.
     #[error("catalog {}: corrupt row: {what}", escaped(path))]
     Corrupt {

@@ -36,7 +36,9 @@ pub const MAX_INDEX_LEN: u64 = 64 << 20;
 /// and every object is held whole by whoever writes or reads it.
 pub const TARGET_LEN: usize = 4 << 20;
 
-// The fullest pack's record fits the largest object a reader accepts.
+// The fullest pack's record fits the largest object a reader accepts
+// (with room to spare for an encrypted object's seal and for the blob
+// `seal_unlike` may add to a pack).
 const _: () = assert!(
     format::HEAD_LEN
         + format::RECORD_HEAD_LEN

@@ -169,6 +169,11 @@ pub struct Report {
     /// Of those, the packs found missing (for the recheck beside prunes).
     #[serde(skip)]
     pub missing_packs: Vec<PackId>,
+    /// Of those, pack files the catalog never had, whose header does not
+    /// read: never removed by a prune meanwhile, though no longer
+    /// cataloged (for the recheck).
+    #[serde(skip)]
+    pub uncataloged_packs: Vec<PackId>,
     /// Snapshots whose trees a reader refuses to expand (for `repair`).
     #[serde(skip)]
     pub unbounded: HashSet<SnapshotId>,
@@ -287,6 +292,7 @@ pub fn verify_listed(
     }
     for (id, cause) in damaged_strays {
         found.pack(&id, cause, &[]);
+        report.uncataloged_packs.push(id);
     }
     report.lost_blobs = found.blobs.keys().copied().collect();
     report.damaged_packs = found.packs.keys().copied().collect();
@@ -336,6 +342,7 @@ impl Report {
             lost_blobs: HashSet::new(),
             damaged_packs: Vec::new(),
             missing_packs: Vec::new(),
+            uncataloged_packs: Vec::new(),
             unbounded: HashSet::new(),
         }
     }

@@ -33,9 +33,10 @@ const RECHECKS: usize = 8;
 
 /// Runs verify, and runs it again while packs it found missing turn out to
 /// have been removed by a prune meanwhile. When they still do after the
-/// last pass, the findings are neither damage nor a clean bill:
-/// [`StoreError::Unsettled`] (reported as damage, it was a false alarm on
-/// a store that was whole, in a torture run).
+/// last pass, those findings are neither damage nor a clean bill: if they
+/// are all it found, [`StoreError::Unsettled`] (reported as damage, it was
+/// a false alarm on a store that was whole, in a torture run); else the
+/// rest is reported without them.
 pub fn verify_beside_prunes(
     store: &mut Store,
     options: &VerifyOptions,
@@ -45,7 +46,7 @@ pub fn verify_beside_prunes(
     let mut report = pass(store, options, progress)?;
     let mut passes = 1;
     loop {
-        let removed = removed_meanwhile(store, &report.damaged_packs, &report.missing_packs)?;
+        let removed = removed_meanwhile(store, &report)?;
         if removed.is_empty() {
             break;
         }
@@ -73,7 +74,7 @@ fn unsettled(mut report: Report, removed: &[PackId], passes: usize) -> Result<Re
     }
     report.damage.retain(|d| !explained(d));
     report.warnings.push(format!(
-        "{} pack(s) found missing were removed by prunes meanwhile in each of verify's {passes} passes: they are left out of the damage reported, which stands; run `cairn verify` again to settle them",
+        "{} pack(s) verify's last pass found damaged or missing were removed, written again or found gone by the time it looked again, as in each of its {passes} passes: they are left out of the damage reported, which stands; run `cairn verify` again to settle them",
         removed.len()
     ));
     Ok(report)
@@ -99,16 +100,17 @@ fn pass(
     Ok(report)
 }
 
-/// How many of `damaged` the store no longer names, after bringing the
-/// catalog up to date with the store, or (of those found `missing`) has
-/// again: a snapshot rerun after being killed writes the very packs a
-/// prune deleted as its leftovers (same bytes, same name), so a pack read
-/// as missing can be there when verify looks again.
-fn removed_meanwhile(
-    store: &mut Store,
-    damaged: &[PackId],
-    missing: &[PackId],
-) -> Result<Vec<PackId>, StoreError> {
+/// The packs `report` found damaged (not counting the uncataloged ones)
+/// that the store no longer names, after bringing the catalog up to date
+/// with the store, or (of those found missing) has again (a snapshot
+/// rerun after being killed writes the very packs a prune deleted as its
+/// leftovers: same bytes, same name); and, in a remote store, those still
+/// named but gone, which are dropped from the catalog.
+fn removed_meanwhile(store: &mut Store, report: &Report) -> Result<Vec<PackId>, StoreError> {
+    let uncataloged: HashSet<&PackId> = report.uncataloged_packs.iter().collect();
+    let damaged: Vec<&PackId> = (report.damaged_packs.iter())
+        .filter(|id| !uncataloged.contains(id))
+        .collect();
     if damaged.is_empty() {
         return Ok(Vec::new());
     }
@@ -116,7 +118,7 @@ fn removed_meanwhile(
         let backend = store.backend().clone();
         crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
     }
-    let missing: std::collections::HashSet<&PackId> = missing.iter().collect();
+    let missing: HashSet<&PackId> = report.missing_packs.iter().collect();
     let mut removed = Vec::new();
     let mut gone = Vec::new();
     for id in damaged {
