@@ -87,6 +87,14 @@ pub struct Repacked {
     pub blobs: u64,
 }
 
+impl Repacked {
+    /// Counts a blob copied from `at`.
+    fn count(&mut self, at: &BlobLocation) {
+        self.bytes += u64::from(at.stored_len);
+        self.blobs += 1;
+    }
+}
+
 /// Copies the blobs of `chosen` that `keep` wants into new packs, data and
 /// trees apart. Used by prune (keep what is live) and repair (keep what is
 /// intact).
@@ -266,8 +274,7 @@ fn copy_run(
     for ((id, at), stored) in run.iter().zip(&stored) {
         sink.add(*id, at.raw_len, at.compression, stored)?;
         sink.seal_if_full()?;
-        out.bytes += u64::from(at.stored_len);
-        out.blobs += 1;
+        out.count(at);
     }
     Ok(())
 }

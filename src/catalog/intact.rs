@@ -10,8 +10,9 @@
 //! one, [`as_one_removal`]): the count moves whenever rows go. A capture
 //! reads the count before it looks anything up and records its snapshot
 //! here with it, only if the count has not moved by its commit; the
-//! snapshot is then intact for as long as the count stays there. A catalog without the row (rebuilt, or
-//! written by an older cairn) only means the lookups are made.
+//! snapshot is then intact for as long as the count stays there. A
+//! catalog without the row (rebuilt, or written by an older cairn) only
+//! means the lookups are made.
 
 use super::{Catalog, CatalogError, schema};
 use crate::id::SnapshotId;

@@ -199,7 +199,6 @@ fn copy_one(
         pack::reader::check_stored(store.backend(), id, at, stored)?;
     }
     sink.add(*id, at.raw_len, at.compression, stored)?;
-    out.bytes += u64::from(at.stored_len);
-    out.blobs += 1;
+    out.count(at);
     Ok(())
 }
