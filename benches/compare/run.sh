@@ -28,7 +28,8 @@
 # --verify-data), forget keep-last 3 + prune (borg prune + compact). Each
 # step follows a `sync` and a read of the dataset and the tool's store (so
 # caches are warm for every tool alike) and is timed with /usr/bin/time:
-# wall, CPU, peak RSS; the store's size is taken after it. Ceilings on the same data: a
+# wall, CPU, peak RSS; the sizes of the store and of the tool's local cache
+# are taken after it (see cache_of). Ceilings on the same data: a
 # plain read, b3sum, `zstd -3 -T<cores>` of a tar stream, and for no-change
 # snapshots a `find -printf` walk.
 #
@@ -76,14 +77,30 @@ tsv=$work/measurements.tsv
 : >"$tsv"
 export RESTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_BASE_DIR=$work/borg-home
-export RESTIC_CACHE_DIR=$work/restic-cache
-export RUSTIC_PASSWORD=bench RUSTIC_CACHE_DIR=$work/rustic-cache
+export RUSTIC_PASSWORD=bench
 export XDG_CACHE_HOME=$work/xdg-cache
 echo bench >"$work/password"
 cairn_opts=()
 [ "${CAIRN_ENCRYPT:-0}" = 1 ] && cairn_opts=(--password-file "$work/password")
 
 store_of() { echo "$work/stores/$run/$1-$2"; }
+# Each tool's local cache, one per tool and dataset (restic's and rustic's
+# cache, borg's cache, bupstash's send log and query cache, cairn's cache
+# directory). cairn keeps the catalog of a local unencrypted store in the
+# store's directory: it is a cache all the same (rebuilt from the index
+# objects at will), so it is counted here and not in the store.
+cache_of() { echo "$work/caches/$run/$1-$2"; }
+# tool, dataset: bytes of its store and of its local cache.
+sizes_of() {
+  local store cache own=0 total=0 in_store=0
+  store=$(store_of "$1" "$2") cache=$(cache_of "$1" "$2")
+  [ -e "$store" ] && total=$(du -sb "$store" | cut -f1)
+  [ -e "$cache" ] && own=$(du -sb "$cache" | cut -f1)
+  if [ "$1" = cairn ] && [ -e "$store" ]; then
+    in_store=$(find "$store" -maxdepth 1 -name 'catalog.db*' -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+  fi
+  echo "$((total - in_store)) $((own + in_store))"
+}
 
 # Datasets and restored trees are kept (one directory per run, dataset and
 # tool) until every step is done. This machine's root file system is ext4
@@ -101,34 +118,36 @@ measure() {
   local tool=$1 ds=$2 step=$3
   shift 3
   sync
-  warm "$(data_of "$ds")" "$(store_of "$tool" "$ds")"
+  warm "$(data_of "$ds")" "$(store_of "$tool" "$ds")" "$(cache_of "$tool" "$ds")"
   if ! /usr/bin/time -o "$work/time.txt" -f '%e %U %S %M' "$@" >"$work/out.txt" 2>"$work/err.txt"; then
     echo "compare: $tool $ds $step failed: $*" >&2
     tail -5 "$work/err.txt" >&2
     exit 1
   fi
-  local wall user sys rss size=0
+  local wall user sys rss size cache
   read -r wall user sys rss <"$work/time.txt"
-  [ -e "$(store_of "$tool" "$ds")" ] && size=$(du -sb "$(store_of "$tool" "$ds")" | cut -f1)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$ds" "$step" "$wall" "$user" "$sys" "$rss" "$size" "$run" >>"$tsv"
-  printf '%-7s %-7s %-10s %7.2fs  %5d MiB RSS  store %6d MiB\n' "$tool" "$ds" "$step" "$wall" $((rss / 1024)) $((size / 1048576))
+  read -r size cache < <(sizes_of "$tool" "$ds")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$ds" "$step" "$wall" "$user" "$sys" "$rss" "$size" "$run" "$cache" >>"$tsv"
+  printf '%-7s %-7s %-10s %7.2fs  %5d MiB RSS  store %6d MiB  cache %5d MiB\n' "$tool" "$ds" "$step" "$wall" $((rss / 1024)) $((size / 1048576)) $((cache / 1048576))
 }
 
 # The steps, one function per tool; all take: dataset, step, path.
 cairn_do() {
   local s
   s=$(store_of cairn "$1")
+  local c=("$cairn" --cache-dir "$(cache_of cairn "$1")")
   case $2 in
-    init) measure cairn "$1" init "$cairn" --store "$s" "${cairn_opts[@]}" init -q ;;
-    restore) measure cairn "$1" restore "$cairn" --store "$s" "${cairn_opts[@]}" restore latest --target "$(restore_of cairn "$1")" -q ;;
-    check) measure cairn "$1" check "$cairn" --store "$s" "${cairn_opts[@]}" verify --read-data -q ;;
-    prune) measure cairn "$1" prune "$cairn" --store "$s" "${cairn_opts[@]}" forget --keep-last 3 --prune -q ;;
-    *) measure cairn "$1" "$2" "$cairn" --store "$s" "${cairn_opts[@]}" snapshot -q "$3" ;;
+    init) measure cairn "$1" init "${c[@]}" --store "$s" "${cairn_opts[@]}" init -q ;;
+    restore) measure cairn "$1" restore "${c[@]}" --store "$s" "${cairn_opts[@]}" restore latest --target "$(restore_of cairn "$1")" -q ;;
+    check) measure cairn "$1" check "${c[@]}" --store "$s" "${cairn_opts[@]}" verify --read-data -q ;;
+    prune) measure cairn "$1" prune "${c[@]}" --store "$s" "${cairn_opts[@]}" forget --keep-last 3 --prune -q ;;
+    *) measure cairn "$1" "$2" "${c[@]}" --store "$s" "${cairn_opts[@]}" snapshot -q "$3" ;;
   esac
 }
 restic_do() {
   local s
   s=$(store_of restic "$1")
+  export RESTIC_CACHE_DIR=$(cache_of restic "$1")
   case $2 in
     init) measure restic "$1" init restic -r "$s" init -q ;;
     restore) measure restic "$1" restore restic -r "$s" restore latest --target "$(restore_of restic "$1")" -q ;;
@@ -140,6 +159,7 @@ restic_do() {
 borg_do() {
   local s
   s=$(store_of borg "$1")
+  export BORG_CACHE_DIR=$(cache_of borg "$1")
   case $2 in
     init) measure borg "$1" init borg init -e none "$s" ;;
     restore)
@@ -157,6 +177,7 @@ borg_do() {
 rustic_do() {
   local s
   s=$(store_of rustic "$1")
+  export RUSTIC_CACHE_DIR=$(cache_of rustic "$1")
   case $2 in
     init) measure rustic "$1" init rustic -r "$s" init ;;
     restore) measure rustic "$1" restore rustic -r "$s" restore latest "$(restore_of rustic "$1")" ;;
@@ -171,7 +192,9 @@ rustic_do() {
 bupstash_do() {
   local s
   s=$(store_of bupstash "$1")
-  export BUPSTASH_KEY=$work/bupstash.key BUPSTASH_SEND_LOG=$work/bupstash-send-$1.log
+  mkdir -p "$(cache_of bupstash "$1")"
+  export BUPSTASH_KEY=$work/bupstash.key BUPSTASH_SEND_LOG=$(cache_of bupstash "$1")/send.log
+  export BUPSTASH_QUERY_CACHE=$(cache_of bupstash "$1")/query.cache
   [ -e "$BUPSTASH_KEY" ] || bupstash new-key -o "$BUPSTASH_KEY"
   case $2 in
     init) rm -f "$BUPSTASH_SEND_LOG"; measure bupstash "$1" init bupstash init -r "$s" ;;
@@ -225,7 +248,7 @@ for run in $(seq 1 "$runs"); do
     done
   done
 done
-rm -rf "$work/stores" "$work/data" "$work/restore"
+rm -rf "$work/stores" "$work/caches" "$work/data" "$work/restore"
 
 results=$here/benches/results/$(date +%Y-%m-%d)-$(hostname)-compare.txt
 {

@@ -1,21 +1,30 @@
 """Prints the comparison table of benches/compare/run.sh from its TSV.
 
 Rows: tool, dataset, step, wall, user, sys, peak RSS (KiB), store bytes,
-run. Each cell is taken from the run with the lowest wall time of that
+run, local cache bytes (absent in runs before 2026-12-07's third: their
+store bytes were cairn's with its catalog, the peers' without their
+caches). Each cell is taken from the run with the lowest wall time of that
 tool, dataset and step (store sizes are the same in every run).
 For each dataset and step: wall seconds of every tool with its ratio to
 restic; then CPU, peak RSS and store sizes; then the ceilings. Last, the
 goals of issue 21: for every step, cairn against the best peer (wall, peak
-RSS, store size), with the peer named.
+RSS, store size, store size with the local cache), with the peer named.
 """
 import collections
 import sys
 
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
-    tool, ds, step, wall, user, sys_, rss, size = line.rstrip("\n").split("\t")[:8]
+    fields = line.rstrip("\n").split("\t")
+    tool, ds, step, wall, user, sys_, rss, size = fields[:8]
+    cache = int(fields[9]) if len(fields) > 9 else 0
     row = dict(
-        wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss) // 1024, size=int(size)
+        wall=float(wall),
+        cpu=float(user) + float(sys_),
+        rss=int(rss) // 1024,
+        size=int(size),
+        cache=cache,
+        both=int(size) + cache,
     )
     best = rows.get((tool, ds, step))
     if best is None or row["wall"] < best["wall"]:
@@ -54,6 +63,7 @@ for ds in datasets:
     table("CPU seconds", ds, "cpu", lambda v: f"{v:.2f}", steps)
     table("peak RSS MiB", ds, "rss", lambda v: f"{v}", steps)
     table("store MiB after the step", ds, "size", lambda v: f"{v / 2**20:.1f}", steps)
+    table("local cache MiB after the step", ds, "cache", lambda v: f"{v / 2**20:.1f}", steps)
     c = {s: rows[("ceiling", ds, s)]["wall"] for t, d, s in rows if t == "ceiling" and d == ds}
     first = rows.get(("restic", ds, "first"))
     nochange = rows.get(("restic", ds, "nochange"))
@@ -71,15 +81,16 @@ def best_peer(ds, step, field):
     return min(found) if found else (None, None)
 
 
+HEADS = ["wall", "peak RSS", "store", "store + cache"]
 print("\ncairn / best peer (goal: wall <= 0.8x, RSS and store <= 1.0x)")
-print(f"  {'dataset':<8} {'step':<10} {'wall':>22} {'peak RSS':>22} {'store':>22}")
+print(f"  {'dataset':<8} {'step':<10} " + " ".join(f"{h:>22}" for h in HEADS))
 for ds in datasets:
     for step in [s for s in steps_of(ds) if s != "init"]:
         mine = rows.get(("cairn", ds, step))
         if not mine:
             continue
         cells = []
-        for field in ["wall", "rss", "size"]:
+        for field in ["wall", "rss", "size", "both"]:
             value, peer = best_peer(ds, step, field)
             cells.append(f"{mine[field] / value:.2f} ({peer})" if value else "-")
         print(f"  {ds:<8} {step:<10} " + " ".join(f"{c:>22}" for c in cells))
