@@ -1314,6 +1314,57 @@ fn damage_found_beside_packs_prunes_keep_removing_is_still_damage() {
     assert_eq!(out.matches("DAMAGED pack").count(), 1, "{out}");
 }
 
+/// A snapshot verify has listed is forgotten and pruned (shared, in two
+/// phases, beside verify) before its walk reaches it: its trees have left
+/// the catalog when the walk looks for them. Was: reported as blobs
+/// missing from the catalog (exit 4) on a store that lost nothing.
+#[test]
+fn a_snapshot_forgotten_and_pruned_while_verify_walks_is_no_damage() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("a.bin"), &random_bytes(5, 200_000));
+    settle();
+    let first = t.snapshot(&[&src], &[]);
+    fs::remove_file(src.join("a.bin")).unwrap();
+    write_file(&src.join("b.bin"), &random_bytes(6, 200_000));
+    settle();
+    t.snapshot(&[&src], &[]);
+    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-listed");
+    verify.wait_for_stall();
+    t.cairn(["forget", id(&first)]).assert().success();
+    // The first prune condemns the forgotten snapshot's packs, the second
+    // deletes them (and drops their rows from the catalog).
+    for _ in 0..2 {
+        t.cairn(["prune", "--grace", "0s"]).assert().success();
+    }
+    let (status, stdout, stderr) = verify.finish();
+    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("forgotten meanwhile"), "{out}");
+    t.cairn(["verify", "--read-data"]).assert().success();
+}
+
+/// A tree whose pack is away while verify's walk reads it and back before
+/// the packs are checked (as when a prune moves the tree to a new pack and
+/// deletes the old one under the read): the pack checks find nothing, and
+/// the tree reads when tried again. Was: "tree does not read" (exit 4).
+#[test]
+fn a_tree_unreadable_during_the_walk_that_reads_after_it_is_no_damage() {
+    let t = TestEnv::with_store();
+    let packs = one_snapshot_per_file(&t, &t.path("src"), &["a.bin"]);
+    // Largest first: the last is the tree pack.
+    let tree_pack = packs[0].last().unwrap();
+    let aside = tree_pack.with_extension("aside");
+    fs::rename(tree_pack, &aside).unwrap();
+    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-walked");
+    verify.wait_for_stall();
+    fs::rename(&aside, tree_pack).unwrap();
+    let (status, stdout, stderr) = verify.finish();
+    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("read at once when tried again"), "{out}");
+}
+
 /// A pack file the catalog never had, whose header does not read, is
 /// damage found at once: the recheck took it for a pack a prune removed
 /// meanwhile (no longer cataloged) and ran every pass, then said the store

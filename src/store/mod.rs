@@ -150,16 +150,17 @@ pub enum StoreError {
     /// The store's keys could not be used.
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
-    /// Verify beside prunes: in every pass it ran, packs it found missing
-    /// were removed meanwhile, so what it found is not certain either way.
+    /// Verify beside prunes: in every pass it ran, what it found missing
+    /// was removed or moved meanwhile, so what it found is not certain
+    /// either way.
     #[error(
-        "the store kept changing while verify ran: in each of its {passes} passes, packs it found missing were removed (or written again) by other processes meanwhile ({packs} after the last), so it cannot tell whether anything is lost; run `cairn verify` again, when no prune is running if this recurs"
+        "the store kept changing while verify ran: in each of its {passes} passes, what it found missing was removed, moved or written again by other processes meanwhile ({findings} finding(s) after the last), so it cannot tell whether anything is lost; run `cairn verify` again, when no prune is running if this recurs"
     )]
     Unsettled {
         /// Passes run.
         passes: usize,
-        /// Packs the last pass found missing that were removed meanwhile.
-        packs: usize,
+        /// Findings of the last pass that other processes explain.
+        findings: usize,
     },
     /// A tree blob does not decode.
     #[error("tree {id}: {source}")]

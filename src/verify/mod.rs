@@ -27,6 +27,7 @@ mod found;
 mod indexes;
 mod leftovers;
 mod packs;
+mod raced;
 mod recheck;
 mod records;
 
@@ -177,6 +178,10 @@ pub struct Report {
     /// Snapshots whose trees a reader refuses to expand (for `repair`).
     #[serde(skip)]
     pub unbounded: HashSet<SnapshotId>,
+    /// Keys of the damage a snapshot's walk found that other processes
+    /// changing the store may explain (for the recheck: `raced`).
+    #[serde(skip)]
+    pub raced: Vec<String>,
 }
 
 /// Runs the checks `options` ask for, again where a prune elsewhere
@@ -221,6 +226,7 @@ pub fn verify_listed(
         .filter(|s| options.snapshots.as_ref().is_none_or(|c| c.contains(&s.id)))
         .collect();
     let reached = reach::reach(store, &chosen, progress)?;
+    crate::crash::point("verify-walked");
     let restrict = options.snapshots.is_some().then_some(&reached.live);
     let mut checked: Vec<(PackRow, packs::Rows)> = Vec::new();
     let mut suspects: HashMap<BlobId, usize> = HashMap::new();
@@ -240,6 +246,7 @@ pub fn verify_listed(
     for (_, trouble) in &reached.troubles {
         found.trouble(trouble);
     }
+    let raced = raced::raced(store, &reached.troubles)?;
     let unbounded = judge_tallies(&chosen, &reached, &mut found);
     // Damage is attributed to paths, and databases checked, only in the
     // snapshots a reader may expand.
@@ -256,6 +263,7 @@ pub fn verify_listed(
     }
     let mut report = Report::new(&chosen, &reached, checked.len() as u64);
     report.unbounded = unbounded;
+    report.raced = raced;
     let read = read_data(store, &checked, options, progress, &mut report)?;
     settle_suspects(&mut found, suspects, &checked, &read);
     // The rows of every pack (56 bytes a blob) are not needed past here.
@@ -344,6 +352,7 @@ impl Report {
             missing_packs: Vec::new(),
             uncataloged_packs: Vec::new(),
             unbounded: HashSet::new(),
+            raced: Vec::new(),
         }
     }
 }

@@ -12,7 +12,10 @@
 //! snapshots runs shared, in two phases). When the refreshed catalog no
 //! longer names it, or the store has it again, the pass is run again
 //! against the store as it now is; packs read whole by the first pass are
-//! not read again (the ledger has them), those it found damaged are.
+//! not read again (the ledger has them), those it found damaged are. A
+//! snapshot's walk meets the same prunes in another guise, blobs gone from
+//! the catalog and trees that do not read: those other processes explain
+//! bring another pass too ([`super::raced`]).
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +35,8 @@ use crate::store::{Store, StoreError};
 const RECHECKS: usize = 8;
 
 /// Runs verify, and runs it again while packs it found missing turn out to
-/// have been removed by a prune meanwhile. When they still do after the
+/// have been removed by a prune meanwhile, or its walks met what a prune
+/// changed under them ([`super::raced`]). When they still do after the
 /// last pass, those findings are neither damage nor a clean bill: if they
 /// are all it found, [`StoreError::Unsettled`] (reported as damage, it was
 /// a false alarm on a store that was whole, in a torture run); else the
@@ -47,7 +51,7 @@ pub fn verify_beside_prunes(
     let mut passes = 1;
     loop {
         let removed = removed_meanwhile(store, &report)?;
-        if removed.is_empty() {
+        if removed.is_empty() && report.raced.is_empty() {
             break;
         }
         if passes > RECHECKS {
@@ -55,7 +59,8 @@ pub fn verify_beside_prunes(
             break;
         }
         let again = unread_since(options, started.elapsed(), &report);
-        report = merged(report, pass(store, &again, progress)?, removed.len());
+        let later = pass(store, &again, progress)?;
+        report = merged(report, later, removed.len());
         passes += 1;
     }
     report.duration_secs = started.elapsed().as_secs_f64();
@@ -63,19 +68,24 @@ pub fn verify_beside_prunes(
 }
 
 /// The last pass's findings when packs it found missing were removed
-/// meanwhile yet again: if that is all it found, no verdict
-/// ([`StoreError::Unsettled`]); else the rest, which stands, as damage.
+/// meanwhile yet again, or its walks met a store changing under them: if
+/// that is all it found, no verdict ([`StoreError::Unsettled`]); else the
+/// rest, which stands, as damage.
 fn unsettled(mut report: Report, removed: &[PackId], passes: usize) -> Result<Report, StoreError> {
     let keys: HashSet<String> = removed.iter().map(crate::pack::key).collect();
-    let explained = |d: &Damage| d.kind == DamageKind::Pack && keys.contains(&d.key);
-    if report.damage.iter().all(explained) {
-        let packs = removed.len();
-        return Err(StoreError::Unsettled { passes, packs });
+    let raced: HashSet<&str> = report.raced.iter().map(String::as_str).collect();
+    let explained = |d: &Damage| match d.kind {
+        DamageKind::Pack => keys.contains(&d.key),
+        DamageKind::Blob => raced.contains(d.key.as_str()),
+        _ => false,
+    };
+    let findings = report.damage.iter().filter(|d| explained(d)).count();
+    if findings == report.damage.len() {
+        return Err(StoreError::Unsettled { passes, findings });
     }
     report.damage.retain(|d| !explained(d));
     report.warnings.push(format!(
-        "{} pack(s) verify's last pass found damaged or missing were removed, written again or found gone by the time it looked again, as in each of its {passes} passes: they are left out of the damage reported, which stands; run `cairn verify` again to settle them",
-        removed.len()
+        "{findings} finding(s) of verify's last pass (packs damaged or missing, blobs or trees a snapshot's walk missed) were explained by other processes changing the store (removed, moved, written again or found gone by the time it looked again), as in each of its {passes} passes: they are left out of the damage reported, which stands; run `cairn verify` again to settle them"
     ));
     Ok(report)
 }
@@ -95,6 +105,7 @@ fn pass(
         let backend = store.backend().clone();
         crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
     }
+    crate::crash::point("verify-listed");
     let report = super::verify_listed(store, list, options, progress)?;
     crate::crash::point("verify-pass-done");
     Ok(report)
@@ -170,13 +181,22 @@ fn unread_since(options: &VerifyOptions, elapsed: Duration, before: &Report) -> 
     again
 }
 
-/// The later pass's findings, with the reading the earlier one did.
+/// The later pass's findings, with the reading the earlier one did, and
+/// why it ran.
 fn merged(earlier: Report, mut later: Report, removed: usize) -> Report {
     later.packs_read += earlier.packs_read;
     later.bytes_read += earlier.bytes_read;
     later.read_secs += earlier.read_secs;
-    later.warnings.push(format!(
-        "{removed} pack(s) were removed by a prune (or written again by a rerun snapshot) while verify ran; checked again against the store as it is now"
-    ));
+    if removed > 0 {
+        later.warnings.push(format!(
+            "{removed} pack(s) were removed by a prune (or written again by a rerun snapshot) while verify ran; checked again against the store as it is now"
+        ));
+    }
+    if !earlier.raced.is_empty() {
+        later.warnings.push(format!(
+            "{} blob(s) or tree(s) a snapshot's walk found missing or unreadable belonged to a snapshot forgotten meanwhile, or read at once when tried again (a prune moved them while verify ran); checked again against the store as it is now",
+            earlier.raced.len()
+        ));
+    }
     later
 }
