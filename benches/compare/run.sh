@@ -147,7 +147,8 @@ cairn_do() {
 restic_do() {
   local s
   s=$(store_of restic "$1")
-  export RESTIC_CACHE_DIR=$(cache_of restic "$1")
+  RESTIC_CACHE_DIR=$(cache_of restic "$1")
+  export RESTIC_CACHE_DIR
   case $2 in
     init) measure restic "$1" init restic -r "$s" init -q ;;
     restore) measure restic "$1" restore restic -r "$s" restore latest --target "$(restore_of restic "$1")" -q ;;
@@ -159,7 +160,8 @@ restic_do() {
 borg_do() {
   local s
   s=$(store_of borg "$1")
-  export BORG_CACHE_DIR=$(cache_of borg "$1")
+  BORG_CACHE_DIR=$(cache_of borg "$1")
+  export BORG_CACHE_DIR
   case $2 in
     init) measure borg "$1" init borg init -e none "$s" ;;
     restore)
@@ -177,7 +179,8 @@ borg_do() {
 rustic_do() {
   local s
   s=$(store_of rustic "$1")
-  export RUSTIC_CACHE_DIR=$(cache_of rustic "$1")
+  RUSTIC_CACHE_DIR=$(cache_of rustic "$1")
+  export RUSTIC_CACHE_DIR
   case $2 in
     init) measure rustic "$1" init rustic -r "$s" init ;;
     restore) measure rustic "$1" restore rustic -r "$s" restore latest "$(restore_of rustic "$1")" ;;
@@ -193,8 +196,9 @@ bupstash_do() {
   local s
   s=$(store_of bupstash "$1")
   mkdir -p "$(cache_of bupstash "$1")"
-  export BUPSTASH_KEY=$work/bupstash.key BUPSTASH_SEND_LOG=$(cache_of bupstash "$1")/send.log
-  export BUPSTASH_QUERY_CACHE=$(cache_of bupstash "$1")/query.cache
+  BUPSTASH_SEND_LOG=$(cache_of bupstash "$1")/send.log
+  BUPSTASH_QUERY_CACHE=$(cache_of bupstash "$1")/query.cache
+  export BUPSTASH_KEY=$work/bupstash.key BUPSTASH_SEND_LOG BUPSTASH_QUERY_CACHE
   [ -e "$BUPSTASH_KEY" ] || bupstash new-key -o "$BUPSTASH_KEY"
   case $2 in
     init) rm -f "$BUPSTASH_SEND_LOG"; measure bupstash "$1" init bupstash init -r "$s" ;;

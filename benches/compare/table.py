@@ -1,9 +1,9 @@
 """Prints the comparison table of benches/compare/run.sh from its TSV.
 
 Rows: tool, dataset, step, wall, user, sys, peak RSS (KiB), store bytes,
-run, local cache bytes (absent in runs before 2026-12-07's third: their
-store bytes were cairn's with its catalog, the peers' without their
-caches). Each cell is taken from the run with the lowest wall time of that
+run, local cache bytes (absent in runs before 2026-12-07-vm-compare-4,
+cairn 8493195: their store bytes were cairn's with its catalog, the
+peers' without their caches; such runs print "-" for caches). Each cell is taken from the run with the lowest wall time of that
 tool, dataset and step (store sizes are the same in every run).
 For each dataset and step: wall seconds of every tool with its ratio to
 restic; then CPU, peak RSS and store sizes; then the ceilings. Last, the
@@ -17,14 +17,14 @@ rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
     fields = line.rstrip("\n").split("\t")
     tool, ds, step, wall, user, sys_, rss, size = fields[:8]
-    cache = int(fields[9]) if len(fields) > 9 else 0
+    cache = int(fields[9]) if len(fields) > 9 else None
     row = dict(
         wall=float(wall),
         cpu=float(user) + float(sys_),
         rss=int(rss) // 1024,
         size=int(size),
         cache=cache,
-        both=int(size) + cache,
+        both=None if cache is None else int(size) + cache,
     )
     best = rows.get((tool, ds, step))
     if best is None or row["wall"] < best["wall"]:
@@ -42,7 +42,7 @@ def steps_of(ds):
 def cell(tool, ds, step, field, fmt):
     r = rows.get((tool, ds, step))
     base = rows.get(("restic", ds, step))
-    if not r:
+    if not r or r[field] is None:
         return "-"
     text = fmt(r[field])
     if tool != "restic" and base and base[field]:
@@ -77,12 +77,16 @@ for ds in datasets:
 
 def best_peer(ds, step, field):
     """The peer with the lowest `field` on this step, and its value."""
-    found = [(rows[(t, ds, step)][field], t) for t in PEERS if (t, ds, step) in rows]
+    found = [
+        (rows[(t, ds, step)][field], t)
+        for t in PEERS
+        if (t, ds, step) in rows and rows[(t, ds, step)][field] is not None
+    ]
     return min(found) if found else (None, None)
 
 
 HEADS = ["wall", "peak RSS", "store", "store + cache"]
-print("\ncairn / best peer (goal: wall <= 0.8x, RSS and store <= 1.0x)")
+print("\ncairn / best peer (goal: wall <= 0.8x, RSS and store <= 1.0x; store + cache for information)")
 print(f"  {'dataset':<8} {'step':<10} " + " ".join(f"{h:>22}" for h in HEADS))
 for ds in datasets:
     for step in [s for s in steps_of(ds) if s != "init"]:
@@ -92,5 +96,6 @@ for ds in datasets:
         cells = []
         for field in ["wall", "rss", "size", "both"]:
             value, peer = best_peer(ds, step, field)
-            cells.append(f"{mine[field] / value:.2f} ({peer})" if value else "-")
+            known = value and mine[field] is not None
+            cells.append(f"{mine[field] / value:.2f} ({peer})" if known else "-")
         print(f"  {ds:<8} {step:<10} " + " ".join(f"{c:>22}" for c in cells))

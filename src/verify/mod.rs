@@ -178,14 +178,19 @@ pub struct Report {
     /// Snapshots whose trees a reader refuses to expand (for `repair`).
     #[serde(skip)]
     pub unbounded: HashSet<SnapshotId>,
-    /// Keys of the damage a snapshot's walk found that other processes
-    /// changing the store may explain (for the recheck: `raced`).
+    /// Trees the walks found unreadable because their pack was gone (for
+    /// the recheck: `raced`).
     #[serde(skip)]
-    pub raced: Vec<String>,
+    pub unread_trees: Vec<crate::id::TreeId>,
+    /// Damage other processes changing the store explain (set by the
+    /// recheck: `raced`).
+    #[serde(skip)]
+    pub raced: raced::Raced,
 }
 
-/// Runs the checks `options` ask for, again where a prune elsewhere
-/// removed packs while they ran ([`recheck`]).
+/// Runs the checks `options` ask for, again where other processes
+/// changed the store under them (packs removed, trees moved, snapshots
+/// forgotten: [`recheck`]).
 pub fn verify(
     store: &mut Store,
     options: &VerifyOptions,
@@ -246,7 +251,7 @@ pub fn verify_listed(
     for (_, trouble) in &reached.troubles {
         found.trouble(trouble);
     }
-    let raced = raced::raced(store, &reached.troubles)?;
+    let unread_trees = raced::unread_trees(&reached.troubles);
     let unbounded = judge_tallies(&chosen, &reached, &mut found);
     // Damage is attributed to paths, and databases checked, only in the
     // snapshots a reader may expand.
@@ -263,7 +268,15 @@ pub fn verify_listed(
     }
     let mut report = Report::new(&chosen, &reached, checked.len() as u64);
     report.unbounded = unbounded;
-    report.raced = raced;
+    report.unread_trees = unread_trees;
+    if let Some(wanted) = &options.snapshots
+        && wanted.len() > chosen.len()
+    {
+        report.warnings.push(format!(
+            "{} of the snapshots asked for are gone (forgotten while verify ran): nothing of them was checked",
+            wanted.len() - chosen.len()
+        ));
+    }
     let read = read_data(store, &checked, options, progress, &mut report)?;
     settle_suspects(&mut found, suspects, &checked, &read);
     // The rows of every pack (56 bytes a blob) are not needed past here.
@@ -352,7 +365,8 @@ impl Report {
             missing_packs: Vec::new(),
             uncataloged_packs: Vec::new(),
             unbounded: HashSet::new(),
-            raced: Vec::new(),
+            unread_trees: Vec::new(),
+            raced: raced::Raced::default(),
         }
     }
 }

@@ -1,59 +1,93 @@
-//! Troubles a snapshot's walk met because the store changed under it. A
-//! prune beside verify (on a local store, one run shared, in two phases)
-//! can forget and prune a snapshot verify has listed, whose trees and
-//! blobs then leave the catalog as the walk reaches them; or move a tree
-//! to a new pack and delete the old one between the catalog's answer and
-//! the read. The walk then finds blobs the catalog lacks and trees that
-//! do not read, on a store that lost nothing: the pack checks never see
-//! those packs (no longer cataloged when they run), so the recheck must
-//! hear of these findings too ([`super::recheck`]).
+//! Damage a snapshot's walk found because other processes changed the
+//! store under it. `forget` beside verify can remove a snapshot verify has
+//! listed, and a prune (on a local store, one run shared, in two phases)
+//! then drops its trees and blobs from the catalog as the walk reaches
+//! them; or a prune moves a tree to a new pack and deletes the old one
+//! between the catalog's answer and the read. The walk then finds blobs
+//! the catalog lacks and trees whose pack is gone, on a store that lost
+//! nothing. The pack checks never see those packs (no longer cataloged
+//! when they run), so the recheck must hear of these findings too
+//! ([`super::recheck`]).
 
 use std::collections::HashMap;
 
-use crate::id::SnapshotId;
+use super::{DamageKind, Report};
+use crate::id::{SnapshotId, TreeId};
+use crate::pack::PackError;
 use crate::reach::Trouble;
 use crate::store::{Store, StoreError};
 
-/// The damage keys (blob ids in hex, as [`super::found`] names them) of
-/// the `troubles` other processes may explain: met walking a snapshot
-/// whose record is gone by now, or a tree that did not read and reads now.
-pub fn raced(store: &Store, troubles: &[(SnapshotId, Trouble)]) -> Result<Vec<String>, StoreError> {
+/// Damage (by key: a blob id in hex) that other processes changing the
+/// store explain.
+#[derive(Debug, Default, Clone)]
+pub struct Raced {
+    /// Needed only by snapshots that have been forgotten since the listing.
+    pub forgotten: Vec<String>,
+    /// Trees whose pack was gone when the walk read them, and that read now.
+    pub moved: Vec<String>,
+}
+
+impl Raced {
+    /// Whether nothing was explained so.
+    pub fn is_empty(&self) -> bool {
+        self.forgotten.is_empty() && self.moved.is_empty()
+    }
+
+    /// How many findings were explained so.
+    pub fn len(&self) -> usize {
+        self.forgotten.len() + self.moved.len()
+    }
+
+    /// Whether the damage keyed `key` is among them.
+    pub fn explains(&self, key: &str) -> bool {
+        self.forgotten.iter().chain(&self.moved).any(|k| k == key)
+    }
+}
+
+/// The trees among `troubles` that did not read because their pack was
+/// gone: all a prune can do to a tree (any other failure is the tree's).
+pub fn unread_trees(troubles: &[(SnapshotId, Trouble)]) -> Vec<TreeId> {
+    let pack_gone =
+        |e: &StoreError| matches!(e, StoreError::Pack(PackError::Io(e)) if e.is_not_found());
+    (troubles.iter())
+        .filter_map(|(_, t)| match t {
+            Trouble::BadTree(tree, e) if pack_gone(e) => Some(*tree),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The blob damage of `report` that other processes explain: every
+/// snapshot that needs it has been forgotten since the listing, or it is
+/// a tree whose pack was gone and that reads now. A blob also needed by a
+/// snapshot still there is damage, whichever snapshot's walk met it.
+pub fn raced(store: &Store, report: &Report) -> Raced {
     let mut gone = HashMap::new();
-    let mut keys = Vec::new();
-    for (snapshot, trouble) in troubles {
-        let blob = match trouble {
-            Trouble::Missing(blob) => *blob,
-            Trouble::BadTree(tree, _) => tree.as_blob(),
-            // A tree that reads holds it: nothing moved.
-            Trouble::BadEntry { .. } => continue,
-        };
-        if is_gone(store, snapshot, &mut gone)? || reads_now(store, trouble) {
-            keys.push(blob.to_hex());
+    let mut raced = Raced::default();
+    for d in report.damage.iter().filter(|d| d.kind == DamageKind::Blob) {
+        if is_unread_tree_that_reads_now(store, report, &d.key) {
+            raced.moved.push(d.key.clone());
+        } else if !d.affected.is_empty()
+            && (d.affected.iter()).all(|a| is_gone(store, &a.snapshot, &mut gone))
+        {
+            raced.forgotten.push(d.key.clone());
         }
     }
-    Ok(keys)
+    raced
 }
 
-/// Whether `snapshot`'s record has been removed (a forget) since the
-/// listing; asked once per snapshot.
-fn is_gone(
-    store: &Store,
-    snapshot: &SnapshotId,
-    known: &mut HashMap<SnapshotId, bool>,
-) -> Result<bool, StoreError> {
-    if let Some(&gone) = known.get(snapshot) {
-        return Ok(gone);
-    }
-    let gone = (store.backend())
-        .head(&crate::snapshot::key(snapshot))?
-        .is_none();
-    known.insert(*snapshot, gone);
-    Ok(gone)
+fn is_unread_tree_that_reads_now(store: &Store, report: &Report, key: &str) -> bool {
+    (report.unread_trees.iter())
+        .find(|tree| tree.as_blob().to_hex() == key)
+        .is_some_and(|tree| store.load_tree(tree).is_ok())
 }
 
-/// Whether a tree that did not read reads now: its pack was deleted
-/// under the read and the catalog places it elsewhere, or the read failed
-/// for a moment.
-fn reads_now(store: &Store, trouble: &Trouble) -> bool {
-    matches!(trouble, Trouble::BadTree(tree, _) if store.load_tree(tree).is_ok())
+/// Whether `snapshot`'s record has been removed since the listing; asked
+/// once per snapshot. A store that cannot answer has not removed it.
+fn is_gone(store: &Store, snapshot: &SnapshotId, known: &mut HashMap<SnapshotId, bool>) -> bool {
+    *known.entry(*snapshot).or_insert_with(|| {
+        (store.backend())
+            .head(&crate::snapshot::key(snapshot))
+            .is_ok_and(|found| found.is_none())
+    })
 }

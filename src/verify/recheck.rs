@@ -26,8 +26,8 @@ use crate::id::PackId;
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 
-/// Passes after the first, at most: each needs a prune to delete packs
-/// during the pass before it, so a store that keeps changing faster than
+/// Passes after the first, at most: each needs a prune (or a forget) to
+/// change the store during the pass before it, so a store that keeps changing faster than
 /// verify runs still gets an answer. 3 were too few beside prunes that
 /// delete packs every second (tests/torture.rs, with a grace of 1 s: in
 /// one run of many, four passes in a row each met a deletion, and the last
@@ -73,10 +73,10 @@ pub fn verify_beside_prunes(
 /// rest, which stands, as damage.
 fn unsettled(mut report: Report, removed: &[PackId], passes: usize) -> Result<Report, StoreError> {
     let keys: HashSet<String> = removed.iter().map(crate::pack::key).collect();
-    let raced: HashSet<&str> = report.raced.iter().map(String::as_str).collect();
+    let raced = &report.raced;
     let explained = |d: &Damage| match d.kind {
         DamageKind::Pack => keys.contains(&d.key),
-        DamageKind::Blob => raced.contains(d.key.as_str()),
+        DamageKind::Blob => raced.explains(&d.key),
         _ => false,
     };
     let findings = report.damage.iter().filter(|d| explained(d)).count();
@@ -85,7 +85,7 @@ fn unsettled(mut report: Report, removed: &[PackId], passes: usize) -> Result<Re
     }
     report.damage.retain(|d| !explained(d));
     report.warnings.push(format!(
-        "{findings} finding(s) of verify's last pass (packs damaged or missing, blobs or trees a snapshot's walk missed) were explained by other processes changing the store (removed, moved, written again or found gone by the time it looked again), as in each of its {passes} passes: they are left out of the damage reported, which stands; run `cairn verify` again to settle them"
+        "{findings} finding(s) of verify's last pass (packs damaged or missing, blobs or trees a snapshot's walk missed) were explained by other processes changing the store (removed, moved, written again or found gone by the time it looked again), as in each of its {passes} passes: they are left out of the damage reported, which stands (what lies below a tree among them was not checked); run `cairn verify` again to settle them"
     ));
     Ok(report)
 }
@@ -106,7 +106,8 @@ fn pass(
         crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
     }
     crate::crash::point("verify-listed");
-    let report = super::verify_listed(store, list, options, progress)?;
+    let mut report = super::verify_listed(store, list, options, progress)?;
+    report.raced = super::raced::raced(store, &report);
     crate::crash::point("verify-pass-done");
     Ok(report)
 }
@@ -192,10 +193,17 @@ fn merged(earlier: Report, mut later: Report, removed: usize) -> Report {
             "{removed} pack(s) were removed by a prune (or written again by a rerun snapshot) while verify ran; checked again against the store as it is now"
         ));
     }
-    if !earlier.raced.is_empty() {
+    let raced = &earlier.raced;
+    if !raced.forgotten.is_empty() {
         later.warnings.push(format!(
-            "{} blob(s) or tree(s) a snapshot's walk found missing or unreadable belonged to a snapshot forgotten meanwhile, or read at once when tried again (a prune moved them while verify ran); checked again against the store as it is now",
-            earlier.raced.len()
+            "{} blob(s) or tree(s) a snapshot's walk found missing were needed only by snapshots forgotten meanwhile (and pruned); checked again against the store as it is now",
+            raced.forgotten.len()
+        ));
+    }
+    if !raced.moved.is_empty() {
+        later.warnings.push(format!(
+            "{} tree(s) whose pack was gone when the walk read them read when tried again (a prune moved them meanwhile); checked again against the store as it is now",
+            raced.moved.len()
         ));
     }
     later
