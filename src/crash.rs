@@ -35,8 +35,11 @@
 //! created, nothing written yet). Of `tag`: `retag-new-written` (the new
 //! record written and protected like the old one, the old one not yet
 //! deleted). Of a copy: `copy-batch-done` (a batch of blobs copied, indexed
-//! and cataloged in the target). Of `verify`: `verify-pass-done` (a pass
-//! over the store done, its findings not yet checked again).
+//! and cataloged in the target). Of `verify`: `verify-listed` (a pass's
+//! snapshots listed, nothing walked yet), `verify-walked` (their trees
+//! walked, no pack checked yet; in repair's single pass too) and
+//! `verify-pass-done` (a pass over the store done, its findings not yet
+//! checked again).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

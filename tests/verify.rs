@@ -1396,6 +1396,63 @@ fn a_tree_unreadable_during_the_walk_that_reads_after_it_is_no_damage() {
     assert!(!out.contains("forgotten meanwhile"), "{out}");
 }
 
+/// A snapshot retagged by another host while verify runs (on a shared
+/// store: a local one's `tag` waits for verify) has a new record of the
+/// same tree: it is not forgotten, and a blob it lost is damage at once.
+#[test]
+fn a_blob_lost_by_a_snapshot_retagged_while_verify_runs_is_damage_at_once() {
+    let t = TestEnv::with_s3();
+    let src = t.path("src");
+    write_file(&src.join("a.bin"), &random_bytes(5, 200_000));
+    settle();
+    let only = t.snapshot(&[&src], &[]);
+    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-listed");
+    verify.wait_for_stall();
+    (t.second_host())
+        .cairn(["tag", id(&only), "--add", "kept"])
+        .assert()
+        .success();
+    let mut catalogs = files_under(&t.cache);
+    catalogs.retain(|p| p.file_name().is_some_and(|n| n == "catalog.db"));
+    let conn = rusqlite::Connection::open(&catalogs[0]).unwrap();
+    let lost = blake3::hash(&random_bytes(5, 200_000));
+    let gone = conn
+        .execute("DELETE FROM blobs WHERE id = ?1", [&lost.as_bytes()[..]])
+        .unwrap();
+    assert_eq!(gone, 1, "a.bin is one chunk");
+    let (status, stdout, stderr) = verify.finish();
+    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
+    assert_eq!(status.code(), Some(4), "{out}");
+    assert!(out.contains("not in the catalog"), "{out}");
+    assert!(!out.contains("checked again"), "{out}");
+}
+
+/// A tree whose read fails for another cause than its pack being gone (a
+/// pack cut short during the walk, whole again before the packs are
+/// checked) is the tree's damage, though it reads when tried again: only
+/// a pack gone under the read is what a prune does.
+#[test]
+fn a_tree_that_fails_to_read_for_a_cause_of_its_own_is_damage_though_it_reads_again() {
+    let t = TestEnv::with_store();
+    let packs = one_snapshot_per_file(&t, &t.path("src"), &["a.bin"]);
+    let tree_pack = packs[0].last().unwrap();
+    let whole = fs::read(tree_pack).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(tree_pack)
+        .unwrap()
+        .set_len(1)
+        .unwrap();
+    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-walked");
+    verify.wait_for_stall();
+    fs::write(tree_pack, &whole).unwrap();
+    let (status, stdout, stderr) = verify.finish();
+    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
+    assert_eq!(status.code(), Some(4), "{out}");
+    assert!(out.contains("tree does not read"), "{out}");
+    assert!(!out.contains("checked again"), "{out}");
+}
+
 /// A pack file the catalog never had, whose header does not read, is
 /// damage found at once: the recheck took it for a pack a prune removed
 /// meanwhile (no longer cataloged) and ran every pass, then said the store

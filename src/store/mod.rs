@@ -154,7 +154,7 @@ pub enum StoreError {
     /// was removed or moved meanwhile, so what it found is not certain
     /// either way.
     #[error(
-        "the store kept changing while verify ran: in each of its {passes} passes, what it found missing was removed, moved or written again by other processes meanwhile ({findings} finding(s) after the last), so it cannot tell whether anything is lost; run `cairn verify` again, when no prune is running if this recurs"
+        "the store kept changing while verify ran: in each of its {passes} passes, what it found missing was removed, moved, forgotten or written again by other processes meanwhile ({findings} finding(s) after the last), so it cannot tell whether anything is lost; run `cairn verify` again, when no prune is running if this recurs"
     )]
     Unsettled {
         /// Passes run.

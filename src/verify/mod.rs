@@ -186,6 +186,9 @@ pub struct Report {
     /// recheck: `raced`).
     #[serde(skip)]
     pub raced: raced::Raced,
+    /// The snapshots this pass walked, with their trees (for `raced`).
+    #[serde(skip)]
+    pub listed: HashMap<SnapshotId, crate::id::TreeId>,
 }
 
 /// Runs the checks `options` ask for, again where other processes
@@ -222,6 +225,7 @@ pub fn verify_listed(
 ) -> Result<Report, StoreError> {
     let started = Instant::now();
     let mut found = found::Found::default();
+    let asked_gone = asked_but_gone(options, &list);
     for (key, cause) in list.unreadable {
         found.record(key, cause);
     }
@@ -269,12 +273,10 @@ pub fn verify_listed(
     let mut report = Report::new(&chosen, &reached, checked.len() as u64);
     report.unbounded = unbounded;
     report.unread_trees = unread_trees;
-    if let Some(wanted) = &options.snapshots
-        && wanted.len() > chosen.len()
-    {
+    report.listed = raced::listed(&chosen);
+    if asked_gone > 0 {
         report.warnings.push(format!(
-            "{} of the snapshots asked for are gone (forgotten while verify ran): nothing of them was checked",
-            wanted.len() - chosen.len()
+            "{asked_gone} of the snapshots asked for are gone (forgotten while verify ran): nothing of them was checked"
         ));
     }
     let read = read_data(store, &checked, options, progress, &mut report)?;
@@ -367,8 +369,21 @@ impl Report {
             unbounded: HashSet::new(),
             unread_trees: Vec::new(),
             raced: raced::Raced::default(),
+            listed: HashMap::new(),
         }
     }
+}
+
+/// How many of the snapshots `options` ask for `list` lacks, readable or
+/// not: forgotten since they were chosen.
+fn asked_but_gone(options: &VerifyOptions, list: &crate::snapshot::SnapshotList) -> usize {
+    let Some(wanted) = &options.snapshots else {
+        return 0;
+    };
+    let listed: HashSet<SnapshotId> = (list.snapshots.iter().map(|s| s.id))
+        .chain((list.unreadable.iter()).filter_map(|(key, _)| crate::snapshot::id_of_key(key)))
+        .collect();
+    wanted.iter().filter(|id| !listed.contains(id)).count()
 }
 
 /// Whether a pack's damage is that it is missing: the cause says so first

@@ -8,23 +8,31 @@
 //! nothing. The pack checks never see those packs (no longer cataloged
 //! when they run), so the recheck must hear of these findings too
 //! ([`super::recheck`]).
+//!
+//! Such a finding only ever brings another pass, which walks the store as
+//! it is then: a blob that a snapshot still there needs is found again
+//! there. Only after the last pass is one left out of the damage, and a
+//! finding put down to forgotten snapshots only if a fresh walk of every
+//! snapshot listed then meets no trouble and does not reach it
+//! ([`still_reached`]): `affected` leaves out snapshots a reader may not
+//! expand, and paths through trees that do not read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{DamageKind, Report};
-use crate::id::{SnapshotId, TreeId};
+use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::pack::PackError;
-use crate::reach::Trouble;
+use crate::progress::Progress;
+use crate::reach::{LiveSet, Trouble};
 use crate::store::{Store, StoreError};
 
-/// Damage (by key: a blob id in hex) that other processes changing the
-/// store explain.
+/// Blob damage that other processes changing the store may explain.
 #[derive(Debug, Default, Clone)]
 pub struct Raced {
-    /// Needed only by snapshots that have been forgotten since the listing.
-    pub forgotten: Vec<String>,
+    /// Needed only by snapshots forgotten since the listing.
+    pub forgotten: HashSet<BlobId>,
     /// Trees whose pack was gone when the walk read them, and that read now.
-    pub moved: Vec<String>,
+    pub moved: HashSet<BlobId>,
 }
 
 impl Raced {
@@ -33,14 +41,10 @@ impl Raced {
         self.forgotten.is_empty() && self.moved.is_empty()
     }
 
-    /// How many findings were explained so.
-    pub fn len(&self) -> usize {
-        self.forgotten.len() + self.moved.len()
-    }
-
-    /// Whether the damage keyed `key` is among them.
+    /// Whether the damage keyed `key` (a blob id in hex) is among them.
     pub fn explains(&self, key: &str) -> bool {
-        self.forgotten.iter().chain(&self.moved).any(|k| k == key)
+        key.parse::<BlobId>()
+            .is_ok_and(|b| self.forgotten.contains(&b) || self.moved.contains(&b))
     }
 }
 
@@ -57,37 +61,84 @@ pub fn unread_trees(troubles: &[(SnapshotId, Trouble)]) -> Vec<TreeId> {
         .collect()
 }
 
-/// The blob damage of `report` that other processes explain: every
-/// snapshot that needs it has been forgotten since the listing, or it is
-/// a tree whose pack was gone and that reads now. A blob also needed by a
-/// snapshot still there is damage, whichever snapshot's walk met it.
-pub fn raced(store: &Store, report: &Report) -> Raced {
-    let mut gone = HashMap::new();
-    let mut raced = Raced::default();
-    for d in report.damage.iter().filter(|d| d.kind == DamageKind::Blob) {
-        if is_unread_tree_that_reads_now(store, report, &d.key) {
-            raced.moved.push(d.key.clone());
-        } else if !d.affected.is_empty()
-            && (d.affected.iter()).all(|a| is_gone(store, &a.snapshot, &mut gone))
-        {
-            raced.forgotten.push(d.key.clone());
-        }
+/// The blob damage of `report` that other processes may explain: trees
+/// whose pack was gone and that read now, and (unless the run was asked
+/// about some snapshots only: one of them forgotten, nothing would be
+/// left to check) blobs whose every snapshot is gone since the listing.
+pub fn raced(store: &Store, report: &Report, asked: bool) -> Raced {
+    let blobs = || {
+        (report.damage.iter())
+            .filter(|d| d.kind == DamageKind::Blob)
+            .filter_map(|d| Some((d.key.parse::<BlobId>().ok()?, d)))
+    };
+    let unread: HashSet<BlobId> = report.unread_trees.iter().map(TreeId::as_blob).collect();
+    let moved: HashSet<BlobId> = blobs()
+        .filter(|(b, _)| unread.contains(b) && reads_now(store, b))
+        .map(|(b, _)| b)
+        .collect();
+    let mut forgotten = HashSet::new();
+    let candidates: Vec<_> = blobs()
+        .filter(|(b, d)| !asked && !moved.contains(b) && !d.affected.is_empty())
+        .collect();
+    if let Some(gone) = (!candidates.is_empty())
+        .then(|| gone_since(store, report))
+        .flatten()
+    {
+        forgotten = (candidates.into_iter())
+            .filter(|(_, d)| d.affected.iter().all(|a| gone.contains(&a.snapshot)))
+            .map(|(b, _)| b)
+            .collect();
     }
-    raced
+    Raced { forgotten, moved }
 }
 
-fn is_unread_tree_that_reads_now(store: &Store, report: &Report, key: &str) -> bool {
-    (report.unread_trees.iter())
-        .find(|tree| tree.as_blob().to_hex() == key)
-        .is_some_and(|tree| store.load_tree(tree).is_ok())
+fn reads_now(store: &Store, tree: &BlobId) -> bool {
+    store.load_tree(&tree.as_tree()).is_ok()
 }
 
-/// Whether `snapshot`'s record has been removed since the listing; asked
-/// once per snapshot. A store that cannot answer has not removed it.
-fn is_gone(store: &Store, snapshot: &SnapshotId, known: &mut HashMap<SnapshotId, bool>) -> bool {
-    *known.entry(*snapshot).or_insert_with(|| {
-        (store.backend())
-            .head(&crate::snapshot::key(snapshot))
-            .is_ok_and(|found| found.is_none())
-    })
+/// The snapshots the pass listed whose records are gone now, leaving out
+/// any whose tree a record written since holds (`tag` writes the same tree
+/// under a new id and deletes the old record); `None` if the store cannot
+/// say (nothing is then taken for gone).
+fn gone_since(store: &Store, report: &Report) -> Option<HashSet<SnapshotId>> {
+    let now: HashSet<SnapshotId> = (store.backend().list("snapshots/").ok()?.into_iter())
+        .filter_map(|o| crate::snapshot::id_of_key(&o.key))
+        .collect();
+    let retagged: HashSet<TreeId> = (now.iter())
+        .filter(|id| !report.listed.contains_key(id))
+        .map(|id| tree_of(store, id))
+        .collect::<Option<_>>()?;
+    Some(
+        (report.listed.iter())
+            .filter(|&(id, tree)| !now.contains(id) && !retagged.contains(tree))
+            .map(|(id, _)| *id)
+            .collect(),
+    )
+}
+
+fn tree_of(store: &Store, id: &SnapshotId) -> Option<TreeId> {
+    let key = crate::snapshot::key(id);
+    match super::records::read_one(store.backend(), &key)? {
+        Ok(snapshot) => Some(snapshot.record.tree),
+        Err(_) => None,
+    }
+}
+
+/// Every blob the snapshots listed now reach, if walking them all meets no
+/// trouble (else `None`: nothing may then be put down to forgotten
+/// snapshots).
+pub fn still_reached(store: &mut Store, progress: &Progress) -> Option<LiveSet> {
+    let list = super::records::read_all(store).ok()?;
+    if store.backend().is_remote() {
+        let backend = store.backend().clone();
+        crate::catalog::sync::sync(store.catalog_mut(), &backend).ok()?;
+    }
+    let reached = crate::reach::reach(store, &list.snapshots, progress).ok()?;
+    let whole = reached.troubles.is_empty() && list.unreadable.is_empty();
+    whole.then_some(reached.live)
+}
+
+/// A map from each listed snapshot to its tree (for [`gone_since`]).
+pub fn listed(snapshots: &[crate::snapshot::Snapshot]) -> HashMap<SnapshotId, TreeId> {
+    snapshots.iter().map(|s| (s.id, s.record.tree)).collect()
 }

@@ -13,30 +13,31 @@
 //! longer names it, or the store has it again, the pass is run again
 //! against the store as it now is; packs read whole by the first pass are
 //! not read again (the ledger has them), those it found damaged are. A
-//! snapshot's walk meets the same prunes in another guise, blobs gone from
-//! the catalog and trees that do not read: those other processes explain
-//! bring another pass too ([`super::raced`]).
+//! snapshot's walk meets forgets and prunes in another guise: blobs gone
+//! from the catalog that only forgotten snapshots needed, and trees whose
+//! pack went away under the read. Those bring another pass too
+//! ([`super::raced`]).
 
 use std::time::{Duration, Instant};
 
 use std::collections::HashSet;
 
 use super::{Damage, DamageKind, Report, VerifyOptions};
-use crate::id::PackId;
+use crate::id::{BlobId, PackId};
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 
-/// Passes after the first, at most: each needs a prune (or a forget) to
-/// change the store during the pass before it, so a store that keeps changing faster than
-/// verify runs still gets an answer. 3 were too few beside prunes that
+/// Passes after the first, at most: each needs a prune or a forget to
+/// change the store during the pass before it, so a store that keeps
+/// changing faster than verify runs still gets an answer. 3 were too few beside prunes that
 /// delete packs every second (tests/torture.rs, with a grace of 1 s: in
 /// one run of many, four passes in a row each met a deletion, and the last
 /// one's finding was reported as damage on a store that was whole).
 const RECHECKS: usize = 8;
 
 /// Runs verify, and runs it again while packs it found missing turn out to
-/// have been removed by a prune meanwhile, or its walks met what a prune
-/// changed under them ([`super::raced`]). When they still do after the
+/// have been removed by a prune meanwhile, or its walks met what a forget
+/// or a prune changed under them ([`super::raced`]). When they still do after the
 /// last pass, those findings are neither damage nor a clean bill: if they
 /// are all it found, [`StoreError::Unsettled`] (reported as damage, it was
 /// a false alarm on a store that was whole, in a torture run); else the
@@ -55,7 +56,7 @@ pub fn verify_beside_prunes(
             break;
         }
         if passes > RECHECKS {
-            report = unsettled(report, &removed, passes)?;
+            report = unsettled(store, report, &removed, passes, progress)?;
             break;
         }
         let again = unread_since(options, started.elapsed(), &report);
@@ -71,7 +72,18 @@ pub fn verify_beside_prunes(
 /// meanwhile yet again, or its walks met a store changing under them: if
 /// that is all it found, no verdict ([`StoreError::Unsettled`]); else the
 /// rest, which stands, as damage.
-fn unsettled(mut report: Report, removed: &[PackId], passes: usize) -> Result<Report, StoreError> {
+fn unsettled(
+    store: &mut Store,
+    mut report: Report,
+    removed: &[PackId],
+    passes: usize,
+    progress: &Progress,
+) -> Result<Report, StoreError> {
+    if !report.raced.forgotten.is_empty() {
+        let live = super::raced::still_reached(store, progress);
+        let needed = |b: &BlobId| live.as_ref().is_none_or(|l| l.contains(b));
+        report.raced.forgotten.retain(|b| !needed(b));
+    }
     let keys: HashSet<String> = removed.iter().map(crate::pack::key).collect();
     let raced = &report.raced;
     let explained = |d: &Damage| match d.kind {
@@ -107,7 +119,7 @@ fn pass(
     }
     crate::crash::point("verify-listed");
     let mut report = super::verify_listed(store, list, options, progress)?;
-    report.raced = super::raced::raced(store, &report);
+    report.raced = super::raced::raced(store, &report, options.snapshots.is_some());
     crate::crash::point("verify-pass-done");
     Ok(report)
 }
@@ -196,7 +208,7 @@ fn merged(earlier: Report, mut later: Report, removed: usize) -> Report {
     let raced = &earlier.raced;
     if !raced.forgotten.is_empty() {
         later.warnings.push(format!(
-            "{} blob(s) or tree(s) a snapshot's walk found missing were needed only by snapshots forgotten meanwhile (and pruned); checked again against the store as it is now",
+            "{} blob(s) or tree(s) a snapshot's walk found damaged or missing were needed only by snapshots forgotten meanwhile; checked again against the store as it is now",
             raced.forgotten.len()
         ));
     }

@@ -36,7 +36,7 @@ pub fn read_all(store: &Store) -> Result<SnapshotList, StoreError> {
 
 /// The record at `key`; `None` if it is gone since the listing, the key
 /// and the cause if it is damaged.
-fn read_one(backend: &Backend, key: &str) -> Option<Result<Snapshot, (String, String)>> {
+pub(super) fn read_one(backend: &Backend, key: &str) -> Option<Result<Snapshot, (String, String)>> {
     let id = snapshot::id_of_key(key)?;
     let bytes = match backend.get_opened(key, MAX_RECORD_LEN) {
         Ok(bytes) => bytes,
