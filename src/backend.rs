@@ -350,8 +350,11 @@ impl Backend {
         if self.create_once(key, bytes)? {
             return Ok(true);
         }
+        // Read back no more than one byte past ours: anything larger is
+        // other content as surely as anything different.
         let there = match self.read_back(key, bytes.len() as u64 + 1) {
             Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) if e.is_too_large() => return Err(self.at(key)(other_content(key))),
             other => other?,
         };
         if there != bytes {
