@@ -1314,6 +1314,49 @@ fn damage_found_beside_packs_prunes_keep_removing_is_still_damage() {
     assert_eq!(out.matches("DAMAGED pack").count(), 1, "{out}");
 }
 
+/// A snapshot of `src` after writing `name` there, 200 kB of
+/// `random_bytes(seed, _)` (one chunk).
+fn snapshot_with(t: &TestEnv, src: &Path, name: &str, seed: u64) -> Value {
+    write_file(&src.join(name), &random_bytes(seed, 200_000));
+    settle();
+    t.snapshot(&[src], &[])
+}
+
+/// `verify`, started and stopped at stall point `point`.
+fn stalled_verify(t: &TestEnv, point: &str) -> common::stall::Stalled {
+    let mut verify = common::stall::Stalled::spawn(t, t.command(["verify"]), point);
+    verify.wait_for_stall();
+    verify
+}
+
+/// Lets a stalled `verify` run to its end: its exit code, and its stdout
+/// and stderr as one text.
+fn finished(verify: common::stall::Stalled) -> (Option<i32>, String) {
+    let (status, stdout, stderr) = verify.finish();
+    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
+    (status.code(), out)
+}
+
+/// Deletes from `catalog` the row of the one chunk of the 200 kB file of
+/// `random_bytes(seed, _)`: a blob lost from the catalog.
+fn lose_row_of_chunk(catalog: &Path, seed: u64) {
+    let conn = rusqlite::Connection::open(catalog).unwrap();
+    let lost = blake3::hash(&random_bytes(seed, 200_000));
+    let gone = conn
+        .execute("DELETE FROM blobs WHERE id = ?1", [&lost.as_bytes()[..]])
+        .unwrap();
+    assert_eq!(gone, 1, "the file is one chunk");
+}
+
+/// Asserts `verify` reported a blob lost from the catalog at once: exit 4,
+/// without checking anything again.
+fn assert_lost_at_once(verify: common::stall::Stalled) {
+    let (code, out) = finished(verify);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("not in the catalog"), "{out}");
+    assert!(!out.contains("checked again"), "{out}");
+}
+
 /// A snapshot verify has listed is forgotten and pruned (shared, in two
 /// phases, beside verify) before its walk reaches it: its trees have left
 /// the catalog when the walk looks for them. Was: reported as blobs
@@ -1322,24 +1365,18 @@ fn damage_found_beside_packs_prunes_keep_removing_is_still_damage() {
 fn a_snapshot_forgotten_and_pruned_while_verify_walks_is_no_damage() {
     let t = TestEnv::with_store();
     let src = t.path("src");
-    write_file(&src.join("a.bin"), &random_bytes(5, 200_000));
-    settle();
-    let first = t.snapshot(&[&src], &[]);
+    let first = snapshot_with(&t, &src, "a.bin", 5);
     fs::remove_file(src.join("a.bin")).unwrap();
-    write_file(&src.join("b.bin"), &random_bytes(6, 200_000));
-    settle();
-    t.snapshot(&[&src], &[]);
-    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-listed");
-    verify.wait_for_stall();
+    snapshot_with(&t, &src, "b.bin", 6);
+    let verify = stalled_verify(&t, "verify-listed");
     t.cairn(["forget", id(&first)]).assert().success();
     // The first prune condemns the forgotten snapshot's packs, the second
     // deletes them (and drops their rows from the catalog).
     for _ in 0..2 {
         t.cairn(["prune", "--grace", "0s"]).assert().success();
     }
-    let (status, stdout, stderr) = verify.finish();
-    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
-    assert_eq!(status.code(), Some(0), "{out}");
+    let (code, out) = finished(verify);
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("forgotten meanwhile"), "{out}");
     assert!(!out.contains("read when tried again"), "{out}");
     t.cairn(["verify", "--read-data"]).assert().success();
@@ -1352,26 +1389,12 @@ fn a_snapshot_forgotten_and_pruned_while_verify_walks_is_no_damage() {
 fn a_blob_lost_that_a_kept_snapshot_needs_too_is_damage_though_another_was_forgotten() {
     let t = TestEnv::with_store();
     let src = t.path("src");
-    write_file(&src.join("a.bin"), &random_bytes(5, 200_000));
-    settle();
-    let first = t.snapshot(&[&src], &[]);
-    write_file(&src.join("b.bin"), &random_bytes(6, 200_000));
-    settle();
-    t.snapshot(&[&src], &[]);
-    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-listed");
-    verify.wait_for_stall();
+    let first = snapshot_with(&t, &src, "a.bin", 5);
+    snapshot_with(&t, &src, "b.bin", 6);
+    let verify = stalled_verify(&t, "verify-listed");
     t.cairn(["forget", id(&first)]).assert().success();
-    let conn = rusqlite::Connection::open(t.store.join("catalog.db")).unwrap();
-    let lost = blake3::hash(&random_bytes(5, 200_000));
-    let gone = conn
-        .execute("DELETE FROM blobs WHERE id = ?1", [&lost.as_bytes()[..]])
-        .unwrap();
-    assert_eq!(gone, 1, "a.bin is one chunk");
-    let (status, stdout, stderr) = verify.finish();
-    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
-    assert_eq!(status.code(), Some(4), "{out}");
-    assert!(out.contains("not in the catalog"), "{out}");
-    assert!(!out.contains("checked again"), "{out}");
+    lose_row_of_chunk(&t.store.join("catalog.db"), 5);
+    assert_lost_at_once(verify);
 }
 
 /// A tree whose pack is away while verify's walk reads it and back before
@@ -1386,12 +1409,10 @@ fn a_tree_unreadable_during_the_walk_that_reads_after_it_is_no_damage() {
     let tree_pack = packs[0].last().unwrap();
     let aside = tree_pack.with_extension("aside");
     fs::rename(tree_pack, &aside).unwrap();
-    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-walked");
-    verify.wait_for_stall();
+    let verify = stalled_verify(&t, "verify-walked");
     fs::rename(&aside, tree_pack).unwrap();
-    let (status, stdout, stderr) = verify.finish();
-    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
-    assert_eq!(status.code(), Some(0), "{out}");
+    let (code, out) = finished(verify);
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("read when tried again"), "{out}");
     assert!(!out.contains("forgotten meanwhile"), "{out}");
 }
@@ -1403,28 +1424,16 @@ fn a_tree_unreadable_during_the_walk_that_reads_after_it_is_no_damage() {
 fn a_blob_lost_by_a_snapshot_retagged_while_verify_runs_is_damage_at_once() {
     let t = TestEnv::with_s3();
     let src = t.path("src");
-    write_file(&src.join("a.bin"), &random_bytes(5, 200_000));
-    settle();
-    let only = t.snapshot(&[&src], &[]);
-    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-listed");
-    verify.wait_for_stall();
+    let only = snapshot_with(&t, &src, "a.bin", 5);
+    let verify = stalled_verify(&t, "verify-listed");
     (t.second_host())
         .cairn(["tag", id(&only), "--add", "kept"])
         .assert()
         .success();
     let mut catalogs = files_under(&t.cache);
     catalogs.retain(|p| p.file_name().is_some_and(|n| n == "catalog.db"));
-    let conn = rusqlite::Connection::open(&catalogs[0]).unwrap();
-    let lost = blake3::hash(&random_bytes(5, 200_000));
-    let gone = conn
-        .execute("DELETE FROM blobs WHERE id = ?1", [&lost.as_bytes()[..]])
-        .unwrap();
-    assert_eq!(gone, 1, "a.bin is one chunk");
-    let (status, stdout, stderr) = verify.finish();
-    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
-    assert_eq!(status.code(), Some(4), "{out}");
-    assert!(out.contains("not in the catalog"), "{out}");
-    assert!(!out.contains("checked again"), "{out}");
+    lose_row_of_chunk(&catalogs[0], 5);
+    assert_lost_at_once(verify);
 }
 
 /// A tree whose read fails for another cause than its pack being gone (a
@@ -1443,12 +1452,10 @@ fn a_tree_that_fails_to_read_for_a_cause_of_its_own_is_damage_though_it_reads_ag
         .unwrap()
         .set_len(1)
         .unwrap();
-    let mut verify = common::stall::Stalled::spawn(&t, t.command(["verify"]), "verify-walked");
-    verify.wait_for_stall();
+    let verify = stalled_verify(&t, "verify-walked");
     fs::write(tree_pack, &whole).unwrap();
-    let (status, stdout, stderr) = verify.finish();
-    let out = format!("{}{stderr}", String::from_utf8_lossy(&stdout));
-    assert_eq!(status.code(), Some(4), "{out}");
+    let (code, out) = finished(verify);
+    assert_eq!(code, Some(4), "{out}");
     assert!(out.contains("tree does not read"), "{out}");
     assert!(!out.contains("checked again"), "{out}");
 }
