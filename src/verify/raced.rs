@@ -128,11 +128,7 @@ fn tree_of(store: &Store, id: &SnapshotId) -> Option<TreeId> {
 /// trouble (else `None`: nothing may then be put down to forgotten
 /// snapshots).
 pub fn still_reached(store: &mut Store, progress: &Progress) -> Option<LiveSet> {
-    let list = super::records::read_all(store).ok()?;
-    if store.backend().is_remote() {
-        let backend = store.backend().clone();
-        crate::catalog::sync::sync(store.catalog_mut(), &backend).ok()?;
-    }
+    let list = super::records::read_all_then_sync(store).ok()?;
     let reached = crate::reach::reach(store, &list.snapshots, progress).ok()?;
     let whole = reached.troubles.is_empty() && list.unreadable.is_empty();
     whole.then_some(reached.live)

@@ -108,21 +108,14 @@ fn unsettled(
     Ok(report)
 }
 
-/// One pass over the snapshots listed *before* the catalog of a remote
-/// store is brought up to date: a snapshot another host commits meanwhile
-/// writes its index objects before its record, so every blob a listed
-/// snapshot needs is then cataloged (listed after, it could need blobs the
-/// catalog has not seen yet, and be reported as losing them).
+/// One pass over the snapshots as they are now
+/// ([`super::records::read_all_then_sync`]).
 fn pass(
     store: &mut Store,
     options: &VerifyOptions,
     progress: &Progress,
 ) -> Result<Report, StoreError> {
-    let list = super::records::read_all(store)?;
-    if store.backend().is_remote() {
-        let backend = store.backend().clone();
-        crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
-    }
+    let list = super::records::read_all_then_sync(store)?;
     crate::crash::point("verify-listed");
     let mut report = super::verify_listed(store, list, options, progress)?;
     report.raced = super::raced::raced(store, &report, options.snapshots.is_some());

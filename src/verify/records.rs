@@ -34,6 +34,20 @@ pub fn read_all(store: &Store) -> Result<SnapshotList, StoreError> {
     })
 }
 
+/// Every record ([`read_all`]), listed *before* the catalog of a remote
+/// store is brought up to date: a snapshot another host commits meanwhile
+/// writes its index objects before its record, so every blob a listed
+/// snapshot needs is then cataloged (listed after, it could need blobs the
+/// catalog has not seen yet, and be reported as losing them).
+pub fn read_all_then_sync(store: &mut Store) -> Result<SnapshotList, StoreError> {
+    let list = read_all(store)?;
+    if store.backend().is_remote() {
+        let backend = store.backend().clone();
+        crate::catalog::sync::sync(store.catalog_mut(), &backend)?;
+    }
+    Ok(list)
+}
+
 /// The record at `key`; `None` if it is gone since the listing, the key
 /// and the cause if it is damaged.
 pub(super) fn read_one(backend: &Backend, key: &str) -> Option<Result<Snapshot, (String, String)>> {
