@@ -290,6 +290,45 @@ fn max_unused_zero_repacks_what_the_default_threshold_leaves_and_removes_all_unu
 }
 
 #[test]
+fn a_pack_that_frees_more_than_repacking_it_rewrites_is_repacked_though_the_store_is_under_the_limit()
+ {
+    // Issue 21: the default left a pack two-thirds dead because the store
+    // as a whole was under 20% unused: on the tree dataset four tree packs
+    // 83-91% unused (1.7 MiB freed for 0.2 rewritten) stayed after prune.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_files(&src, 20, 400);
+    snapshot_and_copy(&t, &src, "2026-01-01T00:00:00Z", "gen1");
+    let before_new: BTreeSet<String> = pack_files(&t.store);
+    small_files(&src.join("new"), 3, 500);
+    let (middle, _) = snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
+    let new_data_pack: Vec<String> = (pack_files(&t.store).difference(&before_new))
+        .filter(|p| pack_size(&t.store, p) > 2 * SMALL)
+        .cloned()
+        .collect();
+    for i in 0..2 {
+        fs::remove_file(src.join(format!("new/f{i}"))).unwrap();
+    }
+    let (last, copy) = snapshot_and_copy(&t, &src, "2026-01-03T00:00:00Z", "gen3");
+    t.cairn(["forget", &middle]).assert().success();
+
+    let plan = json(&t, &["prune", "--dry-run"]);
+    let unused = u(&plan, "bytes_unused") as f64 / u(&plan, "bytes_total") as f64;
+    assert!(unused < 0.2, "the store is under the limit: {plan}");
+    assert_eq!(
+        ids_in(&plan, "repack"),
+        new_data_pack.iter().cloned().collect()
+    );
+    let report = json(&t, &["prune"]);
+    assert_eq!(report["repack"][0]["reason"], "67% unused", "{report}");
+    assert_eq!(u(&report, "blobs_repacked"), 1, "{report}");
+    assert!(!pack_files(&t.store).contains(&new_data_pack[0]));
+    assert_restores(&t, &last, &src, &copy);
+    let kept = json(&t, &["prune", "--dry-run", "--max-unused", "100"]);
+    assert!(ids_in(&kept, "repack").is_empty(), "{kept}");
+}
+
+#[test]
 fn a_dry_run_says_what_repacking_rewrites_against_what_it_frees() {
     // Issue 21: the trade of a repack, for choosing --max-unused.
     let t = TestEnv::with_store();
