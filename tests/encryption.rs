@@ -1099,6 +1099,100 @@ fn init_encrypt_over_an_existing_store_says_it_exists_before_asking_for_a_passwo
     assert!(!err.contains("password"), "{err}");
 }
 
+/// Runs an encrypted init that is killed right after it wrote its key
+/// file, before its `config.json`; returns that key file's id.
+fn init_killed_after_its_key_file(t: &mut TestEnv) -> BTreeSet<String> {
+    t.password_file = Some(t.password_file_with("password", PASSWORD));
+    t.cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .env("CAIRN_CRASH_AT", "init-keys-written")
+        .assert()
+        .failure();
+    let dead = key_ids(t);
+    assert_eq!(dead.len(), 1, "the killed init wrote one key file");
+    assert!(
+        objects(t, "config.json").is_empty(),
+        "no config was written"
+    );
+    dead
+}
+
+/// An encrypted init killed after it wrote its key file left a local
+/// directory every later init refused as "not empty", and beside a remote
+/// store's own key a dead one that every open tried (an argon2id
+/// derivation each). Now the next init takes over and removes it.
+fn init_takes_over_from_an_encrypted_init_killed_after_its_key_file(mut t: TestEnv) {
+    let dead = init_killed_after_its_key_file(&mut t);
+    let out = t
+        .cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    let err = stderr_of(out.get_output());
+    let removed = "removed 1 key file left by an init that did not finish (keys/";
+    assert!(err.contains(removed), "{err}");
+    let keys = key_ids(&t);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys.is_disjoint(&dead),
+        "the dead init's key is still there"
+    );
+    let src = t.path("src");
+    small_tree(&src, 3);
+    let snap = t.snapshot(&[&src], &[]);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+#[test]
+fn a_local_init_takes_over_from_an_encrypted_init_killed_after_its_key_file() {
+    init_takes_over_from_an_encrypted_init_killed_after_its_key_file(TestEnv::new());
+}
+
+#[test]
+fn an_s3_init_takes_over_from_an_encrypted_init_killed_after_its_key_file() {
+    init_takes_over_from_an_encrypted_init_killed_after_its_key_file(TestEnv::new_s3());
+}
+
+#[test]
+fn an_s3_init_where_a_store_lost_its_config_is_refused_and_keeps_its_key_files() {
+    // Its key files may be the only way to its data: only a prefix that
+    // holds nothing but key files is taken over. A new store made over
+    // the old one's objects (as init did before) could not read them.
+    let t = TestEnv::with_encrypted_s3();
+    let src = t.path("src");
+    small_tree(&src, 4);
+    t.snapshot(&[&src], &[]);
+    let before = objects(&t, "");
+    t.s3().delete("config.json");
+    let out = t
+        .cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains("is not empty and is not a cairn store"),
+        "{err}"
+    );
+    let config = before.iter().filter(|(k, _)| k != "config.json");
+    assert_eq!(objects(&t, ""), config.cloned().collect::<Vec<_>>());
+}
+
+#[test]
+fn a_file_in_keys_that_is_no_key_file_still_keeps_init_out_of_the_directory() {
+    let mut t = TestEnv::new();
+    init_killed_after_its_key_file(&mut t);
+    write_file(&t.store.join("keys/notes.txt"), b"mine");
+    let out = t
+        .cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("not empty"), "{err}");
+    assert!(t.store.join("keys/notes.txt").exists());
+}
+
 #[test]
 fn a_wrong_passphrase_exits_1_and_writes_nothing_in_the_store() {
     let (t, src, _) = store_with_a_snapshot();

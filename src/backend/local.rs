@@ -42,14 +42,16 @@ impl Local {
         }
     }
 
-    /// Whether `root` is free for a new store: absent, empty, or holding
-    /// nothing but empty directories, which is what an init killed before
-    /// it wrote a file leaves (it makes the 256 `packs/XX` first; a copy
-    /// creating its target inits it). A file anywhere is someone's.
-    pub fn is_free(root: &Path) -> io::Result<bool> {
-        match only_directories(root) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            other => other,
+    /// The files under `root`, relative to it, for deciding whether it is
+    /// free for a new store: absent, empty, or holding nothing but empty
+    /// directories is what an init killed before it wrote a file leaves
+    /// (it makes the 256 `packs/XX` first; a copy creating its target
+    /// inits it). The store layer judges what files may be there.
+    pub fn files_under(root: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        match collect_files(root, Path::new(""), &mut out) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            other => other.map(|()| out),
         }
     }
 
@@ -306,13 +308,15 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())
 }
 
-/// Whether `dir` holds nothing but directories that hold nothing else.
-fn only_directories(dir: &Path) -> io::Result<bool> {
-    for entry in fs::read_dir(dir)? {
+/// Adds the files under `root/dir` to `out`, as paths relative to `root`.
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(root.join(dir))? {
         let entry = entry?;
-        if !entry.file_type()?.is_dir() || !only_directories(&entry.path())? {
-            return Ok(false);
+        let path = dir.join(entry.file_name());
+        match entry.file_type()?.is_dir() {
+            true => collect_files(root, &path, out)?,
+            false => out.push(path),
         }
     }
-    Ok(true)
+    Ok(())
 }

@@ -161,6 +161,7 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
             };
             let store = Store::init(&args.to, &init, options)
                 .with_context(|| format!("creating {}", args.to))?;
+            ctx.print_notices(&store);
             if !ctx.quiet && !ctx.json {
                 note(format_args!(
                     "created store {} with the settings of {}",

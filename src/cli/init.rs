@@ -174,7 +174,9 @@ pub fn init_store(ctx: &Ctx, settings: Settings) -> Result<Store, StoreError> {
         sqlite: settings.sqlite,
         keys: settings.keys,
     };
-    Store::init(&ctx.store, &options, ctx.open_options(LockMode::Shared))
+    let store = Store::init(&ctx.store, &options, ctx.open_options(LockMode::Shared))?;
+    ctx.print_notices(&store);
+    Ok(store)
 }
 
 /// Creates the default store with default settings.

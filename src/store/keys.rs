@@ -204,6 +204,11 @@ pub fn list(backend: &Backend) -> Result<KeyFiles, KeyError> {
 }
 
 impl KeyFiles {
+    /// The ids of the key files that decode.
+    pub fn into_ids(self) -> Vec<String> {
+        self.good.into_iter().map(|(id, _)| id).collect()
+    }
+
     /// Every id, good or damaged.
     fn ids(&self) -> impl Iterator<Item = &String> {
         self.good

@@ -13,6 +13,7 @@ mod catalog_file;
 pub mod config;
 pub mod keys;
 mod layout;
+mod leftovers;
 pub mod location;
 pub mod lock;
 pub mod migrate;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use super::config::Encryption;
 use super::keys::{self, KeyError, Prepared, Unlocked};
 use super::layout::{ensure_cache_layout, ensure_home_layout};
+use super::leftovers::{self, Leftovers};
 use super::pack_cache::PackCache;
 use super::{
     CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging,
@@ -52,11 +53,13 @@ impl Store {
         }
         let keys = prepare_keys(location, init, &open)?;
         let config = new_config(location, init, keys.as_ref())?;
-        match location {
+        let notices = match location {
             Location::Local(root) => init_local(root, location, &config, keys.as_ref())?,
             Location::S3(url) => init_remote(url, location, &config, keys.as_ref(), &open)?,
-        }
-        Self::open_unlocked(location, open, keys.map(|k| k.unlocked))
+        };
+        let mut store = Self::open_unlocked(location, open, keys.map(|k| k.unlocked))?;
+        store.notices.extend(notices);
+        Ok(store)
     }
 
     /// Opens an existing store: reads and checks its config, takes the
@@ -134,21 +137,25 @@ fn prepare_keys(
 }
 
 /// Writes the new store's key files, then its config (which makes it a
-/// store); if the config cannot be created, the key files go again.
+/// store); if the config cannot be created, the key files go again. Once
+/// it is a store, removes the `leftovers` of an init that did not finish;
+/// returns what to tell the operator of that.
 fn create_store(
     backend: &Backend,
     location: &Location,
     config: &Config,
     keys: Option<&Prepared>,
-) -> Result<(), StoreError> {
+    leftovers: &Leftovers,
+) -> Result<Vec<String>, StoreError> {
     if let Some(keys) = keys {
         keys.write(backend)?;
+        crate::crash::point("init-keys-written");
     }
     let created = create_config(backend, location, config);
     if let (Err(_), Some(keys)) = (&created, keys) {
         keys.unwrite(backend);
     }
-    created
+    created.map(|()| leftovers.remove(backend))
 }
 
 fn new_config(
@@ -178,23 +185,19 @@ fn init_local(
     location: &Location,
     config: &Config,
     keys: Option<&Prepared>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
     if Store::exists(location) {
         return Err(StoreError::Exists {
             location: location.clone(),
         });
     }
-    let free = Local::is_free(root).map_err(|source| StoreError::Io {
-        path: root.to_owned(),
-        source,
-    })?;
-    if !free {
+    let backend = Backend::local(root, PRIVATE);
+    let Some(leftovers) = leftovers::in_local(root, &backend)? else {
         return Err(StoreError::NotEmpty {
             location: location.clone(),
         });
-    }
+    };
     let created_root = !root.exists();
-    let backend = Backend::local(root, PRIVATE);
     let local = Local::new(root, PRIVATE);
     let made = backend
         .prepare(false)
@@ -202,7 +205,7 @@ fn init_local(
         .and_then(|()| ensure_home_layout(root, false))
         // The config goes last and never replaces one: a concurrent init
         // of the same directory loses cleanly with `Exists`.
-        .and_then(|()| create_store(&backend, location, config, keys));
+        .and_then(|()| create_store(&backend, location, config, keys, &leftovers));
     if let Err(e) = &made
         && !matches!(e, StoreError::Exists { .. })
     {
@@ -212,18 +215,24 @@ fn init_local(
 }
 
 /// A remote store is created by its one `config.json`, written with a
-/// conditional create: a second init, even a concurrent one, finds it.
+/// conditional create: a second init, even a concurrent one, finds it. A
+/// prefix holding other objects is refused, as a directory is.
 fn init_remote(
     url: &S3Url,
     location: &Location,
     config: &Config,
     keys: Option<&Prepared>,
     open: &OpenOptions,
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
     // No HEAD first: the create is conditional, and refuses a store that
-    // is there (one request less for every init).
+    // is there. One LIST, for what an init that did not finish left.
     let backend = Backend::s3(url, open.remote)?;
-    create_store(&backend, location, config, keys)
+    let Some(leftovers) = leftovers::in_remote(&backend)? else {
+        return Err(StoreError::NotEmpty {
+            location: location.clone(),
+        });
+    };
+    create_store(&backend, location, config, keys, &leftovers)
 }
 
 fn create_config(
