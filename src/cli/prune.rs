@@ -19,8 +19,8 @@ use super::{Ctx, print_json};
 #[derive(Debug, Args)]
 pub struct PruneOptionArgs {
     /// Repack the emptiest packs until at most PERCENT of the store's pack
-    /// bytes are unused, and every pack at least half unused (0 removes
-    /// all unused space, 100 repacks nothing) [default: 20]
+    /// bytes are unused, and every pack about half unused or more (0
+    /// removes all unused space, 100 repacks nothing) [default: 20]
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     max_unused: Option<f64>,
     /// On a remote store: how long a pack condemned by one prune waits

@@ -17,17 +17,17 @@ use crate::pack::format::{ENTRY_LEN, TRAILER_LEN};
 use crate::reach::LiveSet;
 
 /// By default prune repacks the emptiest packs until at most this fraction
-/// of the store's pack bytes is unused. The same bound as repacking every
+/// of the store's pack bytes is unused: the same bound as repacking every
 /// pack more than a fifth unused (cairn's rule until 2026-12), reached by
-/// rewriting the fewest bytes: emptiest first, a pack 70% unused frees 2.3
+/// rewriting fewer bytes: emptiest first, a pack 70% unused frees 2.3
 /// bytes for each it rewrites, one 21% unused a quarter of one. On a 500 MB
 /// SQLite store after `forget --keep-last 3` the old rule rewrote 133 MiB
 /// to free 107 (1.47 s); this one 30 MiB to free 53 (0.58 s), leaving the
 /// packs 23% larger (269 MiB against 219; `--max-unused 5`: 1.31 s, 227).
 /// Packs that free at least what they rewrite go as well, under the limit
-/// or not ([`pays_for_itself`]): on the tree dataset after `--keep-last 3`
-/// four tree packs 83-91% unused (1.7 MiB freed for 0.2 rewritten) had
-/// stayed because the whole store was 16% unused.
+/// or not (`Partly::pays_for_itself`): on the tree dataset after
+/// `--keep-last 3` four tree packs 83-91% unused (1.7 MiB freed for 0.2
+/// rewritten) had stayed because the whole store was 16% unused.
 pub const DEFAULT_MAX_UNUSED: f64 = 0.20;
 
 /// The live part of one pack.
@@ -163,7 +163,13 @@ pub fn choose(
         let unused = pack.size.saturating_sub(needed);
         choice.bytes_unused += unused;
         if unused > 0 {
-            partly_used.push((pack, used.live_bytes, unused));
+            let rewritten = needed - frame;
+            partly_used.push(Partly {
+                pack,
+                live_bytes: used.live_bytes,
+                rewritten,
+                unused,
+            });
         }
     }
     choose_repacks(&mut choice, partly_used, rule, frame);
@@ -183,52 +189,65 @@ fn pack_choice(pack: &PackRow, (live_bytes, unused): (u64, u64), reason: String)
     }
 }
 
+/// A pack with some unused space, as prune weighs repacking it.
+struct Partly<'a> {
+    pack: &'a PackRow,
+    /// Bytes of its live blobs.
+    live_bytes: u64,
+    /// What repacking it writes: its live blobs and their header entries.
+    rewritten: u64,
+    /// What repacking it frees.
+    unused: u64,
+}
+
+impl Partly<'_> {
+    fn fraction(&self) -> f64 {
+        self.unused as f64 / self.pack.size as f64
+    }
+
+    /// Whether repacking it frees at least as many bytes as it writes: a
+    /// pack about half unused or more.
+    fn pays_for_itself(&self) -> bool {
+        self.unused >= self.rewritten
+    }
+}
+
 /// Applies `rule` to the packs that have some unused space. A repacked
 /// pack's blobs share the new packs' frames: reckoned as if they had none,
 /// the store after is never smaller than reckoned, so a prune that stopped
-/// at the limit finds nothing more to repack when it runs again.
-fn choose_repacks(
-    choice: &mut Choice,
-    mut partly: Vec<(&PackRow, u64, u64)>,
-    rule: RepackRule,
-    frame: u64,
-) {
-    let fraction = |(pack, _, unused): &(&PackRow, u64, u64)| *unused as f64 / pack.size as f64;
+/// at the limit finds nothing more to repack when it runs again. A pack
+/// that pays for itself is repacked under the limit too (unless the limit
+/// is 100%: no repacking asked for).
+fn choose_repacks(choice: &mut Choice, mut partly: Vec<Partly<'_>>, rule: RepackRule, frame: u64) {
     // Emptiest first; by id among equals, so the choice is deterministic.
     partly.sort_by(|a, b| {
-        fraction(b)
-            .total_cmp(&fraction(a))
-            .then(a.0.id.cmp(&b.0.id))
+        (b.fraction())
+            .total_cmp(&a.fraction())
+            .then(a.pack.id.cmp(&b.pack.id))
     });
     let deleted: u64 = choice.delete.iter().map(|p| p.size).sum();
     let mut total = choice.bytes_total - deleted;
     let mut unused = choice.bytes_unused - deleted;
     for candidate in &partly {
-        let f = fraction(candidate);
-        let (pack, live_bytes, pack_unused) = *candidate;
-        let over_limit = |limit: f64| unused as f64 > limit * total as f64;
-        let wanted = match rule {
-            RepackRule::Nothing => false,
-            RepackRule::StoreWide(limit) => {
-                over_limit(limit) || (limit < 1.0 && pays_for_itself(live_bytes, pack_unused))
-            }
+        let RepackRule::StoreWide(limit) = rule else {
+            return;
         };
-        if !wanted {
+        let over_limit = unused as f64 > limit * total as f64;
+        let pays = limit < 1.0 && candidate.pays_for_itself();
+        if !(over_limit || pays) {
             continue;
         }
-        total -= pack_unused + frame;
-        unused -= pack_unused;
-        let reason = format!("{:.0}% unused", f * 100.0);
-        let usage = (live_bytes, pack_unused);
-        choice.repack.push(pack_choice(pack, usage, reason));
+        total -= candidate.unused + frame;
+        unused -= candidate.unused;
+        let mut reason = format!("{:.0}% unused", candidate.fraction() * 100.0);
+        if !over_limit {
+            reason.push_str(", frees more than it rewrites");
+        }
+        let usage = (candidate.live_bytes, candidate.unused);
+        choice
+            .repack
+            .push(pack_choice(candidate.pack, usage, reason));
     }
-}
-
-/// Whether repacking a pack frees at least as many bytes as it rewrites:
-/// worth it however little of the store is unused (a pack more than half
-/// dead), unless the operator asked for no repacking (`--max-unused 100`).
-fn pays_for_itself(live_bytes: u64, unused: u64) -> bool {
-    unused >= live_bytes
 }
 
 /// Sums the live blobs of every pack in one pass over the blob rows.
@@ -290,7 +309,12 @@ mod tests {
             ..Choice::default()
         };
         let partly = (packs.iter().zip(unused))
-            .map(|(p, u)| (p, 1000 - u - 48, *u))
+            .map(|(pack, u)| Partly {
+                pack,
+                live_bytes: 1000 - u - 48,
+                rewritten: 1000 - u - 48,
+                unused: *u,
+            })
             .collect();
         choose_repacks(&mut choice, partly, rule, 48);
         (choice.repack.iter())
@@ -327,9 +351,12 @@ mod tests {
         // 600 of 10000 unused, but that pack's 600 against 352 live.
         let unused = [0, 0, 0, 600, 0, 0, 0, 0, 0, 0];
         let chosen = repacked(&unused, RepackRule::StoreWide(0.2));
-        assert_eq!(chosen, ["3 60% unused"]);
-        // 450 against 502 live does not pay; nor anything at 100%.
-        assert!(repacked(&[0, 450, 0, 0], RepackRule::StoreWide(0.2)).is_empty());
+        assert_eq!(chosen, ["3 60% unused, frees more than it rewrites"]);
+        // 476 against 476 rewritten pays; 475 against 477 does not; nor
+        // anything at 100%.
+        let even = repacked(&[0, 476, 0, 0], RepackRule::StoreWide(0.2));
+        assert_eq!(even, ["1 48% unused, frees more than it rewrites"]);
+        assert!(repacked(&[0, 475, 0, 0], RepackRule::StoreWide(0.2)).is_empty());
         assert!(repacked(&unused, RepackRule::StoreWide(1.0)).is_empty());
     }
 
