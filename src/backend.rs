@@ -487,6 +487,16 @@ impl Backend {
         .map_err(self.at(prefix))
     }
 
+    /// A remote store's objects directly under its prefix and the names of
+    /// the "directories" below it, in one request; `None` for a local
+    /// store, whose directory is walked instead (`Local::visit_files`).
+    pub fn top_level(&self) -> Result<Option<(Vec<ObjectInfo>, Vec<String>)>> {
+        match &self.kind {
+            Kind::Local(_) => Ok(None),
+            Kind::S3(s) => s.top_level().map(Some).map_err(self.at("")),
+        }
+    }
+
     /// What is stored under `key`, if anything.
     pub fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         match &self.kind {

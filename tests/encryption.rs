@@ -1179,6 +1179,84 @@ fn an_s3_init_where_a_store_lost_its_config_is_refused_and_keeps_its_key_files()
 }
 
 #[test]
+fn a_plain_init_is_refused_where_an_encrypted_one_left_its_key_files() {
+    // The operator meant an encrypted store there (a first `snapshot`
+    // without a password would otherwise make the default store plain).
+    let mut t = TestEnv::new();
+    let dead = init_killed_after_its_key_file(&mut t);
+    let out = t
+        .cairn(["init", "--no-encrypt"])
+        .env_remove("CAIRN_PASSWORD_FILE")
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains("an encrypted init that did not finish"),
+        "{err}"
+    );
+    assert!(err.contains("`init --encrypt` takes them over"), "{err}");
+    assert_eq!(key_ids(&t), dead);
+}
+
+#[test]
+fn a_copy_killed_after_the_key_files_of_its_new_target_keeps_them_when_run_again() {
+    // A new target gets the source's key files, byte for byte: the copy
+    // run again found them as an init's leftovers and removed its own
+    // store's only key.
+    let (from, _, _) = store_with_a_snapshot();
+    let to = from.path("copy");
+    let copy = || {
+        let mut cmd = from.cairn(["copy", "--to"]);
+        cmd.arg(&to);
+        cmd
+    };
+    copy()
+        .env("CAIRN_CRASH_AT", "init-keys-written")
+        .assert()
+        .failure();
+    copy().assert().success();
+    let out = from
+        .cairn_without_store(["--store"])
+        .arg(&to)
+        .args(["verify", "--read-data"])
+        .assert()
+        .success();
+    let err = stderr_of(out.get_output());
+    assert!(!err.contains("removed"), "{err}");
+}
+
+#[test]
+fn of_two_copies_creating_one_target_the_one_that_loses_leaves_the_key_files() {
+    // Both write the source's key files, byte for byte; the one whose
+    // config create lost deleted them again: the winner's only key.
+    let (from, _, _) = store_with_a_snapshot();
+    let to = from.path("copy");
+    let mut first = from.command(["copy", "--to"]);
+    first.arg(&to);
+    let first = spawn_stalled(first, "init-keys-written", 3);
+    from.cairn(["copy", "--to"]).arg(&to).assert().success();
+    let lost = first.wait_with_output().unwrap();
+    assert_eq!(lost.status.code(), Some(1), "{lost:?}");
+    from.cairn_without_store(["--store"])
+        .arg(&to)
+        .args(["verify", "--read-data"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn an_s3_prefix_holding_only_a_consoles_folder_object_takes_a_store() {
+    let mut t = TestEnv::new_s3();
+    let (bucket, folder) = (t.s3().bucket().to_owned(), format!("{}/", t.s3().prefix()));
+    s3::server().put_empty(&bucket, &folder).unwrap();
+    t.init_encrypted();
+    let src = t.path("src");
+    small_tree(&src, 5);
+    let snap = t.snapshot(&[&src], &[]);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+#[test]
 fn a_file_in_keys_that_is_no_key_file_still_keeps_init_out_of_the_directory() {
     let mut t = TestEnv::new();
     init_killed_after_its_key_file(&mut t);

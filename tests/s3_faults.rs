@@ -85,17 +85,53 @@ fn an_init_whose_answer_is_lost_after_the_store_was_created_succeeds() {
 }
 
 #[test]
-fn a_second_init_whose_refusal_is_lost_still_says_the_store_exists() {
+fn a_second_init_finds_the_store_in_its_listing_and_sends_no_put() {
     let (t, proxy) = first_put_answer_lost();
     proxy.pass_through();
     t.cairn(["init", "--no-encrypt"]).assert().success();
     let config = t.s3().get("config.json").unwrap();
-    proxy.lose_answers(1);
+    let puts = proxy.count("PUT");
     let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(err.contains("already exists"), "{err}");
+    assert_eq!(proxy.count("PUT"), puts);
+    assert_eq!(t.s3().get("config.json").unwrap(), config);
+}
+
+/// Two encrypted inits of one prefix at once: the second lists the prefix
+/// while the first waits between its key file and its config, so it is
+/// the first's conditional create that finds the store, and its refusal
+/// is lost on the way back.
+#[test]
+fn of_two_inits_at_once_the_one_whose_refusal_is_lost_says_the_store_exists() {
+    let mut t = TestEnv::new_s3();
+    let proxy = FaultProxy::to_s3();
+    t.through(&proxy);
+    t.password_file = Some(t.password_file_with("password", PASSWORD));
+    let mut first = t.command(["init", "--encrypt"]);
+    first.args(FAST_KDF);
+    let first = common::stall::spawn_stalled(first, "init-keys-written", 3);
+    let out = t
+        .cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("removed 1 key file left by an init"), "{err}");
+    let config = t.s3().get("config.json").unwrap();
+    let keys = t.s3().keys("keys/");
+    proxy.aim("PUT", 0);
+    proxy.lose_answers(1);
+    let lost = first.wait_with_output().unwrap();
+    assert_eq!(lost.status.code(), Some(1), "{lost:?}");
     assert_eq!(proxy.count_outcome(Outcome::AnswerLost), 1);
     assert_eq!(t.s3().get("config.json").unwrap(), config);
+    assert_eq!(
+        t.s3().keys("keys/"),
+        keys,
+        "only the store's own key is left"
+    );
+    t.cairn(["snapshots"]).assert().success();
 }
 
 // S3 answers a conditional create with 409 while another write of the

@@ -42,16 +42,19 @@ impl Local {
         }
     }
 
-    /// The files under `root`, relative to it, for deciding whether it is
-    /// free for a new store: absent, empty, or holding nothing but empty
-    /// directories is what an init killed before it wrote a file leaves
-    /// (it makes the 256 `packs/XX` first; a copy creating its target
-    /// inits it). The store layer judges what files may be there.
-    pub fn files_under(root: &Path) -> io::Result<Vec<PathBuf>> {
-        let mut out = Vec::new();
-        match collect_files(root, Path::new(""), &mut out) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            other => other.map(|()| out),
+    /// Visits the files under `root` (paths relative to it) until `visit`
+    /// returns `false`; whether it visited them all. An absent `root` has
+    /// none; empty directories are no files (an init killed before it
+    /// wrote a file leaves the 256 `packs/XX`). A directory that cannot be
+    /// read is an error naming it: it may hold anything.
+    pub fn visit_files(
+        root: &Path,
+        visit: &mut dyn FnMut(&Path) -> bool,
+    ) -> Result<bool, (PathBuf, io::Error)> {
+        match fs::symlink_metadata(root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err((root.to_owned(), e)),
+            Ok(_) => visit_dir(root, Path::new(""), visit),
         }
     }
 
@@ -308,15 +311,24 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())
 }
 
-/// Adds the files under `root/dir` to `out`, as paths relative to `root`.
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    for entry in fs::read_dir(root.join(dir))? {
-        let entry = entry?;
+/// [`Local::visit_files`] below `root/dir`.
+fn visit_dir(
+    root: &Path,
+    dir: &Path,
+    visit: &mut dyn FnMut(&Path) -> bool,
+) -> Result<bool, (PathBuf, io::Error)> {
+    let at = root.join(dir);
+    let fail = |e| (at.clone(), e);
+    for entry in fs::read_dir(&at).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
         let path = dir.join(entry.file_name());
-        match entry.file_type()?.is_dir() {
-            true => collect_files(root, &path, out)?,
-            false => out.push(path),
+        let go_on = match entry.file_type().map_err(fail)?.is_dir() {
+            true => visit_dir(root, &path, visit)?,
+            false => visit(&path),
+        };
+        if !go_on {
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }

@@ -430,6 +430,28 @@ impl S3 {
         Ok(out)
     }
 
+    /// The objects directly under the store's prefix and the names of the
+    /// "directories" below it, in one LIST with a delimiter (one page: a
+    /// store has a handful of each). A zero-byte object named like the
+    /// prefix itself is the "folder" a console makes, not an object.
+    pub fn top_level(&self) -> io::Result<(Vec<ObjectInfo>, Vec<String>)> {
+        let path =
+            (!self.url.prefix.is_empty()).then(|| ObjectPath::from(self.url.prefix.as_str()));
+        let found = self
+            .run(self.client.list_with_delimiter(path.as_ref()))
+            .map_err(|e| failure("LIST", "", &e))?;
+        self.counters.add_requests(&self.counters.lists, 1);
+        let objects = (found.objects.into_iter())
+            .filter(|m| !(m.size == 0 && Some(&m.location) == path.as_ref()))
+            .map(|m| ObjectInfo {
+                key: self.key_of(&m.location),
+                size: m.size,
+                modified: Some(SystemTime::from(m.last_modified)),
+            });
+        let dirs = found.common_prefixes.iter().map(|p| self.key_of(p));
+        Ok((objects.collect(), dirs.collect()))
+    }
+
     /// What is stored under `key`, if anything.
     pub fn head(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
         self.counters.add_requests(&self.counters.heads, 1);

@@ -110,6 +110,11 @@ impl Prepared {
         Ok(())
     }
 
+    /// The ids of its key files.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|(id, _)| id.as_str())
+    }
+
     /// Deletes the key files again (the store's config could not be
     /// created: another init won).
     pub fn unwrite(&self, backend: &Backend) {

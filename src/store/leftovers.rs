@@ -1,76 +1,135 @@
-//! What an init that did not finish left, and a new init taking over.
+//! What a location holds before `init` makes a store there, and taking
+//! over from an init that did not finish.
 //!
 //! An encrypted init writes its key files before the `config.json` that
 //! makes the location a store. Killed between the two, it left key files
 //! that no config names: a local directory that every later init refused
 //! as not empty, and, beside a remote store's own key, a dead one that
-//! every open tried (an argon2id derivation each). The next init notes
-//! such key files before it writes anything and removes them once its own
-//! config is in place.
+//! every open tried (an argon2id derivation each). The next encrypted init
+//! notes such key files before it writes anything and removes them once
+//! its own config is in place (a plain one is refused: the operator meant
+//! an encrypted store there).
 //!
 //! Only where there is nothing else: init refuses a directory or prefix
 //! holding any other object (a store whose config was lost, someone's
 //! files) as not empty, and leaves every key file there, which may be the
-//! only way to that store's data. And noted before this init
-//! writes its own keys, none can be the new store's: an init racing this
-//! one either creates the config first (this one then removes nothing) or
-//! loses and removes its own; `key add` needs the config.
+//! only way to that store's data. Noted before this init writes its own
+//! keys, a key file is another init's: one racing this one either creates
+//! the config first (this one then removes nothing) or loses and removes
+//! its own; `key add` needs the config. The exception is a key file this
+//! init writes too, byte for byte: `copy` gives its new target the
+//! source's key files, and a copy run again after one was killed finds
+//! them; those are never removed.
 
 use std::path::{Component, Path};
 
 use super::keys::{self, PREFIX};
-use super::{CONFIG, StoreError};
-use crate::backend::Backend;
+use super::{CONFIG, Location, StoreError};
 use crate::backend::local::Local;
+use crate::backend::{Backend, ObjectInfo};
+
+/// What a location holds, for a new store.
+#[derive(Debug)]
+pub enum Holds {
+    /// Nothing, or only the key files of an init that did not finish.
+    Free(Leftovers),
+    /// A store's `config.json`.
+    Store,
+    /// Something else, such as this file: someone's.
+    Other(String),
+}
 
 /// The ids of the key files a new store's init removes once it exists.
 #[derive(Debug, Default)]
 pub struct Leftovers(Vec<String>);
 
-/// What local directory `root` holds for a new store: `None` if it holds
-/// a file that is not a readable key file under `keys/`, and then it is
-/// someone's; otherwise the key files an init that did not finish left
-/// (none in an absent or empty directory, or one of directories only).
-pub fn in_local(root: &Path, backend: &Backend) -> Result<Option<Leftovers>, StoreError> {
-    let files = Local::files_under(root).map_err(|source| StoreError::Io {
-        path: root.to_owned(),
-        source,
-    })?;
-    if files.is_empty() {
-        return Ok(Some(Leftovers::default()));
+/// What `location`, reached through `backend`, holds.
+pub fn survey(location: &Location, backend: &Backend) -> Result<Holds, StoreError> {
+    match location {
+        Location::Local(root) => local(root, backend),
+        Location::S3(_) => {
+            let (objects, dirs) = backend.top_level()?.unwrap_or_default();
+            remote(backend, &objects, &dirs)
+        }
     }
-    only_key_files(backend, files.iter().map(|f| key_name(f)))
 }
 
-/// What a remote prefix holds for a new store, as [`in_local`] says of a
-/// directory. An object named `config.json` is left to the conditional
-/// create, which refuses it as a store that is there.
-pub fn in_remote(backend: &Backend) -> Result<Option<Leftovers>, StoreError> {
-    let objects = backend.list("")?;
-    if objects.is_empty() || objects.iter().any(|o| o.key == CONFIG) {
-        return Ok(Some(Leftovers::default()));
+/// What a local directory holds: walked until a file that is not under
+/// `keys/` (empty directories are what an init killed before it wrote a
+/// file leaves: it makes the 256 `packs/XX` first).
+fn local(root: &Path, backend: &Backend) -> Result<Holds, StoreError> {
+    if root.join(CONFIG).exists() {
+        return Ok(Holds::Store);
     }
-    only_key_files(backend, objects.iter().map(|o| o.key.strip_prefix(PREFIX)))
+    let mut names = Vec::new();
+    let mut other = None;
+    let walked = Local::visit_files(root, &mut |file| match key_name(file) {
+        Some(name) => {
+            names.push(name.to_owned());
+            true
+        }
+        None => {
+            other = Some(file.display().to_string());
+            false
+        }
+    });
+    walked.map_err(|(path, source)| StoreError::Io { path, source })?;
+    match other {
+        Some(file) => Ok(Holds::Other(file)),
+        None => key_files_only(backend, names),
+    }
 }
 
-/// The readable key files, if every one of `names` is one of them (each
-/// name `None` where the object is not under `keys/`).
-fn only_key_files<'a>(
-    backend: &Backend,
-    mut names: impl Iterator<Item = Option<&'a str>>,
-) -> Result<Option<Leftovers>, StoreError> {
-    let readable = readable_key_ids(backend)?;
-    let only_keys = names.all(|name| name.is_some_and(|n| readable.iter().any(|id| id == n)));
-    Ok(only_keys.then_some(Leftovers(readable)))
+/// What a remote prefix holds, from its top level: a "directory" other
+/// than `keys/`, or an object, is someone's (a console's zero-byte
+/// "folder" object is left out by the listing).
+fn remote(backend: &Backend, objects: &[ObjectInfo], dirs: &[String]) -> Result<Holds, StoreError> {
+    if objects.iter().any(|o| o.key == CONFIG) {
+        return Ok(Holds::Store);
+    }
+    let keys_dir = PREFIX.trim_end_matches('/');
+    if let Some(object) = objects.first() {
+        return Ok(Holds::Other(object.key.clone()));
+    }
+    if let Some(dir) = dirs.iter().find(|d| d.trim_end_matches('/') != keys_dir) {
+        return Ok(Holds::Other(format!("{}/", dir.trim_end_matches('/'))));
+    }
+    if dirs.is_empty() {
+        return Ok(Holds::Free(Leftovers::default()));
+    }
+    let names = backend.list(PREFIX)?.into_iter();
+    let names = names.map(|o| o.key.strip_prefix(PREFIX).unwrap_or(&o.key).to_owned());
+    key_files_only(backend, names.collect())
+}
+
+/// Free with `names` as leftovers if every one is a key file that reads;
+/// otherwise the first that does not.
+fn key_files_only(backend: &Backend, names: Vec<String>) -> Result<Holds, StoreError> {
+    if names.is_empty() {
+        return Ok(Holds::Free(Leftovers::default()));
+    }
+    let readable = keys::list(backend)?.into_ids();
+    match names.iter().find(|n| !readable.contains(n)) {
+        Some(name) => Ok(Holds::Other(format!(
+            "{PREFIX}{name}, not a readable key file"
+        ))),
+        None => Ok(Holds::Free(Leftovers(names))),
+    }
 }
 
 impl Leftovers {
-    /// Removes the key files, after the new store's config is in place;
+    /// Whether there are any.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Removes the key files, after the new store's config is in place,
+    /// except those among `own` (the ids of the key files this init wrote);
     /// what it did, for the operator (a failure leaves the file, said).
-    pub fn remove(&self, backend: &Backend) -> Vec<String> {
+    pub fn remove(&self, backend: &Backend, own: &[&str]) -> Vec<String> {
         let mut removed = Vec::new();
         let mut notices = Vec::new();
-        for id in &self.0 {
+        for id in self.0.iter().filter(|id| !own.contains(&id.as_str())) {
             let key = format!("{PREFIX}{id}");
             match backend.delete(&key) {
                 Ok(()) => removed.push(key),
@@ -81,23 +140,15 @@ impl Leftovers {
         }
         if !removed.is_empty() {
             let s = if removed.len() == 1 { "" } else { "s" };
-            notices.insert(
-                0,
-                format!(
-                    "removed {} key file{s} left by an init that did not finish ({})",
-                    removed.len(),
-                    removed.join(", ")
-                ),
+            let list = removed.join(", ");
+            let said = format!(
+                "removed {} key file{s} left by an init that did not finish ({list})",
+                removed.len()
             );
+            notices.insert(0, said);
         }
         notices
     }
-}
-
-/// The ids of the key files that decode (a damaged one is not known to
-/// be cairn's).
-fn readable_key_ids(backend: &Backend) -> Result<Vec<String>, StoreError> {
-    Ok(keys::list(backend)?.into_ids())
 }
 
 /// `NAME` if `file` is `keys/NAME`.

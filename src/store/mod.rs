@@ -74,11 +74,15 @@ pub enum StoreError {
         /// The store.
         location: Location,
     },
-    /// `init` on a directory with other content.
-    #[error("{location} is not empty and is not a cairn store; refusing to create a store there")]
+    /// `init` on a directory or prefix with other content.
+    #[error(
+        "{location} is not empty and is not a cairn store (it holds {found}); refusing to create a store there"
+    )]
     NotEmpty {
-        /// The directory.
+        /// The directory or prefix.
         location: Location,
+        /// What it holds: the first file found, or why.
+        found: String,
     },
     /// Another process holds the lock.
     #[error("{}", locked_message(path, *wanted, *waited))]

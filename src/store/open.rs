@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::config::Encryption;
 use super::keys::{self, KeyError, Prepared, Unlocked};
 use super::layout::{ensure_cache_layout, ensure_home_layout};
-use super::leftovers::{self, Leftovers};
+use super::leftovers::{self, Holds, Leftovers};
 use super::pack_cache::PackCache;
 use super::{
     CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging,
@@ -44,18 +44,19 @@ impl Store {
         init: &InitOptions,
         open: OpenOptions,
     ) -> Result<Self, StoreError> {
-        // Before a new passphrase is asked for: a local store that is
-        // there is refused as such, not with "needs a password".
-        if Store::exists(location) {
-            return Err(StoreError::Exists {
-                location: location.clone(),
-            });
-        }
+        // Before a new passphrase is asked for: a store or someone's
+        // files there are refused as such, not with "needs a password".
+        let backend = new_backend(location, &open)?;
+        let leftovers = free_for(location, &backend, init)?;
         let keys = prepare_keys(location, init, &open)?;
         let config = new_config(location, init, keys.as_ref())?;
         let notices = match location {
-            Location::Local(root) => init_local(root, location, &config, keys.as_ref())?,
-            Location::S3(url) => init_remote(url, location, &config, keys.as_ref(), &open)?,
+            Location::Local(root) => {
+                init_local(root, location, &backend, &config, keys.as_ref(), &leftovers)?
+            }
+            Location::S3(_) => {
+                create_store(&backend, location, &config, keys.as_ref(), &leftovers)?
+            }
         };
         let mut store = Self::open_unlocked(location, open, keys.map(|k| k.unlocked))?;
         store.notices.extend(notices);
@@ -80,6 +81,42 @@ impl Store {
             Location::Local(root) => open_local(root, location, options, keys),
             Location::S3(url) => open_remote(url, location, options, keys),
         }
+    }
+}
+
+/// The backend a new store at `location` is made through: a local one
+/// with private files until the store's own mode is known.
+fn new_backend(location: &Location, open: &OpenOptions) -> Result<Backend, StoreError> {
+    match location {
+        Location::Local(root) => Ok(Backend::local(root, PRIVATE)),
+        Location::S3(url) => Ok(Backend::s3(url, open.remote)?),
+    }
+}
+
+/// The key files of an init that did not finish, if that and nothing
+/// else is at `location`; a store there is `Exists`, anything else
+/// `NotEmpty`, as are those key files for a plain init (the operator meant
+/// an encrypted store there: `init --encrypt` takes them over).
+fn free_for(
+    location: &Location,
+    backend: &Backend,
+    init: &InitOptions,
+) -> Result<Leftovers, StoreError> {
+    let not_empty = |found: String| StoreError::NotEmpty {
+        location: location.clone(),
+        found,
+    };
+    match leftovers::survey(location, backend)? {
+        Holds::Store => Err(StoreError::Exists {
+            location: location.clone(),
+        }),
+        Holds::Other(found) => Err(not_empty(found)),
+        Holds::Free(keys) if !keys.is_empty() && matches!(init.keys, NewKeys::Plain) => {
+            Err(not_empty(
+                "the key files of an encrypted init that did not finish; `init --encrypt` takes them over".into(),
+            ))
+        }
+        Holds::Free(keys) => Ok(keys),
     }
 }
 
@@ -137,9 +174,9 @@ fn prepare_keys(
 }
 
 /// Writes the new store's key files, then its config (which makes it a
-/// store); if the config cannot be created, the key files go again. Once
-/// it is a store, removes the `leftovers` of an init that did not finish;
-/// returns what to tell the operator of that.
+/// store); if the config cannot be created, the key files go again (see
+/// [`unwrite_keys`]). Once it is a store, removes the `leftovers` of an
+/// init that did not finish; returns what to tell the operator of that.
 fn create_store(
     backend: &Backend,
     location: &Location,
@@ -153,9 +190,29 @@ fn create_store(
     }
     let created = create_config(backend, location, config);
     if let (Err(_), Some(keys)) = (&created, keys) {
+        unwrite_keys(backend, keys);
+    }
+    let own: Vec<&str> = keys.iter().flat_map(|k| k.ids()).collect();
+    created.map(|()| leftovers.remove(backend, &own))
+}
+
+/// Deletes the key files `keys` wrote after the config could not be
+/// created, unless a store is there whose master key is theirs: `copy`
+/// gives a new target the source's key files, and of two copies racing to
+/// the same target the loser deleted the winner's only key file. What
+/// cannot be read stays too: a dead key file costs an open some time, a
+/// store's lost one its data.
+fn unwrite_keys(backend: &Backend, keys: &Prepared) {
+    let keep = match backend.get(CONFIG, MAX_CONFIG_LEN) {
+        Err(e) => !e.is_not_found(),
+        Ok(bytes) => Config::decode(&bytes).map_or(true, |config| {
+            let ours = keys.unlocked.master.check_for(&config.id);
+            (config.encryption.as_ref()).is_some_and(|e| e.key_check == ours)
+        }),
+    };
+    if !keep {
         keys.unwrite(backend);
     }
-    created.map(|()| leftovers.remove(backend))
 }
 
 fn new_config(
@@ -183,20 +240,11 @@ fn new_config(
 fn init_local(
     root: &Path,
     location: &Location,
+    backend: &Backend,
     config: &Config,
     keys: Option<&Prepared>,
+    leftovers: &Leftovers,
 ) -> Result<Vec<String>, StoreError> {
-    if Store::exists(location) {
-        return Err(StoreError::Exists {
-            location: location.clone(),
-        });
-    }
-    let backend = Backend::local(root, PRIVATE);
-    let Some(leftovers) = leftovers::in_local(root, &backend)? else {
-        return Err(StoreError::NotEmpty {
-            location: location.clone(),
-        });
-    };
     let created_root = !root.exists();
     let local = Local::new(root, PRIVATE);
     let made = backend
@@ -205,34 +253,13 @@ fn init_local(
         .and_then(|()| ensure_home_layout(root, false))
         // The config goes last and never replaces one: a concurrent init
         // of the same directory loses cleanly with `Exists`.
-        .and_then(|()| create_store(&backend, location, config, keys, &leftovers));
+        .and_then(|()| create_store(backend, location, config, keys, leftovers));
     if let Err(e) = &made
         && !matches!(e, StoreError::Exists { .. })
     {
         local.unprepare(created_root);
     }
     made
-}
-
-/// A remote store is created by its one `config.json`, written with a
-/// conditional create: a second init, even a concurrent one, finds it. A
-/// prefix holding other objects is refused, as a directory is.
-fn init_remote(
-    url: &S3Url,
-    location: &Location,
-    config: &Config,
-    keys: Option<&Prepared>,
-    open: &OpenOptions,
-) -> Result<Vec<String>, StoreError> {
-    // No HEAD first: the create is conditional, and refuses a store that
-    // is there. One LIST, for what an init that did not finish left.
-    let backend = Backend::s3(url, open.remote)?;
-    let Some(leftovers) = leftovers::in_remote(&backend)? else {
-        return Err(StoreError::NotEmpty {
-            location: location.clone(),
-        });
-    };
-    create_store(&backend, location, config, keys, &leftovers)
 }
 
 fn create_config(

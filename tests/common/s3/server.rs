@@ -62,6 +62,16 @@ impl S3Server {
         }
     }
 
+    /// Puts an empty object at `key` of bucket `name` as is, trailing
+    /// slash and all: the "folder" an S3 console makes (object_store's
+    /// paths cannot end in one).
+    pub fn put_empty(&self, name: &str, key: &str) -> Result<(), String> {
+        match raw_request(self.addr, "PUT", &format!("/{name}/{key}"))? {
+            200 => Ok(()),
+            status => Err(format!("putting {name}/{key}: HTTP {status}")),
+        }
+    }
+
     /// The last lines the server logged (one per request), to explain a
     /// failure.
     pub fn log_tail(&self) -> String {
