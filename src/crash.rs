@@ -15,8 +15,8 @@
 //! prune also `prune-leased` (the lease taken, nothing planned yet) and
 //! `prune-condemned` (a condemnation written); in every command:
 //! `lock-opened` (the store's lock file opened, not yet locked); in an
-//! encrypted `init`: `init-keys-written` (its key files written, its
-//! `config.json` not yet).
+//! encrypted `init`, or a `copy` creating an encrypted target:
+//! `init-keys-written` (its key files written, its `config.json` not yet).
 //!
 //! `CAIRN_STALL_AT=NAME:SECS` instead makes the process sleep SECS seconds
 //! at the first hit of the point, holding whatever locks it holds, so

@@ -1194,7 +1194,7 @@ fn a_plain_init_is_refused_where_an_encrypted_one_left_its_key_files() {
         err.contains("an encrypted init that did not finish"),
         "{err}"
     );
-    assert!(err.contains("`init --encrypt` takes them over"), "{err}");
+    assert!(err.contains("which an encrypted init takes over"), "{err}");
     assert_eq!(key_ids(&t), dead);
 }
 
@@ -1254,6 +1254,70 @@ fn an_s3_prefix_holding_only_a_consoles_folder_object_takes_a_store() {
     small_tree(&src, 5);
     let snap = t.snapshot(&[&src], &[]);
     assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+#[test]
+fn a_file_put_in_the_directory_while_init_asks_for_the_passphrase_keeps_it_out() {
+    // The directory was looked at only before the passphrase, which a
+    // person may take minutes to type; the store was made among the files.
+    let t = TestEnv::new();
+    let mine = t.store.join("notes/mine.txt");
+    let command = format!(
+        "mkdir -p '{0}' && echo mine > '{1}' && echo '{PASSWORD}'",
+        mine.parent().unwrap().display(),
+        mine.display()
+    );
+    let out = t
+        .cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .env("CAIRN_PASSWORD_COMMAND", command)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("(it holds notes/mine.txt)"), "{err}");
+    assert!(!t.store.join("config.json").exists());
+}
+
+#[test]
+fn a_key_file_one_level_down_under_keys_keeps_an_s3_init_out() {
+    // `keys/sub/ID` is no key file of a store here (another store at
+    // PREFIX/keys, say): the listing of keys/ is recursive, and it was
+    // taken for a leftover and deleted.
+    let from = TestEnv::with_encrypted_s3();
+    let (key, bytes) = objects(&from, "keys/").pop().unwrap();
+    let mut t = TestEnv::new_s3();
+    let nested = key.replacen("keys/", "keys/sub/", 1);
+    t.s3().put(&nested, &get(&from, &key));
+    assert_eq!(bytes, t.s3().keys("keys/")[0].1);
+    t.password_file = Some(t.password_file_with("password", PASSWORD));
+    let out = t
+        .cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("not empty"), "{err}");
+    assert!(t.s3().get(&nested).is_some(), "the key file was deleted");
+}
+
+#[test]
+fn a_file_in_keys_too_large_for_a_key_file_is_said_to_make_the_directory_not_empty() {
+    let mut t = TestEnv::new();
+    fs::create_dir_all(t.store.join("keys")).unwrap();
+    write_file(&t.store.join("keys/big"), &vec![7; 100 << 10]);
+    t.password_file = Some(t.password_file_with("password", PASSWORD));
+    let out = t
+        .cairn(["init", "--encrypt"])
+        .args(FAST_KDF)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains(
+            "not empty and is not a cairn store (it holds keys/big, not a readable key file)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

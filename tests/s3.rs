@@ -337,6 +337,22 @@ fn init_over_a_larger_object_at_the_config_key_is_refused_as_already_there() {
     assert_eq!(t.s3().get("config.json").unwrap(), other);
 }
 
+/// object_store percent-encodes `~`, `#`, non-ASCII letters and others in
+/// object paths: the keys a listing gave back kept the encoded prefix,
+/// which did not match the store's own, and the store looked empty.
+#[test]
+fn a_store_at_a_prefix_with_characters_s3_paths_escape_lists_and_restores() {
+    let t = TestEnv::new_s3_at("~alice/été #1");
+    t.cairn(["init", "--no-encrypt"]).assert().success();
+    let src = t.path("src");
+    small_tree(&src, 6);
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(t.snapshots(&[]).len(), 1);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+    let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
+    assert!(stderr_of(out.get_output()).contains("already exists"));
+}
+
 #[test]
 fn an_unknown_scheme_is_a_usage_error_naming_the_supported_ones() {
     let t = TestEnv::new();

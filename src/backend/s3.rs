@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpError, HttpErrorKind};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path as ObjectPath;
 use object_store::{
     BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
@@ -210,13 +211,17 @@ impl S3 {
         }
     }
 
-    /// The store key of an object path (its prefix removed).
+    /// The store key of an object path (its prefix removed). The prefix
+    /// is removed as object_store wrote it: percent-encoded where S3
+    /// paths escape (`~`, `#`, non-ASCII letters), which the plain prefix
+    /// never matched, and every listing came back empty.
     fn key_of(&self, path: &ObjectPath) -> String {
         let full = path.as_ref();
         if self.url.prefix.is_empty() {
             return full.to_owned();
         }
-        full.strip_prefix(&self.url.prefix)
+        let prefix = ObjectPath::from(self.url.prefix.as_str());
+        full.strip_prefix(prefix.as_ref())
             .and_then(|k| k.strip_prefix('/'))
             .unwrap_or(full)
             .to_owned()
@@ -431,24 +436,30 @@ impl S3 {
     }
 
     /// The objects directly under the store's prefix and the names of the
-    /// "directories" below it, in one LIST with a delimiter (one page: a
-    /// store has a handful of each). A zero-byte object named like the
+    /// "directories" below it: the first page of one LIST with a delimiter
+    /// (up to 1000 of them; a store has a handful, and for a prefix that is
+    /// no store the first page tells). A zero-byte object named like the
     /// prefix itself is the "folder" a console makes, not an object.
     pub fn top_level(&self) -> io::Result<(Vec<ObjectInfo>, Vec<String>)> {
-        let path =
-            (!self.url.prefix.is_empty()).then(|| ObjectPath::from(self.url.prefix.as_str()));
-        let found = self
-            .run(self.client.list_with_delimiter(path.as_ref()))
-            .map_err(|e| failure("LIST", "", &e))?;
+        let folder = ObjectPath::from(self.url.prefix.as_str());
+        let prefix = (!self.url.prefix.is_empty()).then(|| format!("{}/", folder.as_ref()));
+        let options = PaginatedListOptions {
+            delimiter: Some("/".into()),
+            max_keys: Some(LIST_PAGE as usize),
+            ..PaginatedListOptions::default()
+        };
+        let page = self
+            .run(self.client.list_paginated(prefix.as_deref(), options))
+            .map_err(|e| failure("LIST", "/", &e))?;
         self.counters.add_requests(&self.counters.lists, 1);
-        let objects = (found.objects.into_iter())
-            .filter(|m| !(m.size == 0 && Some(&m.location) == path.as_ref()))
+        let objects = (page.result.objects.into_iter())
+            .filter(|m| !(m.size == 0 && m.location == folder))
             .map(|m| ObjectInfo {
                 key: self.key_of(&m.location),
                 size: m.size,
                 modified: Some(SystemTime::from(m.last_modified)),
             });
-        let dirs = found.common_prefixes.iter().map(|p| self.key_of(p));
+        let dirs = page.result.common_prefixes.iter().map(|p| self.key_of(p));
         Ok((objects.collect(), dirs.collect()))
     }
 

@@ -76,7 +76,8 @@ pub struct PackChoice {
     /// frees (a repacked pack's live blobs take their header entries and a
     /// frame with them).
     pub unused: u64,
-    /// Why: "no live blob", "43% unused".
+    /// Why: "no live blob", "43% unused", "60% unused, frees at least
+    /// what it rewrites" (under the limit, see `Partly::pays_for_itself`).
     pub reason: String,
 }
 
@@ -121,7 +122,7 @@ pub enum RepackRule {
     Nothing,
     /// Repack the emptiest packs first until at most this fraction of the
     /// store's pack bytes is unused (`--max-unused`), and below 1.0 every
-    /// pack at least half unused as well.
+    /// pack that frees at least what repacking it writes as well.
     StoreWide(f64),
 }
 
@@ -241,7 +242,7 @@ fn choose_repacks(choice: &mut Choice, mut partly: Vec<Partly<'_>>, rule: Repack
         unused -= candidate.unused;
         let mut reason = format!("{:.0}% unused", candidate.fraction() * 100.0);
         if !over_limit {
-            reason.push_str(", frees more than it rewrites");
+            reason.push_str(", frees at least what it rewrites");
         }
         let usage = (candidate.live_bytes, candidate.unused);
         choice
@@ -351,11 +352,11 @@ mod tests {
         // 600 of 10000 unused, but that pack's 600 against 352 live.
         let unused = [0, 0, 0, 600, 0, 0, 0, 0, 0, 0];
         let chosen = repacked(&unused, RepackRule::StoreWide(0.2));
-        assert_eq!(chosen, ["3 60% unused, frees more than it rewrites"]);
+        assert_eq!(chosen, ["3 60% unused, frees at least what it rewrites"]);
         // 476 against 476 rewritten pays; 475 against 477 does not; nor
         // anything at 100%.
         let even = repacked(&[0, 476, 0, 0], RepackRule::StoreWide(0.2));
-        assert_eq!(even, ["1 48% unused, frees more than it rewrites"]);
+        assert_eq!(even, ["1 48% unused, frees at least what it rewrites"]);
         assert!(repacked(&[0, 475, 0, 0], RepackRule::StoreWide(0.2)).is_empty());
         assert!(repacked(&unused, RepackRule::StoreWide(1.0)).is_empty());
     }

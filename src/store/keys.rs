@@ -208,12 +208,19 @@ pub fn list(backend: &Backend) -> Result<KeyFiles, KeyError> {
     Ok(out)
 }
 
-impl KeyFiles {
-    /// The ids of the key files that decode.
-    pub fn into_ids(self) -> Vec<String> {
-        self.good.into_iter().map(|(id, _)| id).collect()
+/// Whether `keys/ID` is a key file that reads, or one gone since it was
+/// listed (as a racing init that lost removes its own): one too large or
+/// that does not decode is not.
+pub fn reads_or_went(backend: &Backend, id: &str) -> Result<bool, KeyError> {
+    match backend.get(&format!("{PREFIX}{id}"), MAX_KEY_LEN) {
+        Ok(bytes) => Ok(KeyFile::decode(&bytes).is_ok()),
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(e) if e.is_too_large() => Ok(false),
+        Err(e) => Err(e.into()),
     }
+}
 
+impl KeyFiles {
     /// Every id, good or damaged.
     fn ids(&self) -> impl Iterator<Item = &String> {
         self.good

@@ -102,19 +102,17 @@ fn remote(backend: &Backend, objects: &[ObjectInfo], dirs: &[String]) -> Result<
     key_files_only(backend, names.collect())
 }
 
-/// Free with `names` as leftovers if every one is a key file that reads;
-/// otherwise the first that does not.
+/// Free with `names` as leftovers if every one is a key file that reads
+/// (directly under `keys/`); otherwise the first that is not.
 fn key_files_only(backend: &Backend, names: Vec<String>) -> Result<Holds, StoreError> {
-    if names.is_empty() {
-        return Ok(Holds::Free(Leftovers::default()));
+    for name in &names {
+        if name.contains('/') || !keys::reads_or_went(backend, name)? {
+            return Ok(Holds::Other(format!(
+                "{PREFIX}{name}, not a readable key file"
+            )));
+        }
     }
-    let readable = keys::list(backend)?.into_ids();
-    match names.iter().find(|n| !readable.contains(n)) {
-        Some(name) => Ok(Holds::Other(format!(
-            "{PREFIX}{name}, not a readable key file"
-        ))),
-        None => Ok(Holds::Free(Leftovers(names))),
-    }
+    Ok(Holds::Free(Leftovers(names)))
 }
 
 impl Leftovers {

@@ -47,8 +47,12 @@ impl Store {
         // Before a new passphrase is asked for: a store or someone's
         // files there are refused as such, not with "needs a password".
         let backend = new_backend(location, &open)?;
-        let leftovers = free_for(location, &backend, init)?;
+        let mut leftovers = free_for(location, &backend, init)?;
         let keys = prepare_keys(location, init, &open)?;
+        if keys.is_some() {
+            // Again: asking for a passphrase may have taken minutes.
+            leftovers = free_for(location, &backend, init)?;
+        }
         let config = new_config(location, init, keys.as_ref())?;
         let notices = match location {
             Location::Local(root) => {
@@ -96,7 +100,7 @@ fn new_backend(location: &Location, open: &OpenOptions) -> Result<Backend, Store
 /// The key files of an init that did not finish, if that and nothing
 /// else is at `location`; a store there is `Exists`, anything else
 /// `NotEmpty`, as are those key files for a plain init (the operator meant
-/// an encrypted store there: `init --encrypt` takes them over).
+/// an encrypted store there, and an encrypted init takes them over).
 fn free_for(
     location: &Location,
     backend: &Backend,
@@ -113,7 +117,7 @@ fn free_for(
         Holds::Other(found) => Err(not_empty(found)),
         Holds::Free(keys) if !keys.is_empty() && matches!(init.keys, NewKeys::Plain) => {
             Err(not_empty(
-                "the key files of an encrypted init that did not finish; `init --encrypt` takes them over".into(),
+                "the key files of an encrypted init that did not finish, which an encrypted init takes over".into(),
             ))
         }
         Holds::Free(keys) => Ok(keys),

@@ -101,9 +101,14 @@ impl TestEnv {
     /// A fresh environment whose store is `s3://FRESH-BUCKET/store` on the
     /// loopback S3 server (started on first use), not initialised.
     pub fn new_s3() -> Self {
+        Self::new_s3_at("store")
+    }
+
+    /// [`TestEnv::new_s3`] at `s3://FRESH-BUCKET/PREFIX`.
+    pub fn new_s3_at(prefix: &str) -> Self {
         let mut t = Self::new();
         t.location = StoreLocation::S3 {
-            store: S3Store::new(),
+            store: S3Store::with_prefix(prefix),
             endpoint: s3::server().endpoint(),
         };
         t
