@@ -1103,8 +1103,7 @@ fn init_encrypt_over_an_existing_store_says_it_exists_before_asking_for_a_passwo
 /// file, before its `config.json`; returns that key file's id.
 fn init_killed_after_its_key_file(t: &mut TestEnv) -> BTreeSet<String> {
     t.password_file = Some(t.password_file_with("password", PASSWORD));
-    t.cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
+    t.init_encrypt()
         .env("CAIRN_CRASH_AT", "init-keys-written")
         .assert()
         .failure();
@@ -1123,11 +1122,7 @@ fn init_killed_after_its_key_file(t: &mut TestEnv) -> BTreeSet<String> {
 /// derivation each). Now the next init takes over and removes it.
 fn init_takes_over_from_an_encrypted_init_killed_after_its_key_file(mut t: TestEnv) {
     let dead = init_killed_after_its_key_file(&mut t);
-    let out = t
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
-        .assert()
-        .success();
+    let out = t.init_encrypt().assert().success();
     let err = stderr_of(out.get_output());
     let removed = "removed 1 key file left by an init that did not finish (keys/";
     assert!(err.contains(removed), "{err}");
@@ -1164,11 +1159,7 @@ fn an_s3_init_where_a_store_lost_its_config_is_refused_and_keeps_its_key_files()
     t.snapshot(&[&src], &[]);
     let before = objects(&t, "");
     t.s3().delete("config.json");
-    let out = t
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
-        .assert()
-        .code(1);
+    let out = t.init_encrypt().assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(
         err.contains("is not empty and is not a cairn store"),
@@ -1268,8 +1259,7 @@ fn a_file_put_in_the_directory_while_init_asks_for_the_passphrase_keeps_it_out()
         mine.display()
     );
     let out = t
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
+        .init_encrypt()
         .env("CAIRN_PASSWORD_COMMAND", command)
         .assert()
         .code(1);
@@ -1290,11 +1280,7 @@ fn a_key_file_one_level_down_under_keys_keeps_an_s3_init_out() {
     t.s3().put(&nested, &get(&from, &key));
     assert_eq!(bytes, t.s3().keys("keys/")[0].1);
     t.password_file = Some(t.password_file_with("password", PASSWORD));
-    let out = t
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
-        .assert()
-        .code(1);
+    let out = t.init_encrypt().assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(err.contains("not empty"), "{err}");
     assert!(t.s3().get(&nested).is_some(), "the key file was deleted");
@@ -1306,11 +1292,7 @@ fn a_file_in_keys_too_large_for_a_key_file_is_said_to_make_the_directory_not_emp
     fs::create_dir_all(t.store.join("keys")).unwrap();
     write_file(&t.store.join("keys/big"), &vec![7; 100 << 10]);
     t.password_file = Some(t.password_file_with("password", PASSWORD));
-    let out = t
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
-        .assert()
-        .code(1);
+    let out = t.init_encrypt().assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(
         err.contains(
@@ -1325,11 +1307,7 @@ fn a_file_in_keys_that_is_no_key_file_still_keeps_init_out_of_the_directory() {
     let mut t = TestEnv::new();
     init_killed_after_its_key_file(&mut t);
     write_file(&t.store.join("keys/notes.txt"), b"mine");
-    let out = t
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
-        .assert()
-        .code(1);
+    let out = t.init_encrypt().assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(err.contains("not empty"), "{err}");
     assert!(t.store.join("keys/notes.txt").exists());
@@ -1679,11 +1657,7 @@ fn copy_between_encrypted_stores_of_different_keys_is_refused() {
     let (t, _, _) = store_with_a_snapshot();
     // The same passphrase, but its own master key.
     let other = store_at(&t, &t.path("other"));
-    other
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
-        .assert()
-        .success();
+    other.init_encrypt().assert().success();
     let out = t
         .cairn(["copy", "--to"])
         .arg(&other.store)

@@ -111,11 +111,7 @@ fn of_two_inits_at_once_the_one_whose_refusal_is_lost_says_the_store_exists() {
     let mut first = t.command(["init", "--encrypt"]);
     first.args(FAST_KDF);
     let first = common::stall::spawn_stalled(first, "init-keys-written", 3);
-    let out = t
-        .cairn(["init", "--encrypt"])
-        .args(FAST_KDF)
-        .assert()
-        .success();
+    let out = t.init_encrypt().assert().success();
     let err = stderr_of(out.get_output());
     assert!(err.contains("removed 1 key file left by an init"), "{err}");
     let config = t.s3().get("config.json").unwrap();

@@ -865,10 +865,14 @@ impl TestEnv {
     /// `password_file` and runs `init --encrypt` with `FAST_KDF`.
     pub fn init_encrypted(&mut self) {
         self.password_file = Some(self.password_file_with("password", PASSWORD));
-        self.cairn(["init", "--encrypt"])
-            .args(FAST_KDF)
-            .assert()
-            .success();
+        self.init_encrypt().assert().success();
+    }
+
+    /// `init --encrypt` with `FAST_KDF`, not yet run.
+    pub fn init_encrypt(&self) -> assert_cmd::Command {
+        let mut cmd = self.cairn(["init", "--encrypt"]);
+        cmd.args(FAST_KDF);
+        cmd
     }
 
     /// Writes `password` and a newline to `root/name`; returns the path.
