@@ -24,13 +24,13 @@
 use std::path::{Component, Path};
 
 use super::keys::{self, PREFIX};
-use super::{CONFIG, Location, StoreError};
+use super::{CONFIG, InitOptions, Location, NewKeys, StoreError};
 use crate::backend::local::Local;
 use crate::backend::{Backend, ObjectInfo};
 
 /// What a location holds, for a new store.
 #[derive(Debug)]
-pub enum Holds {
+enum Holds {
     /// Nothing, or only the key files of an init that did not finish.
     Free(Leftovers),
     /// A store's `config.json`.
@@ -43,8 +43,35 @@ pub enum Holds {
 #[derive(Debug, Default)]
 pub struct Leftovers(Vec<String>);
 
+/// The key files of an init that did not finish, if that and nothing
+/// else is at `location`; a store there is `Exists`, anything else
+/// `NotEmpty`, as are those key files for a plain init (the operator meant
+/// an encrypted store there, and an encrypted init takes them over).
+pub fn free_for(
+    location: &Location,
+    backend: &Backend,
+    init: &InitOptions,
+) -> Result<Leftovers, StoreError> {
+    let not_empty = |found: String| StoreError::NotEmpty {
+        location: location.clone(),
+        found,
+    };
+    match survey(location, backend)? {
+        Holds::Store => Err(StoreError::Exists {
+            location: location.clone(),
+        }),
+        Holds::Other(found) => Err(not_empty(found)),
+        Holds::Free(keys) if !keys.is_empty() && matches!(init.keys, NewKeys::Plain) => {
+            Err(not_empty(
+                "the key files of an encrypted init that did not finish, which an encrypted init takes over".into(),
+            ))
+        }
+        Holds::Free(keys) => Ok(keys),
+    }
+}
+
 /// What `location`, reached through `backend`, holds.
-pub fn survey(location: &Location, backend: &Backend) -> Result<Holds, StoreError> {
+fn survey(location: &Location, backend: &Backend) -> Result<Holds, StoreError> {
     match location {
         Location::Local(root) => local(root, backend),
         Location::S3(_) => {

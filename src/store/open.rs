@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::config::Encryption;
 use super::keys::{self, KeyError, Prepared, Unlocked};
 use super::layout::{ensure_cache_layout, ensure_home_layout};
-use super::leftovers::{self, Holds, Leftovers};
+use super::leftovers::{self, Leftovers};
 use super::pack_cache::PackCache;
 use super::{
     CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging,
@@ -47,11 +47,11 @@ impl Store {
         // Before a new passphrase is asked for: a store or someone's
         // files there are refused as such, not with "needs a password".
         let backend = new_backend(location, &open)?;
-        let mut leftovers = free_for(location, &backend, init)?;
+        let mut leftovers = leftovers::free_for(location, &backend, init)?;
         let keys = prepare_keys(location, init, &open)?;
         if keys.is_some() {
             // Again: asking for a passphrase may have taken minutes.
-            leftovers = free_for(location, &backend, init)?;
+            leftovers = leftovers::free_for(location, &backend, init)?;
         }
         let config = new_config(location, init, keys.as_ref())?;
         let notices = match location {
@@ -94,33 +94,6 @@ fn new_backend(location: &Location, open: &OpenOptions) -> Result<Backend, Store
     match location {
         Location::Local(root) => Ok(Backend::local(root, PRIVATE)),
         Location::S3(url) => Ok(Backend::s3(url, open.remote)?),
-    }
-}
-
-/// The key files of an init that did not finish, if that and nothing
-/// else is at `location`; a store there is `Exists`, anything else
-/// `NotEmpty`, as are those key files for a plain init (the operator meant
-/// an encrypted store there, and an encrypted init takes them over).
-fn free_for(
-    location: &Location,
-    backend: &Backend,
-    init: &InitOptions,
-) -> Result<Leftovers, StoreError> {
-    let not_empty = |found: String| StoreError::NotEmpty {
-        location: location.clone(),
-        found,
-    };
-    match leftovers::survey(location, backend)? {
-        Holds::Store => Err(StoreError::Exists {
-            location: location.clone(),
-        }),
-        Holds::Other(found) => Err(not_empty(found)),
-        Holds::Free(keys) if !keys.is_empty() && matches!(init.keys, NewKeys::Plain) => {
-            Err(not_empty(
-                "the key files of an encrypted init that did not finish, which an encrypted init takes over".into(),
-            ))
-        }
-        Holds::Free(keys) => Ok(keys),
     }
 }
 
