@@ -1287,6 +1287,23 @@ fn a_key_file_one_level_down_under_keys_keeps_an_s3_init_out() {
 }
 
 #[test]
+fn a_file_under_keys_not_named_as_a_key_file_keeps_an_s3_init_out() {
+    // `keys/notes~` was read at its percent-encoded name, not found, taken
+    // for a key file gone since the listing, and init went ahead in a
+    // prefix that was not empty, saying it had removed it.
+    let mut t = TestEnv::new_s3();
+    let key = format!("{}/keys/notes~", t.s3().prefix());
+    s3::server().put_empty(t.s3().bucket(), &key).unwrap();
+    t.password_file = Some(t.password_file_with("password", PASSWORD));
+    let out = t.init_encrypt().assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains("(it holds keys/notes~, not a readable key file)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_file_in_keys_too_large_for_a_key_file_is_said_to_make_the_directory_not_empty() {
     let mut t = TestEnv::new();
     fs::create_dir_all(t.store.join("keys")).unwrap();

@@ -351,6 +351,14 @@ fn a_store_at_a_prefix_with_characters_s3_paths_escape_lists_and_restores() {
     assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
     let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
     assert!(stderr_of(out.get_output()).contains("already exists"));
+    // Where the URL says, not under a percent-encoded name other tools
+    // would not find.
+    let in_bucket = t.s3().sibling("").bucket_keys();
+    let config = in_bucket.iter().find(|(k, _)| k.ends_with("config.json"));
+    assert_eq!(
+        config.map(|(k, _)| k.as_str()),
+        Some("~alice/été #1/config.json")
+    );
 }
 
 #[test]

@@ -117,6 +117,14 @@ fn answer_lost(e: &object_store::Error) -> bool {
     false
 }
 
+/// `text` as an object path, as it is: `ObjectPath::parse` refuses only
+/// control characters and empty, `.` or `..` segments, none of which a
+/// store location or a key of cairn's holds; should one ever reach here,
+/// the encoded path is still a path.
+fn literal(text: &str) -> ObjectPath {
+    ObjectPath::parse(text).unwrap_or_else(|_| ObjectPath::from(text))
+}
+
 /// What went wrong with one request: the operation, the key and the
 /// server's answer, as one line.
 fn failure(op: &str, key: &str, e: &object_store::Error) -> io::Error {
@@ -203,25 +211,25 @@ impl S3 {
         &self.counters
     }
 
+    /// Where `key` is in the bucket: under the prefix as it is written,
+    /// `~`, `#`, spaces and non-ASCII letters included (`ObjectPath::from`
+    /// would percent-encode them, and the store would not be where its
+    /// URL says; the location refuses the control characters no S3 path
+    /// may hold, and cairn's own keys are plain).
     fn path(&self, key: &str) -> ObjectPath {
-        if self.url.prefix.is_empty() {
-            ObjectPath::from(key)
-        } else {
-            ObjectPath::from(format!("{}/{key}", self.url.prefix))
+        match self.url.prefix.is_empty() {
+            true => literal(key),
+            false => literal(&format!("{}/{key}", self.url.prefix)),
         }
     }
 
-    /// The store key of an object path (its prefix removed). The prefix
-    /// is removed as object_store wrote it: percent-encoded where S3
-    /// paths escape (`~`, `#`, non-ASCII letters), which the plain prefix
-    /// never matched, and every listing came back empty.
+    /// The store key of an object path (its prefix removed).
     fn key_of(&self, path: &ObjectPath) -> String {
         let full = path.as_ref();
         if self.url.prefix.is_empty() {
             return full.to_owned();
         }
-        let prefix = ObjectPath::from(self.url.prefix.as_str());
-        full.strip_prefix(prefix.as_ref())
+        full.strip_prefix(&self.url.prefix)
             .and_then(|k| k.strip_prefix('/'))
             .unwrap_or(full)
             .to_owned()
@@ -441,7 +449,7 @@ impl S3 {
     /// no store the first page tells). A zero-byte object named like the
     /// prefix itself is the "folder" a console makes, not an object.
     pub fn top_level(&self) -> io::Result<(Vec<ObjectInfo>, Vec<String>)> {
-        let folder = ObjectPath::from(self.url.prefix.as_str());
+        let folder = literal(&self.url.prefix);
         let prefix = (!self.url.prefix.is_empty()).then(|| format!("{}/", folder.as_ref()));
         let options = PaginatedListOptions {
             delimiter: Some("/".into()),

@@ -208,14 +208,20 @@ pub fn list(backend: &Backend) -> Result<KeyFiles, KeyError> {
     Ok(out)
 }
 
-/// Whether `keys/ID` is a key file that reads, or one gone since it was
-/// listed (as a racing init that lost removes its own): one too large or
-/// that does not decode is not.
-pub fn reads_or_went(backend: &Backend, id: &str) -> Result<bool, KeyError> {
+/// Whether `id` is a key file's name: 64 lowercase hex digits, as `wrap`
+/// makes them.
+pub fn is_key_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `keys/ID` is a key file that reads: `None` if it is gone since
+/// it was listed (as a racing init that lost removes its own), `false` if
+/// it is too large for one or does not decode.
+pub fn reads(backend: &Backend, id: &str) -> Result<Option<bool>, KeyError> {
     match backend.get(&format!("{PREFIX}{id}"), MAX_KEY_LEN) {
-        Ok(bytes) => Ok(KeyFile::decode(&bytes).is_ok()),
-        Err(e) if e.is_not_found() => Ok(true),
-        Err(e) if e.is_too_large() => Ok(false),
+        Ok(bytes) => Ok(Some(KeyFile::decode(&bytes).is_ok())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) if e.is_too_large() => Ok(Some(false)),
         Err(e) => Err(e.into()),
     }
 }

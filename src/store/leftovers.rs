@@ -130,16 +130,25 @@ fn remote(backend: &Backend, objects: &[ObjectInfo], dirs: &[String]) -> Result<
 }
 
 /// Free with `names` as leftovers if every one is a key file that reads
-/// (directly under `keys/`); otherwise the first that is not.
+/// (directly under `keys/`, named as cairn names them); otherwise the
+/// first that is not. One gone since it was listed is no leftover.
 fn key_files_only(backend: &Backend, names: Vec<String>) -> Result<Holds, StoreError> {
-    for name in &names {
-        if name.contains('/') || !keys::reads_or_went(backend, name)? {
-            return Ok(Holds::Other(format!(
-                "{PREFIX}{name}, not a readable key file"
-            )));
+    let mut found = Vec::new();
+    for name in names {
+        let reads = match keys::is_key_id(&name) {
+            true => keys::reads(backend, &name)?,
+            false => Some(false),
+        };
+        match reads {
+            Some(true) => found.push(name),
+            None => {}
+            Some(false) => {
+                let what = format!("{PREFIX}{name}, not a readable key file");
+                return Ok(Holds::Other(what));
+            }
         }
     }
-    Ok(Holds::Free(Leftovers(names)))
+    Ok(Holds::Free(Leftovers(found)))
 }
 
 impl Leftovers {

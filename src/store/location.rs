@@ -110,7 +110,8 @@ fn s3_url(rest: &str) -> Option<S3Url> {
     let prefix = prefix.trim_matches('/');
     let clean_prefix = !prefix
         .split('/')
-        .any(|p| p.is_empty() || p == "." || p == "..");
+        .any(|p| p.is_empty() || p == "." || p == "..")
+        && !prefix.chars().any(|c| c.is_ascii_control());
     (valid_bucket && (prefix.is_empty() || clean_prefix)).then(|| S3Url {
         bucket: bucket.to_owned(),
         prefix: prefix.to_owned(),
@@ -154,6 +155,9 @@ mod tests {
         assert!(parse("s3://Bad_Bucket/x").is_err());
         assert!(parse("s3://ok-bucket/a//b").is_err());
         assert!(parse("s3://ok-bucket/../b").is_err());
+        // No S3 path holds a control character.
+        assert!(parse("s3://bucket/a\tb").is_err());
+        assert_eq!(parse("s3://bucket/~a/été #1"), url("bucket", "~a/été #1"));
     }
 
     #[test]

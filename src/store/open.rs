@@ -49,7 +49,7 @@ impl Store {
         let backend = new_backend(location, &open)?;
         let mut leftovers = leftovers::free_for(location, &backend, init)?;
         let keys = prepare_keys(location, init, &open)?;
-        if keys.is_some() {
+        if matches!(init.keys, NewKeys::Fresh(_)) {
             // Again: asking for a passphrase may have taken minutes.
             leftovers = leftovers::free_for(location, &backend, init)?;
         }
