@@ -28,6 +28,9 @@ use super::{CONFIG, InitOptions, Location, NewKeys, StoreError};
 use crate::backend::local::Local;
 use crate::backend::{Backend, ObjectInfo};
 
+/// The directory of key files: [`PREFIX`] without its slash.
+const KEYS_DIR: &str = "keys";
+
 /// What a location holds, for a new store.
 #[derive(Debug)]
 enum Holds {
@@ -114,11 +117,10 @@ fn remote(backend: &Backend, objects: &[ObjectInfo], dirs: &[String]) -> Result<
     if objects.iter().any(|o| o.key == CONFIG) {
         return Ok(Holds::Store);
     }
-    let keys_dir = PREFIX.trim_end_matches('/');
     if let Some(object) = objects.first() {
         return Ok(Holds::Other(object.key.clone()));
     }
-    if let Some(dir) = dirs.iter().find(|d| d.trim_end_matches('/') != keys_dir) {
+    if let Some(dir) = dirs.iter().find(|d| d.trim_end_matches('/') != KEYS_DIR) {
         return Ok(Holds::Other(format!("{}/", dir.trim_end_matches('/'))));
     }
     if dirs.is_empty() {
@@ -190,7 +192,7 @@ fn key_name(file: &Path) -> Option<&str> {
     let mut parts = file.components();
     match (parts.next(), parts.next(), parts.next()) {
         (Some(Component::Normal(dir)), Some(Component::Normal(name)), None)
-            if dir == PREFIX.trim_end_matches('/') =>
+            if dir == KEYS_DIR =>
         {
             name.to_str()
         }

@@ -167,7 +167,7 @@ fn create_store(
     }
     let created = create_config(backend, location, config);
     if let (Err(_), Some(keys)) = (&created, keys) {
-        unwrite_keys(backend, keys);
+        unwrite_keys(backend, location, keys);
     }
     let own: Vec<&str> = keys.iter().flat_map(|k| k.ids()).collect();
     created.map(|()| leftovers.remove(backend, &own))
@@ -179,13 +179,14 @@ fn create_store(
 /// the same target the loser deleted the winner's only key file. What
 /// cannot be read stays too: a dead key file costs an open some time, a
 /// store's lost one its data.
-fn unwrite_keys(backend: &Backend, keys: &Prepared) {
-    let keep = match backend.get(CONFIG, MAX_CONFIG_LEN) {
-        Err(e) => !e.is_not_found(),
-        Ok(bytes) => Config::decode(&bytes).map_or(true, |config| {
+fn unwrite_keys(backend: &Backend, location: &Location, keys: &Prepared) {
+    let keep = match read_config(backend, location) {
+        Err(StoreError::NotAStore { .. }) => false,
+        Err(_) => true,
+        Ok(config) => {
             let ours = keys.unlocked.master.check_for(&config.id);
             (config.encryption.as_ref()).is_some_and(|e| e.key_check == ours)
-        }),
+        }
     };
     if !keep {
         keys.unwrite(backend);
