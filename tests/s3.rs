@@ -310,14 +310,20 @@ fn after_verify_and_repair_no_host_reuses_a_pack_the_bucket_lost() {
     assert_trees_equal(&src, &restored(&third.restore(id(&again)), &src));
 }
 
-#[test]
-fn init_twice_is_refused_and_leaves_the_store_as_it_was() {
-    let t = TestEnv::with_s3();
-    let config = t.s3().get("config.json").unwrap();
+/// Asserts that `init` is refused as "already exists" (exit 1) and leaves
+/// `config.json` holding `config`.
+fn assert_init_refused_over(t: &TestEnv, config: &[u8]) {
     let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(t.s3().get("config.json").unwrap(), config);
+}
+
+#[test]
+fn init_twice_is_refused_and_leaves_the_store_as_it_was() {
+    let t = TestEnv::with_s3();
+    let config = t.s3().get("config.json").unwrap();
+    assert_init_refused_over(&t, &config);
 }
 
 /// An object already at the config's key that is larger than the config
@@ -331,15 +337,13 @@ fn init_over_a_larger_object_at_the_config_key_is_refused_as_already_there() {
     let t = TestEnv::new_s3();
     let other = vec![b' '; 4096];
     t.s3().put("config.json", &other);
-    let out = t.cairn(["init", "--no-encrypt"]).assert().code(1);
-    let err = stderr_of(out.get_output());
-    assert!(err.contains("already exists"), "{err}");
-    assert_eq!(t.s3().get("config.json").unwrap(), other);
+    assert_init_refused_over(&t, &other);
 }
 
-/// object_store percent-encodes `~`, `#`, non-ASCII letters and others in
-/// object paths: the keys a listing gave back kept the encoded prefix,
-/// which did not match the store's own, and the store looked empty.
+/// `ObjectPath::from` percent-encodes `~`, `#`, non-ASCII letters and
+/// others: such a store was written under the encoded prefix, the keys a
+/// listing gave back kept it, they did not match the store's own, and the
+/// store looked empty. It now lives at its prefix as written.
 #[test]
 fn a_store_at_a_prefix_with_characters_s3_paths_escape_lists_and_restores() {
     let t = TestEnv::new_s3_at("~alice/été #1");

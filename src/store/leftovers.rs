@@ -191,9 +191,7 @@ impl Leftovers {
 fn key_name(file: &Path) -> Option<&str> {
     let mut parts = file.components();
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(Component::Normal(dir)), Some(Component::Normal(name)), None)
-            if dir == KEYS_DIR =>
-        {
+        (Some(Component::Normal(dir)), Some(Component::Normal(name)), None) if dir == KEYS_DIR => {
             name.to_str()
         }
         _ => None,
