@@ -1085,6 +1085,29 @@ fn a_damaged_key_file_neither_stops_the_others_nor_goes_unsaid() {
 }
 
 #[test]
+fn a_file_under_keys_too_large_for_a_key_file_is_damaged_not_a_stop() {
+    // Every open reads every key file; one larger than any key file (a
+    // stray file dropped there) made every command fail with a raw read
+    // error, the store unopenable though its own key was fine.
+    let (t, src, snap) = store_with_a_snapshot();
+    let stray = format!("keys/{}", "cd".repeat(32));
+    put(&t, &stray, &vec![b'x'; 100 * 1024]);
+    let list = t.cairn(["key", "list"]).assert().success();
+    let err = stderr_of(list.get_output());
+    assert!(
+        err.contains(&"cd".repeat(32)) && err.contains("too large"),
+        "{err}"
+    );
+    assert_restores_with(&t, t.password_file.as_ref().unwrap(), &snap, &src);
+    // A copy to a new target carries the real key files, not the stray one.
+    let target = t.path("offsite");
+    assert_eq!(t.copy_to(&target, &[])["snapshots_copied"], 1);
+    let there = store_at(&t, &target);
+    assert_eq!(key_ids(&there).len(), 1, "{:?}", key_ids(&there));
+    assert_restores_with(&there, t.password_file.as_ref().unwrap(), &snap, &src);
+}
+
+#[test]
 fn init_encrypt_over_an_existing_store_says_it_exists_before_asking_for_a_password() {
     let t = TestEnv::with_encrypted_store();
     let out = t

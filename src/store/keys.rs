@@ -196,6 +196,10 @@ pub fn list(backend: &Backend) -> Result<KeyFiles, KeyError> {
         let bytes = match backend.get(&object.key, MAX_KEY_LEN) {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => continue,
+            Err(e) if e.is_too_large() => {
+                out.damaged.push((id.to_owned(), too_large()));
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         match KeyFile::decode(&bytes) {
@@ -206,6 +210,15 @@ pub fn list(backend: &Backend) -> Result<KeyFiles, KeyError> {
     out.good
         .sort_by(|a, b| a.1.created.cmp(&b.1.created).then(a.0.cmp(&b.0)));
     Ok(out)
+}
+
+/// Why a file under `keys/` larger than [`MAX_KEY_LEN`] opens nothing: a
+/// stray file there must not keep the store's real keys from opening it.
+fn too_large() -> KeyFileError {
+    KeyFileError::Corrupt(format!(
+        "too large for a key file (more than {} KiB)",
+        MAX_KEY_LEN / 1024
+    ))
 }
 
 /// Whether `id` is a key file's name: 64 lowercase hex digits, as `wrap`
@@ -277,12 +290,18 @@ pub fn remove(backend: &Backend, prefix: &str) -> Result<String, KeyError> {
     Ok(id)
 }
 
-/// Every key file's id and bytes, to give another store the same keys.
+/// Every key file's id and bytes, to give another store the same keys
+/// (a file too large to be one is left behind: it opens nothing).
 pub fn read_files(backend: &Backend) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
     let mut out = Vec::new();
     for object in backend.list(PREFIX)? {
-        if let Some(id) = object.key.strip_prefix(PREFIX) {
-            out.push((id.to_owned(), backend.get(&object.key, MAX_KEY_LEN)?));
+        let Some(id) = object.key.strip_prefix(PREFIX) else {
+            continue;
+        };
+        match backend.get(&object.key, MAX_KEY_LEN) {
+            Ok(bytes) => out.push((id.to_owned(), bytes)),
+            Err(e) if e.is_too_large() => continue,
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(out)
