@@ -1036,6 +1036,33 @@ fn a_removed_key_no_longer_opens_the_store_and_the_last_key_cannot_be_removed() 
 }
 
 #[test]
+fn key_remove_never_takes_the_key_in_use_though_stray_files_sit_beside_it() {
+    // `key remove` counted every file under keys/ as a key: beside a
+    // stray README and a truncated key file, the store's only key was
+    // "removed key ..." (exit 0) and nobody could open the store again.
+    let (t, src, snap) = store_with_a_snapshot();
+    let pw = t.password_file.clone().unwrap();
+    let only = key_ids(&t).first().unwrap().clone();
+    put(&t, "keys/README", b"the keys of this store");
+    put(&t, &format!("keys/{}", "f".repeat(64)), b"{\"truncated");
+    let out = t.cairn(["key", "remove", &only[..8]]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("your password opened"), "{err}");
+    assert!(key_ids(&t).contains(&only), "{:?}", key_ids(&t));
+    assert_restores_with(&t, &pw, &snap, &src);
+
+    // Another key's holder may remove it; the holder of the first keeps theirs.
+    let second = t.password_file_with("second", "another passphrase entirely");
+    let added = add_key(&t, &second);
+    t.cairn(["key", "remove", &only[..8]])
+        .env("CAIRN_PASSWORD_FILE", &second)
+        .assert()
+        .success();
+    assert!(key_ids(&t).contains(&added) && !key_ids(&t).contains(&only));
+    assert_restores_with(&t, &second, &snap, &src);
+}
+
+#[test]
 fn key_passwd_replaces_the_passphrase() {
     let (t, src, snap) = store_with_a_snapshot();
     let old = t.password_file.clone().unwrap();

@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
             format!("added key {}", keys::short(&id))
         }
         Action::Remove { id } => {
-            let id = keys::remove(store.backend(), id)?;
+            let id = keys::remove(store.backend(), id, &unlocked.key_id)?;
             format!("removed key {}", keys::short(&id))
         }
         Action::Passwd(new) => passwd(&store, unlocked, new)?,
@@ -103,12 +103,13 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
 fn passwd(store: &Store, unlocked: &Unlocked, new: &NewPassword) -> anyhow::Result<String> {
     let phrase = new.read(store)?;
     let id = keys::add(store.backend(), &unlocked.master, &phrase, new.kdf.cost())?;
-    keys::remove(store.backend(), &unlocked.key_id)?;
-    Ok(format!(
-        "changed the password: key {} replaces key {}",
-        keys::short(&id),
-        keys::short(&unlocked.key_id)
-    ))
+    let (new, old) = (keys::short(&id), keys::short(&unlocked.key_id));
+    Ok(match keys::retire(store.backend(), &unlocked.key_id)? {
+        true => format!("changed the password: key {new} replaces key {old}"),
+        false => format!(
+            "changed the password: key {new} added; key {old} was already removed (by another `key passwd`?)"
+        ),
+    })
 }
 
 fn list(ctx: &Ctx, store: &Store, unlocked: &Unlocked, out: Out) -> anyhow::Result<Outcome> {

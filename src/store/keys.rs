@@ -41,9 +41,14 @@ pub enum KeyError {
     Ambiguous(String),
     /// Removing the last key would lock everyone out.
     #[error(
-        "key {0} is the store's only key: removing it would make the store unreadable; add another first"
+        "key {0} is the store's only key that reads: removing it would make the store unreadable; add another first"
     )]
     LastKey(String),
+    /// The key to remove is the one this password opened.
+    #[error(
+        "key {0} is the one your password opened: removing it would lock you out; change its password with `cairn key passwd`, or remove it with another key's password"
+    )]
+    CurrentKey(String),
     /// A key file is damaged.
     #[error("{key}: {source}")]
     KeyFile {
@@ -271,23 +276,48 @@ fn wrap(master: &MasterKey, phrase: &[u8], cost: KdfCost) -> Result<(String, Key
     Ok((hex::encode(random::<32>()?), file))
 }
 
-/// Deletes key `prefix` (a unique prefix of its id); refuses the last
-/// key. Returns the full id. If another host removed the other keys at the
-/// same moment and none is left, the removed key is put back.
-pub fn remove(backend: &Backend, prefix: &str) -> Result<String, KeyError> {
+/// Deletes key `prefix` (a unique prefix of its id); refuses `current`,
+/// the key that opened the store (so a user never removes their own way
+/// in: `key passwd` changes it), and the last key that reads. Returns the
+/// full id.
+pub fn remove(backend: &Backend, prefix: &str, current: &str) -> Result<String, KeyError> {
     let keys = list(backend)?;
     let id = find(keys.ids(), prefix)?;
-    if keys.ids().count() == 1 {
-        return Err(KeyError::LastKey(short(&id)));
+    if id == current {
+        return Err(KeyError::CurrentKey(short(&id)));
+    }
+    delete_keeping_one(backend, &keys, &id)?;
+    Ok(id)
+}
+
+/// Deletes `old`, the key that opened the store, once `key passwd` has
+/// written its replacement; `false` if it is gone already (a `key passwd`
+/// with the same password on another host retired it first).
+pub fn retire(backend: &Backend, old: &str) -> Result<bool, KeyError> {
+    let keys = list(backend)?;
+    if !keys.ids().any(|id| id == old) {
+        return Ok(false);
+    }
+    delete_keeping_one(backend, &keys, old)?;
+    Ok(true)
+}
+
+/// Deletes key file `id` unless no other key file that reads would be
+/// left: damaged files and stray ones under `keys/` open nothing, so they
+/// do not count. If another host removed the others at the same moment
+/// and none that reads is left, the removed key is put back.
+fn delete_keeping_one(backend: &Backend, keys: &KeyFiles, id: &str) -> Result<(), KeyError> {
+    if !keys.good.iter().any(|(other, _)| other != id) {
+        return Err(KeyError::LastKey(short(id)));
     }
     let key = format!("{PREFIX}{id}");
     let bytes = backend.get(&key, MAX_KEY_LEN)?;
     backend.delete(&key)?;
-    if backend.list(PREFIX)?.is_empty() {
+    if list(backend)?.good.is_empty() {
         backend.create(&key, &bytes)?;
-        return Err(KeyError::LastKey(short(&id)));
+        return Err(KeyError::LastKey(short(id)));
     }
-    Ok(id)
+    Ok(())
 }
 
 /// Every key file's id and bytes, to give another store the same keys
