@@ -1243,8 +1243,11 @@ fn a_plain_init_is_refused_where_an_encrypted_one_left_its_key_files() {
 fn a_copy_killed_after_the_key_files_of_its_new_target_keeps_them_when_run_again() {
     // A new target gets the source's key files, byte for byte: the copy
     // run again found them as an init's leftovers and removed its own
-    // store's only key.
+    // store's only key. A stray file under the source's keys/ went along,
+    // and the copy run again was refused: "not empty ... (it holds
+    // keys/README, not a readable key file)".
     let (from, _, _) = store_with_a_snapshot();
+    put(&from, "keys/README", b"the keys of this store");
     let to = from.path("copy");
     let copy = || {
         let mut cmd = from.cairn(["copy", "--to"]);
@@ -1264,6 +1267,8 @@ fn a_copy_killed_after_the_key_files_of_its_new_target_keeps_them_when_run_again
         .success();
     let err = stderr_of(out.get_output());
     assert!(!err.contains("removed"), "{err}");
+    let source_keys = key_ids(&from).into_iter().filter(|k| k != "README");
+    assert_eq!(key_ids(&store_at(&from, &to)), source_keys.collect());
 }
 
 #[test]

@@ -320,17 +320,20 @@ fn delete_keeping_one(backend: &Backend, keys: &KeyFiles, id: &str) -> Result<()
     Ok(())
 }
 
-/// Every key file's id and bytes, to give another store the same keys
-/// (a file too large to be one is left behind: it opens nothing).
+/// Every key file's id and bytes, to give another store the same keys.
+/// Only key files that read go: anything else under `keys/` (a README, a
+/// damaged file) opens nothing, and a new target's survey would refuse it
+/// when a copy killed after writing them runs again.
 pub fn read_files(backend: &Backend) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
     let mut out = Vec::new();
     for object in backend.list(PREFIX)? {
-        let Some(id) = object.key.strip_prefix(PREFIX) else {
+        let Some(id) = object.key.strip_prefix(PREFIX).filter(|id| is_key_id(id)) else {
             continue;
         };
         match backend.get(&object.key, MAX_KEY_LEN) {
-            Ok(bytes) => out.push((id.to_owned(), bytes)),
-            Err(e) if e.is_too_large() => continue,
+            Ok(bytes) if KeyFile::decode(&bytes).is_ok() => out.push((id.to_owned(), bytes)),
+            Ok(_) => continue,
+            Err(e) if e.is_too_large() || e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
         }
     }
