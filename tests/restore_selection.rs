@@ -316,3 +316,46 @@ fn restore_delete_removes_nothing_when_the_restore_refuses() {
     assert!(stderr_of(&out).contains("keep.txt"));
     assert!(back.join("stray").is_file());
 }
+
+#[test]
+fn restore_delete_never_empties_a_file_system_mounted_in_the_target() {
+    // A `-x` snapshot keeps a mount point as an empty directory; restored
+    // over the source with --delete, everything the file system mounted
+    // there holds was "not in the snapshot" and was removed (over `/`:
+    // `/dev`, `/run`, a separate `/home`). A mount point that appeared
+    // since, which --delete would remove whole, is not entered either.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("keep.txt"), b"kept");
+    let Some(_data) = common::mount::Tmpfs::mount(&src.join("data"), "1M") else {
+        return;
+    };
+    write_file(&src.join("data/important"), b"on another file system");
+    let snap = t.snapshot(&[&src], &["-x"]);
+    let Some(_scratch) = common::mount::Tmpfs::mount(&src.join("scratch"), "1M") else {
+        return;
+    };
+    write_file(&src.join("scratch/notes"), b"mounted after the snapshot");
+    write_file(&src.join("stray"), b"removed");
+    let prefix = src.to_str().unwrap();
+    let out = restore(
+        &t,
+        &snap,
+        &src,
+        &["--overwrite", "--delete", "--strip-prefix", prefix],
+    );
+    let err = stderr_of(&out);
+    assert!(!src.join("stray").exists(), "{err}");
+    assert_eq!(
+        fs::read(src.join("data/important")).unwrap(),
+        b"on another file system"
+    );
+    assert_eq!(
+        fs::read(src.join("scratch/notes")).unwrap(),
+        b"mounted after the snapshot"
+    );
+    assert!(
+        err.contains("scratch") && err.contains("mount point"),
+        "{err}"
+    );
+}

@@ -151,7 +151,10 @@ impl Finder<'_> {
         }
         if matches!(item.entry.content, Content::Dir { .. }) {
             let fd = match &level.fd {
-                Some(parent) => open_dir_in(parent, name)?,
+                Some(parent) => open_dir_in(parent, name)?
+                    .map(|child| same_mount(parent, &child).map(|same| same.then_some(child)))
+                    .transpose()?
+                    .flatten(),
                 None => None,
             };
             let next = Level::new(item.rel.clone(), item.source.clone(), fd);
@@ -250,6 +253,11 @@ fn remove_tree(parent: &DirFd, name: &OsStr, depth: u64) -> io::Result<()> {
     let Some(dir) = open_dir_in(parent, name)? else {
         return Ok(());
     };
+    if !same_mount(parent, &dir)? {
+        return Err(io::Error::other(
+            "a mount point: --delete does not remove what another file system holds",
+        ));
+    }
     // The names first: a directory changed while it is read may skip some.
     for child in names_in(&dir)? {
         match kind_of(&dir, &child)? {
@@ -278,6 +286,24 @@ fn open_dir_in(parent: &DirFd, name: &OsStr) -> io::Result<Option<DirFd>> {
         Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether directory `child` is on the same mounted file system as its
+/// `parent`. A snapshot taken with `-x` keeps a mount point as an empty
+/// directory; `--delete` must not then empty the file system mounted
+/// there (a `-x` snapshot of `/` restored over `/` would empty `/dev`,
+/// `/run` and a separate `/home`). The mount id tells bind mounts of one
+/// device apart; kernels before 5.8 give only the device.
+fn same_mount(parent: &DirFd, child: &DirFd) -> io::Result<bool> {
+    Ok(mount_of(parent)? == mount_of(child)?)
+}
+
+/// The device and (where the kernel gives it) mount id of directory `dir`.
+fn mount_of(dir: &DirFd) -> io::Result<(u32, u32, Option<u64>)> {
+    use rustix::fs::StatxFlags;
+    let st = rustix::fs::statx(dir, c"", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
+    let mount = (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id);
+    Ok((st.stx_dev_major, st.stx_dev_minor, mount))
 }
 
 /// What kind of thing `name` in `dir` is (not following a symlink).
