@@ -162,6 +162,35 @@ fn an_include_subset_links_within_itself_and_starts_an_outside_group_with_a_file
     assert_eq!((x.ino(), x.nlink()), (z.ino(), 3));
 }
 
+#[test]
+fn a_later_name_is_never_linked_to_an_old_file_where_its_first_name_failed() {
+    // With --overwrite, a hard-linked file whose first name could not be
+    // restored (its pack lost) left the old file at that name, and the
+    // later name was made a link to it: said restored, showing the old
+    // file's bytes, its own old content gone.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("d1/a"), &random_bytes(7, 300_000));
+    fs::create_dir_all(src.join("d2")).unwrap();
+    fs::hard_link(src.join("d1/a"), src.join("d2/b")).unwrap();
+    let snap = t.snapshot(&[&src], &[]);
+    let target = t.fresh_dir("back");
+    let a = restored(&target, &src.join("d1/a"));
+    let b = restored(&target, &src.join("d2/b"));
+    write_file(&a, b"old a");
+    write_file(&b, b"old b, precious");
+    fs::remove_file(packs_by_size(&t.store).pop().unwrap()).unwrap();
+    let out = t
+        .cairn(["restore", id(&snap), "--overwrite", "--target"])
+        .arg(&target)
+        .assert()
+        .code(4);
+    let err = stderr_of(out.get_output());
+    assert_eq!(fs::read(&b).unwrap(), b"old b, precious", "{err}");
+    assert_eq!(fs::metadata(&b).unwrap().nlink(), 1, "{err}");
+    assert!(err.contains(b.to_str().unwrap()), "{err}");
+}
+
 /// `tar -x --xattrs --xattrs-include='*' --acls -p` of `stream` into `dir`,
 /// as GNU tar does it; `false` (with the reason printed) without GNU tar.
 fn gnu_untar(stream: &[u8], dir: &Path) -> bool {

@@ -5,7 +5,7 @@
 //! All of it goes through directory handles under the target (see
 //! `target`). A file that fails is reported and the others go on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,11 @@ pub struct RestoreOutcome {
     /// Metadata the target or this process's privileges did not allow
     /// (owners, xattrs, hard links), counted by kind.
     pub skipped: Skipped,
+    /// Hard-linked files whose restore failed, relative to the target: a
+    /// later name of their group must not be linked to whatever is at
+    /// their path (the old file `--overwrite` did not replace, or one that
+    /// appeared there), but restored as a file of its own.
+    unwritten_links: HashSet<PathBuf>,
 }
 
 impl RestoreOutcome {
@@ -185,6 +190,9 @@ pub(super) fn write_batch(
             }
             Err(ItemError::Interrupted(_)) => {}
             Err(e) => {
+                if item.entry.link().is_some() {
+                    outcome.unwritten_links.insert(item.rel.clone());
+                }
                 outcome.damaged += u64::from(e.is_damage());
                 outcome.pack_gone += u64::from(e.is_pack_gone());
                 outcome.failed.push((path_of(item), e.to_string()));
@@ -235,7 +243,14 @@ fn write_links(ctx: &Ctx<'_>, batch: &Batch, outcome: &mut RestoreOutcome) {
     let mut packs = pack::runs::PackFiles::new(ctx.backend);
     for link in &batch.links {
         let item = &link.placed.item;
-        let result = match restore_link(ctx, link) {
+        let linked = match outcome.unwritten_links.contains(&link.primary) {
+            true => Err(ItemError::from(io::Error::other(format!(
+                "its first name {} was not restored",
+                ctx.target_path.join(&link.primary).display()
+            )))),
+            false => restore_link(ctx, link),
+        };
+        let result = match linked {
             Ok(()) => {
                 outcome.hardlinks += 1;
                 Ok((Vec::new(), Misses::new()))
