@@ -470,6 +470,56 @@ fn restoring_as_another_user_warns_once_per_kind_and_strict_metadata_exits_3() {
     .code(3);
 }
 
+#[test]
+fn restoring_as_another_user_clears_setuid_and_setgid_bits_it_cannot_back_with_the_owner() {
+    // The chown of a root-owned setuid file fails for nobody, and the mode
+    // was set whole: a setuid-nobody binary (a user's setuid shell
+    // restored by another gave that user's rights away).
+    if !is_root() {
+        eprintln!("skipped: needs root to make files of other owners");
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    for (name, mode) in [("su", 0o4755), ("sg", 0o2755), ("plain", 0o755)] {
+        write_file(&src.join(name), b"#!/bin/sh\n");
+        chmod(&src.join(name), mode);
+    }
+    let snap = t.snapshot(&[&src], &[]);
+    chmod(&t.root, 0o755);
+    copy_tree_readable(&t.store);
+    let base = t.fresh_dir("nobody");
+    fs::create_dir_all(&base).unwrap();
+    rustix::fs::chown(&base, Some(uid(65534)), Some(gid(65534))).unwrap();
+    let target = base.join("r");
+    let out = t
+        .cairn_as_nobody(["restore", id(&snap), "--target", target.to_str().unwrap()])
+        .assert()
+        .success();
+    let err = stderr_of(out.get_output());
+    let mode = |name: &str| {
+        fs::metadata(restored(&target, &src.join(name)))
+            .unwrap()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(
+        (mode("su"), mode("sg"), mode("plain")),
+        (0o755, 0o755, 0o755),
+        "{err}"
+    );
+    assert!(err.contains("setuid and setgid bits"), "{err}");
+    // As root the owner is given, and the bits with it.
+    let as_root = t.restore(id(&snap));
+    let mode = |name: &str| {
+        fs::metadata(restored(&as_root, &src.join(name)))
+            .unwrap()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!((mode("su"), mode("sg")), (0o4755, 0o2755));
+}
+
 /// Makes the store readable by every user (for a restore as nobody).
 fn copy_tree_readable(store: &Path) {
     let status = process::Command::new("chmod")

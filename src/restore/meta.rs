@@ -117,9 +117,13 @@ pub(super) fn apply_fd(fd: BorrowedFd<'_>, meta: &Meta, owners: &OwnerMap) -> io
     let (uid, gid) = owners.ids(meta);
     let mut misses = Misses::new();
     let chowned = rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-    note_owner(&mut misses, chowned)?;
+    let owned = note_owner(&mut misses, chowned)?;
     set_xattrs(At::Fd(fd), &meta.xattrs, &mut misses);
-    rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode as _))?;
+    let mode = match owned {
+        true => meta.mode,
+        false => without_set_ids(meta.mode, &mut misses),
+    };
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode as _))?;
     rustix::fs::futimens(fd, &mtime_only(meta.mtime))?;
     Ok(misses)
 }
@@ -144,16 +148,29 @@ pub(super) fn apply_symlink(
 }
 
 /// A chown this process may not make (not root; an id outside its user
-/// namespace) is a miss; any other failure fails the entry.
-fn note_owner(misses: &mut Misses, chowned: rustix::io::Result<()>) -> io::Result<()> {
+/// namespace) is a miss (`false`: the entry keeps the restoring user as
+/// owner); any other failure fails the entry.
+fn note_owner(misses: &mut Misses, chowned: rustix::io::Result<()>) -> io::Result<bool> {
     match chowned {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(e @ (Errno::PERM | Errno::INVAL)) => {
             misses.push(("owners", e.into()));
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `mode` without its setuid and setgid bits (a miss when it had them):
+/// on a file that kept the restoring user as owner they would run it with
+/// that user's rights, not the recorded owner's (as tar does).
+fn without_set_ids(mode: u32, misses: &mut Misses) -> u32 {
+    const SET_IDS: u32 = 0o6000;
+    if mode & SET_IDS != 0 {
+        let why = "the recorded owner could not be given, so they were cleared";
+        misses.push(("setuid and setgid bits", io::Error::other(why)));
+    }
+    mode & !SET_IDS
 }
 
 /// Sets each xattr; any that the file system or privileges refuse is a
