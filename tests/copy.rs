@@ -243,6 +243,35 @@ fn a_damaged_snapshot_forgotten_comes_back_whole_from_an_off_site_copy() {
 }
 
 #[test]
+fn a_copy_back_into_a_store_that_lost_a_pack_copies_what_the_pack_held() {
+    // Without `repair snapshots` first, the store's catalog still named the
+    // lost pack: the copy took its blobs as present, copied nothing, and
+    // made a snapshot visible whose data was not there (exit 0).
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 3);
+    write_random_file(&src.join("big.bin"), 9, 200_000);
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    let offsite = t.path("offsite");
+    t.cairn(["copy", "--to"]).arg(&offsite).assert().success();
+    fs::remove_file(packs_by_size(&t.store).pop().unwrap()).unwrap();
+    t.cairn(["forget", &snap]).assert().success();
+    let out = t
+        .cairn_without_store(["--store"])
+        .arg(&offsite)
+        .arg("copy")
+        .arg(&snap)
+        .arg("--to")
+        .arg(&t.store)
+        .assert()
+        .success();
+    assert_trees_equal(&src, &restored(&t.restore(&snap), &src));
+    t.cairn(["verify", "--read-data"]).assert().success();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("lacked 1 pack its catalog named"), "{err}");
+}
+
+#[test]
 fn copy_checks_every_blob_and_refuses_a_pack_forged_to_check_out_against_its_name() {
     let t = TestEnv::with_store();
     let src = t.path("src");

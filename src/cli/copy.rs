@@ -19,7 +19,7 @@ use cairn::store::{InitOptions, Location, LockMode, OpenOptions, Store, StoreErr
 
 use super::choose::AtArgs;
 use super::filter::FilterArgs;
-use super::output::{human_bytes, note, plural};
+use super::output::{human_bytes, note, plural, warn};
 use super::progress::{self, PACKS};
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -65,6 +65,13 @@ pub fn run(ctx: &Ctx, args: CopyArgs) -> anyhow::Result<Outcome> {
         |_| " copied".to_owned(),
         |_| copy::copy(&from, &mut to, &chosen, &progress),
     )?;
+    if report.target_packs_lost > 0 {
+        warn(format_args!(
+            "{} lacked {} its catalog named (lost, or deleted behind cairn's back); what the copied snapshots needed of them was copied again, and `cairn verify` on it says what else they held",
+            to.location(),
+            plural(report.target_packs_lost, "pack")
+        ));
+    }
     if report.chunking_differs && !ctx.json {
         note(format_args!(
             "{} cuts files differently from {}: the copied snapshots do not deduplicate with its own",

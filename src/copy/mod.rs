@@ -126,6 +126,10 @@ pub struct CopyReport {
     /// Whether the stores cut files differently (copied data then does not
     /// deduplicate with the target's own snapshots).
     pub chunking_differs: bool,
+    /// Packs the target's catalog named that the target did not hold (lost,
+    /// or deleted behind cairn's back): left out of its catalog, so that
+    /// what they held was copied again rather than taken as present.
+    pub target_packs_lost: u64,
     /// Wall time.
     pub duration_secs: f64,
     /// Requests made to a remote source.
@@ -152,6 +156,7 @@ pub fn copy(
         chunking_differs: chunking_differs(from, to),
         ..CopyReport::default()
     };
+    report.target_packs_lost = drop_lost_packs(to)?;
     let missing = missing_in(to, chosen)?;
     report.snapshots_present = (chosen.len() - missing.len()) as u64;
     if !missing.is_empty() {
@@ -177,6 +182,29 @@ fn source(from: &Store, source: StoreError) -> CopyError {
         store: from.location().to_string(),
         source: Box::new(source),
     }
+}
+
+/// Drops from the target's catalog the packs it names that the target's
+/// `packs/` lacks; returns how many. A copy back from an off-site store is
+/// how the README mends a store that lost a pack: trusting the catalog, it
+/// took the lost blobs as present, copied none, and made a snapshot whose
+/// data was not there visible. (Packs a catalog knows were durable before
+/// their index object was written, and those a prune deletes leave it at
+/// the sync before: one missing now is lost.)
+fn drop_lost_packs(to: &mut Store) -> Result<u64, CopyError> {
+    let listing = crate::pack::list::list(to.backend()).map_err(|e| target(to, e.into()))?;
+    let present: HashSet<&PackId> = listing.packs.iter().collect();
+    let cataloged = to.catalog().packs().map_err(|e| target(to, e.into()))?;
+    let lost: Vec<PackId> = cataloged
+        .into_iter()
+        .map(|p| p.id)
+        .filter(|id| !present.contains(id))
+        .collect();
+    if !lost.is_empty() {
+        let dropped = to.catalog_mut().commit_prune(&[], &lost, |_| false);
+        let _ = dropped.map_err(|e| target(to, e.into()))?;
+    }
+    Ok(lost.len() as u64)
 }
 
 fn target(to: &Store, source: StoreError) -> CopyError {
