@@ -355,6 +355,41 @@ fn hard_links_share_an_inode_number() {
     assert_ne!(ino("a"), ino("c"));
 }
 
+/// A hard-linked file in two snapshots, its mode changed in between, kept
+/// one inode number: the first node the mount met answered for both, and
+/// the older snapshot showed the newer mode (`cp -a` from it copied that).
+#[test]
+fn a_hard_linked_file_shows_each_snapshots_own_metadata() {
+    if !fuse_available() {
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("f"), b"linked content");
+    fs::hard_link(src.join("f"), src.join("g")).unwrap();
+    chmod(&src.join("f"), 0o644);
+    settle();
+    let first = id(&t.snapshot(&[&src], &[])).to_owned();
+    chmod(&src.join("f"), 0o600);
+    settle();
+    t.snapshot(&[&src], &[]);
+    let m = Mount::start(&t, &[]);
+    let older = names(&m.path("snapshots"))
+        .into_iter()
+        .find(|n| n.to_string_lossy().contains(&first[..8]))
+        .unwrap();
+    let older = m
+        .path("snapshots")
+        .join(older)
+        .join(src.strip_prefix("/").unwrap());
+    let mode = |dir: &Path| fs::metadata(dir.join("f")).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&m.latest(&src)), 0o600);
+    assert_eq!(mode(&older), 0o644);
+    assert_eq!(mode(&m.latest(&src)), 0o600, "the newer one, looked up again");
+    let ino = |dir: &Path, name: &str| fs::metadata(dir.join(name)).unwrap().ino();
+    assert_eq!(ino(&older, "f"), ino(&older, "g"));
+}
+
 /// The largest pack of a local store (the data pack).
 fn largest_pack(store: &Path) -> PathBuf {
     let mut packs: Vec<(u64, PathBuf)> = Vec::new();

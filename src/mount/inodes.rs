@@ -73,16 +73,21 @@ impl Node {
 /// The number of `entry` of the directory listed by `parent` (what
 /// [`Node::ino`] gives its `Node::Entry`, without building one). The names
 /// of one hard link group share it: it is then made of the group and of
-/// what the file holds, so names recorded with different content (a file
-/// rewritten between two names' reads) do not.
+/// everything the kernel is told of the file (its metadata, holes and
+/// chunks), since the first node seen under a number answers for all. A
+/// group's file in two snapshots, its mode or owner changed in between,
+/// showed the first one's in both; with other holes, the first's bytes.
 pub fn entry_ino(parent: &TreeId, entry: &Entry) -> u64 {
     let mut h = blake3::Hasher::new();
     match (entry.link(), entry.chunks()) {
         (Some(link), Some(chunks)) => {
             h.update(b"link\0").update(&link.to_le_bytes());
-            h.update(&entry.meta.size.to_le_bytes());
-            h.update(&entry.meta.mtime.sec.to_le_bytes());
-            h.update(&entry.meta.mtime.nsec.to_le_bytes());
+            hash_meta(&mut h, &entry.meta);
+            h.update(&(entry.holes().len() as u64).to_le_bytes());
+            for hole in entry.holes() {
+                h.update(&hole.offset.to_le_bytes())
+                    .update(&hole.len.to_le_bytes());
+            }
             for chunk in chunks {
                 h.update(chunk.as_bytes());
             }
@@ -93,6 +98,28 @@ pub fn entry_ino(parent: &TreeId, entry: &Entry) -> u64 {
         }
     }
     number(h)
+}
+
+/// Every field of `meta`, variable-length ones with their lengths.
+fn hash_meta(h: &mut blake3::Hasher, meta: &crate::tree::Meta) {
+    for n in [meta.mode, meta.uid, meta.gid] {
+        h.update(&n.to_le_bytes());
+    }
+    h.update(&meta.size.to_le_bytes());
+    h.update(&meta.mtime.sec.to_le_bytes());
+    h.update(&meta.mtime.nsec.to_le_bytes());
+    h.update(&(meta.xattrs.len() as u64).to_le_bytes());
+    let names = [&meta.user, &meta.group].map(|n| n.as_ref().map(|n| n.as_bytes()));
+    let xattrs = meta
+        .xattrs
+        .iter()
+        .flat_map(|x| [Some(x.name.as_bytes()), Some(x.value.as_bytes())]);
+    for field in names.into_iter().chain(xattrs) {
+        match field {
+            Some(bytes) => h.update(&(bytes.len() as u64).to_le_bytes()).update(bytes),
+            None => h.update(&u64::MAX.to_le_bytes()),
+        };
+    }
 }
 
 /// 63 bits of the hash, clear of 0 and of the root's 1.
