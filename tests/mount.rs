@@ -385,7 +385,11 @@ fn a_hard_linked_file_shows_each_snapshots_own_metadata() {
     let mode = |dir: &Path| fs::metadata(dir.join("f")).unwrap().mode() & 0o7777;
     assert_eq!(mode(&m.latest(&src)), 0o600);
     assert_eq!(mode(&older), 0o644);
-    assert_eq!(mode(&m.latest(&src)), 0o600, "the newer one, looked up again");
+    assert_eq!(
+        mode(&m.latest(&src)),
+        0o600,
+        "the newer one, looked up again"
+    );
     let ino = |dir: &Path, name: &str| fs::metadata(dir.join(name)).unwrap().ino();
     assert_eq!(ino(&older, "f"), ino(&older, "g"));
 }

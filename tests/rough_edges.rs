@@ -83,6 +83,41 @@ fn bad_patterns_are_usage_errors() {
     assert_eq!(t.snapshots(&[]).len(), 1);
 }
 
+// A 70,000-byte tag was accepted, and from then on `snapshots` panicked
+// (a format width past 65,535), exit 101; a shorter long one widened every
+// row of the table to it.
+#[test]
+fn a_tag_or_host_longer_than_a_name_is_refused_and_a_record_with_one_still_lists() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    let long = "t".repeat(70_000);
+    for flag in ["--tag", "--host"] {
+        let out = t
+            .cairn(["snapshot", flag, &long])
+            .arg(&src)
+            .assert()
+            .code(2);
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("at most 255"), "{err}");
+    }
+    t.snapshot(&[&src], &["--tag", &"t".repeat(255)]);
+    // A record written by something else, with a host of 70,000 bytes.
+    let snap = t.snapshot(&[&src], &[]);
+    let path = t.store.join(format!("snapshots/{}.json", id(&snap)));
+    let mut record: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    record["host"] = serde_json::Value::from("h".repeat(70_000));
+    let bytes = serde_json::to_vec(&record).unwrap();
+    let forged = blake3::hash(&bytes).to_hex().to_string();
+    fs::write(t.store.join(format!("snapshots/{forged}.json")), &bytes).unwrap();
+    fs::remove_file(&path).unwrap();
+    let out = t.cairn(["snapshots"]).assert().success();
+    let listed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(listed.contains(&forged[..8]), "{listed}");
+    let header = listed.lines().next().unwrap();
+    assert!(header.len() < 300, "{header}");
+}
+
 // Regression: #19 (`--tag ""` and `--host ""` were accepted)
 #[test]
 fn an_empty_tag_or_host_is_refused() {

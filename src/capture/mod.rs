@@ -67,10 +67,10 @@ pub enum CaptureError {
         /// Why.
         cause: String,
     },
-    /// A tag or the host name is empty (`--tag ""`): such a snapshot
-    /// could not be found by it.
-    #[error("{0} must not be empty")]
-    Empty(&'static str),
+    /// A tag or the host name is empty (`--tag ""`: such a snapshot could
+    /// not be found by it) or longer than a name may be.
+    #[error("{0} {1}")]
+    Label(&'static str, String),
     /// `--stdin-name` is not a plain file name.
     #[error("--stdin-name {0:?} must be a plain file name (no '/', not '.' or '..')")]
     StdinName(String),
@@ -261,11 +261,9 @@ pub struct Plan {
 
 /// Checks a snapshot request without touching any store.
 pub fn prepare(request: Request<'_>, mut options: CaptureOptions) -> Result<Plan, CaptureError> {
-    if options.tags.iter().any(|t| t.trim().is_empty()) {
-        return Err(CaptureError::Empty("--tag"));
-    }
-    if options.host.trim().is_empty() {
-        return Err(CaptureError::Empty("--host"));
+    let labels = options.tags.iter().map(|t| ("--tag", t));
+    for (flag, text) in labels.chain([("--host", &options.host)]) {
+        crate::snapshot::check_label(text).map_err(|why| CaptureError::Label(flag, why))?;
     }
     Excludes::new(&options.excludes, None)?;
     let input = match request {

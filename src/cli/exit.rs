@@ -178,7 +178,7 @@ fn is_usage(e: &anyhow::Error) -> bool {
         || e.downcast_ref::<super::Usage>().is_some()
         || matches!(
             e.downcast_ref::<CaptureError>(),
-            Some(CaptureError::Exclude { .. } | CaptureError::Empty(_))
+            Some(CaptureError::Exclude { .. } | CaptureError::Label(..))
         )
 }
 

@@ -134,19 +134,27 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Widest a column is padded to: a longer cell (a tag of 70,000
+/// characters) is printed whole but does not widen every row to it (and
+/// `format!`'s width, past 65,535, panicked).
+const MAX_PAD: usize = 80;
+
 /// Prints a table with left-aligned columns separated by two spaces.
 pub fn print_table(out: &mut Out, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.chars().count()).min(MAX_PAD);
         }
     }
     let mut line = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| {
+                let pad = w.saturating_sub(c.chars().count());
+                format!("{c}{}", " ".repeat(pad))
+            })
             .collect();
         writeln!(out, "{}", padded.join("  ").trim_end())
     };

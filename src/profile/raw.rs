@@ -128,8 +128,8 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.many("exclude_if_present", p.exclude_if_present, not_empty)?;
     c.one("exclude_larger_than", p.exclude_larger_than, not_empty)?;
     c.switch("one_file_system", p.one_file_system);
-    c.many("tags", p.tags, not_empty)?;
-    c.one("host", p.host, not_empty)?;
+    c.many("tags", p.tags, crate::snapshot::check_label)?;
+    c.one("host", p.host, crate::snapshot::check_label)?;
     c.switch("all_hosts", p.all_hosts);
     c.one("sqlite", p.sqlite, check_sqlite)?;
     c.one("sqlite_timeout", p.sqlite_timeout, check_duration)?;

@@ -269,6 +269,24 @@ pub fn decode(vault: &Vault, id: &SnapshotId, bytes: &[u8]) -> Result<Snapshot, 
     Ok(Snapshot { id: *id, record })
 }
 
+/// Longest tag or host name a new snapshot takes, in bytes: each names a
+/// directory of `cairn mount` (`tags/TAG`, `hosts/HOST`), and no file
+/// system takes a longer name.
+pub const MAX_LABEL: usize = 255;
+
+/// Checks a tag or host name given for a new record: not empty, at most
+/// [`MAX_LABEL`] bytes.
+pub fn check_label(text: &str) -> Result<(), String> {
+    match text.trim().is_empty() {
+        true => Err("must not be empty".to_owned()),
+        false if text.len() > MAX_LABEL => Err(format!(
+            "is {} bytes long; a tag or host name is at most {MAX_LABEL}",
+            text.len()
+        )),
+        false => Ok(()),
+    }
+}
+
 /// The store key of a record.
 pub fn key(id: &SnapshotId) -> String {
     format!("snapshots/{id}.json")

@@ -44,6 +44,9 @@ pub enum RetagError {
     /// An empty tag was given.
     #[error("a tag must not be empty (use --set '' to remove every tag)")]
     EmptyTag,
+    /// A tag longer than a name may be.
+    #[error("a tag is at most {max} bytes; this one is {0}", max = super::MAX_LABEL)]
+    LongTag(usize),
     /// The snapshot has a repaired copy, which names it by id.
     #[error(
         "snapshot {original} has a repaired copy, {copy}, that names it; change the copy's tags instead"
@@ -73,6 +76,10 @@ impl TagChange {
             .chain(&self.remove);
         if all.clone().any(|t| t.trim().is_empty()) {
             return Err(RetagError::EmptyTag);
+        }
+        let added = self.set.iter().flatten().chain(&self.add);
+        if let Some(long) = added.into_iter().find(|t| t.len() > super::MAX_LABEL) {
+            return Err(RetagError::LongTag(long.len()));
         }
         Ok(self)
     }
