@@ -287,9 +287,13 @@ fn tag_filter(tag: &str) -> Filter {
     }
 }
 
-/// Whether `name` can be a directory entry.
+/// Whether `name` can be a directory entry: a plain name, and no longer
+/// than a file system takes (a record written before tags were limited,
+/// or by something else, with a tag of 5,000 bytes made all of `tags/`
+/// fail to list; such snapshots stay in `snapshots/`).
 fn is_file_name(name: &str) -> bool {
-    RawName::from_bytes(name.as_bytes().to_vec()).is_valid_entry_name()
+    name.len() <= crate::snapshot::MAX_LABEL
+        && RawName::from_bytes(name.as_bytes().to_vec()).is_valid_entry_name()
 }
 
 #[cfg(test)]

@@ -99,6 +99,23 @@ fn hosts_and_tags_group_snapshots_and_skip_names_that_cannot_be_files() {
 }
 
 #[test]
+fn hosts_and_tags_longer_than_a_file_name_are_left_out() {
+    let (long, longest) = ("t".repeat(256), "h".repeat(255));
+    let all = vec![
+        snap(1, "2026-02-14T02:30:00Z", &longest, &[&long, "nightly"]),
+        snap(2, "2026-02-15T02:30:00Z", &long, &[&longest]),
+    ];
+    let ns = Namespace::build(all, &Filter::default(), TimeZone::UTC);
+    assert_eq!(names(ns.children(&Dir::Hosts)), [longest.clone()]);
+    assert_eq!(names(ns.children(&Dir::Tags)), [longest, "nightly".into()]);
+    assert_eq!(
+        names(ns.children(&Dir::Snapshots)).len(),
+        3,
+        "both and latest"
+    );
+}
+
+#[test]
 fn a_filter_limits_every_directory() {
     let filter = Filter {
         host: Some("db1".into()),
