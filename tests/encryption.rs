@@ -1695,6 +1695,33 @@ fn copy_into_a_target_whose_passphrase_differs_takes_to_password_file() {
 }
 
 #[test]
+fn a_copy_that_creates_its_target_makes_the_target_password_open_it() {
+    // The new target got the source's key files only: the password given
+    // for it opened nothing, and the next night's same command failed with
+    // "wrong password".
+    let (t, _src, _) = store_with_a_snapshot();
+    let target = t.path("offsite");
+    let other = t.password_file_with("offsite-password", "the offsite passphrase");
+    let to_password = ["--to-password-file", other.to_str().unwrap()];
+    t.copy_to(&target, &to_password);
+    let there = store_at(&t, &target);
+    assert_eq!(
+        key_ids(&there).len(),
+        2,
+        "the source's key and one for the target's password"
+    );
+    assert_opens_with(&there, &other, 1);
+    assert_opens_with(&there, t.password_file.as_ref().unwrap(), 1);
+    let again = t.copy_to(&target, &to_password);
+    assert_eq!(again["snapshots_present"], 1, "{again}");
+    // A target password that is the source's adds nothing.
+    let same = t.path("same");
+    let pw = t.password_file.clone().unwrap();
+    t.copy_to(&same, &["--to-password-file", pw.to_str().unwrap()]);
+    assert_eq!(key_ids(&store_at(&t, &same)), key_ids(&t));
+}
+
+#[test]
 fn copy_between_an_encrypted_and_an_unencrypted_store_is_refused_either_way() {
     let (t, src, _) = store_with_a_snapshot();
     let mut plain = TestEnv::new();

@@ -166,9 +166,20 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
                 sqlite: config.sqlite.unwrap_or_default(),
                 keys: from.shared_keys()?,
             };
+            let password = options.password.clone();
             let store = Store::init(&args.to, &init, options)
                 .with_context(|| format!("creating {}", args.to))?;
             ctx.print_notices(&store);
+            if to_password_given(args)
+                && let Some(id) = store.ensure_password(&password)?
+                && !ctx.quiet
+            {
+                note(format_args!(
+                    "added key {} to {} for the password given with --to-password-file or --to-password-command",
+                    cairn::store::keys::short(&id),
+                    args.to
+                ));
+            }
             if !ctx.quiet && !ctx.json {
                 note(format_args!(
                     "created store {} with the settings of {}",

@@ -375,6 +375,33 @@ impl Store {
         self.keys.as_ref()
     }
 
+    /// Makes the password from `source` open this encrypted store (see
+    /// [`keys::ensure_opens`]): a `copy` that created its target with the
+    /// source's key files was given a target password that then opened
+    /// nothing, and every later run failed. Returns the added key's id.
+    pub fn ensure_password(
+        &self,
+        source: &crate::crypt::passphrase::Source,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(unlocked) = &self.keys else {
+            return Ok(None);
+        };
+        let location = self.backend.location();
+        let phrase = crate::crypt::passphrase::read(source, &format!("store {location}"))
+            .map_err(keys::KeyError::from)?;
+        let encryption = self.config.encryption.as_ref();
+        let check = keys::Check {
+            store_id: &self.config.id,
+            key_check: encryption.map_or("", |e| e.key_check.as_str()),
+        };
+        Ok(keys::ensure_opens(
+            &self.backend,
+            unlocked,
+            &phrase,
+            &check,
+        )?)
+    }
+
     /// The keys of a new store made to share this one's (`copy` to a new
     /// store): none for a plain store, else this store's key files as they
     /// are, so the same passphrases open both and ids agree.
