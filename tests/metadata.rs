@@ -191,6 +191,23 @@ fn a_later_name_is_never_linked_to_an_old_file_where_its_first_name_failed() {
     assert!(err.contains(b.to_str().unwrap()), "{err}");
 }
 
+#[test]
+fn a_tar_stream_of_lost_data_exits_4_and_names_the_file_once() {
+    // It exited 1, as for a bad option, and named the path twice.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("a"), &random_bytes(8, 300_000));
+    let snap = t.snapshot(&[&src], &[]);
+    fs::remove_file(packs_by_size(&t.store).pop().unwrap()).unwrap();
+    let out = t
+        .cairn(["restore", id(&snap), "--tar", "-"])
+        .assert()
+        .code(4);
+    let err = stderr_of(out.get_output());
+    let a = src.join("a");
+    assert_eq!(err.matches(a.to_str().unwrap()).count(), 1, "{err}");
+}
+
 /// `tar -x --xattrs --xattrs-include='*' --acls -p` of `stream` into `dir`,
 /// as GNU tar does it; `false` (with the reason printed) without GNU tar.
 fn gnu_untar(stream: &[u8], dir: &Path) -> bool {

@@ -22,7 +22,6 @@ use super::plan::{Item, walk_selection};
 use super::tar_pax::{Records, sparse_map};
 use super::{RestoreError, Selection};
 use crate::browse::{BrowseError, check_data_size, check_holes, file_chunks, read_chunk};
-use crate::rawname::escaped;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::tree::{Content, Meta, data_regions};
@@ -160,7 +159,7 @@ fn append_file<W: Write>(
         header.set_size(size);
         return tar
             .append_data(&mut header, &item.rel, content)
-            .map_err(|e| content_error(e, item));
+            .map_err(|e| content_error(e));
     }
     check_holes(&item.source, entry)?;
     let map = sparse_map(&data_regions(entry.holes(), size), size);
@@ -176,7 +175,7 @@ fn append_file<W: Write>(
     };
     let stand_in = stand_in.join(item.rel.file_name().unwrap_or_default());
     tar.append_data(&mut header, stand_in, io::Cursor::new(map).chain(content))
-        .map_err(|e| content_error(e, item))
+        .map_err(|e| content_error(e))
 }
 
 /// `header` (a new GNU or ustar header) with the fields of `meta`.
@@ -269,12 +268,15 @@ impl Read for ContentReader<'_> {
     }
 }
 
-fn content_error(e: io::Error, item: &Item) -> RestoreError {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<BrowseError>())
-    {
-        Some(_) => RestoreError::Selection(format!("{}: {e}", escaped(&item.source))),
-        None => RestoreError::Tar(e),
+/// A file's content that could not be read, as the error it was: damage
+/// in the store stays damage (exit 4, as `cat` and a restore into a
+/// directory say it), and the path it names is not named twice.
+fn content_error(e: io::Error) -> RestoreError {
+    if !e.get_ref().is_some_and(|inner| inner.is::<BrowseError>()) {
+        return RestoreError::Tar(e);
+    }
+    match e.into_inner().map(|inner| inner.downcast::<BrowseError>()) {
+        Some(Ok(browse)) => RestoreError::Content(*browse),
+        _ => RestoreError::Tar(io::Error::other("unreadable content")),
     }
 }
