@@ -537,6 +537,49 @@ fn restoring_as_another_user_clears_setuid_and_setgid_bits_it_cannot_back_with_t
     assert_eq!((mode("su"), mode("sg")), (0o4755, 0o2755));
 }
 
+#[test]
+fn a_directory_the_target_refuses_fails_alone_and_the_rest_is_restored() {
+    // The first directory that could not be made stopped the whole restore
+    // (exit 1): the files already queued were never written, and nothing
+    // after it was restored.
+    if !is_root() {
+        eprintln!("skipped: needs root to make files of other owners");
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("a/first"), b"before");
+    write_file(&src.join("ro/newsub/deep/x"), b"below the refused one");
+    write_file(&src.join("z/last"), b"after");
+    let snap = t.snapshot(&[&src], &[]);
+    chmod(&t.root, 0o755);
+    copy_tree_readable(&t.store);
+    let target = t.fresh_dir("nobody");
+    fs::create_dir_all(target.join("ro")).unwrap();
+    for dir in [&target, &target.join("ro")] {
+        rustix::fs::chown(dir, Some(uid(65534)), Some(gid(65534))).unwrap();
+    }
+    chmod(&target.join("ro"), 0o555);
+    let out = t
+        .cairn_as_nobody(["restore", id(&snap), "--overwrite", "--strip-prefix"])
+        .arg(&src)
+        .arg("--target")
+        .arg(&target)
+        .assert()
+        .code(3);
+    let err = stderr_of(out.get_output());
+    assert_eq!(
+        fs::read(target.join("a/first")).unwrap(),
+        b"before",
+        "{err}"
+    );
+    assert_eq!(fs::read(target.join("z/last")).unwrap(), b"after", "{err}");
+    assert!(!target.join("ro/newsub").exists(), "{err}");
+    let refused = target.join("ro/newsub");
+    assert!(err.contains(refused.to_str().unwrap()), "{err}");
+    assert!(err.contains("nothing below it was restored"), "{err}");
+}
+
 /// Makes the store readable by every user (for a restore as nobody).
 fn copy_tree_readable(store: &Path) {
     let status = process::Command::new("chmod")

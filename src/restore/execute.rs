@@ -60,6 +60,9 @@ pub(super) struct Batch {
     pub locations: HashMap<BlobId, BlobLocation>,
     /// Directories the walk has left, innermost first.
     pub finish: Vec<(DirFd, DirToFinish)>,
+    /// Directories that could not be made or opened (what is below each
+    /// is not restored), and why.
+    pub failed_dirs: Vec<(PathBuf, String)>,
     chunks: usize,
     dirs_entered: usize,
 }
@@ -76,6 +79,7 @@ impl Batch {
             && self.links.is_empty()
             && self.symlinks.is_empty()
             && self.finish.is_empty()
+            && self.failed_dirs.is_empty()
     }
 }
 
@@ -239,23 +243,13 @@ impl Batcher<'_> {
         let parent = self
             .parent_of(&item.rel)
             .map_err(|e| self.io_error(&item.rel, e))?;
+        let Some(parent) = parent else {
+            self.pass_over(item);
+            return Ok(());
+        };
         let placed = Placed { item, parent };
         match &placed.item.entry.content {
-            Content::Dir { .. } => {
-                let (fd, existed) = enter_dir(&placed, self.options.overwrite)
-                    .map_err(|e| self.io_error(&placed.item.rel, e))?;
-                if existed {
-                    self.leftovers_removed += leftovers::remove_leftovers(&fd);
-                }
-                let item = placed.item;
-                let name = item.rel.file_name().unwrap_or_default().to_owned();
-                let dir = DirToFinish {
-                    rel: item.rel,
-                    meta: item.entry.meta,
-                };
-                self.chain.enter(name, Some(fd), dir);
-                self.batch.dirs_entered += 1;
-            }
+            Content::Dir { .. } => self.enter(placed),
             Content::Symlink { .. } => self.batch.symlinks.push(placed),
             Content::File { chunks, .. } => {
                 if Locator::for_file(self.locator, chunks).is_none() {
@@ -271,15 +265,49 @@ impl Batcher<'_> {
         Ok(())
     }
 
+    /// Makes directory `placed` and enters it. One the target refuses (a
+    /// read-only directory, no inodes left) is a failed item, and what is
+    /// below it is not restored: the rest of the restore goes on (exit 3),
+    /// as for a file the target refuses.
+    fn enter(&mut self, placed: Placed) {
+        let made = enter_dir(&placed, self.options.overwrite);
+        let fd = match made {
+            Ok((fd, existed)) => {
+                if existed {
+                    self.leftovers_removed += leftovers::remove_leftovers(&fd);
+                }
+                self.batch.dirs_entered += 1;
+                Some(fd)
+            }
+            Err(e) => {
+                let why = format!("{e}; nothing below it was restored");
+                let path = self.options.target.join(&placed.item.rel);
+                self.batch.failed_dirs.push((path, why));
+                None
+            }
+        };
+        let (name, dir) = dir_level(placed.item);
+        self.chain.enter(name, fd, dir);
+    }
+
+    /// An item below a directory that could not be made is not restored
+    /// (that directory's failure says so); a directory there is entered
+    /// without a handle, so that the chain follows the walk down.
+    fn pass_over(&mut self, item: Item) {
+        if matches!(item.entry.content, Content::Dir { .. }) {
+            let (name, dir) = dir_level(item);
+            self.chain.enter(name, None, dir);
+        }
+    }
+
     /// Moves the chain to the directory of `rel`, putting the directories
-    /// it leaves into the batch to be finished; returns that directory.
-    fn parent_of(&mut self, rel: &Path) -> io::Result<DirFd> {
+    /// it leaves into the batch to be finished; returns that directory, or
+    /// `None` below one that could not be made.
+    fn parent_of(&mut self, rel: &Path) -> io::Result<Option<DirFd>> {
         let batch = &mut self.batch;
         self.chain
             .move_to(rel, |fd, dir| finish_later(batch, fd, dir))?;
-        let parent = self.chain.parent().map(DirFd::clone);
-        // Every directory of a restore's chain was opened: it is always there.
-        parent.ok_or_else(|| io::Error::other("its directory is not open"))
+        Ok(self.chain.parent().map(DirFd::clone))
     }
 
     fn io_error(&self, rel: &Path, source: io::Error) -> RestoreError {
@@ -288,6 +316,16 @@ impl Batcher<'_> {
             source,
         }
     }
+}
+
+/// The name and the data to finish it by of directory `item`, for the chain.
+fn dir_level(item: Item) -> (std::ffi::OsString, DirToFinish) {
+    let name = item.rel.file_name().unwrap_or_default().to_owned();
+    let dir = DirToFinish {
+        rel: item.rel,
+        meta: item.entry.meta,
+    };
+    (name, dir)
 }
 
 /// Makes the directory of `placed` (see [`Slot::make_dir`]) and opens it;

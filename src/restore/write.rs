@@ -155,6 +155,7 @@ pub(super) fn write_batch(
     progress: &Progress,
     outcome: &mut RestoreOutcome,
 ) {
+    outcome.failed.extend(batch.failed_dirs.iter().cloned());
     // From a remote store, the batch's blobs come in a few GETs per pack.
     let spans = pack::spans::Spans::plan(ctx.backend, &ctx.spans, batch.locations.values());
     let file_results: Vec<_> = batch
