@@ -33,11 +33,26 @@ pub struct OpenFile {
     ends: Vec<u64>,
     /// The holes of a sparse file, sorted and apart: zeros, not stored.
     holes: Vec<Hole>,
+    /// `before[i]`: the bytes of the holes before hole `i` (running totals).
+    before: Vec<u64>,
     /// The file's size, holes included.
     size: u64,
     /// The chunk after the last one read: a read starting in it (or in
     /// the last one read) continues a sequential read.
     next: usize,
+}
+
+/// For each hole, the bytes of the holes before it; one more entry, the
+/// bytes of them all, for offsets past the last.
+fn holes_before(holes: &[Hole]) -> Vec<u64> {
+    let mut total = 0u64;
+    let mut out = Vec::with_capacity(holes.len() + 1);
+    for hole in holes {
+        out.push(total);
+        total += hole.len;
+    }
+    out.push(total);
+    out
 }
 
 impl OpenFile {
@@ -60,6 +75,7 @@ impl OpenFile {
             chunks: chunks.to_vec(),
             ends,
             holes: entry.holes().to_vec(),
+            before: holes_before(entry.holes()),
             size: entry.meta.size,
             next: 0,
         })
@@ -124,17 +140,13 @@ impl OpenFile {
     /// What lies at offset `at` of the file, and up to where: a hole
     /// (`None`), or data at that offset of the data (`Some`).
     fn region(&self, at: u64) -> (Option<u64>, u64) {
-        let mut before = 0;
-        for hole in &self.holes {
-            if at < hole.offset {
-                return (Some(at - before), hole.offset);
-            }
-            if at < hole.end() {
-                return (None, hole.end());
-            }
-            before += hole.len;
+        let i = self.holes.partition_point(|hole| hole.end() <= at);
+        let before = self.before.get(i).copied().unwrap_or(0);
+        match self.holes.get(i) {
+            Some(hole) if at >= hole.offset => (None, hole.end()),
+            Some(hole) => (Some(at - before), hole.offset),
+            None => (Some(at - before), self.size),
         }
-        (Some(at - before), self.size)
     }
 
     /// `len` bytes at `offset` of the file's data (fewer at its end). A
@@ -251,6 +263,7 @@ mod tests {
                 })
                 .collect(),
             holes: Vec::new(),
+            before: holes_before(&[]),
             size: total,
             next: 0,
         }
@@ -281,5 +294,33 @@ mod tests {
         assert_eq!(lens(f.ahead(1, 49)), [20]);
         assert_eq!(lens(f.ahead(2, 10)), [0usize; 0], "a chunk over budget");
         assert_eq!(lens(f.ahead(4, 100)), [0usize; 0], "past the last chunk");
+    }
+
+    /// What [`OpenFile::region`] finds by looking the holes up, against a
+    /// walk through them all.
+    #[test]
+    fn regions_found_by_search_are_those_of_a_walk() {
+        let holes: Vec<Hole> = [(2, 3), (7, 1), (9, 4)].map(Hole::from).to_vec();
+        let mut f = file(&[16 - 8]);
+        f.before = holes_before(&holes);
+        f.holes = holes.clone();
+        f.size = 16;
+        for at in 0..16 {
+            let mut before = 0;
+            let mut walked = (Some(at), 16);
+            for hole in &holes {
+                if at < hole.offset {
+                    walked = (Some(at - before), hole.offset);
+                    break;
+                }
+                if at < hole.end() {
+                    walked = (None, hole.end());
+                    break;
+                }
+                before += hole.len;
+                walked = (Some(at - before), 16);
+            }
+            assert_eq!(f.region(at), walked, "at {at}");
+        }
     }
 }
