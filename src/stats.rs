@@ -78,7 +78,9 @@ pub fn stats(store: &Store, snapshots: &[Snapshot]) -> Result<Stats, StoreError>
             .sum::<u64>();
     }
     store_bytes += store.backend().head("config.json")?.map_or(0, |o| o.size);
-    let logical_bytes = snapshots.iter().map(|s| s.record.summary.total_bytes).sum();
+    let logical_bytes = snapshots.iter().fold(0u64, |sum, s| {
+        sum.saturating_add(s.record.summary.total_bytes)
+    });
     Ok(Stats {
         snapshots: snapshots.len() as u64,
         store_bytes,

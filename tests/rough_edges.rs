@@ -104,13 +104,9 @@ fn a_tag_or_host_longer_than_a_name_is_refused_and_a_record_with_one_still_lists
     t.snapshot(&[&src], &["--tag", &"t".repeat(255)]);
     // A record written by something else, with a host of 70,000 bytes.
     let snap = t.snapshot(&[&src], &[]);
-    let path = t.store.join(format!("snapshots/{}.json", id(&snap)));
-    let mut record: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    record["host"] = serde_json::Value::from("h".repeat(70_000));
-    let bytes = serde_json::to_vec(&record).unwrap();
-    let forged = blake3::hash(&bytes).to_hex().to_string();
-    fs::write(t.store.join(format!("snapshots/{forged}.json")), &bytes).unwrap();
-    fs::remove_file(&path).unwrap();
+    let forged = forge_record(&t, &snap, |record| {
+        record["host"] = serde_json::Value::from("h".repeat(70_000));
+    });
     let out = t.cairn(["snapshots"]).assert().success();
     let listed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(listed.contains(&forged[..8]), "{listed}");

@@ -191,3 +191,19 @@ fn a_tag_killed_after_the_new_record_leaves_both_snapshots_protected() {
         assert_trees_equal(&src, &restored(&t.restore(id(s)), &src));
     }
 }
+
+#[test]
+fn stats_of_records_claiming_more_than_a_u64_holds_says_the_most_not_a_wrapped_sum() {
+    // A record claiming 2^64 - 1 bytes beside another: the sum wrapped and
+    // stats said 13 MiB of data.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    let snap = t.snapshot(&[&src], &[]);
+    forge_record(&t, &snap, |record| {
+        record["summary"]["total_bytes"] = Value::from(u64::MAX);
+    });
+    let doc = stats_json(&t, &[]);
+    assert_eq!(doc["store"]["logical_bytes"], u64::MAX, "{doc}");
+}

@@ -128,7 +128,7 @@ fn store_sizes(growth: &[Growth]) -> Vec<(u64, bool)> {
     growth
         .iter()
         .map(|g| {
-            added += g.bytes_added;
+            added = added.saturating_add(g.bytes_added);
             match g.store_bytes {
                 Some(size) => (size, false),
                 None => (added, true),

@@ -928,6 +928,20 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Rewrites the record of `snapshot` in `t`'s local (plain) store as
+/// something other than cairn could: `edit` changes its JSON, and the
+/// record is saved under its new id (the old one removed). Returns it.
+pub fn forge_record(t: &TestEnv, snapshot: &Value, edit: impl FnOnce(&mut Value)) -> String {
+    let path = t.store.join(format!("snapshots/{}.json", id(snapshot)));
+    let mut record: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    edit(&mut record);
+    let bytes = serde_json::to_vec(&record).unwrap();
+    let forged = blake3::hash(&bytes).to_hex().to_string();
+    fs::write(t.store.join(format!("snapshots/{forged}.json")), &bytes).unwrap();
+    fs::remove_file(&path).unwrap();
+    forged
+}
+
 /// The pack files of the local store at `store`, smallest first (the
 /// largest is a data pack in the tests' stores).
 pub fn packs_by_size(store: &Path) -> Vec<PathBuf> {
