@@ -1063,6 +1063,33 @@ fn key_remove_never_takes_the_key_in_use_though_stray_files_sit_beside_it() {
 }
 
 #[test]
+fn the_cheapest_key_file_is_tried_first_whatever_its_date() {
+    // Keys were tried oldest first, by a date anyone who may write keys/
+    // sets: a planted key file asking for 4 GiB and 100 passes, dated
+    // first, cost every open minutes. Two keys of this store under one
+    // passphrase show the order: the one that opens is marked `*`.
+    let (t, _, _) = store_with_a_snapshot();
+    let pw = t.password_file.clone().unwrap();
+    let before = key_ids(&t);
+    t.cairn(["key", "add", "--new-password-file"])
+        .arg(&pw)
+        .args(["--kdf-memory", "1", "--kdf-iterations", "1"])
+        .assert()
+        .success();
+    let cheap = key_ids(&t).difference(&before).next().unwrap().clone();
+    let out = t.cairn(["--json", "key", "list"]).assert().success();
+    let listed = parse_json(&out.get_output().stdout);
+    let current: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["current"] == true)
+        .collect();
+    assert_eq!(current.len(), 1, "{listed}");
+    assert_eq!(current[0]["id"], cheap.as_str(), "{listed}");
+}
+
+#[test]
 fn key_passwd_replaces_the_passphrase() {
     let (t, src, snap) = store_with_a_snapshot();
     let old = t.password_file.clone().unwrap();

@@ -168,7 +168,7 @@ pub fn unlock_with(
     phrase: &[u8],
     check: &Check<'_>,
 ) -> Option<Unlocked> {
-    keys.iter().find_map(|(id, file)| {
+    cheapest_first(keys).into_iter().find_map(|(id, file)| {
         let master = file.unwrap_with(phrase).ok()?;
         if master.check_for(check.store_id) != check.key_check {
             return None;
@@ -179,6 +179,16 @@ pub fn unlock_with(
             key_id: id.clone(),
         })
     })
+}
+
+/// `keys` in the order to try them: the cheapest derivation first (oldest
+/// first among equals). Anyone who may write `keys/` may plant a key file
+/// that asks for 4 GiB and 100 passes, dated before every other: tried
+/// first, it cost every open minutes before the store's own key was tried.
+fn cheapest_first(keys: &[(String, KeyFile)]) -> Vec<&(String, KeyFile)> {
+    let mut order: Vec<_> = keys.iter().collect();
+    order.sort_by_key(|(_, file)| u64::from(file.kdf.memory_kib) * u64::from(file.kdf.iterations));
+    order
 }
 
 /// The key files of a store.
