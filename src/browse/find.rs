@@ -16,22 +16,51 @@ use super::{BrowseError, listing};
 use crate::bound::{Budget, depth_of};
 use crate::id::TreeId;
 use crate::store::Store;
-use crate::tree::Entry;
+use crate::tree::{Content, Entry};
 
 /// One matching path.
 #[derive(Debug, Clone)]
 pub struct Hit {
     /// Its absolute path.
     pub path: PathBuf,
-    /// Its entry.
+    /// Its entry, without a file's chunk list (a database's is 85k ids).
     pub entry: Entry,
+}
+
+/// The matches in one directory and below it, in path order: its own, and
+/// between them those of its subdirectories, shared with every snapshot
+/// where a subdirectory is unchanged. (Copying each directory's hits into
+/// every directory above it, for every snapshot, took 3.5 GB for `find '*'`
+/// over ten snapshots of 50k files twelve levels deep.)
+#[derive(Debug, Default)]
+pub struct Found {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Hit(Hit),
+    Below(Rc<Found>),
+}
+
+impl Found {
+    /// Calls `visit` with every match, in path order; stops at its first error.
+    pub fn try_for_each<E>(&self, visit: &mut impl FnMut(&Hit) -> Result<(), E>) -> Result<(), E> {
+        for part in &self.parts {
+            match part {
+                Part::Hit(hit) => visit(hit)?,
+                Part::Below(found) => found.try_for_each(visit)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A compiled search, with what it has learnt about trees so far.
 pub struct Finder {
     matcher: GlobMatcher,
     whole_path: bool,
-    searched: HashMap<(TreeId, PathBuf), Rc<Vec<Hit>>>,
+    searched: HashMap<(TreeId, PathBuf), Rc<Found>>,
 }
 
 /// A pattern that does not compile.
@@ -71,7 +100,7 @@ impl Finder {
         tree: &TreeId,
         base: &Path,
         budget: &mut Budget,
-    ) -> Result<Rc<Vec<Hit>>, BrowseError> {
+    ) -> Result<Rc<Found>, BrowseError> {
         self.search_at(store, tree, base, depth_of(base), budget)
     }
 
@@ -84,29 +113,33 @@ impl Finder {
         base: &Path,
         depth: u64,
         budget: &mut Budget,
-    ) -> Result<Rc<Vec<Hit>>, BrowseError> {
+    ) -> Result<Rc<Found>, BrowseError> {
         let key = (*tree, base.to_owned());
-        if let Some(hits) = self.searched.get(&key) {
-            return Ok(Rc::clone(hits));
+        if let Some(found) = self.searched.get(&key) {
+            return Ok(Rc::clone(found));
         }
-        let mut hits = Vec::new();
+        let mut found = Found::default();
         for entry in listing(store, tree, budget)? {
             let path = base.join(entry.name.as_path());
+            let sub = entry.subtree();
             if self.matches(&path, &entry) {
-                hits.push(Hit {
+                let hit = Hit {
                     path: path.clone(),
-                    entry: entry.clone(),
-                });
+                    entry: without_chunks(entry),
+                };
+                found.parts.push(Part::Hit(hit));
             }
-            if let Some(sub) = entry.subtree() {
+            if let Some(sub) = sub {
                 budget.enter(depth + 1)?;
                 let below = self.search_at(store, &sub, &path, depth + 1, budget)?;
-                hits.extend(below.iter().cloned());
+                if !below.parts.is_empty() {
+                    found.parts.push(Part::Below(below));
+                }
             }
         }
-        let hits = Rc::new(hits);
-        self.searched.insert(key, Rc::clone(&hits));
-        Ok(hits)
+        let found = Rc::new(found);
+        self.searched.insert(key, Rc::clone(&found));
+        Ok(found)
     }
 
     fn matches(&self, path: &Path, entry: &Entry) -> bool {
@@ -116,4 +149,12 @@ impl Finder {
             self.matcher.is_match(entry.name.as_path())
         }
     }
+}
+
+/// `entry` as a match keeps it: a file without its chunk list.
+fn without_chunks(mut entry: Entry) -> Entry {
+    if let Content::File { chunks, .. } = &mut entry.content {
+        *chunks = Vec::new();
+    }
+    entry
 }

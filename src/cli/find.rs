@@ -6,9 +6,10 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::bound::Budget;
-use cairn::browse::find::Finder;
+use cairn::browse::find::{Finder, Hit};
 use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
+use cairn::snapshot::Snapshot;
 use cairn::store::LockMode;
 
 use super::Ctx;
@@ -26,6 +27,25 @@ pub struct FindArgs {
     filter: FilterArgs,
 }
 
+/// One match, as a line of the table or of JSON.
+fn print_hit(out: &mut Out, json: bool, snapshot: &Snapshot, hit: &Hit) -> std::io::Result<()> {
+    if json {
+        let mut value = entry_json(&hit.path, &hit.entry);
+        value["snapshot"] = serde_json::json!(snapshot.id.to_hex());
+        value["time"] = serde_json::json!(snapshot.record.time.to_string());
+        return writeln!(out, "{value}");
+    }
+    writeln!(
+        out,
+        "{}  {}  {:>10}  {}  {}",
+        snapshot.id.short(),
+        snapshot.record.time.display_local(),
+        human_bytes(hit.entry.meta.size),
+        local_time_short(hit.entry.meta.mtime),
+        escaped(&hit.path)
+    )
+}
+
 pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Outcome> {
     let mut finder = Finder::new(&args.pattern)?;
     let filter = args.filter.to_filter()?;
@@ -35,26 +55,11 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Outcome> {
     let mut matches = 0u64;
     for snapshot in list.snapshots.iter().rev().filter(|s| filter.matches(s)) {
         let mut budget = Budget::of(snapshot);
-        let hits = finder.search(&store, &snapshot.record.tree, Path::new("/"), &mut budget)?;
-        for hit in hits.iter() {
+        let found = finder.search(&store, &snapshot.record.tree, Path::new("/"), &mut budget)?;
+        found.try_for_each(&mut |hit| {
             matches += 1;
-            if ctx.json {
-                let mut value = entry_json(&hit.path, &hit.entry);
-                value["snapshot"] = serde_json::json!(snapshot.id.to_hex());
-                value["time"] = serde_json::json!(snapshot.record.time.to_string());
-                writeln!(out, "{value}")?;
-            } else {
-                writeln!(
-                    out,
-                    "{}  {}  {:>10}  {}  {}",
-                    snapshot.id.short(),
-                    snapshot.record.time.display_local(),
-                    human_bytes(hit.entry.meta.size),
-                    local_time_short(hit.entry.meta.mtime),
-                    escaped(&hit.path)
-                )?;
-            }
-        }
+            print_hit(&mut out, ctx.json, snapshot, hit)
+        })?;
     }
     out.finish()?;
     // A count is not data: on stderr, so that `find ... | wc -l` counts hits.
