@@ -359,3 +359,37 @@ fn restore_delete_never_empties_a_file_system_mounted_in_the_target() {
         "{err}"
     );
 }
+
+#[test]
+fn a_target_swapped_for_a_symlink_during_a_restore_is_not_followed() {
+    // Each step opened the target's path again: a directory swapped for a
+    // symlink after the survey (by whoever may write its parent, restored
+    // into by root) had --delete remove and the restore write where the
+    // link pointed, "removed .../project/precious".
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("main.c"), b"int main;");
+    let snap = t.snapshot(&[&src], &[]);
+    let project = t.path("home/project");
+    write_file(&project.join("scratch"), b"not in the snapshot");
+    let outside = t.path("outside");
+    write_file(&outside.join("precious"), b"keep me");
+    let mut cmd = t.command([
+        "restore",
+        id(&snap),
+        "--overwrite",
+        "--delete",
+        "--strip-prefix",
+    ]);
+    cmd.arg(&src).arg("--target").arg(&project);
+    let running = common::stall::spawn_stalled(cmd, "restore-surveyed", 3);
+    let moved = t.path("home/project.moved");
+    fs::rename(&project, &moved).unwrap();
+    make_symlink(&outside, &project);
+    let out = running.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep me");
+    assert!(!outside.join("main.c").exists());
+    assert_eq!(fs::read(moved.join("main.c")).unwrap(), b"int main;");
+    assert!(!moved.join("scratch").exists());
+}

@@ -119,28 +119,34 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
     };
     // A restore stopped by a signal removes the files it was writing.
     cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
-    let survey = restore::survey(&store, snapshot, &options.selection, &options.target)
+    // Opened once: every step works in the directory the survey looked at,
+    // whatever is swapped in at its path meanwhile.
+    let root = restore::open_target(&options.target)
+        .with_context(|| format!("opening {}", options.target.display()))?;
+    let (selection, target) = (&options.selection, &options.target);
+    let survey = restore::survey(&store, snapshot, selection, target, root.as_ref())
         .map_err(|e| with_hint(e.into(), &hint))?;
     let removals = match args.delete {
-        true => restore::delete::plan(&store, snapshot, &options.selection, &options.target)?,
+        true => restore::delete::plan(&store, snapshot, selection, target, root.as_ref())?,
         false => Vec::new(),
     };
     if args.dry_run {
         return dry_run(ctx, snapshot, &options, &survey, &removals);
     }
+    cairn::crash::point("restore-surveyed");
     // Removed before anything is written (so that each directory's
     // metadata is set last), and only once the restore cannot refuse.
     if let Some(refused) = survey.refusal(options.overwrite) {
         return Err(refused.into());
     }
-    let removed = restore::delete::remove(&options.target, &removals)?;
+    let removed = restore::delete::remove(&options.target, root.as_ref(), &removals);
     let progress = Progress::default();
     let outcome = progress::run(
         ctx.progress(),
         &progress,
         FILES,
         |_| String::new(),
-        |_| restore::execute(&store, snapshot, survey, &options, &progress),
+        |_| restore::execute(&store, snapshot, survey, &options, root, &progress),
     )
     .map_err(|e| with_hint(e.into(), &hint))?;
     let checks = if args.check {

@@ -29,7 +29,7 @@ use super::RestoreError;
 use super::leftovers::is_temp_name;
 use super::plan::{Item, walk_selection};
 use super::select::{Selection, Want};
-use super::target::{self, DirFd};
+use super::target::DirFd;
 use crate::bound::MAX_DEPTH;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -54,14 +54,15 @@ pub struct Removed {
     pub failed: Vec<(PathBuf, String)>,
 }
 
-/// Finds what `--delete` removes from `target` for a restore of the
-/// `selection` of `snapshot`, looking into the target directories that
-/// exist (nothing is written).
+/// Finds what `--delete` removes from `target` (opened as `root`, `None`
+/// if nothing is there) for a restore of the `selection` of `snapshot`,
+/// looking into the target directories that exist (nothing is written).
 pub fn plan(
     store: &Store,
     snapshot: &Snapshot,
     selection: &Selection,
     target: &Path,
+    root: Option<&DirFd>,
 ) -> Result<Vec<Removal>, RestoreError> {
     let io_error = |rel: &Path| {
         let path = target.join(rel);
@@ -74,7 +75,7 @@ pub fn plan(
         .iter()
         .map(|p| p.as_path().to_owned())
         .collect();
-    let root = target::open_existing(target).map_err(io_error(Path::new("")))?;
+    let root = root.cloned();
     let mut finder = Finder {
         selection: &normalized,
         sources: &sources,
@@ -199,17 +200,13 @@ impl Finder<'_> {
     }
 }
 
-/// Removes each of `removals` from `target` (a directory with everything
-/// in it). Something already gone is passed over; a failure is recorded and
-/// the rest goes on.
-pub fn remove(target: &Path, removals: &[Removal]) -> Result<Removed, RestoreError> {
-    let root = target::open_existing(target).map_err(|source| RestoreError::Io {
-        path: target.to_owned(),
-        source,
-    })?;
+/// Removes each of `removals` from `target` (opened as `root`; a
+/// directory with everything in it). Something already gone is passed
+/// over; a failure is recorded and the rest goes on.
+pub fn remove(target: &Path, root: Option<&DirFd>, removals: &[Removal]) -> Removed {
     let mut done = Removed::default();
     let Some(root) = root else {
-        return Ok(done);
+        return done;
     };
     for removal in removals {
         match remove_one(&root, &removal.rel) {
@@ -218,7 +215,7 @@ pub fn remove(target: &Path, removals: &[Removal]) -> Result<Removed, RestoreErr
             Err(e) => done.failed.push((target.join(&removal.rel), e.to_string())),
         }
     }
-    Ok(done)
+    done
 }
 
 /// Removes `rel` below `root`; `false` if it was not there any more.

@@ -104,7 +104,8 @@ pub(super) struct DirToFinish {
     pub meta: Meta,
 }
 
-/// Restores the selection of `snapshot` into `options.target`, refusing
+/// Restores the selection of `snapshot` into `options.target` (opened as
+/// `root` for the survey; created if that found nothing there), refusing
 /// (before writing anything) if the survey found something in the way and
 /// `options.overwrite` is not set.
 pub fn execute(
@@ -112,6 +113,7 @@ pub fn execute(
     snapshot: &Snapshot,
     survey: Survey,
     options: &RestoreOptions,
+    root: Option<DirFd>,
     progress: &Progress,
 ) -> Result<RestoreOutcome, RestoreError> {
     if !survey.blockers.is_empty() {
@@ -129,10 +131,13 @@ pub fn execute(
     // From here on files are in flight: a signal only asks to stop.
     let _cleanup = interrupt::Cleanup::start();
     allow_open_files();
-    let root = target::create(&options.target).map_err(|source| RestoreError::Io {
-        path: options.target.clone(),
-        source,
-    })?;
+    let root = match root {
+        Some(root) => root,
+        None => target::create(&options.target).map_err(|source| RestoreError::Io {
+            path: options.target.clone(),
+            source,
+        })?,
+    };
     let ctx = Ctx {
         target_path: &options.target,
         root: DirFd::clone(&root),

@@ -34,6 +34,7 @@ pub use execute::execute;
 pub use meta::{Skipped, SkippedKind};
 pub use plan::{Conflict, Survey, survey};
 pub use select::{Selection, Want};
+pub use target::{DirFd, open_existing as open_target};
 pub use write::RestoreOutcome;
 
 use crate::interrupt::Interrupted;

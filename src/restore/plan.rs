@@ -2,7 +2,6 @@
 //! survey of what is in the way that a restore into a directory makes
 //! before it walks again and writes as it goes.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +10,7 @@ use rustix::fs::FileType;
 use super::RestoreError;
 use super::chain::Chain;
 use super::select::{Selection, Want};
-use super::target::{self, DirFd, Slot};
+use super::target::{DirFd, Slot};
 use crate::bound::Budget;
 use crate::rawname::escaped;
 use crate::snapshot::Snapshot;
@@ -122,21 +121,24 @@ pub(super) fn walk_selection(
     Ok(())
 }
 
-/// Surveys the restore of the `selection` of `snapshot` into `target`.
+/// Surveys the restore of the `selection` of `snapshot` into `target`,
+/// opened as `root` (`None` if nothing is there).
 pub fn survey(
     store: &Store,
     snapshot: &Snapshot,
     selection: &Selection,
     target: &Path,
+    root: Option<&DirFd>,
 ) -> Result<Survey, RestoreError> {
     // Into a missing or empty target nothing can be in the way: no entry
     // needs looking at (one stat per file of a 100k-file restore).
-    let root = match holds_anything(target)? {
-        true => target::open_existing(target).map_err(|source| RestoreError::Io {
-            path: target.to_owned(),
-            source,
-        })?,
-        false => None,
+    let root = match root.map(holds_anything).transpose() {
+        Ok(Some(true)) => root.cloned(),
+        Ok(_) => None,
+        Err(source) => {
+            let path = target.to_owned();
+            return Err(RestoreError::Io { path, source });
+        }
     };
     let check = root.is_some();
     let mut chain = Chain::new(root);
@@ -248,18 +250,15 @@ fn enter_dir(chain: &mut Chain<()>, item: &Item, fd: Option<DirFd>) {
     }
 }
 
-/// Whether `dir` has any entry (or is something other than a directory,
-/// which the per-entry checks then report); a missing one has none.
-fn holds_anything(dir: &Path) -> Result<bool, RestoreError> {
-    match fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_some()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(true),
-        Err(source) => Err(RestoreError::Io {
-            path: dir.to_owned(),
-            source,
-        }),
+/// Whether directory `dir` has any entry.
+fn holds_anything(dir: &DirFd) -> io::Result<bool> {
+    for entry in rustix::fs::Dir::read_from(dir.as_ref())? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }
 
 fn describe(kind: FileType) -> &'static str {
