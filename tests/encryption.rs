@@ -1749,6 +1749,28 @@ fn a_copy_that_creates_its_target_makes_the_target_password_open_it() {
 }
 
 #[test]
+fn a_copy_into_a_store_seeded_by_hand_is_refused_unless_it_has_its_own_cache() {
+    // `cp -a` keeps the store id, and a cache directory is named by it:
+    // the copy read the target's catalog as the source's and called the
+    // healthy source damaged ("blob ... is in no pack").
+    let (t, src, _) = store_with_a_snapshot();
+    let seeded = t.path("seeded");
+    copy_tree(&t.store, &seeded);
+    write_file(&src.join("later.txt"), b"a later night");
+    settle();
+    t.snapshot(&[&src], &[]);
+    let out = t.cairn(["copy", "--to"]).arg(&seeded).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains("--to-cache-dir") && err.contains("has the store id"),
+        "{err}"
+    );
+    let own = t.path("seeded-cache");
+    let report = t.copy_to(&seeded, &["--to-cache-dir", own.to_str().unwrap()]);
+    assert_eq!(report["snapshots_copied"], 1, "{report}");
+}
+
+#[test]
 fn copy_between_an_encrypted_and_an_unencrypted_store_is_refused_either_way() {
     let (t, src, _) = store_with_a_snapshot();
     let mut plain = TestEnv::new();
