@@ -1545,6 +1545,27 @@ fn every_password_source_opens_the_store() {
         .assert()
         .code(1);
     assert!(!stderr_of(out.get_output()).trim().is_empty());
+    // An empty file or a command that prints nothing says so; it said
+    // "wrong password", and the operator looked for a typo.
+    let empty = t.password_file_with("empty", "");
+    let out = t
+        .cairn(["snapshots"])
+        .env("CAIRN_PASSWORD_FILE", &empty)
+        .assert()
+        .code(1);
+    assert!(stderr_of(out.get_output()).contains("is empty"));
+    let out = t
+        .cairn(["--password-command", "true", "snapshots"])
+        .env_remove("CAIRN_PASSWORD_FILE")
+        .assert()
+        .code(1);
+    assert!(stderr_of(out.get_output()).contains("printed an empty first line"));
+    // `key add` with no new password to hand names the options for one.
+    let out = without_terminal(&t.command(["key", "add"]))
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("--new-password-file"), "{err}");
 }
 
 // --- unencrypted stores and init ---------------------------------------------------------

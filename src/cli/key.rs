@@ -60,7 +60,10 @@ impl NewPassword {
             self.new_password_command.clone(),
         );
         let what = format!("store {}", store.location());
-        Ok(passphrase::read_new(&source, &what)?)
+        passphrase::read_new(&source, &what).map_err(|e| match e {
+            passphrase::PassphraseError::NoSource(_) => KeyError::NewPasswordNeeded,
+            other => other.into(),
+        })
     }
 }
 

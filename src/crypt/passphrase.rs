@@ -99,7 +99,13 @@ fn from_file(path: &PathBuf) -> Result<Passphrase, PassphraseError> {
             "longer than 64 KiB: not a password file",
         )));
     }
-    Ok(first_line(bytes))
+    let phrase = first_line(bytes);
+    match phrase.is_empty() {
+        true => Err(fail(std::io::Error::other(
+            "its first line, the password, is empty",
+        ))),
+        false => Ok(phrase),
+    }
 }
 
 fn from_command(command: &str) -> Result<Passphrase, PassphraseError> {
@@ -119,7 +125,13 @@ fn from_command(command: &str) -> Result<Passphrase, PassphraseError> {
     if out.stdout.len() > MAX_LEN {
         return Err(fail("printed more than 64 KiB".into()));
     }
-    Ok(first_line(out.stdout))
+    let phrase = first_line(out.stdout);
+    match phrase.is_empty() {
+        true => Err(fail(
+            "printed an empty first line, where the password goes".into(),
+        )),
+        false => Ok(phrase),
+    }
 }
 
 /// The bytes up to the first line end (`\n` or `\r\n`), as restic reads

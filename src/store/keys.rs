@@ -28,6 +28,11 @@ pub enum KeyError {
         "the new store {0} is to be encrypted and needs a password: give it with --password-file FILE, CAIRN_PASSWORD_FILE, --password-command CMD or CAIRN_PASSWORD_COMMAND (there is no terminal to ask on), or pass --no-encrypt for an unencrypted store"
     )]
     NewStoreNeedsPassword(String),
+    /// `key add` or `key passwd` and no way to ask for the new password.
+    #[error(
+        "the new password is needed: give it with --new-password-file FILE or --new-password-command CMD (there is no terminal to ask on)"
+    )]
+    NewPasswordNeeded,
     /// A password was given for a plain store.
     #[error(
         "store {0} is not encrypted, but a password was given (--password-file, --password-command or their CAIRN_ variables): refusing, in case its config.json was altered to turn encryption off"
