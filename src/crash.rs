@@ -36,7 +36,8 @@
 //! Points of a restore: `restore-surveyed` (the target opened, surveyed
 //! and `--delete` planned, nothing removed or written yet) and
 //! `restore-file-started` (a file's temporary name created, nothing
-//! written yet). Of `tag`: `retag-new-written` (the new
+//! written yet); `tar-file-started` (a file's content about to go into a
+//! tar stream). Of `tag`: `retag-new-written` (the new
 //! record written and protected like the old one, the old one not yet
 //! deleted). Of a copy: `copy-batch-done` (a batch of blobs copied, indexed
 //! and cataloged in the target). Of `verify`: `verify-listed` (a pass's

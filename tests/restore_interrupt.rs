@@ -46,16 +46,21 @@ impl Stalled {
     /// Starts `restore SNAP --target TARGET EXTRA...` and returns once it
     /// holds its first temporary file.
     fn start(t: &TestEnv, snap: &str, target: &Path, extra: &[&str]) -> Self {
-        let mut cmd = t.command(["restore", snap, "--target"]);
-        cmd.arg(target)
-            .args(extra)
-            .env("CAIRN_STALL_AT", "restore-file-started:300")
+        let mut args = vec!["restore", snap, "--target", target.to_str().unwrap()];
+        args.extend(extra);
+        Self::at(t, &args, "restore-file-started")
+    }
+
+    /// Starts `cairn ARGS` and returns once it reaches stall point `point`.
+    fn at(t: &TestEnv, args: &[&str], point: &str) -> Self {
+        let mut cmd = t.command(args);
+        cmd.env("CAIRN_STALL_AT", format!("{point}:300"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        while !line.contains("stall point restore-file-started reached") {
+        while !line.contains(&format!("stall point {point} reached")) {
             line.clear();
             assert!(stderr.read_line(&mut line).unwrap() > 0, "no stall: {line}");
         }
@@ -208,4 +213,21 @@ fn a_restore_says_how_many_leftovers_it_removed() {
         stdout.contains("removed 1 temporary file left by an interrupted restore"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_tar_file_stopped_by_a_signal_leaves_nothing_behind() {
+    // The signal killed the process outright: a temporary file of the
+    // whole stream so far (138 MB in the report) stayed beside FILE.
+    no_core_dumps();
+    let t = TestEnv::with_store();
+    let (_, snap) = snapshot_of_a_large_file(&t);
+    let dir = t.fresh_dir("tars");
+    fs::create_dir(&dir).unwrap();
+    let tar = dir.join("x.tar");
+    let args = ["restore", &snap, "--tar", tar.to_str().unwrap()];
+    let (exit, stderr) = Stalled::at(&t, &args, "tar-file-started").stop(Signal::TERM);
+    assert_eq!(exit, Some(143), "{stderr}");
+    assert!(stderr.contains("was not finished"), "{stderr}");
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
 }

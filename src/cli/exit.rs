@@ -127,7 +127,8 @@ fn for_error(e: &anyhow::Error) -> Exit {
     if is_usage(e) {
         return Exit::Usage;
     }
-    if let Some(cairn::restore::RestoreError::Interrupted { signal, .. }) = e.downcast_ref() {
+    use cairn::restore::RestoreError::{Interrupted, TarInterrupted};
+    if let Some(Interrupted { signal, .. } | TarInterrupted { signal, .. }) = e.downcast_ref() {
         return match signal.0 {
             Signal::Interrupt => Exit::Interrupted,
             Signal::Terminate => Exit::Terminated,

@@ -511,6 +511,8 @@ fn write_tar(
         out.finish()?;
         return Ok(Outcome::Done);
     }
+    // Stopped by a signal, the temporary file beside FILE is removed.
+    cairn::interrupt::catch_signals().context("catching SIGINT and SIGTERM")?;
     let outcome = restore::tar::write_file(store, snapshot, selection, file)?;
     Out::streaming().report(Outcome::Done, None, |out| {
         if ctx.json {

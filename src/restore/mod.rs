@@ -129,6 +129,18 @@ pub enum RestoreError {
     /// The snapshot's trees expand beyond what its record allows.
     #[error(transparent)]
     Bound(#[from] crate::bound::BoundError),
+    /// A signal stopped a tar stream into a file; its temporary file was
+    /// removed.
+    #[error(
+        "{signal}: the tar stream into {} was not finished, and nothing of it is left",
+        escaped(path)
+    )]
+    TarInterrupted {
+        /// Which signal.
+        signal: Interrupted,
+        /// The tar file asked for.
+        path: PathBuf,
+    },
     /// A signal stopped the restore; the files being written were removed.
     #[error(
         "{signal}: the restore into {} is incomplete: {} files, {} symlinks and {} directories \

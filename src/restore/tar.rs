@@ -22,6 +22,7 @@ use super::plan::{Item, walk_selection};
 use super::tar_pax::{Records, sparse_map};
 use super::{RestoreError, Selection};
 use crate::browse::{BrowseError, check_data_size, check_holes, file_chunks, read_chunk};
+use crate::interrupt::Interrupted;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::tree::{Content, Meta, data_regions};
@@ -83,12 +84,21 @@ pub fn write_file(
         .prefix(".cairn-tar-")
         .tempfile_in(dir.unwrap_or(Path::new(".")))
         .map_err(|e| io_error("creating a temporary file beside", "", e))?;
-    let outcome = write(
+    // A signal stops the stream between two reads; the temporary file goes.
+    let _cleanup = crate::interrupt::Cleanup::start();
+    let written = write(
         store,
         snapshot,
         selection,
         io::BufWriter::new(tmp.as_file()),
-    )?;
+    );
+    let outcome = match (written, crate::interrupt::requested()) {
+        (_, Some(signal)) => {
+            let (signal, path) = (Interrupted(signal), path.to_owned());
+            return Err(RestoreError::TarInterrupted { signal, path });
+        }
+        (written, None) => written?,
+    };
     tmp.as_file()
         .sync_all()
         .map_err(|e| io_error("writing", "", e))?;
@@ -153,6 +163,7 @@ fn append_file<W: Write>(
 ) -> Result<(), RestoreError> {
     let (entry, size) = (&item.entry, item.entry.meta.size);
     header.set_entry_type(EntryType::Regular);
+    crate::crash::point("tar-file-started");
     let content = ContentReader::new(store, item);
     if entry.holes().is_empty() {
         append_records(tar, records)?;
@@ -256,6 +267,9 @@ impl<'a> ContentReader<'a> {
 
 impl Read for ContentReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        // Asked to stop (a tar file, under `interrupt::Cleanup`): fail the
+        // stream; `write_file` says why.
+        crate::interrupt::check().map_err(io::Error::other)?;
         while self.pos == self.chunk.len() {
             if !self.refill().map_err(io::Error::other)? {
                 return Ok(0);
