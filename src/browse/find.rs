@@ -39,7 +39,7 @@ pub struct Found {
 
 #[derive(Debug)]
 enum Part {
-    Hit(Hit),
+    Hit(Box<Hit>),
     Below(Rc<Found>),
 }
 
@@ -127,7 +127,7 @@ impl Finder {
                     path: path.clone(),
                     entry: without_chunks(entry),
                 };
-                found.parts.push(Part::Hit(hit));
+                found.parts.push(Part::Hit(Box::new(hit)));
             }
             if let Some(sub) = sub {
                 budget.enter(depth + 1)?;

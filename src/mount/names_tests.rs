@@ -106,7 +106,10 @@ fn hosts_and_tags_longer_than_a_file_name_are_left_out() {
         snap(2, "2026-02-15T02:30:00Z", &long, &[&longest]),
     ];
     let ns = Namespace::build(all, &Filter::default(), TimeZone::UTC);
-    assert_eq!(names(ns.children(&Dir::Hosts)), [longest.clone()]);
+    assert_eq!(
+        names(ns.children(&Dir::Hosts)),
+        std::slice::from_ref(&longest)
+    );
     assert_eq!(names(ns.children(&Dir::Tags)), [longest, "nightly".into()]);
     assert_eq!(
         names(ns.children(&Dir::Snapshots)).len(),

@@ -209,7 +209,7 @@ pub fn remove(target: &Path, root: Option<&DirFd>, removals: &[Removal]) -> Remo
         return done;
     };
     for removal in removals {
-        match remove_one(&root, &removal.rel) {
+        match remove_one(root, &removal.rel) {
             Ok(true) => done.removed.push(removal.clone()),
             Ok(false) => {}
             Err(e) => done.failed.push((target.join(&removal.rel), e.to_string())),
@@ -354,7 +354,8 @@ mod tests {
                 is_dir: false,
             },
         ];
-        let done = remove(&target, &removals).unwrap();
+        let root = super::super::target::open_existing(&target).unwrap();
+        let done = remove(&target, root.as_ref(), &removals);
         assert_eq!(done.removed.len(), 2);
         assert!(done.failed.is_empty());
         assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
@@ -374,7 +375,8 @@ mod tests {
             rel: "sub/victim".into(),
             is_dir: false,
         }];
-        let done = remove(&target, &removals).unwrap();
+        let root = super::super::target::open_existing(&target).unwrap();
+        let done = remove(&target, root.as_ref(), &removals);
         assert!(done.removed.is_empty());
         assert_eq!(fs::read(outside.join("victim")).unwrap(), b"v");
     }

@@ -170,7 +170,7 @@ fn append_file<W: Write>(
         header.set_size(size);
         return tar
             .append_data(&mut header, &item.rel, content)
-            .map_err(|e| content_error(e));
+            .map_err(content_error);
     }
     check_holes(&item.source, entry)?;
     let map = sparse_map(&data_regions(entry.holes(), size), size);
@@ -186,7 +186,7 @@ fn append_file<W: Write>(
     };
     let stand_in = stand_in.join(item.rel.file_name().unwrap_or_default());
     tar.append_data(&mut header, stand_in, io::Cursor::new(map).chain(content))
-        .map_err(|e| content_error(e))
+        .map_err(content_error)
 }
 
 /// `header` (a new GNU or ustar header) with the fields of `meta`.
