@@ -358,6 +358,29 @@ fn restore_delete_never_empties_a_file_system_mounted_in_the_target() {
         err.contains("scratch") && err.contains("mount point"),
         "{err}"
     );
+
+    // A snapshot that crossed into the mount holds what it held: cleaned.
+    let crossed = t.snapshot(&[&src], &[]);
+    write_file(&src.join("data/junk"), b"not in the snapshot");
+    let out = restore(
+        &t,
+        &crossed,
+        &src,
+        &["--overwrite", "--delete", "--strip-prefix", prefix],
+    );
+    assert!(!src.join("data/junk").exists(), "{}", stderr_of(&out));
+    assert!(src.join("data/important").exists());
+
+    // A source below a mount point, restored to where it was: the mount on
+    // the way to it does not stop its cleaning.
+    let proj = src.join("data/proj");
+    write_file(&proj.join("kept"), b"kept");
+    let below = t.snapshot(&[&proj], &[]);
+    write_file(&proj.join("junk"), b"not in the snapshot");
+    let out = restore(&t, &below, Path::new("/"), &["--overwrite", "--delete"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!proj.join("junk").exists(), "{}", stderr_of(&out));
+    assert!(proj.join("kept").exists());
 }
 
 #[test]

@@ -106,6 +106,8 @@ struct Level {
     fd: Option<DirFd>,
     /// The names the snapshot holds in it (and would write there).
     held: HashSet<OsString>,
+    /// Whether another file system is mounted there in the target.
+    mount_point: bool,
 }
 
 impl Level {
@@ -115,6 +117,7 @@ impl Level {
             source,
             fd,
             held: HashSet::new(),
+            mount_point: false,
         }
     }
 }
@@ -151,14 +154,15 @@ impl Finder<'_> {
             }
         }
         if matches!(item.entry.content, Content::Dir { .. }) {
-            let fd = match &level.fd {
-                Some(parent) => open_dir_in(parent, name)?
-                    .map(|child| same_mount(parent, &child).map(|same| same.then_some(child)))
-                    .transpose()?
-                    .flatten(),
-                None => None,
+            let (fd, mount_point) = match &level.fd {
+                Some(parent) => match open_dir_in(parent, name)? {
+                    Some(child) => (Some(Arc::clone(&child)), !same_device(parent, &child)?),
+                    None => (None, false),
+                },
+                None => (None, false),
             };
-            let next = Level::new(item.rel.clone(), item.source.clone(), fd);
+            let mut next = Level::new(item.rel.clone(), item.source.clone(), fd);
+            next.mount_point = mount_point;
             self.levels.push(next);
         }
         Ok(())
@@ -171,7 +175,7 @@ impl Finder<'_> {
         let Some(fd) = &level.fd else {
             return Ok(());
         };
-        if !self.cleans(&level.source) {
+        if !self.cleans(&level.source) || is_kept_mount_point(&level) {
             return Ok(());
         }
         for name in names_in(fd)? {
@@ -198,6 +202,16 @@ impl Finder<'_> {
         self.sources.iter().any(|s| source.starts_with(s))
             && self.selection.wants(source) == Want::Inside
     }
+}
+
+/// Whether `level` is a mount point a snapshot taken with `-x` kept as an
+/// empty directory: another file system is mounted there in the target,
+/// and the snapshot holds nothing in it. `--delete` would otherwise empty
+/// that file system (a `-x` snapshot of `/` restored over `/`: `/dev`,
+/// `/run`, a separate `/home`). A snapshot that crossed into the mount
+/// holds what was in it, and the directory is cleaned as any other.
+fn is_kept_mount_point(level: &Level) -> bool {
+    level.mount_point && level.held.is_empty()
 }
 
 /// Removes each of `removals` from `target` (opened as `root`; a
@@ -250,7 +264,7 @@ fn remove_tree(parent: &DirFd, name: &OsStr, depth: u64) -> io::Result<()> {
     let Some(dir) = open_dir_in(parent, name)? else {
         return Ok(());
     };
-    if !same_mount(parent, &dir)? {
+    if !same_device(parent, &dir)? {
         return Err(io::Error::other(
             "a mount point: --delete does not remove what another file system holds",
         ));
@@ -285,22 +299,11 @@ fn open_dir_in(parent: &DirFd, name: &OsStr) -> io::Result<Option<DirFd>> {
     }
 }
 
-/// Whether directory `child` is on the same mounted file system as its
-/// `parent`. A snapshot taken with `-x` keeps a mount point as an empty
-/// directory; `--delete` must not then empty the file system mounted
-/// there (a `-x` snapshot of `/` restored over `/` would empty `/dev`,
-/// `/run` and a separate `/home`). The mount id tells bind mounts of one
-/// device apart; kernels before 5.8 give only the device.
-fn same_mount(parent: &DirFd, child: &DirFd) -> io::Result<bool> {
-    Ok(mount_of(parent)? == mount_of(child)?)
-}
-
-/// The device and (where the kernel gives it) mount id of directory `dir`.
-fn mount_of(dir: &DirFd) -> io::Result<(u32, u32, Option<u64>)> {
-    use rustix::fs::StatxFlags;
-    let st = rustix::fs::statx(dir, c"", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
-    let mount = (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id);
-    Ok((st.stx_dev_major, st.stx_dev_minor, mount))
+/// Whether directory `child` is on the same file system as its `parent`
+/// (by device, as `snapshot -x` tells mount points).
+fn same_device(parent: &DirFd, child: &DirFd) -> io::Result<bool> {
+    let dev = |dir: &DirFd| rustix::fs::fstat(dir).map(|st| st.st_dev);
+    Ok(dev(parent)? == dev(child)?)
 }
 
 /// What kind of thing `name` in `dir` is (not following a symlink).
