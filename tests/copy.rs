@@ -272,6 +272,45 @@ fn a_copy_back_into_a_store_that_lost_a_pack_copies_what_the_pack_held() {
 }
 
 #[test]
+fn a_pack_another_run_writes_into_the_target_during_a_copy_is_not_taken_for_lost() {
+    // The copy listed packs/ and then read its catalog: a snapshot on the
+    // same host that wrote and cataloged a pack in between had that pack
+    // dropped from the catalog as lost, and its snapshot failed to restore.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 3);
+    t.snapshot(&[&src], &[]);
+    let offsite = t.path("offsite");
+    t.cairn(["copy", "--to"]).arg(&offsite).assert().success();
+    write_random_file(&src.join("later.bin"), 4, 50_000);
+    t.snapshot(&[&src], &[]);
+    let mut copy = t.command(["copy", "--to"]);
+    copy.arg(&offsite);
+    let copying = common::stall::spawn_stalled(copy, "copy-catalog-read", 3);
+    let there = t.path("there");
+    write_file(&there.join("direct.bin"), &random_bytes(5, 50_000));
+    let direct = t
+        .cairn_without_store(["--json", "--store"])
+        .arg(&offsite)
+        .arg("snapshot")
+        .arg(&there)
+        .assert()
+        .success();
+    let direct = parse_json(&direct.get_output().stdout);
+    let out = copying.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("lacked"), "{}", stderr_of(&out));
+    let back = t.fresh_dir("back");
+    t.cairn_without_store(["--store"])
+        .arg(&offsite)
+        .args(["restore", id(&direct), "--target"])
+        .arg(&back)
+        .assert()
+        .success();
+    assert_trees_equal(&there, &restored(&back, &there));
+}
+
+#[test]
 fn copy_checks_every_blob_and_refuses_a_pack_forged_to_check_out_against_its_name() {
     let t = TestEnv::with_store();
     let src = t.path("src");

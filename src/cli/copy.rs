@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: CopyArgs) -> anyhow::Result<Outcome> {
     )?;
     if report.target_packs_lost > 0 {
         warn(format_args!(
-            "{} lacked {} its catalog named (lost, or deleted behind cairn's back); what the copied snapshots needed of them was copied again, and `cairn verify` on it says what else they held",
+            "{} lacked {} its catalog named (lost, deleted behind cairn's back, or by a prune meanwhile): they are left out of its catalog, so that what the copied snapshots need of them is copied again; `cairn verify` on it says what else they held",
             to.location(),
             plural(report.target_packs_lost, "pack")
         ));

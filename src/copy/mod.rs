@@ -170,10 +170,10 @@ pub fn copy(
         chunking_differs: chunking_differs(from, to),
         ..CopyReport::default()
     };
-    report.target_packs_lost = drop_lost_packs(to)?;
     let missing = missing_in(to, chosen)?;
     report.snapshots_present = (chosen.len() - missing.len()) as u64;
     if !missing.is_empty() {
+        report.target_packs_lost = drop_lost_packs(to)?;
         let removals = to.catalog().removals().map_err(|e| target(to, e.into()))?;
         let needed = needed_blobs(from, &missing, progress)?;
         // The walk counted trees; the copy counts packs.
@@ -217,13 +217,16 @@ fn check_catalogs(from: &Store, to: &Store) -> Result<(), CopyError> {
 /// `packs/` lacks; returns how many. A copy back from an off-site store is
 /// how the README mends a store that lost a pack: trusting the catalog, it
 /// took the lost blobs as present, copied none, and made a snapshot whose
-/// data was not there visible. (Packs a catalog knows were durable before
-/// their index object was written, and those a prune deletes leave it at
-/// the sync before: one missing now is lost.)
+/// data was not there visible. The catalog is read before the listing: a
+/// pack is cataloged only once it is durable, so one cataloged then and
+/// not listed is gone (lost, or deleted by a prune meanwhile), while a
+/// pack another run on this host writes and catalogs during the listing is
+/// not looked at (read after, it would have been dropped as lost).
 fn drop_lost_packs(to: &mut Store) -> Result<u64, CopyError> {
+    let cataloged = to.catalog().packs().map_err(|e| target(to, e.into()))?;
+    crate::crash::point("copy-catalog-read");
     let listing = crate::pack::list::list(to.backend()).map_err(|e| target(to, e.into()))?;
     let present: HashSet<&PackId> = listing.packs.iter().collect();
-    let cataloged = to.catalog().packs().map_err(|e| target(to, e.into()))?;
     let lost: Vec<PackId> = cataloged
         .into_iter()
         .map(|p| p.id)
