@@ -1159,6 +1159,9 @@ fn a_file_under_keys_too_large_for_a_key_file_is_damaged_not_a_stop() {
     let there = store_at(&t, &target);
     assert_eq!(key_ids(&there).len(), 1, "{:?}", key_ids(&there));
     assert_restores_with(&there, t.password_file.as_ref().unwrap(), &snap, &src);
+    // And `key remove` takes it away (it read it whole, to put it back).
+    t.cairn(["key", "remove", "cdcd"]).assert().success();
+    assert_eq!(key_ids(&t).len(), 1, "{:?}", key_ids(&t));
 }
 
 #[test]

@@ -344,10 +344,15 @@ pub fn retire(backend: &Backend, old: &str) -> Result<bool, KeyError> {
 /// do not count. If another host removed the others at the same moment
 /// and none that reads is left, the removed key is put back.
 fn delete_keeping_one(backend: &Backend, keys: &KeyFiles, id: &str) -> Result<(), KeyError> {
+    let key = format!("{PREFIX}{id}");
+    // A damaged one opens nothing: no key that reads goes with it, and it
+    // is not read to be put back (one too large cannot be).
+    if keys.damaged.iter().any(|(damaged, _)| damaged == id) {
+        return Ok(backend.delete(&key)?);
+    }
     if !keys.good.iter().any(|(other, _)| other != id) {
         return Err(KeyError::LastKey(short(id)));
     }
-    let key = format!("{PREFIX}{id}");
     let bytes = backend.get(&key, MAX_KEY_LEN)?;
     backend.delete(&key)?;
     if list(backend)?.good.is_empty() {
