@@ -39,7 +39,8 @@
 //! written yet); `tar-file-started` (a file's content about to go into a
 //! tar stream). Of `tag`: `retag-new-written` (the new
 //! record written and protected like the old one, the old one not yet
-//! deleted). Of a copy: `copy-catalog-read` (the packs the target's catalog
+//! deleted). Of a copy: `copy-target-created` (a new target's config
+//! written, nothing copied yet), `copy-catalog-read` (the packs the target's catalog
 //! names read, its `packs/` not yet listed) and `copy-batch-done` (a batch
 //! of blobs copied, indexed and cataloged in the target). Of `verify`: `verify-listed` (a pass's
 //! snapshots listed, nothing walked yet), `verify-walked` (their trees

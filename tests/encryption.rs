@@ -1754,6 +1754,14 @@ fn a_copy_that_creates_its_target_makes_the_target_password_open_it() {
     let target = t.path("offsite");
     let other = t.password_file_with("offsite-password", "the offsite passphrase");
     let to_password = ["--to-password-file", other.to_str().unwrap()];
+    // Killed once right after it made the target: the run again still
+    // opens it with that password (its key is written with the others).
+    t.cairn(["copy", "--to"])
+        .arg(&target)
+        .args(to_password)
+        .env("CAIRN_CRASH_AT", "copy-target-created")
+        .assert()
+        .failure();
     t.copy_to(&target, &to_password);
     let there = store_at(&t, &target);
     assert_eq!(

@@ -160,18 +160,21 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
     match opened {
         Err(StoreError::NotAStore { .. } | StoreError::Missing { .. }) => {
             let config = from.config();
+            let (keys, added) = match to_password_given(args) {
+                true => from.shared_keys_with(&options.password)?,
+                false => (from.shared_keys()?, None),
+            };
             let init = InitOptions {
                 compression: config.compression,
                 pack: config.pack,
                 sqlite: config.sqlite.unwrap_or_default(),
-                keys: from.shared_keys()?,
+                keys,
             };
-            let password = options.password.clone();
             let store = Store::init(&args.to, &init, options)
                 .with_context(|| format!("creating {}", args.to))?;
+            cairn::crash::point("copy-target-created");
             ctx.print_notices(&store);
-            if to_password_given(args)
-                && let Some(id) = store.ensure_password(&password)?
+            if let Some(id) = added
                 && !ctx.quiet
             {
                 note(format_args!(

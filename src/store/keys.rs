@@ -269,26 +269,24 @@ impl KeyFiles {
     }
 }
 
-/// Makes `phrase` open the store `unlocked` opened (named by `check`):
-/// adds a key file for it, at the cost of the key that opened the store,
-/// unless one of its key files opens under it already. Returns the new
-/// key's id, if one was added.
-pub fn ensure_opens(
-    backend: &Backend,
+/// A key file for `phrase` wrapping the master key `unlocked` holds (the
+/// store `check` names), at the cost of the key that opened it; `None` if
+/// one of `good` opens under `phrase` already.
+pub fn key_for(
+    good: &[(String, KeyFile)],
     unlocked: &Unlocked,
     phrase: &[u8],
     check: &Check<'_>,
-) -> Result<Option<String>, KeyError> {
-    let keys = list(backend)?;
-    if unlock_with(&keys.good, phrase, check).is_some() {
+) -> Result<Option<(String, KeyFile)>, KeyError> {
+    if unlock_with(good, phrase, check).is_some() {
         return Ok(None);
     }
-    let opened = keys.good.iter().find(|(id, _)| *id == unlocked.key_id);
+    let opened = good.iter().find(|(id, _)| *id == unlocked.key_id);
     let cost = opened.map_or_else(KdfCost::default, |(_, file)| KdfCost {
         memory_kib: file.kdf.memory_kib,
         iterations: file.kdf.iterations,
     });
-    add(backend, &unlocked.master, phrase, cost).map(Some)
+    wrap(&unlocked.master, phrase, cost).map(Some)
 }
 
 /// Writes a new key file wrapping `master` under `phrase`; returns its id.

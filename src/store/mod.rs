@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use crate::backend::{Backend, BackendError};
 use crate::catalog::{self, Catalog, CatalogError};
+use crate::crypt::keyfile::KeyFile;
 use crate::id::{BlobId, TreeId};
 use crate::pack::{self, PackError};
 use crate::rawname::escaped;
@@ -375,33 +376,6 @@ impl Store {
         self.keys.as_ref()
     }
 
-    /// Makes the password from `source` open this encrypted store (see
-    /// [`keys::ensure_opens`]): a `copy` that created its target with the
-    /// source's key files was given a target password that then opened
-    /// nothing, and every later run failed. Returns the added key's id.
-    pub fn ensure_password(
-        &self,
-        source: &crate::crypt::passphrase::Source,
-    ) -> Result<Option<String>, StoreError> {
-        let Some(unlocked) = &self.keys else {
-            return Ok(None);
-        };
-        let location = self.backend.location();
-        let phrase = crate::crypt::passphrase::read(source, &format!("store {location}"))
-            .map_err(keys::KeyError::from)?;
-        let encryption = self.config.encryption.as_ref();
-        let check = keys::Check {
-            store_id: &self.config.id,
-            key_check: encryption.map_or("", |e| e.key_check.as_str()),
-        };
-        Ok(keys::ensure_opens(
-            &self.backend,
-            unlocked,
-            &phrase,
-            &check,
-        )?)
-    }
-
     /// The keys of a new store made to share this one's (`copy` to a new
     /// store): none for a plain store, else this store's key files as they
     /// are, so the same passphrases open both and ids agree.
@@ -413,6 +387,38 @@ impl Store {
                 unlocked: unlocked.clone(),
             })),
         }
+    }
+
+    /// [`Store::shared_keys`] and one more key file, for the password from
+    /// `source`, unless one of them opens under it: the new store's own
+    /// password (`copy --to-password-file`), written with the others before
+    /// its config, so that no run killed in between leaves a store that
+    /// password does not open. Returns the added key's id too.
+    pub fn shared_keys_with(
+        &self,
+        source: &crate::crypt::passphrase::Source,
+    ) -> Result<(NewKeys, Option<String>), StoreError> {
+        let shared = self.shared_keys()?;
+        let NewKeys::Shared(mut prepared) = shared else {
+            return Ok((shared, None));
+        };
+        let location = self.backend.location();
+        let phrase = crate::crypt::passphrase::read(source, &format!("store {location}"))
+            .map_err(keys::KeyError::from)?;
+        let good: Vec<_> = (prepared.files.iter())
+            .filter_map(|(id, bytes)| Some((id.clone(), KeyFile::decode(bytes).ok()?)))
+            .collect();
+        let encryption = self.config.encryption.as_ref();
+        let check = keys::Check {
+            store_id: &self.config.id,
+            key_check: encryption.map_or("", |e| e.key_check.as_str()),
+        };
+        let added = keys::key_for(&good, &prepared.unlocked, &phrase, &check)?;
+        let added = added.map(|(id, file)| {
+            prepared.files.push((id.clone(), file.encode()));
+            id
+        });
+        Ok((NewKeys::Shared(prepared), added))
     }
 
     /// The store's parameters.
