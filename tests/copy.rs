@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use serde_json::Value;
@@ -215,10 +215,9 @@ fn a_wide_tree_in_s3_read_on_several_threads_from_a_cold_cache_copies_whole() {
     local.cairn(["verify", "--read-data"]).assert().success();
 }
 
-// The way back after damage when an off-site copy is whole: forget the
-// damaged original, copy it back; it restores byte for byte.
-#[test]
-fn a_damaged_snapshot_forgotten_comes_back_whole_from_an_off_site_copy() {
+/// A store with one snapshot of `src`, copied whole to `offsite`, that
+/// then lost its data pack.
+fn a_store_that_lost_a_pack_kept_off_site() -> (TestEnv, PathBuf, String, PathBuf) {
     let t = TestEnv::with_store();
     let src = t.path("src");
     small_tree(&src, 3);
@@ -226,8 +225,15 @@ fn a_damaged_snapshot_forgotten_comes_back_whole_from_an_off_site_copy() {
     let snap = id(&t.snapshot(&[&src], &[])).to_owned();
     let offsite = t.path("offsite");
     t.cairn(["copy", "--to"]).arg(&offsite).assert().success();
-    let biggest = packs_by_size(&t.store).pop().unwrap();
-    fs::remove_file(biggest).unwrap();
+    fs::remove_file(packs_by_size(&t.store).pop().unwrap()).unwrap();
+    (t, src, snap, offsite)
+}
+
+// The way back after damage when an off-site copy is whole: forget the
+// damaged original, copy it back; it restores byte for byte.
+#[test]
+fn a_damaged_snapshot_forgotten_comes_back_whole_from_an_off_site_copy() {
+    let (t, src, snap, offsite) = a_store_that_lost_a_pack_kept_off_site();
     t.cairn(["repair", "snapshots"]).assert().success();
     t.cairn(["forget", &snap]).assert().success();
     let mut back = t.cairn_without_store(["--json", "--store"]);
@@ -247,14 +253,7 @@ fn a_copy_back_into_a_store_that_lost_a_pack_copies_what_the_pack_held() {
     // Without `repair snapshots` first, the store's catalog still named the
     // lost pack: the copy took its blobs as present, copied nothing, and
     // made a snapshot visible whose data was not there (exit 0).
-    let t = TestEnv::with_store();
-    let src = t.path("src");
-    small_tree(&src, 3);
-    write_random_file(&src.join("big.bin"), 9, 200_000);
-    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
-    let offsite = t.path("offsite");
-    t.cairn(["copy", "--to"]).arg(&offsite).assert().success();
-    fs::remove_file(packs_by_size(&t.store).pop().unwrap()).unwrap();
+    let (t, src, snap, offsite) = a_store_that_lost_a_pack_kept_off_site();
     t.cairn(["forget", &snap]).assert().success();
     let out = t
         .cairn_without_store(["--store"])

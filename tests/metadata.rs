@@ -454,11 +454,7 @@ fn restoring_as_another_user_warns_once_per_kind_and_strict_metadata_exits_3() {
     let Some((t, _src, snap)) = captured() else {
         return;
     };
-    chmod(&t.root, 0o755);
-    copy_tree_readable(&t.store);
-    let base = t.fresh_dir("nobody");
-    fs::create_dir_all(&base).unwrap();
-    rustix::fs::chown(&base, Some(uid(65534)), Some(gid(65534))).unwrap();
+    let base = dir_for_nobody(&t);
     let target = base.join("r");
     let out = t
         .cairn_as_nobody(["restore", id(&snap), "--target", target.to_str().unwrap()])
@@ -503,38 +499,24 @@ fn restoring_as_another_user_clears_setuid_and_setgid_bits_it_cannot_back_with_t
         chmod(&src.join(name), mode);
     }
     let snap = t.snapshot(&[&src], &[]);
-    chmod(&t.root, 0o755);
-    copy_tree_readable(&t.store);
-    let base = t.fresh_dir("nobody");
-    fs::create_dir_all(&base).unwrap();
-    rustix::fs::chown(&base, Some(uid(65534)), Some(gid(65534))).unwrap();
+    let base = dir_for_nobody(&t);
     let target = base.join("r");
     let out = t
         .cairn_as_nobody(["restore", id(&snap), "--target", target.to_str().unwrap()])
         .assert()
         .success();
     let err = stderr_of(out.get_output());
-    let mode = |name: &str| {
-        fs::metadata(restored(&target, &src.join(name)))
-            .unwrap()
-            .mode()
-            & 0o7777
+    let mode = |back: &Path, name: &str| {
+        let restored = restored(back, &src.join(name));
+        fs::metadata(restored).unwrap().mode() & 0o7777
     };
-    assert_eq!(
-        (mode("su"), mode("sg"), mode("plain")),
-        (0o755, 0o755, 0o755),
-        "{err}"
-    );
+    let modes = ["su", "sg", "plain"].map(|name| mode(&target, name));
+    assert_eq!(modes, [0o755; 3], "{err}");
     assert!(err.contains("setuid and setgid bits"), "{err}");
     // As root the owner is given, and the bits with it.
     let as_root = t.restore(id(&snap));
-    let mode = |name: &str| {
-        fs::metadata(restored(&as_root, &src.join(name)))
-            .unwrap()
-            .mode()
-            & 0o7777
-    };
-    assert_eq!((mode("su"), mode("sg")), (0o4755, 0o2755));
+    let modes = ["su", "sg"].map(|name| mode(&as_root, name));
+    assert_eq!(modes, [0o4755, 0o2755]);
 }
 
 #[test]
@@ -552,13 +534,9 @@ fn a_directory_the_target_refuses_fails_alone_and_the_rest_is_restored() {
     write_file(&src.join("ro/newsub/deep/x"), b"below the refused one");
     write_file(&src.join("z/last"), b"after");
     let snap = t.snapshot(&[&src], &[]);
-    chmod(&t.root, 0o755);
-    copy_tree_readable(&t.store);
-    let target = t.fresh_dir("nobody");
-    fs::create_dir_all(target.join("ro")).unwrap();
-    for dir in [&target, &target.join("ro")] {
-        rustix::fs::chown(dir, Some(uid(65534)), Some(gid(65534))).unwrap();
-    }
+    let target = dir_for_nobody(&t);
+    fs::create_dir(target.join("ro")).unwrap();
+    rustix::fs::chown(target.join("ro"), Some(uid(65534)), Some(gid(65534))).unwrap();
     chmod(&target.join("ro"), 0o555);
     let out = t
         .cairn_as_nobody(["restore", id(&snap), "--overwrite", "--strip-prefix"])
@@ -578,6 +556,17 @@ fn a_directory_the_target_refuses_fails_alone_and_the_rest_is_restored() {
     let refused = target.join("ro/newsub");
     assert!(err.contains(refused.to_str().unwrap()), "{err}");
     assert!(err.contains("nothing below it was restored"), "{err}");
+}
+
+/// A new directory owned by nobody, with `t`'s store made readable to
+/// every user: where a restore as nobody goes.
+fn dir_for_nobody(t: &TestEnv) -> PathBuf {
+    chmod(&t.root, 0o755);
+    copy_tree_readable(&t.store);
+    let dir = t.fresh_dir("nobody");
+    fs::create_dir_all(&dir).unwrap();
+    rustix::fs::chown(&dir, Some(uid(65534)), Some(gid(65534))).unwrap();
+    dir
 }
 
 /// Makes the store readable by every user (for a restore as nobody).
