@@ -42,7 +42,8 @@
 //! deleted). Of a copy: `copy-target-created` (a new target's config
 //! written, nothing copied yet), `copy-catalog-read` (the packs the target's catalog
 //! names read, its `packs/` not yet listed) and `copy-batch-done` (a batch
-//! of blobs copied, indexed and cataloged in the target). Of `verify`: `verify-listed` (a pass's
+//! of blobs copied, indexed and cataloged in the target). Of `verify`: `verify-packs-listed` (`packs/` listed to find
+//! packs no catalog row names, none of their headers read yet), `verify-listed` (a pass's
 //! snapshots listed, nothing walked yet), `verify-walked` (their trees
 //! walked, no pack checked yet; in repair's single pass too) and
 //! `verify-pass-done` (a pass over the store done, its findings not yet

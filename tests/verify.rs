@@ -1506,3 +1506,33 @@ fn lost_index_objects_are_named_as_such_and_repair_catalog_is_the_advice() {
     t.cairn(["repair", "catalog"]).assert().success();
     t.cairn(["verify", "--read-data"]).assert().success();
 }
+
+#[test]
+fn a_leftover_pack_deleted_while_verify_reads_headers_is_not_damage() {
+    // verify listed packs/, a prune (of another host, on a shared store)
+    // deleted a pack an interrupted run had left, and reading its header
+    // then failed: exit 4, "DAMAGED pack ... not in the catalog and its
+    // header does not read: 404" (seen in the S3 torture test).
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    let before = packs_by_size(&t.store);
+    write_file(&src.join("extra.bin"), &random_bytes(3, 100_000));
+    t.cairn(["snapshot"])
+        .arg(&src)
+        .env("CAIRN_CRASH_AT", "pack-published")
+        .assert()
+        .failure();
+    let left: Vec<PathBuf> = packs_by_size(&t.store)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let verify = common::stall::spawn_stalled(t.command(["verify"]), "verify-packs-listed", 3);
+    fs::remove_file(&left[0]).unwrap();
+    let out = verify.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("DAMAGED"), "{stdout}");
+}

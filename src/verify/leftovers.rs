@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use super::LedgerSummary;
 use crate::catalog::prune::PackRow;
 use crate::id::PackId;
+use crate::pack::PackError;
 use crate::store::staging::TempState;
 use crate::store::{Store, StoreError};
 
@@ -96,6 +97,7 @@ impl PackLeftovers {
 fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, StoreError> {
     let cataloged: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
     let listing = crate::pack::list::list(store.backend())?;
+    crate::crash::point("verify-packs-listed");
     let mut found = PackLeftovers {
         unreferenced: 0,
         writers: crate::store::writers::running(store.home()),
@@ -109,6 +111,9 @@ fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, 
         }
         match crate::pack::reader::read_header(store.backend(), id) {
             Ok(_) => found.unreferenced += 1,
+            // Gone since the listing: a prune (of another host, on a
+            // shared store) deleted what an interrupted run left.
+            Err(PackError::Io(e)) if e.is_not_found() => {}
             Err(e) => found.damaged.push((
                 *id,
                 format!("not in the catalog and its header does not read: {e}"),
