@@ -338,41 +338,41 @@ fn restore_delete_never_empties_a_file_system_mounted_in_the_target() {
     write_file(&src.join("scratch/notes"), b"mounted after the snapshot");
     write_file(&src.join("stray"), b"removed");
     let prefix = src.to_str().unwrap();
-    let out = restore(
-        &t,
-        &snap,
-        &src,
-        &["--overwrite", "--delete", "--strip-prefix", prefix],
-    );
+    let delete = ["--overwrite", "--delete", "--strip-prefix", prefix];
+    let out = restore(&t, &snap, &src, &delete);
     let err = stderr_of(&out);
     assert!(!src.join("stray").exists(), "{err}");
-    assert_eq!(
-        fs::read(src.join("data/important")).unwrap(),
-        b"on another file system"
-    );
-    assert_eq!(
-        fs::read(src.join("scratch/notes")).unwrap(),
-        b"mounted after the snapshot"
-    );
+    let important = fs::read(src.join("data/important")).unwrap();
+    assert_eq!(important, b"on another file system");
+    let notes = fs::read(src.join("scratch/notes")).unwrap();
+    assert_eq!(notes, b"mounted after the snapshot");
     assert!(
         err.contains("scratch") && err.contains("mount point"),
         "{err}"
     );
+    assert!(err.contains("does not clean inside it"), "{err}");
 
-    // A snapshot that crossed into the mount holds what it held: cleaned.
+    // Nor inside a mount a snapshot crossed into (it cannot tell that from
+    // a disk mounted there since): left, and said.
     let crossed = t.snapshot(&[&src], &[]);
-    write_file(&src.join("data/junk"), b"not in the snapshot");
-    let out = restore(
-        &t,
-        &crossed,
-        &src,
-        &["--overwrite", "--delete", "--strip-prefix", prefix],
-    );
-    assert!(!src.join("data/junk").exists(), "{}", stderr_of(&out));
-    assert!(src.join("data/important").exists());
+    write_file(&src.join("data/junk"), b"maybe someone's");
+    let out = restore(&t, &crossed, &src, &delete);
+    assert!(src.join("data/junk").exists(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("does not clean inside it"));
+
+    // Nor where the target itself is such a mount.
+    let data = src.join("data");
+    let inside = [
+        "--overwrite",
+        "--delete",
+        "--strip-prefix",
+        data.to_str().unwrap(),
+    ];
+    let out = restore(&t, &crossed, &data, &inside);
+    assert!(src.join("data/junk").exists(), "{}", stderr_of(&out));
 
     // A source below a mount point, restored to where it was: the mount on
-    // the way to it does not stop its cleaning.
+    // the way to it is not inside what --delete cleans, which goes on.
     let proj = src.join("data/proj");
     write_file(&proj.join("kept"), b"kept");
     let below = t.snapshot(&[&proj], &[]);
@@ -381,6 +381,32 @@ fn restore_delete_never_empties_a_file_system_mounted_in_the_target() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(!proj.join("junk").exists(), "{}", stderr_of(&out));
     assert!(proj.join("kept").exists());
+}
+
+#[test]
+fn restore_delete_never_empties_a_bind_mount_in_what_it_removes() {
+    // A bind mount of the same device is told by its mount id: by device
+    // alone, --delete removed all in it before its rmdir failed.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("keep.txt"), b"kept");
+    let snap = t.snapshot(&[&src], &[]);
+    let precious = t.path("precious");
+    write_file(&precious.join("data"), b"bound elsewhere");
+    let bound = src.join("extra/bp");
+    fs::create_dir_all(&bound).unwrap();
+    let Some(_bind) = common::mount::BindMount::mount(&precious, &bound) else {
+        return;
+    };
+    let prefix = src.to_str().unwrap();
+    let out = restore(
+        &t,
+        &snap,
+        &src,
+        &["--overwrite", "--delete", "--strip-prefix", prefix],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert_eq!(fs::read(precious.join("data")).unwrap(), b"bound elsewhere");
 }
 
 #[test]

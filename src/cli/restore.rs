@@ -20,7 +20,7 @@ use cairn::store::LockMode;
 
 use super::choose::{self, AtArgs};
 use super::filter::FilterArgs;
-use super::output::{describe_requests, human_bytes, plural};
+use super::output::{describe_requests, human_bytes, plural, warn};
 use super::progress::{self, FILES};
 use super::stdout::Out;
 use super::{Ctx, print_json};
@@ -126,10 +126,17 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
     let (selection, target) = (&options.selection, &options.target);
     let survey = restore::survey(&store, snapshot, selection, target, root.as_ref())
         .map_err(|e| with_hint(e.into(), &hint))?;
-    let removals = match args.delete {
+    let plan = match args.delete {
         true => restore::delete::plan(&store, snapshot, selection, target, root.as_ref())?,
-        false => Vec::new(),
+        false => restore::delete::Plan::default(),
     };
+    for spared in &plan.spared {
+        warn(format_args!(
+            "{}: another file system is mounted there; --delete does not clean inside it",
+            escaped(&target.join(spared))
+        ));
+    }
+    let removals = plan.removals;
     if args.dry_run {
         return dry_run(ctx, snapshot, &options, &survey, &removals);
     }

@@ -54,6 +54,16 @@ pub struct Removed {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+/// What `--delete` is to do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// What it removes.
+    pub removals: Vec<Removal>,
+    /// Directories it does not clean, relative to the target: another file
+    /// system is mounted there (see [`Finder::visit`]).
+    pub spared: Vec<PathBuf>,
+}
+
 /// Finds what `--delete` removes from `target` (opened as `root`, `None`
 /// if nothing is there) for a restore of the `selection` of `snapshot`,
 /// looking into the target directories that exist (nothing is written).
@@ -63,7 +73,7 @@ pub fn plan(
     selection: &Selection,
     target: &Path,
     root: Option<&DirFd>,
-) -> Result<Vec<Removal>, RestoreError> {
+) -> Result<Plan, RestoreError> {
     let io_error = |rel: &Path| {
         let path = target.join(rel);
         move |source| RestoreError::Io { path, source }
@@ -80,20 +90,24 @@ pub fn plan(
         selection: &normalized,
         sources: &sources,
         levels: Vec::new(),
-        found: Vec::new(),
+        plan: Plan::default(),
     };
     let top = normalized
         .strip_prefix
         .clone()
         .unwrap_or_else(|| "/".into());
-    finder.levels.push(Level::new(PathBuf::new(), top, root));
+    let mut level = Level::new(PathBuf::new(), top, root);
+    level.beyond_mount = finder
+        .root_is_beyond_a_mount(&level)
+        .map_err(io_error(Path::new("")))?;
+    finder.levels.push(level);
     walk_selection(store, snapshot, selection, |item| {
         finder.visit(&item).map_err(io_error(&item.rel))
     })?;
     while let Some(level) = finder.levels.pop() {
         finder.finish(level).map_err(io_error(Path::new("")))?;
     }
-    Ok(finder.found)
+    Ok(finder.plan)
 }
 
 /// A directory of the selection on the way down to the item at hand.
@@ -106,8 +120,9 @@ struct Level {
     fd: Option<DirFd>,
     /// The names the snapshot holds in it (and would write there).
     held: HashSet<OsString>,
-    /// Whether another file system is mounted there in the target.
-    mount_point: bool,
+    /// Whether it is in a file system mounted below a directory that
+    /// `--delete` cleans (see [`Finder::visit`]).
+    beyond_mount: bool,
 }
 
 impl Level {
@@ -117,7 +132,7 @@ impl Level {
             source,
             fd,
             held: HashSet::new(),
-            mount_point: false,
+            beyond_mount: false,
         }
     }
 }
@@ -127,7 +142,7 @@ struct Finder<'a> {
     selection: &'a Selection,
     sources: &'a [PathBuf],
     levels: Vec<Level>,
-    found: Vec<Removal>,
+    plan: Plan,
 }
 
 impl Finder<'_> {
@@ -154,18 +169,38 @@ impl Finder<'_> {
             }
         }
         if matches!(item.entry.content, Content::Dir { .. }) {
-            let (fd, mount_point) = match &level.fd {
-                Some(parent) => match open_dir_in(parent, name)? {
-                    Some(child) => (Some(Arc::clone(&child)), !same_device(parent, &child)?),
-                    None => (None, false),
-                },
-                None => (None, false),
-            };
-            let mut next = Level::new(item.rel.clone(), item.source.clone(), fd);
-            next.mount_point = mount_point;
+            let next = self.enter(item)?;
             self.levels.push(next);
         }
         Ok(())
+    }
+
+    /// The level of directory `item`, in the innermost one. A file system
+    /// mounted inside what the snapshot captured is not cleaned: a `-x`
+    /// snapshot kept its mount point empty, and one mounted since the
+    /// snapshot holds what the snapshot never saw (the two look alike); a
+    /// mount on the way down to a source is not inside.
+    fn enter(&mut self, item: &Item) -> io::Result<Level> {
+        let name = item.rel.file_name().unwrap_or_default();
+        let mut next = Level::new(item.rel.clone(), item.source.clone(), None);
+        let Some(level) = self.levels.last() else {
+            return Ok(next);
+        };
+        if let Some(parent) = &level.fd {
+            next.fd = open_dir_in(parent, name)?;
+        }
+        let crossed = match (&level.fd, &next.fd) {
+            (Some(parent), Some(child)) => {
+                !same_mount(parent, child)? && self.captured(&level.source)
+            }
+            _ => false,
+        };
+        let first = crossed && !level.beyond_mount;
+        next.beyond_mount = level.beyond_mount || crossed;
+        if first && self.cleans(&next.source) {
+            self.plan.spared.push(next.rel.clone());
+        }
+        Ok(next)
     }
 
     /// Once the walk has left `level`, everything the snapshot holds in it
@@ -175,7 +210,7 @@ impl Finder<'_> {
         let Some(fd) = &level.fd else {
             return Ok(());
         };
-        if !self.cleans(&level.source) || is_kept_mount_point(&level) {
+        if !self.cleans(&level.source) || level.beyond_mount {
             return Ok(());
         }
         for name in names_in(fd)? {
@@ -188,7 +223,7 @@ impl Finder<'_> {
             let Some(kind) = kind_of(fd, &name)? else {
                 continue;
             };
-            self.found.push(Removal {
+            self.plan.removals.push(Removal {
                 rel: level.rel.join(&name),
                 is_dir: kind == FileType::Directory,
             });
@@ -199,19 +234,33 @@ impl Finder<'_> {
     /// Whether the snapshot's directory `source` is one to clean: at or
     /// below a source path of the snapshot, and wholly selected.
     fn cleans(&self, source: &Path) -> bool {
-        self.sources.iter().any(|s| source.starts_with(s))
-            && self.selection.wants(source) == Want::Inside
+        self.captured(source) && self.selection.wants(source) == Want::Inside
     }
-}
 
-/// Whether `level` is a mount point a snapshot taken with `-x` kept as an
-/// empty directory: another file system is mounted there in the target,
-/// and the snapshot holds nothing in it. `--delete` would otherwise empty
-/// that file system (a `-x` snapshot of `/` restored over `/`: `/dev`,
-/// `/run`, a separate `/home`). A snapshot that crossed into the mount
-/// holds what was in it, and the directory is cleaned as any other.
-fn is_kept_mount_point(level: &Level) -> bool {
-    level.mount_point && level.held.is_empty()
+    /// Whether the snapshot's directory `source` is at or below one of its
+    /// source paths: part of what it captured.
+    fn captured(&self, source: &Path) -> bool {
+        self.sources.iter().any(|s| source.starts_with(s))
+    }
+
+    /// Whether the target itself, `root`, is a file system mounted inside
+    /// what the snapshot captured: its directory in the snapshot is below a
+    /// source, and its parent in the target is on another mount.
+    fn root_is_beyond_a_mount(&mut self, root: &Level) -> io::Result<bool> {
+        let (Some(fd), Some(above)) = (&root.fd, root.source.parent()) else {
+            return Ok(false);
+        };
+        if !self.captured(above) {
+            return Ok(false);
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let parent: DirFd = Arc::new(rustix::fs::openat(fd, "..", flags, Mode::empty())?);
+        let crossed = !same_mount(&parent, fd)?;
+        if crossed {
+            self.plan.spared.push(root.rel.clone());
+        }
+        Ok(crossed)
+    }
 }
 
 /// Removes each of `removals` from `target` (opened as `root`; a
@@ -264,7 +313,7 @@ fn remove_tree(parent: &DirFd, name: &OsStr, depth: u64) -> io::Result<()> {
     let Some(dir) = open_dir_in(parent, name)? else {
         return Ok(());
     };
-    if !same_device(parent, &dir)? {
+    if !same_mount(parent, &dir)? {
         return Err(io::Error::other(
             "a mount point: --delete does not remove what another file system holds",
         ));
@@ -299,11 +348,25 @@ fn open_dir_in(parent: &DirFd, name: &OsStr) -> io::Result<Option<DirFd>> {
     }
 }
 
-/// Whether directory `child` is on the same file system as its `parent`
-/// (by device, as `snapshot -x` tells mount points).
-fn same_device(parent: &DirFd, child: &DirFd) -> io::Result<bool> {
-    let dev = |dir: &DirFd| rustix::fs::fstat(dir).map(|st| st.st_dev);
-    Ok(dev(parent)? == dev(child)?)
+/// Whether directories `a` and `b` are on the same mounted file system:
+/// the same device, and the same mount id where the kernel gives one (a
+/// bind mount of the same device differs only there; kernels before 4.11
+/// and some seccomp profiles have no statx, and get the device alone).
+fn same_mount(a: &DirFd, b: &DirFd) -> io::Result<bool> {
+    let (a, b) = (mount_of(a)?, mount_of(b)?);
+    Ok(a.0 == b.0 && (a.1.is_none() || b.1.is_none() || a.1 == b.1))
+}
+
+/// The device of directory `dir`, and its mount id if statx gives one.
+fn mount_of(dir: &DirFd) -> io::Result<(u64, Option<u64>)> {
+    use rustix::fs::StatxFlags;
+    let device = rustix::fs::fstat(dir)?.st_dev;
+    let statx = rustix::fs::statx(dir, c"", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID);
+    let mount = statx
+        .ok()
+        .filter(|st| st.stx_mask & StatxFlags::MNT_ID.bits() != 0)
+        .map(|st| st.stx_mnt_id);
+    Ok((device, mount))
 }
 
 /// What kind of thing `name` in `dir` is (not following a symlink).

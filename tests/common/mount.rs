@@ -86,9 +86,48 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let result: io::Result<_> = Command::new("umount").arg("-l").arg(&self.dir).output();
-        if let Err(e) = result {
-            eprintln!("umount {}: {e}", self.dir.display());
+        unmount(&self.dir);
+    }
+}
+
+/// Unmounts `dir` lazily (an open file cannot stop it).
+fn unmount(dir: &Path) {
+    let result: io::Result<_> = Command::new("umount").arg("-l").arg(dir).output();
+    if let Err(e) = result {
+        eprintln!("umount {}: {e}", dir.display());
+    }
+}
+
+/// A directory bind-mounted on another; unmounted on drop.
+pub struct BindMount {
+    at: PathBuf,
+}
+
+impl BindMount {
+    /// Binds `from` on `at` (both exist), or says why it cannot and
+    /// returns `None`.
+    pub fn mount(from: &Path, at: &Path) -> Option<Self> {
+        if !super::is_root() {
+            eprintln!("skipped: a bind mount needs root");
+            return None;
         }
+        let out = Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(at)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            eprintln!("skipped: mount --bind was refused: {why}");
+            return None;
+        }
+        Some(Self { at: at.to_owned() })
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        unmount(&self.at);
     }
 }
