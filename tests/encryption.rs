@@ -1794,9 +1794,25 @@ fn a_copy_into_a_store_seeded_by_hand_is_refused_unless_it_has_its_own_cache() {
     let out = t.cairn(["copy", "--to"]).arg(&seeded).assert().code(1);
     let err = stderr_of(out.get_output());
     assert!(
-        err.contains("--to-cache-dir") && err.contains("has the store id"),
+        err.contains("--to-cache-dir") && err.contains("that store's id"),
         "{err}"
     );
+    // Refused before the target's open synced the shared catalog to its
+    // own index objects: the source's catalog still knows all of its own.
+    let catalog = rusqlite::Connection::open(catalog_of(&t)).unwrap();
+    let mut known: Vec<String> = catalog
+        .prepare("SELECT hex(id) FROM indexes")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|id| id.unwrap().to_lowercase())
+        .collect();
+    known.sort();
+    let stored: Vec<String> = objects(&t, "index/")
+        .into_iter()
+        .map(|(key, _)| key.trim_start_matches("index/").to_owned())
+        .collect();
+    assert_eq!(known, stored);
     let own = t.path("seeded-cache");
     let report = t.copy_to(&seeded, &["--to-cache-dir", own.to_str().unwrap()]);
     assert_eq!(report["snapshots_copied"], 1, "{report}");

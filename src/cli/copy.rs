@@ -119,6 +119,7 @@ fn choose(list: &SnapshotList, args: &CopyArgs) -> anyhow::Result<Vec<Snapshot>>
 fn target_options(ctx: &Ctx, from: &Store, args: &CopyArgs) -> OpenOptions {
     let mut options = OpenOptions {
         cache_dir: args.to_cache_dir.clone(),
+        catalog_in_use: Some(from.catalog_path()),
         ..ctx.open_options(LockMode::Shared)
     };
     if to_password_given(args) {

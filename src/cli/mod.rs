@@ -402,6 +402,7 @@ impl Ctx {
             remote: self.remote,
             write_nothing: false,
             password: self.password.clone(),
+            catalog_in_use: None,
         }
     }
 

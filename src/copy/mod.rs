@@ -92,19 +92,6 @@ pub enum CopyError {
         /// Its keys, described.
         target_keys: String,
     },
-    /// The stores are copies of one store made by hand and would share
-    /// one catalog in the cache directory.
-    #[error(
-        "{target} has the store id of {source_store}: it is the same store, or a copy of it made outside cairn (cp, rsync), and both would keep their catalog in {catalog}; give a copy its own cache directory with --to-cache-dir"
-    )]
-    SharedCatalog {
-        /// The source store.
-        source_store: String,
-        /// The target store.
-        target: String,
-        /// The catalog both would use.
-        catalog: String,
-    },
     /// The target is of an older format than the source.
     #[error(
         "{target} is a format {target_version} store and {source_store} format {source_version}: snapshots of the newer format would mislead older readers of the target"
@@ -162,7 +149,6 @@ pub fn copy(
     progress: &Progress,
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
-    check_catalogs(from, to)?;
     check_keys(from, to)?;
     to.upgrade_for_writing().map_err(|e| target(to, e))?;
     check_versions(from, to)?;
@@ -196,21 +182,6 @@ fn source(from: &Store, source: StoreError) -> CopyError {
         store: from.location().to_string(),
         source: Box::new(source),
     }
-}
-
-/// Refuses two stores that would share one catalog: a store seeded with
-/// `cp -a` or `rsync` keeps its id, and a cache directory is named by the
-/// id. The copy then read the target's blobs as the source's and called a
-/// healthy source damaged.
-fn check_catalogs(from: &Store, to: &Store) -> Result<(), CopyError> {
-    if from.catalog_path() != to.catalog_path() {
-        return Ok(());
-    }
-    Err(CopyError::SharedCatalog {
-        source_store: from.location().to_string(),
-        target: to.location().to_string(),
-        catalog: from.catalog_path().display().to_string(),
-    })
 }
 
 /// Drops from the target's catalog the packs it names that the target's

@@ -48,6 +48,15 @@ const CATALOG: &str = "catalog.db";
 /// Failures opening, creating or reading a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The catalog is that of another store this process has open.
+    #[error(
+        "{} is the catalog of the store being copied from, and this one has that store's id: it is the same store, or a copy of it made outside cairn (cp, rsync); give a copy its own cache directory with --to-cache-dir",
+        escaped(path)
+    )]
+    CatalogInUse {
+        /// The catalog.
+        path: PathBuf,
+    },
     /// The directory does not exist.
     #[error("no store at {location}: create one with `cairn init`")]
     Missing {

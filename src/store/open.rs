@@ -15,8 +15,8 @@ use super::layout::{ensure_cache_layout, ensure_home_layout};
 use super::leftovers::{self, Leftovers};
 use super::pack_cache::PackCache;
 use super::{
-    CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions, Staging,
-    Store, StoreError, catalog_file, lock, space,
+    CATALOG, CONFIG, Config, ConfigError, InitOptions, Location, LockMode, NewKeys, OpenOptions,
+    Staging, Store, StoreError, catalog_file, lock, space,
 };
 use crate::backend::local::{Local, PRIVATE};
 use crate::backend::{Backend, S3Url};
@@ -308,6 +308,7 @@ fn open_local(
         write_nothing: options.write_nothing,
         keys,
     };
+    refuse_catalog_in_use(&options, parts.catalog_home)?;
     finish(parts, config, lock, notices, short_of_space)
 }
 
@@ -340,6 +341,7 @@ fn open_remote(
         write_nothing: options.write_nothing,
         keys,
     };
+    refuse_catalog_in_use(&options, parts.catalog_home)?;
     let store = finish(parts, config, lock, notices, false)?;
     store.tidy_pack_cache()?;
     Ok(store)
@@ -358,6 +360,19 @@ struct Parts<'a> {
     cache: Option<PackCache>,
     write_nothing: bool,
     keys: Option<Unlocked>,
+}
+
+/// Refuses a catalog in `catalog_home` that another store this process
+/// has open uses (`options.catalog_in_use`), before it is opened: opening
+/// syncs it with this store's index objects, which would rewrite the other
+/// store's. A store copied with `cp -a` or `rsync` keeps its id, and a
+/// cache directory is named by it.
+fn refuse_catalog_in_use(options: &OpenOptions, catalog_home: &Path) -> Result<(), StoreError> {
+    let path = catalog_home.join(CATALOG);
+    match &options.catalog_in_use {
+        Some(in_use) if *in_use == path => Err(StoreError::CatalogInUse { path }),
+        _ => Ok(()),
+    }
 }
 
 /// Opens the catalog in the home and puts the store together.

@@ -28,6 +28,10 @@ pub struct OpenOptions {
     pub write_nothing: bool,
     /// Where the passphrase of an encrypted store comes from.
     pub password: crate::crypt::passphrase::Source,
+    /// The catalog of another store this process has open (a copy's
+    /// source), which this store must not use: see
+    /// [`StoreError::CatalogInUse`](super::StoreError::CatalogInUse).
+    pub catalog_in_use: Option<PathBuf>,
 }
 
 impl OpenOptions {
@@ -41,6 +45,7 @@ impl OpenOptions {
             remote: RemoteOptions::default(),
             write_nothing: false,
             password: crate::crypt::passphrase::Source::Prompt,
+            catalog_in_use: None,
         }
     }
 
