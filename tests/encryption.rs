@@ -1846,6 +1846,20 @@ fn copy_between_an_encrypted_and_an_unencrypted_store_is_refused_either_way() {
     let err = stderr_of(out.get_output());
     assert!(err.contains("one master key"), "{err}");
     assert_eq!(records(&t), 1, "copied into the encrypted store");
+
+    // A new target with a password, from a plain store: refused before it
+    // is made (it was made, plain, and then the password refused).
+    let new = t.path("new");
+    let out = plain
+        .cairn(["copy", "--to"])
+        .arg(&new)
+        .arg("--to-password-file")
+        .arg(&password)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("is not encrypted"), "{err}");
+    assert!(!new.exists(), "{err}");
 }
 
 #[test]

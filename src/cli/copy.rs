@@ -160,6 +160,13 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
     };
     match opened {
         Err(StoreError::NotAStore { .. } | StoreError::Missing { .. }) => {
+            if to_password_given(args) && !from.config().is_encrypted() {
+                anyhow::bail!(
+                    "{} is not encrypted, so a copy of it made at {} would not be either: --to-password-file and --to-password-command are for an encrypted target",
+                    from.location(),
+                    args.to
+                );
+            }
             let config = from.config();
             let (keys, added) = match to_password_given(args) {
                 true => from.shared_keys_with(&options.password)?,
