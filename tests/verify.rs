@@ -1536,3 +1536,18 @@ fn a_leftover_pack_deleted_while_verify_reads_headers_is_not_damage() {
     assert!(out.status.success(), "{stdout}");
     assert!(!stdout.contains("DAMAGED"), "{stdout}");
 }
+
+#[test]
+fn a_broken_symlink_in_packs_is_damage_not_a_pack_deleted_meanwhile() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    let name = format!("{}.pack", "ab".repeat(32));
+    let dir = t.store.join("packs/ab");
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(t.path("nowhere"), dir.join(&name)).unwrap();
+    let out = t.cairn(["verify"]).assert().code(4);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains(&name), "{stdout}");
+}

@@ -112,8 +112,10 @@ fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, 
         match crate::pack::reader::read_header(store.backend(), id) {
             Ok(_) => found.unreferenced += 1,
             // Gone since the listing: a prune (of another host, on a
-            // shared store) deleted what an interrupted run left.
-            Err(PackError::Io(e)) if e.is_not_found() => {}
+            // shared store) deleted what an interrupted run left. (A
+            // broken symlink in its place is still there: damage.)
+            Err(PackError::Io(e))
+                if e.is_not_found() && store.backend().head(&crate::pack::key(id))?.is_none() => {}
             Err(e) => found.damaged.push((
                 *id,
                 format!("not in the catalog and its header does not read: {e}"),
