@@ -1813,6 +1813,15 @@ fn a_copy_into_a_store_seeded_by_hand_is_refused_unless_it_has_its_own_cache() {
         .map(|(key, _)| key.trim_start_matches("index/").to_owned())
         .collect();
     assert_eq!(known, stored);
+    // The same cache directory by another spelling (relative to the
+    // working directory, the test's root) is the same catalog.
+    let out = t
+        .cairn(["copy", "--to-cache-dir", "home/.cache/cairn", "--to"])
+        .arg(&seeded)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("that store's id"), "{err}");
     let own = t.path("seeded-cache");
     let report = t.copy_to(&seeded, &["--to-cache-dir", own.to_str().unwrap()]);
     assert_eq!(report["snapshots_copied"], 1, "{report}");

@@ -368,10 +368,16 @@ struct Parts<'a> {
 /// store's. A store copied with `cp -a` or `rsync` keeps its id, and a
 /// cache directory is named by it.
 fn refuse_catalog_in_use(options: &OpenOptions, catalog_home: &Path) -> Result<(), StoreError> {
+    let Some(in_use) = &options.catalog_in_use else {
+        return Ok(());
+    };
     let path = catalog_home.join(CATALOG);
-    match &options.catalog_in_use {
-        Some(in_use) if *in_use == path => Err(StoreError::CatalogInUse { path }),
-        _ => Ok(()),
+    // However each was spelled (`./.cache`, a symlink): the directories.
+    let canonical = |p: &Path| p.parent().and_then(|dir| std::fs::canonicalize(dir).ok());
+    let same = *in_use == path || canonical(in_use).is_some_and(|a| Some(a) == canonical(&path));
+    match same {
+        true => Err(StoreError::CatalogInUse { path }),
+        false => Ok(()),
     }
 }
 
