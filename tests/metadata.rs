@@ -558,6 +558,46 @@ fn a_directory_the_target_refuses_fails_alone_and_the_rest_is_restored() {
     assert!(err.contains("nothing below it was restored"), "{err}");
 }
 
+#[test]
+fn restore_delete_in_place_below_a_directory_the_user_may_only_pass_through() {
+    // --delete looks at the target's parent to tell whether the target is
+    // a mount: opened for reading, a parent of mode 0711 stopped the whole
+    // restore of a user who may pass through it ("Permission denied").
+    if !is_root() {
+        eprintln!("skipped: needs root to make files of other owners");
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let target = src.join("p/t");
+    write_file(&target.join("file"), b"restored");
+    let snap = t.snapshot(&[&src], &[]);
+    dir_for_nobody(&t);
+    chmod(&src, 0o755);
+    chmod(&src.join("p"), 0o711);
+    rustix::fs::chown(&target, Some(uid(65534)), Some(gid(65534))).unwrap();
+    fs::remove_file(target.join("file")).unwrap();
+    write_file(&target.join("stray"), b"removed");
+    rustix::fs::chown(target.join("stray"), Some(uid(65534)), Some(gid(65534))).unwrap();
+    let t_arg = target.to_str().unwrap();
+    let args = [
+        "restore",
+        id(&snap),
+        "--overwrite",
+        "--delete",
+        "--strip-prefix",
+        t_arg,
+    ];
+    let out = t
+        .cairn_as_nobody(args)
+        .args(["--target", t_arg])
+        .assert()
+        .success();
+    let err = stderr_of(out.get_output());
+    assert_eq!(fs::read(target.join("file")).unwrap(), b"restored", "{err}");
+    assert!(!target.join("stray").exists(), "{err}");
+}
+
 /// A new directory owned by nobody, with `t`'s store made readable to
 /// every user: where a restore as nobody goes.
 fn dir_for_nobody(t: &TestEnv) -> PathBuf {

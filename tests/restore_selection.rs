@@ -384,6 +384,56 @@ fn restore_delete_never_empties_a_file_system_mounted_in_the_target() {
 }
 
 #[test]
+fn restore_delete_cleans_a_disk_mounted_as_the_target_of_a_restore_elsewhere() {
+    // Restored onto a mounted disk (not in place), the target's own mount
+    // says nothing of the snapshot: it was spared, stale files kept.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("docs/a"), b"kept");
+    let snap = t.snapshot(&[&src], &[]);
+    let usb = t.path("usb");
+    let Some(_usb) = common::mount::Tmpfs::mount(&usb, "1M") else {
+        return;
+    };
+    write_file(&usb.join("stale"), b"removed");
+    let docs = src.join("docs");
+    let args = [
+        "--overwrite",
+        "--delete",
+        "--strip-prefix",
+        docs.to_str().unwrap(),
+    ];
+    let out = restore(&t, &snap, &usb, &args);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!usb.join("stale").exists(), "{err}");
+    assert_eq!(fs::read(usb.join("a")).unwrap(), b"kept");
+    assert!(!err.contains("does not clean"), "{err}");
+}
+
+#[test]
+fn restore_delete_says_it_spares_a_mount_whose_mount_point_is_only_partly_selected() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("keep"), b"kept");
+    let Some(_m) = common::mount::Tmpfs::mount(&src.join("m"), "1M") else {
+        return;
+    };
+    let Some(_n) = common::mount::Tmpfs::mount(&src.join("m/n"), "1M") else {
+        return;
+    };
+    write_file(&src.join("m/n/data"), b"kept");
+    let snap = t.snapshot(&[&src], &[]);
+    write_file(&src.join("m/n/junk"), b"maybe someone's");
+    let n = src.join("m/n");
+    let args = ["--overwrite", "--delete", "--include", n.to_str().unwrap()];
+    let out = restore(&t, &snap, Path::new("/"), &args);
+    let err = stderr_of(&out);
+    assert!(src.join("m/n/junk").exists(), "{err}");
+    assert!(err.contains("does not clean inside it"), "{err}");
+}
+
+#[test]
 fn restore_delete_never_empties_a_bind_mount_in_what_it_removes() {
     // A bind mount of the same device is told by its mount id: by device
     // alone, --delete removed all in it before its rmdir failed.

@@ -97,9 +97,9 @@ pub fn plan(
         .clone()
         .unwrap_or_else(|| "/".into());
     let mut level = Level::new(PathBuf::new(), top, root);
-    level.beyond_mount = finder
-        .root_is_beyond_a_mount(&level)
-        .map_err(io_error(Path::new("")))?;
+    let beyond = finder.root_is_beyond_a_mount(&level, target);
+    level.beyond_mount = beyond.map_err(io_error(Path::new("")))?;
+    level.spared_said = level.beyond_mount;
     finder.levels.push(level);
     walk_selection(store, snapshot, selection, |item| {
         finder.visit(&item).map_err(io_error(&item.rel))
@@ -120,9 +120,11 @@ struct Level {
     fd: Option<DirFd>,
     /// The names the snapshot holds in it (and would write there).
     held: HashSet<OsString>,
-    /// Whether it is in a file system mounted below a directory that
-    /// `--delete` cleans (see [`Finder::visit`]).
+    /// Whether it is in a file system mounted within what the snapshot
+    /// captured (see [`Finder::enter`]).
     beyond_mount: bool,
+    /// Whether that was said for it or a directory above it.
+    spared_said: bool,
 }
 
 impl Level {
@@ -133,6 +135,7 @@ impl Level {
             fd,
             held: HashSet::new(),
             beyond_mount: false,
+            spared_said: false,
         }
     }
 }
@@ -195,10 +198,11 @@ impl Finder<'_> {
             }
             _ => false,
         };
-        let first = crossed && !level.beyond_mount;
         next.beyond_mount = level.beyond_mount || crossed;
-        if first && self.cleans(&next.source) {
+        next.spared_said = level.spared_said;
+        if next.beyond_mount && !next.spared_said && self.cleans(&next.source) {
             self.plan.spared.push(next.rel.clone());
+            next.spared_said = true;
         }
         Ok(next)
     }
@@ -246,14 +250,18 @@ impl Finder<'_> {
     /// Whether the target itself, `root`, is a file system mounted inside
     /// what the snapshot captured: its directory in the snapshot is below a
     /// source, and its parent in the target is on another mount.
-    fn root_is_beyond_a_mount(&mut self, root: &Level) -> io::Result<bool> {
+    fn root_is_beyond_a_mount(&mut self, root: &Level, target: &Path) -> io::Result<bool> {
         let (Some(fd), Some(above)) = (&root.fd, root.source.parent()) else {
             return Ok(false);
         };
-        if !self.captured(above) {
+        // Only in place: elsewhere the target's parent is not the parent
+        // the snapshot's directory had (a restore onto a mounted disk).
+        let in_place = std::fs::canonicalize(target).is_ok_and(|t| t == root.source);
+        if !self.captured(above) || !in_place {
             return Ok(false);
         }
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        // O_PATH: a parent the user may pass through but not read is fine.
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let parent: DirFd = Arc::new(rustix::fs::openat(fd, "..", flags, Mode::empty())?);
         let crossed = !same_mount(&parent, fd)?;
         if crossed {
@@ -349,15 +357,15 @@ fn open_dir_in(parent: &DirFd, name: &OsStr) -> io::Result<Option<DirFd>> {
 }
 
 /// Whether directories `a` and `b` are on the same mounted file system:
-/// the same device, and the same mount id where the kernel gives one (a
-/// bind mount of the same device differs only there; kernels before 4.11
-/// and some seccomp profiles have no statx, and get the device alone).
+/// the same device, and the same mount id (a bind mount of the same device
+/// differs only there). Only where neither statx (Linux 5.8) nor
+/// `/proc/self/fdinfo` gives a mount id is the device all there is.
 fn same_mount(a: &DirFd, b: &DirFd) -> io::Result<bool> {
     let (a, b) = (mount_of(a)?, mount_of(b)?);
     Ok(a.0 == b.0 && (a.1.is_none() || b.1.is_none() || a.1 == b.1))
 }
 
-/// The device of directory `dir`, and its mount id if statx gives one.
+/// The device of directory `dir`, and its mount id if the kernel tells.
 fn mount_of(dir: &DirFd) -> io::Result<(u64, Option<u64>)> {
     use rustix::fs::StatxFlags;
     let device = rustix::fs::fstat(dir)?.st_dev;
@@ -365,8 +373,18 @@ fn mount_of(dir: &DirFd) -> io::Result<(u64, Option<u64>)> {
     let mount = statx
         .ok()
         .filter(|st| st.stx_mask & StatxFlags::MNT_ID.bits() != 0)
-        .map(|st| st.stx_mnt_id);
+        .map(|st| st.stx_mnt_id)
+        .or_else(|| mount_id_in_fdinfo(dir));
     Ok((device, mount))
+}
+
+/// The `mnt_id:` line of `/proc/self/fdinfo/FD` (Linux 3.15 on), for
+/// kernels whose statx does not give it.
+fn mount_id_in_fdinfo(dir: &DirFd) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", dir.as_raw_fd())).ok()?;
+    let line = info.lines().find_map(|l| l.strip_prefix("mnt_id:"))?;
+    line.trim().parse().ok()
 }
 
 /// What kind of thing `name` in `dir` is (not following a symlink).
@@ -445,5 +463,20 @@ mod tests {
         let done = remove(&target, root.as_ref(), &removals);
         assert!(done.removed.is_empty());
         assert_eq!(fs::read(outside.join("victim")).unwrap(), b"v");
+    }
+
+    #[test]
+    fn the_mount_id_in_fdinfo_is_the_one_statx_gives() {
+        use rustix::fs::StatxFlags;
+        for dir in ["/", "/proc", "/tmp"] {
+            let Ok(Some(fd)) = super::super::target::open_existing(Path::new(dir)) else {
+                continue;
+            };
+            let st = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID).unwrap();
+            if st.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
+                continue;
+            }
+            assert_eq!(mount_id_in_fdinfo(&fd), Some(st.stx_mnt_id), "{dir}");
+        }
     }
 }
