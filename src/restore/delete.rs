@@ -60,7 +60,7 @@ pub struct Plan {
     /// What it removes.
     pub removals: Vec<Removal>,
     /// Directories it does not clean, relative to the target: another file
-    /// system is mounted there (see [`Finder::visit`]).
+    /// system is mounted there (see `Finder::enter`).
     pub spared: Vec<PathBuf>,
 }
 
@@ -121,7 +121,7 @@ struct Level {
     /// The names the snapshot holds in it (and would write there).
     held: HashSet<OsString>,
     /// Whether it is in a file system mounted within what the snapshot
-    /// captured (see [`Finder::enter`]).
+    /// captured (see `Finder::enter`).
     beyond_mount: bool,
     /// Whether that was said for it or a directory above it.
     spared_said: bool,
