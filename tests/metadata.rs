@@ -380,8 +380,7 @@ fn on_host_with(t: &TestEnv, passwd: &str, group: &str, args: &[&str]) -> Option
 
 #[test]
 fn owners_restore_by_name_on_a_host_where_the_ids_differ_and_by_id_with_numeric_owner() {
-    if !is_root() {
-        eprintln!("skipped: needs root to own files as other users");
+    if !running_as_root("to own files as other users") {
         return;
     }
     let t = TestEnv::with_store();
@@ -447,8 +446,7 @@ fn owners_restore_by_name_on_a_host_where_the_ids_differ_and_by_id_with_numeric_
 
 #[test]
 fn restoring_as_another_user_warns_once_per_kind_and_strict_metadata_exits_3() {
-    if !is_root() {
-        eprintln!("skipped: needs root to make files of other owners");
+    if !running_as_root("to make files of other owners") {
         return;
     }
     let Some((t, _src, snap)) = captured() else {
@@ -488,8 +486,7 @@ fn restoring_as_another_user_clears_setuid_and_setgid_bits_it_cannot_back_with_t
     // The chown of a root-owned setuid file fails for nobody, and the mode
     // was set whole: a setuid-nobody binary (a user's setuid shell
     // restored by another gave that user's rights away).
-    if !is_root() {
-        eprintln!("skipped: needs root to make files of other owners");
+    if !running_as_root("to make files of other owners") {
         return;
     }
     let t = TestEnv::with_store();
@@ -524,8 +521,7 @@ fn a_directory_the_target_refuses_fails_alone_and_the_rest_is_restored() {
     // The first directory that could not be made stopped the whole restore
     // (exit 1): the files already queued were never written, and nothing
     // after it was restored.
-    if !is_root() {
-        eprintln!("skipped: needs root to make files of other owners");
+    if !running_as_root("to make files of other owners") {
         return;
     }
     let t = TestEnv::with_store();
@@ -563,8 +559,7 @@ fn restore_delete_in_place_below_a_directory_the_user_may_only_pass_through() {
     // --delete looks at the target's parent to tell whether the target is
     // a mount: opened for reading, a parent of mode 0711 stopped the whole
     // restore of a user who may pass through it ("Permission denied").
-    if !is_root() {
-        eprintln!("skipped: needs root to make files of other owners");
+    if !running_as_root("to make files of other owners") {
         return;
     }
     let t = TestEnv::with_store();
@@ -596,6 +591,16 @@ fn restore_delete_in_place_below_a_directory_the_user_may_only_pass_through() {
     let err = stderr_of(out.get_output());
     assert_eq!(fs::read(target.join("file")).unwrap(), b"restored", "{err}");
     assert!(!target.join("stray").exists(), "{err}");
+}
+
+/// Whether the test runs as root, which it needs `to` do something;
+/// says it is skipped if not.
+fn running_as_root(to: &str) -> bool {
+    let root = is_root();
+    if !root {
+        eprintln!("skipped: needs root {to}");
+    }
+    root
 }
 
 /// A new directory owned by nobody, with `t`'s store made readable to
