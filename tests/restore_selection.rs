@@ -351,6 +351,20 @@ fn restore_delete_never_empties_a_file_system_mounted_in_the_target() {
         "{err}"
     );
     assert!(err.contains("does not clean inside it"), "{err}");
+    // --json says so too, in a dry run and in a real one.
+    for dry in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["--json", "restore", id(&snap), "--target", prefix];
+        args.extend(delete.iter().chain(dry));
+        // The real run exits 3: `scratch` is a mount point it cannot remove.
+        let out = t.cairn(args).output().unwrap();
+        let report = parse_json(&out.stdout);
+        let data = src.join("data");
+        assert_eq!(
+            report["delete_spared"],
+            json!([data.to_str().unwrap()]),
+            "{report}"
+        );
+    }
 
     // Nor inside a mount a snapshot crossed into (it cannot tell that from
     // a disk mounted there since): left, and said.

@@ -136,9 +136,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
             escaped(&target.join(spared))
         ));
     }
-    let removals = plan.removals;
     if args.dry_run {
-        return dry_run(ctx, snapshot, &options, &survey, &removals);
+        return dry_run(ctx, snapshot, &options, &survey, &plan);
     }
     cairn::crash::point("restore-surveyed");
     // Removed before anything is written (so that each directory's
@@ -146,7 +145,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
     if let Some(refused) = survey.refusal(options.overwrite) {
         return Err(refused.into());
     }
-    let removed = restore::delete::remove(&options.target, root.as_ref(), &removals);
+    let removed = restore::delete::remove(&options.target, root.as_ref(), &plan);
     let progress = Progress::default();
     let outcome = progress::run(
         ctx.progress(),
@@ -353,6 +352,7 @@ fn print_restore_json(
             "leftovers_removed": outcome.leftovers_removed,
             "checked": checked,
             "removed": paths_of(options, &removed.removed),
+            "delete_spared": spared_of(options, &removed.spared),
             "requests": requests,
         }),
     )
@@ -363,6 +363,13 @@ fn paths_of(options: &RestoreOptions, removals: &[Removal]) -> Vec<RawName> {
     removals
         .iter()
         .map(|r| RawName::from_path(&options.target.join(&r.rel)))
+        .collect()
+}
+
+/// Where each directory `--delete` did not clean is, for JSON.
+fn spared_of(options: &RestoreOptions, spared: &[PathBuf]) -> Vec<RawName> {
+    (spared.iter())
+        .map(|rel| RawName::from_path(&options.target.join(rel)))
         .collect()
 }
 
@@ -383,8 +390,9 @@ fn dry_run(
     snapshot: &Snapshot,
     options: &RestoreOptions,
     survey: &Survey,
-    removals: &[Removal],
+    plan: &restore::delete::Plan,
 ) -> anyhow::Result<Outcome> {
+    let removals = &plan.removals;
     if let Some(refused) = survey.refusal(options.overwrite) {
         return Err(refused.into());
     }
@@ -405,6 +413,7 @@ fn dry_run(
                     "bytes": survey.bytes,
                     "replace": replaced,
                     "remove": paths_of(options, removals),
+                    "delete_spared": spared_of(options, &plan.spared),
                 }),
             );
         }

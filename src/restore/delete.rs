@@ -52,6 +52,8 @@ pub struct Removed {
     pub removed: Vec<Removal>,
     /// What could not be removed, and why.
     pub failed: Vec<(PathBuf, String)>,
+    /// Directories not cleaned, as planned ([`Plan::spared`]).
+    pub spared: Vec<PathBuf>,
 }
 
 /// What `--delete` is to do.
@@ -271,15 +273,18 @@ impl Finder<'_> {
     }
 }
 
-/// Removes each of `removals` from `target` (opened as `root`; a
-/// directory with everything in it). Something already gone is passed
-/// over; a failure is recorded and the rest goes on.
-pub fn remove(target: &Path, root: Option<&DirFd>, removals: &[Removal]) -> Removed {
-    let mut done = Removed::default();
+/// Removes each of the removals `plan` lists from `target` (opened as
+/// `root`; a directory with everything in it). Something already gone is
+/// passed over; a failure is recorded and the rest goes on.
+pub fn remove(target: &Path, root: Option<&DirFd>, plan: &Plan) -> Removed {
+    let mut done = Removed {
+        spared: plan.spared.clone(),
+        ..Removed::default()
+    };
     let Some(root) = root else {
         return done;
     };
-    for removal in removals {
+    for removal in &plan.removals {
         match remove_one(root, &removal.rel) {
             Ok(true) => done.removed.push(removal.clone()),
             Ok(false) => {}
@@ -439,7 +444,11 @@ mod tests {
             },
         ];
         let root = super::super::target::open_existing(&target).unwrap();
-        let done = remove(&target, root.as_ref(), &removals);
+        let plan = Plan {
+            removals: removals.to_vec(),
+            spared: Vec::new(),
+        };
+        let done = remove(&target, root.as_ref(), &plan);
         assert_eq!(done.removed.len(), 2);
         assert!(done.failed.is_empty());
         assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
@@ -460,7 +469,11 @@ mod tests {
             is_dir: false,
         }];
         let root = super::super::target::open_existing(&target).unwrap();
-        let done = remove(&target, root.as_ref(), &removals);
+        let plan = Plan {
+            removals: removals.to_vec(),
+            spared: Vec::new(),
+        };
+        let done = remove(&target, root.as_ref(), &plan);
         assert!(done.removed.is_empty());
         assert_eq!(fs::read(outside.join("victim")).unwrap(), b"v");
     }
