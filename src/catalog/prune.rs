@@ -206,6 +206,16 @@ fn dead_rows(
 }
 
 impl Catalog {
+    /// Drops packs the store no longer holds, every row with them (a blob
+    /// that has a spare copy elsewhere falls back on it).
+    pub fn drop_lost_packs(&mut self, lost: &[PackId]) -> Result<(), CatalogError> {
+        if !lost.is_empty() {
+            // Nothing is live for a pack that is gone: its rows go.
+            let _ = self.commit_prune(&[], lost, |_| false)?;
+        }
+        Ok(())
+    }
+
     /// Points the rows of `blobs` at their copies in `pack` (recording the
     /// pack if it is new), in one transaction: `repair` uses an intact copy
     /// found in another pack instead of a damaged one.

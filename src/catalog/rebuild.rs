@@ -93,23 +93,12 @@ fn drop_missing_packs(
     listing: &pack::list::Listing,
     report: &mut RebuildReport,
 ) -> Result<(), RebuildError> {
-    let present: std::collections::HashSet<_> = listing.packs.iter().collect();
-    let missing: Vec<_> = catalog
-        .packs()?
-        .into_iter()
-        .map(|p| p.id)
-        .filter(|id| !present.contains(&id))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
+    let missing = listing.lacking(catalog.packs()?.into_iter().map(|p| p.id));
     for id in &missing {
         let why = "named by an index object but missing from the store; left out".to_owned();
         report.unreadable.push((pack::key(id), why));
     }
-    // Nothing is live in a rebuild's eyes: every row of a missing pack goes.
-    let _ = catalog.commit_prune(&[], &missing, |_| false)?;
-    Ok(())
+    Ok(catalog.drop_lost_packs(&missing)?)
 }
 
 /// `repair catalog`: completes a fresh `catalog` from the index objects

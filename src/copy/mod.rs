@@ -197,16 +197,9 @@ fn drop_lost_packs(to: &mut Store) -> Result<u64, CopyError> {
     let cataloged = to.catalog().packs().map_err(|e| target(to, e.into()))?;
     crate::crash::point("copy-catalog-read");
     let listing = crate::pack::list::list(to.backend()).map_err(|e| target(to, e.into()))?;
-    let present: HashSet<&PackId> = listing.packs.iter().collect();
-    let lost: Vec<PackId> = cataloged
-        .into_iter()
-        .map(|p| p.id)
-        .filter(|id| !present.contains(id))
-        .collect();
-    if !lost.is_empty() {
-        let dropped = to.catalog_mut().commit_prune(&[], &lost, |_| false);
-        let _ = dropped.map_err(|e| target(to, e.into()))?;
-    }
+    let lost = listing.lacking(cataloged.into_iter().map(|p| p.id));
+    let dropped = to.catalog_mut().drop_lost_packs(&lost);
+    dropped.map_err(|e| target(to, e.into()))?;
     Ok(lost.len() as u64)
 }
 

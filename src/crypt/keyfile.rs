@@ -74,6 +74,23 @@ pub struct KdfCost {
     pub iterations: u32,
 }
 
+impl KdfCost {
+    /// How much a derivation at this cost asks: memory times passes.
+    pub fn work(&self) -> u64 {
+        u64::from(self.memory_kib) * u64::from(self.iterations)
+    }
+}
+
+impl Kdf {
+    /// The cost it was derived at, to wrap another key at the same.
+    pub fn cost(&self) -> KdfCost {
+        KdfCost {
+            memory_kib: self.memory_kib,
+            iterations: self.iterations,
+        }
+    }
+}
+
 impl Default for KdfCost {
     fn default() -> Self {
         Self {

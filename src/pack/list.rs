@@ -18,6 +18,17 @@ pub struct Listing {
     pub strays: Vec<(String, String)>,
 }
 
+impl Listing {
+    /// The packs of `cataloged` this listing lacks: lost, or deleted
+    /// behind the catalog's back.
+    pub fn lacking(&self, cataloged: impl IntoIterator<Item = PackId>) -> Vec<PackId> {
+        let listed: std::collections::HashSet<&PackId> = self.packs.iter().collect();
+        (cataloged.into_iter())
+            .filter(|id| !listed.contains(id))
+            .collect()
+    }
+}
+
 /// Lists every `packs/XX/ID.pack`.
 pub fn list(backend: &Backend) -> Result<Listing, BackendError> {
     let mut out = Listing::default();

@@ -22,7 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::RestoreError;
@@ -403,14 +403,7 @@ fn kind_of(dir: &DirFd, name: &OsStr) -> io::Result<Option<FileType>> {
 
 /// The names in directory `dir`, without `.` and `..`.
 fn names_in(dir: &DirFd) -> io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in Dir::read_from(dir.as_ref())? {
-        let name = entry?.file_name().to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            names.push(OsStr::from_bytes(&name).to_owned());
-        }
-    }
-    Ok(names)
+    super::target::names(dir)?.collect()
 }
 
 #[cfg(test)]

@@ -252,13 +252,7 @@ fn enter_dir(chain: &mut Chain<()>, item: &Item, fd: Option<DirFd>) {
 
 /// Whether directory `dir` has any entry.
 fn holds_anything(dir: &DirFd) -> io::Result<bool> {
-    for entry in rustix::fs::Dir::read_from(dir.as_ref())? {
-        let name = entry?.file_name().to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(super::target::names(dir)?.next().transpose()?.is_some())
 }
 
 fn describe(kind: FileType) -> &'static str {

@@ -286,11 +286,8 @@ impl Read for ContentReader<'_> {
 /// in the store stays damage (exit 4, as `cat` and a restore into a
 /// directory say it), and the path it names is not named twice.
 fn content_error(e: io::Error) -> RestoreError {
-    if !e.get_ref().is_some_and(|inner| inner.is::<BrowseError>()) {
-        return RestoreError::Tar(e);
-    }
-    match e.into_inner().map(|inner| inner.downcast::<BrowseError>()) {
-        Some(Ok(browse)) => RestoreError::Content(*browse),
-        _ => RestoreError::Tar(io::Error::other("unreadable content")),
+    match e.downcast::<BrowseError>() {
+        Ok(browse) => RestoreError::Content(browse),
+        Err(e) => RestoreError::Tar(e),
     }
 }

@@ -56,6 +56,19 @@ pub fn open_existing(path: &Path) -> io::Result<Option<DirFd>> {
     }
 }
 
+/// The names in directory `dir`, as they are read, without `.` and `..`.
+pub(super) fn names(dir: &DirFd) -> io::Result<impl Iterator<Item = io::Result<OsString>>> {
+    use std::os::unix::ffi::OsStrExt;
+    let entries = rustix::fs::Dir::read_from(dir.as_ref())?;
+    Ok(entries.filter_map(|entry| match entry {
+        Ok(entry) => {
+            let name = entry.file_name().to_bytes();
+            (name != b"." && name != b"..").then(|| Ok(OsStr::from_bytes(name).to_owned()))
+        }
+        Err(e) => Some(Err(e.into())),
+    }))
+}
+
 /// Gives an open directory its metadata; returns what it did not get.
 pub fn set_dir_meta(dir: &DirFd, meta: &Meta, owners: &OwnerMap) -> io::Result<Misses> {
     use std::os::fd::AsFd;

@@ -166,6 +166,17 @@ pub struct Check<'a> {
     pub key_check: &'a str,
 }
 
+impl<'a> Check<'a> {
+    /// The check of the store `config` describes (empty for a plain one).
+    pub fn of(config: &'a super::Config) -> Self {
+        let encryption = config.encryption.as_ref();
+        Self {
+            store_id: &config.id,
+            key_check: encryption.map_or("", |e| e.key_check.as_str()),
+        }
+    }
+}
+
 /// The store's keys as `unlock` would find them with `phrase`, if any
 /// of its keys opens.
 pub fn unlock_with(
@@ -192,7 +203,7 @@ pub fn unlock_with(
 /// first, it cost every open minutes before the store's own key was tried.
 fn cheapest_first(keys: &[(String, KeyFile)]) -> Vec<&(String, KeyFile)> {
     let mut order: Vec<_> = keys.iter().collect();
-    order.sort_by_key(|(_, file)| u64::from(file.kdf.memory_kib) * u64::from(file.kdf.iterations));
+    order.sort_by_key(|(_, file)| file.kdf.cost().work());
     order
 }
 
@@ -282,10 +293,7 @@ pub fn key_for(
         return Ok(None);
     }
     let opened = good.iter().find(|(id, _)| *id == unlocked.key_id);
-    let cost = opened.map_or_else(KdfCost::default, |(_, file)| KdfCost {
-        memory_kib: file.kdf.memory_kib,
-        iterations: file.kdf.iterations,
-    });
+    let cost = opened.map_or_else(KdfCost::default, |(_, file)| file.kdf.cost());
     wrap(&unlocked.master, phrase, cost).map(Some)
 }
 

@@ -417,11 +417,7 @@ impl Store {
         let good: Vec<_> = (prepared.files.iter())
             .filter_map(|(id, bytes)| Some((id.clone(), KeyFile::decode(bytes).ok()?)))
             .collect();
-        let encryption = self.config.encryption.as_ref();
-        let check = keys::Check {
-            store_id: &self.config.id,
-            key_check: encryption.map_or("", |e| e.key_check.as_str()),
-        };
+        let check = keys::Check::of(&self.config);
         let added = keys::key_for(&good, &prepared.unlocked, &phrase, &check)?;
         let added = added.map(|(id, file)| {
             prepared.files.push((id.clone(), file.encode()));

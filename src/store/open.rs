@@ -115,14 +115,7 @@ fn unlock(
     if let Some(keys) = known {
         return Ok(Some(keys));
     }
-    let key_check = config
-        .encryption
-        .as_ref()
-        .map_or("", |e| e.key_check.as_str());
-    let check = keys::Check {
-        store_id: &config.id,
-        key_check,
-    };
+    let check = keys::Check::of(config);
     Ok(Some(keys::unlock(backend, &options.password, &check)?))
 }
 
