@@ -1108,6 +1108,14 @@ fn key_passwd_replaces_the_passphrase() {
     assert_restores_with(&t, &new, &snap, &src);
 }
 
+/// Asserts that `key list` succeeds and warns about key file `id`, saying
+/// `why`.
+fn assert_key_list_warns(t: &TestEnv, id: &str, why: &str) {
+    let list = t.cairn(["key", "list"]).assert().success();
+    let err = stderr_of(list.get_output());
+    assert!(err.contains(id) && err.contains(why), "{err}");
+}
+
 #[test]
 fn a_damaged_key_file_neither_stops_the_others_nor_goes_unsaid() {
     // A key file that does not decode opens nothing; the store still opens
@@ -1120,12 +1128,7 @@ fn a_damaged_key_file_neither_stops_the_others_nor_goes_unsaid() {
         &format!("keys/{}", "ab".repeat(32)),
         b"{ not a key file",
     );
-    let list = t.cairn(["key", "list"]).assert().success();
-    let err = stderr_of(list.get_output());
-    assert!(
-        err.contains(&"ab".repeat(32)) && err.contains("opens nothing"),
-        "{err}"
-    );
+    assert_key_list_warns(&t, &"ab".repeat(32), "opens nothing");
     assert_restores_with(&t, t.password_file.as_ref().unwrap(), &snap, &src);
     let wrong = t.password_file_with("wrong", "not the passphrase");
     let out = t
@@ -1146,12 +1149,7 @@ fn a_file_under_keys_too_large_for_a_key_file_is_damaged_not_a_stop() {
     let (t, src, snap) = store_with_a_snapshot();
     let stray = format!("keys/{}", "cd".repeat(32));
     put(&t, &stray, &vec![b'x'; 100 * 1024]);
-    let list = t.cairn(["key", "list"]).assert().success();
-    let err = stderr_of(list.get_output());
-    assert!(
-        err.contains(&"cd".repeat(32)) && err.contains("too large"),
-        "{err}"
-    );
+    assert_key_list_warns(&t, &"cd".repeat(32), "too large");
     assert_restores_with(&t, t.password_file.as_ref().unwrap(), &snap, &src);
     // A copy to a new target carries the real key files, not the stray one.
     let target = t.path("offsite");
