@@ -1504,6 +1504,17 @@ fn build_tar_tree(src: &Path) {
     let mut long_target = b"\xff/".repeat(70);
     long_target.extend_from_slice(b"end");
     make_symlink(raw(&long_target), &src.join("long raw link"));
+    // Names longer than a header's 100 bytes that start with a byte that
+    // is not UTF-8 (so the stream's first bytes of them once the source's
+    // own path is stripped): a file, a hard link, a symlink, a directory.
+    let latin = b"\xe9".repeat(120);
+    write_file(&src.join(raw(&latin)), b"starts latin-1");
+    fs::hard_link(src.join(raw(&latin)), src.join(raw(&b"\xfe".repeat(105)))).unwrap();
+    make_symlink(raw(&latin), &src.join(raw(&b"\xfd".repeat(110))));
+    write_file(
+        &src.join(raw(&b"\xfc".repeat(101))).join("x"),
+        b"in a latin-1 dir",
+    );
     // Around the 100 bytes of a plain header's name field; a directory's
     // name gets a trailing slash there.
     for len in [99, 100, 101] {

@@ -13,6 +13,7 @@
 //! is streamed chunk by chunk, each verified against its hash.
 
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use tar::{Builder, EntryType, Header};
@@ -121,14 +122,15 @@ fn append<W: Write>(
         Content::Dir { .. } => {
             append_records(tar, &records)?;
             header.set_entry_type(EntryType::Directory);
-            tar.append_data(&mut header, &item.rel, io::empty())
+            append_named(tar, &mut header, &item.rel, None, io::empty())
                 .map_err(RestoreError::Tar)?;
             outcome.dirs += 1;
         }
         Content::Symlink { target } => {
             append_records(tar, &records)?;
             header.set_entry_type(EntryType::Symlink);
-            tar.append_link(&mut header, &item.rel, target.as_path())
+            let target = Some(target.as_path());
+            append_named(tar, &mut header, &item.rel, target, io::empty())
                 .map_err(RestoreError::Tar)?;
             outcome.symlinks += 1;
         }
@@ -136,7 +138,7 @@ fn append<W: Write>(
             Some(first) => {
                 append_records(tar, &records)?;
                 header.set_entry_type(EntryType::Link);
-                tar.append_link(&mut header, &item.rel, &first)
+                append_named(tar, &mut header, &item.rel, Some(&first), io::empty())
                     .map_err(RestoreError::Tar)?;
                 outcome.files += 1;
                 outcome.hardlinks += 1;
@@ -168,9 +170,7 @@ fn append_file<W: Write>(
     if entry.holes().is_empty() {
         append_records(tar, records)?;
         header.set_size(size);
-        return tar
-            .append_data(&mut header, &item.rel, content)
-            .map_err(content_error);
+        return append_named(tar, &mut header, &item.rel, None, content).map_err(content_error);
     }
     check_holes(&item.source, entry)?;
     let map = sparse_map(&data_regions(entry.holes(), size), size);
@@ -185,9 +185,65 @@ fn append_file<W: Write>(
         None => "GNUSparseFile.0".into(),
     };
     let stand_in = stand_in.join(item.rel.file_name().unwrap_or_default());
-    tar.append_data(&mut header, stand_in, io::Cursor::new(map).chain(content))
-        .map_err(content_error)
+    let content = io::Cursor::new(map).chain(content);
+    append_named(tar, &mut header, &stand_in, None, content).map_err(content_error)
 }
+
+/// Appends `header` and `data` as the entry `path` (a link to `target`),
+/// preceded by GNU long-name entries for a name or target longer than its
+/// header field. Written here, not by tar-rs: it puts a UTF-8 cut of a long
+/// name in the header, and fails on a name whose first byte is not UTF-8.
+/// Readers take the long entry's name; the header keeps the first bytes.
+fn append_named<W: Write>(
+    tar: &mut Builder<W>,
+    header: &mut Header,
+    path: &Path,
+    target: Option<&Path>,
+    data: impl Read,
+) -> io::Result<()> {
+    put_name(
+        tar,
+        &mut header.as_old_mut().name,
+        path,
+        EntryType::GNULongName,
+    )?;
+    if let Some(target) = target {
+        let field = &mut header.as_old_mut().linkname;
+        put_name(tar, field, target, EntryType::GNULongLink)?;
+    }
+    header.set_cksum();
+    tar.append(header, data)
+}
+
+/// Puts `name` in a header's `field`, as much of it as fits, after a GNU
+/// long-name entry of `kind` holding it whole when it does not.
+fn put_name<W: Write>(
+    tar: &mut Builder<W>,
+    field: &mut [u8],
+    name: &Path,
+    kind: EntryType,
+) -> io::Result<()> {
+    let bytes = name.as_os_str().as_bytes();
+    if bytes.len() > field.len() {
+        let mut long = Header::new_gnu();
+        long.as_old_mut().name[..LONG_LINK.len()].copy_from_slice(LONG_LINK);
+        long.set_mode(0o644);
+        long.set_uid(0);
+        long.set_gid(0);
+        long.set_mtime(0);
+        long.set_size(bytes.len() as u64 + 1);
+        long.set_entry_type(kind);
+        long.set_cksum();
+        tar.append(&long, bytes.chain(&[0][..]))?;
+    }
+    let kept = bytes.len().min(field.len());
+    field.fill(0);
+    field[..kept].copy_from_slice(&bytes[..kept]);
+    Ok(())
+}
+
+/// The name GNU tar gives its long-name entries.
+const LONG_LINK: &[u8] = b"././@LongLink";
 
 /// `header` (a new GNU or ustar header) with the fields of `meta`.
 fn header_for(meta: &Meta, mut header: Header) -> Header {
