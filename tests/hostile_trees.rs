@@ -516,6 +516,15 @@ fn verify_reports_a_file_whose_recorded_size_is_not_the_sum_of_its_chunks() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     assert_eq!(fs::read(target.join("h/good")).unwrap(), b"hello world");
     assert!(!target.join("h/long").exists());
+    // `cat` stops before a byte beyond the recorded size reaches stdout.
+    let out = t.cairn(["cat", &snap, "/h/short"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("recorded 10"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(out.stdout, b"hello ", "no more than its first whole chunk");
 }
 
 /// `file` with `holes` as (offset, length).

@@ -249,6 +249,7 @@ pub fn write_content(
     for id in chunks {
         let data = read_chunk(store, path, id)?;
         data_read += data.len() as u64;
+        check_within_size(path, entry, data_read)?;
         let mut rest = &data[..];
         while !rest.is_empty() {
             let (at, len) = place.next_run(rest.len() as u64);
@@ -317,7 +318,18 @@ pub fn read_chunk(store: &Store, path: &Path, id: &BlobId) -> Result<Vec<u8>, Br
 /// Fails unless `read` bytes of chunks is what the snapshot recorded:
 /// the file's size less its holes.
 pub fn check_data_size(path: &Path, entry: &Entry, read: u64) -> Result<(), BrowseError> {
-    if read == entry.data_size() {
+    size_check(path, entry, read, read == entry.data_size())
+}
+
+/// Fails if `read` bytes of chunks are already more than the snapshot
+/// recorded: checked before a chunk is passed on, so that no byte beyond
+/// the recorded size reaches the reader of a damaged file.
+pub fn check_within_size(path: &Path, entry: &Entry, read: u64) -> Result<(), BrowseError> {
+    size_check(path, entry, read, read <= entry.data_size())
+}
+
+fn size_check(path: &Path, entry: &Entry, read: u64, ok: bool) -> Result<(), BrowseError> {
+    if ok {
         return Ok(());
     }
     Err(BrowseError::Size {

@@ -22,7 +22,9 @@ use super::links::Primaries;
 use super::plan::{Item, walk_selection};
 use super::tar_pax::{Records, sparse_map};
 use super::{RestoreError, Selection};
-use crate::browse::{BrowseError, check_data_size, check_holes, file_chunks, read_chunk};
+use crate::browse::{
+    BrowseError, check_data_size, check_holes, check_within_size, file_chunks, read_chunk,
+};
 use crate::interrupt::Interrupted;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -317,6 +319,7 @@ impl<'a> ContentReader<'a> {
         self.pos = 0;
         self.next += 1;
         self.read += self.chunk.len() as u64;
+        check_within_size(path, entry, self.read)?;
         Ok(true)
     }
 }
