@@ -1062,23 +1062,53 @@ fn key_remove_never_takes_the_key_in_use_though_stray_files_sit_beside_it() {
     assert_restores_with(&t, &second, &snap, &src);
 }
 
+/// Runs `cmd` in a shell that limits its address space to `kib` KiB (and
+/// its core files to none), as `ulimit -v` does.
+fn with_memory_limit(cmd: std::process::Command, kib: u64) -> Output {
+    let script = format!("ulimit -c 0; ulimit -v {kib}; exec \"$@\"");
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &script, "sh"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => sh.env(name, value),
+            None => sh.env_remove(name),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh.output().unwrap()
+}
+
 #[test]
 fn the_cheapest_key_file_is_tried_first_whatever_its_date() {
     // Keys were tried oldest first, by a date anyone who may write keys/
     // sets: a planted key file asking for 4 GiB and 100 passes, dated
-    // first, cost every open minutes. Two keys of this store under one
-    // passphrase show the order: the one that opens is marked `*`.
+    // first, cost every open minutes. Here the planted one asks for 4 GiB
+    // of a process allowed 2 GiB: tried at all, its derivation fails to
+    // allocate and the process aborts.
     let (t, _, _) = store_with_a_snapshot();
-    let pw = t.password_file.clone().unwrap();
-    let before = key_ids(&t);
-    t.cairn(["key", "add", "--new-password-file"])
-        .arg(&pw)
-        .args(["--kdf-memory", "1", "--kdf-iterations", "1"])
-        .assert()
-        .success();
-    let cheap = key_ids(&t).difference(&before).next().unwrap().clone();
-    let out = t.cairn(["--json", "key", "list"]).assert().success();
-    let listed = parse_json(&out.get_output().stdout);
+    let real = key_ids(&t).into_iter().next().unwrap();
+    let mut planted = parse_json(&get(&t, &format!("keys/{real}")));
+    planted["kdf"]["memory_kib"] = (4u32 << 20).into();
+    planted["kdf"]["iterations"] = 100.into();
+    planted["created"] = "1970-01-01T00:00:00Z".into();
+    let planted_id = "0".repeat(64);
+    put(
+        &t,
+        &format!("keys/{planted_id}"),
+        &serde_json::to_vec(&planted).unwrap(),
+    );
+    let out = with_memory_limit(t.command(["--json", "key", "list"]), 2 << 20);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        stderr_of(&out)
+    );
+    let listed = parse_json(&out.stdout);
     let current: Vec<&Value> = listed
         .as_array()
         .unwrap()
@@ -1086,7 +1116,19 @@ fn the_cheapest_key_file_is_tried_first_whatever_its_date() {
         .filter(|k| k["current"] == true)
         .collect();
     assert_eq!(current.len(), 1, "{listed}");
-    assert_eq!(current[0]["id"], cheap.as_str(), "{listed}");
+    assert_eq!(current[0]["id"], real.as_str(), "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    // A wrong password tries it too: a clear error naming it, no abort.
+    let wrong = t.password_file_with("wrong", "not the password");
+    let mut cmd = t.command(["snapshots"]);
+    cmd.env("CAIRN_PASSWORD_FILE", &wrong);
+    let out = with_memory_limit(cmd, 2 << 20);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&planted_id) && err.contains("cannot allocate the 4096 MiB"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1106,6 +1148,43 @@ fn key_passwd_replaces_the_passphrase() {
     assert_refused(&t, &old);
     assert_opens_with(&t, &new, 1);
     assert_restores_with(&t, &new, &snap, &src);
+}
+
+#[test]
+fn a_password_opens_one_key_so_key_passwd_retires_it_for_good() {
+    // Two keys under one password left that password working after `key
+    // passwd` through the other one: `key add` refuses a password that
+    // opens a key already, and `key passwd` to another key's password only
+    // retires the old key.
+    let (t, src, snap) = store_with_a_snapshot();
+    let old = t.password_file.clone().unwrap();
+    let out = t
+        .cairn(["key", "add", "--new-password-file"])
+        .arg(&old)
+        .args(FAST_KDF)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("already opens key"), "{err}");
+    assert_eq!(key_ids(&t).len(), 1, "nothing added");
+
+    let second = t.password_file_with("second", "the second passphrase");
+    let kept = add_key(&t, &second);
+    let out = t
+        .cairn(["key", "passwd", "--new-password-file"])
+        .arg(&second)
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    let said = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(said.contains("opens with it already"), "{said}");
+    assert_eq!(
+        key_ids(&t),
+        BTreeSet::from([kept]),
+        "only the other key is left"
+    );
+    assert_refused(&t, &old);
+    assert_restores_with(&t, &second, &snap, &src);
 }
 
 /// Asserts that `key list` succeeds and warns about key file `id`, saying

@@ -79,11 +79,13 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
     let said = match &args.action {
         Action::List => return list(ctx, &store, unlocked, out),
         Action::Add(new) => {
+            let (phrase, check) = (new.read(&store)?, keys::Check::of(store.config()));
             let id = keys::add(
                 store.backend(),
                 &unlocked.master,
-                &new.read(&store)?,
+                &phrase,
                 new.kdf.cost(),
+                &check,
             )?;
             format!("added key {}", keys::short(&id))
         }
@@ -102,15 +104,29 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
 }
 
 /// A new key under the new passphrase first, then the old one removed: a
-/// crash in between leaves both passphrases working, never neither.
+/// crash in between leaves both passphrases working, never neither. A new
+/// password that opens another key already only retires the old key.
 fn passwd(store: &Store, unlocked: &Unlocked, new: &NewPassword) -> anyhow::Result<String> {
-    let phrase = new.read(store)?;
-    let id = keys::add(store.backend(), &unlocked.master, &phrase, new.kdf.cost())?;
+    let (phrase, check) = (new.read(store)?, keys::Check::of(store.config()));
+    let backend = store.backend();
+    let (id, added) = match keys::opened_by(backend, &phrase, &check)? {
+        Some(id) if id == unlocked.key_id => {
+            return Err(keys::KeyError::PasswordInUse(keys::short(&id)).into());
+        }
+        Some(id) => (id, "opens with it already"),
+        None => {
+            let cost = new.kdf.cost();
+            (
+                keys::add(backend, &unlocked.master, &phrase, cost, &check)?,
+                "added",
+            )
+        }
+    };
     let (new, old) = (keys::short(&id), keys::short(&unlocked.key_id));
-    Ok(match keys::retire(store.backend(), &unlocked.key_id)? {
-        true => format!("changed the password: key {new} replaces key {old}"),
+    Ok(match keys::retire(backend, &unlocked.key_id)? {
+        true => format!("changed the password: key {new} {added}, key {old} removed"),
         false => format!(
-            "changed the password: key {new} added; key {old} was already removed (by another `key passwd`?)"
+            "changed the password: key {new} {added}; key {old} was already removed (by another `key passwd`?)"
         ),
     })
 }

@@ -2,7 +2,7 @@
 //! passphrase with argon2id. A store has one per passphrase; any of them
 //! opens it (store-format/encryption.md, "Key files").
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::SealingKey;
@@ -223,11 +223,29 @@ fn derive(kdf: &Kdf, passphrase: &[u8]) -> Result<SealingKey, KeyFileError> {
         hex::decode(&kdf.salt).map_err(|_| KeyFileError::Corrupt("salt is not hex".into()))?;
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
+    let mut blocks = memory_for(&params)?;
     let mut out = [0u8; 32];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(passphrase, &salt, &mut out)
+        .hash_password_into_with_memory(passphrase, &salt, &mut out, &mut blocks)
         .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
     Ok(SealingKey::new(&out))
+}
+
+/// The memory a derivation under `params` works in, or an error saying it
+/// cannot be had: a key made on a larger machine (or planted) may ask for
+/// more than this process may allocate, which must not abort it.
+fn memory_for(params: &Params) -> Result<Vec<Block>, KeyFileError> {
+    let mut blocks = Vec::new();
+    blocks
+        .try_reserve_exact(params.block_count())
+        .map_err(|_| {
+            KeyFileError::Kdf(format!(
+                "cannot allocate the {} MiB it needs",
+                params.m_cost() / 1024
+            ))
+        })?;
+    blocks.resize(params.block_count(), Block::default());
+    Ok(blocks)
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ pub enum KeyError {
         "key {0} is the one your password opened: removing it would lock you out; change its password with `cairn key passwd`, or remove it with another key's password"
     )]
     CurrentKey(String),
+    /// `key add` of a password that opens a key already.
+    #[error(
+        "the new password already opens key {0}: one password opens one key, so that `key passwd` retires it for good (see `cairn key list`)"
+    )]
+    PasswordInUse(String),
     /// A key file is damaged.
     #[error("{key}: {source}")]
     KeyFile {
@@ -145,11 +150,13 @@ pub fn unlock(backend: &Backend, source: &Source, check: &Check<'_>) -> Result<U
         return Err(KeyError::NoKeys(location));
     }
     let phrase = passphrase::read(source, &format!("store {location}"))?;
-    if let Some(unlocked) = unlock_with(&keys.good, &phrase, check) {
-        return Ok(unlocked);
-    }
-    // The passphrase may be that of a key file that is damaged: say so.
-    match keys.damaged.into_iter().next() {
+    let failed = match attempt(&keys.good, &phrase, check) {
+        Ok(unlocked) => return Ok(unlocked),
+        Err(failed) => failed,
+    };
+    // The passphrase may be that of a key that could not be tried, or of a
+    // key file that is damaged: say so.
+    match failed.or_else(|| keys.damaged.into_iter().next()) {
         Some((id, source)) => Err(KeyError::KeyFile {
             key: format!("{PREFIX}{id}"),
             source,
@@ -184,17 +191,36 @@ pub fn unlock_with(
     phrase: &[u8],
     check: &Check<'_>,
 ) -> Option<Unlocked> {
-    cheapest_first(keys).into_iter().find_map(|(id, file)| {
-        let master = file.unwrap_with(phrase).ok()?;
-        if master.check_for(check.store_id) != check.key_check {
-            return None;
+    attempt(keys, phrase, check).ok()
+}
+
+/// Tries `keys` with `phrase`; when none opens, the first that could not
+/// be tried (its derivation asked for more memory than this process may
+/// allocate, say), if one could not.
+fn attempt(
+    keys: &[(String, KeyFile)],
+    phrase: &[u8],
+    check: &Check<'_>,
+) -> Result<Unlocked, Option<(String, KeyFileError)>> {
+    let mut failed = None;
+    for (id, file) in cheapest_first(keys) {
+        match file.unwrap_with(phrase) {
+            Ok(master) if master.check_for(check.store_id) == check.key_check => {
+                let vault = Vault::of(&master);
+                let key_id = id.clone();
+                return Ok(Unlocked {
+                    vault,
+                    master,
+                    key_id,
+                });
+            }
+            Ok(_) | Err(KeyFileError::WrongPassword) => {}
+            Err(e) => {
+                failed.get_or_insert((id.clone(), e));
+            }
         }
-        Some(Unlocked {
-            vault: Vault::of(&master),
-            master,
-            key_id: id.clone(),
-        })
-    })
+    }
+    Err(failed)
 }
 
 /// `keys` in the order to try them: the cheapest derivation first (oldest
@@ -297,13 +323,28 @@ pub fn key_for(
     wrap(&unlocked.master, phrase, cost).map(Some)
 }
 
+/// The key that `phrase` opens, if one does.
+pub fn opened_by(
+    backend: &Backend,
+    phrase: &[u8],
+    check: &Check<'_>,
+) -> Result<Option<String>, KeyError> {
+    Ok(unlock_with(&list(backend)?.good, phrase, check).map(|u| u.key_id))
+}
+
 /// Writes a new key file wrapping `master` under `phrase`; returns its id.
+/// Refuses a password that opens a key already: with two keys under one
+/// password, `key passwd` of one left the old password opening the other.
 pub fn add(
     backend: &Backend,
     master: &MasterKey,
     phrase: &[u8],
     cost: KdfCost,
+    check: &Check<'_>,
 ) -> Result<String, KeyError> {
+    if let Some(id) = opened_by(backend, phrase, check)? {
+        return Err(KeyError::PasswordInUse(short(&id)));
+    }
     let (id, file) = wrap(master, phrase, cost)?;
     backend.create(&format!("{PREFIX}{id}"), &file.encode())?;
     Ok(id)
