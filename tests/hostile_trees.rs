@@ -770,3 +770,39 @@ fn names_of_one_link_group_with_different_content_each_restore_their_own_bytes()
     let b = bodies.iter().find(|e| e.0.ends_with("h/b")).unwrap();
     assert_eq!((b.1.clone(), &b.2[..]), (None, &b"second"[..]));
 }
+
+// `find` stopped at the first snapshot with a lost tree (exit 4), never
+// searching the others: the lost directory is named, the rest searched.
+#[test]
+fn find_names_a_lost_directory_and_searches_everything_else() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("app.db"), b"honest");
+    let honest = t.snapshot(&[&src], &[]);
+    let c = Crafter::open(&t);
+    let chunks = c.put(vec![(BlobKind::Data, b"crafted".to_vec())]);
+    let empty = c.tree(&Tree::new(vec![]));
+    drop(c);
+    let lost = TreeId::of(b"a tree that was never stored");
+    let crafted = with_entries(
+        &t,
+        vec![
+            file(b"app.db", chunks, 7),
+            dir(b"gone", lost),
+            dir(b"keep", empty),
+        ],
+        1,
+        0,
+    );
+    let out = t.cairn(["find", "app.db"]).output().unwrap();
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr_of(&out));
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        stdout.contains(&crafted[..8]) && stdout.contains("/h/app.db"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&id(&honest)[..8]), "{stdout}");
+    assert!(err.contains("/h/gone not searched"), "{err}");
+    assert!(!err.contains("/h/keep"), "{err}");
+    assert!(err.contains("`cairn verify` says what is lost"), "{err}");
+}

@@ -41,15 +41,36 @@ pub struct Found {
 enum Part {
     Hit(Box<Hit>),
     Below(Rc<Found>),
+    Unread(Box<Unread>),
+}
+
+/// A directory whose listing is lost or damaged: its matches are unknown,
+/// the search goes on beside it.
+#[derive(Debug)]
+pub struct Unread {
+    /// The directory.
+    pub path: PathBuf,
+    /// Why it could not be read.
+    pub error: BrowseError,
+}
+
+/// What a search found, one at a time in path order.
+pub enum Seen<'a> {
+    /// A match.
+    Hit(&'a Hit),
+    /// A directory that could not be read.
+    Unread(&'a Unread),
 }
 
 impl Found {
-    /// Calls `visit` with every match, in path order; stops at its first error.
-    pub fn try_for_each<E>(&self, visit: &mut impl FnMut(&Hit) -> Result<(), E>) -> Result<(), E> {
+    /// Calls `visit` with every match and every directory that could not be
+    /// read, in path order; stops at its first error.
+    pub fn try_for_each<E>(&self, visit: &mut impl FnMut(Seen) -> Result<(), E>) -> Result<(), E> {
         for part in &self.parts {
             match part {
-                Part::Hit(hit) => visit(hit)?,
+                Part::Hit(hit) => visit(Seen::Hit(hit))?,
                 Part::Below(found) => found.try_for_each(visit)?,
+                Part::Unread(unread) => visit(Seen::Unread(unread))?,
             }
         }
         Ok(())
@@ -131,9 +152,16 @@ impl Finder {
             }
             if let Some(sub) = sub {
                 budget.enter(depth + 1)?;
-                let below = self.search_at(store, &sub, &path, depth + 1, budget)?;
-                if !below.parts.is_empty() {
-                    found.parts.push(Part::Below(below));
+                match self.search_at(store, &sub, &path, depth + 1, budget) {
+                    Ok(below) if below.parts.is_empty() => {}
+                    Ok(below) => found.parts.push(Part::Below(below)),
+                    // A lost subtree is the same in every snapshot that
+                    // holds it: remembered as unread with the rest.
+                    Err(error) if error.is_damage() => {
+                        let unread = Unread { path, error };
+                        found.parts.push(Part::Unread(Box::new(unread)));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }

@@ -6,7 +6,8 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::bound::Budget;
-use cairn::browse::find::{Finder, Hit};
+use cairn::browse::BrowseError;
+use cairn::browse::find::{Finder, Hit, Seen};
 use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 use cairn::snapshot::Snapshot;
@@ -15,7 +16,7 @@ use cairn::store::LockMode;
 use super::Ctx;
 use super::choose::{entry_json, local_time_short};
 use super::filter::FilterArgs;
-use super::output::{human_bytes, plural};
+use super::output::{human_bytes, plural, warn};
 use super::stdout::Out;
 
 #[derive(Debug, Args)]
@@ -52,13 +53,29 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Outcome> {
     let store = ctx.open(LockMode::Read)?;
     let list = ctx.snapshot_list(&store)?;
     let mut out = Out::streaming();
-    let mut matches = 0u64;
+    let (mut matches, mut unread) = (0u64, 0u64);
     for snapshot in list.snapshots.iter().rev().filter(|s| filter.matches(s)) {
         let mut budget = Budget::of(snapshot);
-        let found = finder.search(&store, &snapshot.record.tree, Path::new("/"), &mut budget)?;
-        found.try_for_each(&mut |hit| {
-            matches += 1;
-            print_hit(&mut out, ctx.json, snapshot, hit)
+        let found = match finder.search(&store, &snapshot.record.tree, Path::new("/"), &mut budget)
+        {
+            Ok(found) => found,
+            Err(e) if e.is_damage() => {
+                unread += 1;
+                warn_unread(snapshot, Path::new("/"), &e);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        found.try_for_each(&mut |seen| match seen {
+            Seen::Hit(hit) => {
+                matches += 1;
+                print_hit(&mut out, ctx.json, snapshot, hit)
+            }
+            Seen::Unread(dir) => {
+                unread += 1;
+                warn_unread(snapshot, &dir.path, &dir.error);
+                Ok(())
+            }
         })?;
     }
     out.finish()?;
@@ -66,5 +83,15 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Outcome> {
     if !ctx.json && !ctx.quiet {
         eprintln!("{}", plural(matches, "match"));
     }
-    Ok(Outcome::Done)
+    Ok(Outcome::damage_if(unread))
+}
+
+/// A directory of `snapshot` whose listing is lost or damaged: named on
+/// stderr; the search went on beside it, and `find` ends with exit 4.
+fn warn_unread(snapshot: &Snapshot, dir: &Path, e: &BrowseError) {
+    warn(format_args!(
+        "snapshot {}: {} not searched: {e} (`cairn verify` says what is lost)",
+        snapshot.id.short(),
+        escaped(dir)
+    ));
 }
