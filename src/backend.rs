@@ -11,7 +11,9 @@
 //! files are local concerns of the store (`store`), not objects.
 
 pub mod dictionaries;
+mod error;
 pub mod local;
+mod requests;
 pub mod s3;
 mod sealed;
 
@@ -19,7 +21,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::SystemTime;
 
 use tempfile::NamedTempFile;
@@ -29,63 +31,11 @@ use crate::rawname::escaped;
 use local::Local;
 use s3::S3;
 
+use error::too_large;
+pub use error::{BackendError, TooLarge};
+pub(crate) use requests::ORDER;
+pub use requests::{Counters, RequestStats};
 pub use s3::{RemoteOptions, S3Url};
-
-/// Relaxed is enough for counters read once at the end.
-pub(crate) const ORDER: Ordering = Ordering::Relaxed;
-
-/// A failed operation on the store, naming where and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{location}: {source}")]
-pub struct BackendError {
-    /// The file, or the store and the key.
-    pub location: String,
-    /// What went wrong (for a remote store: the operation, the key and the
-    /// server's answer).
-    #[source]
-    pub source: io::Error,
-}
-
-/// Why a whole read refused an object: larger than such an object may be.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TooLarge(String);
-
-/// The error of a whole read that found the object larger than `what`
-/// says it may be.
-fn too_large(what: String) -> io::Error {
-    io::Error::new(io::ErrorKind::FileTooLarge, TooLarge(what))
-}
-
-impl BackendError {
-    /// Whether the object was not there.
-    pub fn is_not_found(&self) -> bool {
-        self.source.kind() == io::ErrorKind::NotFound
-    }
-
-    /// Whether a whole read found the object larger than such an object
-    /// may be: never something cairn wrote, so damage. (Told apart from a
-    /// write's EFBIG, the machine's limit, by [`TooLarge`].)
-    pub fn is_too_large(&self) -> bool {
-        let inner = self.source.get_ref();
-        inner.is_some_and(|e| e.is::<TooLarge>())
-    }
-
-    /// Whether a read failed on the store's data rather than on the
-    /// machine or the connection: the object gone, shorter or larger than
-    /// recorded, or (a pack fetched whole) not its id.
-    pub fn is_damage(&self) -> bool {
-        use io::ErrorKind::{InvalidData, UnexpectedEof};
-        self.is_not_found()
-            || self.is_too_large()
-            || matches!(self.source.kind(), UnexpectedEof | InvalidData)
-    }
-
-    /// Whether a create found another object under the key.
-    pub fn is_already_exists(&self) -> bool {
-        self.source.kind() == io::ErrorKind::AlreadyExists
-    }
-}
 
 type Result<T> = std::result::Result<T, BackendError>;
 
@@ -98,75 +48,6 @@ pub struct ObjectInfo {
     pub size: u64,
     /// When it was written, as the store's own clock says.
     pub modified: Option<SystemTime>,
-}
-
-/// Requests a remote store has served so far: on S3 they cost money.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// GET requests (whole objects and ranges).
-    pub gets: AtomicU64,
-    /// PUT requests (multipart uploads count each part, start and end).
-    pub puts: AtomicU64,
-    /// LIST requests (pages of up to 1000 keys).
-    pub lists: AtomicU64,
-    /// DELETE requests.
-    pub deletes: AtomicU64,
-    /// HEAD requests.
-    pub heads: AtomicU64,
-    /// Bytes received.
-    pub bytes_down: AtomicU64,
-    /// Bytes sent.
-    pub bytes_up: AtomicU64,
-}
-
-impl Counters {
-    fn put(&self, bytes: u64) {
-        self.puts.fetch_add(1, ORDER);
-        self.bytes_up.fetch_add(bytes, ORDER);
-    }
-
-    fn add_requests(&self, counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, ORDER);
-    }
-
-    /// The counts now.
-    pub fn read(&self) -> RequestStats {
-        RequestStats {
-            get: self.gets.load(ORDER),
-            put: self.puts.load(ORDER),
-            list: self.lists.load(ORDER),
-            delete: self.deletes.load(ORDER),
-            head: self.heads.load(ORDER),
-            bytes_down: self.bytes_down.load(ORDER),
-            bytes_up: self.bytes_up.load(ORDER),
-        }
-    }
-}
-
-/// Requests made and bytes moved, as reported in summaries and `--json`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RequestStats {
-    /// GET requests.
-    pub get: u64,
-    /// PUT requests.
-    pub put: u64,
-    /// LIST requests.
-    pub list: u64,
-    /// DELETE requests.
-    pub delete: u64,
-    /// HEAD requests.
-    pub head: u64,
-    /// Bytes downloaded.
-    pub bytes_down: u64,
-    /// Bytes uploaded.
-    pub bytes_up: u64,
-}
-
-impl RequestStats {
-    /// All requests.
-    pub fn total(&self) -> u64 {
-        self.get + self.put + self.list + self.delete + self.head
-    }
 }
 
 /// The objects of one store.
