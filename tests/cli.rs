@@ -202,6 +202,48 @@ fn three_snapshots(t: &TestEnv) -> [String; 3] {
     ]
 }
 
+// `forget @WHEN` chose among every host's snapshots whatever the filters
+// said: `--host alpha` forgot beta's snapshot of that day.
+#[test]
+fn forget_at_a_date_chooses_among_the_filtered_snapshots_of_this_host() {
+    let t = TestEnv::with_store();
+    let [s1, s2, _] = three_snapshots(&t);
+    let forgotten = |args: &[&str]| {
+        let mut all = vec!["--json", "forget", "--dry-run", "@2026-01-02"];
+        all.extend_from_slice(args);
+        let out = t.cairn(&all).assert().success();
+        let json = parse_json(&out.get_output().stdout);
+        json["forgotten"].as_array().unwrap().clone()
+    };
+    assert_eq!(forgotten(&["--host", "alpha"]), [s1.as_str()]);
+    assert_eq!(
+        forgotten(&["--tag", "daily", "--host", "alpha"]),
+        [s1.as_str()]
+    );
+    assert_eq!(forgotten(&["--all-hosts"]), [s2.as_str()]);
+    assert_eq!(forgotten(&["--host", "beta"]), [s2.as_str()]);
+    // Neither is this host's: nothing to forget at that date.
+    let out = t.cairn(["forget", "@2026-01-02"]).assert().failure();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("no snapshot"), "{err}");
+    assert_eq!(t.snapshots(&[]).len(), 3);
+    // An id names one snapshot; a filter it does not match refuses it.
+    t.cairn(["forget", "--dry-run", &s2, "--host", "alpha"])
+        .assert()
+        .failure();
+    assert_eq!(forgotten_by_id(&t, &s2), [s2.as_str()]);
+}
+
+/// `forget --dry-run ID` with no filters: the snapshot it would forget.
+fn forgotten_by_id(t: &TestEnv, id: &str) -> Vec<Value> {
+    let out = t
+        .cairn(["--json", "forget", "--dry-run", id])
+        .assert()
+        .success();
+    let json = parse_json(&out.get_output().stdout);
+    json["forgotten"].as_array().unwrap().clone()
+}
+
 #[test]
 fn snapshots_can_be_filtered_by_host_tag_and_path() {
     let t = TestEnv::with_store();

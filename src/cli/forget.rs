@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
         let (policy, plan) = decide(&store, &list, &args, ctx.quiet)?;
         (Some(policy), plan.groups, plan.doomed)
     } else {
-        (None, Vec::new(), resolve_all(&list, &args.snapshots)?)
+        (None, Vec::new(), resolve_all(&list, &args)?)
     };
     let talk = !ctx.json && !ctx.quiet;
     let mut out = Out::deferring();
@@ -159,15 +159,25 @@ fn note_other_hosts(list: &SnapshotList, filter: &cairn::snapshot::select::Filte
     }
 }
 
-/// Resolves explicit references; a damaged record may be named too (by id
-/// or unique prefix), so that it can be removed.
-fn resolve_all(list: &SnapshotList, references: &[SnapshotRef]) -> anyhow::Result<Vec<SnapshotId>> {
+/// Resolves explicit references among the snapshots the filters keep; a
+/// date chooses among this host's only (unless `--host` or `--all-hosts`
+/// say otherwise), as a policy does: `forget @2026-02-15` must not forget
+/// another host's snapshot of that night. A damaged record may be named
+/// too (by id or unique prefix), so that it can be removed.
+fn resolve_all(list: &SnapshotList, args: &ForgetArgs) -> anyhow::Result<Vec<SnapshotId>> {
+    let given = args.filter.to_filter()?;
+    let mut by_date = given.clone();
+    if by_date.host.is_none() && !args.all_hosts {
+        by_date.host = Some(cairn::capture::default_host());
+    }
     let mut ids = Vec::new();
-    for reference in references {
-        if *reference == SnapshotRef::Latest {
-            bail!("refusing to forget `latest` by name: give its id");
-        }
-        let id = list.resolve_id(reference)?;
+    for reference in &args.snapshots {
+        let filter = match reference {
+            SnapshotRef::Latest => bail!("refusing to forget `latest` by name: give its id"),
+            SnapshotRef::At(_) => &by_date,
+            _ => &given,
+        };
+        let id = list.resolve_id(reference, filter)?;
         if !ids.contains(&id) {
             ids.push(id);
         }

@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Outcome> {
             protect::protect(store.backend(), &id)?;
             (id, true)
         } else {
-            let id = list.resolve_id(reference)?;
+            let id = list.resolve_id(reference, &Filter::default())?;
             (id, protect::unprotect(store.backend(), &id)?)
         };
         if !ctx.json && !ctx.quiet {

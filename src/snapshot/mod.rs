@@ -388,8 +388,9 @@ impl SnapshotList {
     pub fn resolve_id(
         &self,
         reference: &select::SnapshotRef,
+        filter: &select::Filter,
     ) -> Result<SnapshotId, select::SelectError> {
-        match self.resolve(reference, &select::Filter::default()) {
+        match self.resolve(reference, filter) {
             Ok(snapshot) => Ok(snapshot.id),
             Err(select::SelectError::Damaged { key, cause }) => {
                 id_of_key(&key).ok_or(select::SelectError::Damaged { key, cause })
