@@ -361,3 +361,53 @@ fn a_finished_command_keeps_its_exit_code_when_its_reader_is_gone() {
         assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     }
 }
+
+/// Runs `cmd` with stderr on /dev/full (and stdout too with `both`): every
+/// write there fails with ENOSPC.
+fn with_full_stderr(mut cmd: process::Command, both: bool) -> process::Output {
+    let full = || {
+        std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    cmd.stderr(full());
+    if both {
+        cmd.stdout(full());
+    }
+    cmd.output().unwrap()
+}
+
+// A warning that stderr could not take panicked (exit 101) before the
+// snapshot committed: cron's stderr on a full disk or a closed pipe lost
+// the night's snapshot. The work goes on; what could not be said is lost.
+#[test]
+fn a_stderr_that_takes_nothing_stops_no_command() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("a"), b"a");
+    let fifo = src.join("fifo");
+    let made = process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let out = with_full_stderr(t.command(["snapshot", src.to_str().unwrap()]), false);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(t.snapshots(&[]).len(), 1, "the snapshot committed");
+    // A note on stderr after the listing, and a progress line.
+    let out = with_full_stderr(t.command(["snapshots"]), false);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut cmd = t.command(["--progress-interval", "1s", "snapshot"]);
+    cmd.args([
+        "--stdin-from-command",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1.5; echo x",
+    ]);
+    let out = with_full_stderr(cmd, true);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "committed, report lost: {out:?}"
+    );
+    assert_eq!(t.snapshots(&[]).len(), 2, "the second snapshot committed");
+}

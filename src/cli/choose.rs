@@ -64,7 +64,7 @@ impl SnapshotPathArgs {
             .resolve(&reference, &self.filter.to_filter()?)?
             .clone();
         if matches!(reference, SnapshotRef::At(_)) && !ctx.quiet {
-            eprintln!(
+            say!(
                 "cairn: note: showing snapshot {}, taken {}",
                 snapshot.id.short(),
                 snapshot.record.time.display_local()

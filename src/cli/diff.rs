@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<Outcome> {
     out.finish()?;
     // A count is not data: on stderr, so that stdout holds only changes.
     if !ctx.quiet {
-        eprintln!(
+        say!(
             "{} added, {} removed, {} modified between {} and {}",
             counts[0],
             counts[1],

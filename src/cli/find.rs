@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, args: FindArgs) -> anyhow::Result<Outcome> {
     out.finish()?;
     // A count is not data: on stderr, so that `find ... | wc -l` counts hits.
     if !ctx.json && !ctx.quiet {
-        eprintln!("{}", plural(matches, "match"));
+        say!("{}", plural(matches, "match"));
     }
     Ok(Outcome::damage_if(unread))
 }

@@ -2,6 +2,16 @@
 //! parses nothing itself and touches no store file directly: it calls the
 //! library and renders what comes back.
 
+/// `eprintln!` that never panics: a line for stderr, lost if stderr takes
+/// nothing (a closed pipe, a full disk). `eprintln!` panicked there, and a
+/// warning during a snapshot then lost the snapshot (exit 101) before it
+/// committed. Everything the CLI says on stderr goes through this.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::to_stderr(format_args!($($arg)*))
+    };
+}
+
 mod cat;
 mod choose;
 mod config;
@@ -260,14 +270,14 @@ pub fn main() -> ExitCode {
         && let Err(e) = hooks.before()
     {
         let message = printable(&format!("error: {e}; the command did not run")).into_owned();
-        eprintln!("cairn: {message}");
+        say!("cairn: {message}");
         hooks.after(Exit::Error, Some(&message));
         return Exit::Error.code();
     }
     let result = run(invocation.cli, invocation.profile.as_ref());
     let (exit, message) = exit::ending(&result);
     if let Some(message) = &message {
-        eprintln!("cairn: {message}");
+        say!("cairn: {message}");
     }
     if let Some(hooks) = &hooks {
         hooks.after(exit, message.as_deref());
@@ -284,11 +294,11 @@ fn refuse(refused: Refused) -> ExitCode {
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
         }
         Refused::Rendered { text, code } => {
-            eprint!("{text}");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
             ExitCode::from(u8::try_from(code).unwrap_or(2))
         }
         Refused::Config(e) => {
-            eprintln!("cairn: error: {}", printable(&e.to_string()));
+            say!("cairn: error: {}", printable(&e.to_string()));
             Exit::Usage.code()
         }
     }
@@ -420,7 +430,7 @@ impl Ctx {
 
     fn print_notices(&self, store: &Store) {
         for notice in store.notices() {
-            eprintln!("cairn: {}", cairn::rawname::printable(&notice.to_string()));
+            say!("cairn: {}", cairn::rawname::printable(&notice.to_string()));
         }
     }
 

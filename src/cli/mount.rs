@@ -39,9 +39,10 @@ pub fn run(ctx: &Ctx, args: MountArgs) -> anyhow::Result<Outcome> {
     let at = escaped(&args.mountpoint).to_string();
     let mounted = |m: &mount::Mounted| {
         if !quiet {
-            eprintln!(
+            say!(
                 "cairn: {} snapshots of {} mounted on {at}; Ctrl-C or `fusermount -u {at}` unmounts",
-                m.snapshots, ctx.store
+                m.snapshots,
+                ctx.store
             );
         }
     };
@@ -51,7 +52,7 @@ pub fn run(ctx: &Ctx, args: MountArgs) -> anyhow::Result<Outcome> {
             Ended::Signal(signal) => format!(" ({})", signal.name()),
             Ended::Unmounted => String::new(),
         };
-        eprintln!("cairn: unmounted {at}{why}");
+        say!("cairn: unmounted {at}{why}");
     }
     Ok(Outcome::Done)
 }

@@ -163,16 +163,22 @@ pub fn print_table(out: &mut Out, header: &[&str], rows: &[Vec<String>]) -> io::
     rows.iter().try_for_each(|row| line(row))
 }
 
+/// Writes `line` and a newline to stderr, ignoring a failure: see `say!`.
+pub fn to_stderr(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Prints `cairn: warning: MESSAGE` on stderr, its control characters
 /// escaped (the message may quote a store's or SQLite's text).
 pub fn warn(message: impl std::fmt::Display) {
-    eprintln!("cairn: warning: {}", printable(&message.to_string()));
+    say!("cairn: warning: {}", printable(&message.to_string()));
 }
 
 /// Prints `cairn: MESSAGE` on stderr: something cairn decided that the
 /// user should know, not a problem.
 pub fn note(message: impl std::fmt::Display) {
-    eprintln!("cairn: {}", printable(&message.to_string()));
+    say!("cairn: {}", printable(&message.to_string()));
 }
 
 /// Prints capture warnings on stderr as they happen, and with `-v` each
@@ -191,8 +197,8 @@ pub struct StderrReporter<'a> {
 impl StderrReporter<'_> {
     fn print(&self, line: &str) {
         match self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.suspend(|| say!("{line}")),
+            None => say!("{line}"),
         }
     }
 }

@@ -127,7 +127,7 @@ fn with_lines<T>(
             let mut next = Instant::now() + every;
             while !done.load(Ordering::Relaxed) {
                 if Instant::now() >= next {
-                    eprintln!("cairn: progress: {}", line(progress));
+                    say!("cairn: progress: {}", line(progress));
                     next += every;
                 }
                 thread::sleep(Duration::from_millis(100).min(every));

@@ -98,7 +98,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Outcome> {
     let snapshot = list.resolve(&reference, &filter)?;
     let hint = repaired_copy_hint(&list, snapshot);
     if let Some(copy) = list.repaired_copy(&snapshot.id) {
-        eprintln!(
+        say!(
             "cairn: note: snapshot {} has a repaired copy, {}, that leaves out its lost files; restoring {0} itself",
             snapshot.id.short(),
             copy.id.short()
@@ -220,7 +220,7 @@ fn includes(
         .collect();
     if !quiet {
         let named: Vec<String> = paths.iter().map(|p| escaped(p).to_string()).collect();
-        eprintln!(
+        say!(
             "cairn: note: restoring only {} (the --path given); add --include to restore other paths of the snapshot",
             named.join(", ")
         );

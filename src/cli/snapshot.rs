@@ -301,7 +301,7 @@ fn upgrade_for_writing(store: &mut Store) -> anyhow::Result<()> {
 /// Tells that `store` was upgraded from format `old`: older cairn
 /// versions can no longer open it.
 pub(super) fn announce_upgrade(store: &Store, old: u32) {
-    eprintln!(
+    say!(
         "cairn: upgraded store {} from format version {old} to {} (older cairn versions can no longer open it)",
         store.location(),
         store.config().version
@@ -314,7 +314,7 @@ fn open_or_create(ctx: &Ctx) -> anyhow::Result<Store> {
     if ctx.store_is_default && !Store::exists(&ctx.store) {
         match init::init_default(ctx) {
             Ok(store) => {
-                eprintln!("cairn: created a new store at {}", ctx.store);
+                say!("cairn: created a new store at {}", ctx.store);
                 return Ok(store);
             }
             Err(StoreError::Exists { .. }) => {}

@@ -115,6 +115,6 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Outcome> {
     }
     let listed = out.report(Outcome::Done, None, |out| print_table(out, &header, &rows))?;
     // A count is not data: on stderr.
-    eprintln!("{}", plural(rows.len() as u64, "snapshot"));
+    say!("{}", plural(rows.len() as u64, "snapshot"));
     Ok(listed)
 }

@@ -70,23 +70,23 @@ impl Report<'_> {
     pub fn tell_failures(&self, strict: bool, hint: &Option<String>, remote: bool) {
         warn_skipped(&self.outcome.skipped, strict);
         for e in self.damaged() {
-            eprintln!("cairn: DAMAGED: {}", printable(&e.to_string()));
+            say!("cairn: DAMAGED: {}", printable(&e.to_string()));
         }
         for (path, error) in &self.removed.failed {
             let line = format!("cairn: error: {}: cannot remove: {error}", escaped(path));
-            eprintln!("{}", printable(&line));
+            say!("{}", printable(&line));
         }
         self.tell_failed_items(hint, remote);
         if !self.removed.failed.is_empty() {
             let n = self.removed.failed.len() as u64;
-            eprintln!(
+            say!(
                 "cairn: {} the snapshot does not hold could not be removed",
                 plural(n, "path")
             );
         }
         let damaged = self.damaged().count() as u64;
         if damaged > 0 {
-            eprintln!(
+            say!(
                 "cairn: {} failed PRAGMA integrity_check",
                 plural(damaged, "restored database")
             );
@@ -101,7 +101,7 @@ impl Report<'_> {
         }
         for (path, error) in failed {
             let line = format!("cairn: error: {}: {error}", escaped(path));
-            eprintln!("{}", printable(&line));
+            say!("{}", printable(&line));
         }
         let mut said = format!(
             "{} could not be restored; everything else was",
@@ -110,7 +110,7 @@ impl Report<'_> {
         if let Some(hint) = hint {
             said = format!("{said}; {hint}");
         }
-        eprintln!("cairn: {}", printable(&said));
+        say!("cairn: {}", printable(&said));
         warn_packs_gone(self.outcome.pack_gone, remote);
     }
 
@@ -222,7 +222,7 @@ fn warn_packs_gone(files: u64, remote: bool) {
     } else {
         "`cairn verify` says what is lost"
     };
-    eprintln!("cairn: {what}: {next}");
+    say!("cairn: {what}: {next}");
 }
 
 /// One warning per kind of metadata that could not be restored.
@@ -239,7 +239,7 @@ fn warn_skipped(skipped: &restore::Skipped, strict: bool) {
                 "; --strict-metadata makes this exit 3"
             }
         );
-        eprintln!("{}", printable(&line));
+        say!("{}", printable(&line));
     }
 }
 
