@@ -276,7 +276,10 @@ pub fn read_range(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Adds every file below `dir` (whose key is `key`) to `out`.
+/// Adds every file below `dir` (whose key is `key`) to `out`. A file
+/// deleted between the directory read and its stat (a prune or forget
+/// beside this run) is left out: it is gone, which is what the listing
+/// says.
 fn walk(dir: &Path, key: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -284,9 +287,16 @@ fn walk(dir: &Path, key: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
             continue;
         };
         let child = format!("{key}/{name}");
-        let meta = entry.metadata()?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         if meta.is_dir() {
-            walk(&entry.path(), &child, out)?;
+            match walk(&entry.path(), &child, out) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !entry.path().exists() => {}
+                walked => walked?,
+            }
         } else {
             out.push(ObjectInfo {
                 key: child,
@@ -331,4 +341,33 @@ fn visit_dir(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A file deleted between the directory read and its stat (a prune
+    // beside a snapshot) failed the whole listing with "No such file or
+    // directory": the snapshot or verify beside it exited 1.
+    #[test]
+    fn a_listing_beside_deletions_leaves_out_what_went_and_never_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Local::new(dir.path(), 0o644);
+        let names: Vec<_> = (0..2000)
+            .map(|i| dir.path().join(format!("snapshots/{i:05}.json")))
+            .collect();
+        fs::create_dir_all(dir.path().join("snapshots")).unwrap();
+        for name in &names {
+            fs::write(name, b"{}").unwrap();
+        }
+        std::thread::scope(|s| {
+            let deleting = s.spawn(|| names.iter().for_each(|n| fs::remove_file(n).unwrap()));
+            while !deleting.is_finished() {
+                let listed = local.list("snapshots/").unwrap();
+                assert!(listed.len() <= names.len());
+            }
+        });
+        assert!(local.list("snapshots/").unwrap().is_empty());
+    }
 }
