@@ -47,7 +47,8 @@
 //! snapshots listed, nothing walked yet), `verify-walked` (their trees
 //! walked, no pack checked yet; in repair's single pass too) and
 //! `verify-pass-done` (a pass over the store done, its findings not yet
-//! checked again).
+//! checked again). Of `forget`: `forget-decided` (the snapshots to forget
+//! chosen, by policy or by name, nothing forgotten yet).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -430,3 +430,38 @@ fn a_snapshot_during_prune_fails_at_once_or_with_lock_wait_commits_after_it_and_
     t.cairn(["prune"]).assert().success();
     assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
 }
+
+// A dry run took a local store exclusively, like the real forget: the
+// nightly snapshot beside it failed as locked. It only reads now.
+#[test]
+fn a_dry_run_forget_or_prune_leaves_the_store_open_to_snapshots() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    t.snapshot(&[&src], &[]);
+    let dry_runs: [&[&str]; 2] = [
+        &["forget", "--dry-run", "--keep-last", "1", "--all-hosts"],
+        &[
+            "forget",
+            "--dry-run",
+            "--keep-last",
+            "1",
+            "--all-hosts",
+            "--prune",
+        ],
+    ];
+    for args in dry_runs {
+        let mut planning = common::stall::spawn_stalled(t.command(args), "forget-decided", 5);
+        t.cairn(["snapshot", src.to_str().unwrap()])
+            .assert()
+            .success();
+        planning.kill().unwrap();
+        planning.wait().unwrap();
+    }
+    assert_eq!(
+        t.snapshots(&[]).len(),
+        4,
+        "nothing forgotten, both snapshots beside taken"
+    );
+}

@@ -59,7 +59,7 @@ struct ForgetJson<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
-    let mut store = ctx.open_for_prune()?;
+    let mut store = ctx.open_for_prune(args.dry_run)?;
     let list = ctx.snapshot_list(&store)?;
     let (policy, groups, doomed) = if args.snapshots.is_empty() {
         let (policy, plan) = decide(&store, &list, &args, ctx.quiet)?;
@@ -67,6 +67,7 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
     } else {
         (None, Vec::new(), resolve_all(&list, &args)?)
     };
+    cairn::crash::point("forget-decided");
     let talk = !ctx.json && !ctx.quiet;
     let mut out = Out::deferring();
     if talk {

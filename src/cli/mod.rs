@@ -465,8 +465,12 @@ impl Ctx {
     /// exclusively when nothing else has it open (a prune then deletes at
     /// once); when snapshots are running, and `--lock-wait` was not given,
     /// it is opened shared instead and pruned in two phases beside them, as
-    /// a remote store always is (prune::shared).
-    fn open_for_prune(&self) -> anyhow::Result<Store> {
+    /// a remote store always is (prune::shared). A dry run only reads:
+    /// held exclusively, it made the snapshots beside it fail as locked.
+    fn open_for_prune(&self, dry_run: bool) -> anyhow::Result<Store> {
+        if dry_run {
+            return self.open(LockMode::Read);
+        }
         if matches!(self.store, Location::S3(_)) || !self.lock_wait.is_zero() {
             return self.open(self.rewrite_lock());
         }

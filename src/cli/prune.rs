@@ -54,7 +54,7 @@ pub struct PruneArgs {
 }
 
 pub fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<Outcome> {
-    let mut store = ctx.open_for_prune()?;
+    let mut store = ctx.open_for_prune(args.dry_run)?;
     let mut out = Out::deferring();
     let outcome = prune_store(ctx, &mut out, &mut store, &args.options, args.dry_run, &[])?;
     let committed = (!args.dry_run).then(|| "the prune".to_owned());
