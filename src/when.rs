@@ -250,18 +250,46 @@ fn compact_date(text: &str) -> Option<Date> {
     Date::new(year, month, day).ok()
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h30m` or a plain number of seconds.
+/// Parses a duration such as `30s`, `5m`, `1h30m` or a plain number of
+/// seconds, of at most [`MAX_DURATION_SECS`]: a longer one overflowed the
+/// clock where it was added to the time now (a panic, after a snapshot
+/// had committed), and means "never" to nobody.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let signed = match text.parse::<u64>() {
-        Ok(secs) => SignedDuration::from_secs(
-            i64::try_from(secs).map_err(|_| format!("{text:?} is too long a duration"))?,
-        ),
-        Err(_) => SignedDuration::from_str(text)
-            .map_err(|_| format!("{text:?} is not a duration: use e.g. 30s, 5m or 1h"))?,
+    let too_long = || format!("{text:?} is too long a duration: at most 100 years");
+    let signed = match whole_days(text).or_else(|| saturating_count(text)) {
+        Some(secs) => SignedDuration::from_secs(i64::try_from(secs).map_err(|_| too_long())?),
+        None => SignedDuration::from_str(text)
+            .map_err(|_| format!("{text:?} is not a duration: use e.g. 30s, 5m, 1h or 7d"))?,
     };
-    std::time::Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
+    let duration =
+        std::time::Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))?;
+    match duration.as_secs() > MAX_DURATION_SECS {
+        true => Err(too_long()),
+        false => Ok(duration),
+    }
 }
+
+/// The seconds of `30d` or `2w` (days of 24 hours), which jiff's spans
+/// of fixed length do not take; saturating, so too long stays too long.
+fn whole_days(text: &str) -> Option<u64> {
+    let unit = |suffix: char, secs: u64| {
+        let n = saturating_count(text.strip_suffix(suffix)?)?;
+        Some(n.saturating_mul(secs))
+    };
+    unit('d', 86_400).or_else(|| unit('w', 7 * 86_400))
+}
+
+/// A number of digits only, at most `u64::MAX` (more is still too long).
+fn saturating_count(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse().unwrap_or(u64::MAX))
+}
+
+/// The longest duration any option takes: 100 years of 365.25 days.
+pub const MAX_DURATION_SECS: u64 = 3_155_760_000;
 
 #[cfg(test)]
 mod tests {
@@ -341,6 +369,18 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
         assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
         assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
+        assert_eq!(parse_duration("1w").unwrap().as_secs(), 604_800);
+        assert!(parse_duration("36525d").is_ok());
+        for too_long in [
+            "36526d",
+            "9223372036854775807s",
+            "99999999999999999999w",
+            "99999999999999999999",
+        ] {
+            let e = parse_duration(too_long).unwrap_err();
+            assert!(e.contains("at most 100 years"), "{e}");
+        }
         assert!(parse_duration("soon").is_err());
     }
 

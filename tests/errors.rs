@@ -604,3 +604,35 @@ fn an_altered_blob_of_an_encrypted_store_stops_cat_with_exit_4() {
         &["`cairn verify` says what is lost"],
     );
 }
+
+// A duration past what a clock can add panicked (exit 101) when it was
+// used: `--sqlite-timeout` as a database was met, `--progress-interval`
+// after the snapshot had committed.
+#[test]
+fn a_duration_longer_than_a_century_is_a_usage_error() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    write_file(&src.join("a"), b"a");
+    let huge = "9223372036854775807s";
+    for flag in ["--sqlite-timeout", "--progress-interval", "--lock-wait"] {
+        fails(
+            &t,
+            &["snapshot", flag, huge],
+            &[&src],
+            2,
+            &["at most 100 years"],
+        );
+    }
+    fails(
+        &t,
+        &["verify", "--budget", "5000000000s"],
+        &[],
+        2,
+        &["at most 100 years"],
+    );
+    assert!(t.snapshots(&[]).is_empty(), "nothing committed");
+    t.cairn(["snapshot", "--lock-wait", "36500d"])
+        .arg(&src)
+        .assert()
+        .success();
+}

@@ -29,11 +29,11 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N/M|P%", value_parser = parse_subset)]
     read_data_subset: Option<ReadData>,
     /// Read only packs not verified within DURATION (e.g. 30d); implies --read-data
-    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    #[arg(long, value_name = "DURATION", value_parser = cairn::when::parse_duration)]
     max_age: Option<Duration>,
     /// Stop starting new packs after DURATION of reading (e.g. 10m), least
     /// recently verified first; implies --read-data
-    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    #[arg(long, value_name = "DURATION", value_parser = cairn::when::parse_duration)]
     budget: Option<Duration>,
     /// Also check every captured SQLite database with PRAGMA integrity_check
     #[arg(long)]
@@ -224,18 +224,4 @@ fn parse_subset(text: &str) -> Result<ReadData, String> {
         return Err(bad());
     }
     Ok(ReadData::Slice { n, of: m })
-}
-
-/// `30d`, `2w`, or what `--lock-wait` takes (`10m`, `1h`, seconds).
-fn parse_age(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let unit = |suffix: char, secs: u64| {
-        t.strip_suffix(suffix)
-            .and_then(|n| n.parse::<u64>().ok())
-            .and_then(|n| n.checked_mul(secs))
-            .map(Duration::from_secs)
-    };
-    unit('d', 86_400)
-        .or_else(|| unit('w', 7 * 86_400))
-        .map_or_else(|| cairn::when::parse_duration(t), Ok)
 }
