@@ -265,3 +265,79 @@ fn a_tar_stream_holds_paths_longer_than_path_max_whole() {
     }
     assert_eq!(found, 1, "{want:?} is in the tar once");
 }
+
+/// Renames the directories `from[i]` (each inside the one before, the
+/// first inside `top`) to `to[i]`, one level at a time through handles.
+fn rename_chain(top: &Path, from: &[OsString], to: &[OsString]) {
+    let mut fd = open_dir(CWD, top);
+    for (old, new) in from.iter().zip(to) {
+        rustix::fs::renameat(&fd, old, &fd, new).unwrap();
+        fd = open_dir(&fd, new);
+    }
+}
+
+/// Long names given to a chain of short ones, given back when dropped (a
+/// mount below can only be unmounted by a path the kernel takes).
+struct Lengthened<'a> {
+    top: &'a Path,
+    short: Vec<OsString>,
+    long: Vec<OsString>,
+}
+
+impl Drop for Lengthened<'_> {
+    fn drop(&mut self) {
+        rename_chain(self.top, &self.long, &self.short);
+    }
+}
+
+// A WAL database's `-wal` was looked for by path: past PATH_MAX the stat
+// failed, "no -wal" matched "no -wal" of the parent, and commits that only
+// touched the `-wal` were missed: the database reported unchanged, stale.
+#[test]
+fn a_wal_database_below_a_path_longer_than_path_max_is_seen_to_change() {
+    let t = TestEnv::with_store();
+    let (src, short_dir) = (t.path("src"), t.path("db"));
+    std::fs::create_dir_all(&short_dir).unwrap();
+    let conn = rusqlite::Connection::open(short_dir.join("app.db")).unwrap();
+    conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    let short: Vec<OsString> = (0..DEPTH).map(|l| OsString::from(l.to_string())).collect();
+    let deep: PathBuf = short.iter().collect();
+    std::fs::create_dir_all(src.join(&deep).join("mnt")).unwrap();
+    let Some(_mounted) = common::mount::BindMount::mount(&short_dir, &src.join(&deep).join("mnt"))
+    else {
+        return;
+    };
+    let long: Vec<OsString> = (0..DEPTH).map(long_name).collect();
+    rename_chain(&src, &short, &long);
+    let _lengthened = Lengthened {
+        top: &src,
+        short,
+        long,
+    };
+    let db = src.join(deep_dir_rel()).join("mnt/app.db");
+    let rows = |snapshot: &serde_json::Value| {
+        let out = t.path("out.db");
+        let bytes = t.cairn(["cat", id(snapshot)]).arg(&db).output().unwrap();
+        assert!(bytes.status.success(), "{}", stderr_of(&bytes));
+        std::fs::write(&out, &bytes.stdout).unwrap();
+        let copy = rusqlite::Connection::open(&out).unwrap();
+        copy.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    // The database file settled: its next change would show in its times.
+    settle();
+    let first = t.snapshot(&[&src], &[]);
+    assert_eq!(rows(&first), 2);
+    for x in 3..=10 {
+        conn.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
+    }
+    settle();
+    let second = t.snapshot(&[&src], &[]);
+    assert_eq!(rows(&second), 10, "the commits in the -wal");
+}

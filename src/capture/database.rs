@@ -96,7 +96,7 @@ impl Walker<'_, '_> {
     ) -> Result<DbOutcome, CaptureError> {
         let started = Instant::now();
         self.databases_seen.insert(opened.path.to_owned());
-        let wal = wal_key(opened.path);
+        let wal = wal_key_of(opened.path, opened.name, opened.dir);
         let read_start = SystemTime::now();
         // A named source's directory: where the real file (past symlinks) is.
         let named_dir = match opened.dir {
@@ -185,13 +185,18 @@ impl Walker<'_, '_> {
     /// Whether the parent's database entry still describes the file: the
     /// file is unchanged and so is its `-wal` (commits in WAL mode touch
     /// only the `-wal`).
-    pub(super) fn database_unchanged(&self, path: &Path, prev: &Entry, stat: &FileStat) -> bool {
+    pub(super) fn database_unchanged(
+        &self,
+        (path, name, dir): (&Path, &OsStr, Option<&DirHandle>),
+        prev: &Entry,
+        stat: &FileStat,
+    ) -> bool {
         let Some(info) = prev.database() else {
             return false;
         };
         self.sqlite.mode == SqliteMode::Auto
             && change::unchanged_at_size(prev, stat, info.file_size)
-            && wal_key(path) == info.wal
+            && wal_key_of(path, name, dir) == info.wal
     }
 
     /// Counts a database taken over from the parent.
@@ -351,7 +356,26 @@ pub(super) fn wal_key(path: &Path) -> Option<SideFileKey> {
         _ => path.to_owned(),
     };
     let name = database::side_file_name(real.file_name()?, "-wal");
-    let stat = handle::lstat_path(&real.with_file_name(name)).ok()?;
+    side_key(handle::lstat_path(&real.with_file_name(name)).ok()?)
+}
+
+/// The `-wal` of the file `name` in `dir`, the directory the walk opened,
+/// or (no `dir`) of the path the user named. Never by the walk's path: one
+/// past PATH_MAX does not stat, and "no -wal" then matched the parent's
+/// "no -wal", so commits only in the `-wal` went unseen.
+pub(super) fn wal_key_of(
+    path: &Path,
+    name: &OsStr,
+    dir: Option<&DirHandle>,
+) -> Option<SideFileKey> {
+    match dir {
+        Some(dir) => side_key(dir.lstat(&database::side_file_name(name, "-wal")).ok()?),
+        None => wal_key(path),
+    }
+}
+
+/// The key of a side file as `stat` found it, if it holds anything.
+fn side_key(stat: FileStat) -> Option<SideFileKey> {
     (stat.kind == Kind::File && stat.size > 0).then_some(SideFileKey {
         inode: stat.ino,
         size: stat.size,

@@ -147,7 +147,8 @@ impl Preview<'_> {
             Kind::Dir => self.subdir(path, stat, before, || DirHandle::open_path(path, stat)),
             Kind::File => {
                 let wal_beside = super::database::wal_key(path).is_some();
-                self.file(path, stat, before, wal_beside);
+                let name = path.file_name().unwrap_or_default();
+                self.file((path, name, None), stat, before, wal_beside);
             }
             Kind::Special(kind) => self.skip(path, kind),
             Kind::Symlink => self.left_out(path, io::Error::other("symlink loop")),
@@ -213,17 +214,23 @@ impl Preview<'_> {
         match stat.kind {
             Kind::Dir if self.excludes.is_mount_point(dir, &stat) => self.counts.dirs += 1,
             Kind::Dir => self.subdir(path, &stat, before, || dir.open_dir(name, &stat)),
-            Kind::File => self.file(path, &stat, before, wal_beside),
+            Kind::File => self.file((path, name, Some(dir)), &stat, before, wal_beside),
             Kind::Symlink => self.counts.symlinks += 1,
             Kind::Special(kind) => self.skip(path, kind),
         }
     }
 
-    fn file(&mut self, path: &Path, stat: &FileStat, before: Option<&Entry>, wal_beside: bool) {
+    fn file(
+        &mut self,
+        at: (&Path, &OsStr, Option<&DirHandle>),
+        stat: &FileStat,
+        before: Option<&Entry>,
+        wal_beside: bool,
+    ) {
         self.counts.files += 1;
         self.counts.total_bytes += stat.size;
         match before {
-            Some(prev) if self.unchanged(path, prev, stat, wal_beside) => {
+            Some(prev) if self.unchanged(at, prev, stat, wal_beside) => {
                 self.counts.files_unchanged += 1;
             }
             Some(_) => {
@@ -239,12 +246,18 @@ impl Preview<'_> {
 
     /// The walk's own test (see `Walker::reusable`), without the check that
     /// the store still holds every chunk.
-    fn unchanged(&self, path: &Path, prev: &Entry, stat: &FileStat, wal_beside: bool) -> bool {
+    fn unchanged(
+        &self,
+        (path, name, dir): (&Path, &OsStr, Option<&DirHandle>),
+        prev: &Entry,
+        stat: &FileStat,
+        wal_beside: bool,
+    ) -> bool {
         let auto = self.sqlite == SqliteMode::Auto;
         match prev.database() {
             Some(info) => {
                 auto && change::unchanged_at_size(prev, stat, info.file_size)
-                    && super::database::wal_key(path) == info.wal
+                    && super::database::wal_key_of(path, name, dir) == info.wal
             }
             None => change::unchanged(prev, stat) && !(wal_beside && auto),
         }

@@ -370,7 +370,7 @@ impl Walker<'_, '_> {
         // raw) that has a -wal beside it may be a WAL database whose
         // commits never touch it: read it again, as a database now.
         let unchanged = match prev.database() {
-            Some(_) => self.database_unchanged(path, prev, stat),
+            Some(_) => self.database_unchanged((path, name, origin.dir), prev, stat),
             None => {
                 change::unchanged(prev, stat)
                     && !(origin.wal_beside && self.sqlite.mode == SqliteMode::Auto)
