@@ -533,4 +533,15 @@ fn off_a_terminal_progress_is_silent_unless_an_interval_is_asked_for() {
         .find(|l| l.starts_with("cairn: progress: "))
         .unwrap_or_else(|| panic!("no progress line: {err}"));
     assert!(line.contains(" files, "), "{line}");
+    // `-q` is warnings and errors only, an interval given or not (a cron
+    // job's `-q -P app` with the profile's `progress_interval` mailed
+    // progress lines every night).
+    let out = t
+        .cairn(["-q", "--progress-interval", "1s", "snapshot", "--force"])
+        .arg(&src)
+        .env("CAIRN_STALL_AT", "file-first-chunk:3")
+        .assert()
+        .success();
+    let err = stderr_of(out.get_output());
+    assert!(!err.contains("progress"), "{err}");
 }

@@ -484,10 +484,11 @@ impl Ctx {
         }
     }
 
-    /// How progress is shown: a bar on a terminal (not with --quiet or
-    /// --json), lines at `--progress-interval` when asked, else nothing.
+    /// How progress is shown: nothing with --quiet; lines at
+    /// `--progress-interval` when asked; a bar on a terminal (not with
+    /// --json); else nothing.
     fn progress(&self) -> progress::Show {
-        progress::Show::choose(!self.quiet && !self.json, self.progress_interval)
+        progress::Show::choose(self.quiet, self.json, self.progress_interval)
     }
 }
 

@@ -28,12 +28,15 @@ pub enum Show {
 }
 
 impl Show {
-    /// A bar if `interactive` and stderr is a terminal, else lines at
-    /// `interval` if given, else nothing.
-    pub fn choose(interactive: bool, interval: Option<Duration>) -> Self {
+    /// Nothing with `quiet` (warnings and errors only: a cron job's
+    /// `-q` with a profile's `progress_interval` mailed every night), else
+    /// lines at `interval` if given, else a bar if stderr is a terminal
+    /// and stdout holds no JSON.
+    pub fn choose(quiet: bool, json: bool, interval: Option<Duration>) -> Self {
         match interval {
+            _ if quiet => Self::Off,
             Some(every) if !every.is_zero() => Self::Lines(every),
-            _ if interactive && std::io::stderr().is_terminal() => Self::Bar,
+            _ if !json && std::io::stderr().is_terminal() => Self::Bar,
             _ => Self::Off,
         }
     }
