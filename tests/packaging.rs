@@ -255,7 +255,7 @@ fn the_systemd_units_have_what_a_nightly_snapshot_and_a_weekly_verify_need() {
 
 /// `systemd-analyze verify` on each unit, as an instance for profile
 /// `app`, with the path of the binary this test built in place of
-/// /usr/bin/cairn (which it checks exists).
+/// /usr/local/bin/cairn (which it checks exists).
 #[test]
 fn systemd_analyze_verifies_the_units() {
     let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
@@ -272,7 +272,7 @@ fn systemd_analyze_verifies_the_units() {
     for entry in fs::read_dir(units_dir()).unwrap() {
         let path = entry.unwrap().path();
         let text = fs::read_to_string(&path).unwrap();
-        let text = text.replace("/usr/bin/cairn", cairn.to_str().unwrap());
+        let text = text.replace("/usr/local/bin/cairn", cairn.to_str().unwrap());
         fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
     }
     for unit in [
