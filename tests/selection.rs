@@ -184,6 +184,16 @@ fn one_file_system_keeps_a_mount_point_empty_and_does_not_cross_it() {
         all_paths(&restore_of(&t, &crossing, &src)),
         ["here", "mnt", "mnt/deep", "mnt/deep/er", "mnt/there"]
     );
+    // The mount point keeps the xattrs of what is mounted there, as every
+    // directory does (it was recorded without them).
+    common::meta::set_xattr(&src.join("mnt"), "trusted.mount", b"point");
+    let snap = t.snapshot(&[&src], &["-x"]);
+    let back = restore_of(&t, &snap, &src);
+    let kept = common::meta::xattrs(&back.join("mnt"));
+    assert_eq!(
+        kept.get(&b"trusted.mount"[..]).map(Vec::as_slice),
+        Some(&b"point"[..])
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ use super::handle::{DirHandle, FileStat, Kind};
 use super::walk::{Walker, dir_entry};
 use super::{CaptureError, walk};
 use crate::pattern::Patterns;
+use crate::xattrs::At;
 
 /// The name of a cache directory tag (bford.info/cachedir).
 pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
@@ -145,11 +146,21 @@ fn is_valid_cache_tag(dir: &DirHandle, name: &OsStr) -> bool {
 
 impl Walker<'_, '_> {
     /// A mount point with `--one-file-system`: an empty directory with the
-    /// metadata of what is mounted there.
-    pub(super) fn mount_point(&mut self, name: &OsStr, stat: &FileStat) -> walk::Captured {
+    /// metadata of what is mounted there, xattrs and ACLs included.
+    pub(super) fn mount_point(
+        &mut self,
+        (path, dir, name): (&Path, &DirHandle, &OsStr),
+        stat: &FileStat,
+    ) -> walk::Captured {
         let tree = self.put_tree(Vec::new())?;
         self.summary.dirs += 1;
-        Ok(Some(dir_entry(name, stat, tree)))
+        let mut entry = dir_entry(name, stat, tree);
+        let at = At::Entry {
+            dir: dir.as_fd(),
+            name,
+        };
+        entry.meta.xattrs = self.xattrs_of(path, at);
+        Ok(Some(entry))
     }
 }
 

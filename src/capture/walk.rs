@@ -185,7 +185,9 @@ impl Walker<'_, '_> {
             return Ok(None);
         }
         match stat.kind {
-            Kind::Dir if self.excludes.is_mount_point(dir, &stat) => self.mount_point(name, &stat),
+            Kind::Dir if self.excludes.is_mount_point(dir, &stat) => {
+                self.mount_point((path, dir, name), &stat)
+            }
             Kind::Dir => {
                 self.capture_subdir(path, name, &stat, before, || dir.open_dir(name, &stat))
             }
