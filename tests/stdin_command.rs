@@ -204,3 +204,24 @@ fn a_command_that_prints_nothing_warns_and_exits_3_unless_allowed() {
     .success();
     assert_eq!(t.snapshots(&[]).len(), 2);
 }
+
+// A name of 300 bytes was stored (exit 0) and the snapshot could not be
+// restored into a directory ("File name too long"); a name with '/' was
+// refused with exit 1, not as the usage error it is.
+#[test]
+fn a_stdin_name_that_no_directory_could_hold_is_a_usage_error() {
+    let t = TestEnv::with_store();
+    for name in ["a".repeat(256), "a/b".to_owned(), "..".to_owned()] {
+        let out = t
+            .cairn(["snapshot", "--stdin", "--stdin-name", &name])
+            .write_stdin("hi")
+            .assert()
+            .code(2);
+        assert!(stderr_of(out.get_output()).contains("--stdin-name"));
+    }
+    assert!(t.snapshots(&[]).is_empty());
+    t.cairn(["snapshot", "--stdin", "--stdin-name", &"a".repeat(255)])
+        .write_stdin("hi")
+        .assert()
+        .success();
+}

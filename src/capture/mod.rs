@@ -71,8 +71,10 @@ pub enum CaptureError {
     /// not be found by it) or longer than a name may be.
     #[error("{0} {1}")]
     Label(&'static str, String),
-    /// `--stdin-name` is not a plain file name.
-    #[error("--stdin-name {0:?} must be a plain file name (no '/', not '.' or '..')")]
+    /// `--stdin-name` is not a plain file name a directory could hold.
+    #[error(
+        "--stdin-name {0:?} must be a plain file name (no '/', not '.' or '..', at most 255 bytes)"
+    )]
     StdinName(String),
     /// Standard input failed while being read.
     #[error("reading standard input: {0}")]
@@ -281,14 +283,19 @@ pub fn prepare(request: Request<'_>, mut options: CaptureOptions) -> Result<Plan
     Ok(Plan { input, options })
 }
 
-/// The file name a stream is stored under, checked to be a plain name.
+/// The file name a stream is stored under, checked to be a plain name
+/// that a restore can create (a longer one was stored, and every restore
+/// of it into a directory failed with "File name too long").
 fn stream_name(name: &str) -> Result<RawName, CaptureError> {
     let raw = RawName::from_bytes(name.as_bytes().to_vec());
-    match raw.is_valid_entry_name() {
+    match raw.is_valid_entry_name() && name.len() <= MAX_NAME_LEN {
         true => Ok(raw),
         false => Err(CaptureError::StdinName(name.to_owned())),
     }
 }
+
+/// The longest file name Linux file systems take (NAME_MAX).
+const MAX_NAME_LEN: usize = 255;
 
 /// The host name recorded by default.
 pub fn default_host() -> String {

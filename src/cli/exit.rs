@@ -179,7 +179,9 @@ fn is_usage(e: &anyhow::Error) -> bool {
         || e.downcast_ref::<super::Usage>().is_some()
         || matches!(
             e.downcast_ref::<CaptureError>(),
-            Some(CaptureError::Exclude { .. } | CaptureError::Label(..))
+            Some(
+                CaptureError::Exclude { .. } | CaptureError::Label(..) | CaptureError::StdinName(_)
+            )
         )
 }
 
