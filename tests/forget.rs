@@ -465,3 +465,27 @@ fn a_dry_run_forget_or_prune_leaves_the_store_open_to_snapshots() {
         "nothing forgotten, both snapshots beside taken"
     );
 }
+
+// `--keep-daily 0` beside a saved policy applied the saved one (an explicit
+// zero counted as no option at all): snapshots went by a policy nobody gave.
+#[test]
+fn an_explicit_keep_of_zero_is_a_policy_that_keeps_nothing_not_the_saved_one() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &["--time", "2026-01-01"]);
+    t.snapshot(&[&src], &["--time", "2026-01-02"]);
+    t.cairn(["policy", "set", "--keep-last", "1"])
+        .assert()
+        .success();
+    let out = t
+        .cairn(["forget", "--all-hosts", "--keep-daily", "0"])
+        .assert()
+        .code(2);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains("keeps nothing") || err.contains("empty"),
+        "{err}"
+    );
+    assert_eq!(t.snapshots(&[]).len(), 2, "nothing forgotten");
+}

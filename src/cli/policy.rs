@@ -80,12 +80,15 @@ impl PolicyArgs {
         }
     }
 
-    /// The policy and grouping the options give, or, when they give no
-    /// rule, the one saved in the store (with `--group-by` still applied).
+    /// The policy and grouping the options give, or, when no `--keep-*`
+    /// option was given, the one saved in the store (with `--group-by`
+    /// still applied). `--keep-daily 0` is given: a policy that keeps
+    /// nothing daily, refused when that is all it says; taking it for no
+    /// option applied the saved policy instead.
     pub fn or_saved(&self, saved: Option<SavedPolicy>) -> SavedPolicy {
         let given = self.policy();
         let base = match saved {
-            Some(saved) if given.is_empty() => saved,
+            Some(saved) if given == Policy::default() => saved,
             _ => SavedPolicy {
                 policy: given,
                 group_by: GroupBy::default(),
