@@ -586,3 +586,34 @@ fn an_index_object_too_large_to_read_is_damage_that_repair_catalog_replaces() {
     assert_eq!(code, 0, "{report}");
     w.assert_restores_all_but("latest", &[]);
 }
+
+// With an index object lost, the catalog lacked every blob of its packs,
+// but verify cannot walk below a tree it cannot find: each `repair
+// snapshots` re-pointed one directory level, said it was done (exit 0),
+// and a tree eight levels deep took eight runs.
+#[test]
+fn one_repair_re_points_every_level_of_trees_an_index_object_lost() {
+    let t = TestEnv::new();
+    let src = t.path("src");
+    let deep = src.join("a/b/c/d/e/f/g/h");
+    fs::create_dir_all(&deep).unwrap();
+    write_random_file(&deep.join("f"), 1, 300_000);
+    t.cairn(["init", "--pack-size", "1MiB"]).assert().success();
+    t.snapshot(&[&src], &[]);
+    write_random_file(&deep.join("g"), 2, 300_000);
+    let latest = id(&t.snapshot(&[&src], &[])).to_owned();
+    let mut index: Vec<_> = fs::read_dir(t.store.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    index.sort();
+    fs::remove_file(&index[0]).unwrap();
+    t.cairn(["repair", "snapshots"]).assert().success();
+    t.cairn(["verify", "--read-data"]).assert().success();
+    let target = t.fresh_dir("restored");
+    t.cairn(["restore", &latest, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_trees_equal(&src, &target.join(src.strip_prefix("/").unwrap()));
+}

@@ -107,7 +107,7 @@ pub fn repair(
     store.require_exclusive("repair")?;
     // First, so that the verify below walks the mended snapshots' trees.
     let mended_records = super::records::mend(store, dry_run)?;
-    let found = full_verify(store, progress)?;
+    let (found, lost, repointed) = repoint(store, dry_run, progress)?;
     let mut report = RepairReport {
         dry_run,
         damaged_records: found
@@ -118,21 +118,9 @@ pub fn repair(
             .map(|d| d.key.clone())
             .collect(),
         mended_records,
+        repointed,
         ..RepairReport::default()
     };
-    let mut lost = found.lost_blobs.clone();
-    let copies = intact_copies(store, &lost, &found.damaged_packs)?;
-    report.repointed = copies.iter().map(|(_, b)| b.len()).sum::<usize>() as u64;
-    if !dry_run {
-        for (pack, blobs) in &copies {
-            store.catalog_mut().relocate(pack, blobs)?;
-        }
-    }
-    for (_, blobs) in &copies {
-        for b in blobs {
-            lost.remove(b);
-        }
-    }
     report.blobs_lost = lost.len() as u64;
     let gone = lost_uncataloged_packs(store)?;
     let damaged = Damaged {
@@ -148,6 +136,41 @@ pub fn repair(
     }
     report.snapshots = rewrite_snapshots(store, &lost, &found.unbounded, dry_run, progress)?;
     Ok(report)
+}
+
+/// Verifies the store and points lost blobs at intact copies in other
+/// packs, round after round: a tree found again lets the next verify walk
+/// below it, to the trees the same lost index object hid (one round per
+/// directory level took one repair per level, each saying it was done).
+/// A dry run has one round. Returns the last round's findings, the blobs
+/// still lost and how many were re-pointed.
+fn repoint(
+    store: &mut Store,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<(verify::Report, HashSet<BlobId>, u64), RepairError> {
+    let mut repointed: HashSet<BlobId> = HashSet::new();
+    loop {
+        let found = full_verify(store, progress)?;
+        let copies = intact_copies(store, &found.lost_blobs, &found.damaged_packs)?;
+        let copied = || copies.iter().flat_map(|(_, blobs)| blobs);
+        if dry_run {
+            let mut lost = found.lost_blobs.clone();
+            copied().for_each(|b| _ = lost.remove(b));
+            let count = copied().count() as u64;
+            return Ok((found, lost, count));
+        }
+        // Nothing new (a blob re-pointed before is lost again): what is
+        // lost now stays lost.
+        if copied().all(|b| repointed.contains(b)) {
+            let lost = found.lost_blobs.clone();
+            return Ok((found, lost, repointed.len() as u64));
+        }
+        repointed.extend(copied());
+        for (pack, blobs) in &copies {
+            store.catalog_mut().relocate(pack, blobs)?;
+        }
+    }
 }
 
 fn full_verify(store: &Store, progress: &Progress) -> Result<verify::Report, StoreError> {
