@@ -206,3 +206,26 @@ fn warnings_and_errors_escape_the_names_they_quote() {
     let listed = err.lines().filter(|l| l.starts_with("  ")).count();
     assert_eq!(listed, 7, "one line per existing file:\n{err}");
 }
+
+// `cat PATH` and `ls --at WHEN PATH` (no snapshot named) refused a path
+// that is not UTF-8 ("invalid UTF-8 was detected", exit 2): the first
+// word was read as a snapshot, which must be text.
+#[test]
+fn cat_and_ls_without_a_snapshot_take_a_path_that_is_not_utf8() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    let dir = src.join(raw(b"nu\xffdir"));
+    write_file(&dir.join(raw(b"f\xfe")), b"latin bytes");
+    t.snapshot(&[&src], &[]);
+    let out = t
+        .cairn(["cat"])
+        .arg(dir.join(raw(b"f\xfe")))
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"latin bytes");
+    let out = t.cairn(["ls", "--at", "now"]).arg(&dir).assert().success();
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("f\\xfe"));
+    // A first word that is neither a path nor text is refused plainly.
+    let out = t.cairn(["cat"]).arg(raw(b"x\xff")).assert().code(2);
+    assert!(stderr_of(out.get_output()).contains("SNAPSHOT"));
+}

@@ -1,6 +1,8 @@
 //! Naming snapshots and points in time on the command line: `latest`, ids,
 //! prefixes, `--at WHEN` and `@WHEN`, and entries rendered for listings.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -34,7 +36,7 @@ pub struct SnapshotPathArgs {
     /// Snapshot: an id, a unique prefix, `latest` or @WHEN [default: latest]
     /// (leave out with --at; a first word starting with `/` is the PATH)
     #[arg(value_name = "SNAPSHOT")]
-    snapshot: Option<String>,
+    snapshot: Option<OsString>,
     /// Path in the snapshot, absolute as it was captured [default: /]
     #[arg(value_name = "PATH")]
     path: Option<PathBuf>,
@@ -107,9 +109,11 @@ pub fn snapshot_ref(text: &str) -> Result<SnapshotRef, String> {
 /// The snapshot and path of `cairn ls|cat [SNAPSHOT] [PATH]`: with `--at`
 /// the first word is already the path; without a snapshot (or when the only
 /// word is an absolute path), `latest`.
+/// The first word is a path, any bytes, when no snapshot is named (with
+/// `--at`, or starting with `/`); else a snapshot reference, which is text.
 pub fn reference_and_path(
     at: Option<Timestamp>,
-    first: Option<&str>,
+    first: Option<&OsStr>,
     second: Option<&Path>,
 ) -> anyhow::Result<(SnapshotRef, Option<std::path::PathBuf>)> {
     match (at, first, second) {
@@ -119,13 +123,21 @@ pub fn reference_and_path(
             anyhow::bail!("give either a SNAPSHOT or --at WHEN, not both")
         }
         (None, None, _) => Ok((SnapshotRef::Latest, None)),
-        (None, Some(path), None) if path.starts_with('/') => {
+        (None, Some(path), None) if path.as_bytes().starts_with(b"/") => {
             Ok((SnapshotRef::Latest, Some(path.into())))
         }
-        (None, Some(reference), path) => Ok((
-            snapshot_ref(reference).map_err(anyhow::Error::msg)?,
-            path.map(Path::to_owned),
-        )),
+        (None, Some(reference), path) => {
+            let Some(text) = reference.to_str() else {
+                let why = "is not a snapshot (an id, a prefix, latest or @WHEN) nor a path (one starts with /)";
+                return Err(super::Usage(format!(
+                    "SNAPSHOT {} {why}",
+                    RawName::from_os(reference)
+                ))
+                .into());
+            };
+            let reference = snapshot_ref(text).map_err(anyhow::Error::msg)?;
+            Ok((reference, path.map(Path::to_owned)))
+        }
     }
 }
 
