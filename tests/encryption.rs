@@ -1992,3 +1992,22 @@ fn copy_of_an_encrypted_store_into_a_new_s3_store_holds_no_plaintext_and_restore
     assert_trees_equal(&s.src, &restored(&s3.restore(id(&snap)), &s.src));
     assert_verify_clean(&s3);
 }
+
+// A password file or command of endless output (`/dev/zero`, `yes`) was
+// read whole before its 64 KiB limit was checked: memory until the
+// machine gave out. Only what the limit allows is read.
+#[test]
+fn an_endless_password_source_is_refused_after_64_kib() {
+    let (t, _, _) = store_with_a_snapshot();
+    let mut cmd = t.command(["snapshots"]);
+    cmd.env("CAIRN_PASSWORD_FILE", "/dev/zero");
+    let out = with_memory_limit(cmd, 512 << 10);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("64 KiB"), "{}", stderr_of(&out));
+    let mut cmd = t.command(["snapshots"]);
+    cmd.env_remove("CAIRN_PASSWORD_FILE")
+        .env("CAIRN_PASSWORD_COMMAND", "yes");
+    let out = with_memory_limit(cmd, 512 << 10);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("64 KiB"), "{}", stderr_of(&out));
+}

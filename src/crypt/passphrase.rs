@@ -93,7 +93,9 @@ fn from_file(path: &PathBuf) -> Result<Passphrase, PassphraseError> {
         path: escaped(path).to_string(),
         source,
     };
-    let bytes = std::fs::read(path).map_err(fail)?;
+    let bytes = std::fs::File::open(path)
+        .and_then(|file| read_at_most(file, MAX_LEN))
+        .map_err(fail)?;
     if bytes.len() > MAX_LEN {
         return Err(fail(std::io::Error::other(
             "longer than 64 KiB: not a password file",
@@ -113,25 +115,44 @@ fn from_command(command: &str) -> Result<Passphrase, PassphraseError> {
         command: command.to_owned(),
         what,
     };
-    let out = Command::new("sh")
+    let mut child = Command::new("sh")
         .args(["-c", command])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
+        .spawn()
         .map_err(|e| fail(format!("could not run: {e}")))?;
-    if !out.status.success() {
-        return Err(fail(format!("failed ({})", out.status)));
-    }
-    if out.stdout.len() > MAX_LEN {
+    let printed = child.stdout.take().map(|out| read_at_most(out, MAX_LEN));
+    // Its stdout closed: a command still printing ends on SIGPIPE.
+    let status = child
+        .wait()
+        .map_err(|e| fail(format!("could not run: {e}")))?;
+    let printed = printed
+        .unwrap_or_else(|| Ok(Vec::new()))
+        .map_err(|e| fail(format!("could not be read: {e}")))?;
+    if printed.len() > MAX_LEN {
         return Err(fail("printed more than 64 KiB".into()));
     }
-    let phrase = first_line(out.stdout);
+    if !status.success() {
+        return Err(fail(format!("failed ({status})")));
+    }
+    let phrase = first_line(printed);
     match phrase.is_empty() {
         true => Err(fail(
             "printed an empty first line, where the password goes".into(),
         )),
         false => Ok(phrase),
     }
+}
+
+/// At most `max` bytes of `source`, and one more if there are more: a
+/// password file or command may be endless (`/dev/zero`, `yes`), and was
+/// read whole before its length was checked.
+fn read_at_most(source: impl std::io::Read, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    source.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The bytes up to the first line end (`\n` or `\r\n`), as restic reads

@@ -473,7 +473,7 @@ fn default_cache_dir() -> Result<PathBuf, StoreError> {
         None => Err(StoreError::Io {
             path: PathBuf::from("$HOME"),
             source: io::Error::other(
-                "no cache directory for the remote store: pass --cache-dir DIR (HOME is not set)",
+                "no cache directory for this store's catalog (a remote or encrypted store keeps it outside the store): pass --cache-dir DIR or set CAIRN_CACHE_DIR (HOME is not set)",
             ),
         }),
     }
