@@ -369,3 +369,22 @@ fn verify_with_a_profile_reads_data_within_its_budget_and_only_then() {
     );
     assert!(packs_read(&w) > 0, "the profile's budget reads packs");
 }
+
+// The exit table: 2 for a configuration file that cannot be used, with
+// or without -P (without, it was 1).
+#[test]
+fn config_show_exits_2_for_a_configuration_file_that_cannot_be_used() {
+    let w = World::new("store = \"{store}\"\nexlude = [\"*.tmp\"]\n");
+    let show = |config: &PathBuf, profile: &[&str]| {
+        let mut cmd = w.t.cairn_without_store(["--config"]);
+        cmd.arg(config).args(profile).args(["config", "show"]);
+        cmd
+    };
+    let missing = w.t.path("missing.toml");
+    for profile in [&[][..], &["-P", "app"][..]] {
+        let err = stderr_of(show(&w.config, profile).assert().code(2).get_output());
+        assert!(err.contains("exlude"), "{err}");
+        let err = stderr_of(show(&missing, profile).assert().code(2).get_output());
+        assert!(err.contains("missing.toml"), "{err}");
+    }
+}
