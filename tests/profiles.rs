@@ -388,3 +388,33 @@ fn config_show_exits_2_for_a_configuration_file_that_cannot_be_used() {
         assert!(err.contains("missing.toml"), "{err}");
     }
 }
+
+// `--json` gives every name exactly; a path that is not UTF-8 panicked.
+#[test]
+fn config_show_json_gives_a_file_name_that_is_not_utf8_as_hex() {
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new("store = \"{store}\"\n");
+    let odd = w.t.root.join(raw(b"cairn-\xff.toml"));
+    fs::copy(&w.config, &odd).unwrap();
+    let hex = serde_json::json!({ "hex": hex_of(odd.as_os_str().as_bytes()) });
+    let out =
+        w.t.cairn_without_store(["--json", "--config"])
+            .arg(&odd)
+            .args(["config", "show"])
+            .assert()
+            .success();
+    let doc = parse_json(&out.get_output().stdout);
+    assert_eq!(doc["files"], serde_json::json!([hex]), "{doc}");
+    let out =
+        w.t.cairn_without_store(["--json", "--config"])
+            .arg(&odd)
+            .args(["-P", "app", "config", "show"])
+            .assert()
+            .success();
+    let doc = parse_json(&out.get_output().stdout);
+    assert_eq!(doc["settings"][0]["file"], hex, "{doc}");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

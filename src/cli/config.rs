@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use cairn::outcome::Outcome;
 use cairn::profile::{self, Profile, Setting};
+use cairn::rawname::RawName;
 
 use super::output::print_table;
 use super::stdout::Out;
@@ -62,6 +63,7 @@ fn profiles(global: &Global) -> anyhow::Result<(Vec<PathBuf>, Vec<String>)> {
 
 fn list(out: &mut Out, json: bool, files: &[PathBuf], names: &[String]) -> io::Result<()> {
     if json {
+        let files: Vec<RawName> = files.iter().map(|f| RawName::from_path(f)).collect();
         let json = serde_json::json!({"files": files, "profiles": names});
         return print_json(out, &json);
     }
@@ -120,7 +122,7 @@ fn setting_json(s: &Setting) -> serde_json::Value {
     serde_json::json!({
         "key": s.key,
         "value": value,
-        "file": s.origin.file,
+        "file": RawName::from_path(&s.origin.file),
         "line": s.origin.line,
         "overridden_by": overridden_by(s),
     })
