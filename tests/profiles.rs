@@ -418,3 +418,30 @@ fn config_show_json_gives_a_file_name_that_is_not_utf8_as_hex() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+// Text output escapes names, so that none can drive the terminal.
+#[test]
+fn config_show_escapes_file_names_and_profile_names() {
+    let w = World::new("store = \"{store}\"\n");
+    let odd = w.t.root.join("cairn-\x1b[31m.toml");
+    fs::write(&odd, "[profiles.\"ev\\u001bil\"]\nkeep_last = 1\n").unwrap();
+    let out =
+        w.t.cairn_without_store(["--config"])
+            .arg(&odd)
+            .args(["config", "show"])
+            .assert()
+            .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(text.contains("cairn-\\x1b[31m.toml"), "{text}");
+    assert!(text.contains("profiles: ev\\x1bil"), "{text}");
+    let out =
+        w.t.cairn_without_store(["--config"])
+            .arg(&odd)
+            .args(["-P", "ev\x1bil", "config", "show"])
+            .assert()
+            .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(text.contains("profile ev\\x1bil"), "{text}");
+}

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use cairn::outcome::Outcome;
 use cairn::profile::{self, Profile, Setting};
-use cairn::rawname::RawName;
+use cairn::rawname::{RawName, escaped};
 
 use super::output::print_table;
 use super::stdout::Out;
@@ -70,14 +70,15 @@ fn list(out: &mut Out, json: bool, files: &[PathBuf], names: &[String]) -> io::R
     if files.is_empty() {
         let searched: Vec<String> = profile::default_files()
             .iter()
-            .map(|f| f.display().to_string())
+            .map(|f| escaped(f).to_string())
             .collect();
         return writeln!(out, "no configuration file ({})", searched.join(", "));
     }
     for file in files {
-        writeln!(out, "file {}", file.display())?;
+        writeln!(out, "file {}", escaped(file))?;
     }
-    match names {
+    let names: Vec<String> = names.iter().map(|n| escaped(n).to_string()).collect();
+    match names.as_slice() {
         [] => writeln!(out, "no profiles"),
         names => writeln!(out, "profiles: {}", names.join(", ")),
     }
@@ -89,7 +90,7 @@ fn show(out: &mut Out, json: bool, profile: &Profile) -> io::Result<()> {
         let json = serde_json::json!({"profile": profile.name, "settings": settings});
         return print_json(out, &json);
     }
-    writeln!(out, "profile {}", profile.name)?;
+    writeln!(out, "profile {}", escaped(&profile.name))?;
     let rows: Vec<Vec<String>> = profile
         .settings
         .iter()
