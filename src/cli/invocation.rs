@@ -123,13 +123,6 @@ const fn policy(key: &'static str, id: &'static str, flag: &'static str) -> Flag
 pub const FLAGS: &[Flag] = &[
     flag("store", EVERY, "store", "--store"),
     flag("cache_dir", EVERY, "cache_dir", "--cache-dir"),
-    flag("password_file", EVERY, "password_file", "--password-file"),
-    flag(
-        "password_command",
-        EVERY,
-        "password_command",
-        "--password-command",
-    ),
     flag("lock_wait", EVERY, "lock_wait", "--lock-wait"),
     flag(
         "progress_interval",

@@ -95,8 +95,6 @@ impl Profile {
 /// Every key a profile may have, in the order `config show` lists them.
 pub const KEYS: &[&str] = &[
     "store",
-    "password_file",
-    "password_command",
     "cache_dir",
     "lock_wait",
     "progress_interval",

@@ -58,6 +58,7 @@ struct RawProfile {
     group_by: Option<Spanned<String>>,
     max_unused: Option<Spanned<String>>,
     grace: Option<Spanned<String>>,
+    // Read only to be refused with the reason (see NO_PASSPHRASE).
     password_file: Option<Spanned<String>>,
     password_command: Option<Spanned<String>>,
     #[serde(default)]
@@ -84,6 +85,10 @@ struct RawHooks {
     on_failure: Option<Spanned<String>>,
     commands: Option<Spanned<Vec<String>>>,
 }
+
+/// Why a profile's `password_file` and `password_command` are refused.
+const NO_PASSPHRASE: &str = "a profile holds no passphrase source (refused for now): \
+     set CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND in the cron line or unit instead";
 
 /// A value's check: `Err(why)` if it makes no sense.
 type Check = fn(&str) -> Result<(), String>;
@@ -115,8 +120,8 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
         out: Vec::new(),
     };
     c.one("store", p.store, check_store)?;
-    c.one("password_file", p.password_file, not_empty)?;
-    c.one("password_command", p.password_command, not_empty)?;
+    c.refuse("password_file", p.password_file, NO_PASSPHRASE)?;
+    c.refuse("password_command", p.password_command, NO_PASSPHRASE)?;
     c.one("cache_dir", p.cache_dir, not_empty)?;
     c.one("lock_wait", p.lock_wait, check_duration)?;
     c.one("progress_interval", p.progress_interval, check_duration)?;
@@ -206,6 +211,20 @@ impl Convert<'_> {
             origin,
         });
         Ok(())
+    }
+
+    /// Refuses `key` outright, if it is set, saying `why`: a key the README
+    /// names as refused is told apart from a misspelt one.
+    fn refuse(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        match value {
+            Some(value) => Err(self.bad(self.origin(&value), key, value.get_ref(), why.to_owned())),
+            None => Ok(()),
+        }
     }
 
     fn many(
@@ -343,12 +362,13 @@ mod tests {
     }
 
     #[test]
-    fn a_password_file_is_a_setting_and_an_empty_one_is_refused() {
-        let text = "[profiles.app]\npassword_file = \"/etc/cairn/key\"\n";
-        assert!(parse_text(text).is_ok());
-        let empty = "[profiles.app]\npassword_file = \"\"\n";
-        let err = parse_text(empty).unwrap_err().to_string();
-        assert!(err.contains(":2: password_file"), "{err}");
+    fn a_passphrase_source_is_refused_with_its_line_and_what_to_do_instead() {
+        for key in ["password_file", "password_command"] {
+            let text = format!("[profiles.app]\n{key} = \"/etc/cairn/key\"\n");
+            let err = parse_text(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!(":2: {key}")), "{err}");
+            assert!(err.contains("CAIRN_PASSWORD_FILE"), "{err}");
+        }
     }
 
     #[test]
