@@ -457,3 +457,23 @@ fn a_profile_opens_an_encrypted_store_with_the_password_of_the_environment() {
         1
     );
 }
+
+// `group_by = ""` (one group) and `keep_tags = [""]` (untagged) became a
+// flag without its value, which clap refused.
+#[test]
+fn empty_values_of_a_profile_are_passed_as_empty_values() {
+    let w = World::new(
+        "store = \"{store}\"\nsources = [\"{src}\"]\nkeep_tags = [\"\"]\ngroup_by = \"\"\n",
+    );
+    for _ in 0..2 {
+        w.cairn(&["snapshot", "--tag", "manual"]).assert().success();
+    }
+    w.cairn(&["snapshot"]).assert().success();
+    let out = w
+        .cairn(&["--json", "forget", "--dry-run"])
+        .assert()
+        .success();
+    let plan = parse_json(&out.get_output().stdout);
+    assert_eq!(plan["groups"][0]["group"], serde_json::json!({}), "{plan}");
+    assert_eq!(plan["forgotten"].as_array().unwrap().len(), 2, "{plan}");
+}

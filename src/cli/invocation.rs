@@ -350,21 +350,34 @@ fn apply(args: &[OsString], lenient: &ArgMatches, profile: &Profile) -> Vec<OsSt
         if given(f.id) || f.unless.iter().any(|id| given(id)) {
             continue;
         }
-        let values = match &setting.value {
-            Value::One(v) => vec![v.clone()],
-            Value::Many(vs) => vs.clone(),
-            Value::Switch(true) => vec![String::new()],
-            Value::Switch(false) => Vec::new(),
-        };
-        for v in values {
-            match (f.flag, v.is_empty()) {
-                (None, _) => positionals.push(as_positional(v)),
-                (Some(flag), true) => flags.push(flag.into()),
-                (Some(flag), false) => flags.push(format!("{flag}={v}").into()),
-            }
+        match f.flag {
+            Some(flag) => flags.extend(as_flags(flag, &setting.value)),
+            None => positionals.extend(values(&setting.value).map(as_positional)),
         }
     }
     splice(args, flags, positionals)
+}
+
+/// The words `value` adds as `flag`: a switch that is on the bare flag,
+/// and each value `--flag=VALUE`, also an empty one (`--group-by=`, one
+/// group): a bare `--group-by` would take no value and be refused.
+fn as_flags(flag: &str, value: &Value) -> Vec<OsString> {
+    match value {
+        Value::Switch(on) => on.then(|| flag.into()).into_iter().collect(),
+        value => values(value)
+            .map(|v| format!("{flag}={v}").into())
+            .collect(),
+    }
+}
+
+/// The values of a key that takes one or many; none for a switch.
+fn values(value: &Value) -> impl Iterator<Item = String> + '_ {
+    let values: &[String] = match value {
+        Value::One(v) => std::slice::from_ref(v),
+        Value::Many(vs) => vs,
+        Value::Switch(_) => &[],
+    };
+    values.iter().cloned()
 }
 
 /// `args` with `flags` and then `positionals` inserted before a `--` if
