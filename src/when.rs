@@ -263,6 +263,22 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
 }
 
+/// `30d`, `2w`, or what `--lock-wait` takes (`10m`, `1h`, seconds): an
+/// age as `verify --max-age` and `--budget` (and a profile's `verify.*`)
+/// take it.
+pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let unit = |suffix: char, secs: u64| {
+        t.strip_suffix(suffix)
+            .and_then(|n| n.parse::<u64>().ok())
+            .and_then(|n| n.checked_mul(secs))
+            .map(std::time::Duration::from_secs)
+    };
+    unit('d', 86_400)
+        .or_else(|| unit('w', 7 * 86_400))
+        .map_or_else(|| parse_duration(t), Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

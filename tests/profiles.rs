@@ -477,3 +477,32 @@ fn empty_values_of_a_profile_are_passed_as_empty_values() {
     assert_eq!(plan["groups"][0]["group"], serde_json::json!({}), "{plan}");
     assert_eq!(plan["forgotten"].as_array().unwrap().len(), 2, "{plan}");
 }
+
+// Every value is checked as the flag's parser checks it, when read: these
+// passed `config show` and failed at run time with clap's message, which
+// named neither the file nor the key.
+#[test]
+fn values_the_flag_would_refuse_are_refused_when_read_naming_file_line_and_key() {
+    for (table, key, value) in [
+        ("", "exclude_larger_than", "\"huge\""),
+        ("[profiles.app.verify]\n", "read_data_subset", "\"lots\""),
+        (
+            "[profiles.app.verify]\n",
+            "max_age",
+            "\"999999999999999999w\"",
+        ),
+        ("", "excludes", "[\"[\"]"),
+    ] {
+        let w = World::new(&format!("store = \"{{store}}\"\n{table}{key} = {value}\n"));
+        let line = if table.is_empty() { 3 } else { 4 };
+        for command in ["config", "snapshots"] {
+            let args: &[&str] = match command {
+                "config" => &["config", "show"],
+                _ => &["snapshots"],
+            };
+            let err = stderr_of(w.cairn(args).assert().code(2).get_output());
+            assert!(err.contains(&format!("cairn.toml:{line}: ")), "{err}");
+            assert!(err.contains(key), "{err}");
+        }
+    }
+}

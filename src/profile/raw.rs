@@ -127,11 +127,11 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.one("progress_interval", p.progress_interval, check_duration)?;
     c.many("sources", p.sources, not_empty)?;
     c.many("files_from", p.files_from, not_empty)?;
-    c.many("excludes", p.excludes, not_empty)?;
+    c.many("excludes", p.excludes, check_exclude)?;
     c.many("exclude_files", p.exclude_files, not_empty)?;
     c.switch("exclude_caches", p.exclude_caches);
     c.many("exclude_if_present", p.exclude_if_present, not_empty)?;
-    c.one("exclude_larger_than", p.exclude_larger_than, not_empty)?;
+    c.one("exclude_larger_than", p.exclude_larger_than, check_size)?;
     c.switch("one_file_system", p.one_file_system);
     c.many("tags", p.tags, crate::snapshot::check_label)?;
     c.one("host", p.host, crate::snapshot::check_label)?;
@@ -162,12 +162,12 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.one("group_by", p.group_by, check_group_by)?;
     c.one("max_unused", p.max_unused, check_percent)?;
     c.one("grace", p.grace, check_duration)?;
-    c.one("verify.budget", p.verify.budget, check_duration)?;
+    c.one("verify.budget", p.verify.budget, check_age)?;
     c.one("verify.max_age", p.verify.max_age, check_age)?;
     c.one(
         "verify.read_data_subset",
         p.verify.read_data_subset,
-        not_empty,
+        check_subset,
     )?;
     c.one("hooks.before", p.hooks.before, not_empty)?;
     c.one("hooks.after", p.hooks.after, not_empty)?;
@@ -279,6 +279,14 @@ fn not_empty(text: &str) -> Result<(), String> {
     }
 }
 
+/// A pattern that compiles, as `snapshot` compiles each `--exclude`.
+fn check_exclude(text: &str) -> Result<(), String> {
+    not_empty(text)?;
+    crate::pattern::Patterns::new(&[text.to_owned()])
+        .map(|_| ())
+        .map_err(|e| e.cause)
+}
+
 fn check_store(text: &str) -> Result<(), String> {
     not_empty(text)?;
     text.parse::<crate::store::Location>()
@@ -290,17 +298,19 @@ fn check_duration(text: &str) -> Result<(), String> {
     crate::when::parse_duration(text).map(|_| ())
 }
 
-/// `30d`, `2w`, or a duration.
+/// `30d`, `2w`, or a duration, as `verify --max-age` and `--budget` take it.
 fn check_age(text: &str) -> Result<(), String> {
-    let t = text.trim();
-    let days = t
-        .strip_suffix('d')
-        .or_else(|| t.strip_suffix('w'))
-        .is_some_and(|n| n.parse::<u64>().is_ok());
-    if days {
-        return Ok(());
-    }
-    check_duration(t)
+    crate::when::parse_age(text).map(|_| ())
+}
+
+/// `500M`, as `--exclude-larger-than` takes it.
+fn check_size(text: &str) -> Result<(), String> {
+    crate::size::parse_size(text).map(|_| ())
+}
+
+/// `N/M` or `P%`, as `--read-data-subset` takes it.
+fn check_subset(text: &str) -> Result<(), String> {
+    crate::verify::parse_subset(text).map(|_| ())
 }
 
 fn check_within(text: &str) -> Result<(), String> {
