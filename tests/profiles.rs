@@ -506,3 +506,14 @@ fn values_the_flag_would_refuse_are_refused_when_read_naming_file_line_and_key()
         }
     }
 }
+
+// A misspelt command in hooks.commands silently disabled every hook.
+#[test]
+fn an_unknown_command_in_hooks_commands_is_refused_with_its_line() {
+    let w = World::new(&format!("{HOOKS}commands = [\"snapshot\", \"snapshto\"]\n"));
+    let err = stderr_of(w.cairn(&["snapshot"]).assert().code(2).get_output());
+    assert!(err.contains("cairn.toml:8: hooks.commands"), "{err}");
+    assert!(err.contains("snapshto"), "{err}");
+    assert!(w.t.snapshots(&[]).is_empty());
+    assert_eq!(w.hook_log(), "");
+}

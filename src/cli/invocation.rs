@@ -452,6 +452,16 @@ mod tests {
     }
 
     #[test]
+    fn the_commands_hooks_may_wrap_are_the_commands_of_the_command_line() {
+        let cmd = Cli::command();
+        let mut ours: Vec<&str> = cmd.get_subcommands().map(clap::Command::get_name).collect();
+        let mut theirs = profile::hooks::COMMANDS.to_vec();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
     fn every_key_of_the_profile_module_has_a_flag_or_is_a_hook() {
         for key in profile::KEYS {
             let known = FLAGS.iter().any(|f| f.key == *key) || key.starts_with("hooks.");

@@ -172,7 +172,7 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.one("hooks.before", p.hooks.before, not_empty)?;
     c.one("hooks.after", p.hooks.after, not_empty)?;
     c.one("hooks.on_failure", p.hooks.on_failure, not_empty)?;
-    c.many("hooks.commands", p.hooks.commands, not_empty)?;
+    c.many("hooks.commands", p.hooks.commands, check_hook_command)?;
     Ok(c.out)
 }
 
@@ -285,6 +285,18 @@ fn check_exclude(text: &str) -> Result<(), String> {
     crate::pattern::Patterns::new(&[text.to_owned()])
         .map(|_| ())
         .map_err(|e| e.cause)
+}
+
+/// One of cairn's commands (see [`super::hooks::COMMANDS`]).
+fn check_hook_command(text: &str) -> Result<(), String> {
+    let commands = super::hooks::COMMANDS;
+    match commands.contains(&text) {
+        true => Ok(()),
+        false => Err(format!(
+            "not a command of cairn (one of {})",
+            commands.join(", ")
+        )),
+    }
 }
 
 fn check_store(text: &str) -> Result<(), String> {
