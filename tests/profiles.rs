@@ -517,3 +517,17 @@ fn an_unknown_command_in_hooks_commands_is_refused_with_its_line() {
     assert!(w.t.snapshots(&[]).is_empty());
     assert_eq!(w.hook_log(), "");
 }
+
+// An empty variable is unset, as `config show` already took it: the store
+// was "" ("no store at : ...") and an empty password file a password.
+#[test]
+fn empty_environment_variables_are_unset_for_commands_and_config_show_alike() {
+    let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\n");
+    for var in ["CAIRN_STORE", "CAIRN_PASSWORD_FILE", "CAIRN_CACHE_DIR"] {
+        w.cairn(&["snapshot"]).env(var, "").assert().success();
+        let out = w.cairn(&["config", "show"]).env(var, "").assert().success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(!text.contains("overridden"), "{text}");
+    }
+    assert_eq!(w.t.snapshots(&[]).len(), 3);
+}

@@ -250,7 +250,7 @@ pub const FLAGS: &[Flag] = &[
 
 /// Parses `args` (the program name first), applying the profile named.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
-    let lenient = Cli::command()
+    let lenient = command()
         .ignore_errors(true)
         .try_get_matches_from(&args)
         .ok();
@@ -295,8 +295,30 @@ pub fn config_files(
     }
 }
 
+/// The command line's definition, where an environment variable that is
+/// set but empty counts as not set: `CAIRN_STORE=` in a cron line is no
+/// store (as `config show` reads it, and so the profile's applies), not the
+/// store "".
+fn command() -> clap::Command {
+    without_empty_env(Cli::command())
+}
+
+fn without_empty_env(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let empty = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|v| v.is_empty());
+        match empty {
+            true => arg.env(None),
+            false => arg,
+        }
+    })
+    .mut_subcommands(without_empty_env)
+}
+
 fn strict(args: &[OsString], lenient: Option<&ArgMatches>) -> Result<Cli, Refused> {
-    let matches = Cli::command()
+    let matches = command()
         .try_get_matches_from(args)
         .map_err(|e| plain_usage(e, lenient))?;
     Cli::from_arg_matches(&matches).map_err(|e| plain_usage(e, lenient))
@@ -309,7 +331,7 @@ fn plain_usage(e: clap::Error, lenient: Option<&ArgMatches>) -> Refused {
     if !e.use_stderr() {
         return Refused::Clap(e);
     }
-    let mut cmd = Cli::command();
+    let mut cmd = command();
     cmd.build();
     let mut sub = &cmd;
     let mut matches = lenient;
