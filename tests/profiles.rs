@@ -531,3 +531,16 @@ fn empty_environment_variables_are_unset_for_commands_and_config_show_alike() {
     }
     assert_eq!(w.t.snapshots(&[]).len(), 3);
 }
+
+// A count that is none said "data did not match any variant of untagged
+// enum Raw".
+#[test]
+fn a_count_that_is_none_says_what_a_count_is() {
+    for value in ["-1", "1.5", "\"seven\""] {
+        let w = World::new(&format!("store = \"{{store}}\"\nkeep_daily = {value}\n"));
+        let err = stderr_of(w.cairn(&["config", "show"]).assert().code(2).get_output());
+        assert!(err.contains("cairn.toml:3: keep_daily"), "{err}");
+        assert!(err.contains("unlimited"), "{err}");
+        assert!(!err.contains("untagged"), "{err}");
+    }
+}

@@ -42,12 +42,12 @@ struct RawProfile {
     all_hosts: Option<Spanned<bool>>,
     sqlite: Option<Spanned<String>>,
     sqlite_timeout: Option<Spanned<String>>,
-    keep_last: Option<Spanned<Count>>,
-    keep_hourly: Option<Spanned<Count>>,
-    keep_daily: Option<Spanned<Count>>,
-    keep_weekly: Option<Spanned<Count>>,
-    keep_monthly: Option<Spanned<Count>>,
-    keep_yearly: Option<Spanned<Count>>,
+    keep_last: Option<Spanned<toml::Value>>,
+    keep_hourly: Option<Spanned<toml::Value>>,
+    keep_daily: Option<Spanned<toml::Value>>,
+    keep_weekly: Option<Spanned<toml::Value>>,
+    keep_monthly: Option<Spanned<toml::Value>>,
+    keep_yearly: Option<Spanned<toml::Value>>,
     keep_within: Option<Spanned<String>>,
     keep_within_hourly: Option<Spanned<String>>,
     keep_within_daily: Option<Spanned<String>>,
@@ -146,7 +146,7 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
         ("keep_monthly", p.keep_monthly),
         ("keep_yearly", p.keep_yearly),
     ] {
-        c.count(key, count);
+        c.count(key, count)?;
     }
     for (key, within) in [
         ("keep_within", p.keep_within),
@@ -260,15 +260,39 @@ impl Convert<'_> {
         }
     }
 
-    fn count(&mut self, key: &'static str, value: Option<Spanned<Count>>) {
-        if let Some(value) = value {
-            let origin = self.origin(&value);
-            self.out.push(Setting {
-                key,
-                value: Value::One(value.into_inner().to_string()),
-                origin,
-            });
-        }
+    /// A count, as `--keep-daily` takes it: a number here too (`7`), and
+    /// anything else (`-1`, `1.5`) refused saying what a count is.
+    fn count(
+        &mut self,
+        key: &'static str,
+        value: Option<Spanned<toml::Value>>,
+    ) -> Result<(), ConfigError> {
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let origin = self.origin(&value);
+        let count = match value.get_ref() {
+            toml::Value::Integer(n) => u32::try_from(*n).ok().map(Count::Limited),
+            toml::Value::String(text) => text.parse().ok(),
+            _ => None,
+        };
+        let Some(count) = count else {
+            let shown = match value.into_inner() {
+                toml::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            let why = format!(
+                "a count is a whole number from 0 to {} or \"unlimited\"",
+                u32::MAX
+            );
+            return Err(self.bad(origin, key, &shown, why));
+        };
+        self.out.push(Setting {
+            key,
+            value: Value::One(count.to_string()),
+            origin,
+        });
+        Ok(())
     }
 }
 
@@ -371,9 +395,19 @@ mod tests {
 
     #[test]
     fn a_value_of_the_wrong_kind_is_named_with_its_line() {
-        let text = "[profiles.app]\n\nkeep_daily = \"seven\"\n";
+        let text = "[profiles.app]\n\ntags = \"nightly\"\n";
         let err = parse_text(text).unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_count_that_is_none_is_named_with_key_line_and_what_a_count_is() {
+        for value in ["-1", "1.5", "\"seven\"", "4294967296"] {
+            let text = format!("[profiles.app]\n\nkeep_daily = {value}\n");
+            let err = parse_text(&text).unwrap_err().to_string();
+            assert!(err.contains(":3: keep_daily"), "{err}");
+            assert!(err.contains("whole number"), "{err}");
+        }
     }
 
     #[test]
