@@ -544,3 +544,59 @@ fn a_count_that_is_none_says_what_a_count_is() {
         assert!(!err.contains("untagged"), "{err}");
     }
 }
+
+// A profile that names its sources by list applies its policy to the
+// paths the list names: it applied it to every snapshot of the host.
+#[test]
+fn forget_with_a_files_from_profile_applies_its_policy_to_the_listed_paths_only() {
+    let w = World::new("store = \"{store}\"\nfiles_from = [\"{root}/list.txt\"]\nkeep_last = 1\n");
+    fs::write(w.t.path("list.txt"), format!("{}\n", w.src.display())).unwrap();
+    let other = w.t.path("other");
+    small_tree(&other, 2);
+    for _ in 0..2 {
+        w.cairn(&["snapshot"]).assert().success();
+        w.t.snapshot(&[&other], &[]);
+    }
+    let out = w
+        .cairn(&["--json", "forget", "--dry-run"])
+        .assert()
+        .success();
+    let plan = parse_json(&out.get_output().stdout);
+    assert_eq!(plan["forgotten"].as_array().unwrap().len(), 1, "{plan}");
+    w.cairn(&["forget"]).assert().success();
+    let left = w.t.snapshots(&[]);
+    let others = left
+        .iter()
+        .filter(|s| paths_in(s) == [other.to_str().unwrap()]);
+    assert_eq!(others.count(), 2, "the other directory's snapshots stay");
+    assert_eq!(left.len(), 3);
+}
+
+// A profile without sources or files_from (a dump taken with
+// --stdin-from-command) has no scope forget can know: it is refused rather
+// than applied to every snapshot of the host, and --path gives the scope.
+#[test]
+fn forget_with_a_profile_that_names_no_paths_is_refused_unless_given_a_path() {
+    let w = World::new("store = \"{store}\"\nkeep_last = 1\n");
+    let dump = ["snapshot", "--stdin-from-command", "--stdin-name", "db.sql"];
+    for _ in 0..2 {
+        w.cairn(&dump)
+            .args(["--", "echo", "dump"])
+            .assert()
+            .success();
+        w.t.snapshot(&[&w.src], &[]);
+    }
+    let err = stderr_of(
+        w.cairn(&["forget", "--dry-run"])
+            .assert()
+            .code(2)
+            .get_output(),
+    );
+    assert!(err.contains("profile \"app\""), "{err}");
+    assert!(err.contains("--path"), "{err}");
+    w.cairn(&["forget"]).assert().code(2);
+    assert_eq!(w.t.snapshots(&[]).len(), 4, "nothing forgotten");
+    w.cairn(&["forget", "--path", "/db.sql"]).assert().success();
+    let left = w.t.snapshots(&[]);
+    assert_eq!(left.len(), 3, "one dump kept, the src snapshots untouched");
+}

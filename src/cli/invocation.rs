@@ -9,14 +9,18 @@
 //! the result is parsed for real. So the command line overrides
 //! the profile key by key, an environment variable overrides it too, and
 //! every value the profile gives is checked exactly as if it had been
-//! typed. Which key stands for which flag is the table [`FLAGS`].
+//! typed. Which key stands for which flag is the table [`FLAGS`]; `forget`
+//! also gets a `--path` for each path the profile's snapshots record
+//! ([`forget_scope`]).
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use cairn::profile::{self, ConfigError, Profile, Value};
+use cairn::capture::lists;
+use cairn::profile::{self, ConfigError, Profile, Setting, Value};
 
 use super::Cli;
 
@@ -137,8 +141,7 @@ pub const FLAGS: &[Flag] = &[
         flag: None,
         unless: CAPTURES,
     },
-    // forget applies the profile's policy to the profile's snapshots only.
-    flag("sources", FORGET, "paths", "--path"),
+    // forget's --path, from sources and files_from: forget_scope.
     Flag {
         key: "files_from",
         commands: SNAPSHOT,
@@ -269,7 +272,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
         });
     };
     let profile = load(lenient, &name).map_err(Refused::Config)?;
-    let with_profile = apply(&args, lenient, &profile);
+    let with_profile = apply(&args, lenient, &profile).map_err(Refused::Config)?;
     let cli = strict(&with_profile, Some(lenient))?;
     Ok(Invocation {
         cli,
@@ -358,17 +361,21 @@ fn plain_usage(e: clap::Error, lenient: Option<&ArgMatches>) -> Refused {
 }
 
 /// `args` with the profile's keys added as flags where they apply.
-fn apply(args: &[OsString], lenient: &ArgMatches, profile: &Profile) -> Vec<OsString> {
+fn apply(
+    args: &[OsString],
+    lenient: &ArgMatches,
+    profile: &Profile,
+) -> Result<Vec<OsString>, ConfigError> {
     let Some((command, sub)) = lenient.subcommand() else {
-        return args.to_vec();
+        return Ok(args.to_vec());
     };
+    let given = |id: &str| given(lenient, id) || given(sub, id);
     let mut flags: Vec<OsString> = Vec::new();
     let mut positionals: Vec<OsString> = Vec::new();
     for f in FLAGS.iter().filter(|f| applies(f, command)) {
         let Some(setting) = profile.get(f.key) else {
             continue;
         };
-        let given = |id: &str| given(lenient, id) || given(sub, id);
         if given(f.id) || f.unless.iter().any(|id| given(id)) {
             continue;
         }
@@ -377,7 +384,84 @@ fn apply(args: &[OsString], lenient: &ArgMatches, profile: &Profile) -> Vec<OsSt
             None => positionals.extend(values(&setting.value).map(as_positional)),
         }
     }
-    splice(args, flags, positionals)
+    if command == "forget" {
+        flags.extend(forget_scope(profile, given)?);
+    }
+    Ok(splice(args, flags, positionals))
+}
+
+/// Why `forget` refuses a profile that names no paths.
+const NO_SCOPE: &str = "it names no sources or files_from, so forget cannot tell its \
+     snapshots from the host's others and would apply its policy to all of them: \
+     give --path (a snapshot of --stdin-name NAME records /NAME)";
+
+/// `--path` for each path the profile's snapshots record, so that `forget`
+/// applies its policy to them only, not to every snapshot of the host. A
+/// profile that names no paths (one for a `--stdin-from-command` dump) is
+/// refused, unless `--path` or snapshot ids are given: a wider scope could
+/// forget the snapshots of other sources.
+fn forget_scope(
+    profile: &Profile,
+    given: impl Fn(&str) -> bool,
+) -> Result<Vec<OsString>, ConfigError> {
+    if given("paths") {
+        return Ok(Vec::new());
+    }
+    let paths = recorded_paths(profile)?;
+    if paths.is_empty() && !given("snapshots") {
+        return Err(unusable(profile, NO_SCOPE));
+    }
+    Ok(paths.into_iter().map(as_path_flag).collect())
+}
+
+/// The paths a snapshot of the profile records: its `sources`, and the
+/// paths its `files_from` lists name, read now as `snapshot` reads them.
+fn recorded_paths(profile: &Profile) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut paths: Vec<PathBuf> = match profile.get("sources") {
+        Some(sources) => values(&sources.value).map(PathBuf::from).collect(),
+        None => Vec::new(),
+    };
+    if let Some(setting) = profile.get("files_from") {
+        for list in values(&setting.value) {
+            paths.extend(listed_paths(profile, setting, &list)?);
+        }
+    }
+    Ok(paths)
+}
+
+/// The paths the `files_from` list `list` names. A list on standard input
+/// cannot be read again for forget.
+fn listed_paths(
+    profile: &Profile,
+    setting: &Setting,
+    list: &str,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    if list == "-" {
+        return Err(unusable(
+            profile,
+            "its files_from list is standard input, which forget cannot read: give --path",
+        ));
+    }
+    lists::read_paths(Path::new(list), false).map_err(|e| ConfigError::Value {
+        origin: setting.origin.clone(),
+        key: setting.key.to_owned(),
+        value: list.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+fn unusable(profile: &Profile, why: &str) -> ConfigError {
+    ConfigError::Unusable {
+        name: profile.name.clone(),
+        why: why.to_owned(),
+    }
+}
+
+/// `--path=PATH`, for a path that need not be UTF-8.
+fn as_path_flag(path: PathBuf) -> OsString {
+    let mut flag = OsString::from("--path=");
+    flag.push(path);
+    flag
 }
 
 /// The words `value` adds as `flag`: a switch that is on the bare flag,

@@ -170,6 +170,15 @@ pub enum ConfigError {
         /// Why.
         why: String,
     },
+    /// The profile cannot be used for the command asked (`forget` with a
+    /// profile that names no paths).
+    #[error("profile {name:?}: {why}")]
+    Unusable {
+        /// The profile.
+        name: String,
+        /// Why.
+        why: String,
+    },
     /// No file read defines the profile.
     #[error("profile {name:?} is not defined in {}", describe_files(files))]
     NoProfile {
