@@ -34,6 +34,7 @@ pub mod repack;
 pub mod repair;
 pub mod restore;
 pub mod retention;
+pub mod size;
 pub mod snapshot;
 pub mod stats;
 pub mod store;

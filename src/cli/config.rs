@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use cairn::outcome::Outcome;
 use cairn::profile::{self, Profile, Setting};
+use cairn::rawname::{RawName, escaped};
 
 use super::output::print_table;
 use super::stdout::Out;
@@ -62,20 +63,22 @@ fn profiles(global: &Global) -> anyhow::Result<(Vec<PathBuf>, Vec<String>)> {
 
 fn list(out: &mut Out, json: bool, files: &[PathBuf], names: &[String]) -> io::Result<()> {
     if json {
+        let files: Vec<RawName> = files.iter().map(|f| RawName::from_path(f)).collect();
         let json = serde_json::json!({"files": files, "profiles": names});
         return print_json(out, &json);
     }
     if files.is_empty() {
         let searched: Vec<String> = profile::default_files()
             .iter()
-            .map(|f| f.display().to_string())
+            .map(|f| escaped(f).to_string())
             .collect();
         return writeln!(out, "no configuration file ({})", searched.join(", "));
     }
     for file in files {
-        writeln!(out, "file {}", file.display())?;
+        writeln!(out, "file {}", escaped(file))?;
     }
-    match names {
+    let names: Vec<String> = names.iter().map(|n| escaped(n).to_string()).collect();
+    match names.as_slice() {
         [] => writeln!(out, "no profiles"),
         names => writeln!(out, "profiles: {}", names.join(", ")),
     }
@@ -87,7 +90,7 @@ fn show(out: &mut Out, json: bool, profile: &Profile) -> io::Result<()> {
         let json = serde_json::json!({"profile": profile.name, "settings": settings});
         return print_json(out, &json);
     }
-    writeln!(out, "profile {}", profile.name)?;
+    writeln!(out, "profile {}", escaped(&profile.name))?;
     let rows: Vec<Vec<String>> = profile
         .settings
         .iter()
@@ -120,7 +123,7 @@ fn setting_json(s: &Setting) -> serde_json::Value {
     serde_json::json!({
         "key": s.key,
         "value": value,
-        "file": s.origin.file,
+        "file": RawName::from_path(&s.origin.file),
         "line": s.origin.line,
         "overridden_by": overridden_by(s),
     })

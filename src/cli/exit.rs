@@ -122,7 +122,8 @@ fn failed(e: &anyhow::Error) -> (Exit, Option<String>) {
 
 /// The exit code for a failed command: usage errors the library detects
 /// (an empty retention policy, a pattern that does not compile, a list
-/// file that cannot be read, a bad profile) are 2, everything else 1.
+/// file that cannot be read, a configuration file or profile that cannot
+/// be used) are 2, everything else 1.
 fn for_error(e: &anyhow::Error) -> Exit {
     if is_usage(e) {
         return Exit::Usage;
@@ -177,6 +178,7 @@ fn is_usage(e: &anyhow::Error) -> bool {
         || e.downcast_ref::<cairn::capture::lists::ListError>()
             .is_some()
         || e.downcast_ref::<super::Usage>().is_some()
+        || e.downcast_ref::<cairn::profile::ConfigError>().is_some()
         || matches!(
             e.downcast_ref::<CaptureError>(),
             Some(

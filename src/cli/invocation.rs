@@ -9,14 +9,18 @@
 //! the result is parsed for real. So the command line overrides
 //! the profile key by key, an environment variable overrides it too, and
 //! every value the profile gives is checked exactly as if it had been
-//! typed. Which key stands for which flag is the table [`FLAGS`].
+//! typed. Which key stands for which flag is the table [`FLAGS`]; `forget`
+//! also gets a `--path` for each path the profile's snapshots record
+//! ([`forget_scope`]).
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use cairn::profile::{self, ConfigError, Profile, Value};
+use cairn::capture::lists;
+use cairn::profile::{self, ConfigError, Profile, Setting, Value};
 
 use super::Cli;
 
@@ -123,13 +127,6 @@ const fn policy(key: &'static str, id: &'static str, flag: &'static str) -> Flag
 pub const FLAGS: &[Flag] = &[
     flag("store", EVERY, "store", "--store"),
     flag("cache_dir", EVERY, "cache_dir", "--cache-dir"),
-    flag("password_file", EVERY, "password_file", "--password-file"),
-    flag(
-        "password_command",
-        EVERY,
-        "password_command",
-        "--password-command",
-    ),
     flag("lock_wait", EVERY, "lock_wait", "--lock-wait"),
     flag(
         "progress_interval",
@@ -144,8 +141,7 @@ pub const FLAGS: &[Flag] = &[
         flag: None,
         unless: CAPTURES,
     },
-    // forget applies the profile's policy to the profile's snapshots only.
-    flag("sources", FORGET, "paths", "--path"),
+    // forget's --path, from sources and files_from: forget_scope.
     Flag {
         key: "files_from",
         commands: SNAPSHOT,
@@ -257,7 +253,7 @@ pub const FLAGS: &[Flag] = &[
 
 /// Parses `args` (the program name first), applying the profile named.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
-    let lenient = Cli::command()
+    let lenient = command()
         .ignore_errors(true)
         .try_get_matches_from(&args)
         .ok();
@@ -276,7 +272,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
         });
     };
     let profile = load(lenient, &name).map_err(Refused::Config)?;
-    let with_profile = apply(&args, lenient, &profile);
+    let with_profile = apply(&args, lenient, &profile).map_err(Refused::Config)?;
     let cli = strict(&with_profile, Some(lenient))?;
     Ok(Invocation {
         cli,
@@ -302,8 +298,30 @@ pub fn config_files(
     }
 }
 
+/// The command line's definition, where an environment variable that is
+/// set but empty counts as not set: `CAIRN_STORE=` in a cron line is no
+/// store (as `config show` reads it, and so the profile's applies), not the
+/// store "".
+fn command() -> clap::Command {
+    without_empty_env(Cli::command())
+}
+
+fn without_empty_env(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let empty = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|v| v.is_empty());
+        match empty {
+            true => arg.env(None),
+            false => arg,
+        }
+    })
+    .mut_subcommands(without_empty_env)
+}
+
 fn strict(args: &[OsString], lenient: Option<&ArgMatches>) -> Result<Cli, Refused> {
-    let matches = Cli::command()
+    let matches = command()
         .try_get_matches_from(args)
         .map_err(|e| plain_usage(e, lenient))?;
     Cli::from_arg_matches(&matches).map_err(|e| plain_usage(e, lenient))
@@ -316,7 +334,7 @@ fn plain_usage(e: clap::Error, lenient: Option<&ArgMatches>) -> Refused {
     if !e.use_stderr() {
         return Refused::Clap(e);
     }
-    let mut cmd = Cli::command();
+    let mut cmd = command();
     cmd.build();
     let mut sub = &cmd;
     let mut matches = lenient;
@@ -343,35 +361,129 @@ fn plain_usage(e: clap::Error, lenient: Option<&ArgMatches>) -> Refused {
 }
 
 /// `args` with the profile's keys added as flags where they apply.
-fn apply(args: &[OsString], lenient: &ArgMatches, profile: &Profile) -> Vec<OsString> {
+fn apply(
+    args: &[OsString],
+    lenient: &ArgMatches,
+    profile: &Profile,
+) -> Result<Vec<OsString>, ConfigError> {
     let Some((command, sub)) = lenient.subcommand() else {
-        return args.to_vec();
+        return Ok(args.to_vec());
     };
+    let given = |id: &str| given(lenient, id) || given(sub, id);
     let mut flags: Vec<OsString> = Vec::new();
     let mut positionals: Vec<OsString> = Vec::new();
     for f in FLAGS.iter().filter(|f| applies(f, command)) {
         let Some(setting) = profile.get(f.key) else {
             continue;
         };
-        let given = |id: &str| given(lenient, id) || given(sub, id);
         if given(f.id) || f.unless.iter().any(|id| given(id)) {
             continue;
         }
-        let values = match &setting.value {
-            Value::One(v) => vec![v.clone()],
-            Value::Many(vs) => vs.clone(),
-            Value::Switch(true) => vec![String::new()],
-            Value::Switch(false) => Vec::new(),
-        };
-        for v in values {
-            match (f.flag, v.is_empty()) {
-                (None, _) => positionals.push(as_positional(v)),
-                (Some(flag), true) => flags.push(flag.into()),
-                (Some(flag), false) => flags.push(format!("{flag}={v}").into()),
-            }
+        match f.flag {
+            Some(flag) => flags.extend(as_flags(flag, &setting.value)),
+            None => positionals.extend(values(&setting.value).map(as_positional)),
         }
     }
-    splice(args, flags, positionals)
+    if command == "forget" {
+        flags.extend(forget_scope(profile, given)?);
+    }
+    Ok(splice(args, flags, positionals))
+}
+
+/// Why `forget` refuses a profile that names no paths.
+const NO_SCOPE: &str = "it names no sources or files_from, so forget cannot tell its \
+     snapshots from the host's others and would apply its policy to all of them: \
+     give --path (a snapshot of --stdin-name NAME records /NAME)";
+
+/// `--path` for each path the profile's snapshots record, so that `forget`
+/// applies its policy to them only, not to every snapshot of the host. A
+/// profile that names no paths (one for a `--stdin-from-command` dump) is
+/// refused, unless `--path` or snapshot ids are given: a wider scope could
+/// forget the snapshots of other sources.
+fn forget_scope(
+    profile: &Profile,
+    given: impl Fn(&str) -> bool,
+) -> Result<Vec<OsString>, ConfigError> {
+    if given("paths") {
+        return Ok(Vec::new());
+    }
+    let paths = recorded_paths(profile)?;
+    if paths.is_empty() && !given("snapshots") {
+        return Err(unusable(profile, NO_SCOPE));
+    }
+    Ok(paths.into_iter().map(as_path_flag).collect())
+}
+
+/// The paths a snapshot of the profile records: its `sources`, and the
+/// paths its `files_from` lists name, read now as `snapshot` reads them.
+fn recorded_paths(profile: &Profile) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut paths: Vec<PathBuf> = match profile.get("sources") {
+        Some(sources) => values(&sources.value).map(PathBuf::from).collect(),
+        None => Vec::new(),
+    };
+    if let Some(setting) = profile.get("files_from") {
+        for list in values(&setting.value) {
+            paths.extend(listed_paths(profile, setting, &list)?);
+        }
+    }
+    Ok(paths)
+}
+
+/// The paths the `files_from` list `list` names. A list on standard input
+/// cannot be read again for forget.
+fn listed_paths(
+    profile: &Profile,
+    setting: &Setting,
+    list: &str,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    if list == "-" {
+        return Err(unusable(
+            profile,
+            "its files_from list is standard input, which forget cannot read: give --path",
+        ));
+    }
+    lists::read_paths(Path::new(list), false).map_err(|e| ConfigError::Value {
+        origin: setting.origin.clone(),
+        key: setting.key.to_owned(),
+        value: list.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+fn unusable(profile: &Profile, why: &str) -> ConfigError {
+    ConfigError::Unusable {
+        name: profile.name.clone(),
+        why: why.to_owned(),
+    }
+}
+
+/// `--path=PATH`, for a path that need not be UTF-8.
+fn as_path_flag(path: PathBuf) -> OsString {
+    let mut flag = OsString::from("--path=");
+    flag.push(path);
+    flag
+}
+
+/// The words `value` adds as `flag`: a switch that is on the bare flag,
+/// and each value `--flag=VALUE`, also an empty one (`--group-by=`, one
+/// group): a bare `--group-by` would take no value and be refused.
+fn as_flags(flag: &str, value: &Value) -> Vec<OsString> {
+    match value {
+        Value::Switch(on) => on.then(|| flag.into()).into_iter().collect(),
+        value => values(value)
+            .map(|v| format!("{flag}={v}").into())
+            .collect(),
+    }
+}
+
+/// The values of a key that takes one or many; none for a switch.
+fn values(value: &Value) -> impl Iterator<Item = String> + '_ {
+    let values: &[String] = match value {
+        Value::One(v) => std::slice::from_ref(v),
+        Value::Many(vs) => vs,
+        Value::Switch(_) => &[],
+    };
+    values.iter().cloned()
 }
 
 /// `args` with `flags` and then `positionals` inserted before a `--` if
@@ -443,6 +555,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_commands_hooks_may_wrap_are_the_commands_of_the_command_line() {
+        let cmd = Cli::command();
+        let mut ours: Vec<&str> = cmd.get_subcommands().map(clap::Command::get_name).collect();
+        let mut theirs = profile::hooks::COMMANDS.to_vec();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

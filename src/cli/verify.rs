@@ -12,7 +12,7 @@ use cairn::progress::Progress;
 use cairn::rawname::{escaped, printable};
 use cairn::snapshot::select::{Filter, SnapshotRef};
 use cairn::store::LockMode;
-use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions};
+use cairn::verify::{self, DataOptions, ReadData, Report, VerifyOptions, parse_subset};
 
 use super::output::{human_bytes, plural, some_paths, warn};
 use super::progress::{self, Units};
@@ -202,26 +202,4 @@ fn age_text(secs: u64) -> String {
         s if s < 2 * 86400 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86400),
     }
-}
-
-/// `N/M` or `P%`.
-fn parse_subset(text: &str) -> Result<ReadData, String> {
-    let bad =
-        || format!("{text:?} is not a subset: give N/M (1 <= N <= M) or a percentage like 10%");
-    if let Some(p) = text.strip_suffix('%') {
-        let p: f64 = p.trim().parse().map_err(|_| bad())?;
-        if !(0.0..=100.0).contains(&p) {
-            return Err(bad());
-        }
-        return Ok(ReadData::Fraction(p / 100.0));
-    }
-    let (n, m) = text.split_once('/').ok_or_else(bad)?;
-    let (n, m): (u32, u32) = (
-        n.trim().parse().map_err(|_| bad())?,
-        m.trim().parse().map_err(|_| bad())?,
-    );
-    if n == 0 || n > m {
-        return Err(bad());
-    }
-    Ok(ReadData::Slice { n, of: m })
 }

@@ -31,6 +31,35 @@ pub struct Hooks {
 /// The commands hooks wrap when a profile does not say.
 pub const DEFAULT_COMMANDS: &[&str] = &["snapshot"];
 
+/// Every command of cairn, the names `hooks.commands` may list: a misspelt
+/// one (`snapshto`) is refused, as it would silently leave the hooks out.
+/// The binary's tests hold this to its list of commands.
+pub const COMMANDS: &[&str] = &[
+    "init",
+    "snapshot",
+    "snapshots",
+    "restore",
+    "ls",
+    "cat",
+    "diff",
+    "find",
+    "mount",
+    "forget",
+    "prune",
+    "protect",
+    "unprotect",
+    "tag",
+    "key",
+    "policy",
+    "verify",
+    "repair",
+    "copy",
+    "stats",
+    "config",
+    "completions",
+    "man",
+];
+
 /// Why a hook failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {

@@ -95,8 +95,6 @@ impl Profile {
 /// Every key a profile may have, in the order `config show` lists them.
 pub const KEYS: &[&str] = &[
     "store",
-    "password_file",
-    "password_command",
     "cache_dir",
     "lock_wait",
     "progress_interval",
@@ -169,6 +167,15 @@ pub enum ConfigError {
         key: String,
         /// The value.
         value: String,
+        /// Why.
+        why: String,
+    },
+    /// The profile cannot be used for the command asked (`forget` with a
+    /// profile that names no paths).
+    #[error("profile {name:?}: {why}")]
+    Unusable {
+        /// The profile.
+        name: String,
         /// Why.
         why: String,
     },

@@ -42,12 +42,12 @@ struct RawProfile {
     all_hosts: Option<Spanned<bool>>,
     sqlite: Option<Spanned<String>>,
     sqlite_timeout: Option<Spanned<String>>,
-    keep_last: Option<Spanned<Count>>,
-    keep_hourly: Option<Spanned<Count>>,
-    keep_daily: Option<Spanned<Count>>,
-    keep_weekly: Option<Spanned<Count>>,
-    keep_monthly: Option<Spanned<Count>>,
-    keep_yearly: Option<Spanned<Count>>,
+    keep_last: Option<Spanned<toml::Value>>,
+    keep_hourly: Option<Spanned<toml::Value>>,
+    keep_daily: Option<Spanned<toml::Value>>,
+    keep_weekly: Option<Spanned<toml::Value>>,
+    keep_monthly: Option<Spanned<toml::Value>>,
+    keep_yearly: Option<Spanned<toml::Value>>,
     keep_within: Option<Spanned<String>>,
     keep_within_hourly: Option<Spanned<String>>,
     keep_within_daily: Option<Spanned<String>>,
@@ -58,6 +58,7 @@ struct RawProfile {
     group_by: Option<Spanned<String>>,
     max_unused: Option<Spanned<String>>,
     grace: Option<Spanned<String>>,
+    // Read only to be refused with the reason (see NO_PASSPHRASE).
     password_file: Option<Spanned<String>>,
     password_command: Option<Spanned<String>>,
     #[serde(default)]
@@ -84,6 +85,10 @@ struct RawHooks {
     on_failure: Option<Spanned<String>>,
     commands: Option<Spanned<Vec<String>>>,
 }
+
+/// Why a profile's `password_file` and `password_command` are refused.
+const NO_PASSPHRASE: &str = "a profile holds no passphrase source (refused for now): \
+     set CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND in the cron line or unit instead";
 
 /// A value's check: `Err(why)` if it makes no sense.
 type Check = fn(&str) -> Result<(), String>;
@@ -115,18 +120,18 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
         out: Vec::new(),
     };
     c.one("store", p.store, check_store)?;
-    c.one("password_file", p.password_file, not_empty)?;
-    c.one("password_command", p.password_command, not_empty)?;
+    c.refuse("password_file", p.password_file, NO_PASSPHRASE)?;
+    c.refuse("password_command", p.password_command, NO_PASSPHRASE)?;
     c.one("cache_dir", p.cache_dir, not_empty)?;
     c.one("lock_wait", p.lock_wait, check_duration)?;
     c.one("progress_interval", p.progress_interval, check_duration)?;
     c.many("sources", p.sources, not_empty)?;
     c.many("files_from", p.files_from, not_empty)?;
-    c.many("excludes", p.excludes, not_empty)?;
+    c.many("excludes", p.excludes, check_exclude)?;
     c.many("exclude_files", p.exclude_files, not_empty)?;
     c.switch("exclude_caches", p.exclude_caches);
     c.many("exclude_if_present", p.exclude_if_present, not_empty)?;
-    c.one("exclude_larger_than", p.exclude_larger_than, not_empty)?;
+    c.one("exclude_larger_than", p.exclude_larger_than, check_size)?;
     c.switch("one_file_system", p.one_file_system);
     c.many("tags", p.tags, crate::snapshot::check_label)?;
     c.one("host", p.host, crate::snapshot::check_label)?;
@@ -141,7 +146,7 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
         ("keep_monthly", p.keep_monthly),
         ("keep_yearly", p.keep_yearly),
     ] {
-        c.count(key, count);
+        c.count(key, count)?;
     }
     for (key, within) in [
         ("keep_within", p.keep_within),
@@ -158,16 +163,16 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.one("max_unused", p.max_unused, check_percent)?;
     c.one("grace", p.grace, check_duration)?;
     c.one("verify.budget", p.verify.budget, check_duration)?;
-    c.one("verify.max_age", p.verify.max_age, check_age)?;
+    c.one("verify.max_age", p.verify.max_age, check_duration)?;
     c.one(
         "verify.read_data_subset",
         p.verify.read_data_subset,
-        not_empty,
+        check_subset,
     )?;
     c.one("hooks.before", p.hooks.before, not_empty)?;
     c.one("hooks.after", p.hooks.after, not_empty)?;
     c.one("hooks.on_failure", p.hooks.on_failure, not_empty)?;
-    c.many("hooks.commands", p.hooks.commands, not_empty)?;
+    c.many("hooks.commands", p.hooks.commands, check_hook_command)?;
     Ok(c.out)
 }
 
@@ -208,6 +213,20 @@ impl Convert<'_> {
         Ok(())
     }
 
+    /// Refuses `key` outright, if it is set, saying `why`: a key the README
+    /// names as refused is told apart from a misspelt one.
+    fn refuse(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        match value {
+            Some(value) => Err(self.bad(self.origin(&value), key, value.get_ref(), why.to_owned())),
+            None => Ok(()),
+        }
+    }
+
     fn many(
         &mut self,
         key: &'static str,
@@ -241,15 +260,39 @@ impl Convert<'_> {
         }
     }
 
-    fn count(&mut self, key: &'static str, value: Option<Spanned<Count>>) {
-        if let Some(value) = value {
-            let origin = self.origin(&value);
-            self.out.push(Setting {
-                key,
-                value: Value::One(value.into_inner().to_string()),
-                origin,
-            });
-        }
+    /// A count, as `--keep-daily` takes it: a number here too (`7`), and
+    /// anything else (`-1`, `1.5`) refused saying what a count is.
+    fn count(
+        &mut self,
+        key: &'static str,
+        value: Option<Spanned<toml::Value>>,
+    ) -> Result<(), ConfigError> {
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let origin = self.origin(&value);
+        let count = match value.get_ref() {
+            toml::Value::Integer(n) => u32::try_from(*n).ok().map(Count::Limited),
+            toml::Value::String(text) => text.parse().ok(),
+            _ => None,
+        };
+        let Some(count) = count else {
+            let shown = match value.into_inner() {
+                toml::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            let why = format!(
+                "a count is a whole number from 0 to {} or \"unlimited\"",
+                u32::MAX
+            );
+            return Err(self.bad(origin, key, &shown, why));
+        };
+        self.out.push(Setting {
+            key,
+            value: Value::One(count.to_string()),
+            origin,
+        });
+        Ok(())
     }
 }
 
@@ -257,6 +300,26 @@ fn not_empty(text: &str) -> Result<(), String> {
     match text.trim().is_empty() {
         true => Err("must not be empty".to_owned()),
         false => Ok(()),
+    }
+}
+
+/// A pattern that compiles, as `snapshot` compiles each `--exclude`.
+fn check_exclude(text: &str) -> Result<(), String> {
+    not_empty(text)?;
+    crate::pattern::Patterns::new(&[text.to_owned()])
+        .map(|_| ())
+        .map_err(|e| e.cause)
+}
+
+/// One of cairn's commands (see [`super::hooks::COMMANDS`]).
+fn check_hook_command(text: &str) -> Result<(), String> {
+    let commands = super::hooks::COMMANDS;
+    match commands.contains(&text) {
+        true => Ok(()),
+        false => Err(format!(
+            "not a command of cairn (one of {})",
+            commands.join(", ")
+        )),
     }
 }
 
@@ -271,17 +334,14 @@ fn check_duration(text: &str) -> Result<(), String> {
     crate::when::parse_duration(text).map(|_| ())
 }
 
-/// `30d`, `2w`, or a duration.
-fn check_age(text: &str) -> Result<(), String> {
-    let t = text.trim();
-    let days = t
-        .strip_suffix('d')
-        .or_else(|| t.strip_suffix('w'))
-        .is_some_and(|n| n.parse::<u64>().is_ok());
-    if days {
-        return Ok(());
-    }
-    check_duration(t)
+/// `500M`, as `--exclude-larger-than` takes it.
+fn check_size(text: &str) -> Result<(), String> {
+    crate::size::parse_size(text).map(|_| ())
+}
+
+/// `N/M` or `P%`, as `--read-data-subset` takes it.
+fn check_subset(text: &str) -> Result<(), String> {
+    crate::verify::parse_subset(text).map(|_| ())
 }
 
 fn check_within(text: &str) -> Result<(), String> {
@@ -330,9 +390,19 @@ mod tests {
 
     #[test]
     fn a_value_of_the_wrong_kind_is_named_with_its_line() {
-        let text = "[profiles.app]\n\nkeep_daily = \"seven\"\n";
+        let text = "[profiles.app]\n\ntags = \"nightly\"\n";
         let err = parse_text(text).unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_count_that_is_none_is_named_with_key_line_and_what_a_count_is() {
+        for value in ["-1", "1.5", "\"seven\"", "4294967296"] {
+            let text = format!("[profiles.app]\n\nkeep_daily = {value}\n");
+            let err = parse_text(&text).unwrap_err().to_string();
+            assert!(err.contains(":3: keep_daily"), "{err}");
+            assert!(err.contains("whole number"), "{err}");
+        }
     }
 
     #[test]
@@ -343,12 +413,13 @@ mod tests {
     }
 
     #[test]
-    fn a_password_file_is_a_setting_and_an_empty_one_is_refused() {
-        let text = "[profiles.app]\npassword_file = \"/etc/cairn/key\"\n";
-        assert!(parse_text(text).is_ok());
-        let empty = "[profiles.app]\npassword_file = \"\"\n";
-        let err = parse_text(empty).unwrap_err().to_string();
-        assert!(err.contains(":2: password_file"), "{err}");
+    fn a_passphrase_source_is_refused_with_its_line_and_what_to_do_instead() {
+        for key in ["password_file", "password_command"] {
+            let text = format!("[profiles.app]\n{key} = \"/etc/cairn/key\"\n");
+            let err = parse_text(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!(":2: {key}")), "{err}");
+            assert!(err.contains("CAIRN_PASSWORD_FILE"), "{err}");
+        }
     }
 
     #[test]

@@ -39,6 +39,29 @@ pub enum ReadData {
     Fraction(f64),
 }
 
+/// `N/M` or `P%`, as `--read-data-subset` and a profile's
+/// `verify.read_data_subset` take it.
+pub fn parse_subset(text: &str) -> Result<ReadData, String> {
+    let bad =
+        || format!("{text:?} is not a subset: give N/M (1 <= N <= M) or a percentage like 10%");
+    if let Some(p) = text.strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| bad())?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(bad());
+        }
+        return Ok(ReadData::Fraction(p / 100.0));
+    }
+    let (n, m) = text.split_once('/').ok_or_else(bad)?;
+    let (n, m): (u32, u32) = (
+        n.trim().parse().map_err(|_| bad())?,
+        m.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || n > m {
+        return Err(bad());
+    }
+    Ok(ReadData::Slice { n, of: m })
+}
+
 impl std::fmt::Display for ReadData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -37,7 +37,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use attribute::Affected;
-pub use data::{DataOptions, ReadData};
+pub use data::{DataOptions, ReadData, parse_subset};
 
 use crate::catalog::prune::PackRow;
 use crate::id::{BlobId, PackId, SnapshotId};
