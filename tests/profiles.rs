@@ -572,6 +572,31 @@ fn forget_with_a_files_from_profile_applies_its_policy_to_the_listed_paths_only(
     assert_eq!(left.len(), 3);
 }
 
+// A profile listing a path and one inside it records only the outer one,
+// as every snapshot does; forget asked for both and matched nothing, so
+// its policy never ran (exit 0, no word). An empty list is said to be one.
+#[test]
+fn forget_with_a_profile_of_nested_paths_matches_its_snapshots() {
+    let w = World::new("store = \"{store}\"\nfiles_from = [\"{root}/list.txt\"]\nkeep_last = 1\n");
+    let inner = w.src.join("sub");
+    fs::create_dir_all(&inner).unwrap();
+    let list = format!("{}\n{}\n", inner.display(), w.src.display());
+    fs::write(w.t.path("list.txt"), list).unwrap();
+    for _ in 0..3 {
+        w.cairn(&["snapshot"]).assert().success();
+    }
+    let out = w
+        .cairn(&["--json", "forget", "--dry-run"])
+        .assert()
+        .success();
+    let plan = parse_json(&out.get_output().stdout);
+    assert_eq!(plan["forgotten"].as_array().unwrap().len(), 2, "{plan}");
+    fs::write(w.t.path("list.txt"), "").unwrap();
+    let out = w.cairn(&["forget", "--dry-run"]).assert().code(2);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("files_from lists name no path"), "{err}");
+}
+
 // A profile without sources or files_from (a dump taken with
 // --stdin-from-command) has no scope forget can know: it is refused rather
 // than applied to every snapshot of the host, and --path gives the scope.

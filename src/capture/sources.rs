@@ -35,15 +35,9 @@ impl Sources {
             })?;
             abs.push(a);
         }
-        abs.sort();
-        abs.dedup();
-        let mut kept: Vec<PathBuf> = Vec::with_capacity(abs.len());
-        for p in abs {
-            if !kept.iter().any(|k| p.starts_with(k)) {
-                kept.push(p);
-            }
-        }
-        Ok(Self { paths: kept })
+        Ok(Self {
+            paths: collapse(abs),
+        })
     }
 
     /// The paths, sorted.
@@ -70,6 +64,21 @@ impl Sources {
         }
         root
     }
+}
+
+/// Absolute paths as a snapshot records them: sorted, without duplicates
+/// and without paths inside others (`/srv` and `/srv/app` record `/srv`).
+/// `forget` with a profile matches its snapshots by exactly these.
+pub fn collapse(mut abs: Vec<PathBuf>) -> Vec<PathBuf> {
+    abs.sort();
+    abs.dedup();
+    let mut kept: Vec<PathBuf> = Vec::with_capacity(abs.len());
+    for p in abs {
+        if !kept.iter().any(|k| p.starts_with(k)) {
+            kept.push(p);
+        }
+    }
+    kept
 }
 
 /// A directory on the way to the sources, or a source itself.

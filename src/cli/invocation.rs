@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use cairn::capture::lists;
+use cairn::capture::{lists, sources};
 use cairn::profile::{self, ConfigError, Profile, Setting, Value};
 
 use super::Cli;
@@ -409,13 +409,23 @@ fn forget_scope(
     }
     let paths = recorded_paths(profile)?;
     if paths.is_empty() && !given("snapshots") {
-        return Err(unusable(profile, NO_SCOPE));
+        let names_some = profile.get("sources").is_some() || profile.get("files_from").is_some();
+        return Err(unusable(
+            profile,
+            if names_some { EMPTY_SCOPE } else { NO_SCOPE },
+        ));
     }
     Ok(paths.into_iter().map(as_path_flag).collect())
 }
 
+/// Why `forget` refuses a profile whose `files_from` lists name no path.
+const EMPTY_SCOPE: &str = "its sources and files_from lists name no path, so forget cannot \
+     tell its snapshots from the host's others: give --path";
+
 /// The paths a snapshot of the profile records: its `sources`, and the
-/// paths its `files_from` lists name, read now as `snapshot` reads them.
+/// paths its `files_from` lists name, read now as `snapshot` reads them,
+/// made absolute and collapsed as `snapshot` records them (`/srv` and
+/// `/srv/app` record `/srv`: asked for both, forget matched nothing).
 fn recorded_paths(profile: &Profile) -> Result<Vec<PathBuf>, ConfigError> {
     let mut paths: Vec<PathBuf> = match profile.get("sources") {
         Some(sources) => values(&sources.value).map(PathBuf::from).collect(),
@@ -426,7 +436,10 @@ fn recorded_paths(profile: &Profile) -> Result<Vec<PathBuf>, ConfigError> {
             paths.extend(listed_paths(profile, setting, &list)?);
         }
     }
-    Ok(paths)
+    let absolute: std::io::Result<Vec<PathBuf>> =
+        paths.iter().map(|p| sources::absolute(p)).collect();
+    let absolute = absolute.map_err(|e| unusable(profile, &format!("its paths: {e}")))?;
+    Ok(sources::collapse(absolute))
 }
 
 /// The paths the `files_from` list `list` names. A list on standard input
