@@ -14,7 +14,7 @@ use cairn::retention::{self, ForgetPlan, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
 use cairn::snapshot::protect::protected;
-use cairn::snapshot::select::SnapshotRef;
+use cairn::snapshot::select::{Filter, SelectError, SnapshotRef};
 use cairn::store::Store;
 
 use super::filter::FilterArgs;
@@ -178,12 +178,37 @@ fn resolve_all(list: &SnapshotList, args: &ForgetArgs) -> anyhow::Result<Vec<Sna
             SnapshotRef::At(_) => &by_date,
             _ => &given,
         };
-        let id = list.resolve_id(reference, filter)?;
+        let id = list
+            .resolve_id(reference, filter)
+            .map_err(|e| outside_filters(list, reference, e))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
     }
     Ok(ids)
+}
+
+/// "no snapshot ID" for an id that names a snapshot the filters leave out
+/// (`--host`, `--tag`, `--path`, a profile's paths) says so instead.
+fn outside_filters(list: &SnapshotList, reference: &SnapshotRef, e: SelectError) -> anyhow::Error {
+    let unfiltered = list.resolve(reference, &Filter::default());
+    match (&e, unfiltered, reference) {
+        (SelectError::NotFound(_), Ok(found), SnapshotRef::Id(_) | SnapshotRef::Prefix(_)) => {
+            anyhow::anyhow!(
+                "snapshot {} (host {}, paths {}) does not match the filters given (--host, --tag, --path, or the profile's paths): nothing was forgotten",
+                found.id.short(),
+                escaped(&found.record.host),
+                found
+                    .record
+                    .paths
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        _ => e.into(),
+    }
 }
 
 fn print_groups(out: &mut Out, groups: &[GroupDecision]) -> io::Result<()> {
