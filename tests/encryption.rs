@@ -1129,6 +1129,22 @@ fn the_cheapest_key_file_is_tried_first_whatever_its_date() {
         err.contains(&planted_id) && err.contains("cannot allocate the 4096 MiB"),
         "{err}"
     );
+    assert!(
+        err.starts_with("cairn: error: wrong password for store"),
+        "{err}"
+    );
+    // Adding a key derives only keys as costly as the one opened or the
+    // new one: the planted key is not tried, under the same limit.
+    let new = t.password_file_with("new", "a new passphrase");
+    let mut cmd = t.command(["key", "add", "--new-password-file"]);
+    cmd.arg(&new).args(FAST_KDF);
+    let out = with_memory_limit(cmd, 2 << 20);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -1185,6 +1201,15 @@ fn a_password_opens_one_key_so_key_passwd_retires_it_for_good() {
     );
     assert_refused(&t, &old);
     assert_restores_with(&t, &second, &snap, &src);
+    let out = t
+        .cairn(["key", "passwd", "--new-password-file"])
+        .arg(&second)
+        .env("CAIRN_PASSWORD_FILE", &second)
+        .args(FAST_KDF)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("is the one key"), "{err}");
 }
 
 /// Asserts that `key list` succeeds and warns about key file `id`, saying

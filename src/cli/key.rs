@@ -80,13 +80,11 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
         Action::List => return list(ctx, &store, unlocked, out),
         Action::Add(new) => {
             let (phrase, check) = (new.read(&store)?, keys::Check::of(store.config()));
-            let id = keys::add(
-                store.backend(),
-                &unlocked.master,
-                &phrase,
-                new.kdf.cost(),
-                &check,
-            )?;
+            let (backend, cost) = (store.backend(), new.kdf.cost());
+            if let Some(id) = keys::opened_by(backend, unlocked, &phrase, cost, &check)? {
+                return Err(keys::KeyError::PasswordInUse(keys::short(&id)).into());
+            }
+            let id = keys::add(backend, &unlocked.master, &phrase, cost)?;
             format!("added key {}", keys::short(&id))
         }
         Action::Remove { id } => {
@@ -108,19 +106,16 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
 /// password that opens another key already only retires the old key.
 fn passwd(store: &Store, unlocked: &Unlocked, new: &NewPassword) -> anyhow::Result<String> {
     let (phrase, check) = (new.read(store)?, keys::Check::of(store.config()));
-    let backend = store.backend();
-    let (id, added) = match keys::opened_by(backend, &phrase, &check)? {
+    let (backend, cost) = (store.backend(), new.kdf.cost());
+    let (id, added) = match keys::opened_by(backend, unlocked, &phrase, cost, &check)? {
         Some(id) if id == unlocked.key_id => {
-            return Err(keys::KeyError::PasswordInUse(keys::short(&id)).into());
+            return Err(keys::KeyError::SamePassword(keys::short(&id)).into());
         }
         Some(id) => (id, "opens with it already"),
-        None => {
-            let cost = new.kdf.cost();
-            (
-                keys::add(backend, &unlocked.master, &phrase, cost, &check)?,
-                "added",
-            )
-        }
+        None => (
+            keys::add(backend, &unlocked.master, &phrase, cost)?,
+            "added",
+        ),
     };
     let (new, old) = (keys::short(&id), keys::short(&unlocked.key_id));
     Ok(match keys::retire(backend, &unlocked.key_id)? {

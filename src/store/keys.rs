@@ -54,6 +54,24 @@ pub enum KeyError {
         "key {0} is the one your password opened: removing it would lock you out; change its password with `cairn key passwd`, or remove it with another key's password"
     )]
     CurrentKey(String),
+    /// No key opened, and one could not even be tried (its derivation
+    /// needs more memory than this process may have): it may be the
+    /// password's.
+    #[error(
+        "wrong password for store {location}, unless it is that of {key}, which could not be tried here: {cause}"
+    )]
+    Untried {
+        /// The store.
+        location: String,
+        /// The key file not tried.
+        key: String,
+        /// Why.
+        #[source]
+        cause: KeyFileError,
+    },
+    /// `key passwd` to the password the key has already.
+    #[error("the new password is the one key {0} has already: nothing changed")]
+    SamePassword(String),
     /// `key add` of a password that opens a key already.
     #[error(
         "the new password already opens key {0}: one password opens one key, so that `key passwd` retires it for good (see `cairn key list`)"
@@ -156,7 +174,15 @@ pub fn unlock(backend: &Backend, source: &Source, check: &Check<'_>) -> Result<U
     };
     // The passphrase may be that of a key that could not be tried, or of a
     // key file that is damaged: say so.
-    match failed.or_else(|| keys.damaged.into_iter().next()) {
+    if let Some((id, cause)) = failed {
+        let key = format!("{PREFIX}{id}");
+        return Err(KeyError::Untried {
+            location,
+            key,
+            cause,
+        });
+    }
+    match keys.damaged.into_iter().next() {
         Some((id, source)) => Err(KeyError::KeyFile {
             key: format!("{PREFIX}{id}"),
             source,
@@ -323,28 +349,38 @@ pub fn key_for(
     wrap(&unlocked.master, phrase, cost).map(Some)
 }
 
-/// The key that `phrase` opens, if one does.
+/// The key that `phrase` (a new password, to be added at `cost`) opens
+/// already, if one does: one password opens one key, else `key passwd`
+/// of one left the old password opening the other. Only keys whose
+/// derivation needs no more memory than the key `unlocked` came from or
+/// the new one are tried: a key made on a larger machine (or planted)
+/// must not make `key add` run out of memory.
 pub fn opened_by(
     backend: &Backend,
+    unlocked: &Unlocked,
     phrase: &[u8],
+    cost: KdfCost,
     check: &Check<'_>,
 ) -> Result<Option<String>, KeyError> {
-    Ok(unlock_with(&list(backend)?.good, phrase, check).map(|u| u.key_id))
+    let good = list(backend)?.good;
+    let opened = good.iter().find(|(id, _)| *id == unlocked.key_id);
+    let own = opened.map_or(0, |(_, file)| file.kdf.memory_kib);
+    let bound = own.max(cost.memory_kib);
+    let affordable: Vec<_> = good
+        .into_iter()
+        .filter(|(_, file)| file.kdf.memory_kib <= bound)
+        .collect();
+    Ok(unlock_with(&affordable, phrase, check).map(|u| u.key_id))
 }
 
 /// Writes a new key file wrapping `master` under `phrase`; returns its id.
-/// Refuses a password that opens a key already: with two keys under one
-/// password, `key passwd` of one left the old password opening the other.
+/// Callers refuse a password in use first ([`opened_by`]).
 pub fn add(
     backend: &Backend,
     master: &MasterKey,
     phrase: &[u8],
     cost: KdfCost,
-    check: &Check<'_>,
 ) -> Result<String, KeyError> {
-    if let Some(id) = opened_by(backend, phrase, check)? {
-        return Err(KeyError::PasswordInUse(short(&id)));
-    }
     let (id, file) = wrap(master, phrase, cost)?;
     backend.create(&format!("{PREFIX}{id}"), &file.encode())?;
     Ok(id)
