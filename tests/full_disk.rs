@@ -129,3 +129,39 @@ fn without_a_reserve_forget_on_a_full_disk_says_the_disk_is_full() {
     );
     assert_eq!(s.t.snapshots(&[]).len(), 3);
 }
+
+// A dry run opened the store for reading, which never looked at the free
+// space: on a nearly full disk it planned a repack the real prune, short
+// of space, does not do.
+#[test]
+fn a_dry_run_prune_on_a_nearly_full_disk_plans_what_the_real_one_does() {
+    let t = TestEnv::new();
+    let Some(mount) = Tmpfs::mount(&t.store, "32M") else {
+        return;
+    };
+    t.cairn(["init"]).assert().success();
+    let src = t.path("src");
+    fs::create_dir(&src).unwrap();
+    write_random_file(&src.join("a"), 1, 2 * MIB);
+    write_random_file(&src.join("b"), 2, 2 * MIB);
+    let first = t.snapshot(&[&src], &[]);
+    fs::remove_file(src.join("b")).unwrap();
+    t.snapshot(&[&src], &[]);
+    t.cairn(["forget", id(&first)]).assert().success();
+    let repacks = |args: &[&str]| {
+        let out = t.cairn(["--json", "prune"]).args(args).assert().success();
+        let plan = parse_json(&out.get_output().stdout);
+        plan["repack"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(
+        repacks(&["--dry-run"]),
+        1,
+        "with room, the half-used pack is repacked"
+    );
+    mount.fill("filler");
+    assert_eq!(
+        repacks(&["--dry-run"]),
+        0,
+        "short of space: no repack planned"
+    );
+}

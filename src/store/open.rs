@@ -274,7 +274,8 @@ fn open_local(
         .into_iter()
         .collect();
     let short_of_space = match options.lock {
-        LockMode::Read => false,
+        // Looked at, never acted on: a dry-run prune plans as the real one.
+        LockMode::Read => space::is_short(root),
         LockMode::Shared => space::keep_reserve(root, mode, false, &mut notices)?,
         LockMode::Exclusive => space::keep_reserve(root, mode, true, &mut notices)?,
     };
