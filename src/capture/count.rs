@@ -7,6 +7,7 @@
 //! it. It stops as soon as the snapshot itself has finished.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,8 +25,13 @@ pub(super) fn count(
     stop: &AtomicBool,
 ) {
     let (mut files, mut bytes) = (0u64, 0u64);
-    let mut pending: Vec<PathBuf> = sources.paths().to_vec();
-    while let Some(path) = pending.pop() {
+    // Each path with the device of the directory it is in (none for a
+    // source): with `-x` the count, like the walk, stays on that device
+    // (it went on into /proc and every mount, where a hung NFS server held
+    // up the end of the snapshot).
+    let mut pending: Vec<(PathBuf, Option<u64>)> =
+        sources.paths().iter().map(|p| (p.clone(), None)).collect();
+    while let Some((path, parent_dev)) = pending.pop() {
         if stop.load(Ordering::Relaxed) {
             return;
         }
@@ -33,7 +39,11 @@ pub(super) fn count(
             continue;
         };
         if meta.is_dir() {
-            pending.extend(children(&path, excludes));
+            if parent_dev.is_some_and(|dev| excludes.crosses_mount(dev, meta.dev())) {
+                continue;
+            }
+            let below = children(&path, excludes).into_iter();
+            pending.extend(below.map(|child| (child, Some(meta.dev()))));
         } else if meta.is_file() {
             files += 1;
             bytes += meta.len();
@@ -103,5 +113,43 @@ mod tests {
         let progress = Progress::default();
         count(&sources, &excludes, &progress, &AtomicBool::new(false));
         assert_eq!(progress.totals(), (2, 8, true));
+    }
+
+    fn counted(src: &Path, one_file_system: bool) -> u64 {
+        let options = super::super::excludes::ExcludeOptions {
+            one_file_system,
+            ..Default::default()
+        };
+        let excludes = Excludes::new(&options, None).unwrap();
+        let sources = Sources::resolve(&[src.to_owned()]).unwrap();
+        let progress = Progress::default();
+        count(&sources, &excludes, &progress, &AtomicBool::new(false));
+        progress.files_total.load(Ordering::Relaxed)
+    }
+
+    // With -x the count went on into every mount below the sources (and
+    // /proc): a hung NFS server held up the end of a -x snapshot.
+    #[test]
+    fn with_one_file_system_the_count_stays_on_the_sources_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("mnt")).unwrap();
+        fs::write(src.join("here"), b"x").unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(src.join("mnt"))
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        fs::write(src.join("mnt/there"), b"y").unwrap();
+        let (within, across) = (counted(&src, true), counted(&src, false));
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(src.join("mnt"))
+            .status();
+        assert_eq!((within, across), (1, 2));
     }
 }

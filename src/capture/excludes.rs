@@ -98,7 +98,15 @@ impl Excludes {
     pub fn is_mount_point(&self, dir: &DirHandle, stat: &FileStat) -> bool {
         self.one_file_system
             && stat.kind == Kind::Dir
-            && dir.stat().is_ok_and(|parent| parent.dev != stat.dev)
+            && dir
+                .stat()
+                .is_ok_and(|parent| self.crosses_mount(parent.dev, stat.dev))
+    }
+
+    /// Whether a directory on device `dev` in one on `parent` is a mount
+    /// point not to cross, for a walk by path (the progress count).
+    pub fn crosses_mount(&self, parent: u64, dev: u64) -> bool {
+        self.one_file_system && parent != dev
     }
 
     /// The names of a directory that the walk takes: all of them, or for a
