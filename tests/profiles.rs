@@ -625,3 +625,17 @@ fn forget_with_a_profile_that_names_no_paths_is_refused_unless_given_a_path() {
     let left = w.t.snapshots(&[]);
     assert_eq!(left.len(), 3, "one dump kept, the src snapshots untouched");
 }
+
+// `--config /dev/zero` (or a log named by mistake) was read until memory
+// ran out: a configuration file is at most 1 MiB.
+#[test]
+fn a_config_file_of_endless_bytes_is_refused_not_read_whole() {
+    let t = TestEnv::with_store();
+    let out = t
+        .cairn(["--config", "/dev/zero", "-P", "app", "snapshots"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(2);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("/dev/zero") && err.contains("1 MiB"), "{err}");
+}

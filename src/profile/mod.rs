@@ -18,7 +18,7 @@ mod raw;
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::rawname::escaped;
 
@@ -229,7 +229,7 @@ pub fn read_files(
 ) -> Result<Vec<(PathBuf, String)>, ConfigError> {
     let mut read = Vec::new();
     for path in candidates {
-        match std::fs::read_to_string(path) {
+        match read_config(path) {
             Ok(text) => read.push((path.clone(), text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {}
             Err(source) => {
@@ -241,6 +241,23 @@ pub fn read_files(
         }
     }
     Ok(read)
+}
+
+/// The largest configuration file read: `--config /dev/zero` (or a log
+/// named by mistake) was read until memory ran out.
+const MAX_CONFIG_LEN: u64 = 1 << 20;
+
+/// The text of the configuration file `path`, at most [`MAX_CONFIG_LEN`].
+fn read_config(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_LEN + 1)
+        .read_to_string(&mut text)?;
+    match text.len() as u64 > MAX_CONFIG_LEN {
+        true => Err(io::Error::other("larger than 1 MiB: not a cairn.toml")),
+        false => Ok(text),
+    }
 }
 
 /// The profile `name`, merged from `files` (path and text, lowest
