@@ -345,3 +345,29 @@ fn init_refuses_out_of_range_settings_as_usage_errors() {
     assert_eq!(init["version"], 8);
     assert_eq!(init["store"], json!(t.store));
 }
+
+// `unprotect @WHEN` (and `protect latest`) chose among every host's
+// snapshots: another host's protection could be lifted by a date.
+#[test]
+fn protect_and_unprotect_by_date_choose_this_hosts_snapshots_or_the_filtered_ones() {
+    let t = TestEnv::with_store();
+    let [s1, s2, _] = three_snapshots(&t);
+    let out = t.cairn(["protect", "@2026-01-02"]).assert().failure();
+    assert!(stderr_of(out.get_output()).contains("no snapshot"));
+    t.cairn(["protect", "@2026-01-02", "--host", "alpha"])
+        .assert()
+        .success();
+    t.cairn(["protect", "@2026-01-02", "--all-hosts"])
+        .assert()
+        .success();
+    let protected: Vec<String> = t
+        .snapshots(&[])
+        .iter()
+        .filter(|s| s["protected"] == true)
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(protected.len(), 2, "{protected:?}");
+    assert!(protected.contains(&s1) && protected.contains(&s2));
+    let out = t.cairn(["unprotect", &s2, "--host", "alpha"]).assert().code(1);
+    assert!(stderr_of(out.get_output()).contains("does not match the filters"));
+}

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use cairn::capture::sources::absolute;
-use cairn::rawname::RawName;
-use cairn::snapshot::select::Filter;
+use cairn::rawname::{RawName, escaped};
+use cairn::snapshot::SnapshotList;
+use cairn::snapshot::select::{Filter, SelectError, SnapshotRef};
 
 /// Snapshot filters shared by the commands that choose snapshots.
 #[derive(Debug, Args)]
@@ -37,5 +38,61 @@ impl FilterArgs {
             before: None,
             after: None,
         })
+    }
+}
+
+/// The filters for snapshots named on the command line of a command that
+/// changes them (`forget`, `protect`, `unprotect`): those given for an id;
+/// for a date or `latest`, also this host unless `--host` or `--all-hosts`
+/// say otherwise, as a retention policy chooses (`forget @2026-02-15`
+/// forgot another host's snapshot of that night).
+pub struct NamedScope {
+    given: Filter,
+    by_time: Filter,
+}
+
+impl NamedScope {
+    pub fn new(filter: &FilterArgs, all_hosts: bool) -> anyhow::Result<Self> {
+        let given = filter.to_filter()?;
+        let mut by_time = given.clone();
+        if by_time.host.is_none() && !all_hosts {
+            by_time.host = Some(cairn::capture::default_host());
+        }
+        Ok(Self { given, by_time })
+    }
+
+    /// The filter that `reference` chooses among.
+    pub fn for_ref(&self, reference: &SnapshotRef) -> &Filter {
+        match reference {
+            SnapshotRef::Latest | SnapshotRef::At(_) => &self.by_time,
+            _ => &self.given,
+        }
+    }
+}
+
+/// "no snapshot ID" for an id that names a snapshot the filters leave out
+/// (`--host`, `--tag`, `--path`, a profile's paths) says so instead.
+pub fn outside_filters(
+    list: &SnapshotList,
+    reference: &SnapshotRef,
+    e: SelectError,
+) -> anyhow::Error {
+    let unfiltered = list.resolve(reference, &Filter::default());
+    match (&e, unfiltered, reference) {
+        (SelectError::NotFound(_), Ok(found), SnapshotRef::Id(_) | SnapshotRef::Prefix(_)) => {
+            anyhow::anyhow!(
+                "snapshot {} (host {}, paths {}) does not match the filters given (--host, --tag, --path, or the profile's paths): nothing was forgotten",
+                found.id.short(),
+                escaped(&found.record.host),
+                found
+                    .record
+                    .paths
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        _ => e.into(),
     }
 }

@@ -14,10 +14,10 @@ use cairn::retention::{self, ForgetPlan, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
 use cairn::snapshot::forget::forget;
 use cairn::snapshot::protect::protected;
-use cairn::snapshot::select::{Filter, SelectError, SnapshotRef};
+use cairn::snapshot::select::SnapshotRef;
 use cairn::store::Store;
 
-use super::filter::FilterArgs;
+use super::filter::{FilterArgs, NamedScope, outside_filters};
 use super::output::{plural, print_table, snapshots_named};
 use super::policy::{PolicyArgs, describe};
 use super::prune::{PruneOptionArgs, Pruned, prune_store};
@@ -166,49 +166,20 @@ fn note_other_hosts(list: &SnapshotList, filter: &cairn::snapshot::select::Filte
 /// another host's snapshot of that night. A damaged record may be named
 /// too (by id or unique prefix), so that it can be removed.
 fn resolve_all(list: &SnapshotList, args: &ForgetArgs) -> anyhow::Result<Vec<SnapshotId>> {
-    let given = args.filter.to_filter()?;
-    let mut by_date = given.clone();
-    if by_date.host.is_none() && !args.all_hosts {
-        by_date.host = Some(cairn::capture::default_host());
-    }
+    let scope = NamedScope::new(&args.filter, args.all_hosts)?;
     let mut ids = Vec::new();
     for reference in &args.snapshots {
-        let filter = match reference {
-            SnapshotRef::Latest => bail!("refusing to forget `latest` by name: give its id"),
-            SnapshotRef::At(_) => &by_date,
-            _ => &given,
-        };
+        if *reference == SnapshotRef::Latest {
+            bail!("refusing to forget `latest` by name: give its id");
+        }
         let id = list
-            .resolve_id(reference, filter)
+            .resolve_id(reference, scope.for_ref(reference))
             .map_err(|e| outside_filters(list, reference, e))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
     }
     Ok(ids)
-}
-
-/// "no snapshot ID" for an id that names a snapshot the filters leave out
-/// (`--host`, `--tag`, `--path`, a profile's paths) says so instead.
-fn outside_filters(list: &SnapshotList, reference: &SnapshotRef, e: SelectError) -> anyhow::Error {
-    let unfiltered = list.resolve(reference, &Filter::default());
-    match (&e, unfiltered, reference) {
-        (SelectError::NotFound(_), Ok(found), SnapshotRef::Id(_) | SnapshotRef::Prefix(_)) => {
-            anyhow::anyhow!(
-                "snapshot {} (host {}, paths {}) does not match the filters given (--host, --tag, --path, or the profile's paths): nothing was forgotten",
-                found.id.short(),
-                escaped(&found.record.host),
-                found
-                    .record
-                    .paths
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-        _ => e.into(),
-    }
 }
 
 fn print_groups(out: &mut Out, groups: &[GroupDecision]) -> io::Result<()> {

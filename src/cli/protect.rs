@@ -7,18 +7,24 @@ use clap::Args;
 
 use cairn::outcome::Outcome;
 use cairn::snapshot::protect;
-use cairn::snapshot::select::{Filter, SnapshotRef};
+use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
 
+use super::filter::{FilterArgs, NamedScope};
 use super::output::snapshots_named;
 use super::stdout::Out;
 use super::{Ctx, print_json};
 
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
-    /// Snapshots (ids, unique prefixes, `latest` or @WHEN)
+    /// Snapshots (ids, unique prefixes, `latest` or @WHEN: this host's unless --host or --all-hosts)
     #[arg(value_name = "SNAPSHOT", required = true, value_parser = super::choose::snapshot_ref)]
     snapshots: Vec<SnapshotRef>,
+    /// `latest` and @WHEN choose among every host's snapshots
+    #[arg(long)]
+    all_hosts: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 /// Protects (`on`) or unprotects the named snapshots. A damaged record can
@@ -31,13 +37,16 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Outcome> {
     let mut out = Out::deferring();
     let mut done = Vec::new();
     let mut changed_ids = Vec::new();
+    let scope = NamedScope::new(&args.filter, args.all_hosts)?;
     for reference in &args.snapshots {
+        let filter = scope.for_ref(reference);
+        let outside = |e| super::filter::outside_filters(&list, reference, e);
         let (id, changed) = if on {
-            let id = list.resolve(reference, &Filter::default())?.id;
+            let id = list.resolve(reference, filter).map_err(outside)?.id;
             protect::protect(store.backend(), &id)?;
             (id, true)
         } else {
-            let id = list.resolve_id(reference, &Filter::default())?;
+            let id = list.resolve_id(reference, filter).map_err(outside)?;
             (id, protect::unprotect(store.backend(), &id)?)
         };
         if !ctx.json && !ctx.quiet {
