@@ -368,6 +368,9 @@ fn protect_and_unprotect_by_date_choose_this_hosts_snapshots_or_the_filtered_one
         .collect();
     assert_eq!(protected.len(), 2, "{protected:?}");
     assert!(protected.contains(&s1) && protected.contains(&s2));
-    let out = t.cairn(["unprotect", &s2, "--host", "alpha"]).assert().code(1);
+    let out = t
+        .cairn(["unprotect", &s2, "--host", "alpha"])
+        .assert()
+        .code(1);
     assert!(stderr_of(out.get_output()).contains("does not match the filters"));
 }

@@ -51,6 +51,15 @@ impl World {
     fn hook_log(&self) -> String {
         fs::read_to_string(self.t.path("hooks.log")).unwrap_or_default()
     }
+
+    /// The plan of `-P app forget --dry-run`, as JSON.
+    fn forget_plan(&self) -> Value {
+        let out = self
+            .cairn(&["--json", "forget", "--dry-run"])
+            .assert()
+            .success();
+        parse_json(&out.get_output().stdout)
+    }
 }
 
 fn paths_in(snapshot: &Value) -> Vec<String> {
@@ -469,11 +478,7 @@ fn empty_values_of_a_profile_are_passed_as_empty_values() {
         w.cairn(&["snapshot", "--tag", "manual"]).assert().success();
     }
     w.cairn(&["snapshot"]).assert().success();
-    let out = w
-        .cairn(&["--json", "forget", "--dry-run"])
-        .assert()
-        .success();
-    let plan = parse_json(&out.get_output().stdout);
+    let plan = w.forget_plan();
     assert_eq!(plan["groups"][0]["group"], serde_json::json!({}), "{plan}");
     assert_eq!(plan["forgotten"].as_array().unwrap().len(), 2, "{plan}");
 }
@@ -486,11 +491,7 @@ fn values_the_flag_would_refuse_are_refused_when_read_naming_file_line_and_key()
     for (table, key, value) in [
         ("", "exclude_larger_than", "\"huge\""),
         ("[profiles.app.verify]\n", "read_data_subset", "\"lots\""),
-        (
-            "[profiles.app.verify]\n",
-            "max_age",
-            "\"999999999999999999w\"",
-        ),
+        ("[profiles.app.verify]\n", "max_age", "\"soon\""),
         ("", "excludes", "[\"[\"]"),
     ] {
         let w = World::new(&format!("store = \"{{store}}\"\n{table}{key} = {value}\n"));
@@ -557,11 +558,7 @@ fn forget_with_a_files_from_profile_applies_its_policy_to_the_listed_paths_only(
         w.cairn(&["snapshot"]).assert().success();
         w.t.snapshot(&[&other], &[]);
     }
-    let out = w
-        .cairn(&["--json", "forget", "--dry-run"])
-        .assert()
-        .success();
-    let plan = parse_json(&out.get_output().stdout);
+    let plan = w.forget_plan();
     assert_eq!(plan["forgotten"].as_array().unwrap().len(), 1, "{plan}");
     w.cairn(&["forget"]).assert().success();
     let left = w.t.snapshots(&[]);
@@ -585,11 +582,7 @@ fn forget_with_a_profile_of_nested_paths_matches_its_snapshots() {
     for _ in 0..3 {
         w.cairn(&["snapshot"]).assert().success();
     }
-    let out = w
-        .cairn(&["--json", "forget", "--dry-run"])
-        .assert()
-        .success();
-    let plan = parse_json(&out.get_output().stdout);
+    let plan = w.forget_plan();
     assert_eq!(plan["forgotten"].as_array().unwrap().len(), 2, "{plan}");
     fs::write(w.t.path("list.txt"), "").unwrap();
     let out = w.cairn(&["forget", "--dry-run"]).assert().code(2);

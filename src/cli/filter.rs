@@ -81,7 +81,7 @@ pub fn outside_filters(
     match (&e, unfiltered, reference) {
         (SelectError::NotFound(_), Ok(found), SnapshotRef::Id(_) | SnapshotRef::Prefix(_)) => {
             anyhow::anyhow!(
-                "snapshot {} (host {}, paths {}) does not match the filters given (--host, --tag, --path, or the profile's paths): nothing was forgotten",
+                "snapshot {} (host {}, paths {}) does not match the filters given (--host, --tag, --path, or the profile's paths): nothing was done",
                 found.id.short(),
                 escaped(&found.record.host),
                 found
