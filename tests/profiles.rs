@@ -269,6 +269,31 @@ fn hooks_run_before_and_after_a_snapshot_with_its_id() {
     assert_eq!(w.hook_log().lines().count(), 2);
 }
 
+// Hooks are given a clone of stderr as their output. With stderr closed
+// (`2>&-` in a crontab), the Rust runtime has put /dev/null there before
+// cairn starts: the hooks run and the snapshot commits.
+#[test]
+fn hooks_run_and_the_snapshot_commits_with_stderr_closed() {
+    let w = World::new(HOOKS);
+    let cmd = w.cairn(&["snapshot"]);
+    let mut closed = std::process::Command::new("sh");
+    closed.args(["-c", "exec \"$@\" 2>&-", "sh"]);
+    closed.arg(cmd.get_program()).args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => closed.env(name, value),
+            None => closed.env_remove(name),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        closed.current_dir(dir);
+    }
+    let status = closed.status().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(w.t.snapshots(&[]).len(), 1);
+    assert_eq!(w.hook_log().lines().count(), 2, "{}", w.hook_log());
+}
+
 #[test]
 fn a_failed_command_runs_on_failure_with_its_exit_code_and_error() {
     let w = World::new(HOOKS);
