@@ -262,10 +262,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::from_secs(secs).min(max));
     }
     let signed = SignedDuration::from_str(text)
+        .or_else(|_| in_days_of_24_hours(text))
         .map_err(|_| format!("{text:?} is not a duration: use e.g. 30s, 5m, 1h or 7d"))?;
     let duration =
         std::time::Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))?;
     Ok(duration.min(max))
+}
+
+/// `1d12h` or `2 weeks 3 days` (jiff's friendly format, with days and
+/// weeks of 24-hour days), which a duration of fixed length does not take.
+fn in_days_of_24_hours(text: &str) -> Result<SignedDuration, jiff::Error> {
+    let span: jiff::Span = text.parse()?;
+    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
 }
 
 /// The seconds of `30d` or `2w` (days of 24 hours), which jiff's spans
@@ -369,6 +377,15 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
         assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
         assert_eq!(parse_duration("1w").unwrap().as_secs(), 604_800);
+        assert_eq!(parse_duration("1d12h").unwrap().as_secs(), 129_600);
+        assert_eq!(
+            parse_duration("2 weeks 1 day").unwrap().as_secs(),
+            15 * 86_400
+        );
+        assert!(
+            parse_duration("1mo").is_err(),
+            "a month has no fixed length"
+        );
         let century = std::time::Duration::from_secs(MAX_DURATION_SECS);
         assert!(parse_duration("36524d").unwrap() < century);
         for long in [
