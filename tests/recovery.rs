@@ -172,3 +172,29 @@ fn json_output_carries_non_utf8_paths_as_hex() {
     );
     assert_trees_equal(&src, &restored(&target, &src));
 }
+
+// A prefix that one readable and one damaged record share named the
+// readable one without a word: `forget PREFIX`, meant for the damaged
+// record, forgot the other snapshot. It is ambiguous.
+#[test]
+fn a_prefix_a_damaged_record_shares_is_ambiguous() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 12);
+    let snap = t.snapshot(&[&src], &[]);
+    let prefix = &id(&snap)[..6];
+    let damaged = format!("{prefix}{}", "0".repeat(58));
+    fs::write(
+        t.store.join(format!("snapshots/{damaged}.json")),
+        b"garbage",
+    )
+    .unwrap();
+    let out = t.cairn(["forget", "--dry-run", prefix]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("ambiguous") && err.contains(&damaged), "{err}");
+    assert_eq!(t.snapshots(&[]).len(), 1);
+    // The whole id still names the readable one.
+    t.cairn(["forget", "--dry-run", id(&snap)])
+        .assert()
+        .success();
+}

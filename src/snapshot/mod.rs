@@ -329,13 +329,18 @@ pub struct SnapshotList {
 impl SnapshotList {
     /// Resolves `reference` among the readable snapshots; an id or prefix
     /// that only a damaged record matches is reported as damaged, not as
-    /// absent.
+    /// absent, and a prefix that a damaged record shares with the one
+    /// found is ambiguous (`forget PREFIX` meant for the damaged record
+    /// forgot the other).
     pub fn resolve(
         &self,
         reference: &select::SnapshotRef,
         filter: &select::Filter,
     ) -> Result<&Snapshot, select::SelectError> {
         let result = select::resolve(&self.snapshots, reference, filter);
+        if let (Ok(found), select::SnapshotRef::Prefix(prefix)) = (&result, reference) {
+            self.unambiguous(found, prefix)?;
+        }
         if let Err(select::SelectError::NotFound(what)) = &result {
             let prefix = format!("snapshots/{what}");
             if let Some((key, cause)) = self.unreadable.iter().find(|(k, _)| k.starts_with(&prefix))
@@ -351,6 +356,27 @@ impl SnapshotList {
 }
 
 impl SnapshotList {
+    /// Fails if a damaged record's id also starts with `prefix`, which
+    /// named `found`.
+    fn unambiguous(&self, found: &Snapshot, prefix: &str) -> Result<(), select::SelectError> {
+        let key = format!("snapshots/{prefix}");
+        let damaged: Vec<String> = (self.unreadable.iter())
+            .filter(|(k, _)| k.starts_with(&key))
+            .filter_map(|(k, _)| id_of_key(k))
+            .filter(|id| *id != found.id)
+            .map(|id| format!("{} (damaged)", id.to_hex()))
+            .collect();
+        if damaged.is_empty() {
+            return Ok(());
+        }
+        let mut candidates = vec![found.id.to_hex()];
+        candidates.extend(damaged);
+        Err(select::SelectError::Ambiguous {
+            prefix: prefix.to_owned(),
+            candidates,
+        })
+    }
+
     /// The repaired copy of snapshot `id`, if `repair snapshots` wrote one
     /// (the copy of its copy, if that was repaired too).
     pub fn repaired_copy(&self, id: &SnapshotId) -> Option<&Snapshot> {
