@@ -373,4 +373,16 @@ fn protect_and_unprotect_by_date_choose_this_hosts_snapshots_or_the_filtered_one
         .assert()
         .code(1);
     assert!(stderr_of(out.get_output()).contains("does not match the filters"));
+    // Every name resolved before any is changed: one refused, none changed.
+    let out = t
+        .cairn(["unprotect", &s1, &s2, "--host", "alpha"])
+        .assert()
+        .code(1);
+    assert!(stderr_of(out.get_output()).contains("nothing was done"));
+    let still = t
+        .snapshots(&[])
+        .iter()
+        .filter(|s| s["protected"] == true)
+        .count();
+    assert_eq!(still, 2, "s1 still protected");
 }

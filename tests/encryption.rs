@@ -1133,18 +1133,37 @@ fn the_cheapest_key_file_is_tried_first_whatever_its_date() {
         err.starts_with("cairn: error: wrong password for store"),
         "{err}"
     );
-    // Adding a key derives only keys as costly as the one opened or the
-    // new one: the planted key is not tried, under the same limit.
+    // Adding a key tries the new password on every key: the planted one
+    // cannot be tried under the same limit, which a warning says.
     let new = t.password_file_with("new", "a new passphrase");
     let mut cmd = t.command(["key", "add", "--new-password-file"]);
     cmd.arg(&new).args(FAST_KDF);
     let out = with_memory_limit(cmd, 2 << 20);
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        stderr_of(&out)
-    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(err.contains("could not be tried"), "{err}");
+}
+
+// The in-use check skipped keys costlier in memory than the one opened and
+// the new one, so a password a costlier key had went onto a second key.
+#[test]
+fn a_password_a_costlier_key_has_is_in_use_too() {
+    let (t, _, _) = store_with_a_snapshot();
+    let costly = t.password_file_with("costly", "a costlier passphrase");
+    let costlier = ["--kdf-memory", "16", "--kdf-iterations", "1"];
+    t.cairn(["key", "add", "--new-password-file"])
+        .arg(&costly)
+        .args(costlier)
+        .assert()
+        .success();
+    let out = t
+        .cairn(["key", "add", "--new-password-file"])
+        .arg(&costly)
+        .args(FAST_KDF)
+        .assert()
+        .code(1);
+    assert!(stderr_of(out.get_output()).contains("already opens key"));
+    assert_eq!(key_ids(&t).len(), 2);
 }
 
 #[test]
@@ -1186,6 +1205,7 @@ fn a_password_opens_one_key_so_key_passwd_retires_it_for_good() {
 
     let second = t.password_file_with("second", "the second passphrase");
     let kept = add_key(&t, &second);
+
     let out = t
         .cairn(["key", "passwd", "--new-password-file"])
         .arg(&second)

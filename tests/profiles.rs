@@ -657,3 +657,23 @@ fn a_config_file_of_endless_bytes_is_refused_not_read_whole() {
     let err = stderr_of(out.get_output());
     assert!(err.contains("/dev/zero") && err.contains("1 MiB"), "{err}");
 }
+
+// `protect latest` with a profile chose this machine's latest, not that of
+// the profile's host, which its forget works on.
+#[test]
+fn protect_latest_with_a_profile_chooses_among_the_profiles_host() {
+    let w = World::new("store = \"{store}\"\nsources = [\"{src}\"]\nhost = \"web\"\n");
+    let out = w.cairn(&["--json", "snapshot"]).assert().success();
+    let ours = parse_json(&out.get_output().stdout);
+    let other = w.t.path("other");
+    small_tree(&other, 3);
+    w.t.snapshot(&[&other], &[]);
+    w.cairn(&["protect", "latest"]).assert().success();
+    let protected: Vec<Value> =
+        w.t.snapshots(&[])
+            .into_iter()
+            .filter(|s| s["protected"] == true)
+            .collect();
+    assert_eq!(protected.len(), 1);
+    assert_eq!(protected[0]["id"], ours["id"]);
+}

@@ -63,6 +63,8 @@ pub struct Flag {
 const EVERY: &[&str] = &["*"];
 const SNAPSHOT: &[&str] = &["snapshot"];
 const FORGET: &[&str] = &["forget"];
+/// The commands that choose named snapshots by host (`latest`, `@WHEN`).
+const NAMING: &[&str] = &["forget", "protect", "unprotect"];
 const VERIFY: &[&str] = &["verify"];
 
 /// What a snapshot captures: given any of these on the command line, the
@@ -178,17 +180,18 @@ pub const FLAGS: &[Flag] = &[
     flag("tags", SNAPSHOT, "tags", "--tag"),
     flag("host", SNAPSHOT, "host", "--host"),
     // --all-hosts on the command line sets the profile's host aside, and
-    // --host the profile's all_hosts: forget takes one or the other.
+    // --host the profile's all_hosts: forget takes one or the other, and
+    // protect and unprotect choose `latest` and dates by them as it does.
     Flag {
         key: "host",
-        commands: FORGET,
+        commands: NAMING,
         id: "host",
         flag: Some("--host"),
         unless: &["all_hosts"],
     },
     Flag {
         key: "all_hosts",
-        commands: FORGET,
+        commands: NAMING,
         id: "all_hosts",
         flag: Some("--all-hosts"),
         unless: &["host"],

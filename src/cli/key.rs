@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
         Action::Add(new) => {
             let (phrase, check) = (new.read(&store)?, keys::Check::of(store.config()));
             let (backend, cost) = (store.backend(), new.kdf.cost());
-            if let Some(id) = keys::opened_by(backend, unlocked, &phrase, cost, &check)? {
+            if let Some(id) = opened_by(backend, &phrase, &check)? {
                 return Err(keys::KeyError::PasswordInUse(keys::short(&id)).into());
             }
             let id = keys::add(backend, &unlocked.master, &phrase, cost)?;
@@ -101,13 +101,29 @@ pub fn run(ctx: &Ctx, args: KeyArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The key a new password opens already, if one does; a key that could
+/// not be tried is named in a warning (it may have this password).
+fn opened_by(
+    backend: &cairn::backend::Backend,
+    phrase: &[u8],
+    check: &keys::Check<'_>,
+) -> anyhow::Result<Option<String>> {
+    let found = keys::in_use(backend, phrase, check)?;
+    if let Some((key, why)) = &found.untried {
+        warn(format_args!(
+            "{key} could not be tried with the new password ({why}): if it has this password, the password now opens two keys"
+        ));
+    }
+    Ok(found.opens)
+}
+
 /// A new key under the new passphrase first, then the old one removed: a
 /// crash in between leaves both passphrases working, never neither. A new
 /// password that opens another key already only retires the old key.
 fn passwd(store: &Store, unlocked: &Unlocked, new: &NewPassword) -> anyhow::Result<String> {
     let (phrase, check) = (new.read(store)?, keys::Check::of(store.config()));
     let (backend, cost) = (store.backend(), new.kdf.cost());
-    let (id, added) = match keys::opened_by(backend, unlocked, &phrase, cost, &check)? {
+    let (id, added) = match opened_by(backend, &phrase, &check)? {
         Some(id) if id == unlocked.key_id => {
             return Err(keys::KeyError::SamePassword(keys::short(&id)).into());
         }

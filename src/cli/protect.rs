@@ -5,7 +5,9 @@ use std::io::Write;
 
 use clap::Args;
 
+use cairn::id::SnapshotId;
 use cairn::outcome::Outcome;
+use cairn::snapshot::SnapshotList;
 use cairn::snapshot::protect;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::LockMode;
@@ -37,17 +39,10 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Outcome> {
     let mut out = Out::deferring();
     let mut done = Vec::new();
     let mut changed_ids = Vec::new();
-    let scope = NamedScope::new(&args.filter, args.all_hosts)?;
-    for reference in &args.snapshots {
-        let filter = scope.for_ref(reference);
-        let outside = |e| super::filter::outside_filters(&list, reference, e);
-        let (id, changed) = if on {
-            let id = list.resolve(reference, filter).map_err(outside)?.id;
-            protect::protect(store.backend(), &id)?;
-            (id, true)
-        } else {
-            let id = list.resolve_id(reference, filter).map_err(outside)?;
-            (id, protect::unprotect(store.backend(), &id)?)
+    for id in resolve_all(&list, &args, on)? {
+        let changed = match on {
+            true => protect::protect(store.backend(), &id).map(|()| true)?,
+            false => protect::unprotect(store.backend(), &id)?,
         };
         if !ctx.json && !ctx.quiet {
             match (on, changed) {
@@ -68,4 +63,29 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Outcome> {
         true => print_json(out, &done),
         false => Ok(()),
     })
+}
+
+/// Every snapshot named, resolved before any is changed: one that does not
+/// resolve must not leave the ones before it changed under a message that
+/// says nothing was done. A damaged record can be unprotected (by id or
+/// prefix), never protected.
+fn resolve_all(
+    list: &SnapshotList,
+    args: &ProtectArgs,
+    on: bool,
+) -> anyhow::Result<Vec<SnapshotId>> {
+    let scope = NamedScope::new(&args.filter, args.all_hosts)?;
+    let mut ids = Vec::new();
+    for reference in &args.snapshots {
+        let filter = scope.for_ref(reference);
+        let id = match on {
+            true => list.resolve(reference, filter).map(|s| s.id),
+            false => list.resolve_id(reference, filter),
+        };
+        let id = id.map_err(|e| super::filter::outside_filters(list, reference, e))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }

@@ -250,14 +250,14 @@ const MAX_CONFIG_LEN: u64 = 1 << 20;
 /// The text of the configuration file `path`, at most [`MAX_CONFIG_LEN`].
 fn read_config(path: &Path) -> io::Result<String> {
     use std::io::Read;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(MAX_CONFIG_LEN + 1)
-        .read_to_string(&mut text)?;
-    match text.len() as u64 > MAX_CONFIG_LEN {
-        true => Err(io::Error::other("larger than 1 MiB: not a cairn.toml")),
-        false => Ok(text),
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_LEN {
+        return Err(io::Error::other("larger than 1 MiB: not a cairn.toml"));
     }
+    String::from_utf8(bytes).map_err(|_| io::Error::other("not UTF-8 text: not a cairn.toml"))
 }
 
 /// The profile `name`, merged from `files` (path and text, lowest

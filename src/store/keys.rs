@@ -349,32 +349,37 @@ pub fn key_for(
     wrap(&unlocked.master, phrase, cost).map(Some)
 }
 
-/// The key that `phrase` (a new password, to be added at `cost`) opens
-/// already, if one does: one password opens one key, else `key passwd`
-/// of one left the old password opening the other. Only keys whose
-/// derivation needs no more memory than the key `unlocked` came from or
-/// the new one are tried: a key made on a larger machine (or planted)
-/// must not make `key add` run out of memory.
-pub fn opened_by(
-    backend: &Backend,
-    unlocked: &Unlocked,
-    phrase: &[u8],
-    cost: KdfCost,
-    check: &Check<'_>,
-) -> Result<Option<String>, KeyError> {
+/// Whether a new password is in use: the key it opens already, and one
+/// that could not be tried (its derivation needs more memory than this
+/// process may have), which might be its.
+#[derive(Debug, Default)]
+pub struct InUse {
+    /// The key the password opens, if one does.
+    pub opens: Option<String>,
+    /// A key file not tried, and why.
+    pub untried: Option<(String, String)>,
+}
+
+/// Which key `phrase`, a new password, opens already: one password opens
+/// one key, else `key passwd` of one left the old password opening the
+/// other. Every key is tried (skipping the costly ones let a password
+/// onto a second key).
+pub fn in_use(backend: &Backend, phrase: &[u8], check: &Check<'_>) -> Result<InUse, KeyError> {
     let good = list(backend)?.good;
-    let opened = good.iter().find(|(id, _)| *id == unlocked.key_id);
-    let own = opened.map_or(0, |(_, file)| file.kdf.memory_kib);
-    let bound = own.max(cost.memory_kib);
-    let affordable: Vec<_> = good
-        .into_iter()
-        .filter(|(_, file)| file.kdf.memory_kib <= bound)
-        .collect();
-    Ok(unlock_with(&affordable, phrase, check).map(|u| u.key_id))
+    Ok(match attempt(&good, phrase, check) {
+        Ok(unlocked) => InUse {
+            opens: Some(unlocked.key_id),
+            untried: None,
+        },
+        Err(failed) => InUse {
+            opens: None,
+            untried: failed.map(|(id, why)| (format!("{PREFIX}{id}"), why.to_string())),
+        },
+    })
 }
 
 /// Writes a new key file wrapping `master` under `phrase`; returns its id.
-/// Callers refuse a password in use first ([`opened_by`]).
+/// Callers refuse a password in use first ([`in_use`]).
 pub fn add(
     backend: &Backend,
     master: &MasterKey,
