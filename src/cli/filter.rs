@@ -10,6 +10,8 @@ use cairn::rawname::{RawName, escaped};
 use cairn::snapshot::SnapshotList;
 use cairn::snapshot::select::{Filter, SelectError, SnapshotRef};
 
+use super::output::some_paths;
+
 /// Snapshot filters shared by the commands that choose snapshots.
 #[derive(Debug, Args)]
 pub struct FilterArgs {
@@ -84,13 +86,7 @@ pub fn outside_filters(
                 "snapshot {} (host {}, paths {}) does not match the filters given (--host, --tag, --path, or the profile's paths): nothing was done",
                 found.id.short(),
                 escaped(&found.record.host),
-                found
-                    .record
-                    .paths
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                some_paths(&found.record.paths, found.record.paths.len() as u64, 5)
             )
         }
         _ => e.into(),
