@@ -322,6 +322,36 @@ fn a_failing_before_hook_stops_the_command_with_exit_1_and_runs_on_failure() {
     assert_eq!(log.lines().count(), 1, "{log}");
 }
 
+// A bad value stops the nightly job before anything runs (exit 2); the
+// profile's on_failure hook, the operator's alert, still hears of it.
+#[test]
+fn a_profile_refused_for_a_bad_value_still_runs_on_failure() {
+    let hooks = HOOKS.replace(
+        "[profiles.app.hooks]",
+        "exclude_larger_than = \"huge\"\n[profiles.app.hooks]",
+    );
+    let w = World::new(&hooks);
+    let out = w.cairn(&["snapshot"]).assert().code(2);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("exclude_larger_than"), "{err}");
+    let log = w.hook_log();
+    assert!(log.starts_with("on_failure 2 "), "{log}");
+    assert!(log.contains("exclude_larger_than"), "{log}");
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(w.t.snapshots(&[]).is_empty());
+}
+
+#[test]
+fn a_usage_error_runs_on_failure_and_help_runs_no_hook() {
+    let w = World::new(HOOKS);
+    w.cairn(&["snapshot", "--no-such-flag"]).assert().code(2);
+    let log = w.hook_log();
+    assert!(log.starts_with("on_failure 2 "), "{log}");
+    assert!(log.contains("--no-such-flag"), "{log}");
+    w.cairn(&["snapshot", "--help"]).assert().success();
+    assert_eq!(w.hook_log().lines().count(), 1, "{}", w.hook_log());
+}
+
 #[test]
 fn hook_output_goes_to_stderr_so_json_stays_json() {
     let w = World::new(
@@ -541,7 +571,12 @@ fn an_unknown_command_in_hooks_commands_is_refused_with_its_line() {
     assert!(err.contains("cairn.toml:8: hooks.commands"), "{err}");
     assert!(err.contains("snapshto"), "{err}");
     assert!(w.t.snapshots(&[]).is_empty());
-    assert_eq!(w.hook_log(), "");
+    // The refusal reaches on_failure (the hooks read leniently, commands
+    // being the known names listed): the alert, not a silent night.
+    let log = w.hook_log();
+    assert!(log.starts_with("on_failure 2 "), "{log}");
+    assert!(log.contains("snapshto"), "{log}");
+    assert_eq!(log.lines().count(), 1, "{log}");
 }
 
 // An empty variable is unset, as `config show` already took it: the store

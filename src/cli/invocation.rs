@@ -254,8 +254,20 @@ pub const FLAGS: &[Flag] = &[
     ),
 ];
 
+/// A command line that cannot run, and the profile named on it (or its
+/// hooks alone, read leniently when the profile was refused), so that its
+/// `on_failure` hook hears that the job did not run.
+pub struct Refusal {
+    /// Why it cannot run.
+    pub why: Refused,
+    /// The profile, if one was named and its hooks could be read.
+    pub profile: Option<Profile>,
+    /// The command's name (`snapshot`), for hooks.
+    pub command: Option<String>,
+}
+
 /// Parses `args` (the program name first), applying the profile named.
-pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refusal> {
     let lenient = command()
         .ignore_errors(true)
         .try_get_matches_from(&args)
@@ -263,32 +275,38 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refused> {
     let command = lenient
         .as_ref()
         .and_then(|m| m.subcommand_name().map(str::to_owned));
+    let refusal = |why, profile| Refusal {
+        why,
+        profile,
+        command: command.clone(),
+    };
     let named = lenient
         .as_ref()
         .and_then(|m| Some((m, m.get_one::<String>("profile")?.clone())));
     let Some((lenient, name)) = named else {
-        let cli = strict(&args, lenient.as_ref())?;
+        let cli = strict(&args, lenient.as_ref()).map_err(|why| refusal(why, None))?;
         return Ok(Invocation {
             cli,
             profile: None,
             command,
         });
     };
-    let profile = load(lenient, &name).map_err(Refused::Config)?;
-    let with_profile = apply(&args, lenient, &profile).map_err(Refused::Config)?;
-    let cli = strict(&with_profile, Some(lenient))?;
-    Ok(Invocation {
-        cli,
-        profile: Some(profile),
-        command,
-    })
-}
-
-/// Reads the configuration files (`--config`, else the default ones) and
-/// the profile `name` from them.
-pub fn load(matches: &ArgMatches, name: &str) -> Result<Profile, ConfigError> {
-    let files = config_files(matches)?;
-    profile::load(&files, name)
+    let files = config_files(lenient).map_err(|e| refusal(Refused::Config(e), None))?;
+    let profile = match profile::load(&files, &name) {
+        Ok(profile) => profile,
+        Err(e) => return Err(refusal(Refused::Config(e), profile::salvage(&files, &name))),
+    };
+    let cli = apply(&args, lenient, &profile)
+        .map_err(Refused::Config)
+        .and_then(|with_profile| strict(&with_profile, Some(lenient)));
+    match cli {
+        Ok(cli) => Ok(Invocation {
+            cli,
+            profile: Some(profile),
+            command,
+        }),
+        Err(why) => Err(refusal(why, Some(profile))),
+    }
 }
 
 /// The configuration files to read, with their text.

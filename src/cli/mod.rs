@@ -56,7 +56,7 @@ use cairn::profile::Profile;
 use cairn::rawname::printable;
 use cairn::store::{Location, LockMode, OpenOptions, Store};
 use exit::Exit;
-use invocation::Refused;
+use invocation::{Refusal, Refused};
 
 /// cairn: snapshots of files, directories and SQLite databases in a
 /// deduplicated, compressed store, on this machine or in S3-compatible
@@ -263,7 +263,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let invocation = match invocation::parse(std::env::args_os().collect()) {
         Ok(invocation) => invocation,
-        Err(refused) => return refuse(refused),
+        Err(refusal) => return refuse(refusal),
     };
     let hooks = hooks::Wrapped::new(invocation.profile.as_ref(), invocation.command.as_deref());
     if let Some(hooks) = &hooks
@@ -286,22 +286,31 @@ pub fn main() -> ExitCode {
 }
 
 /// Ends a command line that cannot run: clap's own message (or help), or
-/// a bad configuration (exit 2).
-fn refuse(refused: Refused) -> ExitCode {
-    match refused {
+/// a bad configuration (exit 2); the profile's `on_failure` hook hears of
+/// it, help and `--version` aside.
+fn refuse(refusal: Refusal) -> ExitCode {
+    let (code, message) = match refusal.why {
         Refused::Clap(e) => {
             let _ = e.print();
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            let code = u8::try_from(e.exit_code()).unwrap_or(2);
+            (code, e.use_stderr().then(|| e.to_string()))
         }
         Refused::Rendered { text, code } => {
             let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
-            ExitCode::from(u8::try_from(code).unwrap_or(2))
+            (u8::try_from(code).unwrap_or(2), (code != 0).then_some(text))
         }
         Refused::Config(e) => {
-            say!("cairn: error: {}", printable(&e.to_string()));
-            Exit::Usage.code()
+            let message = printable(&format!("error: {e}")).into_owned();
+            say!("cairn: {message}");
+            (Exit::Usage as u8, Some(message))
         }
+    };
+    let hooks = hooks::Wrapped::new(refusal.profile.as_ref(), refusal.command.as_deref());
+    if let (Some(hooks), Some(message)) = (hooks, message) {
+        let first_line = message.lines().next().unwrap_or_default();
+        hooks.after(Exit::Usage, Some(first_line));
     }
+    ExitCode::from(code)
 }
 
 /// A mistake on the command line that only shows once it is parsed (exit 2).

@@ -11,6 +11,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 
 use super::{Setting, Value};
@@ -119,6 +120,49 @@ impl Hooks {
         let any = self.before.is_some() || self.after.is_some() || self.on_failure.is_some();
         any && self.commands.iter().any(|c| c == command)
     }
+}
+
+/// The hooks of profile `name`, read leniently from `files` (path and text,
+/// lowest precedence first), for a profile refused as a whole: a bad value
+/// anywhere in its files stops a nightly job, and its `on_failure` hook
+/// (the operator's alert) should still hear of it. A hook that is not a
+/// string is left out; `commands` is the known commands it lists, or the
+/// default when it lists none (`snapshto` alone).
+pub fn salvage(files: &[(PathBuf, String)], name: &str) -> Hooks {
+    let mut table = toml::Table::new();
+    for (_, text) in files {
+        if let Some(hooks) = hooks_table(text, name) {
+            table.extend(hooks);
+        }
+    }
+    let one = |key: &str| table.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    Hooks {
+        before: one("before"),
+        after: one("after"),
+        on_failure: one("on_failure"),
+        commands: known_commands(table.get("commands"))
+            .unwrap_or_else(|| DEFAULT_COMMANDS.iter().map(|c| c.to_string()).collect()),
+    }
+}
+
+/// `[profiles.NAME.hooks]` of a file's text, if it parses as TOML at all.
+fn hooks_table(text: &str, name: &str) -> Option<toml::Table> {
+    let file: toml::Table = text.parse().ok()?;
+    match file.get("profiles")?.get(name)?.get("hooks")? {
+        toml::Value::Table(hooks) => Some(hooks.clone()),
+        _ => None,
+    }
+}
+
+/// The known commands `hooks.commands` lists, if it lists any.
+fn known_commands(value: Option<&toml::Value>) -> Option<Vec<String>> {
+    let known: Vec<String> = value?
+        .as_array()?
+        .iter()
+        .filter_map(|c| c.as_str().filter(|c| COMMANDS.contains(c)))
+        .map(str::to_owned)
+        .collect();
+    (!known.is_empty()).then_some(known)
 }
 
 /// Runs the `which` hook `command` with `env` added to cairn's environment.

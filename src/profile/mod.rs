@@ -289,6 +289,18 @@ pub fn load(files: &[(PathBuf, String)], name: &str) -> Result<Profile, ConfigEr
     Ok(profile)
 }
 
+/// Profile `name` with only its hooks, read leniently (see
+/// [`hooks::salvage`]), when `load` refused it; `None` when it has none.
+pub fn salvage(files: &[(PathBuf, String)], name: &str) -> Option<Profile> {
+    let hooks = hooks::salvage(files, name);
+    let any = hooks.before.is_some() || hooks.after.is_some() || hooks.on_failure.is_some();
+    any.then(|| Profile {
+        name: name.to_owned(),
+        settings: Vec::new(),
+        hooks,
+    })
+}
+
 /// The names of the profiles `files` define, sorted.
 pub fn names(files: &[(PathBuf, String)]) -> Result<Vec<String>, ConfigError> {
     let mut names = Vec::new();
