@@ -394,6 +394,50 @@ fn a_hard_linked_file_shows_each_snapshots_own_metadata() {
     assert_eq!(ino(&older, "f"), ino(&older, "g"));
 }
 
+/// A directory of the mount at two paths shared one inode number (an
+/// unchanged directory in two snapshots; a snapshot under `snapshots/` and
+/// `hosts/HOST/`). The kernel keeps one dentry per directory inode and
+/// moves it to where it was last looked up, so `..` inside the older
+/// snapshot led into the newer one after anyone browsed it, and
+/// `cat ../../changing` read the newer snapshot's bytes.
+#[test]
+fn dot_dot_stays_in_the_snapshot_and_path_it_was_entered_by() {
+    if !fuse_available() {
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(src.join("p/q/r")).unwrap();
+    write_file(&src.join("p/changing"), b"OLDVALUE\n");
+    settle();
+    let first = id(&t.snapshot(&[&src], &[])).to_owned();
+    write_file(&src.join("p/changing"), b"NEWVALUE\n");
+    settle();
+    t.snapshot(&[&src], &[]);
+    let m = Mount::start(&t, &[]);
+    let older = names(&m.path("snapshots"))
+        .into_iter()
+        .find(|n| n.to_string_lossy().contains(&first[..8]))
+        .unwrap();
+    let inside = |top: &Path| top.join(src.strip_prefix("/").unwrap()).join("p/q/r");
+    let old_r = inside(&m.path("snapshots").join(&older));
+    let new_r = inside(&m.path("snapshots/latest"));
+    let host = names(&m.path("hosts")).into_iter().next().unwrap();
+    let by_host = inside(&m.path("hosts").join(host).join(&older));
+    let script = "cd \"$1\" && cat ../../changing && ls \"$2\" \"$3\" >/dev/null \
+                  && cat ../../changing && pwd -P";
+    let out = Command::new("sh")
+        .args(["-c", script, "sh"])
+        .args([&old_r, &new_r, &by_host])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[..2], ["OLDVALUE", "OLDVALUE"], "{stdout}");
+    assert_eq!(lines[2], old_r.to_str().unwrap(), "{stdout}");
+}
+
 /// The largest pack of a local store (the data pack).
 fn largest_pack(store: &Path) -> PathBuf {
     let mut packs: Vec<(u64, PathBuf)> = Vec::new();

@@ -231,9 +231,9 @@ impl State {
         let (node, path) = (known.node.clone(), known.path.join(name));
         let child = match node {
             Node::Dir(dir) => self.namespace_child(&dir, name),
-            Node::Snapshot { tree, .. } => self.tree_child(tree, name, &path),
+            Node::Snapshot { tree, .. } => self.tree_child(parent.0, tree, name, &path),
             Node::Entry { entry, .. } => match entry.subtree() {
-                Some(tree) => self.tree_child(tree, name, &path),
+                Some(tree) => self.tree_child(parent.0, tree, name, &path),
                 None => Err(Errno::ENOTDIR),
             },
             Node::Latest(_) => Err(Errno::ENOTDIR),
@@ -260,6 +260,7 @@ impl State {
             Child::Snapshot(i) => {
                 let s = &self.source.names.snapshots()[i];
                 Node::Snapshot {
+                    within: Node::Dir(dir.clone()).ino(),
                     id: s.id,
                     tree: s.record.tree,
                     time: timespec(s.record.time.timestamp),
@@ -268,11 +269,18 @@ impl State {
         }
     }
 
-    /// The entry `name` of the directory listed by `tree`.
-    fn tree_child(&mut self, tree: TreeId, name: &OsStr, path: &Path) -> Result<Node, Errno> {
+    /// The entry `name` of the directory numbered `within`, listed by `tree`.
+    fn tree_child(
+        &mut self,
+        within: u64,
+        tree: TreeId,
+        name: &OsStr,
+        path: &Path,
+    ) -> Result<Node, Errno> {
         let listing = self.tree(tree, path)?;
         let entry = listing.find(name.as_encoded_bytes()).ok_or(Errno::ENOENT)?;
         Ok(Node::Entry {
+            within,
             parent: tree,
             entry: entry.clone(),
         })
@@ -315,7 +323,7 @@ impl State {
             .iter()
             .map(|e| {
                 let name = e.name.as_os_str().to_owned();
-                (entry_ino(&tree, e), kind_of(e), name)
+                (entry_ino(ino.0, &tree, e), kind_of(e), name)
             })
             .collect())
     }

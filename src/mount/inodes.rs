@@ -2,19 +2,24 @@
 //!
 //! A number is derived from what a node *is*, not from when it was first
 //! seen: a namespace directory from its path, a snapshot's root from the
-//! snapshot id, an entry inside a snapshot from the tree (directory
-//! listing) holding it and its name (a file of a hard link group from the
-//! group and its content, so its names share one). Trees are
-//! content-addressed, so an
-//! entry that did not change between two snapshots has the same number in
-//! both (`diff -r` of two nights then skips it without reading, as it
-//! should: same tree and name, same bytes), and numbers are the same after
-//! a remount. A listing can give every child its number without
-//! remembering it; only what the kernel looked up is kept in the table,
-//! until the kernel forgets it, so memory follows what is in use, not the
-//! size of the store. Numbers are 63 bits of BLAKE3: a collision among
-//! the entries of one mount is as likely as a BLAKE3 collision at 63 bits
-//! (for a billion entries, about one in twenty million).
+//! directory holding it and the snapshot id, a directory inside a snapshot
+//! from the directory holding it and its tree and name, and any other
+//! entry from the tree (directory listing) holding it and its name (a file
+//! of a hard link group from the group and its content, so its names share
+//! one). A directory has one number per path: the kernel keeps one dentry
+//! per directory inode and moves it to where it was last looked up, so a
+//! directory shared by two snapshots (or a snapshot under `snapshots/` and
+//! `hosts/HOST/`) made `..` lead into whichever was browsed last. Trees are
+//! content-addressed, so a file that did not change between two snapshots
+//! has the same number in both (`diff -r` of two nights then skips it
+//! without reading, as it should: same tree and name, same bytes), and
+//! numbers are the same after a remount. A listing can give every child
+//! its number without remembering it; only what the kernel looked up is
+//! kept in the table, until the kernel forgets it, so memory follows what
+//! is in use, not the size of the store. Numbers are 63 bits of BLAKE3: a
+//! collision among the entries of one mount is as likely as a BLAKE3
+//! collision at 63 bits (for a billion entries, about one in twenty
+//! million).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +44,8 @@ pub enum Node {
     Latest(Dir),
     /// A snapshot's root directory.
     Snapshot {
+        /// The number of the namespace directory holding it.
+        within: u64,
         /// The snapshot.
         id: SnapshotId,
         /// Its root tree.
@@ -48,6 +55,8 @@ pub enum Node {
     },
     /// An entry inside a snapshot.
     Entry {
+        /// The number of the directory holding it.
+        within: u64,
         /// The tree that lists it.
         parent: TreeId,
         /// The entry.
@@ -63,22 +72,35 @@ impl Node {
             Node::Dir(Dir::Root) => return ROOT,
             Node::Dir(dir) => h.update(b"dir\0").update(dir.path().as_bytes()),
             Node::Latest(dir) => h.update(b"latest\0").update(dir.path().as_bytes()),
-            Node::Snapshot { id, .. } => h.update(b"snapshot\0").update(id.as_bytes()),
-            Node::Entry { parent, entry } => return entry_ino(parent, entry),
+            Node::Snapshot { within, id, .. } => h
+                .update(b"snapshot\0")
+                .update(&within.to_le_bytes())
+                .update(id.as_bytes()),
+            Node::Entry {
+                within,
+                parent,
+                entry,
+            } => return entry_ino(*within, parent, entry),
         };
         number(h)
     }
 }
 
-/// The number of `entry` of the directory listed by `parent` (what
-/// [`Node::ino`] gives its `Node::Entry`, without building one). The names
+/// The number of `entry` of the directory numbered `within`, listed by
+/// `parent` (what [`Node::ino`] gives its `Node::Entry`, without building
+/// one). A directory's is made of `within`, so it is one per path. The names
 /// of one hard link group share it: it is then made of the group and of
 /// everything the kernel is told of the file (its metadata, holes and
 /// chunks), since the first node seen under a number answers for all. A
 /// group's file in two snapshots, its mode or owner changed in between,
 /// showed the first one's in both; with other holes, the first's bytes.
-pub fn entry_ino(parent: &TreeId, entry: &Entry) -> u64 {
+pub fn entry_ino(within: u64, parent: &TreeId, entry: &Entry) -> u64 {
     let mut h = blake3::Hasher::new();
+    if let Some(tree) = entry.subtree() {
+        h.update(b"dir\0").update(&within.to_le_bytes());
+        h.update(tree.as_bytes()).update(entry.name.as_bytes());
+        return number(h);
+    }
     match (entry.link(), entry.chunks()) {
         (Some(link), Some(chunks)) => {
             h.update(b"link\0").update(&link.to_le_bytes());
