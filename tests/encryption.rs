@@ -1062,26 +1062,6 @@ fn key_remove_never_takes_the_key_in_use_though_stray_files_sit_beside_it() {
     assert_restores_with(&t, &second, &snap, &src);
 }
 
-/// Runs `cmd` in a shell that limits its address space to `kib` KiB (and
-/// its core files to none), as `ulimit -v` does.
-fn with_memory_limit(cmd: std::process::Command, kib: u64) -> Output {
-    let script = format!("ulimit -c 0; ulimit -v {kib}; exec \"$@\"");
-    let mut sh = std::process::Command::new("sh");
-    sh.args(["-c", &script, "sh"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (name, value) in cmd.get_envs() {
-        match value {
-            Some(value) => sh.env(name, value),
-            None => sh.env_remove(name),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        sh.current_dir(dir);
-    }
-    sh.output().unwrap()
-}
-
 #[test]
 fn the_cheapest_key_file_is_tried_first_whatever_its_date() {
     // Keys were tried oldest first, by a date anyone who may write keys/

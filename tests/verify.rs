@@ -554,6 +554,42 @@ fn leftovers_in_tmp_and_an_unreferenced_pack_are_warnings_not_damage() {
     assert!(stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
 }
 
+/// A planted sparse pack whose trailer claims a 4 GiB header (a valid
+/// length for the file, which takes no disk space): verify allocated the
+/// 4 GiB to read it, and under a memory limit aborted (exit 134). A pack
+/// holds at most 2^20 blobs, so a longer header is damage, read or not.
+#[test]
+fn a_planted_pack_claiming_a_huge_header_is_damage_not_an_allocation() {
+    no_core_dumps();
+    let f = Fixture::new();
+    let store = f.copy("huge-header");
+    let header_len: u32 = 52 * 82_595_524;
+    let name = "ee".repeat(32);
+    let path = store.join("packs/ee").join(format!("{name}.pack"));
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = fs::File::create(&path).unwrap();
+    file.set_len(u64::from(header_len) + 48).unwrap();
+    let mut trailer = header_len.to_le_bytes().to_vec();
+    trailer.extend(1u32.to_le_bytes());
+    trailer.extend([0u8; 32]);
+    trailer.extend(b"CAIRNPAK");
+    file.write_all_at(&trailer, u64::from(header_len)).unwrap();
+    let mut cmd = f.t.command_without_store(["--store"]);
+    cmd.arg(&store).arg("verify");
+    let out = with_memory_limit(cmd, 1 << 20);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(
+        said.contains(&format!("DAMAGED pack packs/ee/{name}")),
+        "{said}"
+    );
+    assert!(said.contains("more blobs than any pack holds"), "{said}");
+}
+
 #[test]
 fn a_lost_catalog_is_rebuilt_and_the_store_verifies_clean() {
     let f = Fixture::new();

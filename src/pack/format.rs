@@ -39,6 +39,13 @@ pub const SEAL_OVERHEAD: u32 = crate::crypt::envelope::OVERHEAD as u32;
 pub const ENTRY_LEN: usize = 52;
 /// Bytes in the trailer.
 pub const TRAILER_LEN: usize = 48;
+/// Most blobs in one pack, whatever its size: a pack's index record (52
+/// bytes a blob) must fit the largest index object a reader accepts
+/// (`index::MAX_INDEX_LEN`, 64 MiB), or no host could catalog the pack
+/// from the index (a 1 GiB pack of blobs under 830 bytes would not). A
+/// reader refuses a header announcing more: it caps what reading one
+/// allocates (a planted sparse pack claimed 4 GiB).
+pub const MAX_BLOBS: usize = 1 << 20;
 /// Largest raw blob a pack may describe (1 GiB): caps what a reader allocates.
 pub const MAX_RAW_LEN: u32 = 1 << 30;
 
@@ -107,6 +114,9 @@ pub enum FormatError {
         /// The pack file's size.
         file_len: u64,
     },
+    /// The header announces more than [`MAX_BLOBS`] entries.
+    #[error("header length {0} announces more blobs than any pack holds (at most {MAX_BLOBS})")]
+    TooManyBlobs(u32),
     /// Fewer or more header bytes were given than the trailer announces.
     #[error("header of {got} bytes where the trailer announces {expected}")]
     HeaderSize {
@@ -191,14 +201,16 @@ pub fn decode_trailer(tail: &[u8], file_len: u64) -> Result<Trailer, FormatError
     };
     let header_len = u32_at(t, 0);
     let fits = u64::from(header_len) + TRAILER_LEN as u64 <= file_len;
-    let whole = header_len
-        .checked_sub(seal)
-        .is_some_and(|plain| (plain as usize).is_multiple_of(ENTRY_LEN));
+    let plain = header_len.checked_sub(seal).map(|plain| plain as usize);
+    let whole = plain.is_some_and(|plain| plain.is_multiple_of(ENTRY_LEN));
     if !fits || !whole {
         return Err(FormatError::HeaderLength {
             header_len,
             file_len,
         });
+    }
+    if plain.is_some_and(|plain| plain / ENTRY_LEN > MAX_BLOBS) {
+        return Err(FormatError::TooManyBlobs(header_len));
     }
     let mut header_hash = [0u8; 32];
     header_hash.copy_from_slice(&t[8..40]);

@@ -40,11 +40,7 @@ pub struct PackWriter {
     failed: bool,
 }
 
-/// Most blobs in one pack, whatever its size: a pack's index record (52
-/// bytes a blob) must fit the largest index object a reader accepts
-/// (`index::MAX_INDEX_LEN`, 64 MiB), or no host could catalog the pack
-/// from the index (a 1 GiB pack of blobs under 830 bytes would not).
-pub const MAX_BLOBS: usize = 1 << 20;
+pub use super::format::MAX_BLOBS;
 
 impl PackWriter {
     /// Starts an empty pack for blobs of `kind`, staged in `staging`.

@@ -912,6 +912,32 @@ pub fn without_terminal(cmd: &process::Command) -> assert_cmd::Command {
     assert_cmd::Command::from_std(detached)
 }
 
+/// Runs `cmd` (its arguments, environment and directory) under `sh -c
+/// 'SETUP; exec "$@"'`: a limit, a closed descriptor.
+pub fn in_shell(setup: &str, cmd: &process::Command) -> process::Output {
+    let script = format!("{setup}; exec \"$@\"");
+    let mut sh = process::Command::new("sh");
+    sh.args(["-c", &script, "sh"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => sh.env(name, value),
+            None => sh.env_remove(name),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh.output().unwrap()
+}
+
+/// Runs `cmd` limited to `kib` KiB of address space (and no core files),
+/// as `ulimit -v` does.
+pub fn with_memory_limit(cmd: process::Command, kib: u64) -> process::Output {
+    in_shell(&format!("ulimit -c 0; ulimit -v {kib}"), &cmd)
+}
+
 /// Every file under `dir`, recursively, sorted (the golden fixtures'
 /// objects).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
