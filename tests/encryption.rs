@@ -1063,6 +1063,37 @@ fn key_remove_never_takes_the_key_in_use_though_stray_files_sit_beside_it() {
 }
 
 #[test]
+fn key_list_escapes_the_host_and_user_a_key_file_claims() {
+    // A key file's host and user are not sealed: a planted one with a
+    // newline in them printed a line of its own that looked like a key
+    // marked `*`, the one in use.
+    let (t, _, _) = store_with_a_snapshot();
+    let real = key_ids(&t).into_iter().next().unwrap();
+    let mut planted = parse_json(&get(&t, &format!("keys/{real}")));
+    planted["host"] = "evil\n* 00000000  full  2026-01-01 00:00:00  forged".into();
+    planted["user"] = "u\r\x1b[2Kx".into();
+    put(
+        &t,
+        &format!("keys/{}", "0".repeat(64)),
+        &serde_json::to_vec(&planted).unwrap(),
+    );
+    let out = t.cairn(["key", "list"]).assert().success();
+    let listed = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert_eq!(
+        listed.lines().count(),
+        3,
+        "a heading and two keys:\n{listed}"
+    );
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with('*')).count(),
+        1,
+        "{listed}"
+    );
+    assert!(!listed.contains(['\r', '\x1b']), "{listed:?}");
+    assert!(listed.contains("evil\\n* 00000000"), "{listed}");
+}
+
+#[test]
 fn the_cheapest_key_file_is_tried_first_whatever_its_date() {
     // Keys were tried oldest first, by a date anyone who may write keys/
     // sets: a planted key file asking for 4 GiB and 100 passes, dated

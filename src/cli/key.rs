@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use cairn::crypt::keyfile::KeyFile;
 use cairn::crypt::passphrase;
 use cairn::outcome::Outcome;
+use cairn::rawname::escaped;
 use cairn::store::keys::{self, KeyError, Unlocked};
 use cairn::store::{LockMode, Store};
 
@@ -180,9 +181,9 @@ fn print_table(
             "{current} {:<8}  {:<4}  {:<19}  {:<20}  {}",
             keys::short(id),
             "full",
-            cairn::rawname::printable(file.created.get(..19).unwrap_or(&file.created)),
-            cairn::rawname::printable(&file.host),
-            cairn::rawname::printable(&file.user)
+            escaped(file.created.get(..19).unwrap_or(&file.created)),
+            escaped(&file.host),
+            escaped(&file.user)
         )?;
     }
     Ok(())

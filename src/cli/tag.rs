@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> anyhow::Result<Outcome> {
 fn print_one(out: &mut Out, r: &Retagged) -> std::io::Result<()> {
     let tags = match r.tags.is_empty() {
         true => "no tags".to_owned(),
-        false => format!("tags {}", cairn::rawname::printable(&r.tags.join(","))),
+        false => format!("tags {}", cairn::rawname::escaped(&r.tags.join(","))),
     };
     match r.new {
         Some(new) => writeln!(
