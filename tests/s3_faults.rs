@@ -63,6 +63,30 @@ fn a_slow_server_is_waited_for() {
 
 /// An uninitialised store reached through a proxy whose next PUT is
 /// carried out by the server with its answer lost (the connection reset).
+/// A server whose listing hands back the continuation token it gave
+/// before (a bug some S3-compatible servers have had) kept every command
+/// listing the store (`snapshots`, verify, prune) asking for pages for
+/// ever. It stops at the repeated token, exit 1, naming it.
+#[test]
+fn a_listing_that_runs_in_a_loop_is_an_error_not_a_hang() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 5);
+    settle();
+    t.snapshot(&[&src], &[]);
+    proxy.aim_at_all();
+    proxy.loop_listings();
+    let out = t
+        .cairn(["snapshots"])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("continuation token"), "{err}");
+    assert!(err.contains("again"), "{err}");
+    assert!(proxy.count_outcome(Outcome::Looped) <= 3, "{err}");
+}
+
 fn first_put_answer_lost() -> (TestEnv, FaultProxy) {
     let mut t = TestEnv::new_s3();
     let proxy = FaultProxy::to_s3();

@@ -16,6 +16,7 @@
 //! whose connection broke after it was sent is retried here, where
 //! `object_store` stops (see `S3::create`).
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -123,6 +124,17 @@ fn answer_lost(e: &object_store::Error) -> bool {
 /// the encoded path is still a path.
 fn literal(text: &str) -> ObjectPath {
     ObjectPath::parse(text).unwrap_or_else(|_| ObjectPath::from(text))
+}
+
+/// A listing the server would never end: it handed back a continuation
+/// token it gave before (a bug some S3-compatible servers have had, or a
+/// hostile one), so the next page would be one already read.
+fn looping(prefix: &str, token: &str) -> io::Error {
+    let token = crate::rawname::printable(token);
+    io::Error::other(format!(
+        "LIST {prefix}: the server gave the continuation token {token:?} twice; \
+         its listing would never end"
+    ))
 }
 
 /// What went wrong with one request: the operation, the key and the
@@ -420,16 +432,27 @@ impl S3 {
     /// Every object whose key starts with `prefix`, sorted by key.
     pub fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
         let path = self.path(prefix.trim_end_matches('/'));
-        let found = self.run(async {
-            let mut out = Vec::new();
-            let mut stream = self.client.list(Some(&path));
-            while let Some(meta) = stream.next().await {
-                out.push(meta.map_err(|e| failure("LIST", prefix, &e))?);
+        let under = (!path.as_ref().is_empty()).then(|| format!("{}/", path.as_ref()));
+        let mut found = Vec::new();
+        let mut token = None;
+        let mut given = HashSet::new();
+        loop {
+            let options = PaginatedListOptions {
+                page_token: token.take(),
+                max_keys: Some(LIST_PAGE as usize),
+                ..PaginatedListOptions::default()
+            };
+            let page = self
+                .run(self.client.list_paginated(under.as_deref(), options))
+                .map_err(|e| failure("LIST", prefix, &e))?;
+            self.counters.add_requests(&self.counters.lists, 1);
+            found.extend(page.result.objects);
+            match page.page_token {
+                None => break,
+                Some(next) if !given.insert(next.clone()) => return Err(looping(prefix, &next)),
+                Some(next) => token = Some(next),
             }
-            Ok::<_, io::Error>(out)
-        })?;
-        let pages = (found.len() as u64).div_ceil(LIST_PAGE).max(1);
-        self.counters.add_requests(&self.counters.lists, pages);
+        }
         let mut out: Vec<ObjectInfo> = found
             .into_iter()
             .map(|m| ObjectInfo {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use answers::{CONFLICT, Refusal, SLOW_DOWN, lose_answer, refuse, reset_on_close};
+use answers::{CONFLICT, Refusal, SLOW_DOWN, list_in_a_loop, lose_answer, refuse, reset_on_close};
 use http::{Body, Head, copy_chunked, copy_exact, read_head};
 
 /// What the proxy does to the requests it sees.
@@ -49,6 +49,9 @@ pub enum Fault {
     LoseAnswer { remaining: usize },
     /// Hold each request this long before forwarding it.
     Delay(Duration),
+    /// Answer every listing (`list-type=2`) with an empty page that says
+    /// more follows, under the same continuation token each time.
+    LoopingList,
 }
 
 /// What became of a request.
@@ -60,6 +63,8 @@ pub enum Outcome {
     SlowDown,
     /// Answered `409 Conflict` by the proxy.
     Conflict,
+    /// A listing answered with a page that loops.
+    Looped,
     /// Cut in the middle of its body.
     Dropped,
     /// Carried out by the server, its answer lost.
@@ -219,6 +224,11 @@ impl FaultProxy {
         self.set(Fault::LoseAnswer { remaining: n });
     }
 
+    /// Answers every listing with a page that loops.
+    pub fn loop_listings(&self) {
+        self.set(Fault::LoopingList);
+    }
+
     /// Holds each request for `delay` before forwarding it.
     pub fn delay(&self, delay: Duration) {
         self.set(Fault::Delay(delay));
@@ -278,6 +288,7 @@ fn accept(listener: TcpListener, shared: Arc<Shared>) {
 enum Action {
     Forward { delay: Option<Duration> },
     Refuse(Refusal),
+    ListInALoop,
     Cut { after_bytes: u64 },
     LoseAnswer,
 }
@@ -299,6 +310,7 @@ impl Shared {
                 (Action::Cut { after_bytes }, Outcome::Dropped)
             }
             Fault::LoseAnswer { .. } => (Action::LoseAnswer, Outcome::AnswerLost),
+            Fault::LoopingList => (Action::ListInALoop, Outcome::Looped),
         };
         if hit {
             state.fault = fault.used_once();
@@ -319,6 +331,7 @@ impl Fault {
         match self {
             Fault::None => false,
             Fault::DropMidBody { after_bytes, .. } => head.body.longer_than(after_bytes),
+            Fault::LoopingList => head.method == "GET" && head.target.contains("list-type=2"),
             Fault::SlowDown { .. }
             | Fault::Conflict { .. }
             | Fault::LoseAnswer { .. }
@@ -377,6 +390,10 @@ fn serve(client: TcpStream, shared: &Shared) {
             }
             Action::Refuse(refusal) => {
                 let _ = refuse(&head, &mut requests, &client, refusal);
+                true
+            }
+            Action::ListInALoop => {
+                let _ = list_in_a_loop(&head, &mut requests, &client);
                 true
             }
             Action::LoseAnswer => {

@@ -37,10 +37,6 @@ pub(super) fn refuse(
     client: &TcpStream,
     refusal: Refusal,
 ) -> io::Result<()> {
-    match head.body {
-        Body::Length(n) => copy_exact(requests, &mut io::sink(), n)?,
-        Body::Chunked => copy_chunked(requests, &mut io::sink())?,
-    }
     let Refusal {
         status,
         code,
@@ -50,6 +46,37 @@ pub(super) fn refuse(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
          <Message>{message}</Message></Error>"
     );
+    answer(head, requests, client, status, &body)
+}
+
+/// Answers a listing with a page that says more follows, under a token it
+/// gives every time: a server whose pagination runs in a loop.
+pub(super) fn list_in_a_loop(
+    head: &Head,
+    requests: &mut BufReader<TcpStream>,
+    client: &TcpStream,
+) -> io::Result<()> {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+        <ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+        <Name>bucket</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>\
+        <IsTruncated>true</IsTruncated><NextContinuationToken>again</NextContinuationToken>\
+        </ListBucketResult>";
+    answer(head, requests, client, "200 OK", body)
+}
+
+/// Reads the request's body and answers `status` with the XML `body`,
+/// closing.
+fn answer(
+    head: &Head,
+    requests: &mut BufReader<TcpStream>,
+    client: &TcpStream,
+    status: &str,
+    body: &str,
+) -> io::Result<()> {
+    match head.body {
+        Body::Length(n) => copy_exact(requests, &mut io::sink(), n)?,
+        Body::Chunked => copy_chunked(requests, &mut io::sink())?,
+    }
     let answer = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
