@@ -87,6 +87,71 @@ fn a_listing_that_runs_in_a_loop_is_an_error_not_a_hang() {
     assert!(proxy.count_outcome(Outcome::Looped) <= 3, "{err}");
 }
 
+/// `object_store` sends a delete as a bulk `POST ?delete` and does not
+/// resend it once its answer is lost: `forget` exited 1 ("error sending
+/// request") though the record was gone, and so did prunes on flaky
+/// networks. A delete is the same done twice; it is resent.
+#[test]
+fn a_delete_whose_answer_is_lost_is_sent_again_and_forget_succeeds() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 6);
+    settle();
+    for _ in 0..3 {
+        t.snapshot(&[&src], &[]);
+    }
+    proxy.aim_at("POST", "delete");
+    proxy.lose_answers(1);
+    t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    assert_eq!(proxy.count_outcome(Outcome::AnswerLost), 1);
+    assert_eq!(t.snapshots(&[]).len(), 1);
+}
+
+/// Every answer to the PUT of a snapshot's record lost (the server carried
+/// the first out): the snapshot was committed and visible, and the command
+/// exited 1, which says nothing was. The record is looked at after the last
+/// attempt: there, it is a committed snapshot (exit 0).
+#[test]
+fn a_record_whose_every_answer_is_lost_but_which_landed_is_a_committed_snapshot() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 7);
+    settle();
+    proxy.aim_at("PUT", "/snapshots/");
+    proxy.lose_answers(3);
+    let out = t
+        .cairn(["--retries", "2", "--json", "snapshot"])
+        .arg(&src)
+        .assert()
+        .success();
+    assert_eq!(proxy.count_outcome(Outcome::AnswerLost), 3);
+    let snap = parse_json(&out.get_output().stdout);
+    assert_eq!(t.snapshots(&[]).len(), 1);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+}
+
+/// A listing's answer cut off in its body ("Error getting list response
+/// body") was not asked for again: every command listing the store
+/// failed on one dropped connection.
+#[test]
+fn a_listing_cut_off_in_its_body_is_asked_for_again() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 8);
+    settle();
+    t.snapshot(&[&src], &[]);
+    proxy.aim_at("GET", "list-type=2");
+    proxy.cut_answers(300, 1);
+    let out = t.cairn(["snapshots"]).assert().success();
+    assert_eq!(proxy.count_outcome(Outcome::AnswerCut), 1);
+    let listed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "a heading and the snapshot:\n{listed}"
+    );
+}
+
 fn first_put_answer_lost() -> (TestEnv, FaultProxy) {
     let mut t = TestEnv::new_s3();
     let proxy = FaultProxy::to_s3();

@@ -45,11 +45,11 @@ const PART_SIZE: usize = 16 << 20;
 const LIST_PAGE: u64 = 1000;
 /// How long one request may take before it is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// The first pause before a create whose answer was lost is sent again
+/// The first pause before a request whose answer was lost is sent again
 /// (as `object_store`'s own backoff: from 100 ms, doubling each time).
-const CREATE_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+const RESEND_FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between two such attempts.
-const CREATE_RETRY_MAX_PAUSE: Duration = Duration::from_secs(15);
+const RESEND_MAX_PAUSE: Duration = Duration::from_secs(15);
 
 /// `s3://BUCKET/PREFIX`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,20 +102,38 @@ pub struct S3 {
     counters: Arc<Counters>,
 }
 
-/// Whether `e` is a request that was sent and then lost its answer (the
-/// connection reset or timed out): the server may have carried it out.
-fn answer_lost(e: &object_store::Error) -> bool {
+/// The kind of transport failure in `e`'s chain, if it is one (not an
+/// answer of the server's).
+fn transport_failure(e: &object_store::Error) -> Option<HttpErrorKind> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(inner) = source {
         if let Some(http) = inner.downcast_ref::<HttpError>() {
-            return matches!(
-                http.kind(),
-                HttpErrorKind::Interrupted | HttpErrorKind::Timeout
-            );
+            return Some(http.kind());
         }
         source = inner.source();
     }
-    false
+    None
+}
+
+/// Whether `e` is a request that was sent and then lost its answer (the
+/// connection reset or timed out): the server may have carried it out.
+/// `object_store` resends only requests it knows to be idempotent then.
+fn answer_lost(e: &object_store::Error) -> bool {
+    matches!(
+        transport_failure(e),
+        Some(HttpErrorKind::Interrupted | HttpErrorKind::Timeout)
+    )
+}
+
+/// Whether reading a listing's page failed in transport where
+/// `object_store` does not try again (its body cut off, say): a listing
+/// changes nothing, so it can always be asked for again.
+fn page_lost(e: &object_store::Error) -> bool {
+    answer_lost(e)
+        || matches!(
+            transport_failure(e),
+            Some(HttpErrorKind::Decode | HttpErrorKind::Unknown)
+        )
 }
 
 /// `text` as an object path, as it is: `ObjectPath::parse` refuses only
@@ -262,18 +280,41 @@ impl S3 {
     /// reset or timed out once sent: the server may have carried it out.
     /// Here that is safe to retry, because the caller compares what it
     /// finds: a create of ours that took effect reads back as our own bytes.
+    /// When every answer was lost, the object is looked at: a snapshot
+    /// record that made it is committed, and must not be reported as not.
     pub fn create(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
         let payload = PutPayload::from(bytes.to_vec());
-        let (mut retried, mut pause) = (0, CREATE_RETRY_FIRST_PAUSE);
+        match self.resending(answer_lost, || self.try_create(key, payload.clone())) {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) if answer_lost(&e) && self.holds(key, bytes) => Ok(true),
+            Err(e) => Err(failure("PUT", key, &e)),
+        }
+    }
+
+    /// Whether `key` holds exactly `bytes` (false if it cannot be read).
+    fn holds(&self, key: &str, bytes: &[u8]) -> bool {
+        self.get(key, bytes.len() as u64)
+            .is_ok_and(|found| found == bytes)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or has been sent
+    /// `--retries` more times after failures `again` says are worth it:
+    /// those `object_store` does not resend itself. Pauses as its backoff
+    /// does, from 100 ms doubling to 15 s.
+    fn resending<T>(
+        &self,
+        again: fn(&object_store::Error) -> bool,
+        mut attempt: impl FnMut() -> object_store::Result<T>,
+    ) -> object_store::Result<T> {
+        let (mut retried, mut pause) = (0, RESEND_FIRST_PAUSE);
         loop {
-            match self.try_create(key, payload.clone()) {
-                Err(e) if retried < self.retries && answer_lost(&e) => {
+            match attempt() {
+                Err(e) if retried < self.retries && again(&e) => {
                     std::thread::sleep(pause);
-                    (retried, pause) = (retried + 1, (pause * 2).min(CREATE_RETRY_MAX_PAUSE));
+                    (retried, pause) = (retried + 1, (pause * 2).min(RESEND_MAX_PAUSE));
                 }
-                Ok(()) => return Ok(true),
-                Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
-                Err(e) => return Err(failure("PUT", key, &e)),
+                result => return result,
             }
         }
     }
@@ -442,10 +483,16 @@ impl S3 {
                 max_keys: Some(LIST_PAGE as usize),
                 ..PaginatedListOptions::default()
             };
+            let attempt = || {
+                self.counters.add_requests(&self.counters.lists, 1);
+                self.run(
+                    self.client
+                        .list_paginated(under.as_deref(), options.clone()),
+                )
+            };
             let page = self
-                .run(self.client.list_paginated(under.as_deref(), options))
+                .resending(page_lost, attempt)
                 .map_err(|e| failure("LIST", prefix, &e))?;
-            self.counters.add_requests(&self.counters.lists, 1);
             found.extend(page.result.objects);
             match page.page_token {
                 None => break,
@@ -509,9 +556,17 @@ impl S3 {
     }
 
     /// Removes `key` (nothing there is not an error).
+    ///
+    /// `object_store` sends a delete as a bulk `POST ?delete`, which it
+    /// does not resend once sent; a delete is the same done twice, so it is
+    /// resent here.
     pub fn delete(&self, key: &str) -> io::Result<()> {
-        self.counters.add_requests(&self.counters.deletes, 1);
-        match self.run(self.client.delete(&self.path(key))) {
+        let path = self.path(key);
+        let attempt = || {
+            self.counters.add_requests(&self.counters.deletes, 1);
+            self.run(self.client.delete(&path))
+        };
+        match self.resending(answer_lost, attempt) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(failure("DELETE", key, &e)),
         }

@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use answers::{CONFLICT, Refusal, SLOW_DOWN, list_in_a_loop, lose_answer, refuse, reset_on_close};
+use answers::{
+    CONFLICT, Refusal, SLOW_DOWN, cut_answer, list_in_a_loop, lose_answer, refuse, reset_on_close,
+};
 use http::{Body, Head, copy_chunked, copy_exact, read_head};
 
 /// What the proxy does to the requests it sees.
@@ -49,6 +51,13 @@ pub enum Fault {
     LoseAnswer { remaining: usize },
     /// Hold each request this long before forwarding it.
     Delay(Duration),
+    /// For the next `remaining` requests, pass on only the first
+    /// `after_bytes` bytes of the server's answer, then reset the
+    /// connection: an answer cut off in its body.
+    CutAnswer {
+        after_bytes: usize,
+        remaining: usize,
+    },
     /// Answer every listing (`list-type=2`) with an empty page that says
     /// more follows, under the same continuation token each time.
     LoopingList,
@@ -65,6 +74,8 @@ pub enum Outcome {
     Conflict,
     /// A listing answered with a page that loops.
     Looped,
+    /// Its answer cut off after some bytes.
+    AnswerCut,
     /// Cut in the middle of its body.
     Dropped,
     /// Carried out by the server, its answer lost.
@@ -100,11 +111,13 @@ struct State {
     seen: Vec<Seen>,
 }
 
-/// Which requests a fault hits: those with `method` (any when `None`),
-/// after the first `skip` of them have passed.
+/// Which requests a fault hits: those with `method` (any when `None`)
+/// whose target contains `target` (any when `None`), after the first
+/// `skip` of them have passed.
 #[derive(Clone, Debug, Default)]
 struct Aim {
     method: Option<String>,
+    target: Option<String>,
     skip: usize,
 }
 
@@ -112,6 +125,13 @@ impl Aim {
     /// Whether the fault hits this request; a skipped request uses up one skip.
     fn hits(&mut self, head: &Head) -> bool {
         if self.method.as_ref().is_some_and(|m| *m != head.method) {
+            return false;
+        }
+        if self
+            .target
+            .as_ref()
+            .is_some_and(|t| !head.target.contains(t))
+        {
             return false;
         }
         match self.skip {
@@ -185,7 +205,18 @@ impl FaultProxy {
     pub fn aim(&self, method: &str, skip: usize) {
         self.shared.state.lock().unwrap().aim = Aim {
             method: Some(method.to_owned()),
+            target: None,
             skip,
+        };
+    }
+
+    /// Aims the faults at requests with `method` whose target contains
+    /// `target` (`/snapshots/`, `list-type=2`).
+    pub fn aim_at(&self, method: &str, target: &str) {
+        self.shared.state.lock().unwrap().aim = Aim {
+            method: Some(method.to_owned()),
+            target: Some(target.to_owned()),
+            skip: 0,
         };
     }
 
@@ -222,6 +253,15 @@ impl FaultProxy {
     /// resets their connections instead of passing the answers on.
     pub fn lose_answers(&self, n: usize) {
         self.set(Fault::LoseAnswer { remaining: n });
+    }
+
+    /// Passes on only the first `after_bytes` bytes of the answers to the
+    /// next `n` requests the aim hits, then resets their connections.
+    pub fn cut_answers(&self, after_bytes: usize, n: usize) {
+        self.set(Fault::CutAnswer {
+            after_bytes,
+            remaining: n,
+        });
     }
 
     /// Answers every listing with a page that loops.
@@ -289,6 +329,7 @@ enum Action {
     Forward { delay: Option<Duration> },
     Refuse(Refusal),
     ListInALoop,
+    CutAnswer { after_bytes: usize },
     Cut { after_bytes: u64 },
     LoseAnswer,
 }
@@ -311,6 +352,9 @@ impl Shared {
             }
             Fault::LoseAnswer { .. } => (Action::LoseAnswer, Outcome::AnswerLost),
             Fault::LoopingList => (Action::ListInALoop, Outcome::Looped),
+            Fault::CutAnswer { after_bytes, .. } => {
+                (Action::CutAnswer { after_bytes }, Outcome::AnswerCut)
+            }
         };
         if hit {
             state.fault = fault.used_once();
@@ -335,6 +379,7 @@ impl Fault {
             Fault::SlowDown { .. }
             | Fault::Conflict { .. }
             | Fault::LoseAnswer { .. }
+            | Fault::CutAnswer { .. }
             | Fault::Delay(_) => true,
         }
     }
@@ -359,6 +404,13 @@ impl Fault {
             Fault::LoseAnswer { remaining } => {
                 counted_down(remaining, |remaining| Fault::LoseAnswer { remaining })
             }
+            Fault::CutAnswer {
+                after_bytes,
+                remaining,
+            } => counted_down(remaining, |remaining| Fault::CutAnswer {
+                after_bytes,
+                remaining,
+            }),
             fault => fault,
         }
     }
@@ -395,6 +447,11 @@ fn serve(client: TcpStream, shared: &Shared) {
             Action::ListInALoop => {
                 let _ = list_in_a_loop(&head, &mut requests, &client);
                 true
+            }
+            Action::CutAnswer { after_bytes } => {
+                let _ = cut_answer(&head, &mut requests, &client, shared, after_bytes);
+                reset_on_close(&client);
+                return;
             }
             Action::LoseAnswer => {
                 let _ = lose_answer(&head, &mut requests, shared);

@@ -89,6 +89,28 @@ fn answer(
 }
 
 /// Sends the request whole to the server on a connection of its own and
+/// passes on the first `after_bytes` bytes of its answer only.
+pub(super) fn cut_answer(
+    head: &Head,
+    requests: &mut BufReader<TcpStream>,
+    client: &TcpStream,
+    shared: &Shared,
+    after_bytes: usize,
+) -> io::Result<()> {
+    let mut up = TcpStream::connect(shared.upstream)?;
+    up.write_all(&head.bytes)?;
+    match head.body {
+        Body::Length(n) => copy_exact(requests, &mut up, n)?,
+        Body::Chunked => copy_chunked(requests, &mut up)?,
+    }
+    let mut answer = vec![0u8; after_bytes];
+    up.read_exact(&mut answer)?;
+    let mut client = client;
+    client.write_all(&answer)?;
+    client.flush()
+}
+
+/// Sends the request whole to the server on a connection of its own and
 /// waits until the server has answered (the request took effect), without
 /// passing the answer on.
 pub(super) fn lose_answer(
