@@ -152,6 +152,34 @@ fn a_listing_cut_off_in_its_body_is_asked_for_again() {
     );
 }
 
+/// A request is timed whole, its upload included: at a fixed 120 s, every
+/// pack over an uplink too slow to send it in that time was cut off and sent
+/// again from its start until the retries ran out. The limit is
+/// `--request-timeout` now (10 minutes unless given), and a request cut off
+/// by it says so.
+#[test]
+fn a_request_slower_than_request_timeout_names_the_option_and_a_longer_one_waits() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 9);
+    settle();
+    proxy.aim_at("PUT", "/packs/");
+    proxy.delay(Duration::from_secs(3));
+    let out = t
+        .cairn(["--retries", "0", "--request-timeout", "1s", "snapshot"])
+        .arg(&src)
+        .assert()
+        .code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("--request-timeout"), "{err}");
+    assert!(t.snapshots(&[]).is_empty());
+    t.cairn(["--retries", "0", "--request-timeout", "20s", "snapshot"])
+        .arg(&src)
+        .assert()
+        .success();
+    assert_eq!(t.snapshots(&[]).len(), 1);
+}
+
 fn first_put_answer_lost() -> (TestEnv, FaultProxy) {
     let mut t = TestEnv::new_s3();
     let proxy = FaultProxy::to_s3();

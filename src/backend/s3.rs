@@ -43,8 +43,6 @@ const SINGLE_PUT_MAX: u64 = 64 << 20;
 const PART_SIZE: usize = 16 << 20;
 /// Keys per page of an S3 listing, to count LIST requests.
 const LIST_PAGE: u64 = 1000;
-/// How long one request may take before it is retried.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// The first pause before a request whose answer was lost is sent again
 /// (as `object_store`'s own backoff: from 100 ms, doubling each time).
 const RESEND_FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -79,13 +77,23 @@ pub struct RemoteOptions {
     pub connections: usize,
     /// Retries of a transient failure.
     pub retries: usize,
+    /// How long one request may take, its body sent or received included,
+    /// before it is given up and retried.
+    pub timeout: Duration,
 }
+
+/// The default request timeout: long enough for a 16 MiB pack over each of
+/// 8 connections sharing an uplink of 2 Mbit/s (`object_store` times the
+/// whole request, not a pause in it: at 120 s every upload over an uplink
+/// below 9 Mbit/s was cut off and sent again from its start, for ever).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 impl Default for RemoteOptions {
     fn default() -> Self {
         Self {
             connections: 8,
             retries: 6,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -165,7 +173,11 @@ fn failure(op: &str, key: &str, e: &object_store::Error) -> io::Error {
         }
         _ => io::ErrorKind::Other,
     };
-    io::Error::new(kind, format!("{op} {key}: {}", answer(e)))
+    let hint = match transport_failure(e) {
+        Some(HttpErrorKind::Timeout) => " (it took longer than --request-timeout allows)",
+        _ => "",
+    };
+    io::Error::new(kind, format!("{op} {key}: {}{hint}", answer(e)))
 }
 
 /// The server's answer in an `object_store` error, without the XML: its
@@ -196,10 +208,12 @@ fn answer(e: &object_store::Error) -> String {
 impl S3 {
     /// A client for the store at `url`; nothing is requested yet.
     pub fn connect(url: &S3Url, options: RemoteOptions) -> io::Result<Self> {
+        // object_store gives up retrying this long after the first attempt:
+        // room for a few whole attempts, or a timed-out one is never retried.
         let retry = RetryConfig {
             backoff: BackoffConfig::default(),
             max_retries: options.retries,
-            retry_timeout: Duration::from_secs(5 * 60),
+            retry_timeout: (options.timeout * 3).max(Duration::from_secs(5 * 60)),
         };
         // Set as a config key: `with_client_options` would replace the
         // client settings read from the environment (AWS_ALLOW_HTTP).
@@ -207,7 +221,7 @@ impl S3 {
         let client = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
             .with_retry(retry)
-            .with_config(timeout, format!("{}s", REQUEST_TIMEOUT.as_secs()))
+            .with_config(timeout, format!("{}ms", options.timeout.as_millis().max(1)))
             .build()
             .map_err(|e| io::Error::other(format!("{}: {}", url.display(), answer(&e))))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -49,7 +49,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use cairn::backend::RemoteOptions;
+use cairn::backend::{DEFAULT_TIMEOUT, RemoteOptions};
 use cairn::crypt::passphrase::Source;
 use cairn::outcome::Outcome;
 use cairn::profile::Profile;
@@ -85,6 +85,9 @@ struct Global {
     /// Retries of a request to a remote store that failed for a transient reason
     #[arg(long, global = true, value_name = "N", default_value_t = RemoteOptions::default().retries)]
     retries: usize,
+    /// How long one request to a remote store may take, its upload or download included, before it is retried (raise it for a slow link) [default: 10m]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = cairn::when::parse_duration)]
+    request_timeout: Option<Duration>,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     json: bool,
@@ -392,6 +395,7 @@ impl Ctx {
             remote: RemoteOptions {
                 connections: usize::from(global.connections),
                 retries: global.retries,
+                timeout: global.request_timeout.unwrap_or(DEFAULT_TIMEOUT),
             },
             json: global.json,
             quiet: global.quiet,
