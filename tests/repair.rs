@@ -396,6 +396,35 @@ fn repaired_world() -> (World, String, String) {
     (w, first, second)
 }
 
+/// A damaged original and its repaired copy are one restore point: a
+/// nightly `forget --keep-last 2` after a repair counted them as two, kept
+/// the second snapshot twice and forgot the first one, copy and all.
+#[test]
+fn retention_counts_an_original_and_its_repaired_copy_as_one_snapshot() {
+    let (w, first_copy, second_copy) = repaired_world();
+    let out =
+        w.t.cairn(["--json", "forget", "--keep-last", "2", "--dry-run"])
+            .assert()
+            .success();
+    let plan = parse_json(&out.get_output().stdout);
+    let doomed = plan["forgotten"].as_array().unwrap();
+    assert!(doomed.is_empty(), "{plan}");
+    w.t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    let left: Vec<String> =
+        w.t.snapshots(&[])
+            .iter()
+            .map(|s| id(s).to_owned())
+            .collect();
+    assert!(
+        left.contains(&second_copy) && left.contains(&w.second),
+        "{left:?}"
+    );
+    assert!(
+        !left.contains(&first_copy) && !left.contains(&w.first),
+        "{left:?}"
+    );
+}
+
 // Regression: #14 item 8
 #[test]
 fn after_repair_latest_at_and_at_when_choose_the_repaired_copy() {

@@ -192,6 +192,38 @@ fn a_tag_killed_after_the_new_record_leaves_both_snapshots_protected() {
     }
 }
 
+/// A `tag` killed after its new record leaves the snapshot listed twice
+/// (durability.md): retention counted both, so `forget --keep-last 2`
+/// kept the one snapshot twice and forgot an older, distinct one.
+#[test]
+fn retention_counts_a_snapshot_listed_twice_by_a_killed_tag_once() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    let older = id(&t.snapshot(&[&src], &["--tag", "A"])).to_owned();
+    write_file(&src.join("new"), b"changed");
+    settle();
+    t.snapshot(&[&src], &["--tag", "B"]);
+    no_core_dumps();
+    let out = t
+        .command(["tag", "latest", "--add", "X"])
+        .env("CAIRN_CRASH_AT", "retag-new-written")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(t.snapshots(&[]).len(), 3);
+    t.cairn(["forget", "--keep-last", "2"]).assert().success();
+    let left = t.snapshots(&[]);
+    assert!(left.iter().any(|s| id(s) == older), "{left:?}");
+    assert_eq!(left.len(), 3, "{left:?}");
+    // Kept or forgotten together: --keep-last 1 keeps both records of the
+    // newer snapshot, and forgets the older one.
+    t.cairn(["forget", "--keep-last", "1"]).assert().success();
+    let left = t.snapshots(&[]);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|s| id(s) != older), "{left:?}");
+}
+
 #[test]
 fn stats_of_records_claiming_more_than_a_u64_holds_says_the_most_not_a_wrapped_sum() {
     // A record claiming 2^64 - 1 bytes beside another: the sum wrapped and

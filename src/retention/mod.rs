@@ -86,6 +86,9 @@ pub enum Reason {
     Newest,
     /// Protected with `cairn protect`.
     Protected,
+    /// Another record of the same restore point, which this one follows: a
+    /// repaired copy's damaged original, or a twin a killed `tag` left.
+    SameAs(SnapshotId),
 }
 
 impl fmt::Display for Reason {
@@ -98,6 +101,7 @@ impl fmt::Display for Reason {
             Self::Tag(tags) => write!(f, "tag {tags}"),
             Self::Newest => f.write_str("newest"),
             Self::Protected => f.write_str("protected"),
+            Self::SameAs(id) => write!(f, "same as {}", id.short()),
         }
     }
 }
