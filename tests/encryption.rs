@@ -1351,6 +1351,33 @@ fn init_takes_over_from_an_encrypted_init_killed_after_its_key_file(mut t: TestE
     assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
 }
 
+/// An init (or a copy making its target) killed while it wrote its
+/// `config.json` leaves the staged file in `tmp/`; every later init or copy
+/// there was refused: "not empty ... (it holds tmp/cairn-....tmp)", a nightly
+/// off-site copy failing every night after one kill. A staging file of
+/// cairn's is what an unfinished init leaves, like its key files.
+#[test]
+fn init_and_copy_take_over_a_location_an_init_killed_while_staging_its_config_left() {
+    let staged = |dir: &std::path::Path| {
+        fs::create_dir_all(dir.join("packs/00")).unwrap();
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        fs::write(dir.join("tmp/cairn-Xy12Zq.tmp"), b"{\"format\": 8, \"id").unwrap();
+    };
+    let t = TestEnv::new();
+    staged(&t.store);
+    t.cairn(["init", "--no-encrypt"]).assert().success();
+    let (from, _, _) = store_with_a_snapshot();
+    let to = from.path("offsite");
+    staged(&to);
+    from.cairn(["copy", "--to"]).arg(&to).assert().success();
+    // Anything else there is still someone's.
+    let other = from.path("other");
+    staged(&other);
+    fs::write(other.join("tmp/notes.txt"), b"mine").unwrap();
+    let out = from.cairn(["copy", "--to"]).arg(&other).assert().code(1);
+    assert!(stderr_of(out.get_output()).contains("notes.txt"));
+}
+
 #[test]
 fn a_local_init_takes_over_from_an_encrypted_init_killed_after_its_key_file() {
     init_takes_over_from_an_encrypted_init_killed_after_its_key_file(TestEnv::new());

@@ -98,6 +98,7 @@ fn local(root: &Path, backend: &Backend) -> Result<Holds, StoreError> {
             names.push(name.to_owned());
             true
         }
+        None if is_staged(file) => true,
         None => {
             other = Some(file.display().to_string());
             false
@@ -107,6 +108,19 @@ fn local(root: &Path, backend: &Backend) -> Result<Holds, StoreError> {
     match other {
         Some(file) => Ok(Holds::Other(file)),
         None => key_files_only(backend, names),
+    }
+}
+
+/// Whether `file` (relative to the store) is a file cairn staged in
+/// `tmp/` (`cairn-*.tmp`): an init killed while it wrote its config
+/// leaves one, which the store's first prune removes.
+fn is_staged(file: &Path) -> bool {
+    let mut parts = file.components();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Component::Normal(dir)), Some(Component::Normal(name)), None) if dir == "tmp" => name
+            .to_str()
+            .is_some_and(|n| n.starts_with("cairn-") && n.ends_with(".tmp")),
+        _ => false,
     }
 }
 
