@@ -572,6 +572,30 @@ fn a_record_damaged_in_the_store_is_written_back_from_the_copy_this_host_checked
     assert_trees_equal(&src, &restored(&t.restore(&snap), &src));
 }
 
+/// The host that writes a snapshot keeps its record's copy from the
+/// start: it had none until it next listed the store, so a record damaged
+/// in between was lost to `latest` (which fell back to the night before)
+/// and could not be written back.
+#[test]
+fn a_record_damaged_before_its_host_listed_the_store_is_still_latest_and_written_back() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 9);
+    t.snapshot(&[&src], &[]);
+    write_file(&src.join("tonight"), b"new");
+    settle();
+    let newest = id(&t.snapshot(&[&src], &[])).to_owned();
+    let path = t.store.join(format!("snapshots/{newest}.json"));
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = t.cairn(["--json", "snapshots"]).assert().success();
+    let listed = parse_json(&out.get_output().stdout);
+    let last = listed.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(id(&last), newest, "{listed}");
+    t.cairn(["repair", "snapshots"]).assert().success();
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
 #[test]
 fn a_record_forgotten_is_never_written_back_from_a_stale_catalog_copy() {
     let t = TestEnv::with_store();

@@ -432,7 +432,8 @@ pub fn run(
             ),
         });
     }
-    let snapshot = snapshot::commit(store.backend(), record).map_err(StoreError::from)?;
+    let snapshot =
+        snapshot::commit(store.backend(), store.catalog(), record).map_err(StoreError::from)?;
     // Every blob it references was in the catalog at that count (a local
     // prune that deletes at once holds the store exclusively, so none can
     // have gone since).

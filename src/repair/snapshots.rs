@@ -427,7 +427,7 @@ fn commit_repaired(
     summary.repaired_from = Some(original.id);
     summary.lost = lost.listed.to_vec();
     summary.lost_count = lost.count;
-    Ok(snapshot::commit(store.backend(), record)?.id)
+    Ok(snapshot::commit(store.backend(), store.catalog(), record)?.id)
 }
 
 /// Rebuilds trees without what is lost, remembering each tree's outcome so

@@ -302,12 +302,22 @@ pub fn id_of_key(key: &str) -> Option<SnapshotId> {
 
 /// Writes a record durably; from the moment this returns, the snapshot is
 /// visible. Everything it references must already be durable and cataloged.
-pub fn commit(backend: &Backend, record: SnapshotRecord) -> Result<Snapshot, SnapshotError> {
+///
+/// The catalog keeps the record as this host wrote it, as a listing would
+/// have: until this host next listed the store, a record damaged there was
+/// invisible to `latest` here too and `repair snapshots` had no copy to
+/// write back. Only a cache: a catalog that cannot take it is left as is.
+pub fn commit(
+    backend: &Backend,
+    catalog: &Catalog,
+    record: SnapshotRecord,
+) -> Result<Snapshot, SnapshotError> {
     let bytes = record.encode();
     let id = SnapshotId::from(backend.vault().hash(&bytes));
     crash::point("snapshot-record-written");
-    backend.create_sealed(&key(&id), bytes)?;
+    backend.create_sealed(&key(&id), bytes.clone())?;
     crash::point("snapshot-committed");
+    let _ = catalog.update_snapshot_cache(&[(id, bytes)], &[]);
     Ok(Snapshot { id, record })
 }
 

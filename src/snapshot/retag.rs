@@ -140,7 +140,7 @@ pub fn retag(
 /// snapshot with these tags) is the one wanted.
 fn write_record(store: &Store, record: SnapshotRecord) -> Result<SnapshotId, StoreError> {
     let id = SnapshotId::from(store.backend().vault().hash(&record.encode()));
-    match commit(store.backend(), record) {
+    match commit(store.backend(), store.catalog(), record) {
         Ok(snapshot) => Ok(snapshot.id),
         Err(super::SnapshotError::Backend(e)) if e.is_already_exists() => Ok(id),
         Err(e) => Err(e.into()),
