@@ -692,3 +692,27 @@ fn a_missing_or_non_empty_mount_point_is_refused_naming_it() {
     assert!(!is_mounted(&full));
     assert_eq!(fs::read(full.join("precious.txt")).unwrap(), b"keep me\n");
 }
+
+/// A mount whose process was killed (`kill -9`) stays in the kernel's
+/// table; mounting there again said only "Transport endpoint is not
+/// connected". It names the way out.
+#[test]
+fn mounting_over_a_mount_whose_process_was_killed_names_fusermount() {
+    if !fuse_available() {
+        return;
+    }
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 12);
+    t.snapshot(&[&src], &[]);
+    let mut m = Mount::start(&t, &[]);
+    let mut child = m.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = t.cairn(["mount"]).arg(&m.at).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains(&format!("fusermount -u {}", m.at.display())),
+        "{err}"
+    );
+}

@@ -72,6 +72,16 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
+    /// A mount whose process died is still there (`kill -9`).
+    #[error(
+        "mount point {}: a mount whose process ended is still there (Transport endpoint is not connected): unmount it with `fusermount -u {}` first",
+        escaped(path),
+        escaped(path)
+    )]
+    DeadMount {
+        /// The mount point.
+        path: PathBuf,
+    },
     /// The kernel offers no FUSE device.
     #[error(
         "/dev/fuse does not exist: this system has no FUSE; load the module (`modprobe fuse`), or in a container pass the device (`--device /dev/fuse`) and install fuse3 (Debian, Ubuntu: `apt-get install fuse3`)"
@@ -244,6 +254,11 @@ fn check_mountpoint(path: &Path) -> Result<(), MountError> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(MountError::MountpointMissing {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()) => {
+            return Err(MountError::DeadMount {
                 path: path.to_owned(),
             });
         }

@@ -206,7 +206,7 @@ impl StoreError {
 fn locked_message(path: &Path, wanted: LockMode, waited: Duration) -> String {
     let holder = match wanted {
         LockMode::Read | LockMode::Shared => {
-            "another cairn process holds it exclusively (a prune or repair is running)"
+            "another cairn process holds it exclusively (a prune, forget, repair, tag or policy change is running)"
         }
         LockMode::Exclusive => "another cairn process is using it",
     };
