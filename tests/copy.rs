@@ -104,6 +104,41 @@ fn copy_again_moves_nothing() {
     assert!(third["blobs_copied"].as_u64().unwrap() <= 10, "{third}");
 }
 
+/// Copies started at once into a new local target: the ones that found no
+/// store and lost the race to create it exited 1, "a cairn store already
+/// exists". The store another copy just made is the target: they copy
+/// into it.
+#[test]
+fn copies_racing_to_create_one_new_target_all_succeed() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 2);
+    t.snapshot(&[&src], &[]);
+    for round in 0..3 {
+        let target = t.path(format!("offsite-{round}"));
+        let copies: Vec<_> = (0..4)
+            .map(|_| {
+                t.command(["copy", "--to"])
+                    .arg(&target)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for copy in copies {
+            let out = copy.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr_of(&out));
+        }
+        let copied = json_of({
+            let mut cmd = t.cairn_without_store(["--json", "--store"]);
+            cmd.arg(&target).arg("snapshots");
+            cmd
+        });
+        assert_eq!(copied.as_array().unwrap().len(), 1, "{copied}");
+    }
+}
+
 #[test]
 fn killed_copy_rerun_moves_only_the_rest() {
     let t = TestEnv::new();

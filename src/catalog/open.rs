@@ -77,12 +77,29 @@ impl Catalog {
     }
 
     fn configure(&self) -> Result<(), CatalogError> {
+        self.into_wal()?;
         // FULL: a committed pack record survives power loss, so a durable
         // snapshot never references blobs the catalog has forgotten.
         self.conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .execute_batch("PRAGMA synchronous = FULL;")
             .map_err(sqlite(&self.path))?;
         self.use_large_cache()
+    }
+
+    /// Puts a new catalog in WAL mode. The switch needs the file to itself,
+    /// and SQLite answers "database is locked" at once rather than waiting
+    /// for the busy timeout: copies racing into one new target failed so.
+    /// Tried again until the busy timeout has passed; a no-op once in WAL.
+    fn into_wal(&self) -> Result<(), CatalogError> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.conn.execute_batch("PRAGMA journal_mode = WAL;") {
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                done => return done.map_err(sqlite(&self.path)),
+            }
+        }
     }
 
     /// Shrinks SQLite's page cache from 16 MiB to 2 MiB, for a command whose
@@ -215,4 +232,9 @@ mod tests {
         let path = Path::new("/srv/a b/c?d#e%f/é");
         assert_eq!(uri_path(path), "/srv/a%20b/c%3Fd%23e%25f/%C3%A9");
     }
+}
+
+/// Whether SQLite said the database is locked by another connection.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
 }

@@ -178,8 +178,12 @@ fn open_target(ctx: &Ctx, from: &Store, args: &CopyArgs) -> anyhow::Result<Store
                 sqlite: config.sqlite.unwrap_or_default(),
                 keys,
             };
-            let store = Store::init(&args.to, &init, options)
-                .with_context(|| format!("creating {}", args.to))?;
+            let store = match Store::init(&args.to, &init, options.clone()) {
+                // Another copy made it since it was found missing: it is
+                // the target all the same.
+                Err(StoreError::Exists { .. }) => return Ok(Store::open(&args.to, options)?),
+                created => created.with_context(|| format!("creating {}", args.to))?,
+            };
             cairn::crash::point("copy-target-created");
             ctx.print_notices(&store);
             if let Some(id) = added
