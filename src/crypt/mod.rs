@@ -22,7 +22,9 @@ pub enum CryptError {
     #[error("sealed object of {0} bytes is truncated")]
     Truncated(usize),
     /// An envelope of a scheme this version does not know.
-    #[error("sealed with scheme {0}, which this cairn does not know")]
+    #[error(
+        "sealed with scheme {0}, which this cairn does not know: damaged, or not the object that belongs here (or written by a newer cairn)"
+    )]
     Scheme(u8),
     /// The tag did not verify: altered bytes, the wrong key, or an object
     /// put where another belongs.
