@@ -353,6 +353,19 @@ fn hard_links_share_an_inode_number() {
     let ino = |name: &str| fs::metadata(root.join(name)).unwrap().ino();
     assert_eq!(ino("a"), ino("sub/b"));
     assert_ne!(ino("a"), ino("c"));
+    // With a link count of 1, `cp -a` (and rsync -H, tar) from the mount
+    // made two files of them.
+    assert!(fs::metadata(root.join("a")).unwrap().nlink() >= 2);
+    let copy = t.path("copied");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&root)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let copied = |name: &str| fs::metadata(copy.join(name)).unwrap().ino();
+    assert_eq!(copied("a"), copied("sub/b"));
 }
 
 /// A hard-linked file in two snapshots, its mode changed in between, kept

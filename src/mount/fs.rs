@@ -449,7 +449,7 @@ fn entry_attr(ino: u64, entry: &Entry) -> FileAttr {
         blocks: m.size.div_ceil(512),
         kind: kind_of(entry),
         perm: (m.mode & 0o7777) as u16,
-        nlink: if entry.subtree().is_some() { 2 } else { 1 },
+        nlink: nlink_of(entry),
         uid: m.uid,
         gid: m.gid,
         ..dir_attr(ino, mtime)
@@ -469,5 +469,16 @@ fn timespec(t: jiff::Timestamp) -> Timespec {
     Timespec {
         sec: t.as_second(),
         nsec: u32::try_from(t.subsec_nanosecond()).unwrap_or(0),
+    }
+}
+
+/// A directory's link count, 2; a file of a hard link group's, 2: the tree
+/// records the group, not how many names it has, and with 1 `cp -a`,
+/// `rsync -H` and `tar` made a file of each name (they link names of one
+/// inode only when its count says there are others).
+fn nlink_of(entry: &Entry) -> u32 {
+    match entry.subtree().is_some() || entry.link().is_some() {
+        true => 2,
+        false => 1,
     }
 }
