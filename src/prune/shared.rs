@@ -53,7 +53,7 @@ pub fn execute(
     let started = Instant::now();
     let mut shared = SharedReport::default();
     let now = lease.store_now();
-    let condemnations = condemn::read_all(store.backend())?;
+    let condemnations = condemn::read_all(store.backend())?.condemnations;
     let (deleted, bytes_deleted) = settle(
         store,
         &plan,
