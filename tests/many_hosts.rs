@@ -364,3 +364,52 @@ fn put(t: &TestEnv, key: &str, bytes: &[u8]) {
         fs::write(path, bytes).unwrap();
     }
 }
+
+/// A snapshot killed in the middle of its upload leaves its staged packs
+/// in the cache's tmp/: prune said "removed 0 leftover temporary files"
+/// and verify kept warning, promising that prune removes them. A prune
+/// removes them now, and leaves alone those of a snapshot still running
+/// on this host. Found by review.
+#[test]
+fn a_prune_on_a_remote_store_removes_what_a_killed_snapshot_staged_but_not_a_running_ones() {
+    no_core_dumps();
+    let t = TestEnv::with_s3();
+    let src = source(&t, 0);
+    t.cairn(["snapshot"])
+        .arg(&src)
+        .env("CAIRN_CRASH_AT", "pack-written")
+        .assert()
+        .failure();
+    let tmp = cache_tmp(&t);
+    assert!(has_temp_file(&tmp), "the killed snapshot staged nothing");
+    let out = t.cairn(["verify"]).assert().success();
+    assert!(stderr_of(out.get_output()).contains("in tmp/"));
+    write_random_file(&src.join("running.bin"), 77, 300_000);
+    settle();
+    let mut cmd = t.command(["--json", "snapshot"]);
+    cmd.arg(&src);
+    let mut running = Stalled::spawn(&t, cmd, "pack-written");
+    running.wait_for_stall();
+    let report = json(&t, &["prune"]);
+    assert!(
+        report["tmp_files_removed"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        has_temp_file(&tmp),
+        "the running snapshot's staged pack was removed"
+    );
+    let (status, stdout, stderr) = running.finish();
+    assert!(status.success(), "{stderr}");
+    let snap = parse_json(&stdout);
+    assert_trees_equal(&src, &restored(&t.restore(id(&snap)), &src));
+    let out = t.cairn(["verify"]).assert().success();
+    assert!(!stderr_of(out.get_output()).contains("in tmp/"));
+}
+
+/// The staging directory in the cache of `t`'s (remote) store.
+fn cache_tmp(t: &TestEnv) -> PathBuf {
+    let mut dirs = fs::read_dir(&t.cache).unwrap().map(|e| e.unwrap().path());
+    let store = dirs.find(|d| d.join("tmp").is_dir()).unwrap();
+    store.join("tmp")
+}
