@@ -330,6 +330,56 @@ fn the_packs_a_shared_prune_repacks_into_are_kept_by_the_next_prune() {
     assert_trees_equal(&src, &restored(&t.restore(id(&kept)), &src));
 }
 
+/// A snapshot another host protected while `forget` ran is put back, but
+/// forget still reported it forgotten ("forgot 2 snapshots", and in
+/// `forgotten`). Found by review.
+#[test]
+fn a_snapshot_protected_while_forget_runs_is_reported_kept_not_forgotten() {
+    // A local store is held exclusively by a forget: no protect gets in.
+    let t = TestEnv::with_s3();
+    let src = source(&t, 0);
+    let first = t.snapshot(&[&src], &[]);
+    let second = t.snapshot(&[&src], &[]);
+    let mut cmd = t.command(["--json", "forget", id(&first), id(&second)]);
+    cmd.env_remove("CAIRN_CRASH_AT");
+    let mut forget = Stalled::spawn(&t, cmd, "forget-checked");
+    forget.wait_for_stall();
+    t.second_host()
+        .cairn(["protect", id(&second)])
+        .assert()
+        .success();
+    let (status, stdout, stderr) = forget.finish();
+    assert!(status.success(), "{stderr}");
+    let report = parse_json(&stdout);
+    assert_eq!(
+        report["forgotten"],
+        serde_json::json!([id(&first)]),
+        "{report}"
+    );
+    assert_eq!(
+        report["kept_protected"],
+        serde_json::json!([id(&second)]),
+        "{report}"
+    );
+    let left: Vec<String> = (t.snapshots(&[]).iter())
+        .map(|s| id(s).to_owned())
+        .collect();
+    assert_eq!(left, [id(&second).to_owned()]);
+    // And in text.
+    let third = t.snapshot(&[&src], &[]);
+    let cmd = t.command(["forget", id(&third)]);
+    let mut forget = Stalled::spawn(&t, cmd, "forget-checked");
+    forget.wait_for_stall();
+    t.cairn(["protect", id(&third)]).assert().success();
+    let (status, stdout, stderr) = forget.finish();
+    assert!(status.success(), "{stderr}");
+    let text = String::from_utf8_lossy(&stdout);
+    let short = &id(&third)[..8];
+    assert!(!text.contains("forgot snapshot"), "{text}");
+    assert!(text.contains(&format!("kept snapshot {short}")), "{text}");
+    assert!(text.contains("protected"), "{text}");
+}
+
 /// One stray object under `condemned/` (not named as cairn names a
 /// condemnation) made every snapshot on every host fail ("condemned/
 /// notes.txt: expected value at line 1 column 1"). It is skipped with a

@@ -12,7 +12,7 @@ use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 use cairn::retention::{self, ForgetPlan, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
-use cairn::snapshot::forget::forget;
+use cairn::snapshot::forget::{Forgotten, forget};
 use cairn::snapshot::protect::protected;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::Store;
@@ -55,6 +55,8 @@ struct ForgetJson<'a> {
     policy: Option<String>,
     groups: &'a [GroupDecision],
     forgotten: Vec<SnapshotId>,
+    /// Protected by another process while the forget ran: put back.
+    kept_protected: Vec<SnapshotId>,
     prune: Option<Pruned>,
 }
 
@@ -73,12 +75,16 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
     if talk {
         print_groups(&mut out, &groups)?;
     }
-    if !args.dry_run {
-        forget(&store, &doomed)?;
-    }
+    let done = match args.dry_run {
+        true => Forgotten {
+            forgotten: doomed.clone(),
+            kept_protected: Vec::new(),
+        },
+        false => forget(&store, &doomed)?,
+    };
     if talk {
         let hint = policy.is_some() && !args.prune;
-        print_outcome(&mut out, &doomed, &groups, args.dry_run, hint)?;
+        print_outcome(&mut out, &done, &groups, args.dry_run, hint)?;
     }
     let prune = if args.prune {
         let options = &args.prune_options;
@@ -93,7 +99,7 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let committed = committed(&doomed, args.dry_run, args.prune);
+    let committed = committed(&done.forgotten, args.dry_run, args.prune);
     out.report(Outcome::Done, committed, |out| {
         if !ctx.json {
             return Ok(());
@@ -104,7 +110,8 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
                 dry_run: args.dry_run,
                 policy,
                 groups: &groups,
-                forgotten: doomed,
+                forgotten: done.forgotten,
+                kept_protected: done.kept_protected,
                 prune,
             },
         )
@@ -112,14 +119,14 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
 }
 
 /// What a forget committed, for the message when its report is lost.
-fn committed(doomed: &[SnapshotId], dry_run: bool, prune: bool) -> Option<String> {
-    match (dry_run, doomed.is_empty(), prune) {
+fn committed(forgotten: &[SnapshotId], dry_run: bool, prune: bool) -> Option<String> {
+    match (dry_run, forgotten.is_empty(), prune) {
         (true, _, _) | (false, true, false) => None,
         (false, true, true) => Some("the prune".to_owned()),
-        (false, false, false) => Some(format!("forgetting {}", snapshots_named(doomed))),
+        (false, false, false) => Some(format!("forgetting {}", snapshots_named(forgotten))),
         (false, false, true) => Some(format!(
             "forgetting {} and the prune after it",
-            snapshots_named(doomed)
+            snapshots_named(forgotten)
         )),
     }
 }
@@ -230,28 +237,42 @@ fn group_title(key: &GroupKey) -> String {
 
 fn print_outcome(
     out: &mut Out,
-    doomed: &[SnapshotId],
+    done: &Forgotten,
     groups: &[GroupDecision],
     dry_run: bool,
     hint: bool,
 ) -> io::Result<()> {
+    let verb = if dry_run { "would forget" } else { "forgot" };
+    if groups.is_empty() {
+        for id in &done.forgotten {
+            writeln!(out, "{verb} snapshot {}", id.short())?;
+        }
+        return print_kept_protected(out, &done.kept_protected);
+    }
     let kept: usize = groups
         .iter()
         .map(|g| g.snapshots.iter().filter(|d| d.keep).count())
         .sum();
-    let verb = if dry_run { "would forget" } else { "forgot" };
-    if groups.is_empty() {
-        for id in doomed {
-            writeln!(out, "{verb} snapshot {}", id.short())?;
-        }
-        return Ok(());
-    }
-    let forgotten = plural(doomed.len() as u64, "snapshot");
+    let kept = kept + done.kept_protected.len();
+    let forgotten = plural(done.forgotten.len() as u64, "snapshot");
     writeln!(out, "{verb} {forgotten}, kept {kept}")?;
-    if hint && !dry_run && !doomed.is_empty() {
+    print_kept_protected(out, &done.kept_protected)?;
+    if hint && !dry_run && !done.forgotten.is_empty() {
         writeln!(
             out,
             "run `cairn prune` (or `forget --prune`) to free their space"
+        )?;
+    }
+    Ok(())
+}
+
+/// Names the snapshots another process protected while the forget ran.
+fn print_kept_protected(out: &mut Out, kept: &[SnapshotId]) -> io::Result<()> {
+    for id in kept {
+        writeln!(
+            out,
+            "kept snapshot {}: protected by another process while forget ran",
+            id.short()
         )?;
     }
     Ok(())
