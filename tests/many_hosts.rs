@@ -330,6 +330,48 @@ fn the_packs_a_shared_prune_repacks_into_are_kept_by_the_next_prune() {
     assert_trees_equal(&src, &restored(&t.restore(id(&kept)), &src));
 }
 
+/// A `forget --prune` whose prune failed (here: another prune held the
+/// lease) exited 1, the code that promises nothing was committed, and
+/// printed nothing of the forget, though the snapshots were forgotten;
+/// with --json nothing at all. Its report is printed, the error says the
+/// forget was committed and what to run, and it exits 3. Found by review.
+#[test]
+fn a_forget_whose_prune_fails_reports_the_forget_it_committed() {
+    let t = TestEnv::with_s3();
+    let src = source(&t, 0);
+    let first = t.snapshot(&[&src], &[]);
+    let second = t.snapshot(&[&src], &[]);
+    t.snapshot(&[&src], &[]);
+    let mut cmd = t.command(["prune", "--grace", "0s"]);
+    cmd.env_remove("CAIRN_CRASH_AT");
+    let mut holder = Stalled::spawn(&t, cmd, "prune-leased");
+    holder.wait_for_stall();
+    let out = t.cairn(["forget", "--prune", id(&first)]).assert().code(3);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let err = stderr_of(out.get_output());
+    let short = &id(&first)[..8];
+    assert!(text.contains(&format!("forgot snapshot {short}")), "{text}");
+    assert!(err.contains("holds the store's prune lease"), "{err}");
+    assert!(
+        err.contains("was committed") && err.contains("cairn prune"),
+        "{err}"
+    );
+    let out = t
+        .cairn(["--json", "forget", "--prune", id(&second)])
+        .assert()
+        .code(3);
+    let report = parse_json(&out.get_output().stdout);
+    assert_eq!(
+        report["forgotten"],
+        serde_json::json!([id(&second)]),
+        "{report}"
+    );
+    assert!(report["prune"].is_null(), "{report}");
+    let (status, _, stderr) = holder.finish();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(t.snapshots(&[]).len(), 1);
+}
+
 /// A snapshot another host protected while `forget` ran is put back, but
 /// forget still reported it forgotten ("forgot 2 snapshots", and in
 /// `forgotten`). Found by review.
