@@ -427,7 +427,7 @@ fn a_snapshot_protected_while_forget_runs_is_reported_kept_not_forgotten() {
 /// notes.txt: expected value at line 1 column 1"). It is skipped with a
 /// warning naming it. A condemnation with its proper name but damaged
 /// content still stops a snapshot, with a message saying what it is and
-/// what to do. Found by review.
+/// what to do; verify reports both. Found by review.
 #[test]
 fn a_stray_object_under_condemned_is_skipped_and_a_damaged_condemnation_is_explained() {
     both_kinds(|t| {
@@ -443,6 +443,11 @@ fn a_stray_object_under_condemned_is_skipped_and_a_damaged_condemnation_is_expla
         assert!(err.contains(&damaged), "{err}");
         assert!(err.contains("condemnation"), "{err}");
         assert!(err.contains("remove it"), "{err}");
+        // verify names both, and stops on neither.
+        let out = t.cairn(["verify"]).assert().success();
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("condemned/notes.txt"), "{err}");
+        assert!(err.contains(&damaged) && err.contains("remove it"), "{err}");
     });
 }
 

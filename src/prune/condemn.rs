@@ -67,6 +67,8 @@ pub struct Listing {
     /// Keys under `condemned/` not named as cairn names a condemnation
     /// (someone's file): ignored, for the caller to warn about.
     pub strays: Vec<String>,
+    /// Condemnations that do not open or decode: what to say of each.
+    pub damaged: Vec<String>,
 }
 
 /// Every condemnation in the store, read in parallel. An object not named
@@ -76,14 +78,34 @@ pub struct Listing {
 /// deletion is then unknown, and neither a snapshot's fence nor a prune
 /// can guess.
 pub fn read_all(backend: &Backend) -> Result<Listing, BackendError> {
+    let listing = survey(backend)?;
+    match listing.damaged.first() {
+        Some(why) => Err(BackendError {
+            location: backend.location(),
+            source: std::io::Error::other(why.clone()),
+        }),
+        None => Ok(listing),
+    }
+}
+
+/// Everything under `condemned/`, damaged condemnations included (for
+/// verify, which reports them rather than stop).
+pub fn survey(backend: &Backend) -> Result<Listing, BackendError> {
     let (named, strays): (Vec<ObjectInfo>, Vec<ObjectInfo>) =
         (backend.list(PREFIX)?.into_iter()).partition(|o| is_condemnation_name(&o.key));
-    let read: Result<Vec<Option<Condemnation>>, BackendError> =
+    let read: Result<Vec<Option<Read>>, BackendError> =
         named.par_iter().map(|o| read_one(backend, o)).collect();
-    Ok(Listing {
-        condemnations: read?.into_iter().flatten().collect(),
+    let mut listing = Listing {
         strays: strays.into_iter().map(|o| o.key).collect(),
-    })
+        ..Listing::default()
+    };
+    for one in read?.into_iter().flatten() {
+        match one {
+            Read::Whole(c) => listing.condemnations.push(c),
+            Read::Damaged(why) => listing.damaged.push(why),
+        }
+    }
+    Ok(listing)
 }
 
 /// The key prefix of condemnations.
@@ -95,26 +117,36 @@ fn is_condemnation_name(key: &str) -> bool {
         .is_some_and(|name| is_hex_prefix(name) && name.parse::<IndexId>().is_ok())
 }
 
+/// One condemnation as read.
+enum Read {
+    Whole(Condemnation),
+    /// It does not open or decode: what to say of it.
+    Damaged(String),
+}
+
 /// One condemnation; `None` if a prune dropped it since the listing.
-fn read_one(backend: &Backend, object: &ObjectInfo) -> Result<Option<Condemnation>, BackendError> {
-    let bytes = match backend.get_opened(&object.key, MAX_LEN) {
-        Ok(bytes) => bytes,
+fn read_one(backend: &Backend, object: &ObjectInfo) -> Result<Option<Read>, BackendError> {
+    let key = &object.key;
+    let opened = match backend.get_sealed(key, MAX_LEN) {
+        Ok(opened) => opened,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e),
     };
-    let record: Record = serde_json::from_slice(&bytes).map_err(|e| BackendError {
-        location: backend.location(),
-        source: std::io::Error::other(damaged(&object.key, &e)),
-    })?;
-    Ok(Some(Condemnation {
-        key: object.key.clone(),
-        written: object.modified.unwrap_or(SystemTime::UNIX_EPOCH),
-        packs: record.packs,
+    let decoded = opened
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).map_err(|e| e.to_string()));
+    Ok(Some(match decoded {
+        Ok(record) => Read::Whole(Condemnation {
+            key: key.clone(),
+            written: object.modified.unwrap_or(SystemTime::UNIX_EPOCH),
+            packs: record.packs,
+        }),
+        Err(cause) => Read::Damaged(damaged(key, &cause)),
     }))
 }
 
 /// What to say of a condemnation that does not decode, and what to do.
-fn damaged(key: &str, cause: &serde_json::Error) -> String {
+fn damaged(key: &str, cause: &str) -> String {
     format!(
         "{key} is a damaged condemnation ({cause}): which packs a prune scheduled for deletion is unknown, so snapshots and prunes stop; remove it (the object {key} of the store): that only cancels the deletions it scheduled, and the next prune condemns those packs again if nothing needs them"
     )
