@@ -48,7 +48,8 @@
 //! walked, no pack checked yet; in repair's single pass too) and
 //! `verify-pass-done` (a pass over the store done, its findings not yet
 //! checked again). Of `forget`: `forget-decided` (the snapshots to forget
-//! chosen, by policy or by name, nothing forgotten yet).
+//! chosen, by policy or by name, nothing forgotten yet) and `forget-checked`
+//! (none of them found protected, no record deleted yet).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -152,7 +152,7 @@ impl Crafter {
                 ..Summary::default()
             },
         };
-        snapshot::commit(self.store.backend(), record)
+        snapshot::commit(self.store.backend(), self.store.catalog(), record)
             .unwrap()
             .id
             .to_hex()

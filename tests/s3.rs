@@ -405,6 +405,35 @@ fn a_missing_bucket_or_bad_credentials_say_so_in_one_line_without_creating_anyth
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
+/// Every command opening a store in a bucket that does not exist said the
+/// store was "not a cairn store (it has no config.json)": a 404 for the
+/// config was taken as the config's absence, though the server's answer
+/// was NoSuchBucket. Found by review.
+#[test]
+fn a_missing_bucket_is_named_as_such_by_every_command_not_as_a_missing_config() {
+    let mut missing = TestEnv::new();
+    missing.location = StoreLocation::S3 {
+        store: s3::S3Store::without_bucket("cairn-no-such-bucket"),
+        endpoint: s3::server().endpoint(),
+    };
+    for args in [&["snapshots"][..], &["snapshot", "."], &["prune"]] {
+        let out = missing.cairn(args).assert().code(1);
+        let err = stderr_of(out.get_output());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("s3://cairn-no-such-bucket") && err.contains("NoSuchBucket"),
+            "{err}"
+        );
+        assert!(!err.contains("not a cairn store"), "{err}");
+    }
+    // A bucket that exists with no store in it is still "not a cairn store".
+    let t = TestEnv::new_s3();
+    t.s3().put("other/file", b"x");
+    let out = t.cairn(["snapshots"]).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("not a cairn store"), "{err}");
+}
+
 #[test]
 fn an_unreachable_endpoint_fails_with_exit_1_and_no_backtrace() {
     let t = TestEnv::with_s3();

@@ -165,9 +165,13 @@ fn looping(prefix: &str, token: &str) -> io::Error {
 
 /// What went wrong with one request: the operation, the key and the
 /// server's answer, as one line.
+///
+/// A missing bucket is no missing object: its 404 (NoSuchBucket) is not
+/// `NotFound`, so that nothing takes it for an object's absence (opening
+/// the store took it for a missing `config.json`).
 fn failure(op: &str, key: &str, e: &object_store::Error) -> io::Error {
     let kind = match e {
-        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        object_store::Error::NotFound { .. } if !is_missing_bucket(e) => io::ErrorKind::NotFound,
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
             io::ErrorKind::AlreadyExists
         }
@@ -180,16 +184,24 @@ fn failure(op: &str, key: &str, e: &object_store::Error) -> io::Error {
     io::Error::new(kind, format!("{op} {key}: {}{hint}", answer(e)))
 }
 
+/// Whether the server answered that the bucket does not exist.
+fn is_missing_bucket(e: &object_store::Error) -> bool {
+    xml_field(&e.to_string(), "Code").is_some_and(|code| code == "NoSuchBucket")
+}
+
+/// The text of the first `<name>` element in `text` (an S3 error body).
+fn xml_field(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{name}>"))? + start;
+    Some(text[start..end].to_owned())
+}
+
 /// The server's answer in an `object_store` error, without the XML: its
 /// status and the S3 error code and message when there are any.
 fn answer(e: &object_store::Error) -> String {
     let text = e.to_string();
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{name}>"))? + start;
-        Some(text[start..end].to_owned())
-    };
+    let field = |name: &str| xml_field(&text, name);
     let status = text.find("status code: ").map(|i| {
         text[i + 13..]
             .split(':')

@@ -432,6 +432,13 @@ pub fn run(
             ),
         });
     }
+    for key in &fenced.strays {
+        reporter.warn(&Warning::Note {
+            message: format!(
+                "{key} is not a condemnation cairn wrote (not named as one): ignored; remove it if it is not yours"
+            ),
+        });
+    }
     let snapshot =
         snapshot::commit(store.backend(), store.catalog(), record).map_err(StoreError::from)?;
     // Every blob it references was in the catalog at that count (a local

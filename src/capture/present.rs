@@ -54,6 +54,8 @@ pub(crate) struct Fenced {
     pub rescued_blobs: u64,
     /// Their stored bytes.
     pub rescued_bytes: u64,
+    /// Keys under `condemned/` that are not condemnations: ignored.
+    pub strays: Vec<String>,
 }
 
 /// Makes sure every blob reachable from `root` is stored and not about to
@@ -80,7 +82,8 @@ fn fence_rounds(store: &Store, root: TreeId, started: Option<u64>) -> Result<Fen
     };
     for _ in 0..ROUNDS {
         sync::sync(&mut catalog, store.backend()).map_err(StoreError::from)?;
-        let condemned = condemned_known(store, &catalog)?;
+        let (condemned, strays) = condemned_and_strays(store, &catalog)?;
+        fenced.strays = strays;
         let before = catalog.removals().map_err(StoreError::from)?;
         let unchanged = before.is_some() && before == fenced.removals;
         if unchanged && condemned.is_empty() {
@@ -120,14 +123,23 @@ pub(super) fn condemned_known(
     store: &Store,
     catalog: &Catalog,
 ) -> Result<HashSet<PackId>, CaptureError> {
+    Ok(condemned_and_strays(store, catalog)?.0)
+}
+
+/// [`condemned_known`], and the stray keys under `condemned/` (not
+/// condemnations: ignored, for a warning).
+fn condemned_and_strays(
+    store: &Store,
+    catalog: &Catalog,
+) -> Result<(HashSet<PackId>, Vec<String>), CaptureError> {
     let all = condemn::read_all(store.backend()).map_err(StoreError::from)?;
     let mut known = HashSet::new();
-    for id in condemn::condemned_packs(&all).into_keys() {
+    for id in condemn::condemned_packs(&all.condemnations).into_keys() {
         if catalog.has_pack(&id).map_err(StoreError::from)? {
             known.insert(id);
         }
     }
-    Ok(known)
+    Ok((known, all.strays))
 }
 
 /// Walks the trees from `root` (each once) and looks up every tree and

@@ -77,7 +77,7 @@ impl Catalog {
     }
 
     fn configure(&self) -> Result<(), CatalogError> {
-        self.into_wal()?;
+        self.use_wal()?;
         // FULL: a committed pack record survives power loss, so a durable
         // snapshot never references blobs the catalog has forgotten.
         self.conn
@@ -90,7 +90,7 @@ impl Catalog {
     /// and SQLite answers "database is locked" at once rather than waiting
     /// for the busy timeout: copies racing into one new target failed so.
     /// Tried again until the busy timeout has passed; a no-op once in WAL.
-    fn into_wal(&self) -> Result<(), CatalogError> {
+    fn use_wal(&self) -> Result<(), CatalogError> {
         let started = std::time::Instant::now();
         loop {
             match self.conn.execute_batch("PRAGMA journal_mode = WAL;") {
@@ -223,6 +223,11 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// Whether SQLite said the database is locked by another connection.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,9 +237,4 @@ mod tests {
         let path = Path::new("/srv/a b/c?d#e%f/é");
         assert_eq!(uri_path(path), "/srv/a%20b/c%3Fd%23e%25f/%C3%A9");
     }
-}
-
-/// Whether SQLite said the database is locked by another connection.
-fn is_busy(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
 }

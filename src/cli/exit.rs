@@ -26,7 +26,9 @@ pub enum Exit {
     /// empty retention policy, a bad pattern or profile also count).
     Usage = 2,
     /// The work was committed, but some items are not in it or not whole
-    /// (files left out of a snapshot, items a restore could not write).
+    /// (files left out of a snapshot, items a restore could not write), or
+    /// a step after a committed one failed (the prune of a `forget
+    /// --prune`).
     Partial = 3,
     /// Damage was found (by verify, or in a restored database).
     Damage = 4,
@@ -78,6 +80,32 @@ impl std::fmt::Display for Finished {
     }
 }
 
+/// Attached (as context) to the failure of a step that came after a
+/// committed one (the prune of a `forget --prune` whose forget was
+/// committed): exit 1 promises that nothing was committed, so such a
+/// failure exits 3, partial, or 4 when the step met damage; the message
+/// names what was committed and the command that runs the failed step
+/// again.
+#[derive(Debug)]
+pub struct AfterCommit {
+    /// What was committed (`forgetting snapshot 4acb031c`).
+    pub committed: String,
+    /// The step that failed (`the prune after it`).
+    pub failed: &'static str,
+    /// The command that runs it again (`cairn prune`).
+    pub again: &'static str,
+}
+
+impl std::fmt::Display for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} was committed; only {} failed (`{}` runs it again)",
+            self.committed, self.failed, self.again
+        )
+    }
+}
+
 /// How a command ends: its exit code, and the message for stderr (after
 /// `cairn: `), if any. The one place that decides exit codes.
 ///
@@ -123,7 +151,8 @@ fn failed(e: &anyhow::Error) -> (Exit, Option<String>) {
 /// The exit code for a failed command: usage errors the library detects
 /// (an empty retention policy, a pattern that does not compile, a list
 /// file that cannot be read, a configuration file or profile that cannot
-/// be used) are 2, everything else 1.
+/// be used) are 2, damage 4, a step failed after a committed one
+/// ([`AfterCommit`]) 3, everything else 1.
 fn for_error(e: &anyhow::Error) -> Exit {
     if is_usage(e) {
         return Exit::Usage;
@@ -137,6 +166,9 @@ fn for_error(e: &anyhow::Error) -> Exit {
     }
     if is_damage(e) {
         return Exit::Damage;
+    }
+    if e.downcast_ref::<AfterCommit>().is_some() {
+        return Exit::Partial;
     }
     Exit::Error
 }

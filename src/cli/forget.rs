@@ -12,11 +12,12 @@ use cairn::outcome::Outcome;
 use cairn::rawname::escaped;
 use cairn::retention::{self, ForgetPlan, GroupDecision, GroupKey};
 use cairn::snapshot::SnapshotList;
-use cairn::snapshot::forget::forget;
+use cairn::snapshot::forget::{Forgotten, forget};
 use cairn::snapshot::protect::protected;
 use cairn::snapshot::select::SnapshotRef;
 use cairn::store::Store;
 
+use super::exit::AfterCommit;
 use super::filter::{FilterArgs, NamedScope, outside_filters};
 use super::output::{plural, print_table, snapshots_named};
 use super::policy::{PolicyArgs, describe};
@@ -55,7 +56,12 @@ struct ForgetJson<'a> {
     policy: Option<String>,
     groups: &'a [GroupDecision],
     forgotten: Vec<SnapshotId>,
+    /// Protected by another process while the forget ran: put back.
+    kept_protected: Vec<SnapshotId>,
     prune: Option<Pruned>,
+    /// Why the prune after a committed forget failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prune_error: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
@@ -73,53 +79,90 @@ pub fn run(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<Outcome> {
     if talk {
         print_groups(&mut out, &groups)?;
     }
-    if !args.dry_run {
-        forget(&store, &doomed)?;
-    }
+    let done = match args.dry_run {
+        true => Forgotten {
+            forgotten: doomed.clone(),
+            kept_protected: Vec::new(),
+        },
+        false => forget(&store, &doomed)?,
+    };
     if talk {
         let hint = policy.is_some() && !args.prune;
-        print_outcome(&mut out, &doomed, &groups, args.dry_run, hint)?;
+        print_outcome(&mut out, &done, &groups, args.dry_run, hint)?;
     }
-    let prune = if args.prune {
-        let options = &args.prune_options;
-        Some(prune_store(
-            ctx,
-            &mut out,
-            &mut store,
-            options,
-            args.dry_run,
-            &doomed,
-        )?)
-    } else {
-        None
+    let pruned = match args.prune {
+        true => Some(prune_after(ctx, &mut out, &mut store, &args, &doomed)),
+        false => None,
     };
-    let committed = committed(&doomed, args.dry_run, args.prune);
-    out.report(Outcome::Done, committed, |out| {
-        if !ctx.json {
-            return Ok(());
-        }
-        print_json(
-            out,
-            &ForgetJson {
-                dry_run: args.dry_run,
-                policy,
-                groups: &groups,
-                forgotten: doomed,
-                prune,
-            },
-        )
+    let nothing_committed = args.dry_run || done.forgotten.is_empty();
+    let (prune, failed) = split(pruned, nothing_committed)?;
+    let committed = committed(&done.forgotten, args.dry_run, prune.is_some());
+    let report = ForgetJson {
+        dry_run: args.dry_run,
+        policy,
+        groups: &groups,
+        forgotten: done.forgotten.clone(),
+        kept_protected: done.kept_protected,
+        prune,
+        prune_error: failed.as_ref().map(super::exit::describe),
+    };
+    let outcome = out.report(Outcome::Done, committed, |out| match ctx.json {
+        true => print_json(out, &report),
+        false => Ok(()),
+    })?;
+    match failed {
+        Some(e) => Err(prune_failed(e, &done.forgotten)),
+        None => Ok(outcome),
+    }
+}
+
+/// The prune's report, or the failure of a prune after a committed forget
+/// (kept for after the forget's report); a failure after nothing was
+/// committed is the command's error.
+fn split(
+    pruned: Option<anyhow::Result<Pruned>>,
+    nothing_committed: bool,
+) -> anyhow::Result<(Option<Pruned>, Option<anyhow::Error>)> {
+    match pruned {
+        Some(Ok(p)) => Ok((Some(p), None)),
+        Some(Err(e)) if nothing_committed => Err(e),
+        Some(Err(e)) => Ok((None, Some(e))),
+        None => Ok((None, None)),
+    }
+}
+
+/// The error of a prune that failed after `forgotten` were forgotten: it
+/// names them, so that exit 1 ("nothing committed") is not what it means.
+fn prune_failed(e: anyhow::Error, forgotten: &[SnapshotId]) -> anyhow::Error {
+    e.context(AfterCommit {
+        committed: format!("forgetting {}", snapshots_named(forgotten)),
+        failed: "the prune after it",
+        again: "cairn prune",
     })
 }
 
+/// The prune of `forget --prune`; a dry run plans it as if `doomed` were
+/// gone.
+fn prune_after(
+    ctx: &Ctx,
+    out: &mut Out,
+    store: &mut Store,
+    args: &ForgetArgs,
+    doomed: &[SnapshotId],
+) -> anyhow::Result<Pruned> {
+    let options = &args.prune_options;
+    prune_store(ctx, out, store, options, args.dry_run, doomed)
+}
+
 /// What a forget committed, for the message when its report is lost.
-fn committed(doomed: &[SnapshotId], dry_run: bool, prune: bool) -> Option<String> {
-    match (dry_run, doomed.is_empty(), prune) {
+fn committed(forgotten: &[SnapshotId], dry_run: bool, pruned: bool) -> Option<String> {
+    match (dry_run, forgotten.is_empty(), pruned) {
         (true, _, _) | (false, true, false) => None,
         (false, true, true) => Some("the prune".to_owned()),
-        (false, false, false) => Some(format!("forgetting {}", snapshots_named(doomed))),
+        (false, false, false) => Some(format!("forgetting {}", snapshots_named(forgotten))),
         (false, false, true) => Some(format!(
             "forgetting {} and the prune after it",
-            snapshots_named(doomed)
+            snapshots_named(forgotten)
         )),
     }
 }
@@ -230,28 +273,42 @@ fn group_title(key: &GroupKey) -> String {
 
 fn print_outcome(
     out: &mut Out,
-    doomed: &[SnapshotId],
+    done: &Forgotten,
     groups: &[GroupDecision],
     dry_run: bool,
     hint: bool,
 ) -> io::Result<()> {
+    let verb = if dry_run { "would forget" } else { "forgot" };
+    if groups.is_empty() {
+        for id in &done.forgotten {
+            writeln!(out, "{verb} snapshot {}", id.short())?;
+        }
+        return print_kept_protected(out, &done.kept_protected);
+    }
     let kept: usize = groups
         .iter()
         .map(|g| g.snapshots.iter().filter(|d| d.keep).count())
         .sum();
-    let verb = if dry_run { "would forget" } else { "forgot" };
-    if groups.is_empty() {
-        for id in doomed {
-            writeln!(out, "{verb} snapshot {}", id.short())?;
-        }
-        return Ok(());
-    }
-    let forgotten = plural(doomed.len() as u64, "snapshot");
+    let kept = kept + done.kept_protected.len();
+    let forgotten = plural(done.forgotten.len() as u64, "snapshot");
     writeln!(out, "{verb} {forgotten}, kept {kept}")?;
-    if hint && !dry_run && !doomed.is_empty() {
+    print_kept_protected(out, &done.kept_protected)?;
+    if hint && !dry_run && !done.forgotten.is_empty() {
         writeln!(
             out,
             "run `cairn prune` (or `forget --prune`) to free their space"
+        )?;
+    }
+    Ok(())
+}
+
+/// Names the snapshots another process protected while the forget ran.
+fn print_kept_protected(out: &mut Out, kept: &[SnapshotId]) -> io::Result<()> {
+    for id in kept {
+        writeln!(
+            out,
+            "kept snapshot {}: protected by another process while forget ran",
+            id.short()
         )?;
     }
     Ok(())

@@ -267,7 +267,7 @@ pub struct Refusal {
 }
 
 /// Parses `args` (the program name first), applying the profile named.
-pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refusal> {
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, Box<Refusal>> {
     let lenient = command()
         .ignore_errors(true)
         .try_get_matches_from(&args)
@@ -275,10 +275,12 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Refusal> {
     let command = lenient
         .as_ref()
         .and_then(|m| m.subcommand_name().map(str::to_owned));
-    let refusal = |why, profile| Refusal {
-        why,
-        profile,
-        command: command.clone(),
+    let refusal = |why, profile| {
+        Box::new(Refusal {
+            why,
+            profile,
+            command: command.clone(),
+        })
     };
     let named = lenient
         .as_ref()

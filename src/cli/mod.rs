@@ -266,7 +266,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let invocation = match invocation::parse(std::env::args_os().collect()) {
         Ok(invocation) => invocation,
-        Err(refusal) => return refuse(refusal),
+        Err(refusal) => return refuse(*refusal),
     };
     let hooks = hooks::Wrapped::new(invocation.profile.as_ref(), invocation.command.as_deref());
     if let Some(hooks) = &hooks

@@ -53,7 +53,7 @@ pub fn execute(
     let started = Instant::now();
     let mut shared = SharedReport::default();
     let now = lease.store_now();
-    let condemnations = condemn::read_all(store.backend())?;
+    let condemnations = condemn::read_all(store.backend())?.condemnations;
     let (deleted, bytes_deleted) = settle(
         store,
         &plan,
@@ -95,6 +95,7 @@ pub fn execute(
     shared.packs_condemned = old.len() as u64;
     lease.checkpoint()?;
     condemn::condemn(store.backend(), &old)?;
+    let (tmp_files, tmp_bytes) = store.clear_left_tmp()?;
     let bytes_written: u64 = repacked.packs.iter().map(|p| p.size).sum();
     Ok(Report {
         packs_deleted: deleted.len() as u64,
@@ -102,8 +103,8 @@ pub fn execute(
         blobs_repacked: repacked.blobs,
         bytes_repacked: repacked.bytes,
         bytes_freed: bytes_deleted.saturating_sub(bytes_written),
-        tmp_files_removed: 0,
-        tmp_bytes_removed: 0,
+        tmp_files_removed: tmp_files,
+        tmp_bytes_removed: tmp_bytes,
         duration_secs: plan.mark_secs + started.elapsed().as_secs_f64(),
         requests: store.backend().requests(),
         shared: Some(shared),

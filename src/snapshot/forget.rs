@@ -25,11 +25,22 @@ fn describe_protected(ids: &[SnapshotId]) -> String {
     }
 }
 
+/// What a forget did: the records it deleted, and those it put back
+/// because another process protected them meanwhile.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Snapshots whose records are gone: deleted now, or already gone.
+    pub forgotten: Vec<SnapshotId>,
+    /// Snapshots protected while the forget ran: their records are back.
+    pub kept_protected: Vec<SnapshotId>,
+}
+
 /// Deletes the records of `ids`, refusing all of them if any is protected.
 /// Records already gone are skipped. No lock keeps a `protect` (from this
 /// or another host) out between the check and the delete, so protection is
-/// read again afterwards and a record protected meanwhile is put back.
-pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
+/// read again afterwards and a record protected meanwhile is put back: the
+/// result says which, so that no report counts it as forgotten.
+pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<Forgotten, ForgetError> {
     let protected = protect::protected(store.backend()).map_err(StoreError::from)?;
     let refused: Vec<SnapshotId> = ids
         .iter()
@@ -39,6 +50,7 @@ pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
     if !refused.is_empty() {
         return Err(ForgetError::Protected(refused));
     }
+    crate::crash::point("forget-checked");
     let mut deleted = Vec::new();
     for id in ids {
         if let Some(record) = delete_record(store, id)? {
@@ -46,13 +58,33 @@ pub fn forget(store: &Store, ids: &[SnapshotId]) -> Result<(), ForgetError> {
         }
     }
     let protected = protect::protected(store.backend()).map_err(StoreError::from)?;
+    let kept_protected = put_back(store, &deleted, &protected)?;
+    let forgotten = (ids.iter())
+        .filter(|id| !kept_protected.contains(id))
+        .copied()
+        .collect();
+    Ok(Forgotten {
+        forgotten,
+        kept_protected,
+    })
+}
+
+/// Writes back the records of `deleted` that are `protected` now; returns
+/// their ids.
+fn put_back(
+    store: &Store,
+    deleted: &[(SnapshotId, Vec<u8>)],
+    protected: &std::collections::HashSet<SnapshotId>,
+) -> Result<Vec<SnapshotId>, ForgetError> {
+    let mut kept = Vec::new();
     for (id, record) in deleted.iter().filter(|(id, _)| protected.contains(id)) {
         store
             .backend()
             .create(&key(id), record)
             .map_err(StoreError::from)?;
+        kept.push(*id);
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// Deletes one record, returning its bytes (`None`: already gone).

@@ -339,6 +339,22 @@ impl Store {
         Ok(self.staging.clear()?)
     }
 
+    /// Removes the staging files left by interrupted runs of this host
+    /// while other processes may be using the store (a prune of a remote
+    /// store, which takes this host's lock shared); returns how many files
+    /// and bytes. Only what no live process holds goes, see
+    /// [`Staging::clear_left`]; capture's private directories only while
+    /// no capture runs, held off meanwhile. A local store's `tmp/` also
+    /// holds the backend's unlocked temporary files, so only
+    /// [`Store::clear_tmp`], under the exclusive lock, clears it.
+    pub fn clear_left_tmp(&self) -> Result<(u64, u64), StoreError> {
+        if !self.backend.is_remote() {
+            return Ok((0, 0));
+        }
+        let paused = writers::pause(&self.home, self.backend.file_mode())?;
+        Ok(self.staging.clear_left(paused.is_some())?)
+    }
+
     /// A temporary file for scratch work that is never published (a
     /// database image to check): staged, or, when this run cannot write
     /// the store, in the system's temporary directory.

@@ -6,7 +6,8 @@
 //!
 //! Each is locked (`flock`, exclusive) by the process writing it while it
 //! is open, so that `verify` can tell a file in flight from one an
-//! interrupted run left behind.
+//! interrupted run left behind, and a prune of a remote store can remove
+//! the leftovers beside running processes ([`Staging::clear_left`]).
 
 use std::fs::{self, File};
 use std::io;
@@ -16,6 +17,20 @@ use tempfile::NamedTempFile;
 
 use crate::backend::BackendError;
 use crate::rawname::escaped;
+
+/// How many new staging files in a row may be removed under their writer
+/// before it gives up: something removes them as fast as they are made.
+const MAX_REMOVED: u32 = 16;
+
+/// Whether `path` still names `file` (the same inode): not removed, nor
+/// replaced, since it was opened.
+fn names(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(path), file.metadata()) {
+        (Ok(at), Ok(held)) => at.dev() == held.dev() && at.ino() == held.ino(),
+        _ => false,
+    }
+}
 
 /// Where this host stages files for one store.
 #[derive(Debug, Clone)]
@@ -54,14 +69,28 @@ impl Staging {
 
     /// A new staging file, removed when dropped unless it becomes an
     /// object, and locked while open.
+    ///
+    /// A file is unlocked for an instant after it is created, and
+    /// [`Staging::clear_left`] may take it for a leftover then and remove
+    /// it: once locked, it must still be the file its path names, or a new
+    /// one is made.
     pub fn file(&self) -> Result<NamedTempFile, BackendError> {
-        let file =
-            crate::backend::temp_file_in(&self.dir, self.file_mode).map_err(self.at(&self.dir))?;
-        // Blocks only while a `state` check holds it for an instant.
-        // Advisory: if the file system refuses, verify only calls the file
-        // a leftover while it is written.
-        let _ = file.as_file().lock();
-        Ok(file)
+        for _ in 0..MAX_REMOVED {
+            let file = crate::backend::temp_file_in(&self.dir, self.file_mode)
+                .map_err(self.at(&self.dir))?;
+            // Blocks only while a `state` check or `clear_left` holds it
+            // for an instant. Advisory: if the file system refuses,
+            // verify only calls the file a leftover while it is written,
+            // and `clear_left` removes nothing it cannot lock.
+            let _ = file.as_file().lock();
+            if names(file.path(), file.as_file()) {
+                return Ok(file);
+            }
+        }
+        let gone = io::Error::other(format!(
+            "each of {MAX_REMOVED} new staging files was removed as soon as it was made"
+        ));
+        Err(self.at(&self.dir)(gone))
     }
 
     /// A staging file holding `bytes`.
@@ -133,6 +162,69 @@ impl Staging {
         }
         crate::backend::local::sync_dir(&self.dir).map_err(self.at(&self.dir))?;
         Ok((files, bytes))
+    }
+
+    /// Removes what interrupted runs left while other processes may be
+    /// staging here: each file only once locked by this process and still
+    /// at its name (a live process holds its own locked, and makes a new
+    /// one if its file was taken between its creation and its lock), and
+    /// directories (a capture's private ones, never locked) only with
+    /// `dirs`, when no capture can run. Returns how many and their bytes.
+    pub fn clear_left(&self, dirs: bool) -> Result<(u64, u64), BackendError> {
+        let (mut files, mut bytes) = (0, 0);
+        for name in self.names()? {
+            if let Some(size) = self.remove_left(&name, dirs)? {
+                files += 1;
+                bytes += size;
+            }
+        }
+        crate::backend::local::sync_dir(&self.dir).map_err(self.at(&self.dir))?;
+        Ok((files, bytes))
+    }
+
+    /// Removes the entry `name` if nothing holds it (see
+    /// [`Staging::clear_left`]); its size if it was removed.
+    fn remove_left(&self, name: &str, dirs: bool) -> Result<Option<u64>, BackendError> {
+        let path = self.dir.join(name);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.at(&path)(e)),
+        };
+        let removed = match meta.file_type() {
+            t if t.is_dir() && !dirs => return Ok(None),
+            t if t.is_dir() => fs::remove_dir_all(&path),
+            t if t.is_file() => return self.remove_unlocked_file(&path),
+            // A symlink or a fifo: nothing cairn stages.
+            _ => fs::remove_file(&path),
+        };
+        match removed {
+            Ok(()) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.at(&path)(e)),
+        }
+    }
+
+    /// Removes the file at `path` if this process can lock it: the lock
+    /// is held until after it is gone, so its writer (if any, between
+    /// creating and locking it) finds it gone and makes another.
+    fn remove_unlocked_file(&self, path: &Path) -> Result<Option<u64>, BackendError> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(self.at(path)(e.into())),
+        };
+        if file.try_lock().is_err() || !names(path, &file) {
+            return Ok(None);
+        }
+        let size = file.metadata().map_err(self.at(path))?.len();
+        match fs::remove_file(path) {
+            Ok(()) => Ok(Some(size)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.at(path)(e)),
+        }
     }
 
     /// Free bytes on the staging file system, if known.

@@ -77,6 +77,29 @@ pub fn running(root: &Path) -> bool {
     file.try_lock().is_err()
 }
 
+/// Keeps captures from starting while held: the mark file locked
+/// exclusively (a capture's [`announce`] waits for it).
+#[derive(Debug)]
+pub struct Paused {
+    _file: File,
+}
+
+/// Holds off new captures on the store at `root` if none runs now (`None`
+/// if one does): for removing what only captures leave in `tmp/` (a
+/// database's private directory), which no lock of their own guards.
+pub fn pause(root: &Path, file_mode: u32) -> Result<Option<Paused>, StoreError> {
+    let path = path(root);
+    let file = open_mark(&path, file_mode).map_err(|source| StoreError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(Paused { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,8 @@ use crate::store::{Store, StoreError};
 /// Warnings, and damaged packs the catalog does not name (with the cause).
 pub(super) type Leftovers = (Vec<String>, Vec<(PackId, String)>);
 
-/// Warnings about unreferenced packs, leftovers in `tmp/` and an unfinished
-/// prune; and packs the catalog does not name whose header does not decode:
+/// Warnings about unreferenced packs, strays and damaged condemnations in
+/// `condemned/`, leftovers in `tmp/` and an unfinished prune; and packs the catalog does not name whose header does not decode:
 /// those are damage (a crashed run only ever leaves complete packs), maybe
 /// holding blobs a rebuilt catalog could not list.
 ///
@@ -34,6 +34,7 @@ pub(super) fn leftovers(
     for (key, why) in found.strays {
         out.push(format!("{key}: {why}"));
     }
+    out.extend(condemned_leftovers(store)?);
     let left = left_in_tmp(store)?;
     if left > 0 {
         out.push(format!(
@@ -123,6 +124,17 @@ fn uncataloged_packs(store: &Store, packs: &[PackRow]) -> Result<PackLeftovers, 
         }
     }
     Ok(found)
+}
+
+/// What `condemned/` holds beside condemnations: strays (not named as
+/// one), which snapshots and prunes ignore, and condemnations that do not
+/// decode, which stop them (each said with what to do).
+fn condemned_leftovers(store: &Store) -> Result<Vec<String>, StoreError> {
+    let listing = crate::prune::condemn::survey(store.backend())?;
+    let strays = listing.strays.into_iter().map(|key| {
+        format!("{key}: not a condemnation cairn wrote (not named as one); snapshots and prunes ignore it")
+    });
+    Ok(listing.damaged.into_iter().chain(strays).collect())
 }
 
 /// How many entries of `tmp/` no running process holds.
