@@ -16,7 +16,6 @@
 //! whose connection broke after it was sent is retried here, where
 //! `object_store` stops (see `S3::create`).
 
-use std::collections::HashSet;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -24,8 +23,6 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::client::{HttpError, HttpErrorKind};
-use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path as ObjectPath;
 use object_store::{
     BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
@@ -35,6 +32,11 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
 use super::{Counters, ObjectInfo};
+
+mod failure;
+mod listing;
+
+use failure::{answer, answer_lost, failure};
 
 /// Objects up to this size are uploaded with one PUT (one request, the
 /// cheapest on S3); larger ones stream from their file in parts.
@@ -110,111 +112,12 @@ pub struct S3 {
     counters: Arc<Counters>,
 }
 
-/// The kind of transport failure in `e`'s chain, if it is one (not an
-/// answer of the server's).
-fn transport_failure(e: &object_store::Error) -> Option<HttpErrorKind> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(inner) = source {
-        if let Some(http) = inner.downcast_ref::<HttpError>() {
-            return Some(http.kind());
-        }
-        source = inner.source();
-    }
-    None
-}
-
-/// Whether `e` is a request that was sent and then lost its answer (the
-/// connection reset or timed out): the server may have carried it out.
-/// `object_store` resends only requests it knows to be idempotent then.
-fn answer_lost(e: &object_store::Error) -> bool {
-    matches!(
-        transport_failure(e),
-        Some(HttpErrorKind::Interrupted | HttpErrorKind::Timeout)
-    )
-}
-
-/// Whether reading a listing's page failed in transport where
-/// `object_store` does not try again (its body cut off, say): a listing
-/// changes nothing, so it can always be asked for again.
-fn page_lost(e: &object_store::Error) -> bool {
-    answer_lost(e)
-        || matches!(
-            transport_failure(e),
-            Some(HttpErrorKind::Decode | HttpErrorKind::Unknown)
-        )
-}
-
 /// `text` as an object path, as it is: `ObjectPath::parse` refuses only
 /// control characters and empty, `.` or `..` segments, none of which a
 /// store location or a key of cairn's holds; should one ever reach here,
 /// the encoded path is still a path.
 fn literal(text: &str) -> ObjectPath {
     ObjectPath::parse(text).unwrap_or_else(|_| ObjectPath::from(text))
-}
-
-/// A listing the server would never end: it handed back a continuation
-/// token it gave before (a bug some S3-compatible servers have had, or a
-/// hostile one), so the next page would be one already read.
-fn looping(prefix: &str, token: &str) -> io::Error {
-    let token = crate::rawname::printable(token);
-    io::Error::other(format!(
-        "LIST {prefix}: the server gave the continuation token {token:?} twice; \
-         its listing would never end"
-    ))
-}
-
-/// What went wrong with one request: the operation, the key and the
-/// server's answer, as one line.
-///
-/// A missing bucket is no missing object: its 404 (NoSuchBucket) is not
-/// `NotFound`, so that nothing takes it for an object's absence (opening
-/// the store took it for a missing `config.json`).
-fn failure(op: &str, key: &str, e: &object_store::Error) -> io::Error {
-    let kind = match e {
-        object_store::Error::NotFound { .. } if !is_missing_bucket(e) => io::ErrorKind::NotFound,
-        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-            io::ErrorKind::AlreadyExists
-        }
-        _ => io::ErrorKind::Other,
-    };
-    let hint = match transport_failure(e) {
-        Some(HttpErrorKind::Timeout) => " (it took longer than --request-timeout allows)",
-        _ => "",
-    };
-    io::Error::new(kind, format!("{op} {key}: {}{hint}", answer(e)))
-}
-
-/// Whether the server answered that the bucket does not exist.
-fn is_missing_bucket(e: &object_store::Error) -> bool {
-    xml_field(&e.to_string(), "Code").is_some_and(|code| code == "NoSuchBucket")
-}
-
-/// The text of the first `<name>` element in `text` (an S3 error body).
-fn xml_field(text: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = text.find(&open)? + open.len();
-    let end = text[start..].find(&format!("</{name}>"))? + start;
-    Some(text[start..end].to_owned())
-}
-
-/// The server's answer in an `object_store` error, without the XML: its
-/// status and the S3 error code and message when there are any.
-fn answer(e: &object_store::Error) -> String {
-    let text = e.to_string();
-    let field = |name: &str| xml_field(&text, name);
-    let status = text.find("status code: ").map(|i| {
-        text[i + 13..]
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    });
-    match (status, field("Code"), field("Message")) {
-        (Some(status), Some(code), Some(message)) => format!("{status} {code}: {message}"),
-        (Some(status), _, _) => status,
-        _ => text.lines().next().unwrap_or("").to_owned(),
-    }
 }
 
 impl S3 {
@@ -494,77 +397,6 @@ impl S3 {
             pending: Vec::new(),
             at: 0,
         })
-    }
-
-    /// Every object whose key starts with `prefix`, sorted by key.
-    pub fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
-        let path = self.path(prefix.trim_end_matches('/'));
-        let under = (!path.as_ref().is_empty()).then(|| format!("{}/", path.as_ref()));
-        let mut found = Vec::new();
-        let mut token = None;
-        let mut given = HashSet::new();
-        loop {
-            let options = PaginatedListOptions {
-                page_token: token.take(),
-                max_keys: Some(LIST_PAGE as usize),
-                ..PaginatedListOptions::default()
-            };
-            let attempt = || {
-                self.counters.add_requests(&self.counters.lists, 1);
-                self.run(
-                    self.client
-                        .list_paginated(under.as_deref(), options.clone()),
-                )
-            };
-            let page = self
-                .resending(page_lost, attempt)
-                .map_err(|e| failure("LIST", prefix, &e))?;
-            found.extend(page.result.objects);
-            match page.page_token {
-                None => break,
-                Some(next) if !given.insert(next.clone()) => return Err(looping(prefix, &next)),
-                Some(next) => token = Some(next),
-            }
-        }
-        let mut out: Vec<ObjectInfo> = found
-            .into_iter()
-            .map(|m| ObjectInfo {
-                key: self.key_of(&m.location),
-                size: m.size,
-                modified: Some(SystemTime::from(m.last_modified)),
-            })
-            .filter(|o| o.key.starts_with(prefix))
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
-    }
-
-    /// The objects directly under the store's prefix and the names of the
-    /// "directories" below it: the first page of one LIST with a delimiter
-    /// (up to 1000 of them; a store has a handful, and for a prefix that is
-    /// no store the first page tells). A zero-byte object named like the
-    /// prefix itself is the "folder" a console makes, not an object.
-    pub fn top_level(&self) -> io::Result<(Vec<ObjectInfo>, Vec<String>)> {
-        let folder = literal(&self.url.prefix);
-        let prefix = (!self.url.prefix.is_empty()).then(|| format!("{}/", folder.as_ref()));
-        let options = PaginatedListOptions {
-            delimiter: Some("/".into()),
-            max_keys: Some(LIST_PAGE as usize),
-            ..PaginatedListOptions::default()
-        };
-        let page = self
-            .run(self.client.list_paginated(prefix.as_deref(), options))
-            .map_err(|e| failure("LIST", "/", &e))?;
-        self.counters.add_requests(&self.counters.lists, 1);
-        let objects = (page.result.objects.into_iter())
-            .filter(|m| !(m.size == 0 && m.location == folder))
-            .map(|m| ObjectInfo {
-                key: self.key_of(&m.location),
-                size: m.size,
-                modified: Some(SystemTime::from(m.last_modified)),
-            });
-        let dirs = page.result.common_prefixes.iter().map(|p| self.key_of(p));
-        Ok((objects.collect(), dirs.collect()))
     }
 
     /// What is stored under `key`, if anything.
