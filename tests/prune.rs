@@ -509,13 +509,16 @@ fn a_damaged_snapshot_record_stops_prune_until_it_is_forgotten_by_id() {
     let (s2, copy) = snapshot_and_copy(&t, &src, "2026-01-02T00:00:00Z", "gen2");
     t.cairn(["forget", &s1]).assert().success();
     fs::write(src.join("note"), "3\n").unwrap();
-    // Damaged before any listing has cached it.
+    // Damaged where no copy of it was checked: the host that wrote it
+    // keeps one in its catalog (and so restores and prunes it), a host
+    // with a catalog rebuilt from the store has none.
     let (s3, _) = snapshot_and_copy(&t, &src, "2026-01-03T00:00:00Z", "gen3");
     let record = t.store.join(format!("snapshots/{s3}.json"));
     let mut bytes = fs::read(&record).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     fs::write(&record, bytes).unwrap();
+    fs::remove_file(t.store.join("catalog.db")).unwrap();
 
     let packs = listing(&t.store.join("packs"));
     for args in [
