@@ -224,6 +224,40 @@ fn retention_counts_a_snapshot_listed_twice_by_a_killed_tag_once() {
     assert!(left.iter().all(|s| id(s) != older), "{left:?}");
 }
 
+/// Two snapshots taken on purpose at one --time of the same data are two
+/// restore points, and grouping by tags keeps records of other tags apart:
+/// the first version of the twin rule merged them (same tree, time, host
+/// and paths) into a group of both tags, and `--group-by tags
+/// --keep-last 1` forgot the newest snapshot of groups `a` and `b`.
+#[test]
+fn snapshots_of_one_time_taken_on_purpose_are_not_twins_and_tag_groups_stay_apart() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 2);
+    let at = "2026-03-01T00:00:00Z";
+    t.snapshot(&[&src], &["--time", at, "--tag", "a"]);
+    t.snapshot(&[&src], &["--time", at, "--tag", "b"]);
+    t.snapshot(
+        &[&src],
+        &["--time", "2026-03-02T00:00:00Z", "--tag", "a", "--tag", "b"],
+    );
+    let out = t
+        .cairn([
+            "--json",
+            "forget",
+            "--group-by",
+            "tags",
+            "--keep-last",
+            "1",
+            "--dry-run",
+        ])
+        .assert()
+        .success();
+    let plan = parse_json(&out.get_output().stdout);
+    assert_eq!(plan["forgotten"].as_array().unwrap().len(), 0, "{plan}");
+    assert_eq!(plan["groups"].as_array().unwrap().len(), 3, "{plan}");
+}
+
 #[test]
 fn stats_of_records_claiming_more_than_a_u64_holds_says_the_most_not_a_wrapped_sum() {
     // A record claiming 2^64 - 1 bytes beside another: the sum wrapped and

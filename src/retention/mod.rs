@@ -107,8 +107,13 @@ impl fmt::Display for Reason {
 }
 
 impl Serialize for Reason {
+    /// As displayed, but a snapshot named by its full id, as JSON does
+    /// everywhere.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self {
+            Self::SameAs(id) => s.collect_str(&format_args!("same as {}", id.to_hex())),
+            reason => s.collect_str(reason),
+        }
     }
 }
 

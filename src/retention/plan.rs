@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Candidate, Context, Decision, GroupDecision, PolicyError, Reason, SavedPolicy, apply};
-use crate::id::{SnapshotId, TreeId};
+use crate::id::SnapshotId;
 use crate::snapshot::Snapshot;
 use crate::snapshot::select::Filter;
 
@@ -22,9 +22,10 @@ pub struct ForgetPlan {
 ///
 /// A policy counts restore points, not records: a damaged original and its
 /// repaired copy, or the two records a `tag` killed midway leaves (the same
-/// tree, time, host and paths), are one snapshot, kept or forgotten
-/// together. Counted as two, `--keep-last 7` after a repair kept the newest
-/// snapshot twice and forgot an older one, copy and all.
+/// record but for its tags), are one snapshot, kept or forgotten together,
+/// unless grouping by tags puts them in different groups. Counted as two,
+/// `--keep-last 7` after a repair kept the newest snapshot twice and forgot
+/// an older one, copy and all.
 pub fn plan(
     snapshots: &[Snapshot],
     filter: &Filter,
@@ -33,7 +34,7 @@ pub fn plan(
     context: &Context,
 ) -> Result<ForgetPlan, PolicyError> {
     let matched: Vec<&Snapshot> = snapshots.iter().filter(|s| filter.matches(s)).collect();
-    let points = RestorePoints::of(&matched);
+    let points = RestorePoints::of(&matched, saved.group_by.tags);
     let candidates = points.candidates(protected);
     let mut groups = apply(&candidates, &saved.policy, saved.group_by, context)?;
     points.add_others(&mut groups);
@@ -54,7 +55,7 @@ struct RestorePoints<'a> {
 }
 
 impl<'a> RestorePoints<'a> {
-    fn of(matched: &[&'a Snapshot]) -> Self {
+    fn of(matched: &[&'a Snapshot], by_tags: bool) -> Self {
         let copy_of: HashMap<SnapshotId, SnapshotId> = matched
             .iter()
             .filter_map(|s| Some((s.record.summary.repaired_from?, s.id)))
@@ -66,7 +67,7 @@ impl<'a> RestorePoints<'a> {
             let standing = by_id.get(&stand_in).unwrap_or(s);
             let stands = standing.id == s.id;
             by_point
-                .entry(PointKey::of(standing))
+                .entry(PointKey::of(standing, by_tags))
                 .or_default()
                 .push((!stands, s));
         }
@@ -140,25 +141,24 @@ fn last_copy(copy_of: &HashMap<SnapshotId, SnapshotId>, id: SnapshotId) -> Snaps
     at
 }
 
-/// What makes two records one restore point: the same data captured at the
-/// same instant by the same host of the same paths (a killed `tag` leaves
-/// such twins), or a record and the repaired copy standing for it.
+/// What makes two records one restore point: the same record but for its
+/// tags (a killed `tag` leaves such twins; two snapshots taken on purpose
+/// differ at least in their summaries), or a record and the repaired copy
+/// standing for it. Grouping by tags keeps records of other tags apart:
+/// merged, they would be counted in a group neither has.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct PointKey {
-    tree: TreeId,
-    time: (i64, i32),
-    host: String,
-    paths: Vec<crate::rawname::RawName>,
+    untagged: [u8; 32],
+    tags: Option<Vec<String>>,
 }
 
 impl PointKey {
-    fn of(s: &Snapshot) -> Self {
-        let at = s.record.time.timestamp;
+    fn of(s: &Snapshot, by_tags: bool) -> Self {
+        let mut untagged = s.record.clone();
+        untagged.tags.clear();
         Self {
-            tree: s.record.tree,
-            time: (at.as_second(), at.subsec_nanosecond()),
-            host: s.record.host.clone(),
-            paths: s.record.paths.clone(),
+            untagged: *blake3::hash(&untagged.encode()).as_bytes(),
+            tags: by_tags.then(|| s.record.tags.clone()),
         }
     }
 }
