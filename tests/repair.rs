@@ -410,7 +410,10 @@ fn retention_counts_an_original_and_its_repaired_copy_as_one_snapshot() {
     let doomed = plan["forgotten"].as_array().unwrap();
     assert!(doomed.is_empty(), "{plan}");
     let reasons = plan["groups"][0]["snapshots"].to_string();
-    assert!(reasons.contains(&format!("same as {second_copy}")), "{plan}");
+    assert!(
+        reasons.contains(&format!("same as {second_copy}")),
+        "{plan}"
+    );
     w.t.cairn(["forget", "--keep-last", "1"]).assert().success();
     let left: Vec<String> =
         w.t.snapshots(&[])

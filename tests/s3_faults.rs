@@ -173,11 +173,44 @@ fn a_request_slower_than_request_timeout_names_the_option_and_a_longer_one_waits
     let err = stderr_of(out.get_output());
     assert!(err.contains("--request-timeout"), "{err}");
     assert!(t.snapshots(&[]).is_empty());
+    // A timeout no request can meet is a usage error, not a failed night.
+    for none in ["0s", "0", "500ms"] {
+        let out = t
+            .cairn(["--request-timeout", none, "snapshots"])
+            .assert()
+            .code(2);
+        assert!(stderr_of(out.get_output()).contains("at least 1s"));
+    }
     t.cairn(["--retries", "0", "--request-timeout", "20s", "snapshot"])
         .arg(&src)
         .assert()
         .success();
     assert_eq!(t.snapshots(&[]).len(), 1);
+}
+
+/// A server that never answers a listing: each page is asked for
+/// `--retries` more times, not that many times over (`object_store`
+/// retries a timed-out GET itself, and resending its final error made
+/// (N+1)^2 requests: 9 for --retries 2, and hours at the defaults).
+#[test]
+fn a_stalled_listing_is_tried_retries_plus_one_times_not_their_square() {
+    let (t, proxy) = s3_through_proxy();
+    let src = t.path("src");
+    small_tree(&src, 10);
+    settle();
+    t.snapshot(&[&src], &[]);
+    proxy.aim_at("GET", "list-type=2");
+    proxy.delay(Duration::from_secs(4));
+    proxy.reset_seen();
+    t.cairn(["--retries", "2", "--request-timeout", "1s", "snapshots"])
+        .assert()
+        .code(1);
+    let listings = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.target.contains("list-type=2"))
+        .count();
+    assert!(listings <= 3, "{listings} listing requests");
 }
 
 fn first_put_answer_lost() -> (TestEnv, FaultProxy) {

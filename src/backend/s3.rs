@@ -123,12 +123,14 @@ fn literal(text: &str) -> ObjectPath {
 impl S3 {
     /// A client for the store at `url`; nothing is requested yet.
     pub fn connect(url: &S3Url, options: RemoteOptions) -> io::Result<Self> {
-        // object_store gives up retrying this long after the first attempt:
-        // room for a few whole attempts, or a timed-out one is never retried.
+        // object_store stops retrying this long after the first attempt: a
+        // request timed out once is tried again, a stalled server is given
+        // up on after two whole attempts, and quick failures (503s) get
+        // their --retries within five minutes as before.
         let retry = RetryConfig {
             backoff: BackoffConfig::default(),
             max_retries: options.retries,
-            retry_timeout: (options.timeout * 3).max(Duration::from_secs(5 * 60)),
+            retry_timeout: options.timeout + Duration::from_secs(5 * 60),
         };
         // Set as a config key: `with_client_options` would replace the
         // client settings read from the environment (AWS_ALLOW_HTTP).

@@ -86,7 +86,7 @@ struct Global {
     #[arg(long, global = true, value_name = "N", default_value_t = RemoteOptions::default().retries)]
     retries: usize,
     /// How long one request to a remote store may take, its upload or download included, before it is retried (raise it for a slow link) [default: 10m]
-    #[arg(long, global = true, value_name = "DURATION", value_parser = cairn::when::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_request_timeout)]
     request_timeout: Option<Duration>,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
@@ -314,6 +314,16 @@ fn refuse(refusal: Refusal) -> ExitCode {
         hooks.after(Exit::Usage, Some(first_line));
     }
     ExitCode::from(code)
+}
+
+/// `--request-timeout`: a duration of a second or more (0 or 1ms failed
+/// every request as timed out).
+fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = cairn::when::parse_duration(text)?;
+    match timeout >= Duration::from_secs(1) {
+        true => Ok(timeout),
+        false => Err("a request timeout is at least 1s".to_owned()),
+    }
 }
 
 /// A mistake on the command line that only shows once it is parsed (exit 2).

@@ -68,10 +68,13 @@ impl S3 {
             max_keys: Some(LIST_PAGE as usize),
             ..PaginatedListOptions::default()
         };
+        let attempt = || {
+            self.counters.add_requests(&self.counters.lists, 1);
+            self.run(self.client.list_paginated(prefix.as_deref(), options.clone()))
+        };
         let page = self
-            .run(self.client.list_paginated(prefix.as_deref(), options))
+            .resending(page_lost, attempt)
             .map_err(|e| failure("LIST", "/", &e))?;
-        self.counters.add_requests(&self.counters.lists, 1);
         let objects = (page.result.objects.into_iter())
             .filter(|m| !(m.size == 0 && m.location == folder))
             .map(|m| ObjectInfo {
