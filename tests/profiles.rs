@@ -341,6 +341,22 @@ fn a_profile_refused_for_a_bad_value_still_runs_on_failure() {
     assert!(w.t.snapshots(&[]).is_empty());
 }
 
+// The likeliest bad edit is a value left unquoted, which makes the file
+// no TOML at all: the hooks table is then read from its own lines.
+#[test]
+fn a_file_that_is_no_toml_still_runs_the_hooks_on_failure() {
+    let hooks = HOOKS.replace(
+        "[profiles.app.hooks]",
+        "keep_within = 30d\n[profiles.app.hooks]",
+    );
+    let w = World::new(&hooks);
+    let out = w.cairn(&["snapshot"]).assert().code(2);
+    let err = stderr_of(out.get_output());
+    let log = w.hook_log();
+    assert!(log.starts_with("on_failure 2 "), "{log}\n{err}");
+    assert_eq!(log.lines().count(), 1, "{log}");
+}
+
 #[test]
 fn a_usage_error_runs_on_failure_and_help_runs_no_hook() {
     let w = World::new(HOOKS);

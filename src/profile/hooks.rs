@@ -145,13 +145,39 @@ pub fn salvage(files: &[(PathBuf, String)], name: &str) -> Hooks {
     }
 }
 
-/// `[profiles.NAME.hooks]` of a file's text, if it parses as TOML at all.
+/// `[profiles.NAME.hooks]` of a file's text: from the whole file, or, when
+/// the file is not TOML (an unquoted `keep_within = 30d` elsewhere in it),
+/// from that table's own lines alone.
 fn hooks_table(text: &str, name: &str) -> Option<toml::Table> {
-    let file: toml::Table = text.parse().ok()?;
+    let Ok(file) = text.parse::<toml::Table>() else {
+        return hooks_section(text, name)?.parse().ok();
+    };
     match file.get("profiles")?.get(name)?.get("hooks")? {
         toml::Value::Table(hooks) => Some(hooks.clone()),
         _ => None,
     }
+}
+
+/// The lines of the `[profiles.NAME.hooks]` table in `text` (from its
+/// header to the next one), found as written, spaces aside.
+fn hooks_section(text: &str, name: &str) -> Option<String> {
+    let header = |line: &str| -> String {
+        line.split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect()
+    };
+    let wanted = [
+        format!("[profiles.{name}.hooks]"),
+        format!("[profiles.\"{name}\".hooks]"),
+    ];
+    let mut lines = text.lines().skip_while(|l| !wanted.contains(&header(l)));
+    lines.next()?;
+    let section: Vec<&str> = lines
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .collect();
+    Some(section.join("\n"))
 }
 
 /// The known commands `hooks.commands` lists, if it lists any.

@@ -70,7 +70,10 @@ impl S3 {
         };
         let attempt = || {
             self.counters.add_requests(&self.counters.lists, 1);
-            self.run(self.client.list_paginated(prefix.as_deref(), options.clone()))
+            self.run(
+                self.client
+                    .list_paginated(prefix.as_deref(), options.clone()),
+            )
         };
         let page = self
             .resending(page_lost, attempt)
