@@ -728,4 +728,11 @@ fn mounting_over_a_mount_whose_process_was_killed_names_fusermount() {
         err.contains(&format!("fusermount -u {}", m.at.display())),
         "{err}"
     );
+    // Below it, the mount named is the dead one, not the path given.
+    let out = t.cairn(["mount"]).arg(m.at.join("sub")).assert().code(1);
+    let err = stderr_of(out.get_output());
+    assert!(
+        err.contains(&format!("fusermount -u {}`", m.at.display())),
+        "{err}"
+    );
 }

@@ -72,15 +72,19 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
-    /// A mount whose process died is still there (`kill -9`).
+    /// A mount whose process died is still there (`kill -9`), at `at`
+    /// (the mount point, or a directory above it).
     #[error(
-        "mount point {}: a mount whose process ended is still there (Transport endpoint is not connected): unmount it with `fusermount -u {}` first",
+        "mount point {}: a mount whose process ended is still there, at {} (Transport endpoint is not connected): unmount it with `fusermount -u {}` first",
         escaped(path),
-        escaped(path)
+        escaped(at),
+        shell_quoted(at)
     )]
     DeadMount {
         /// The mount point.
         path: PathBuf,
+        /// The dead mount.
+        at: PathBuf,
     },
     /// The kernel offers no FUSE device.
     #[error(
@@ -257,9 +261,10 @@ fn check_mountpoint(path: &Path) -> Result<(), MountError> {
                 path: path.to_owned(),
             });
         }
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()) => {
+        Err(e) if is_dead_mount(&e) => {
             return Err(MountError::DeadMount {
                 path: path.to_owned(),
+                at: dead_mount_of(path),
             });
         }
         Err(e) => return Err(at(e)),
@@ -298,6 +303,33 @@ fn check_fuse() -> Result<(), MountError> {
         Ok(())
     } else {
         Err(MountError::NoFusermount)
+    }
+}
+
+/// Whether `e` says a FUSE mount there has lost its process.
+fn is_dead_mount(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error())
+}
+
+/// The dead mount that `path` is in: the topmost directory on the way to
+/// it that the kernel cannot reach (those above it answer).
+fn dead_mount_of(path: &Path) -> PathBuf {
+    let dead = |p: &Path| std::fs::metadata(p).is_err_and(|e| is_dead_mount(&e));
+    let topmost = path
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .take_while(|p| dead(p))
+        .last();
+    topmost.unwrap_or(path).to_owned()
+}
+
+/// `path` as a shell word: as it is when it is plain, else in single quotes.
+fn shell_quoted(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c);
+    match text.chars().all(plain) && !text.is_empty() {
+        true => text.into_owned(),
+        false => format!("'{}'", text.replace('\'', "'\\''")),
     }
 }
 
@@ -342,4 +374,17 @@ pub fn is_store_gone(e: &StoreError) -> bool {
 
 fn is_pack_gone(e: &PackError) -> bool {
     matches!(e, PackError::Io(b) if b.is_not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+    use std::path::Path;
+
+    #[test]
+    fn a_path_is_quoted_for_the_shell_only_when_it_must_be() {
+        assert_eq!(shell_quoted(Path::new("/mnt/cairn")), "/mnt/cairn");
+        assert_eq!(shell_quoted(Path::new("sp ace")), "'sp ace'");
+        assert_eq!(shell_quoted(Path::new("it's")), "'it'\\''s'");
+    }
 }
