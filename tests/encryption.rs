@@ -1377,9 +1377,9 @@ fn init_and_copy_take_over_a_location_an_init_killed_while_staging_its_config_le
     // Anything else there is still someone's.
     let other = from.path("other");
     staged(&other);
-    fs::write(other.join("tmp/notes.txt"), b"mine").unwrap();
+    fs::write(other.join("tmp/cairn-my-notes.tmp"), b"mine").unwrap();
     let out = from.cairn(["copy", "--to"]).arg(&other).assert().code(1);
-    assert!(stderr_of(out.get_output()).contains("notes.txt"));
+    assert!(stderr_of(out.get_output()).contains("cairn-my-notes.tmp"));
 }
 
 #[test]

@@ -112,16 +112,25 @@ fn local(root: &Path, backend: &Backend) -> Result<Holds, StoreError> {
 }
 
 /// Whether `file` (relative to the store) is a file cairn staged in
-/// `tmp/` (`cairn-*.tmp`): an init killed while it wrote its config
+/// `tmp/` (`cairn-XXXXXX.tmp`): an init killed while it wrote its config
 /// leaves one, which the store's first prune removes.
 fn is_staged(file: &Path) -> bool {
     let mut parts = file.components();
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(Component::Normal(dir)), Some(Component::Normal(name)), None) if dir == "tmp" => name
-            .to_str()
-            .is_some_and(|n| n.starts_with("cairn-") && n.ends_with(".tmp")),
+        (Some(Component::Normal(dir)), Some(Component::Normal(name)), None) if dir == "tmp" => {
+            name.to_str().is_some_and(is_staging_name)
+        }
         _ => false,
     }
+}
+
+/// A name as cairn's staging files have: `cairn-`, six letters or digits
+/// (`tempfile`'s), `.tmp`. Someone's `cairn-notes.tmp` is not one.
+fn is_staging_name(name: &str) -> bool {
+    let middle = name
+        .strip_prefix("cairn-")
+        .and_then(|n| n.strip_suffix(".tmp"));
+    middle.is_some_and(|m| m.len() == 6 && m.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// What a remote prefix holds, from its top level: a "directory" other
