@@ -139,6 +139,28 @@ fn copies_racing_to_create_one_new_target_all_succeed() {
     }
 }
 
+/// The target keeps the records a copy wrote in its catalog, as a
+/// snapshot's commit does: one damaged there before anything listed the
+/// target can be written back by `repair snapshots`.
+#[test]
+fn a_record_a_copy_wrote_and_that_was_damaged_is_written_back_on_the_target() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 3);
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    let target = t.path("offsite");
+    t.cairn(["copy", "--to"]).arg(&target).assert().success();
+    let record = target.join(format!("snapshots/{snap}.json"));
+    let bytes = fs::read(&record).unwrap();
+    fs::write(&record, &bytes[..bytes.len() / 2]).unwrap();
+    t.cairn_without_store(["--store"])
+        .arg(&target)
+        .args(["repair", "snapshots"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(&record).unwrap(), bytes);
+}
+
 #[test]
 fn killed_copy_rerun_moves_only_the_rest() {
     let t = TestEnv::new();

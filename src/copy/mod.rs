@@ -398,6 +398,10 @@ fn write_record(
         },
     )?;
     to.backend()
-        .create_sealed(&key, bytes)
-        .map_err(|e| target(to, e.into()))
+        .create_sealed(&key, bytes.clone())
+        .map_err(|e| target(to, e.into()))?;
+    // The target's catalog keeps the record checked above, as a snapshot's
+    // commit does (only a cache).
+    let _ = (to.catalog()).update_snapshot_cache(&[(snapshot.id, bytes)], &[]);
+    Ok(())
 }
