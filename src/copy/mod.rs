@@ -402,6 +402,8 @@ fn write_record(
         .map_err(|e| target(to, e.into()))?;
     // The target's catalog keeps the record checked above, as a snapshot's
     // commit does (only a cache).
-    let _ = (to.catalog()).update_snapshot_cache(&[(snapshot.id, bytes)], &[]);
+    let _ = to
+        .catalog()
+        .update_snapshot_cache(&[(snapshot.id, bytes)], &[]);
     Ok(())
 }
