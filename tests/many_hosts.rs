@@ -504,6 +504,37 @@ fn a_prune_on_a_remote_store_removes_what_a_killed_snapshot_staged_but_not_a_run
     assert!(!stderr_of(out.get_output()).contains("in tmp/"));
 }
 
+/// A leftover in the cache's tmp/ that cannot be removed (here a mount
+/// point, busy; another user's or an immutable file alike) failed every
+/// later prune of the store with exit 1, after it had condemned or deleted
+/// packs: housekeeping after the commit is passed over, and the rest of
+/// tmp/ is still cleared.
+#[test]
+fn a_leftover_the_prune_cannot_remove_does_not_fail_the_prune() {
+    no_core_dumps();
+    let t = TestEnv::with_s3();
+    let src = source(&t, 1);
+    t.cairn(["snapshot"])
+        .arg(&src)
+        .env("CAIRN_CRASH_AT", "pack-written")
+        .assert()
+        .failure();
+    let tmp = cache_tmp(&t);
+    let stuck = tmp.join("cairn-db-stuck");
+    fs::create_dir(&stuck).unwrap();
+    let elsewhere = t.fresh_dir("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let Some(_bound) = common::mount::BindMount::mount(&elsewhere, &stuck) else {
+        return;
+    };
+    let report = json(&t, &["prune"]);
+    assert!(
+        report["tmp_files_removed"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(stuck.is_dir());
+}
+
 /// The staging directory in the cache of `t`'s (remote) store.
 fn cache_tmp(t: &TestEnv) -> PathBuf {
     let mut dirs = fs::read_dir(&t.cache).unwrap().map(|e| e.unwrap().path());
