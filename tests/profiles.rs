@@ -357,6 +357,19 @@ fn a_file_that_is_no_toml_still_runs_the_hooks_on_failure() {
     assert_eq!(log.lines().count(), 1, "{log}");
 }
 
+// The hooks table is found as written only outside multi-line strings: an
+// example config quoted in another profile's string gave this one hooks.
+#[test]
+fn a_hooks_table_quoted_in_a_string_is_no_hooks_table() {
+    let quoted = "[profiles.app.hooks]\non_failure = \"echo quoted >> {root}/hooks.log\"\n[end]";
+    let body = format!(
+        "store = \"{{store}}\"\nkeep_within = 30d\n[profiles.other]\nstore = \"\"\"\n{quoted}\"\"\"\n"
+    );
+    let w = World::new(&body);
+    w.cairn(&["snapshot"]).assert().code(2);
+    assert_eq!(w.hook_log(), "");
+}
+
 #[test]
 fn a_usage_error_runs_on_failure_and_help_runs_no_hook() {
     let w = World::new(HOOKS);

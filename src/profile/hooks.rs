@@ -159,25 +159,73 @@ fn hooks_table(text: &str, name: &str) -> Option<toml::Table> {
 }
 
 /// The lines of the `[profiles.NAME.hooks]` table in `text` (from its
-/// header to the next one), found as written, spaces aside.
+/// header to the next one), found as written, spaces aside. A line inside
+/// a multi-line string is no header: an example config quoted in another
+/// profile's string must not give this one its hooks.
 fn hooks_section(text: &str, name: &str) -> Option<String> {
-    let header = |line: &str| -> String {
-        line.split('#')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect()
-    };
     let wanted = [
         format!("[profiles.{name}.hooks]"),
         format!("[profiles.\"{name}\".hooks]"),
     ];
-    let mut lines = text.lines().skip_while(|l| !wanted.contains(&header(l)));
-    lines.next()?;
-    let section: Vec<&str> = lines
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .collect();
-    Some(section.join("\n"))
+    let lines = outside_strings(text);
+    let at = lines
+        .iter()
+        .position(|(line, header)| *header && wanted.contains(&compact(line)))?;
+    let section = lines[at + 1..].iter().take_while(|(_, header)| !header);
+    Some(
+        section
+            .map(|(line, _)| *line)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// Each line of `text`, and whether it may be a table header: it starts
+/// with `[` outside any multi-line string (`"""` or `'''`).
+fn outside_strings(text: &str) -> Vec<(&str, bool)> {
+    let mut open: Option<&str> = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let header = open.is_none() && line.trim_start().starts_with('[');
+        out.push((line, header));
+        for quote in multi_line_quotes(line) {
+            open = match open {
+                None => Some(quote),
+                Some(q) if q == quote => None,
+                still => still,
+            };
+        }
+    }
+    out
+}
+
+/// The multi-line string delimiters in `line`, in order.
+fn multi_line_quotes(line: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find(['"', '\'']) {
+        rest = &rest[at..];
+        match ["\"\"\"", "\'\'\'"]
+            .into_iter()
+            .find(|q| rest.starts_with(q))
+        {
+            Some(quote) => {
+                found.push(quote);
+                rest = &rest[3..];
+            }
+            None => rest = &rest[1..],
+        }
+    }
+    found
+}
+
+/// A line without its comment and spaces (a table header as compared).
+fn compact(line: &str) -> String {
+    line.split('#')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
 }
 
 /// The known commands `hooks.commands` lists, if it lists any.
