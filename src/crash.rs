@@ -49,7 +49,8 @@
 //! `verify-pass-done` (a pass over the store done, its findings not yet
 //! checked again). Of `forget`: `forget-decided` (the snapshots to forget
 //! chosen, by policy or by name, nothing forgotten yet) and `forget-checked`
-//! (none of them found protected, no record deleted yet).
+//! (none of them found protected, no record deleted yet). Of `protect`:
+//! `protect-marked` (the mark written, the record not yet looked at again).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -535,6 +535,25 @@ fn a_leftover_the_prune_cannot_remove_does_not_fail_the_prune() {
     assert!(stuck.is_dir());
 }
 
+/// A forget elsewhere that deleted the record after reading the
+/// protections, while `protect` wrote its mark: protect said "protected
+/// snapshot X" (exit 0) for a snapshot that was gone, its mark naming no
+/// record. It looks at the record after the mark: gone, it takes the mark
+/// back and says so (exit 1).
+#[test]
+fn a_protect_racing_a_forget_elsewhere_never_says_protected_for_a_gone_snapshot() {
+    let t = TestEnv::with_s3();
+    let src = source(&t, 2);
+    let snap = id(&t.snapshot(&[&src], &[])).to_owned();
+    let mut protect = Stalled::spawn(&t, t.command(["protect", &snap]), "protect-marked");
+    protect.wait_for_stall();
+    t.s3().delete(&format!("snapshots/{snap}.json"));
+    let (status, _, stderr) = protect.finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("forgotten by another process"), "{stderr}");
+    assert_eq!(t.s3().get(&format!("protected/{snap}")), None);
+}
+
 /// The staging directory in the cache of `t`'s (remote) store.
 fn cache_tmp(t: &TestEnv) -> PathBuf {
     let mut dirs = fs::read_dir(&t.cache).unwrap().map(|e| e.unwrap().path());

@@ -32,8 +32,9 @@ pub struct ProtectArgs {
 /// Protects (`on`) or unprotects the named snapshots. A damaged record can
 /// be unprotected (by id or prefix), so that it can then be forgotten.
 pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Outcome> {
-    // Shared: a forget holds the store exclusively, so it never runs between
-    // this check and a protection it should see.
+    // Shared: a forget on this host holds the store exclusively; one
+    // elsewhere is caught by `protect::protect` looking at the record after
+    // its mark is written.
     let store = ctx.open(LockMode::Shared)?;
     let list = ctx.snapshot_list(&store)?;
     let mut out = Out::deferring();
@@ -41,7 +42,11 @@ pub fn run(ctx: &Ctx, args: ProtectArgs, on: bool) -> anyhow::Result<Outcome> {
     let mut changed_ids = Vec::new();
     for id in resolve_all(&list, &args, on)? {
         let changed = match on {
-            true => protect::protect(store.backend(), &id).map(|()| true)?,
+            true if protect::protect(store.backend(), &id)? => true,
+            true => anyhow::bail!(
+                "snapshot {} was forgotten by another process while it was being protected; nothing protects it",
+                id.short()
+            ),
             false => protect::unprotect(store.backend(), &id)?,
         };
         if !ctx.json && !ctx.quiet {

@@ -23,9 +23,19 @@ pub fn protected(backend: &Backend) -> Result<HashSet<SnapshotId>, BackendError>
         .collect())
 }
 
-/// Marks `id` protected (durably); protecting twice is harmless.
-pub fn protect(backend: &Backend, id: &SnapshotId) -> Result<(), BackendError> {
-    backend.create(&key(id), b"")
+/// Marks `id` protected (durably); protecting twice is harmless. Returns
+/// false, leaving no mark, when the record is gone once the mark is
+/// written: a forget elsewhere (another host, or a cache dir of its own)
+/// deleted it after reading the protections, and its mark would have
+/// protected nothing while `protect` said "protected".
+pub fn protect(backend: &Backend, id: &SnapshotId) -> Result<bool, BackendError> {
+    backend.create(&key(id), b"")?;
+    crate::crash::point("protect-marked");
+    if backend.head(&super::key(id))?.is_some() {
+        return Ok(true);
+    }
+    backend.delete(&key(id))?;
+    Ok(false)
 }
 
 /// Removes `id`'s protection; returns whether it was protected.
