@@ -904,6 +904,28 @@ fn store_with_a_snapshot() -> (TestEnv, PathBuf, String) {
     (t, src, id(&snap).to_owned())
 }
 
+/// An encrypted local store keeps plaintext database images in its cache
+/// directory: one left by a snapshot killed while it read a database stayed
+/// there for good, though prune said it removed the leftovers of
+/// interrupted runs.
+#[test]
+fn prune_removes_the_plaintext_images_a_killed_snapshot_left_in_the_cache() {
+    let (t, _, _) = store_with_a_snapshot();
+    let catalog = common::files_under(&t.root)
+        .into_iter()
+        .find(|f| f.ends_with("catalog.db") && !f.starts_with(&t.store))
+        .unwrap();
+    let tmp = catalog.parent().unwrap().join("tmp");
+    let image = tmp.join("cairn-Ab12Cd.tmp");
+    fs::write(&image, b"SQLite format 3\0 a plaintext page").unwrap();
+    t.cairn(["prune"]).assert().success();
+    assert!(
+        !image.exists(),
+        "the plaintext image is still in {}",
+        tmp.display()
+    );
+}
+
 /// Restores `snap` with the passphrase in `password` and compares.
 fn assert_restores_with(t: &TestEnv, password: &Path, snap: &str, src: &Path) {
     let target = t.fresh_dir("restore");

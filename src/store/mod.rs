@@ -334,9 +334,18 @@ impl Store {
     /// Removes every staging file left by interrupted runs; returns how
     /// many files and bytes. Needs the exclusive lock: under a shared one,
     /// another process may be writing there.
+    ///
+    /// An encrypted store's scratch directory (plaintext database images,
+    /// in the cache directory) is cleared too: a snapshot killed while it
+    /// read a database left its plaintext image there for good.
     pub fn clear_tmp(&self) -> Result<(u64, u64), StoreError> {
         self.require_exclusive("clearing tmp/")?;
-        Ok(self.staging.clear()?)
+        let (files, bytes) = self.staging.clear()?;
+        if self.scratch.dir() == self.staging.dir() || !self.scratch.dir().is_dir() {
+            return Ok((files, bytes));
+        }
+        let (more, more_bytes) = self.scratch.clear()?;
+        Ok((files + more, bytes + more_bytes))
     }
 
     /// Removes the staging files left by interrupted runs of this host
