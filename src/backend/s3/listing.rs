@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io;
 use std::time::SystemTime;
 
-use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::list::{PaginatedListOptions, PaginatedListResult, PaginatedListStore};
 
 use super::failure::{failure, looping, page_lost};
 use super::{LIST_PAGE, S3, literal};
@@ -22,19 +22,9 @@ impl S3 {
         loop {
             let options = PaginatedListOptions {
                 page_token: token.take(),
-                max_keys: Some(LIST_PAGE as usize),
                 ..PaginatedListOptions::default()
             };
-            let attempt = || {
-                self.counters.add_requests(&self.counters.lists, 1);
-                self.run(
-                    self.client
-                        .list_paginated(under.as_deref(), options.clone()),
-                )
-            };
-            let page = self
-                .resending(page_lost, attempt)
-                .map_err(|e| failure("LIST", prefix, &e))?;
+            let page = self.page(under.as_deref(), options, prefix)?;
             found.extend(page.result.objects);
             match page.page_token {
                 None => break,
@@ -65,19 +55,9 @@ impl S3 {
         let prefix = (!self.url.prefix.is_empty()).then(|| format!("{}/", folder.as_ref()));
         let options = PaginatedListOptions {
             delimiter: Some("/".into()),
-            max_keys: Some(LIST_PAGE as usize),
             ..PaginatedListOptions::default()
         };
-        let attempt = || {
-            self.counters.add_requests(&self.counters.lists, 1);
-            self.run(
-                self.client
-                    .list_paginated(prefix.as_deref(), options.clone()),
-            )
-        };
-        let page = self
-            .resending(page_lost, attempt)
-            .map_err(|e| failure("LIST", "/", &e))?;
+        let page = self.page(prefix.as_deref(), options, "/")?;
         let objects = (page.result.objects.into_iter())
             .filter(|m| !(m.size == 0 && m.location == folder))
             .map(|m| ObjectInfo {
@@ -87,5 +67,25 @@ impl S3 {
             });
         let dirs = page.result.common_prefixes.iter().map(|p| self.key_of(p));
         Ok((objects.collect(), dirs.collect()))
+    }
+
+    /// One page of up to [`LIST_PAGE`] keys under `prefix` (`what` names it
+    /// in an error), asked for again when its body was cut off.
+    fn page(
+        &self,
+        prefix: Option<&str>,
+        options: PaginatedListOptions,
+        what: &str,
+    ) -> io::Result<PaginatedListResult> {
+        let options = PaginatedListOptions {
+            max_keys: Some(LIST_PAGE as usize),
+            ..options
+        };
+        let attempt = || {
+            self.counters.add_requests(&self.counters.lists, 1);
+            self.run(self.client.list_paginated(prefix, options.clone()))
+        };
+        self.resending(page_lost, attempt)
+            .map_err(|e| failure("LIST", what, &e))
     }
 }

@@ -97,12 +97,7 @@ pub(super) fn cut_answer(
     shared: &Shared,
     after_bytes: usize,
 ) -> io::Result<()> {
-    let mut up = TcpStream::connect(shared.upstream)?;
-    up.write_all(&head.bytes)?;
-    match head.body {
-        Body::Length(n) => copy_exact(requests, &mut up, n)?,
-        Body::Chunked => copy_chunked(requests, &mut up)?,
-    }
+    let mut up = send_upstream(head, requests, shared)?;
     let mut answer = vec![0u8; after_bytes];
     up.read_exact(&mut answer)?;
     let mut client = client;
@@ -118,12 +113,7 @@ pub(super) fn lose_answer(
     requests: &mut BufReader<TcpStream>,
     shared: &Shared,
 ) -> io::Result<()> {
-    let mut up = TcpStream::connect(shared.upstream)?;
-    up.write_all(&head.bytes)?;
-    match head.body {
-        Body::Length(n) => copy_exact(requests, &mut up, n)?,
-        Body::Chunked => copy_chunked(requests, &mut up)?,
-    }
+    let mut up = send_upstream(head, requests, shared)?;
     let mut first = [0u8; 1];
     up.read_exact(&mut first)
 }
@@ -133,4 +123,19 @@ pub(super) fn lose_answer(
 /// drops a connection with data unread.
 pub(super) fn reset_on_close(client: &TcpStream) {
     let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
+}
+
+/// Sends the request whole to the server on a connection of its own.
+fn send_upstream(
+    head: &Head,
+    requests: &mut BufReader<TcpStream>,
+    shared: &Shared,
+) -> io::Result<TcpStream> {
+    let mut up = TcpStream::connect(shared.upstream)?;
+    up.write_all(&head.bytes)?;
+    match head.body {
+        Body::Length(n) => copy_exact(requests, &mut up, n)?,
+        Body::Chunked => copy_chunked(requests, &mut up)?,
+    }
+    Ok(up)
 }
