@@ -35,7 +35,7 @@ use error::too_large;
 pub use error::{BackendError, TooLarge};
 pub(crate) use requests::ORDER;
 pub use requests::{Counters, RequestStats};
-pub use s3::{DEFAULT_TIMEOUT, RemoteOptions, S3Url};
+pub use s3::{DEFAULT_TIMEOUT, RemoteOptions, S3Url, parse_connections, parse_timeout};
 
 type Result<T> = std::result::Result<T, BackendError>;
 

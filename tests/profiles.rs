@@ -577,6 +577,9 @@ fn values_the_flag_would_refuse_are_refused_when_read_naming_file_line_and_key()
         ("[profiles.app.verify]\n", "read_data_subset", "\"lots\""),
         ("[profiles.app.verify]\n", "max_age", "\"soon\""),
         ("", "excludes", "[\"[\"]"),
+        ("", "connections", "0"),
+        ("", "retries", "-1"),
+        ("", "request_timeout", "\"0s\""),
     ] {
         let w = World::new(&format!("store = \"{{store}}\"\n{table}{key} = {value}\n"));
         let line = if table.is_empty() { 3 } else { 4 };
@@ -590,6 +593,30 @@ fn values_the_flag_would_refuse_are_refused_when_read_naming_file_line_and_key()
             assert!(err.contains(key), "{err}");
         }
     }
+}
+
+// A slow uplink's settings (README, Remote stores) belong in the profile a
+// systemd unit runs: connections, retries and request_timeout are keys, and
+// the command line still wins.
+#[test]
+fn network_settings_are_profile_keys_and_the_command_line_overrides_them() {
+    let w = World::new(
+        "store = \"{store}\"\nconnections = 2\nretries = 9\nrequest_timeout = \"30m\"\n",
+    );
+    let out = w.cairn(&["config", "show"]).assert().success();
+    let shown = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for (key, value) in [
+        ("connections", "\"2\""),
+        ("retries", "\"9\""),
+        ("request_timeout", "\"30m\""),
+    ] {
+        let line = shown.lines().find(|l| l.starts_with(key));
+        assert!(line.is_some_and(|l| l.contains(value)), "{shown}");
+    }
+    w.cairn(&["snapshots"]).assert().success();
+    w.cairn(&["--request-timeout", "5m", "snapshots"])
+        .assert()
+        .success();
 }
 
 // A misspelt command in hooks.commands silently disabled every hook.

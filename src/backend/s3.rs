@@ -90,6 +90,29 @@ pub struct RemoteOptions {
 /// below 9 Mbit/s was cut off and sent again from its start, for ever).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
+/// Most requests in flight at once (`--connections`).
+pub const MAX_CONNECTIONS: u16 = 256;
+
+/// `--request-timeout` (and the profile key): a duration of a second or
+/// more (0 or 1ms failed every request as timed out).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = crate::when::parse_duration(text)?;
+    match timeout >= Duration::from_secs(1) {
+        true => Ok(timeout),
+        false => Err("a request timeout is at least 1s".to_owned()),
+    }
+}
+
+/// `--connections` (and the profile key): 1 to [`MAX_CONNECTIONS`].
+pub fn parse_connections(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "connections are a whole number from 1 to {MAX_CONNECTIONS}"
+        )),
+    }
+}
+
 impl Default for RemoteOptions {
     fn default() -> Self {
         Self {

@@ -80,13 +80,13 @@ struct Global {
     #[arg(long, global = true, env = "CAIRN_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Requests in flight at once to a remote store
-    #[arg(long, global = true, value_name = "N", default_value_t = RemoteOptions::default().connections as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, global = true, value_name = "N", default_value_t = RemoteOptions::default().connections as u16, value_parser = cairn::backend::parse_connections)]
     connections: u16,
     /// Retries of a request to a remote store that failed for a transient reason
     #[arg(long, global = true, value_name = "N", default_value_t = RemoteOptions::default().retries)]
     retries: usize,
     /// How long one request to a remote store may take, its upload or download included, before it is retried (raise it for a slow link) [default: 10m]
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_request_timeout)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = cairn::backend::parse_timeout)]
     request_timeout: Option<Duration>,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
@@ -314,16 +314,6 @@ fn refuse(refusal: Refusal) -> ExitCode {
         hooks.after(Exit::Usage, Some(first_line));
     }
     ExitCode::from(code)
-}
-
-/// `--request-timeout`: a duration of a second or more (0 or 1ms failed
-/// every request as timed out).
-fn parse_request_timeout(text: &str) -> Result<Duration, String> {
-    let timeout = cairn::when::parse_duration(text)?;
-    match timeout >= Duration::from_secs(1) {
-        true => Ok(timeout),
-        false => Err("a request timeout is at least 1s".to_owned()),
-    }
 }
 
 /// A mistake on the command line that only shows once it is parsed (exit 2).

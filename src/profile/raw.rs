@@ -29,6 +29,9 @@ struct RawProfile {
     cache_dir: Option<Spanned<String>>,
     lock_wait: Option<Spanned<String>>,
     progress_interval: Option<Spanned<String>>,
+    connections: Option<Spanned<toml::Value>>,
+    retries: Option<Spanned<toml::Value>>,
+    request_timeout: Option<Spanned<String>>,
     sources: Option<Spanned<Vec<String>>>,
     files_from: Option<Spanned<Vec<String>>>,
     excludes: Option<Spanned<Vec<String>>>,
@@ -125,6 +128,9 @@ fn settings(path: &Path, text: &str, p: RawProfile) -> Result<Vec<Setting>, Conf
     c.one("cache_dir", p.cache_dir, not_empty)?;
     c.one("lock_wait", p.lock_wait, check_duration)?;
     c.one("progress_interval", p.progress_interval, check_duration)?;
+    c.number("connections", p.connections, check_connections)?;
+    c.number("retries", p.retries, check_retries)?;
+    c.one("request_timeout", p.request_timeout, check_request_timeout)?;
     c.many("sources", p.sources, not_empty)?;
     c.many("files_from", p.files_from, not_empty)?;
     c.many("excludes", p.excludes, check_exclude)?;
@@ -262,6 +268,30 @@ impl Convert<'_> {
 
     /// A count, as `--keep-daily` takes it: a number here too (`7`), and
     /// anything else (`-1`, `1.5`) refused saying what a count is.
+    /// `key` given as a number (or a string of one), checked as text.
+    fn number(
+        &mut self,
+        key: &'static str,
+        value: Option<Spanned<toml::Value>>,
+        check: Check,
+    ) -> Result<(), ConfigError> {
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let origin = self.origin(&value);
+        let text = match value.into_inner() {
+            toml::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        check(&text).map_err(|why| self.bad(origin.clone(), key, &text, why))?;
+        self.out.push(Setting {
+            key,
+            value: Value::One(text),
+            origin,
+        });
+        Ok(())
+    }
+
     fn count(
         &mut self,
         key: &'static str,
@@ -332,6 +362,23 @@ fn check_store(text: &str) -> Result<(), String> {
 
 fn check_duration(text: &str) -> Result<(), String> {
     crate::when::parse_duration(text).map(|_| ())
+}
+
+/// As `--connections` takes it.
+fn check_connections(text: &str) -> Result<(), String> {
+    crate::backend::parse_connections(text).map(|_| ())
+}
+
+/// As `--retries` takes it.
+fn check_retries(text: &str) -> Result<(), String> {
+    text.parse::<usize>()
+        .map(|_| ())
+        .map_err(|_| "retries are a whole number".to_owned())
+}
+
+/// As `--request-timeout` takes it.
+fn check_request_timeout(text: &str) -> Result<(), String> {
+    crate::backend::parse_timeout(text).map(|_| ())
 }
 
 /// `500M`, as `--exclude-larger-than` takes it.

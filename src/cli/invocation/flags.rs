@@ -86,6 +86,14 @@ pub const FLAGS: &[Flag] = &[
     flag("store", EVERY, "store", "--store"),
     flag("cache_dir", EVERY, "cache_dir", "--cache-dir"),
     flag("lock_wait", EVERY, "lock_wait", "--lock-wait"),
+    flag("connections", EVERY, "connections", "--connections"),
+    flag("retries", EVERY, "retries", "--retries"),
+    flag(
+        "request_timeout",
+        EVERY,
+        "request_timeout",
+        "--request-timeout",
+    ),
     flag(
         "progress_interval",
         EVERY,
