@@ -441,6 +441,21 @@ impl Object {
     }
 }
 
+/// How [`temp_file_in`] names its files: `cairn-`, six random letters or
+/// digits, `.tmp`.
+const TEMP_PREFIX: &str = "cairn-";
+const TEMP_RANDOM: usize = 6;
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is one [`temp_file_in`] gives (someone's
+/// `cairn-notes.tmp` is not).
+pub(crate) fn is_temp_name(name: &str) -> bool {
+    let middle = name
+        .strip_prefix(TEMP_PREFIX)
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX));
+    middle.is_some_and(|m| m.len() == TEMP_RANDOM && m.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// A new temporary file in `dir` with exactly the permission bits `mode`
 /// (whatever the umask), removed when dropped unless persisted. Write to it
 /// through [`NamedTempFile::as_file_mut`], never through its own `Write`,
@@ -449,8 +464,9 @@ pub(crate) fn temp_file_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     // `make_in` rather than `tempfile_in`, whose errors carry the path too.
     let file = tempfile::Builder::new()
-        .prefix("cairn-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_RANDOM)
+        .suffix(TEMP_SUFFIX)
         .make_in(dir, |path| {
             File::options()
                 .read(true)

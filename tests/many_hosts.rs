@@ -469,15 +469,7 @@ fn put(t: &TestEnv, key: &str, bytes: &[u8]) {
 /// on this host. Found by review.
 #[test]
 fn a_prune_on_a_remote_store_removes_what_a_killed_snapshot_staged_but_not_a_running_ones() {
-    no_core_dumps();
-    let t = TestEnv::with_s3();
-    let src = source(&t, 0);
-    t.cairn(["snapshot"])
-        .arg(&src)
-        .env("CAIRN_CRASH_AT", "pack-written")
-        .assert()
-        .failure();
-    let tmp = cache_tmp(&t);
+    let (t, src, tmp) = killed_mid_upload(0);
     assert!(has_temp_file(&tmp), "the killed snapshot staged nothing");
     let out = t.cairn(["verify"]).assert().success();
     assert!(stderr_of(out.get_output()).contains("in tmp/"));
@@ -511,15 +503,7 @@ fn a_prune_on_a_remote_store_removes_what_a_killed_snapshot_staged_but_not_a_run
 /// tmp/ is still cleared.
 #[test]
 fn a_leftover_the_prune_cannot_remove_does_not_fail_the_prune() {
-    no_core_dumps();
-    let t = TestEnv::with_s3();
-    let src = source(&t, 1);
-    t.cairn(["snapshot"])
-        .arg(&src)
-        .env("CAIRN_CRASH_AT", "pack-written")
-        .assert()
-        .failure();
-    let tmp = cache_tmp(&t);
+    let (t, _, tmp) = killed_mid_upload(1);
     let stuck = tmp.join("cairn-db-stuck");
     fs::create_dir(&stuck).unwrap();
     let elsewhere = t.fresh_dir("elsewhere");
@@ -552,6 +536,21 @@ fn a_protect_racing_a_forget_elsewhere_never_says_protected_for_a_gone_snapshot(
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("forgotten by another process"), "{stderr}");
     assert_eq!(t.s3().get(&format!("protected/{snap}")), None);
+}
+
+/// An S3 store whose first snapshot (of `source(seed)`) was killed in the
+/// middle of its upload: the store, the source and the cache's tmp/.
+fn killed_mid_upload(seed: u64) -> (TestEnv, PathBuf, PathBuf) {
+    no_core_dumps();
+    let t = TestEnv::with_s3();
+    let src = source(&t, seed);
+    t.cairn(["snapshot"])
+        .arg(&src)
+        .env("CAIRN_CRASH_AT", "pack-written")
+        .assert()
+        .failure();
+    let tmp = cache_tmp(&t);
+    (t, src, tmp)
 }
 
 /// The staging directory in the cache of `t`'s (remote) store.

@@ -209,7 +209,17 @@ impl Convert<'_> {
             return Ok(());
         };
         let origin = self.origin(&value);
-        let text = value.into_inner();
+        self.checked(key, origin, value.into_inner(), check)
+    }
+
+    /// Pushes `text` as `key`'s value once `check` takes it.
+    fn checked(
+        &mut self,
+        key: &'static str,
+        origin: Origin,
+        text: String,
+        check: Check,
+    ) -> Result<(), ConfigError> {
         check(&text).map_err(|why| self.bad(origin.clone(), key, &text, why))?;
         self.out.push(Setting {
             key,
@@ -283,13 +293,7 @@ impl Convert<'_> {
             toml::Value::String(text) => text,
             other => other.to_string(),
         };
-        check(&text).map_err(|why| self.bad(origin.clone(), key, &text, why))?;
-        self.out.push(Setting {
-            key,
-            value: Value::One(text),
-            origin,
-        });
-        Ok(())
+        self.checked(key, origin, text, check)
     }
 
     fn count(

@@ -118,19 +118,10 @@ fn is_staged(file: &Path) -> bool {
     let mut parts = file.components();
     match (parts.next(), parts.next(), parts.next()) {
         (Some(Component::Normal(dir)), Some(Component::Normal(name)), None) if dir == "tmp" => {
-            name.to_str().is_some_and(is_staging_name)
+            name.to_str().is_some_and(crate::backend::is_temp_name)
         }
         _ => false,
     }
-}
-
-/// A name as cairn's staging files have: `cairn-`, six letters or digits
-/// (`tempfile`'s), `.tmp`. Someone's `cairn-notes.tmp` is not one.
-fn is_staging_name(name: &str) -> bool {
-    let middle = name
-        .strip_prefix("cairn-")
-        .and_then(|n| n.strip_suffix(".tmp"));
-    middle.is_some_and(|m| m.len() == 6 && m.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// What a remote prefix holds, from its top level: a "directory" other
