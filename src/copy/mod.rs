@@ -397,13 +397,6 @@ fn write_record(
             source: Box::new(source),
         },
     )?;
-    to.backend()
-        .create_sealed(&key, bytes.clone())
-        .map_err(|e| target(to, e.into()))?;
-    // The target's catalog keeps the record checked above, as a snapshot's
-    // commit does (only a cache).
-    let _ = to
-        .catalog()
-        .update_snapshot_cache(&[(snapshot.id, bytes)], &[]);
-    Ok(())
+    snapshot::write_record(to.backend(), to.catalog(), snapshot.id, bytes)
+        .map_err(|e| target(to, e.into()))
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::catalog::Catalog;
 use crate::crash;
 use crate::crypt::Vault;
@@ -315,10 +315,23 @@ pub fn commit(
     let bytes = record.encode();
     let id = SnapshotId::from(backend.vault().hash(&bytes));
     crash::point("snapshot-record-written");
-    backend.create_sealed(&key(&id), bytes.clone())?;
+    write_record(backend, catalog, id, bytes)?;
     crash::point("snapshot-committed");
-    let _ = catalog.update_snapshot_cache(&[(id, bytes)], &[]);
     Ok(Snapshot { id, record })
+}
+
+/// Writes the record `bytes` of snapshot `id` (which they hash to) and
+/// keeps them in `catalog`'s snapshot cache (see [`commit`]); a copy into
+/// another store writes the record it checked so.
+pub fn write_record(
+    backend: &Backend,
+    catalog: &Catalog,
+    id: SnapshotId,
+    bytes: Vec<u8>,
+) -> Result<(), BackendError> {
+    backend.create_sealed(&key(&id), bytes.clone())?;
+    let _ = catalog.update_snapshot_cache(&[(id, bytes)], &[]);
+    Ok(())
 }
 
 /// All snapshots, oldest first, plus the record files that could not be read.
