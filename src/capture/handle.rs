@@ -8,6 +8,11 @@
 //! `O_NOFOLLOW` (files also `O_NONBLOCK`) relative to its parent's handle,
 //! and `fstat` must show the same device, inode and type that the listing
 //! saw; otherwise the entry is reported and left out.
+//!
+//! Files and directories are opened with `O_NOATIME` where the kernel
+//! allows it (see [`open_quietly`]): reading a source for a backup must not
+//! change it, and with `relatime` the first read after a day writes every
+//! inode read back to the disk being protected.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -17,6 +22,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use crate::tree::Timespec;
 
@@ -125,8 +131,25 @@ pub fn lstat_path(path: &Path) -> io::Result<FileStat> {
 
 /// Opens a file the user named (a source given directly), following symlinks.
 pub fn open_file_path(path: &Path, seen: &FileStat) -> io::Result<(File, FileStat)> {
-    let fd = rustix::fs::openat(CWD, path, file_flags(), Mode::empty())?;
+    let fd = open_quietly(CWD, path, file_flags())?;
     checked_file(fd, seen)
+}
+
+/// Opens `path` relative to `dir` with `flags`, and without updating its
+/// access time when the kernel allows it: `O_NOATIME` is only for the
+/// file's owner or a process with `CAP_FOWNER`, and is refused with EPERM
+/// otherwise (a user backing up files shared with them), when the file is
+/// opened as it always was.
+fn open_quietly<P: rustix::path::Arg + Copy>(
+    dir: impl std::os::fd::AsFd,
+    path: P,
+    flags: OFlags,
+) -> io::Result<OwnedFd> {
+    let dir = dir.as_fd();
+    match rustix::fs::openat(dir, path, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(Errno::PERM) => Ok(rustix::fs::openat(dir, path, flags, Mode::empty())?),
+        opened => Ok(opened?),
+    }
 }
 
 const REPLACED: &str = "replaced while it was being captured (not the entry that was listed)";
@@ -157,7 +180,7 @@ impl DirHandle {
     /// Opens a directory the user named (following symlinks) and checks it
     /// is the one `seen` describes.
     pub fn open_path(path: &Path, seen: &FileStat) -> io::Result<Self> {
-        let fd = rustix::fs::openat(CWD, path, dir_flags(), Mode::empty())?;
+        let fd = open_quietly(CWD, path, dir_flags())?;
         Self::checked(fd, seen)
     }
 
@@ -217,24 +240,14 @@ impl DirHandle {
 
     /// Opens subdirectory `name`, which must still be the one `seen` describes.
     pub fn open_dir(&self, name: &OsStr, seen: &FileStat) -> io::Result<DirHandle> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            dir_flags() | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )?;
+        let fd = open_quietly(&self.fd, name, dir_flags() | OFlags::NOFOLLOW)?;
         Self::checked(fd, seen)
     }
 
     /// Opens regular file `name` for reading, which must still be the one
     /// `seen` describes; returns it with its current metadata.
     pub fn open_file(&self, name: &OsStr, seen: &FileStat) -> io::Result<(File, FileStat)> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            file_flags() | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )?;
+        let fd = open_quietly(&self.fd, name, file_flags() | OFlags::NOFOLLOW)?;
         checked_file(fd, seen)
     }
 
