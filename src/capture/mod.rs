@@ -14,6 +14,7 @@ mod count;
 pub mod database;
 pub mod dry_run;
 pub mod excludes;
+mod file;
 pub mod handle;
 mod listing;
 pub mod lists;

@@ -9,27 +9,24 @@
 //! only store and pipeline failures stop the walk.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::SystemTime;
 
 use super::CaptureError;
-use super::attributes::{Attributes, with_link};
-use super::change;
-use super::database::{DbOutcome, Opened, SqliteOptions};
+use super::attributes::Attributes;
+use super::database::SqliteOptions;
 use super::excludes::Excludes;
+use super::file::Origin;
 use super::handle::{self, DirHandle, FileStat, Kind};
 use super::listing::{Listed, Listing};
 use super::pipeline::BlobSink;
 use super::read_ahead::ReadAhead;
-use super::report::{self, FileChange, Reporter, Warning};
+use super::report::{self, Reporter, Warning};
 use super::sources::SourceNode;
-use crate::chunker::{self, ChunkerParams};
+use crate::chunker::ChunkerParams;
 use crate::database::SqliteMode;
-use crate::id::{BlobId, TreeId};
+use crate::id::TreeId;
 use crate::pack::BlobKind;
 use crate::pack::format::MAX_RAW_LEN;
 use crate::progress::Progress;
@@ -79,16 +76,6 @@ pub struct Walker<'a, 'p> {
 }
 
 pub(super) type Captured = Result<Option<Entry>, CaptureError>;
-
-/// How the walk reached a file.
-#[derive(Clone, Copy)]
-struct Origin<'d> {
-    /// The directory it was found in; `None` if the user named this path
-    /// (symlinks in it were followed).
-    dir: Option<&'d DirHandle>,
-    /// A `NAME-wal` file sits beside it.
-    wal_beside: bool,
-}
 
 impl Walker<'_, '_> {
     /// Captures the source layout under `/` (the directories leading to the
@@ -299,178 +286,6 @@ impl Walker<'_, '_> {
         let why =
             format!("directory listing of {len} bytes exceeds the {MAX_RAW_LEN}-byte tree limit");
         self.left_out(path, io::Error::other(why))
-    }
-
-    /// Captures a regular file: from the parent if unchanged, else by reading it.
-    fn capture_file(
-        &mut self,
-        path: &Path,
-        name: &OsStr,
-        origin: Origin<'_>,
-        stat: &FileStat,
-        before: Option<&Entry>,
-        open: impl FnOnce() -> io::Result<(File, FileStat)>,
-    ) -> Captured {
-        Progress::add(&self.progress.files, 1);
-        if let Some(prev) = before
-            && let Some(content) = self.reusable(path, name, prev, stat, origin)?
-        {
-            self.summary.files_unchanged += 1;
-            Progress::add(&self.progress.skipped, stat.size);
-            self.reporter.file(path, FileChange::Unchanged);
-            let mut meta = entry_meta(stat, prev.meta.size);
-            meta.xattrs = prev.meta.xattrs.clone();
-            let entry = Entry {
-                name: RawName::from_os(name),
-                meta,
-                content: with_link(content, stat),
-            };
-            self.note_unchanged_database(path, &entry);
-            return Ok(Some(self.count_file(entry)));
-        }
-        self.progress.working_on_path(path);
-        let entry = match self.linked_copy(stat) {
-            Some((content, xattrs)) => {
-                let mut meta = entry_meta(stat, stat.size);
-                meta.xattrs = xattrs;
-                let name = RawName::from_os(name);
-                Entry {
-                    name,
-                    meta,
-                    content,
-                }
-            }
-            None => match self.read_file(path, name, origin.dir, open)? {
-                Some(entry) => self.remember_link(entry, stat),
-                None => return Ok(None),
-            },
-        };
-        let change = match before {
-            None => FileChange::New,
-            Some(prev) if prev.chunks() != entry.chunks() => FileChange::Modified,
-            Some(_) => FileChange::Reread,
-        };
-        self.summary.files_new += u64::from(change == FileChange::New);
-        self.summary.files_changed += u64::from(change != FileChange::New);
-        *self.summary.files_modified.get_or_insert(0) += u64::from(change == FileChange::Modified);
-        self.reporter.file(path, change);
-        Ok(Some(self.count_file(entry)))
-    }
-
-    /// The parent's content of a file that has not changed since, if the
-    /// store still holds every chunk of it (a chunk lost to damage must be
-    /// read again from the source, not carried into this snapshot).
-    fn reusable(
-        &self,
-        path: &Path,
-        name: &OsStr,
-        prev: &Entry,
-        stat: &FileStat,
-        origin: Origin<'_>,
-    ) -> Result<Option<Content>, CaptureError> {
-        // A file stored as plain bytes (by an older cairn, or with --sqlite
-        // raw) that has a -wal beside it may be a WAL database whose
-        // commits never touch it: read it again, as a database now.
-        let unchanged = match prev.database() {
-            Some(_) => self.database_unchanged((path, name, origin.dir), prev, stat),
-            None => {
-                change::unchanged(prev, stat)
-                    && !(origin.wal_beside && self.sqlite.mode == SqliteMode::Auto)
-            }
-        };
-        if !unchanged || self.may_hold_more(path, name, stat, origin.dir) {
-            return Ok(None);
-        }
-        // A chunk the store lost (repair dropped it) must not be referenced
-        // again: the file is read anew instead, which heals the store.
-        if !self.parent_intact {
-            for id in prev.chunks().unwrap_or_default() {
-                if !self.sink.contains(id)? {
-                    return Ok(None);
-                }
-            }
-        }
-        Ok(Some(prev.content.clone()))
-    }
-
-    /// Reads, chunks and stores a file (a database through its own
-    /// capture; any other file again if it changed while read, see
-    /// `consistent`). The metadata recorded is the one of the file actually
-    /// opened, taken before the read that was kept.
-    fn read_file(
-        &mut self,
-        path: &Path,
-        name: &OsStr,
-        dir: Option<&DirHandle>,
-        open: impl FnOnce() -> io::Result<(File, FileStat)>,
-    ) -> Captured {
-        let read_start = SystemTime::now();
-        let (file, before) = match open() {
-            Ok(opened) => opened,
-            Err(e) => return Ok(self.left_out(path, e)),
-        };
-        let xattrs = self.xattrs_of(path, At::Fd(file.as_fd()));
-        if self.is_database(&file) {
-            let opened = Opened {
-                path,
-                name,
-                file: &file,
-                stat: &before,
-                dir,
-            };
-            match self.capture_database(&opened)? {
-                DbOutcome::Captured(mut entry) => {
-                    entry.meta.xattrs = xattrs;
-                    return Ok(Some(*entry));
-                }
-                DbOutcome::LeftOut => return Ok(None),
-                DbOutcome::NotADatabase => {}
-            }
-        }
-        let read = match self.read_consistently(path, &file, before, read_start)? {
-            Ok(read) => read,
-            Err(e) => return Ok(self.left_out(path, e)),
-        };
-        let mut meta = entry_meta(&read.stat, read.size);
-        meta.xattrs = xattrs;
-        Ok(Some(Entry {
-            name: RawName::from_os(name),
-            meta,
-            content: Content::File {
-                chunks: read.chunks,
-                change: read.change,
-                database: None,
-                link: None,
-                holes: read.holes,
-            },
-        }))
-    }
-
-    /// Chunks `reader` into the store. The outer error stops the walk (the
-    /// store failed); the inner one is the source's read error, which only
-    /// leaves this item out.
-    pub(super) fn store_content(
-        &mut self,
-        reader: impl io::Read,
-        size_hint: u64,
-    ) -> Result<io::Result<(Vec<BlobId>, u64)>, CaptureError> {
-        let mut chunks = Vec::new();
-        let mut size = 0u64;
-        let params = self.chunker;
-        for chunk in chunker::chunks(reader, size_hint, &params) {
-            let data = match chunk {
-                Ok(data) => data,
-                Err(e) => return Ok(Err(e)),
-            };
-            size += data.len() as u64;
-            Progress::add(&self.progress.bytes, data.len() as u64);
-            chunks.push(self.sink.put(BlobKind::Data, data)?);
-            if chunks.len() == 1 {
-                crate::crash::point("file-first-chunk");
-            }
-        }
-        self.summary.bytes_read += size;
-        Ok(Ok((chunks, size)))
     }
 
     fn capture_symlink(
