@@ -15,6 +15,10 @@ use jiff::tz::{Offset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use local::Local;
+
+mod local;
+
 /// An instant with the offset it is displayed in.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotTime {
@@ -32,18 +36,21 @@ impl SnapshotTime {
 
     /// `timestamp` with the offset the local time zone has at that instant.
     pub fn local(timestamp: Timestamp) -> Self {
+        Self::in_zone(timestamp, &TimeZone::system())
+    }
+
+    /// `timestamp` with the offset `zone` has at that instant.
+    fn in_zone(timestamp: Timestamp, zone: &TimeZone) -> Self {
         Self {
             timestamp,
-            offset: TimeZone::system().to_offset(timestamp),
+            offset: zone.to_offset(timestamp),
         }
     }
 
-    /// Shown in the local time zone, to the second, for tables.
+    /// Shown in the local time zone, to the second, for tables (with the
+    /// offset in an hour the clocks showed twice).
     pub fn display_local(&self) -> String {
-        self.timestamp
-            .to_zoned_datetime(TimeZone::system())
-            .strftime("%Y-%m-%d %H:%M:%S")
-            .to_string()
+        local::shown(self.timestamp, &TimeZone::system())
     }
 }
 
@@ -104,10 +111,7 @@ impl<'de> Deserialize<'de> for SnapshotTime {
 /// date `YYYY-MM-DD` / `YYYYMMDD` meaning its first instant in `tz`.
 pub fn parse_instant(text: &str, tz: &TimeZone) -> Result<SnapshotTime, String> {
     let text = text.trim();
-    instant(text, tz).map_err(|bad| match bad {
-        Bad::Form => not_a_time(text),
-        Bad::Range => out_of_range(text),
-    })
+    instant(text, tz, Local::Exact).map_err(|bad| bad.message(text))
 }
 
 fn not_a_time(text: &str) -> String {
@@ -124,26 +128,63 @@ enum Bad {
     /// It has one, but names an instant outside [`Timestamp::MIN`,
     /// `Timestamp::MAX`].
     Range,
+    /// It names something no clock shows, or more than one instant (the
+    /// whole message).
+    Clock(String),
 }
 
-fn instant(text: &str, tz: &TimeZone) -> Result<SnapshotTime, Bad> {
-    if let Ok(t) = text.parse::<SnapshotTime>() {
-        return Ok(t);
+impl Bad {
+    fn message(self, text: &str) -> String {
+        match self {
+            Bad::Form => not_a_time(text),
+            Bad::Range => out_of_range(text),
+            Bad::Clock(why) => why,
+        }
     }
+}
+
+fn instant(text: &str, tz: &TimeZone, local: Local) -> Result<SnapshotTime, Bad> {
+    if let Ok(t) = text.parse::<SnapshotTime>() {
+        return rfc3339_offset(text, t);
+    }
+    let pieces = Pieces::parse(text).ok();
     // A well-formed time with an offset that did not parse is out of range;
     // it must never be read again without its offset, as local time.
-    if Pieces::parse(text).is_ok_and(|p| p.to_numeric_offset().is_some()) {
+    if pieces
+        .as_ref()
+        .is_some_and(|p| p.to_numeric_offset().is_some())
+    {
         return Err(Bad::Range);
     }
     let civil = parse_civil(text).ok_or(Bad::Form)?;
-    // The zone's gaps and folds are resolved (jiff's "compatible" rule), so
-    // the only failure left is the range.
-    let zoned = civil
-        .to_zoned_datetime(tz.clone())
-        .map_err(|_| Bad::Range)?;
-    Ok(SnapshotTime {
-        timestamp: zoned.timestamp(),
-        offset: zoned.offset(),
+    let zone = annotated_zone(text, pieces.as_ref())?.unwrap_or_else(|| tz.clone());
+    local::resolve(text, civil, &zone, local)
+}
+
+/// An offset RFC 3339 allows (less than a day either way): jiff takes up
+/// to 25:59, and a record with such an offset broke every reader of
+/// `snapshots --json` that checks its times.
+fn rfc3339_offset(text: &str, time: SnapshotTime) -> Result<SnapshotTime, Bad> {
+    if time.offset.seconds().unsigned_abs() >= 24 * 3600 {
+        return Err(Bad::Clock(format!(
+            "{text:?} has an offset of a day or more, which RFC 3339 does not allow \
+             (from -23:59 to +23:59)"
+        )));
+    }
+    Ok(time)
+}
+
+/// The zone a text names in brackets (`2026-02-15 14:30[Asia/Tokyo]`),
+/// which its civil time is read in: it was ignored, and the time read in
+/// the local zone instead.
+fn annotated_zone(text: &str, pieces: Option<&Pieces<'_>>) -> Result<Option<TimeZone>, Bad> {
+    let Some(pieces) = pieces else {
+        return Ok(None);
+    };
+    pieces.to_time_zone().map_err(|e| {
+        Bad::Clock(format!(
+            "{text:?} names a time zone this system does not know: {e}"
+        ))
     })
 }
 
@@ -190,13 +231,13 @@ pub fn parse_point(
     if text.ends_with("ago") {
         return relative(text, &today);
     }
-    match instant(text, tz) {
+    match instant(text, tz, Local::Bound(day_end)) {
         Ok(t) => Ok(t.timestamp),
-        Err(Bad::Range) => Err(out_of_range(text)),
         Err(Bad::Form) => Err(format!(
             "{}, 20260215, yesterday or a relative time such as \"3 days ago\" or \"2h ago\"",
             not_a_time(text)
         )),
+        Err(bad) => Err(bad.message(text)),
     }
 }
 
