@@ -386,3 +386,74 @@ fn protect_and_unprotect_by_date_choose_this_hosts_snapshots_or_the_filtered_one
         .count();
     assert_eq!(still, 2, "s1 still protected");
 }
+
+#[test]
+fn an_empty_host_or_tag_filter_is_a_usage_error_in_every_command() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    for args in [
+        &["forget", "--host", "", "--keep-last", "1"][..],
+        &["forget", "--tag", " ", "--keep-last", "1", "--prune"],
+        &["snapshots", "--host", ""],
+        &["find", "*", "--tag", ""],
+        &["stats", "--host", ""],
+        &["ls", "--host", ""],
+    ] {
+        let out = t.cairn(args).assert().code(2);
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("must not be empty"), "{args:?}: {err}");
+    }
+    assert_eq!(t.snapshots(&[]).len(), 1);
+}
+
+#[test]
+fn a_forget_whose_filters_choose_no_snapshot_says_so() {
+    // A misspelt host in a nightly job forgot nothing, silently.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    t.snapshot(&[&src], &[]);
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = t
+            .cairn(["forget", "--host", "web-1", "--keep-last", "1"])
+            .args(extra)
+            .assert()
+            .success();
+        let err = stderr_of(out.get_output());
+        assert!(err.contains("no snapshot of host web-1"), "{err}");
+    }
+    assert_eq!(t.snapshots(&[]).len(), 2);
+}
+
+#[test]
+fn ls_and_cat_refuse_command_line_mistakes_with_exit_2_as_other_commands_do() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    t.snapshot(&[&src], &[]);
+    for args in [
+        &["ls", "@2026-02-30"][..],
+        &["ls", "zzzz"],
+        &["cat", "2a", "/x"],
+        &["ls", "--at", "2026-12-31", "latest", "/"],
+        &["cat", "latest"],
+        &["cat", "@garbage", "/x"],
+    ] {
+        t.cairn(args).assert().code(2);
+    }
+}
+
+#[test]
+fn quiet_snapshots_still_lists_them_without_the_count() {
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    small_tree(&src, 1);
+    let snap = t.snapshot(&[&src], &[]);
+    let out = t.cairn(["-q", "snapshots"]).assert().success();
+    let listed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(listed.contains(&id(&snap)[..8]), "{listed}");
+    assert_eq!(stderr_of(out.get_output()), "");
+}

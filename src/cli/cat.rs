@@ -17,7 +17,9 @@ pub struct CatArgs {
 
 pub fn run(ctx: &Ctx, args: CatArgs) -> anyhow::Result<Outcome> {
     if !args.target.has_path()? {
-        anyhow::bail!("name the file to print: cairn cat [SNAPSHOT] PATH");
+        return Err(
+            super::Usage("name the file to print: cairn cat [SNAPSHOT] PATH".to_owned()).into(),
+        );
     }
     let (store, snapshot, path) = args.target.resolve(ctx)?;
     let entry = match browse::lookup(&store, &snapshot.record.tree, &path)? {

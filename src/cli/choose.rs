@@ -119,9 +119,7 @@ pub fn reference_and_path(
     match (at, first, second) {
         (Some(t), None, None) => Ok((SnapshotRef::At(t), None)),
         (Some(t), Some(path), None) => Ok((SnapshotRef::At(t), Some(path.into()))),
-        (Some(_), _, Some(_)) => {
-            anyhow::bail!("give either a SNAPSHOT or --at WHEN, not both")
-        }
+        (Some(_), _, Some(_)) => Err(both_given()),
         (None, None, _) => Ok((SnapshotRef::Latest, None)),
         (None, Some(path), None) if path.as_bytes().starts_with(b"/") => {
             Ok((SnapshotRef::Latest, Some(path.into())))
@@ -135,7 +133,7 @@ pub fn reference_and_path(
                 ))
                 .into());
             };
-            let reference = snapshot_ref(text).map_err(anyhow::Error::msg)?;
+            let reference = snapshot_ref(text).map_err(super::Usage)?;
             Ok((reference, path.map(Path::to_owned)))
         }
     }
@@ -146,11 +144,18 @@ pub fn one(reference: Option<SnapshotRef>, at: Option<Timestamp>) -> anyhow::Res
     match (reference, at) {
         (Some(r), None) => Ok(r),
         (None, Some(t)) => Ok(SnapshotRef::At(t)),
-        (Some(_), Some(_)) => anyhow::bail!("give either a SNAPSHOT or --at WHEN, not both"),
-        (None, None) => {
-            anyhow::bail!("name a snapshot (an id, a prefix, latest) or pass --at WHEN")
-        }
+        (Some(_), Some(_)) => Err(both_given()),
+        (None, None) => Err(super::Usage(
+            "name a snapshot (an id, a prefix, latest) or pass --at WHEN".to_owned(),
+        )
+        .into()),
     }
+}
+
+/// A SNAPSHOT and `--at` given together: a usage error (exit 2), as every
+/// other mistake of the command line.
+fn both_given() -> anyhow::Error {
+    super::Usage("give either a SNAPSHOT or --at WHEN, not both".to_owned()).into()
 }
 
 /// A file time in local time, RFC 3339 with nanoseconds.

@@ -16,14 +16,24 @@ use super::output::some_paths;
 #[derive(Debug, Args)]
 pub struct FilterArgs {
     /// Only snapshots of this host
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", value_parser = given)]
     pub host: Option<String>,
     /// Only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag", value_name = "TAG")]
+    #[arg(long = "tag", value_name = "TAG", value_parser = given)]
     pub tags: Vec<String>,
     /// Only snapshots that include this source path (repeatable)
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// A host or tag to filter by: an empty one matched no snapshot, so that a
+/// nightly `forget --host "$HOST"` whose variable was unset forgot nothing
+/// and said nothing (exit 2 now, as for `snapshot --host ''`).
+fn given(text: &str) -> Result<String, String> {
+    match text.trim().is_empty() {
+        true => Err("must not be empty".to_owned()),
+        false => Ok(text.to_owned()),
+    }
 }
 
 impl FilterArgs {

@@ -185,7 +185,29 @@ fn decide(
     }
     let context = retention::Context::system();
     let plan = retention::plan(&list.snapshots, &filter, &protected, &saved, &context)?;
+    if plan.groups.is_empty() && !list.snapshots.is_empty() {
+        warn_none_selected(&filter);
+    }
     Ok((describe(&saved), plan))
+}
+
+/// Warns that the filters chose none of the store's snapshots: a misspelt
+/// `--host` or `--tag` in a nightly job forgot nothing, and said nothing.
+fn warn_none_selected(filter: &cairn::snapshot::select::Filter) {
+    let mut chosen = Vec::new();
+    if let Some(host) = &filter.host {
+        chosen.push(format!("of host {}", escaped(host)));
+    }
+    for tag in &filter.tags {
+        chosen.push(format!("tagged {}", escaped(tag)));
+    }
+    if !filter.paths.is_empty() {
+        chosen.push("of the paths given".to_owned());
+    }
+    super::output::warn(format_args!(
+        "the store holds no snapshot {}: the policy applied to none",
+        chosen.join(", ")
+    ));
 }
 
 /// Says how many snapshots of other hosts a policy left alone, if any.

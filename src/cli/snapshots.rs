@@ -103,9 +103,6 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Outcome> {
             row
         })
         .collect();
-    if ctx.quiet {
-        return Ok(Outcome::Done);
-    }
     let mut header = vec!["ID", "TIME", "HOST", "TAGS", "PATHS", "SIZE"];
     if any_protected {
         header.push("PROTECTED");
@@ -114,7 +111,10 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Outcome> {
         header.push("REPAIR");
     }
     let listed = out.report(Outcome::Done, None, |out| print_table(out, &header, &rows))?;
-    // A count is not data: on stderr.
-    say!("{}", plural(rows.len() as u64, "snapshot"));
+    // A count is not data: on stderr, and not with --quiet, which keeps
+    // the listing asked for (as ls, cat and find keep theirs).
+    if !ctx.quiet {
+        say!("{}", plural(rows.len() as u64, "snapshot"));
+    }
     Ok(listed)
 }
