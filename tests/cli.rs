@@ -429,7 +429,7 @@ fn a_forget_whose_filters_choose_no_snapshot_says_so() {
 }
 
 #[test]
-fn ls_and_cat_refuse_command_line_mistakes_with_exit_2_as_other_commands_do() {
+fn ls_cat_and_find_refuse_command_line_mistakes_with_exit_2_as_other_commands_do() {
     let t = TestEnv::with_store();
     let src = t.path("src");
     small_tree(&src, 1);
@@ -441,6 +441,7 @@ fn ls_and_cat_refuse_command_line_mistakes_with_exit_2_as_other_commands_do() {
         &["ls", "--at", "2026-12-31", "latest", "/"],
         &["cat", "latest"],
         &["cat", "@garbage", "/x"],
+        &["find", ""],
     ] {
         t.cairn(args).assert().code(2);
     }

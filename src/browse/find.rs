@@ -97,6 +97,13 @@ pub struct PatternError {
 impl Finder {
     /// Compiles `pattern`.
     pub fn new(pattern: &str) -> Result<Self, PatternError> {
+        // An empty pattern matches no name: a script's unset variable.
+        if pattern.is_empty() {
+            return Err(PatternError {
+                pattern: String::new(),
+                cause: "an empty pattern matches nothing (`*` matches every name)".to_owned(),
+            });
+        }
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
             .backslash_escape(true)
