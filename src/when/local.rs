@@ -64,7 +64,7 @@ fn twice(text: &str, civil: DateTime, before: Offset, after: Offset) -> Bad {
 /// `civil` read with `offset`.
 fn at(civil: DateTime, offset: Offset) -> Result<SnapshotTime, Bad> {
     let timestamp = offset.to_timestamp(civil).map_err(|_| Bad::Range)?;
-    Ok(SnapshotTime { timestamp, offset })
+    Ok(SnapshotTime::with_offset(timestamp, offset))
 }
 
 /// The instant the clocks skipped `civil` (read with `after`, the offset

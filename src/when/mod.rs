@@ -41,9 +41,18 @@ impl SnapshotTime {
 
     /// `timestamp` with the offset `zone` has at that instant.
     fn in_zone(timestamp: Timestamp, zone: &TimeZone) -> Self {
+        Self::with_offset(timestamp, zone.to_offset(timestamp))
+    }
+
+    /// `timestamp` shown with `offset` cut to whole minutes: RFC 3339 has
+    /// no seconds in an offset, and a zone's old local mean time (Monrovia
+    /// until 1972 was 44:30 behind UTC) was written rounded, which moved
+    /// the recorded instant by up to 30 s.
+    fn with_offset(timestamp: Timestamp, offset: Offset) -> Self {
+        let minutes = offset.seconds() / 60 * 60;
         Self {
             timestamp,
-            offset: zone.to_offset(timestamp),
+            offset: Offset::from_seconds(minutes).unwrap_or(Offset::UTC),
         }
     }
 
@@ -344,6 +353,15 @@ mod tests {
 
     fn tz() -> TimeZone {
         TimeZone::fixed(jiff::tz::offset(1))
+    }
+
+    #[test]
+    fn an_offset_with_seconds_keeps_the_instant_through_the_record() {
+        let monrovia = TimeZone::get("Africa/Monrovia").unwrap();
+        let t = parse_instant("1960-06-01 12:00", &monrovia).unwrap();
+        let back: SnapshotTime = t.to_string().parse().unwrap();
+        assert_eq!(back.timestamp, t.timestamp, "{t}");
+        assert_eq!(t.timestamp.to_string(), "1960-06-01T12:44:30Z");
     }
 
     #[test]
