@@ -355,3 +355,91 @@ fn root_never_changes_the_owner_of_side_files() {
     let target = t.restore(id(&snap));
     assert_eq!(rows_of_restored(&target, &src), 100);
 }
+
+/// A database with `journal_mode=MEMORY` (no journal file) whose writer
+/// has spilled uncommitted pages into the file and is holding its
+/// transaction open; returns the writer. The file's timestamps are settled
+/// by the time this returns.
+fn writer_mid_transaction(db: &Path) -> Connection {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=MEMORY;
+         CREATE TABLE a(id INTEGER PRIMARY KEY, v, pad);
+         CREATE INDEX av ON a(pad);
+         BEGIN;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+           INSERT INTO a(v, pad) SELECT 1, randomblob(200) FROM n;
+         COMMIT;
+         PRAGMA cache_size=3;
+         BEGIN;
+         DELETE FROM a WHERE id % 3 = 0;
+         UPDATE a SET pad = randomblob(250) WHERE id % 5 = 0;",
+    )
+    .unwrap();
+    thread::sleep(std::time::Duration::from_millis(2500));
+    conn
+}
+
+#[test]
+fn a_writer_holding_spilled_uncommitted_pages_is_never_captured_mid_transaction() {
+    // With no journal file to see, a writer idle for two seconds looked
+    // quiet: the direct read stored 2000 uncommitted rows and a torn
+    // index, with exit 0.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let db = src.join("m.db");
+    let writer = writer_mid_transaction(&db);
+    let out = t
+        .cairn(["snapshot", "--sqlite-timeout", "2s"])
+        .arg(&src)
+        .assert()
+        .code(3);
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("m.db"), "{err}");
+    writer.execute_batch("ROLLBACK").unwrap();
+    drop(writer);
+    let snap = t.snapshot(&[&src], &[]);
+    let target = t.restore(id(&snap));
+    let conn = Connection::open(restored(&target, &src).join("m.db")).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM a", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((check.as_str(), rows), ("ok", 3000));
+}
+
+#[test]
+fn the_side_files_of_an_excluded_database_are_left_out_with_it() {
+    // Stored alone, the old -wal was restored beside the live database,
+    // which it corrupted (or silently rolled back).
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    wal_with_uncheckpointed_rows(&src.join("app.db"));
+    // An application still has it open: its -shm is there too.
+    let app = Connection::open(src.join("app.db")).unwrap();
+    let rows: i64 = app
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 100);
+    assert!(src.join("app.db-shm").exists());
+    // A file merely named like a side file is kept.
+    write_file(&src.join("notes.db"), b"notes, excluded");
+    write_file(&src.join("notes.db-journal"), b"not a journal");
+    let listed = |extra: &[&str]| {
+        let snap = t.snapshot(&[&src], extra);
+        let out = t
+            .cairn(["ls", id(&snap), src.to_str().unwrap()])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+    let by_pattern = listed(&["--exclude", "*.db"]);
+    assert!(!by_pattern.contains("app.db"), "{by_pattern}");
+    assert!(by_pattern.contains("notes.db-journal"), "{by_pattern}");
+    let by_size = listed(&["--exclude-larger-than", "4KiB"]);
+    assert!(!by_size.contains("app.db"), "{by_size}");
+}

@@ -216,9 +216,11 @@ impl Walker<'_, '_> {
     }
 
     /// Whether `name` in `dir` (at `path`) is the `-wal`, `-shm` or
-    /// `-journal` file of a database this walk has captured (or tried to):
-    /// not stored. Only a regular file whose content looks like one counts;
-    /// anything else with such a name is captured like any file.
+    /// `-journal` file of a database this walk has captured (or tried to),
+    /// or of one it leaves out by a pattern or by size: not stored (alone,
+    /// an excluded database's old `-wal` was restored beside the live one,
+    /// which it corrupts). Only a regular file whose content looks like one
+    /// counts; anything else with such a name is captured like any file.
     pub(super) fn is_side_file_of_database(
         &self,
         dir: &DirHandle,
@@ -229,7 +231,7 @@ impl Walker<'_, '_> {
             return false;
         };
         let db_path = path.with_file_name(db);
-        if !self.databases_seen.contains(&db_path) {
+        if !self.databases_seen.contains(&db_path) && !self.excluded(dir, &db_path, db) {
             return false;
         }
         // A journal or -wal that vanished since the listing (a writer's
@@ -247,6 +249,14 @@ impl Walker<'_, '_> {
         let mut head = [0u8; 16];
         let n = file.read_at(&mut head, 0).unwrap_or(0);
         database::is_side_file_content(name, &head[..n])
+    }
+
+    /// Whether the file `name` of `dir` (at `path`) is there and left out
+    /// by an exclude pattern or `--exclude-larger-than`.
+    fn excluded(&self, dir: &DirHandle, path: &Path, name: &OsStr) -> bool {
+        dir.lstat(name).is_ok_and(|stat| {
+            self.excludes.matches(path, name) || self.excludes.is_too_large(&stat)
+        })
     }
 
     /// Cuts the image into page runs and stores them. The outer error stops

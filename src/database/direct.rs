@@ -11,6 +11,9 @@
 //! which does not change the file; a checkpoint or a rollback-journal
 //! write changes its mtime). A failed check means: capture it with SQLite.
 //!
+//! A writer holding a lock on the file is at work whatever the timestamps
+//! say (see `locks`): such a database is not quiet.
+//!
 //! This is the common case of a nightly snapshot, and it is the only way
 //! to read a WAL database that no connection has open without creating a
 //! `-wal` and `-shm` beside it (SQLite creates both for any reader): a
@@ -87,7 +90,7 @@ pub fn check(
     else {
         return Ok(Quietness::NotQuiet);
     };
-    if !side_files_quiet(dir, name)? {
+    if !side_files_quiet(dir, name)? || writer_at_work(file)? {
         return Ok(Quietness::NotQuiet);
     }
     if !stamp.mtime.max(stamp.ctime).settled_before(read_start) {
@@ -108,7 +111,15 @@ pub fn still_quiet(
     file: &File,
     quiet: &Quiet,
 ) -> io::Result<bool> {
-    Ok(stamp(file)? == quiet.stamp && side_files_quiet(dir, name)?)
+    Ok(stamp(file)? == quiet.stamp && side_files_quiet(dir, name)? && !writer_at_work(file)?)
+}
+
+/// Whether a writer holds a lock on the database (see `locks`): its
+/// uncommitted pages may be in the file, whatever its timestamps say.
+fn writer_at_work(file: &File) -> io::Result<bool> {
+    let st = rustix::fs::fstat(file)?;
+    #[allow(clippy::unnecessary_cast)] // field widths differ between architectures
+    super::locks::write_locked(st.st_dev as u64, st.st_ino as u64)
 }
 
 /// Reads the database in runs of `run` bytes (the last may be shorter).

@@ -13,6 +13,7 @@
 mod direct;
 pub mod image;
 mod live;
+mod locks;
 pub mod pinned;
 mod side_copy;
 
