@@ -443,3 +443,63 @@ fn the_side_files_of_an_excluded_database_are_left_out_with_it() {
     let by_size = listed(&["--exclude-larger-than", "4KiB"]);
     assert!(!by_size.contains("app.db"), "{by_size}");
 }
+
+/// A closed WAL database (no side files) of `rows` rows at `db`.
+fn closed_wal_database(db: &Path, rows: i64) {
+    let conn = database_with(db, "WAL", b"row 0");
+    for i in 1..rows {
+        conn.execute("INSERT INTO t VALUES (?1)", [format!("row {i}")])
+            .unwrap();
+    }
+    drop(conn);
+    assert!(!db.with_file_name("app.db-wal").exists());
+}
+
+#[test]
+fn a_quiet_wal_database_with_a_future_mtime_is_captured() {
+    // Its mtime (copied from a host whose clock was ahead) kept it
+    // "written moments ago", and out of every snapshot, until that date.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let db = src.join("app.db");
+    closed_wal_database(&db, 20);
+    let next_year =
+        filetime::FileTime::from_unix_time(jiff::Timestamp::now().as_second() + 365 * 86_400, 0);
+    filetime::set_file_mtime(&db, next_year).unwrap();
+    thread::sleep(std::time::Duration::from_millis(1200));
+    let snap = t.snapshot(&[&src], &["--sqlite-timeout", "3s"]);
+    let target = t.restore(id(&snap));
+    assert_eq!(rows_of_restored(&target, &src), 20);
+}
+
+#[test]
+fn a_wal_database_whose_connections_come_and_go_is_left_out_saying_why() {
+    // It was said to stay "busy or locked", which no reader found it.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let db = src.join("app.db");
+    closed_wal_database(&db, 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let conn = Connection::open(&db).unwrap();
+                conn.execute("INSERT INTO t VALUES (x'00')", []).unwrap();
+                drop(conn);
+                thread::sleep(std::time::Duration::from_millis(300));
+            }
+        })
+    };
+    let out = t
+        .cairn(["snapshot", "--sqlite-timeout", "2s"])
+        .arg(&src)
+        .assert()
+        .code(3);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let err = stderr_of(out.get_output());
+    assert!(err.contains("do not stay open"), "{err}");
+}

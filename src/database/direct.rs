@@ -93,7 +93,11 @@ pub fn check(
     if !side_files_quiet(dir, name)? || writer_at_work(file)? {
         return Ok(Quietness::NotQuiet);
     }
-    if !stamp.mtime.max(stamp.ctime).settled_before(read_start) {
+    // The change time alone: every write sets it to the clock's time, and
+    // nobody can set it otherwise (an mtime copied from a host whose clock
+    // was ahead, `touch -d` next year, left a database unsettled, and out
+    // of every snapshot, until then).
+    if !stamp.ctime.settled_before(read_start) {
         return Ok(Quietness::Unsettled { wal });
     }
     Ok(Quietness::Quiet(Quiet {

@@ -192,6 +192,15 @@ pub enum ImageError {
     /// Writers kept it busy or locked past the deadline.
     #[error("the database stayed busy or locked for {0:?} (--sqlite-timeout); not copied raw")]
     Busy(Duration),
+    /// A WAL database that no connection holds open kept being written
+    /// (its connections come and go): SQLite cannot read it without making
+    /// side files, and a direct read needs a second without writes.
+    #[error(
+        "was written again within a second each time it was looked at for {0:?} (--sqlite-timeout), \
+         by connections that do not stay open (a WAL database SQLite cannot read then without \
+         creating its -wal and -shm); not copied raw"
+    )]
+    NeverSettled(Duration),
     /// A writer crashed mid-transaction and left a hot journal, which only
     /// a read-write connection may roll back; cairn never writes to a
     /// source database.
@@ -247,7 +256,10 @@ pub fn capture<'a>(staging: &Staging, request: &ImageRequest<'a>) -> Result<Imag
         if let Some(image) = through_sqlite(staging, request, &mut patience, unsettled_wal)? {
             return Ok(image);
         }
-        patience.wait()?;
+        patience.wait().map_err(|busy| match unsettled_wal {
+            true => ImageError::NeverSettled(request.timeout),
+            false => busy,
+        })?;
     }
 }
 
