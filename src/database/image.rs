@@ -117,6 +117,7 @@ impl Image<'_> {
         match &self.source {
             Source::Direct { request, quiet } => {
                 direct::read_runs(request.file, quiet, run, each)?;
+                crate::crash::point("database-read-directly");
                 match direct::still_quiet(request.dir, request.name, request.file, quiet) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(RunsStopped::Changed),
