@@ -50,11 +50,17 @@ fn a_snapshot_leaves_the_access_times_of_what_it_read_alone() {
     if !reads_update_access_times(&t.root) {
         return;
     }
-    let read = [src.join("dir/data"), src.join("small"), src.join("dir")];
+    let read = [
+        src.join("dir/data"),
+        src.join("small"),
+        src.join("dir"),
+        src.clone(),
+    ];
     for path in &read {
         age_access_time(path);
     }
-    let snap = t.snapshot(&[&src], &[]);
+    // A progress display counts the sources beside the walk: so does it.
+    let snap = t.snapshot(&[&src], &["--progress-interval", "1m"]);
     assert_eq!(summary(&snap, "files_new"), 2);
     for path in &read {
         assert_eq!(access_time(path), OLD_ATIME, "{}", path.display());
@@ -85,4 +91,28 @@ fn files_a_user_may_read_but_does_not_own_are_read_in_full() {
     assert_eq!(summary(&snap, "errors"), 0);
     let back = t.restore(id(&snap));
     assert_trees_equal(&src, &restored(&back, &src));
+}
+
+#[test]
+fn a_live_database_read_through_sqlite_keeps_its_access_time() {
+    // The walk's own descriptor is not SQLite's: a database an application
+    // holds open is read through SQLite's opens, which updated it.
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let db = src.join("app.db");
+    let app = rusqlite::Connection::open(&db).unwrap();
+    app.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+         CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+    )
+    .unwrap();
+    if !reads_update_access_times(&t.root) {
+        return;
+    }
+    age_access_time(&db);
+    let snap = t.snapshot(&[&src], &[]);
+    assert_eq!(summary(&snap, "errors"), 0);
+    assert_eq!(access_time(&db), OLD_ATIME);
+    drop(app);
 }

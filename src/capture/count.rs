@@ -60,14 +60,15 @@ fn publish(progress: &Progress, files: u64, bytes: u64) {
     progress.bytes_total.store(bytes, Ordering::Relaxed);
 }
 
-/// The entries of directory `dir` that are not excluded.
+/// The entries of directory `dir` that are not excluded (listed without
+/// updating its access time, as the snapshot's own walk lists it).
 fn children(dir: &Path, excludes: &Excludes) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(names) = super::handle::names_at(dir) else {
         return Vec::new();
     };
-    entries
-        .flatten()
-        .map(|e| (e.path(), e.file_name()))
+    names
+        .into_iter()
+        .map(|name| (dir.join(&name), name))
         .filter(|(path, name)| !excludes.matches(path, name))
         .map(|(path, _)| path)
         .collect()

@@ -254,8 +254,18 @@ unsafe extern "C" fn pinned_open(path: *const c_char, flags: c_int, mode: c_int)
         return unsafe { (unix.open)(path, flags, mode) };
     };
     let no_create = flags & !(rustix::fs::OFlags::CREATE.bits() as c_int);
-    // SAFETY: as above, minus O_CREAT.
-    let fd = unsafe { (unix.open)(path, no_create, mode) };
+    // Without touching access times where the kernel allows it (see
+    // capture::handle): EPERM on another owner's file, opened as it is.
+    let quietly = no_create | rustix::fs::OFlags::NOATIME.bits() as c_int;
+    // SAFETY: as above, minus O_CREAT, plus O_NOATIME.
+    let mut fd = unsafe { (unix.open)(path, quietly, mode) };
+    if fd < 0
+        && std::io::Error::last_os_error().raw_os_error()
+            == Some(rustix::io::Errno::PERM.raw_os_error())
+    {
+        // SAFETY: as above, minus O_CREAT.
+        fd = unsafe { (unix.open)(path, no_create, mode) };
+    }
     if fd < 0 {
         return fd;
     }
