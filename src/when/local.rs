@@ -8,7 +8,7 @@
 //! skipped 02:30 to 03:30, and `@02:30` then chose a snapshot taken after
 //! `@03:00` did.
 
-use jiff::civil::DateTime;
+use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, Offset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
@@ -35,11 +35,12 @@ pub(super) fn resolve(
     match (zone.to_ambiguous_timestamp(civil).offset(), local) {
         (AmbiguousOffset::Unambiguous { offset }, _) => at(civil, offset),
         (AmbiguousOffset::Gap { before, after }, Local::Exact) => Err(Bad::Clock(format!(
-            "{text:?} never happened here: the clocks went forward then (from UTC{before} \
-             to UTC{after}); give the time with its offset"
+            "{text:?} never happened {}: the clocks went forward then (from UTC{before} \
+             to UTC{after}); give the time with its offset",
+            where_in(zone)
         ))),
         (AmbiguousOffset::Fold { before, after }, Local::Exact) => {
-            Err(twice(text, civil, before, after))
+            Err(twice(text, civil, zone, (before, after)))
         }
         (AmbiguousOffset::Gap { after, .. }, Local::Bound(end)) => {
             change_of_offset(civil, after, zone, end)
@@ -51,14 +52,59 @@ pub(super) fn resolve(
 
 /// The refusal of `civil` (the text `text`), which the clocks showed with
 /// both offsets, naming the two instants it could mean.
-fn twice(text: &str, civil: DateTime, before: Offset, after: Offset) -> Bad {
+fn twice(text: &str, civil: DateTime, zone: &TimeZone, (before, after): (Offset, Offset)) -> Bad {
     let with = |offset| at(civil, offset).map_or_else(|_| String::new(), |t| t.to_string());
     Bad::Clock(format!(
-        "{text:?} happened twice here (the clocks went back from UTC{before} to \
+        "{text:?} happened twice {} (the clocks went back from UTC{before} to \
          UTC{after}); give the one meant with its offset: {} or {}",
+        where_in(zone),
         with(before),
         with(after)
     ))
+}
+
+/// Where a local time is read, for messages: the zone's name when it has
+/// one (a zone in brackets, or `TZ`), else the local time zone.
+fn where_in(zone: &TimeZone) -> String {
+    match zone.iana_name() {
+        Some(name) => format!("in {name}"),
+        None => "in the local time zone".to_owned(),
+    }
+}
+
+/// The first instant of `day` in `zone` (the text `text`): for a record, a
+/// day the clocks skipped whole is refused (Apia skipped 2011-12-30).
+pub(super) fn day_start(text: &str, day: Date, zone: &TimeZone) -> Result<SnapshotTime, Bad> {
+    let start = day_bound(day, zone, DayEnd::Start)?;
+    if start.timestamp.to_zoned_datetime(zone.clone()).date() != day {
+        return Err(Bad::Clock(format!(
+            "{text:?} never happened {}: the clocks skipped the whole day",
+            where_in(zone)
+        )));
+    }
+    Ok(start)
+}
+
+/// The first or last instant of `day` in `zone`, as the bounds of a
+/// selection: a day's end is the instant before the next day starts, and
+/// a day starts when its first local time is shown (at the change of
+/// offset if the clocks skipped its midnight, or the whole day).
+pub(super) fn day_bound(day: Date, zone: &TimeZone, end: DayEnd) -> Result<SnapshotTime, Bad> {
+    let start_of = |day: Date| {
+        let midnight = day.to_datetime(jiff::civil::Time::midnight());
+        resolve("", midnight, zone, Local::Bound(DayEnd::Start))
+    };
+    match end {
+        DayEnd::Start => start_of(day),
+        DayEnd::End => {
+            let next = start_of(day.tomorrow().map_err(|_| Bad::Range)?)?;
+            let last = next
+                .timestamp
+                .checked_sub(SignedDuration::from_nanos(1))
+                .map_err(|_| Bad::Range)?;
+            Ok(SnapshotTime::in_zone(last, zone))
+        }
+    }
 }
 
 /// `civil` read with `offset`.
@@ -104,5 +150,65 @@ pub(super) fn shown(timestamp: Timestamp, zone: &TimeZone) -> String {
     match repeated {
         true => zoned.strftime("%Y-%m-%d %H:%M:%S%:z").to_string(),
         false => zoned.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse_instant, parse_point};
+    use super::*;
+
+    fn zone(name: &str) -> TimeZone {
+        TimeZone::get(name).unwrap()
+    }
+
+    fn point(text: &str, tz: &str, end: DayEnd) -> String {
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        parse_point(text, &zone(tz), now, end).unwrap().to_string()
+    }
+
+    #[test]
+    fn a_date_whose_midnight_was_skipped_or_repeated_starts_at_its_first_instant() {
+        // Havana: 00:00 became 01:00 on 2026-03-08; 01:00 went back to
+        // 00:00 on 2026-11-01.
+        let havana = zone("America/Havana");
+        let spring = parse_instant("2026-03-08", &havana).unwrap();
+        assert_eq!(spring.to_string(), "2026-03-08T01:00:00-04:00");
+        let autumn = parse_instant("20261101", &havana).unwrap();
+        assert_eq!(autumn.to_string(), "2026-11-01T00:00:00-04:00");
+        let end = point("2026-10-31", "America/Havana", DayEnd::End);
+        assert_eq!(end, "2026-11-01T03:59:59.999999999Z");
+    }
+
+    #[test]
+    fn a_skipped_day_bounds_a_selection_at_the_change_and_is_no_snapshot_time() {
+        // Apia went from 2011-12-29 23:59:59 (-10:00) to 2011-12-31 00:00.
+        let end = point("2011-12-30", "Pacific/Apia", DayEnd::End);
+        assert_eq!(end, "2011-12-30T09:59:59.999999999Z");
+        let start = point("2011-12-30", "Pacific/Apia", DayEnd::Start);
+        assert_eq!(start, "2011-12-30T10:00:00Z");
+        let later = point("2011-12-31 01:00", "Pacific/Apia", DayEnd::End);
+        assert!(later > end);
+        let err = parse_instant("2011-12-30", &zone("Pacific/Apia")).unwrap_err();
+        assert!(err.contains("skipped the whole day"), "{err}");
+    }
+
+    #[test]
+    fn a_zone_in_brackets_is_the_zone_of_a_date_and_must_agree_with_an_offset() {
+        let tokyo_day = point("2026-02-15[Asia/Tokyo]", "UTC", DayEnd::End);
+        assert_eq!(tokyo_day, "2026-02-15T14:59:59.999999999Z");
+        let utc = zone("UTC");
+        let err = parse_instant("2026-03-29T02:30:00+01:00[Europe/Berlin]", &utc).unwrap_err();
+        assert!(err.contains("zone's offset"), "{err}");
+        let ok = parse_instant("2026-03-29T03:30:00+02:00[Europe/Berlin]", &utc).unwrap();
+        assert_eq!(ok.to_string(), "2026-03-29T03:30:00+02:00");
+        let err = parse_instant("2026-03-29 02:30[Europe/Berlin]", &utc).unwrap_err();
+        assert!(err.contains("never happened in Europe/Berlin"), "{err}");
+    }
+
+    #[test]
+    fn an_offset_with_seconds_is_refused_as_rfc_3339_does() {
+        let err = parse_instant("2026-02-15T14:30:00+05:30:15", &zone("UTC")).unwrap_err();
+        assert!(err.contains("whole minutes"), "{err}");
     }
 }

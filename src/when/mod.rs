@@ -40,7 +40,7 @@ impl SnapshotTime {
     }
 
     /// `timestamp` with the offset `zone` has at that instant.
-    fn in_zone(timestamp: Timestamp, zone: &TimeZone) -> Self {
+    pub(super) fn in_zone(timestamp: Timestamp, zone: &TimeZone) -> Self {
         Self::with_offset(timestamp, zone.to_offset(timestamp))
     }
 
@@ -154,47 +154,63 @@ impl Bad {
 
 fn instant(text: &str, tz: &TimeZone, local: Local) -> Result<SnapshotTime, Bad> {
     if let Ok(t) = text.parse::<SnapshotTime>() {
-        return rfc3339_offset(text, t);
+        return as_rfc3339_allows(text, t);
     }
-    let pieces = Pieces::parse(text).ok();
     // A well-formed time with an offset that did not parse is out of range;
     // it must never be read again without its offset, as local time.
-    if pieces
-        .as_ref()
-        .is_some_and(|p| p.to_numeric_offset().is_some())
-    {
+    if Pieces::parse(text).is_ok_and(|p| p.to_numeric_offset().is_some()) {
         return Err(Bad::Range);
     }
-    let civil = parse_civil(text).ok_or(Bad::Form)?;
-    let zone = annotated_zone(text, pieces.as_ref())?.unwrap_or_else(|| tz.clone());
+    let (plain, zone) = zoned(text, tz)?;
+    if let Some(day) = bare_date(plain) {
+        return local::day_start(text, day, &zone);
+    }
+    let civil = parse_civil(plain).ok_or(Bad::Form)?;
     local::resolve(text, civil, &zone, local)
 }
 
-/// An offset RFC 3339 allows (less than a day either way): jiff takes up
-/// to 25:59, and a record with such an offset broke every reader of
-/// `snapshots --json` that checks its times.
-fn rfc3339_offset(text: &str, time: SnapshotTime) -> Result<SnapshotTime, Bad> {
-    if time.offset.seconds().unsigned_abs() >= 24 * 3600 {
+/// A time with an offset as RFC 3339 allows it: whole minutes, less than a
+/// day either way (jiff takes up to 25:59:59; a record with such an offset
+/// broke every reader of `snapshots --json` that checks its times, and
+/// seconds were cut off, moving the instant). A zone in brackets must
+/// agree with the offset at that instant.
+fn as_rfc3339_allows(text: &str, time: SnapshotTime) -> Result<SnapshotTime, Bad> {
+    let seconds = time.offset.seconds();
+    if seconds.unsigned_abs() >= 24 * 3600 || seconds % 60 != 0 {
         return Err(Bad::Clock(format!(
-            "{text:?} has an offset of a day or more, which RFC 3339 does not allow \
-             (from -23:59 to +23:59)"
+            "{text:?} has an offset RFC 3339 does not allow (whole minutes, from -23:59 to +23:59)"
+        )));
+    }
+    let (_, zone) = zoned(text, &TimeZone::fixed(time.offset))?;
+    let there = zone.to_offset(time.timestamp);
+    if there != time.offset {
+        return Err(Bad::Clock(format!(
+            "{text:?} gives the offset {}, but its zone's offset then was {there}",
+            time.offset
         )));
     }
     Ok(time)
 }
 
-/// The zone a text names in brackets (`2026-02-15 14:30[Asia/Tokyo]`),
-/// which its civil time is read in: it was ignored, and the time read in
-/// the local zone instead.
-fn annotated_zone(text: &str, pieces: Option<&Pieces<'_>>) -> Result<Option<TimeZone>, Bad> {
-    let Some(pieces) = pieces else {
-        return Ok(None);
+/// The text without a zone in brackets (`2026-02-15 14:30[Asia/Tokyo]`),
+/// and the zone its local time is read in: the one in brackets (it was
+/// ignored, and the time read in the local zone), else `tz`.
+fn zoned<'t>(text: &'t str, tz: &TimeZone) -> Result<(&'t str, TimeZone), Bad> {
+    let Some((plain, bracketed)) = text.strip_suffix(']').and_then(|t| t.rsplit_once('[')) else {
+        return Ok((text, tz.clone()));
     };
-    pieces.to_time_zone().map_err(|e| {
-        Bad::Clock(format!(
-            "{text:?} names a time zone this system does not know: {e}"
-        ))
-    })
+    // jiff reads the bracket (names, offsets, the `!` of RFC 9557) after
+    // any time: this one is only there to carry it.
+    let carrier = format!("2000-01-01T00:00[{bracketed}]");
+    let zone = Pieces::parse(&carrier)
+        .map_err(|e| e.to_string())
+        .and_then(|p| p.to_time_zone().map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Bad::Clock(format!(
+                "{text:?} names a time zone this system does not know: {e}"
+            ))
+        })?;
+    Ok((plain, zone.unwrap_or_else(|| tz.clone())))
 }
 
 /// The message for a time cairn cannot represent, naming the range it can.
@@ -227,18 +243,21 @@ pub fn parse_point(
     day_end: DayEnd,
 ) -> Result<Timestamp, String> {
     let text = text.trim();
-    let today = now.to_zoned_datetime(tz.clone());
-    let named_day = match text {
+    let (plain, zone) = zoned(text, tz).map_err(|bad| bad.message(text))?;
+    let today = now.to_zoned_datetime(zone.clone());
+    let named_day = match plain {
         "now" => return Ok(now),
         "today" => Some(today.date()),
         "yesterday" => today.date().yesterday().ok(),
-        _ => bare_date(text),
+        _ => bare_date(plain),
     };
     if let Some(day) = named_day {
-        return day_bound(day, tz, day_end).map_err(|_| out_of_range(text));
+        return local::day_bound(day, &zone, day_end)
+            .map(|t| t.timestamp)
+            .map_err(|bad| bad.message(text));
     }
-    if text.ends_with("ago") {
-        return relative(text, &today);
+    if plain.ends_with("ago") {
+        return relative(plain, &today);
     }
     match instant(text, tz, Local::Bound(day_end)) {
         Ok(t) => Ok(t.timestamp),
@@ -257,15 +276,6 @@ fn bare_date(text: &str) -> Option<Date> {
         10 => Date::from_str(text).ok(),
         _ => compact_date(text),
     }
-}
-
-/// The first or last instant of `day` in `tz`; fails only out of range.
-fn day_bound(day: Date, tz: &TimeZone, day_end: DayEnd) -> Result<Timestamp, jiff::Error> {
-    let start = day.to_zoned_datetime(tz.clone())?;
-    Ok(match day_end {
-        DayEnd::Start => start.start_of_day()?.timestamp(),
-        DayEnd::End => start.end_of_day()?.timestamp(),
-    })
 }
 
 /// `3 days ago`, `2h ago`: that long before `now`, counted in calendar
