@@ -196,17 +196,18 @@ fn decide(
 fn warn_none_selected(filter: &cairn::snapshot::select::Filter) {
     let mut chosen = Vec::new();
     if let Some(host) = &filter.host {
-        chosen.push(format!("of host {}", escaped(host)));
+        chosen.push(format!("host {}", escaped(host)));
     }
     for tag in &filter.tags {
-        chosen.push(format!("tagged {}", escaped(tag)));
+        chosen.push(format!("tag {}", escaped(tag)));
     }
     if !filter.paths.is_empty() {
-        chosen.push("of the paths given".to_owned());
+        let paths: Vec<String> = filter.paths.iter().map(ToString::to_string).collect();
+        chosen.push(format!("paths {}", paths.join(", ")));
     }
     super::output::warn(format_args!(
-        "the store holds no snapshot {}: the policy applied to none",
-        chosen.join(", ")
+        "no snapshot in the store matches {}: the policy applied to none",
+        chosen.join(" and ")
     ));
 }
 

@@ -110,7 +110,11 @@ pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> anyhow::Result<Outcome> {
     if any_repair {
         header.push("REPAIR");
     }
-    let listed = out.report(Outcome::Done, None, |out| print_table(out, &header, &rows))?;
+    // With --quiet an empty listing prints nothing (not a bare header).
+    let listed = match ctx.quiet && rows.is_empty() {
+        true => Outcome::Done,
+        false => out.report(Outcome::Done, None, |out| print_table(out, &header, &rows))?,
+    };
     // A count is not data: on stderr, and not with --quiet, which keeps
     // the listing asked for (as ls, cat and find keep theirs).
     if !ctx.quiet {

@@ -168,7 +168,7 @@ pub struct GroupDecision {
 pub enum PolicyError {
     /// The policy keeps nothing by itself.
     #[error(
-        "the retention policy keeps nothing: give at least one --keep-* option above 0 (or save one with `cairn policy set`)"
+        "the retention policy keeps nothing: it needs a --keep-* option above 0 (given to forget, or saved by `cairn policy set`)"
     )]
     Empty,
 }
