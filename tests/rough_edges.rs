@@ -188,7 +188,8 @@ fn ls_and_cat_without_a_snapshot_use_the_latest_and_at_names_its_snapshot() {
         err.contains(&format!("showing snapshot {}", &id(&first)[..8])),
         "{err}"
     );
-    let err = stderr_of(t.cairn(["cat"]).assert().code(1).get_output());
+    // A missing PATH is a mistake of the command line: exit 2.
+    let err = stderr_of(t.cairn(["cat"]).assert().code(2).get_output());
     assert!(err.contains("name the file"), "{err}");
 }
 
