@@ -505,31 +505,28 @@ fn a_wal_database_whose_connections_come_and_go_is_left_out_saying_why() {
 }
 
 #[test]
-fn a_quiet_database_removed_or_replaced_while_read_is_stored_as_read() {
-    // Its unlink set the change time, so the read was thrown away and the
-    // database looked for again by name: "vanished" or "replaced", left
-    // out (exit 3), where README says it is stored as read.
-    for replace in [false, true] {
-        let t = TestEnv::with_store();
-        let src = t.path("src");
-        fs::create_dir_all(&src).unwrap();
-        let db = src.join("app.db");
-        closed_wal_database(&db, 30);
-        settle();
-        let mut cmd = t.command(["--json", "snapshot"]);
-        cmd.arg(&src);
-        let mut run = common::stall::Stalled::spawn(&t, cmd, "database-read-directly");
-        run.wait_for_stall();
-        match replace {
-            true => {
-                closed_wal_database(&t.path("app.db"), 5);
-                fs::rename(t.path("app.db"), &db).unwrap();
-            }
-            false => fs::remove_file(&db).unwrap(),
-        }
-        let (status, stdout, stderr) = run.finish();
-        assert_eq!(status.code(), Some(0), "replace {replace}: {stderr}");
-        let target = t.restore(id(&parse_json(&stdout)));
-        assert_eq!(rows_of_restored(&target, &src), 30, "replace {replace}");
-    }
+fn a_quiet_database_written_and_removed_while_read_directly_is_left_out() {
+    // A write during the read, its mtime set back, then an unlink: the
+    // unlink sets the change time that would have shown the write, so the
+    // read cannot be told whole (a review found a torn mix of two states
+    // stored with exit 0 when removal alone was taken as harmless).
+    let t = TestEnv::with_store();
+    let src = t.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let db = src.join("app.db");
+    closed_wal_database(&db, 30);
+    settle();
+    let mut cmd = t.command(["--json", "snapshot"]);
+    cmd.arg(&src);
+    let mut run = common::stall::Stalled::spawn(&t, cmd, "database-read-directly");
+    run.wait_for_stall();
+    let mtime = filetime::FileTime::from_last_modification_time(&fs::metadata(&db).unwrap());
+    let conn = Connection::open(&db).unwrap();
+    conn.execute("INSERT INTO t VALUES (x'01')", []).unwrap();
+    drop(conn);
+    filetime::set_file_mtime(&db, mtime).unwrap();
+    fs::remove_file(&db).unwrap();
+    let (status, _stdout, stderr) = run.finish();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("app.db"), "{stderr}");
 }
