@@ -207,6 +207,17 @@ mod tests {
     }
 
     #[test]
+    fn every_annotation_is_read_and_z_takes_the_zone_offset() {
+        let utc = zone("UTC");
+        let berlin = parse_instant("2026-02-15 14:30[Europe/Berlin][u-ca=iso8601]", &utc).unwrap();
+        assert_eq!(berlin.to_string(), "2026-02-15T14:30:00+01:00");
+        let day = point("2026-02-15[Asia/Tokyo][u-ca=iso8601]", "UTC", DayEnd::End);
+        assert_eq!(day, "2026-02-15T14:59:59.999999999Z");
+        let zulu = parse_instant("2026-02-15T05:30:00Z[Asia/Tokyo]", &utc).unwrap();
+        assert_eq!(zulu.to_string(), "2026-02-15T14:30:00+09:00");
+    }
+
+    #[test]
     fn an_offset_with_seconds_is_refused_as_rfc_3339_does() {
         let err = parse_instant("2026-02-15T14:30:00+05:30:15", &zone("UTC")).unwrap_err();
         assert!(err.contains("whole minutes"), "{err}");

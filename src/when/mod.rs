@@ -183,6 +183,12 @@ fn as_rfc3339_allows(text: &str, time: SnapshotTime) -> Result<SnapshotTime, Bad
     }
     let (_, zone) = zoned(text, &TimeZone::fixed(time.offset))?;
     let there = zone.to_offset(time.timestamp);
+    // `Z` with a zone (RFC 9557) gives the instant, and the zone its offset.
+    let zulu = Pieces::parse(text)
+        .is_ok_and(|p| matches!(p.offset(), Some(jiff::fmt::temporal::PiecesOffset::Zulu)));
+    if zulu {
+        return Ok(SnapshotTime::with_offset(time.timestamp, there));
+    }
     if there != time.offset {
         return Err(Bad::Clock(format!(
             "{text:?} gives the offset {}, but its zone's offset then was {there}",
@@ -196,12 +202,13 @@ fn as_rfc3339_allows(text: &str, time: SnapshotTime) -> Result<SnapshotTime, Bad
 /// and the zone its local time is read in: the one in brackets (it was
 /// ignored, and the time read in the local zone), else `tz`.
 fn zoned<'t>(text: &'t str, tz: &TimeZone) -> Result<(&'t str, TimeZone), Bad> {
-    let Some((plain, bracketed)) = text.strip_suffix(']').and_then(|t| t.rsplit_once('[')) else {
+    let Some(at) = text.find('[').filter(|_| text.ends_with(']')) else {
         return Ok((text, tz.clone()));
     };
-    // jiff reads the bracket (names, offsets, the `!` of RFC 9557) after
-    // any time: this one is only there to carry it.
-    let carrier = format!("2000-01-01T00:00[{bracketed}]");
+    let (plain, annotations) = text.split_at(at);
+    // jiff reads the brackets (names, offsets, the `!` of RFC 9557, other
+    // annotations after the zone) after any time: this one only carries them.
+    let carrier = format!("2000-01-01T00:00{annotations}");
     let zone = Pieces::parse(&carrier)
         .map_err(|e| e.to_string())
         .and_then(|p| p.to_time_zone().map_err(|e| e.to_string()))
