@@ -426,9 +426,13 @@ fn the_side_files_of_an_excluded_database_are_left_out_with_it() {
         .unwrap();
     assert_eq!(rows, 100);
     assert!(src.join("app.db-shm").exists());
-    // A file merely named like a side file is kept.
+    // A file merely named like a side file is kept, and so is a real
+    // -wal beside an excluded file that is no database.
     write_file(&src.join("notes.db"), b"notes, excluded");
     write_file(&src.join("notes.db-journal"), b"not a journal");
+    let wal = fs::read(src.join("app.db-wal")).unwrap();
+    write_file(&src.join("report.db"), b"a report, excluded");
+    write_file(&src.join("report.db-wal"), &wal);
     let listed = |extra: &[&str]| {
         let snap = t.snapshot(&[&src], extra);
         let out = t
@@ -440,6 +444,7 @@ fn the_side_files_of_an_excluded_database_are_left_out_with_it() {
     let by_pattern = listed(&["--exclude", "*.db"]);
     assert!(!by_pattern.contains("app.db"), "{by_pattern}");
     assert!(by_pattern.contains("notes.db-journal"), "{by_pattern}");
+    assert!(by_pattern.contains("report.db-wal"), "{by_pattern}");
     let by_size = listed(&["--exclude-larger-than", "4KiB"]);
     assert!(!by_size.contains("app.db"), "{by_size}");
 }

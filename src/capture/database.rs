@@ -251,12 +251,19 @@ impl Walker<'_, '_> {
         database::is_side_file_content(name, &head[..n])
     }
 
-    /// Whether the file `name` of `dir` (at `path`) is there and left out
-    /// by an exclude pattern or `--exclude-larger-than`.
+    /// Whether the file `name` of `dir` (at `path`) is a database left out
+    /// by an exclude pattern or `--exclude-larger-than` (its header is
+    /// read: a plain file's `NAME-wal` stays a file of its own).
     fn excluded(&self, dir: &DirHandle, path: &Path, name: &OsStr) -> bool {
-        dir.lstat(name).is_ok_and(|stat| {
-            self.excludes.matches(path, name) || self.excludes.is_too_large(&stat)
-        })
+        let Ok(stat) = dir.lstat(name) else {
+            return false;
+        };
+        let left_out = self.excludes.matches(path, name) || self.excludes.is_too_large(&stat);
+        left_out
+            && stat.kind == Kind::File
+            && dir
+                .open_file(name, &stat)
+                .is_ok_and(|(file, _)| self.is_database(&file))
     }
 
     /// Cuts the image into page runs and stores them. The outer error stops
