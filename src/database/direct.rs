@@ -81,7 +81,8 @@ pub fn check(
     file: &File,
     read_start: SystemTime,
 ) -> io::Result<Quietness> {
-    let stamp = stamp(file)?;
+    let st = rustix::fs::fstat(file)?;
+    let stamp = stamp_of(&st);
     let Some(Layout {
         page_size,
         len,
@@ -90,7 +91,7 @@ pub fn check(
     else {
         return Ok(Quietness::NotQuiet);
     };
-    if !side_files_quiet(dir, name)? || writer_at_work(file)? {
+    if !side_files_quiet(dir, name)? || writer_at_work(&st)? {
         return Ok(Quietness::NotQuiet);
     }
     // The change time alone: every write sets it to the clock's time, and
@@ -120,10 +121,10 @@ pub fn still_quiet(
     Ok(stamp(file)? == quiet.stamp && side_files_quiet(dir, name)?)
 }
 
-/// Whether a writer holds a lock on the database (see `locks`): its
-/// uncommitted pages may be in the file, whatever its timestamps say.
-fn writer_at_work(file: &File) -> io::Result<bool> {
-    let st = rustix::fs::fstat(file)?;
+/// Whether a writer holds a lock on the database `st` describes (see
+/// `locks`): its uncommitted pages may be in the file, whatever its
+/// timestamps say.
+fn writer_at_work(st: &rustix::fs::Stat) -> io::Result<bool> {
     #[allow(clippy::unnecessary_cast)] // field widths differ between architectures
     super::locks::write_locked(st.st_dev as u64, st.st_ino as u64)
 }
@@ -150,17 +151,21 @@ pub fn read_runs<E>(
 
 /// The stamp of an open file.
 pub(super) fn stamp(file: &File) -> io::Result<Stamp> {
-    let st = rustix::fs::fstat(file)?;
+    Ok(stamp_of(&rustix::fs::fstat(file)?))
+}
+
+/// The stamp in a file's metadata.
+fn stamp_of(st: &rustix::fs::Stat) -> Stamp {
     let time = |sec: i64, nsec: i64| Timespec {
         sec,
         nsec: nsec.clamp(0, 999_999_999) as u32,
     };
     #[allow(clippy::unnecessary_cast)] // field widths differ between architectures
-    Ok(Stamp {
+    Stamp {
         size: u64::try_from(st.st_size).unwrap_or(0),
         mtime: time(st.st_mtime as i64, st.st_mtime_nsec as i64),
         ctime: time(st.st_ctime as i64, st.st_ctime_nsec as i64),
-    })
+    }
 }
 
 /// What the header says about the file.
