@@ -92,17 +92,14 @@ pub(super) fn day_start(text: &str, day: Date, zone: &TimeZone) -> Result<Snapsh
 pub(super) fn day_bound(day: Date, zone: &TimeZone, end: DayEnd) -> Result<SnapshotTime, Bad> {
     let start_of = |day: Date| {
         let midnight = day.to_datetime(jiff::civil::Time::midnight());
+        // A bound is never refused, so no text is needed for a message.
         resolve("", midnight, zone, Local::Bound(DayEnd::Start))
     };
     match end {
         DayEnd::Start => start_of(day),
         DayEnd::End => {
             let next = start_of(day.tomorrow().map_err(|_| Bad::Range)?)?;
-            let last = next
-                .timestamp
-                .checked_sub(SignedDuration::from_nanos(1))
-                .map_err(|_| Bad::Range)?;
-            Ok(SnapshotTime::in_zone(last, zone))
+            Ok(SnapshotTime::in_zone(just_before(next.timestamp)?, zone))
         }
     }
 }
@@ -131,11 +128,15 @@ fn change_of_offset(
         .ok_or(Bad::Range)?;
     let timestamp = match end {
         DayEnd::Start => change,
-        DayEnd::End => change
-            .checked_sub(SignedDuration::from_nanos(1))
-            .map_err(|_| Bad::Range)?,
+        DayEnd::End => just_before(change)?,
     };
     Ok(SnapshotTime::in_zone(timestamp, zone))
+}
+
+/// The last instant before `t`: the end bound of what starts at `t`.
+fn just_before(t: Timestamp) -> Result<Timestamp, Bad> {
+    t.checked_sub(SignedDuration::from_nanos(1))
+        .map_err(|_| Bad::Range)
 }
 
 /// `timestamp` in `zone` to the second, for tables; with its offset when
